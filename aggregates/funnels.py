@@ -1,0 +1,115 @@
+"""Funnels and their ordered stages: configuration handed to the Lead decider."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aggregates.errors import InvalidValue
+
+
+@dataclass(frozen=True)
+class Stage:
+    id: str
+    name: str
+    step: int
+    """Position of the stage in its funnel; alternative outcomes share one step."""
+    time_limit_hours: float | None = None
+
+
+@dataclass(frozen=True)
+class Funnel:
+    id: str
+    name: str
+    stages: tuple[Stage, ...]
+
+    @property
+    def first_stage(self) -> Stage:
+        return self.stages[0]
+
+    def stage(self, stage_id: str) -> Stage | None:
+        for stage in self.stages:
+            if stage.id == stage_id:
+                return stage
+        return None
+
+    def step_of(self, stage_id: str) -> int | None:
+        stage = self.stage(stage_id)
+        return None if stage is None else stage.step
+
+    @property
+    def steps(self) -> int:
+        return self.stages[-1].step + 1
+
+
+class FunnelCatalog(Mapping[str, Funnel]):
+    """The configured funnels, by id."""
+
+    def __init__(self, funnels: Mapping[str, Funnel]) -> None:
+        if not funnels:
+            raise ValueError("the funnel configuration defines no funnel")
+        self._funnels = dict(funnels)
+
+    def __getitem__(self, key: str) -> Funnel:
+        return self._funnels[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._funnels)
+
+    def __len__(self) -> int:
+        return len(self._funnels)
+
+    def require(self, funnel_id: str, field: str = "funnel") -> Funnel:
+        """The funnel, or an InvalidValue naming the field and the known funnels."""
+        funnel = self._funnels.get(funnel_id)
+        if funnel is None:
+            known = ", ".join(sorted(self._funnels))
+            raise InvalidValue(field, f"unknown funnel '{funnel_id}' (known: {known})")
+        return funnel
+
+    def require_stage(self, funnel: Funnel, stage_id: str, field: str = "stage") -> Stage:
+        stage = funnel.stage(stage_id)
+        if stage is None:
+            known = ", ".join(s.id for s in funnel.stages)
+            raise InvalidValue(
+                field, f"unknown stage '{stage_id}' in funnel '{funnel.id}' (stages: {known})"
+            )
+        return stage
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> FunnelCatalog:
+        """Build from the parsed configuration file (``[funnels.<id>]`` tables)."""
+        raw = config.get("funnels")
+        if not isinstance(raw, Mapping) or not raw:
+            raise ValueError("the funnel configuration needs a [funnels.<id>] table")
+        funnels: dict[str, Funnel] = {}
+        for funnel_id, body in raw.items():
+            stages_raw = body.get("stages") or []
+            if not stages_raw:
+                raise ValueError(f"funnel '{funnel_id}' has no stages")
+            stages: list[Stage] = []
+            step = -1
+            for index, s in enumerate(stages_raw):
+                if "id" not in s:
+                    raise ValueError(f"funnel '{funnel_id}' stage {index + 1} has no id")
+                if s.get("alternative") and index > 0:
+                    pass  # an alternative outcome keeps the step of the stage before it
+                else:
+                    step += 1
+                limit = s.get("time_limit_hours")
+                stages.append(
+                    Stage(
+                        id=str(s["id"]),
+                        name=str(s.get("name", s["id"])),
+                        step=step,
+                        time_limit_hours=None if limit is None else float(limit),
+                    )
+                )
+            ids = [s.id for s in stages]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"funnel '{funnel_id}' repeats a stage id")
+            funnels[funnel_id] = Funnel(
+                id=funnel_id, name=str(body.get("name", funnel_id)), stages=tuple(stages)
+            )
+        return cls(funnels)

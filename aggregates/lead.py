@@ -1,0 +1,647 @@
+"""The Lead aggregate: every rule of a lead's life, from creation to closing.
+
+Written as a decider. ``decide(state, command, funnels, meta)`` returns exactly one event
+or raises a :class:`~aggregates.errors.DomainError`; ``evolve(state, event)`` folds an
+event into the state. Both are pure.
+
+Rules in brief:
+- a lead is created in the first stage of its funnel; it is **repeat** when its
+  ``company_id`` was used by an earlier lead, else **new**;
+- a lead moves to any stage of its funnel except the current one, never while paused
+  and never once closed; a transfer goes to another funnel only;
+- a paused lead takes card and cost edits, a resume, or a close; nothing else;
+- an assessment needs ``hours`` > 0; qualification needs an assessment first, and a
+  reason when the lead is non-quality; non-quality closes the lead;
+- closing as ``lost`` needs a reason; a closed lead accepts no further command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from aggregates.base import CommandMeta, DomainEvent
+from aggregates.errors import InvalidValue, RuleViolation
+from aggregates.funnels import FunnelCatalog
+
+MAX_AMOUNT = Decimal("1e15")
+MAX_ASSESSMENT_HOURS = Decimal(10_000)
+MAX_TEXT = 10_000
+
+
+class LeadStatus(StrEnum):
+    OPEN = "open"
+    PAUSED = "paused"
+    WON = "won"
+    LOST = "lost"
+    NON_QUALITY = "non_quality"
+
+    @property
+    def closed(self) -> bool:
+        return self in (LeadStatus.WON, LeadStatus.LOST, LeadStatus.NON_QUALITY)
+
+
+class Outcome(StrEnum):
+    WON = "won"
+    LOST = "lost"
+
+
+@dataclass(frozen=True)
+class CostComponent:
+    name: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Assessment:
+    expert: str
+    result: str
+    hours: Decimal
+
+
+# --- state ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lead:
+    lead_id: UUID
+    version: int
+    funnel: str
+    stage: str
+    status: LeadStatus
+    title: str
+    company_name: str
+    company_id: str | None
+    repeat: bool
+    source: str
+    manager: str
+    expert: str | None
+    need_maturity: str | None
+    answer_due: date | None
+    description: str | None
+    amount: Decimal
+    cost_components: tuple[CostComponent, ...]
+    quality: bool | None
+    qualification_reason: str | None
+    assessment: Assessment | None
+    assessment_hours_total: Decimal
+    pause_reason: str | None
+    paused_since: datetime | None
+    close_reason: str | None
+    closed_at: datetime | None
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    stage_entered_at: datetime
+
+
+CARD_FIELDS: tuple[str, ...] = (
+    "title",
+    "company_name",
+    "source",
+    "manager",
+    "expert",
+    "need_maturity",
+    "answer_due",
+    "description",
+    "amount",
+)
+REQUIRED_CARD_FIELDS = frozenset({"title", "company_name", "source", "manager"})
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateLead:
+    lead_id: UUID
+    funnel: str
+    title: str
+    company_name: str
+    source: str
+    manager: str
+    company_id: str | None = None
+    expert: str | None = None
+    need_maturity: str | None = None
+    answer_due: date | None = None
+    description: str | None = None
+    amount: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class UpdateLeadCard:
+    """Only the fields present in ``changes`` are touched."""
+
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SetLeadCostBreakdown:
+    components: tuple[CostComponent, ...]
+
+
+@dataclass(frozen=True)
+class MoveLeadToStage:
+    stage: str
+
+
+@dataclass(frozen=True)
+class TransferLead:
+    funnel: str
+    stage: str | None = None
+
+
+@dataclass(frozen=True)
+class PauseLead:
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResumeLead:
+    pass
+
+
+@dataclass(frozen=True)
+class RecordLeadAssessment:
+    expert: str
+    result: str
+    hours: Decimal
+
+
+@dataclass(frozen=True)
+class QualifyLead:
+    quality: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CloseLead:
+    outcome: str
+    reason: str | None = None
+
+
+LeadCommand = (
+    UpdateLeadCard
+    | SetLeadCostBreakdown
+    | MoveLeadToStage
+    | TransferLead
+    | PauseLead
+    | ResumeLead
+    | RecordLeadAssessment
+    | QualifyLead
+    | CloseLead
+)
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadCreated(DomainEvent):
+    lead_id: UUID
+    funnel: str
+    stage: str
+    title: str
+    company_name: str
+    company_id: str | None
+    repeat: bool
+    source: str
+    manager: str
+    expert: str | None
+    need_maturity: str | None
+    answer_due: date | None
+    description: str | None
+    amount: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadCardUpdated(DomainEvent):
+    changes: dict[str, dict[str, Any]]
+    """``{field: {"old": value, "new": value}}`` with JSON values (dates and amounts as
+    strings), only for fields whose value changed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadCostBreakdownSet(DomainEvent):
+    components: tuple[CostComponent, ...]
+    total: Decimal
+    previous_amount: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadStageChanged(DomainEvent):
+    funnel: str
+    from_stage: str
+    to_stage: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadTransferred(DomainEvent):
+    from_funnel: str
+    from_stage: str
+    to_funnel: str
+    to_stage: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadPaused(DomainEvent):
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadResumed(DomainEvent):
+    paused_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadAssessed(DomainEvent):
+    expert: str
+    result: str
+    hours: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadQualified(DomainEvent):
+    quality: bool
+    reason: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadClosed(DomainEvent):
+    outcome: str
+    reason: str | None
+
+
+LeadEvent = (
+    LeadCreated
+    | LeadCardUpdated
+    | LeadCostBreakdownSet
+    | LeadStageChanged
+    | LeadTransferred
+    | LeadPaused
+    | LeadResumed
+    | LeadAssessed
+    | LeadQualified
+    | LeadClosed
+)
+LEAD_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+    LeadCreated,
+    LeadCardUpdated,
+    LeadCostBreakdownSet,
+    LeadStageChanged,
+    LeadTransferred,
+    LeadPaused,
+    LeadResumed,
+    LeadAssessed,
+    LeadQualified,
+    LeadClosed,
+)
+
+
+# --- value checks -----------------------------------------------------------------------
+
+
+def _text(field: str, value: Any, *, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise InvalidValue(field, f"'{field}' is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidValue(field, f"'{field}' must be a string")
+    value = value.strip()
+    if not value:
+        if required:
+            raise InvalidValue(field, f"'{field}' must not be blank")
+        return None
+    if len(value) > MAX_TEXT:
+        raise InvalidValue(field, f"'{field}' is longer than {MAX_TEXT} characters")
+    return value
+
+
+def _required_text(field: str, value: Any) -> str:
+    text = _text(field, value, required=True)
+    assert text is not None
+    return text
+
+
+def _amount(field: str, value: Any) -> Decimal:
+    try:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise InvalidValue(field, f"'{field}' must be a number") from exc
+    if not amount.is_finite():
+        raise InvalidValue(field, f"'{field}' must be a finite number")
+    if amount < 0:
+        raise InvalidValue(field, f"'{field}' must be greater than or equal to 0")
+    if amount >= MAX_AMOUNT:
+        raise InvalidValue(field, f"'{field}' must be less than {MAX_AMOUNT:,.0f}")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise InvalidValue(field, f"'{field}' must have at most 2 decimal places")
+    return amount.quantize(Decimal("0.01"))
+
+
+def _card_value(field: str, value: Any) -> Any:
+    if field in REQUIRED_CARD_FIELDS:
+        return _required_text(field, value)
+    if field == "amount":
+        return _amount(field, value)
+    if field == "answer_due":
+        if value is None or isinstance(value, date):
+            return value
+        raise InvalidValue(field, "'answer_due' must be a date")
+    return _text(field, value, required=False)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _from_json_value(field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if field == "amount":
+        return Decimal(value)
+    if field == "answer_due":
+        return date.fromisoformat(value)
+    return value
+
+
+# --- decide -----------------------------------------------------------------------------
+
+
+def create(
+    command: CreateLead, funnels: FunnelCatalog, meta: CommandMeta, *, company_known: bool
+) -> LeadCreated:
+    """Decide a new lead. ``company_known`` says whether an earlier lead used its company_id."""
+    funnel = funnels.require(command.funnel)
+    company_id = _text("company_id", command.company_id, required=False)
+    return LeadCreated(
+        **meta.event_fields(),
+        lead_id=command.lead_id,
+        funnel=funnel.id,
+        stage=funnel.first_stage.id,
+        title=_required_text("title", command.title),
+        company_name=_required_text("company_name", command.company_name),
+        company_id=company_id,
+        repeat=company_id is not None and company_known,
+        source=_required_text("source", command.source),
+        manager=_required_text("manager", command.manager),
+        expert=_text("expert", command.expert, required=False),
+        need_maturity=_text("need_maturity", command.need_maturity, required=False),
+        answer_due=_card_value("answer_due", command.answer_due),
+        description=_text("description", command.description, required=False),
+        amount=_amount("amount", command.amount),
+    )
+
+
+def _require_not_closed(lead: Lead) -> None:
+    if lead.status.closed:
+        raise RuleViolation(
+            "lead_closed", f"the lead is closed ({lead.status.value}) and accepts no command"
+        )
+
+
+def _require_not_paused(lead: Lead, action: str) -> None:
+    if lead.status is LeadStatus.PAUSED:
+        raise RuleViolation(
+            "lead_paused", f"the lead is paused: resume it before you {action}"
+        )
+
+
+def decide(
+    lead: Lead, command: LeadCommand, funnels: FunnelCatalog, meta: CommandMeta
+) -> LeadEvent:
+    """Decide the one event a command on an existing lead produces, or refuse it."""
+    _require_not_closed(lead)
+    match command:
+        case UpdateLeadCard(changes=changes):
+            return _update_card(lead, changes, meta)
+        case SetLeadCostBreakdown(components=components):
+            return _set_cost(lead, components, meta)
+        case MoveLeadToStage(stage=stage_id):
+            _require_not_paused(lead, "move it to another stage")
+            funnel = funnels.require(lead.funnel)
+            stage = funnels.require_stage(funnel, stage_id)
+            if stage.id == lead.stage:
+                raise RuleViolation(
+                    "same_stage", f"the lead is already in stage '{stage.id}'"
+                )
+            return LeadStageChanged(
+                **meta.event_fields(), funnel=lead.funnel, from_stage=lead.stage, to_stage=stage.id
+            )
+        case TransferLead(funnel=funnel_id, stage=stage_id):
+            target = funnels.require(funnel_id)
+            to_stage = (
+                target.first_stage
+                if stage_id is None
+                else funnels.require_stage(target, stage_id)
+            )
+            _require_not_paused(lead, "transfer it")
+            if target.id == lead.funnel:
+                raise RuleViolation(
+                    "same_funnel",
+                    f"the lead is already in funnel '{target.id}': move it to a stage instead",
+                )
+            return LeadTransferred(
+                **meta.event_fields(),
+                from_funnel=lead.funnel,
+                from_stage=lead.stage,
+                to_funnel=target.id,
+                to_stage=to_stage.id,
+            )
+        case PauseLead(reason=reason):
+            text = _required_text("reason", reason)
+            if lead.status is LeadStatus.PAUSED:
+                raise RuleViolation("already_paused", "the lead is already paused")
+            return LeadPaused(**meta.event_fields(), reason=text)
+        case ResumeLead():
+            if lead.status is not LeadStatus.PAUSED or lead.paused_since is None:
+                raise RuleViolation("not_paused", "the lead is not paused")
+            seconds = max(0.0, (meta.at - lead.paused_since).total_seconds())
+            return LeadResumed(**meta.event_fields(), paused_seconds=seconds)
+        case RecordLeadAssessment(expert=expert, result=result, hours=hours):
+            expert_text = _required_text("expert", expert)
+            result_text = _required_text("result", result)
+            hours_value = _hours(hours)
+            _require_not_paused(lead, "record an assessment")
+            return LeadAssessed(
+                **meta.event_fields(), expert=expert_text, result=result_text, hours=hours_value
+            )
+        case QualifyLead(quality=quality, reason=reason):
+            reason_text = _text("reason", reason, required=not quality)
+            _require_not_paused(lead, "qualify it")
+            if lead.assessment is None:
+                raise RuleViolation(
+                    "assessment_required", "the lead must be assessed before it is qualified"
+                )
+            if quality and lead.quality is True:
+                raise RuleViolation(
+                    "already_qualified", "the lead is already qualified as quality"
+                )
+            return LeadQualified(**meta.event_fields(), quality=quality, reason=reason_text)
+        case CloseLead(outcome=outcome, reason=reason):
+            try:
+                parsed = Outcome(outcome)
+            except ValueError as exc:
+                raise InvalidValue("outcome", "'outcome' must be 'won' or 'lost'") from exc
+            reason_text = _text("reason", reason, required=parsed is Outcome.LOST)
+            return LeadClosed(**meta.event_fields(), outcome=parsed.value, reason=reason_text)
+    raise TypeError(f"not a lead command: {command!r}")  # pragma: no cover
+
+
+def _hours(value: Any) -> Decimal:
+    try:
+        hours = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise InvalidValue("hours", "'hours' must be a number") from exc
+    if not hours.is_finite() or hours <= 0:
+        raise InvalidValue("hours", "'hours' must be greater than 0")
+    if hours > MAX_ASSESSMENT_HOURS:
+        raise InvalidValue("hours", f"'hours' must be at most {MAX_ASSESSMENT_HOURS}")
+    if hours != hours.quantize(Decimal("0.01")):
+        raise InvalidValue("hours", "'hours' must have at most 2 decimal places")
+    return hours.quantize(Decimal("0.01"))
+
+
+def _update_card(lead: Lead, changes: dict[str, Any], meta: CommandMeta) -> LeadCardUpdated:
+    if not changes:
+        raise InvalidValue("body", "name at least one card field to change")
+    diff: dict[str, dict[str, Any]] = {}
+    for field, raw in changes.items():
+        if field not in CARD_FIELDS:
+            raise InvalidValue(field, f"'{field}' is not a card field that can be changed")
+        new = _card_value(field, raw)
+        old = getattr(lead, field)
+        if new != old:
+            diff[field] = {"old": _json_value(old), "new": _json_value(new)}
+    if "amount" in diff and lead.cost_components:
+        raise RuleViolation(
+            "amount_from_cost_breakdown",
+            "the amount is derived from the cost breakdown: change the breakdown instead",
+        )
+    if not diff:
+        raise RuleViolation("no_change", "the card already has these values")
+    return LeadCardUpdated(**meta.event_fields(), changes=diff)
+
+
+def _set_cost(
+    lead: Lead, components: tuple[CostComponent, ...], meta: CommandMeta
+) -> LeadCostBreakdownSet:
+    if not components:
+        raise InvalidValue("components", "a cost breakdown needs at least one component")
+    checked: list[CostComponent] = []
+    seen: set[str] = set()
+    for index, component in enumerate(components):
+        name = _required_text(f"components[{index}].name", component.name)
+        if name in seen:
+            raise InvalidValue(
+                f"components[{index}].name", f"component name '{name}' appears twice"
+            )
+        seen.add(name)
+        checked.append(CostComponent(name, _amount(f"components[{index}].amount", component.amount)))
+    total = sum((c.amount for c in checked), Decimal("0.00"))
+    if total >= MAX_AMOUNT:
+        raise InvalidValue("components", f"the total must be less than {MAX_AMOUNT:,.0f}")
+    if tuple(checked) == lead.cost_components:
+        raise RuleViolation("no_change", "the lead already has this cost breakdown")
+    return LeadCostBreakdownSet(
+        **meta.event_fields(), components=tuple(checked), total=total, previous_amount=lead.amount
+    )
+
+
+# --- evolve -----------------------------------------------------------------------------
+
+
+def evolve(lead: Lead | None, event: DomainEvent) -> Lead:
+    """Fold one event into the lead's state."""
+    if lead is None:
+        if not isinstance(event, LeadCreated):
+            raise ValueError(f"a lead's stream must start with LeadCreated, not {event.type}")
+        return Lead(
+            lead_id=event.lead_id,
+            version=1,
+            funnel=event.funnel,
+            stage=event.stage,
+            status=LeadStatus.OPEN,
+            title=event.title,
+            company_name=event.company_name,
+            company_id=event.company_id,
+            repeat=event.repeat,
+            source=event.source,
+            manager=event.manager,
+            expert=event.expert,
+            need_maturity=event.need_maturity,
+            answer_due=event.answer_due,
+            description=event.description,
+            amount=event.amount,
+            cost_components=(),
+            quality=None,
+            qualification_reason=None,
+            assessment=None,
+            assessment_hours_total=Decimal("0.00"),
+            pause_reason=None,
+            paused_since=None,
+            close_reason=None,
+            closed_at=None,
+            created_at=event.at,
+            created_by=event.actor,
+            updated_at=event.at,
+            stage_entered_at=event.at,
+        )
+    lead = replace(lead, version=lead.version + 1, updated_at=event.at)
+    match event:
+        case LeadCardUpdated(changes=changes):
+            return replace(
+                lead, **{f: _from_json_value(f, c["new"]) for f, c in changes.items()}
+            )
+        case LeadCostBreakdownSet(components=components, total=total):
+            return replace(lead, cost_components=components, amount=total)
+        case LeadStageChanged(to_stage=to_stage):
+            return replace(lead, stage=to_stage, stage_entered_at=event.at)
+        case LeadTransferred(to_funnel=to_funnel, to_stage=to_stage):
+            return replace(lead, funnel=to_funnel, stage=to_stage, stage_entered_at=event.at)
+        case LeadPaused(reason=reason):
+            return replace(
+                lead, status=LeadStatus.PAUSED, pause_reason=reason, paused_since=event.at
+            )
+        case LeadResumed():
+            return replace(lead, status=LeadStatus.OPEN, pause_reason=None, paused_since=None)
+        case LeadAssessed(expert=expert, result=result, hours=hours):
+            return replace(
+                lead,
+                assessment=Assessment(expert, result, hours),
+                assessment_hours_total=lead.assessment_hours_total + hours,
+            )
+        case LeadQualified(quality=quality, reason=reason):
+            return replace(
+                lead,
+                quality=quality,
+                qualification_reason=reason,
+                status=LeadStatus.OPEN if quality else LeadStatus.NON_QUALITY,
+                closed_at=None if quality else event.at,
+            )
+        case LeadClosed(outcome=outcome, reason=reason):
+            return replace(
+                lead,
+                status=LeadStatus(outcome),
+                close_reason=reason,
+                closed_at=event.at,
+                paused_since=None,
+                pause_reason=None,
+            )
+    raise ValueError(f"not a lead event: {event.type}")
+
+
+def fold(events: list[DomainEvent]) -> Lead | None:
+    lead: Lead | None = None
+    for event in events:
+        lead = evolve(lead, event)
+    return lead

@@ -1,0 +1,1 @@
+"""Command handlers: load → decide → append, one plain function per intention."""

@@ -1,0 +1,118 @@
+"""Lead command handlers.
+
+Each handler loads the lead's stream, lets the Lead decider decide, and appends exactly
+one event (plus the company registration on a lead's creation when the company is new).
+Optimistic concurrency rests on the store's unique (stream, version): a stale
+``If-Match`` or a racing writer ends in :class:`VersionConflict`, never a lost update.
+A repeated Idempotency-Key finds its command's event in the stream and returns the
+first result without appending.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid5
+
+from aggregates import company, lead
+from aggregates.funnels import FunnelCatalog
+from commands.context import (
+    CommandContext,
+    CommandResult,
+    IdempotencyKeyReused,
+    StreamNotFound,
+    VersionConflict,
+)
+from event_store import ConcurrencyError, EventStore, NewEvent, RecordedEvent
+
+LEAD_NAMESPACE = UUID("a3c9f0de-2b61-4f7a-8f0c-51e1f6d2c9aa")
+MAX_CREATE_ATTEMPTS = 5
+
+
+def lead_id_for(command_id: UUID) -> UUID:
+    """A new lead's id follows from its command id, so a replayed create finds its lead."""
+    return uuid5(LEAD_NAMESPACE, str(command_id))
+
+
+def _replay(history: list[RecordedEvent], ctx: CommandContext) -> CommandResult | None:
+    if ctx.idempotency_key is None:
+        return None
+    for recorded in history:
+        if recorded.event.command_id == ctx.command_id:
+            if recorded.event.request_hash != ctx.request_hash:
+                raise IdempotencyKeyReused(
+                    f"Idempotency-Key '{ctx.idempotency_key}' was already used for a "
+                    "different request"
+                )
+            return CommandResult(recorded.stream_id, recorded.version, recorded.position, True)
+    return None
+
+
+def create_lead(
+    store: EventStore, funnels: FunnelCatalog, command: lead.CreateLead, ctx: CommandContext
+) -> CommandResult:
+    """Create a lead in the first stage of its funnel; new or repeat by its company id."""
+    company_id = (command.company_id or "").strip() or None
+    for _ in range(MAX_CREATE_ATTEMPTS):
+        existing = store.load(command.lead_id)
+        if existing:
+            replayed = _replay(existing, ctx)
+            if replayed is not None:
+                return replayed
+            raise VersionConflict(f"lead {command.lead_id} exists already", len(existing))
+        company_stream = None
+        company_known = False
+        if company_id is not None:
+            company_stream = company.company_stream_id(company_id)
+            company_known = bool(store.load(company_stream))
+        event = lead.create(command, funnels, ctx.meta, company_known=company_known)
+        new_events = [NewEvent(command.lead_id, 1, event)]
+        if company_stream is not None and not company_known:
+            registration = company.register(
+                event.company_id or "", event.company_name, command.lead_id, ctx.meta
+            )
+            new_events.append(NewEvent(company_stream, 1, registration))
+        try:
+            positions = store.append(new_events)
+        except ConcurrencyError:
+            continue  # a racing lead registered the company, or a replay raced us: look again
+        return CommandResult(command.lead_id, 1, positions[0])
+    raise VersionConflict("the lead could not be created under contention: try again", 0)
+
+
+def load_lead(store: EventStore, lead_id: UUID) -> tuple[lead.Lead, list[RecordedEvent]]:
+    history = store.load(lead_id)
+    state = lead.fold([r.event for r in history])
+    if state is None:
+        raise StreamNotFound(f"lead {lead_id} not found")
+    return state, history
+
+
+def handle_lead_command(
+    store: EventStore,
+    funnels: FunnelCatalog,
+    lead_id: UUID,
+    command: lead.LeadCommand,
+    ctx: CommandContext,
+) -> CommandResult:
+    """Run one command against an existing lead."""
+    state, history = load_lead(store, lead_id)
+    replayed = _replay(history, ctx)
+    if replayed is not None:
+        return replayed
+    if ctx.expected_version is not None and ctx.expected_version != state.version:
+        raise VersionConflict(
+            f"the lead is at version {state.version}, not {ctx.expected_version}",
+            state.version,
+        )
+    event = lead.decide(state, command, funnels, ctx.meta)
+    try:
+        positions = store.append([NewEvent(lead_id, state.version + 1, event)])
+    except ConcurrencyError:
+        state, history = load_lead(store, lead_id)
+        replayed = _replay(history, ctx)
+        if replayed is not None:
+            return replayed
+        raise VersionConflict(
+            f"another command changed the lead first; it is now at version {state.version}",
+            state.version,
+        ) from None
+    return CommandResult(lead_id, state.version + 1, positions[0])

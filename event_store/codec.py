@@ -1,0 +1,119 @@
+"""Events to readable JSON and back.
+
+The stored topic is the event type's name (``LeadCreated``); the state is UTF-8 JSON of
+the event's fields plus ``schema_version``. Decoding is driven by each event class's
+type hints, so adding an event type means registering its class, nothing more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from aggregates.base import DomainEvent
+
+Converter = Callable[[Any], Any]
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        return str(obj)
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """A value as plain JSON types (what ``dumps`` would write)."""
+    return orjson.loads(dumps(obj))
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _converter_for(tp: Any) -> Converter:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        inner = _converter_for(args[0]) if len(args) == 1 else _identity
+        return lambda v: None if v is None else inner(v)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        item = _converter_for(args[0]) if args else _identity
+        return lambda v: tuple(item(x) for x in v)
+    if origin is list:
+        (arg,) = typing.get_args(tp)
+        item = _converter_for(arg)
+        return lambda v: [item(x) for x in v]
+    if tp is Decimal:
+        return Decimal
+    if tp is datetime:
+        return datetime.fromisoformat
+    if tp is date:
+        return date.fromisoformat
+    if tp is UUID:
+        return UUID
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _dataclass_converter(tp)
+    return _identity
+
+
+def _dataclass_converter(cls: type[Any]) -> Converter:
+    hints = typing.get_type_hints(cls)
+    fields = [(f.name, _converter_for(hints[f.name])) for f in dataclasses.fields(cls)]
+
+    def convert(data: dict[str, Any]) -> Any:
+        return cls(**{name: conv(data[name]) for name, conv in fields if name in data})
+
+    return convert
+
+
+class EventCodec:
+    """Registry of event classes by type name, with their decoders."""
+
+    def __init__(self, event_types: Iterable[type[DomainEvent]]) -> None:
+        self._decoders: dict[str, Converter] = {}
+        self._classes: dict[str, type[DomainEvent]] = {}
+        for cls in event_types:
+            name = cls.__name__
+            if name in self._classes:
+                raise ValueError(f"event type '{name}' registered twice")
+            self._classes[name] = cls
+            self._decoders[name] = _dataclass_converter(cls)
+
+    def topic(self, event: DomainEvent) -> str:
+        return type(event).__name__
+
+    def encode(self, event: DomainEvent) -> bytes:
+        data = dataclasses.asdict(event)
+        data["schema_version"] = type(event).schema_version
+        return dumps(data)
+
+    def decode(self, topic: str, state: bytes) -> DomainEvent:
+        decoder = self._decoders.get(topic)
+        if decoder is None:
+            raise ValueError(f"unknown event type '{topic}'")
+        data = orjson.loads(state)
+        event: DomainEvent = decoder(data)
+        return event
+
+    def knows(self, topic: str) -> bool:
+        return topic in self._classes

@@ -1,0 +1,164 @@
+"""The event store LeadLedger writes to and reads from.
+
+One URL chooses the back-end: ``sqlite:///path/to/events.sqlite`` (embedded default) or
+``postgresql://user:password@host:port/dbname?schema=name`` (production). Both are the
+eventsourcing library's recorders; every event gets a gap-free global position in the
+notification log, and a stream's versions are unique, which is what optimistic
+concurrency rests on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+from uuid import UUID
+
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    IntegrityError,
+    Notification,
+    ProcessRecorder,
+    StoredEvent,
+)
+
+from aggregates.base import DomainEvent
+from event_store.codec import EventCodec
+
+
+class ConcurrencyError(Exception):
+    """Another writer appended to one of the streams first."""
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    stream_id: UUID
+    version: int
+    event: DomainEvent
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    stream_id: UUID
+    version: int
+    position: int
+    event: DomainEvent
+
+
+def recorder_env(url: str) -> dict[str, str]:
+    """eventsourcing settings for an event store URL."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path)
+        if parsed.netloc:  # sqlite://relative/path is a mistake worth naming
+            raise ValueError(
+                f"event store URL '{url}': write sqlite:///relative/path or "
+                "sqlite:////absolute/path"
+            )
+        path = path[1:] if path.startswith("/") else path
+        if path in ("", ":memory:"):
+            dbname = "file:leadledger?mode=memory&cache=shared"
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            dbname = path
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": dbname,
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "PROCESS_RECORDER_TOPIC": "event_store.recorders:LeadLedgerSQLiteRecorder",
+        }
+    if parsed.scheme in ("postgresql", "postgres"):
+        query = parse_qs(parsed.query)
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(parsed.path.lstrip("/")) or "postgres",
+            "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parsed.port or 5432),
+            "POSTGRES_USER": unquote(parsed.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+            "POSTGRES_POOL_SIZE": query.get("pool_size", ["10"])[0],
+            "POSTGRES_MAX_OVERFLOW": query.get("max_overflow", ["10"])[0],
+            "POSTGRES_LOCK_TIMEOUT": "30",
+            "PROCESS_RECORDER_TOPIC": "event_store.recorders:LeadLedgerPostgresRecorder",
+        }
+        if "schema" in query:
+            env["POSTGRES_SCHEMA"] = query["schema"][0]
+        return env
+    raise ValueError(
+        f"event store URL '{url}' must start with sqlite:/// or postgresql://"
+    )
+
+
+class EventStore:
+    """Appends events atomically and reads streams and the notification log."""
+
+    def __init__(self, recorder: ProcessRecorder, codec: EventCodec, factory: Any = None) -> None:
+        self.recorder = recorder
+        self.codec = codec
+        self._factory = factory
+        self._listeners: list[Callable[[int], None]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:
+        return "postgresql" if "Postgres" in type(self.recorder).__name__ else "sqlite"
+
+    def on_append(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(last_position)`` after every successful append in this process."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def append(self, new_events: Sequence[NewEvent]) -> list[int]:
+        """Write all events in one transaction; their positions, in order.
+
+        Raises ConcurrencyError when a (stream, version) is taken already.
+        """
+        stored = [
+            StoredEvent(
+                originator_id=e.stream_id,
+                originator_version=e.version,
+                topic=self.codec.topic(e.event),
+                state=self.codec.encode(e.event),
+            )
+            for e in new_events
+        ]
+        try:
+            ids = self.recorder.insert_events(stored)
+        except IntegrityError as exc:
+            raise ConcurrencyError(str(exc)) from exc
+        positions = list(ids or [])
+        if positions:
+            for listener in list(self._listeners):
+                listener(positions[-1])
+        return positions
+
+    def load(self, stream_id: UUID, *, as_of: datetime | None = None) -> list[RecordedEvent]:
+        """A stream's events in order; with ``as_of``, only those stamped at or before it."""
+        recorded = [
+            RecordedEvent(stream_id, version, position, self.codec.decode(topic, state))
+            for version, position, topic, state in self.recorder.select_stream(stream_id)  # type: ignore[attr-defined]
+        ]
+        if as_of is not None:
+            recorded = [r for r in recorded if r.event.at <= as_of]
+        return recorded
+
+    def read(self, after: int, limit: int) -> Sequence[Notification]:
+        """Up to ``limit`` notifications with positions greater than ``after``."""
+        return self.recorder.select_notifications(after, limit, inclusive_of_start=False)
+
+    def last_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        if self._factory is not None:
+            self._factory.close()
+
+
+def open_event_store(url: str, codec: EventCodec) -> EventStore:
+    factory = InfrastructureFactory.construct(env=recorder_env(url))
+    recorder = factory.process_recorder()
+    return EventStore(recorder, codec, factory)

@@ -1,0 +1,1 @@
+"""LeadLedger's composition root: settings, wiring and the command line."""

@@ -1,0 +1,47 @@
+"""The one place LeadLedger reads its configuration from (``LEADLEDGER_*`` variables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_FUNNELS_FILE = Path(__file__).parent / "config" / "funnels.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADLEDGER_", extra="ignore")
+
+    event_store_url: str = Field(
+        default="sqlite:///data/events.sqlite",
+        description="sqlite:///relative/path, sqlite:////absolute/path or "
+        "postgresql://user:password@host:port/dbname[?schema=name]",
+    )
+    duckdb_path: Path = Field(
+        default=Path("data/read_models.duckdb"),
+        description="DuckDB file holding the read models (':memory:' for none on disk)",
+    )
+    funnels_file: Path = Field(
+        default=DEFAULT_FUNNELS_FILE, description="TOML file defining funnels and stages"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    projector_page_size: int = Field(
+        default=20_000, ge=1, description="events the projector folds per DuckDB transaction"
+    )
+    projector_poll_seconds: float = Field(
+        default=0.5, gt=0, description="how often the projector looks for new events"
+    )
+    read_wait_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="how long a query with min_position waits for the read models",
+    )
+
+    @field_validator("event_store_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:/// or postgresql://")
+        return value

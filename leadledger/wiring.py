@@ -1,0 +1,94 @@
+"""Builds LeadLedger once from its Settings: event store, read models, projector."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aggregates.company import COMPANY_EVENT_TYPES
+from aggregates.funnels import FunnelCatalog
+from aggregates.lead import LEAD_EVENT_TYPES
+from event_store import EventStore, open_event_store
+from event_store.codec import EventCodec
+from leadledger.settings import Settings
+from projections.base import Projection
+from projections.database import ReadModelDatabase
+from projections.leads import LeadProjection
+from projections.projector import Projector
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def load_funnels(path: Path) -> FunnelCatalog:
+    try:
+        with open(path, "rb") as f:
+            config = tomllib.load(f)
+    except FileNotFoundError as exc:
+        raise ValueError(f"funnel configuration file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"funnel configuration file {path} is not valid TOML: {exc}") from exc
+    return FunnelCatalog.from_config(config)
+
+
+def event_codec() -> EventCodec:
+    return EventCodec((*LEAD_EVENT_TYPES, *COMPANY_EVENT_TYPES))
+
+
+def read_model_projections(funnels: FunnelCatalog) -> list[Projection]:
+    return [LeadProjection(funnels)]
+
+
+@dataclass
+class Platform:
+    """Everything a process of LeadLedger runs on, built once."""
+
+    settings: Settings
+    funnels: FunnelCatalog
+    store: EventStore
+    db: ReadModelDatabase
+    projector: Projector
+    clock: Clock
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def start_background(self) -> None:
+        """Run the projector in this process, woken by every local append."""
+        self.store.on_append(self.projector.notify)
+        thread = threading.Thread(
+            target=self.projector.run_forever,
+            args=(self._stop, self.settings.projector_poll_seconds),
+            name="leadledger-projector",
+            daemon=True,
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.projector.notify()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.store.close()
+        self.db.close()
+
+
+def build(settings: Settings | None = None, *, clock: Clock = system_clock) -> Platform:
+    settings = settings or Settings()
+    funnels = load_funnels(settings.funnels_file)
+    store = open_event_store(settings.event_store_url, event_codec())
+    db = ReadModelDatabase(settings.duckdb_path)
+    projector = Projector(
+        store, db, read_model_projections(funnels), page_size=settings.projector_page_size
+    )
+    return Platform(settings, funnels, store, db, projector, clock)

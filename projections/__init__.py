@@ -1,0 +1,1 @@
+"""Projections: the event log folded, page by page, into DuckDB read models."""

@@ -1,0 +1,60 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from leadledger.wiring import Platform
+from read_api.deps import PlatformDep
+from read_api.errors import install_error_handlers
+from read_api.routes import leads, reports
+
+
+def create_app(platform: Platform, *, background: bool = True, close_on_exit: bool = True) -> FastAPI:
+    """The API over a built platform; with ``background`` the projector runs in-process."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if background:
+            platform.start_background()
+        try:
+            yield
+        finally:
+            if close_on_exit:
+                platform.close()
+
+    app = FastAPI(
+        title="LeadLedger",
+        version="0.1.0",
+        description=(
+            "Follows every lead from first touch through sales. Commands go in over "
+            "POST (header X-Actor required; optional If-Match and Idempotency-Key); "
+            "queries read the DuckDB read models (pass min_position from a command's "
+            "response to read your own write); lead history and as_of come from the "
+            "event store."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    install_error_handlers(app)
+    app.include_router(leads.router)
+    app.include_router(reports.router)
+
+    @app.get("/health", tags=["operations"])
+    def health(platform: PlatformDep) -> dict[str, Any]:
+        """Liveness and how far the read models are behind the event store."""
+        last = platform.store.last_position()
+        projected = platform.projector.position
+        return {
+            "status": "ok",
+            "event_store": platform.store.backend,
+            "event_store_position": last,
+            "read_model_position": projected,
+            "lag": max(0, last - projected),
+        }
+
+    return app

@@ -1,0 +1,117 @@
+"""Request dependencies: the platform, the command context and read-your-writes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import duckdb
+from fastapi import Depends, Header, Query, Request
+
+from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext
+from leadledger.wiring import Platform
+from read_api.errors import BadRequestValue, ReadModelsBehind
+
+
+def get_platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+def parse_if_match(value: str | None) -> int | None:
+    if value is None:
+        return None
+    raw = value.strip()
+    if raw.startswith("W/"):
+        raw = raw[2:]
+    raw = raw.strip('"')
+    if not raw.isdigit() or int(raw) < 1:
+        raise BadRequestValue("If-Match", "must be the lead's version, a positive integer")
+    return int(raw)
+
+
+class CommandHeaders:
+    """The headers every command accepts."""
+
+    def __init__(
+        self,
+        x_actor: Annotated[
+            str,
+            Header(
+                alias="X-Actor",
+                min_length=1,
+                max_length=200,
+                description="Who issues the command (until real authentication arrives)",
+            ),
+        ],
+        if_match: Annotated[
+            str | None,
+            Header(alias="If-Match", description="Expected current version of the lead"),
+        ] = None,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                min_length=1,
+                max_length=MAX_IDEMPOTENCY_KEY,
+                description="Repeating a key returns the first response and appends nothing",
+            ),
+        ] = None,
+        x_correlation_id: Annotated[
+            UUID | None, Header(alias="X-Correlation-ID", description="Correlation id to record")
+        ] = None,
+    ) -> None:
+        if not x_actor.strip():
+            raise BadRequestValue("X-Actor", "must not be blank")
+        self.actor = x_actor.strip()
+        self.expected_version = parse_if_match(if_match)
+        self.idempotency_key = idempotency_key
+        self.correlation_id = x_correlation_id
+
+    def context(self, platform: Platform, request: Any) -> CommandContext:
+        return CommandContext.new(
+            actor=self.actor,
+            clock=platform.clock,
+            request=request,
+            expected_version=self.expected_version,
+            idempotency_key=self.idempotency_key,
+            correlation_id=self.correlation_id,
+        )
+
+
+def read_cursor(
+    platform: PlatformDep,
+    min_position: Annotated[
+        int | None,
+        Query(ge=0, description="Wait until the read models include this event position"),
+    ] = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB cursor on read models that include ``min_position`` (bounded wait, then 503)."""
+    if min_position is not None:
+        started = time.monotonic()
+        timeout = platform.settings.read_wait_seconds
+        if not platform.projector.wait_for(min_position, timeout):
+            raise ReadModelsBehind(
+                min_position, platform.projector.position, round(time.monotonic() - started, 2)
+            )
+    cursor = platform.db.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
+ReadCursor = Annotated[duckdb.DuckDBPyConnection, Depends(read_cursor)]
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Naive timestamps are taken as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

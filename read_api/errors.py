@@ -1,0 +1,161 @@
+"""Every error the API can answer with, mapped to a status code in this one place.
+
+Bodies share one shape: ``{"detail": message, "code": kind, ...}`` plus the field,
+the rule or the current version where one applies.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from eventsourcing.persistence import OperationalError as StoreUnavailable
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aggregates.errors import InvalidValue, RuleViolation
+from commands.context import IdempotencyKeyReused, StreamNotFound, VersionConflict
+
+log = logging.getLogger(__name__)
+
+
+class ReadModelsBehind(Exception):
+    def __init__(self, wanted: int, current: int, waited: float) -> None:
+        super().__init__(
+            f"the read models are at position {current}, not yet {wanted}, after waiting "
+            f"{waited:g}s: retry shortly"
+        )
+        self.wanted = wanted
+        self.current = current
+
+
+class BadRequestValue(Exception):
+    """A header or query parameter with a value the API cannot use (422)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"detail": detail, "code": code, **extra}
+
+
+def _location(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    if loc and loc[0] == "header":
+        return parts[1] if len(parts) > 1 else "header"
+    if loc and loc[0] in ("query", "path"):
+        parts = parts[1:]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
+    return path or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _location(e.get("loc", ())), "message": e.get("msg", "invalid")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+        return JSONResponse(
+            status_code=422,
+            content=_body(
+                "invalid_request",
+                f"{first['field']}: {first['message']}",
+                field=first["field"],
+                errors=errors,
+            ),
+        )
+
+    @app.exception_handler(InvalidValue)
+    async def _invalid(_: Request, exc: InvalidValue) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content=_body(
+                "invalid_value",
+                exc.message,
+                field=exc.field,
+                errors=[{"field": exc.field, "message": exc.message}],
+            ),
+        )
+
+    @app.exception_handler(BadRequestValue)
+    async def _bad_value(_: Request, exc: BadRequestValue) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content=_body(
+                "invalid_request",
+                f"{exc.field}: {exc.message}",
+                field=exc.field,
+                errors=[{"field": exc.field, "message": exc.message}],
+            ),
+        )
+
+    @app.exception_handler(RuleViolation)
+    async def _rule(_: Request, exc: RuleViolation) -> JSONResponse:
+        return JSONResponse(
+            status_code=409, content=_body("rule_violation", exc.message, rule=exc.rule)
+        )
+
+    @app.exception_handler(VersionConflict)
+    async def _conflict(_: Request, exc: VersionConflict) -> JSONResponse:
+        return JSONResponse(
+            status_code=409,
+            content=_body(
+                "version_conflict", exc.message, current_version=exc.current_version
+            ),
+            headers={"ETag": f'"{exc.current_version}"'},
+        )
+
+    @app.exception_handler(StreamNotFound)
+    async def _not_found(_: Request, exc: StreamNotFound) -> JSONResponse:
+        return JSONResponse(status_code=404, content=_body("not_found", exc.message))
+
+    @app.exception_handler(IdempotencyKeyReused)
+    async def _key_reused(_: Request, exc: IdempotencyKeyReused) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content=_body("idempotency_key_reused", exc.message, field="Idempotency-Key"),
+        )
+
+    @app.exception_handler(ReadModelsBehind)
+    async def _behind(_: Request, exc: ReadModelsBehind) -> JSONResponse:
+        return JSONResponse(
+            status_code=503,
+            content=_body(
+                "read_models_behind", str(exc), position=exc.current, min_position=exc.wanted
+            ),
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(_: Request, exc: StoreUnavailable) -> JSONResponse:
+        log.error("event store unavailable: %s", exc)
+        return JSONResponse(
+            status_code=503,
+            content=_body("event_store_unavailable", "the event store is unavailable: retry"),
+            headers={"Retry-After": "2"},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = "not_found" if exc.status_code == 404 else "http_error"
+        return JSONResponse(
+            status_code=exc.status_code,
+            content=_body(code, str(exc.detail)),
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return JSONResponse(
+            status_code=500, content=_body("internal_error", "unexpected server error")
+        )

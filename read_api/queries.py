@@ -1,0 +1,149 @@
+"""Read-model queries: lead list and detail, and the funnel report, in set-based SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from aggregates.funnels import Funnel
+
+SUMMARY_COLUMNS = (
+    "lead_id, funnel, stage, status, title, company_name, repeat, manager, amount, "
+    "created_at, updated_at, version"
+)
+
+
+@dataclass(frozen=True)
+class LeadFilters:
+    funnel: str | None = None
+    stage: str | None = None
+    status: str | None = None
+    manager: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column in ("funnel", "stage", "status", "manager"):
+            value = getattr(self, column)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.created_from is not None:
+            clauses.append("created_at >= ?")
+            params.append(self.created_from)
+        if self.created_to is not None:
+            clauses.append("created_at <= ?")
+            params.append(self.created_to)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def list_leads(
+    cursor: duckdb.DuckDBPyConnection, filters: LeadFilters, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    where, params = filters.where()
+    total_row = cursor.execute(f"SELECT count(*) FROM leads{where}", params).fetchone()
+    total = int(total_row[0]) if total_row else 0
+    cursor.execute(
+        f"SELECT {SUMMARY_COLUMNS} FROM leads{where} "
+        "ORDER BY created_at DESC, lead_id LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return _rows(cursor), total
+
+
+def get_lead(cursor: duckdb.DuckDBPyConnection, lead_id: str) -> dict[str, Any] | None:
+    cursor.execute("SELECT * FROM leads WHERE lead_id = ?", [lead_id])
+    rows = _rows(cursor)
+    return rows[0] if rows else None
+
+
+def funnel_report(
+    cursor: duckdb.DuckDBPyConnection,
+    funnel: Funnel,
+    created_from: datetime | None,
+    created_to: datetime | None,
+) -> dict[str, Any]:
+    """Per stage: leads now there and their amount, how many reached each step, conversion.
+
+    Counts cover the leads now in the funnel (a transferred lead counts in its current
+    funnel) created in the period. Stage rows leave non-quality leads out (they left the
+    funnel); totals include them; ``reached`` counts every lead whose furthest step in
+    this funnel is at or beyond the stage's step.
+    """
+    filters = LeadFilters(funnel=funnel.id, created_from=created_from, created_to=created_to)
+    where, params = filters.where()
+    cursor.execute(
+        "SELECT stage, furthest_step, status = 'non_quality' AS non_quality, repeat, "
+        f"count(*) AS n, coalesce(sum(amount), 0) AS amount FROM leads{where} "
+        "GROUP BY ALL",
+        params,
+    )
+    zero = Decimal("0.00")
+    per_stage: dict[str, list[Any]] = {s.id: [0, zero] for s in funnel.stages}
+    reached_at_step = [0] * funnel.steps
+    totals = [0, zero]
+    non_quality = [0, zero]
+    new = [0, zero]
+    repeat = [0, zero]
+    for stage, furthest, is_non_quality, is_repeat, n, amount in cursor.fetchall():
+        totals[0] += n
+        totals[1] += amount
+        bucket = repeat if is_repeat else new
+        bucket[0] += n
+        bucket[1] += amount
+        if is_non_quality:
+            non_quality[0] += n
+            non_quality[1] += amount
+        elif stage in per_stage:
+            per_stage[stage][0] += n
+            per_stage[stage][1] += amount
+        if furthest is not None and 0 <= furthest < funnel.steps:
+            reached_at_step[furthest] += n
+    # reached(step) = leads whose furthest step is >= step
+    reached = [0] * funnel.steps
+    running = 0
+    for step in range(funnel.steps - 1, -1, -1):
+        running += reached_at_step[step]
+        reached[step] = running
+    stages = []
+    for stage in funnel.stages:
+        here = reached[stage.step]
+        following = reached[stage.step + 1] if stage.step + 1 < funnel.steps else None
+        stages.append(
+            {
+                "stage": stage.id,
+                "name": stage.name,
+                "step": stage.step,
+                "count": per_stage[stage.id][0],
+                "amount": per_stage[stage.id][1],
+                "reached": here,
+                "conversion_to_next": (
+                    None if following is None or here == 0 else round(following / here, 4)
+                ),
+            }
+        )
+
+    def pair(values: list[Any]) -> dict[str, Any]:
+        return {"count": values[0], "amount": values[1]}
+
+    return {
+        "funnel": funnel.id,
+        "created_from": created_from,
+        "created_to": created_to,
+        "stages": stages,
+        "totals": pair(totals),
+        "non_quality": pair(non_quality),
+        "new": pair(new),
+        "repeat": pair(repeat),
+    }

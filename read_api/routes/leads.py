@@ -1,0 +1,227 @@
+"""Lead commands and queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from aggregates import lead
+from commands.context import CommandResult, StreamNotFound
+from commands.leads import create_lead, handle_lead_command, lead_id_for
+from read_api import queries
+from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, as_utc
+from read_api.errors import BadRequestValue
+from read_api.views import detail_from_row, detail_from_state, history
+from schemas.leads import (
+    AssessmentRequest,
+    CloseRequest,
+    CommandAccepted,
+    CostBreakdownRequest,
+    CreateLeadRequest,
+    LeadDetail,
+    LeadHistory,
+    LeadPage,
+    PauseRequest,
+    QualificationRequest,
+    ResumeRequest,
+    StageRequest,
+    TransferRequest,
+    UpdateCardRequest,
+)
+
+router = APIRouter(prefix="/leads", tags=["leads"])
+
+Headers = Annotated[CommandHeaders, Depends()]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown lead"},
+    409: {"description": "The lead's state forbids the command, or a version conflict"},
+    422: {"description": "Invalid body, header or value; names the field"},
+}
+
+
+def _accepted(result: CommandResult, response: Response) -> CommandAccepted:
+    response.headers["ETag"] = f'"{result.version}"'
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return CommandAccepted(lead_id=result.stream_id, version=result.version, position=result.position)
+
+
+@router.post("", status_code=201, response_model=CommandAccepted, responses=ERRORS)
+def create(
+    body: CreateLeadRequest, headers: Headers, platform: PlatformDep, response: Response
+) -> CommandAccepted:
+    """Create a lead; it lands in the first stage of its funnel."""
+    ctx = headers.context(platform, {"command": "create", **body.model_dump(mode="json")})
+    command = lead.CreateLead(lead_id=lead_id_for(ctx.command_id), **body.model_dump())
+    result = create_lead(platform.store, platform.funnels, command, ctx)
+    response.headers["Location"] = f"/leads/{result.stream_id}"
+    return _accepted(result, response)
+
+
+def _run(
+    platform: PlatformDep,
+    headers: CommandHeaders,
+    lead_id: UUID,
+    name: str,
+    body: Any,
+    command: lead.LeadCommand,
+    response: Response,
+) -> CommandAccepted:
+    request = {"command": name, "lead_id": str(lead_id), **body.model_dump(mode="json")}
+    ctx = headers.context(platform, request)
+    result = handle_lead_command(platform.store, platform.funnels, lead_id, command, ctx)
+    return _accepted(result, response)
+
+
+@router.post("/{lead_id}/card", response_model=CommandAccepted, responses=ERRORS)
+def update_card(
+    lead_id: UUID, body: UpdateCardRequest, headers: Headers, platform: PlatformDep,
+    response: Response,
+) -> CommandAccepted:
+    """Change card fields; only the fields sent are changed and the event keeps old → new."""
+    changes = {f: getattr(body, f) for f in body.model_fields_set}
+    return _run(platform, headers, lead_id, "card", body, lead.UpdateLeadCard(changes), response)
+
+
+@router.post("/{lead_id}/cost", response_model=CommandAccepted, responses=ERRORS)
+def set_cost(
+    lead_id: UUID, body: CostBreakdownRequest, headers: Headers, platform: PlatformDep,
+    response: Response,
+) -> CommandAccepted:
+    """Set the cost breakdown; its total becomes the lead's amount."""
+    components = tuple(lead.CostComponent(c.name, c.amount) for c in body.components)
+    return _run(
+        platform, headers, lead_id, "cost", body, lead.SetLeadCostBreakdown(components), response
+    )
+
+
+@router.post("/{lead_id}/stage", response_model=CommandAccepted, responses=ERRORS)
+def move_to_stage(
+    lead_id: UUID, body: StageRequest, headers: Headers, platform: PlatformDep,
+    response: Response,
+) -> CommandAccepted:
+    """Move the lead to another stage of its funnel, forward or back."""
+    return _run(
+        platform, headers, lead_id, "stage", body, lead.MoveLeadToStage(body.stage), response
+    )
+
+
+@router.post("/{lead_id}/transfer", response_model=CommandAccepted, responses=ERRORS)
+def transfer(
+    lead_id: UUID, body: TransferRequest, headers: Headers, platform: PlatformDep,
+    response: Response,
+) -> CommandAccepted:
+    """Transfer the lead to another funnel (its first stage, or the stage named)."""
+    command = lead.TransferLead(body.funnel, body.stage)
+    return _run(platform, headers, lead_id, "transfer", body, command, response)
+
+
+@router.post("/{lead_id}/pause", response_model=CommandAccepted, responses=ERRORS)
+def pause(
+    lead_id: UUID, body: PauseRequest, headers: Headers, platform: PlatformDep,
+    response: Response,
+) -> CommandAccepted:
+    """Pause work on the lead, with a reason; its stage clock stops."""
+    return _run(platform, headers, lead_id, "pause", body, lead.PauseLead(body.reason), response)
+
+
+@router.post("/{lead_id}/resume", response_model=CommandAccepted, responses=ERRORS)
+def resume(
+    lead_id: UUID, headers: Headers, platform: PlatformDep, response: Response,
+    body: ResumeRequest | None = None,
+) -> CommandAccepted:
+    """Resume a paused lead."""
+    return _run(
+        platform, headers, lead_id, "resume", body or ResumeRequest(), lead.ResumeLead(), response
+    )
+
+
+@router.post("/{lead_id}/assessment", response_model=CommandAccepted, responses=ERRORS)
+def record_assessment(
+    lead_id: UUID, body: AssessmentRequest, headers: Headers, platform: PlatformDep,
+    response: Response,
+) -> CommandAccepted:
+    """Record an expert's assessment: result and hours spent (> 0)."""
+    command = lead.RecordLeadAssessment(body.expert, body.result, body.hours)
+    return _run(platform, headers, lead_id, "assessment", body, command, response)
+
+
+@router.post("/{lead_id}/qualification", response_model=CommandAccepted, responses=ERRORS)
+def qualify(
+    lead_id: UUID, body: QualificationRequest, headers: Headers, platform: PlatformDep,
+    response: Response,
+) -> CommandAccepted:
+    """Qualify the lead as quality or non-quality (needs a reason; closes the lead)."""
+    command = lead.QualifyLead(body.quality, body.reason)
+    return _run(platform, headers, lead_id, "qualification", body, command, response)
+
+
+@router.post("/{lead_id}/close", response_model=CommandAccepted, responses=ERRORS)
+def close(
+    lead_id: UUID, body: CloseRequest, headers: Headers, platform: PlatformDep,
+    response: Response,
+) -> CommandAccepted:
+    """Close the lead as won or lost (lost needs a reason)."""
+    command = lead.CloseLead(body.outcome, body.reason)
+    return _run(platform, headers, lead_id, "close", body, command, response)
+
+
+@router.get("", response_model=LeadPage)
+def list_leads(
+    cursor: ReadCursor,
+    funnel: str | None = None,
+    stage: str | None = None,
+    status: Literal["open", "paused", "won", "lost", "non_quality"] | None = None,
+    manager: str | None = None,
+    created_from: Annotated[datetime | None, Query(alias="from")] = None,
+    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Leads, newest first, filtered and paginated."""
+    created_from, created_to = as_utc(created_from), as_utc(created_to)
+    if created_from and created_to and created_from > created_to:
+        raise BadRequestValue("from", "must not be after 'to'")
+    filters = queries.LeadFilters(funnel, stage, status, manager, created_from, created_to)
+    items, total = queries.list_leads(cursor, filters, limit, offset)
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/{lead_id}", response_model=LeadDetail, responses={404: {"description": "Unknown lead"}})
+def get_lead(
+    lead_id: UUID,
+    platform: PlatformDep,
+    cursor: ReadCursor,
+    response: Response,
+    as_of: Annotated[
+        datetime | None,
+        Query(description="ISO timestamp: the lead as it was then (from the event store)"),
+    ] = None,
+) -> dict[str, Any]:
+    """The lead now (read model) or as it was at ``as_of`` (replayed from its events)."""
+    if as_of is not None:
+        moment = as_utc(as_of)
+        records = platform.store.load(lead_id, as_of=moment)
+        state = lead.fold([r.event for r in records])
+        if state is None:
+            raise StreamNotFound(f"lead {lead_id} did not exist at {moment:%Y-%m-%dT%H:%M:%S%z}")
+        detail = detail_from_state(state)
+    else:
+        row = queries.get_lead(cursor, str(lead_id))
+        if row is None:
+            raise StreamNotFound(f"lead {lead_id} not found")
+        detail = detail_from_row(row)
+    response.headers["ETag"] = f'"{detail["version"]}"'
+    return detail
+
+
+@router.get("/{lead_id}/history", response_model=LeadHistory, responses={404: {"description": "Unknown lead"}})
+def get_history(lead_id: UUID, platform: PlatformDep) -> dict[str, Any]:
+    """Every event of the lead from the event store, in order, with its changes old → new."""
+    records = platform.store.load(lead_id)
+    if not records or records[0].event.type != "LeadCreated":
+        raise StreamNotFound(f"lead {lead_id} not found")
+    return {"lead_id": lead_id, "events": history(records)}

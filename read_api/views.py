@@ -1,0 +1,133 @@
+"""Shapes of a lead for readers: from the read model row, from replayed state, as history."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import orjson
+
+from aggregates import lead as lead_model
+from event_store import RecordedEvent
+from event_store.codec import to_jsonable
+
+META_FIELDS = frozenset(
+    {"actor", "at", "command_id", "correlation_id", "request_hash", "schema_version"}
+)
+NOT_IN_CHANGES = frozenset({"version", "updated_at"})
+
+
+def detail_from_state(state: lead_model.Lead) -> dict[str, Any]:
+    """The lead detail (the shape of ``schemas.leads.LeadDetail``) from replayed events."""
+    data = asdict(state)
+    data.pop("paused_since", None)
+    return {
+        "lead_id": state.lead_id,
+        "funnel": state.funnel,
+        "stage": state.stage,
+        "status": state.status.value,
+        "title": state.title,
+        "company_name": state.company_name,
+        "company_id": state.company_id,
+        "repeat": state.repeat,
+        "source": state.source,
+        "manager": state.manager,
+        "expert": state.expert,
+        "need_maturity": state.need_maturity,
+        "answer_due": state.answer_due,
+        "description": state.description,
+        "amount": state.amount,
+        "cost_components": [asdict(c) for c in state.cost_components],
+        "quality": state.quality,
+        "qualification_reason": state.qualification_reason,
+        "assessment": None if state.assessment is None else asdict(state.assessment),
+        "assessment_hours_total": state.assessment_hours_total,
+        "pause_reason": state.pause_reason,
+        "paused_since": state.paused_since,
+        "close_reason": state.close_reason,
+        "closed_at": state.closed_at,
+        "created_at": state.created_at,
+        "created_by": state.created_by,
+        "updated_at": state.updated_at,
+        "stage_entered_at": state.stage_entered_at,
+        "version": state.version,
+    }
+
+
+def detail_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The lead detail from a ``leads`` read-model row."""
+    detail = {k: row[k] for k in DETAIL_ROW_FIELDS}
+    detail["cost_components"] = orjson.loads(row["cost_components"] or "[]")
+    detail["assessment"] = (
+        None
+        if row["assessment_expert"] is None
+        else {
+            "expert": row["assessment_expert"],
+            "result": row["assessment_result"],
+            "hours": row["assessment_hours"],
+        }
+    )
+    return detail
+
+
+DETAIL_ROW_FIELDS = (
+    "lead_id",
+    "funnel",
+    "stage",
+    "status",
+    "title",
+    "company_name",
+    "company_id",
+    "repeat",
+    "source",
+    "manager",
+    "expert",
+    "need_maturity",
+    "answer_due",
+    "description",
+    "amount",
+    "quality",
+    "qualification_reason",
+    "assessment_hours_total",
+    "pause_reason",
+    "paused_since",
+    "close_reason",
+    "closed_at",
+    "created_at",
+    "created_by",
+    "updated_at",
+    "stage_entered_at",
+    "version",
+)
+
+
+def history(records: list[RecordedEvent]) -> list[dict[str, Any]]:
+    """Every event of a lead with the fields it changed, old → new."""
+    entries: list[dict[str, Any]] = []
+    state: lead_model.Lead | None = None
+    before: dict[str, Any] = {}
+    for record in records:
+        event = record.event
+        state = lead_model.evolve(state, event)
+        after = to_jsonable(detail_from_state(state))
+        changes = {
+            key: {"old": before.get(key), "new": value}
+            for key, value in after.items()
+            if key not in NOT_IN_CHANGES and before.get(key) != value
+        }
+        data = {k: v for k, v in to_jsonable(asdict(event)).items() if k not in META_FIELDS}
+        entries.append(
+            {
+                "position": record.position,
+                "version": record.version,
+                "type": event.type,
+                "actor": event.actor,
+                "at": event.at,
+                "command_id": event.command_id,
+                "correlation_id": event.correlation_id,
+                "changes": changes,
+                "data": data,
+            }
+        )
+        before = after
+    return entries

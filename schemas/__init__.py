@@ -1,0 +1,1 @@
+"""The contract: HTTP request/response models, separate from the domain events."""

@@ -1,0 +1,223 @@
+"""Request and response models of the lead endpoints."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Text = str
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateLeadRequest(Strict):
+    funnel: str = Field(description="Funnel id (see GET /funnels)")
+    title: Text
+    company_name: Text
+    company_id: str | None = Field(
+        default=None,
+        description="Client company id; one used by an earlier lead makes this a repeat lead",
+    )
+    source: Text
+    manager: Text
+    expert: str | None = None
+    need_maturity: str | None = None
+    answer_due: date | None = Field(default=None, description="Date the client must get an answer by")
+    description: str | None = None
+    amount: Decimal = Field(default=Decimal(0), description="Primary cost of work, ≥ 0, 2 decimals")
+
+
+class UpdateCardRequest(Strict):
+    """Only the fields sent are changed; a field sent as null is cleared (optional ones)."""
+
+    title: str | None = None
+    company_name: str | None = None
+    source: str | None = None
+    manager: str | None = None
+    expert: str | None = None
+    need_maturity: str | None = None
+    answer_due: date | None = None
+    description: str | None = None
+    amount: Decimal | None = None
+
+
+class CostComponentIn(Strict):
+    name: str
+    amount: Decimal = Field(description="≥ 0, 2 decimals")
+
+
+class CostBreakdownRequest(Strict):
+    components: list[CostComponentIn] = Field(description="At least one; names unique")
+
+
+class StageRequest(Strict):
+    stage: str
+
+
+class TransferRequest(Strict):
+    funnel: str
+    stage: str | None = Field(default=None, description="Defaults to the funnel's first stage")
+
+
+class PauseRequest(Strict):
+    reason: str
+
+
+class ResumeRequest(Strict):
+    pass
+
+
+class AssessmentRequest(Strict):
+    expert: str
+    result: str
+    hours: Decimal = Field(description="> 0")
+
+
+class QualificationRequest(Strict):
+    quality: bool
+    reason: str | None = Field(default=None, description="Required when quality is false")
+
+
+class CloseRequest(Strict):
+    outcome: Literal["won", "lost"]
+    reason: str | None = Field(default=None, description="Required when the outcome is lost")
+
+
+class CommandAccepted(BaseModel):
+    lead_id: UUID
+    version: int
+    position: int = Field(description="Global position of the event; pass as min_position to read it back")
+
+
+class CostComponentOut(BaseModel):
+    name: str
+    amount: Decimal
+
+
+class AssessmentOut(BaseModel):
+    expert: str
+    result: str
+    hours: Decimal
+
+
+class LeadDetail(BaseModel):
+    lead_id: UUID
+    funnel: str
+    stage: str
+    status: Literal["open", "paused", "won", "lost", "non_quality"]
+    title: str
+    company_name: str
+    company_id: str | None
+    repeat: bool
+    source: str
+    manager: str
+    expert: str | None
+    need_maturity: str | None
+    answer_due: date | None
+    description: str | None
+    amount: Decimal
+    cost_components: list[CostComponentOut]
+    quality: bool | None
+    qualification_reason: str | None
+    assessment: AssessmentOut | None
+    assessment_hours_total: Decimal
+    pause_reason: str | None
+    paused_since: datetime | None
+    close_reason: str | None
+    closed_at: datetime | None
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    stage_entered_at: datetime
+    version: int
+
+
+class LeadSummary(BaseModel):
+    lead_id: UUID
+    funnel: str
+    stage: str
+    status: str
+    title: str
+    company_name: str
+    repeat: bool
+    manager: str
+    amount: Decimal
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class LeadPage(BaseModel):
+    items: list[LeadSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class FieldChange(BaseModel):
+    old: Any
+    new: Any
+
+
+class HistoryEntry(BaseModel):
+    position: int
+    version: int
+    type: str
+    actor: str
+    at: datetime
+    command_id: UUID
+    correlation_id: UUID | None
+    changes: dict[str, FieldChange]
+    data: dict[str, Any] = Field(description="The event's own facts, as stored")
+
+
+class LeadHistory(BaseModel):
+    lead_id: UUID
+    events: list[HistoryEntry]
+
+
+class StageOut(BaseModel):
+    id: str
+    name: str
+    step: int
+    time_limit_hours: float | None
+
+
+class FunnelOut(BaseModel):
+    id: str
+    name: str
+    stages: list[StageOut]
+
+
+class FunnelReportStage(BaseModel):
+    stage: str
+    name: str
+    step: int
+    count: int = Field(description="Leads now in this stage, non-quality excluded")
+    amount: Decimal
+    reached: int = Field(description="Leads that reached this step or a later one")
+    conversion_to_next: float | None = Field(
+        description="Share of the leads that reached this step which reached the next one"
+    )
+
+
+class CountAmount(BaseModel):
+    count: int
+    amount: Decimal
+
+
+class FunnelReport(BaseModel):
+    funnel: str
+    created_from: datetime | None
+    created_to: datetime | None
+    stages: list[FunnelReportStage]
+    totals: CountAmount
+    non_quality: CountAmount
+    new: CountAmount
+    repeat: CountAmount
