@@ -1,0 +1,125 @@
+"""Shared fixtures: a fake clock, event stores on SQLite and the real PostgreSQL, platforms.
+
+PostgreSQL is reached at LEADLEDGER_TEST_POSTGRES_URL (default
+postgresql://postgres@127.0.0.1:5432/test); each test gets its own schema, dropped after.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from event_store import EventStore, open_event_store
+from leadledger.settings import Settings
+from leadledger.wiring import Platform, build, event_codec
+from read_api.app import create_app
+
+POSTGRES_URL = os.environ.get(
+    "LEADLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+class FakeClock:
+    """A clock tests move by hand; every call returns the current fake instant."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL event store URL on a fresh schema of its own."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{POSTGRES_URL}?schema={schema}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An event store URL on each back-end in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/events.sqlite"
+    url: str = request.getfixturevalue("pg_schema_url")
+    return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[EventStore]:
+    s = open_event_store(store_url, event_codec())
+    yield s
+    s.close()
+
+
+PlatformFactory = Callable[..., Platform]
+
+
+@pytest.fixture
+def make_platform(tmp_path: Path, clock: FakeClock) -> Iterator[PlatformFactory]:
+    """Build platforms on SQLite (default) or a given event store URL; closed after the test."""
+    built: list[Platform] = []
+
+    def factory(event_store_url: str | None = None, **settings: object) -> Platform:
+        n = len(built)
+        s = Settings(
+            event_store_url=event_store_url or f"sqlite:///{tmp_path}/events{n}.sqlite",
+            duckdb_path=tmp_path / f"read_models{n}.duckdb",
+            **settings,  # type: ignore[arg-type]
+        )
+        platform = build(s, clock=clock)
+        built.append(platform)
+        return platform
+
+    yield factory
+    for platform in built:
+        platform.close()
+
+
+@pytest.fixture
+def platform(make_platform: PlatformFactory) -> Platform:
+    return make_platform()
+
+
+@pytest.fixture
+def client(platform: Platform) -> Iterator[TestClient]:
+    app = create_app(platform, close_on_exit=False)
+    with TestClient(app) as c:
+        yield c
+
+
+ACTOR = {"X-Actor": "anna.sales"}
+
+
+def new_lead_body(**overrides: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "funnel": "out_of_court",
+        "title": "Appraisal of a warehouse",
+        "company_name": "Northwind LLC",
+        "source": "website",
+        "manager": "boris",
+    }
+    body.update(overrides)
+    return body
