@@ -312,14 +312,14 @@ def _text(field: str, value: Any, *, required: bool) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidValue(field, f"'{field}' must be a string")
-    value = value.strip()
-    if not value:
+    text: str = value.strip()
+    if not text:
         if required:
             raise InvalidValue(field, f"'{field}' must not be blank")
         return None
-    if len(value) > MAX_TEXT:
+    if len(text) > MAX_TEXT:
         raise InvalidValue(field, f"'{field}' is longer than {MAX_TEXT} characters")
-    return value
+    return text
 
 
 def _required_text(field: str, value: Any) -> str:
@@ -411,9 +411,7 @@ def _require_not_closed(lead: Lead) -> None:
 
 def _require_not_paused(lead: Lead, action: str) -> None:
     if lead.status is LeadStatus.PAUSED:
-        raise RuleViolation(
-            "lead_paused", f"the lead is paused: resume it before you {action}"
-        )
+        raise RuleViolation("lead_paused", f"the lead is paused: resume it before you {action}")
 
 
 def decide(
@@ -431,18 +429,14 @@ def decide(
             funnel = funnels.require(lead.funnel)
             stage = funnels.require_stage(funnel, stage_id)
             if stage.id == lead.stage:
-                raise RuleViolation(
-                    "same_stage", f"the lead is already in stage '{stage.id}'"
-                )
+                raise RuleViolation("same_stage", f"the lead is already in stage '{stage.id}'")
             return LeadStageChanged(
                 **meta.event_fields(), funnel=lead.funnel, from_stage=lead.stage, to_stage=stage.id
             )
         case TransferLead(funnel=funnel_id, stage=stage_id):
             target = funnels.require(funnel_id)
             to_stage = (
-                target.first_stage
-                if stage_id is None
-                else funnels.require_stage(target, stage_id)
+                target.first_stage if stage_id is None else funnels.require_stage(target, stage_id)
             )
             _require_not_paused(lead, "transfer it")
             if target.id == lead.funnel:
@@ -483,9 +477,7 @@ def decide(
                     "assessment_required", "the lead must be assessed before it is qualified"
                 )
             if quality and lead.quality is True:
-                raise RuleViolation(
-                    "already_qualified", "the lead is already qualified as quality"
-                )
+                raise RuleViolation("already_qualified", "the lead is already qualified as quality")
             return LeadQualified(**meta.event_fields(), quality=quality, reason=reason_text)
         case CloseLead(outcome=outcome, reason=reason):
             try:
@@ -546,7 +538,9 @@ def _set_cost(
                 f"components[{index}].name", f"component name '{name}' appears twice"
             )
         seen.add(name)
-        checked.append(CostComponent(name, _amount(f"components[{index}].amount", component.amount)))
+        checked.append(
+            CostComponent(name, _amount(f"components[{index}].amount", component.amount))
+        )
     total = sum((c.amount for c in checked), Decimal("0.00"))
     if total >= MAX_AMOUNT:
         raise InvalidValue("components", f"the total must be less than {MAX_AMOUNT:,.0f}")
@@ -599,9 +593,7 @@ def evolve(lead: Lead | None, event: DomainEvent) -> Lead:
     lead = replace(lead, version=lead.version + 1, updated_at=event.at)
     match event:
         case LeadCardUpdated(changes=changes):
-            return replace(
-                lead, **{f: _from_json_value(f, c["new"]) for f, c in changes.items()}
-            )
+            return replace(lead, **{f: _from_json_value(f, c["new"]) for f, c in changes.items()})
         case LeadCostBreakdownSet(components=components, total=total):
             return replace(lead, cost_components=components, amount=total)
         case LeadStageChanged(to_stage=to_stage):

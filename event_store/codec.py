@@ -50,8 +50,8 @@ def _identity(value: Any) -> Any:
 def _converter_for(tp: Any) -> Converter:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        inner = _converter_for(args[0]) if len(args) == 1 else _identity
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        inner = _converter_for(members[0]) if len(members) == 1 else _identity
         return lambda v: None if v is None else inner(v)
     if origin is tuple:
         args = typing.get_args(tp)

@@ -27,9 +27,7 @@ class LeadLedgerSQLiteRecorder(SQLiteProcessRecorder):
         )
         with self.datastore.transaction(commit=False) as c:
             c.execute(statement, (originator_id.hex,))
-            return [
-                (row[0], row[1], row[2], bytes(row[3])) for row in c.fetchall()
-            ]
+            return [(row[0], row[1], row[2], bytes(row[3])) for row in c.fetchall()]
 
 
 class LeadLedgerPostgresRecorder(PostgresProcessRecorder):

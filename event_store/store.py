@@ -88,9 +88,7 @@ def recorder_env(url: str) -> dict[str, str]:
         if "schema" in query:
             env["POSTGRES_SCHEMA"] = query["schema"][0]
         return env
-    raise ValueError(
-        f"event store URL '{url}' must start with sqlite:/// or postgresql://"
-    )
+    raise ValueError(f"event store URL '{url}' must start with sqlite:/// or postgresql://")
 
 
 class EventStore:

@@ -97,9 +97,7 @@ def _select_as_text(columns: tuple[tuple[str, str], ...], alias: str) -> str:
 
 
 def _insert_from(table: str, columns: tuple[tuple[str, str], ...], source: str) -> str:
-    select = ", ".join(
-        f"CAST({n} AS {t})" if t in _TEXT_CAST else n for n, t in columns
-    )
+    select = ", ".join(f"CAST({n} AS {t})" if t in _TEXT_CAST else n for n, t in columns)
     return f"INSERT INTO {table} SELECT {select} FROM {source}"
 
 
@@ -114,8 +112,8 @@ def _seconds_between(start: str, end: str) -> float:
 
 class LeadProjection:
     name = "leads"
-    tables = ("leads", "lead_stage_visits")
-    topics = frozenset(
+    tables: tuple[str, ...] = ("leads", "lead_stage_visits")
+    topics: frozenset[str] = frozenset(
         {
             "LeadCreated",
             "LeadCardUpdated",

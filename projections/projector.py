@@ -90,7 +90,7 @@ class Projector:
             self._caught_up.notify_all()
         return len(notifications)
 
-    def catch_up(self, progress: Callable[[int], None] | None = None) -> int:
+    def catch_up(self, progress: Callable[[int], object] | None = None) -> int:
         """Fold pages until no event is left; the number of events read."""
         total = 0
         while True:
@@ -138,7 +138,7 @@ def rebuild(
     projections: Sequence[Projection],
     *,
     page_size: int = 50_000,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> Projector:
     """Drop the read models and fold the whole log again from the start."""
     cursor = db.cursor()

@@ -14,7 +14,9 @@ from read_api.errors import install_error_handlers
 from read_api.routes import leads, reports
 
 
-def create_app(platform: Platform, *, background: bool = True, close_on_exit: bool = True) -> FastAPI:
+def create_app(
+    platform: Platform, *, background: bool = True, close_on_exit: bool = True
+) -> FastAPI:
     """The API over a built platform; with ``background`` the projector runs in-process."""
 
     @asynccontextmanager

@@ -108,9 +108,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _conflict(_: Request, exc: VersionConflict) -> JSONResponse:
         return JSONResponse(
             status_code=409,
-            content=_body(
-                "version_conflict", exc.message, current_version=exc.current_version
-            ),
+            content=_body("version_conflict", exc.message, current_version=exc.current_version),
             headers={"ETag": f'"{exc.current_version}"'},
         )
 

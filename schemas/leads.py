@@ -28,7 +28,9 @@ class CreateLeadRequest(Strict):
     manager: Text
     expert: str | None = None
     need_maturity: str | None = None
-    answer_due: date | None = Field(default=None, description="Date the client must get an answer by")
+    answer_due: date | None = Field(
+        default=None, description="Date the client must get an answer by"
+    )
     description: str | None = None
     amount: Decimal = Field(default=Decimal(0), description="Primary cost of work, ≥ 0, 2 decimals")
 
@@ -92,7 +94,9 @@ class CloseRequest(Strict):
 class CommandAccepted(BaseModel):
     lead_id: UUID
     version: int
-    position: int = Field(description="Global position of the event; pass as min_position to read it back")
+    position: int = Field(
+        description="Global position of the event; pass as min_position to read it back"
+    )
 
 
 class CostComponentOut(BaseModel):

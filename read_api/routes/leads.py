@@ -46,7 +46,9 @@ def _accepted(result: CommandResult, response: Response) -> CommandAccepted:
     response.headers["ETag"] = f'"{result.version}"'
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return CommandAccepted(lead_id=result.stream_id, version=result.version, position=result.position)
+    return CommandAccepted(
+        lead_id=result.stream_id, version=result.version, position=result.position
+    )
 
 
 @router.post("", status_code=201, response_model=CommandAccepted, responses=ERRORS)
@@ -78,7 +80,10 @@ def _run(
 
 @router.post("/{lead_id}/card", response_model=CommandAccepted, responses=ERRORS)
 def update_card(
-    lead_id: UUID, body: UpdateCardRequest, headers: Headers, platform: PlatformDep,
+    lead_id: UUID,
+    body: UpdateCardRequest,
+    headers: Headers,
+    platform: PlatformDep,
     response: Response,
 ) -> CommandAccepted:
     """Change card fields; only the fields sent are changed and the event keeps old → new."""
@@ -88,7 +93,10 @@ def update_card(
 
 @router.post("/{lead_id}/cost", response_model=CommandAccepted, responses=ERRORS)
 def set_cost(
-    lead_id: UUID, body: CostBreakdownRequest, headers: Headers, platform: PlatformDep,
+    lead_id: UUID,
+    body: CostBreakdownRequest,
+    headers: Headers,
+    platform: PlatformDep,
     response: Response,
 ) -> CommandAccepted:
     """Set the cost breakdown; its total becomes the lead's amount."""
@@ -100,7 +108,10 @@ def set_cost(
 
 @router.post("/{lead_id}/stage", response_model=CommandAccepted, responses=ERRORS)
 def move_to_stage(
-    lead_id: UUID, body: StageRequest, headers: Headers, platform: PlatformDep,
+    lead_id: UUID,
+    body: StageRequest,
+    headers: Headers,
+    platform: PlatformDep,
     response: Response,
 ) -> CommandAccepted:
     """Move the lead to another stage of its funnel, forward or back."""
@@ -111,7 +122,10 @@ def move_to_stage(
 
 @router.post("/{lead_id}/transfer", response_model=CommandAccepted, responses=ERRORS)
 def transfer(
-    lead_id: UUID, body: TransferRequest, headers: Headers, platform: PlatformDep,
+    lead_id: UUID,
+    body: TransferRequest,
+    headers: Headers,
+    platform: PlatformDep,
     response: Response,
 ) -> CommandAccepted:
     """Transfer the lead to another funnel (its first stage, or the stage named)."""
@@ -121,7 +135,10 @@ def transfer(
 
 @router.post("/{lead_id}/pause", response_model=CommandAccepted, responses=ERRORS)
 def pause(
-    lead_id: UUID, body: PauseRequest, headers: Headers, platform: PlatformDep,
+    lead_id: UUID,
+    body: PauseRequest,
+    headers: Headers,
+    platform: PlatformDep,
     response: Response,
 ) -> CommandAccepted:
     """Pause work on the lead, with a reason; its stage clock stops."""
@@ -130,7 +147,10 @@ def pause(
 
 @router.post("/{lead_id}/resume", response_model=CommandAccepted, responses=ERRORS)
 def resume(
-    lead_id: UUID, headers: Headers, platform: PlatformDep, response: Response,
+    lead_id: UUID,
+    headers: Headers,
+    platform: PlatformDep,
+    response: Response,
     body: ResumeRequest | None = None,
 ) -> CommandAccepted:
     """Resume a paused lead."""
@@ -141,7 +161,10 @@ def resume(
 
 @router.post("/{lead_id}/assessment", response_model=CommandAccepted, responses=ERRORS)
 def record_assessment(
-    lead_id: UUID, body: AssessmentRequest, headers: Headers, platform: PlatformDep,
+    lead_id: UUID,
+    body: AssessmentRequest,
+    headers: Headers,
+    platform: PlatformDep,
     response: Response,
 ) -> CommandAccepted:
     """Record an expert's assessment: result and hours spent (> 0)."""
@@ -151,7 +174,10 @@ def record_assessment(
 
 @router.post("/{lead_id}/qualification", response_model=CommandAccepted, responses=ERRORS)
 def qualify(
-    lead_id: UUID, body: QualificationRequest, headers: Headers, platform: PlatformDep,
+    lead_id: UUID,
+    body: QualificationRequest,
+    headers: Headers,
+    platform: PlatformDep,
     response: Response,
 ) -> CommandAccepted:
     """Qualify the lead as quality or non-quality (needs a reason; closes the lead)."""
@@ -161,7 +187,10 @@ def qualify(
 
 @router.post("/{lead_id}/close", response_model=CommandAccepted, responses=ERRORS)
 def close(
-    lead_id: UUID, body: CloseRequest, headers: Headers, platform: PlatformDep,
+    lead_id: UUID,
+    body: CloseRequest,
+    headers: Headers,
+    platform: PlatformDep,
     response: Response,
 ) -> CommandAccepted:
     """Close the lead as won or lost (lost needs a reason)."""
@@ -190,7 +219,9 @@ def list_leads(
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/{lead_id}", response_model=LeadDetail, responses={404: {"description": "Unknown lead"}})
+@router.get(
+    "/{lead_id}", response_model=LeadDetail, responses={404: {"description": "Unknown lead"}}
+)
 def get_lead(
     lead_id: UUID,
     platform: PlatformDep,
@@ -218,7 +249,11 @@ def get_lead(
     return detail
 
 
-@router.get("/{lead_id}/history", response_model=LeadHistory, responses={404: {"description": "Unknown lead"}})
+@router.get(
+    "/{lead_id}/history",
+    response_model=LeadHistory,
+    responses={404: {"description": "Unknown lead"}},
+)
 def get_history(lead_id: UUID, platform: PlatformDep) -> dict[str, Any]:
     """Every event of the lead from the event store, in order, with its changes old → new."""
     records = platform.store.load(lead_id)

@@ -1,0 +1,213 @@
+"""The ``leadledger`` command line: serve, demo, project, rebuild, history."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from leadledger.settings import Settings
+from leadledger.wiring import Platform, build
+
+log = logging.getLogger("leadledger")
+
+
+def _platform() -> Platform:
+    try:
+        return build(Settings())
+    except ValueError as exc:
+        raise SystemExit(f"leadledger: configuration error: {exc}") from exc
+
+
+def _load_demo(platform: Platform, leads: int, seed: int) -> int:
+    from tqdm import tqdm
+
+    from leadledger.demo import load_demo
+
+    with tqdm(desc="demo commands", unit="cmd", file=sys.stderr) as bar:
+        return load_demo(
+            platform.store,
+            platform.funnels,
+            platform.clock(),
+            leads=leads,
+            seed=seed,
+            progress=lambda n: bar.update(n),
+        )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from read_api.app import create_app
+
+    settings = Settings()
+    platform = _platform()
+    if args.demo and platform.store.last_position() == 0:
+        log.info("the event store is empty: loading the demo data")
+        _load_demo(platform, args.demo_leads, 7)
+    log.info("catching up the read models from position %d", platform.projector.position)
+    platform.projector.catch_up()
+    app = create_app(platform)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    log.info("LeadLedger API at http://%s:%d (docs at /docs)", host, port)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    platform = _platform()
+    try:
+        if platform.store.last_position() and not args.force:
+            print(
+                "leadledger demo: the event store is not empty; pass --force to add the demo "
+                "leads anyway",
+                file=sys.stderr,
+            )
+            return 2
+        sent = _load_demo(platform, args.leads, args.seed)
+        print(f"loaded {sent} demo commands ({args.leads} leads) into the event store")
+        return 0
+    finally:
+        platform.close()
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    platform = _platform()
+    try:
+        if args.once:
+            count = platform.projector.catch_up()
+            print(
+                f"projected {count} events; read models at position {platform.projector.position}"
+            )
+            return 0
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        log.info(
+            "projector following the event store from position %d", platform.projector.position
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            platform.projector.run_forever(stop, platform.settings.projector_poll_seconds)
+        return 0
+    finally:
+        platform.close()
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from leadledger.wiring import read_model_projections
+    from projections.projector import rebuild
+
+    platform = _platform()
+    try:
+        total = platform.store.last_position()
+        with tqdm(total=total, desc="rebuilding read models", unit="ev", file=sys.stderr) as bar:
+            projector = rebuild(
+                platform.store,
+                platform.db,
+                read_model_projections(platform.funnels),
+                page_size=args.page_size,
+                progress=lambda n: bar.update(n),
+            )
+        print(f"read models rebuilt up to position {projector.position}")
+        return 0
+    finally:
+        platform.close()
+
+
+def _format_value(value: Any) -> str:
+    text = "∅" if value is None else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from read_api.views import history
+
+    try:
+        lead_id = UUID(args.lead_id)
+    except ValueError:
+        print(f"leadledger history: '{args.lead_id}' is not a lead id (UUID)", file=sys.stderr)
+        return 2
+    platform = _platform()
+    try:
+        records = platform.store.load(lead_id)
+        if not records or records[0].event.type != "LeadCreated":
+            print(f"leadledger history: lead {lead_id} not found", file=sys.stderr)
+            return 1
+        print(f"History of lead {lead_id} ({len(records)} events)")
+        for entry in history(records):
+            print(
+                f"\nv{entry['version']:<4} #{entry['position']:<8} {entry['at']:%Y-%m-%d %H:%M:%S}"
+                f"  {entry['type']:<22} by {entry['actor']}"
+            )
+            for field, change in entry["changes"].items():
+                print(
+                    f"      {field:<24} {_format_value(change['old'])} → "
+                    f"{_format_value(change['new'])}"
+                )
+        return 0
+    finally:
+        platform.close()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="leadledger",
+        description="LeadLedger: follow every lead from first touch to a paid project. "
+        "Configuration comes from LEADLEDGER_* environment variables (see the README).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the API with the projector in one process")
+    s.add_argument("--host", help="interface to listen on (default: LEADLEDGER_HOST or 127.0.0.1)")
+    s.add_argument("--port", type=int, help="port (default: LEADLEDGER_PORT or 8000)")
+    s.add_argument(
+        "--demo", action="store_true", help="load the demo data first if the event store is empty"
+    )
+    s.add_argument(
+        "--demo-leads", type=int, default=2000, help="leads in the demo data (default 2000)"
+    )
+    s.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser(
+        "demo", help="load demo leads over the last 12 months through the command handlers"
+    )
+    d.add_argument("--leads", type=int, default=2000, help="number of leads (default 2000)")
+    d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    d.add_argument(
+        "--force", action="store_true", help="load even when the event store is not empty"
+    )
+    d.set_defaults(func=cmd_demo)
+
+    pr = sub.add_parser("project", help="run the projector on its own, following the event store")
+    pr.add_argument("--once", action="store_true", help="catch up once and exit")
+    pr.set_defaults(func=cmd_project)
+
+    r = sub.add_parser("rebuild", help="drop the read models and replay every event, with progress")
+    r.add_argument("--page-size", type=int, default=50_000, help="events per DuckDB transaction")
+    r.set_defaults(func=cmd_rebuild)
+
+    h = sub.add_parser("history", help="print every event of a lead, with its changes old → new")
+    h.add_argument("lead_id", help="the lead's id")
+    h.set_defaults(func=cmd_history)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,291 @@
+"""Demo data: about two thousand leads over the last twelve months, through the handlers.
+
+Each lead's story is planned with the Lead decider itself (so every planned command is
+valid), then all stories are interleaved in time order and sent through the same command
+handlers the HTTP API uses, each stamped with its simulated time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from uuid import UUID, uuid5
+
+from aggregates import lead
+from aggregates.base import CommandMeta
+from aggregates.errors import DomainError
+from aggregates.funnels import FunnelCatalog
+from commands.context import CommandContext
+from commands.leads import create_lead, handle_lead_command
+from event_store import EventStore
+
+DEMO_NAMESPACE = UUID("5d3b0e47-0f7c-4a6e-b5f2-9c1d2e3f4a5b")
+
+MANAGERS = [
+    "anna.petrova",
+    "boris.ivanov",
+    "clara.smirnova",
+    "dmitri.orlov",
+    "elena.kuznetsova",
+    "fedor.sokolov",
+    "galina.popova",
+    "ivan.volkov",
+]
+EXPERTS = ["expert.morozov", "expert.lebedeva", "expert.kozlov", "expert.novikova"]
+SOURCES = ["court_request", "website", "referral", "cold_call", "exhibition", "partner"]
+MATURITY = ["just_looking", "comparing_offers", "ready_to_buy"]
+PAUSE_REASONS = [
+    "client on vacation",
+    "waiting for documents",
+    "budget frozen until next quarter",
+    "court hearing postponed",
+]
+LOST_REASONS = [
+    "price too high",
+    "chose a competitor",
+    "client stopped responding",
+    "project cancelled",
+]
+NON_QUALITY_REASONS = ["not our field of expertise", "no budget", "duplicate request", "spam"]
+COMPANY_WORDS = [
+    "Northwind",
+    "Volga",
+    "Ural",
+    "Baltic",
+    "Sever",
+    "Altai",
+    "Neva",
+    "Kama",
+    "Oka",
+    "Don",
+    "Irtysh",
+    "Amur",
+]
+COMPANY_KINDS = [
+    "Logistics",
+    "Construction",
+    "Energy",
+    "Agro",
+    "Retail",
+    "Engineering",
+    "Insurance",
+    "Pharma",
+]
+TITLES = [
+    "Appraisal of a warehouse",
+    "Expertise of construction defects",
+    "Equipment valuation",
+    "Damage assessment after flooding",
+    "Land plot valuation",
+    "Review of a design project",
+    "Vehicle fleet appraisal",
+    "Forensic accounting review",
+]
+
+
+@dataclass(order=True)
+class PlannedCommand:
+    at: datetime
+    seq: int
+    lead_id: UUID
+    actor: str
+    command: lead.CreateLead | lead.LeadCommand
+
+
+def _money(rng: random.Random, low: int, high: int) -> Decimal:
+    return Decimal(rng.randrange(low, high) * 100)
+
+
+class _Story:
+    """Plans one lead's commands, checking each against the decider as it goes."""
+
+    def __init__(
+        self, rng: random.Random, funnels: FunnelCatalog, lead_id: UUID, at: datetime, now: datetime
+    ) -> None:
+        self.rng = rng
+        self.funnels = funnels
+        self.lead_id = lead_id
+        self.at = at
+        self.now = now
+        self.state: lead.Lead | None = None
+        self.planned: list[tuple[datetime, str, lead.CreateLead | lead.LeadCommand]] = []
+
+    def _meta(self) -> CommandMeta:
+        return CommandMeta(actor="planner", at=self.at, command_id=uuid5(DEMO_NAMESPACE, "plan"))
+
+    def later(self, hours_low: float, hours_high: float) -> bool:
+        self.at += timedelta(hours=self.rng.uniform(hours_low, hours_high))
+        return self.at < self.now
+
+    def create(self, command: lead.CreateLead, actor: str) -> None:
+        event = lead.create(command, self.funnels, self._meta(), company_known=False)
+        self.state = lead.evolve(None, event)
+        self.planned.append((self.at, actor, command))
+
+    def do(self, command: lead.LeadCommand, actor: str) -> bool:
+        assert self.state is not None
+        try:
+            event = lead.decide(self.state, command, self.funnels, self._meta())
+        except DomainError:
+            return False
+        self.state = lead.evolve(self.state, event)
+        self.planned.append((self.at, actor, command))
+        return True
+
+
+def plan(
+    funnels: FunnelCatalog, now: datetime, leads: int = 2000, seed: int = 7
+) -> Iterator[PlannedCommand]:
+    """Every demo command, in time order."""
+    rng = random.Random(seed)
+    companies = [
+        (f"INN{7700000000 + i}", f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_KINDS)} {i}")
+        for i in range(max(10, leads * 3 // 5))
+    ]
+    funnel_ids = list(funnels)
+    heap: list[PlannedCommand] = []
+    seq = 0
+    for index in range(leads):
+        lead_id = uuid5(DEMO_NAMESPACE, f"lead-{seed}-{index}")
+        start = now - timedelta(days=365) + timedelta(seconds=rng.uniform(0, 364 * 86400))
+        story = _Story(rng, funnels, lead_id, start, now)
+        _tell(story, rng, funnels, funnel_ids, companies)
+        for at, actor, command in story.planned:
+            heapq.heappush(heap, PlannedCommand(at, seq, lead_id, actor, command))
+            seq += 1
+    while heap:
+        yield heapq.heappop(heap)
+
+
+def _tell(
+    story: _Story,
+    rng: random.Random,
+    funnels: FunnelCatalog,
+    funnel_ids: list[str],
+    companies: list[tuple[str, str]],
+) -> None:
+    manager = rng.choice(MANAGERS)
+    funnel_id = (
+        "out_of_court"
+        if "out_of_court" in funnels and rng.random() < 0.6
+        else rng.choice(funnel_ids)
+    )
+    company_id, company_name = rng.choice(companies)
+    story.create(
+        lead.CreateLead(
+            lead_id=story.lead_id,
+            funnel=funnel_id,
+            title=rng.choice(TITLES),
+            company_name=company_name,
+            company_id=company_id,
+            source="court_request" if funnel_id == "court" else rng.choice(SOURCES[1:]),
+            manager=manager,
+            expert=rng.choice(EXPERTS) if rng.random() < 0.5 else None,
+            need_maturity=rng.choice(MATURITY),
+            answer_due=(story.at + timedelta(days=rng.randint(2, 14))).date(),
+            description="Created by the demo data loader",
+            amount=_money(rng, 500, 20000),
+        ),
+        "assistant.demo",
+    )
+    if rng.random() < 0.08 and story.later(1, 48):
+        other = [f for f in funnel_ids if f != funnel_id]
+        if other:
+            story.do(lead.TransferLead(rng.choice(other)), manager)
+    if rng.random() < 0.3 and story.later(1, 72):
+        parts = rng.randint(2, 4)
+        story.do(
+            lead.SetLeadCostBreakdown(
+                tuple(
+                    lead.CostComponent(f"component {i + 1}", _money(rng, 50, 5000))
+                    for i in range(parts)
+                )
+            ),
+            manager,
+        )
+    if rng.random() < 0.15 and story.later(1, 72):
+        story.do(
+            lead.UpdateLeadCard(
+                {"need_maturity": rng.choice(MATURITY), "title": rng.choice(TITLES)}
+            ),
+            manager,
+        )
+    assert story.state is not None
+    funnel = funnels[story.state.funnel]
+    if not (rng.random() < 0.85 and story.later(2, 96)):
+        return
+    story.do(lead.MoveLeadToStage(funnel.stages[1].id), manager)
+    if rng.random() < 0.15 and story.later(1, 48):
+        story.do(lead.PauseLead(rng.choice(PAUSE_REASONS)), manager)
+        if story.later(24, 24 * 20):
+            story.do(lead.ResumeLead(), manager)
+        else:
+            return
+    if not (rng.random() < 0.8 and story.later(4, 120)):
+        return
+    story.do(
+        lead.RecordLeadAssessment(
+            rng.choice(EXPERTS),
+            rng.choice(["feasible", "complex", "routine"]),
+            Decimal(rng.randint(1, 32)) / 2,
+        ),
+        rng.choice(EXPERTS),
+    )
+    if not story.later(1, 48):
+        return
+    if rng.random() < 0.18:
+        story.do(lead.QualifyLead(False, rng.choice(NON_QUALITY_REASONS)), manager)
+        return
+    story.do(lead.QualifyLead(True), manager)
+    position = 1
+    target = rng.randint(2, len(funnel.stages) - 1)
+    while position < target and story.later(6, 24 * 10):
+        position += 1
+        if rng.random() < 0.06 and position > 2:
+            story.do(lead.MoveLeadToStage(funnel.stages[position - 2].id), manager)
+            if not story.later(6, 72):
+                return
+        story.do(lead.MoveLeadToStage(funnel.stages[position].id), manager)
+        if rng.random() < 0.05 and story.later(1, 24):
+            story.do(lead.PauseLead(rng.choice(PAUSE_REASONS)), manager)
+            if not story.later(24, 24 * 15):
+                return
+            story.do(lead.ResumeLead(), manager)
+    if not story.later(12, 24 * 14):
+        return
+    roll = rng.random()
+    if position >= len(funnel.stages) - 2 and roll < 0.6:
+        story.do(lead.CloseLead("won"), manager)
+    elif roll < 0.35:
+        story.do(lead.CloseLead("lost", rng.choice(LOST_REASONS)), manager)
+
+
+def load_demo(
+    store: EventStore,
+    funnels: FunnelCatalog,
+    now: datetime,
+    *,
+    leads: int = 2000,
+    seed: int = 7,
+    progress: Callable[[int], object] | None = None,
+) -> int:
+    """Send every planned command through the command handlers; the number sent."""
+    sent = 0
+    for planned in plan(funnels, now, leads, seed):
+        ctx = CommandContext(
+            actor=planned.actor,
+            at=planned.at,
+            command_id=uuid5(DEMO_NAMESPACE, f"cmd-{seed}-{planned.seq}"),
+        )
+        if isinstance(planned.command, lead.CreateLead):
+            create_lead(store, funnels, planned.command, ctx)
+        else:
+            handle_lead_command(store, funnels, planned.lead_id, planned.command, ctx)
+        sent += 1
+        if progress is not None:
+            progress(1)
+    return sent
