@@ -13,10 +13,20 @@ from uuid import UUID
 
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 StreamRow = tuple[int, int, str, bytes]
 """(originator_version, notification_id, topic, state)"""
+
+NotificationRow = tuple[int, str, int, str, bytes]
+"""(notification_id, originator_id as canonical UUID text, originator_version, topic, state)
+
+The projector's fast path: plain tuples, no per-row UUID or dataclass objects."""
+
+
+def _dashed(hex_id: str) -> str:
+    return f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}"
 
 
 class LeadLedgerSQLiteRecorder(SQLiteProcessRecorder):
@@ -28,6 +38,18 @@ class LeadLedgerSQLiteRecorder(SQLiteProcessRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(statement, (originator_id.hex,))
             return [(row[0], row[1], row[2], bytes(row[3])) for row in c.fetchall()]
+
+    def select_notification_rows(self, after: int, limit: int) -> list[NotificationRow]:
+        statement = (
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?"
+        )
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, (after, limit))
+            return [
+                (row[0], _dashed(row[1]) if len(row[1]) == 32 else row[1], row[2], row[3], row[4])
+                for row in c.fetchall()
+            ]
 
 
 class LeadLedgerPostgresRecorder(PostgresProcessRecorder):
@@ -50,3 +72,17 @@ class LeadLedgerPostgresRecorder(PostgresProcessRecorder):
                 )
                 for row in curs.fetchall()
             ]
+
+    def select_notification_rows(self, after: int, limit: int) -> list[NotificationRow]:
+        statement = SQL(
+            "SELECT notification_id, originator_id::text, originator_version, topic, state "
+            "FROM {schema}.{table} WHERE notification_id > %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+        )
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, (after, limit), prepare=True)
+            rows: list[NotificationRow] = curs.fetchall()
+            return rows

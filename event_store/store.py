@@ -28,6 +28,7 @@ from eventsourcing.persistence import (
 
 from aggregates.base import DomainEvent
 from event_store.codec import EventCodec
+from event_store.recorders import NotificationRow
 
 
 class ConcurrencyError(Exception):
@@ -147,6 +148,11 @@ class EventStore:
     def read(self, after: int, limit: int) -> Sequence[Notification]:
         """Up to ``limit`` notifications with positions greater than ``after``."""
         return self.recorder.select_notifications(after, limit, inclusive_of_start=False)
+
+    def read_rows(self, after: int, limit: int) -> list[NotificationRow]:
+        """Like ``read`` as plain tuples (position, stream id text, version, topic, state)."""
+        rows: list[NotificationRow] = self.recorder.select_notification_rows(after, limit)  # type: ignore[attr-defined]
+        return rows
 
     def last_position(self) -> int:
         return self.recorder.max_notification_id() or 0

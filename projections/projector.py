@@ -11,10 +11,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 
 from event_store import EventStore
+from event_store.recorders import NotificationRow
 from projections.base import PageEvent, Projection
 from projections.database import ReadModelDatabase
 
@@ -50,25 +52,19 @@ class Projector:
 
     # --- one page -----------------------------------------------------------------------
 
-    def run_once(self) -> int:
-        """Fold the next page; the number of events read (0 when caught up)."""
-        notifications = self.store.read(self.position, self.page_size)
-        if not notifications:
-            return 0
+    def _fetch(self, after: int) -> list[NotificationRow]:
+        return self.store.read_rows(after, self.page_size)
+
+    def _apply(self, rows: list[NotificationRow]) -> None:
+        """Fold one page into every projection and commit it with the new position."""
         by_projection: list[list[PageEvent]] = [[] for _ in self.projections]
-        for n in notifications:
+        for position, stream_id, version, topic, state in rows:
             for index, projection in enumerate(self.projections):
-                if n.topic in projection.topics:
+                if topic in projection.topics:
                     by_projection[index].append(
-                        PageEvent(
-                            str(n.originator_id),
-                            n.originator_version,
-                            n.id,
-                            n.topic,
-                            orjson.loads(n.state),
-                        )
+                        PageEvent(stream_id, version, position, topic, orjson.loads(state))
                     )
-        last = notifications[-1].id
+        last = rows[-1][0]
         cursor = self._cursor
         cursor.execute("BEGIN TRANSACTION")
         try:
@@ -88,18 +84,41 @@ class Projector:
         with self._caught_up:
             self.position = last
             self._caught_up.notify_all()
-        return len(notifications)
+
+    def run_once(self) -> int:
+        """Fold the next page; the number of events read (0 when caught up)."""
+        rows = self._fetch(self.position)
+        if rows:
+            self._apply(rows)
+        return len(rows)
 
     def catch_up(self, progress: Callable[[int], object] | None = None) -> int:
-        """Fold pages until no event is left; the number of events read."""
+        """Fold pages until no event is left; the number of events read.
+
+        While a full page is being folded, the next one is read in a second thread, so
+        the event store's read and DuckDB's write overlap with the Python fold.
+        """
         total = 0
-        while True:
-            count = self.run_once()
-            if count == 0:
-                return total
-            total += count
-            if progress is not None:
-                progress(count)
+        rows = self._fetch(self.position)
+        if len(rows) < self.page_size:
+            if rows:
+                self._apply(rows)
+                if progress is not None:
+                    progress(len(rows))
+            return len(rows)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector-read") as pool:
+            while rows:
+                ahead = pool.submit(self._fetch, rows[-1][0])
+                try:
+                    self._apply(rows)
+                except BaseException:
+                    ahead.cancel()
+                    raise
+                total += len(rows)
+                if progress is not None:
+                    progress(len(rows))
+                rows = ahead.result()
+        return total
 
     # --- in the background --------------------------------------------------------------
 
