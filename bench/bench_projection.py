@@ -351,6 +351,8 @@ def report(
 ) -> str:
     out: list[str] = []
     topics = setup["topics"]
+    registered = topics.get("CompanyRegistered", 0)
+    per_lead = (setup["events"] - registered) / max(1, setup["leads"])
     out.append(
         benchlib.table(
             "Setup: generated history, COPY-ed into PostgreSQL (child process)",
@@ -358,9 +360,8 @@ def report(
             [
                 ("events", benchlib.count(setup["events"])),
                 ("leads", benchlib.count(setup["leads"])),
-                ("companies registered", benchlib.count(topics.get("CompanyRegistered", 0))),
-                ("events per lead (lead events)",
-                 f"{(setup['events'] - topics.get('CompanyRegistered', 0)) / max(1, setup['leads']):.2f}"),
+                ("companies registered", benchlib.count(registered)),
+                ("lead events per lead", f"{per_lead:.2f}"),
                 ("history from", f"{setup['first_at']:%Y-%m-%d %H:%M}"),
                 ("history to", f"{setup['last_at']:%Y-%m-%d %H:%M}"),
                 ("mean JSON state bytes", f"{setup['state_bytes'] / max(1, setup['events']):.0f}"),

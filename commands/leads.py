@@ -10,6 +10,7 @@ first result without appending.
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID, uuid5
 
 from aggregates import company, lead
@@ -78,8 +79,18 @@ def create_lead(
     raise VersionConflict("the lead could not be created under contention: try again", 0)
 
 
+def load_lead_records(
+    store: EventStore, lead_id: UUID, *, as_of: datetime | None = None
+) -> list[RecordedEvent]:
+    """A lead's recorded events (empty when the id is no lead's, e.g. a company's stream)."""
+    records = store.load(lead_id, as_of=as_of)
+    if records and not isinstance(records[0].event, lead.LeadCreated):
+        return []
+    return records
+
+
 def load_lead(store: EventStore, lead_id: UUID) -> tuple[lead.Lead, list[RecordedEvent]]:
-    history = store.load(lead_id)
+    history = load_lead_records(store, lead_id)
     state = lead.fold([r.event for r in history])
     if state is None:
         raise StreamNotFound(f"lead {lead_id} not found")

@@ -128,6 +128,7 @@ def _format_value(value: Any) -> str:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from commands.leads import load_lead_records
     from read_api.views import history
 
     try:
@@ -137,8 +138,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         return 2
     platform = _platform()
     try:
-        records = platform.store.load(lead_id)
-        if not records or records[0].event.type != "LeadCreated":
+        records = load_lead_records(platform.store, lead_id)
+        if not records:
             print(f"leadledger history: lead {lead_id} not found", file=sys.stderr)
             return 1
         print(f"History of lead {lead_id} ({len(records)} events)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from datetime import time as clock_time
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -115,3 +116,41 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def parse_instant(field: str, raw: str | None, *, end_of_day: bool = False) -> datetime | None:
+    """An ISO timestamp, or a date (its start, or with ``end_of_day`` its last instant)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            return datetime.combine(day, clock_time.max if end_of_day else clock_time.min, UTC)
+        return as_utc(datetime.fromisoformat(raw))
+    except ValueError:
+        raise BadRequestValue(
+            field, "must be an ISO date (2026-06-30) or timestamp (2026-06-30T12:00:00Z)"
+        ) from None
+
+
+class Period:
+    """The optional ``from`` / ``to`` creation period of list and report queries."""
+
+    def __init__(
+        self,
+        created_from: Annotated[
+            str | None,
+            Query(alias="from", description="Created at or after: ISO date or timestamp"),
+        ] = None,
+        created_to: Annotated[
+            str | None,
+            Query(
+                alias="to",
+                description="Created at or before: ISO timestamp, or a date (the whole day)",
+            ),
+        ] = None,
+    ) -> None:
+        self.start = parse_instant("from", created_from)
+        self.end = parse_instant("to", created_to, end_of_day=True)
+        if self.start and self.end and self.start > self.end:
+            raise BadRequestValue("from", "must not be after 'to'")

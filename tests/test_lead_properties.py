@@ -210,7 +210,7 @@ def test_the_strategies_reach_the_interesting_states() -> None:
     """Guard against a vacuous property: enough runs get paused, qualified and closed."""
     seen: set[str] = set()
 
-    @settings(max_examples=100, deadline=None, database=None, derandomize=True)
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True)
     @given(scenarios)
     def collect(scenario: Any) -> None:
         result = run(*scenario)

@@ -10,10 +10,9 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from aggregates import lead
 from commands.context import CommandResult, StreamNotFound
-from commands.leads import create_lead, handle_lead_command, lead_id_for
+from commands.leads import create_lead, handle_lead_command, lead_id_for, load_lead_records
 from read_api import queries
-from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, as_utc
-from read_api.errors import BadRequestValue
+from read_api.deps import CommandHeaders, Period, PlatformDep, ReadCursor, as_utc
 from read_api.views import detail_from_row, detail_from_state, history
 from schemas.leads import (
     AssessmentRequest,
@@ -201,20 +200,16 @@ def close(
 @router.get("", response_model=LeadPage)
 def list_leads(
     cursor: ReadCursor,
+    period: Annotated[Period, Depends()],
     funnel: str | None = None,
     stage: str | None = None,
     status: Literal["open", "paused", "won", "lost", "non_quality"] | None = None,
     manager: str | None = None,
-    created_from: Annotated[datetime | None, Query(alias="from")] = None,
-    created_to: Annotated[datetime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     """Leads, newest first, filtered and paginated."""
-    created_from, created_to = as_utc(created_from), as_utc(created_to)
-    if created_from and created_to and created_from > created_to:
-        raise BadRequestValue("from", "must not be after 'to'")
-    filters = queries.LeadFilters(funnel, stage, status, manager, created_from, created_to)
+    filters = queries.LeadFilters(funnel, stage, status, manager, period.start, period.end)
     items, total = queries.list_leads(cursor, filters, limit, offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
@@ -235,7 +230,7 @@ def get_lead(
     """The lead now (read model) or as it was at ``as_of`` (replayed from its events)."""
     if as_of is not None:
         moment = as_utc(as_of)
-        records = platform.store.load(lead_id, as_of=moment)
+        records = load_lead_records(platform.store, lead_id, as_of=moment)
         state = lead.fold([r.event for r in records])
         if state is None:
             raise StreamNotFound(f"lead {lead_id} did not exist at {moment:%Y-%m-%dT%H:%M:%S%z}")
@@ -256,7 +251,7 @@ def get_lead(
 )
 def get_history(lead_id: UUID, platform: PlatformDep) -> dict[str, Any]:
     """Every event of the lead from the event store, in order, with its changes old → new."""
-    records = platform.store.load(lead_id)
-    if not records or records[0].event.type != "LeadCreated":
+    records = load_lead_records(platform.store, lead_id)
+    if not records:
         raise StreamNotFound(f"lead {lead_id} not found")
     return {"lead_id": lead_id, "events": history(records)}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from read_api import queries
-from read_api.deps import PlatformDep, ReadCursor, as_utc
+from read_api.deps import Period, PlatformDep, ReadCursor
 from read_api.errors import BadRequestValue
 from schemas.leads import FunnelOut, FunnelReport
 
@@ -36,15 +35,11 @@ def funnel_report(
     platform: PlatformDep,
     cursor: ReadCursor,
     funnel: Annotated[str, Query(description="Funnel id")],
-    created_from: Annotated[datetime | None, Query(alias="from")] = None,
-    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    period: Annotated[Period, Depends()],
 ) -> dict[str, Any]:
     """Per stage count, amount, reached and conversion; totals, non-quality, new vs repeat."""
     f = platform.funnels.get(funnel)
     if f is None:
         known = ", ".join(sorted(platform.funnels))
         raise BadRequestValue("funnel", f"unknown funnel '{funnel}' (known: {known})")
-    created_from, created_to = as_utc(created_from), as_utc(created_to)
-    if created_from and created_to and created_from > created_to:
-        raise BadRequestValue("from", "must not be after 'to'")
-    return queries.funnel_report(cursor, f, created_from, created_to)
+    return queries.funnel_report(cursor, f, period.start, period.end)
