@@ -74,6 +74,7 @@ class CommandContext:
         *,
         actor: str,
         clock: Callable[[], datetime],
+        scope: str = "",
         request: Any = None,
         expected_version: int | None = None,
         idempotency_key: str | None = None,
@@ -81,12 +82,14 @@ class CommandContext:
     ) -> CommandContext:
         """A context with a server timestamp and a command id.
 
-        With an Idempotency-Key the command id is derived from (actor, key), so a repeat
-        of the request is recognised as the same command; ``request`` is fingerprinted
-        so the key cannot be reused for a different request.
+        With an Idempotency-Key the command id is derived from (actor, scope, key), so a
+        repeat of the request is recognised as the same command. ``scope`` names what the
+        command targets (``"lead:<id>"`` or ``"create-lead"``): a key is the actor's own
+        and is scoped to its target. ``request`` is fingerprinted so that the key cannot
+        be reused for a different request to the same target.
         """
         if idempotency_key is not None:
-            command_id = uuid5(IDEMPOTENCY_NAMESPACE, f"{actor}\n{idempotency_key}")
+            command_id = uuid5(IDEMPOTENCY_NAMESPACE, f"{actor}\n{scope}\n{idempotency_key}")
             request_hash = hashlib.sha256(
                 orjson.dumps(request, option=orjson.OPT_SORT_KEYS, default=str)
             ).hexdigest()[:32]

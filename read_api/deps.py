@@ -75,10 +75,11 @@ class CommandHeaders:
         self.idempotency_key = idempotency_key
         self.correlation_id = x_correlation_id
 
-    def context(self, platform: Platform, request: Any) -> CommandContext:
+    def context(self, platform: Platform, scope: str, request: Any) -> CommandContext:
         return CommandContext.new(
             actor=self.actor,
             clock=platform.clock,
+            scope=scope,
             request=request,
             expected_version=self.expected_version,
             idempotency_key=self.idempotency_key,

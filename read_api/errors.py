@@ -60,7 +60,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": _location(e.get("loc", ())), "message": e.get("msg", "invalid")}
+            {
+                "field": "body" if e.get("type") == "json_invalid" else _location(e.get("loc", ())),
+                "message": e.get("msg", "invalid"),
+            }
             for e in exc.errors()
         ]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}

@@ -55,7 +55,9 @@ def create(
     body: CreateLeadRequest, headers: Headers, platform: PlatformDep, response: Response
 ) -> CommandAccepted:
     """Create a lead; it lands in the first stage of its funnel."""
-    ctx = headers.context(platform, {"command": "create", **body.model_dump(mode="json")})
+    ctx = headers.context(
+        platform, "create-lead", {"command": "create", **body.model_dump(mode="json")}
+    )
     command = lead.CreateLead(lead_id=lead_id_for(ctx.command_id), **body.model_dump())
     result = create_lead(platform.store, platform.funnels, command, ctx)
     response.headers["Location"] = f"/leads/{result.stream_id}"
@@ -72,7 +74,7 @@ def _run(
     response: Response,
 ) -> CommandAccepted:
     request = {"command": name, "lead_id": str(lead_id), **body.model_dump(mode="json")}
-    ctx = headers.context(platform, request)
+    ctx = headers.context(platform, f"lead:{lead_id}", request)
     result = handle_lead_command(platform.store, platform.funnels, lead_id, command, ctx)
     return _accepted(result, response)
 
@@ -206,7 +208,7 @@ def list_leads(
     status: Literal["open", "paused", "won", "lost", "non_quality"] | None = None,
     manager: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> dict[str, Any]:
     """Leads, newest first, filtered and paginated."""
     filters = queries.LeadFilters(funnel, stage, status, manager, period.start, period.end)
