@@ -590,46 +590,48 @@ def evolve(lead: Lead | None, event: DomainEvent) -> Lead:
             updated_at=event.at,
             stage_entered_at=event.at,
         )
-    lead = replace(lead, version=lead.version + 1, updated_at=event.at)
+    changes: dict[str, Any]
     match event:
-        case LeadCardUpdated(changes=changes):
-            return replace(lead, **{f: _from_json_value(f, c["new"]) for f, c in changes.items()})
+        case LeadCardUpdated(changes=card):
+            changes = {f: _from_json_value(f, c["new"]) for f, c in card.items()}
         case LeadCostBreakdownSet(components=components, total=total):
-            return replace(lead, cost_components=components, amount=total)
+            changes = {"cost_components": components, "amount": total}
         case LeadStageChanged(to_stage=to_stage):
-            return replace(lead, stage=to_stage, stage_entered_at=event.at)
+            changes = {"stage": to_stage, "stage_entered_at": event.at}
         case LeadTransferred(to_funnel=to_funnel, to_stage=to_stage):
-            return replace(lead, funnel=to_funnel, stage=to_stage, stage_entered_at=event.at)
+            changes = {"funnel": to_funnel, "stage": to_stage, "stage_entered_at": event.at}
         case LeadPaused(reason=reason):
-            return replace(
-                lead, status=LeadStatus.PAUSED, pause_reason=reason, paused_since=event.at
-            )
+            changes = {
+                "status": LeadStatus.PAUSED,
+                "pause_reason": reason,
+                "paused_since": event.at,
+            }
         case LeadResumed():
-            return replace(lead, status=LeadStatus.OPEN, pause_reason=None, paused_since=None)
+            changes = {"status": LeadStatus.OPEN, "pause_reason": None, "paused_since": None}
         case LeadAssessed(expert=expert, result=result, hours=hours):
-            return replace(
-                lead,
-                assessment=Assessment(expert, result, hours),
-                assessment_hours_total=lead.assessment_hours_total + hours,
-            )
+            changes = {
+                "assessment": Assessment(expert, result, hours),
+                "assessment_hours_total": lead.assessment_hours_total + hours,
+            }
         case LeadQualified(quality=quality, reason=reason):
-            return replace(
-                lead,
-                quality=quality,
-                qualification_reason=reason,
-                status=LeadStatus.OPEN if quality else LeadStatus.NON_QUALITY,
-                closed_at=None if quality else event.at,
-            )
+            changes = {
+                "quality": quality,
+                "qualification_reason": reason,
+                "status": LeadStatus.OPEN if quality else LeadStatus.NON_QUALITY,
+                "closed_at": None if quality else event.at,
+            }
         case LeadClosed(outcome=outcome, reason=reason):
-            return replace(
-                lead,
-                status=LeadStatus(outcome),
-                close_reason=reason,
-                closed_at=event.at,
-                paused_since=None,
-                pause_reason=None,
-            )
-    raise ValueError(f"not a lead event: {event.type}")
+            changes = {
+                "status": LeadStatus(outcome),
+                "close_reason": reason,
+                "closed_at": event.at,
+                "paused_since": None,
+                "pause_reason": None,
+            }
+        case _:
+            raise ValueError(f"not a lead event: {event.type}")
+    # one copy per event: replays of long streams (history, as_of) stay fast
+    return replace(lead, version=lead.version + 1, updated_at=event.at, **changes)
 
 
 def fold(events: list[DomainEvent]) -> Lead | None:

@@ -43,6 +43,11 @@ def to_jsonable(obj: Any) -> Any:
     return orjson.loads(dumps(obj))
 
 
+def event_fields(event: DomainEvent) -> dict[str, Any]:
+    """The event's fields, shallow (nested dataclasses stay objects; orjson writes them)."""
+    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+
+
 def _identity(value: Any) -> Any:
     return value
 
@@ -103,9 +108,7 @@ class EventCodec:
         return type(event).__name__
 
     def encode(self, event: DomainEvent) -> bytes:
-        data = dataclasses.asdict(event)
-        data["schema_version"] = type(event).schema_version
-        return dumps(data)
+        return dumps(event_fields(event) | {"schema_version": type(event).schema_version})
 
     def decode(self, topic: str, state: bytes) -> DomainEvent:
         decoder = self._decoders.get(topic)

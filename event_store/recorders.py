@@ -9,11 +9,15 @@ recorder test cases run against them in tests/test_recorders.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
-from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
-from psycopg.rows import tuple_row
+from psycopg import Cursor
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier
 
 StreamRow = tuple[int, int, str, bytes]
@@ -53,6 +57,55 @@ class LeadLedgerSQLiteRecorder(SQLiteProcessRecorder):
 
 
 class LeadLedgerPostgresRecorder(PostgresProcessRecorder):
+    """Adds stream reads with positions, and keeps positions gap-free on refusals.
+
+    The library numbers events from a sequence inside its INSERT, so an append refused
+    by the unique (stream, version) key would burn the numbers of its whole batch and
+    leave a hole in the notification log. Here the taken versions are looked for first,
+    under the same exclusive table lock, and a refused append consumes no number.
+    """
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        keys = [(e.originator_id, e.originator_version) for e in stored_events]
+        curs.execute(
+            SQL(
+                "SELECT t.originator_id, t.originator_version FROM {schema}.{table} t "
+                "JOIN unnest(%s::{id_type}[], %s::bigint[]) AS k(id, version) "
+                "ON t.originator_id = k.id AND t.originator_version = k.version LIMIT 1"
+            ).format(
+                schema=Identifier(self.datastore.schema),
+                table=Identifier(self.events_table_name),
+                id_type=Identifier(self.datastore.originator_id_type),
+            ),
+            ([k[0] for k in keys], [k[1] for k in keys]),
+        )
+        taken = curs.fetchone()
+        duplicated = next((k for k in keys if keys.count(k) > 1), None)
+        if taken is not None or duplicated is not None:
+            # Fail the transaction the way the library expects (a unique violation), with
+            # an explicit position so that no sequence number is consumed.
+            key = (
+                (taken["originator_id"], taken["originator_version"])
+                if taken is not None
+                else duplicated
+            )
+            statement = SQL(
+                "INSERT INTO {schema}.{table} "
+                "(originator_id, originator_version, topic, state, notification_id) "
+                "VALUES (%s, %s, '', ''::bytea, 0)"
+            ).format(
+                schema=Identifier(self.datastore.schema),
+                table=Identifier(self.events_table_name),
+            )
+            for _ in range(1 if taken is not None else 2):
+                curs.execute(statement, key)
+            return
+        PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
+
     def select_stream(self, originator_id: UUID) -> list[StreamRow]:
         statement = SQL(
             "SELECT originator_version, notification_id, topic, state FROM {schema}.{table} "

@@ -37,12 +37,14 @@ class Projector:
         *,
         page_size: int = 20_000,
         fault_hook: FaultHook | None = None,
+        batch_window: float = 0.02,
     ) -> None:
         self.store = store
         self.db = db
         self.projections = list(projections)
         self.page_size = page_size
         self.fault_hook = fault_hook
+        self.batch_window = batch_window
         self._cursor = db.cursor()
         self._wake = threading.Event()
         self._caught_up = threading.Condition()
@@ -137,6 +139,8 @@ class Projector:
                 backoff = min(backoff * 2, 30.0)
             self._wake.wait(backoff)
             self._wake.clear()
+            # let a burst of appends land, so it is folded as one page, not one per command
+            stop.wait(self.batch_window)
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Block until the read models include ``position``; False on timeout."""

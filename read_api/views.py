@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 import orjson
 
 from aggregates import lead as lead_model
 from event_store import RecordedEvent
-from event_store.codec import to_jsonable
+from event_store.codec import event_fields, to_jsonable
 
 META_FIELDS = frozenset(
     {"actor", "at", "command_id", "correlation_id", "request_hash", "schema_version"}
@@ -19,8 +18,6 @@ NOT_IN_CHANGES = frozenset({"version", "updated_at"})
 
 def detail_from_state(state: lead_model.Lead) -> dict[str, Any]:
     """The lead detail (the shape of ``schemas.leads.LeadDetail``) from replayed events."""
-    data = asdict(state)
-    data.pop("paused_since", None)
     return {
         "lead_id": state.lead_id,
         "funnel": state.funnel,
@@ -37,10 +34,18 @@ def detail_from_state(state: lead_model.Lead) -> dict[str, Any]:
         "answer_due": state.answer_due,
         "description": state.description,
         "amount": state.amount,
-        "cost_components": [asdict(c) for c in state.cost_components],
+        "cost_components": [{"name": c.name, "amount": c.amount} for c in state.cost_components],
         "quality": state.quality,
         "qualification_reason": state.qualification_reason,
-        "assessment": None if state.assessment is None else asdict(state.assessment),
+        "assessment": (
+            None
+            if state.assessment is None
+            else {
+                "expert": state.assessment.expert,
+                "result": state.assessment.result,
+                "hours": state.assessment.hours,
+            }
+        ),
         "assessment_hours_total": state.assessment_hours_total,
         "pause_reason": state.pause_reason,
         "paused_since": state.paused_since,
@@ -109,13 +114,13 @@ def history(records: list[RecordedEvent]) -> list[dict[str, Any]]:
     for record in records:
         event = record.event
         state = lead_model.evolve(state, event)
-        after = to_jsonable(detail_from_state(state))
+        after = detail_from_state(state)
         changes = {
             key: {"old": before.get(key), "new": value}
             for key, value in after.items()
             if key not in NOT_IN_CHANGES and before.get(key) != value
         }
-        data = {k: v for k, v in to_jsonable(asdict(event)).items() if k not in META_FIELDS}
+        data = {k: v for k, v in event_fields(event).items() if k not in META_FIELDS}
         entries.append(
             {
                 "position": record.position,
@@ -125,8 +130,8 @@ def history(records: list[RecordedEvent]) -> list[dict[str, Any]]:
                 "at": event.at,
                 "command_id": event.command_id,
                 "correlation_id": event.correlation_id,
-                "changes": changes,
-                "data": data,
+                "changes": to_jsonable(changes),
+                "data": to_jsonable(data),
             }
         )
         before = after
