@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -259,8 +259,11 @@ class LeadHistory:
         self.start = start
         self.span = span_days * 86400
         self.mean_gap = mean_gap_hours * 3600
-        self.mean_budget = max(1.0, events / max(1, leads))
         self.company_pool = max(10, leads)
+        # 85% of leads name a company drawn from a pool as large as the number of leads,
+        # so about 1 - e^-0.85 = 57% of the leads also register their company: leave room
+        # for those events so that about ``leads`` leads fit into ``events`` events.
+        self.mean_budget = max(1.0, (events - 0.57 * leads) / max(1, leads))
         self.companies_seen: set[str] = set()
         self.created = 0
         self.last_at = start
@@ -479,7 +482,3 @@ class LeadHistory:
 def mid_time(events: Sequence[GeneratedEvent]) -> datetime:
     """The timestamp of the middle event of a history."""
     return events[len(events) // 2][2].at
-
-
-def as_date(value: datetime) -> date:
-    return value.date()

@@ -142,10 +142,14 @@ class LeadDriver:
     ) -> CommandResult:
         return self.send(lead_id, lead.RecordLeadAssessment(expert, result, Decimal(hours)))
 
-    def qualify(self, lead_id: UUID, quality: bool = True, reason: str | None = None) -> CommandResult:
+    def qualify(
+        self, lead_id: UUID, quality: bool = True, reason: str | None = None
+    ) -> CommandResult:
         return self.send(lead_id, lead.QualifyLead(quality, reason))
 
-    def close(self, lead_id: UUID, outcome: str = "won", reason: str | None = None) -> CommandResult:
+    def close(
+        self, lead_id: UUID, outcome: str = "won", reason: str | None = None
+    ) -> CommandResult:
         return self.send(lead_id, lead.CloseLead(outcome, reason))
 
 
@@ -254,7 +258,9 @@ def _next_command(rng: random.Random, model: _Model) -> lead.LeadCommand | None:
         if rng.random() < 0.6:
             return None  # keep most leads alive a while
         outcome = rng.choice(["won", "lost"])
-        reason = rng.choice([None, "price"]) if outcome == "won" else "went to a competitor"
+        reason: str | None = (
+            rng.choice([None, "price"]) if outcome == "won" else "went to a competitor"
+        )
         return lead.CloseLead(outcome, reason)
     if kind == "resume":
         return lead.ResumeLead()
@@ -263,8 +269,8 @@ def _next_command(rng: random.Random, model: _Model) -> lead.LeadCommand | None:
         return lead.MoveLeadToStage(stage)
     if kind == "transfer":
         target = FUNNELS[rng.choice([f for f in sorted(FUNNELS) if f != model.funnel])]
-        stage = rng.choice([None, *[s.id for s in target.stages]])
-        return lead.TransferLead(target.id, stage)
+        to_stage: str | None = rng.choice([None, *[s.id for s in target.stages]])
+        return lead.TransferLead(target.id, to_stage)
     if kind == "pause":
         return lead.PauseLead(rng.choice(["client on holiday", "waiting for documents"]))
     if kind == "assess":
@@ -317,7 +323,8 @@ def generate_history(
 ) -> list[Step]:
     """A random valid history: ``leads`` creations and about ``steps`` commands in all.
 
-    Times strictly increase from ``start`` (gaps of 1 s to ``max_gap_seconds``); company
+    Times strictly increase from ``start`` (gaps of 1 s to ``max_gap_seconds``, with
+    microseconds, as a server clock has them); company
     ids come from a pool of ``companies`` so some leads are repeat.
     """
     rng = random.Random(seed)
@@ -330,7 +337,9 @@ def generate_history(
     while (created < leads or len(history) < steps) and attempts < steps * 20:
         attempts += 1
         live = [lid for lid, m in models.items() if not m.closed]
-        at_next = at + timedelta(seconds=rng.randint(1, max_gap_seconds))
+        at_next = at + timedelta(
+            seconds=rng.randint(1, max_gap_seconds), microseconds=rng.randrange(1_000_000)
+        )
         if created < leads and (not live or rng.random() < max(0.15, leads / max(steps, 1))):
             command = _create(rng, company_ids)
             models[command.lead_id] = _Model(

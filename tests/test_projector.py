@@ -219,8 +219,7 @@ def test_each_lead_row_agrees_with_the_state_replayed_from_the_store(
             assert _row_fields(row) == _replayed_fields(state), lead_id
             assert row["last_position"] == recorded[-1].position
             moves = sum(
-                isinstance(r.event, lead.LeadStageChanged | lead.LeadTransferred)
-                for r in recorded
+                isinstance(r.event, lead.LeadStageChanged | lead.LeadTransferred) for r in recorded
             )
             assert row["visits"] == visits[str(lead_id)] == moves + 1
             assessed = [r.event for r in recorded if isinstance(r.event, lead.LeadAssessed)]
@@ -243,7 +242,9 @@ def _visits(db: ReadModelDatabase, lead_id: UUID) -> list[dict[str, Any]]:
     return [dict(zip(names, r, strict=True)) for r in result.fetchall()]
 
 
-@pytest.mark.parametrize(("page_size", "after_each_command"), [(1, False), (2, True), (1000, False)])
+@pytest.mark.parametrize(
+    ("page_size", "after_each_command"), [(1, False), (2, True), (1000, False)]
+)
 def test_paused_time_is_excluded_from_a_stage_visit(
     sqlite_store: EventStore, tmp_path: Path, page_size: int, after_each_command: bool
 ) -> None:
@@ -314,10 +315,14 @@ def test_paused_time_is_excluded_from_a_stage_visit(
         assert third["paused_seconds"] == 3 * 3600
         assert third["paused_since"] is None
 
-        row = db.cursor().execute(
-            "SELECT status, paused_since, pause_reason, visits FROM leads WHERE lead_id = ?",
-            [str(lead_id)],
-        ).fetchone()
+        row = (
+            db.cursor()
+            .execute(
+                "SELECT status, paused_since, pause_reason, visits FROM leads WHERE lead_id = ?",
+                [str(lead_id)],
+            )
+            .fetchone()
+        )
         assert row == ("lost", None, None, 3)
         assert_same_read_models(snapshot(db), rebuilt(sqlite_store, tmp_path / "rebuilt.duckdb"))
     finally:
@@ -391,6 +396,47 @@ def test_a_fault_mid_page_leaves_read_models_and_position_as_before(
         fresh.catch_up()
         assert_same_read_models(snapshot(db), rebuilt(sqlite_store, tmp_path / "rebuilt.duckdb"))
     finally:
+        db.close()
+
+
+@pytest.mark.parametrize("fault_page", [1, 3])
+def test_a_fault_during_catch_up_keeps_exactly_the_pages_before_it(
+    sqlite_store: EventStore, tmp_path: Path, fault_page: int
+) -> None:
+    """catch_up reads the next page while folding one; a fault still commits nothing of
+    its page and the projector resumes from the page before."""
+    apply_history(sqlite_store, generate_history(23, leads=20, steps=160))
+    page_size = 20
+    assert sqlite_store.last_position() > (fault_page + 1) * page_size
+    calls: list[int] = []
+
+    def hook(folded: int) -> None:
+        calls.append(folded)
+        page, after_fold = (len(calls) + 1) // 2, len(calls) % 2 == 0
+        if page == fault_page and after_fold:
+            raise InjectedFault(f"page {page}")
+
+    db = ReadModelDatabase(tmp_path / "read_models.duckdb")
+    expected_db = ReadModelDatabase(tmp_path / "pages_before.duckdb")
+    try:
+        projector = Projector(sqlite_store, db, projections(), page_size=page_size, fault_hook=hook)
+        with pytest.raises(InjectedFault):
+            projector.catch_up()
+        committed = (fault_page - 1) * page_size
+        assert projector.position == committed
+        if committed:
+            Projector(sqlite_store, expected_db, projections(), page_size=committed).run_once()
+        else:
+            for projection in projections():
+                projection.create_tables(expected_db.cursor())
+        assert_same_read_models(snapshot(db), snapshot(expected_db))
+
+        projector.fault_hook = None
+        projector.catch_up()
+        assert projector.position == sqlite_store.last_position()
+        assert_same_read_models(snapshot(db), rebuilt(sqlite_store, tmp_path / "rebuilt.duckdb"))
+    finally:
+        expected_db.close()
         db.close()
 
 

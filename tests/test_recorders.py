@@ -29,8 +29,10 @@ The abstract cases are imported through their module so pytest does not collect 
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from typing import Any, ClassVar
+from unittest import TestCase
 from uuid import UUID, uuid4
 
 import psycopg
@@ -56,8 +58,8 @@ POSTGRES_URL = os.environ.get(
 class SQLiteRecorderCase:
     """Builds our SQLite recorder over an in-memory database, or a temporary file."""
 
-    db_name: ClassVar[str] = ":memory:"
-    pool_size: ClassVar[int] = 5
+    db_name: str = ":memory:"
+    pool_size: int = 5
 
     def create_recorder(self) -> LeadLedgerSQLiteRecorder:
         recorder = LeadLedgerSQLiteRecorder(
@@ -67,8 +69,11 @@ class SQLiteRecorderCase:
         return recorder
 
 
-def _tmp_db() -> str:
-    return next(library_cases.tmpfile_uris())
+def _tmp_db(case: TestCase) -> str:
+    """A SQLite file in a temporary folder removed (with its WAL files) after the case."""
+    folder = tempfile.TemporaryDirectory(prefix="leadledger_recorder_")
+    case.addCleanup(folder.cleanup)
+    return f"{folder.name}/events.sqlite"
 
 
 class TestSQLiteRecorderAsApplicationRecorder(
@@ -76,8 +81,8 @@ class TestSQLiteRecorderAsApplicationRecorder(
 ):
     pool_size = 100  # as the library's own module: one connection per concurrent writer
 
-    def test_concurrent_no_conflicts(self, initial_position: int = 0) -> None:
-        self.db_name = _tmp_db()  # the library runs the concurrency cases on a file
+    def test_concurrent_no_conflicts(self, initial_position: int = 0) -> None:  # noqa: PT028
+        self.db_name = _tmp_db(self)  # the library runs the concurrency cases on a file
         super().test_concurrent_no_conflicts()
 
     def test_concurrent_no_conflicts_in_memory_db(self) -> None:
@@ -85,7 +90,7 @@ class TestSQLiteRecorderAsApplicationRecorder(
         super().test_concurrent_no_conflicts()
 
     def test_concurrent_throughput(self) -> None:
-        self.db_name = _tmp_db()
+        self.db_name = _tmp_db(self)
         super().test_concurrent_throughput()
 
 
@@ -107,7 +112,7 @@ class TestSQLiteRecorderNonInterleaving(
     insert_num = 10_000
 
     def setUp(self) -> None:
-        self.db_name = _tmp_db()
+        self.db_name = _tmp_db(self)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------
@@ -179,7 +184,7 @@ class TestPostgresRecorderAsApplicationRecorder(
     PostgresRecorderCase,
     library_cases.ApplicationRecorderTestCase[LeadLedgerPostgresRecorder],
 ):
-    def test_concurrent_no_conflicts(self, initial_position: int = 0) -> None:
+    def test_concurrent_no_conflicts(self, initial_position: int = 0) -> None:  # noqa: PT028
         self.resize_pool(12)  # 10 writers and 2 readers, as the library's own module
         super().test_concurrent_no_conflicts()
 
@@ -260,6 +265,44 @@ def test_select_stream_returns_version_position_topic_state_in_version_order(
     log = {n.id: (n.originator_id, n.originator_version) for n in store.read(0, 100)}
     assert {p: (a, v) for v, p, _, _ in rows_a} == {p: log[p] for _, p, _, _ in rows_a}
     assert recorder.select_stream(uuid4()) == []
+
+
+def test_select_notification_rows_agree_with_the_library_notifications(
+    store: EventStore,
+) -> None:
+    """The projector's plain-tuple read returns what ``select_notifications`` returns."""
+    recorder: Any = store.recorder
+    streams = [uuid4() for _ in range(4)]
+    for version in (1, 2, 3):
+        recorder.insert_events(
+            [_stored(s, version, f"{i}-{version}") for i, s in enumerate(streams)]
+        )
+    library = recorder.select_notifications(0, 100, inclusive_of_start=False)
+    assert len(library) == 12
+
+    rows = recorder.select_notification_rows(0, 100)
+    assert [
+        (n.id, str(n.originator_id), n.originator_version, n.topic, bytes(n.state)) for n in library
+    ] == [(p, s, v, t, bytes(st)) for p, s, v, t, st in rows]
+    for position, stream_id, version, topic, state in rows:
+        assert isinstance(position, int)
+        assert isinstance(stream_id, str)
+        assert UUID(stream_id) in streams
+        assert str(UUID(stream_id)) == stream_id  # canonical, dashed, lower-case text
+        assert isinstance(version, int)
+        assert isinstance(topic, str)
+        assert isinstance(state, bytes)
+
+    # after is exclusive, limit bounds the page, pages join up with no gap or overlap
+    ids = [r[0] for r in rows]
+    assert [r[0] for r in recorder.select_notification_rows(ids[3], 4)] == ids[4:8]
+    assert recorder.select_notification_rows(ids[-1], 10) == []
+    paged: list[int] = []
+    after = 0
+    while page := recorder.select_notification_rows(after, 5):
+        paged += [r[0] for r in page]
+        after = page[-1][0]
+    assert paged == ids
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
