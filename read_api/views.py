@@ -8,7 +8,7 @@ import orjson
 
 from aggregates import lead as lead_model
 from event_store import RecordedEvent
-from event_store.codec import event_fields, to_jsonable
+from event_store.codec import event_fields
 
 META_FIELDS = frozenset(
     {"actor", "at", "command_id", "correlation_id", "request_hash", "schema_version"}
@@ -107,7 +107,10 @@ DETAIL_ROW_FIELDS = (
 
 
 def history(records: list[RecordedEvent]) -> list[dict[str, Any]]:
-    """Every event of a lead with the fields it changed, old → new."""
+    """Every event of a lead with the fields it changed, old → new.
+
+    Values stay Python objects (dates, amounts, ids); callers serialise once at the end.
+    """
     entries: list[dict[str, Any]] = []
     state: lead_model.Lead | None = None
     before: dict[str, Any] = {}
@@ -118,7 +121,7 @@ def history(records: list[RecordedEvent]) -> list[dict[str, Any]]:
         changes = {
             key: {"old": before.get(key), "new": value}
             for key, value in after.items()
-            if key not in NOT_IN_CHANGES and before.get(key) != value
+            if key not in NOT_IN_CHANGES and (old := before.get(key)) is not value and old != value
         }
         data = {k: v for k, v in event_fields(event).items() if k not in META_FIELDS}
         entries.append(
@@ -130,8 +133,8 @@ def history(records: list[RecordedEvent]) -> list[dict[str, Any]]:
                 "at": event.at,
                 "command_id": event.command_id,
                 "correlation_id": event.correlation_id,
-                "changes": to_jsonable(changes),
-                "data": to_jsonable(data),
+                "changes": changes,
+                "data": data,
             }
         )
         before = after

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from aggregates import lead
 from commands.context import CommandResult, StreamNotFound
 from commands.leads import create_lead, handle_lead_command, lead_id_for, load_lead_records
+from event_store.codec import dumps_http
 from read_api import queries
 from read_api.deps import CommandHeaders, Period, PlatformDep, ReadCursor, as_utc
 from read_api.views import detail_from_row, detail_from_state, history
@@ -251,9 +252,11 @@ def get_lead(
     response_model=LeadHistory,
     responses={404: {"description": "Unknown lead"}},
 )
-def get_history(lead_id: UUID, platform: PlatformDep) -> dict[str, Any]:
+def get_history(lead_id: UUID, platform: PlatformDep) -> Response:
     """Every event of the lead from the event store, in order, with its changes old → new."""
     records = load_lead_records(platform.store, lead_id)
     if not records:
         raise StreamNotFound(f"lead {lead_id} not found")
-    return {"lead_id": lead_id, "events": history(records)}
+    # Serialised directly: a long history is large, and its shape is built by one function
+    body = dumps_http({"lead_id": lead_id, "events": history(records)})
+    return Response(content=body, media_type="application/json")
