@@ -350,7 +350,7 @@ def _card_value(field: str, value: Any) -> Any:
     if field == "amount":
         return _amount(field, value)
     if field == "answer_due":
-        if value is None or isinstance(value, date):
+        if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
             return value
         raise InvalidValue(field, "'answer_due' must be a date")
     return _text(field, value, required=False)

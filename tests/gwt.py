@@ -107,19 +107,25 @@ class When:
         self, error: type[DomainError], /, *, rule: str | None = None, field: str | None = None
     ) -> DomainError:
         """Refused with ``error``, naming this rule (RuleViolation) or field (InvalidValue)."""
-        with pytest.raises(error) as caught:
+        with pytest.raises(DomainError) as caught:
             self._decide()
         refusal = caught.value
+        assert isinstance(refusal, error), f"expected {error.__name__}, got {_describe(refusal)}"
         if rule is not None:
-            assert isinstance(refusal, RuleViolation), repr(refusal)
-            assert refusal.rule == rule, f"rule {refusal.rule!r}: {refusal.message}"
+            assert isinstance(refusal, RuleViolation), _describe(refusal)
+            assert refusal.rule == rule, f"expected rule {rule!r}, got {_describe(refusal)}"
         if field is not None:
-            assert isinstance(refusal, InvalidValue), repr(refusal)
-            assert refusal.field == field, f"field {refusal.field!r}: {refusal.message}"
+            assert isinstance(refusal, InvalidValue), _describe(refusal)
+            assert refusal.field == field, f"expected field {field!r}, got {_describe(refusal)}"
         return refusal
 
     def then_invalid(self, *, field: str) -> DomainError:
         return self.then_rejected(InvalidValue, field=field)
+
+
+def _describe(refusal: DomainError) -> str:
+    what = getattr(refusal, "rule", None) or getattr(refusal, "field", None)
+    return f"{type(refusal).__name__}({what!r}): {refusal.message}"
 
 
 @dataclass(frozen=True)
