@@ -162,7 +162,7 @@ def measure_rebuild(
     timer = PhaseTimer()
     # Instrument instances only, and only the methods that exist (the projector's
     # internals may change; the figures then just lose a line).
-    reader = "read_rows" if hasattr(store, "read_rows") else "read"
+    reader = next(m for m in ("read_page", "read_rows", "read") if hasattr(store, m))
     timer.instrument(store, reader, "read")
     for projection in projections:
         timer.instrument(projection, "apply", "apply")
@@ -246,6 +246,11 @@ _NAIVE_INSERT = (
 )
 
 
+def _step(projection: LeadProjection, funnel: str, stage: str) -> int | None:
+    known = projection.funnels.get(funnel)
+    return None if known is None else known.step_of(stage)
+
+
 def naive_statement(
     projection: LeadProjection, topic: str, lead_id: str, version: int, position: int,
     d: dict[str, Any],
@@ -254,7 +259,7 @@ def naive_statement(
     at = d.get("at")
     tail = [version, at, position, lead_id]
     if topic == "LeadCreated":
-        step = projection._step(d["funnel"], d["stage"])
+        step = _step(projection, d["funnel"], d["stage"])
         return _NAIVE_INSERT, [
             lead_id, d["funnel"], d["stage"], step, step, d["repeat"], d["title"],
             d["company_name"], d["company_id"], d["source"], d["manager"], d["expert"],
@@ -278,10 +283,10 @@ def naive_statement(
     if topic == "LeadCostBreakdownSet":
         params = [d["total"], orjson.dumps(d["components"]).decode()]
     elif topic == "LeadStageChanged":
-        step = projection._step(d["funnel"], d["to_stage"])
+        step = _step(projection, d["funnel"], d["to_stage"])
         params = [d["to_stage"], step, step, at]
     elif topic == "LeadTransferred":
-        step = projection._step(d["to_funnel"], d["to_stage"])
+        step = _step(projection, d["to_funnel"], d["to_stage"])
         params = [d["to_funnel"], d["to_stage"], step, step, at]
     elif topic == "LeadPaused":
         params = [d["reason"], at]

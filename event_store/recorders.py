@@ -9,19 +9,33 @@ recorder test cases run against them in tests/test_recorders.py).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+import pyarrow as pa
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
+from pyarrow import csv as pa_csv
 
 StreamRow = tuple[int, int, str, bytes]
 """(originator_version, notification_id, topic, state)"""
+
+PAGE_SCHEMA = pa.schema(
+    [
+        ("position", pa.int64()),
+        ("stream_id", pa.string()),
+        ("version", pa.int64()),
+        ("topic", pa.string()),
+        ("state", pa.string()),
+    ]
+)
+"""A page of the notification log as an Arrow table; ``state`` is the event's JSON."""
 
 NotificationRow = tuple[int, str, int, str, bytes]
 """(notification_id, originator_id as canonical UUID text, originator_version, topic, state)
@@ -54,6 +68,22 @@ class LeadLedgerSQLiteRecorder(SQLiteProcessRecorder):
                 (row[0], _dashed(row[1]) if len(row[1]) == 32 else row[1], row[2], row[3], row[4])
                 for row in c.fetchall()
             ]
+
+    def select_notification_page(self, after: int, limit: int) -> pa.Table:
+        """The next page of the log as an Arrow table (see ``projections.base.PAGE_SCHEMA``)."""
+        return _page_from_rows(self.select_notification_rows(after, limit))
+
+
+def _page_from_rows(rows: list[NotificationRow]) -> pa.Table:
+    return pa.table(
+        {
+            "position": pa.array([r[0] for r in rows], pa.int64()),
+            "stream_id": pa.array([r[1] for r in rows], pa.string()),
+            "version": pa.array([r[2] for r in rows], pa.int64()),
+            "topic": pa.array([r[3] for r in rows], pa.string()),
+            "state": pa.array([bytes(r[4]) for r in rows], pa.binary()).cast(pa.string()),
+        }
+    )
 
 
 class LeadLedgerPostgresRecorder(PostgresProcessRecorder):
@@ -139,3 +169,41 @@ class LeadLedgerPostgresRecorder(PostgresProcessRecorder):
             curs.execute(statement, (after, limit), prepare=True)
             rows: list[NotificationRow] = curs.fetchall()
             return rows
+
+    def select_notification_page(self, after: int, limit: int) -> pa.Table:
+        """The next page of the log as an Arrow table, without a Python object per row.
+
+        PostgreSQL writes the page as CSV (COPY) and Arrow's CSV reader parses it, so a
+        page of 50,000 events costs a few milliseconds of Python, not one tuple per event.
+        """
+        statement = SQL(
+            "COPY (SELECT notification_id, originator_id::text, originator_version, topic, "
+            "convert_from(state, 'UTF8') FROM {schema}.{table} WHERE notification_id > {after} "
+            "ORDER BY notification_id LIMIT {limit}) TO STDOUT WITH (FORMAT csv)"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+            after=Literal(int(after)),
+            limit=Literal(int(limit)),
+        )
+        buffer = io.BytesIO()
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor() as curs,
+            curs.copy(statement) as copy,
+        ):
+            for chunk in copy:
+                buffer.write(chunk)
+        if buffer.tell() == 0:
+            return PAGE_SCHEMA.empty_table()
+        buffer.seek(0)
+        table: pa.Table = pa_csv.read_csv(
+            buffer,
+            read_options=pa_csv.ReadOptions(column_names=PAGE_SCHEMA.names),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={f.name: f.type for f in PAGE_SCHEMA},
+                strings_can_be_null=False,
+            ),
+        )
+        return table

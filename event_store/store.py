@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
+import pyarrow as pa
 from eventsourcing.persistence import (
     InfrastructureFactory,
     IntegrityError,
@@ -153,6 +154,11 @@ class EventStore:
         """Like ``read`` as plain tuples (position, stream id text, version, topic, state)."""
         rows: list[NotificationRow] = self.recorder.select_notification_rows(after, limit)  # type: ignore[attr-defined]
         return rows
+
+    def read_page(self, after: int, limit: int) -> pa.Table:
+        """The next page of the log as an Arrow table (``projections.base.PAGE_SCHEMA``)."""
+        page: pa.Table = self.recorder.select_notification_page(after, limit)  # type: ignore[attr-defined]
+        return page
 
     def last_position(self) -> int:
         return self.recorder.max_notification_id() or 0

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol
+from typing import Protocol
 
 import duckdb
+import pyarrow as pa
 
+from event_store.recorders import PAGE_SCHEMA
 
-class PageEvent(NamedTuple):
-    stream_id: str
-    version: int
-    position: int
-    topic: str
-    data: dict[str, Any]
+__all__ = ["PAGE_SCHEMA", "Projection"]
 
 
 class Projection(Protocol):
@@ -22,5 +19,9 @@ class Projection(Protocol):
 
     def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None: ...
 
-    def apply(self, cursor: duckdb.DuckDBPyConnection, events: list[PageEvent]) -> None:
-        """Fold the page's events into the tables (the caller owns the transaction)."""
+    def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
+        """Fold the page into the tables (the caller owns the transaction).
+
+        The page is registered in DuckDB as ``_page`` (PAGE_SCHEMA) before the call;
+        a projection picks the topics it folds.
+        """

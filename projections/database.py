@@ -35,10 +35,10 @@ class ReadModelDatabase:
 
     def position(self, name: str, cursor: duckdb.DuckDBPyConnection | None = None) -> int:
         cur = cursor or self.cursor()
-        row = cur.execute(
+        rows = cur.execute(
             "SELECT position FROM projection_positions WHERE name = ?", [name]
-        ).fetchone()
-        return int(row[0]) if row else 0
+        ).fetchall()
+        return int(rows[0][0]) if rows else 0
 
     @staticmethod
     def set_position(cursor: duckdb.DuckDBPyConnection, name: str, position: int) -> None:

@@ -1,24 +1,21 @@
 """Lead read models: ``leads`` (current state) and ``lead_stage_visits``.
 
-A page of events is folded in memory over the touched leads' current rows (loaded once
-per page), then written back with two set-based statements per table: delete the old
-rows, insert the new ones from an Arrow table. Timestamps, dates and amounts travel as
-text and are cast by DuckDB on insert, so the fold never builds Python datetimes except
-to close a visit that ends while paused.
+The fold is set-based SQL over a whole page of events at once, inside DuckDB: the
+events' JSON is parsed by DuckDB, each field of a lead takes the value of the last event
+of the page that sets it (or keeps its stored value), counters add up, and every visit
+to a stage is rebuilt from the events that open, pause, resume and close it. Python
+touches no event one by one, so the rate is bounded by DuckDB, not by the interpreter.
+
+A page is written back with two statements per table: delete the touched rows, insert
+their new versions.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
-from typing import Any
-
 import duckdb
-import orjson
 import pyarrow as pa
 
 from aggregates.funnels import FunnelCatalog
-from projections.base import PageEvent
 
 LEADS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("lead_id", "VARCHAR"),
@@ -66,17 +63,141 @@ VISITS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("stage", "VARCHAR"),
     ("entered_at", "TIMESTAMPTZ"),
     ("left_at", "TIMESTAMPTZ"),
-    ("paused_seconds", "DOUBLE"),
+    ("paused_seconds", "DECIMAL(18,6)"),
     ("paused_since", "TIMESTAMPTZ"),
 )
 
-_ARROW_TYPES = {
-    "INTEGER": pa.int32(),
-    "BIGINT": pa.int64(),
-    "BOOLEAN": pa.bool_(),
-    "DOUBLE": pa.float64(),
+CREATED = "topic = 'LeadCreated'"
+CARD_TEXT_FIELDS = (
+    "title",
+    "company_name",
+    "source",
+    "manager",
+    "expert",
+    "need_maturity",
+    "description",
+)
+
+
+def _topic(name: str) -> str:
+    return f"topic = '{name}'"
+
+
+def _card(field: str) -> str:
+    return f"(topic = 'LeadCardUpdated' AND c_{field}_set)"
+
+
+def _card_new(field: str) -> str:
+    return f"c_{field}"
+
+
+QUALITY = "e_quality"
+
+CARD_FIELDS = (*CARD_TEXT_FIELDS, "answer_due", "amount")
+# The event JSON is parsed once per event into this structure; a field an event does not
+# carry is NULL, and a card change names only the fields it changed.
+DOCUMENT_FIELDS: tuple[tuple[str, str], ...] = (
+    ("at", "VARCHAR"),
+    ("actor", "VARCHAR"),
+    ("funnel", "VARCHAR"),
+    ("stage", "VARCHAR"),
+    ("to_funnel", "VARCHAR"),
+    ("to_stage", "VARCHAR"),
+    ("title", "VARCHAR"),
+    ("company_name", "VARCHAR"),
+    ("company_id", "VARCHAR"),
+    ("source", "VARCHAR"),
+    ("manager", "VARCHAR"),
+    ("expert", "VARCHAR"),
+    ("need_maturity", "VARCHAR"),
+    ("answer_due", "VARCHAR"),
+    ("description", "VARCHAR"),
+    ("amount", "VARCHAR"),
+    ("repeat", "BOOLEAN"),
+    ("total", "VARCHAR"),
+    ("components", "JSON"),
+    ("reason", "VARCHAR"),
+    ("outcome", "VARCHAR"),
+    ("quality", "BOOLEAN"),
+    ("result", "VARCHAR"),
+    ("hours", "VARCHAR"),
+    ("paused_seconds", "DOUBLE"),
+)
+DOCUMENT_SHAPE = (
+    "{"
+    + ", ".join(f'"{name}": "{sql_type}"' for name, sql_type in DOCUMENT_FIELDS)
+    + ', "changes": {'
+    + ", ".join(f'"{f}": {{"new": "VARCHAR"}}' for f in CARD_FIELDS)
+    + "}}"
+)
+# Flat columns read from the parsed document: e_<field>, and for a card change of field f
+# c_<f>_set (the change names f) and c_<f> (its new value). Wide structs are costly to
+# carry through the page's statements; flat columns are not.
+FLAT_COLUMNS = ",\n    ".join(
+    [f"doc.{name} AS e_{name}" for name, _ in DOCUMENT_FIELDS]
+    + [f"doc.changes.{f} IS NOT NULL AS c_{f}_set" for f in CARD_FIELDS]
+    + [f"doc.changes.{f}.new AS c_{f}" for f in CARD_FIELDS]
+)
+
+# For each column of ``leads`` that events set: (condition, value) pairs. The column takes
+# the value of the page's last event (by version) meeting a condition, else keeps its own.
+SETTERS: dict[str, list[tuple[str, str]]] = {
+    "funnel": [(CREATED, "e_funnel"), (_topic("LeadTransferred"), "e_to_funnel")],
+    "stage": [
+        (CREATED, "e_stage"),
+        (_topic("LeadStageChanged"), "e_to_stage"),
+        (_topic("LeadTransferred"), "e_to_stage"),
+    ],
+    "status": [
+        (CREATED, "'open'"),
+        (_topic("LeadPaused"), "'paused'"),
+        (_topic("LeadResumed"), "'open'"),
+        (_topic("LeadQualified"), f"CASE WHEN {QUALITY} THEN 'open' ELSE 'non_quality' END"),
+        (_topic("LeadClosed"), "e_outcome"),
+    ],
+    "repeat": [(CREATED, "(e_repeat)::BOOLEAN")],
+    **{
+        field: [(CREATED, f"e_{field}"), (_card(field), _card_new(field))]
+        for field in CARD_TEXT_FIELDS
+    },
+    "company_id": [(CREATED, "e_company_id")],
+    "answer_due": [
+        (CREATED, "(e_answer_due)::DATE"),
+        (_card("answer_due"), f"{_card_new('answer_due')}::DATE"),
+    ],
+    "amount": [
+        (CREATED, "(e_amount)::DECIMAL(18,2)"),
+        (_card("amount"), f"{_card_new('amount')}::DECIMAL(18,2)"),
+        (_topic("LeadCostBreakdownSet"), "(e_total)::DECIMAL(18,2)"),
+    ],
+    "cost_components": [
+        (CREATED, "'[]'"),
+        (_topic("LeadCostBreakdownSet"), "e_components::VARCHAR"),
+    ],
+    "quality": [(_topic("LeadQualified"), QUALITY)],
+    "qualification_reason": [(_topic("LeadQualified"), "e_reason")],
+    "assessment_expert": [(_topic("LeadAssessed"), "e_expert")],
+    "assessment_result": [(_topic("LeadAssessed"), "e_result")],
+    "assessment_hours": [(_topic("LeadAssessed"), "(e_hours)::DECIMAL(18,2)")],
+    "pause_reason": [
+        (_topic("LeadPaused"), "e_reason"),
+        (_topic("LeadResumed"), "NULL"),
+        (_topic("LeadClosed"), "NULL"),
+    ],
+    "paused_since": [
+        (_topic("LeadPaused"), "event_at"),
+        (_topic("LeadResumed"), "NULL"),
+        (_topic("LeadClosed"), "NULL"),
+    ],
+    "close_reason": [(_topic("LeadClosed"), "e_reason")],
+    "closed_at": [
+        (_topic("LeadQualified"), f"CASE WHEN {QUALITY} THEN NULL ELSE event_at END"),
+        (_topic("LeadClosed"), "event_at"),
+    ],
+    "created_at": [(CREATED, "event_at")],
+    "created_by": [(CREATED, "e_actor")],
+    "stage_entered_at": [("opens", "event_at")],
 }
-_TEXT_CAST = frozenset({"DATE", "DECIMAL(18,2)", "TIMESTAMPTZ"})
 
 
 def _ddl(table: str, columns: tuple[tuple[str, str], ...]) -> str:
@@ -84,30 +205,191 @@ def _ddl(table: str, columns: tuple[tuple[str, str], ...]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table} ({body})"
 
 
-def _arrow_schema(columns: tuple[tuple[str, str], ...]) -> pa.Schema:
-    return pa.schema([(n, _ARROW_TYPES.get(t, pa.string())) for n, t in columns])
+def _setter_aggregates() -> str:
+    parts = []
+    for column, setters in SETTERS.items():
+        condition = " OR ".join(f"({c})" for c, _ in setters)
+        value = "CASE " + " ".join(f"WHEN {c} THEN {v}" for c, v in setters) + " END"
+        parts.append(f"bool_or({condition}) AS has_{column}")
+        parts.append(
+            f"arg_max({{'v': {value}}}, version) FILTER (WHERE {condition}) AS last_{column}"
+        )
+    return ",\n  ".join(parts)
 
 
-def _select_as_text(columns: tuple[tuple[str, str], ...], alias: str) -> str:
-    """Select list that returns dates, amounts and timestamps as text, the fold's form."""
-    return ", ".join(
-        f"CAST({alias}.{n} AS VARCHAR) AS {n}" if t in _TEXT_CAST else f"{alias}.{n}"
-        for n, t in columns
-    )
+def _lead_value(column: str) -> str:
+    if column in SETTERS:
+        return f"CASE WHEN a.has_{column} THEN a.last_{column}.v ELSE c.{column} END"
+    computed = {
+        "lead_id": "a.lead_id",
+        "stage_step": "NULL",  # filled from the funnels below
+        "furthest_step": (
+            "CASE WHEN a.reset_v IS NOT NULL THEN a.max_step"
+            " WHEN c.furthest_step IS NULL THEN a.max_step"
+            " WHEN a.max_step IS NULL THEN c.furthest_step"
+            " ELSE greatest(c.furthest_step, a.max_step) END"
+        ),
+        "assessment_hours_total": (
+            "coalesce(c.assessment_hours_total, 0) + coalesce(a.hours_sum, 0)"
+        ),
+        "assessments": "coalesce(c.assessments, 0) + a.assessed",
+        "updated_at": "a.updated_at",
+        "visits": "coalesce(c.visits, 0) + a.opened",
+        "version": "a.version",
+        "last_position": "a.last_position",
+    }
+    return computed[column]
 
 
-def _insert_from(table: str, columns: tuple[tuple[str, str], ...], source: str) -> str:
-    select = ", ".join(f"CAST({n} AS {t})" if t in _TEXT_CAST else n for n, t in columns)
-    return f"INSERT INTO {table} SELECT {select} FROM {source}"
+CURRENT_SQL = """
+CREATE OR REPLACE TEMP TABLE _lead_current AS
+SELECT l.* FROM leads l WHERE l.lead_id IN (SELECT stream_id FROM _page WHERE topic IN ({topics}))
+"""
 
+# The page's lead events, each parsed once, numbered with the visit it belongs to.
+EVENTS_SQL = """
+CREATE OR REPLACE TEMP TABLE _lead_events AS
+WITH parsed AS (
+  SELECT position, stream_id AS lead_id, version, topic,
+    json_transform(state, '{shape}') AS doc
+  FROM _page WHERE topic IN ({topics})
+),
+flat AS (
+  SELECT position, lead_id, version, topic,
+    {flat}
+  FROM parsed
+)
+SELECT *,
+  e_at::TIMESTAMPTZ AS event_at,
+  topic IN ('LeadCreated', 'LeadStageChanged', 'LeadTransferred') AS opens,
+  (topic = 'LeadClosed' OR (topic = 'LeadQualified' AND NOT e_quality)) AS closes,
+  CASE topic WHEN 'LeadTransferred' THEN e_to_funnel ELSE e_funnel END AS funnel_at,
+  CASE topic WHEN 'LeadCreated' THEN e_stage ELSE e_to_stage END AS stage_at
+FROM flat
+"""
 
-def _to_arrow(rows: list[dict[str, Any]], columns: tuple[tuple[str, str], ...]) -> pa.Table:
-    schema = _arrow_schema(columns)
-    return pa.table({n: [r[n] for r in rows] for n, _ in columns}, schema=schema)
+# Per event, narrow: the visit it belongs to, the lead's last funnel reset in the page
+# (creation or transfer), and the step of the stage an opening event enters. Kept apart
+# from the wide event rows, which are costly to sort.
+SEQUENCE_SQL = """
+CREATE OR REPLACE TEMP TABLE _lead_sequence AS
+SELECT e.lead_id, e.version,
+  coalesce(c.visits, 0)
+    + sum(e.opens::INTEGER) OVER (PARTITION BY e.lead_id ORDER BY e.version
+                                  ROWS UNBOUNDED PRECEDING) AS visit_no,
+  max(CASE WHEN e.topic IN ('LeadCreated', 'LeadTransferred') THEN e.version END)
+    OVER (PARTITION BY e.lead_id) AS reset_v,
+  s.step AS step_at
+FROM (SELECT lead_id, version, topic, opens, funnel_at, stage_at FROM _lead_events) e
+LEFT JOIN _lead_current c ON c.lead_id = e.lead_id
+LEFT JOIN _funnel_steps s ON e.opens AND s.funnel = e.funnel_at AND s.stage = e.stage_at
+"""
 
+AGGREGATE_SQL = """
+CREATE OR REPLACE TEMP TABLE _lead_changes AS
+SELECT lead_id,
+  max(version) AS version,
+  max(position) AS last_position,
+  arg_max(event_at, version) AS updated_at,
+  sum(opens::INTEGER) AS opened,
+  bool_or(topic = 'LeadCreated') AS created,
+  sum((e_hours)::DECIMAL(18,2)) FILTER (WHERE topic = 'LeadAssessed') AS hours_sum,
+  count(*) FILTER (WHERE topic = 'LeadAssessed') AS assessed,
+  {setters}
+FROM _lead_events GROUP BY lead_id
+"""
 
-def _seconds_between(start: str, end: str) -> float:
-    return max(0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
+STEPS_SQL = """
+CREATE OR REPLACE TEMP TABLE _lead_steps AS
+SELECT lead_id, max(reset_v) AS reset_v,
+  max(step_at) FILTER (WHERE reset_v IS NULL OR version >= reset_v) AS max_step
+FROM _lead_sequence GROUP BY lead_id
+"""
+
+MISSING_SQL = """
+SELECT a.lead_id FROM _lead_changes a
+WHERE NOT a.created AND a.lead_id NOT IN (SELECT lead_id FROM _lead_current) LIMIT 1
+"""
+
+NEW_LEADS_SQL = """
+CREATE OR REPLACE TEMP TABLE _lead_rows AS
+WITH folded AS (
+  SELECT {values}
+  FROM (SELECT * FROM _lead_changes JOIN _lead_steps USING (lead_id)) a
+  LEFT JOIN _lead_current c ON c.lead_id = a.lead_id
+)
+SELECT {final} FROM folded f
+LEFT JOIN _funnel_steps s ON s.funnel = f.funnel AND s.stage = f.stage
+"""
+
+# Every visit a page touches: those its events belong to, and the open visit its first
+# opening event closes. Paused time is summed in whole microseconds, so that sums are
+# exact whatever the page boundaries.
+NEW_VISITS_SQL = """
+CREATE OR REPLACE TEMP TABLE _visit_rows AS
+WITH keys AS (
+  SELECT DISTINCT lead_id, visit_no FROM _lead_sequence
+  UNION
+  SELECT c.lead_id, c.visits FROM _lead_current c
+  WHERE c.lead_id IN (SELECT lead_id FROM _lead_events WHERE opens)
+),
+per_visit AS (
+  SELECT lead_id, visit_no,
+    arg_max(event_at, version) FILTER (WHERE opens) AS entered_at,
+    arg_max(funnel_at, version) FILTER (WHERE opens) AS funnel,
+    arg_max(stage_at, version) FILTER (WHERE opens) AS stage,
+    min(event_at) FILTER (WHERE closes) AS closed_at,
+    sum(round((e_paused_seconds)::DOUBLE * 1000000)::BIGINT)
+      FILTER (WHERE topic = 'LeadResumed') AS resumed_us,
+    bool_or(topic IN ('LeadPaused', 'LeadResumed')) AS pause_events,
+    arg_max({'v': CASE WHEN topic = 'LeadPaused' THEN event_at END}, version)
+      FILTER (WHERE topic IN ('LeadPaused', 'LeadResumed')) AS last_pause
+  FROM _lead_events JOIN _lead_sequence USING (lead_id, version) GROUP BY lead_id, visit_no
+),
+next_visit AS (
+  SELECT lead_id, visit_no - 1 AS visit_no, event_at AS next_entered_at
+  FROM _lead_events JOIN _lead_sequence USING (lead_id, version) WHERE opens
+),
+merged AS (
+  SELECT k.lead_id, k.visit_no,
+    coalesce(p.funnel, v.funnel) AS funnel,
+    coalesce(p.stage, v.stage) AS stage,
+    coalesce(p.entered_at, v.entered_at) AS entered_at,
+    coalesce(n.next_entered_at, p.closed_at, v.left_at) AS left_at,
+    p.closed_at,
+    coalesce(round(v.paused_seconds::DECIMAL(38, 6) * 1000000)::BIGINT, 0)
+      + coalesce(p.resumed_us, 0) AS paused_us,
+    CASE WHEN p.pause_events THEN p.last_pause.v ELSE v.paused_since END AS pause_open
+  FROM keys k
+  LEFT JOIN per_visit p ON p.lead_id = k.lead_id AND p.visit_no = k.visit_no
+  LEFT JOIN lead_stage_visits v ON v.lead_id = k.lead_id AND v.visit_no = k.visit_no
+  LEFT JOIN next_visit n ON n.lead_id = k.lead_id AND n.visit_no = k.visit_no
+)
+SELECT lead_id, visit_no, funnel, stage, entered_at, left_at,
+  ((paused_us + CASE WHEN closed_at IS NOT NULL AND pause_open IS NOT NULL
+      THEN greatest(epoch_us(closed_at) - epoch_us(pause_open), 0) ELSE 0 END
+   )::DECIMAL(18, 0) / 1000000)::DECIMAL(18, 6) AS paused_seconds,
+  CASE WHEN closed_at IS NOT NULL THEN NULL ELSE pause_open END AS paused_since
+FROM merged
+"""
+
+WRITE_SQL = (
+    "DELETE FROM leads WHERE lead_id IN (SELECT lead_id FROM _lead_rows)",
+    "INSERT INTO leads SELECT * FROM _lead_rows",
+    "DELETE FROM lead_stage_visits v USING _visit_rows r "
+    "WHERE v.lead_id = r.lead_id AND v.visit_no = r.visit_no",
+    "INSERT INTO lead_stage_visits SELECT * FROM _visit_rows",
+)
+
+TEMP_TABLES = (
+    "_lead_events",
+    "_lead_current",
+    "_lead_changes",
+    "_lead_sequence",
+    "_lead_steps",
+    "_lead_rows",
+    "_visit_rows",
+)
 
 
 class LeadProjection:
@@ -130,251 +412,48 @@ class LeadProjection:
 
     def __init__(self, funnels: FunnelCatalog) -> None:
         self.funnels = funnels
-        self._steps: dict[tuple[str, str], int | None] = {}
+        rows = [(f.id, s.id, s.step) for f in funnels.values() for s in f.stages]
+        self._steps = pa.table(
+            {
+                "funnel": pa.array([r[0] for r in rows], pa.string()),
+                "stage": pa.array([r[1] for r in rows], pa.string()),
+                "step": pa.array([r[2] for r in rows], pa.int32()),
+            }
+        )
+        topics = ", ".join(f"'{t}'" for t in sorted(self.topics))
+        values = ",\n    ".join(f"{_lead_value(n)} AS {n}" for n, _ in LEADS_COLUMNS)
+        final = ", ".join(
+            f"CAST(s.step AS INTEGER) AS {n}" if n == "stage_step" else f"f.{n}"
+            for n, _ in LEADS_COLUMNS
+        )
+        self._statements = (
+            CURRENT_SQL.format(topics=topics),
+            EVENTS_SQL.format(topics=topics, shape=DOCUMENT_SHAPE, flat=FLAT_COLUMNS),
+            SEQUENCE_SQL,
+            AGGREGATE_SQL.format(setters=_setter_aggregates()),
+            STEPS_SQL,
+        )
+        self._new_leads = NEW_LEADS_SQL.format(values=values, final=final)
 
     def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
         cursor.execute(_ddl("leads", LEADS_COLUMNS))
         cursor.execute(_ddl("lead_stage_visits", VISITS_COLUMNS))
 
-    def _step(self, funnel: str, stage: str) -> int | None:
-        key = (funnel, stage)
-        if key not in self._steps:
-            f = self.funnels.get(funnel)
-            self._steps[key] = None if f is None else f.step_of(stage)
-        return self._steps[key]
-
-    # --- page ---------------------------------------------------------------------------
-
-    def apply(self, cursor: duckdb.DuckDBPyConnection, events: list[PageEvent]) -> None:
-        created: set[str] = set()
-        existing: set[str] = set()
-        for e in events:
-            if e.topic == "LeadCreated":
-                created.add(e.stream_id)
-            elif e.stream_id not in created:
-                existing.add(e.stream_id)
-        rows, open_visits = self._load(cursor, existing)
-        changed_visits: dict[tuple[str, int], dict[str, Any]] = {}
-        for e in events:
-            self._fold(rows, open_visits, changed_visits, e)
-        self._write(cursor, rows, list(changed_visits.values()))
-
-    def _load(
-        self, cursor: duckdb.DuckDBPyConnection, lead_ids: set[str]
-    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        rows: dict[str, dict[str, Any]] = {}
-        visits: dict[str, dict[str, Any]] = {}
-        if not lead_ids:
-            return rows, visits
-        ids = pa.table({"lead_id": pa.array(sorted(lead_ids), pa.string())})
-        cursor.register("_touched_leads", ids)
-        try:
-            names = [n for n, _ in LEADS_COLUMNS]
-            for values in cursor.execute(
-                f"SELECT {_select_as_text(LEADS_COLUMNS, 'l')} FROM leads l "
-                "JOIN _touched_leads t ON l.lead_id = t.lead_id"
-            ).fetchall():
-                row = dict(zip(names, values, strict=True))
-                rows[row["lead_id"]] = row
-            names = [n for n, _ in VISITS_COLUMNS]
-            for values in cursor.execute(
-                f"SELECT {_select_as_text(VISITS_COLUMNS, 'v')} FROM lead_stage_visits v "
-                "JOIN leads l ON v.lead_id = l.lead_id AND v.visit_no = l.visits "
-                "JOIN _touched_leads t ON l.lead_id = t.lead_id"
-            ).fetchall():
-                visit = dict(zip(names, values, strict=True))
-                visits[visit["lead_id"]] = visit
-        finally:
-            cursor.unregister("_touched_leads")
-        missing = lead_ids - rows.keys()
+    def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
+        # On an error the caller rolls the transaction back, temporary tables included.
+        cursor.register("_funnel_steps", self._steps)
+        for statement in self._statements:
+            cursor.execute(statement)
+        missing = cursor.execute(MISSING_SQL).fetchall()
         if missing:
             raise RuntimeError(
-                f"events for {len(missing)} lead(s) whose creation was never projected, "
-                f"e.g. {next(iter(missing))}: rebuild the read models"
+                f"events for lead {missing[0][0]} whose creation was never projected: "
+                "rebuild the read models"
             )
-        return rows, visits
-
-    def _fold(
-        self,
-        rows: dict[str, dict[str, Any]],
-        open_visits: dict[str, dict[str, Any]],
-        changed: dict[tuple[str, int], dict[str, Any]],
-        e: PageEvent,
-    ) -> None:
-        d = e.data
-        at = d["at"]
-        lead_id = e.stream_id
-        if e.topic == "LeadCreated":
-            step = self._step(d["funnel"], d["stage"])
-            rows[lead_id] = {
-                "lead_id": lead_id,
-                "funnel": d["funnel"],
-                "stage": d["stage"],
-                "stage_step": step,
-                "furthest_step": step,
-                "status": "open",
-                "repeat": d["repeat"],
-                "title": d["title"],
-                "company_name": d["company_name"],
-                "company_id": d["company_id"],
-                "source": d["source"],
-                "manager": d["manager"],
-                "expert": d["expert"],
-                "need_maturity": d["need_maturity"],
-                "answer_due": d["answer_due"],
-                "description": d["description"],
-                "amount": d["amount"],
-                "cost_components": "[]",
-                "quality": None,
-                "qualification_reason": None,
-                "assessment_expert": None,
-                "assessment_result": None,
-                "assessment_hours": None,
-                "assessment_hours_total": "0.00",
-                "assessments": 0,
-                "pause_reason": None,
-                "paused_since": None,
-                "close_reason": None,
-                "closed_at": None,
-                "created_at": at,
-                "created_by": d["actor"],
-                "updated_at": at,
-                "stage_entered_at": at,
-                "visits": 1,
-                "version": e.version,
-                "last_position": e.position,
-            }
-            self._open_visit(rows[lead_id], open_visits, changed, at)
-            return
-        row = rows[lead_id]
-        row["version"] = e.version
-        row["updated_at"] = at
-        row["last_position"] = e.position
-        topic = e.topic
-        if topic == "LeadCardUpdated":
-            for field, change in d["changes"].items():
-                row[field] = change["new"]
-        elif topic == "LeadCostBreakdownSet":
-            row["amount"] = d["total"]
-            row["cost_components"] = orjson.dumps(d["components"]).decode()
-        elif topic == "LeadStageChanged":
-            self._close_visit(lead_id, open_visits, changed, at)
-            row["stage"] = d["to_stage"]
-            row["stage_step"] = step = self._step(row["funnel"], d["to_stage"])
-            if step is not None and (row["furthest_step"] is None or step > row["furthest_step"]):
-                row["furthest_step"] = step
-            row["stage_entered_at"] = at
-            row["visits"] += 1
-            self._open_visit(row, open_visits, changed, at)
-        elif topic == "LeadTransferred":
-            self._close_visit(lead_id, open_visits, changed, at)
-            row["funnel"] = d["to_funnel"]
-            row["stage"] = d["to_stage"]
-            row["stage_step"] = row["furthest_step"] = self._step(d["to_funnel"], d["to_stage"])
-            row["stage_entered_at"] = at
-            row["visits"] += 1
-            self._open_visit(row, open_visits, changed, at)
-        elif topic == "LeadPaused":
-            row["status"] = "paused"
-            row["pause_reason"] = d["reason"]
-            row["paused_since"] = at
-            visit = self._touch_visit(lead_id, open_visits, changed)
-            visit["paused_since"] = at
-        elif topic == "LeadResumed":
-            row["status"] = "open"
-            row["pause_reason"] = None
-            row["paused_since"] = None
-            visit = self._touch_visit(lead_id, open_visits, changed)
-            visit["paused_seconds"] += d["paused_seconds"]
-            visit["paused_since"] = None
-        elif topic == "LeadAssessed":
-            row["assessment_expert"] = d["expert"]
-            row["assessment_result"] = d["result"]
-            row["assessment_hours"] = d["hours"]
-            row["assessment_hours_total"] = str(
-                Decimal(row["assessment_hours_total"]) + Decimal(d["hours"])
-            )
-            row["assessments"] += 1
-        elif topic == "LeadQualified":
-            row["quality"] = d["quality"]
-            row["qualification_reason"] = d["reason"]
-            if not d["quality"]:
-                row["status"] = "non_quality"
-                row["closed_at"] = at
-                self._close_visit(lead_id, open_visits, changed, at)
-        elif topic == "LeadClosed":
-            row["status"] = d["outcome"]
-            row["close_reason"] = d["reason"]
-            row["closed_at"] = at
-            row["pause_reason"] = None
-            row["paused_since"] = None
-            self._close_visit(lead_id, open_visits, changed, at)
-
-    @staticmethod
-    def _open_visit(
-        row: dict[str, Any],
-        open_visits: dict[str, dict[str, Any]],
-        changed: dict[tuple[str, int], dict[str, Any]],
-        at: str,
-    ) -> None:
-        visit = {
-            "lead_id": row["lead_id"],
-            "visit_no": row["visits"],
-            "funnel": row["funnel"],
-            "stage": row["stage"],
-            "entered_at": at,
-            "left_at": None,
-            "paused_seconds": 0.0,
-            "paused_since": None,
-        }
-        open_visits[row["lead_id"]] = visit
-        changed[(row["lead_id"], row["visits"])] = visit
-
-    @staticmethod
-    def _touch_visit(
-        lead_id: str,
-        open_visits: dict[str, dict[str, Any]],
-        changed: dict[tuple[str, int], dict[str, Any]],
-    ) -> dict[str, Any]:
-        visit = open_visits[lead_id]
-        changed[(lead_id, visit["visit_no"])] = visit
-        return visit
-
-    def _close_visit(
-        self,
-        lead_id: str,
-        open_visits: dict[str, dict[str, Any]],
-        changed: dict[tuple[str, int], dict[str, Any]],
-        at: str,
-    ) -> None:
-        visit = self._touch_visit(lead_id, open_visits, changed)
-        if visit["paused_since"] is not None:
-            visit["paused_seconds"] += _seconds_between(visit["paused_since"], at)
-            visit["paused_since"] = None
-        visit["left_at"] = at
-
-    @staticmethod
-    def _write(
-        cursor: duckdb.DuckDBPyConnection,
-        rows: dict[str, dict[str, Any]],
-        visits: list[dict[str, Any]],
-    ) -> None:
-        if rows:
-            cursor.register("_lead_rows", _to_arrow(list(rows.values()), LEADS_COLUMNS))
-            try:
-                cursor.execute(
-                    "DELETE FROM leads WHERE lead_id IN (SELECT lead_id FROM _lead_rows)"
-                )
-                cursor.execute(_insert_from("leads", LEADS_COLUMNS, "_lead_rows"))
-            finally:
-                cursor.unregister("_lead_rows")
-        if visits:
-            cursor.register("_visit_rows", _to_arrow(visits, VISITS_COLUMNS))
-            try:
-                cursor.execute(
-                    "DELETE FROM lead_stage_visits v USING _visit_rows c "
-                    "WHERE v.lead_id = c.lead_id AND v.visit_no = c.visit_no"
-                )
-                cursor.execute(_insert_from("lead_stage_visits", VISITS_COLUMNS, "_visit_rows"))
-            finally:
-                cursor.unregister("_visit_rows")
+        cursor.execute(self._new_leads)
+        cursor.execute(NEW_VISITS_SQL)
+        for statement in WRITE_SQL:
+            cursor.execute(statement)
+        for table in TEMP_TABLES:
+            cursor.execute(f"DROP TABLE {table}")
+        cursor.unregister("_funnel_steps")

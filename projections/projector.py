@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from event_store import EventStore
-from event_store.recorders import NotificationRow
-from projections.base import PageEvent, Projection
+from projections.base import Projection
 from projections.database import ReadModelDatabase
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,11 @@ POSITION_NAME = "read_models"
 
 FaultHook = Callable[[int], None]
 """Called with the number of events folded so far in the page; tests raise from it."""
+
+
+def _count_topics(page: pa.Table, topics: frozenset[str]) -> int:
+    mask = pc.is_in(page["topic"], value_set=pa.array(sorted(topics), pa.string()))
+    return int(pc.sum(mask).as_py() or 0)
 
 
 class Projector:
@@ -54,28 +59,22 @@ class Projector:
 
     # --- one page -----------------------------------------------------------------------
 
-    def _fetch(self, after: int) -> list[NotificationRow]:
-        return self.store.read_rows(after, self.page_size)
+    def _fetch(self, after: int) -> pa.Table:
+        return self.store.read_page(after, self.page_size)
 
-    def _apply(self, rows: list[NotificationRow]) -> None:
+    def _apply(self, page: pa.Table) -> None:
         """Fold one page into every projection and commit it with the new position."""
-        by_projection: list[list[PageEvent]] = [[] for _ in self.projections]
-        for position, stream_id, version, topic, state in rows:
-            for index, projection in enumerate(self.projections):
-                if topic in projection.topics:
-                    by_projection[index].append(
-                        PageEvent(stream_id, version, position, topic, orjson.loads(state))
-                    )
-        last = rows[-1][0]
+        last = page["position"][-1].as_py()
         cursor = self._cursor
+        cursor.register("_page", page)
         cursor.execute("BEGIN TRANSACTION")
         try:
             folded = 0
-            for projection, events in zip(self.projections, by_projection, strict=True):
+            for projection in self.projections:
                 if self.fault_hook is not None:
                     self.fault_hook(folded)
-                projection.apply(cursor, events)
-                folded += len(events)
+                projection.apply(cursor, page)
+                folded += _count_topics(page, projection.topics)
             if self.fault_hook is not None:
                 self.fault_hook(folded)
             self.db.set_position(cursor, POSITION_NAME, last)
@@ -83,16 +82,18 @@ class Projector:
         except BaseException:
             cursor.execute("ROLLBACK")
             raise
+        finally:
+            cursor.unregister("_page")
         with self._caught_up:
             self.position = last
             self._caught_up.notify_all()
 
     def run_once(self) -> int:
         """Fold the next page; the number of events read (0 when caught up)."""
-        rows = self._fetch(self.position)
-        if rows:
-            self._apply(rows)
-        return len(rows)
+        page = self._fetch(self.position)
+        if page.num_rows:
+            self._apply(page)
+        return int(page.num_rows)
 
     def catch_up(self, progress: Callable[[int], object] | None = None) -> int:
         """Fold pages until no event is left; the number of events read.
@@ -101,25 +102,25 @@ class Projector:
         the event store's read and DuckDB's write overlap with the Python fold.
         """
         total = 0
-        rows = self._fetch(self.position)
-        if len(rows) < self.page_size:
-            if rows:
-                self._apply(rows)
+        page = self._fetch(self.position)
+        if page.num_rows < self.page_size:
+            if page.num_rows:
+                self._apply(page)
                 if progress is not None:
-                    progress(len(rows))
-            return len(rows)
+                    progress(page.num_rows)
+            return int(page.num_rows)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector-read") as pool:
-            while rows:
-                ahead = pool.submit(self._fetch, rows[-1][0])
+            while page.num_rows:
+                ahead = pool.submit(self._fetch, page["position"][-1].as_py())
                 try:
-                    self._apply(rows)
+                    self._apply(page)
                 except BaseException:
                     ahead.cancel()
                     raise
-                total += len(rows)
+                total += page.num_rows
                 if progress is not None:
-                    progress(len(rows))
-                rows = ahead.result()
+                    progress(page.num_rows)
+                page = ahead.result()
         return total
 
     # --- in the background --------------------------------------------------------------
