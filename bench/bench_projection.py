@@ -486,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the log")
     parser.add_argument("--leads", type=int, default=150_000, help="leads in the history")
-    parser.add_argument("--page-size", type=int, default=50_000, help="rebuild page size")
+    parser.add_argument("--page-size", type=int, default=200_000, help="rebuild page size")
     parser.add_argument(
         "--naive-events", type=int, default=5_000, help="events in the naive slice"
     )

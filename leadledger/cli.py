@@ -192,7 +192,7 @@ def parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=cmd_project)
 
     r = sub.add_parser("rebuild", help="drop the read models and replay every event, with progress")
-    r.add_argument("--page-size", type=int, default=50_000, help="events per DuckDB transaction")
+    r.add_argument("--page-size", type=int, default=200_000, help="events per DuckDB transaction")
     r.set_defaults(func=cmd_rebuild)
 
     h = sub.add_parser("history", help="print every event of a lead, with its changes old → new")

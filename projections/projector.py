@@ -161,7 +161,7 @@ def rebuild(
     db: ReadModelDatabase,
     projections: Sequence[Projection],
     *,
-    page_size: int = 50_000,
+    page_size: int = 200_000,
     progress: Callable[[int], object] | None = None,
 ) -> Projector:
     """Drop the read models and fold the whole log again from the start."""
