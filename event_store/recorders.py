@@ -20,7 +20,7 @@ from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRec
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
-from psycopg.sql import SQL, Identifier, Literal
+from psycopg.sql import SQL, Composed, Identifier, Literal
 from pyarrow import csv as pa_csv
 
 StreamRow = tuple[int, int, str, bytes]
@@ -95,6 +95,14 @@ class LeadLedgerPostgresRecorder(PostgresProcessRecorder):
     under the same exclusive table lock, and a refused append consumes no number.
     """
 
+    def _sql(self, text: str, **parts: Any) -> Composed:
+        """A statement on this recorder's events table ({schema}.{table} in ``text``)."""
+        return SQL(text).format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+            **parts,
+        )
+
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
@@ -102,13 +110,10 @@ class LeadLedgerPostgresRecorder(PostgresProcessRecorder):
         self._notify_channel(curs)
         keys = [(e.originator_id, e.originator_version) for e in stored_events]
         curs.execute(
-            SQL(
+            self._sql(
                 "SELECT t.originator_id, t.originator_version FROM {schema}.{table} t "
                 "JOIN unnest(%s::{id_type}[], %s::bigint[]) AS k(id, version) "
-                "ON t.originator_id = k.id AND t.originator_version = k.version LIMIT 1"
-            ).format(
-                schema=Identifier(self.datastore.schema),
-                table=Identifier(self.events_table_name),
+                "ON t.originator_id = k.id AND t.originator_version = k.version LIMIT 1",
                 id_type=Identifier(self.datastore.originator_id_type),
             ),
             ([k[0] for k in keys], [k[1] for k in keys]),
@@ -123,13 +128,10 @@ class LeadLedgerPostgresRecorder(PostgresProcessRecorder):
                 if taken is not None
                 else duplicated
             )
-            statement = SQL(
+            statement = self._sql(
                 "INSERT INTO {schema}.{table} "
                 "(originator_id, originator_version, topic, state, notification_id) "
                 "VALUES (%s, %s, '', ''::bytea, 0)"
-            ).format(
-                schema=Identifier(self.datastore.schema),
-                table=Identifier(self.events_table_name),
             )
             for _ in range(1 if taken is not None else 2):
                 curs.execute(statement, key)
@@ -137,12 +139,9 @@ class LeadLedgerPostgresRecorder(PostgresProcessRecorder):
         PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
 
     def select_stream(self, originator_id: UUID) -> list[StreamRow]:
-        statement = SQL(
+        statement = self._sql(
             "SELECT originator_version, notification_id, topic, state FROM {schema}.{table} "
             "WHERE originator_id = %s ORDER BY originator_version"
-        ).format(
-            schema=Identifier(self.datastore.schema),
-            table=Identifier(self.events_table_name),
         )
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(statement, (originator_id,), prepare=True)
@@ -157,13 +156,10 @@ class LeadLedgerPostgresRecorder(PostgresProcessRecorder):
             ]
 
     def select_notification_rows(self, after: int, limit: int) -> list[NotificationRow]:
-        statement = SQL(
+        statement = self._sql(
             "SELECT notification_id, originator_id::text, originator_version, topic, state "
             "FROM {schema}.{table} WHERE notification_id > %s "
             "ORDER BY notification_id LIMIT %s"
-        ).format(
-            schema=Identifier(self.datastore.schema),
-            table=Identifier(self.events_table_name),
         )
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(statement, (after, limit), prepare=True)
@@ -176,13 +172,10 @@ class LeadLedgerPostgresRecorder(PostgresProcessRecorder):
         PostgreSQL writes the page as CSV (COPY) and Arrow's CSV reader parses it, so a
         page of 50,000 events costs a few milliseconds of Python, not one tuple per event.
         """
-        statement = SQL(
+        statement = self._sql(
             "COPY (SELECT notification_id, originator_id::text, originator_version, topic, "
             "convert_from(state, 'UTF8') FROM {schema}.{table} WHERE notification_id > {after} "
-            "ORDER BY notification_id LIMIT {limit}) TO STDOUT WITH (FORMAT csv)"
-        ).format(
-            schema=Identifier(self.datastore.schema),
-            table=Identifier(self.events_table_name),
+            "ORDER BY notification_id LIMIT {limit}) TO STDOUT WITH (FORMAT csv)",
             after=Literal(int(after)),
             limit=Literal(int(limit)),
         )
