@@ -17,6 +17,12 @@ class Projection(Protocol):
     topics: frozenset[str]
     tables: tuple[str, ...]
 
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the tables' shape, the fold or the configuration it reads
+        changes; stored read models with another fingerprint are rebuilt."""
+        ...
+
     def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None: ...
 
     def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:

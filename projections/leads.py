@@ -12,6 +12,8 @@ their new versions.
 
 from __future__ import annotations
 
+import hashlib
+
 import duckdb
 import pyarrow as pa
 
@@ -413,6 +415,7 @@ class LeadProjection:
     def __init__(self, funnels: FunnelCatalog) -> None:
         self.funnels = funnels
         rows = [(f.id, s.id, s.step) for f in funnels.values() for s in f.stages]
+        self._step_rows = rows
         self._steps = pa.table(
             {
                 "funnel": pa.array([r[0] for r in rows], pa.string()),
@@ -434,6 +437,18 @@ class LeadProjection:
             STEPS_SQL,
         )
         self._new_leads = NEW_LEADS_SQL.format(values=values, final=final)
+
+    @property
+    def fingerprint(self) -> str:
+        parts = [
+            _ddl("leads", LEADS_COLUMNS),
+            _ddl("lead_stage_visits", VISITS_COLUMNS),
+            *self._statements,
+            self._new_leads,
+            NEW_VISITS_SQL,
+            repr(sorted(self._step_rows)),
+        ]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
         cursor.execute(_ddl("leads", LEADS_COLUMNS))

@@ -7,6 +7,7 @@ exactly at the previous page, and the restart folds the page again from there.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -23,6 +24,13 @@ from projections.database import ReadModelDatabase
 log = logging.getLogger(__name__)
 
 POSITION_NAME = "read_models"
+
+FINGERPRINTS_DDL = """
+CREATE TABLE IF NOT EXISTS read_model_fingerprints (
+    name VARCHAR PRIMARY KEY,
+    fingerprint VARCHAR NOT NULL
+)
+"""
 
 FaultHook = Callable[[int], None]
 """Called with the number of events folded so far in the page; tests raise from it."""
@@ -53,9 +61,35 @@ class Projector:
         self._cursor = db.cursor()
         self._wake = threading.Event()
         self._caught_up = threading.Condition()
-        for projection in self.projections:
-            projection.create_tables(self._cursor)
+        self._prepare_tables()
         self.position = db.position(POSITION_NAME, self._cursor)
+
+    def _prepare_tables(self) -> None:
+        """Create the tables; drop them first when another version or configuration of
+        the projections built them (their fingerprint differs), so they are rebuilt."""
+        fingerprint = hashlib.sha256(
+            "\n".join(p.fingerprint for p in self.projections).encode()
+        ).hexdigest()
+        cursor = self._cursor
+        cursor.execute(FINGERPRINTS_DDL)
+        stored = cursor.execute(
+            "SELECT fingerprint FROM read_model_fingerprints WHERE name = ?", [POSITION_NAME]
+        ).fetchall()
+        built = self.db.position(POSITION_NAME, cursor) > 0
+        if (stored and stored[0][0] != fingerprint) or (not stored and built):
+            log.warning(
+                "the read models were built by another version or configuration of "
+                "LeadLedger: dropping them to rebuild from the start of the event log"
+            )
+            drop_read_models(self.db, self.projections)
+        cursor.execute("BEGIN TRANSACTION")
+        for projection in self.projections:
+            projection.create_tables(cursor)
+        cursor.execute(
+            "INSERT OR REPLACE INTO read_model_fingerprints VALUES (?, ?)",
+            [POSITION_NAME, fingerprint],
+        )
+        cursor.execute("COMMIT")
 
     # --- one page -----------------------------------------------------------------------
 
@@ -156,6 +190,18 @@ class Projector:
             return True
 
 
+def drop_read_models(db: ReadModelDatabase, projections: Sequence[Projection]) -> None:
+    """Drop the projections' tables and forget their position, in one transaction."""
+    cursor = db.cursor()
+    cursor.execute("BEGIN TRANSACTION")
+    for projection in projections:
+        for table in projection.tables:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    cursor.execute("DELETE FROM projection_positions WHERE name = ?", [POSITION_NAME])
+    cursor.execute("COMMIT")
+    cursor.close()
+
+
 def rebuild(
     store: EventStore,
     db: ReadModelDatabase,
@@ -165,13 +211,7 @@ def rebuild(
     progress: Callable[[int], object] | None = None,
 ) -> Projector:
     """Drop the read models and fold the whole log again from the start."""
-    cursor = db.cursor()
-    cursor.execute("BEGIN TRANSACTION")
-    for projection in projections:
-        for table in projection.tables:
-            cursor.execute(f"DROP TABLE IF EXISTS {table}")
-    cursor.execute("DELETE FROM projection_positions WHERE name = ?", [POSITION_NAME])
-    cursor.execute("COMMIT")
+    drop_read_models(db, projections)
     projector = Projector(store, db, projections, page_size=page_size)
     projector.catch_up(progress)
     return projector

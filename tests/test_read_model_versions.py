@@ -1,0 +1,67 @@
+"""Read models built by another version or funnel configuration are rebuilt, not misread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+from fastapi.testclient import TestClient
+
+from leadledger.settings import DEFAULT_FUNNELS_FILE, Settings
+from leadledger.wiring import build, load_funnels
+from read_api.app import create_app
+from tests.conftest import ACTOR, FakeClock, new_lead_body
+from tests.factories import LeadDriver
+
+
+def _leads(path: Path) -> list[tuple[object, ...]]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(
+            "SELECT lead_id, funnel, stage, stage_step, furthest_step FROM leads ORDER BY lead_id"
+        ).fetchall()
+
+
+def test_reordered_stages_rebuild_the_read_models(tmp_path: Path, clock: FakeClock) -> None:
+    events = f"sqlite:///{tmp_path}/events.sqlite"
+    duck = tmp_path / "read_models.duckdb"
+    platform = build(Settings(event_store_url=events, duckdb_path=duck), clock=clock)
+    driver = LeadDriver(platform.store, clock=clock)
+    lead_id = driver.create().stream_id
+    clock.advance(hours=1)
+    driver.move(lead_id, "proposal_sent")
+    platform.projector.catch_up()
+    platform.close()
+    before = _leads(duck)
+    assert before[0][3:] == (3, 3)
+
+    # the same funnels with two stages swapped: the stored steps no longer hold
+    text = DEFAULT_FUNNELS_FILE.read_text().replace('id = "proposal_sent"', 'id = "__swap__"')
+    text = text.replace('id = "proposal_preparation"', 'id = "proposal_sent"')
+    text = text.replace('id = "__swap__"', 'id = "proposal_preparation"')
+    funnels_file = tmp_path / "funnels.toml"
+    funnels_file.write_text(text)
+    assert load_funnels(funnels_file)["out_of_court"].step_of("proposal_sent") == 2
+
+    reopened = build(
+        Settings(event_store_url=events, duckdb_path=duck, funnels_file=funnels_file),
+        clock=clock,
+    )
+    assert reopened.projector.position == 0  # dropped: it will fold the log again
+    reopened.projector.catch_up()
+    reopened.close()
+    assert _leads(duck)[0][3:] == (2, 2)
+
+
+def test_unchanged_configuration_keeps_the_read_models(tmp_path: Path, clock: FakeClock) -> None:
+    settings = Settings(
+        event_store_url=f"sqlite:///{tmp_path}/events.sqlite",
+        duckdb_path=tmp_path / "read_models.duckdb",
+    )
+    platform = build(settings, clock=clock)
+    with TestClient(create_app(platform)) as client:
+        assert client.post("/leads", json=new_lead_body(), headers=ACTOR).status_code == 201
+        platform.projector.catch_up()
+        position = platform.projector.position
+    again = build(settings, clock=clock)
+    assert again.projector.position == position
+    again.close()
