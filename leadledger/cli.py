@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from leadledger.settings import Settings
-from leadledger.wiring import Platform, build
+from leadledger.wiring import CommandSide, Platform, build, build_command_side
 
 log = logging.getLogger("leadledger")
 
@@ -25,7 +25,14 @@ def _platform() -> Platform:
         raise SystemExit(f"leadledger: configuration error: {exc}") from exc
 
 
-def _load_demo(platform: Platform, leads: int, seed: int) -> int:
+def _command_side() -> CommandSide:
+    try:
+        return build_command_side(Settings())
+    except ValueError as exc:
+        raise SystemExit(f"leadledger: configuration error: {exc}") from exc
+
+
+def _load_demo(platform: Platform | CommandSide, leads: int, seed: int) -> int:
     from tqdm import tqdm
 
     from leadledger.demo import load_demo
@@ -62,7 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    platform = _platform()
+    platform = _command_side()
     try:
         if platform.store.last_position() and not args.force:
             print(
@@ -136,7 +143,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"leadledger history: '{args.lead_id}' is not a lead id (UUID)", file=sys.stderr)
         return 2
-    platform = _platform()
+    platform = _command_side()
     try:
         records = load_lead_records(platform.store, lead_id)
         if not records:

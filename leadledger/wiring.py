@@ -83,6 +83,30 @@ class Platform:
         self.db.close()
 
 
+@dataclass
+class CommandSide:
+    """The event store and the funnels alone: enough to send commands or replay history,
+    without opening the DuckDB file (which a running server holds)."""
+
+    settings: Settings
+    funnels: FunnelCatalog
+    store: EventStore
+    clock: Clock
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_command_side(
+    settings: Settings | None = None, *, clock: Clock = system_clock
+) -> CommandSide:
+    settings = settings or Settings()
+    funnels = load_funnels(settings.funnels_file)
+    return CommandSide(
+        settings, funnels, open_event_store(settings.event_store_url, event_codec()), clock
+    )
+
+
 def build(settings: Settings | None = None, *, clock: Clock = system_clock) -> Platform:
     settings = settings or Settings()
     funnels = load_funnels(settings.funnels_file)

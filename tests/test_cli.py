@@ -151,6 +151,10 @@ def test_serve_with_demo_answers_on_the_port(tmp_path: Path) -> None:
         )
         assert lead.status_code == 200
         assert lead.json()["stage"] == "request_received"
+        # an auditor's terminal works while the server holds the read models
+        history = _run(tmp_path, "history", created.json()["lead_id"])
+        assert history.returncode == 0, history.stderr
+        assert "LeadCreated" in history.stdout
     finally:
         proc.terminate()
         proc.wait(timeout=30)
