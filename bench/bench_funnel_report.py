@@ -30,7 +30,6 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -226,17 +225,6 @@ def fill_read_model(path: Path, funnels: FunnelCatalog, leads: int, seed: int) -
 # --- timing -----------------------------------------------------------------------------
 
 
-def timed(fn: Callable[[], object], runs: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
 def verdict(samples: list[float]) -> str:
     return "PASS" if benchlib.percentile(samples, 95) < TARGET_P95 else "FAIL"
 
@@ -259,7 +247,7 @@ def query_benchmarks(
             funnel = funnels[funnel_id]
             for label, start, stop in periods:
                 result = queries.funnel_report(cursor, funnel, start, stop)
-                samples = timed(
+                samples = benchlib.timed(
                     functools.partial(queries.funnel_report, cursor, funnel, start, stop),
                     runs, warmup,
                 )
@@ -285,7 +273,7 @@ def query_benchmarks(
         ]
         for label, lead_filters, limit, offset in filters:
             items, total = queries.list_leads(cursor, lead_filters, limit, offset)
-            samples = timed(
+            samples = benchlib.timed(
                 functools.partial(queries.list_leads, cursor, lead_filters, limit, offset),
                 runs, warmup,
             )
@@ -337,7 +325,7 @@ def http_benchmarks(path: Path, workdir: Path, runs: int, warmup: int) -> list[l
             def call(u: str = url, p: dict[str, str] = params) -> None:
                 client.get(u, params=p).raise_for_status()
 
-            samples = timed(call, runs, warmup)
+            samples = benchlib.timed(call, runs, warmup)
             rows.append(benchlib.latency_row(label, samples, ("-", verdict(samples))))
     return rows
 

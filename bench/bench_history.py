@@ -43,17 +43,6 @@ TARGET_P95 = 0.050
 SCHEMA_PREFIX = "bench_history_"
 
 
-def timed(fn: Callable[[], object], runs: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
 @contextmanager
 def event_store_url(backend: str, postgres_url: str, workdir: Path) -> Iterator[str]:
     if backend == "sqlite":
@@ -141,7 +130,7 @@ def run_backend(
                 ("as-of end: load + fold + detail", as_of(last)),
             ]
             for label, fn in calls:
-                rows.append(_row(backend, label, timed(fn, args.runs, args.warmup)))
+                rows.append(_row(backend, label, benchlib.timed(fn, args.runs, args.warmup)))
 
             app = create_app(platform, background=False, close_on_exit=False)
             with TestClient(app) as client:
@@ -164,7 +153,7 @@ def run_backend(
                     def get(p: str = path, q: dict[str, str] = params) -> None:
                         client.get(p, params=q).raise_for_status()
 
-                    rows.append(_row(backend, label, timed(get, args.runs, args.warmup)))
+                    rows.append(_row(backend, label, benchlib.timed(get, args.runs, args.warmup)))
         finally:
             platform.close()
     return rows, info

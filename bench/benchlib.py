@@ -12,7 +12,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -90,6 +90,18 @@ def count(n: float) -> str:
 
 def mib(n_bytes: float) -> str:
     return f"{n_bytes / 2**20:,.1f}"
+
+
+def timed(fn: Callable[[], object], runs: int, warmup: int) -> list[float]:
+    """Seconds per call of ``fn`` over ``runs`` calls, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return samples
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

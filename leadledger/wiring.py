@@ -108,11 +108,13 @@ def build_command_side(
 
 
 def build(settings: Settings | None = None, *, clock: Clock = system_clock) -> Platform:
-    settings = settings or Settings()
-    funnels = load_funnels(settings.funnels_file)
-    store = open_event_store(settings.event_store_url, event_codec())
-    db = ReadModelDatabase(settings.duckdb_path)
+    """The command side plus the read models and their projector."""
+    side = build_command_side(settings, clock=clock)
+    db = ReadModelDatabase(side.settings.duckdb_path)
     projector = Projector(
-        store, db, read_model_projections(funnels), page_size=settings.projector_page_size
+        side.store,
+        db,
+        read_model_projections(side.funnels),
+        page_size=side.settings.projector_page_size,
     )
-    return Platform(settings, funnels, store, db, projector, clock)
+    return Platform(side.settings, side.funnels, side.store, db, projector, clock)

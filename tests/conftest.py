@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -111,6 +112,19 @@ def client(platform: Platform) -> Iterator[TestClient]:
 
 
 ACTOR = {"X-Actor": "anna.sales"}
+
+
+def iso(moment: datetime) -> str:
+    """An instant as the API writes it: UTC, with a Z."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def create(client: TestClient, **overrides: Any) -> dict[str, Any]:
+    """POST /leads with a valid body (fields overridable); the 201 answer."""
+    response = client.post("/leads", json=new_lead_body(**overrides), headers=ACTOR)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def new_lead_body(**overrides: object) -> dict[str, object]:

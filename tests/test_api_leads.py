@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from aggregates.company import company_stream_id
 from leadledger.wiring import Platform
 from read_api.app import create_app
-from tests.conftest import ACTOR, FakeClock, PlatformFactory, new_lead_body
+from tests.conftest import ACTOR, FakeClock, PlatformFactory, create, iso, new_lead_body
 
 JSON = {"content-type": "application/json"}
 
@@ -41,17 +41,6 @@ COMMANDS = tuple(VALID_BODIES)
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def create(client: TestClient, **overrides: Any) -> dict[str, Any]:
-    response = client.post("/leads", json=new_lead_body(**overrides), headers=ACTOR)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def command(

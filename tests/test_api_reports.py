@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import ACTOR, FakeClock, new_lead_body
+from tests.conftest import ACTOR, FakeClock, create, iso
 
 COURT = [
     "request_received",
@@ -27,17 +27,6 @@ COURT = [
     "expertise_declined",
 ]
 OUT_OF_COURT = ["new", "assessment", "proposal_preparation", "proposal_sent", "contract", "invoice"]
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def create(client: TestClient, **overrides: Any) -> dict[str, Any]:
-    response = client.post("/leads", json=new_lead_body(**overrides), headers=ACTOR)
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def ok(client: TestClient, lead_id: str, name: str, body: dict[str, Any] | None = None) -> int:
