@@ -52,8 +52,10 @@ def create_lead(
 ) -> CommandResult:
     """Create a lead in the first stage of its funnel; new or repeat by its company id."""
     company_id = (command.company_id or "").strip() or None
-    for _ in range(MAX_CREATE_ATTEMPTS):
-        existing = store.load(command.lead_id)
+    for attempt in range(MAX_CREATE_ATTEMPTS):
+        # A fresh id has no stream: look only for a replayed key or after a lost race.
+        looked = ctx.idempotency_key is not None or attempt > 0
+        existing = store.load(command.lead_id) if looked else []
         if existing:
             replayed = _replay(existing, ctx)
             if replayed is not None:
