@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
     """Base of every error a decider raises."""
@@ -21,6 +23,16 @@ class InvalidValue(DomainError):
 
 class RuleViolation(DomainError):
     """The aggregate's current state forbids the command (HTTP 409)."""
+
+    def __init__(self, rule: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.details = details
+        """Figures behind the refusal (e.g. a cap and the current total), JSON-ready."""
+
+
+class NotPermitted(DomainError):
+    """The actor may not do this (HTTP 403), e.g. approve without being the head."""
 
     def __init__(self, rule: str, message: str) -> None:
         super().__init__(message)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aggregates.errors import InvalidValue
@@ -16,6 +16,10 @@ class Stage:
     step: int
     """Position of the stage in its funnel; alternative outcomes share one step."""
     time_limit_hours: float | None = None
+    needs: tuple[str, ...] = ()
+    """Deal funnels: departments whose estimates entering this stage asks for, in order."""
+    ready_stage: str | None = None
+    """Deal funnels: where the deal goes when the last estimate it asked for is ready."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,8 @@ class Funnel:
     id: str
     name: str
     stages: tuple[Stage, ...]
+    options: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """Settings of the funnel besides its stages (e.g. a lead funnel's ``deal_funnel``)."""
 
     @property
     def first_stage(self) -> Stage:
@@ -78,11 +84,11 @@ class FunnelCatalog(Mapping[str, Funnel]):
         return stage
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> FunnelCatalog:
-        """Build from the parsed configuration file (``[funnels.<id>]`` tables)."""
-        raw = config.get("funnels")
+    def from_config(cls, config: Mapping[str, Any], section: str = "funnels") -> FunnelCatalog:
+        """Build from the parsed configuration file (``[<section>.<id>]`` tables)."""
+        raw = config.get(section)
         if not isinstance(raw, Mapping) or not raw:
-            raise ValueError("the funnel configuration needs a [funnels.<id>] table")
+            raise ValueError(f"the funnel configuration needs a [{section}.<id>] table")
         funnels: dict[str, Funnel] = {}
         for funnel_id, body in raw.items():
             stages_raw = body.get("stages") or []
@@ -98,18 +104,32 @@ class FunnelCatalog(Mapping[str, Funnel]):
                 else:
                     step += 1
                 limit = s.get("time_limit_hours")
+                needs = s.get("needs") or []
+                if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+                    raise ValueError(f"funnel '{funnel_id}' stage '{s['id']}': needs is a list")
                 stages.append(
                     Stage(
                         id=str(s["id"]),
                         name=str(s.get("name", s["id"])),
                         step=step,
                         time_limit_hours=None if limit is None else float(limit),
+                        needs=tuple(needs),
+                        ready_stage=s.get("ready_stage"),
                     )
                 )
             ids = [s.id for s in stages]
             if len(set(ids)) != len(ids):
                 raise ValueError(f"funnel '{funnel_id}' repeats a stage id")
+            for stage in stages:
+                if stage.needs and stage.ready_stage not in ids:
+                    raise ValueError(
+                        f"funnel '{funnel_id}' stage '{stage.id}' needs estimates: its "
+                        "ready_stage must name a stage of the funnel"
+                    )
             funnels[funnel_id] = Funnel(
-                id=funnel_id, name=str(body.get("name", funnel_id)), stages=tuple(stages)
+                id=funnel_id,
+                name=str(body.get("name", funnel_id)),
+                stages=tuple(stages),
+                options={k: v for k, v in body.items() if k not in ("name", "stages")},
             )
         return cls(funnels)

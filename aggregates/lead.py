@@ -19,18 +19,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+from aggregates import values
 from aggregates.base import CommandMeta, DomainEvent
 from aggregates.errors import InvalidValue, RuleViolation
 from aggregates.funnels import FunnelCatalog
+from aggregates.values import MAX_AMOUNT, MAX_TEXT, amount, required_text, text
 
-MAX_AMOUNT = Decimal("1e15")
 MAX_ASSESSMENT_HOURS = Decimal(10_000)
-MAX_TEXT = 10_000
+__all__ = ["MAX_AMOUNT", "MAX_TEXT"]
+
+_text = text
+_required_text = required_text
+_amount = amount
 
 
 class LeadStatus(StrEnum):
@@ -97,6 +102,10 @@ class Lead:
     created_by: str
     updated_at: datetime
     stage_entered_at: datetime
+    deal_id: UUID | None = None
+    answer_reminded_for: date | None = None
+    """The answer date a reminder was sent for (a new date can be reminded again)."""
+    answer_escalated_for: date | None = None
 
 
 CARD_FIELDS: tuple[str, ...] = (
@@ -184,6 +193,22 @@ class CloseLead:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class RemindUnansweredLead:
+    """The client's answer date passed with no answer: remind the manager."""
+
+    due: date
+    recipient: str
+
+
+@dataclass(frozen=True)
+class EscalateUnansweredLead:
+    """Still no answer after the grace period: escalate to the manager's head."""
+
+    due: date
+    recipient: str
+
+
 LeadCommand = (
     UpdateLeadCard
     | SetLeadCostBreakdown
@@ -194,6 +219,8 @@ LeadCommand = (
     | RecordLeadAssessment
     | QualifyLead
     | CloseLead
+    | RemindUnansweredLead
+    | EscalateUnansweredLead
 )
 
 
@@ -276,6 +303,25 @@ class LeadClosed(DomainEvent):
     reason: str | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class LeadConvertedToDeal(DomainEvent):
+    deal_id: UUID
+    deal_funnel: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadAnswerReminderSent(DomainEvent):
+    due: date
+    recipient: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadAnswerEscalated(DomainEvent):
+    due: date
+    recipient: str
+    manager: str
+
+
 LeadEvent = (
     LeadCreated
     | LeadCardUpdated
@@ -287,6 +333,9 @@ LeadEvent = (
     | LeadAssessed
     | LeadQualified
     | LeadClosed
+    | LeadConvertedToDeal
+    | LeadAnswerReminderSent
+    | LeadAnswerEscalated
 )
 LEAD_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     LeadCreated,
@@ -299,49 +348,13 @@ LEAD_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     LeadAssessed,
     LeadQualified,
     LeadClosed,
+    LeadConvertedToDeal,
+    LeadAnswerReminderSent,
+    LeadAnswerEscalated,
 )
 
 
 # --- value checks -----------------------------------------------------------------------
-
-
-def _text(field: str, value: Any, *, required: bool) -> str | None:
-    if value is None:
-        if required:
-            raise InvalidValue(field, f"'{field}' is required")
-        return None
-    if not isinstance(value, str):
-        raise InvalidValue(field, f"'{field}' must be a string")
-    text: str = value.strip()
-    if not text:
-        if required:
-            raise InvalidValue(field, f"'{field}' must not be blank")
-        return None
-    if len(text) > MAX_TEXT:
-        raise InvalidValue(field, f"'{field}' is longer than {MAX_TEXT} characters")
-    return text
-
-
-def _required_text(field: str, value: Any) -> str:
-    text = _text(field, value, required=True)
-    assert text is not None
-    return text
-
-
-def _amount(field: str, value: Any) -> Decimal:
-    try:
-        amount = value if isinstance(value, Decimal) else Decimal(str(value))
-    except (InvalidOperation, ValueError) as exc:
-        raise InvalidValue(field, f"'{field}' must be a number") from exc
-    if not amount.is_finite():
-        raise InvalidValue(field, f"'{field}' must be a finite number")
-    if amount < 0:
-        raise InvalidValue(field, f"'{field}' must be greater than or equal to 0")
-    if amount >= MAX_AMOUNT:
-        raise InvalidValue(field, f"'{field}' must be less than {MAX_AMOUNT:,.0f}")
-    if amount != amount.quantize(Decimal("0.01")):
-        raise InvalidValue(field, f"'{field}' must have at most 2 decimal places")
-    return amount.quantize(Decimal("0.01"))
 
 
 def _card_value(field: str, value: Any) -> Any:
@@ -486,21 +499,52 @@ def decide(
                 raise InvalidValue("outcome", "'outcome' must be 'won' or 'lost'") from exc
             reason_text = _text("reason", reason, required=parsed is Outcome.LOST)
             return LeadClosed(**meta.event_fields(), outcome=parsed.value, reason=reason_text)
+        case RemindUnansweredLead(due=due, recipient=recipient):
+            _require_unanswered(lead, due, funnels)
+            if lead.answer_reminded_for == due:
+                raise RuleViolation("already_reminded", f"a reminder for {due} was sent already")
+            return LeadAnswerReminderSent(**meta.event_fields(), due=due, recipient=recipient)
+        case EscalateUnansweredLead(due=due, recipient=recipient):
+            _require_unanswered(lead, due, funnels)
+            if lead.answer_reminded_for != due:
+                raise RuleViolation("not_reminded", "an escalation follows a reminder")
+            if lead.answer_escalated_for == due:
+                raise RuleViolation("already_escalated", f"{due} was escalated already")
+            return LeadAnswerEscalated(
+                **meta.event_fields(), due=due, recipient=recipient, manager=lead.manager
+            )
     raise TypeError(f"not a lead command: {command!r}")  # pragma: no cover
 
 
+def is_unanswered(lead: Lead, funnels: FunnelCatalog) -> bool:
+    """Open (or paused) and still in the first stage of its funnel: no answer yet."""
+    funnel = funnels.get(lead.funnel)
+    return not lead.status.closed and funnel is not None and lead.stage == funnel.first_stage.id
+
+
+def _require_unanswered(lead: Lead, due: date, funnels: FunnelCatalog) -> None:
+    if lead.answer_due != due:
+        raise RuleViolation("answer_due_changed", f"the lead's answer date is not {due} any more")
+    if not is_unanswered(lead, funnels):
+        raise RuleViolation("answered", "the lead has moved past its first stage")
+
+
+def convert(lead: Lead, deal_id: UUID, deal_funnel: str, meta: CommandMeta) -> LeadConvertedToDeal:
+    """Record the lead's deal; the deal is created in the same atomic write."""
+    _require_not_closed(lead)
+    if lead.status is LeadStatus.PAUSED:
+        raise RuleViolation("lead_paused", "the lead is paused: resume it before the deal")
+    if lead.quality is not True:
+        raise RuleViolation("lead_not_qualified", "only a lead qualified as quality becomes a deal")
+    if lead.deal_id is not None:
+        raise RuleViolation(
+            "lead_already_converted", f"the lead became deal {lead.deal_id} already"
+        )
+    return LeadConvertedToDeal(**meta.event_fields(), deal_id=deal_id, deal_funnel=deal_funnel)
+
+
 def _hours(value: Any) -> Decimal:
-    try:
-        hours = value if isinstance(value, Decimal) else Decimal(str(value))
-    except (InvalidOperation, ValueError) as exc:
-        raise InvalidValue("hours", "'hours' must be a number") from exc
-    if not hours.is_finite() or hours <= 0:
-        raise InvalidValue("hours", "'hours' must be greater than 0")
-    if hours > MAX_ASSESSMENT_HOURS:
-        raise InvalidValue("hours", f"'hours' must be at most {MAX_ASSESSMENT_HOURS}")
-    if hours != hours.quantize(Decimal("0.01")):
-        raise InvalidValue("hours", "'hours' must have at most 2 decimal places")
-    return hours.quantize(Decimal("0.01"))
+    return values.hours("hours", value, maximum=MAX_ASSESSMENT_HOURS)
 
 
 def _update_card(lead: Lead, changes: dict[str, Any], meta: CommandMeta) -> LeadCardUpdated:
@@ -628,6 +672,12 @@ def evolve(lead: Lead | None, event: DomainEvent) -> Lead:
                 "paused_since": None,
                 "pause_reason": None,
             }
+        case LeadConvertedToDeal(deal_id=deal_id):
+            changes = {"deal_id": deal_id}
+        case LeadAnswerReminderSent(due=due):
+            changes = {"answer_reminded_for": due}
+        case LeadAnswerEscalated(due=due):
+            changes = {"answer_escalated_for": due}
         case _:
             raise ValueError(f"not a lead event: {event.type}")
     changes["version"] = lead.version + 1

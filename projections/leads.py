@@ -54,6 +54,7 @@ LEADS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("updated_at", "TIMESTAMPTZ"),
     ("stage_entered_at", "TIMESTAMPTZ"),
     ("visits", "INTEGER"),
+    ("deal_id", "VARCHAR"),
     ("version", "INTEGER"),
     ("last_position", "BIGINT"),
 )
@@ -124,6 +125,7 @@ DOCUMENT_FIELDS: tuple[tuple[str, str], ...] = (
     ("result", "VARCHAR"),
     ("hours", "VARCHAR"),
     ("paused_seconds", "DOUBLE"),
+    ("deal_id", "VARCHAR"),
 )
 DOCUMENT_SHAPE = (
     "{"
@@ -199,6 +201,7 @@ SETTERS: dict[str, list[tuple[str, str]]] = {
     "created_at": [(CREATED, "event_at")],
     "created_by": [(CREATED, "e_actor")],
     "stage_entered_at": [("opens", "event_at")],
+    "deal_id": [(_topic("LeadConvertedToDeal"), "e_deal_id")],
 }
 
 
@@ -409,6 +412,9 @@ class LeadProjection:
             "LeadAssessed",
             "LeadQualified",
             "LeadClosed",
+            "LeadConvertedToDeal",
+            "LeadAnswerReminderSent",
+            "LeadAnswerEscalated",
         }
     )
 

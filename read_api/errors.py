@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from aggregates.errors import InvalidValue, RuleViolation
+from aggregates.errors import InvalidValue, NotPermitted, RuleViolation
 from commands.context import IdempotencyKeyReused, StreamNotFound, VersionConflict
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RuleViolation)
     async def _rule(_: Request, exc: RuleViolation) -> JSONResponse:
         return JSONResponse(
-            status_code=409, content=_body("rule_violation", exc.message, rule=exc.rule)
+            status_code=409,
+            content=_body("rule_violation", exc.message, rule=exc.rule, **exc.details),
+        )
+
+    @app.exception_handler(NotPermitted)
+    async def _forbidden(_: Request, exc: NotPermitted) -> JSONResponse:
+        return JSONResponse(
+            status_code=403, content=_body("not_permitted", exc.message, rule=exc.rule)
         )
 
     @app.exception_handler(VersionConflict)

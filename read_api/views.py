@@ -55,6 +55,7 @@ def detail_from_state(state: lead_model.Lead) -> dict[str, Any]:
         "created_by": state.created_by,
         "updated_at": state.updated_at,
         "stage_entered_at": state.stage_entered_at,
+        "deal_id": state.deal_id,
         "version": state.version,
     }
 
@@ -102,6 +103,7 @@ DETAIL_ROW_FIELDS = (
     "created_by",
     "updated_at",
     "stage_entered_at",
+    "deal_id",
     "version",
 )
 

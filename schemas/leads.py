@@ -151,6 +151,7 @@ class LeadDetail(BaseModel):
     created_by: str
     updated_at: datetime
     stage_entered_at: datetime
+    deal_id: UUID | None = Field(default=None, description="The deal the lead became")
     version: int
 
 

@@ -173,6 +173,7 @@ def _replayed_fields(state: lead.Lead) -> dict[str, Any]:
         "stage_entered_at": state.stage_entered_at,
         "stage_step": FUNNELS[state.funnel].step_of(state.stage),
         "cost_components": [(c.name, c.amount) for c in state.cost_components],
+        "deal_id": None if state.deal_id is None else str(state.deal_id),
     }
 
 

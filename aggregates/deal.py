@@ -1,0 +1,656 @@
+"""The Deal aggregate: a sale from its creation (from a qualified lead, or as an upsell to
+an existing client) through estimates, proposal, contract and invoice to won or lost.
+
+A decider like the lead: ``decide(state, command, rules, meta)`` returns exactly one event
+or raises a :class:`~aggregates.errors.DomainError`; ``evolve`` folds an event in.
+
+Rules in brief:
+- a deal moves to any stage of its funnel except the current one while it is open; it
+  cannot move on past a stage that asked for estimates while they are pending (moving
+  back is allowed and ends that estimate round);
+- entering a stage whose configuration ``needs`` departments starts an **estimate
+  round**: the stage change records which departments, in order, and the stage to
+  return to if one of them rejects the request;
+- the deal keeps a view of every hand-off request to another department, updated in the
+  same atomic write as the request itself, so the view never disagrees with the request;
+- a proposal needs at least one service; a contract needs a proposal; an invoice needs a
+  contract, a positive amount and a number the deal has not used;
+- winning needs an invoice; losing needs a reason; a closed deal accepts no command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from aggregates import values
+from aggregates.base import CommandMeta, DomainEvent
+from aggregates.errors import InvalidValue, RuleViolation
+from aggregates.rules import Rules
+
+MAX_SERVICES = 200
+
+
+class DealStatus(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+@dataclass(frozen=True)
+class ServiceLine:
+    name: str
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class Proposal:
+    services: tuple[ServiceLine, ...]
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class Contract:
+    number: str
+    signed_on: date
+
+
+@dataclass(frozen=True)
+class Invoice:
+    number: str
+    amount: Decimal
+    prepayment: bool
+    organisation: str
+    issued_on: date
+
+
+@dataclass(frozen=True)
+class EstimateRound:
+    """The estimates asked for when the deal entered a stage that needs them."""
+
+    round: int
+    """The deal version whose stage change opened the round; request ids derive from it."""
+    stage: str
+    needs: tuple[str, ...]
+    return_stage: str
+    ready_stage: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class EstimateResult:
+    round: int
+    price: Decimal
+    estimated_by: tuple[str, ...]
+    took_seconds: float
+    ready_at: datetime
+
+
+@dataclass(frozen=True)
+class HandoffView:
+    """What the deal knows of one of its hand-off requests (equal to the request's own
+    state: both change in one atomic write)."""
+
+    request_id: UUID
+    department: str
+    stage: str
+    status: str
+    assignee: str | None
+    price: Decimal | None
+    round: int | None
+    ready_at: datetime | None
+    updated_at: datetime
+
+
+# --- state ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deal:
+    deal_id: UUID
+    version: int
+    funnel: str
+    stage: str
+    status: DealStatus
+    title: str
+    company_name: str
+    company_id: str | None
+    source: str
+    manager: str
+    description: str | None
+    amount: Decimal
+    lead_id: UUID | None
+    previous_deal_id: UUID | None
+    proposal: Proposal | None
+    contract: Contract | None
+    invoices: tuple[Invoice, ...]
+    estimate: EstimateRound | None
+    """The open estimate round, if the deal is in a stage that asked for estimates."""
+    estimate_result: EstimateResult | None
+    estimate_rejection: str | None
+    handoffs: tuple[HandoffView, ...]
+    close_reason: str | None
+    closed_at: datetime | None
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    stage_entered_at: datetime
+
+    def handoff(self, request_id: UUID) -> HandoffView | None:
+        for view in self.handoffs:
+            if view.request_id == request_id:
+                return view
+        return None
+
+    def round_requests(self) -> dict[str, HandoffView]:
+        """The open estimate round's requests, by department."""
+        if self.estimate is None:
+            return {}
+        return {h.department: h for h in self.handoffs if h.round == self.estimate.round}
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateDeal:
+    deal_id: UUID
+    funnel: str
+    title: str
+    company_name: str
+    source: str
+    manager: str
+    company_id: str | None = None
+    description: str | None = None
+    amount: Decimal = Decimal(0)
+    lead_id: UUID | None = None
+    previous_deal_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class MoveDealToStage:
+    stage: str
+
+
+@dataclass(frozen=True)
+class RecordProposal:
+    services: tuple[ServiceLine, ...]
+
+
+@dataclass(frozen=True)
+class RecordContract:
+    number: str
+    signed_on: date
+
+
+@dataclass(frozen=True)
+class IssueInvoice:
+    number: str
+    amount: Decimal
+    organisation: str
+    prepayment: bool = False
+    issued_on: date | None = None
+    """Defaults to the day the command is received (UTC)."""
+
+
+@dataclass(frozen=True)
+class CloseDeal:
+    outcome: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class NoteHandoff:
+    """Record the current state of one of the deal's hand-off requests."""
+
+    view: HandoffView
+
+
+@dataclass(frozen=True)
+class CompleteEstimate:
+    """The estimate round's last request is ready: move on with the price."""
+
+    round: int
+
+
+@dataclass(frozen=True)
+class ReturnFromEstimate:
+    """A request of the round was rejected: go back to the stage before the estimate."""
+
+    round: int
+    request_id: UUID
+    reason: str
+
+
+DealCommand = (
+    MoveDealToStage
+    | RecordProposal
+    | RecordContract
+    | IssueInvoice
+    | CloseDeal
+    | NoteHandoff
+    | CompleteEstimate
+    | ReturnFromEstimate
+)
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DealCreated(DomainEvent):
+    deal_id: UUID
+    funnel: str
+    stage: str
+    title: str
+    company_name: str
+    company_id: str | None
+    source: str
+    manager: str
+    description: str | None
+    amount: Decimal
+    lead_id: UUID | None
+    previous_deal_id: UUID | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DealStageChanged(DomainEvent):
+    funnel: str
+    from_stage: str
+    to_stage: str
+    needs: tuple[str, ...] = ()
+    """Departments whose estimates the new stage asks for, in order (empty: none)."""
+    ready_stage: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DealProposalRecorded(DomainEvent):
+    services: tuple[ServiceLine, ...]
+    total: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class DealContractRecorded(DomainEvent):
+    number: str
+    signed_on: date
+
+
+@dataclass(frozen=True, kw_only=True)
+class DealInvoiceIssued(DomainEvent):
+    number: str
+    amount: Decimal
+    prepayment: bool
+    organisation: str
+    issued_on: date
+
+
+@dataclass(frozen=True, kw_only=True)
+class DealHandoffNoted(DomainEvent):
+    request_id: UUID
+    department: str
+    stage: str
+    status: str
+    assignee: str | None
+    price: Decimal | None
+    round: int | None
+    ready_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DealEstimateReady(DomainEvent):
+    round: int
+    from_stage: str
+    to_stage: str
+    price: Decimal
+    estimated_by: tuple[str, ...]
+    took_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class DealEstimateRejected(DomainEvent):
+    round: int
+    request_id: UUID
+    department: str
+    from_stage: str
+    to_stage: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DealClosed(DomainEvent):
+    outcome: str
+    reason: str | None
+
+
+DEAL_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+    DealCreated,
+    DealStageChanged,
+    DealProposalRecorded,
+    DealContractRecorded,
+    DealInvoiceIssued,
+    DealHandoffNoted,
+    DealEstimateReady,
+    DealEstimateRejected,
+    DealClosed,
+)
+
+
+# --- decide -----------------------------------------------------------------------------
+
+
+def create(command: CreateDeal, rules: Rules, meta: CommandMeta) -> DealCreated:
+    funnel = rules.deal_funnels.require(command.funnel)
+    return DealCreated(
+        **meta.event_fields(),
+        deal_id=command.deal_id,
+        funnel=funnel.id,
+        stage=funnel.first_stage.id,
+        title=values.required_text("title", command.title),
+        company_name=values.required_text("company_name", command.company_name),
+        company_id=values.text("company_id", command.company_id, required=False),
+        source=values.required_text("source", command.source),
+        manager=values.required_text("manager", command.manager),
+        description=values.text("description", command.description, required=False),
+        amount=values.amount("amount", command.amount),
+        lead_id=command.lead_id,
+        previous_deal_id=command.previous_deal_id,
+    )
+
+
+def _require_open(deal: Deal) -> None:
+    if deal.status is not DealStatus.OPEN:
+        raise RuleViolation(
+            "deal_closed", f"the deal is closed ({deal.status.value}) and accepts no command"
+        )
+
+
+def decide(deal: Deal, command: DealCommand, rules: Rules, meta: CommandMeta) -> DomainEvent:
+    """Decide the one event a command on an existing deal produces, or refuse it."""
+    match command:
+        case NoteHandoff(view=view):
+            # The request's own change already happened: the deal records it even closed.
+            return DealHandoffNoted(
+                **meta.event_fields(),
+                request_id=view.request_id,
+                department=view.department,
+                stage=view.stage,
+                status=view.status,
+                assignee=view.assignee,
+                price=view.price,
+                round=view.round,
+                ready_at=view.ready_at,
+            )
+        case _:
+            pass
+    _require_open(deal)
+    match command:
+        case MoveDealToStage(stage=stage_id):
+            return _move(deal, stage_id, rules, meta)
+        case RecordProposal(services=services):
+            return _proposal(services, meta)
+        case RecordContract(number=number, signed_on=signed_on):
+            number_text = values.required_text("number", number)
+            signed = values.day("signed_on", signed_on, required=True)
+            assert signed is not None
+            if deal.proposal is None:
+                raise RuleViolation("proposal_required", "record a proposal before the contract")
+            return DealContractRecorded(**meta.event_fields(), number=number_text, signed_on=signed)
+        case IssueInvoice():
+            return issue_invoice(deal, command, rules, meta)
+        case CloseDeal(outcome=outcome, reason=reason):
+            if outcome not in ("won", "lost"):
+                raise InvalidValue("outcome", "'outcome' must be 'won' or 'lost'")
+            reason_text = values.text("reason", reason, required=outcome == "lost")
+            if outcome == "won" and not deal.invoices:
+                raise RuleViolation("invoice_required", "a deal is won once it has an invoice")
+            return DealClosed(**meta.event_fields(), outcome=outcome, reason=reason_text)
+        case CompleteEstimate(round=round_no):
+            return _complete_estimate(deal, round_no, rules, meta)
+        case ReturnFromEstimate(round=round_no, request_id=request_id, reason=reason):
+            return _return_from_estimate(deal, round_no, request_id, reason, meta)
+    raise TypeError(f"not a deal command: {command!r}")  # pragma: no cover
+
+
+def _move(deal: Deal, stage_id: str, rules: Rules, meta: CommandMeta) -> DealStageChanged:
+    funnel = rules.deal_funnels.require(deal.funnel)
+    stage = rules.deal_funnels.require_stage(funnel, stage_id)
+    if stage.id == deal.stage:
+        raise RuleViolation("same_stage", f"the deal is already in stage '{stage.id}'")
+    if deal.estimate is not None:
+        current_step = funnel.step_of(deal.stage) or 0
+        if stage.step > current_step:
+            waiting = [
+                d for d in deal.estimate.needs if not _is_ready(deal.round_requests().get(d), rules)
+            ]
+            if waiting:
+                raise RuleViolation(
+                    "estimates_pending",
+                    f"the deal waits for estimates from {', '.join(waiting)}: it moves on "
+                    "by itself when they are ready",
+                )
+    return DealStageChanged(
+        **meta.event_fields(),
+        funnel=deal.funnel,
+        from_stage=deal.stage,
+        to_stage=stage.id,
+        needs=stage.needs,
+        ready_stage=stage.ready_stage if stage.needs else None,
+    )
+
+
+def _is_ready(view: HandoffView | None, rules: Rules) -> bool:
+    if view is None:
+        return False
+    department = rules.departments.get(view.department)
+    return department is not None and department.is_ready(view.stage)
+
+
+def _proposal(services: tuple[ServiceLine, ...], meta: CommandMeta) -> DealProposalRecorded:
+    if not services:
+        raise InvalidValue("services", "a proposal needs at least one service")
+    if len(services) > MAX_SERVICES:
+        raise InvalidValue("services", f"a proposal has at most {MAX_SERVICES} services")
+    checked = []
+    seen: set[str] = set()
+    for index, line in enumerate(services):
+        name = values.required_text(f"services[{index}].name", line.name)
+        if name in seen:
+            raise InvalidValue(f"services[{index}].name", f"service '{name}' appears twice")
+        seen.add(name)
+        checked.append(ServiceLine(name, values.amount(f"services[{index}].price", line.price)))
+    total = sum((line.price for line in checked), Decimal("0.00"))
+    if total >= values.MAX_AMOUNT:
+        raise InvalidValue("services", f"the total must be less than {values.MAX_AMOUNT:,.0f}")
+    return DealProposalRecorded(**meta.event_fields(), services=tuple(checked), total=total)
+
+
+def issue_invoice(
+    deal: Deal, command: IssueInvoice, rules: Rules, meta: CommandMeta
+) -> DealInvoiceIssued:
+    """The invoice event; the revenue cap of its organisation is checked beside it
+    (:mod:`aggregates.limits`), in the same atomic write."""
+    _require_open(deal)
+    number = values.required_text("number", command.number)
+    amount = values.amount("amount", command.amount, positive=True)
+    organisation = rules.require_organisation(command.organisation)
+    issued_on = values.day("issued_on", command.issued_on, required=False) or meta.at.date()
+    if deal.contract is None:
+        raise RuleViolation("contract_required", "record the contract before an invoice")
+    if any(invoice.number == number for invoice in deal.invoices):
+        raise RuleViolation("invoice_number_taken", f"the deal already has invoice '{number}'")
+    return DealInvoiceIssued(
+        **meta.event_fields(),
+        number=number,
+        amount=amount,
+        prepayment=bool(command.prepayment),
+        organisation=organisation.id,
+        issued_on=issued_on,
+    )
+
+
+def _complete_estimate(
+    deal: Deal, round_no: int, rules: Rules, meta: CommandMeta
+) -> DealEstimateReady:
+    estimate = deal.estimate
+    if estimate is None or estimate.round != round_no:
+        raise RuleViolation("no_such_estimate_round", "the deal is not in that estimate round")
+    requests = deal.round_requests()
+    views = [requests.get(d) for d in estimate.needs]
+    ready = [v for v in views if v is not None and _is_ready(v, rules)]
+    if len(ready) != len(estimate.needs):
+        raise RuleViolation("estimates_pending", "not every estimate of the round is ready")
+    ready_at = max(v.ready_at or v.updated_at for v in ready)
+    estimated_by = tuple(dict.fromkeys(v.assignee for v in ready if v.assignee))
+    return DealEstimateReady(
+        **meta.event_fields(),
+        round=round_no,
+        from_stage=deal.stage,
+        to_stage=estimate.ready_stage,
+        price=sum((v.price or Decimal("0.00") for v in ready), Decimal("0.00")),
+        estimated_by=estimated_by,
+        took_seconds=max(0.0, (ready_at - estimate.started_at).total_seconds()),
+    )
+
+
+def _return_from_estimate(
+    deal: Deal, round_no: int, request_id: UUID, reason: str, meta: CommandMeta
+) -> DealEstimateRejected:
+    estimate = deal.estimate
+    if estimate is None or estimate.round != round_no:
+        raise RuleViolation("no_such_estimate_round", "the deal is not in that estimate round")
+    view = deal.handoff(request_id)
+    if view is None or view.round != round_no or view.status != "rejected":
+        raise RuleViolation("request_not_rejected", "that request of the round is not rejected")
+    return DealEstimateRejected(
+        **meta.event_fields(),
+        round=round_no,
+        request_id=request_id,
+        department=view.department,
+        from_stage=deal.stage,
+        to_stage=estimate.return_stage,
+        reason=f"{view.department} rejected the request: {reason}",
+    )
+
+
+# --- evolve -----------------------------------------------------------------------------
+
+
+def evolve(deal: Deal | None, event: DomainEvent) -> Deal:
+    if deal is None:
+        if not isinstance(event, DealCreated):
+            raise ValueError(f"a deal's stream must start with DealCreated, not {event.type}")
+        return Deal(
+            deal_id=event.deal_id,
+            version=1,
+            funnel=event.funnel,
+            stage=event.stage,
+            status=DealStatus.OPEN,
+            title=event.title,
+            company_name=event.company_name,
+            company_id=event.company_id,
+            source=event.source,
+            manager=event.manager,
+            description=event.description,
+            amount=event.amount,
+            lead_id=event.lead_id,
+            previous_deal_id=event.previous_deal_id,
+            proposal=None,
+            contract=None,
+            invoices=(),
+            estimate=None,
+            estimate_result=None,
+            estimate_rejection=None,
+            handoffs=(),
+            close_reason=None,
+            closed_at=None,
+            created_at=event.at,
+            created_by=event.actor,
+            updated_at=event.at,
+            stage_entered_at=event.at,
+        )
+    changes: dict[str, Any]
+    match event:
+        case DealStageChanged(to_stage=to_stage, from_stage=from_stage, needs=needs):
+            estimate = None
+            if needs:
+                estimate = EstimateRound(
+                    round=deal.version + 1,
+                    stage=to_stage,
+                    needs=tuple(needs),
+                    return_stage=from_stage,
+                    ready_stage=event.ready_stage or to_stage,
+                    started_at=event.at,
+                )
+            changes = {"stage": to_stage, "stage_entered_at": event.at, "estimate": estimate}
+        case DealProposalRecorded(services=services, total=total):
+            changes = {"proposal": Proposal(tuple(services), total), "amount": total}
+        case DealContractRecorded(number=number, signed_on=signed_on):
+            changes = {"contract": Contract(number, signed_on)}
+        case DealInvoiceIssued():
+            invoice = Invoice(
+                event.number, event.amount, event.prepayment, event.organisation, event.issued_on
+            )
+            changes = {"invoices": (*deal.invoices, invoice)}
+        case DealHandoffNoted():
+            view = HandoffView(
+                request_id=event.request_id,
+                department=event.department,
+                stage=event.stage,
+                status=event.status,
+                assignee=event.assignee,
+                price=event.price,
+                round=event.round,
+                ready_at=event.ready_at,
+                updated_at=event.at,
+            )
+            known = deal.handoff(event.request_id) is not None
+            handoffs = (
+                tuple(view if h.request_id == event.request_id else h for h in deal.handoffs)
+                if known
+                else (*deal.handoffs, view)
+            )
+            changes = {"handoffs": handoffs}
+        case DealEstimateReady():
+            changes = {
+                "stage": event.to_stage,
+                "stage_entered_at": event.at,
+                "estimate": None,
+                "estimate_rejection": None,
+                "estimate_result": EstimateResult(
+                    event.round,
+                    event.price,
+                    tuple(event.estimated_by),
+                    event.took_seconds,
+                    event.at,
+                ),
+            }
+        case DealEstimateRejected():
+            changes = {
+                "stage": event.to_stage,
+                "stage_entered_at": event.at,
+                "estimate": None,
+                "estimate_rejection": event.reason,
+            }
+        case DealClosed(outcome=outcome, reason=reason):
+            changes = {
+                "status": DealStatus(outcome),
+                "close_reason": reason,
+                "closed_at": event.at,
+                "estimate": None,
+            }
+        case _:
+            raise ValueError(f"not a deal event: {event.type}")
+    changes["version"] = deal.version + 1
+    changes["updated_at"] = event.at
+    return replace(deal, **changes)
+
+
+def fold(events: list[DomainEvent]) -> Deal | None:
+    deal: Deal | None = None
+    for event in events:
+        deal = evolve(deal, event)
+    return deal

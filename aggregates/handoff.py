@@ -1,0 +1,491 @@
+"""The hand-off request: a child request from a deal to another department.
+
+It lives in its department's funnel (``new → in_work → approval → done``, or
+``rejected`` with a reason, by default). Someone from the department takes it (who and
+when are recorded), works it and records the outcome: for logistics the contractor from
+the directory or the company's own equipment, the cost, the lead time and notes; for
+engineering a plan (hours, notes). The outcome is required before the request reaches a
+ready stage; done and rejected end it. A request not taken in time gets a reminder to
+its department, then an escalation to the department's head.
+
+Every event of a request is written together with ``DealHandoffNoted`` on its parent
+deal, in one atomic append, so the deal's view of its requests always equals theirs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from aggregates import values
+from aggregates.base import CommandMeta, DomainEvent
+from aggregates.deal import HandoffView
+from aggregates.errors import InvalidValue, RuleViolation
+from aggregates.rules import Department, Rules
+
+MAX_PLAN_HOURS = Decimal(100_000)
+MAX_LEAD_TIME_DAYS = 3650
+
+
+@dataclass(frozen=True)
+class LogisticsEstimate:
+    contractor_id: UUID | None
+    """None when the company's own equipment does the job."""
+    contractor_name: str | None
+    service: str
+    cost: Decimal
+    lead_time_days: int
+    notes: str | None
+    rating: int | None
+    """The contractor's quality rating for this job, 1 to 5."""
+
+
+@dataclass(frozen=True)
+class EngineeringPlan:
+    hours: Decimal
+    notes: str | None
+
+
+# --- state ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HandoffRequest:
+    request_id: UUID
+    version: int
+    deal_id: UUID
+    department: str
+    stage: str
+    round: int | None
+    """The deal's estimate round that asked for it; None for a request sent by hand."""
+    notes: str | None
+    assignee: str | None
+    taken_at: datetime | None
+    logistics: LogisticsEstimate | None
+    engineering: EngineeringPlan | None
+    ready_at: datetime | None
+    rejection_reason: str | None
+    reminded: bool
+    escalated: bool
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    stage_entered_at: datetime
+
+    @property
+    def price(self) -> Decimal | None:
+        return None if self.logistics is None else self.logistics.cost
+
+    def status(self, department: Department) -> str:
+        if self.stage == department.rejected_stage:
+            return "rejected"
+        if self.stage in department.final_stages:
+            return "done"
+        if department.is_ready(self.stage):
+            return "ready"
+        return "open" if self.assignee is None else "in_work"
+
+    def view(self, department: Department) -> HandoffView:
+        """The deal's view of this request."""
+        return HandoffView(
+            request_id=self.request_id,
+            department=self.department,
+            stage=self.stage,
+            status=self.status(department),
+            assignee=self.assignee,
+            price=self.price,
+            round=self.round,
+            ready_at=self.ready_at,
+            updated_at=self.updated_at,
+        )
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateHandoff:
+    request_id: UUID
+    deal_id: UUID
+    department: str
+    round: int | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True)
+class TakeHandoff:
+    assignee: str
+
+
+@dataclass(frozen=True)
+class RecordLogisticsEstimate:
+    service: str
+    cost: Decimal
+    lead_time_days: int
+    contractor_id: UUID | None = None
+    contractor_name: str | None = None
+    """Filled by the handler from the directory; the decider checks it is there."""
+    own_equipment: bool = False
+    notes: str | None = None
+    rating: int | None = None
+
+
+@dataclass(frozen=True)
+class RecordEngineeringPlan:
+    hours: Decimal
+    notes: str | None = None
+
+
+@dataclass(frozen=True)
+class MoveHandoffToStage:
+    stage: str
+
+
+@dataclass(frozen=True)
+class RejectHandoff:
+    reason: str
+
+
+@dataclass(frozen=True)
+class RemindHandoffNotTaken:
+    recipient: str
+
+
+@dataclass(frozen=True)
+class EscalateHandoffNotTaken:
+    recipient: str
+
+
+HandoffCommand = (
+    TakeHandoff
+    | RecordLogisticsEstimate
+    | RecordEngineeringPlan
+    | MoveHandoffToStage
+    | RejectHandoff
+    | RemindHandoffNotTaken
+    | EscalateHandoffNotTaken
+)
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandoffRequested(DomainEvent):
+    request_id: UUID
+    deal_id: UUID
+    department: str
+    stage: str
+    round: int | None
+    notes: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandoffTaken(DomainEvent):
+    assignee: str
+    from_stage: str
+    to_stage: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandoffLogisticsEstimated(DomainEvent):
+    contractor_id: UUID | None
+    contractor_name: str | None
+    service: str
+    cost: Decimal
+    lead_time_days: int
+    notes: str | None
+    rating: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandoffPlanRecorded(DomainEvent):
+    hours: Decimal
+    notes: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandoffStageChanged(DomainEvent):
+    from_stage: str
+    to_stage: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandoffRejected(DomainEvent):
+    from_stage: str
+    to_stage: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandoffReminderSent(DomainEvent):
+    """Not taken within the department's time limit: a reminder to the department."""
+
+    recipient: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandoffEscalated(DomainEvent):
+    """Still not taken after the grace period: an escalation to the department's head."""
+
+    recipient: str
+
+
+HANDOFF_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+    HandoffRequested,
+    HandoffTaken,
+    HandoffLogisticsEstimated,
+    HandoffPlanRecorded,
+    HandoffStageChanged,
+    HandoffRejected,
+    HandoffReminderSent,
+    HandoffEscalated,
+)
+
+
+# --- decide -----------------------------------------------------------------------------
+
+
+def create(command: CreateHandoff, rules: Rules, meta: CommandMeta) -> HandoffRequested:
+    department = rules.require_department(command.department)
+    return HandoffRequested(
+        **meta.event_fields(),
+        request_id=command.request_id,
+        deal_id=command.deal_id,
+        department=department.id,
+        stage=department.first_stage,
+        round=command.round,
+        notes=values.text("notes", command.notes, required=False),
+    )
+
+
+def decide(
+    request: HandoffRequest, command: HandoffCommand, rules: Rules, meta: CommandMeta
+) -> DomainEvent:
+    department = rules.require_department(request.department)
+    status = request.status(department)
+    if status in ("done", "rejected"):
+        raise RuleViolation(
+            "request_closed", f"the request is {status} and accepts no further command"
+        )
+    match command:
+        case TakeHandoff(assignee=assignee):
+            who = values.required_text("assignee", assignee)
+            if request.assignee is not None:
+                raise RuleViolation(
+                    "already_taken", f"the request was taken by {request.assignee} already"
+                )
+            return HandoffTaken(
+                **meta.event_fields(),
+                assignee=who,
+                from_stage=request.stage,
+                to_stage=department.taken_stage,
+            )
+        case RecordLogisticsEstimate():
+            return _logistics(request, department, command, meta)
+        case RecordEngineeringPlan(hours=hours, notes=notes):
+            planned = values.hours("hours", hours, maximum=MAX_PLAN_HOURS)
+            notes_text = values.text("notes", notes, required=False)
+            _require_outcome_kind(department, "engineering")
+            _require_in_work(request, department)
+            return HandoffPlanRecorded(**meta.event_fields(), hours=planned, notes=notes_text)
+        case MoveHandoffToStage(stage=stage_id):
+            stage = department.funnel.stage(stage_id)
+            if stage is None:
+                known = ", ".join(s.id for s in department.funnel.stages)
+                raise InvalidValue(
+                    "stage", f"unknown stage '{stage_id}' of {department.id} (stages: {known})"
+                )
+            if stage.id == request.stage:
+                raise RuleViolation("same_stage", f"the request is already in stage '{stage.id}'")
+            if stage.id == department.rejected_stage:
+                raise RuleViolation(
+                    "reject_with_reason", "reject the request with a reason (POST …/reject)"
+                )
+            if stage.id == department.first_stage:
+                raise RuleViolation(
+                    "cannot_return_to_new", "a request cannot go back to its first stage"
+                )
+            _require_in_work(request, department)
+            if department.is_ready(stage.id) and not _has_outcome(request, department):
+                what = "estimate" if department.outcome == "logistics" else "plan"
+                raise RuleViolation(
+                    "outcome_required",
+                    f"record the {department.id} {what} before the request reaches '{stage.id}'",
+                )
+            return HandoffStageChanged(
+                **meta.event_fields(), from_stage=request.stage, to_stage=stage.id
+            )
+        case RejectHandoff(reason=reason):
+            reason_text = values.required_text("reason", reason)
+            return HandoffRejected(
+                **meta.event_fields(),
+                from_stage=request.stage,
+                to_stage=department.rejected_stage,
+                reason=reason_text,
+            )
+        case RemindHandoffNotTaken(recipient=recipient):
+            if request.assignee is not None or request.reminded:
+                raise RuleViolation("nothing_to_remind", "the request is taken or was reminded")
+            return HandoffReminderSent(**meta.event_fields(), recipient=recipient)
+        case EscalateHandoffNotTaken(recipient=recipient):
+            if request.assignee is not None or request.escalated:
+                raise RuleViolation("nothing_to_escalate", "the request is taken or was escalated")
+            return HandoffEscalated(**meta.event_fields(), recipient=recipient)
+    raise TypeError(f"not a hand-off command: {command!r}")  # pragma: no cover
+
+
+def _require_outcome_kind(department: Department, kind: str) -> None:
+    if department.outcome != kind:
+        other = (
+            "an estimate (POST …/estimate)"
+            if department.outcome == "logistics"
+            else ("a plan (POST …/plan)")
+        )
+        raise RuleViolation(
+            "wrong_outcome", f"{department.id} records {other}, not a {kind} outcome"
+        )
+
+
+def _require_in_work(request: HandoffRequest, department: Department) -> None:
+    if request.assignee is None:
+        raise RuleViolation(
+            "not_taken", f"someone from {department.id} must take the request first"
+        )
+
+
+def _has_outcome(request: HandoffRequest, department: Department) -> bool:
+    if department.outcome == "logistics":
+        return request.logistics is not None
+    return request.engineering is not None
+
+
+def _logistics(
+    request: HandoffRequest,
+    department: Department,
+    command: RecordLogisticsEstimate,
+    meta: CommandMeta,
+) -> HandoffLogisticsEstimated:
+    service = values.required_text("service", command.service)
+    cost = values.amount("cost", command.cost)
+    days = command.lead_time_days
+    if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= MAX_LEAD_TIME_DAYS:
+        raise InvalidValue(
+            "lead_time_days",
+            f"'lead_time_days' must be a whole number from 0 to {MAX_LEAD_TIME_DAYS}",
+        )
+    notes = values.text("notes", command.notes, required=False)
+    if command.own_equipment == (command.contractor_id is not None):
+        raise InvalidValue(
+            "contractor_id",
+            "name a contractor from the directory, or set own_equipment: true (not both)",
+        )
+    rating = command.rating
+    if command.own_equipment:
+        if rating is not None:
+            raise InvalidValue("rating", "a rating rates a contractor: none for own equipment")
+    elif rating is None or isinstance(rating, bool) or not 1 <= rating <= 5:
+        raise InvalidValue("rating", "rate the contractor's quality from 1 to 5")
+    if command.contractor_id is not None and command.contractor_name is None:
+        raise InvalidValue("contractor_id", f"unknown contractor {command.contractor_id}")
+    _require_outcome_kind(department, "logistics")
+    _require_in_work(request, department)
+    if department.is_ready(request.stage):
+        raise RuleViolation(
+            "request_ready", "the request is at approval: move it back to work to re-estimate"
+        )
+    return HandoffLogisticsEstimated(
+        **meta.event_fields(),
+        contractor_id=command.contractor_id,
+        contractor_name=command.contractor_name,
+        service=service,
+        cost=cost,
+        lead_time_days=days,
+        notes=notes,
+        rating=rating,
+    )
+
+
+# --- evolve -----------------------------------------------------------------------------
+
+
+def evolve(request: HandoffRequest | None, event: DomainEvent, rules: Rules) -> HandoffRequest:
+    if request is None:
+        if not isinstance(event, HandoffRequested):
+            raise ValueError(
+                f"a request's stream must start with HandoffRequested, not {event.type}"
+            )
+        return HandoffRequest(
+            request_id=event.request_id,
+            version=1,
+            deal_id=event.deal_id,
+            department=event.department,
+            stage=event.stage,
+            round=event.round,
+            notes=event.notes,
+            assignee=None,
+            taken_at=None,
+            logistics=None,
+            engineering=None,
+            ready_at=None,
+            rejection_reason=None,
+            reminded=False,
+            escalated=False,
+            created_at=event.at,
+            created_by=event.actor,
+            updated_at=event.at,
+            stage_entered_at=event.at,
+        )
+    changes: dict[str, Any]
+    match event:
+        case HandoffTaken(assignee=assignee, to_stage=to_stage):
+            changes = {
+                "assignee": assignee,
+                "taken_at": event.at,
+                "stage": to_stage,
+                "stage_entered_at": event.at,
+            }
+        case HandoffLogisticsEstimated():
+            changes = {
+                "logistics": LogisticsEstimate(
+                    event.contractor_id,
+                    event.contractor_name,
+                    event.service,
+                    event.cost,
+                    event.lead_time_days,
+                    event.notes,
+                    event.rating,
+                )
+            }
+        case HandoffPlanRecorded(hours=hours, notes=notes):
+            changes = {"engineering": EngineeringPlan(hours, notes)}
+        case HandoffStageChanged(to_stage=to_stage):
+            department = rules.departments.get(request.department)
+            ready = department is not None and department.is_ready(to_stage)
+            changes = {
+                "stage": to_stage,
+                "stage_entered_at": event.at,
+                # the first time the request became ready counts as its estimate time
+                "ready_at": (request.ready_at or event.at) if ready else None,
+            }
+        case HandoffRejected(to_stage=to_stage, reason=reason):
+            changes = {"stage": to_stage, "stage_entered_at": event.at, "rejection_reason": reason}
+        case HandoffReminderSent():
+            changes = {"reminded": True}
+        case HandoffEscalated():
+            changes = {"escalated": True}
+        case _:
+            raise ValueError(f"not a hand-off event: {event.type}")
+    changes["version"] = request.version + 1
+    changes["updated_at"] = event.at
+    return replace(request, **changes)
+
+
+def fold(events: list[DomainEvent], rules: Rules) -> HandoffRequest | None:
+    request: HandoffRequest | None = None
+    for event in events:
+        request = evolve(request, event, rules)
+    return request

@@ -1,0 +1,182 @@
+"""Configuration the deal, hand-off and limit deciders read: deal funnels, departments,
+organisations, escalation and caps. Built once from funnels.toml and rules.toml."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aggregates.errors import InvalidValue
+from aggregates.funnels import Funnel, FunnelCatalog
+
+OUTCOMES = ("logistics", "engineering")
+TAX_REGIMES = ("general", "simplified")
+
+
+@dataclass(frozen=True)
+class Department:
+    """A department receiving hand-off requests, with its own funnel."""
+
+    id: str
+    name: str
+    funnel: Funnel
+    outcome: str
+    """What the department records: 'logistics' (contractor, cost, lead time) or
+    'engineering' (a plan: hours, notes)."""
+    head: str
+    take_within_hours: float | None
+    taken_stage: str
+    ready_stages: frozenset[str]
+    rejected_stage: str
+
+    @property
+    def first_stage(self) -> str:
+        return self.funnel.first_stage.id
+
+    def is_ready(self, stage: str) -> bool:
+        return stage in self.ready_stages
+
+    @property
+    def final_stages(self) -> frozenset[str]:
+        """Stages after which the request takes no more work."""
+        last = self.funnel.stages[-1].id
+        finals = {self.rejected_stage}
+        done = [s.id for s in self.funnel.stages if s.id in self.ready_stages]
+        if done:
+            finals.add(done[-1])
+        if last != self.rejected_stage:
+            finals.add(last)
+        return frozenset(finals)
+
+
+@dataclass(frozen=True)
+class Organisation:
+    id: str
+    name: str
+    tax_regime: str
+    yearly_revenue_cap: Decimal | None
+
+
+@dataclass(frozen=True)
+class Rules:
+    deal_funnels: FunnelCatalog
+    departments: Mapping[str, Department]
+    organisations: Mapping[str, Organisation]
+    grace_hours: float = 24.0
+    default_head: str = "head.of.sales"
+    heads: Mapping[str, str] | None = None
+    monthly_new_client_cap: int = 5
+    approvers: frozenset[str] = frozenset()
+
+    def head_of(self, manager: str) -> str:
+        return (self.heads or {}).get(manager, self.default_head)
+
+    def may_approve(self, approver: str, manager: str) -> bool:
+        return approver == self.head_of(manager) or approver in self.approvers
+
+    def require_department(self, department_id: str, field: str = "department") -> Department:
+        department = self.departments.get(department_id)
+        if department is None:
+            known = ", ".join(sorted(self.departments))
+            raise InvalidValue(field, f"unknown department '{department_id}' (known: {known})")
+        return department
+
+    def require_organisation(
+        self, organisation_id: str, field: str = "organisation"
+    ) -> Organisation:
+        organisation = self.organisations.get(organisation_id)
+        if organisation is None:
+            known = ", ".join(sorted(self.organisations))
+            raise InvalidValue(field, f"unknown organisation '{organisation_id}' (known: {known})")
+        return organisation
+
+    @classmethod
+    def from_config(cls, funnels: Mapping[str, Any], rules: Mapping[str, Any]) -> Rules:
+        deal_funnels = FunnelCatalog.from_config(funnels, "deal_funnels")
+        departments = _departments(FunnelCatalog.from_config(funnels, "departments"))
+        for funnel in deal_funnels.values():
+            for stage in funnel.stages:
+                for needed in stage.needs:
+                    if needed not in departments:
+                        raise ValueError(
+                            f"deal funnel '{funnel.id}' stage '{stage.id}' needs unknown "
+                            f"department '{needed}'"
+                        )
+        escalation = rules.get("escalation", {})
+        assignments = rules.get("client_assignments", {})
+        cap = assignments.get("monthly_new_client_cap", 5)
+        if not isinstance(cap, int) or cap < 0:
+            raise ValueError("client_assignments.monthly_new_client_cap must be an integer ≥ 0")
+        grace = float(escalation.get("grace_hours", 24))
+        if grace <= 0:
+            raise ValueError("escalation.grace_hours must be greater than 0")
+        return cls(
+            deal_funnels=deal_funnels,
+            departments=departments,
+            organisations=_organisations(rules.get("organisations", {})),
+            grace_hours=grace,
+            default_head=str(escalation.get("default_head", "head.of.sales")),
+            heads={str(k): str(v) for k, v in escalation.get("heads", {}).items()},
+            monthly_new_client_cap=cap,
+            approvers=frozenset(str(a) for a in assignments.get("approvers", [])),
+        )
+
+
+def _departments(catalog: FunnelCatalog) -> dict[str, Department]:
+    departments = {}
+    for funnel in catalog.values():
+        options = funnel.options
+        ids = [s.id for s in funnel.stages]
+        outcome = options.get("outcome")
+        if outcome not in OUTCOMES:
+            raise ValueError(f"department '{funnel.id}': outcome must be one of {OUTCOMES}")
+        taken = options.get("taken_stage", ids[1] if len(ids) > 1 else ids[0])
+        ready = options.get("ready_stages", [])
+        rejected = options.get("rejected_stage", "rejected")
+        for stage in [taken, *ready, rejected]:
+            if stage not in ids:
+                raise ValueError(f"department '{funnel.id}': '{stage}' is not one of its stages")
+        if not ready:
+            raise ValueError(f"department '{funnel.id}' needs ready_stages")
+        limit = options.get("take_within_hours")
+        departments[funnel.id] = Department(
+            id=funnel.id,
+            name=funnel.name,
+            funnel=funnel,
+            outcome=outcome,
+            head=str(options.get("head", f"{funnel.id}.head")),
+            take_within_hours=None if limit is None else float(limit),
+            taken_stage=taken,
+            ready_stages=frozenset(ready),
+            rejected_stage=rejected,
+        )
+    return departments
+
+
+def _organisations(raw: Mapping[str, Any]) -> dict[str, Organisation]:
+    organisations = {}
+    for org_id, body in raw.items():
+        regime = body.get("tax_regime", "general")
+        if regime not in TAX_REGIMES:
+            raise ValueError(f"organisation '{org_id}': tax_regime must be one of {TAX_REGIMES}")
+        cap = body.get("yearly_revenue_cap")
+        try:
+            parsed = None if cap is None else Decimal(str(cap))
+        except InvalidOperation as exc:
+            raise ValueError(f"organisation '{org_id}': yearly_revenue_cap is no number") from exc
+        if regime == "simplified" and (parsed is None or parsed <= 0):
+            raise ValueError(
+                f"organisation '{org_id}' is on the simplified-tax regime: it needs a "
+                "yearly_revenue_cap greater than 0"
+            )
+        organisations[org_id] = Organisation(
+            id=org_id,
+            name=str(body.get("name", org_id)),
+            tax_regime=regime,
+            yearly_revenue_cap=parsed,
+        )
+    if not organisations:
+        raise ValueError("the rules configuration needs at least one [organisations.<id>]")
+    return organisations

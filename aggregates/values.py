@@ -1,0 +1,85 @@
+"""Value checks shared by the deciders: each names the field it refuses."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aggregates.errors import InvalidValue
+
+MAX_AMOUNT = Decimal("1e15")
+MAX_TEXT = 10_000
+CENT = Decimal("0.01")
+
+
+def text(field: str, value: Any, *, required: bool) -> str | None:
+    """Stripped text; blank is None (or refused when required)."""
+    if value is None:
+        if required:
+            raise InvalidValue(field, f"'{field}' is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidValue(field, f"'{field}' must be a string")
+    stripped: str = value.strip()
+    if not stripped:
+        if required:
+            raise InvalidValue(field, f"'{field}' must not be blank")
+        return None
+    if len(stripped) > MAX_TEXT:
+        raise InvalidValue(field, f"'{field}' is longer than {MAX_TEXT} characters")
+    return stripped
+
+
+def required_text(field: str, value: Any) -> str:
+    checked = text(field, value, required=True)
+    assert checked is not None
+    return checked
+
+
+def _decimal(field: str, value: Any) -> Decimal:
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise InvalidValue(field, f"'{field}' must be a number") from exc
+    if not number.is_finite():
+        raise InvalidValue(field, f"'{field}' must be a finite number")
+    return number
+
+
+def _two_places(field: str, number: Decimal) -> Decimal:
+    if number != number.quantize(CENT):
+        raise InvalidValue(field, f"'{field}' must have at most 2 decimal places")
+    return number.quantize(CENT)
+
+
+def amount(field: str, value: Any, *, positive: bool = False) -> Decimal:
+    """Money: ≥ 0 (or > 0 when ``positive``), below 10^15, at most 2 decimal places."""
+    number = _decimal(field, value)
+    if positive and number <= 0:
+        raise InvalidValue(field, f"'{field}' must be greater than 0")
+    if number < 0:
+        raise InvalidValue(field, f"'{field}' must be greater than or equal to 0")
+    if number >= MAX_AMOUNT:
+        raise InvalidValue(field, f"'{field}' must be less than {MAX_AMOUNT:,.0f}")
+    return _two_places(field, number)
+
+
+def hours(field: str, value: Any, *, maximum: Decimal) -> Decimal:
+    """Hours worked or planned: > 0, at most ``maximum``, at most 2 decimal places."""
+    number = _decimal(field, value)
+    if number <= 0:
+        raise InvalidValue(field, f"'{field}' must be greater than 0")
+    if number > maximum:
+        raise InvalidValue(field, f"'{field}' must be at most {maximum}")
+    return _two_places(field, number)
+
+
+def day(field: str, value: Any, *, required: bool) -> date | None:
+    if value is None:
+        if required:
+            raise InvalidValue(field, f"'{field}' is required")
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    raise InvalidValue(field, f"'{field}' must be a date")
