@@ -80,7 +80,8 @@ class Results:
 
     def in_window(self, kind: str | None = None) -> list[tuple[float, float, str, int]]:
         return [
-            r for r in self.records
+            r
+            for r in self.records
             if self.window_start <= r[1] <= self.window_end and (kind is None or r[2] == kind)
         ]
 
@@ -94,7 +95,8 @@ class Results:
         good = [r for r in done if r[3] < 300]
         latencies = [r[1] - r[0] for r in good]
         per_request = (
-            "-" if self.server_cpu is None or not done or kind is not None
+            "-"
+            if self.server_cpu is None or not done or kind is not None
             else f"{1000 * self.server_cpu / len(done):.2f}"
         )
         return [
@@ -116,7 +118,14 @@ class Results:
 
 
 RESULT_HEADERS = (
-    "what", "ok", "per s", "p50 ms", "p95 ms", "p99 ms", "non-2xx", "server CPU ms/req"
+    "what",
+    "ok",
+    "per s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "non-2xx",
+    "server CPU ms/req",
 )
 
 
@@ -224,7 +233,12 @@ class Driver:
         return time.perf_counter() < self.deadline and self.sent < self.args.max_requests
 
     async def call(
-        self, conn: Connection, kind: str, method: str, path: str, body: Any,
+        self,
+        conn: Connection,
+        kind: str,
+        method: str,
+        path: str,
+        body: Any,
         headers: dict[str, str],
     ) -> tuple[int, bytes]:
         self.sent += 1
@@ -334,8 +348,10 @@ def leadledger_scenario(moves: int) -> Scenario:
 
     async def scenario(conn: Connection, rng: random.Random, driver: Driver) -> None:
         actor = {"X-Actor": rng.choice(MANAGERS)}
-        funnel = "out_of_court" if rng.random() < 0.6 and "out_of_court" in funnels else (
-            rng.choice(funnel_ids)
+        funnel = (
+            "out_of_court"
+            if rng.random() < 0.6 and "out_of_court" in funnels
+            else (rng.choice(funnel_ids))
         )
         status, data = await driver.call(
             conn, "create", "POST", "/leads", _lead_body(rng, funnel), actor
@@ -348,7 +364,11 @@ def leadledger_scenario(moves: int) -> Scenario:
             if not driver.running:
                 return
             status, data = await driver.call(
-                conn, "move", "POST", f"/leads/{lead_id}/stage", {"stage": stage},
+                conn,
+                "move",
+                "POST",
+                f"/leads/{lead_id}/stage",
+                {"stage": stage},
                 {**actor, "If-Match": str(version)},
             )
             if status != 200:
@@ -380,9 +400,20 @@ def uvicorn_server(factory: str, env: dict[str, str], log: Path) -> Iterator[tup
     """Serve ``bench.serve_app:<factory>``; yields (port, pid); stopped on exit."""
     port = free_port()
     command = [
-        sys.executable, "-m", "uvicorn", "--factory", f"bench.serve_app:{factory}",
-        "--app-dir", str(ROOT), "--host", HOST, "--port", str(port),
-        "--log-level", "warning", "--no-access-log",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        f"bench.serve_app:{factory}",
+        "--app-dir",
+        str(ROOT),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
     ]
     with open(log, "ab") as log_file:
         proc = subprocess.Popen(
@@ -505,11 +536,14 @@ def main(argv: list[str] | None = None) -> int:
         "--client", choices=("raw", "httpx"), default="raw", help="HTTP client of the drivers"
     )
     parser.add_argument(
-        "--projector", action=argparse.BooleanOptionalAction, default=True,
+        "--projector",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="run LeadLedger's projector in the server process, as `leadledger serve` does",
     )
     parser.add_argument(
-        "--phases", default="bare,leadledger,save",
+        "--phases",
+        default="bare,leadledger,save",
         help="comma-separated subset of: bare, leadledger, save",
     )
     parser.add_argument("--seed", type=int, default=3, help="random seed")
@@ -586,22 +620,26 @@ def main(argv: list[str] | None = None) -> int:
         for key, name in (("bare", "bare FastAPI"), ("save", "Application.save")):
             if key in measured:
                 other = measured[key]
-                ratios.append([
-                    f"LeadLedger / {name}",
-                    f"{ll_rate / max(1e-9, other.rate()):.3f}",
-                    f"{ll_p50 / max(1e-9, other.p50()):.2f}",
-                ])
+                ratios.append(
+                    [
+                        f"LeadLedger / {name}",
+                        f"{ll_rate / max(1e-9, other.rate()):.3f}",
+                        f"{ll_p50 / max(1e-9, other.p50()):.2f}",
+                    ]
+                )
     if ratios:
         print(benchlib.table("Ratios", ("what", "throughput ratio", "p50 latency ratio"), ratios))
     info: list[list[Any]] = []
     for key, result in measured.items():
-        info.append([
-            key,
-            f"{result.window:.1f}",
-            f"{result.client_cpu:.1f}",
-            "-" if result.server_cpu is None else f"{result.server_cpu:.1f}",
-            ", ".join(f"{k}: {v}" for k, v in result.failures.most_common()) or "none",
-        ])
+        info.append(
+            [
+                key,
+                f"{result.window:.1f}",
+                f"{result.client_cpu:.1f}",
+                "-" if result.server_cpu is None else f"{result.server_cpu:.1f}",
+                ", ".join(f"{k}: {v}" for k, v in result.failures.most_common()) or "none",
+            ]
+        )
     print(
         benchlib.table(
             "Run details",
@@ -610,8 +648,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     if "events" in extra:
-        print(f"LeadLedger events appended (incl. company registrations, warm-up): "
-              f"{extra['events']:,}")
+        print(
+            f"LeadLedger events appended (incl. company registrations, warm-up): "
+            f"{extra['events']:,}"
+        )
     if log_text.strip():
         print("\nuvicorn log (last lines):\n" + "\n".join(log_text.strip().splitlines()[-20:]))
     return 0

@@ -80,8 +80,8 @@ def _synthetic_chunk(
     end = _micros(END)
     span = 365 * 86400 * US
     day = 86400 * US
-    funnel_ids = ["out_of_court", "court"] if {"out_of_court", "court"} <= set(funnels) else list(
-        funnels
+    funnel_ids = (
+        ["out_of_court", "court"] if {"out_of_court", "court"} <= set(funnels) else list(funnels)
     )
     funnel_weights = [0.6, 0.4] if len(funnel_ids) == 2 else [1.0] * len(funnel_ids)
     # share of live leads by the step they are at: most stall early in the funnel
@@ -92,13 +92,42 @@ def _synthetic_chunk(
     cols: dict[str, list[Any]] = {
         name: []
         for name in (
-            "lead_id", "funnel", "stage", "stage_step", "furthest_step", "status", "repeat",
-            "title", "company_name", "company_id", "source", "manager", "expert",
-            "need_maturity", "answer_due", "description", "amount", "cost_components",
-            "quality", "qualification_reason", "assessment_expert", "assessment_result",
-            "assessment_hours", "assessment_hours_total", "assessments", "pause_reason",
-            "paused_since", "close_reason", "closed_at", "created_at", "created_by",
-            "updated_at", "stage_entered_at", "visits", "version", "last_position",
+            "lead_id",
+            "funnel",
+            "stage",
+            "stage_step",
+            "furthest_step",
+            "status",
+            "repeat",
+            "title",
+            "company_name",
+            "company_id",
+            "source",
+            "manager",
+            "expert",
+            "need_maturity",
+            "answer_due",
+            "description",
+            "amount",
+            "cost_components",
+            "quality",
+            "qualification_reason",
+            "assessment_expert",
+            "assessment_result",
+            "assessment_hours",
+            "assessment_hours_total",
+            "assessments",
+            "pause_reason",
+            "paused_since",
+            "close_reason",
+            "closed_at",
+            "created_at",
+            "created_by",
+            "updated_at",
+            "stage_entered_at",
+            "visits",
+            "version",
+            "last_position",
         )
     }
     chosen_funnels = rng.choices(funnel_ids, funnel_weights, k=n)
@@ -175,11 +204,22 @@ def _synthetic_chunk(
     ts = pa.timestamp("us", tz="UTC")
     money = pa.decimal128(18, 2)
     types: dict[str, pa.DataType] = {
-        "stage_step": pa.int32(), "furthest_step": pa.int32(), "assessments": pa.int32(),
-        "visits": pa.int32(), "version": pa.int32(), "last_position": pa.int64(),
-        "repeat": pa.bool_(), "quality": pa.bool_(), "answer_due": pa.date32(),
-        "amount": money, "assessment_hours": money, "assessment_hours_total": money,
-        "paused_since": ts, "closed_at": ts, "created_at": ts, "updated_at": ts,
+        "stage_step": pa.int32(),
+        "furthest_step": pa.int32(),
+        "assessments": pa.int32(),
+        "visits": pa.int32(),
+        "version": pa.int32(),
+        "last_position": pa.int64(),
+        "repeat": pa.bool_(),
+        "quality": pa.bool_(),
+        "answer_due": pa.date32(),
+        "amount": money,
+        "assessment_hours": money,
+        "assessment_hours_total": money,
+        "paused_since": ts,
+        "closed_at": ts,
+        "created_at": ts,
+        "updated_at": ts,
         "stage_entered_at": ts,
     }
     table = pa.table(
@@ -249,7 +289,8 @@ def query_benchmarks(
                 result = queries.funnel_report(cursor, funnel, start, stop)
                 samples = benchlib.timed(
                     functools.partial(queries.funnel_report, cursor, funnel, start, stop),
-                    runs, warmup,
+                    runs,
+                    warmup,
                 )
                 reports.append(
                     benchlib.latency_row(
@@ -260,22 +301,40 @@ def query_benchmarks(
                 )
         manager = MANAGERS[0]
         filters = [
-            ("funnel=out_of_court, status=open, page 1",
-             queries.LeadFilters(funnel="out_of_court", status="open"), 50, 0),
-            ("funnel=court, stage=assessment, page 1",
-             queries.LeadFilters(funnel="court", stage="assessment"), 50, 0),
-            (f"manager={manager}, created last month, page 1",
-             queries.LeadFilters(manager=manager, created_from=END - timedelta(days=30),
-                                 created_to=END), 50, 0),
-            ("funnel=out_of_court, status=open, offset 10,000",
-             queries.LeadFilters(funnel="out_of_court", status="open"), 50, 10_000),
+            (
+                "funnel=out_of_court, status=open, page 1",
+                queries.LeadFilters(funnel="out_of_court", status="open"),
+                50,
+                0,
+            ),
+            (
+                "funnel=court, stage=assessment, page 1",
+                queries.LeadFilters(funnel="court", stage="assessment"),
+                50,
+                0,
+            ),
+            (
+                f"manager={manager}, created last month, page 1",
+                queries.LeadFilters(
+                    manager=manager, created_from=END - timedelta(days=30), created_to=END
+                ),
+                50,
+                0,
+            ),
+            (
+                "funnel=out_of_court, status=open, offset 10,000",
+                queries.LeadFilters(funnel="out_of_court", status="open"),
+                50,
+                10_000,
+            ),
             ("no filter, page 1", queries.LeadFilters(), 50, 0),
         ]
         for label, lead_filters, limit, offset in filters:
             items, total = queries.list_leads(cursor, lead_filters, limit, offset)
             samples = benchlib.timed(
                 functools.partial(queries.list_leads, cursor, lead_filters, limit, offset),
-                runs, warmup,
+                runs,
+                warmup,
             )
             lists.append(
                 benchlib.latency_row(
@@ -297,9 +356,7 @@ def http_benchmarks(path: Path, workdir: Path, runs: int, warmup: int) -> list[l
 
     from read_api.app import create_app
 
-    settings = Settings(
-        event_store_url=f"sqlite:///{workdir}/events.sqlite", duckdb_path=path
-    )
+    settings = Settings(event_store_url=f"sqlite:///{workdir}/events.sqlite", duckdb_path=path)
     platform = build(settings)
     app = create_app(platform, background=False)
     rows: list[list[Any]] = []
@@ -307,14 +364,26 @@ def http_benchmarks(path: Path, workdir: Path, runs: int, warmup: int) -> list[l
     quarter_ago = (END - timedelta(days=91)).isoformat()
     requests = [
         ("GET /reports/funnel court, all time", "/reports/funnel", {"funnel": "court"}),
-        ("GET /reports/funnel out_of_court, all time", "/reports/funnel",
-         {"funnel": "out_of_court"}),
-        ("GET /reports/funnel out_of_court, 3 months", "/reports/funnel",
-         {"funnel": "out_of_court", "from": quarter_ago, "to": END.isoformat()}),
-        ("GET /leads funnel=out_of_court&status=open", "/leads",
-         {"funnel": "out_of_court", "status": "open"}),
-        ("GET /leads manager, created last month", "/leads",
-         {"manager": MANAGERS[0], "from": month_ago, "to": END.isoformat()}),
+        (
+            "GET /reports/funnel out_of_court, all time",
+            "/reports/funnel",
+            {"funnel": "out_of_court"},
+        ),
+        (
+            "GET /reports/funnel out_of_court, 3 months",
+            "/reports/funnel",
+            {"funnel": "out_of_court", "from": quarter_ago, "to": END.isoformat()},
+        ),
+        (
+            "GET /leads funnel=out_of_court&status=open",
+            "/leads",
+            {"funnel": "out_of_court", "status": "open"},
+        ),
+        (
+            "GET /leads manager, created last month",
+            "/leads",
+            {"manager": MANAGERS[0], "from": month_ago, "to": END.isoformat()},
+        ),
     ]
     with TestClient(app) as client:
         for label, url, params in requests:
@@ -340,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs before each")
     parser.add_argument("--seed", type=int, default=11, help="random seed")
     parser.add_argument(
-        "--http", action=argparse.BooleanOptionalAction, default=True,
+        "--http",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="also time the endpoints through FastAPI's TestClient (default: yes)",
     )
     args = parser.parse_args(argv)
@@ -372,8 +443,10 @@ def main(argv: list[str] | None = None) -> int:
                 ("insert + checkpoint s", f"{filled['insert_s']:.1f}"),
                 ("DuckDB file MiB", benchlib.mib(filled["file_bytes"])),
                 ("DuckDB threads", filled["threads"]),
-                ("columns left NULL (unknown to this script)",
-                 ", ".join(filled["unknown_columns"]) or "none"),
+                (
+                    "columns left NULL (unknown to this script)",
+                    ", ".join(filled["unknown_columns"]) or "none",
+                ),
             ],
         )
     )

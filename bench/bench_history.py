@@ -61,9 +61,7 @@ def load_data(
     """Other leads' events, then the lead under test; its id, mid and last instants."""
     funnels = platform.funnels
     store = platform.store
-    others = benchlib.LeadHistory(
-        funnels, leads=other_leads, events=other_leads * 6, seed=seed + 1
-    )
+    others = benchlib.LeadHistory(funnels, leads=other_leads, events=other_leads * 6, seed=seed + 1)
     batch: list[NewEvent] = []
     written = 0
     for stream_id, version, event in others:
@@ -136,10 +134,16 @@ def run_backend(
             with TestClient(app) as client:
                 requests = [
                     ("GET /leads/{id}/history", f"/leads/{lead_id}/history", {}),
-                    ("GET /leads/{id}?as_of=<middle>", f"/leads/{lead_id}",
-                     {"as_of": mid.isoformat()}),
-                    ("GET /leads/{id}?as_of=<end>", f"/leads/{lead_id}",
-                     {"as_of": last.isoformat()}),
+                    (
+                        "GET /leads/{id}?as_of=<middle>",
+                        f"/leads/{lead_id}",
+                        {"as_of": mid.isoformat()},
+                    ),
+                    (
+                        "GET /leads/{id}?as_of=<end>",
+                        f"/leads/{lead_id}",
+                        {"as_of": last.isoformat()},
+                    ),
                     ("GET /leads/{id} (read model)", f"/leads/{lead_id}", {}),
                 ]
                 for label, path, params in requests:

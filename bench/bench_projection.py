@@ -44,7 +44,7 @@ from psycopg import sql
 from bench import benchlib
 from event_store import EventStore, open_event_store
 from leadledger.settings import Settings
-from leadledger.wiring import event_codec, load_funnels, read_model_projections
+from leadledger.wiring import event_codec, load_funnels, load_rules, read_model_projections
 from projections.database import ReadModelDatabase
 from projections.leads import LeadProjection
 from projections.projector import rebuild
@@ -157,8 +157,11 @@ class PhaseTimer:
 def measure_rebuild(
     store: EventStore, workdir: Path, page_size: int, profile: bool
 ) -> dict[str, Any]:
-    funnels = load_funnels(Settings().funnels_file)
-    projections = read_model_projections(funnels)
+    settings = Settings()
+    funnels = load_funnels(settings.funnels_file)
+    projections = read_model_projections(
+        funnels, load_rules(settings.funnels_file, settings.rules_file)
+    )
     timer = PhaseTimer()
     # Instrument instances only, and only the methods that exist (the projector's
     # internals may change; the figures then just lose a line).
@@ -250,7 +253,11 @@ def _step(projection: LeadProjection, funnel: str, stage: str) -> int | None:
 
 
 def naive_statement(
-    projection: LeadProjection, topic: str, lead_id: str, version: int, position: int,
+    projection: LeadProjection,
+    topic: str,
+    lead_id: str,
+    version: int,
+    position: int,
     d: dict[str, Any],
 ) -> tuple[str, list[Any]] | None:
     """The one statement a naive projector runs for an event (None: not a lead event)."""
@@ -259,16 +266,36 @@ def naive_statement(
     if topic == "LeadCreated":
         step = _step(projection, d["funnel"], d["stage"])
         return _NAIVE_INSERT, [
-            lead_id, d["funnel"], d["stage"], step, step, d["repeat"], d["title"],
-            d["company_name"], d["company_id"], d["source"], d["manager"], d["expert"],
-            d["need_maturity"], d["answer_due"], d["description"], d["amount"], at,
-            d["actor"], at, at, version, position,
+            lead_id,
+            d["funnel"],
+            d["stage"],
+            step,
+            step,
+            d["repeat"],
+            d["title"],
+            d["company_name"],
+            d["company_id"],
+            d["source"],
+            d["manager"],
+            d["expert"],
+            d["need_maturity"],
+            d["answer_due"],
+            d["description"],
+            d["amount"],
+            at,
+            d["actor"],
+            at,
+            at,
+            version,
+            position,
         ]
     if topic == "LeadCardUpdated":
         fields = list(d["changes"])
         sets = ", ".join(
-            f"{f} = CAST(? AS DECIMAL(18,2))" if f == "amount"
-            else f"{f} = CAST(? AS DATE)" if f == "answer_due"
+            f"{f} = CAST(? AS DECIMAL(18,2))"
+            if f == "amount"
+            else f"{f} = CAST(? AS DATE)"
+            if f == "answer_due"
             else f"{f} = ?"
             for f in fields
         )
@@ -319,7 +346,11 @@ def measure_naive(store: EventStore, workdir: Path, events: int) -> dict[str, An
             for n in page:
                 topics[n.topic] += 1
                 statement = naive_statement(
-                    projection, n.topic, str(n.originator_id), n.originator_version, n.id,
+                    projection,
+                    n.topic,
+                    str(n.originator_id),
+                    n.originator_version,
+                    n.id,
                     orjson.loads(n.state),
                 )
                 if statement is not None:
@@ -369,8 +400,10 @@ def report(
                 ("history to", f"{setup['last_at']:%Y-%m-%d %H:%M}"),
                 ("mean JSON state bytes", f"{setup['state_bytes'] / max(1, setup['events']):.0f}"),
                 ("generate + encode + COPY s", f"{setup['seconds']:.1f}"),
-                ("generate + encode + COPY events/s",
-                 benchlib.count(setup["events"] / setup["seconds"])),
+                (
+                    "generate + encode + COPY events/s",
+                    benchlib.count(setup["events"] / setup["seconds"]),
+                ),
                 ("VACUUM ANALYZE s", f"{vacuum[0]:.1f}"),
                 ("table + indexes MiB", benchlib.mib(vacuum[1])),
                 ("child peak RSS MiB", benchlib.mib(setup["peak_rss"])),
@@ -397,16 +430,32 @@ def report(
                 ("events", benchlib.count(rebuilt["events"]), "", ""),
                 ("pages", benchlib.count(math.ceil(rebuilt["events"] / args.page_size)), "", ""),
                 ("seconds", f"{rebuilt['seconds']:.2f}", "", ""),
-                ("events/s", benchlib.count(rate), f">= {TARGET_EVENTS_PER_S:,}",
-                 "PASS" if rate >= TARGET_EVENTS_PER_S else "FAIL"),
-                ("peak RSS of the process (ru_maxrss) MiB", benchlib.mib(rebuilt["ru_maxrss"]),
-                 "< 1024", "PASS" if rebuilt["ru_maxrss"] < TARGET_PEAK_RSS else "FAIL"),
+                (
+                    "events/s",
+                    benchlib.count(rate),
+                    f">= {TARGET_EVENTS_PER_S:,}",
+                    "PASS" if rate >= TARGET_EVENTS_PER_S else "FAIL",
+                ),
+                (
+                    "peak RSS of the process (ru_maxrss) MiB",
+                    benchlib.mib(rebuilt["ru_maxrss"]),
+                    "< 1024",
+                    "PASS" if rebuilt["ru_maxrss"] < TARGET_PEAK_RSS else "FAIL",
+                ),
                 ("RSS before the rebuild MiB", benchlib.mib(rebuilt["rss_baseline"]), "", ""),
-                ("RSS peak during the rebuild MiB (sampled)",
-                 benchlib.mib(rebuilt["rss_peak_sampled"]), "", ""),
+                (
+                    "RSS peak during the rebuild MiB (sampled)",
+                    benchlib.mib(rebuilt["rss_peak_sampled"]),
+                    "",
+                    "",
+                ),
                 ("RSS growth during the rebuild MiB", benchlib.mib(growth), "", ""),
-                ("leads rows", benchlib.count(rebuilt["leads_rows"]), "= leads created",
-                 "ok" if rebuilt["leads_rows"] == topics.get("LeadCreated") else "MISMATCH"),
+                (
+                    "leads rows",
+                    benchlib.count(rebuilt["leads_rows"]),
+                    "= leads created",
+                    "ok" if rebuilt["leads_rows"] == topics.get("LeadCreated") else "MISMATCH",
+                ),
                 ("lead_stage_visits rows", benchlib.count(rebuilt["visit_rows"]), "", ""),
                 ("DuckDB file MiB", benchlib.mib(rebuilt["duckdb_bytes"]), "", ""),
             ],
@@ -426,9 +475,14 @@ def report(
             "Where the rebuild's time went",
             ("phase", "seconds", "share %", "us/event"),
             [
-                (name, "-", "-", "-") if s is None else
-                (name, f"{s:.2f}", f"{100 * s / total:.1f}",
-                 f"{1e6 * s / max(1, rebuilt['events']):.2f}")
+                (name, "-", "-", "-")
+                if s is None
+                else (
+                    name,
+                    f"{s:.2f}",
+                    f"{100 * s / total:.1f}",
+                    f"{1e6 * s / max(1, rebuilt['events']):.2f}",
+                )
                 for name, s in rows
             ],
         )
@@ -441,11 +495,20 @@ def report(
             "Batched rebuild vs naive one-event-per-statement projection",
             ("projection", "events", "statements", "seconds", "events/s"),
             [
-                ("batched rebuild (one transaction per page)", benchlib.count(rebuilt["events"]),
-                 "-", f"{rebuilt['seconds']:.2f}", benchlib.count(rate)),
-                ("naive: 1 INSERT/UPDATE per event, autocommit", benchlib.count(naive["events"]),
-                 benchlib.count(naive["statements"]), f"{naive['seconds']:.2f}",
-                 benchlib.count(naive_rate)),
+                (
+                    "batched rebuild (one transaction per page)",
+                    benchlib.count(rebuilt["events"]),
+                    "-",
+                    f"{rebuilt['seconds']:.2f}",
+                    benchlib.count(rate),
+                ),
+                (
+                    "naive: 1 INSERT/UPDATE per event, autocommit",
+                    benchlib.count(naive["events"]),
+                    benchlib.count(naive["statements"]),
+                    f"{naive['seconds']:.2f}",
+                    benchlib.count(naive_rate),
+                ),
             ],
         )
     )
@@ -454,9 +517,13 @@ def report(
             "Naive projection: one statement per event, by event type",
             ("topic", "events", "mean ms per statement"),
             [
-                (t, benchlib.count(n),
-                 benchlib.ms(naive["topic_seconds"][t] / n) if t in naive["topic_seconds"]
-                 else "-")
+                (
+                    t,
+                    benchlib.count(n),
+                    benchlib.ms(naive["topic_seconds"][t] / n)
+                    if t in naive["topic_seconds"]
+                    else "-",
+                )
                 for t, n in naive["topics"].most_common()
             ],
         )
@@ -479,9 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the log")
     parser.add_argument("--leads", type=int, default=150_000, help="leads in the history")
     parser.add_argument("--page-size", type=int, default=200_000, help="rebuild page size")
-    parser.add_argument(
-        "--naive-events", type=int, default=5_000, help="events in the naive slice"
-    )
+    parser.add_argument("--naive-events", type=int, default=5_000, help="events in the naive slice")
     parser.add_argument("--seed", type=int, default=7, help="random seed")
     parser.add_argument(
         "--postgres-url", default=benchlib.DEFAULT_POSTGRES_URL, help="PostgreSQL to use"

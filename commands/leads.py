@@ -18,10 +18,10 @@ from aggregates.funnels import FunnelCatalog
 from commands.context import (
     CommandContext,
     CommandResult,
-    IdempotencyKeyReused,
     StreamNotFound,
     VersionConflict,
 )
+from commands.execution import find_replay
 from event_store import ConcurrencyError, EventStore, NewEvent, RecordedEvent
 
 LEAD_NAMESPACE = UUID("a3c9f0de-2b61-4f7a-8f0c-51e1f6d2c9aa")
@@ -33,18 +33,7 @@ def lead_id_for(command_id: UUID) -> UUID:
     return uuid5(LEAD_NAMESPACE, str(command_id))
 
 
-def _replay(history: list[RecordedEvent], ctx: CommandContext) -> CommandResult | None:
-    if ctx.idempotency_key is None:
-        return None
-    for recorded in history:
-        if recorded.event.command_id == ctx.command_id:
-            if recorded.event.request_hash != ctx.request_hash:
-                raise IdempotencyKeyReused(
-                    f"Idempotency-Key '{ctx.idempotency_key}' was already used for a "
-                    "different request"
-                )
-            return CommandResult(recorded.stream_id, recorded.version, recorded.position, True)
-    return None
+_replay = find_replay
 
 
 def create_lead(

@@ -119,7 +119,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
             projector = rebuild(
                 platform.store,
                 platform.db,
-                read_model_projections(platform.funnels),
+                read_model_projections(platform.funnels, platform.rules),
                 page_size=args.page_size,
                 progress=lambda n: bar.update(n),
             )

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_FUNNELS_FILE = Path(__file__).parent / "config" / "funnels.toml"
+DEFAULT_RULES_FILE = Path(__file__).parent / "config" / "rules.toml"
 
 
 class Settings(BaseSettings):
@@ -23,7 +24,20 @@ class Settings(BaseSettings):
         description="DuckDB file holding the read models (':memory:' for none on disk)",
     )
     funnels_file: Path = Field(
-        default=DEFAULT_FUNNELS_FILE, description="TOML file defining funnels and stages"
+        default=DEFAULT_FUNNELS_FILE,
+        description="TOML file defining lead and deal funnels and the departments' funnels",
+    )
+    rules_file: Path = Field(
+        default=DEFAULT_RULES_FILE,
+        description="TOML file with escalation, client caps and organisations",
+    )
+    process_managers: bool = Field(
+        default=True,
+        description="run the process managers inside the server (embedded mode); set "
+        "false where `leadledger process` runs them on its own",
+    )
+    process_poll_seconds: float = Field(
+        default=0.5, gt=0, description="how often the process managers look for new events"
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -9,15 +9,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aggregates.company import COMPANY_EVENT_TYPES
+from aggregates.contractor import CONTRACTOR_EVENT_TYPES
+from aggregates.deal import DEAL_EVENT_TYPES
 from aggregates.funnels import FunnelCatalog
+from aggregates.handoff import HANDOFF_EVENT_TYPES
 from aggregates.lead import LEAD_EVENT_TYPES
+from aggregates.limits import LIMIT_EVENT_TYPES
+from aggregates.rules import Rules
 from event_store import EventStore, open_event_store
 from event_store.codec import EventCodec
 from leadledger.settings import Settings
 from projections.base import Projection
 from projections.database import ReadModelDatabase
+from projections.deals import deal_projections
 from projections.leads import LeadProjection
 from projections.projector import Projector
 
@@ -30,23 +37,41 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def load_funnels(path: Path) -> FunnelCatalog:
+def _load_toml(path: Path, what: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
-            config = tomllib.load(f)
+            return tomllib.load(f)
     except FileNotFoundError as exc:
-        raise ValueError(f"funnel configuration file {path} does not exist") from exc
+        raise ValueError(f"{what} file {path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"funnel configuration file {path} is not valid TOML: {exc}") from exc
-    return FunnelCatalog.from_config(config)
+        raise ValueError(f"{what} file {path} is not valid TOML: {exc}") from exc
+
+
+def load_funnels(path: Path) -> FunnelCatalog:
+    return FunnelCatalog.from_config(_load_toml(path, "funnel configuration"))
+
+
+def load_rules(funnels_file: Path, rules_file: Path) -> Rules:
+    return Rules.from_config(
+        _load_toml(funnels_file, "funnel configuration"), _load_toml(rules_file, "rules")
+    )
 
 
 def event_codec() -> EventCodec:
-    return EventCodec((*LEAD_EVENT_TYPES, *COMPANY_EVENT_TYPES))
+    return EventCodec(
+        (
+            *LEAD_EVENT_TYPES,
+            *COMPANY_EVENT_TYPES,
+            *DEAL_EVENT_TYPES,
+            *HANDOFF_EVENT_TYPES,
+            *CONTRACTOR_EVENT_TYPES,
+            *LIMIT_EVENT_TYPES,
+        )
+    )
 
 
-def read_model_projections(funnels: FunnelCatalog) -> list[Projection]:
-    return [LeadProjection(funnels)]
+def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Projection]:
+    return [LeadProjection(funnels), *deal_projections(rules)]
 
 
 @dataclass
@@ -55,6 +80,7 @@ class Platform:
 
     settings: Settings
     funnels: FunnelCatalog
+    rules: Rules
     store: EventStore
     db: ReadModelDatabase
     projector: Projector
@@ -90,6 +116,7 @@ class CommandSide:
 
     settings: Settings
     funnels: FunnelCatalog
+    rules: Rules
     store: EventStore
     clock: Clock
 
@@ -102,8 +129,9 @@ def build_command_side(
 ) -> CommandSide:
     settings = settings or Settings()
     funnels = load_funnels(settings.funnels_file)
+    rules = load_rules(settings.funnels_file, settings.rules_file)
     return CommandSide(
-        settings, funnels, open_event_store(settings.event_store_url, event_codec()), clock
+        settings, funnels, rules, open_event_store(settings.event_store_url, event_codec()), clock
     )
 
 
@@ -114,7 +142,7 @@ def build(settings: Settings | None = None, *, clock: Clock = system_clock) -> P
     projector = Projector(
         side.store,
         db,
-        read_model_projections(side.funnels),
+        read_model_projections(side.funnels, side.rules),
         page_size=side.settings.projector_page_size,
     )
-    return Platform(side.settings, side.funnels, side.store, db, projector, clock)
+    return Platform(side.settings, side.funnels, side.rules, side.store, db, projector, clock)

@@ -24,6 +24,7 @@ from aggregates.lead import (
     CloseLead,
     CostComponent,
     CreateLead,
+    EscalateUnansweredLead,
     Lead,
     LeadCommand,
     LeadEvent,
@@ -31,7 +32,9 @@ from aggregates.lead import (
     MoveLeadToStage,
     PauseLead,
     QualifyLead,
+    LeadConvertedToDeal,
     RecordLeadAssessment,
+    RemindUnansweredLead,
     ResumeLead,
     SetLeadCostBreakdown,
     TransferLead,
@@ -116,6 +119,7 @@ components = weighted(
     (1, st.just([])),
 ).map(tuple)
 
+due_dates = st.sampled_from([date(2026, 2, 1), date(2026, 3, 15)])
 transfer_stages = weighted((2, st.none()), (1, st.sampled_from(STAGE_IDS)))
 commands: st.SearchStrategy[LeadCommand] = weighted(
     (4, st.just(ResumeLead())),
@@ -127,6 +131,9 @@ commands: st.SearchStrategy[LeadCommand] = weighted(
     (5, st.builds(RecordLeadAssessment, required_text, required_text, hours)),
     (4, st.builds(QualifyLead, st.booleans(), optional_text)),
     (2, st.builds(CloseLead, st.sampled_from(["won", "lost", "draw"]), optional_text)),
+    # what the deadline process manager sends when the answer date passes
+    (4, st.builds(RemindUnansweredLead, due_dates, words)),
+    (5, st.builds(EscalateUnansweredLead, due_dates, words)),
 )
 
 
@@ -263,4 +270,5 @@ def test_the_scenarios_reach_every_kind_of_event_and_status() -> None:
 
     collect()
     assert {s.value for s in LeadStatus} <= seen
-    assert {t.__name__ for t in LEAD_EVENT_TYPES} <= seen
+    # a conversion is decided with the deal's creation (tests/test_deal_rules.py)
+    assert {t.__name__ for t in LEAD_EVENT_TYPES if t is not LeadConvertedToDeal} <= seen

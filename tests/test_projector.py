@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from aggregates import lead
 from event_store import EventStore, open_event_store
-from leadledger.settings import DEFAULT_FUNNELS_FILE
-from leadledger.wiring import event_codec, read_model_projections
+from leadledger.settings import DEFAULT_FUNNELS_FILE, Settings
+from leadledger.wiring import event_codec, load_rules, read_model_projections
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 from projections.projector import POSITION_NAME, Projector, rebuild
@@ -42,13 +42,14 @@ from tests.factories import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RULES = load_rules(Settings().funnels_file, Settings().rules_file)
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 Snapshot = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]
 
 
 def projections() -> list[Projection]:
-    return read_model_projections(FUNNELS)
+    return read_model_projections(FUNNELS, RULES)
 
 
 def snapshot(db: ReadModelDatabase) -> Snapshot:

@@ -1,0 +1,107 @@
+"""Running a command: load, decide, append atomically, and retry when another writer won.
+
+A command has a **primary** stream (the one it is addressed to, whose version
+``If-Match`` names) and may append to other streams in the same atomic write: the
+parent deal of a hand-off request, a contractor's quote history, the revenue ledger of an
+organisation, a manager's monthly count. When the append is refused because one of those
+streams moved, the command is decided again on fresh state; when the primary stream
+moved, the answer is a version conflict: one of two racing commands on a stream wins.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from uuid import UUID
+
+from commands.context import (
+    CommandContext,
+    CommandResult,
+    IdempotencyKeyReused,
+    StreamNotFound,
+    VersionConflict,
+)
+from event_store import ConcurrencyError, EventStore, NewEvent, RecordedEvent
+
+MAX_ATTEMPTS = 200
+"""Under heavy contention on one consistency boundary (e.g. 50 invoices racing for an
+organisation's revenue ledger) each round lets one writer through; the rest decide again."""
+
+Decision = Callable[[list[RecordedEvent]], Sequence[NewEvent]]
+"""Given the primary stream's history, the events to append (the first one on the
+primary stream at its next version)."""
+
+
+def find_replay(history: list[RecordedEvent], ctx: CommandContext) -> CommandResult | None:
+    """The first result of this command if it was recorded already (an Idempotency-Key
+    repeat, or a process manager's redelivered command)."""
+    if ctx.idempotency_key is None:
+        return None
+    for recorded in history:
+        if recorded.event.command_id == ctx.command_id:
+            if recorded.event.request_hash != ctx.request_hash:
+                raise IdempotencyKeyReused(
+                    f"Idempotency-Key '{ctx.idempotency_key}' was already used for a "
+                    "different request"
+                )
+            return CommandResult(recorded.stream_id, recorded.version, recorded.position, True)
+    return None
+
+
+def execute(
+    store: EventStore,
+    ctx: CommandContext,
+    stream_id: UUID,
+    decide: Decision,
+    *,
+    what: str,
+    must_exist: bool | None = True,
+    load: Callable[[UUID], list[RecordedEvent]] | None = None,
+) -> CommandResult:
+    """Decide and append, retrying on fresh state while other streams race ours.
+
+    ``must_exist``: True for a command on an existing stream (404 when there is none),
+    False for a creation (409 when the stream exists, unless this very command made it),
+    None for either.
+    ``load`` reads the primary stream (default: the whole stream; callers pass one that
+    returns [] for a stream of another kind, so that an id of the wrong kind is a 404).
+    """
+    loader = load or store.load
+    for attempt in range(MAX_ATTEMPTS):
+        history = loader(stream_id)
+        replayed = find_replay(history, ctx)
+        if replayed is not None:
+            return replayed
+        if must_exist is True and not history:
+            raise StreamNotFound(f"{what} {stream_id} not found")
+        if must_exist is False and history:
+            raise VersionConflict(f"{what} {stream_id} exists already", len(history))
+        version = len(history)
+        if ctx.expected_version is not None and ctx.expected_version != version:
+            raise VersionConflict(
+                f"the {what} is at version {version}, not {ctx.expected_version}", version
+            )
+        new_events = decide(history)
+        try:
+            positions = store.append(new_events)
+        except ConcurrencyError:
+            current = loader(stream_id)
+            replayed = find_replay(current, ctx)
+            if replayed is not None:
+                return replayed
+            if len(current) != version:
+                # two commands on one stream: one wins, the other hears of it (never a
+                # lost update, never a silent re-decision on state the client did not see)
+                raise VersionConflict(
+                    f"another command changed the {what} first; it is now at version "
+                    f"{len(current)}",
+                    len(current),
+                ) from None
+            if attempt >= 3:
+                time.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))
+            continue
+        return CommandResult(stream_id, version + 1, positions[0])
+    raise VersionConflict(
+        f"the {what} could not be changed under contention: try again", len(loader(stream_id))
+    )

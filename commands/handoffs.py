@@ -1,0 +1,156 @@
+"""Hand-off request handlers.
+
+Every event of a request is appended with ``DealHandoffNoted`` on its parent deal in the
+same atomic write (the deal's view of its requests cannot drift from the requests). A
+logistics estimate that names a contractor also appends the contractor's price quote and
+rating, so the directory's history is exactly the estimates that used it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID, uuid5
+
+from aggregates import contractor, deal, handoff
+from aggregates.errors import InvalidValue, RuleViolation
+from aggregates.rules import Rules
+from commands.context import CommandContext, CommandResult, StreamNotFound
+from commands.deals import load_deal_records
+from commands.execution import execute
+from event_store import EventStore, NewEvent, RecordedEvent
+
+HANDOFF_NAMESPACE = UUID("9a7e3c2d-1f4b-4e8a-b6d5-c3a2f1e0d9b8")
+
+
+def request_id_for_round(deal_id: UUID, round_no: int, department: str) -> UUID:
+    """The id of the request an estimate round asks of a department: the estimate
+    hand-off creates it once, however often it is told that the deal entered the stage."""
+    return uuid5(HANDOFF_NAMESPACE, f"{deal_id}:round:{round_no}:{department}")
+
+
+def request_id_for(command_id: UUID) -> UUID:
+    return uuid5(HANDOFF_NAMESPACE, f"command:{command_id}")
+
+
+def load_handoff_records(
+    store: EventStore, request_id: UUID, *, as_of: datetime | None = None
+) -> list[RecordedEvent]:
+    records = store.load(request_id, as_of=as_of)
+    if records and not isinstance(records[0].event, handoff.HandoffRequested):
+        return []
+    return records
+
+
+def load_handoff(
+    store: EventStore, rules: Rules, request_id: UUID
+) -> tuple[handoff.HandoffRequest, list[RecordedEvent]]:
+    records = load_handoff_records(store, request_id)
+    state = handoff.fold([r.event for r in records], rules)
+    if state is None:
+        raise StreamNotFound(f"hand-off request {request_id} not found")
+    return state, records
+
+
+def _note_on_deal(
+    store: EventStore,
+    rules: Rules,
+    state: handoff.HandoffRequest,
+    ctx: CommandContext,
+) -> NewEvent:
+    records = load_deal_records(store, state.deal_id)
+    parent = deal.fold([r.event for r in records])
+    if parent is None:
+        raise InvalidValue("deal_id", f"deal {state.deal_id} does not exist")
+    department = rules.require_department(state.department)
+    noted = deal.decide(parent, deal.NoteHandoff(state.view(department)), rules, ctx.meta)
+    return NewEvent(state.deal_id, parent.version + 1, noted)
+
+
+def create_handoff(
+    store: EventStore, rules: Rules, command: handoff.CreateHandoff, ctx: CommandContext
+) -> CommandResult:
+    """Open a request to a department for a deal (by hand, or by the estimate hand-off)."""
+
+    def decide(_: list[RecordedEvent]) -> Sequence[NewEvent]:
+        records = load_deal_records(store, command.deal_id)
+        parent = deal.fold([r.event for r in records])
+        if parent is None:
+            raise StreamNotFound(f"deal {command.deal_id} not found")
+        if parent.status is not deal.DealStatus.OPEN:
+            raise RuleViolation(
+                "deal_closed", f"the deal is {parent.status.value}: it asks nothing more"
+            )
+        created = handoff.create(command, rules, ctx.meta)
+        state = handoff.evolve(None, created, rules)
+        return [
+            NewEvent(command.request_id, 1, created),
+            _note_on_deal(store, rules, state, ctx),
+        ]
+
+    return execute(
+        store, ctx, command.request_id, decide, what="hand-off request", must_exist=False
+    )
+
+
+def handle_handoff_command(
+    store: EventStore,
+    rules: Rules,
+    request_id: UUID,
+    command: handoff.HandoffCommand,
+    ctx: CommandContext,
+) -> CommandResult:
+    def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
+        state = handoff.fold([r.event for r in history], rules)
+        assert state is not None
+        checked = command
+        quote_stream: tuple[UUID, contractor.Contractor] | None = None
+        if isinstance(command, handoff.RecordLogisticsEstimate) and command.contractor_id:
+            found = contractor.fold([r.event for r in _contractor_records(store, command)])
+            if found is not None:
+                quote_stream = (command.contractor_id, found)
+                checked = handoff.RecordLogisticsEstimate(
+                    **{**command.__dict__, "contractor_name": found.name}
+                )
+        event = handoff.decide(state, checked, rules, ctx.meta)
+        after = handoff.evolve(state, event, rules)
+        new_events = [
+            NewEvent(request_id, state.version + 1, event),
+            _note_on_deal(store, rules, after, ctx),
+        ]
+        if quote_stream is not None and isinstance(event, handoff.HandoffLogisticsEstimated):
+            contractor_id, found = quote_stream
+            assert event.rating is not None
+            quote = contractor.quote(
+                found,
+                contractor.RecordQuote(
+                    request_id=request_id,
+                    deal_id=state.deal_id,
+                    service=event.service,
+                    price=event.cost,
+                    rating=event.rating,
+                    notes=event.notes,
+                ),
+                ctx.meta,
+            )
+            new_events.append(NewEvent(contractor_id, found.version + 1, quote))
+        return new_events
+
+    return execute(
+        store,
+        ctx,
+        request_id,
+        decide,
+        what="hand-off request",
+        load=lambda stream_id: load_handoff_records(store, stream_id),
+    )
+
+
+def _contractor_records(
+    store: EventStore, command: handoff.RecordLogisticsEstimate
+) -> list[RecordedEvent]:
+    assert command.contractor_id is not None
+    records = store.load(command.contractor_id)
+    if records and not isinstance(records[0].event, contractor.ContractorRegistered):
+        return []
+    return records
