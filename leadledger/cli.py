@@ -106,6 +106,27 @@ def cmd_project(args: argparse.Namespace) -> int:
         platform.close()
 
 
+def cmd_process(args: argparse.Namespace) -> int:
+    """The process managers on their own (the event store only; no read models)."""
+    from leadledger.wiring import process_runner
+
+    side = _command_side()
+    runner = process_runner(side)
+    try:
+        if args.once:
+            count = runner.run_once()
+            print(f"process managers read {count} events and fired what was due")
+            return 0
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        log.info("process managers following the event store")
+        with contextlib.suppress(KeyboardInterrupt):
+            runner.run_forever(stop, side.settings.process_poll_seconds)
+        return 0
+    finally:
+        side.close()
+
+
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -197,6 +218,13 @@ def parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("project", help="run the projector on its own, following the event store")
     pr.add_argument("--once", action="store_true", help="catch up once and exit")
     pr.set_defaults(func=cmd_project)
+
+    pm = sub.add_parser(
+        "process",
+        help="run the process managers on their own (hand-offs, conversion, deadlines)",
+    )
+    pm.add_argument("--once", action="store_true", help="catch up, fire what is due, exit")
+    pm.set_defaults(func=cmd_process)
 
     r = sub.add_parser("rebuild", help="drop the read models and replay every event, with progress")
     r.add_argument("--page-size", type=int, default=200_000, help="events per DuckDB transaction")

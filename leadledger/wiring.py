@@ -22,6 +22,10 @@ from aggregates.rules import Rules
 from event_store import EventStore, open_event_store
 from event_store.codec import EventCodec
 from leadledger.settings import Settings
+from process_managers.deadlines import Deadlines
+from process_managers.estimate_handoff import EstimateHandoff
+from process_managers.lead_conversion import LeadConversion
+from process_managers.runner import ProcessManager, ProcessRunner
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 from projections.deals import deal_projections
@@ -74,6 +78,21 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
     return [LeadProjection(funnels), *deal_projections(rules)]
 
 
+def process_managers(
+    store: EventStore, funnels: FunnelCatalog, rules: Rules, clock: Clock
+) -> list[ProcessManager]:
+    return [
+        EstimateHandoff(store, rules, clock),
+        LeadConversion(store, funnels, rules, clock),
+        Deadlines(store, funnels, rules, clock),
+    ]
+
+
+def process_runner(side: CommandSide) -> ProcessRunner:
+    managers = process_managers(side.store, side.funnels, side.rules, side.clock)
+    return ProcessRunner(side.store, managers, side.clock)
+
+
 @dataclass
 class Platform:
     """Everything a process of LeadLedger runs on, built once."""
@@ -85,6 +104,7 @@ class Platform:
     db: ReadModelDatabase
     projector: Projector
     clock: Clock
+    processes: ProcessRunner
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -99,10 +119,21 @@ class Platform:
         )
         thread.start()
         self._threads.append(thread)
+        if self.settings.process_managers:
+            self.store.on_append(self.processes.notify)
+            runner = threading.Thread(
+                target=self.processes.run_forever,
+                args=(self._stop, self.settings.process_poll_seconds),
+                name="leadledger-process-managers",
+                daemon=True,
+            )
+            runner.start()
+            self._threads.append(runner)
 
     def close(self) -> None:
         self._stop.set()
         self.projector.notify()
+        self.processes.notify()
         for thread in self._threads:
             thread.join(timeout=10)
         self.store.close()
@@ -145,4 +176,13 @@ def build(settings: Settings | None = None, *, clock: Clock = system_clock) -> P
         read_model_projections(side.funnels, side.rules),
         page_size=side.settings.projector_page_size,
     )
-    return Platform(side.settings, side.funnels, side.rules, side.store, db, projector, clock)
+    return Platform(
+        side.settings,
+        side.funnels,
+        side.rules,
+        side.store,
+        db,
+        projector,
+        clock,
+        process_runner(side),
+    )

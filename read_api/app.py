@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from leadledger.wiring import Platform
 from read_api.deps import PlatformDep
 from read_api.errors import install_error_handlers
-from read_api.routes import leads, reports
+from read_api.routes import deals, directory, leads, reports
 
 
 def create_app(
@@ -53,6 +53,10 @@ def create_app(
     install_error_handlers(app)
     app.include_router(leads.router)
     app.include_router(reports.router)
+    app.include_router(deals.router)
+    app.include_router(deals.handoffs)
+    app.include_router(directory.contractors)
+    app.include_router(directory.assignments)
 
     @app.get("/health", tags=["operations"])
     def health(platform: PlatformDep) -> dict[str, Any]:

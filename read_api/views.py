@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from aggregates import lead as lead_model
+from aggregates.base import DomainEvent
 from event_store import RecordedEvent
 from event_store.codec import event_fields
 
@@ -109,17 +111,26 @@ DETAIL_ROW_FIELDS = (
 
 
 def history(records: list[RecordedEvent]) -> list[dict[str, Any]]:
-    """Every event of a lead with the fields it changed, old → new.
+    """Every event of a lead with the fields it changed, old → new."""
+    return stream_history(records, lead_model.evolve, detail_from_state)
+
+
+def stream_history(
+    records: list[RecordedEvent],
+    evolve: Callable[[Any, DomainEvent], Any],
+    detail: Callable[[Any], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Every event of a stream with the fields of its detail it changed, old → new.
 
     Values stay Python objects (dates, amounts, ids); callers serialise once at the end.
     """
     entries: list[dict[str, Any]] = []
-    state: lead_model.Lead | None = None
+    state: Any = None
     before: dict[str, Any] = {}
     for record in records:
         event = record.event
-        state = lead_model.evolve(state, event)
-        after = detail_from_state(state)
+        state = evolve(state, event)
+        after = detail(state)
         changes = {
             key: {"old": before.get(key), "new": value}
             for key, value in after.items()

@@ -1,0 +1,151 @@
+"""Runs process managers: each follows the notification log from its own stored position,
+reacts to the events it cares about, and fires its due deadlines by an injected clock.
+
+A process manager's reactions are commands with deterministic ids on the same handlers
+the API uses, so a page delivered again after a crash (or every event delivered twice)
+creates nothing twice: the command finds its own earlier event, or the aggregate's
+rules refuse what was done already. The position and the page's deadline changes are
+stored in one transaction after the page's reactions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID, uuid5
+
+from aggregates.errors import DomainError
+from commands.context import CommandContext, CommandFailed, CommandResult, VersionConflict
+from event_store import EventStore, RecordedEvent
+from process_managers.state import Deadline, DeadlineChanges, ProcessStore
+
+log = logging.getLogger(__name__)
+
+PROCESS_NAMESPACE = UUID("c7f1e2d3-4b5a-4968-8d7c-6e5f4a3b2c10")
+VERSION_CONFLICT_RETRIES = 5
+
+
+class ProcessManager(Protocol):
+    name: str
+    topics: frozenset[str]
+
+    def handle(self, recorded: RecordedEvent, changes: DeadlineChanges) -> None:
+        """React to one event: issue commands, add deadlines to schedule or cancel."""
+
+    def fire(self, deadline: Deadline) -> Deadline | None:
+        """A deadline is due: act on it; the follow-up deadline, if any."""
+
+
+class Issuer:
+    """Builds the contexts of a process manager's commands: actor, clock, deterministic id."""
+
+    def __init__(self, name: str, clock: Callable[[], datetime]) -> None:
+        self.name = name
+        self.actor = f"leadledger.{name}"
+        self.clock = clock
+
+    def context(self, *key: object) -> CommandContext:
+        identity = ":".join(str(k) for k in (self.name, *key))
+        return CommandContext(
+            actor=self.actor,
+            at=self.clock(),
+            command_id=uuid5(PROCESS_NAMESPACE, identity),
+            idempotency_key=identity,
+        )
+
+    def issue(self, send: Callable[[CommandContext], CommandResult], *key: object) -> bool:
+        """Send a command; False when the aggregate's rules refuse it (nothing to do).
+
+        A race with another writer on the same stream is retried on fresh state.
+        """
+        for _ in range(VERSION_CONFLICT_RETRIES):
+            try:
+                send(self.context(*key))
+                return True
+            except VersionConflict:
+                continue
+            except (DomainError, CommandFailed) as refusal:
+                log.debug("%s: %s refused: %s", self.name, key, refusal)
+                return False
+        raise VersionConflict(f"{self.name}: {key} kept conflicting", 0)
+
+
+class ProcessRunner:
+    """Drives process managers: catch up with the log, then fire due deadlines."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        managers: Sequence[ProcessManager],
+        clock: Callable[[], datetime],
+        *,
+        page_size: int = 500,
+        process_store: ProcessStore | None = None,
+    ) -> None:
+        self.store = store
+        self.managers = list(managers)
+        self.clock = clock
+        self.page_size = page_size
+        self.state = process_store or ProcessStore(store)
+        self._wake = threading.Event()
+
+    def position(self, name: str) -> int:
+        return self.state.position(name)
+
+    def follow(self, manager: ProcessManager) -> int:
+        """Deliver the manager's next page of events; how many were read."""
+        after = self.state.position(manager.name)
+        rows = self.store.read_rows(after, self.page_size)
+        if not rows:
+            return 0
+        codec = self.store.codec
+        changes = DeadlineChanges()
+        for position, stream_id, version, topic, state in rows:
+            if topic not in manager.topics:
+                continue
+            event = codec.decode(topic, state)
+            manager.handle(RecordedEvent(UUID(stream_id), version, position, event), changes)
+        self.state.advance(manager.name, rows[-1][0], changes)
+        return len(rows)
+
+    def fire_due(self, manager: ProcessManager) -> int:
+        """Fire the manager's deadlines due by the clock; how many fired."""
+        fired = 0
+        while True:
+            due = self.state.due(manager.name, self.clock())
+            if not due:
+                return fired
+            for deadline in due:
+                follow_up = manager.fire(deadline)
+                self.state.complete(manager.name, deadline.key, follow_up)
+                fired += 1
+
+    def run_once(self) -> int:
+        """Catch every manager up with the log and fire what is due; events read."""
+        total = 0
+        for manager in self.managers:
+            while True:
+                read = self.follow(manager)
+                total += read
+                if read < self.page_size:
+                    break
+            self.fire_due(manager)
+        return total
+
+    def notify(self, _position: int = 0) -> None:
+        self._wake.set()
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
+        backoff = poll_seconds
+        while not stop.is_set():
+            try:
+                self.run_once()
+                backoff = poll_seconds
+            except Exception:
+                log.exception("process managers failed; retrying in %.1fs", backoff)
+                backoff = min(backoff * 2, 30.0)
+            self._wake.wait(backoff)
+            self._wake.clear()
