@@ -206,9 +206,9 @@ def test_redelivering_every_event_twice_changes_nothing(
     assert len(settled) > len(after_first)
 
     # every position forgotten: the whole log delivered again, twice over
-    state = ProcessStore(store)
+    positions = ProcessStore(store)
     for manager in managers:
-        state.advance(manager.name, 0, DeadlineChanges())
+        positions.advance(manager.name, 0, DeadlineChanges())
     last = store.last_position()
     ProcessRunner(twice, managers, clock, page_size=3).run_once()
     assert store.last_position() == last
