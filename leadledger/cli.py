@@ -32,13 +32,13 @@ def _command_side() -> CommandSide:
         raise SystemExit(f"leadledger: configuration error: {exc}") from exc
 
 
-def _load_demo(platform: Platform | CommandSide, leads: int, seed: int) -> int:
+def _load_demo(platform: Platform | CommandSide, leads: int, deals: int, seed: int) -> int:
     from tqdm import tqdm
 
-    from leadledger.demo import load_demo
+    from leadledger.demo import load_demo, load_demo_deals
 
     with tqdm(desc="demo commands", unit="cmd", file=sys.stderr) as bar:
-        return load_demo(
+        sent = load_demo(
             platform.store,
             platform.funnels,
             platform.clock(),
@@ -46,6 +46,11 @@ def _load_demo(platform: Platform | CommandSide, leads: int, seed: int) -> int:
             seed=seed,
             progress=lambda n: bar.update(n),
         )
+    load_demo_deals(
+        platform.store, platform.funnels, platform.rules, platform.clock(), deals=deals, seed=seed
+    )
+    log.info("loaded %d demo deals with their hand-offs", deals)
+    return sent
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -57,7 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     platform = _platform()
     if args.demo and platform.store.last_position() == 0:
         log.info("the event store is empty: loading the demo data")
-        _load_demo(platform, args.demo_leads, 7)
+        _load_demo(platform, args.demo_leads, args.demo_deals, 7)
     log.info("catching up the read models from position %d", platform.projector.position)
     platform.projector.catch_up()
     app = create_app(platform)
@@ -78,7 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        sent = _load_demo(platform, args.leads, args.seed)
+        sent = _load_demo(platform, args.leads, args.deals, args.seed)
         print(f"loaded {sent} demo commands ({args.leads} leads) into the event store")
         return 0
     finally:
@@ -203,12 +208,24 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--demo-leads", type=int, default=2000, help="leads in the demo data (default 2000)"
     )
+    s.add_argument(
+        "--demo-deals",
+        type=int,
+        default=40,
+        help="deals with hand-offs in the demo data, each from a lead of its own (default 40)",
+    )
     s.set_defaults(func=cmd_serve)
 
     d = sub.add_parser(
         "demo", help="load demo leads over the last 12 months through the command handlers"
     )
     d.add_argument("--leads", type=int, default=2000, help="number of leads (default 2000)")
+    d.add_argument(
+        "--deals",
+        type=int,
+        default=40,
+        help="deals with hand-offs, each from a lead of its own (default 40)",
+    )
     d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     d.add_argument(
         "--force", action="store_true", help="load even when the event store is not empty"

@@ -1,4 +1,5 @@
-"""Demo data: about two thousand leads over the last twelve months, through the handlers.
+"""Demo data: about two thousand leads over the last twelve months, and deals with their
+hand-offs over the last two months, all through the handlers.
 
 Each lead's story is planned with the Lead decider itself (so every planned command is
 valid), then all stories are interleaved in time order and sent through the same command
@@ -15,13 +16,19 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid5
 
-from aggregates import lead
+from aggregates import contractor, deal, handoff, lead
 from aggregates.base import CommandMeta
 from aggregates.errors import DomainError
 from aggregates.funnels import FunnelCatalog
+from aggregates.rules import Rules
 from commands.context import CommandContext
+from commands.contractors import register_contractor
+from commands.deals import convert_lead, handle_deal_command
+from commands.handoffs import handle_handoff_command
 from commands.leads import create_lead, handle_lead_command
 from event_store import EventStore
+from leadledger.wiring import process_managers
+from process_managers.runner import ProcessRunner
 
 DEMO_NAMESPACE = UUID("5d3b0e47-0f7c-4a6e-b5f2-9c1d2e3f4a5b")
 
@@ -289,3 +296,117 @@ def load_demo(
         if progress is not None:
             progress(1)
     return sent
+
+
+CONTRACTORS = [
+    ("HeavyHaul LLC", ("heavy haulage", "crane")),
+    ("Volga Logistics", ("heavy haulage", "container transport")),
+    ("Sever Cranes", ("crane",)),
+]
+LOGISTICIANS = ["lev.logistics", "lidia.logistics"]
+ENGINEERS = ["egor.engineering", "erik.engineering"]
+
+
+def load_demo_deals(
+    store: EventStore,
+    funnels: FunnelCatalog,
+    rules: Rules,
+    now: datetime,
+    *,
+    deals: int = 40,
+    seed: int = 7,
+) -> int:
+    """Deals over the last two months, with their hand-offs worked by the departments and
+    the process managers reacting as they would in the server; the number of deals."""
+    rng = random.Random(seed + 1)
+    moment = [now - timedelta(days=60)]
+    sequence = [0]
+
+    def clock() -> datetime:
+        return moment[0]
+
+    def ctx(actor: str) -> CommandContext:
+        sequence[0] += 1
+        return CommandContext(
+            actor=actor,
+            at=moment[0],
+            command_id=uuid5(DEMO_NAMESPACE, f"deal-cmd-{seed}-{sequence[0]}"),
+        )
+
+    def later(hours: float) -> None:
+        moment[0] = min(now, moment[0] + timedelta(hours=hours * rng.uniform(0.5, 1.5)))
+
+    runner = ProcessRunner(store, process_managers(store, funnels, rules, clock), clock)
+    contractors = []
+    for name, services in CONTRACTORS:
+        registration = contractor.RegisterContractor(
+            contractor_id=uuid5(DEMO_NAMESPACE, f"contractor-{seed}-{name}"),
+            name=name,
+            services=services,
+            contacts="+7 495 000 00 00",
+        )
+        register_contractor(store, registration, ctx("office.manager"))
+        contractors.append((registration.contractor_id, services))
+    for n in range(deals):
+        manager = rng.choice(MANAGERS)
+        lead_ctx = ctx(manager)
+        lead_id = uuid5(DEMO_NAMESPACE, f"deal-lead-{seed}-{n}")
+        word = rng.choice(COMPANY_WORDS)
+        create_lead(
+            store,
+            funnels,
+            lead.CreateLead(
+                lead_id=lead_id,
+                funnel="out_of_court",
+                title=f"Transport of equipment for {word}",
+                company_name=f"{word} Agro",
+                company_id=f"demo-{word.lower()}-agro",
+                source=rng.choice(SOURCES),
+                manager=manager,
+                amount=_money(rng, 1_000, 50_000),
+            ),
+            lead_ctx,
+        )
+        qualification: list[lead.LeadCommand] = [
+            lead.RecordLeadAssessment(rng.choice(EXPERTS), "feasible", Decimal(2)),
+            lead.QualifyLead(True),
+        ]
+        for step in qualification:
+            later(4)
+            handle_lead_command(store, funnels, lead_id, step, ctx(manager))
+        funnel = rng.choice(["transport", "transport", "turnkey"])
+        deal_id = convert_lead(store, funnels, rules, lead_id, funnel, ctx(manager)).stream_id
+        later(6)
+        handle_deal_command(store, rules, deal_id, deal.MoveDealToStage("estimate"), ctx(manager))
+        estimate_stage = rules.deal_funnels[funnel].stage("estimate")
+        for department in estimate_stage.needs if estimate_stage else ():
+            runner.run_once()
+            state = deal.fold([r.event for r in store.load(deal_id)])
+            assert state is not None
+            waiting = [h for h in state.handoffs if h.department == department]
+            if not waiting or rng.random() < 0.15:
+                break  # left waiting for the department: reminders and escalations follow
+            request_id = waiting[-1].request_id
+            worker = rng.choice(LOGISTICIANS if department == "logistics" else ENGINEERS)
+            steps: list[handoff.HandoffCommand] = [handoff.TakeHandoff(worker)]
+            if department == "logistics":
+                contractor_id, services = rng.choice(contractors)
+                steps.append(
+                    handoff.RecordLogisticsEstimate(
+                        service=services[0],
+                        cost=_money(rng, 500, 5_000),
+                        lead_time_days=rng.randint(1, 10),
+                        contractor_id=contractor_id,
+                        rating=rng.randint(3, 5),
+                    )
+                )
+            else:
+                steps.append(handoff.RecordEngineeringPlan(Decimal(rng.randint(4, 80))))
+            steps.append(handoff.MoveHandoffToStage("approval"))
+            for work in steps:
+                later(2)
+                handle_handoff_command(store, rules, request_id, work, ctx(worker))
+        runner.run_once()
+    moment[0] = now
+    runner.run_once()
+    return deals

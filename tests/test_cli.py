@@ -41,7 +41,7 @@ def test_every_command_has_help(tmp_path: Path, command: str) -> None:
 
 
 def test_demo_project_rebuild_and_history(tmp_path: Path) -> None:
-    demo = _run(tmp_path, "demo", "--leads", "40")
+    demo = _run(tmp_path, "demo", "--leads", "40", "--deals", "6")
     assert demo.returncode == 0, demo.stderr
     assert (tmp_path / "data" / "events.sqlite").exists()
     again = _run(tmp_path, "demo", "--leads", "40")
@@ -59,7 +59,7 @@ def test_demo_project_rebuild_and_history(tmp_path: Path) -> None:
         lead_id, version = con.execute(
             "SELECT lead_id, version FROM leads ORDER BY version DESC, lead_id LIMIT 1"
         ).fetchone() or ("", 0)
-    assert len(projected) == 40
+    assert len(projected) == 40 + 6  # each demo deal comes from a lead of its own
 
     rebuild = _run(tmp_path, "rebuild")
     assert rebuild.returncode == 0, rebuild.stderr
@@ -107,7 +107,17 @@ def _free_port() -> int:
 def test_serve_with_demo_answers_on_the_port(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen(
-        [str(BIN), "serve", "--port", str(port), "--demo", "--demo-leads", "30"],
+        [
+            str(BIN),
+            "serve",
+            "--port",
+            str(port),
+            "--demo",
+            "--demo-leads",
+            "30",
+            "--demo-deals",
+            "3",
+        ],
         cwd=tmp_path,
         env=_env(tmp_path),
         stdout=subprocess.PIPE,
@@ -129,7 +139,7 @@ def test_serve_with_demo_answers_on_the_port(tmp_path: Path) -> None:
         assert health.json()["lag"] == 0
         assert httpx.get(f"{base}/docs", timeout=5).status_code == 200
         leads = httpx.get(f"{base}/leads", params={"limit": 5}, timeout=5).json()
-        assert leads["total"] == 30
+        assert leads["total"] == 30 + 3
         created = httpx.post(
             f"{base}/leads",
             json={
