@@ -468,7 +468,8 @@ def evolve(request: HandoffRequest | None, event: DomainEvent, rules: Rules) -> 
             changes = {
                 "stage": to_stage,
                 "stage_entered_at": event.at,
-                # the first time the request became ready counts as its estimate time
+                # its estimate time: when it became ready (approval → done keeps it; a
+                # request sent back to work for a new estimate is ready again later)
                 "ready_at": (request.ready_at or event.at) if ready else None,
             }
         case HandoffRejected(to_stage=to_stage, reason=reason):

@@ -72,7 +72,8 @@ def _bigint(name: str) -> Column:
 
 
 def _money(name: str) -> Column:
-    return Column(name, "DECIMAL(18,2)", pa.decimal128(18, 2))
+    # 38 digits: a deal's invoiced total adds up amounts each below 10^15
+    return Column(name, "DECIMAL(38,2)", pa.decimal128(38, 2))
 
 
 def _seconds(name: str) -> Column:

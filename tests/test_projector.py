@@ -412,9 +412,11 @@ def test_a_fault_during_catch_up_keeps_exactly_the_pages_before_it(
     assert sqlite_store.last_position() > (fault_page + 1) * page_size
     calls: list[int] = []
 
+    per_page = len(projections()) + 1  # the hook runs before each projection and after all
+
     def hook(folded: int) -> None:
         calls.append(folded)
-        page, after_fold = (len(calls) + 1) // 2, len(calls) % 2 == 0
+        page, after_fold = (len(calls) - 1) // per_page + 1, len(calls) % per_page == 0
         if page == fault_page and after_fold:
             raise InjectedFault(f"page {page}")
 

@@ -1,0 +1,267 @@
+"""Queries of the sales pipeline, from the read models: lists of deals, hand-off requests,
+contractors, alerts and client assignments, and the pipeline reports for sales heads,
+logistics and analysts. Pass ``min_position`` from a command's answer to read your write.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+
+from aggregates.funnels import Funnel
+from commands.context import StreamNotFound
+from read_api import deal_queries
+from read_api.deal_queries import Filters
+from read_api.deps import Period, PlatformDep, ReadCursor
+from read_api.errors import BadRequestValue
+from schemas.pipeline import (
+    AlertKind,
+    AlertPage,
+    AlertSubject,
+    AssignmentStatus,
+    ClientAssignmentPage,
+    ContractorCard,
+    ContractorPage,
+    DealPage,
+    DealPipelineReport,
+    DealStatus,
+    DepartmentLoadReport,
+    HandoffPage,
+    HandoffReport,
+    HandoffStatus,
+)
+
+router = APIRouter(tags=["pipeline"])
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip")]
+PeriodDep = Annotated[Period, Depends()]
+
+
+def _page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def _deal_funnel(platform: PlatformDep, funnel: str | None) -> Funnel | None:
+    if funnel is None:
+        return None
+    found = platform.rules.deal_funnels.get(funnel)
+    if found is None:
+        known = ", ".join(sorted(platform.rules.deal_funnels))
+        raise BadRequestValue("funnel", f"unknown deal funnel '{funnel}' (known: {known})")
+    return found
+
+
+def _check_deal_stage(platform: PlatformDep, funnel: Funnel | None, stage: str | None) -> None:
+    if stage is None:
+        return
+    funnels = [funnel] if funnel is not None else list(platform.rules.deal_funnels.values())
+    if not any(f.stage(stage) is not None for f in funnels):
+        where = f"funnel '{funnel.id}'" if funnel is not None else "any deal funnel"
+        raise BadRequestValue("stage", f"unknown stage '{stage}' of {where}")
+
+
+def _check_department(platform: PlatformDep, department: str | None) -> None:
+    if department is not None and department not in platform.rules.departments:
+        known = ", ".join(sorted(platform.rules.departments))
+        raise BadRequestValue("department", f"unknown department '{department}' (known: {known})")
+
+
+def _check_request_stage(platform: PlatformDep, department: str | None, stage: str | None) -> None:
+    if stage is None:
+        return
+    departments = [d for d in platform.rules.departments.values() if department in (None, d.id)]
+    if not any(d.funnel.stage(stage) is not None for d in departments):
+        where = f"department '{department}'" if department else "any department"
+        raise BadRequestValue("stage", f"unknown stage '{stage}' of {where}")
+
+
+@router.get("/deals", response_model=DealPage)
+def list_deals(
+    platform: PlatformDep,
+    cursor: ReadCursor,
+    period: PeriodDep,
+    funnel: Annotated[str | None, Query(description="Deal funnel id")] = None,
+    stage: str | None = None,
+    status: DealStatus | None = None,
+    manager: str | None = None,
+    company_id: str | None = None,
+    lead_id: UUID | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Deals, newest first, filtered (``from``/``to`` on their creation) and paginated."""
+    _check_deal_stage(platform, _deal_funnel(platform, funnel), stage)
+    filters = Filters(
+        equal={
+            "funnel": funnel,
+            "stage": stage,
+            "status": status,
+            "manager": manager,
+            "company_id": company_id,
+            "lead_id": None if lead_id is None else str(lead_id),
+        },
+        start=period.start,
+        end=period.end,
+    )
+    items, total = deal_queries.list_deals(cursor, filters, limit, offset)
+    return _page(items, total, limit, offset)
+
+
+@router.get("/handoffs", response_model=HandoffPage)
+def list_handoffs(
+    platform: PlatformDep,
+    cursor: ReadCursor,
+    period: PeriodDep,
+    department: str | None = None,
+    stage: str | None = None,
+    status: HandoffStatus | None = None,
+    assignee: str | None = None,
+    deal_id: UUID | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Hand-off requests, newest first, filtered (``from``/``to`` on their creation)."""
+    _check_department(platform, department)
+    _check_request_stage(platform, department, stage)
+    filters = Filters(
+        equal={
+            "department": department,
+            "stage": stage,
+            "status": status,
+            "assignee": assignee,
+            "deal_id": None if deal_id is None else str(deal_id),
+        },
+        start=period.start,
+        end=period.end,
+    )
+    items, total = deal_queries.list_handoffs(cursor, filters, limit, offset)
+    return _page(items, total, limit, offset)
+
+
+@router.get("/contractors", response_model=ContractorPage)
+def list_contractors(
+    cursor: ReadCursor,
+    service: Annotated[str | None, Query(description="Only contractors offering it")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """The contractor directory by name: each with its quotes, average rating, last use
+    and average quoted price per service."""
+    items, total = deal_queries.list_contractors(cursor, service, limit, offset)
+    return _page(items, total, limit, offset)
+
+
+@router.get(
+    "/contractors/{contractor_id}",
+    response_model=ContractorCard,
+    responses={404: {"description": "Unknown contractor"}},
+)
+def get_contractor(
+    contractor_id: UUID,
+    cursor: ReadCursor,
+    limit: Annotated[int, Query(ge=1, le=500, description="Quotes of the history")] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> dict[str, Any]:
+    """The directory card: the contractor, its quote history newest first, average price
+    per service, average rating and when it was last used."""
+    card = deal_queries.contractor_card(cursor, str(contractor_id), limit, offset)
+    if card is None:
+        raise StreamNotFound(f"contractor {contractor_id} not found")
+    return card
+
+
+@router.get("/alerts", response_model=AlertPage)
+def list_alerts(
+    cursor: ReadCursor,
+    period: PeriodDep,
+    kind: AlertKind | None = None,
+    recipient: str | None = None,
+    subject_type: AlertSubject | None = None,
+    subject_id: UUID | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Reminders, escalations and approval requests, newest first (``from``/``to`` on
+    when they were raised)."""
+    filters = Filters(
+        equal={
+            "kind": kind,
+            "recipient": recipient,
+            "subject_type": subject_type,
+            "subject_id": None if subject_id is None else str(subject_id),
+        },
+        time_column="raised_at",
+        start=period.start,
+        end=period.end,
+    )
+    items, total = deal_queries.list_alerts(cursor, filters, limit, offset)
+    return _page(items, total, limit, offset)
+
+
+@router.get("/client-assignments", response_model=ClientAssignmentPage)
+def list_client_assignments(
+    cursor: ReadCursor,
+    manager: Annotated[
+        str | None, Query(description="The manager who owns the client, or asks to take it")
+    ] = None,
+    status: AssignmentStatus | None = None,
+    company_id: str | None = None,
+    direction: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Which manager owns each client's direction, the most recently changed first."""
+    extra = [] if manager is None else [("(manager = ? OR requested_manager = ?)", [manager] * 2)]
+    filters = Filters(
+        equal={"status": status, "company_id": company_id, "direction": direction}, extra=extra
+    )
+    items, total = deal_queries.list_client_assignments(cursor, filters, limit, offset)
+    return _page(items, total, limit, offset)
+
+
+@router.get("/reports/deal-pipeline", response_model=DealPipelineReport)
+def deal_pipeline(
+    platform: PlatformDep,
+    cursor: ReadCursor,
+    period: PeriodDep,
+    funnel: Annotated[str | None, Query(description="One deal funnel (default: all)")] = None,
+    manager: str | None = None,
+) -> dict[str, Any]:
+    """Per deal funnel and stage, in funnel order: the open deals and their amount; per
+    funnel the open, won and lost totals (``from``/``to`` on the deals' creation)."""
+    chosen = _deal_funnel(platform, funnel)
+    funnels = [chosen] if chosen is not None else list(platform.rules.deal_funnels.values())
+    filters = Filters(equal={"manager": manager}, start=period.start, end=period.end)
+    return {
+        "manager": manager,
+        "created_from": period.start,
+        "created_to": period.end,
+        "funnels": deal_queries.deal_pipeline(cursor, funnels, filters),
+    }
+
+
+@router.get("/reports/handoffs", response_model=HandoffReport)
+def handoff_report(
+    platform: PlatformDep,
+    cursor: ReadCursor,
+    period: PeriodDep,
+    department: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Per request, newest first: department, deal, who took it, time to take and to
+    estimate it (seconds), price and status (``from``/``to`` on the request's creation)."""
+    _check_department(platform, department)
+    filters = Filters(equal={"department": department}, start=period.start, end=period.end)
+    return deal_queries.handoff_report(cursor, filters, limit, offset)
+
+
+@router.get("/reports/department-load", response_model=DepartmentLoadReport)
+def department_load(platform: PlatformDep, cursor: ReadCursor) -> dict[str, Any]:
+    """Open requests (not done or rejected) per department and person, every configured
+    department listed; requests nobody took count as "unassigned"."""
+    departments = deal_queries.department_load(cursor, platform.rules.departments.values())
+    return {"departments": departments}

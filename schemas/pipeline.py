@@ -1,0 +1,257 @@
+"""Response models of the pipeline queries: deals, hand-off requests, the contractor
+directory, alerts, client assignments and the pipeline reports (all from read models)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+DealStatus = Literal["open", "won", "lost"]
+HandoffStatus = Literal["open", "in_work", "ready", "done", "rejected"]
+AlertKind = Literal["reminder", "escalation", "approval_request"]
+AlertSubject = Literal["lead", "handoff", "client_assignment"]
+AssignmentStatus = Literal["assigned", "pending_approval", "declined"]
+
+
+class Page(BaseModel):
+    total: int = Field(description="How many match the filters, over all pages")
+    limit: int
+    offset: int
+
+
+# --- deals ------------------------------------------------------------------------------
+
+
+class DealSummary(BaseModel):
+    deal_id: UUID
+    funnel: str
+    stage: str
+    status: DealStatus
+    title: str
+    company_name: str
+    company_id: str | None
+    source: str
+    manager: str
+    amount: Decimal = Field(description="The proposal's total once there is one")
+    lead_id: UUID | None
+    previous_deal_id: UUID | None
+    proposal_total: Decimal | None
+    contract_number: str | None
+    invoiced_total: Decimal
+    invoices: int
+    estimate_price: Decimal | None
+    estimated_by: list[str] | None
+    estimate_seconds: float | None
+    estimate_rejection: str | None
+    requests: int = Field(description="Hand-off requests the deal sent")
+    open_requests: int = Field(description="Its hand-off requests not done or rejected")
+    close_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    stage_entered_at: datetime
+    closed_at: datetime | None
+    version: int
+
+
+class DealPage(Page):
+    items: list[DealSummary]
+
+
+# --- hand-off requests ------------------------------------------------------------------
+
+
+class HandoffSummary(BaseModel):
+    request_id: UUID
+    deal_id: UUID
+    department: str
+    stage: str
+    status: HandoffStatus
+    round: int | None = Field(description="The deal's estimate round; null when sent by hand")
+    assignee: str | None
+    created_at: datetime
+    taken_at: datetime | None
+    ready_at: datetime | None
+    take_seconds: float | None = Field(description="From the request to its taking")
+    estimate_seconds: float | None = Field(description="From the request to a ready stage")
+    price: Decimal | None = Field(description="The logistics cost")
+    service: str | None
+    contractor_id: UUID | None
+    contractor_name: str | None
+    own_equipment: bool | None
+    lead_time_days: int | None
+    plan_hours: Decimal | None
+    rejection_reason: str | None
+    reminded: bool
+    escalated: bool
+    updated_at: datetime
+    version: int
+
+
+class HandoffPage(Page):
+    items: list[HandoffSummary]
+
+
+# --- contractors ------------------------------------------------------------------------
+
+
+class ServicePrice(BaseModel):
+    service: str
+    quotes: int
+    average_price: Decimal | None
+
+
+class ContractorSummary(BaseModel):
+    contractor_id: UUID
+    name: str
+    services: list[str]
+    contacts: str | None
+    notes: str | None
+    quotes: int
+    average_rating: Decimal | None = Field(description="Of its quotes' ratings, 1 to 5")
+    last_used_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    prices: list[ServicePrice] = Field(description="Average quoted price per service")
+
+
+class ContractorPage(Page):
+    items: list[ContractorSummary]
+
+
+class QuoteOut(BaseModel):
+    position: int
+    request_id: UUID
+    deal_id: UUID
+    service: str
+    price: Decimal
+    rating: int
+    notes: str | None
+    quoted_at: datetime
+    quoted_by: str
+
+
+class ContractorCard(ContractorSummary):
+    history: list[QuoteOut] = Field(description="Its quotes, newest first (one page)")
+    history_limit: int
+    history_offset: int
+
+
+# --- alerts and client assignments ------------------------------------------------------
+
+
+class AlertOut(BaseModel):
+    alert_id: int = Field(description="The position of the event that raised it")
+    kind: AlertKind
+    subject_type: AlertSubject
+    subject_id: UUID
+    recipient: str
+    detail: str
+    due: date | None
+    raised_at: datetime
+    raised_by: str
+
+
+class AlertPage(Page):
+    items: list[AlertOut]
+
+
+class ClientAssignmentOut(BaseModel):
+    assignment_id: UUID
+    company_id: str
+    direction: str
+    manager: str | None = Field(description="Who owns the client's direction now")
+    status: AssignmentStatus
+    requested_manager: str | None = Field(description="Who asks to take it, awaiting approval")
+    requested_by: str | None
+    approver: str | None = Field(description="Who was asked to approve")
+    decided_by: str | None
+    comment: str | None
+    month: str | None
+    updated_at: datetime
+    version: int
+
+
+class ClientAssignmentPage(Page):
+    items: list[ClientAssignmentOut]
+
+
+# --- reports ----------------------------------------------------------------------------
+
+
+class CountAmount(BaseModel):
+    count: int
+    amount: Decimal
+
+
+class PipelineStage(CountAmount):
+    stage: str
+    name: str
+    step: int
+
+
+class PipelineFunnel(BaseModel):
+    funnel: str
+    name: str
+    stages: list[PipelineStage] = Field(description="Open deals per stage, in funnel order")
+    open: CountAmount
+    won: CountAmount
+    lost: CountAmount
+
+
+class DealPipelineReport(BaseModel):
+    manager: str | None
+    created_from: datetime | None
+    created_to: datetime | None
+    funnels: list[PipelineFunnel]
+
+
+class HandoffReportRow(BaseModel):
+    request_id: UUID
+    department: str
+    deal_id: UUID
+    deal_title: str | None
+    company_name: str | None
+    assignee: str | None = Field(description="Who took it")
+    created_at: datetime
+    taken_at: datetime | None
+    take_seconds: float | None
+    ready_at: datetime | None
+    estimate_seconds: float | None
+    price: Decimal | None
+    status: HandoffStatus
+
+
+class HandoffReportSummary(BaseModel):
+    requests: int
+    taken: int
+    estimated: int
+    average_take_seconds: float | None
+    average_estimate_seconds: float | None
+    total_price: Decimal
+
+
+class HandoffReport(Page):
+    items: list[HandoffReportRow]
+    summary: HandoffReportSummary = Field(description="Over every request the filters match")
+
+
+class PersonLoad(BaseModel):
+    assignee: str = Field(description='A person, or "unassigned" for requests not taken')
+    open_requests: int
+
+
+class DepartmentLoad(BaseModel):
+    department: str
+    name: str
+    open_requests: int
+    by_status: dict[str, int] = Field(description="open (not taken), in_work, ready")
+    people: list[PersonLoad]
+
+
+class DepartmentLoadReport(BaseModel):
+    departments: list[DepartmentLoad]
