@@ -5,7 +5,8 @@ It lives in its department's funnel (``new → in_work → approval → done``, 
 when are recorded), works it and records the outcome: for logistics the contractor from
 the directory or the company's own equipment, the cost, the lead time and notes; for
 engineering a plan (hours, notes). The outcome is required before the request reaches a
-ready stage; done and rejected end it. A request not taken in time gets a reminder to
+ready stage; done and rejected end it, and so does a cancellation when the deal closes or
+leaves the stage that asked for the request. A request not taken in time gets a reminder to
 its department, then an escalation to the department's head.
 
 Every event of a request is written together with ``DealHandoffNoted`` on its parent
@@ -74,12 +75,16 @@ class HandoffRequest:
     created_by: str
     updated_at: datetime
     stage_entered_at: datetime
+    cancellation_reason: str | None = None
+    """Set when the request lost its purpose (the deal closed, or left the estimate)."""
 
     @property
     def price(self) -> Decimal | None:
         return None if self.logistics is None else self.logistics.cost
 
     def status(self, department: Department) -> str:
+        if self.cancellation_reason is not None:
+            return "cancelled"
         if self.stage == department.rejected_stage:
             return "rejected"
         if self.stage in department.final_stages:
@@ -150,6 +155,13 @@ class RejectHandoff:
 
 
 @dataclass(frozen=True)
+class CancelHandoff:
+    """The request lost its purpose: its deal closed, or left the stage that asked for it."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class RemindHandoffNotTaken:
     recipient: str
 
@@ -165,6 +177,7 @@ HandoffCommand = (
     | RecordEngineeringPlan
     | MoveHandoffToStage
     | RejectHandoff
+    | CancelHandoff
     | RemindHandoffNotTaken
     | EscalateHandoffNotTaken
 )
@@ -221,6 +234,11 @@ class HandoffRejected(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class HandoffCancelled(DomainEvent):
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class HandoffReminderSent(DomainEvent):
     """Not taken within the department's time limit: a reminder to the department."""
 
@@ -241,6 +259,7 @@ HANDOFF_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     HandoffPlanRecorded,
     HandoffStageChanged,
     HandoffRejected,
+    HandoffCancelled,
     HandoffReminderSent,
     HandoffEscalated,
 )
@@ -267,7 +286,7 @@ def decide(
 ) -> DomainEvent:
     department = rules.require_department(request.department)
     status = request.status(department)
-    if status in ("done", "rejected"):
+    if status in ("done", "rejected", "cancelled"):
         raise RuleViolation(
             "request_closed", f"the request is {status} and accepts no further command"
         )
@@ -326,6 +345,10 @@ def decide(
                 from_stage=request.stage,
                 to_stage=department.rejected_stage,
                 reason=reason_text,
+            )
+        case CancelHandoff(reason=reason):
+            return HandoffCancelled(
+                **meta.event_fields(), reason=values.required_text("reason", reason)
             )
         case RemindHandoffNotTaken(recipient=recipient):
             if request.assignee is not None or request.reminded:
@@ -474,6 +497,8 @@ def evolve(request: HandoffRequest | None, event: DomainEvent, rules: Rules) -> 
             }
         case HandoffRejected(to_stage=to_stage, reason=reason):
             changes = {"stage": to_stage, "stage_entered_at": event.at, "rejection_reason": reason}
+        case HandoffCancelled(reason=reason):
+            changes = {"cancellation_reason": reason}
         case HandoffReminderSent():
             changes = {"reminded": True}
         case HandoffEscalated():

@@ -7,7 +7,9 @@ departments for them, one after the other, and moves on when the last one is rea
 - the last one is ready: the deal moves to its ``ready_stage`` with the price (the sum of
   the requests' prices), who estimated it and how long it took;
 - a request of the round is rejected: the deal returns to the stage it came from, with
-  the department's reason.
+  the department's reason;
+- requests nobody needs any more are cancelled: all open ones when the deal closes, and
+  a round's open ones when the deal is moved out of the round by hand.
 
 The manager looks at the deal's current state on every event of the deal (its stage
 changes and its requests' changes, which the deal records itself), so it acts on what is
@@ -24,7 +26,12 @@ from aggregates import deal, handoff
 from aggregates.rules import Rules
 from commands.context import CommandContext, CommandResult
 from commands.deals import handle_deal_command, load_deal_records
-from commands.handoffs import create_handoff, load_handoff_records, request_id_for_round
+from commands.handoffs import (
+    create_handoff,
+    handle_handoff_command,
+    load_handoff_records,
+    request_id_for_round,
+)
 from event_store import EventStore, RecordedEvent
 from process_managers.runner import Issuer
 from process_managers.state import Deadline, DeadlineChanges
@@ -32,7 +39,7 @@ from process_managers.state import Deadline, DeadlineChanges
 
 class EstimateHandoff:
     name = "estimate-handoff"
-    topics = frozenset({"DealCreated", "DealStageChanged", "DealHandoffNoted"})
+    topics = frozenset({"DealCreated", "DealStageChanged", "DealHandoffNoted", "DealClosed"})
 
     def __init__(self, store: EventStore, rules: Rules, clock: Callable[[], datetime]) -> None:
         self.store = store
@@ -49,7 +56,10 @@ class EstimateHandoff:
         """Take the deal's estimate round one step further, if it can go further."""
         records = load_deal_records(self.store, deal_id)
         state = deal.fold([r.event for r in records])
-        if state is None or state.status is not deal.DealStatus.OPEN or state.estimate is None:
+        if state is None:
+            return
+        self._cancel_moot_requests(state)
+        if state.status is not deal.DealStatus.OPEN or state.estimate is None:
             return
         estimate = state.estimate
         requests = state.round_requests()
@@ -71,6 +81,30 @@ class EstimateHandoff:
             estimate.round,
             "complete",
         )
+
+    def _cancel_moot_requests(self, state: deal.Deal) -> None:
+        """Requests nobody needs any more stop taking the departments' time: every open one
+        once the deal is closed, and an estimate round's once the deal left that round."""
+        current = None if state.estimate is None else state.estimate.round
+        closed = state.status is not deal.DealStatus.OPEN
+        for view in state.handoffs:
+            if view.status not in ("open", "in_work"):
+                continue
+            if closed:
+                reason = f"the deal was {state.status.value}"
+            elif view.round is not None and view.round != current:
+                reason = "the deal left the stage that asked for this estimate"
+            else:
+                continue
+            self._cancel(view.request_id, reason)
+
+    def _cancel(self, request_id: UUID, reason: str) -> None:
+        command = handoff.CancelHandoff(reason)
+
+        def send(ctx: CommandContext) -> CommandResult:
+            return handle_handoff_command(self.store, self.rules, request_id, command, ctx)
+
+        self.issuer.issue(send, request_id, "cancel")
 
     def _ask(self, state: deal.Deal, round_no: int, department: str) -> None:
         request_id = request_id_for_round(state.deal_id, round_no, department)

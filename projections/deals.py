@@ -39,7 +39,7 @@ from projections.base import Projection
 
 Row = dict[str, Any]
 CENT = Decimal("0.01")
-CLOSED_REQUEST_STATUSES = frozenset({"done", "rejected"})
+CLOSED_REQUEST_STATUSES = frozenset({"done", "rejected", "cancelled"})
 
 _SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 """The folds are this module's Python code: any change to it rebuilds the read models."""
@@ -428,6 +428,7 @@ HANDOFF_COLUMNS: tuple[Column, ...] = (
     Column("plan_hours", "DECIMAL(18,2)", pa.decimal128(18, 2)),
     _text("plan_notes"),
     _text("rejection_reason"),
+    _text("cancellation_reason"),
     _flag("reminded"),
     _flag("escalated"),
     _moment("stage_entered_at"),
@@ -452,6 +453,7 @@ class HandoffProjection(KeyedFold):
             "HandoffPlanRecorded",
             "HandoffStageChanged",
             "HandoffRejected",
+            "HandoffCancelled",
             "HandoffReminderSent",
             "HandoffEscalated",
         }
@@ -480,6 +482,8 @@ class HandoffProjection(KeyedFold):
 
     def status(self, row: Row) -> str:
         """As ``HandoffRequest.status``, from the department's configuration."""
+        if row["cancellation_reason"] is not None:
+            return "cancelled"
         department = self.rules.departments.get(row["department"])
         if department is None:
             # a department no longer configured: what the request itself still tells
@@ -545,6 +549,8 @@ class HandoffProjection(KeyedFold):
                     request["stage"] = doc["to_stage"]
                     request["stage_entered_at"] = at
                     request["rejection_reason"] = doc["reason"]
+                case "HandoffCancelled":
+                    request["cancellation_reason"] = doc["reason"]
                 case "HandoffReminderSent":
                     request["reminded"] = True
                 case "HandoffEscalated":

@@ -21,7 +21,7 @@ from aggregates.rules import Department
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 UNASSIGNED = "unassigned"
-OPEN_REQUEST = "status NOT IN ('done', 'rejected')"
+OPEN_REQUEST = "status NOT IN ('done', 'rejected', 'cancelled')"
 
 DEAL_COLUMNS = (
     "deal_id, funnel, stage, status, title, company_name, company_id, source, manager, "
@@ -306,7 +306,7 @@ def handoff_report(
 def department_load(
     cursor: duckdb.DuckDBPyConnection, departments: Iterable[Department]
 ) -> list[dict[str, Any]]:
-    """Open requests (not done or rejected) per department and person; every configured
+    """Open requests (not done, rejected or cancelled) per department and person; every configured
     department is listed, with none open too."""
     cursor.execute(
         "SELECT department, assignee, status, count(*) AS n FROM handoffs "

@@ -123,7 +123,7 @@ class HandoffViewOut(BaseModel):
     request_id: UUID
     department: str
     stage: str
-    status: Literal["open", "in_work", "ready", "done", "rejected"]
+    status: Literal["open", "in_work", "ready", "done", "rejected", "cancelled"]
     assignee: str | None
     price: Decimal | None
     round: int | None
@@ -227,7 +227,7 @@ class HandoffDetail(BaseModel):
     deal_id: UUID
     department: str
     stage: str
-    status: Literal["open", "in_work", "ready", "done", "rejected"]
+    status: Literal["open", "in_work", "ready", "done", "rejected", "cancelled"]
     round: int | None
     notes: str | None
     assignee: str | None
@@ -237,6 +237,7 @@ class HandoffDetail(BaseModel):
     price: Decimal | None
     ready_at: datetime | None
     rejection_reason: str | None
+    cancellation_reason: str | None
     reminded: bool
     escalated: bool
     created_at: datetime

@@ -11,7 +11,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 DealStatus = Literal["open", "won", "lost"]
-HandoffStatus = Literal["open", "in_work", "ready", "done", "rejected"]
+HandoffStatus = Literal["open", "in_work", "ready", "done", "rejected", "cancelled"]
 AlertKind = Literal["reminder", "escalation", "approval_request"]
 AlertSubject = Literal["lead", "handoff", "client_assignment"]
 AssignmentStatus = Literal["assigned", "pending_approval", "declined"]
@@ -48,7 +48,7 @@ class DealSummary(BaseModel):
     estimate_seconds: float | None
     estimate_rejection: str | None
     requests: int = Field(description="Hand-off requests the deal sent")
-    open_requests: int = Field(description="Its hand-off requests not done or rejected")
+    open_requests: int = Field(description="Its hand-off requests not done, rejected or cancelled")
     close_reason: str | None
     created_at: datetime
     updated_at: datetime

@@ -446,3 +446,44 @@ def test_hand_off_requests_refuse_out_of_order_work(api: TestClient, platform: P
     assert rule("reject", {"reason": " "}) == "reason"
     history = ok(api.get(f"/handoffs/{rid}/history"))["events"]
     assert [e["type"] for e in history] == ["HandoffRequested", "HandoffTaken"]
+
+
+def test_requests_nobody_needs_any_more_are_cancelled(api: TestClient, platform: Platform) -> None:
+    # the seller moves the deal back out of the estimate: the round's open request stops
+    deal_id = new_deal(api)
+    ok(api.post(f"/deals/{deal_id}/stage", json={"stage": "estimate"}, headers=SELLER))
+    platform.processes.run_once()
+    [first] = deal_of(api, deal_id)["handoffs"]
+    ok(api.post(f"/handoffs/{first['request_id']}/take", headers=LOGISTICIAN))
+    ok(api.post(f"/deals/{deal_id}/stage", json={"stage": "new"}, headers=SELLER))
+    manual = ok(
+        api.post(f"/deals/{deal_id}/requests", json={"department": "engineering"}, headers=SELLER),
+        201,
+    )["request_id"]
+    platform.processes.run_once()
+    request = ok(api.get(f"/handoffs/{first['request_id']}"))
+    assert request["status"] == "cancelled"
+    assert request["cancellation_reason"] == "the deal left the stage that asked for this estimate"
+    refused = api.post(
+        f"/handoffs/{first['request_id']}/reject", json={"reason": "x"}, headers=LOGISTICIAN
+    )
+    assert refused.status_code == 409
+    assert refused.json()["rule"] == "request_closed"
+    assert ok(api.get(f"/handoffs/{manual}"))["status"] == "open"  # still wanted
+
+    # the deal is lost: every open request of it stops, the department's load drops
+    lost = {"outcome": "lost", "reason": "the client bought a used tractor"}
+    ok(api.post(f"/deals/{deal_id}/close", json=lost, headers=SELLER))
+    platform.processes.run_once()
+    deal = deal_of(api, deal_id)
+    assert [h["status"] for h in deal["handoffs"]] == ["cancelled", "cancelled"]
+    assert ok(api.get(f"/handoffs/{manual}"))["cancellation_reason"] == "the deal was lost"
+    load = ok(
+        api.get(
+            "/reports/department-load",
+            params={"min_position": platform.store.last_position()},
+        )
+    )
+    assert "lev.logistics" not in str(load)  # the taken, cancelled request is no load
+    handoffs = ok(api.get("/handoffs", params={"deal_id": deal_id, "status": "cancelled"}))
+    assert handoffs["total"] == 2

@@ -589,6 +589,7 @@ def _handoff_fields(state: handoff.HandoffRequest) -> dict[str, Any]:
         "plan_hours": None if plan is None else plan.hours,
         "plan_notes": None if plan is None else plan.notes,
         "rejection_reason": state.rejection_reason,
+        "cancellation_reason": state.cancellation_reason,
         "reminded": state.reminded,
         "escalated": state.escalated,
         "stage_entered_at": state.stage_entered_at,

@@ -261,7 +261,7 @@ def handoff_report(
 
 @router.get("/reports/department-load", response_model=DepartmentLoadReport)
 def department_load(platform: PlatformDep, cursor: ReadCursor) -> dict[str, Any]:
-    """Open requests (not done or rejected) per department and person, every configured
+    """Open requests (not done, rejected or cancelled) per department and person, every configured
     department listed; requests nobody took count as "unassigned"."""
     departments = deal_queries.department_load(cursor, platform.rules.departments.values())
     return {"departments": departments}
