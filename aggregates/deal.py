@@ -21,7 +21,7 @@ Rules in brief:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -443,7 +443,8 @@ def _move(deal: Deal, stage_id: str, rules: Rules, meta: CommandMeta) -> DealSta
 
 
 def _is_ready(view: HandoffView | None, rules: Rules) -> bool:
-    if view is None:
+    """Estimated: at a ready stage of its department, and neither cancelled nor rejected."""
+    if view is None or view.status not in ("ready", "done"):
         return False
     department = rules.departments.get(view.department)
     return department is not None and department.is_ready(view.stage)
@@ -477,7 +478,9 @@ def issue_invoice(
     number = values.required_text("number", command.number)
     amount = values.amount("amount", command.amount, positive=True)
     organisation = rules.require_organisation(command.organisation)
-    issued_on = values.day("issued_on", command.issued_on, required=False) or meta.at.date()
+    issued_on = values.day("issued_on", command.issued_on, required=False) or (
+        meta.at.astimezone(UTC).date()
+    )
     if deal.contract is None:
         raise RuleViolation("contract_required", "record the contract before an invoice")
     if any(invoice.number == number for invoice in deal.invoices):

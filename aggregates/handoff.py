@@ -310,6 +310,7 @@ def decide(
             notes_text = values.text("notes", notes, required=False)
             _require_outcome_kind(department, "engineering")
             _require_in_work(request, department)
+            _require_not_ready(request, department)
             return HandoffPlanRecorded(**meta.event_fields(), hours=planned, notes=notes_text)
         case MoveHandoffToStage(stage=stage_id):
             stage = department.funnel.stage(stage_id)
@@ -380,6 +381,14 @@ def _require_in_work(request: HandoffRequest, department: Department) -> None:
         )
 
 
+def _require_not_ready(request: HandoffRequest, department: Department) -> None:
+    if department.is_ready(request.stage):
+        raise RuleViolation(
+            "request_ready",
+            f"the request is at '{request.stage}': move it back to work for a new outcome",
+        )
+
+
 def _has_outcome(request: HandoffRequest, department: Department) -> bool:
     if department.outcome == "logistics":
         return request.logistics is not None
@@ -416,10 +425,7 @@ def _logistics(
         raise InvalidValue("contractor_id", f"unknown contractor {command.contractor_id}")
     _require_outcome_kind(department, "logistics")
     _require_in_work(request, department)
-    if department.is_ready(request.stage):
-        raise RuleViolation(
-            "request_ready", "the request is at approval: move it back to work to re-estimate"
-        )
+    _require_not_ready(request, department)
     return HandoffLogisticsEstimated(
         **meta.event_fields(),
         contractor_id=command.contractor_id,

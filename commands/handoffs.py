@@ -9,6 +9,7 @@ rating, so the directory's history is exactly the estimates that used it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from uuid import UUID, uuid5
 
@@ -109,9 +110,8 @@ def handle_handoff_command(
             found = contractor.fold([r.event for r in _contractor_records(store, command)])
             if found is not None:
                 quote_stream = (command.contractor_id, found)
-                checked = handoff.RecordLogisticsEstimate(
-                    **{**command.__dict__, "contractor_name": found.name}
-                )
+            # the name comes from the directory only: an unknown contractor has none
+            checked = replace(command, contractor_name=None if found is None else found.name)
         event = handoff.decide(state, checked, rules, ctx.meta)
         after = handoff.evolve(state, event, rules)
         new_events = [

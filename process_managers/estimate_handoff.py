@@ -71,7 +71,7 @@ class EstimateHandoff:
             if view.status == "rejected":
                 self._return(state, estimate.round, view.request_id)
                 return
-            if not self.rules.require_department(department).is_ready(view.stage):
+            if view.status not in ("ready", "done"):
                 return
         self.issuer.issue(
             lambda ctx: handle_deal_command(
