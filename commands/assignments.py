@@ -11,16 +11,13 @@ from aggregates import limits
 from aggregates.base import DomainEvent
 from aggregates.rules import Rules
 from commands.context import CommandContext, CommandResult
-from commands.execution import execute
+from commands.execution import execute, load_stream
 from event_store import EventStore, NewEvent, RecordedEvent
 
 
 def load_assignment_records(store: EventStore, assignment_id: UUID) -> list[RecordedEvent]:
-    records = store.load(assignment_id)
     kinds = (limits.ClientAssigned, limits.ClientAssignmentApprovalRequested)
-    if records and not isinstance(records[0].event, kinds):
-        return []
-    return records
+    return load_stream(store, assignment_id, kinds)
 
 
 def _with_count(

@@ -8,7 +8,7 @@ from uuid import UUID, uuid5
 
 from aggregates import contractor
 from commands.context import CommandContext, CommandResult, StreamNotFound
-from commands.execution import execute
+from commands.execution import execute, load_stream
 from event_store import EventStore, NewEvent, RecordedEvent
 
 CONTRACTOR_NAMESPACE = UUID("4c2e9b7a-3d1f-4a6c-8e5b-7f0a9d2c1b34")
@@ -21,10 +21,7 @@ def contractor_id_for(command_id: UUID) -> UUID:
 def load_contractor_records(
     store: EventStore, contractor_id: UUID, *, as_of: datetime | None = None
 ) -> list[RecordedEvent]:
-    records = store.load(contractor_id, as_of=as_of)
-    if records and not isinstance(records[0].event, contractor.ContractorRegistered):
-        return []
-    return records
+    return load_stream(store, contractor_id, contractor.ContractorRegistered, as_of=as_of)
 
 
 def load_contractor(store: EventStore, contractor_id: UUID) -> contractor.Contractor:

@@ -19,7 +19,7 @@ from aggregates.errors import InvalidValue, RuleViolation
 from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
 from commands.context import CommandContext, CommandResult, StreamNotFound, VersionConflict
-from commands.execution import execute
+from commands.execution import execute, load_stream
 from commands.leads import load_lead
 from event_store import EventStore, NewEvent, RecordedEvent
 
@@ -39,10 +39,7 @@ def load_deal_records(
     store: EventStore, deal_id: UUID, *, as_of: datetime | None = None
 ) -> list[RecordedEvent]:
     """A deal's recorded events (empty when the id is no deal's)."""
-    records = store.load(deal_id, as_of=as_of)
-    if records and not isinstance(records[0].event, deal.DealCreated):
-        return []
-    return records
+    return load_stream(store, deal_id, deal.DealCreated, as_of=as_of)
 
 
 def load_deal(store: EventStore, deal_id: UUID) -> tuple[deal.Deal, list[RecordedEvent]]:

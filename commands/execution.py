@@ -13,8 +13,10 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from uuid import UUID
 
+from aggregates.base import DomainEvent
 from commands.context import (
     CommandContext,
     CommandResult,
@@ -31,6 +33,21 @@ organisation's revenue ledger) each round lets one writer through; the rest deci
 Decision = Callable[[list[RecordedEvent]], Sequence[NewEvent]]
 """Given the primary stream's history, the events to append (the first one on the
 primary stream at its next version)."""
+
+
+def load_stream(
+    store: EventStore,
+    stream_id: UUID,
+    first: type[DomainEvent] | tuple[type[DomainEvent], ...],
+    *,
+    as_of: datetime | None = None,
+) -> list[RecordedEvent]:
+    """A stream's recorded events when it is of the kind that starts with ``first``, else
+    none: an id of another kind (a lead's id asked for as a deal's) reads as unknown."""
+    records = store.load(stream_id, as_of=as_of)
+    if records and not isinstance(records[0].event, first):
+        return []
+    return records
 
 
 def find_replay(history: list[RecordedEvent], ctx: CommandContext) -> CommandResult | None:

@@ -18,7 +18,7 @@ from aggregates.errors import InvalidValue, RuleViolation
 from aggregates.rules import Rules
 from commands.context import CommandContext, CommandResult, StreamNotFound
 from commands.deals import load_deal_records
-from commands.execution import execute
+from commands.execution import execute, load_stream
 from event_store import EventStore, NewEvent, RecordedEvent
 
 HANDOFF_NAMESPACE = UUID("9a7e3c2d-1f4b-4e8a-b6d5-c3a2f1e0d9b8")
@@ -37,10 +37,7 @@ def request_id_for(command_id: UUID) -> UUID:
 def load_handoff_records(
     store: EventStore, request_id: UUID, *, as_of: datetime | None = None
 ) -> list[RecordedEvent]:
-    records = store.load(request_id, as_of=as_of)
-    if records and not isinstance(records[0].event, handoff.HandoffRequested):
-        return []
-    return records
+    return load_stream(store, request_id, handoff.HandoffRequested, as_of=as_of)
 
 
 def load_handoff(
@@ -150,7 +147,4 @@ def _contractor_records(
     store: EventStore, command: handoff.RecordLogisticsEstimate
 ) -> list[RecordedEvent]:
     assert command.contractor_id is not None
-    records = store.load(command.contractor_id)
-    if records and not isinstance(records[0].event, contractor.ContractorRegistered):
-        return []
-    return records
+    return load_stream(store, command.contractor_id, contractor.ContractorRegistered)

@@ -21,7 +21,7 @@ from commands.context import (
     StreamNotFound,
     VersionConflict,
 )
-from commands.execution import find_replay
+from commands.execution import find_replay, load_stream
 from event_store import ConcurrencyError, EventStore, NewEvent, RecordedEvent
 
 LEAD_NAMESPACE = UUID("a3c9f0de-2b61-4f7a-8f0c-51e1f6d2c9aa")
@@ -74,10 +74,7 @@ def load_lead_records(
     store: EventStore, lead_id: UUID, *, as_of: datetime | None = None
 ) -> list[RecordedEvent]:
     """A lead's recorded events (empty when the id is no lead's, e.g. a company's stream)."""
-    records = store.load(lead_id, as_of=as_of)
-    if records and not isinstance(records[0].event, lead.LeadCreated):
-        return []
-    return records
+    return load_stream(store, lead_id, lead.LeadCreated, as_of=as_of)
 
 
 def load_lead(store: EventStore, lead_id: UUID) -> tuple[lead.Lead, list[RecordedEvent]]:

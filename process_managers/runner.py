@@ -20,6 +20,7 @@ from uuid import UUID, uuid5
 from aggregates.errors import DomainError
 from commands.context import CommandContext, CommandFailed, CommandResult, VersionConflict
 from event_store import EventStore, RecordedEvent
+from event_store.follow import follow_until_stopped
 from process_managers.state import Deadline, DeadlineChanges, ProcessStore
 
 log = logging.getLogger(__name__)
@@ -139,13 +140,6 @@ class ProcessRunner:
         self._wake.set()
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
-        backoff = poll_seconds
-        while not stop.is_set():
-            try:
-                self.run_once()
-                backoff = poll_seconds
-            except Exception:
-                log.exception("process managers failed; retrying in %.1fs", backoff)
-                backoff = min(backoff * 2, 30.0)
-            self._wake.wait(backoff)
-            self._wake.clear()
+        follow_until_stopped(
+            self.run_once, self._wake, stop, poll_seconds, what="process managers", log=log
+        )

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from event_store import EventStore
+from event_store.follow import follow_until_stopped
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 
@@ -166,18 +167,16 @@ class Projector:
         self._wake.set()
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
-        backoff = poll_seconds
-        while not stop.is_set():
-            try:
-                self.catch_up()
-                backoff = poll_seconds
-            except Exception:
-                log.exception("projector failed; retrying in %.1fs", backoff)
-                backoff = min(backoff * 2, 30.0)
-            self._wake.wait(backoff)
-            self._wake.clear()
-            # let a burst of appends land, so it is folded as one page, not one per command
-            stop.wait(self.batch_window)
+        # a burst of appends settles first, so it is folded as one page, not one per command
+        follow_until_stopped(
+            self.catch_up,
+            self._wake,
+            stop,
+            poll_seconds,
+            what="projector",
+            log=log,
+            settle_seconds=self.batch_window,
+        )
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Block until the read models include ``position``; False on timeout."""

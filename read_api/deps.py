@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import duckdb
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query, Request, Response
 
-from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext
+from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext, CommandResult
 from leadledger.wiring import Platform
 from read_api.errors import BadRequestValue, ReadModelsBehind
 
@@ -85,6 +85,14 @@ class CommandHeaders:
             idempotency_key=self.idempotency_key,
             correlation_id=self.correlation_id,
         )
+
+
+def mark_accepted(result: CommandResult, response: Response) -> None:
+    """The headers of an accepted command: the new version as ETag, and whether an
+    Idempotency-Key replayed an earlier answer."""
+    response.headers["ETag"] = f'"{result.version}"'
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
 
 
 def read_cursor(

@@ -25,7 +25,7 @@ from commands.handoffs import (
 )
 from event_store.codec import dumps_http
 from read_api.deal_views import deal_detail, deal_history, handoff_detail, handoff_history
-from read_api.deps import CommandHeaders, PlatformDep, as_utc
+from read_api.deps import CommandHeaders, PlatformDep, as_utc, mark_accepted
 from schemas.deals import (
     ContractRequest,
     ConvertLeadRequest,
@@ -64,16 +64,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _deal_accepted(result: CommandResult, response: Response) -> DealAccepted:
-    response.headers["ETag"] = f'"{result.version}"'
-    if result.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    mark_accepted(result, response)
     return DealAccepted(deal_id=result.stream_id, version=result.version, position=result.position)
 
 
 def _handoff_accepted(result: CommandResult, response: Response) -> HandoffAccepted:
-    response.headers["ETag"] = f'"{result.version}"'
-    if result.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    mark_accepted(result, response)
     return HandoffAccepted(
         request_id=result.stream_id, version=result.version, position=result.position
     )

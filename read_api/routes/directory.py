@@ -18,7 +18,7 @@ from commands.contractors import (
 )
 from event_store.codec import dumps_http
 from read_api.deal_views import assignment_detail
-from read_api.deps import CommandHeaders, PlatformDep
+from read_api.deps import CommandHeaders, PlatformDep, mark_accepted
 from read_api.views import stream_history
 from schemas.deals import (
     AssignmentAccepted,
@@ -44,9 +44,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _contractor_accepted(result: CommandResult, response: Response) -> ContractorAccepted:
-    response.headers["ETag"] = f'"{result.version}"'
-    if result.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    mark_accepted(result, response)
     return ContractorAccepted(
         contractor_id=result.stream_id, version=result.version, position=result.position
     )
@@ -130,9 +128,7 @@ def _assignment_accepted(
         [r.event for r in load_assignment_records(platform.store, result.stream_id)]
     )
     assert state is not None
-    response.headers["ETag"] = f'"{result.version}"'
-    if result.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    mark_accepted(result, response)
     return AssignmentAccepted(
         assignment_id=result.stream_id,
         status=state.status,  # type: ignore[arg-type]

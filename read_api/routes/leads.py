@@ -13,7 +13,7 @@ from commands.context import CommandResult, StreamNotFound
 from commands.leads import create_lead, handle_lead_command, lead_id_for, load_lead_records
 from event_store.codec import dumps_http
 from read_api import queries
-from read_api.deps import CommandHeaders, Period, PlatformDep, ReadCursor, as_utc
+from read_api.deps import CommandHeaders, Period, PlatformDep, ReadCursor, as_utc, mark_accepted
 from read_api.views import detail_from_row, detail_from_state, history
 from schemas.leads import (
     AssessmentRequest,
@@ -43,9 +43,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _accepted(result: CommandResult, response: Response) -> CommandAccepted:
-    response.headers["ETag"] = f'"{result.version}"'
-    if result.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    mark_accepted(result, response)
     return CommandAccepted(
         lead_id=result.stream_id, version=result.version, position=result.position
     )
