@@ -61,7 +61,8 @@ def create_app(
 
     @app.get("/health", tags=["operations"])
     def health(platform: PlatformDep) -> dict[str, Any]:
-        """Liveness and how far the read models are behind the event store."""
+        """Liveness, and how far the read models and the process managers (wherever
+        they run) are behind the event store."""
         last = platform.store.last_position()
         projected = platform.projector.position
         return {
@@ -70,6 +71,10 @@ def create_app(
             "event_store_position": last,
             "read_model_position": projected,
             "lag": max(0, last - projected),
+            "process_managers": {
+                manager.name: platform.processes.position(manager.name)
+                for manager in platform.processes.managers
+            },
         }
 
     return app

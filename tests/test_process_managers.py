@@ -393,3 +393,15 @@ def test_deadlines_survive_a_restart(store: EventStore, seller: Seller, clock: F
     clock.advance(days=1)
     runner(store, seller, clock).run_once()  # another process, the same stored deadlines
     assert [a[0] for a in _alerts(store, lead_id)] == ["LeadAnswerReminderSent"]
+
+
+def test_health_shows_where_each_process_manager_is(make_platform: PlatformFactory) -> None:
+    platform: Platform = make_platform(process_managers=False)
+    seller = Seller(platform.store, platform.clock)  # type: ignore[arg-type]
+    seller.deal()
+    with TestClient(create_app(platform, close_on_exit=False)) as api:
+        before = api.get("/health").json()["process_managers"]
+        assert before == {"estimate-handoff": 0, "lead-conversion": 0, "deadlines": 0}
+        platform.processes.run_once()
+        after = api.get("/health").json()["process_managers"]
+        assert set(after.values()) == {platform.store.last_position()}
