@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -60,6 +61,107 @@ class Organisation:
 
 
 @dataclass(frozen=True)
+class ProjectStatus:
+    id: str
+    name: str
+    time_limit_hours: float | None
+    stops_clock: bool = False
+    """On hold: time in it is no status's time and counts against no limit."""
+
+
+@dataclass(frozen=True)
+class HealthRules:
+    """Thresholds of the computed portfolio health; each rule that holds gives its level."""
+
+    overdue_tasks_some: int = 1
+    overdue_tasks_big: int = 3
+    status_over_limit: str = "some_difficulties"
+    hours_over_plan_percent_some: float = 10.0
+    hours_over_plan_percent_big: float = 30.0
+    overdue_unpaid_invoice: str = "big_difficulties"
+
+
+HEALTH_LEVELS = ("good", "some_difficulties", "big_difficulties")
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """The production calendar: the hours each working day asks for."""
+
+    hours_per_day: float = 8.0
+    working_weekdays: frozenset[int] = frozenset({1, 2, 3, 4, 5})
+    holidays: frozenset[date] = frozenset()
+
+    def working_hours(self, day: date) -> float:
+        if day.isoweekday() not in self.working_weekdays or day in self.holidays:
+            return 0.0
+        return self.hours_per_day
+
+
+@dataclass(frozen=True)
+class ProjectRules:
+    statuses: tuple[ProjectStatus, ...]
+    first_status: str
+    done_status: str
+    mandatory_fields: tuple[str, ...]
+    departments: Mapping[str, str]
+    health: HealthRules
+    calendar: Calendar
+
+    def status(self, status_id: str) -> ProjectStatus | None:
+        return next((s for s in self.statuses if s.id == status_id), None)
+
+    def require_status(self, status_id: str, field: str = "status") -> ProjectStatus:
+        status = self.status(status_id)
+        if status is None:
+            known = ", ".join(s.id for s in self.statuses)
+            raise InvalidValue(field, f"unknown status '{status_id}' (statuses: {known})")
+        return status
+
+    def department_for(self, deal_funnel: str) -> str:
+        return self.departments.get(deal_funnel) or self.departments.get("default") or "production"
+
+    @classmethod
+    def from_config(cls, projects: Mapping[str, Any], calendar: Mapping[str, Any]) -> ProjectRules:
+        statuses = tuple(
+            ProjectStatus(
+                id=str(s["id"]),
+                name=str(s.get("name", s["id"])),
+                time_limit_hours=(
+                    None if s.get("time_limit_hours") is None else float(s["time_limit_hours"])
+                ),
+                stops_clock=bool(s.get("stops_clock", False)),
+            )
+            for s in projects.get("statuses", [])
+        )
+        ids = [s.id for s in statuses]
+        if not statuses or len(set(ids)) != len(ids):
+            raise ValueError("[projects] needs statuses with unique ids")
+        first = str(projects.get("first_status", ids[0]))
+        done = str(projects.get("done_status", "done"))
+        for name, value in (("first_status", first), ("done_status", done)):
+            if value not in ids:
+                raise ValueError(f"[projects] {name} '{value}' is not one of the statuses")
+        health = projects.get("health", {})
+        for key in ("status_over_limit", "overdue_unpaid_invoice"):
+            if key in health and health[key] not in HEALTH_LEVELS:
+                raise ValueError(f"[projects.health] {key} must be one of {HEALTH_LEVELS}")
+        return cls(
+            statuses=statuses,
+            first_status=first,
+            done_status=done,
+            mandatory_fields=tuple(projects.get("mandatory_fields", [])),
+            departments={str(k): str(v) for k, v in projects.get("departments", {}).items()},
+            health=HealthRules(**health),
+            calendar=Calendar(
+                hours_per_day=float(calendar.get("hours_per_day", 8)),
+                working_weekdays=frozenset(calendar.get("working_weekdays", [1, 2, 3, 4, 5])),
+                holidays=frozenset(date.fromisoformat(d) for d in calendar.get("holidays", [])),
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class Rules:
     deal_funnels: FunnelCatalog
     departments: Mapping[str, Department]
@@ -69,6 +171,13 @@ class Rules:
     heads: Mapping[str, str] | None = None
     monthly_new_client_cap: int = 5
     approvers: frozenset[str] = frozenset()
+    projects: ProjectRules | None = None
+
+    @property
+    def project(self) -> ProjectRules:
+        if self.projects is None:
+            raise ValueError("the rules configuration has no [projects] section")
+        return self.projects
 
     def head_of(self, manager: str) -> str:
         return (self.heads or {}).get(manager, self.default_head)
@@ -121,6 +230,11 @@ class Rules:
             heads={str(k): str(v) for k, v in escalation.get("heads", {}).items()},
             monthly_new_client_cap=cap,
             approvers=frozenset(str(a) for a in assignments.get("approvers", [])),
+            projects=(
+                ProjectRules.from_config(rules["projects"], rules.get("calendar", {}))
+                if "projects" in rules
+                else None
+            ),
         )
 
 

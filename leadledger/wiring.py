@@ -21,7 +21,7 @@ from aggregates.limits import LIMIT_EVENT_TYPES
 from aggregates.rules import Rules
 from event_store import EventStore, open_event_store
 from event_store.codec import EventCodec
-from leadledger.settings import Settings
+from leadledger.settings import DEFAULT_RULES_FILE, Settings
 from process_managers.deadlines import Deadlines
 from process_managers.estimate_handoff import EstimateHandoff
 from process_managers.lead_conversion import LeadConversion
@@ -56,9 +56,11 @@ def load_funnels(path: Path) -> FunnelCatalog:
 
 
 def load_rules(funnels_file: Path, rules_file: Path) -> Rules:
-    return Rules.from_config(
-        _load_toml(funnels_file, "funnel configuration"), _load_toml(rules_file, "rules")
-    )
+    """The rules; a section the file leaves out takes the packaged default."""
+    rules = _load_toml(rules_file, "rules")
+    if rules_file != DEFAULT_RULES_FILE:
+        rules = {**_load_toml(DEFAULT_RULES_FILE, "rules"), **rules}
+    return Rules.from_config(_load_toml(funnels_file, "funnel configuration"), rules)
 
 
 def event_codec() -> EventCodec:

@@ -1,0 +1,203 @@
+"""A project's billing: its invoices (number, amount, due date) and the payments received.
+
+The payment status is derived: ``not_paid`` (nothing received), ``partially_paid`` (some
+of the invoiced amount left), ``paid`` (nothing left); per invoice and for the project.
+A payment above what is left of its invoice is refused, naming what is left.
+One stream per project, started by its first invoice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID, uuid5
+
+from aggregates import values
+from aggregates.base import CommandMeta, DomainEvent
+from aggregates.errors import InvalidValue, RuleViolation
+
+BILLING_NAMESPACE = UUID("8b1d5e3f-2c4a-4f6b-9e7d-1a0c3b5d7f92")
+ZERO = Decimal("0.00")
+
+
+def billing_stream_id(project_id: UUID) -> UUID:
+    return uuid5(BILLING_NAMESPACE, f"billing:{project_id}")
+
+
+def payment_status(invoiced: Decimal, paid: Decimal) -> str:
+    if paid <= 0:
+        return "not_paid"
+    return "paid" if paid >= invoiced else "partially_paid"
+
+
+@dataclass(frozen=True)
+class ProjectInvoice:
+    number: str
+    amount: Decimal
+    due_date: date
+    issued_on: date
+    paid: Decimal
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.amount - self.paid
+
+    @property
+    def status(self) -> str:
+        return payment_status(self.amount, self.paid)
+
+    def overdue(self, today: date) -> bool:
+        return self.remaining > 0 and self.due_date < today
+
+
+@dataclass(frozen=True)
+class Billing:
+    project_id: UUID
+    version: int
+    invoices: tuple[ProjectInvoice, ...]
+    payments: int
+    updated_at: datetime
+
+    @property
+    def invoiced(self) -> Decimal:
+        return sum((i.amount for i in self.invoices), ZERO)
+
+    @property
+    def paid(self) -> Decimal:
+        return sum((i.paid for i in self.invoices), ZERO)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.invoiced - self.paid
+
+    @property
+    def status(self) -> str:
+        return payment_status(self.invoiced, self.paid)
+
+    def invoice(self, number: str) -> ProjectInvoice | None:
+        return next((i for i in self.invoices if i.number == number), None)
+
+
+def empty_billing(project_id: UUID, at: datetime) -> Billing:
+    return Billing(project_id, 0, (), 0, at)
+
+
+@dataclass(frozen=True)
+class IssueProjectInvoice:
+    number: str
+    amount: Decimal
+    due_date: date
+    issued_on: date | None = None
+
+
+@dataclass(frozen=True)
+class RecordPayment:
+    invoice_number: str
+    amount: Decimal
+    paid_on: date
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectInvoiceIssued(DomainEvent):
+    project_id: UUID
+    number: str
+    amount: Decimal
+    due_date: date
+    issued_on: date
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectPaymentRecorded(DomainEvent):
+    project_id: UUID
+    invoice_number: str
+    amount: Decimal
+    paid_on: date
+    invoice_remaining: Decimal
+    """What is left of the invoice after this payment."""
+
+
+BILLING_EVENT_TYPES: tuple[type[DomainEvent], ...] = (ProjectInvoiceIssued, ProjectPaymentRecorded)
+
+
+def decide(
+    billing: Billing, command: IssueProjectInvoice | RecordPayment, meta: CommandMeta
+) -> DomainEvent:
+    match command:
+        case IssueProjectInvoice():
+            number = values.required_text("number", command.number)
+            amount = values.amount("amount", command.amount, positive=True)
+            due = values.day("due_date", command.due_date, required=True)
+            issued = values.day("issued_on", command.issued_on, required=False) or (
+                meta.at.astimezone(UTC).date()
+            )
+            assert due is not None
+            if due < issued:
+                raise InvalidValue("due_date", "'due_date' must not be before the invoice's day")
+            if billing.invoice(number) is not None:
+                raise RuleViolation("invoice_number_taken", f"the project has invoice '{number}'")
+            return ProjectInvoiceIssued(
+                **meta.event_fields(),
+                project_id=billing.project_id,
+                number=number,
+                amount=amount,
+                due_date=due,
+                issued_on=issued,
+            )
+        case RecordPayment():
+            number = values.required_text("invoice_number", command.invoice_number)
+            amount = values.amount("amount", command.amount, positive=True)
+            paid_on = values.day("paid_on", command.paid_on, required=True)
+            assert paid_on is not None
+            invoice = billing.invoice(number)
+            if invoice is None:
+                raise InvalidValue("invoice_number", f"the project has no invoice '{number}'")
+            if amount > invoice.remaining:
+                raise RuleViolation(
+                    "overpayment",
+                    f"invoice '{number}' has {invoice.remaining} left to pay: a payment of "
+                    f"{amount} would overpay it",
+                    remaining=str(invoice.remaining),
+                    requested=str(amount),
+                )
+            return ProjectPaymentRecorded(
+                **meta.event_fields(),
+                project_id=billing.project_id,
+                invoice_number=number,
+                amount=amount,
+                paid_on=paid_on,
+                invoice_remaining=invoice.remaining - amount,
+            )
+    raise TypeError(f"not a billing command: {command!r}")  # pragma: no cover
+
+
+def evolve(billing: Billing | None, event: DomainEvent) -> Billing:
+    changes: dict[str, Any]
+    match event:
+        case ProjectInvoiceIssued():
+            billing = billing or empty_billing(event.project_id, event.at)
+            invoice = ProjectInvoice(
+                event.number, event.amount, event.due_date, event.issued_on, ZERO
+            )
+            changes = {"invoices": (*billing.invoices, invoice)}
+        case ProjectPaymentRecorded(invoice_number=number, amount=amount):
+            if billing is None:
+                raise ValueError("a payment needs an invoice first")
+            changes = {
+                "invoices": tuple(
+                    replace(i, paid=i.paid + amount) if i.number == number else i
+                    for i in billing.invoices
+                ),
+                "payments": billing.payments + 1,
+            }
+        case _:
+            raise ValueError(f"not a billing event: {event.type}")
+    return replace(billing, version=billing.version + 1, updated_at=event.at, **changes)
+
+
+def fold(events: list[DomainEvent]) -> Billing | None:
+    billing: Billing | None = None
+    for event in events:
+        billing = evolve(billing, event)
+    return billing

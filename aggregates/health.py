@@ -1,0 +1,104 @@
+"""Portfolio health computed by rules: a pure function of a project's events (folded into
+its state and its billing) and the instant it is asked for.
+
+Each rule that holds gives a level and a reason; the worst level wins, ``good`` when none
+holds. A PM's manual health overrides the computed one until cleared (see
+:class:`aggregates.project.Project.health`); both histories are kept as events.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from aggregates.billing import Billing
+from aggregates.project import Project
+from aggregates.rules import HEALTH_LEVELS, ProjectRules
+
+
+def _worst(levels: list[str]) -> str:
+    return max(levels, key=HEALTH_LEVELS.index, default="good")
+
+
+def _today(now: datetime) -> date:
+    return now.astimezone(UTC).date()
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min, UTC)
+
+
+def compute_health(
+    project: Project, billing: Billing | None, now: datetime, rules: ProjectRules
+) -> tuple[str, tuple[str, ...]]:
+    """The computed level and the reasons behind it."""
+    health = rules.health
+    today = _today(now)
+    found: list[tuple[str, str]] = []
+    working = project.status != rules.done_status
+    if working:
+        overdue = [
+            t.task_id
+            for t in project.tasks
+            if t.completed_at is None and t.due is not None and t.due < today
+        ]
+        if overdue:
+            level = (
+                "big_difficulties"
+                if len(overdue) >= health.overdue_tasks_big
+                else "some_difficulties"
+                if len(overdue) >= health.overdue_tasks_some
+                else "good"
+            )
+            if level != "good":
+                found.append((level, f"{len(overdue)} overdue task(s): {', '.join(overdue)}"))
+        status = rules.status(project.status)
+        if status is not None and status.time_limit_hours is not None and not status.stops_clock:
+            limit = timedelta(hours=status.time_limit_hours)
+            if now - project.status_entered_at > limit:
+                found.append(
+                    (
+                        health.status_over_limit,
+                        f"'{status.id}' for longer than its {status.time_limit_hours:g} h limit",
+                    )
+                )
+        planned = project.planned_hours
+        actual = project.actual_hours
+        if planned > 0 and actual > planned:
+            over = float((actual - planned) / planned * 100)
+            if over > health.hours_over_plan_percent_big:
+                found.append(("big_difficulties", f"actual hours {over:.0f} % over plan"))
+            elif over > health.hours_over_plan_percent_some:
+                found.append(("some_difficulties", f"actual hours {over:.0f} % over plan"))
+    if billing is not None:
+        late = [i.number for i in billing.invoices if i.overdue(today)]
+        if late:
+            found.append(
+                (health.overdue_unpaid_invoice, f"overdue unpaid invoice(s): {', '.join(late)}")
+            )
+    found = [(level, reason) for level, reason in found if level != "good"]
+    return _worst([level for level, _ in found]), tuple(reason for _, reason in found)
+
+
+def next_change(
+    project: Project, billing: Billing | None, now: datetime, rules: ProjectRules
+) -> datetime | None:
+    """The first instant after ``now`` at which the passing of time alone could change the
+    computed health (a due date passing, a status reaching its limit), if any."""
+    candidates: list[datetime] = []
+    if project.status != rules.done_status:
+        for task in project.tasks:
+            if task.completed_at is None and task.due is not None:
+                candidates.append(_start_of(task.due + timedelta(days=1)))
+        status = rules.status(project.status)
+        if status is not None and status.time_limit_hours is not None and not status.stops_clock:
+            candidates.append(
+                project.status_entered_at
+                + timedelta(hours=status.time_limit_hours)
+                + timedelta(microseconds=1)
+            )
+    if billing is not None:
+        for invoice in billing.invoices:
+            if invoice.remaining > 0:
+                candidates.append(_start_of(invoice.due_date + timedelta(days=1)))
+    future = [c for c in candidates if c > now]
+    return min(future, default=None)

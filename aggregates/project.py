@@ -1,0 +1,754 @@
+"""The Project aggregate: delivery after the sale.
+
+A decider like the others: ``create``/``decide`` return exactly one event or raise a
+:class:`~aggregates.errors.DomainError`; ``evolve`` folds an event in.
+
+Rules in brief:
+- a project starts in the first configured status (``planning``) and moves to any other
+  status; ``done`` closes it (no more tasks or hours), a move back reopens it;
+- the card (PM, curator, department, direction, category, planned start and end, …) can
+  be changed field by field; the card reports which mandatory fields are still empty;
+- tasks: added with a title and optional assignee, planned hours, start, due and the tasks
+  they depend on (known tasks, no cycles); updated (including % done); completed only
+  once every task they depend on is complete;
+- hours: logged by a person for a day (> 0, at most 24 a day — the person's day across
+  all projects is checked beside it, see :mod:`aggregates.timesheets`), on one of the
+  project's tasks or none; an entry is corrected by a new event, never edited;
+- health: a PM sets it by hand with a comment, which overrides the computed value until
+  cleared; the computed value is recorded by the health process manager when it changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from aggregates import values
+from aggregates.base import CommandMeta, DomainEvent
+from aggregates.errors import InvalidValue, RuleViolation
+from aggregates.rules import HEALTH_LEVELS, ProjectRules
+
+MAX_TASKS = 2_000
+MAX_TASK_HOURS = Decimal(100_000)
+MAX_DAY_HOURS = Decimal(24)
+
+CARD_TEXT = ("title", "pm", "curator", "department", "direction", "category", "manager")
+CARD_DATES = ("planned_start", "planned_end")
+CARD_FIELDS = (*CARD_TEXT, *CARD_DATES, "amount")
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: str
+    title: str
+    assignee: str | None
+    planned_hours: Decimal
+    start: date | None
+    due: date | None
+    depends_on: tuple[str, ...]
+    percent_done: int
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TimeEntry:
+    entry_id: UUID
+    person: str
+    task_id: str | None
+    day: date
+    hours: Decimal
+    """The entry's hours now (after its corrections)."""
+
+
+@dataclass(frozen=True)
+class ManualHealth:
+    level: str
+    comment: str
+    set_by: str
+    set_at: datetime
+
+
+# --- state ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Project:
+    project_id: UUID
+    version: int
+    title: str
+    company_name: str
+    company_id: str | None
+    amount: Decimal
+    lead_id: UUID | None
+    deal_id: UUID | None
+    funnel: str | None
+    manager: str | None
+    department: str | None
+    direction: str | None
+    category: str | None
+    pm: str | None
+    curator: str | None
+    planned_start: date | None
+    planned_end: date | None
+    status: str
+    status_entered_at: datetime
+    tasks: tuple[Task, ...]
+    entries: tuple[TimeEntry, ...]
+    manual_health: ManualHealth | None
+    computed_health: str
+    computed_reasons: tuple[str, ...]
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+
+    def task(self, task_id: str) -> Task | None:
+        return next((t for t in self.tasks if t.task_id == task_id), None)
+
+    def entry(self, entry_id: UUID) -> TimeEntry | None:
+        return next((e for e in self.entries if e.entry_id == entry_id), None)
+
+    @property
+    def planned_hours(self) -> Decimal:
+        return sum((t.planned_hours for t in self.tasks), Decimal("0.00"))
+
+    @property
+    def actual_hours(self) -> Decimal:
+        return sum((e.hours for e in self.entries), Decimal("0.00"))
+
+    @property
+    def percent_done(self) -> float:
+        """Tasks' % done weighted by their planned hours (plain mean when none planned)."""
+        if not self.tasks:
+            return 0.0
+        planned = self.planned_hours
+        if planned > 0:
+            weighted = sum(
+                t.planned_hours * (100 if t.completed_at else t.percent_done) for t in self.tasks
+            )
+            return float(weighted / planned)
+        return sum(100 if t.completed_at else t.percent_done for t in self.tasks) / len(self.tasks)
+
+    @property
+    def health(self) -> str:
+        """The manual health while one is set, else the computed one."""
+        return self.manual_health.level if self.manual_health else self.computed_health
+
+    def empty_mandatory_fields(self, rules: ProjectRules) -> list[str]:
+        return [f for f in rules.mandatory_fields if getattr(self, f, None) in (None, "")]
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreateProject:
+    project_id: UUID
+    title: str
+    company_name: str
+    company_id: str | None = None
+    amount: Decimal = Decimal(0)
+    lead_id: UUID | None = None
+    deal_id: UUID | None = None
+    funnel: str | None = None
+    manager: str | None = None
+    department: str | None = None
+    direction: str | None = None
+    category: str | None = None
+    pm: str | None = None
+    curator: str | None = None
+    planned_start: date | None = None
+    planned_end: date | None = None
+
+
+@dataclass(frozen=True)
+class UpdateProjectCard:
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MoveProjectToStatus:
+    status: str
+
+
+@dataclass(frozen=True)
+class AddTask:
+    task_id: str
+    title: str
+    assignee: str | None = None
+    planned_hours: Decimal = Decimal(0)
+    start: date | None = None
+    due: date | None = None
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UpdateTask:
+    task_id: str
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CompleteTask:
+    task_id: str
+
+
+@dataclass(frozen=True)
+class LogHours:
+    entry_id: UUID
+    person: str
+    day: date
+    hours: Decimal
+    task_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CorrectHours:
+    entry_id: UUID
+    hours: Decimal
+    """The entry's right hours (0 withdraws it)."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class SetHealth:
+    level: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class ClearHealth:
+    pass
+
+
+@dataclass(frozen=True)
+class RecordComputedHealth:
+    level: str
+    reasons: tuple[str, ...]
+
+
+ProjectCommand = (
+    UpdateProjectCard
+    | MoveProjectToStatus
+    | AddTask
+    | UpdateTask
+    | CompleteTask
+    | LogHours
+    | CorrectHours
+    | SetHealth
+    | ClearHealth
+    | RecordComputedHealth
+)
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectCreated(DomainEvent):
+    project_id: UUID
+    title: str
+    company_name: str
+    company_id: str | None
+    amount: Decimal
+    lead_id: UUID | None
+    deal_id: UUID | None
+    funnel: str | None
+    manager: str | None
+    department: str | None
+    direction: str | None
+    category: str | None
+    pm: str | None
+    curator: str | None
+    planned_start: date | None
+    planned_end: date | None
+    status: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectCardUpdated(DomainEvent):
+    changes: dict[str, dict[str, Any]]
+    """``{field: {"old": value, "new": value}}`` with JSON values."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectStatusChanged(DomainEvent):
+    from_status: str
+    to_status: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskAdded(DomainEvent):
+    task_id: str
+    title: str
+    assignee: str | None
+    planned_hours: Decimal
+    start: date | None
+    due: date | None
+    depends_on: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskUpdated(DomainEvent):
+    task_id: str
+    changes: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCompleted(DomainEvent):
+    task_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoursLogged(DomainEvent):
+    entry_id: UUID
+    person: str
+    task_id: str | None
+    day: date
+    hours: Decimal
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoursCorrected(DomainEvent):
+    entry_id: UUID
+    person: str
+    day: date
+    old_hours: Decimal
+    hours: Decimal
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectHealthSet(DomainEvent):
+    level: str
+    comment: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectHealthCleared(DomainEvent):
+    level: str
+    """The manual level that was cleared."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectHealthComputed(DomainEvent):
+    level: str
+    reasons: tuple[str, ...]
+
+
+PROJECT_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+    ProjectCreated,
+    ProjectCardUpdated,
+    ProjectStatusChanged,
+    TaskAdded,
+    TaskUpdated,
+    TaskCompleted,
+    HoursLogged,
+    HoursCorrected,
+    ProjectHealthSet,
+    ProjectHealthCleared,
+    ProjectHealthComputed,
+)
+
+
+# --- decide -----------------------------------------------------------------------------
+
+
+def _card_value(field: str, value: Any) -> Any:
+    if field == "title":
+        return values.required_text(field, value)
+    if field in CARD_TEXT:
+        return values.text(field, value, required=False)
+    if field in CARD_DATES:
+        return values.day(field, value, required=False)
+    if field == "amount":
+        return values.amount(field, value)
+    raise InvalidValue(field, f"'{field}' is not a project card field that can be changed")
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _from_json(field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if field in CARD_DATES or field in ("start", "due"):
+        return date.fromisoformat(value)
+    if field in ("amount", "planned_hours"):
+        return Decimal(value)
+    if field == "depends_on":
+        return tuple(value)
+    return value
+
+
+def _check_dates(start: date | None, end: date | None, field: str) -> None:
+    if start is not None and end is not None and end < start:
+        raise InvalidValue(field, f"'{field}' must not be before the start")
+
+
+def create(command: CreateProject, rules: ProjectRules, meta: CommandMeta) -> ProjectCreated:
+    planned_start = values.day("planned_start", command.planned_start, required=False)
+    planned_end = values.day("planned_end", command.planned_end, required=False)
+    _check_dates(planned_start, planned_end, "planned_end")
+    return ProjectCreated(
+        **meta.event_fields(),
+        project_id=command.project_id,
+        title=values.required_text("title", command.title),
+        company_name=values.required_text("company_name", command.company_name),
+        company_id=values.text("company_id", command.company_id, required=False),
+        amount=values.amount("amount", command.amount),
+        lead_id=command.lead_id,
+        deal_id=command.deal_id,
+        funnel=values.text("funnel", command.funnel, required=False),
+        manager=values.text("manager", command.manager, required=False),
+        department=values.text("department", command.department, required=False),
+        direction=values.text("direction", command.direction, required=False),
+        category=values.text("category", command.category, required=False),
+        pm=values.text("pm", command.pm, required=False),
+        curator=values.text("curator", command.curator, required=False),
+        planned_start=planned_start,
+        planned_end=planned_end,
+        status=rules.first_status,
+    )
+
+
+def _require_open(project: Project, rules: ProjectRules, action: str) -> None:
+    if project.status == rules.done_status:
+        raise RuleViolation(
+            "project_done", f"the project is done: move it back to a working status to {action}"
+        )
+
+
+def decide(
+    project: Project, command: ProjectCommand, rules: ProjectRules, meta: CommandMeta
+) -> DomainEvent:
+    match command:
+        case UpdateProjectCard(changes=changes):
+            return _update_card(project, changes, meta)
+        case MoveProjectToStatus(status=status_id):
+            status = rules.require_status(status_id)
+            if status.id == project.status:
+                raise RuleViolation("same_status", f"the project is already '{status.id}'")
+            return ProjectStatusChanged(
+                **meta.event_fields(), from_status=project.status, to_status=status.id
+            )
+        case AddTask():
+            return _add_task(project, command, rules, meta)
+        case UpdateTask(task_id=task_id, changes=changes):
+            return _update_task(project, task_id, changes, rules, meta)
+        case CompleteTask(task_id=task_id):
+            task = _require_task(project, task_id)
+            _require_open(project, rules, "complete tasks")
+            if task.completed_at is not None:
+                raise RuleViolation("task_completed", f"task '{task_id}' is complete already")
+            waiting = [
+                d for d in task.depends_on if (dep := project.task(d)) and dep.completed_at is None
+            ]
+            if waiting:
+                raise RuleViolation(
+                    "dependency_not_done",
+                    f"task '{task_id}' depends on {', '.join(waiting)}, not complete yet",
+                )
+            return TaskCompleted(**meta.event_fields(), task_id=task_id)
+        case LogHours():
+            return log_hours(project, command, rules, meta)
+        case CorrectHours(entry_id=entry_id, hours=hours, reason=reason):
+            entry = project.entry(entry_id)
+            if entry is None:
+                raise InvalidValue("entry_id", f"the project has no time entry {entry_id}")
+            right = _hours_or_zero("hours", hours)
+            reason_text = values.required_text("reason", reason)
+            if right == entry.hours:
+                raise RuleViolation("no_change", f"the entry has {right} hours already")
+            return HoursCorrected(
+                **meta.event_fields(),
+                entry_id=entry_id,
+                person=entry.person,
+                day=entry.day,
+                old_hours=entry.hours,
+                hours=right,
+                reason=reason_text,
+            )
+        case SetHealth(level=level, comment=comment):
+            if level not in HEALTH_LEVELS:
+                raise InvalidValue("level", f"'level' must be one of {', '.join(HEALTH_LEVELS)}")
+            comment_text = values.required_text("comment", comment)
+            return ProjectHealthSet(**meta.event_fields(), level=level, comment=comment_text)
+        case ClearHealth():
+            if project.manual_health is None:
+                raise RuleViolation("no_manual_health", "the project's health is not set by hand")
+            return ProjectHealthCleared(**meta.event_fields(), level=project.manual_health.level)
+        case RecordComputedHealth(level=level, reasons=reasons):
+            if (level, tuple(reasons)) == (project.computed_health, project.computed_reasons):
+                raise RuleViolation("no_change", "the computed health is unchanged")
+            return ProjectHealthComputed(**meta.event_fields(), level=level, reasons=tuple(reasons))
+    raise TypeError(f"not a project command: {command!r}")  # pragma: no cover
+
+
+def _hours_or_zero(field: str, value: Any) -> Decimal:
+    if isinstance(value, (int, Decimal, str, float)) and Decimal(str(value)) == 0:
+        return Decimal("0.00")
+    return values.hours(field, value, maximum=MAX_DAY_HOURS)
+
+
+def log_hours(
+    project: Project, command: LogHours, rules: ProjectRules, meta: CommandMeta
+) -> HoursLogged:
+    person = values.required_text("person", command.person)
+    day = values.day("day", command.day, required=True)
+    assert day is not None
+    hours = values.hours("hours", command.hours, maximum=MAX_DAY_HOURS)
+    task_id = values.text("task_id", command.task_id, required=False)
+    if task_id is not None:
+        _require_task(project, task_id, field="task_id")
+    if day > meta.at.astimezone(UTC).date():
+        raise InvalidValue("day", "hours cannot be logged for a day still to come")
+    _require_open(project, rules, "log hours")
+    if project.entry(command.entry_id) is not None:
+        raise RuleViolation("entry_exists", f"time entry {command.entry_id} exists already")
+    return HoursLogged(
+        **meta.event_fields(),
+        entry_id=command.entry_id,
+        person=person,
+        task_id=task_id,
+        day=day,
+        hours=hours,
+    )
+
+
+def _require_task(project: Project, task_id: str, field: str = "task_id") -> Task:
+    task = project.task(task_id)
+    if task is None:
+        raise InvalidValue(field, f"the project has no task '{task_id}'")
+    return task
+
+
+def _update_card(
+    project: Project, changes: dict[str, Any], meta: CommandMeta
+) -> ProjectCardUpdated:
+    if not changes:
+        raise InvalidValue("body", "name at least one card field to change")
+    diff: dict[str, dict[str, Any]] = {}
+    for field, raw in changes.items():
+        new = _card_value(field, raw)
+        old = getattr(project, field)
+        if new != old:
+            diff[field] = {"old": _json(old), "new": _json(new)}
+    start = changes.get("planned_start", project.planned_start)
+    end = changes.get("planned_end", project.planned_end)
+    _check_dates(start, end, "planned_end")
+    if not diff:
+        raise RuleViolation("no_change", "the card already has these values")
+    return ProjectCardUpdated(**meta.event_fields(), changes=diff)
+
+
+def _depends(project: Project, task_id: str, raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    depends = tuple(values.required_text(f"depends_on[{i}]", d) for i, d in enumerate(raw))
+    for index, dep in enumerate(depends):
+        if dep == task_id:
+            raise InvalidValue(f"depends_on[{index}]", "a task cannot depend on itself")
+        if project.task(dep) is None:
+            raise InvalidValue(f"depends_on[{index}]", f"the project has no task '{dep}'")
+    # a cycle needs the new edge to reach back to the task itself
+    seen: set[str] = set()
+    frontier = list(depends)
+    while frontier:
+        current = frontier.pop()
+        if current == task_id:
+            raise RuleViolation("dependency_cycle", f"task '{task_id}' would depend on itself")
+        if current in seen:
+            continue
+        seen.add(current)
+        task = project.task(current)
+        if task is not None:
+            frontier.extend(task.depends_on)
+    return depends
+
+
+def _add_task(
+    project: Project, command: AddTask, rules: ProjectRules, meta: CommandMeta
+) -> TaskAdded:
+    task_id = values.required_text("task_id", command.task_id)
+    title = values.required_text("title", command.title)
+    assignee = values.text("assignee", command.assignee, required=False)
+    planned = values.amount("planned_hours", command.planned_hours)
+    if planned > MAX_TASK_HOURS:
+        raise InvalidValue("planned_hours", f"'planned_hours' must be at most {MAX_TASK_HOURS}")
+    start = values.day("start", command.start, required=False)
+    due = values.day("due", command.due, required=False)
+    _check_dates(start, due, "due")
+    if project.task(task_id) is not None:
+        raise RuleViolation("task_exists", f"the project has a task '{task_id}' already")
+    if len(project.tasks) >= MAX_TASKS:
+        raise RuleViolation("too_many_tasks", f"a project has at most {MAX_TASKS} tasks")
+    depends = _depends(project, task_id, command.depends_on)
+    _require_open(project, rules, "add tasks")
+    return TaskAdded(
+        **meta.event_fields(),
+        task_id=task_id,
+        title=title,
+        assignee=assignee,
+        planned_hours=planned,
+        start=start,
+        due=due,
+        depends_on=depends,
+    )
+
+
+TASK_FIELDS = ("title", "assignee", "planned_hours", "start", "due", "depends_on", "percent_done")
+
+
+def _update_task(
+    project: Project,
+    task_id: str,
+    changes: dict[str, Any],
+    rules: ProjectRules,
+    meta: CommandMeta,
+) -> TaskUpdated:
+    task = _require_task(project, task_id)
+    if not changes:
+        raise InvalidValue("body", "name at least one task field to change")
+    diff: dict[str, dict[str, Any]] = {}
+    for field, raw in changes.items():
+        if field not in TASK_FIELDS:
+            raise InvalidValue(field, f"'{field}' is not a task field that can be changed")
+        new: Any
+        if field == "title":
+            new = values.required_text(field, raw)
+        elif field == "assignee":
+            new = values.text(field, raw, required=False)
+        elif field == "planned_hours":
+            new = values.amount(field, raw)
+            if new > MAX_TASK_HOURS:
+                raise InvalidValue(field, f"'{field}' must be at most {MAX_TASK_HOURS}")
+        elif field in ("start", "due"):
+            new = values.day(field, raw, required=False)
+        elif field == "depends_on":
+            new = _depends(project, task_id, raw)
+        else:
+            if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= 100:
+                raise InvalidValue(field, "'percent_done' must be a whole number from 0 to 100")
+            new = raw
+        old = getattr(task, field)
+        if new != old:
+            diff[field] = {
+                "old": _json(list(old) if field == "depends_on" else old),
+                "new": _json(list(new) if field == "depends_on" else new),
+            }
+    _check_dates(changes.get("start", task.start), changes.get("due", task.due), "due")
+    if task.completed_at is not None and "percent_done" in diff:
+        raise RuleViolation("task_completed", f"task '{task_id}' is complete: it is 100 % done")
+    _require_open(project, rules, "change tasks")
+    if not diff:
+        raise RuleViolation("no_change", "the task already has these values")
+    return TaskUpdated(**meta.event_fields(), task_id=task_id, changes=diff)
+
+
+# --- evolve -----------------------------------------------------------------------------
+
+
+def evolve(project: Project | None, event: DomainEvent) -> Project:
+    if project is None:
+        if not isinstance(event, ProjectCreated):
+            raise ValueError(f"a project's stream must start with ProjectCreated, not {event.type}")
+        return Project(
+            project_id=event.project_id,
+            version=1,
+            title=event.title,
+            company_name=event.company_name,
+            company_id=event.company_id,
+            amount=event.amount,
+            lead_id=event.lead_id,
+            deal_id=event.deal_id,
+            funnel=event.funnel,
+            manager=event.manager,
+            department=event.department,
+            direction=event.direction,
+            category=event.category,
+            pm=event.pm,
+            curator=event.curator,
+            planned_start=event.planned_start,
+            planned_end=event.planned_end,
+            status=event.status,
+            status_entered_at=event.at,
+            tasks=(),
+            entries=(),
+            manual_health=None,
+            computed_health="good",
+            computed_reasons=(),
+            created_at=event.at,
+            created_by=event.actor,
+            updated_at=event.at,
+        )
+    changes: dict[str, Any]
+    match event:
+        case ProjectCardUpdated(changes=card):
+            changes = {f: _from_json(f, c["new"]) for f, c in card.items()}
+        case ProjectStatusChanged(to_status=to_status):
+            changes = {"status": to_status, "status_entered_at": event.at}
+        case TaskAdded():
+            task = Task(
+                task_id=event.task_id,
+                title=event.title,
+                assignee=event.assignee,
+                planned_hours=event.planned_hours,
+                start=event.start,
+                due=event.due,
+                depends_on=tuple(event.depends_on),
+                percent_done=0,
+                completed_at=None,
+            )
+            changes = {"tasks": (*project.tasks, task)}
+        case TaskUpdated(task_id=task_id, changes=task_changes):
+            updates = {f: _from_json(f, c["new"]) for f, c in task_changes.items()}
+            changes = {
+                "tasks": tuple(
+                    replace(t, **updates) if t.task_id == task_id else t for t in project.tasks
+                )
+            }
+        case TaskCompleted(task_id=task_id):
+            changes = {
+                "tasks": tuple(
+                    replace(t, completed_at=event.at, percent_done=100)
+                    if t.task_id == task_id
+                    else t
+                    for t in project.tasks
+                )
+            }
+        case HoursLogged():
+            entry = TimeEntry(event.entry_id, event.person, event.task_id, event.day, event.hours)
+            changes = {"entries": (*project.entries, entry)}
+        case HoursCorrected(entry_id=entry_id, hours=hours):
+            changes = {
+                "entries": tuple(
+                    replace(e, hours=hours) if e.entry_id == entry_id else e
+                    for e in project.entries
+                )
+            }
+        case ProjectHealthSet(level=level, comment=comment):
+            changes = {"manual_health": ManualHealth(level, comment, event.actor, event.at)}
+        case ProjectHealthCleared():
+            changes = {"manual_health": None}
+        case ProjectHealthComputed(level=level, reasons=reasons):
+            changes = {"computed_health": level, "computed_reasons": tuple(reasons)}
+        case _:
+            raise ValueError(f"not a project event: {event.type}")
+    changes["version"] = project.version + 1
+    changes["updated_at"] = event.at
+    return replace(project, **changes)
+
+
+def fold(events: list[DomainEvent]) -> Project | None:
+    project: Project | None = None
+    for event in events:
+        project = evolve(project, event)
+    return project
