@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aggregates.billing import BILLING_EVENT_TYPES
 from aggregates.company import COMPANY_EVENT_TYPES
 from aggregates.contractor import CONTRACTOR_EVENT_TYPES
 from aggregates.deal import DEAL_EVENT_TYPES
@@ -18,7 +19,9 @@ from aggregates.funnels import FunnelCatalog
 from aggregates.handoff import HANDOFF_EVENT_TYPES
 from aggregates.lead import LEAD_EVENT_TYPES
 from aggregates.limits import LIMIT_EVENT_TYPES
+from aggregates.project import PROJECT_EVENT_TYPES
 from aggregates.rules import Rules
+from aggregates.timesheets import TIMESHEET_EVENT_TYPES
 from event_store import EventStore, open_event_store
 from event_store.codec import EventCodec
 from leadledger.settings import DEFAULT_RULES_FILE, Settings
@@ -72,6 +75,9 @@ def event_codec() -> EventCodec:
             *HANDOFF_EVENT_TYPES,
             *CONTRACTOR_EVENT_TYPES,
             *LIMIT_EVENT_TYPES,
+            *PROJECT_EVENT_TYPES,
+            *BILLING_EVENT_TYPES,
+            *TIMESHEET_EVENT_TYPES,
         )
     )
 

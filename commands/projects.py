@@ -1,0 +1,150 @@
+"""Project and billing handlers.
+
+Hours logged (or corrected) on a project are booked on the person's day in the same
+atomic write (:mod:`aggregates.timesheets`), so a person's day never passes 24 hours
+across all projects, however entries race. A won deal's project has an id derived from
+the deal's: at most one project per deal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID, uuid5
+
+from aggregates import billing, deal, project, timesheets
+from aggregates.rules import Rules
+from commands.context import CommandContext, CommandResult, StreamNotFound
+from commands.deals import load_deal_records
+from commands.execution import execute, load_stream
+from event_store import EventStore, NewEvent, RecordedEvent
+
+PROJECT_NAMESPACE = UUID("d4a7c9e1-6b2f-4a3d-8c5e-9f1b0a2d4c6e")
+
+
+def project_id_for_deal(deal_id: UUID) -> UUID:
+    """A won deal's project has an id derived from the deal's: one project per deal."""
+    return uuid5(PROJECT_NAMESPACE, f"deal:{deal_id}")
+
+
+def project_id_for(command_id: UUID) -> UUID:
+    return uuid5(PROJECT_NAMESPACE, f"command:{command_id}")
+
+
+def load_project_records(
+    store: EventStore, project_id: UUID, *, as_of: datetime | None = None
+) -> list[RecordedEvent]:
+    return load_stream(store, project_id, project.ProjectCreated, as_of=as_of)
+
+
+def load_project(store: EventStore, project_id: UUID) -> project.Project:
+    state = project.fold([r.event for r in load_project_records(store, project_id)])
+    if state is None:
+        raise StreamNotFound(f"project {project_id} not found")
+    return state
+
+
+def load_billing_records(
+    store: EventStore, project_id: UUID, *, as_of: datetime | None = None
+) -> list[RecordedEvent]:
+    return store.load(billing.billing_stream_id(project_id), as_of=as_of)
+
+
+def load_billing(
+    store: EventStore, project_id: UUID, *, as_of: datetime | None = None
+) -> billing.Billing | None:
+    return billing.fold([r.event for r in load_billing_records(store, project_id, as_of=as_of)])
+
+
+def create_project(
+    store: EventStore, rules: Rules, command: project.CreateProject, ctx: CommandContext
+) -> CommandResult:
+    def decide(_: list[RecordedEvent]) -> Sequence[NewEvent]:
+        return [NewEvent(command.project_id, 1, project.create(command, rules.project, ctx.meta))]
+
+    return execute(store, ctx, command.project_id, decide, what="project", must_exist=False)
+
+
+def create_project_for_deal(
+    store: EventStore, rules: Rules, deal_id: UUID, ctx: CommandContext
+) -> CommandResult:
+    """The project of a won deal, carrying its client, amount, lead, funnel and manager."""
+    state = deal.fold([r.event for r in load_deal_records(store, deal_id)])
+    if state is None:
+        raise StreamNotFound(f"deal {deal_id} not found")
+    command = project.CreateProject(
+        project_id=project_id_for_deal(deal_id),
+        title=state.title,
+        company_name=state.company_name,
+        company_id=state.company_id,
+        amount=state.amount,
+        lead_id=state.lead_id,
+        deal_id=deal_id,
+        funnel=state.funnel,
+        manager=state.manager,
+        department=rules.project.department_for(state.funnel),
+        direction=state.funnel,
+    )
+    return create_project(store, rules, command, ctx)
+
+
+def handle_project_command(
+    store: EventStore,
+    rules: Rules,
+    project_id: UUID,
+    command: project.ProjectCommand,
+    ctx: CommandContext,
+) -> CommandResult:
+    def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
+        state = project.fold([r.event for r in history])
+        assert state is not None
+        event = project.decide(state, command, rules.project, ctx.meta)
+        new_events = [NewEvent(project_id, state.version + 1, event)]
+        if isinstance(event, project.HoursLogged | project.HoursCorrected):
+            change = (
+                event.hours - event.old_hours
+                if isinstance(event, project.HoursCorrected)
+                else event.hours
+            )
+            day_stream = timesheets.person_day_stream_id(event.person, event.day)
+            day = store.load(day_stream)
+            booked = timesheets.book(
+                timesheets.day_total([r.event for r in day]),
+                event.person,
+                event.day,
+                project_id,
+                event.entry_id,
+                change,
+                ctx.meta,
+            )
+            new_events.append(NewEvent(day_stream, len(day) + 1, booked))
+        return new_events
+
+    return execute(
+        store,
+        ctx,
+        project_id,
+        decide,
+        what="project",
+        load=lambda stream_id: load_project_records(store, stream_id),
+    )
+
+
+def handle_billing_command(
+    store: EventStore,
+    project_id: UUID,
+    command: billing.IssueProjectInvoice | billing.RecordPayment,
+    ctx: CommandContext,
+) -> CommandResult:
+    """Invoices and payments of an existing project (If-Match names the billing's version)."""
+    load_project(store, project_id)  # 404 for an unknown project
+    stream_id = billing.billing_stream_id(project_id)
+
+    def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
+        state = billing.fold([r.event for r in history]) or billing.empty_billing(
+            project_id, ctx.at
+        )
+        event = billing.decide(state, command, ctx.meta)
+        return [NewEvent(stream_id, state.version + 1, event)]
+
+    return execute(store, ctx, stream_id, decide, what="project billing", must_exist=None)
