@@ -28,6 +28,7 @@ from leadledger.settings import DEFAULT_RULES_FILE, Settings
 from process_managers.deadlines import Deadlines
 from process_managers.estimate_handoff import EstimateHandoff
 from process_managers.lead_conversion import LeadConversion
+from process_managers.projects import ProjectCreation, ProjectHealth
 from process_managers.runner import ProcessManager, ProcessRunner
 from projections.base import Projection
 from projections.database import ReadModelDatabase
@@ -93,6 +94,8 @@ def process_managers(
         EstimateHandoff(store, rules, clock),
         LeadConversion(store, funnels, rules, clock),
         Deadlines(store, funnels, rules, clock),
+        ProjectCreation(store, rules, clock),
+        ProjectHealth(store, rules, clock),
     ]
 
 

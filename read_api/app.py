@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from leadledger.wiring import Platform
 from read_api.deps import PlatformDep
 from read_api.errors import install_error_handlers
-from read_api.routes import deals, directory, leads, pipeline, reports
+from read_api.routes import deals, directory, leads, pipeline, projects, reports
 
 
 def create_app(
@@ -57,6 +57,7 @@ def create_app(
     app.include_router(deals.handoffs)
     app.include_router(directory.contractors)
     app.include_router(directory.assignments)
+    app.include_router(projects.router)
     app.include_router(pipeline.router)
 
     @app.get("/health", tags=["operations"])

@@ -401,7 +401,13 @@ def test_health_shows_where_each_process_manager_is(make_platform: PlatformFacto
     seller.deal()
     with TestClient(create_app(platform, close_on_exit=False)) as api:
         before = api.get("/health").json()["process_managers"]
-        assert before == {"estimate-handoff": 0, "lead-conversion": 0, "deadlines": 0}
+        assert before == {
+            "estimate-handoff": 0,
+            "lead-conversion": 0,
+            "deadlines": 0,
+            "project-creation": 0,
+            "project-health": 0,
+        }
         platform.processes.run_once()
         after = api.get("/health").json()["process_managers"]
         assert set(after.values()) == {platform.store.last_position()}

@@ -1,0 +1,109 @@
+"""Delivery's process managers.
+
+- **Project creation**: a won deal gets exactly one project, carrying its client, amount,
+  source lead, funnel, manager and department (the project's id follows from the deal's,
+  so delivering the deal's closing again creates nothing).
+- **Project health**: after every change of a project or its billing, and whenever the
+  passing of time alone could change it (a due date passes, a status reaches its limit),
+  the computed health is evaluated (:func:`aggregates.health.compute_health`) and
+  recorded on the project when it changed: its history is the project's events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID
+
+from aggregates import billing, deal, project
+from aggregates.health import compute_health, next_change
+from aggregates.rules import Rules
+from commands.context import CommandContext, CommandResult
+from commands.projects import (
+    create_project_for_deal,
+    handle_project_command,
+    load_billing,
+    load_project_records,
+)
+from event_store import EventStore, RecordedEvent
+from process_managers.runner import Issuer
+from process_managers.state import Deadline, DeadlineChanges
+
+HEALTH_CHECK = "project_health_check"
+
+
+class ProjectCreation:
+    name = "project-creation"
+    topics = frozenset({"DealClosed"})
+
+    def __init__(self, store: EventStore, rules: Rules, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.rules = rules
+        self.issuer = Issuer(self.name, clock)
+
+    def handle(self, recorded: RecordedEvent, changes: DeadlineChanges) -> None:
+        event = recorded.event
+        if not isinstance(event, deal.DealClosed) or event.outcome != "won":
+            return
+        deal_id = recorded.stream_id
+        self.issuer.issue(
+            lambda ctx: create_project_for_deal(self.store, self.rules, deal_id, ctx),
+            deal_id,
+            "project",
+        )
+
+    def fire(self, deadline: Deadline) -> Deadline | None:  # pragma: no cover - none kept
+        return None
+
+
+class ProjectHealth:
+    name = "project-health"
+    topics = frozenset(
+        {t.__name__ for t in project.PROJECT_EVENT_TYPES} - {"ProjectHealthComputed"}
+        | {t.__name__ for t in billing.BILLING_EVENT_TYPES}
+    )
+
+    def __init__(self, store: EventStore, rules: Rules, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.rules = rules
+        self.clock = clock
+        self.issuer = Issuer(self.name, clock)
+
+    def handle(self, recorded: RecordedEvent, changes: DeadlineChanges) -> None:
+        event = recorded.event
+        project_id = event.project_id if hasattr(event, "project_id") else recorded.stream_id
+        follow_up = self.evaluate(project_id)
+        if follow_up is not None:
+            changes.schedule.append(follow_up)
+        else:
+            changes.cancel.append(_key(project_id))
+
+    def fire(self, deadline: Deadline) -> Deadline | None:
+        return self.evaluate(deadline.subject_id)
+
+    def evaluate(self, project_id: UUID) -> Deadline | None:
+        """Record the computed health if it changed; the next time to look again."""
+        records = load_project_records(self.store, project_id)
+        state = project.fold([r.event for r in records])
+        if state is None:
+            return None
+        bills = load_billing(self.store, project_id)
+        now = self.clock()
+        level, reasons = compute_health(state, bills, now, self.rules.project)
+        if (level, reasons) != (state.computed_health, state.computed_reasons):
+            command = project.RecordComputedHealth(level, reasons)
+
+            def send(ctx: CommandContext) -> CommandResult:
+                return handle_project_command(self.store, self.rules, project_id, command, ctx)
+
+            self.issuer.issue(send, project_id, state.version, level, *reasons)
+        moment = next_change(state, bills, now, self.rules.project)
+        if moment is None:
+            return None
+        return Deadline(
+            key=_key(project_id), kind=HEALTH_CHECK, subject_id=project_id, due_at=moment
+        )
+
+
+def _key(project_id: UUID) -> str:
+    return f"project:{project_id}:health"

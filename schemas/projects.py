@@ -1,0 +1,206 @@
+"""Request and response models of the project and billing commands and the project card."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from schemas.leads import Strict
+
+Health = Literal["good", "some_difficulties", "big_difficulties"]
+
+
+class CreateProjectRequest(Strict):
+    """A project started directly (a won deal gets its project by itself)."""
+
+    title: str
+    company_name: str
+    company_id: str | None = None
+    amount: Decimal = Field(default=Decimal(0), description="≥ 0, 2 decimals")
+    department: str | None = None
+    direction: str | None = None
+    category: str | None = None
+    pm: str | None = None
+    curator: str | None = None
+    planned_start: date | None = None
+    planned_end: date | None = None
+
+
+class ProjectCardRequest(Strict):
+    """Only the fields sent are changed; a field sent as null is cleared (optional ones)."""
+
+    title: str | None = None
+    amount: Decimal | None = None
+    manager: str | None = None
+    department: str | None = None
+    direction: str | None = None
+    category: str | None = None
+    pm: str | None = None
+    curator: str | None = None
+    planned_start: date | None = None
+    planned_end: date | None = None
+
+
+class ProjectStatusRequest(Strict):
+    status: str = Field(description="A configured status (see GET /project-statuses)")
+
+
+class TaskRequest(Strict):
+    task_id: str = Field(description="The task's id within the project, chosen by the client")
+    title: str
+    assignee: str | None = None
+    planned_hours: Decimal = Field(default=Decimal(0), description="≥ 0")
+    start: date | None = None
+    due: date | None = None
+    depends_on: list[str] = Field(default_factory=list, description="Ids of earlier tasks")
+
+
+class TaskUpdateRequest(Strict):
+    """Only the fields sent are changed."""
+
+    title: str | None = None
+    assignee: str | None = None
+    planned_hours: Decimal | None = None
+    start: date | None = None
+    due: date | None = None
+    depends_on: list[str] | None = None
+    percent_done: int | None = Field(default=None, description="0 to 100")
+
+
+class HoursRequest(Strict):
+    person: str | None = Field(default=None, description="Defaults to the X-Actor")
+    day: date
+    hours: Decimal = Field(description="> 0; a person's day holds at most 24 across projects")
+    task_id: str | None = None
+
+
+class HoursCorrectionRequest(Strict):
+    hours: Decimal = Field(description="The entry's right hours; 0 withdraws it")
+    reason: str
+
+
+class HealthRequest(Strict):
+    level: Health
+    comment: str
+
+
+class ProjectInvoiceRequest(Strict):
+    number: str
+    amount: Decimal = Field(description="> 0, 2 decimals")
+    due_date: date
+    issued_on: date | None = Field(default=None, description="Defaults to today (UTC)")
+
+
+class PaymentRequest(Strict):
+    amount: Decimal = Field(description="> 0; at most what is left of the invoice")
+    paid_on: date
+
+
+class ProjectAccepted(BaseModel):
+    project_id: UUID
+    version: int
+    position: int
+
+
+class HoursAccepted(ProjectAccepted):
+    entry_id: UUID
+
+
+class BillingAccepted(BaseModel):
+    project_id: UUID
+    billing_version: int
+    position: int
+
+
+class TaskOut(BaseModel):
+    task_id: str
+    title: str
+    assignee: str | None
+    planned_hours: Decimal
+    actual_hours: Decimal
+    start: date | None
+    due: date | None
+    depends_on: list[str]
+    percent_done: int
+    completed_at: datetime | None
+
+
+class TimeEntryOut(BaseModel):
+    entry_id: UUID
+    person: str
+    task_id: str | None
+    day: date
+    hours: Decimal
+
+
+class InvoiceOut(BaseModel):
+    number: str
+    amount: Decimal
+    due_date: date
+    issued_on: date
+    paid: Decimal
+    remaining: Decimal
+    status: Literal["not_paid", "partially_paid", "paid"]
+    overdue: bool
+
+
+class PaymentsOut(BaseModel):
+    status: Literal["not_paid", "partially_paid", "paid"]
+    invoiced: Decimal
+    paid: Decimal
+    remaining: Decimal
+    invoices: list[InvoiceOut]
+
+
+class HealthOut(BaseModel):
+    effective: Health
+    computed: Health
+    computed_reasons: list[str]
+    manual: Health | None
+    manual_comment: str | None
+    manual_set_by: str | None
+    manual_set_at: datetime | None
+
+
+class ProjectDetail(BaseModel):
+    project_id: UUID
+    title: str
+    company_name: str
+    company_id: str | None
+    amount: Decimal
+    lead_id: UUID | None
+    deal_id: UUID | None
+    funnel: str | None
+    manager: str | None
+    department: str | None
+    direction: str | None
+    category: str | None
+    pm: str | None
+    curator: str | None
+    planned_start: date | None
+    planned_end: date | None
+    status: str
+    status_entered_at: datetime
+    empty_mandatory_fields: list[str]
+    tasks: list[TaskOut]
+    time_entries: list[TimeEntryOut]
+    planned_hours: Decimal
+    actual_hours: Decimal
+    percent_done: float
+    health: HealthOut
+    payments: PaymentsOut
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    version: int
+
+
+class ProjectStatusOut(BaseModel):
+    id: str
+    name: str
+    time_limit_hours: float | None
+    stops_clock: bool
