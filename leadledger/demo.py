@@ -8,6 +8,7 @@ handlers the HTTP API uses, each stamped with its simulated time.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import random
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid5
 
-from aggregates import contractor, deal, handoff, lead
+from aggregates import billing, contractor, deal, handoff, lead, project
 from aggregates.base import CommandMeta
 from aggregates.errors import DomainError
 from aggregates.funnels import FunnelCatalog
@@ -26,6 +27,7 @@ from commands.contractors import register_contractor
 from commands.deals import convert_lead, handle_deal_command
 from commands.handoffs import handle_handoff_command
 from commands.leads import create_lead, handle_lead_command
+from commands.projects import handle_billing_command, handle_project_command, project_id_for_deal
 from event_store import EventStore
 from leadledger.wiring import process_managers
 from process_managers.runner import ProcessRunner
@@ -407,6 +409,103 @@ def load_demo_deals(
                 later(2)
                 handle_handoff_command(store, rules, request_id, work, ctx(worker))
         runner.run_once()
+        state = deal.fold([r.event for r in store.load(deal_id)])
+        if state is not None and state.stage == "estimate_ready" and rng.random() < 0.7:
+            _sell_and_deliver(store, rules, runner, deal_id, manager, rng, ctx, later)
     moment[0] = now
     runner.run_once()
     return deals
+
+
+PEOPLE = ["ivan.fitter", "pavel.fitter", "nina.engineer", "oleg.engineer", "maria.designer"]
+PMS = ["olga.pm", "sergey.pm", "tatiana.pm"]
+
+
+def _sell_and_deliver(
+    store: EventStore,
+    rules: Rules,
+    runner: ProcessRunner,
+    deal_id: UUID,
+    manager: str,
+    rng: random.Random,
+    ctx: Callable[[str], CommandContext],
+    later: Callable[[float], None],
+) -> None:
+    """Proposal, contract, invoice and won; then the project the process manager opens is
+    planned, worked, moved along its statuses, invoiced and (partly) paid."""
+    price = _money(rng, 5_000, 60_000)
+    selling: list[deal.DealCommand] = [
+        deal.MoveDealToStage("proposal"),
+        deal.RecordProposal((deal.ServiceLine("delivery and mounting", price),)),
+        deal.MoveDealToStage("contract"),
+        deal.RecordContract(f"C-{deal_id.hex[:6]}", (ctx(manager).at).date()),
+        deal.MoveDealToStage("invoice"),
+        deal.IssueInvoice(f"S-{deal_id.hex[:6]}", price, "main"),
+        deal.CloseDeal("won"),
+    ]
+    for sale in selling:
+        later(12)
+        handle_deal_command(store, rules, deal_id, sale, ctx(manager))
+    runner.run_once()
+    project_id = project_id_for_deal(deal_id)
+    pm = rng.choice(PMS)
+    start = ctx(pm).at.date()
+    work: list[project.ProjectCommand] = [
+        project.UpdateProjectCard(
+            {
+                "pm": pm,
+                "curator": "tech.director",
+                "category": rng.choice(["installation", "transport", "survey"]),
+                "planned_start": start,
+                "planned_end": start + timedelta(days=rng.randint(14, 60)),
+            }
+        ),
+        project.AddTask(
+            "survey",
+            "Site survey",
+            rng.choice(PEOPLE),
+            Decimal(rng.randint(4, 16)),
+            start,
+            start + timedelta(days=3),
+        ),
+        project.AddTask(
+            "mounting",
+            "Mounting",
+            rng.choice(PEOPLE),
+            Decimal(rng.randint(16, 80)),
+            start + timedelta(days=3),
+            start + timedelta(days=20),
+            ("survey",),
+        ),
+        project.MoveProjectToStatus("in_production"),
+    ]
+    for command in work:
+        later(6)
+        handle_project_command(store, rules, project_id, command, ctx(pm))
+    for day in range(rng.randint(2, 8)):
+        later(24)
+        person = rng.choice(PEOPLE)
+        entry = project.LogHours(
+            entry_id=uuid5(DEMO_NAMESPACE, f"entry-{project_id}-{day}"),
+            person=person,
+            day=ctx(person).at.date(),
+            hours=Decimal(rng.randint(2, 8)),
+            task_id=rng.choice(["survey", "mounting"]),
+        )
+        with contextlib.suppress(DomainError):  # the person's day was full already
+            handle_project_command(store, rules, project_id, entry, ctx(person))
+    if rng.random() < 0.6:
+        later(24)
+        handle_project_command(store, rules, project_id, project.CompleteTask("survey"), ctx(pm))
+    later(24)
+    number = f"P-{project_id.hex[:6]}"
+    due = ctx(pm).at.date() + timedelta(days=14)
+    handle_billing_command(
+        store, project_id, billing.IssueProjectInvoice(number, price, due), ctx(pm)
+    )
+    if rng.random() < 0.7:
+        later(72)
+        paid = price if rng.random() < 0.5 else (price / 2).quantize(Decimal("0.01"))
+        payment = billing.RecordPayment(number, paid, ctx("accounting").at.date())
+        handle_billing_command(store, project_id, payment, ctx("accounting"))
+    runner.run_once()
