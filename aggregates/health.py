@@ -8,6 +8,7 @@ holds. A PM's manual health overrides the computed one until cleared (see
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, date, datetime, time, timedelta
 
 from aggregates.billing import Billing
@@ -25,6 +26,11 @@ def _today(now: datetime) -> date:
 
 def _start_of(day: date) -> datetime:
     return datetime.combine(day, time.min, UTC)
+
+
+def _day_after(day: date) -> datetime | None:
+    """The start of the day after ``day`` (None at the end of the calendar)."""
+    return None if day == date.max else _start_of(day + timedelta(days=1))
 
 
 def compute_health(
@@ -84,21 +90,22 @@ def next_change(
 ) -> datetime | None:
     """The first instant after ``now`` at which the passing of time alone could change the
     computed health (a due date passing, a status reaching its limit), if any."""
-    candidates: list[datetime] = []
+    candidates: list[datetime | None] = []
     if project.status != rules.done_status:
         for task in project.tasks:
             if task.completed_at is None and task.due is not None:
-                candidates.append(_start_of(task.due + timedelta(days=1)))
+                candidates.append(_day_after(task.due))
         status = rules.status(project.status)
         if status is not None and status.time_limit_hours is not None and not status.stops_clock:
-            candidates.append(
-                project.status_entered_at
-                + timedelta(hours=status.time_limit_hours)
-                + timedelta(microseconds=1)
-            )
+            with contextlib.suppress(OverflowError):  # a limit beyond the calendar never passes
+                candidates.append(
+                    project.status_entered_at
+                    + timedelta(hours=status.time_limit_hours)
+                    + timedelta(microseconds=1)
+                )
     if billing is not None:
         for invoice in billing.invoices:
             if invoice.remaining > 0:
-                candidates.append(_start_of(invoice.due_date + timedelta(days=1)))
-    future = [c for c in candidates if c > now]
+                candidates.append(_day_after(invoice.due_date))
+    future = [c for c in candidates if c is not None and c > now]
     return min(future, default=None)

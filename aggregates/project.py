@@ -465,6 +465,7 @@ def decide(
                 raise InvalidValue("entry_id", f"the project has no time entry {entry_id}")
             right = _hours_or_zero("hours", hours)
             reason_text = values.required_text("reason", reason)
+            _require_open(project, rules, "correct hours")
             if right == entry.hours:
                 raise RuleViolation("no_change", f"the entry has {right} hours already")
             return HoursCorrected(
@@ -493,7 +494,8 @@ def decide(
 
 
 def _hours_or_zero(field: str, value: Any) -> Decimal:
-    if isinstance(value, (int, Decimal, str, float)) and Decimal(str(value)) == 0:
+    """Hours of a corrected entry: 0 withdraws it, else as for logging."""
+    if values.amount(field, value) == 0:
         return Decimal("0.00")
     return values.hours(field, value, maximum=MAX_DAY_HOURS)
 
@@ -647,6 +649,18 @@ def _update_task(
     _check_dates(changes.get("start", task.start), changes.get("due", task.due), "due")
     if task.completed_at is not None and "percent_done" in diff:
         raise RuleViolation("task_completed", f"task '{task_id}' is complete: it is 100 % done")
+    if task.completed_at is not None and "depends_on" in diff:
+        open_dependencies = [
+            d
+            for d in changes["depends_on"] or ()
+            if (dep := project.task(d)) and not dep.completed_at
+        ]
+        if open_dependencies:
+            raise RuleViolation(
+                "dependency_not_done",
+                f"task '{task_id}' is complete: it cannot depend on "
+                f"{', '.join(open_dependencies)}, not complete yet",
+            )
     _require_open(project, rules, "change tasks")
     if not diff:
         raise RuleViolation("no_change", "the task already has these values")

@@ -36,8 +36,11 @@ HANDOFF_REMINDER = "handoff_take_reminder"
 HANDOFF_ESCALATION = "handoff_take_escalation"
 
 
-def answer_deadline(due: date) -> datetime:
-    """An answer due on a day is late once that day is over (UTC)."""
+def answer_deadline(due: date) -> datetime | None:
+    """An answer due on a day is late once that day is over (UTC); never for the last day
+    of the calendar."""
+    if due == date.max:
+        return None
     return datetime.combine(due + timedelta(days=1), time.min, UTC)
 
 
@@ -64,13 +67,10 @@ class Deadlines:
         event = recorded.event
         subject = recorded.stream_id
         if isinstance(event, lead.LeadCreated) and event.answer_due is not None:
-            changes.schedule.append(self._lead_reminder(subject, event.answer_due))
+            self._remind(changes, subject, event.answer_due)
         elif isinstance(event, lead.LeadCardUpdated) and "answer_due" in event.changes:
             new = event.changes["answer_due"]["new"]
-            if new is None:
-                changes.cancel.append(f"lead:{subject}:reminder")
-            else:
-                changes.schedule.append(self._lead_reminder(subject, date.fromisoformat(new)))
+            self._remind(changes, subject, None if new is None else date.fromisoformat(new))
         elif isinstance(event, handoff.HandoffRequested):
             department = self.rules.departments.get(event.department)
             if department is not None and department.take_within_hours is not None:
@@ -84,13 +84,22 @@ class Deadlines:
                     )
                 )
 
-    def _lead_reminder(self, lead_id: UUID, due: date) -> Deadline:
-        return Deadline(
-            key=f"lead:{lead_id}:reminder",
-            kind=LEAD_REMINDER,
-            subject_id=lead_id,
-            due_at=answer_deadline(due),
-            data={"due": due.isoformat()},
+    def _remind(self, changes: DeadlineChanges, lead_id: UUID, due: date | None) -> None:
+        """Schedule the lead's answer reminder for ``due`` (replacing an earlier one), or
+        cancel it when there is no answer date (or it is the calendar's last day)."""
+        key = f"lead:{lead_id}:reminder"
+        moment = None if due is None else answer_deadline(due)
+        if due is None or moment is None:
+            changes.cancel.append(key)
+            return
+        changes.schedule.append(
+            Deadline(
+                key=key,
+                kind=LEAD_REMINDER,
+                subject_id=lead_id,
+                due_at=moment,
+                data={"due": due.isoformat()},
+            )
         )
 
     # --- firing -------------------------------------------------------------------------

@@ -411,3 +411,17 @@ def test_health_shows_where_each_process_manager_is(make_platform: PlatformFacto
         platform.processes.run_once()
         after = api.get("/health").json()["process_managers"]
         assert set(after.values()) == {platform.store.last_position()}
+
+
+def test_an_answer_date_at_the_end_of_the_calendar_never_fires_nor_breaks_the_managers(
+    store: EventStore, seller: Seller, clock: FakeClock
+) -> None:
+    lead_id = seller.lead(answer_due=date.max)
+    processes = runner(store, seller, clock)
+    processes.run_once()
+    assert processes.state.pending(Deadlines.name) == []
+    changes = {"answer_due": date(2026, 1, 5)}
+    handle_lead_command(store, seller.funnels, lead_id, lead.UpdateLeadCard(changes), seller.ctx())
+    clock.advance(days=1)
+    processes.run_once()
+    assert [a[0] for a in _alerts(store, lead_id)] == ["LeadAnswerReminderSent"]
