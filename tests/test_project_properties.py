@@ -28,7 +28,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
-import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
