@@ -35,6 +35,8 @@ from projections.database import ReadModelDatabase
 from projections.deals import deal_projections
 from projections.leads import LeadProjection
 from projections.projector import Projector
+from projections.projects import project_projections
+from projections.status_time import status_time_projections
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,12 @@ def event_codec() -> EventCodec:
 
 
 def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Projection]:
-    return [LeadProjection(funnels), *deal_projections(rules)]
+    return [
+        LeadProjection(funnels),
+        *deal_projections(rules),
+        *project_projections(rules),
+        *status_time_projections(funnels, rules),
+    ]
 
 
 def process_managers(

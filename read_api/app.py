@@ -12,7 +12,16 @@ from fastapi import FastAPI
 from leadledger.wiring import Platform
 from read_api.deps import PlatformDep
 from read_api.errors import install_error_handlers
-from read_api.routes import deals, directory, leads, pipeline, projects, reports
+from read_api.routes import (
+    deals,
+    directory,
+    leads,
+    pipeline,
+    portfolio,
+    projects,
+    reports,
+    status_time,
+)
 
 
 def create_app(
@@ -58,7 +67,9 @@ def create_app(
     app.include_router(directory.contractors)
     app.include_router(directory.assignments)
     app.include_router(projects.router)
+    app.include_router(portfolio.router)
     app.include_router(pipeline.router)
+    app.include_router(status_time.router)
 
     @app.get("/health", tags=["operations"])
     def health(platform: PlatformDep) -> dict[str, Any]:

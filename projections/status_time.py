@@ -1,0 +1,394 @@
+"""Status-time read models: how long each deal spent in each stage, each project in each
+status, and when each lead was paused.
+
+- ``deal_stage_visits``: one row per visit of a deal to a stage. ``DealCreated`` opens the
+  first; every stage change (``DealStageChanged``, ``DealEstimateReady``,
+  ``DealEstimateRejected``) ends the open visit and opens the next; ``DealClosed`` ends
+  the last. ``left_at`` is NULL while the deal is still in the stage.
+- ``project_status_visits``: one row per visit of a project to a status, the same way
+  (``ProjectCreated``, ``ProjectStatusChanged``). ``stops_clock`` marks a status such as
+  ``on_hold`` whose time counts for no status and against no limit.
+- ``project_status_pms``: each project's PM, so that PMs can see their own projects.
+- ``lead_pauses``: every pause of a lead (``LeadPaused`` until ``LeadResumed`` or, when
+  the lead is closed while paused, ``LeadClosed``). Leads' visits to stages are kept in
+  ``lead_stage_visits`` (projections/leads.py); the pauses let the status-time report
+  leave paused time out of a visit at any instant, not only once the pause is over.
+
+Limits are not stored: the report reads them from the configuration when asked, so a new
+limit applies at once. Only what the folds read (a status's ``stops_clock``) is part of
+the fingerprint.
+
+Deals and projects see few events, so their pages are folded in Python, as the deal read
+models are: Arrow picks the page's events of a model's topics, the rows those events can
+change (a stream's last visit) are read in one query, the events are applied in log
+order, and the rows go back with one DELETE and one INSERT per table. Leads make most of
+the log, so their pauses are folded set-based in DuckDB, as ``leads`` is. A row holds all
+the next page needs, so folding the log in any page sizes gives exactly the rows one
+rebuild gives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from aggregates.funnels import FunnelCatalog
+from aggregates.rules import Rules
+from projections.base import Projection
+from projections.deals import Column, MissingCreation, PageEvent, ddl, page_events
+
+Row = dict[str, Any]
+
+_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+"""The folds are this module's Python code: any change to it rebuilds the read models."""
+
+TEXT = ("VARCHAR", pa.string())
+INT = ("INTEGER", pa.int32())
+MOMENT = ("TIMESTAMPTZ", pa.timestamp("us", tz="UTC"))
+FLAG = ("BOOLEAN", pa.bool_())
+
+
+def _column(name: str, kind: tuple[str, pa.DataType]) -> Column:
+    return Column(name, kind[0], kind[1])
+
+
+DEAL_VISIT_COLUMNS: tuple[Column, ...] = (
+    _column("deal_id", TEXT),
+    _column("visit_no", INT),
+    _column("funnel", TEXT),
+    _column("stage", TEXT),
+    _column("entered_at", MOMENT),
+    _column("left_at", MOMENT),
+)
+
+PROJECT_VISIT_COLUMNS: tuple[Column, ...] = (
+    _column("project_id", TEXT),
+    _column("visit_no", INT),
+    _column("status", TEXT),
+    _column("entered_at", MOMENT),
+    _column("left_at", MOMENT),
+    _column("stops_clock", FLAG),
+)
+
+PROJECT_PM_COLUMNS: tuple[Column, ...] = (_column("project_id", TEXT), _column("pm", TEXT))
+
+LEAD_PAUSE_COLUMNS: tuple[Column, ...] = (
+    _column("lead_id", TEXT),
+    _column("pause_no", INT),  # the version of the lead's LeadPaused: unique per lead
+    _column("paused_at", MOMENT),
+    _column("resumed_at", MOMENT),
+)
+
+
+def _arrow(columns: Sequence[Column], rows: Sequence[Row]) -> pa.Table:
+    return pa.table(
+        {c.name: pa.array([r[c.name] for r in rows], c.arrow) for c in columns},
+        schema=pa.schema([(c.name, c.arrow) for c in columns]),
+    )
+
+
+def _with_view(
+    cursor: duckdb.DuckDBPyConnection, view: str, table: pa.Table, sql: str
+) -> list[tuple[Any, ...]]:
+    """Run one statement over a registered Arrow table; the view is released after."""
+    cursor.register(view, table)
+    try:
+        return cursor.execute(sql).fetchall()
+    finally:
+        cursor.unregister(view)
+
+
+class StreamRowsFold:
+    """Rows of a table that belong to streams (visits), folded event by event.
+
+    Only the rows ``current`` selects for the page's streams can change (a stream's last
+    visit); they are read once, the events append and amend rows in
+    memory, and the stream's loaded and new rows replace the loaded ones in one DELETE
+    and one INSERT.
+    """
+
+    name: str
+    table: str
+    key: str
+    row_no: str
+    columns: tuple[Column, ...]
+    topics: frozenset[str]
+    tables: tuple[str, ...]
+    current: str
+    """A WHERE/QUALIFY tail selecting, among a stream's rows, those a new event may change."""
+
+    def config(self) -> str:
+        """The configuration the fold reads (part of the fingerprint)."""
+        return ""
+
+    def ddl_parts(self) -> list[tuple[str, tuple[Column, ...]]]:
+        return [(self.table, self.columns)]
+
+    @property
+    def fingerprint(self) -> str:
+        parts = [self.name, *(ddl(t, c) for t, c in self.ddl_parts()), self.current]
+        parts += [self.config(), _SOURCE_DIGEST]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        for table, columns in self.ddl_parts():
+            cursor.execute(ddl(table, columns))
+
+    def fold(self, rows: list[Row], event: PageEvent) -> None:
+        """Apply one event to its stream's rows in hand (changed in place, or appended)."""
+        raise NotImplementedError
+
+    def after_fold(self, cursor: duckdb.DuckDBPyConnection, events: list[PageEvent]) -> None:
+        """Tables besides the main one."""
+
+    def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
+        events = page_events(page, self.topics)
+        if not events:
+            return
+        keys = sorted({e.stream_id for e in events})
+        names = [c.name for c in self.columns]
+        loaded = _with_view(
+            cursor,
+            f"_touched_{self.table}",
+            pa.table({"key": pa.array(keys, pa.string())}),
+            f"SELECT {', '.join(names)} FROM {self.table} "
+            f"WHERE {self.key} IN (SELECT key FROM _touched_{self.table}) {self.current}",
+        )
+        streams: dict[str, list[Row]] = {key: [] for key in keys}
+        for values in loaded:
+            row = dict(zip(names, values, strict=True))
+            streams[row[self.key]].append(row)
+        old = [(r[self.key], r[self.row_no]) for rows in streams.values() for r in rows]
+        for event in events:
+            self.fold(streams[event.stream_id], event)
+        if old:
+            view = f"_replaced_{self.table}"
+            _with_view(
+                cursor,
+                view,
+                pa.table(
+                    {
+                        "key": pa.array([k for k, _ in old], pa.string()),
+                        "row_no": pa.array([n for _, n in old], pa.int32()),
+                    }
+                ),
+                f"DELETE FROM {self.table} t USING {view} r "
+                f"WHERE t.{self.key} = r.key AND t.{self.row_no} = r.row_no",
+            )
+        new_rows = [r for key in keys for r in streams[key]]
+        if new_rows:
+            view = f"_new_{self.table}"
+            _with_view(
+                cursor,
+                view,
+                _arrow(self.columns, new_rows),
+                f"INSERT INTO {self.table} ({', '.join(names)}) SELECT {', '.join(names)} "
+                f"FROM {view}",
+            )
+        self.after_fold(cursor, events)
+
+    def new_row(self, **values: Any) -> Row:
+        row: Row = dict.fromkeys(c.name for c in self.columns)
+        row.update(values)
+        return row
+
+
+LAST_VISIT = "QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY visit_no DESC) = 1"
+
+
+class VisitFold(StreamRowsFold):
+    """A stream's visits: its creation opens the first, a move ends the open one and
+    opens the next, an ending event ends the last."""
+
+    row_no = "visit_no"
+    what: str
+    created: str
+    moves: frozenset[str]
+    ends: frozenset[str] = frozenset()
+
+    def opened(self, event: PageEvent, last: Row | None) -> Row:
+        raise NotImplementedError
+
+    def fold(self, rows: list[Row], event: PageEvent) -> None:
+        last = rows[-1] if rows else None
+        if event.topic == self.created:
+            if last is None:
+                rows.append(self.opened(event, None))
+            return
+        if last is None:
+            raise MissingCreation(self.what, event.stream_id)
+        if last["left_at"] is None:
+            last["left_at"] = event.moment
+        if event.topic in self.moves:
+            rows.append(self.opened(event, last))
+
+
+class DealStageVisitProjection(VisitFold):
+    name = "deal_stage_visits"
+    table = "deal_stage_visits"
+    tables: tuple[str, ...] = ("deal_stage_visits",)
+    key = "deal_id"
+    what = "deal"
+    columns = DEAL_VISIT_COLUMNS
+    current = LAST_VISIT.format(key="deal_id")
+    created = "DealCreated"
+    moves = frozenset({"DealStageChanged", "DealEstimateReady", "DealEstimateRejected"})
+    ends = frozenset({"DealClosed"})
+    topics = frozenset({created, *moves, *ends})
+
+    def opened(self, event: PageEvent, last: Row | None) -> Row:
+        doc = event.doc
+        return self.new_row(
+            deal_id=event.stream_id,
+            visit_no=1 if last is None else last["visit_no"] + 1,
+            funnel=doc.get("funnel") or (None if last is None else last["funnel"]),
+            stage=doc["stage"] if last is None else doc["to_stage"],
+            entered_at=event.moment,
+        )
+
+
+class ProjectStatusVisitProjection(VisitFold):
+    name = "project_status_visits"
+    table = "project_status_visits"
+    tables: tuple[str, ...] = ("project_status_visits", "project_status_pms")
+    key = "project_id"
+    what = "project"
+    columns = PROJECT_VISIT_COLUMNS
+    current = LAST_VISIT.format(key="project_id")
+    created = "ProjectCreated"
+    moves = frozenset({"ProjectStatusChanged"})
+    topics = frozenset({created, *moves, "ProjectCardUpdated"})
+
+    def __init__(self, rules: Rules) -> None:
+        statuses = rules.project.statuses
+        self._stops_clock = {s.id: s.stops_clock for s in statuses}
+
+    def config(self) -> str:
+        """Which statuses stop the clock: stored in each visit."""
+        return repr(sorted(self._stops_clock.items()))
+
+    def ddl_parts(self) -> list[tuple[str, tuple[Column, ...]]]:
+        return [(self.table, self.columns), ("project_status_pms", PROJECT_PM_COLUMNS)]
+
+    def opened(self, event: PageEvent, last: Row | None) -> Row:
+        status = event.doc["status"] if last is None else event.doc["to_status"]
+        return self.new_row(
+            project_id=event.stream_id,
+            visit_no=1 if last is None else last["visit_no"] + 1,
+            status=status,
+            entered_at=event.moment,
+            left_at=None,
+            # a status no longer configured keeps the clock running
+            stops_clock=self._stops_clock.get(status, False),
+        )
+
+    def fold(self, rows: list[Row], event: PageEvent) -> None:
+        if event.topic != "ProjectCardUpdated":
+            super().fold(rows, event)
+
+    def after_fold(self, cursor: duckdb.DuckDBPyConnection, events: list[PageEvent]) -> None:
+        """Each project's PM as the page's last event that sets it leaves it."""
+        pms: dict[str, str | None] = {}
+        for event in events:
+            if event.topic == "ProjectCreated":
+                pms[event.stream_id] = event.doc.get("pm")
+            elif event.topic == "ProjectCardUpdated" and "pm" in event.doc["changes"]:
+                pms[event.stream_id] = event.doc["changes"]["pm"]["new"]
+        if not pms:
+            return
+        rows = [{"project_id": k, "pm": v} for k, v in sorted(pms.items())]
+        _with_view(
+            cursor,
+            "_project_pms",
+            _arrow(PROJECT_PM_COLUMNS, rows),
+            "DELETE FROM project_status_pms WHERE project_id IN "
+            "(SELECT project_id FROM _project_pms)",
+        )
+        _with_view(
+            cursor,
+            "_project_pms",
+            _arrow(PROJECT_PM_COLUMNS, rows),
+            "INSERT INTO project_status_pms SELECT project_id, pm FROM _project_pms",
+        )
+
+
+PAUSE_TOPICS = ("LeadPaused", "LeadResumed", "LeadClosed")
+
+# A page's lead pauses, set-based (leads make most of the log): the open pauses of the
+# leads whose pause may end in the page, and the page's new pauses, each ended by the
+# lead's first resume or close after it (pauses never overlap: a paused lead is resumed
+# or closed before it is paused again).
+PAUSES_SQL = """
+CREATE OR REPLACE TEMP TABLE _pause_rows AS
+WITH events AS (
+  SELECT stream_id AS lead_id, version, topic,
+    CAST(json_extract_string(state, '$.at') AS TIMESTAMPTZ) AS event_at
+  FROM _page WHERE topic IN ('LeadPaused', 'LeadResumed', 'LeadClosed')
+),
+pauses AS (
+  SELECT lead_id, pause_no, paused_at FROM lead_pauses
+  WHERE resumed_at IS NULL
+    AND lead_id IN (SELECT lead_id FROM events WHERE topic <> 'LeadPaused')
+  UNION ALL
+  SELECT lead_id, CAST(version AS INTEGER), event_at FROM events WHERE topic = 'LeadPaused'
+),
+ends AS (
+  SELECT p.lead_id, p.pause_no, arg_min(e.event_at, e.version) AS resumed_at
+  FROM pauses p JOIN events e
+    ON e.lead_id = p.lead_id AND e.version > p.pause_no AND e.topic <> 'LeadPaused'
+  GROUP BY p.lead_id, p.pause_no
+)
+SELECT p.lead_id, p.pause_no, p.paused_at, n.resumed_at
+FROM pauses p LEFT JOIN ends n ON n.lead_id = p.lead_id AND n.pause_no = p.pause_no
+"""
+
+PAUSES_WRITE_SQL = (
+    "DELETE FROM lead_pauses t USING _pause_rows r "
+    "WHERE t.lead_id = r.lead_id AND t.pause_no = r.pause_no",
+    "INSERT INTO lead_pauses (lead_id, pause_no, paused_at, resumed_at) "
+    "SELECT lead_id, pause_no, paused_at, resumed_at FROM _pause_rows",
+    "DROP TABLE _pause_rows",
+)
+
+
+class LeadPauseProjection:
+    """Every pause of a lead; a lead closed while paused ends its pause on closing."""
+
+    name = "lead_pauses"
+    tables: tuple[str, ...] = ("lead_pauses",)
+    topics: frozenset[str] = frozenset(PAUSE_TOPICS)
+
+    def __init__(self) -> None:
+        self._topic_values = pa.array(sorted(self.topics), pa.string())
+
+    @property
+    def fingerprint(self) -> str:
+        parts = [self.name, ddl("lead_pauses", LEAD_PAUSE_COLUMNS), PAUSES_SQL, _SOURCE_DIGEST]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        cursor.execute(ddl("lead_pauses", LEAD_PAUSE_COLUMNS))
+
+    def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
+        if not pc.any(pc.is_in(page["topic"], value_set=self._topic_values)).as_py():
+            return
+        # on an error the caller rolls the transaction back, the temporary table included
+        cursor.execute(PAUSES_SQL)
+        for statement in PAUSES_WRITE_SQL:
+            cursor.execute(statement)
+
+
+def status_time_projections(funnels: FunnelCatalog, rules: Rules) -> list[Projection]:
+    """The read models of the status-time report besides ``lead_stage_visits``.
+
+    ``funnels`` is taken for symmetry with the other read models: the folds read no lead
+    funnel configuration (stage limits are read when the report is asked for).
+    """
+    del funnels
+    return [DealStageVisitProjection(), ProjectStatusVisitProjection(rules), LeadPauseProjection()]

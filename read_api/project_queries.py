@@ -1,0 +1,472 @@
+"""Read-model queries of delivery: the project portfolio and the reports of PMs, heads of
+department, analysts and finance (plan vs fact, people's load against the production
+calendar, deviations, invoices and payments).
+
+Each function takes a DuckDB cursor and returns plain dicts; lists come a page at a time
+with the total count of what the filters match. Hours and money are exact decimals;
+percentages are rounded half up to two places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import duckdb
+
+from aggregates.rules import HEALTH_LEVELS, Calendar, ProjectRules
+from read_api.deal_queries import Filters
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+HUNDRED = Decimal(100)
+
+PROJECT_COLUMNS = (
+    "project_id, title, company_name, company_id, amount, status, status_entered_at, health, "
+    "computed_health, computed_reasons, manual_health, manual_comment, pm, curator, "
+    "department, direction, category, planned_start, planned_end, planned_hours, "
+    "actual_hours, percent_done, tasks, tasks_done, invoiced, paid, remaining, "
+    "payment_status, empty_mandatory_fields, created_at, updated_at, version"
+)
+NEWEST_FIRST = "created_at DESC, project_id"
+
+
+@dataclass(frozen=True)
+class Days:
+    """A period of whole days, both ends included; an open end is not bounded."""
+
+    start: date | None = None
+    end: date | None = None
+
+    def where(self, column: str) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.start is not None:
+            clauses.append(f"{column} >= ?")
+            params.append(self.start)
+        if self.end is not None:
+            clauses.append(f"{column} <= ?")
+            params.append(self.end)
+        return (" AND ".join(clauses) or "TRUE"), params
+
+
+@dataclass(frozen=True)
+class Span:
+    """A period of whole days with both ends, both included."""
+
+    start: date
+    end: date
+
+    @property
+    def days(self) -> Days:
+        return Days(self.start, self.end)
+
+
+def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _count(cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> int:
+    row = cursor.execute(sql, list(params)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _decimal(value: Any) -> Decimal:
+    return ZERO if value is None else Decimal(value).quantize(CENT)
+
+
+def percent(part: Decimal, whole: Decimal) -> Decimal | None:
+    """``part`` as a percentage of ``whole`` (None when ``whole`` is 0)."""
+    if whole == 0:
+        return None
+    return (part * HUNDRED / whole).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def deviation(actual: Decimal, planned: Decimal) -> Decimal | None:
+    """How far the actual hours are from the plan, in % of the plan (+ over, - under)."""
+    return percent(actual - planned, planned)
+
+
+def _page_of(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def _name_key(value: str | None) -> tuple[bool, str]:
+    """Sort named things by name, the unnamed last."""
+    return (value is None, value or "")
+
+
+# --- the production calendar ------------------------------------------------------------
+
+
+def calendar_hours(calendar: Calendar, start: date, end: date) -> Decimal:
+    """The hours the production calendar asks of a person from ``start`` to ``end``
+    (both included): working weekdays that are no holiday, ``hours_per_day`` each.
+
+    Counted by whole weeks, so a period of any length costs the same."""
+    if end < start:
+        return ZERO
+    days = (end - start).days + 1
+    weeks, rest = divmod(days, 7)
+    weekdays = {d for d in calendar.working_weekdays if 1 <= d <= 7}
+    working = weeks * len(weekdays)
+    tail = start + timedelta(days=weeks * 7)
+    working += sum(1 for i in range(rest) if (tail + timedelta(days=i)).isoweekday() in weekdays)
+    working -= sum(1 for h in calendar.holidays if start <= h <= end and h.isoweekday() in weekdays)
+    per_day = Decimal(str(calendar.hours_per_day))
+    return (per_day * working).quantize(CENT)
+
+
+# --- the portfolio ----------------------------------------------------------------------
+
+
+def list_projects(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Projects, newest first."""
+    where, params = filters.where()
+    total = _count(cursor, f"SELECT count(*) FROM projects{where}", params)
+    cursor.execute(
+        f"SELECT {PROJECT_COLUMNS} FROM projects{where} ORDER BY {NEWEST_FIRST} LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return _rows(cursor), total
+
+
+def _status_counts(rules: ProjectRules, counts: dict[str, int]) -> list[dict[str, Any]]:
+    """Every configured status in kanban order, then any the configuration lost."""
+    listed = [
+        {"status": s.id, "name": s.name, "projects": counts.get(s.id, 0)} for s in rules.statuses
+    ]
+    known = {s.id for s in rules.statuses}
+    listed += [
+        {"status": status, "name": status, "projects": n}
+        for status, n in sorted(counts.items())
+        if status not in known
+    ]
+    return listed
+
+
+def _health_counts(counts: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"health": level, "projects": counts.get(level, 0)} for level in HEALTH_LEVELS]
+
+
+class _Tally:
+    """Projects and hours of one PM, one department or the whole scope."""
+
+    def __init__(self) -> None:
+        self.projects = 0
+        self.open_projects = 0
+        self.planned_hours = ZERO
+        self.actual_hours = ZERO
+        self.statuses: dict[str, int] = {}
+        self.health: dict[str, int] = {}
+
+    def add(
+        self, status: str, health: str, is_open: bool, n: int, planned: Any, actual: Any
+    ) -> None:
+        self.projects += n
+        self.open_projects += n if is_open else 0
+        self.planned_hours += _decimal(planned)
+        self.actual_hours += _decimal(actual)
+        self.statuses[status] = self.statuses.get(status, 0) + n
+        self.health[health] = self.health.get(health, 0) + n
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "projects": self.projects,
+            "open_projects": self.open_projects,
+            "planned_hours": self.planned_hours,
+            "actual_hours": self.actual_hours,
+        }
+
+
+def portfolio(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, rules: ProjectRules
+) -> dict[str, Any]:
+    """The portfolio of one PM, one department or the whole company: totals, the status
+    and health distributions, and per PM and per department the projects (open ones:
+    not done) and their planned and actual hours."""
+    where, params = filters.where()
+    cursor.execute(
+        "SELECT pm, department, status, health, count(*) AS n, sum(planned_hours), "
+        f"sum(actual_hours) FROM projects{where} GROUP BY ALL",
+        params,
+    )
+    whole = _Tally()
+    pms: dict[str | None, _Tally] = {}
+    departments: dict[str | None, _Tally] = {}
+    for pm, department, status, health, n, planned, actual in cursor.fetchall():
+        is_open = status != rules.done_status
+        for tally in (
+            whole,
+            pms.setdefault(pm, _Tally()),
+            departments.setdefault(department, _Tally()),
+        ):
+            tally.add(status, health, is_open, n, planned, actual)
+    return {
+        **whole.figures(),
+        "by_status": _status_counts(rules, whole.statuses),
+        "by_health": _health_counts(whole.health),
+        "pms": [
+            {
+                "pm": pm,
+                **tally.figures(),
+                "by_status": _status_counts(rules, tally.statuses),
+                "by_health": _health_counts(tally.health),
+            }
+            for pm, tally in sorted(
+                pms.items(), key=lambda p: (-p[1].open_projects, _name_key(p[0]))
+            )
+        ],
+        "departments": [
+            {"department": department, **tally.figures()}
+            for department, tally in sorted(departments.items(), key=lambda d: _name_key(d[0]))
+        ],
+    }
+
+
+# --- plan vs fact -----------------------------------------------------------------------
+
+
+def plan_fact(
+    cursor: duckdb.DuckDBPyConnection, filters: Filters, days: Days, limit: int, offset: int
+) -> dict[str, Any]:
+    """Per project (newest first): the plan (its tasks' planned hours), the hours logged
+    on days of the period and overall, and the overall deviation from the plan; with the
+    totals of every project the filters match."""
+    where, params = filters.where("p")
+    in_period, period_params = days.where("day")
+    logged = (
+        "SELECT project_id, sum(hours) AS hours FROM time_entries "
+        f"WHERE {in_period} GROUP BY project_id"
+    )
+    base = f"FROM projects p LEFT JOIN ({logged}) h ON h.project_id = p.project_id{where}"
+    all_params = [*period_params, *params]
+    totals_row = cursor.execute(
+        "SELECT count(*), sum(p.planned_hours), sum(coalesce(h.hours, 0)), "
+        f"sum(p.actual_hours) {base}",
+        all_params,
+    ).fetchone()
+    assert totals_row is not None
+    total, planned, period_hours, actual = totals_row
+    cursor.execute(
+        "SELECT p.project_id, p.title, p.company_name, p.pm, p.department, p.direction, "
+        "p.category, p.status, p.planned_hours, coalesce(h.hours, 0) AS period_hours, "
+        f"p.actual_hours {base} ORDER BY p.created_at DESC, p.project_id LIMIT ? OFFSET ?",
+        [*all_params, limit, offset],
+    )
+    items = _rows(cursor)
+    for item in items:
+        item["period_hours"] = _decimal(item["period_hours"])
+        item["deviation_hours"] = item["actual_hours"] - item["planned_hours"]
+        item["deviation_percent"] = deviation(item["actual_hours"], item["planned_hours"])
+    planned_total, actual_total = _decimal(planned), _decimal(actual)
+    return {
+        "period_from": days.start,
+        "period_to": days.end,
+        **_page_of(items, int(total), limit, offset),
+        "totals": {
+            "projects": int(total),
+            "planned_hours": planned_total,
+            "period_hours": _decimal(period_hours),
+            "actual_hours": actual_total,
+            "deviation_hours": actual_total - planned_total,
+            "deviation_percent": deviation(actual_total, planned_total),
+        },
+    }
+
+
+# --- people's hours ---------------------------------------------------------------------
+
+
+def _titles(cursor: duckdb.DuckDBPyConnection, project_ids: list[str]) -> dict[str, str]:
+    if not project_ids:
+        return {}
+    cursor.execute(
+        "SELECT project_id, title FROM projects WHERE list_contains(?, project_id)", [project_ids]
+    )
+    return dict(cursor.fetchall())
+
+
+def resource_load(
+    cursor: duckdb.DuckDBPyConnection,
+    calendar: Calendar,
+    span: Span,
+    person: str | None,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    """Per person, most loaded first: the hours logged on days of the period, per project,
+    against the production calendar's hours of the period. Listed: everyone with hours
+    logged in the period, or the one person asked for (with none too)."""
+    required = calendar_hours(calendar, span.start, span.end)
+    in_period, params = span.days.where("day")
+    if person is not None:
+        in_period += " AND person = ?"
+        params.append(person)
+    cursor.execute(
+        "SELECT person, project_id, sum(hours) AS hours FROM time_entries "
+        f"WHERE {in_period} GROUP BY ALL HAVING sum(hours) > 0",
+        params,
+    )
+    logged: dict[str, dict[str, Decimal]] = {}
+    for who, project_id, hours in cursor.fetchall():
+        logged.setdefault(who, {})[project_id] = _decimal(hours)
+    if person is not None:
+        logged.setdefault(person, {})
+    totals = {who: sum(per.values(), ZERO) for who, per in logged.items()}
+    people = sorted(logged, key=lambda who: (-totals[who], who))
+    chosen = people[offset : offset + limit]
+    titles = _titles(cursor, sorted({p for who in chosen for p in logged[who]}))
+    items = [
+        {
+            "person": who,
+            "logged_hours": totals[who],
+            "calendar_hours": required,
+            "load_percent": percent(totals[who], required),
+            "projects": [
+                {"project_id": project_id, "title": titles.get(project_id), "hours": hours}
+                for project_id, hours in sorted(logged[who].items(), key=lambda p: (-p[1], p[0]))
+            ],
+        }
+        for who in chosen
+    ]
+    return {
+        "period_from": span.start,
+        "period_to": span.end,
+        "calendar_hours": required,
+        **_page_of(items, len(people), limit, offset),
+    }
+
+
+def deviations(
+    cursor: duckdb.DuckDBPyConnection, calendar: Calendar, span: Span, limit: int, offset: int
+) -> dict[str, Any]:
+    """People short of the production calendar in the period, and project cards with
+    mandatory fields still empty (each list a page of its own, with its total)."""
+    required = calendar_hours(calendar, span.start, span.end)
+    # the people: everyone who has logged hours on any project on a day up to the period's
+    # end (a withdrawn entry counts: its person still works here)
+    cursor.execute(
+        "SELECT person, coalesce(sum(hours) FILTER (WHERE day >= ?), 0) AS logged "
+        "FROM time_entries WHERE day <= ? GROUP BY person",
+        [span.start, span.end],
+    )
+    short = sorted(
+        (
+            {
+                "person": who,
+                "required_hours": required,
+                "logged_hours": _decimal(hours),
+                "missing_hours": required - _decimal(hours),
+            }
+            for who, hours in cursor.fetchall()
+            if _decimal(hours) < required
+        ),
+        key=lambda p: (-p["missing_hours"], p["person"]),
+    )
+    empty = "len(empty_mandatory_fields) > 0"
+    total_cards = _count(cursor, f"SELECT count(*) FROM projects WHERE {empty}", [])
+    cursor.execute(
+        "SELECT project_id, title, pm, department, status, empty_mandatory_fields "
+        f"FROM projects WHERE {empty} ORDER BY {NEWEST_FIRST} LIMIT ? OFFSET ?",
+        [limit, offset],
+    )
+    return {
+        "period_from": span.start,
+        "period_to": span.end,
+        "required_hours": required,
+        "people": _page_of(short[offset : offset + limit], len(short), limit, offset),
+        "cards": _page_of(_rows(cursor), total_cards, limit, offset),
+    }
+
+
+# --- invoices and payments --------------------------------------------------------------
+
+# the payment status of a row's invoices, as aggregates.billing.payment_status
+ROW_STATUS = (
+    "CASE WHEN i.invoiced IS NULL THEN NULL "
+    "WHEN i.invoiced - i.outstanding <= 0 THEN 'not_paid' "
+    "WHEN i.outstanding <= 0 THEN 'paid' ELSE 'partially_paid' END"
+)
+
+
+def payments(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    days: Days,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    """Per project with an invoice issued or a payment received in the period (by client,
+    then title): invoiced and paid in the period and what is still outstanding of its
+    invoices issued in the period; per client and in total over every such project the
+    filters match."""
+    issued, issued_params = days.where("issued_on")
+    received, received_params = days.where("paid_on")
+    extra: list[tuple[str, list[Any]]] = [
+        ("(i.project_id IS NOT NULL OR r.project_id IS NOT NULL)", [])
+    ]
+    if status is not None:
+        extra.append((f"{ROW_STATUS} = ?", [status]))
+    where, params = Filters(equal=filters.equal, extra=[*filters.extra, *extra]).where("p")
+    rows_sql = (
+        "SELECT p.project_id, p.title, p.company_id, p.company_name, p.pm, "
+        "coalesce(i.invoices, 0) AS invoices, coalesce(i.invoiced, 0) AS invoiced, "
+        "coalesce(r.payments, 0) AS payments, coalesce(r.paid, 0) AS paid, "
+        f"coalesce(i.outstanding, 0) AS outstanding, {ROW_STATUS} AS status "
+        "FROM projects p "
+        "LEFT JOIN (SELECT project_id, count(*) AS invoices, sum(amount) AS invoiced, "
+        f"sum(remaining) AS outstanding FROM project_invoices WHERE {issued} "
+        "GROUP BY project_id) i ON i.project_id = p.project_id "
+        "LEFT JOIN (SELECT project_id, count(*) AS payments, sum(amount) AS paid "
+        f"FROM project_payments WHERE {received} GROUP BY project_id) r "
+        f"ON r.project_id = p.project_id{where}"
+    )
+    all_params = [*issued_params, *received_params, *params]
+    cursor.execute(
+        "SELECT company_id, company_name, count(*), sum(invoiced), sum(paid), "
+        f"sum(outstanding) FROM ({rows_sql}) GROUP BY ALL",
+        all_params,
+    )
+    clients = sorted(
+        (
+            {
+                "company_id": company_id,
+                "company_name": company_name,
+                "projects": int(n),
+                "invoiced": _decimal(invoiced),
+                "paid": _decimal(paid),
+                "outstanding": _decimal(outstanding),
+            }
+            for company_id, company_name, n, invoiced, paid, outstanding in cursor.fetchall()
+        ),
+        key=lambda c: (c["company_name"], _name_key(c["company_id"])),
+    )
+    cursor.execute(
+        f"SELECT * FROM ({rows_sql}) ORDER BY company_name, title, project_id LIMIT ? OFFSET ?",
+        [*all_params, limit, offset],
+    )
+    items = _rows(cursor)
+    for item in items:
+        for key in ("invoiced", "paid", "outstanding"):
+            item[key] = _decimal(item[key])
+    total = sum(c["projects"] for c in clients)
+    return {
+        "period_from": days.start,
+        "period_to": days.end,
+        **_page_of(items, total, limit, offset),
+        "clients": clients,
+        "totals": {
+            "projects": total,
+            "invoiced": sum((c["invoiced"] for c in clients), ZERO),
+            "paid": sum((c["paid"] for c in clients), ZERO),
+            "outstanding": sum((c["outstanding"] for c in clients), ZERO),
+        },
+    }
