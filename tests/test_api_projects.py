@@ -179,6 +179,93 @@ def test_from_a_won_deal_to_a_paid_project(
         "0.00",
     )
 
+    # --- every read model, against figures worked out here ---
+    wait = {"min_position": platform.store.last_position()}
+    [row] = ok(api.get("/projects", params={**wait, "pm": "olga.pm"}))["items"]
+    assert row["project_id"] == str(project_id)
+    assert (row["status"], row["health"], row["computed_health"]) == (
+        "planning",
+        "some_difficulties",
+        "some_difficulties",
+    )
+    assert (Decimal(row["planned_hours"]), Decimal(row["actual_hours"])) == (
+        Decimal(40),
+        Decimal("6.5"),
+    )
+    assert row["percent_done"] == pytest.approx(12.5)
+    assert (row["payment_status"], Decimal(row["remaining"])) == ("paid", Decimal(0))
+    assert row["empty_mandatory_fields"] == []
+
+    # status-time: planning Jan 5 09:00 → 09:00 (in_production, no time passed), then
+    # planning again from Jan 5 09:00 until now (Jan 10 09:00:00.000001), over its 120 h
+    visits = sorted(
+        ok(api.get("/reports/status-time", params={**wait, "kind": "project", "pm": "olga.pm"}))[
+            "items"
+        ],
+        key=lambda v: v["visit_no"],
+    )
+    assert [(v["stage"], v["open"]) for v in visits] == [
+        ("planning", False),
+        ("in_production", False),
+        ("planning", True),
+    ]
+    assert visits[-1]["seconds"] == pytest.approx(120 * 3600 + 1e-6)
+    assert (visits[-1]["over_limit"], visits[-1]["over_limit_now"]) == (True, True)
+    summary = ok(
+        api.get("/reports/status-time/summary", params={**wait, "kind": "project", "pm": "olga.pm"})
+    )
+    planning = next(s for s in summary["stages"] if s["stage"] == "planning")
+    assert planning["visits"] == 2
+    assert planning["total_seconds"] == pytest.approx(
+        sum(v["seconds"] for v in visits if v["stage"] == "planning")
+    )
+    assert planning["current_over_limit"] == 1
+
+    # plan/fact for January: 40 h planned, 6.5 h logged (the corrected entry)
+    plan_fact = ok(
+        api.get(
+            "/reports/plan-fact",
+            params={**wait, "from": "2026-01-01", "to": "2026-01-31", "pm": "olga.pm"},
+        )
+    )
+    [line] = plan_fact["items"]
+    assert (Decimal(line["planned_hours"]), Decimal(line["period_hours"])) == (
+        Decimal(40),
+        Decimal("6.5"),
+    )
+    assert Decimal(line["deviation_hours"]) == Decimal("-33.5")
+    # the fitter's load in the week of Jan 5–9: 6.5 h of the calendar's 32 h (Jan 7 is a
+    # holiday in the packaged production calendar)
+    load = ok(
+        api.get(
+            "/reports/resource-load",
+            params={**wait, "from": "2026-01-05", "to": "2026-01-09", "person": "ivan.fitter"},
+        )
+    )
+    [person] = load["items"]
+    assert (Decimal(person["logged_hours"]), Decimal(person["calendar_hours"])) == (
+        Decimal("6.5"),
+        Decimal(32),
+    )
+    deviations = ok(
+        api.get("/reports/deviations", params={**wait, "from": "2026-01-05", "to": "2026-01-09"})
+    )
+    fitter = next(p for p in deviations["people"]["items"] if p["person"] == "ivan.fitter")
+    assert Decimal(fitter["missing_hours"]) == Decimal("25.5")
+    payments = ok(
+        api.get("/reports/payments", params={**wait, "from": "2026-01-01", "to": "2026-01-31"})
+    )
+    [billed] = [i for i in payments["items"] if i["project_id"] == str(project_id)]
+    assert (
+        Decimal(billed["invoiced"]),
+        Decimal(billed["paid"]),
+        Decimal(billed["outstanding"]),
+    ) == (
+        Decimal(1000),
+        Decimal(1000),
+        Decimal(0),
+    )
+
     # the whole story is in the project's history, computed health included
     types = [e["type"] for e in ok(api.get(f"/projects/{project_id}/history"))["events"]]
     assert types[0] == "ProjectCreated"
