@@ -234,7 +234,7 @@ def test_from_a_won_deal_to_a_paid_project(
         Decimal("6.5"),
     )
     assert Decimal(line["deviation_hours"]) == Decimal("-33.5")
-    # the fitter's load in the week of Jan 5–9: 6.5 h of the calendar's 32 h (Jan 7 is a
+    # the fitter's load in the week of Jan 5 to 9: 6.5 h of the calendar's 32 h (Jan 7 is a
     # holiday in the packaged production calendar)
     load = ok(
         api.get(
