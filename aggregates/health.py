@@ -70,11 +70,25 @@ def compute_health(
         planned = project.planned_hours
         actual = project.actual_hours
         if planned > 0 and actual > planned:
+            # the reason names the threshold crossed, not the exact share: it changes (and
+            # is recorded) when the project crosses a threshold, not with every entry
             over = float((actual - planned) / planned * 100)
             if over > health.hours_over_plan_percent_big:
-                found.append(("big_difficulties", f"actual hours {over:.0f} % over plan"))
+                found.append(
+                    (
+                        "big_difficulties",
+                        f"actual hours more than {health.hours_over_plan_percent_big:g} % "
+                        "over plan",
+                    )
+                )
             elif over > health.hours_over_plan_percent_some:
-                found.append(("some_difficulties", f"actual hours {over:.0f} % over plan"))
+                found.append(
+                    (
+                        "some_difficulties",
+                        f"actual hours more than {health.hours_over_plan_percent_some:g} % "
+                        "over plan",
+                    )
+                )
     if billing is not None:
         late = [i.number for i in billing.invoices if i.overdue(today)]
         if late:

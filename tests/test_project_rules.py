@@ -1159,15 +1159,15 @@ def _over_plan(percent: float, extra: str = "0") -> Decimal:
         (_over_plan(HEALTH.hours_over_plan_percent_some), ("good", ())),
         (
             _over_plan(HEALTH.hours_over_plan_percent_some, "0.01"),
-            ("some_difficulties", ("actual hours 10 % over plan",)),
+            ("some_difficulties", ("actual hours more than 10 % over plan",)),
         ),
         (
             _over_plan(HEALTH.hours_over_plan_percent_big),
-            ("some_difficulties", ("actual hours 30 % over plan",)),
+            ("some_difficulties", ("actual hours more than 10 % over plan",)),
         ),
         (
             _over_plan(HEALTH.hours_over_plan_percent_big, "0.01"),
-            ("big_difficulties", ("actual hours 30 % over plan",)),
+            ("big_difficulties", ("actual hours more than 30 % over plan",)),
         ),
     ],
 )
@@ -1246,7 +1246,7 @@ def test_a_done_project_ignores_tasks_status_and_hours_but_not_its_invoices() ->
     assert reasons == (
         "3 overdue task(s): t1, t2, t3",
         "'rework' for longer than its 120 h limit",
-        "actual hours 900 % over plan",
+        "actual hours more than 30 % over plan",
         "overdue unpaid invoice(s): INV-1",
     )
 
