@@ -74,25 +74,51 @@ class StatusTimeFilters:
     over_limit_only: bool = False
 
 
-# Each kind's visits with the same columns; ``left_raw`` is when the visit ended, if it has.
+# Each kind's visits with the same columns; ``left_raw`` is when the visit ended, if it has,
+# and ``stored_paused_us`` a lead visit's paused time once it has ended (lead_stage_visits
+# keeps it: a lead is resumed or closed, which ends its pause, before it leaves a stage).
+# Read through DOUBLE, which is several times faster than a wide DECIMAL and exact: below
+# 2^52 microseconds (a century) the double nearest to n / 10^6, times 10^6, rounds to n.
+# A lead's manager is not read here: it is joined only to filter by it, and to the visits
+# shown (see OWNER_SQL), so that a summary reads no ``leads`` row.
 BASE_SQL: dict[Kind, str] = {
     "lead": """
         SELECT v.lead_id AS subject_id, v.visit_no, v.funnel, v.stage, FALSE AS stops_clock,
-          v.entered_at, v.left_at AS left_raw, l.manager AS manager, NULL::VARCHAR AS pm
-        FROM lead_stage_visits v LEFT JOIN leads l ON l.lead_id = v.lead_id""",
+          v.entered_at, v.left_at AS left_raw,
+          round(v.paused_seconds::DOUBLE * 1000000)::BIGINT AS stored_paused_us,
+          NULL::VARCHAR AS manager, NULL::VARCHAR AS pm
+        FROM lead_stage_visits v""",
     "deal": """
         SELECT v.deal_id AS subject_id, v.visit_no, v.funnel, v.stage, FALSE AS stops_clock,
-          v.entered_at, v.left_at AS left_raw, d.manager AS manager, NULL::VARCHAR AS pm
+          v.entered_at, v.left_at AS left_raw, NULL::BIGINT AS stored_paused_us,
+          d.manager AS manager, NULL::VARCHAR AS pm
         FROM deal_stage_visits v LEFT JOIN deals d ON d.deal_id = v.deal_id""",
     "project": """
         SELECT v.project_id AS subject_id, v.visit_no, NULL::VARCHAR AS funnel,
           v.status AS stage, v.stops_clock, v.entered_at, v.left_at AS left_raw,
-          NULL::VARCHAR AS manager, p.pm AS pm
+          NULL::BIGINT AS stored_paused_us, NULL::VARCHAR AS manager, p.pm AS pm
         FROM project_status_visits v LEFT JOIN project_status_pms p
           ON p.project_id = v.project_id""",
 }
 
-# The paused time of each lead visit up to as_of: every pause's overlap with the visit.
+# The owner filter of each kind: a join of the base visits, or a condition on ``base b``.
+# (A lead's manager is joined: as a semi-join, DuckDB hashes the visits, not the leads.)
+OWNER_FILTER: dict[Kind, tuple[str, str]] = {
+    "lead": (" JOIN leads o ON o.lead_id = v.lead_id AND o.manager = $owner", ""),
+    "deal": ("", " AND b.manager = $owner"),
+    "project": ("", " AND b.pm = $owner"),
+}
+
+# The visits shown (``{source}``), with their owner: a lead's manager is joined here.
+OWNER_SQL: dict[Kind, str] = {
+    "lead": "SELECT j.* REPLACE (o.manager AS manager) FROM {source} j "
+    "LEFT JOIN leads o ON o.lead_id = j.subject_id",
+    "deal": "SELECT * FROM {source}",
+    "project": "SELECT * FROM {source}",
+}
+
+# The paused time up to as_of of each lead visit still open then: every pause's overlap
+# with the visit. A visit ended by as_of has its paused time stored.
 LEAD_PAUSED_SQL = """
   SELECT c.subject_id, c.visit_no,
     sum(greatest(
@@ -101,33 +127,55 @@ LEAD_PAUSED_SQL = """
       0)) AS paused_us
   FROM clipped c JOIN lead_pauses x ON x.lead_id = c.subject_id
     AND x.paused_at < c.ended_at AND coalesce(x.resumed_at, c.ended_at) > c.entered_at
+  WHERE c.left_at IS NULL
   GROUP BY c.subject_id, c.visit_no"""
 
-NO_PAUSES_SQL = """
-  SELECT NULL::VARCHAR AS subject_id, NULL::INTEGER AS visit_no, NULL::BIGINT AS paused_us
-  WHERE FALSE"""
+# Each visit measured: ``elapsed_us`` up to as_of and ``paused_in_visit_us``. A lead visit
+# ended by as_of has its paused time stored; only those still open are matched against
+# ``lead_pauses``. Deals and projects have no pauses.
+MEASURED_SQL: dict[Kind, str] = {
+    "lead": f"""paused AS ({LEAD_PAUSED_SQL}),
+measured AS (
+  SELECT c.*, epoch_us(c.ended_at) - epoch_us(c.entered_at) AS elapsed_us,
+    coalesce(c.stored_paused_us, 0) AS paused_in_visit_us
+  FROM clipped c WHERE c.left_at IS NOT NULL
+  UNION ALL
+  SELECT c.*, epoch_us(c.ended_at) - epoch_us(c.entered_at) AS elapsed_us,
+    coalesce(z.paused_us, 0) AS paused_in_visit_us
+  FROM clipped c LEFT JOIN paused z ON z.subject_id = c.subject_id AND z.visit_no = c.visit_no
+  WHERE c.left_at IS NULL
+),""",
+    "deal": """measured AS (
+  SELECT c.*, epoch_us(c.ended_at) - epoch_us(c.entered_at) AS elapsed_us,
+    0::BIGINT AS paused_in_visit_us
+  FROM clipped c
+),""",
+}
+MEASURED_SQL["project"] = MEASURED_SQL["deal"]
 
+# ``picked``: the visits the filters select, narrow (a page is picked among them before
+# any visit is measured); ``clipped`` measures them, or only those in ``{restrict}``.
 VISITS_SQL = """
 WITH params AS (SELECT CAST($as_of AS TIMESTAMPTZ) AS as_of),
 limits(funnel, stage, limit_us) AS (
   SELECT CAST(col0 AS VARCHAR), CAST(col1 AS VARCHAR), CAST(col2 AS BIGINT)
   FROM (VALUES {limit_rows})
 ),
-base AS ({base}),
-clipped AS (
+base AS NOT MATERIALIZED ({base}),
+picked AS NOT MATERIALIZED (
+  SELECT b.subject_id, b.visit_no, b.entered_at
+  FROM base b, params p
+  WHERE b.entered_at <= p.as_of{filters}
+),
+{page}
+clipped AS {clipped_mode} (
   SELECT b.*,
     CASE WHEN b.left_raw <= p.as_of THEN b.left_raw END AS left_at,
     least(coalesce(b.left_raw, p.as_of), p.as_of) AS ended_at
   FROM base b, params p
-  WHERE b.entered_at <= p.as_of{filters}
+  WHERE b.entered_at <= p.as_of{filters}{restrict}
 ),
-paused AS ({paused}),
-measured AS (
-  SELECT c.*, epoch_us(c.ended_at) - epoch_us(c.entered_at) AS elapsed_us,
-    coalesce(z.paused_us, 0) AS paused_in_visit_us
-  FROM clipped c LEFT JOIN paused z ON z.subject_id = c.subject_id AND z.visit_no = c.visit_no
-),
-visits AS (
+{measured}visits AS (
   SELECT m.subject_id, m.visit_no, m.funnel, m.stage, m.stops_clock, m.entered_at, m.left_at,
     m.left_at IS NULL AS open, m.manager, m.pm, l.limit_us,
     CASE WHEN m.stops_clock THEN 0 ELSE m.elapsed_us - m.paused_in_visit_us END AS active_us,
@@ -135,12 +183,12 @@ visits AS (
   FROM measured m LEFT JOIN limits l
     ON l.funnel IS NOT DISTINCT FROM m.funnel AND l.stage = m.stage
 ),
-judged AS (
+rated AS (
   SELECT *, coalesce(active_us > limit_us, FALSE) AS over_limit,
     open AND coalesce(active_us > limit_us, FALSE) AS over_limit_now
   FROM visits
-)
-SELECT * FROM judged{judged_filter}
+),
+judged AS (SELECT * FROM rated{judged_filter})
 """
 
 VISIT_COLUMNS = (
@@ -148,11 +196,21 @@ VISIT_COLUMNS = (
     "limit_us, active_us, paused_us, over_limit, over_limit_now"
 )
 
+ORDER = "entered_at DESC, subject_id, visit_no DESC"
+
+# A page picked before measuring: only its visits are measured (and their owner joined).
+PAGE_SQL = f"""page_keys AS (
+  SELECT subject_id, visit_no FROM picked ORDER BY {ORDER} LIMIT $limit OFFSET $offset
+),"""
+PAGE_RESTRICT = " AND (b.subject_id, b.visit_no) IN (SELECT subject_id, visit_no FROM page_keys)"
+
 
 def _visits_sql(
-    filters: StatusTimeFilters, limits: Sequence[StageLimit]
+    filters: StatusTimeFilters, limits: Sequence[StageLimit], page: bool = False
 ) -> tuple[str, dict[str, Any]]:
-    """The statement selecting ``judged`` visits, and its named parameters."""
+    """The WITH clause ending with ``judged`` visits, and its named parameters; with
+    ``page``, ``judged`` holds only the page picked (by $limit, $offset) among ``picked``.
+    """
     params: dict[str, Any] = {"as_of": filters.as_of}
     rows = []
     for i, limit in enumerate(limits):
@@ -160,21 +218,31 @@ def _visits_sql(
         params.update({f"f{i}": limit.funnel, f"s{i}": limit.stage, f"l{i}": limit.limit_us})
     if not rows:
         rows.append("(NULL, NULL, NULL)")
+    base = BASE_SQL[filters.kind]
     clauses = []
     for column, name, value in (
         ("funnel", "funnel", filters.funnel),
         ("stage", "stage", filters.stage),
-        ("pm" if filters.kind == "project" else "manager", "owner", filters.owner),
+        (None, "owner", filters.owner),
         ("subject_id", "subject_id", filters.subject_id),
     ):
-        if value is not None:
+        if value is None:
+            continue
+        if column is None:
+            join, condition = OWNER_FILTER[filters.kind]
+            base += join
+            clauses.append(condition)
+        else:
             clauses.append(f" AND b.{column} = ${name}")
-            params[name] = value
+        params[name] = value
     sql = VISITS_SQL.format(
         limit_rows=", ".join(rows),
-        base=BASE_SQL[filters.kind],
+        base=base,
         filters="".join(clauses),
-        paused=LEAD_PAUSED_SQL if filters.kind == "lead" else NO_PAUSES_SQL,
+        page=PAGE_SQL if page else "",
+        restrict=PAGE_RESTRICT if page else "",
+        measured=MEASURED_SQL[filters.kind],
+        clipped_mode="MATERIALIZED" if filters.owner is not None else "NOT MATERIALIZED",
         judged_filter=" WHERE over_limit" if filters.over_limit_only else "",
     )
     return sql, params
@@ -228,17 +296,30 @@ def list_visits(
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of visits, the latest entered first, and how many match in all."""
-    sql, params = _visits_sql(filters, limits)
-    counted = cursor.execute(f"SELECT count(*) FROM ({sql})", params).fetchall()
-    total = int(counted[0][0]) if counted else 0
+    kind = filters.kind
+    if filters.over_limit_only:
+        # Over the limit: every visit must be measured to pick the page.
+        sql, params = _visits_sql(filters, limits)
+        statement = (
+            f"{sql}, top AS (SELECT * FROM judged ORDER BY {ORDER} LIMIT $limit OFFSET $offset),\n"
+            f"page AS ({OWNER_SQL[kind].format(source='top')}),\n"
+            "counted AS (SELECT count(*) AS total FROM judged)\n"
+        )
+    else:
+        sql, params = _visits_sql(filters, limits, page=True)
+        statement = (
+            f"{sql}, page AS ({OWNER_SQL[kind].format(source='judged')}),\n"
+            "counted AS (SELECT count(*) AS total FROM picked)\n"
+        )
     rows = _fetch(
         cursor,
-        f"SELECT {VISIT_COLUMNS} FROM ({sql}) "
-        "ORDER BY entered_at DESC, subject_id, visit_no DESC LIMIT $limit OFFSET $offset",
+        f"{statement}SELECT t.total, g.* FROM counted t LEFT JOIN "
+        f"(SELECT {VISIT_COLUMNS} FROM page) g ON TRUE ORDER BY {ORDER}",
         {**params, "limit": limit, "offset": offset},
     )
+    total = int(rows[0]["total"]) if rows else 0
     configured = _by_stage(limits)
-    return [_visit_out(filters.kind, r, configured) for r in rows], total
+    return [_visit_out(kind, r, configured) for r in rows if r["subject_id"] is not None], total
 
 
 def _empty_stage(limit: StageLimit) -> dict[str, Any]:
@@ -273,12 +354,12 @@ def _stage_out(stage: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-SUMMARY_SQL = """
+SUMMARY_SQL = """{sql}
 SELECT funnel, stage, count(*) AS visits, sum(active_us) AS total_us,
   sum(paused_us) AS paused_us, count(*) FILTER (WHERE over_limit) AS over_limit,
   count(*) FILTER (WHERE open) AS current,
   count(*) FILTER (WHERE over_limit_now) AS current_over_limit
-FROM ({sql}) GROUP BY funnel, stage
+FROM judged GROUP BY funnel, stage
 """
 
 COUNTS = ("visits", "total_us", "paused_us", "over_limit", "current", "current_over_limit")
@@ -349,7 +430,12 @@ def subject_status_time(
 ) -> dict[str, Any]:
     """One subject's visits in order, and its time per stage (in order of first visit)."""
     sql, params = _visits_sql(filters, limits)
-    rows = _fetch(cursor, f"SELECT {VISIT_COLUMNS} FROM ({sql}) ORDER BY visit_no", params)
+    rows = _fetch(
+        cursor,
+        f"{sql}, shown AS ({OWNER_SQL[filters.kind].format(source='judged')})\n"
+        f"SELECT {VISIT_COLUMNS} FROM shown ORDER BY visit_no",
+        params,
+    )
     configured = _by_stage(limits)
     per_stage: dict[tuple[str | None, str], dict[str, Any]] = {}
     for row in rows:
