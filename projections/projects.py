@@ -10,19 +10,24 @@
 
 Nothing here depends on the instant it is read at (no "overdue"): queries add that.
 
-Projects see far fewer events than leads, so a page is folded in Python, as the deal
-models are (:mod:`projections.deals`): a page without a project or billing event costs
-one Arrow scan of its topics; otherwise the page's events of these topics are decoded
-once (but a project's computed health and status changes before its last one of the
-page, which nothing reads), the rows they touch are read in one query per table (of a
-project's tasks only those its events name), the events are applied in log order, and
-each table gets its touched rows back with two set-based statements (delete the touched
-keys, insert from an Arrow table), all in the projector's transaction. What is derived
-from a whole row (health, empty mandatory fields, time and version of the last event)
-is set once per touched project at the end of the page, and a project's task figures
-are summed by DuckDB over its written-back tasks. A row keeps everything the next page
-needs (a task's hours, an entry's task, a project's task count), so folding the log in
-any page sizes gives exactly the rows one rebuild gives.
+A page without a project or billing event costs one Arrow scan of its topics. Otherwise
+the page's project events are parsed once by DuckDB (``json_transform``) into a temporary
+table of flat columns, and the frequent ones are folded set-based, as the lead model is
+(:mod:`projections.leads`): task additions are inserted (numbered after the project's
+stored tasks, in log order), hours logged are inserted, and task updates and completions
+update each task once (every field takes its last change of the page; % done the last of
+its changes and completions). Only ordering within a project matters, and these touch no
+row the rare events touch but the task and entry rows they themselves insert first. The
+rare events (card, status, health, corrections, billing) are then folded in Python, as
+the deal models are (:mod:`projections.deals`): decoded once (but a project's computed
+health and status changes before its last one of the page, which nothing reads), the
+rows they touch read in one query per table, applied in log order and written back with
+two set-based statements per table (delete the touched keys, insert from an Arrow
+table). Last, DuckDB sums each touched task's hours and each touched project's task
+figures and hours over the stored rows (the % done divided by Python, as
+``Project.percent_done``), and sets each project's time, version and position of its last
+event, all in the projector's transaction. A row keeps everything the next page needs,
+so folding the log in any page sizes gives exactly the rows one rebuild gives.
 """
 
 from __future__ import annotations
@@ -210,6 +215,8 @@ TASK_TOPICS = frozenset({"TaskAdded", "TaskUpdated", "TaskCompleted"})
 HOURS_TOPICS = frozenset({"HoursLogged", "HoursCorrected"})
 LAST_WINS_TOPICS = frozenset({"ProjectHealthComputed", "ProjectStatusChanged"})
 """Topics whose last event of a project in a page sets everything they set."""
+BULK_TOPICS = frozenset({"TaskAdded", "TaskUpdated", "TaskCompleted", "HoursLogged"})
+"""Topics folded set-based by DuckDB; the others are folded in Python."""
 BILLING_TOPICS = frozenset({"ProjectInvoiceIssued", "ProjectPaymentRecorded"})
 PROJECT_TOPICS = frozenset(
     {
@@ -223,6 +230,245 @@ PROJECT_TOPICS = frozenset(
         *HOURS_TOPICS,
     }
 )
+
+
+_SHAPE = orjson.dumps(
+    {
+        "at": "VARCHAR",
+        "actor": "VARCHAR",
+        "task_id": "VARCHAR",
+        "entry_id": "VARCHAR",
+        "person": "VARCHAR",
+        "day": "VARCHAR",
+        "hours": "VARCHAR",
+        "title": "VARCHAR",
+        "assignee": "VARCHAR",
+        "planned_hours": "VARCHAR",
+        "start": "VARCHAR",
+        "due": "VARCHAR",
+        "depends_on": ["VARCHAR"],
+    }
+).decode()
+_LAST_WINS_LIST = ", ".join(f"'{t}'" for t in sorted(LAST_WINS_TOPICS))
+_BULK_LIST = ", ".join(f"'{t}'" for t in sorted(BULK_TOPICS))
+_PROJECT_TOPIC_LIST = ", ".join(f"'{t}'" for t in sorted(PROJECT_TOPICS))
+
+# The page's project events (not billing), each parsed once into flat columns; ``bulk``
+# marks those folded set-based: task additions, hours logged and a task's completions
+# unless the task also has an update in the page (then its events keep their order in
+# Python).
+EVENTS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE _delivery_events AS
+WITH parsed AS (
+  SELECT position, stream_id, version, topic, state,
+    json_transform(state, '{_SHAPE}') AS doc
+  FROM _page WHERE topic IN ({_PROJECT_TOPIC_LIST})
+),
+flat AS (
+  SELECT position, stream_id, version, topic,
+    doc.at::TIMESTAMPTZ AS event_at,
+    doc.actor AS actor,
+    doc.task_id AS task_id,
+    doc.entry_id AS entry_id,
+    doc.person AS person,
+    doc.day::DATE AS day,
+    doc.hours::DECIMAL(18,2) AS hours,
+    doc.title AS title,
+    doc.assignee AS assignee,
+    doc.planned_hours::DECIMAL(18,2) AS planned_hours,
+    doc.start::DATE AS start,
+    doc.due::DATE AS due,
+    doc.depends_on AS depends_on,
+    CASE WHEN topic = 'TaskUpdated' THEN json_extract(state, '$.changes') END AS changes
+  FROM parsed
+)
+SELECT *,
+  topic IN ({_BULK_LIST}) AS bulk,
+  topic IN ({_LAST_WINS_LIST})
+    AND position < max(position) OVER (PARTITION BY stream_id, topic) AS superseded
+FROM flat
+"""
+
+MISSING_PROJECT_SQL = """
+SELECT e.stream_id FROM _delivery_events e
+WHERE e.bulk
+  AND NOT EXISTS (SELECT 1 FROM projects p WHERE p.project_id = e.stream_id)
+  AND NOT EXISTS (
+    SELECT 1 FROM _delivery_events c
+    WHERE c.topic = 'ProjectCreated' AND c.stream_id = e.stream_id AND c.position < e.position
+  )
+ORDER BY e.position LIMIT 1
+"""
+
+INSERT_TASKS_SQL = """
+INSERT INTO project_tasks (project_id, task_id, task_no, title, assignee, planned_hours,
+  start, due, depends_on, percent_done, completed_at, actual_hours, added_at, updated_at)
+SELECT e.stream_id, e.task_id,
+  coalesce(c.n, 0) + row_number() OVER (PARTITION BY e.stream_id ORDER BY e.position),
+  e.title, e.assignee, coalesce(e.planned_hours, 0), e.start, e.due,
+  coalesce(e.depends_on, []::VARCHAR[]), 0, NULL, 0, e.event_at, e.event_at
+FROM _delivery_events e
+LEFT JOIN (
+  SELECT project_id, count(*) AS n FROM project_tasks
+  WHERE project_id IN (SELECT stream_id FROM _delivery_events WHERE topic = 'TaskAdded')
+  GROUP BY project_id
+) c ON c.project_id = e.stream_id
+WHERE e.topic = 'TaskAdded'
+ORDER BY e.stream_id, e.task_id
+"""
+
+INSERT_ENTRIES_SQL = """
+INSERT INTO time_entries (project_id, entry_id, person, task_id, day, hours, logged_hours,
+  logged_at, logged_by, corrected, corrected_at, position)
+SELECT stream_id, entry_id, person, task_id, day, coalesce(hours, 0), coalesce(hours, 0),
+  event_at, actor, 0, NULL, position
+FROM _delivery_events WHERE topic = 'HoursLogged'
+ORDER BY stream_id, entry_id
+"""
+
+MISSING_TASK_SQL = """
+SELECT e.stream_id, e.task_id FROM _delivery_events e
+WHERE ((e.topic = 'HoursLogged' AND e.task_id IS NOT NULL)
+       OR e.topic IN ('TaskUpdated', 'TaskCompleted'))
+  AND (
+    NOT EXISTS (
+      SELECT 1 FROM project_tasks t WHERE t.project_id = e.stream_id AND t.task_id = e.task_id
+    )
+    OR EXISTS (
+      SELECT 1 FROM _delivery_events a
+      WHERE a.topic = 'TaskAdded' AND a.stream_id = e.stream_id AND a.task_id = e.task_id
+        AND a.position > e.position
+    )
+  )
+ORDER BY e.position LIMIT 1
+"""
+
+# a page's task updates and completions, set-based: each field takes its last change
+# of the page; % done the last of its changes and the completions (100)
+UPDATE_TASKS_SQL = """
+UPDATE project_tasks SET
+  title = CASE WHEN c.title_at IS NULL THEN project_tasks.title
+    ELSE c.title END,
+  assignee = CASE WHEN c.assignee_at IS NULL THEN project_tasks.assignee
+    ELSE c.assignee END,
+  planned_hours = CASE WHEN c.planned_hours_at IS NULL THEN project_tasks.planned_hours
+    ELSE c.planned_hours END,
+  start = CASE WHEN c.start_at IS NULL THEN project_tasks.start
+    ELSE c.start END,
+  due = CASE WHEN c.due_at IS NULL THEN project_tasks.due
+    ELSE c.due END,
+  depends_on = CASE WHEN c.depends_on_at IS NULL THEN project_tasks.depends_on
+    ELSE c.depends_on END,
+  percent_done = CASE
+    WHEN c.completed_pos IS NOT NULL AND c.completed_pos > coalesce(c.percent_done_at, -1)
+      THEN 100
+    WHEN c.percent_done_at IS NOT NULL THEN c.percent_done
+    ELSE project_tasks.percent_done
+  END,
+  completed_at = coalesce(c.completed_at, project_tasks.completed_at),
+  updated_at = c.updated_at
+FROM (
+  WITH u AS (
+    SELECT stream_id, task_id, position, topic, event_at,
+    json_extract(changes, '$.title') IS NOT NULL AS has_title,
+    json_extract_string(changes, '$.title.new')::VARCHAR AS new_title,
+    json_extract(changes, '$.assignee') IS NOT NULL AS has_assignee,
+    json_extract_string(changes, '$.assignee.new')::VARCHAR AS new_assignee,
+    json_extract(changes, '$.planned_hours') IS NOT NULL AS has_planned_hours,
+    json_extract_string(changes, '$.planned_hours.new')::DECIMAL(18,2) AS new_planned_hours,
+    json_extract(changes, '$.start') IS NOT NULL AS has_start,
+    json_extract_string(changes, '$.start.new')::DATE AS new_start,
+    json_extract(changes, '$.due') IS NOT NULL AS has_due,
+    json_extract_string(changes, '$.due.new')::DATE AS new_due,
+    json_extract(changes, '$.depends_on') IS NOT NULL AS has_depends_on,
+    coalesce(json_transform(json_extract(changes, '$.depends_on.new'), '["VARCHAR"]'),
+      []::VARCHAR[]) AS new_depends_on,
+    json_extract(changes, '$.percent_done') IS NOT NULL AS has_percent_done,
+    json_extract_string(changes, '$.percent_done.new')::INTEGER AS new_percent_done
+    FROM _delivery_events WHERE topic IN ('TaskUpdated', 'TaskCompleted')
+  )
+  SELECT stream_id, task_id,
+    max(position) FILTER (WHERE has_title) AS title_at,
+    arg_max_null(new_title, position) FILTER (WHERE has_title) AS title,
+    max(position) FILTER (WHERE has_assignee) AS assignee_at,
+    arg_max_null(new_assignee, position) FILTER (WHERE has_assignee) AS assignee,
+    max(position) FILTER (WHERE has_planned_hours) AS planned_hours_at,
+    arg_max_null(new_planned_hours, position) FILTER (WHERE has_planned_hours) AS planned_hours,
+    max(position) FILTER (WHERE has_start) AS start_at,
+    arg_max_null(new_start, position) FILTER (WHERE has_start) AS start,
+    max(position) FILTER (WHERE has_due) AS due_at,
+    arg_max_null(new_due, position) FILTER (WHERE has_due) AS due,
+    max(position) FILTER (WHERE has_depends_on) AS depends_on_at,
+    arg_max_null(new_depends_on, position) FILTER (WHERE has_depends_on) AS depends_on,
+    max(position) FILTER (WHERE has_percent_done) AS percent_done_at,
+    arg_max_null(new_percent_done, position) FILTER (WHERE has_percent_done) AS percent_done,
+    max(position) FILTER (WHERE topic = 'TaskCompleted') AS completed_pos,
+    arg_max(event_at, position) FILTER (WHERE topic = 'TaskCompleted') AS completed_at,
+    arg_max(event_at, position) AS updated_at
+  FROM u
+  GROUP BY stream_id, task_id
+) c
+WHERE project_tasks.project_id = c.stream_id AND project_tasks.task_id = c.task_id
+"""
+
+# a task's hours: the sum of its entries' (as corrected), for the tasks the page logs or
+# corrects hours on
+TASK_HOURS_SQL = """
+UPDATE project_tasks SET actual_hours = s.hours
+FROM (
+  SELECT te.project_id, te.task_id, sum(te.hours)::DECIMAL(18,2) AS hours
+  FROM time_entries te
+  JOIN (
+    SELECT DISTINCT stream_id, task_id FROM _delivery_events
+    WHERE topic = 'HoursLogged' AND task_id IS NOT NULL
+    UNION
+    SELECT x.project_id, x.task_id FROM time_entries x
+    JOIN _delivery_events c
+      ON c.topic = 'HoursCorrected' AND x.project_id = c.stream_id AND x.entry_id = c.entry_id
+    WHERE x.task_id IS NOT NULL
+  ) k ON te.project_id = k.stream_id AND te.task_id = k.task_id
+  GROUP BY te.project_id, te.task_id
+) s
+WHERE project_tasks.project_id = s.project_id AND project_tasks.task_id = s.task_id
+"""
+
+SUMMARY_SQL = """
+WITH touched AS (
+  SELECT DISTINCT stream_id AS project_id FROM _delivery_events
+  WHERE topic IN ('TaskAdded', 'TaskUpdated', 'TaskCompleted', 'HoursLogged', 'HoursCorrected')
+),
+t AS (
+  SELECT t.project_id, sum(t.planned_hours) AS planned,
+    sum(t.planned_hours * CASE WHEN t.completed_at IS NOT NULL THEN 100
+      ELSE t.percent_done END) AS weighted,
+    sum(CASE WHEN t.completed_at IS NOT NULL THEN 100 ELSE t.percent_done END) AS done,
+    count(*) AS tasks, count(t.completed_at) AS tasks_done
+  FROM project_tasks t JOIN touched k ON t.project_id = k.project_id
+  GROUP BY t.project_id
+),
+h AS (
+  SELECT e.project_id, sum(e.hours) AS hours
+  FROM time_entries e JOIN touched k ON e.project_id = k.project_id
+  GROUP BY e.project_id
+)
+SELECT k.project_id, t.planned, t.weighted, t.done, coalesce(t.tasks, 0),
+  coalesce(t.tasks_done, 0), coalesce(h.hours, 0)::DECIMAL(18,2)
+FROM touched k LEFT JOIN t ON t.project_id = k.project_id
+LEFT JOIN h ON h.project_id = k.project_id
+ORDER BY k.project_id
+"""
+
+# each project's last event of the page (but billing ones): its time and version
+LAST_EVENT_SQL = """
+UPDATE projects SET updated_at = l.at, version = l.version,
+  last_position = greatest(coalesce(projects.last_position, l.position), l.position)
+FROM (
+  SELECT stream_id, arg_max(event_at, position) AS at, arg_max(version, position) AS version,
+    max(position) AS position
+  FROM _delivery_events GROUP BY stream_id
+) l
+WHERE projects.project_id = l.stream_id
+"""
 
 
 class _Event(NamedTuple):
@@ -265,39 +511,16 @@ def _arrow_rows(columns: Sequence[Column], rows: Iterable[Row]) -> pa.Table:
     )
 
 
-def percent_done(tasks: Iterable[Row]) -> float:
-    """As ``Project.percent_done``: % done weighted by planned hours (plain mean when no
-    task has planned hours); a completed task counts as 100 %."""
-    listed = list(tasks)
-    if not listed:
-        return 0.0
-    planned = sum((t["planned_hours"] for t in listed), ZERO)
-
-    def done(task: Row) -> int:
-        return 100 if task["completed_at"] is not None else int(task["percent_done"])
-
-    if planned > 0:
-        weighted = sum(t["planned_hours"] * done(t) for t in listed)
-        return float(weighted / planned)
-    return sum(done(t) for t in listed) / len(listed)
-
-
 @dataclass
 class _Page:
     """The current rows a page touches, as the fold leaves them."""
 
     projects: dict[str, Row] = field(default_factory=dict)
-    tasks: dict[tuple[str, str], Row] = field(default_factory=dict)
-    added_tasks: dict[str, int] = field(default_factory=dict)
-    last_events: dict[str, _Event] = field(default_factory=dict)
-    """Each project's last event of the page but billing ones: its time and version."""
     entries: dict[tuple[str, str], Row] = field(default_factory=dict)
     invoices: dict[tuple[str, str], Row] = field(default_factory=dict)
     payments: list[Row] = field(default_factory=list)
-    changed_tasks: set[tuple[str, str]] = field(default_factory=set)
     changed_entries: set[tuple[str, str]] = field(default_factory=set)
     changed_invoices: set[tuple[str, str]] = field(default_factory=set)
-    task_projects: set[str] = field(default_factory=set)
 
 
 class ProjectProjection:
@@ -311,6 +534,7 @@ class ProjectProjection:
     def __init__(self, rules: ProjectRules) -> None:
         self.rules = rules
         self._topic_values = pa.array(sorted(self.topics), pa.string())
+        self._billing_values = pa.array(sorted(BILLING_TOPICS), pa.string())
 
     def config(self) -> str:
         """What the fold reads from the configuration: the card's mandatory fields."""
@@ -332,36 +556,118 @@ class ProjectProjection:
         # most pages of a lead-heavy log hold no delivery event: one Arrow scan says so
         if not pc.any(pc.is_in(page["topic"], value_set=self._topic_values)).as_py():
             return
-        events = self._events(page)
-        if not events:
-            return
-        state = self._read(cursor, events)
-        for event in events:
-            self._fold(state, event)
-        self._write(cursor, state)
-
-    def _events(self, page: pa.Table) -> list[_Event]:
-        """The page's events this fold needs, in log order, each JSON decoded once. A
-        project's health and status take the last computed health and status change of the
-        page, so the earlier ones of the same project are not decoded at all."""
         picked = page.filter(pc.is_in(page["topic"], value_set=self._topic_values))
+        if picked.num_rows == 0:
+            return
+        cursor.execute(EVENTS_SQL)
+        self._check_projects(cursor)
+        cursor.execute(INSERT_TASKS_SQL)
+        cursor.execute(INSERT_ENTRIES_SQL)
+        self._check_tasks(cursor)
+        cursor.execute(UPDATE_TASKS_SQL)
+        kept = cursor.sql(
+            "SELECT position FROM _delivery_events WHERE NOT bulk AND NOT superseded"
+        ).to_arrow_table()["position"]
+        rest = pc.or_(
+            pc.is_in(picked["position"], value_set=kept),
+            pc.is_in(picked["topic"], value_set=self._billing_values),
+        )
+        events = self._events(picked.filter(rest))
+        if events:
+            state = self._read(cursor, events)
+            for event in events:
+                self._fold(state, event)
+            self._write(cursor, state)
+        cursor.execute(TASK_HOURS_SQL)
+        self._summarise(cursor)
+        cursor.execute(LAST_EVENT_SQL)
+        cursor.execute("DROP TABLE _delivery_events")
+
+    @staticmethod
+    def _events(picked: pa.Table) -> list[_Event]:
+        """The page's events folded in Python, in log order, each JSON decoded once."""
         if picked.num_rows == 0:
             return []
         picked = picked.sort_by("position")
-        positions = picked["position"].to_pylist()
-        stream_ids = picked["stream_id"].to_pylist()
-        versions = picked["version"].to_pylist()
-        topics = picked["topic"].to_pylist()
-        states = picked["state"].to_pylist()
-        last: dict[tuple[str, str], int] = {}
-        for i, (topic, stream_id) in enumerate(zip(topics, stream_ids, strict=True)):
-            if topic in LAST_WINS_TOPICS:
-                last[(topic, stream_id)] = i
         return [
-            _Event(positions[i], stream_ids[i], versions[i], topic, orjson.loads(states[i]))
-            for i, topic in enumerate(topics)
-            if topic not in LAST_WINS_TOPICS or last[(topic, stream_ids[i])] == i
+            _Event(position, stream_id, version, topic, orjson.loads(state))
+            for position, stream_id, version, topic, state in zip(
+                picked["position"].to_pylist(),
+                picked["stream_id"].to_pylist(),
+                picked["version"].to_pylist(),
+                picked["topic"].to_pylist(),
+                picked["state"].to_pylist(),
+                strict=True,
+            )
         ]
+
+    @staticmethod
+    def _check_projects(cursor: duckdb.DuckDBPyConnection) -> None:
+        """A project's events folded set-based need its row, or its creation earlier."""
+        cursor.execute(MISSING_PROJECT_SQL)
+        missing = cursor.fetchone()
+        if missing is not None:
+            raise MissingCreation("project", str(missing[0]))
+
+    @staticmethod
+    def _check_tasks(cursor: duckdb.DuckDBPyConnection) -> None:
+        """Hours on a task and a task's completion need the task, added earlier."""
+        cursor.execute(MISSING_TASK_SQL)
+        missing = cursor.fetchone()
+        if missing is not None:
+            raise MissingCreation("task", f"{missing[1]} of project {missing[0]}")
+
+    def _summarise(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Each project with a task or hours event gets its tasks' figures and hours,
+        summed by DuckDB over its stored tasks and entries, exactly as
+        ``Project.percent_done`` sums them: the sums are exact decimals, the division is
+        Python's."""
+        sums = cursor.sql(SUMMARY_SQL).fetchall()
+        if not sums:
+            return
+        ids: list[str] = []
+        planned_hours: list[Decimal] = []
+        actual_hours: list[Decimal] = []
+        percents: list[float] = []
+        counts: list[int] = []
+        done_counts: list[int] = []
+        for project_id, planned, weighted, done, tasks, tasks_done, actual in sums:
+            ids.append(project_id)
+            if not tasks:
+                planned_hours.append(ZERO)
+                percents.append(0.0)
+            else:
+                planned_hours.append(planned)
+                if planned > 0:
+                    percents.append(float(weighted / planned))
+                else:
+                    percents.append(int(done) / int(tasks))
+            actual_hours.append(actual)
+            counts.append(int(tasks))
+            done_counts.append(int(tasks_done))
+        view = "_project_summary"
+        cursor.register(
+            view,
+            pa.table(
+                {
+                    "project_id": pa.array(ids, pa.string()),
+                    "planned_hours": pa.array(planned_hours, pa.decimal128(18, 2)),
+                    "actual_hours": pa.array(actual_hours, pa.decimal128(18, 2)),
+                    "percent_done": pa.array(percents, pa.float64()),
+                    "tasks": pa.array(counts, pa.int32()),
+                    "tasks_done": pa.array(done_counts, pa.int32()),
+                }
+            ),
+        )
+        try:
+            cursor.execute(
+                f"UPDATE projects SET planned_hours = s.planned_hours, "
+                "actual_hours = s.actual_hours, percent_done = s.percent_done, "
+                "tasks = s.tasks, tasks_done = s.tasks_done "
+                f"FROM {view} s WHERE projects.project_id = s.project_id"
+            )
+        finally:
+            cursor.unregister(view)
 
     @staticmethod
     def _project_of(event: _Event) -> str:
@@ -395,23 +701,6 @@ class ProjectProjection:
             cursor, "time_entries", ENTRY_COLUMNS, ["project_id", "entry_id"], corrected
         ):
             state.entries[(row["project_id"], row["entry_id"])] = row
-        named: set[tuple[str, str]] = set()
-        for e in events:
-            if e.topic in TASK_TOPICS:
-                state.task_projects.add(e.stream_id)
-                named.add((e.stream_id, e.doc["task_id"]))
-            elif e.topic in HOURS_TOPICS:
-                state.task_projects.add(e.stream_id)
-                task_id = e.doc.get("task_id") if e.topic == "HoursLogged" else None
-                if task_id is not None:
-                    named.add((e.stream_id, task_id))
-        for entry in state.entries.values():
-            if entry["task_id"] is not None:
-                named.add((entry["project_id"], entry["task_id"]))
-        for row in _select(
-            cursor, "project_tasks", TASK_COLUMNS, ["project_id", "task_id"], sorted(named)
-        ):
-            state.tasks[(row["project_id"], row["task_id"])] = row
         for row in _select(
             cursor, "project_invoices", INVOICE_COLUMNS, ["project_id", "number"], billed
         ):
@@ -419,20 +708,6 @@ class ProjectProjection:
         return state
 
     def _write(self, cursor: duckdb.DuckDBPyConnection, state: _Page) -> None:
-        _replace(
-            cursor,
-            "project_tasks",
-            TASK_COLUMNS,
-            ["project_id", "task_id"],
-            {key: state.tasks[key] for key in state.changed_tasks},
-        )
-        self._summarise_tasks(cursor, state)
-        for project_id, event in state.last_events.items():
-            project = state.projects[project_id]
-            project["updated_at"] = event.moment
-            project["version"] = event.version
-            last = project["last_position"]
-            project["last_position"] = event.position if last is None else max(last, event.position)
         mandatory = tuple(self.rules.mandatory_fields)
         for project in state.projects.values():
             project["health"] = project["manual_health"] or project["computed_health"]
@@ -457,45 +732,6 @@ class ProjectProjection:
         if state.payments:
             _insert(cursor, "project_payments", PAYMENT_COLUMNS, state.payments)
 
-    @staticmethod
-    def _summarise_tasks(cursor: duckdb.DuckDBPyConnection, state: _Page) -> None:
-        """Each project with a task or hours event gets its tasks' figures, summed by
-        DuckDB over its stored tasks (already written back), exactly as ``percent_done``
-        sums them: the sums are exact decimals, the division is Python's."""
-        summarised = sorted(p for p in state.task_projects if p in state.projects)
-        if not summarised:
-            return
-        for project_id in summarised:
-            project = state.projects[project_id]
-            project["planned_hours"] = ZERO
-            project["percent_done"] = 0.0
-            project["tasks"] = 0
-            project["tasks_done"] = 0
-        view = "_keys_summary"
-        cursor.register(view, _keys_view(summarised, ["project_id"]))
-        try:
-            cursor.execute(
-                "SELECT t.project_id, sum(t.planned_hours), "
-                "sum(t.planned_hours * CASE WHEN t.completed_at IS NOT NULL THEN 100 "
-                "ELSE t.percent_done END), "
-                "sum(CASE WHEN t.completed_at IS NOT NULL THEN 100 ELSE t.percent_done END), "
-                "count(*), count(t.completed_at) "
-                f"FROM project_tasks t JOIN {view} k ON t.project_id = k.project_id "
-                "GROUP BY t.project_id"
-            )
-            sums = cursor.fetchall()
-        finally:
-            cursor.unregister(view)
-        for project_id, planned, weighted, done, tasks, tasks_done in sums:
-            project = state.projects[project_id]
-            project["planned_hours"] = planned
-            if planned > 0:
-                project["percent_done"] = float(weighted / planned)
-            else:
-                project["percent_done"] = int(done) / int(tasks)
-            project["tasks"] = int(tasks)
-            project["tasks_done"] = int(tasks_done)
-
     # --- the fold ---------------------------------------------------------------------
 
     def _fold(self, state: _Page, event: _Event) -> None:
@@ -511,7 +747,6 @@ class ProjectProjection:
                 raise MissingCreation("project", event.stream_id)
             project = found
             self._fold_project(state, project, event)
-        state.last_events[event.stream_id] = event
 
     def _created(self, event: _Event) -> Row:
         doc = event.doc
@@ -582,99 +817,20 @@ class ProjectProjection:
             case "ProjectHealthComputed":
                 project["computed_health"] = doc["level"]
                 project["computed_reasons"] = list(doc["reasons"])
-            case "TaskAdded" | "TaskUpdated" | "TaskCompleted":
-                self._fold_task(state, event)
-            case "HoursLogged" | "HoursCorrected":
-                self._fold_hours(state, project, event)
+            case "HoursCorrected":
+                self._fold_hours(state, event)
 
-    def _fold_task(self, state: _Page, event: _Event) -> None:
-        doc = event.doc
+    def _fold_hours(self, state: _Page, event: _Event) -> None:
+        """A correction: the entry's hours; its task's and project's sums are DuckDB's."""
         project_id = event.stream_id
-        tasks = state.tasks
-        task_id = doc["task_id"]
-        key = (project_id, task_id)
-        if event.topic == "TaskAdded":
-            added = state.added_tasks.get(project_id, 0) + 1
-            state.added_tasks[project_id] = added
-            task: Row = {
-                "project_id": project_id,
-                "task_id": task_id,
-                "task_no": state.projects[project_id]["tasks"] + added,
-                "title": doc["title"],
-                "assignee": doc.get("assignee"),
-                "planned_hours": event.money("planned_hours") or ZERO,
-                "start": event.day("start"),
-                "due": event.day("due"),
-                "depends_on": list(doc.get("depends_on") or []),
-                "percent_done": 0,
-                "completed_at": None,
-                "actual_hours": ZERO,
-                "added_at": event.moment,
-                "updated_at": event.moment,
-            }
-            tasks[key] = task
-        else:
-            found = tasks.get(key)
-            if found is None:
-                raise MissingCreation("task", f"{task_id} of project {project_id}")
-            task = found
-            task["updated_at"] = event.moment
-            if event.topic == "TaskCompleted":
-                task["completed_at"] = event.moment
-                task["percent_done"] = 100
-            else:
-                for name, change in doc["changes"].items():
-                    new = change["new"]
-                    if name in ("start", "due"):
-                        task[name] = _day_value(new)
-                    elif name == "planned_hours":
-                        task[name] = _money_value(new)
-                    elif name == "depends_on":
-                        task[name] = list(new or [])
-                    else:
-                        task[name] = new
-        state.changed_tasks.add(key)
-
-    def _fold_hours(self, state: _Page, project: Row, event: _Event) -> None:
-        doc = event.doc
-        project_id = event.stream_id
-        key = (project_id, str(doc["entry_id"]))
-        hours = event.money("hours") or ZERO
-        if event.topic == "HoursLogged":
-            entry: Row = {
-                "project_id": project_id,
-                "entry_id": key[1],
-                "person": doc["person"],
-                "task_id": doc.get("task_id"),
-                "day": event.day("day"),
-                "hours": hours,
-                "logged_hours": hours,
-                "logged_at": event.moment,
-                "logged_by": doc["actor"],
-                "corrected": 0,
-                "corrected_at": None,
-                "position": event.position,
-            }
-            state.entries[key] = entry
-            change = hours
-        else:
-            found = state.entries.get(key)
-            if found is None:
-                raise MissingCreation("time entry", f"{key[1]} of project {project_id}")
-            entry = found
-            change = hours - entry["hours"]
-            entry["hours"] = hours
-            entry["corrected"] += 1
-            entry["corrected_at"] = event.moment
+        key = (project_id, str(event.doc["entry_id"]))
+        found = state.entries.get(key)
+        if found is None:
+            raise MissingCreation("time entry", f"{key[1]} of project {project_id}")
+        found["hours"] = event.money("hours") or ZERO
+        found["corrected"] += 1
+        found["corrected_at"] = event.moment
         state.changed_entries.add(key)
-        project["actual_hours"] += change
-        task_id = entry["task_id"]
-        if task_id is not None:
-            task = state.tasks.get((project_id, task_id))
-            if task is None:
-                raise MissingCreation("task", f"{task_id} of project {project_id}")
-            task["actual_hours"] += change
-            state.changed_tasks.add((project_id, task_id))
 
     def _fold_billing(self, state: _Page, event: _Event) -> None:
         doc = event.doc
