@@ -93,21 +93,15 @@ def _run(
     headers: CommandHeaders,
     project_id: UUID,
     name: str,
-    body: Any,
+    fields: dict[str, Any],
     command: project.ProjectCommand,
     response: Response,
-) -> CommandResult:
-    request = {"command": name, "project_id": str(project_id), **body.model_dump(mode="json")}
+) -> ProjectAccepted:
+    """Run a command on the project; ``fields`` fingerprint the request for Idempotency-Key."""
+    request = {"command": name, "project_id": str(project_id), **fields}
     ctx = headers.context(platform, f"project:{project_id}", request)
     result = handle_project_command(platform.store, platform.rules, project_id, command, ctx)
-    mark_accepted(result, response)
-    return result
-
-
-def _project(result: CommandResult) -> ProjectAccepted:
-    return ProjectAccepted(
-        project_id=result.stream_id, version=result.version, position=result.position
-    )
+    return _accepted(result, response)
 
 
 @router.post("/projects/{project_id}/card", response_model=ProjectAccepted, responses=ERRORS)
@@ -121,7 +115,9 @@ def update_card(
     """Change card fields: only those sent; the event keeps old → new."""
     changes = {f: getattr(body, f) for f in body.model_fields_set}
     command = project.UpdateProjectCard(changes)
-    return _project(_run(platform, headers, project_id, "card", body, command, response))
+    return _run(
+        platform, headers, project_id, "card", body.model_dump(mode="json"), command, response
+    )
 
 
 @router.post("/projects/{project_id}/status", response_model=ProjectAccepted, responses=ERRORS)
@@ -134,7 +130,9 @@ def move(
 ) -> ProjectAccepted:
     """Move the project to another status of the kanban (on_hold stops the clocks)."""
     command = project.MoveProjectToStatus(body.status)
-    return _project(_run(platform, headers, project_id, "status", body, command, response))
+    return _run(
+        platform, headers, project_id, "status", body.model_dump(mode="json"), command, response
+    )
 
 
 @router.post(
@@ -160,7 +158,9 @@ def add_task(
         due=body.due,
         depends_on=tuple(body.depends_on),
     )
-    return _project(_run(platform, headers, project_id, "add-task", body, command, response))
+    return _run(
+        platform, headers, project_id, "add-task", body.model_dump(mode="json"), command, response
+    )
 
 
 @router.post(
@@ -179,8 +179,8 @@ def update_task(
     if "depends_on" in changes and changes["depends_on"] is not None:
         changes["depends_on"] = tuple(changes["depends_on"])
     command = project.UpdateTask(task_id, changes)
-    request = {"task_id": task_id, **body.model_dump(mode="json")}
-    return _project(_run(platform, headers, project_id, "task", _Body(request), command, response))
+    fields = {"task_id": task_id, **body.model_dump(mode="json")}
+    return _run(platform, headers, project_id, "task", fields, command, response)
 
 
 @router.post(
@@ -197,8 +197,7 @@ def complete_task(
 ) -> ProjectAccepted:
     """Complete a task; refused while a task it depends on is not complete."""
     command = project.CompleteTask(task_id)
-    body = _Body({"task_id": task_id})
-    return _project(_run(platform, headers, project_id, "complete", body, command, response))
+    return _run(platform, headers, project_id, "complete", {"task_id": task_id}, command, response)
 
 
 @router.post(
@@ -251,8 +250,8 @@ def correct_hours(
 ) -> ProjectAccepted:
     """Correct a time entry: a new event with the right hours and why; never an edit."""
     command = project.CorrectHours(entry_id, body.hours, body.reason)
-    request = _Body({"entry_id": str(entry_id), **body.model_dump(mode="json")})
-    return _project(_run(platform, headers, project_id, "correction", request, command, response))
+    fields = {"entry_id": str(entry_id), **body.model_dump(mode="json")}
+    return _run(platform, headers, project_id, "correction", fields, command, response)
 
 
 @router.post("/projects/{project_id}/health", response_model=ProjectAccepted, responses=ERRORS)
@@ -265,7 +264,9 @@ def set_health(
 ) -> ProjectAccepted:
     """Set the health by hand with a comment; it overrides the computed one until cleared."""
     command = project.SetHealth(body.level, body.comment)
-    return _project(_run(platform, headers, project_id, "health", body, command, response))
+    return _run(
+        platform, headers, project_id, "health", body.model_dump(mode="json"), command, response
+    )
 
 
 @router.post(
@@ -275,10 +276,7 @@ def clear_health(
     project_id: UUID, headers: Headers, platform: PlatformDep, response: Response
 ) -> ProjectAccepted:
     """Clear the manual health: the computed one applies again."""
-    body = _Body({})
-    return _project(
-        _run(platform, headers, project_id, "clear-health", body, project.ClearHealth(), response)
-    )
+    return _run(platform, headers, project_id, "clear-health", {}, project.ClearHealth(), response)
 
 
 def _billing_accepted(
@@ -337,16 +335,6 @@ def record_payment(
     command = billing.RecordPayment(number, body.amount, body.paid_on)
     result = handle_billing_command(platform.store, project_id, command, ctx)
     return _billing_accepted(result, response, project_id)
-
-
-class _Body:
-    """A request fingerprint for commands whose inputs are in the path."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
-
-    def model_dump(self, mode: str = "json") -> dict[str, Any]:
-        return self.data
 
 
 def project_detail(
