@@ -21,6 +21,7 @@ from event_store import EventStore, open_event_store
 from leadledger.settings import Settings
 from leadledger.wiring import Platform, build, event_codec
 from read_api.app import create_app
+from tests.kafka_broker import Broker
 
 POSTGRES_URL = os.environ.get(
     "LEADLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -137,3 +138,26 @@ def new_lead_body(**overrides: object) -> dict[str, object]:
     }
     body.update(overrides)
     return body
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """The real Kafka-compatible broker (Tansu, in memory), shared by the session's tests.
+    Tests keep apart by topic prefix (``topic_prefix``)."""
+    broker = Broker(tmp_path_factory.mktemp("kafka"))
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A topic prefix of this test's own on the shared broker."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def durable_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of this test's own whose log survives ``stop()`` and ``start()``."""
+    broker = Broker(tmp_path, durable=True)
+    yield broker
+    broker.close()
