@@ -34,6 +34,9 @@ class DomainEvent:
     """A fact. Subclasses are frozen dataclasses with past-tense names."""
 
     schema_version: ClassVar[int] = 1
+    sensitive_fields: ClassVar[frozenset[str]] = frozenset()
+    """Fields that must never leave LeadLedger: they are left out of the published event
+    (Kafka, the HTTP event feed) whatever its public schema says."""
 
     actor: str
     at: datetime

@@ -17,18 +17,27 @@ Rules in brief:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from aggregates import values
 from aggregates.base import CommandMeta, DomainEvent
 from aggregates.errors import InvalidValue, RuleViolation
 from aggregates.funnels import FunnelCatalog
-from aggregates.values import MAX_AMOUNT, MAX_TEXT, amount, required_text, text
+from aggregates.values import (
+    DEFAULT_CURRENCY,
+    MAX_AMOUNT,
+    MAX_TEXT,
+    amount,
+    currency,
+    required_text,
+    text,
+)
 
 MAX_ASSESSMENT_HOURS = Decimal(10_000)
 __all__ = ["MAX_AMOUNT", "MAX_TEXT"]
@@ -89,6 +98,7 @@ class Lead:
     answer_due: date | None
     description: str | None
     amount: Decimal
+    currency: str
     cost_components: tuple[CostComponent, ...]
     quality: bool | None
     qualification_reason: str | None
@@ -139,6 +149,7 @@ class CreateLead:
     answer_due: date | None = None
     description: str | None = None
     amount: Decimal = Decimal(0)
+    currency: str = DEFAULT_CURRENCY
 
 
 @dataclass(frozen=True)
@@ -229,6 +240,11 @@ LeadCommand = (
 
 @dataclass(frozen=True, kw_only=True)
 class LeadCreated(DomainEvent):
+    """Version 2 added ``currency``; version 1 events are read with the default currency
+    (see ``upcast_lead_created_v1``)."""
+
+    schema_version: ClassVar[int] = 2
+
     lead_id: UUID
     funnel: str
     stage: str
@@ -243,6 +259,18 @@ class LeadCreated(DomainEvent):
     answer_due: date | None
     description: str | None
     amount: Decimal
+    currency: str
+
+
+def upcast_lead_created_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Leads created before currencies were recorded were all priced in roubles."""
+    return data | {"currency": DEFAULT_CURRENCY}
+
+
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("LeadCreated", 1): upcast_lead_created_v1,
+}
+"""Stored-event upcasters: (event type, stored version) → the next version's fields."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -412,6 +440,7 @@ def create(
         answer_due=_card_value("answer_due", command.answer_due),
         description=_text("description", command.description, required=False),
         amount=_amount("amount", command.amount),
+        currency=currency(command.currency),
     )
 
 
@@ -620,6 +649,7 @@ def evolve(lead: Lead | None, event: DomainEvent) -> Lead:
             answer_due=event.answer_due,
             description=event.description,
             amount=event.amount,
+            currency=event.currency,
             cost_components=(),
             quality=None,
             qualification_reason=None,

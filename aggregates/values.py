@@ -11,6 +11,8 @@ from aggregates.errors import InvalidValue
 MAX_AMOUNT = Decimal("1e15")
 MAX_TEXT = 10_000
 CENT = Decimal("0.01")
+DEFAULT_CURRENCY = "RUB"
+"""ISO 4217 code of amounts that name no currency."""
 
 
 def text(field: str, value: Any, *, required: bool) -> str | None:
@@ -83,3 +85,12 @@ def day(field: str, value: Any, *, required: bool) -> date | None:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     raise InvalidValue(field, f"'{field}' must be a date")
+
+
+def currency(value: Any, field: str = "currency") -> str:
+    """An ISO 4217 alphabetic code: three capital Latin letters."""
+    if not isinstance(value, str) or len(value) != 3 or not value.isascii() or not value.isupper():
+        raise InvalidValue(field, f"'{field}' must be an ISO 4217 code of three capital letters")
+    if not value.isalpha():
+        raise InvalidValue(field, f"'{field}' must be an ISO 4217 code of three capital letters")
+    return value

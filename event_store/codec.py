@@ -103,10 +103,24 @@ def _dataclass_converter(cls: type[Any]) -> Converter:
     return convert
 
 
-class EventCodec:
-    """Registry of event classes by type name, with their decoders."""
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+"""Turns a stored event's fields of one version into the next version's."""
 
-    def __init__(self, event_types: Iterable[type[DomainEvent]]) -> None:
+
+class EventCodec:
+    """Registry of event classes by type name, with their decoders.
+
+    An event stored in an older ``schema_version`` than its class's is read through the
+    registered upcasters, one version step at a time, so the rest of LeadLedger only ever
+    sees current versions. Stored events are never rewritten.
+    """
+
+    def __init__(
+        self,
+        event_types: Iterable[type[DomainEvent]],
+        upcasters: dict[tuple[str, int], Upcaster] | None = None,
+    ) -> None:
+        self._upcasters = dict(upcasters or {})
         self._decoders: dict[str, Converter] = {}
         self._classes: dict[str, type[DomainEvent]] = {}
         for cls in event_types:
@@ -115,6 +129,9 @@ class EventCodec:
                 raise ValueError(f"event type '{name}' registered twice")
             self._classes[name] = cls
             self._decoders[name] = _dataclass_converter(cls)
+            for version in range(1, cls.schema_version):
+                if (name, version) not in self._upcasters:
+                    raise ValueError(f"event type '{name}' has no upcaster from version {version}")
 
     def topic(self, event: DomainEvent) -> str:
         return type(event).__name__
@@ -126,9 +143,33 @@ class EventCodec:
         decoder = self._decoders.get(topic)
         if decoder is None:
             raise ValueError(f"unknown event type '{topic}'")
-        data = orjson.loads(state)
+        data = self.upcast(topic, orjson.loads(state))
         event: DomainEvent = decoder(data)
         return event
+
+    def upcast(self, topic: str, data: dict[str, Any]) -> dict[str, Any]:
+        """A stored event's fields as its current version has them."""
+        current = self._classes[topic].schema_version
+        version = data.get("schema_version", 1)
+        if version > current:
+            raise ValueError(
+                f"'{topic}' stored in version {version}, newer than this LeadLedger's {current}"
+            )
+        while version < current:
+            data = self._upcasters[(topic, version)](data)
+            version += 1
+            data["schema_version"] = version
+        return data
+
+    def current_version(self, topic: str) -> int:
+        return self._classes[topic].schema_version
+
+    def event_class(self, topic: str) -> type[DomainEvent]:
+        return self._classes[topic]
+
+    @property
+    def event_types(self) -> list[type[DomainEvent]]:
+        return list(self._classes.values())
 
     def knows(self, topic: str) -> bool:
         return topic in self._classes

@@ -18,6 +18,7 @@ from aggregates.deal import DEAL_EVENT_TYPES
 from aggregates.funnels import FunnelCatalog
 from aggregates.handoff import HANDOFF_EVENT_TYPES
 from aggregates.lead import LEAD_EVENT_TYPES
+from aggregates.lead import UPCASTERS as LEAD_UPCASTERS
 from aggregates.limits import LIMIT_EVENT_TYPES
 from aggregates.project import PROJECT_EVENT_TYPES
 from aggregates.rules import Rules
@@ -81,7 +82,8 @@ def event_codec() -> EventCodec:
             *PROJECT_EVENT_TYPES,
             *BILLING_EVENT_TYPES,
             *TIMESHEET_EVENT_TYPES,
-        )
+        ),
+        upcasters=LEAD_UPCASTERS,
     )
 
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aggregates.funnels import FunnelCatalog
+from aggregates.values import DEFAULT_CURRENCY
 
 LEADS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("lead_id", "VARCHAR"),
@@ -38,6 +39,7 @@ LEADS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("answer_due", "DATE"),
     ("description", "VARCHAR"),
     ("amount", "DECIMAL(18,2)"),
+    ("currency", "VARCHAR"),
     ("cost_components", "VARCHAR"),
     ("quality", "BOOLEAN"),
     ("qualification_reason", "VARCHAR"),
@@ -117,6 +119,7 @@ DOCUMENT_FIELDS: tuple[tuple[str, str], ...] = (
     ("answer_due", "VARCHAR"),
     ("description", "VARCHAR"),
     ("amount", "VARCHAR"),
+    ("currency", "VARCHAR"),
     ("repeat", "BOOLEAN"),
     ("total", "VARCHAR"),
     ("components", "JSON"),
@@ -175,6 +178,9 @@ SETTERS: dict[str, list[tuple[str, str]]] = {
         (_card("amount"), f"{_card_new('amount')}::DECIMAL(18,2)"),
         (_topic("LeadCostBreakdownSet"), "(e_total)::DECIMAL(18,2)"),
     ],
+    # LeadCreated v1 carried no currency: its leads were priced in the default currency
+    # (the same rule as aggregates.lead.upcast_lead_created_v1).
+    "currency": [(CREATED, f"coalesce(e_currency, '{DEFAULT_CURRENCY}')")],
     "cost_components": [
         (CREATED, "'[]'"),
         (_topic("LeadCostBreakdownSet"), "e_components::VARCHAR"),

@@ -45,6 +45,9 @@ class CreateLeadRequest(Strict):
     )
     description: str | None = None
     amount: Decimal = Field(default=Decimal(0), description="Primary cost of work, ≥ 0, 2 decimals")
+    currency: str = Field(
+        default="RUB", description="ISO 4217 code of the amount's currency", examples=["RUB"]
+    )
 
 
 class UpdateCardRequest(Strict):
@@ -138,6 +141,7 @@ class LeadDetail(BaseModel):
     answer_due: date | None
     description: str | None
     amount: Decimal
+    currency: str = Field(description="ISO 4217 code of the amount's currency")
     cost_components: list[CostComponentOut]
     quality: bool | None
     qualification_reason: str | None
