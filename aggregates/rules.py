@@ -277,7 +277,8 @@ def _organisations(raw: Mapping[str, Any]) -> dict[str, Organisation]:
             raise ValueError(f"organisation '{org_id}': tax_regime must be one of {TAX_REGIMES}")
         cap = body.get("yearly_revenue_cap")
         try:
-            parsed = None if cap is None else Decimal(str(cap))
+            # quantized to cents: 2.658e8 in the file is stored as 265800000.00
+            parsed = None if cap is None else Decimal(str(cap)).quantize(Decimal("0.01"))
         except InvalidOperation as exc:
             raise ValueError(f"organisation '{org_id}': yearly_revenue_cap is no number") from exc
         if regime == "simplified" and (parsed is None or parsed <= 0):

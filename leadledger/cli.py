@@ -1,4 +1,5 @@
-"""The ``leadledger`` command line: serve, demo, project, rebuild, history."""
+"""The ``leadledger`` command line: serve, demo, project, process, relay, schemas, rebuild,
+history."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -99,6 +100,14 @@ def cmd_project(args: argparse.Namespace) -> int:
                 f"projected {count} events; read models at position {platform.projector.position}"
             )
             return 0
+        from leadledger.metrics import follower_samples, render
+
+        _serve_worker_metrics(
+            platform.settings,
+            lambda: render(
+                follower_samples(platform.store, projector_position=platform.projector.position)
+            ),
+        )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         log.info(
@@ -122,6 +131,17 @@ def cmd_process(args: argparse.Namespace) -> int:
             count = runner.run_once()
             print(f"process managers read {count} events and fired what was due")
             return 0
+        from leadledger.metrics import follower_samples, render
+
+        _serve_worker_metrics(
+            side.settings,
+            lambda: render(
+                follower_samples(
+                    side.store,
+                    process_positions={m.name: runner.position(m.name) for m in runner.managers},
+                )
+            ),
+        )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         log.info("process managers following the event store")
@@ -130,6 +150,73 @@ def cmd_process(args: argparse.Namespace) -> int:
         return 0
     finally:
         side.close()
+
+
+def _serve_worker_metrics(settings: Settings, text: Callable[[], str]) -> None:
+    port = settings.metrics_port
+    if port is not None:
+        from leadledger.metrics import serve_metrics
+
+        serve_metrics(port, settings.host, text)
+        log.info("metrics at http://%s:%d/metrics", settings.host, port)
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    """The relay on its own: the event store's log to Kafka."""
+    from leadledger.metrics import follower_samples, render
+    from leadledger.wiring import kafka_relay
+
+    side = _command_side()
+    try:
+        try:
+            relay = kafka_relay(side)
+        except ValueError as exc:
+            raise SystemExit(f"leadledger relay: {exc}") from exc
+        _serve_worker_metrics(
+            side.settings, lambda: render(follower_samples(side.store, relay=relay))
+        )
+        if args.once:
+            count = relay.catch_up()
+            print(f"published {count} events; relay at position {relay.position}")
+            return 0
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        log.info(
+            "relay publishing to %s from position %d",
+            side.settings.kafka_bootstrap_servers,
+            relay.position,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            relay.run_forever(stop, side.settings.relay_poll_seconds)
+        return 0
+    finally:
+        side.close()
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    """Write or check the published event schemas (schemas/published)."""
+    from pathlib import Path
+
+    from schemas.events.export import check_published, write_published
+
+    directory = Path(args.directory)
+    if args.action == "export":
+        problems = [p for p in check_published(directory) if p.startswith("breaking:")]
+        if problems and not args.force:
+            print("\n".join(problems), file=sys.stderr)
+            print(
+                "refusing to overwrite published schemas with incompatible ones: publish a "
+                "new version with an upcaster instead (or pass --force)",
+                file=sys.stderr,
+            )
+            return 1
+        written = write_published(directory)
+        print(f"wrote {len(written)} schema files under {directory}")
+        return 0
+    problems = check_published(directory)
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
@@ -242,6 +329,20 @@ def parser() -> argparse.ArgumentParser:
     )
     pm.add_argument("--once", action="store_true", help="catch up, fire what is due, exit")
     pm.set_defaults(func=cmd_process)
+
+    rl = sub.add_parser(
+        "relay", help="publish every event to Kafka (LEADLEDGER_KAFKA_BOOTSTRAP_SERVERS)"
+    )
+    rl.add_argument("--once", action="store_true", help="publish up to the head of the log, exit")
+    rl.set_defaults(func=cmd_relay)
+
+    sc = sub.add_parser("schemas", help="export or check the published event schemas")
+    sc.add_argument("action", choices=["export", "check"])
+    sc.add_argument("--directory", default="schemas/published", help="default: schemas/published")
+    sc.add_argument(
+        "--force", action="store_true", help="export even over incompatible committed schemas"
+    )
+    sc.set_defaults(func=cmd_schemas)
 
     r = sub.add_parser("rebuild", help="drop the read models and replay every event, with progress")
     r.add_argument("--page-size", type=int, default=200_000, help="events per DuckDB transaction")

@@ -53,6 +53,45 @@ class Settings(BaseSettings):
         description="how long a query with min_position waits for the read models",
     )
 
+    kafka_bootstrap_servers: str = Field(
+        default="",
+        description="Kafka brokers (host:port[,host:port]) the relay publishes to; empty "
+        "turns publishing off",
+    )
+    kafka_topic_prefix: str = Field(
+        default="leadledger",
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="topics are <prefix>.<aggregate type>, e.g. leadledger.lead",
+    )
+    kafka_partitions: int = Field(
+        default=3, ge=1, le=10_000, description="partitions of the topics the relay creates"
+    )
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, le=32, description="replication factor of the topics the relay creates"
+    )
+    relay: bool = Field(
+        default=True,
+        description="run the relay inside the server when a broker is configured; set false "
+        "where `leadledger relay` runs it on its own",
+    )
+    relay_page_size: int = Field(
+        default=5_000, ge=1, le=100_000, description="events the relay publishes per batch"
+    )
+    relay_poll_seconds: float = Field(
+        default=0.5, gt=0, description="how often the relay looks for new events"
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="worker commands (relay, project, process) serve /metrics on this port",
+    )
+
+    @property
+    def publishes_in_process(self) -> bool:
+        """Whether ``serve`` runs the relay itself."""
+        return bool(self.kafka_bootstrap_servers) and self.relay
+
     @field_validator("event_store_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:

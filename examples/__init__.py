@@ -1,0 +1,1 @@
+"""Examples for downstream teams (not part of the installed package)."""

@@ -1,0 +1,141 @@
+"""The event stream without Kafka: a paged feed and Server-Sent Events, plus what
+describes it (AsyncAPI) and how far its followers are behind (Prometheus metrics).
+
+Both carry exactly the envelopes the relay publishes to Kafka (``relay.publishing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from leadledger.metrics import CONTENT_TYPE, follower_samples, render
+from read_api.deps import PlatformDep
+from read_api.errors import BadRequestValue
+from schemas.events.asyncapi import asyncapi_document
+
+router = APIRouter(tags=["event stream"])
+
+MAX_PAGE = 1_000
+SSE_BATCH = 500
+SSE_POLL_SECONDS = 0.25
+SSE_KEEPALIVE_SECONDS = 15.0
+
+After = Annotated[
+    int,
+    Query(
+        ge=0, le=2**62, description="Return events after this global position (0: from the start)"
+    ),
+]
+
+
+@router.get("/events")
+def list_events(
+    platform: PlatformDep,
+    after: After = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Events per page")] = 100,
+) -> Response:
+    """Events in log order after ``after``, each in the envelope published on Kafka.
+    Pass ``next_after`` as ``after`` to read the next page; an empty page means you are at
+    the head of the log (``head``)."""
+    head = platform.store.last_position()
+    rows = platform.store.read_rows(after, limit)
+    items = platform.publication.envelopes(rows)
+    body = {
+        "items": items,
+        "after": after,
+        "limit": limit,
+        "next_after": rows[-1][0] if rows else after,
+        "head": max(head, rows[-1][0] if rows else 0),
+    }
+    return Response(content=orjson.dumps(body), media_type="application/json")
+
+
+def _last_event_id(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise BadRequestValue("Last-Event-ID", "must be the global position of an event")
+    return int(value.strip())
+
+
+@router.get(
+    "/events/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_events(
+    request: Request,
+    platform: PlatformDep,
+    after: After = 0,
+    last_event_id: Annotated[
+        str | None,
+        Header(description="Sent by a reconnecting EventSource; takes precedence over after"),
+    ] = None,
+) -> StreamingResponse:
+    """Server-Sent Events: every event after ``after``, then new ones as they are stored.
+    Each message has ``id`` = global position (so a reconnect resumes where it stopped),
+    ``event`` = the event type and ``data`` = the envelope published on Kafka."""
+    resume = _last_event_id(last_event_id)
+    start = resume if resume is not None else after
+    store, publication = platform.store, platform.publication
+
+    async def messages() -> AsyncIterator[bytes]:
+        position = start
+        quiet_since = time.monotonic()
+        yield b"retry: 2000\n\n"
+        while not await request.is_disconnected():
+            rows = await run_in_threadpool(store.read_rows, position, SSE_BATCH)
+            if rows:
+                chunks = []
+                for envelope in publication.envelopes(rows):
+                    chunks.append(
+                        b"id: %d\nevent: %s\ndata: %s\n\n"
+                        % (envelope["position"], envelope["type"].encode(), orjson.dumps(envelope))
+                    )
+                position = rows[-1][0]
+                quiet_since = time.monotonic()
+                yield b"".join(chunks)
+                continue
+            if time.monotonic() - quiet_since >= SSE_KEEPALIVE_SECONDS:
+                quiet_since = time.monotonic()
+                yield b": keep-alive\n\n"
+            await asyncio.sleep(SSE_POLL_SECONDS)
+
+    return StreamingResponse(
+        messages(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/asyncapi.json")
+def asyncapi(platform: PlatformDep) -> dict[str, Any]:
+    """The AsyncAPI 3 document of the Kafka topics and their messages."""
+    settings = platform.settings
+    servers = (
+        {"production": settings.kafka_bootstrap_servers.split(",")[0]}
+        if settings.kafka_bootstrap_servers
+        else None
+    )
+    return asyncapi_document(settings.kafka_topic_prefix, servers)
+
+
+@router.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
+def metrics(platform: PlatformDep) -> PlainTextResponse:
+    """Prometheus metrics: relay lag and events/s, projector and process-manager lag."""
+    processes = platform.processes
+    samples = follower_samples(
+        platform.store,
+        relay=platform.relay,
+        projector_position=platform.projector.position,
+        process_positions={m.name: processes.position(m.name) for m in processes.managers},
+    )
+    return PlainTextResponse(render(samples), media_type=CONTENT_TYPE)

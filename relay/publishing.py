@@ -1,0 +1,140 @@
+"""Stored events as downstream services receive them: the published envelope.
+
+One mapping serves Kafka and the HTTP feed, so both carry the same JSON. The payload is
+the stored event upcast to its current version and cut down to the fields its public
+schema (``schemas/events``) declares: a field the schema does not name, and any field
+the domain marks sensitive, never leaves LeadLedger. The event id is derived from the
+event's stream and version, so a redelivered event carries the id it had the first time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid5
+
+import orjson
+from schemas.events.registry import CURRENT, PublishedEventType, topic_for
+
+from event_store.codec import EventCodec
+from event_store.recorders import NotificationRow
+
+EVENT_ID_NAMESPACE = UUID("6f1c5a52-1d0e-4c55-9a37-5e2b8f4d0c11")
+"""Fixed forever: event ids are uuid5(namespace, "<aggregate id>:<aggregate version>")."""
+
+DEFAULT_TOPIC_PREFIX = "leadledger"
+
+
+def event_id(stream_id: str, version: int) -> str:
+    return str(uuid5(EVENT_ID_NAMESPACE, f"{stream_id}:{version}"))
+
+
+@dataclass(frozen=True)
+class Message:
+    """One event ready for Kafka: topic, key, headers, value, and where it came from."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    position: int
+    event_id: str
+
+
+@dataclass(frozen=True)
+class _Route:
+    topic: str
+    aggregate_type: str
+    version: int
+    fields: tuple[str, ...]
+    type_header: bytes
+    version_header: bytes
+    aggregate_header: bytes
+
+
+class Publication:
+    """Turns notification rows into published envelopes and Kafka messages."""
+
+    def __init__(
+        self,
+        codec: EventCodec,
+        prefix: str = DEFAULT_TOPIC_PREFIX,
+        published: dict[str, PublishedEventType] | None = None,
+    ) -> None:
+        self.codec = codec
+        self.prefix = prefix
+        published = CURRENT if published is None else published
+        self._routes: dict[str, _Route] = {}
+        for cls in codec.event_types:
+            name = cls.__name__
+            public = published.get(name)
+            if public is None:
+                raise ValueError(f"event type '{name}' has no published schema")
+            if public.version != cls.schema_version:
+                raise ValueError(
+                    f"'{name}' is stored in version {cls.schema_version} but published in "
+                    f"version {public.version}"
+                )
+            fields = tuple(sorted(public.fields - cls.sensitive_fields))
+            self._routes[name] = _Route(
+                topic=topic_for(public.aggregate_type, prefix),
+                aggregate_type=public.aggregate_type,
+                version=public.version,
+                fields=fields,
+                type_header=name.encode(),
+                version_header=str(public.version).encode(),
+                aggregate_header=public.aggregate_type.encode(),
+            )
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({route.topic for route in self._routes.values()})
+
+    def envelope(self, row: NotificationRow) -> dict[str, Any]:
+        """The published JSON of one stored event, as a dict."""
+        position, stream_id, version, topic, state = row
+        route = self._routes[topic]
+        stored = self.codec.upcast(topic, orjson.loads(state))
+        return {
+            "event_id": event_id(stream_id, version),
+            "type": topic,
+            "schema_version": route.version,
+            "aggregate_type": route.aggregate_type,
+            "aggregate_id": stream_id,
+            "aggregate_version": version,
+            "position": position,
+            "occurred_at": stored["at"],
+            "actor": stored["actor"],
+            "command_id": stored["command_id"],
+            "correlation_id": stored.get("correlation_id"),
+            "data": {name: stored[name] for name in route.fields if name in stored},
+        }
+
+    def envelopes(self, rows: Iterable[NotificationRow]) -> list[dict[str, Any]]:
+        return [self.envelope(row) for row in rows]
+
+    def messages(self, rows: Sequence[NotificationRow]) -> list[Message]:
+        out: list[Message] = []
+        for row in rows:
+            envelope = self.envelope(row)
+            route = self._routes[row[3]]
+            correlation = envelope["correlation_id"]
+            out.append(
+                Message(
+                    topic=route.topic,
+                    key=row[1].encode(),
+                    value=orjson.dumps(envelope),
+                    headers=[
+                        ("event_type", route.type_header),
+                        ("schema_version", route.version_header),
+                        ("event_id", envelope["event_id"].encode()),
+                        ("position", str(row[0]).encode()),
+                        ("correlation_id", correlation.encode() if correlation else b""),
+                        ("aggregate_type", route.aggregate_header),
+                    ],
+                    position=row[0],
+                    event_id=envelope["event_id"],
+                )
+            )
+        return out

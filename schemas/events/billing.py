@@ -1,0 +1,37 @@
+"""Public events of a project's billing: its invoices and the payments received.
+
+Published on the ``billing`` aggregate type: one stream per project, started by its first
+invoice (the aggregate id is the billing stream's id, not the project id).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from schemas.events.base import Day, Id, Money, PublicPayload
+
+
+class ProjectInvoiceIssuedV1(PublicPayload):
+    """An invoice was issued for the project."""
+
+    project_id: Id
+    number: str = Field(description="The invoice number.")
+    amount: Money
+    due_date: Day = Field(description="The day the invoice is due.")
+    issued_on: Day
+
+
+class ProjectPaymentRecordedV1(PublicPayload):
+    """A payment was received against one of the project's invoices."""
+
+    project_id: Id
+    invoice_number: str
+    amount: Money = Field(description="The amount paid.")
+    paid_on: Day
+    invoice_remaining: Money = Field(description="What is left of the invoice after this payment.")
+
+
+PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
+    "billing": (ProjectInvoiceIssuedV1, ProjectPaymentRecordedV1),
+}
+"""The models of this module by aggregate type, every version of every event type."""

@@ -1,0 +1,334 @@
+"""The relay against the real broker (Tansu): every event arrives as its published schema
+says, in order per aggregate, read back by two independent clients; SIGKILL and broker
+restarts lose nothing and duplicate only with the same event id."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from event_store import EventStore
+from leadledger.demo import load_demo, load_demo_deals
+from leadledger.settings import Settings
+from leadledger.wiring import Platform, build_command_side, kafka_relay, publication
+from process_managers.state import ProcessStore
+from relay.kafka import KafkaSink
+from relay.relay import RELAY_POSITION, Relay
+from schemas.events.registry import CURRENT, topic_for
+from tests.conftest import PlatformFactory
+from tests.kafka_broker import Broker
+from tests.kafka_reading import Received, read_with_confluent, read_with_kafka_python
+
+PUBLISHED = Path(__file__).parent.parent / "schemas" / "published"
+NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+
+
+@cache
+def _schema(event_type: str, version: int) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((PUBLISHED / event_type / f"v{version}.json").read_text())
+    return loaded
+
+
+def _validator(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def load_scenario(platform: Platform, leads: int = 40, deals: int = 4) -> None:
+    """Leads through their funnels, deals with hand-offs worked by the departments."""
+    load_demo(platform.store, platform.funnels, NOW, leads=leads, seed=3)
+    load_demo_deals(platform.store, platform.funnels, platform.rules, NOW, deals=deals, seed=3)
+
+
+def stored_events(store: EventStore) -> list[tuple[int, str, int, str]]:
+    """(position, aggregate id, version, type) of every stored event, in log order."""
+    rows = store.read_rows(0, 10_000_000)
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def topics_of(prefix: str) -> list[str]:
+    return sorted({topic_for(t.aggregate_type, prefix) for t in CURRENT.values()})
+
+
+def assert_complete_and_ordered(received: list[Received], stored: list[tuple[int, str, int, str]]):
+    """Every stored event arrived; duplicates repeat an event exactly; per aggregate the
+    first arrivals come in version order."""
+    by_id: dict[str, bytes] = {}
+    first_versions: dict[str, list[int]] = defaultdict(list)
+    for r in sorted(received, key=lambda r: (r.topic, r.partition, r.offset)):
+        envelope = r.envelope
+        event_id = envelope["event_id"]
+        if event_id in by_id:
+            assert by_id[event_id] == r.value, f"duplicate {event_id} differs from the first"
+            continue
+        by_id[event_id] = r.value
+        first_versions[envelope["aggregate_id"]].append(envelope["aggregate_version"])
+    positions = {orjson_position(v) for v in by_id.values()}
+    missing = sorted({s[0] for s in stored} - positions)
+    assert not missing, (
+        f"{len(missing)} events missing on Kafka ({missing[:3]}..{missing[-3:]}); "
+        f"{len(received)} messages received"
+    )
+    expected_versions: dict[str, list[int]] = defaultdict(list)
+    for _, aggregate_id, version, _ in stored:
+        expected_versions[aggregate_id].append(version)
+    assert dict(first_versions) == dict(expected_versions)
+
+
+def orjson_position(value: bytes) -> int:
+    position: int = json.loads(value)["position"]
+    return position
+
+
+def test_every_event_arrives_as_its_schema_says_in_order_per_aggregate(
+    make_platform: PlatformFactory, kafka_broker: Broker, topic_prefix: str
+) -> None:
+    platform = make_platform(
+        kafka_bootstrap_servers=kafka_broker.bootstrap, kafka_topic_prefix=topic_prefix
+    )
+    load_scenario(platform)
+    stored = stored_events(platform.store)
+    assert platform.relay is not None
+    assert platform.relay.catch_up() == len(stored)
+    assert platform.relay.position == stored[-1][0]
+
+    topics = topics_of(topic_prefix)
+    received = read_with_kafka_python(kafka_broker.bootstrap, topics, len(stored))
+    assert len(received) == len(stored)
+    assert_complete_and_ordered(received, stored)
+
+    types_seen = set()
+    envelope_check = _validator(_schema("envelope", 1))
+    for r in received:
+        envelope = r.envelope
+        types_seen.add(envelope["type"])
+        envelope_check.validate(envelope)
+        _validator(_schema(envelope["type"], envelope["schema_version"])).validate(envelope["data"])
+        published = CURRENT[envelope["type"]]
+        assert r.topic == topic_for(published.aggregate_type, topic_prefix)
+        assert r.key == envelope["aggregate_id"].encode()
+        assert r.headers == {
+            "event_type": envelope["type"].encode(),
+            "schema_version": str(envelope["schema_version"]).encode(),
+            "event_id": envelope["event_id"].encode(),
+            "position": str(envelope["position"]).encode(),
+            "correlation_id": (envelope["correlation_id"] or "").encode(),
+            "aggregate_type": published.aggregate_type.encode(),
+        }
+    # the scenario is rich: leads, deals, hand-offs, contractors, projects at least
+    assert {"LeadCreated", "DealCreated", "HandoffRequested", "ContractorQuoteRecorded"} <= (
+        types_seen
+    ) or len(types_seen) >= 15, sorted(types_seen)
+
+    # a second, independent client reads exactly the same messages
+    again = read_with_confluent(kafka_broker.bootstrap, topics, 3, len(stored))
+    key = lambda r: (r.topic, r.partition, r.offset)  # noqa: E731
+    assert sorted([(key(r), r.key, r.value, r.headers) for r in again]) == sorted(
+        [(key(r), r.key, r.value, r.headers) for r in received]
+    )
+
+
+def test_the_server_publishes_new_events_by_itself_when_a_broker_is_configured(
+    make_platform: PlatformFactory, kafka_broker: Broker, topic_prefix: str
+) -> None:
+    platform = make_platform(
+        kafka_bootstrap_servers=kafka_broker.bootstrap,
+        kafka_topic_prefix=topic_prefix,
+        relay_poll_seconds=0.05,
+        process_managers=False,  # the demo loader plays their part itself
+    )
+    platform.start_background()
+    load_scenario(platform, leads=10, deals=1)
+    stored = stored_events(platform.store)
+    received = read_with_kafka_python(kafka_broker.bootstrap, topics_of(topic_prefix), len(stored))
+    assert_complete_and_ordered(received, stored)
+
+
+def _relay_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "leadledger.cli", "relay"],
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+@pytest.mark.postgres
+def test_a_relay_killed_five_times_mid_stream_loses_nothing(
+    make_platform: PlatformFactory,
+    pg_schema_url: str,
+    kafka_broker: Broker,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    platform = make_platform(pg_schema_url)
+    load_scenario(platform, leads=400, deals=6)
+    stored = stored_events(platform.store)
+    head = stored[-1][0]
+    env = dict(os.environ) | {
+        "LEADLEDGER_EVENT_STORE_URL": pg_schema_url,
+        "LEADLEDGER_KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
+        "LEADLEDGER_KAFKA_TOPIC_PREFIX": topic_prefix,
+        "LEADLEDGER_RELAY_PAGE_SIZE": "40",
+        "LEADLEDGER_RELAY_POLL_SECONDS": "0.05",
+    }
+    positions = ProcessStore(platform.store)
+    log = tmp_path / "relay.log"
+    kills = 0
+    for kill in range(1, 6):
+        target = head * kill // 7
+        process = _relay_process(env, log)
+        deadline = time.monotonic() + 60
+        while positions.position(RELAY_POSITION) < target and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        kills += 1
+        assert positions.position(RELAY_POSITION) < head, "the relay finished before the kill"
+    process = _relay_process(env, log)
+    try:
+        deadline = time.monotonic() + 60
+        while positions.position(RELAY_POSITION) < head and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+    assert kills == 5
+    assert positions.position(RELAY_POSITION) == head
+
+    received = read_with_kafka_python(
+        kafka_broker.bootstrap, topics_of(topic_prefix), len(stored), timeout=20
+    )
+    assert_complete_and_ordered(received, stored)
+    assert len(received) >= len(stored)
+
+
+@pytest.mark.parametrize(
+    "delivery_timeout_ms",
+    [
+        30_000,  # the outage is shorter: the producer's own retries bridge it
+        2_000,  # the outage is longer: batches fail, the relay reconnects with back-off
+    ],
+)
+def test_a_broker_stopped_and_restarted_under_the_relay_loses_nothing(
+    make_platform: PlatformFactory,
+    durable_broker: Broker,
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+    delivery_timeout_ms: int,
+) -> None:
+    platform = make_platform(
+        kafka_bootstrap_servers=durable_broker.bootstrap,
+        kafka_topic_prefix=topic_prefix,
+        relay_page_size=50,
+        relay=False,
+    )
+    side = build_command_side(platform.settings)
+    relay = Relay(
+        side.store,
+        publication(side),
+        lambda: KafkaSink(
+            durable_broker.bootstrap,
+            request_timeout_ms=1_000,
+            delivery_timeout_ms=delivery_timeout_ms,
+            stall_seconds=1.0,
+        ),
+        page_size=50,
+    )
+    relay_stop = threading.Event()
+    load_scenario(platform, leads=20, deals=1)
+    relay.catch_up()  # topics exist and the first events are out
+
+    writer_stop = threading.Event()
+
+    def keep_writing() -> None:
+        seed = 100
+        while not writer_stop.is_set():
+            load_demo(platform.store, platform.funnels, NOW, leads=3, seed=seed)
+            seed += 1
+            time.sleep(0.05)
+
+    caplog.set_level(logging.WARNING, logger="leadledger.relay")
+    writer = threading.Thread(target=keep_writing)
+    runner = threading.Thread(target=relay.run_forever, args=(relay_stop, 0.05, 1.0))
+    writer.start()
+    runner.start()
+    try:
+        time.sleep(1.0)
+        durable_broker.stop()
+        time.sleep(3.0 if delivery_timeout_ms > 5_000 else 7.0)
+        stalled_at = relay.position
+        assert runner.is_alive()
+        assert relay.position < platform.store.last_position()
+        durable_broker.start()
+        time.sleep(1.0)
+        writer_stop.set()
+        writer.join()
+        head = platform.store.last_position()
+        deadline = time.monotonic() + 90
+        while relay.position < head and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert relay.position == head, "the relay did not catch up after the broker came back"
+        assert relay.position > stalled_at
+    finally:
+        writer_stop.set()
+        relay_stop.set()
+        runner.join(30)
+        side.close()
+    # while the broker was away the relay said so, and kept its events
+    assert any(
+        "has not acknowledged" in r.getMessage() or "cannot publish" in r.getMessage()
+        for r in caplog.records
+    ), [r.getMessage() for r in caplog.records]
+    if delivery_timeout_ms < 5_000:
+        assert relay.stats.failures_total >= 1
+        assert any("cannot publish" in r.getMessage() for r in caplog.records)
+
+    stored = stored_events(platform.store)
+    received = read_with_kafka_python(
+        durable_broker.bootstrap, topics_of(topic_prefix), len(stored), timeout=30
+    )
+    assert_complete_and_ordered(received, stored)
+
+
+def test_a_relay_without_broker_settings_refuses_to_start(tmp_path: Path) -> None:
+    side = build_command_side(Settings(event_store_url=f"sqlite:///{tmp_path}/e.sqlite"))
+    try:
+        with pytest.raises(ValueError, match="LEADLEDGER_KAFKA_BOOTSTRAP_SERVERS"):
+            kafka_relay(side)
+    finally:
+        side.close()
+
+
+def test_relay_position_only_moves_after_the_broker_acknowledged(
+    make_platform: PlatformFactory, tmp_path: Path
+) -> None:
+    """Pointed at a port nobody listens on, the relay publishes nothing and keeps its place."""
+    from tests.kafka_broker import free_port
+
+    platform = make_platform(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", relay=False)
+    load_scenario(platform, leads=3, deals=0)
+    side = build_command_side(platform.settings)
+    relay: Relay = kafka_relay(side)
+    try:
+        with pytest.raises(Exception):  # noqa: B017, PT011 - kafka-python's NoBrokersAvailable
+            relay.run_once()
+        assert relay.position == 0
+        assert relay.lag() == platform.store.last_position()
+    finally:
+        side.close()
