@@ -38,7 +38,8 @@ from projections.leads import LeadProjection
 from projections.projector import Projector
 from projections.projects import project_projections
 from projections.status_time import status_time_projections
-from relay.kafka import KafkaSink
+from relay.kafka import Sink
+from relay.kafka import connect as connect_to_kafka
 from relay.publishing import Publication
 from relay.relay import Relay
 
@@ -121,8 +122,9 @@ def kafka_relay(side: CommandSide) -> Relay:
     if not settings.kafka_bootstrap_servers:
         raise ValueError("LEADLEDGER_KAFKA_BOOTSTRAP_SERVERS is not set: nowhere to publish")
 
-    def connect() -> KafkaSink:
-        return KafkaSink(
+    def connect() -> Sink:
+        return connect_to_kafka(
+            settings.kafka_client,
             settings.kafka_bootstrap_servers,
             partitions=settings.kafka_partitions,
             replication_factor=settings.kafka_replication_factor,

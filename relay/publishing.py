@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from hashlib import sha1
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 import orjson
-from schemas.events.registry import CURRENT, PublishedEventType, topic_for
 
 from event_store.codec import EventCodec
 from event_store.recorders import NotificationRow
+from schemas.events.registry import CURRENT, PublishedEventType, topic_for
 
 EVENT_ID_NAMESPACE = UUID("6f1c5a52-1d0e-4c55-9a37-5e2b8f4d0c11")
 """Fixed forever: event ids are uuid5(namespace, "<aggregate id>:<aggregate version>")."""
@@ -26,11 +27,20 @@ EVENT_ID_NAMESPACE = UUID("6f1c5a52-1d0e-4c55-9a37-5e2b8f4d0c11")
 DEFAULT_TOPIC_PREFIX = "leadledger"
 
 
+_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
+
+
 def event_id(stream_id: str, version: int) -> str:
-    return str(uuid5(EVENT_ID_NAMESPACE, f"{stream_id}:{version}"))
+    """``str(uuid5(EVENT_ID_NAMESPACE, f"{stream_id}:{version}"))``, written out: the relay
+    derives one per event, and the uuid module's objects cost four times as much."""
+    digest = bytearray(sha1(_NAMESPACE_BYTES + f"{stream_id}:{version}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     """One event ready for Kafka: topic, key, headers, value, and where it came from."""
 

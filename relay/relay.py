@@ -14,25 +14,17 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from event_store import EventStore
 from process_managers.state import DeadlineChanges, ProcessStore
-from relay.publishing import Message, Publication
+from relay.kafka import Pending, Sink
+from relay.publishing import Publication
 
 log = logging.getLogger("leadledger.relay")
 
 RELAY_POSITION = "relay:kafka"
-
-
-class Sink(Protocol):
-    """Where messages go; ``relay.kafka.KafkaSink`` is the real one."""
-
-    def publish(self, messages: Sequence[Message]) -> None: ...
-
-    def close(self, timeout: float = 5.0) -> None: ...
 
 
 @dataclass
@@ -72,16 +64,21 @@ class Relay:
         connect: Callable[[], Sink],
         *,
         page_size: int = 5_000,
+        depth: int = 2,
         where: str = "Kafka",
     ) -> None:
         self.store = store
         self.publication = publication
         self._connect = connect
         self.page_size = page_size
+        self.depth = depth
         self.where = where
         self.state = ProcessStore(store)
         self.stats = RelayStats(position=self.state.position(RELAY_POSITION))
         self._sink: Sink | None = None
+        self._inflight: deque[Pending] = deque()
+        self._sent: int | None = None
+        """The last position handed to the sink (None: start from the stored position)."""
         self._wake = threading.Event()
 
     @property
@@ -96,20 +93,32 @@ class Relay:
         self._wake.set()
 
     def run_once(self) -> int:
-        """Publish one page after the stored position; how many events went out."""
-        position = self.state.position(RELAY_POSITION)
-        rows = self.store.read_rows(position, self.page_size)
-        if not rows:
-            self.stats.position = position
+        """Hand up to ``depth`` pages to the sink ahead, then wait until the broker
+        acknowledged the oldest and store its last position; how many events that
+        acknowledged (0: nothing to publish). While one page is on its way the next is
+        read and mapped, and the position never passes an unacknowledged event."""
+        if self._sent is None:
+            self._sent = self.state.position(RELAY_POSITION)
+            self.stats.position = self._sent
+        while len(self._inflight) < self.depth:
+            rows = self.store.read_rows(self._sent, self.page_size)
+            if not rows:
+                break
+            if self._sink is None:
+                self._sink = self._connect()
+            self._inflight.append(self._sink.send(self.publication.messages(rows)))
+            self._sent = rows[-1][0]
+            if len(rows) < self.page_size:
+                break  # at the head of the log
+        if not self._inflight:
             return 0
-        messages = self.publication.messages(rows)
-        if self._sink is None:
-            self._sink = self._connect()
-        self._sink.publish(messages)
-        last = rows[-1][0]
-        self.state.advance(RELAY_POSITION, last, DeadlineChanges())
-        self.stats.record(len(rows), last)
-        return len(rows)
+        pending = self._inflight[0]
+        assert self._sink is not None
+        self._sink.wait(pending)
+        self._inflight.popleft()
+        self.state.advance(RELAY_POSITION, pending.last, DeadlineChanges())
+        self.stats.record(pending.count, pending.last)
+        return pending.count
 
     def catch_up(self) -> int:
         """Publish until the log's head as it is now; how many events went out."""
@@ -119,6 +128,10 @@ class Relay:
         return total
 
     def _drop_sink(self) -> None:
+        """Forget the producer and everything not acknowledged: it is sent again from the
+        stored position."""
+        self._inflight.clear()
+        self._sent = None
         sink, self._sink = self._sink, None
         if sink is not None:
             try:
@@ -140,7 +153,7 @@ class Relay:
             except Exception as exc:
                 self.stats.failures_total += 1
                 self._drop_sink()
-                position = self.stats.position or self.state.position(RELAY_POSITION)
+                position = self.state.position(RELAY_POSITION)
                 log.warning(
                     "relay: cannot publish to %s (%s: %s); events after position %d are "
                     "kept and retried in %.1fs",

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4, uuid5
 
 import httpx
 import orjson
@@ -15,12 +15,14 @@ import pytest
 import uvicorn
 from eventsourcing.persistence import StoredEvent
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from aggregates.lead import LeadCreated
 from leadledger.wiring import Platform
 from read_api.app import create_app
-from relay.publishing import Publication, event_id
+from relay.publishing import EVENT_ID_NAMESPACE, Publication, event_id
 from tests.conftest import ACTOR, PlatformFactory, create
 from tests.kafka_broker import free_port
 
@@ -312,3 +314,11 @@ def test_metrics_report_relay_projector_and_process_manager_lag(
     assert samples[("leadledger_projector_lag_events", ())] == head - projected
     managers = [k for k in samples if k[0] == "leadledger_process_manager_lag_events"]
     assert len(managers) == len(platform.processes.managers)
+
+
+@given(st.uuids(), st.integers(min_value=1, max_value=2**31))
+def test_event_ids_are_the_documented_uuid5_of_aggregate_and_version(
+    aggregate_id: UUID, version: int
+) -> None:
+    expected = uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}:{version}")
+    assert event_id(str(aggregate_id), version) == str(expected)

@@ -20,13 +20,16 @@ from typing import Any
 
 import jsonschema
 import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from event_store import EventStore
 from leadledger.demo import load_demo, load_demo_deals
 from leadledger.settings import Settings
 from leadledger.wiring import Platform, build_command_side, kafka_relay, publication
 from process_managers.state import ProcessStore
-from relay.kafka import KafkaSink
+from read_api.app import create_app
+from relay.kafka import KAFKA_CLIENTS, connect
 from relay.relay import RELAY_POSITION, Relay
 from schemas.events.registry import CURRENT, topic_for
 from tests.conftest import PlatformFactory
@@ -94,11 +97,14 @@ def orjson_position(value: bytes) -> int:
     return position
 
 
+@pytest.mark.parametrize("client", KAFKA_CLIENTS)
 def test_every_event_arrives_as_its_schema_says_in_order_per_aggregate(
-    make_platform: PlatformFactory, kafka_broker: Broker, topic_prefix: str
+    make_platform: PlatformFactory, kafka_broker: Broker, topic_prefix: str, client: str
 ) -> None:
     platform = make_platform(
-        kafka_bootstrap_servers=kafka_broker.bootstrap, kafka_topic_prefix=topic_prefix
+        kafka_bootstrap_servers=kafka_broker.bootstrap,
+        kafka_topic_prefix=topic_prefix,
+        kafka_client=client,
     )
     load_scenario(platform)
     stored = stored_events(platform.store)
@@ -156,6 +162,24 @@ def test_the_server_publishes_new_events_by_itself_when_a_broker_is_configured(
     stored = stored_events(platform.store)
     received = read_with_kafka_python(kafka_broker.bootstrap, topics_of(topic_prefix), len(stored))
     assert_complete_and_ordered(received, stored)
+
+    # /metrics of this process: nothing behind, every event counted, a rate measured
+    assert platform.relay is not None
+    deadline = time.monotonic() + 10
+    while platform.relay.stats.position < stored[-1][0] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with TestClient(create_app(platform, background=False, close_on_exit=False)) as client:
+        text = client.get("/metrics").text
+    samples = {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.labels
+    }
+    assert samples["leadledger_relay_lag_events"] == 0
+    assert samples["leadledger_relay_position"] == stored[-1][0]
+    assert samples["leadledger_relay_events_published_total"] == len(stored)
+    assert samples["leadledger_relay_events_per_second"] > 0
 
 
 def _relay_process(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -218,6 +242,7 @@ def test_a_relay_killed_five_times_mid_stream_loses_nothing(
     assert len(received) >= len(stored)
 
 
+@pytest.mark.parametrize("client", KAFKA_CLIENTS)
 @pytest.mark.parametrize(
     "delivery_timeout_ms",
     [
@@ -231,6 +256,7 @@ def test_a_broker_stopped_and_restarted_under_the_relay_loses_nothing(
     topic_prefix: str,
     caplog: pytest.LogCaptureFixture,
     delivery_timeout_ms: int,
+    client: str,
 ) -> None:
     platform = make_platform(
         kafka_bootstrap_servers=durable_broker.bootstrap,
@@ -242,7 +268,8 @@ def test_a_broker_stopped_and_restarted_under_the_relay_loses_nothing(
     relay = Relay(
         side.store,
         publication(side),
-        lambda: KafkaSink(
+        lambda: connect(
+            client,
             durable_broker.bootstrap,
             request_timeout_ms=1_000,
             delivery_timeout_ms=delivery_timeout_ms,
@@ -301,7 +328,7 @@ def test_a_broker_stopped_and_restarted_under_the_relay_loses_nothing(
 
     stored = stored_events(platform.store)
     received = read_with_kafka_python(
-        durable_broker.bootstrap, topics_of(topic_prefix), len(stored), timeout=30
+        durable_broker.bootstrap, topics_of(topic_prefix), len(stored), timeout=60
     )
     assert_complete_and_ordered(received, stored)
 
