@@ -96,7 +96,15 @@ class Relay:
         """Hand up to ``depth`` pages to the sink ahead, then wait until the broker
         acknowledged the oldest and store its last position; how many events that
         acknowledged (0: nothing to publish). While one page is on its way the next is
-        read and mapped, and the position never passes an unacknowledged event."""
+        read and mapped, and the position never passes an unacknowledged event. On any
+        failure the sink and what it held are dropped (sent again on the next call)."""
+        try:
+            return self._publish_next()
+        except BaseException:
+            self._drop_sink()
+            raise
+
+    def _publish_next(self) -> int:
         if self._sent is None:
             self._sent = self.state.position(RELAY_POSITION)
             self.stats.position = self._sent
@@ -152,8 +160,7 @@ class Relay:
                     continue  # more may be waiting: no pause between pages
             except Exception as exc:
                 self.stats.failures_total += 1
-                self._drop_sink()
-                position = self.state.position(RELAY_POSITION)
+                position = self.stats.position  # the last acknowledged (no database here)
                 log.warning(
                     "relay: cannot publish to %s (%s: %s); events after position %d are "
                     "kept and retried in %.1fs",
