@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -165,8 +166,10 @@ def cmd_relay(args: argparse.Namespace) -> int:
     """The relay on its own: the event store's log to Kafka."""
     from leadledger.metrics import follower_samples, render
     from leadledger.wiring import kafka_relay
+    from relay.relay import tune_gc
 
     side = _command_side()
+    tune_gc()
     try:
         try:
             relay = kafka_relay(side)
@@ -191,6 +194,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
         return 0
     finally:
         side.close()
+        gc.unfreeze()  # let the interpreter tear the frozen start-up heap down normally
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:

@@ -158,7 +158,7 @@ class KafkaSink:
         self.delivery_timeout_ms = delivery_timeout_ms
         self.stall_seconds = stall_seconds
         self._topics = _Topics(bootstrap_servers, partitions, replication_factor)
-        self._producer: Any = KafkaProducer(
+        producer: Any = KafkaProducer(
             bootstrap_servers=bootstrap_servers,
             client_id=client_id,
             acks="all",
@@ -170,7 +170,10 @@ class KafkaSink:
             request_timeout_ms=request_timeout_ms,
             delivery_timeout_ms=delivery_timeout_ms,
         )
-        self._partition = Partitioner(lambda topic: len(self._producer.partitions_for(topic)))
+        self._producer = producer
+        # the closure holds the producer, not the sink: no reference cycle keeps a closed
+        # sink's connections alive until the garbage collector runs
+        self._partition = Partitioner(lambda topic: len(producer.partitions_for(topic)))
 
     def send(self, messages: Sequence[Message]) -> _Futures:
         self._topics.ensure(messages)
@@ -249,7 +252,7 @@ class ConfluentSink:
         self.delivery_timeout_ms = delivery_timeout_ms
         self.stall_seconds = stall_seconds
         self._topics = _Topics(bootstrap_servers, partitions, replication_factor)
-        self._producer = Producer(
+        producer = self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap_servers,
                 "client.id": client_id,
@@ -266,7 +269,7 @@ class ConfluentSink:
         )
 
         def partitions_of(topic: str) -> int:
-            metadata = self._producer.list_topics(topic, timeout=request_timeout_ms / 1000)
+            metadata = producer.list_topics(topic, timeout=request_timeout_ms / 1000)
             return len(metadata.topics[topic].partitions)
 
         self._partition = Partitioner(partitions_of)

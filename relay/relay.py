@@ -10,6 +10,7 @@ with a doubling back-off; it never skips an event and never exits for it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -52,6 +53,14 @@ class RelayStats:
         now = time.monotonic() if now is None else now
         self._trim(now)
         return sum(count for _, count in self._recent) / self.window_seconds
+
+
+def tune_gc() -> None:
+    """The relay allocates a few small containers per event; with the start-up heap frozen
+    and fewer young collections, the collector stops costing a third of its time."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
 
 
 class Relay:
