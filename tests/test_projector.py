@@ -149,6 +149,7 @@ def _replayed_fields(state: lead.Lead) -> dict[str, Any]:
         "repeat": state.repeat,
         "version": state.version,
         "amount": state.amount,
+        "currency": state.currency,
         "title": state.title,
         "company_name": state.company_name,
         "company_id": state.company_id,
@@ -479,6 +480,7 @@ CRASHING_PROJECTOR = textwrap.dedent(
     from aggregates.company import COMPANY_EVENT_TYPES
     from aggregates.funnels import FunnelCatalog
     from aggregates.lead import LEAD_EVENT_TYPES
+    from aggregates.lead import UPCASTERS as LEAD_UPCASTERS
     from event_store import open_event_store
     from event_store.codec import EventCodec
     from projections.database import ReadModelDatabase
@@ -489,7 +491,9 @@ CRASHING_PROJECTOR = textwrap.dedent(
     page_size, crash_page = int(sys.argv[4]), int(sys.argv[5])
     with open(funnels_file, "rb") as f:
         funnels = FunnelCatalog.from_config(tomllib.load(f))
-    store = open_event_store(events_url, EventCodec((*LEAD_EVENT_TYPES, *COMPANY_EVENT_TYPES)))
+    store = open_event_store(
+        events_url, EventCodec((*LEAD_EVENT_TYPES, *COMPANY_EVENT_TYPES), LEAD_UPCASTERS)
+    )
     db = ReadModelDatabase(duckdb_path)
     calls = 0
 
