@@ -88,9 +88,15 @@ def ensure_topics(
     partitions: int,
     replication_factor: int,
     client_id: str = "leadledger-relay-admin",
+    timeout_ms: int = 10_000,
 ) -> None:
     """Create the topics that do not exist yet, with the configured partitions."""
-    admin: Any = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=client_id)
+    admin: Any = KafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        bootstrap_timeout_ms=timeout_ms,
+        request_timeout_ms=timeout_ms,
+    )
     try:
         existing = set(admin.list_topics())
         new = [NewTopic(t, partitions, replication_factor) for t in topics if t not in existing]
@@ -107,7 +113,14 @@ def ensure_topics(
 class _Topics:
     """Creates each topic once per sink, before its first message."""
 
-    def __init__(self, bootstrap_servers: str, partitions: int, replication_factor: int) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        partitions: int,
+        replication_factor: int,
+        timeout_ms: int = 10_000,
+    ) -> None:
+        self.timeout_ms = timeout_ms
         self.bootstrap_servers = bootstrap_servers
         self.partitions = partitions
         self.replication_factor = replication_factor
@@ -157,7 +170,9 @@ class KafkaSink:
         self.bootstrap_servers = bootstrap_servers
         self.delivery_timeout_ms = delivery_timeout_ms
         self.stall_seconds = stall_seconds
-        self._topics = _Topics(bootstrap_servers, partitions, replication_factor)
+        self._topics = _Topics(
+            bootstrap_servers, partitions, replication_factor, request_timeout_ms
+        )
         producer: Any = KafkaProducer(
             bootstrap_servers=bootstrap_servers,
             client_id=client_id,
@@ -169,6 +184,8 @@ class KafkaSink:
             max_request_size=16 << 20,
             request_timeout_ms=request_timeout_ms,
             delivery_timeout_ms=delivery_timeout_ms,
+            bootstrap_timeout_ms=request_timeout_ms,
+            max_block_ms=request_timeout_ms,
         )
         self._producer = producer
         # the closure holds the producer, not the sink: no reference cycle keeps a closed
@@ -251,7 +268,9 @@ class ConfluentSink:
         self.bootstrap_servers = bootstrap_servers
         self.delivery_timeout_ms = delivery_timeout_ms
         self.stall_seconds = stall_seconds
-        self._topics = _Topics(bootstrap_servers, partitions, replication_factor)
+        self._topics = _Topics(
+            bootstrap_servers, partitions, replication_factor, request_timeout_ms
+        )
         producer = self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap_servers,

@@ -1343,9 +1343,9 @@ def test_min_position_far_beyond_the_log_is_503(short_wait_client: TestClient) -
     assert client.get(f"/leads/{created['lead_id']}/history").status_code == 200
 
 
-def test_min_position_reached_answers_at_once(short_wait_client: TestClient) -> None:
-    created = create(short_wait_client)
-    response = short_wait_client.get(
+def test_min_position_reached_answers_at_once(client: TestClient) -> None:
+    created = create(client)
+    response = client.get(
         f"/leads/{created['lead_id']}", params={"min_position": created["position"]}
     )
     assert response.status_code == 200
