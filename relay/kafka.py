@@ -153,8 +153,8 @@ class _Futures:
     futures: list[Any]
 
 
-class KafkaSink:
-    """kafka-python's producer: acks=all, one request in flight per connection."""
+class _SinkBase:
+    """What both sinks share: their settings, topic creation, and ``publish``."""
 
     def __init__(
         self,
@@ -168,24 +168,44 @@ class KafkaSink:
         stall_seconds: float = 2.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self.request_timeout_ms = request_timeout_ms
         self.delivery_timeout_ms = delivery_timeout_ms
         self.stall_seconds = stall_seconds
         self._topics = _Topics(
             bootstrap_servers, partitions, replication_factor, request_timeout_ms
         )
+
+    def send(self, messages: Sequence[Message]) -> Pending:
+        raise NotImplementedError
+
+    def wait(self, pending: Pending) -> None:
+        raise NotImplementedError
+
+    def publish(self, messages: Sequence[Message]) -> None:
+        """Send and wait until the broker acknowledged every message."""
+        if messages:
+            self.wait(self.send(messages))
+
+
+class KafkaSink(_SinkBase):
+    """kafka-python's producer: acks=all, one request in flight per connection."""
+
+    def __init__(self, bootstrap_servers: str, **options: Any) -> None:
+        super().__init__(bootstrap_servers, **options)
         producer: Any = KafkaProducer(
             bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
+            client_id=self.client_id,
             acks="all",
             retries=2_147_483_647,
             max_in_flight_requests_per_connection=1,
             linger_ms=5,
             batch_size=1 << 20,
             max_request_size=16 << 20,
-            request_timeout_ms=request_timeout_ms,
-            delivery_timeout_ms=delivery_timeout_ms,
-            bootstrap_timeout_ms=request_timeout_ms,
-            max_block_ms=request_timeout_ms,
+            request_timeout_ms=self.request_timeout_ms,
+            delivery_timeout_ms=self.delivery_timeout_ms,
+            bootstrap_timeout_ms=self.request_timeout_ms,
+            max_block_ms=self.request_timeout_ms,
         )
         self._producer = producer
         # the closure holds the producer, not the sink: no reference cycle keeps a closed
@@ -226,10 +246,6 @@ class KafkaSink:
             if future.failed():
                 raise PublishFailed(f"{future.exception!r}") from future.exception
 
-    def publish(self, messages: Sequence[Message]) -> None:
-        if messages:
-            self.wait(self.send(messages))
-
     def close(self, timeout: float = 5.0) -> None:
         self._producer.close(timeout=timeout)
 
@@ -248,33 +264,19 @@ class _Deliveries:
             self.errors.append(str(error))
 
 
-class ConfluentSink:
+class ConfluentSink(_SinkBase):
     """confluent-kafka's producer: idempotent (acks=all, no reordering or duplicates from
     its own retries), batching and sending on librdkafka's threads."""
 
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        *,
-        partitions: int = 3,
-        replication_factor: int = 1,
-        client_id: str = "leadledger-relay",
-        request_timeout_ms: int = 10_000,
-        delivery_timeout_ms: int = 30_000,
-        stall_seconds: float = 2.0,
-    ) -> None:
+    def __init__(self, bootstrap_servers: str, **options: Any) -> None:
         from confluent_kafka import Producer
 
-        self.bootstrap_servers = bootstrap_servers
-        self.delivery_timeout_ms = delivery_timeout_ms
-        self.stall_seconds = stall_seconds
-        self._topics = _Topics(
-            bootstrap_servers, partitions, replication_factor, request_timeout_ms
-        )
+        super().__init__(bootstrap_servers, **options)
+        request_timeout_ms = self.request_timeout_ms
         producer = self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap_servers,
-                "client.id": client_id,
+                "client.id": self.client_id,
                 "acks": "all",
                 "enable.idempotence": True,
                 "max.in.flight.requests.per.connection": 1,
@@ -283,7 +285,7 @@ class ConfluentSink:
                 "queue.buffering.max.messages": 1_000_000,
                 "queue.buffering.max.kbytes": 1 << 20,
                 "request.timeout.ms": request_timeout_ms,
-                "message.timeout.ms": delivery_timeout_ms,
+                "message.timeout.ms": self.delivery_timeout_ms,
             }
         )
 
@@ -330,10 +332,6 @@ class ConfluentSink:
                 next_note = now + self.stall_seconds
         if pending.errors:
             raise PublishFailed(f"{len(pending.errors)} not delivered: {pending.errors[0]}")
-
-    def publish(self, messages: Sequence[Message]) -> None:
-        if messages:
-            self.wait(self.send(messages))
 
     def close(self, timeout: float = 5.0) -> None:
         if timeout > 0:
