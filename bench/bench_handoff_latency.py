@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -85,33 +84,13 @@ def process_managers(
     event_store_url: str, poll_seconds: float, workdir: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``leadledger process`` on the event store; stopped (SIGTERM) on exit."""
-    log = workdir / "process.log"
     env = {
-        **os.environ,
         "LEADLEDGER_EVENT_STORE_URL": event_store_url,
         "LEADLEDGER_PROCESS_POLL_SECONDS": str(poll_seconds),
         "LEADLEDGER_DUCKDB_PATH": str(workdir / "unused.duckdb"),
     }
-    command = [str(Path(sys.executable).parent / "leadledger"), "process"]
-    with open(log, "ab") as log_file:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=log_file)
-    try:
+    with benchlib.leadledger_command(["process"], env, workdir / "process.log", ROOT) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a process has used, from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def process_log(workdir: Path, lines: int = 20) -> str:
@@ -299,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 print("measuring ...", file=sys.stderr, flush=True)
                 watch = benchlib.Stopwatch()
-                cpu_before = (process_cpu(proc.pid), time.process_time())
+                cpu_before = (benchlib.process_cpu(proc.pid), time.process_time())
                 with ThreadPoolExecutor(args.threads) as pool:
                     for done in pool.map(
                         lambda deal_id: measure_deal(side, deal_id, args, measured), deal_ids
@@ -307,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                         assert done is None
                 details["measure"] = watch.elapsed
                 require_running(proc, workdir)
-                details["managers_cpu"] = process_cpu(proc.pid) - cpu_before[0]
+                details["managers_cpu"] = benchlib.process_cpu(proc.pid) - cpu_before[0]
                 details["driver_cpu"] = time.process_time() - cpu_before[1]
                 details["events"] = side.store.last_position()
         finally:

@@ -51,7 +51,6 @@ import concurrent.futures
 import gc
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -151,7 +150,7 @@ class Meter:
 
     def _broker_cpu(self) -> float:
         process = self.broker.process
-        return process_cpu(process.pid) if process is not None else 0.0
+        return benchlib.process_cpu(process.pid) if process is not None else 0.0
 
     @contextmanager
     def measure(self) -> Iterator[None]:
@@ -305,7 +304,6 @@ def relay_process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``leadledger relay`` on the event store; stopped (SIGTERM) on exit."""
     env = {
-        **os.environ,
         "LEADLEDGER_EVENT_STORE_URL": event_store_url,
         "LEADLEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "LEADLEDGER_KAFKA_CLIENT": client,
@@ -314,32 +312,14 @@ def relay_process(
         "LEADLEDGER_RELAY_PAGE_SIZE": str(PAGE),
         "LEADLEDGER_DUCKDB_PATH": str(workdir / "unused.duckdb"),
     }
-    command = [sys.executable, "-m", "leadledger.cli", "relay"]
-    with open(workdir / "relay.log", "ab") as log_file:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=log_file)
-    try:
+    with benchlib.leadledger_command(["relay"], env, workdir / "relay.log", ROOT) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 def relay_log(workdir: Path, lines: int = 20) -> str:
     log = workdir / "relay.log"
     text = log.read_text(errors="replace") if log.exists() else ""
     return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a process has used, from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Monitor:
@@ -512,7 +492,7 @@ def measure_lag(
                         file=sys.stderr,
                         flush=True,
                     )
-                    cpu_before = (process_cpu(proc.pid), time.process_time())
+                    cpu_before = (benchlib.process_cpu(proc.pid), time.process_time())
                     start = time.perf_counter() + 0.05
                     with concurrent.futures.ThreadPoolExecutor(threads) as pool:
                         parts = list(
@@ -524,7 +504,7 @@ def measure_lag(
                     ended = time.perf_counter()
                     last = side.store.last_position()
                     wait_until(monitor, last, proc, DRAIN_TIMEOUT, workdir)
-                    out["relay_cpu"] = process_cpu(proc.pid) - cpu_before[0]
+                    out["relay_cpu"] = benchlib.process_cpu(proc.pid) - cpu_before[0]
                     out["driver_cpu"] = time.process_time() - cpu_before[1]
             finally:
                 monitor.stop()

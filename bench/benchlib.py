@@ -9,10 +9,14 @@ import os
 import random
 import resource
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -494,3 +498,36 @@ class LeadHistory:
 def mid_time(events: Sequence[GeneratedEvent]) -> datetime:
     """The timestamp of the middle event of a history."""
     return events[len(events) // 2][2].at
+
+
+# --- worker processes -------------------------------------------------------------------
+
+
+@contextmanager
+def leadledger_command(
+    args: Sequence[str], env: dict[str, str], log: Path, cwd: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m leadledger.cli <args>`` with ``env`` added to this environment, its
+    output appended to ``log``; stopped (SIGTERM, then SIGKILL after 20 s) on exit."""
+    command = [sys.executable, "-m", "leadledger.cli", *args]
+    with open(log, "ab") as log_file:
+        proc = subprocess.Popen(
+            command, cwd=cwd, env={**os.environ, **env}, stdout=log_file, stderr=log_file
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
