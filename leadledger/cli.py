@@ -102,11 +102,17 @@ def cmd_project(args: argparse.Namespace) -> int:
             )
             return 0
         from leadledger.metrics import follower_samples, render
+        from process_managers.state import ProcessStore
 
+        positions = ProcessStore(platform.store)
         _serve_worker_metrics(
             platform.settings,
             lambda: render(
-                follower_samples(platform.store, projector_position=platform.projector.position)
+                follower_samples(
+                    platform.store,
+                    stored_position=positions.position,
+                    projector_position=platform.projector.position,
+                )
             ),
         )
         stop = threading.Event()
@@ -139,6 +145,7 @@ def cmd_process(args: argparse.Namespace) -> int:
             lambda: render(
                 follower_samples(
                     side.store,
+                    stored_position=runner.position,
                     process_positions={m.name: runner.position(m.name) for m in runner.managers},
                 )
             ),
@@ -176,7 +183,10 @@ def cmd_relay(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise SystemExit(f"leadledger relay: {exc}") from exc
         _serve_worker_metrics(
-            side.settings, lambda: render(follower_samples(side.store, relay=relay))
+            side.settings,
+            lambda: render(
+                follower_samples(side.store, stored_position=relay.state.position, relay=relay)
+            ),
         )
         if args.once:
             count = relay.catch_up()

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from event_store import EventStore
-from process_managers.state import ProcessStore
 from relay.relay import RELAY_POSITION, Relay
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -54,16 +53,19 @@ def render(samples: Iterable[Sample]) -> str:
 def follower_samples(
     store: EventStore,
     *,
+    stored_position: Callable[[str], int],
     relay: Relay | None = None,
     projector_position: int | None = None,
     process_positions: dict[str, int] | None = None,
 ) -> list[Sample]:
-    """Head of the log, and position and lag of the relay, projector and process managers."""
+    """Head of the log, and position and lag of the relay, projector and process managers.
+    ``stored_position`` reads a follower's position from the event store's position table
+    (a ``ProcessStore``'s, built once by the caller)."""
     head = store.last_position()
     samples = [Sample("leadledger_log_head_position", "gauge", "Last position in the log", head)]
     relay_position = relay.stats.position if relay is not None else None
     if relay_position is None:
-        relay_position = ProcessStore(store).position(RELAY_POSITION)
+        relay_position = stored_position(RELAY_POSITION)
     samples += [
         Sample(
             "leadledger_relay_position",

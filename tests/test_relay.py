@@ -80,7 +80,7 @@ def assert_complete_and_ordered(received: list[Received], stored: list[tuple[int
             continue
         by_id[event_id] = r.value
         first_versions[envelope["aggregate_id"]].append(envelope["aggregate_version"])
-    positions = {orjson_position(v) for v in by_id.values()}
+    positions = {stored_position_of(v) for v in by_id.values()}
     missing = sorted({s[0] for s in stored} - positions)
     assert not missing, (
         f"{len(missing)} events missing on Kafka ({missing[:3]}..{missing[-3:]}); "
@@ -92,7 +92,8 @@ def assert_complete_and_ordered(received: list[Received], stored: list[tuple[int
     assert dict(first_versions) == dict(expected_versions)
 
 
-def orjson_position(value: bytes) -> int:
+def stored_position_of(value: bytes) -> int:
+    """The global position an envelope's JSON carries."""
     position: int = json.loads(value)["position"]
     return position
 

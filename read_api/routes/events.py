@@ -134,6 +134,7 @@ def metrics(platform: PlatformDep) -> PlainTextResponse:
     processes = platform.processes
     samples = follower_samples(
         platform.store,
+        stored_position=processes.position,
         relay=platform.relay,
         projector_position=platform.projector.position,
         process_positions={m.name: processes.position(m.name) for m in processes.managers},
