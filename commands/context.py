@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4, uuid5
@@ -57,6 +57,12 @@ class CommandContext:
     expected_version: int | None = None
     idempotency_key: str | None = None
     request_hash: str | None = None
+    actor_role: str | None = None
+    command: str | None = None
+    cause: str | None = None
+    guard: Callable[[Any], None] | None = field(default=None, compare=False, repr=False)
+    """Checks that the actor may act on the aggregate the handler loaded (raises
+    NotPermitted); None for process managers, which act on behalf of LeadLedger."""
 
     @property
     def meta(self) -> CommandMeta:
@@ -66,7 +72,15 @@ class CommandContext:
             command_id=self.command_id,
             correlation_id=self.correlation_id,
             request_hash=self.request_hash,
+            actor_role=self.actor_role,
+            command=self.command,
+            cause=self.cause,
         )
+
+    def check(self, state: Any) -> None:
+        """Let the guard see the aggregate's state before anything is decided."""
+        if self.guard is not None and state is not None:
+            self.guard(state)
 
     @classmethod
     def new(
@@ -79,6 +93,9 @@ class CommandContext:
         expected_version: int | None = None,
         idempotency_key: str | None = None,
         correlation_id: UUID | None = None,
+        actor_role: str | None = None,
+        command: str | None = None,
+        guard: Callable[[Any], None] | None = None,
     ) -> CommandContext:
         """A context with a server timestamp and a command id.
 
@@ -104,4 +121,7 @@ class CommandContext:
             expected_version=expected_version,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            actor_role=actor_role,
+            command=command,
+            guard=guard,
         )

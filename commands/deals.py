@@ -63,6 +63,7 @@ def convert_lead(
 
     def decide(_: list[RecordedEvent]) -> Sequence[NewEvent]:
         state, _history = load_lead(store, lead_id)
+        ctx.check(state)
         funnel_id = deal_funnel or _default_deal_funnel(funnels, rules, state.funnel)
         rules.deal_funnels.require(funnel_id, "funnel")
         link = lead.convert(state, deal_id, funnel_id, ctx.meta)
@@ -154,6 +155,7 @@ def handle_deal_command(
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
         state = deal.fold([r.event for r in history])
         assert state is not None
+        ctx.check(state)
         event = deal.decide(state, command, rules, ctx.meta)
         new_events = [NewEvent(deal_id, state.version + 1, event)]
         if isinstance(event, deal.DealInvoiceIssued):

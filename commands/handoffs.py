@@ -101,6 +101,7 @@ def handle_handoff_command(
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
         state = handoff.fold([r.event for r in history], rules)
         assert state is not None
+        ctx.check(state)
         checked = command
         quote_stream: tuple[UUID, contractor.Contractor] | None = None
         if isinstance(command, handoff.RecordLogisticsEstimate) and command.contractor_id:

@@ -97,6 +97,7 @@ def handle_lead_command(
     replayed = _replay(history, ctx)
     if replayed is not None:
         return replayed
+    ctx.check(state)
     if ctx.expected_version is not None and ctx.expected_version != state.version:
         raise VersionConflict(
             f"the lead is at version {state.version}, not {ctx.expected_version}",

@@ -98,6 +98,7 @@ def handle_project_command(
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
         state = project.fold([r.event for r in history])
         assert state is not None
+        ctx.check(state)
         event = project.decide(state, command, rules.project, ctx.meta)
         new_events = [NewEvent(project_id, state.version + 1, event)]
         if isinstance(event, project.HoursLogged | project.HoursCorrected):
@@ -137,7 +138,7 @@ def handle_billing_command(
     ctx: CommandContext,
 ) -> CommandResult:
     """Invoices and payments of an existing project (If-Match names the billing's version)."""
-    load_project(store, project_id)  # 404 for an unknown project
+    ctx.check(load_project(store, project_id))  # 404 for an unknown project
     stream_id = billing.billing_stream_id(project_id)
 
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:

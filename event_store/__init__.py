@@ -1,5 +1,6 @@
 """The event store: eventsourcing recorders over SQLite (embedded) or PostgreSQL."""
 
+from event_store.chain import ChainReport, seal_existing, verify
 from event_store.store import (
     ConcurrencyError,
     EventStore,
@@ -8,4 +9,13 @@ from event_store.store import (
     open_event_store,
 )
 
-__all__ = ["ConcurrencyError", "EventStore", "NewEvent", "RecordedEvent", "open_event_store"]
+__all__ = [
+    "ChainReport",
+    "ConcurrencyError",
+    "EventStore",
+    "NewEvent",
+    "RecordedEvent",
+    "open_event_store",
+    "seal_existing",
+    "verify",
+]

@@ -48,6 +48,9 @@ def to_jsonable(obj: Any) -> Any:
     return orjson.loads(dumps(obj))
 
 
+PROVENANCE_FIELDS = ("actor_role", "command", "cause")
+
+
 def event_fields(event: DomainEvent) -> dict[str, Any]:
     """The event's fields, shallow (nested dataclasses stay objects; orjson writes them)."""
     return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
@@ -137,7 +140,13 @@ class EventCodec:
         return type(event).__name__
 
     def encode(self, event: DomainEvent) -> bytes:
-        return dumps(event_fields(event) | {"schema_version": type(event).schema_version})
+        fields = event_fields(event)
+        for name in PROVENANCE_FIELDS:
+            # kept out of the stored form when unknown: events read as they did before
+            if fields[name] is None:
+                del fields[name]
+        fields["schema_version"] = type(event).schema_version
+        return dumps(fields)
 
     def decode(self, topic: str, state: bytes) -> DomainEvent:
         decoder = self._decoders.get(topic)

@@ -10,18 +10,29 @@ recorder test cases run against them in tests/test_recorders.py).
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
 import pyarrow as pa
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
-from eventsourcing.sqlite import SQLiteProcessRecorder
+from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 from pyarrow import csv as pa_csv
+
+from event_store.chain import (
+    CHAIN_TABLE,
+    ZERO_HASH,
+    ChainError,
+    ChainRow,
+    EventRow,
+    link_rows,
+    link_stored,
+)
 
 StreamRow = tuple[int, int, str, bytes]
 """(originator_version, notification_id, topic, state)"""
@@ -47,7 +58,161 @@ def _dashed(hex_id: str) -> str:
     return f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}"
 
 
-class LeadLedgerSQLiteRecorder(SQLiteProcessRecorder):
+def _fetch(cursor: Any, chunk: int) -> Iterator[Any]:
+    """The rows of an executed cursor, fetched ``chunk`` at a time."""
+    while rows := cursor.fetchmany(chunk):
+        yield from rows
+
+
+def _insert_chain_rows(c: SQLiteCursor, rows: Sequence[ChainRow]) -> None:
+    c.executemany(f"INSERT INTO {CHAIN_TABLE} (position, hash) VALUES (?, ?)", rows)
+
+
+class _ChainHead:
+    """The hash chain's state shared by both recorders (see ``event_store.chain``).
+
+    ``_chain_head`` is the (position, hash) of the last chain row this recorder committed.
+    An append whose first position is exactly one more chains onto it without reading the
+    chain table: the append runs under the store's write lock (SQLite's write transaction,
+    PostgreSQL's EXCLUSIVE lock on the events table, both taken by the event INSERT before
+    the chain is touched), and chain rows are written only under that lock, so no row can
+    lie between. Any other first position (another process appended, a number was burned,
+    nothing cached yet) reads the chain's last row instead. The head is set only after the
+    transaction committed, never from a transaction that may still roll back.
+    """
+
+    chain_enabled: bool = True
+    """Off only for benchmarks' baselines: events appended with it off are never chained."""
+    _chain_head: ChainRow | None = None
+
+    def _cached_prev(self, first: int) -> bytes | None:
+        head = self._chain_head
+        return head[1] if head is not None and head[0] == first - 1 else None
+
+    @staticmethod
+    def _report_head(kwargs: dict[str, Any], rows: list[ChainRow]) -> None:
+        out: list[ChainRow] | None = kwargs.get("_chain_out")
+        if out is not None:
+            out.append(rows[-1])
+
+
+class LeadLedgerSQLiteRecorder(_ChainHead, SQLiteProcessRecorder):
+    # --- hash chain (event_store.chain) ---------------------------------------------------
+
+    _chain_events_sql = (
+        "SELECT rowid, CAST(originator_id AS BLOB), originator_version, CAST(topic AS BLOB), "
+        "state FROM {events} WHERE rowid > ? AND rowid < ? ORDER BY rowid"
+    )
+
+    def construct_create_table_statements(self) -> list[str]:
+        statements: list[str] = super().construct_create_table_statements()
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} "
+            "(position INTEGER PRIMARY KEY, hash BLOB NOT NULL)"
+        )
+        return statements
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        out: list[ChainRow] = []
+        ids: Sequence[int] | None = super().insert_events(stored_events, _chain_out=out, **kwargs)
+        if out:  # committed
+            self._chain_head = out[-1]
+        return ids
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids: Sequence[int] | None = super()._insert_events(c, stored_events, **kwargs)
+        if ids and self.chain_enabled:
+            prev = self._cached_prev(ids[0])
+            if prev is None:
+                prev = self._chain_prev(c, ids[0])
+            rows = link_stored(prev, ids, stored_events)
+            _insert_chain_rows(c, rows)
+            self._report_head(kwargs, rows)
+        return ids
+
+    def _chain_prev(self, c: SQLiteCursor, first: int) -> bytes:
+        """The hash to chain the event at ``first`` onto, read inside the write transaction;
+        an empty chain first seals the events recorded before it existed."""
+        c.execute(f"SELECT position, hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1")
+        row = c.fetchone()
+        if row is not None:
+            if row[0] >= first:
+                raise ChainError(
+                    f"the event chain has a row at position {row[0]} but the new event got "
+                    f"position {first}: the last event(s) were deleted; run `leadledger verify`"
+                )
+            return bytes(row[1])
+        c.execute(self._chain_events_sql.format(events=self.events_table_name), (0, first))
+        sealed = link_rows(ZERO_HASH, [tuple(r) for r in c.fetchall()])
+        if not sealed:
+            return ZERO_HASH
+        c.executemany(f"INSERT INTO {CHAIN_TABLE} (position, hash) VALUES (?, ?)", sealed)
+        return sealed[-1][1]
+
+    @contextmanager
+    def chain_scan(self, chunk: int) -> Iterator[tuple[Iterator[EventRow], Iterator[ChainRow]]]:
+        """Events and chain rows in position order, read in one snapshot (WAL readers do
+        not block the writer)."""
+        with (
+            self.datastore.get_connection(commit=False) as conn,
+            conn.transaction(commit=False) as c,
+        ):
+            events = c.sqlite_cursor
+            chain = conn.cursor().sqlite_cursor
+            try:
+                events.row_factory = None
+                chain.row_factory = None
+                events.execute(
+                    self._chain_events_sql.format(events=self.events_table_name),
+                    (0, 2**63 - 1),
+                )
+                chain.execute(f"SELECT position, hash FROM {CHAIN_TABLE} ORDER BY position")
+                yield _fetch(events, chunk), _fetch(chain, chunk)
+            finally:
+                chain.close()
+
+    def seal_chain(self, chunk: int) -> int:
+        """Chain the events after the chain head (all of them if the chain is empty)."""
+        with self.datastore.get_connection(commit=True) as conn:
+            write = conn.cursor().sqlite_cursor
+            read = conn.cursor().sqlite_cursor
+            read.row_factory = None
+            try:
+                write.execute("BEGIN IMMEDIATE")
+                write.execute(
+                    f"SELECT position, hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1"
+                )
+                row = write.fetchone()
+                head: ChainRow = (row[0], bytes(row[1])) if row is not None else (0, ZERO_HASH)
+                read.execute(
+                    self._chain_events_sql.format(events=self.events_table_name),
+                    (head[0], 2**63 - 1),
+                )
+                sealed = 0
+                while rows := read.fetchmany(chunk):
+                    out = link_rows(head[1], rows)
+                    write.executemany(
+                        f"INSERT INTO {CHAIN_TABLE} (position, hash) VALUES (?, ?)", out
+                    )
+                    head = out[-1]
+                    sealed += len(out)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+            finally:
+                read.close()
+                write.close()
+        if sealed:
+            self._chain_head = head
+        return sealed
+
+    # --- streams with positions -------------------------------------------------------------
+
     def select_stream(self, originator_id: UUID) -> list[StreamRow]:
         statement = (
             f"SELECT originator_version, rowid, topic, state FROM {self.events_table_name} "
@@ -86,7 +251,7 @@ def _page_from_rows(rows: list[NotificationRow]) -> pa.Table:
     )
 
 
-class LeadLedgerPostgresRecorder(PostgresProcessRecorder):
+class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
     """Adds stream reads with positions, and keeps positions gap-free on refusals.
 
     The library numbers events from a sequence inside its INSERT, so an append refused
@@ -95,13 +260,141 @@ class LeadLedgerPostgresRecorder(PostgresProcessRecorder):
     under the same exclusive table lock, and a refused append consumes no number.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sql_create_statements.append(
+            self._sql(
+                "CREATE TABLE IF NOT EXISTS {schema}.{chain} "
+                "(position bigint PRIMARY KEY, hash bytea NOT NULL)"
+            )
+        )
+        stream_id = (
+            "replace(originator_id::text, '-', '')"
+            if self.datastore.originator_id_type == "uuid"
+            else "originator_id"
+        )
+        self._chain_events_sql = self._sql(
+            "SELECT notification_id, convert_to(" + stream_id + ", 'UTF8') AS stream_id, "
+            "originator_version, convert_to(topic, 'UTF8') AS topic, state FROM {schema}.{table} "
+            "WHERE notification_id > %s AND notification_id < %s ORDER BY notification_id"
+        )
+        self._chain_last_sql = self._sql(
+            "SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
+        )
+        self._chain_insert_sql = self._sql(
+            "INSERT INTO {schema}.{chain} (position, hash) "
+            "SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
+        )
+
     def _sql(self, text: str, **parts: Any) -> Composed:
-        """A statement on this recorder's events table ({schema}.{table} in ``text``)."""
+        """A statement on this recorder's events table ({schema}.{table} in ``text``;
+        {chain} is the hash chain's table)."""
         return SQL(text).format(
             schema=Identifier(self.datastore.schema),
             table=Identifier(self.events_table_name),
+            chain=Identifier(CHAIN_TABLE),
             **parts,
         )
+
+    # --- hash chain (event_store.chain) ---------------------------------------------------
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        out: list[ChainRow] = []
+        ids: Sequence[int] | None = super().insert_events(stored_events, _chain_out=out, **kwargs)
+        if out:  # committed (the library retries whole transactions: the last one counts)
+            self._chain_head = out[-1]
+        return ids
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The library's hook right after the INSERT, in its transaction and under the
+        EXCLUSIVE table lock: write the events' chain rows."""
+        ids: Sequence[int] | None = super()._fetch_ids_after_insert_events(
+            curs, stored_events, **kwargs
+        )
+        if ids and self.chain_enabled:
+            prev = self._cached_prev(ids[0])
+            if prev is None:
+                prev = self._chain_prev(curs, ids[0])
+            rows = link_stored(prev, ids, stored_events)
+            self._insert_chain_rows(curs, rows)
+            self._report_head(kwargs, rows)
+        return ids
+
+    def _chain_prev(self, curs: Cursor[DictRow], first: int) -> bytes:
+        """The hash to chain the event at ``first`` onto; an empty chain first seals the
+        events recorded before it existed. (A chain row at or after ``first`` cannot be:
+        positions come from a sequence; were one there, the chain row's INSERT fails.)"""
+        curs.execute(self._chain_last_sql)
+        row = curs.fetchone()
+        if row is not None:
+            return bytes(row["hash"])
+        curs.execute(self._chain_events_sql, (0, first))
+        sealed = link_rows(ZERO_HASH, [tuple(r.values()) for r in curs.fetchall()])
+        if not sealed:
+            return ZERO_HASH
+        self._insert_chain_rows(curs, sealed)
+        return sealed[-1][1]
+
+    def _insert_chain_rows(self, curs: Cursor[DictRow], rows: list[ChainRow]) -> None:
+        """One statement for the whole batch (``executemany`` costs a statement per row
+        on the server, about 20 µs per event in a 100-event batch)."""
+        curs.execute(
+            self._chain_insert_sql, ([r[0] for r in rows], [r[1] for r in rows]), prepare=True
+        )
+
+    @contextmanager
+    def chain_scan(self, chunk: int) -> Iterator[tuple[Iterator[EventRow], Iterator[ChainRow]]]:
+        """Events and chain rows in position order: two server-side cursors in one
+        REPEATABLE READ snapshot (writers are not blocked)."""
+        with self.datastore.get_connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            with (
+                conn.cursor(
+                    name="leadledger_chain_events", row_factory=tuple_row, binary=True
+                ) as events,
+                conn.cursor(
+                    name="leadledger_chain_rows", row_factory=tuple_row, binary=True
+                ) as chain,
+            ):
+                events.itersize = chain.itersize = chunk
+                events.execute(self._chain_events_sql, (0, 2**63 - 1))
+                chain.execute(self._sql("SELECT position, hash FROM {schema}.{chain} ORDER BY 1"))
+                yield _fetch(events, chunk), _fetch(chain, chunk)
+
+    def seal_chain(self, chunk: int) -> int:
+        """Chain the events after the chain head (all of them if the chain is empty), under
+        the events table's lock; chain rows go in with COPY."""
+        sealed = 0
+        with self.datastore.get_connection() as conn, conn.transaction():
+            with conn.cursor() as curs:
+                self._lock_table(curs)
+                curs.execute(self._chain_last_sql)
+                row = curs.fetchone()
+            head: ChainRow = (
+                (row["position"], bytes(row["hash"])) if row is not None else (0, ZERO_HASH)
+            )
+            with (
+                conn.cursor(name="leadledger_chain_seal", row_factory=tuple_row) as read,
+                conn.cursor() as write,
+            ):
+                read.itersize = chunk
+                read.execute(self._chain_events_sql, (head[0], 2**63 - 1))
+                while rows := read.fetchmany(chunk):
+                    out = link_rows(head[1], rows)
+                    with write.copy(
+                        self._sql("COPY {schema}.{chain} (position, hash) FROM STDIN")
+                    ) as copy:
+                        for chain_row in out:
+                            copy.write_row(chain_row)
+                    head = out[-1]
+                    sealed += len(out)
+        if sealed:
+            self._chain_head = head
+        return sealed
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

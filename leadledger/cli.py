@@ -55,6 +55,18 @@ def _load_demo(platform: Platform | CommandSide, leads: int, deals: int, seed: i
     return sent
 
 
+def _print_demo_tokens(platform: Platform) -> None:
+    from leadledger.demo import demo_logins, load_demo_users
+
+    load_demo_users(platform.store, platform.clock())
+    side = CommandSide(
+        platform.settings, platform.funnels, platform.rules, platform.store, platform.clock
+    )
+    print("Demo users (send as 'Authorization: Bearer <token>'):", flush=True)
+    for role, username in demo_logins():
+        print(f"  {role:<10} {username:<18} {_issue_token(side, username, None)}", flush=True)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -65,6 +77,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.demo and platform.store.last_position() == 0:
         log.info("the event store is empty: loading the demo data")
         _load_demo(platform, args.demo_leads, args.demo_deals, 7)
+    if args.demo:
+        _print_demo_tokens(platform)
     log.info("catching up the read models from position %d", platform.projector.position)
     platform.projector.catch_up()
     app = create_app(platform)
@@ -292,6 +306,86 @@ def cmd_history(args: argparse.Namespace) -> int:
         platform.close()
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from event_store import open_event_store
+    from event_store.chain import seal_existing, verify
+    from leadledger.wiring import event_codec
+
+    try:
+        store = open_event_store(Settings().event_store_url, event_codec())
+    except ValueError as exc:
+        raise SystemExit(f"leadledger: configuration error: {exc}") from exc
+    try:
+        if args.seal:
+            sealed = seal_existing(store)
+            print(f"sealed {sealed} event(s) into the chain")
+        report = verify(store)
+        if not report.ok:
+            print(f"leadledger verify: {report.message()}", file=sys.stderr)
+            return 1
+        print(f"{report.message()} ({report.events_per_second:,.0f} events/s)")
+        return 0
+    finally:
+        store.close()
+
+
+def _issue_token(side: CommandSide, username: str, hours: float | None) -> str:
+    from datetime import timedelta
+
+    from commands.users import load_user
+    from leadledger.tokens import Signer, secret_from
+
+    user = load_user(side.store, username)
+    if not user.active:
+        raise SystemExit(f"leadledger token: user {username} is deactivated")
+    signer = Signer(secret_from(side.settings))
+    ttl = timedelta(hours=hours or side.settings.token_ttl_hours)
+    return signer.issue(user.principal(), now=side.clock(), ttl=ttl)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from aggregates import users
+    from aggregates.errors import InvalidValue
+    from commands.context import StreamNotFound
+    from leadledger.tokens import Signer, secret_from
+
+    side = _command_side()
+    try:
+        if args.role is None:
+            try:
+                print(_issue_token(side, args.user, args.hours))
+            except StreamNotFound:
+                print(
+                    f"leadledger token: {args.user} is not in the user directory; register "
+                    "them (POST /users) or pass --role (and --department) to issue a token "
+                    "for claims of your own",
+                    file=sys.stderr,
+                )
+                return 2
+            return 0
+        try:
+            principal = users.Principal(
+                users.username(args.user),
+                users.role(args.role),
+                users.department(args.department),
+                args.region,
+            )
+            users.check_claims(principal.role, principal.department)
+        except InvalidValue as error:
+            print(f"leadledger token: {error.message}", file=sys.stderr)
+            return 2
+        signer = Signer(secret_from(side.settings))
+        ttl = timedelta(hours=args.hours or side.settings.token_ttl_hours)
+        print(signer.issue(principal, now=side.clock(), ttl=ttl))
+        return 0
+    except ValueError as exc:
+        raise SystemExit(f"leadledger: configuration error: {exc}") from exc
+    finally:
+        side.close()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="leadledger",
@@ -365,7 +459,40 @@ def parser() -> argparse.ArgumentParser:
     h = sub.add_parser("history", help="print every event of a lead, with its changes old → new")
     h.add_argument("lead_id", help="the lead's id")
     h.set_defaults(func=cmd_history)
+
+    v = sub.add_parser(
+        "verify", help="re-check the event store's hash chain; exit 1 naming the first break"
+    )
+    v.add_argument(
+        "--seal",
+        action="store_true",
+        help="first chain the events that have none (recorded before the chain existed)",
+    )
+    v.set_defaults(func=cmd_verify)
+
+    t = sub.add_parser(
+        "token",
+        help="print a bearer token for a user of the directory (or for the claims given)",
+    )
+    t.add_argument("user", help="username")
+    t.add_argument(
+        "--role",
+        choices=[r.value for r in _roles()],
+        help="issue for these claims instead of the directory's (e.g. the first admin)",
+    )
+    t.add_argument("--department", help="with --role: the department (heads, workers)")
+    t.add_argument("--region", help="with --role: region or city")
+    t.add_argument(
+        "--hours", type=float, help="lifetime in hours (default LEADLEDGER_TOKEN_TTL_HOURS)"
+    )
+    t.set_defaults(func=cmd_token)
     return p
+
+
+def _roles() -> tuple[Any, ...]:
+    from aggregates.users import ROLES
+
+    return ROLES
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,17 +17,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid5
 
-from aggregates import billing, contractor, deal, handoff, lead, project
+from aggregates import billing, contractor, deal, handoff, lead, project, users
 from aggregates.base import CommandMeta
 from aggregates.errors import DomainError
 from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
-from commands.context import CommandContext
+from commands.context import CommandContext, VersionConflict
 from commands.contractors import register_contractor
 from commands.deals import convert_lead, handle_deal_command
 from commands.handoffs import handle_handoff_command
 from commands.leads import create_lead, handle_lead_command
 from commands.projects import handle_billing_command, handle_project_command, project_id_for_deal
+from commands.users import register_user
 from event_store import EventStore
 from leadledger.wiring import process_managers
 from process_managers.runner import ProcessRunner
@@ -509,3 +510,55 @@ def _sell_and_deliver(
         payment = billing.RecordPayment(number, paid, ctx("accounting").at.date())
         handle_billing_command(store, project_id, payment, ctx("accounting"))
     runner.run_once()
+
+
+SALES_HEAD = "helen.head"
+DEMO_USERS: tuple[tuple[str, str, str, str | None, str], ...] = (
+    *((name, name.replace(".", " ").title(), "manager", "sales", "Moscow") for name in MANAGERS),
+    (SALES_HEAD, "Helen Head", "head", "sales", "Moscow"),
+    ("logistics.head", "Logistics Head", "head", "logistics", "Moscow"),
+    ("engineering.head", "Engineering Head", "head", "engineering", "Kazan"),
+    ("tech.director", "Tech Director", "top", None, "Moscow"),
+    *((name, name.replace(".", " ").title(), "pm", "projects", "Moscow") for name in PMS),
+    *((name, name.replace(".", " ").title(), "expert", "engineering", "Kazan") for name in EXPERTS),
+    *(
+        (name, name.replace(".", " ").title(), "department", "logistics", "Moscow")
+        for name in LOGISTICIANS
+    ),
+    *(
+        (name, name.replace(".", " ").title(), "department", "engineering", "Kazan")
+        for name in ENGINEERS
+    ),
+    ("alice.analyst", "Alice Analyst", "analyst", None, "Moscow"),
+    ("victor.auditor", "Victor Auditor", "auditor", None, "Moscow"),
+    ("adam.admin", "Adam Admin", "admin", None, "Moscow"),
+)
+"""The demo's people: every role, so each can be tried with the token printed for it."""
+
+
+def load_demo_users(store: EventStore, now: datetime) -> list[str]:
+    """Register the demo's people in the directory (skipping those already there)."""
+    registered = []
+    for username, name, role, department, region in DEMO_USERS:
+        ctx = CommandContext(
+            actor="adam.admin",
+            at=now,
+            command_id=uuid5(DEMO_NAMESPACE, f"user-{username}"),
+            idempotency_key=f"demo-user-{username}",
+            actor_role="admin",
+            command="register_user",
+        )
+        try:
+            register_user(store, users.RegisterUser(username, name, role, department, region), ctx)
+        except VersionConflict:
+            continue
+        registered.append(username)
+    return registered
+
+
+def demo_logins() -> list[tuple[str, str]]:
+    """One demo user per role, to print tokens for."""
+    seen: dict[str, str] = {}
+    for username, _, role, _, _ in DEMO_USERS:
+        seen.setdefault(role, username)
+    return list(seen.items())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_FUNNELS_FILE = Path(__file__).parent / "config" / "funnels.toml"
@@ -91,6 +91,21 @@ class Settings(BaseSettings):
         ge=1,
         le=65535,
         description="worker commands (relay, project, process) serve /metrics on this port",
+    )
+
+    auth_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="secret that signs bearer tokens (at least 32 characters); empty on the "
+        "embedded store keeps a generated one in auth.secret beside the event store",
+    )
+    token_ttl_hours: float = Field(
+        default=12.0, gt=0, le=24 * 90, description="how long `leadledger token` tokens last"
+    )
+    key_store_url: str = Field(
+        default="",
+        description="where the data subjects' encryption keys live, apart from the events: "
+        "sqlite:///path or postgresql://...; empty: keys.sqlite beside an embedded event "
+        "store, or the leadledger_subject_keys table of the PostgreSQL database",
     )
 
     @property

@@ -22,10 +22,14 @@ from aggregates.lead import UPCASTERS as LEAD_UPCASTERS
 from aggregates.limits import LIMIT_EVENT_TYPES
 from aggregates.project import PROJECT_EVENT_TYPES
 from aggregates.rules import Rules
+from aggregates.sensitive import SENSITIVE_EVENT_TYPES
 from aggregates.timesheets import TIMESHEET_EVENT_TYPES
+from aggregates.users import USER_EVENT_TYPES
 from event_store import EventStore, open_event_store
 from event_store.codec import EventCodec
+from event_store.keys import KeyStore, open_key_store
 from leadledger.settings import DEFAULT_RULES_FILE, Settings
+from leadledger.tokens import Signer, secret_from
 from process_managers.deadlines import Deadlines
 from process_managers.estimate_handoff import EstimateHandoff
 from process_managers.lead_conversion import LeadConversion
@@ -34,6 +38,7 @@ from process_managers.runner import ProcessManager, ProcessRunner
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 from projections.deals import deal_projections
+from projections.directory import DirectoryProjection
 from projections.leads import LeadProjection
 from projections.projector import Projector
 from projections.projects import project_projections
@@ -86,6 +91,8 @@ def event_codec() -> EventCodec:
             *PROJECT_EVENT_TYPES,
             *BILLING_EVENT_TYPES,
             *TIMESHEET_EVENT_TYPES,
+            *USER_EVENT_TYPES,
+            *SENSITIVE_EVENT_TYPES,
         ),
         upcasters=LEAD_UPCASTERS,
     )
@@ -94,6 +101,7 @@ def event_codec() -> EventCodec:
 def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Projection]:
     return [
         LeadProjection(funnels),
+        DirectoryProjection(),
         *deal_projections(rules),
         *project_projections(rules),
         *status_time_projections(funnels, rules),
@@ -157,6 +165,8 @@ class Platform:
     clock: Clock
     processes: ProcessRunner
     publication: Publication
+    signer: Signer
+    keys: KeyStore
     relay: Relay | None = None
     """Set when this process publishes to Kafka (a broker is configured and relay on)."""
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -203,6 +213,7 @@ class Platform:
         for thread in self._threads:
             thread.join(timeout=10)
         self.store.close()
+        self.keys.close()
         self.db.close()
 
 
@@ -252,6 +263,8 @@ def build(settings: Settings | None = None, *, clock: Clock = system_clock) -> P
         clock,
         process_runner(side),
         publication(side),
+        Signer(secret_from(side.settings)),
+        open_key_store(side.settings.key_store_url, side.settings.event_store_url, clock=clock),
         kafka_relay(side)
         if side.settings.kafka_bootstrap_servers and side.settings.relay
         else None,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID, uuid5
@@ -26,6 +27,18 @@ from process_managers.state import Deadline, DeadlineChanges, ProcessStore
 log = logging.getLogger(__name__)
 
 PROCESS_NAMESPACE = UUID("c7f1e2d3-4b5a-4968-8d7c-6e5f4a3b2c10")
+PROCESS_ROLE = "process"
+
+CAUSE: ContextVar[str | None] = ContextVar("leadledger_process_cause", default=None)
+"""What the process manager is reacting to while it issues commands (the event or the
+deadline), recorded on every event it causes."""
+
+
+def event_cause(recorded: RecordedEvent) -> str:
+    kind = type(recorded.event).__module__.rsplit(".", 1)[-1]
+    return f"{recorded.event.type} of {kind} {recorded.stream_id} (position {recorded.position})"
+
+
 VERSION_CONFLICT_RETRIES = 5
 
 
@@ -50,11 +63,15 @@ class Issuer:
 
     def context(self, *key: object) -> CommandContext:
         identity = ":".join(str(k) for k in (self.name, *key))
+        cause = CAUSE.get()
         return CommandContext(
             actor=self.actor,
             at=self.clock(),
             command_id=uuid5(PROCESS_NAMESPACE, identity),
             idempotency_key=identity,
+            actor_role=PROCESS_ROLE,
+            command=self.name,
+            cause=f"the {self.name} process, on {cause}" if cause else f"the {self.name} process",
         )
 
     def issue(self, send: Callable[[CommandContext], CommandResult], *key: object) -> bool:
@@ -108,7 +125,12 @@ class ProcessRunner:
             if topic not in manager.topics:
                 continue
             event = codec.decode(topic, state)
-            manager.handle(RecordedEvent(UUID(stream_id), version, position, event), changes)
+            recorded = RecordedEvent(UUID(stream_id), version, position, event)
+            token = CAUSE.set(event_cause(recorded))
+            try:
+                manager.handle(recorded, changes)
+            finally:
+                CAUSE.reset(token)
         self.state.advance(manager.name, rows[-1][0], changes)
         return len(rows)
 
@@ -120,7 +142,14 @@ class ProcessRunner:
             if not due:
                 return fired
             for deadline in due:
-                follow_up = manager.fire(deadline)
+                token = CAUSE.set(
+                    f"the {deadline.kind} deadline of {deadline.subject_id} "
+                    f"due {deadline.due_at:%Y-%m-%d %H:%M}"
+                )
+                try:
+                    follow_up = manager.fire(deadline)
+                finally:
+                    CAUSE.reset(token)
                 self.state.complete(manager.name, deadline.key, follow_up)
                 fired += 1
 

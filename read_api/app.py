@@ -7,21 +7,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from leadledger.wiring import Platform
+from read_api.access import authorize
 from read_api.deps import PlatformDep
 from read_api.errors import install_error_handlers
 from read_api.routes import (
+    audit,
     deals,
     directory,
     events,
+    exports,
     leads,
     pipeline,
     portfolio,
     projects,
     reports,
+    sensitive,
     status_time,
+    users,
 )
 
 
@@ -51,13 +56,16 @@ def create_app(
         title="LeadLedger",
         version="0.1.0",
         description=(
-            "Follows every lead from first touch through sales. Commands go in over "
-            "POST (header X-Actor required; optional If-Match and Idempotency-Key); "
-            "queries read the DuckDB read models (pass min_position from a command's "
-            "response to read your own write); lead history and as_of come from the "
-            "event store."
+            "Follows every lead from first touch through sales. Every request but /health "
+            "and /metrics carries `Authorization: Bearer <token>` (`leadledger token` "
+            "issues one); the token's user is the actor on every event and their role "
+            "decides what they may do and see. Commands go in over POST (optional "
+            "If-Match and Idempotency-Key); queries read the DuckDB read models (pass "
+            "min_position from a command's response to read your own write); history "
+            "and as_of come from the event store."
         ),
         lifespan=lifespan,
+        dependencies=[Depends(authorize)],
     )
     app.state.platform = platform
     install_error_handlers(app)
@@ -72,6 +80,10 @@ def create_app(
     app.include_router(events.router)
     app.include_router(pipeline.router)
     app.include_router(status_time.router)
+    app.include_router(users.router)
+    app.include_router(sensitive.router)
+    app.include_router(exports.router)
+    app.include_router(audit.router)
 
     @app.get("/health", tags=["operations"])
     def health(platform: PlatformDep) -> dict[str, Any]:

@@ -12,8 +12,10 @@ from uuid import UUID
 import duckdb
 from fastapi import Depends, Header, Query, Request, Response
 
+from aggregates.users import Principal
 from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext, CommandResult
 from leadledger.wiring import Platform
+from read_api.access import authenticate, command_guard, scope_cursor
 from read_api.errors import BadRequestValue, ReadModelsBehind
 
 
@@ -38,22 +40,15 @@ def parse_if_match(value: str | None) -> int | None:
 
 
 class CommandHeaders:
-    """The headers every command accepts."""
+    """The authenticated actor and the headers every command accepts."""
 
     def __init__(
         self,
-        x_actor: Annotated[
-            str,
-            Header(
-                alias="X-Actor",
-                min_length=1,
-                max_length=200,
-                description="Who issues the command (until real authentication arrives)",
-            ),
-        ],
+        request: Request,
+        principal: Annotated[Principal, Depends(authenticate)],
         if_match: Annotated[
             str | None,
-            Header(alias="If-Match", description="Expected current version of the lead"),
+            Header(alias="If-Match", description="Expected current version of the record"),
         ] = None,
         idempotency_key: Annotated[
             str | None,
@@ -68,14 +63,18 @@ class CommandHeaders:
             UUID | None, Header(alias="X-Correlation-ID", description="Correlation id to record")
         ] = None,
     ) -> None:
-        if not x_actor.strip():
-            raise BadRequestValue("X-Actor", "must not be blank")
-        self.actor = x_actor.strip()
+        self.request = request
+        self.principal = principal
+        self.actor = principal.user
         self.expected_version = parse_if_match(if_match)
         self.idempotency_key = idempotency_key
         self.correlation_id = x_correlation_id
 
     def context(self, platform: Platform, scope: str, request: Any) -> CommandContext:
+        """The command's context; raises NotPermitted when the body names an owner the
+        actor may not name. The guard it carries checks the record the handler loads."""
+        guard = command_guard(self.request, self.principal, request)
+        route = self.request.scope.get("route")
         return CommandContext.new(
             actor=self.actor,
             clock=platform.clock,
@@ -84,6 +83,9 @@ class CommandHeaders:
             expected_version=self.expected_version,
             idempotency_key=self.idempotency_key,
             correlation_id=self.correlation_id,
+            actor_role=self.principal.role.value,
+            command=getattr(route, "name", None),
+            guard=guard,
         )
 
 
@@ -97,6 +99,7 @@ def mark_accepted(result: CommandResult, response: Response) -> None:
 
 def read_cursor(
     platform: PlatformDep,
+    principal: Annotated[Principal, Depends(authenticate)],
     min_position: Annotated[
         int | None,
         Query(ge=0, description="Wait until the read models include this event position"),
@@ -112,6 +115,7 @@ def read_cursor(
             )
     cursor = platform.db.cursor()
     try:
+        scope_cursor(principal, cursor)
         yield cursor
     finally:
         cursor.close()

@@ -31,6 +31,14 @@ class ReadModelsBehind(Exception):
         self.current = current
 
 
+class Unauthenticated(Exception):
+    """No usable bearer token (401)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class BadRequestValue(Exception):
     """A header or query parameter with a value the API cannot use (422)."""
 
@@ -106,6 +114,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             status_code=409,
             content=_body("rule_violation", exc.message, rule=exc.rule, **exc.details),
+        )
+
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
+        return JSONResponse(
+            status_code=401,
+            content=_body("unauthenticated", exc.message),
+            headers={"WWW-Authenticate": 'Bearer realm="leadledger"'},
         )
 
     @app.exception_handler(NotPermitted)

@@ -13,7 +13,17 @@ from event_store import RecordedEvent
 from event_store.codec import event_fields
 
 META_FIELDS = frozenset(
-    {"actor", "at", "command_id", "correlation_id", "request_hash", "schema_version"}
+    {
+        "actor",
+        "at",
+        "command_id",
+        "correlation_id",
+        "request_hash",
+        "schema_version",
+        "actor_role",
+        "command",
+        "cause",
+    }
 )
 NOT_IN_CHANGES = frozenset({"version", "updated_at"})
 
@@ -145,6 +155,9 @@ def stream_history(
                 "version": record.version,
                 "type": event.type,
                 "actor": event.actor,
+                "actor_role": event.actor_role,
+                "command": event.command,
+                "caused_by": event.cause,
                 "at": event.at,
                 "command_id": event.command_id,
                 "correlation_id": event.correlation_id,

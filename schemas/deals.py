@@ -170,7 +170,7 @@ class StreamHistory(BaseModel):
 
 
 class TakeRequest(Strict):
-    assignee: str | None = Field(default=None, description="Defaults to the X-Actor")
+    assignee: str | None = Field(default=None, description="Defaults to the authenticated user")
 
 
 class LogisticsEstimateRequest(Strict):

@@ -190,7 +190,16 @@ class HistoryEntry(BaseModel):
     position: int
     version: int
     type: str
-    actor: str
+    actor: str = Field(description="The authenticated user (or leadledger.<process>)")
+    actor_role: str | None = Field(
+        description="Their role when they acted ('process' for a process manager; null "
+        "for events recorded before roles existed)"
+    )
+    command: str | None = Field(description="The command (API operation or process step)")
+    caused_by: str | None = Field(
+        description="What a process manager reacted to, e.g. 'the estimate-handoff "
+        "process, on DealStageChanged of deal <id> (position 12)'"
+    )
     at: datetime
     command_id: UUID
     correlation_id: UUID | None

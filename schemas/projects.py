@@ -72,7 +72,7 @@ class TaskUpdateRequest(Strict):
 
 
 class HoursRequest(Strict):
-    person: str | None = Field(default=None, description="Defaults to the X-Actor")
+    person: str | None = Field(default=None, description="Defaults to the authenticated user")
     day: date
     hours: Decimal = Field(description="> 0; a person's day holds at most 24 across projects")
     task_id: str | None = None

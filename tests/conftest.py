@@ -17,8 +17,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from aggregates.users import Principal, Role
 from event_store import EventStore, open_event_store
 from leadledger.settings import Settings
+from leadledger.tokens import Signer
 from leadledger.wiring import Platform, build, event_codec
 from read_api.app import create_app
 from tests.kafka_broker import Broker
@@ -86,6 +88,7 @@ def make_platform(tmp_path: Path, clock: FakeClock) -> Iterator[PlatformFactory]
 
     def factory(event_store_url: str | None = None, **settings: object) -> Platform:
         n = len(built)
+        settings.setdefault("auth_secret", TEST_AUTH_SECRET)
         s = Settings(
             event_store_url=event_store_url or f"sqlite:///{tmp_path}/events{n}.sqlite",
             duckdb_path=tmp_path / f"read_models{n}.duckdb",
@@ -108,11 +111,35 @@ def platform(make_platform: PlatformFactory) -> Platform:
 @pytest.fixture
 def client(platform: Platform) -> Iterator[TestClient]:
     app = create_app(platform, close_on_exit=False)
-    with TestClient(app) as c:
+    with TestClient(app, headers=ACTOR) as c:
         yield c
 
 
-ACTOR = {"X-Actor": "anna.sales"}
+TEST_AUTH_SECRET = "leadledger-test-secret-0123456789abcdef"
+SIGNER = Signer(TEST_AUTH_SECRET.encode())
+TOKEN_ISSUED = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def token(
+    user: str,
+    role: str = "top",
+    department: str | None = None,
+    region: str | None = None,
+    *,
+    issued: datetime = TOKEN_ISSUED,
+    ttl: timedelta = timedelta(days=365 * 200),
+) -> str:
+    """A bearer token the test platforms accept (long-lived unless told otherwise)."""
+    return SIGNER.issue(Principal(user, Role(role), department, region), now=issued, ttl=ttl)
+
+
+def bearer(user: str, role: str = "top", department: str | None = None) -> dict[str, str]:
+    """Request headers authenticating as ``user`` in ``role``."""
+    return {"Authorization": f"Bearer {token(user, role, department)}"}
+
+
+ACTOR = bearer("anna.sales")
+"""Top management: may do and see everything (the behaviour tests act as them)."""
 
 
 def iso(moment: datetime) -> str:

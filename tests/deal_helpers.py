@@ -6,9 +6,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-SELLER = {"X-Actor": "anna.sales"}
-LOGISTICIAN = {"X-Actor": "lev.logistics"}
-ENGINEER = {"X-Actor": "egor.engineering"}
+from tests.conftest import bearer
+
+SELLER = bearer("anna.sales")
+LOGISTICIAN = bearer("lev.logistics", "department", "logistics")
+ENGINEER = bearer("egor.engineering", "department", "engineering")
 
 
 def ok(response: Any, status: int = 200) -> dict[str, Any]:

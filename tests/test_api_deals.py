@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from leadledger.wiring import Platform
 from read_api.app import create_app
-from tests.conftest import FakeClock, PlatformFactory
+from tests.conftest import ACTOR, FakeClock, PlatformFactory
 from tests.deal_helpers import (
     ENGINEER,
     LOGISTICIAN,
@@ -35,7 +35,7 @@ def platform(make_platform: PlatformFactory) -> Platform:
 
 @pytest.fixture
 def api(platform: Platform) -> Iterator[TestClient]:
-    with TestClient(create_app(platform, close_on_exit=False)) as client:
+    with TestClient(create_app(platform, close_on_exit=False), headers=ACTOR) as client:
         yield client
 
 
@@ -236,7 +236,7 @@ def test_auto_conversion_turns_a_quality_lead_into_its_deal_once(
         DEFAULT_FUNNELS_FILE.read_text().replace("auto_convert = false", "auto_convert = true")
     )
     platform = make_platform(process_managers=False, funnels_file=funnels)
-    with TestClient(create_app(platform, close_on_exit=False)) as api:
+    with TestClient(create_app(platform, close_on_exit=False), headers=ACTOR) as api:
         lead_id = qualified_lead(api)
         platform.processes.run_once()
         lead = ok(api.get(f"/leads/{lead_id}/history"))

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from leadledger.wiring import Platform
 from read_api.app import create_app
-from tests.conftest import PlatformFactory
+from tests.conftest import ACTOR, PlatformFactory
 from tests.deal_helpers import SELLER, contracted_deal, new_deal, ok, register_contractor
 
 JSON = {"content-type": "application/json"}
@@ -21,7 +21,7 @@ SURROGATE = b'"\\ud800 half a pair"'
 @pytest.fixture
 def api(make_platform: PlatformFactory) -> Iterator[TestClient]:
     platform: Platform = make_platform(process_managers=False, read_wait_seconds=0.2)
-    with TestClient(create_app(platform, close_on_exit=False)) as client:
+    with TestClient(create_app(platform, close_on_exit=False), headers=ACTOR) as client:
         yield client
 
 
@@ -125,7 +125,7 @@ def test_odd_inputs_never_produce_a_5xx(api: TestClient) -> None:
         for headers in (
             {**SELLER, "If-Match": "99999999999999999999999999"},
             {**SELLER, "Idempotency-Key": "odd"},
-            {"X-Actor": "x" * 500},
+            {"Authorization": "Bearer " + "x" * 500},
         ):
             check(
                 api.post(path, json={"stage": "estimate"}, headers=headers),

@@ -21,7 +21,15 @@ from fastapi.testclient import TestClient
 from aggregates.company import company_stream_id
 from leadledger.wiring import Platform
 from read_api.app import create_app
-from tests.conftest import ACTOR, FakeClock, PlatformFactory, create, iso, new_lead_body
+from tests.conftest import (
+    ACTOR,
+    FakeClock,
+    PlatformFactory,
+    bearer,
+    create,
+    iso,
+    new_lead_body,
+)
 
 JSON = {"content-type": "application/json"}
 
@@ -121,7 +129,9 @@ def assert_rule(response: httpx.Response, rule: str) -> None:
 @pytest.fixture
 def lenient(platform: Platform) -> Iterator[TestClient]:
     """Like ``client``, but a server error comes back as a 500 response, not an exception."""
-    with TestClient(create_app(platform, close_on_exit=False), raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(platform, close_on_exit=False), raise_server_exceptions=False, headers=ACTOR
+    ) as c:
         yield c
 
 
@@ -129,7 +139,9 @@ def lenient(platform: Platform) -> Iterator[TestClient]:
 def short_wait_client(make_platform: PlatformFactory) -> Iterator[TestClient]:
     """A client whose read-your-writes wait gives up after 0.2 s."""
     platform: Platform = make_platform(read_wait_seconds=0.2)
-    with TestClient(create_app(platform, close_on_exit=False), raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(platform, close_on_exit=False), raise_server_exceptions=False, headers=ACTOR
+    ) as c:
         yield c
 
 
@@ -651,21 +663,30 @@ def test_invalid_uuid_in_path(client: TestClient, bad: str) -> None:
     assert_invalid(client.get(f"/leads/{bad}/history"), "lead_id")
 
 
-def test_missing_or_blank_actor_header(client: TestClient) -> None:
+def test_missing_or_blank_bearer_token(client: TestClient) -> None:
     lead_id = create(client)["lead_id"]
-    assert_invalid(client.post("/leads", json=new_lead_body()), "X-Actor")
-    assert_invalid(client.post(f"/leads/{lead_id}/pause", json={"reason": "x"}), "X-Actor")
-    assert_invalid(
-        client.post(f"/leads/{lead_id}/pause", json={"reason": "x"}, headers={"X-Actor": "  "}),
-        "X-Actor",
-    )
+    for headers in (
+        {"Authorization": ""},
+        {"Authorization": "Bearer  "},
+        {"Authorization": "Basic abc"},
+    ):
+        for response in (
+            client.post("/leads", json=new_lead_body(), headers=headers),
+            client.post(f"/leads/{lead_id}/pause", json={"reason": "x"}, headers=headers),
+        ):
+            assert response.status_code == 401, response.text
+            assert response.json()["code"] == "unauthenticated"
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert len(events(client, lead_id)) == 1
 
 
 def test_actor_is_recorded_on_each_event(client: TestClient) -> None:
     lead_id = create(client)["lead_id"]
-    ok(client, lead_id, "pause", {"reason": "x"}, headers={"X-Actor": "  vera.pm  "})
-    assert [e["actor"] for e in events(client, lead_id)] == ["anna.sales", "vera.pm"]
+    ok(client, lead_id, "pause", {"reason": "x"}, headers=bearer("vera.head", "top"))
+    history = events(client, lead_id)
+    assert [e["actor"] for e in history] == ["anna.sales", "vera.head"]
+    assert [e["actor_role"] for e in history] == ["top", "top"]
+    assert [e["command"] for e in history] == ["create", "pause"]
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-1", "1.5", '"x"', "W/", "", "2 3"])
@@ -812,7 +833,7 @@ def test_a_key_is_scoped_to_the_lead_it_targets(client: TestClient) -> None:
 def test_keys_are_per_actor(client: TestClient) -> None:
     headers = {"Idempotency-Key": "mine"}
     first = client.post("/leads", json=new_lead_body(), headers={**ACTOR, **headers})
-    other = client.post("/leads", json=new_lead_body(), headers={"X-Actor": "gleb", **headers})
+    other = client.post("/leads", json=new_lead_body(), headers={**bearer("gleb"), **headers})
     assert first.status_code == other.status_code == 201
     assert first.json()["lead_id"] != other.json()["lead_id"]
     assert "Idempotent-Replayed" not in other.headers
@@ -913,9 +934,9 @@ def test_odd_inputs_never_produce_a_5xx(short_wait_client: TestClient) -> None:
         ACTOR,
         {**ACTOR, "Idempotency-Key": "odd"},
         {**ACTOR, "If-Match": "99999999999999999999999999"},
-        {"X-Actor": "x" * 500},
-        {"X-Actor": "é".encode()},
-        {"X-Actor": b"\xff\xfe"},
+        {"Authorization": "Bearer " + "x" * 500},
+        {"Authorization": "Bearer é".encode()},
+        {"Authorization": b"Bearer \xff\xfe"},
     ]
     failures: list[str] = []
 
@@ -1172,7 +1193,7 @@ def test_history_lists_every_event_in_order_with_changes(
         lead_id,
         "card",
         {"title": "Appraisal of two warehouses", "expert": "eva"},
-        headers={"X-Actor": "vera.pm"},
+        headers=bearer("vera.pm"),
     )
     clock.advance(hours=1)
     ok(client, lead_id, "cost", {"components": [{"name": "survey", "amount": "250"}]})

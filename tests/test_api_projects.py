@@ -16,11 +16,11 @@ from commands.projects import project_id_for_deal
 from leadledger.wiring import CommandSide, Platform, process_runner
 from process_managers.state import DeadlineChanges
 from read_api.app import create_app
-from tests.conftest import FakeClock, PlatformFactory
+from tests.conftest import ACTOR, FakeClock, PlatformFactory, bearer
 from tests.deal_helpers import SELLER, contracted_deal, ok
 
-PM = {"X-Actor": "olga.pm"}
-FITTER = {"X-Actor": "ivan.fitter"}
+PM = bearer("olga.pm", "pm")
+FITTER = bearer("ivan.fitter", "top")
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def platform(make_platform: PlatformFactory) -> Platform:
 
 @pytest.fixture
 def api(platform: Platform) -> Iterator[TestClient]:
-    with TestClient(create_app(platform, close_on_exit=False)) as client:
+    with TestClient(create_app(platform, close_on_exit=False), headers=ACTOR) as client:
         yield client
 
 

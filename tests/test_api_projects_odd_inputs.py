@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from leadledger.wiring import Platform
 from read_api.app import create_app
-from tests.conftest import PlatformFactory
+from tests.conftest import ACTOR, PlatformFactory
 from tests.deal_helpers import SELLER, ok
 
 JSON = {"content-type": "application/json"}
@@ -21,7 +21,7 @@ HUGE = str(10**30).encode()
 @pytest.fixture
 def api(make_platform: PlatformFactory) -> Iterator[TestClient]:
     platform: Platform = make_platform(process_managers=False, read_wait_seconds=0.2)
-    with TestClient(create_app(platform, close_on_exit=False)) as client:
+    with TestClient(create_app(platform, close_on_exit=False), headers=ACTOR) as client:
         yield client
 
 

@@ -13,12 +13,15 @@ import duckdb
 import httpx
 import pytest
 
+from tests.conftest import TEST_AUTH_SECRET, bearer
+
 BIN = Path(sys.executable).parent / "leadledger"
 
 
 def _env(workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLEDGER_")}
     env["LEADLEDGER_PROJECTOR_POLL_SECONDS"] = "0.1"
+    env["LEADLEDGER_AUTH_SECRET"] = TEST_AUTH_SECRET
     return env
 
 
@@ -149,7 +152,7 @@ def test_serve_with_demo_answers_on_the_port(tmp_path: Path) -> None:
                 "source": "court_request",
                 "manager": "m",
             },
-            headers={"X-Actor": "tester"},
+            headers=bearer("tester"),
             timeout=5,
         )
         assert created.status_code == 201

@@ -19,7 +19,7 @@ from aggregates.company import CompanyRegistered, company_stream_id
 from aggregates.lead import LeadCreated
 from leadledger.wiring import Platform
 from read_api.app import create_app
-from tests.conftest import ACTOR, PlatformFactory, new_lead_body
+from tests.conftest import ACTOR, PlatformFactory, bearer, new_lead_body
 
 THREADS = 20
 
@@ -32,7 +32,7 @@ def pg_platform(make_platform: PlatformFactory, pg_schema_url: str) -> Platform:
 @pytest.fixture
 def api(pg_platform: Platform) -> Iterator[TestClient]:
     app = create_app(pg_platform, background=False, close_on_exit=False)
-    with TestClient(app) as client:
+    with TestClient(app, headers=ACTOR) as client:
         yield client
 
 
@@ -86,7 +86,7 @@ def test_same_if_match_from_twenty_threads_one_wins_the_rest_get_409(
         lambda i: api.post(
             f"/leads/{lead_id}/{command}",
             json=COMMANDS[command],
-            headers={**ACTOR, "X-Actor": f"user{i}", "If-Match": "1"},
+            headers={**bearer(f"user{i}"), "If-Match": "1"},
         )
     )
 

@@ -285,7 +285,7 @@ def test_asyncapi_is_served_with_one_channel_per_topic(
     make_platform: PlatformFactory,
 ) -> None:
     platform = make_platform(kafka_topic_prefix="acme.leadledger")
-    with TestClient(create_app(platform, close_on_exit=False)) as client:
+    with TestClient(create_app(platform, close_on_exit=False), headers=ACTOR) as client:
         document = client.get("/asyncapi.json").json()
     assert document["asyncapi"].startswith("3.")
     addresses = {c["address"] for c in document["channels"].values()}

@@ -29,7 +29,7 @@ from commands.deals import convert_lead, handle_deal_command, load_deal
 from commands.leads import create_lead, handle_lead_command
 from leadledger.wiring import Platform
 from read_api.app import create_app
-from tests.conftest import ACTOR, PlatformFactory
+from tests.conftest import ACTOR, PlatformFactory, bearer
 from tests.test_concurrency_postgres import race
 
 CAP = Decimal("1000.00")
@@ -71,7 +71,7 @@ def pg_platform(make_platform: PlatformFactory, pg_schema_url: str, tmp_path: Pa
 @pytest.fixture
 def api(pg_platform: Platform) -> Iterator[TestClient]:
     app = create_app(pg_platform, background=False, close_on_exit=False)
-    with TestClient(app) as client:
+    with TestClient(app, headers=ACTOR) as client:
         yield client
 
 
@@ -144,7 +144,7 @@ def test_racing_invoices_never_take_the_organisation_past_its_revenue_cap(
                 "amount": str(INVOICE_AMOUNT),
                 "organisation": "simplified",
             },
-            headers={**ACTOR, "X-Actor": f"accountant{i}"},
+            headers=bearer(f"accountant{i}"),
         ),
         threads=RACING_INVOICES,
     )
@@ -203,7 +203,7 @@ def test_racing_assignments_give_a_manager_exactly_the_monthly_cap_of_new_client
         lambda i: api.post(
             "/client-assignments",
             json={"company_id": f"CLIENT-{i}", "direction": "transport", "manager": "boris"},
-            headers={**ACTOR, "X-Actor": f"sales{i}"},
+            headers=bearer(f"sales{i}"),
         ),
         threads=RACING_ASSIGNMENTS,
     )
@@ -229,14 +229,14 @@ def test_racing_assignments_give_a_manager_exactly_the_monthly_cap_of_new_client
     refused = api.post(
         f"/client-assignments/{waiting}/decision",
         json={"approve": True},
-        headers={"X-Actor": "anna.sales"},
+        headers=bearer("anna.sales", "manager"),
     )
     assert refused.status_code == 403, refused.text
     assert refused.json()["rule"] == "head_approval_required"
     approved = api.post(
         f"/client-assignments/{waiting}/decision",
         json={"approve": True, "comment": "a key account"},
-        headers={"X-Actor": "head.of.sales"},
+        headers=bearer("head.of.sales", "head", "sales"),
     )
     assert approved.status_code == 200, approved.text
     assert approved.json()["status"] == "assigned"
@@ -266,7 +266,7 @@ def test_two_invoices_with_one_number_on_one_deal_issue_it_once(
             response: httpx.Response = api.post(
                 f"/deals/{deal_id}/invoice",
                 json={"number": "INV-1", "amount": amounts[i], "organisation": organisation},
-                headers={**ACTOR, "X-Actor": f"accountant{i}"},
+                headers=bearer(f"accountant{i}"),
             )
             return response
 

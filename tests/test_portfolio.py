@@ -48,7 +48,7 @@ from projections.projector import POSITION_NAME, Projector, rebuild
 from projections.projects import TABLES, ProjectProjection, project_projections
 from read_api.app import create_app
 from read_api.project_queries import calendar_hours
-from tests.conftest import FakeClock, PlatformFactory
+from tests.conftest import ACTOR, FakeClock, PlatformFactory
 from tests.factories import FUNNELS, LeadDriver
 
 RULES = load_rules(Settings().funnels_file, Settings().rules_file)
@@ -241,7 +241,7 @@ def portfolio(platform: Platform, clock: FakeClock) -> Portfolio:
 
 @pytest.fixture
 def api(platform: Platform) -> Iterator[TestClient]:
-    with TestClient(create_app(platform, close_on_exit=False)) as client:
+    with TestClient(create_app(platform, close_on_exit=False), headers=ACTOR) as client:
         yield client
 
 

@@ -38,7 +38,7 @@ from process_managers.estimate_handoff import EstimateHandoff
 from process_managers.runner import ProcessRunner
 from process_managers.state import DeadlineChanges, ProcessStore
 from read_api.app import create_app
-from tests.conftest import FakeClock, PlatformFactory
+from tests.conftest import ACTOR, FakeClock, PlatformFactory, bearer
 
 BIN = Path(sys.executable).parent / "leadledger"
 SELLER = "anna.sales"
@@ -313,9 +313,9 @@ def test_the_process_managers_run_inside_the_server(
     platform: Platform = make_platform(process_poll_seconds=0.05)
     seller = Seller(platform.store, platform.clock)  # type: ignore[arg-type]
     deal_id = seller.deal()
-    with TestClient(create_app(platform, close_on_exit=False)) as api:
+    with TestClient(create_app(platform, close_on_exit=False), headers=ACTOR) as api:
         moved = api.post(
-            f"/deals/{deal_id}/stage", json={"stage": "estimate"}, headers={"X-Actor": SELLER}
+            f"/deals/{deal_id}/stage", json={"stage": "estimate"}, headers=bearer(SELLER)
         )
         assert moved.status_code == 200
         deadline = time.monotonic() + 10
@@ -399,7 +399,7 @@ def test_health_shows_where_each_process_manager_is(make_platform: PlatformFacto
     platform: Platform = make_platform(process_managers=False)
     seller = Seller(platform.store, platform.clock)  # type: ignore[arg-type]
     seller.deal()
-    with TestClient(create_app(platform, close_on_exit=False)) as api:
+    with TestClient(create_app(platform, close_on_exit=False), headers=ACTOR) as api:
         before = api.get("/health").json()["process_managers"]
         assert before == {
             "estimate-handoff": 0,

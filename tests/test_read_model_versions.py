@@ -6,11 +6,12 @@ from pathlib import Path
 
 import duckdb
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from leadledger.settings import DEFAULT_FUNNELS_FILE, Settings
 from leadledger.wiring import build, load_funnels
 from read_api.app import create_app
-from tests.conftest import ACTOR, FakeClock, new_lead_body
+from tests.conftest import ACTOR, TEST_AUTH_SECRET, FakeClock, new_lead_body
 from tests.factories import LeadDriver
 
 
@@ -24,7 +25,10 @@ def _leads(path: Path) -> list[tuple[object, ...]]:
 def test_reordered_stages_rebuild_the_read_models(tmp_path: Path, clock: FakeClock) -> None:
     events = f"sqlite:///{tmp_path}/events.sqlite"
     duck = tmp_path / "read_models.duckdb"
-    platform = build(Settings(event_store_url=events, duckdb_path=duck), clock=clock)
+    platform = build(
+        Settings(event_store_url=events, duckdb_path=duck, auth_secret=SecretStr(TEST_AUTH_SECRET)),
+        clock=clock,
+    )
     driver = LeadDriver(platform.store, clock=clock)
     lead_id = driver.create().stream_id
     clock.advance(hours=1)
@@ -43,7 +47,12 @@ def test_reordered_stages_rebuild_the_read_models(tmp_path: Path, clock: FakeClo
     assert load_funnels(funnels_file)["out_of_court"].step_of("proposal_sent") == 2
 
     reopened = build(
-        Settings(event_store_url=events, duckdb_path=duck, funnels_file=funnels_file),
+        Settings(
+            event_store_url=events,
+            duckdb_path=duck,
+            funnels_file=funnels_file,
+            auth_secret=SecretStr(TEST_AUTH_SECRET),
+        ),
         clock=clock,
     )
     assert reopened.projector.position == 0  # dropped: it will fold the log again
@@ -55,10 +64,11 @@ def test_reordered_stages_rebuild_the_read_models(tmp_path: Path, clock: FakeClo
 def test_unchanged_configuration_keeps_the_read_models(tmp_path: Path, clock: FakeClock) -> None:
     settings = Settings(
         event_store_url=f"sqlite:///{tmp_path}/events.sqlite",
+        auth_secret=SecretStr(TEST_AUTH_SECRET),
         duckdb_path=tmp_path / "read_models.duckdb",
     )
     platform = build(settings, clock=clock)
-    with TestClient(create_app(platform)) as client:
+    with TestClient(create_app(platform), headers=ACTOR) as client:
         assert client.post("/leads", json=new_lead_body(), headers=ACTOR).status_code == 201
         platform.projector.catch_up()
         position = platform.projector.position

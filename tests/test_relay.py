@@ -32,7 +32,7 @@ from read_api.app import create_app
 from relay.kafka import KAFKA_CLIENTS, connect
 from relay.relay import RELAY_POSITION, Relay
 from schemas.events.registry import CURRENT, topic_for
-from tests.conftest import PlatformFactory
+from tests.conftest import ACTOR, PlatformFactory
 from tests.kafka_broker import Broker
 from tests.kafka_reading import Received, read_with_confluent, read_with_kafka_python
 
@@ -171,7 +171,9 @@ def test_the_server_publishes_new_events_by_itself_when_a_broker_is_configured(
     assert_complete_and_ordered(received, stored)
 
     # ... and /metrics of this process says so: nothing behind, every event counted
-    with TestClient(create_app(platform, background=False, close_on_exit=False)) as client:
+    with TestClient(
+        create_app(platform, background=False, close_on_exit=False), headers=ACTOR
+    ) as client:
         text = client.get("/metrics").text
     samples = {
         s.name: s.value

@@ -17,6 +17,7 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from leadledger.metrics import CONTENT_TYPE, follower_samples, render
+from read_api.access import CurrentUser, feed_rows
 from read_api.deps import PlatformDep
 from read_api.errors import BadRequestValue
 from schemas.events.asyncapi import asyncapi_document
@@ -39,6 +40,7 @@ After = Annotated[
 @router.get("/events")
 def list_events(
     platform: PlatformDep,
+    principal: CurrentUser,
     after: After = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Events per page")] = 100,
 ) -> Response:
@@ -46,14 +48,14 @@ def list_events(
     Pass ``next_after`` as ``after`` to read the next page; an empty page means you are at
     the head of the log (``head``)."""
     head = platform.store.last_position()
-    rows = platform.store.read_rows(after, limit)
+    rows, covered = feed_rows(platform, principal, platform.store.read_rows(after, limit))
     items = platform.publication.envelopes(rows)
     body = {
         "items": items,
         "after": after,
         "limit": limit,
-        "next_after": rows[-1][0] if rows else after,
-        "head": max(head, rows[-1][0] if rows else 0),
+        "next_after": max(after, covered),
+        "head": max(head, covered),
     }
     return Response(content=orjson.dumps(body), media_type="application/json")
 
@@ -74,6 +76,7 @@ def _last_event_id(value: str | None) -> int | None:
 async def stream_events(
     request: Request,
     platform: PlatformDep,
+    principal: CurrentUser,
     after: After = 0,
     last_event_id: Annotated[
         str | None,
@@ -92,17 +95,19 @@ async def stream_events(
         quiet_since = time.monotonic()
         yield b"retry: 2000\n\n"
         while not await request.is_disconnected():
-            rows = await run_in_threadpool(store.read_rows, position, SSE_BATCH)
-            if rows:
+            read = await run_in_threadpool(store.read_rows, position, SSE_BATCH)
+            rows, covered = await run_in_threadpool(feed_rows, platform, principal, read)
+            if covered > position:
                 chunks = []
                 for envelope in publication.envelopes(rows):
                     chunks.append(
                         b"id: %d\nevent: %s\ndata: %s\n\n"
                         % (envelope["position"], envelope["type"].encode(), orjson.dumps(envelope))
                     )
-                position = rows[-1][0]
-                quiet_since = time.monotonic()
-                yield b"".join(chunks)
+                position = covered
+                if chunks:
+                    quiet_since = time.monotonic()
+                    yield b"".join(chunks)
                 continue
             if time.monotonic() - quiet_since >= SSE_KEEPALIVE_SECONDS:
                 quiet_since = time.monotonic()

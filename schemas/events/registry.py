@@ -16,6 +16,7 @@ from schemas.events import (
     limits,
     project,
     timesheets,
+    users,
 )
 from schemas.events.base import PublicPayload
 
@@ -30,6 +31,7 @@ _MODULES: tuple[ModuleType, ...] = (
     project,
     billing,
     timesheets,
+    users,
 )
 _MODEL_NAME = re.compile(r"^(?P<name>[A-Z][A-Za-z0-9]*)V(?P<version>[1-9][0-9]*)$")
 

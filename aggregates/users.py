@@ -1,0 +1,220 @@
+"""The people who use LeadLedger: their role, department and region.
+
+The user directory is an aggregate like any other: a user is registered by an
+administrator, changed (role, department, region) and deactivated, each an event with
+who did it. A bearer token names a user and carries these claims; the directory is what
+a head's "my department and its people" is read from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID, uuid5
+
+from aggregates import values
+from aggregates.base import CommandMeta, DomainEvent
+from aggregates.errors import InvalidValue, RuleViolation
+
+USER_NAMESPACE = UUID("5d0c9a77-1b7e-4c52-93f4-8a2b6e4d1c30")
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+DEPARTMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class Role(StrEnum):
+    MANAGER = "manager"
+    HEAD = "head"
+    TOP = "top"
+    PM = "pm"
+    EXPERT = "expert"
+    DEPARTMENT = "department"
+    ANALYST = "analyst"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+ROLES: tuple[Role, ...] = tuple(Role)
+SEES_EVERYTHING = frozenset({Role.TOP, Role.ANALYST, Role.AUDITOR})
+"""Roles whose reads are not narrowed to their own records (admins read no business data)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated user a request acts for: the actor on every event it causes."""
+
+    user: str
+    role: Role
+    department: str | None = None
+    region: str | None = None
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.role in SEES_EVERYTHING
+
+
+def user_stream_id(username: str) -> UUID:
+    return uuid5(USER_NAMESPACE, username)
+
+
+def username(value: Any, field: str = "user") -> str:
+    if not isinstance(value, str) or not USERNAME.match(value):
+        raise InvalidValue(
+            field,
+            f"{field} must be 1-64 characters of lower-case letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit",
+        )
+    return value
+
+
+def role(value: Any, field: str = "role") -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise InvalidValue(
+            field, f"{field} must be one of: {', '.join(r.value for r in ROLES)}"
+        ) from None
+
+
+def department(value: Any, field: str = "department") -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not DEPARTMENT.match(value):
+        raise InvalidValue(
+            field,
+            f"{field} must be 1-64 characters of lower-case letters, digits, '_' or '-'",
+        )
+    return value
+
+
+def check_claims(role_: Role, department_: str | None) -> None:
+    """Heads and department workers belong to a department: it is what they see."""
+    if role_ in (Role.HEAD, Role.DEPARTMENT) and department_ is None:
+        raise InvalidValue("department", f"a {role_.value} needs a department")
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    version: int
+    name: str
+    role: Role
+    department: str | None
+    region: str | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    def principal(self) -> Principal:
+        return Principal(self.username, self.role, self.department, self.region)
+
+
+@dataclass(frozen=True)
+class RegisterUser:
+    username: str
+    name: str
+    role: str
+    department: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeUser:
+    """Only the fields present in ``changes`` are touched (name, role, department,
+    region, active)."""
+
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserRegistered(DomainEvent):
+    username: str
+    name: str
+    role: str
+    department: str | None
+    region: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserChanged(DomainEvent):
+    username: str
+    changes: dict[str, Any]
+
+
+USER_EVENT_TYPES: tuple[type[DomainEvent], ...] = (UserRegistered, UserChanged)
+CHANGEABLE = ("name", "role", "department", "region", "active")
+
+
+def register(command: RegisterUser, meta: CommandMeta) -> UserRegistered:
+    role_ = role(command.role)
+    department_ = department(command.department)
+    check_claims(role_, department_)
+    return UserRegistered(
+        **meta.event_fields(),
+        username=username(command.username, "username"),
+        name=values.required_text("name", command.name),
+        role=role_.value,
+        department=department_,
+        region=values.text("region", command.region, required=False),
+    )
+
+
+def change(user: User, command: ChangeUser, meta: CommandMeta) -> UserChanged:
+    unknown = sorted(set(command.changes) - set(CHANGEABLE))
+    if unknown:
+        raise InvalidValue(unknown[0], f"{unknown[0]} cannot be changed")
+    clean: dict[str, Any] = {}
+    for field, value in command.changes.items():
+        if field == "name":
+            clean[field] = values.required_text("name", value)
+        elif field == "role":
+            clean[field] = role(value).value
+        elif field == "department":
+            clean[field] = department(value)
+        elif field == "region":
+            clean[field] = values.text("region", value, required=False)
+        elif field == "active":
+            if not isinstance(value, bool):
+                raise InvalidValue("active", "active must be true or false")
+            clean[field] = value
+    changed = {k: v for k, v in clean.items() if getattr(user, k) != v}
+    if not changed:
+        raise RuleViolation("nothing_changed", "the change leaves the user as it is")
+    after = evolve_changes(user, changed)
+    check_claims(after.role, after.department)
+    return UserChanged(**meta.event_fields(), username=user.username, changes=changed)
+
+
+def evolve_changes(user: User, changes: dict[str, Any]) -> User:
+    fields = dict(changes)
+    if "role" in fields:
+        fields["role"] = Role(fields["role"])
+    return replace(user, **fields)
+
+
+def evolve(user: User | None, event: DomainEvent) -> User:
+    if isinstance(event, UserRegistered):
+        return User(
+            username=event.username,
+            version=1,
+            name=event.name,
+            role=Role(event.role),
+            department=event.department,
+            region=event.region,
+            active=True,
+            created_at=event.at,
+            updated_at=event.at,
+        )
+    assert user is not None, "a user's stream starts with UserRegistered"
+    if isinstance(event, UserChanged):
+        user = evolve_changes(user, event.changes)
+    return replace(user, version=user.version + 1, updated_at=event.at)
+
+
+def fold(events: list[DomainEvent]) -> User | None:
+    user: User | None = None
+    for event in events:
+        user = evolve(user, event)
+    return user

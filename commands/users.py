@@ -1,0 +1,65 @@
+"""User directory handlers, and the directory the authorisation rules read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aggregates import users
+from commands.context import CommandContext, CommandResult, StreamNotFound
+from commands.execution import execute, load_stream
+from event_store import EventStore, NewEvent, RecordedEvent
+
+
+def load_user_records(store: EventStore, username: str) -> list[RecordedEvent]:
+    return load_stream(store, users.user_stream_id(username), users.UserRegistered)
+
+
+def load_user(store: EventStore, username: str) -> users.User:
+    state = users.fold([r.event for r in load_user_records(store, username)])
+    if state is None:
+        raise StreamNotFound(f"user {username} not found")
+    return state
+
+
+def register_user(
+    store: EventStore, command: users.RegisterUser, ctx: CommandContext
+) -> CommandResult:
+    stream_id = users.user_stream_id(users.username(command.username, "username"))
+
+    def decide(_: list[RecordedEvent]) -> Sequence[NewEvent]:
+        return [NewEvent(stream_id, 1, users.register(command, ctx.meta))]
+
+    return execute(store, ctx, stream_id, decide, what="user", must_exist=False)
+
+
+def change_user(
+    store: EventStore, username: str, command: users.ChangeUser, ctx: CommandContext
+) -> CommandResult:
+    stream_id = users.user_stream_id(username)
+
+    def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
+        state = users.fold([r.event for r in history])
+        assert state is not None
+        return [NewEvent(stream_id, state.version + 1, users.change(state, command, ctx.meta))]
+
+    return execute(
+        store,
+        ctx,
+        stream_id,
+        decide,
+        what="user",
+        load=lambda _: load_user_records(store, username),
+    )
+
+
+class StoreDirectory:
+    """Departments read from the users' streams: exact, with no read-model lag."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def department_of(self, user: str) -> str | None:
+        if not users.USERNAME.match(user):
+            return None
+        state = users.fold([r.event for r in load_user_records(self.store, user)])
+        return None if state is None or not state.active else state.department

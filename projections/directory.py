@@ -1,0 +1,108 @@
+"""The user directory (``users``) and the log of reads of sensitive information
+(``sensitive_reads``).
+
+``users`` is what a head's scope is read from (their department's people); it holds no
+secrets. ``sensitive_reads`` records who read which lead's sensitive section and when,
+never the section itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+USERS_DDL = (
+    "CREATE TABLE IF NOT EXISTS users (username VARCHAR PRIMARY KEY, name VARCHAR, "
+    "role VARCHAR, department VARCHAR, region VARCHAR, active BOOLEAN, "
+    "created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, version INTEGER)"
+)
+READS_DDL = (
+    "CREATE TABLE IF NOT EXISTS sensitive_reads (position BIGINT, lead_id VARCHAR, "
+    "subject_id VARCHAR, actor VARCHAR, actor_role VARCHAR, outcome VARCHAR, "
+    "read_at TIMESTAMPTZ)"
+)
+USER_FIELDS = ("username", "name", "role", "department", "region", "active")
+
+
+class DirectoryProjection:
+    name = "directory"
+    tables: tuple[str, ...] = ("users", "sensitive_reads")
+    topics: frozenset[str] = frozenset({"UserRegistered", "UserChanged", "LeadSensitiveInfoViewed"})
+
+    @property
+    def fingerprint(self) -> str:
+        return _SOURCE_DIGEST
+
+    def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        cursor.execute(USERS_DDL)
+        cursor.execute(READS_DDL)
+
+    def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
+        cursor.execute(
+            """
+            INSERT INTO sensitive_reads
+            SELECT position, json_extract_string(state, '$.lead_id'),
+                   json_extract_string(state, '$.subject_id'),
+                   json_extract_string(state, '$.actor'),
+                   json_extract_string(state, '$.actor_role'),
+                   json_extract_string(state, '$.outcome'),
+                   CAST(json_extract_string(state, '$.at') AS TIMESTAMPTZ)
+            FROM _page WHERE topic = 'LeadSensitiveInfoViewed'
+            """
+        )
+        rows = cursor.execute(
+            "SELECT topic, state FROM _page WHERE topic IN ('UserRegistered', 'UserChanged') "
+            "ORDER BY position"
+        ).fetchall()
+        if not rows:
+            return
+        users: dict[str, dict[str, Any]] = {}
+        for topic, state in rows:
+            event = orjson.loads(state)
+            name = event["username"]
+            if topic == "UserRegistered":
+                users[name] = {f: event.get(f) for f in USER_FIELDS} | {
+                    "active": True,
+                    "created_at": event["at"],
+                    "version": 1,
+                }
+            else:
+                user = users.get(name)
+                if user is None:
+                    found = cursor.execute(
+                        "SELECT username, name, role, department, region, active, "
+                        "created_at, version FROM users WHERE username = ?",
+                        [name],
+                    ).fetchone()
+                    if found is None:
+                        continue
+                    user = dict(zip((*USER_FIELDS, "created_at", "version"), found, strict=True))
+                    users[name] = user
+                user.update(event["changes"])
+                user["version"] += 1
+            users[name]["updated_at"] = event["at"]
+        names = list(users)
+        cursor.execute("DELETE FROM users WHERE username IN (SELECT unnest(?))", [names])
+        for user in users.values():
+            cursor.execute(
+                "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), "
+                "CAST(? AS TIMESTAMPTZ), ?)",
+                [
+                    user["username"],
+                    user["name"],
+                    user["role"],
+                    user["department"],
+                    user["region"],
+                    user["active"],
+                    str(user["created_at"]),
+                    str(user["updated_at"]),
+                    user["version"],
+                ],
+            )

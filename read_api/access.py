@@ -1,0 +1,486 @@
+"""Authentication and authorisation, in one place.
+
+- **Who**: every request but the probes carries ``Authorization: Bearer <token>``; a
+  missing, malformed, wrongly signed or expired token is a 401.
+- **May they call this endpoint**: :data:`ENDPOINTS` names, for every operation, the
+  roles allowed to call it (anything not listed is refused: the table fails closed).
+  Another role gets a 403 saying which roles may.
+- **May they act on this record**: commands carry a guard (:mod:`commands.policy`) the
+  handler applies to the aggregate it loaded, chosen here by the operation.
+- **What may they read**: a viewer who does not see everything reads the read models
+  through a :class:`Scope`: temporary views, on the request's own DuckDB cursor, that
+  shadow every table with the rows the viewer may see. Every list, report, export,
+  detail and the event feed is computed over those views, so figures are the viewer's
+  own; a record outside the scope is simply not there (404, never 403).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any
+from uuid import UUID
+
+import duckdb
+from fastapi import Depends, Request
+
+from aggregates.errors import NotPermitted
+from aggregates.users import Principal, Role
+from commands.context import StreamNotFound
+from commands.policy import Guard, Policy
+from commands.users import StoreDirectory
+from leadledger.tokens import TokenRejected
+from leadledger.wiring import Platform
+from read_api.errors import Unauthenticated
+
+M, H, T, PM, E, D = Role.MANAGER, Role.HEAD, Role.TOP, Role.PM, Role.EXPERT, Role.DEPARTMENT
+AN, AU, AD = Role.ANALYST, Role.AUDITOR, Role.ADMIN
+
+EVERYONE = frozenset(Role)
+READERS = frozenset({M, H, T, PM, E, D, AN, AU})
+"""Business data is read by everyone but administrators (they run the platform)."""
+SALES = frozenset({M, H, T})
+DEPARTMENTS = frozenset({D, H, T})
+PROJECTS = frozenset({PM, H, T})
+TIMESHEETS = frozenset({PM, H, T, D, E})
+OVERSIGHT = frozenset({T, AU, AD})
+
+PUBLIC = frozenset({("GET", "/health"), ("GET", "/metrics")})
+"""Probes and scrapes: they show positions and counters, no business data."""
+
+ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
+    # leads
+    ("POST", "/leads"): SALES,
+    ("GET", "/leads"): READERS,
+    ("GET", "/leads/{lead_id}"): READERS,
+    ("GET", "/leads/{lead_id}/history"): READERS,
+    ("GET", "/leads/{lead_id}/status-time"): READERS,
+    **{
+        ("POST", f"/leads/{{lead_id}}/{action}"): SALES
+        for action in (
+            "card",
+            "cost",
+            "stage",
+            "transfer",
+            "pause",
+            "resume",
+            "qualification",
+            "close",
+            "deal",
+        )
+    },
+    ("POST", "/leads/{lead_id}/assessment"): frozenset({E, H, T}),
+    ("PUT", "/leads/{lead_id}/sensitive"): SALES,
+    ("GET", "/leads/{lead_id}/sensitive"): SALES,
+    ("GET", "/leads/{lead_id}/sensitive/reads"): OVERSIGHT,
+    # catalogues
+    ("GET", "/funnels"): EVERYONE,
+    ("GET", "/deal-funnels"): EVERYONE,
+    ("GET", "/departments"): EVERYONE,
+    ("GET", "/project-statuses"): EVERYONE,
+    ("GET", "/asyncapi.json"): EVERYONE,
+    ("GET", "/me"): EVERYONE,
+    # deals and hand-offs
+    ("POST", "/deals"): SALES,
+    ("GET", "/deals"): READERS,
+    ("GET", "/deals/{deal_id}"): READERS,
+    ("GET", "/deals/{deal_id}/history"): READERS,
+    ("GET", "/deals/{deal_id}/status-time"): READERS,
+    **{
+        ("POST", f"/deals/{{deal_id}}/{action}"): SALES
+        for action in ("stage", "proposal", "contract", "invoice", "close", "requests")
+    },
+    **{
+        ("POST", f"/handoffs/{{request_id}}/{action}"): DEPARTMENTS
+        for action in ("take", "estimate", "plan", "stage", "reject")
+    },
+    ("GET", "/handoffs"): READERS,
+    ("GET", "/handoffs/{request_id}"): READERS,
+    ("GET", "/handoffs/{request_id}/history"): READERS,
+    ("POST", "/contractors"): DEPARTMENTS,
+    ("POST", "/contractors/{contractor_id}/card"): DEPARTMENTS,
+    ("GET", "/contractors"): READERS,
+    ("GET", "/contractors/{contractor_id}"): READERS,
+    ("GET", "/contractors/{contractor_id}/history"): READERS,
+    ("POST", "/client-assignments"): SALES,
+    ("POST", "/client-assignments/{assignment_id}/decision"): frozenset({H, T}),
+    ("GET", "/client-assignments"): READERS,
+    ("GET", "/client-assignments/{assignment_id}"): READERS,
+    ("GET", "/alerts"): READERS,
+    # projects
+    ("POST", "/projects"): PROJECTS,
+    ("GET", "/projects"): READERS,
+    ("GET", "/projects/{project_id}"): READERS,
+    ("GET", "/projects/{project_id}/history"): READERS,
+    ("GET", "/projects/{project_id}/status-time"): READERS,
+    **{
+        ("POST", f"/projects/{{project_id}}/{action}"): PROJECTS
+        for action in (
+            "card",
+            "status",
+            "tasks",
+            "tasks/{task_id}",
+            "tasks/{task_id}/complete",
+            "health",
+            "health/clear",
+            "invoices",
+            "invoices/{number}/payments",
+        )
+    },
+    ("POST", "/projects/{project_id}/hours"): TIMESHEETS,
+    ("POST", "/projects/{project_id}/hours/{entry_id}/correction"): TIMESHEETS,
+    # reports
+    **{
+        ("GET", f"/reports/{name}"): READERS
+        for name in (
+            "funnel",
+            "deal-pipeline",
+            "handoffs",
+            "department-load",
+            "portfolio",
+            "plan-fact",
+            "resource-load",
+            "deviations",
+            "payments",
+            "status-time",
+            "status-time/summary",
+        )
+    },
+    ("GET", "/exports/{table}"): READERS,
+    # the event stream
+    ("GET", "/events"): READERS,
+    ("GET", "/events/stream"): READERS,
+    # audit and administration
+    ("GET", "/audit/verify"): OVERSIGHT,
+    ("GET", "/users"): OVERSIGHT,
+    ("GET", "/users/{username}"): OVERSIGHT,
+    ("POST", "/users"): frozenset({AD}),
+    ("POST", "/users/{username}"): frozenset({AD}),
+    ("GET", "/subjects/{subject_id}"): OVERSIGHT,
+    ("POST", "/subjects/{subject_id}/erasure"): frozenset({AD}),
+}
+
+
+def _platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+def authenticate(request: Request) -> Principal:
+    """The request's principal (parsed once per request)."""
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    header = request.headers.get("Authorization")
+    if not header:
+        raise Unauthenticated("an Authorization: Bearer token is required")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    platform = _platform(request)
+    try:
+        principal = platform.signer.verify(token.strip(), now=platform.clock())
+    except TokenRejected as error:
+        raise Unauthenticated(str(error)) from None
+    request.state.principal = principal
+    return principal
+
+
+def operation(request: Request) -> tuple[str, str]:
+    route = request.scope.get("route")
+    path: str = getattr(route, "path", request.url.path)
+    return request.method, path
+
+
+def authorize(request: Request) -> None:
+    """The app-wide dependency: authenticate, then check the endpoint table."""
+    key = operation(request)
+    if key in PUBLIC:
+        return
+    principal = authenticate(request)
+    allowed = ENDPOINTS.get(key)
+    if allowed is None:
+        raise NotPermitted("not_allowed", f"{key[0]} {key[1]} is open to no role")
+    if principal.role not in allowed:
+        roles = ", ".join(sorted(r.value for r in allowed))
+        raise NotPermitted(
+            "role_not_allowed",
+            f"a {principal.role.value} may not call {key[0]} {key[1]} (allowed: {roles})",
+        )
+    if key[0] == "GET" and not principal.sees_everything:
+        for name, (table, what) in RECORD_PARAMS.items():
+            raw = request.path_params.get(name)
+            if (
+                raw is not None
+                and _is_uuid(raw)
+                and not sees(_platform(request), principal, table, name, raw)
+            ):
+                raise StreamNotFound(f"{what} {raw} not found")
+
+
+RECORD_PARAMS = {
+    "lead_id": ("leads", "lead"),
+    "deal_id": ("deals", "deal"),
+    "request_id": ("handoffs", "hand-off request"),
+    "project_id": ("projects", "project"),
+    "assignment_id": ("client_assignments", "client assignment"),
+}
+"""Path parameters naming a record a scoped viewer may not see: such a read is a 404,
+whether it comes from the read models or from the event store (history, as_of)."""
+
+
+def _is_uuid(raw: str) -> bool:
+    try:
+        UUID(raw)
+    except ValueError:
+        return False
+    return True
+
+
+CurrentUser = Annotated[Principal, Depends(authenticate)]
+
+
+# --- guards for commands -----------------------------------------------------------------
+
+_VERBS = {
+    "card": "edit",
+    "cost": "price",
+    "stage": "move",
+    "status": "move",
+    "assessment": "assess",
+    "qualification": "qualify",
+    "deal": "convert",
+    "sensitive": "set the sensitive information of",
+    "requests": "ask for estimates on",
+    "proposal": "record a proposal on",
+    "contract": "record a contract on",
+    "invoice": "invoice",
+    "tasks": "plan",
+    "hours": "log hours on",
+    "health": "set the health of",
+    "invoices": "invoice",
+}
+
+
+def command_guard(request: Request, principal: Principal, body: Any) -> Guard | None:
+    """The ownership guard of the command this request carries (None: the endpoint's
+    roles are the whole rule). Raises NotPermitted for a new record naming an owner the
+    principal may not name."""
+    _, path = operation(request)
+    platform = _platform(request)
+    policy = Policy(principal, StoreDirectory(platform.store))
+    parts = path.strip("/").split("/")
+    verb = _VERBS.get(parts[2] if len(parts) > 2 else "", parts[-1])
+    fields = body if isinstance(body, dict) else {}
+    if path in ("/leads", "/deals", "/client-assignments"):
+        manager = fields.get("manager")
+        if isinstance(manager, str):
+            policy.may_own(manager, "manager")
+        return None
+    if parts[0] == "leads" and len(parts) > 2:
+        if parts[2] == "sensitive" and request.method == "GET":
+            return policy.lead("read the sensitive information of")
+        return policy.lead("assess" if parts[2] == "assessment" else verb)
+    if parts[0] == "deals" and len(parts) > 2:
+        return policy.deal(verb)
+    if parts[0] == "handoffs":
+        return policy.handoff(verb)
+    if parts[0] == "projects" and len(parts) > 2:
+        if parts[2] == "hours":
+            person = fields.get("person")
+            if isinstance(person, str):
+                policy.acts_as(person, "hours")
+            return policy.project(verb, members=True)
+        return policy.project(verb)
+    return None
+
+
+# --- read scope ----------------------------------------------------------------------------
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _in(values: Iterable[str]) -> str:
+    return "(" + ", ".join(_literal(v) for v in sorted(values)) + ")"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a viewer who does not see everything may read.
+
+    ``people``: the owners whose records the viewer sees (themselves; for a head, also
+    every active user of their department in the directory).
+    """
+
+    principal: Principal
+    people: frozenset[str]
+
+    @classmethod
+    def of(cls, principal: Principal, cursor: duckdb.DuckDBPyConnection) -> Scope:
+        people = {principal.user}
+        if principal.role is Role.HEAD and principal.department:
+            rows = cursor.execute(
+                "SELECT username FROM users WHERE department = ? AND active",
+                [principal.department],
+            ).fetchall()
+            people.update(r[0] for r in rows)
+        return cls(principal, frozenset(people))
+
+    def view_statements(self, catalog: str) -> list[str]:
+        """CREATE TEMP VIEW statements shadowing each read model with the visible rows."""
+        p = self.principal
+        me = _literal(p.user)
+        people = _in(self.people)
+        base = f'"{catalog.replace(chr(34), chr(34) * 2)}".main'
+        department = (
+            _literal(p.department)
+            if p.department and p.role in (Role.HEAD, Role.DEPARTMENT, Role.EXPERT)
+            else None
+        )
+        in_department = f"department = {department}" if department else "FALSE"
+        views: list[tuple[str, str]] = [
+            (
+                "leads",
+                f"manager IN {people} OR expert = {me} OR assessment_expert = {me}",
+            ),
+            (
+                "handoffs",
+                f"{in_department if p.role is not Role.EXPERT else 'FALSE'}"
+                f" OR assignee = {me}"
+                f" OR deal_id IN (SELECT deal_id FROM {base}.deals WHERE manager IN {people})",
+            ),
+            ("deals", f"manager IN {people} OR deal_id IN (SELECT deal_id FROM handoffs)"),
+            ("lead_pauses", "lead_id IN (SELECT lead_id FROM leads)"),
+            ("lead_stage_visits", "lead_id IN (SELECT lead_id FROM leads)"),
+            ("deal_stage_visits", "deal_id IN (SELECT deal_id FROM deals)"),
+            (
+                "projects",
+                f"manager IN {people} OR pm = {me} OR {in_department}"
+                f" OR project_id IN (SELECT project_id FROM {base}.project_tasks"
+                f" WHERE assignee = {me})"
+                f" OR project_id IN (SELECT project_id FROM {base}.time_entries"
+                f" WHERE person = {me})",
+            ),
+            *(
+                (table, "project_id IN (SELECT project_id FROM projects)")
+                for table in (
+                    "project_tasks",
+                    "time_entries",
+                    "project_invoices",
+                    "project_payments",
+                    "project_status_pms",
+                    "project_status_visits",
+                )
+            ),
+            (
+                "client_assignments",
+                f"manager IN {people} OR requested_manager IN {people} OR requested_by = {me}",
+            ),
+            (
+                "contractor_quotes",
+                "deal_id IN (SELECT deal_id FROM deals)"
+                + (" OR TRUE" if p.role in (Role.DEPARTMENT, Role.HEAD) else ""),
+            ),
+            (
+                "alerts",
+                "subject_id IN (SELECT lead_id FROM leads UNION ALL SELECT deal_id FROM deals"
+                " UNION ALL SELECT request_id FROM handoffs"
+                " UNION ALL SELECT project_id FROM projects)",
+            ),
+            ("sensitive_reads", "lead_id IN (SELECT lead_id FROM leads)"),
+        ]
+        return [
+            f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {base}.{table} WHERE {predicate}"
+            for table, predicate in views
+        ]
+
+    def apply(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        row = cursor.execute("SELECT current_database()").fetchone()
+        assert row is not None
+        cursor.execute(";\n".join(self.view_statements(row[0])))
+
+
+def scope_cursor(principal: Principal, cursor: duckdb.DuckDBPyConnection) -> None:
+    """Narrow the cursor's read models to what the principal may see."""
+    if not principal.sees_everything:
+        Scope.of(principal, cursor).apply(cursor)
+
+
+VISIBLE_IDS = (
+    "SELECT lead_id AS id FROM leads UNION ALL SELECT deal_id FROM deals"
+    " UNION ALL SELECT request_id FROM handoffs UNION ALL SELECT project_id FROM projects"
+    " UNION ALL SELECT assignment_id FROM client_assignments"
+    " UNION ALL SELECT contractor_id FROM contractors"
+)
+"""The streams a scoped viewer may follow in the event feed (in the scoped views)."""
+
+
+def visible_streams(cursor: duckdb.DuckDBPyConnection, stream_ids: Iterable[str]) -> set[str]:
+    wanted = sorted(set(stream_ids))
+    if not wanted:
+        return set()
+    rows = cursor.execute(
+        f"SELECT DISTINCT id FROM ({VISIBLE_IDS}) WHERE id IN (SELECT unnest(?))", [wanted]
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def sees(
+    platform: Platform,
+    principal: Principal,
+    table: str,
+    column: str,
+    record_id: str,
+    *,
+    cursor_factory: Callable[[], duckdb.DuckDBPyConnection] | None = None,
+) -> bool:
+    """Whether a scoped viewer sees one record (for reads that come from the event store).
+
+    A record the read models have not caught up with yet is looked up again once they
+    have (bounded by the read wait), so a manager sees their new lead's history at once.
+    """
+    if principal.sees_everything:
+        return True
+    cursor = (cursor_factory or platform.db.cursor)()
+    try:
+        scope_cursor(principal, cursor)
+        query = f"SELECT 1 FROM {table} WHERE {column} = ? LIMIT 1"
+        if cursor.execute(query, [record_id]).fetchone() is not None:
+            return True
+        head = platform.store.last_position()
+        if platform.projector.position >= head:
+            return False
+        if not platform.projector.wait_for(head, platform.settings.read_wait_seconds):
+            return False
+        cursor.close()
+        cursor = platform.db.cursor()
+        scope_cursor(principal, cursor)
+        return cursor.execute(query, [record_id]).fetchone() is not None
+    finally:
+        cursor.close()
+
+
+Row = tuple[int, str, int, str, bytes]
+
+
+def feed_rows(platform: Platform, principal: Principal, rows: list[Row]) -> tuple[list[Row], int]:
+    """The rows of a feed page the principal may see, and the position the page covers.
+
+    A scoped viewer's page stops at the read models' position (what they may see is
+    read there), so an event is never skipped because its record was not projected yet.
+    """
+    if principal.sees_everything or not rows:
+        return rows, rows[-1][0] if rows else 0
+    projected = platform.projector.position
+    covered = [r for r in rows if r[0] <= projected]
+    if not covered:
+        return [], 0
+    cursor = platform.db.cursor()
+    try:
+        scope_cursor(principal, cursor)
+        visible = visible_streams(cursor, (r[1] for r in covered))
+    finally:
+        cursor.close()
+    return [r for r in covered if r[1] in visible], covered[-1][0]

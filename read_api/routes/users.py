@@ -1,0 +1,110 @@
+"""Who am I, and the user directory (administrators keep it)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from aggregates import users
+from commands.context import StreamNotFound
+from commands.users import change_user, load_user, register_user
+from read_api.access import CurrentUser
+from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted
+from schemas.users import (
+    ChangeUserRequest,
+    Me,
+    RegisterUserRequest,
+    UserAccepted,
+    UserPage,
+    UserView,
+)
+
+router = APIRouter(tags=["users"])
+Headers = Annotated[CommandHeaders, Depends()]
+USER_COLUMNS = "username, name, role, department, region, active, version, created_at, updated_at"
+
+
+@router.get("/me", response_model=Me)
+def me(principal: CurrentUser) -> dict[str, Any]:
+    """The user the bearer token names, with the role and department it carries."""
+    return {
+        "user": principal.user,
+        "role": principal.role.value,
+        "department": principal.department,
+        "region": principal.region,
+    }
+
+
+@router.post("/users", status_code=201, response_model=UserAccepted)
+def register(
+    body: RegisterUserRequest, headers: Headers, platform: PlatformDep, response: Response
+) -> dict[str, Any]:
+    """Register a user (administrators). Tokens for them come from `leadledger token`."""
+    ctx = headers.context(platform, f"user:{body.username}", body.model_dump(mode="json"))
+    result = register_user(platform.store, users.RegisterUser(**body.model_dump()), ctx)
+    mark_accepted(result, response)
+    response.headers["Location"] = f"/users/{body.username}"
+    return {"username": body.username, "version": result.version, "position": result.position}
+
+
+@router.post("/users/{username}", response_model=UserAccepted)
+def change(
+    username: str,
+    body: ChangeUserRequest,
+    headers: Headers,
+    platform: PlatformDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Change a user's name, role, department, region or activity (fields sent only).
+    Tokens already issued keep their claims until they expire."""
+    changes = {f: getattr(body, f) for f in body.model_fields_set}
+    ctx = headers.context(platform, f"user:{username}", body.model_dump(mode="json"))
+    result = change_user(platform.store, username, users.ChangeUser(changes), ctx)
+    mark_accepted(result, response)
+    return {"username": username, "version": result.version, "position": result.position}
+
+
+@router.get("/users", response_model=UserPage)
+def list_users(
+    cursor: ReadCursor,
+    role: users.Role | None = None,
+    department: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> dict[str, Any]:
+    """The directory, by username, filtered by role and department."""
+    where = "WHERE (? IS NULL OR role = ?) AND (? IS NULL OR department = ?)"
+    args = [role and role.value, role and role.value, department, department]
+    total_row = cursor.execute(f"SELECT count(*) FROM users {where}", args).fetchone()
+    rows = cursor.execute(
+        f"SELECT {USER_COLUMNS} FROM users {where} ORDER BY username LIMIT ? OFFSET ?",
+        [*args, limit, offset],
+    )
+    names = [d[0] for d in rows.description or []]
+    items = [dict(zip(names, r, strict=True)) for r in rows.fetchall()]
+    return {
+        "items": items,
+        "total": total_row[0] if total_row else 0,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+@router.get("/users/{username}", response_model=UserView)
+def get_user(username: str, platform: PlatformDep) -> dict[str, Any]:
+    """One user, from the event store."""
+    if not users.USERNAME.match(username):
+        raise StreamNotFound(f"user {username} not found")
+    state = load_user(platform.store, username)
+    return {
+        "username": state.username,
+        "name": state.name,
+        "role": state.role.value,
+        "department": state.department,
+        "region": state.region,
+        "active": state.active,
+        "version": state.version,
+        "created_at": state.created_at,
+        "updated_at": state.updated_at,
+    }

@@ -1,0 +1,113 @@
+"""Request and response models of the user directory, sensitive information and erasure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.leads import Strict
+
+RoleName = Literal[
+    "manager", "head", "top", "pm", "expert", "department", "analyst", "auditor", "admin"
+]
+
+
+class RegisterUserRequest(Strict):
+    username: str = Field(description="Login name: lower-case letters, digits, '.', '_', '-'")
+    name: str = Field(description="Full name")
+    role: RoleName
+    department: str | None = Field(
+        default=None, description="Department (required for heads and department workers)"
+    )
+    region: str | None = Field(default=None, description="Region or city")
+
+
+class ChangeUserRequest(Strict):
+    name: str | None = None
+    role: RoleName | None = None
+    department: str | None = None
+    region: str | None = None
+    active: bool | None = Field(default=None, description="false: the user can no longer act")
+
+
+class UserView(BaseModel):
+    username: str
+    name: str
+    role: str
+    department: str | None
+    region: str | None
+    active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserPage(BaseModel):
+    items: list[UserView]
+    total: int
+    limit: int
+    offset: int
+
+
+class Me(BaseModel):
+    user: str
+    role: str
+    department: str | None
+    region: str | None
+
+
+class UserAccepted(BaseModel):
+    username: str
+    version: int
+    position: int
+
+
+class SensitiveInfoRequest(Strict):
+    notes: str = Field(default="", max_length=20_000, description="Free text")
+    fields: dict[str, str] = Field(
+        default_factory=dict, description='Named fields, e.g. {"decision maker": "..."}'
+    )
+
+
+class SensitiveInfoView(BaseModel):
+    lead_id: str
+    status: Literal["shown", "erased", "empty"] = Field(
+        description="shown; erased: the data subject was erased and the section cannot be "
+        "read by anyone; empty: never set"
+    )
+    notes: str | None
+    fields: dict[str, str] | None
+    subject_id: str
+    updated_at: datetime | None
+    updated_by: str | None
+    erased_at: datetime | None
+
+
+class SensitiveRead(BaseModel):
+    position: int
+    actor: str
+    actor_role: str | None
+    outcome: str
+    at: datetime
+
+
+class SensitiveReadPage(BaseModel):
+    lead_id: str
+    items: list[SensitiveRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class SubjectView(BaseModel):
+    subject_id: str
+    erased_at: datetime | None
+    has_key: bool
+
+
+class ErasureAccepted(BaseModel):
+    subject_id: str
+    keys_destroyed: bool
+    position: int
