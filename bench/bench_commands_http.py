@@ -43,6 +43,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,11 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from psycopg import sql
 
+from aggregates.users import Principal, Role
 from bench import benchlib
 from leadledger.demo import MANAGERS, SOURCES, TITLES
 from leadledger.settings import Settings
+from leadledger.tokens import Signer
 from leadledger.wiring import load_funnels
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -333,6 +336,9 @@ def _lead_body(rng: random.Random, funnel: str) -> dict[str, Any]:
     return body
 
 
+BENCH_AUTH_SECRET = "leadledger-bench-secret-0123456789abcdef"
+
+
 def bare_scenario() -> Scenario:
     async def scenario(conn: Connection, rng: random.Random, driver: Driver) -> None:
         body = _lead_body(rng, "out_of_court")
@@ -346,8 +352,18 @@ def leadledger_scenario(moves: int) -> Scenario:
     stages = {f: [s.id for s in funnels[f].stages] for f in funnels}
     funnel_ids = list(funnels)
 
+    signer = Signer(BENCH_AUTH_SECRET.encode())
+    issued = datetime.now(UTC)
+    tokens = {
+        manager: {
+            "Authorization": "Bearer "
+            + signer.issue(Principal(manager, Role.MANAGER), now=issued, ttl=timedelta(days=1))
+        }
+        for manager in MANAGERS
+    }
+
     async def scenario(conn: Connection, rng: random.Random, driver: Driver) -> None:
-        actor = {"X-Actor": rng.choice(MANAGERS)}
+        actor = tokens[rng.choice(MANAGERS)]
         funnel = (
             "out_of_court"
             if rng.random() < 0.6 and "out_of_court" in funnels
@@ -575,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
             schema = benchlib.create_schema(args.postgres_url, SCHEMA_PREFIX)
             schemas.append(schema)
             env = {
+                "LEADLEDGER_AUTH_SECRET": BENCH_AUTH_SECRET,
                 "LEADLEDGER_EVENT_STORE_URL": benchlib.schema_url(args.postgres_url, schema),
                 "LEADLEDGER_DUCKDB_PATH": str(workdir / "read_models.duckdb"),
             }

@@ -1084,7 +1084,7 @@ def http_benchmarks(
         ("GET /reports/resource-load (a month)", "/reports/resource-load", month, resource),
     ]
     rows: list[list[Any]] = []
-    with TestClient(app) as client:
+    with TestClient(app, headers=benchlib.top_management_headers(platform)) as client:
         for label, url, params, twin in requests:
             response = client.get(url, params=params)
             if response.status_code != 200:

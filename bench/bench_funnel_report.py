@@ -385,7 +385,7 @@ def http_benchmarks(path: Path, workdir: Path, runs: int, warmup: int) -> list[l
             {"manager": MANAGERS[0], "from": month_ago, "to": END.isoformat()},
         ),
     ]
-    with TestClient(app) as client:
+    with TestClient(app, headers=benchlib.top_management_headers(platform)) as client:
         for label, url, params in requests:
             response = client.get(url, params=params)
             if response.status_code != 200:

@@ -131,7 +131,7 @@ def run_backend(
                 rows.append(_row(backend, label, benchlib.timed(fn, args.runs, args.warmup)))
 
             app = create_app(platform, background=False, close_on_exit=False)
-            with TestClient(app) as client:
+            with TestClient(app, headers=benchlib.top_management_headers(platform)) as client:
                 requests = [
                     ("GET /leads/{id}/history", f"/leads/{lead_id}/history", {}),
                     (

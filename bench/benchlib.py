@@ -53,6 +53,11 @@ HISTORY_START = datetime(2025, 11, 1, tzinfo=UTC)
 # --- printing ---------------------------------------------------------------------------
 
 
+# The benchmarks build platforms of their own on PostgreSQL too, where a token secret
+# must be configured: one for the benchmarks, unless the caller set one.
+os.environ.setdefault("LEADLEDGER_AUTH_SECRET", "leadledger-bench-secret-0123456789abcdef")
+
+
 def _is_number(text: str) -> bool:
     stripped = text.replace(",", "").replace("%", "").replace("x", "").strip()
     try:
@@ -531,3 +536,14 @@ def process_cpu(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def top_management_headers(platform: Any) -> dict[str, str]:
+    """Authorization for a benchmark reading through the API as top management (who sees
+    everything: the figures are those of the unscoped queries)."""
+    from aggregates.users import Principal, Role
+
+    token = platform.signer.issue(
+        Principal("bench.top", Role.TOP), now=platform.clock(), ttl=timedelta(days=1)
+    )
+    return {"Authorization": f"Bearer {token}"}

@@ -7,8 +7,10 @@ it: it is sealed under the data subject's key before anything is appended.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -40,6 +42,14 @@ def set_sensitive_info(
     ctx.check(state)
     subject = sensitive.subject_of(lead_id, state.company_id)
     plaintext = orjson.dumps({"notes": info.notes, "fields": info.fields})
+    if ctx.idempotency_key is not None:
+        # a retry must carry the same content: fingerprint it under the subject's key
+        # (never the plaintext itself, and gone with the key on erasure)
+        current = keys.current_key(subject, create=True)
+        assert current is not None
+        content = hmac.new(current[1], plaintext, hashlib.sha256).hexdigest()
+        fingerprint = hashlib.sha256(f"{ctx.request_hash}:{content}".encode()).hexdigest()
+        ctx = replace(ctx, request_hash=fingerprint[:32])
     sealed = SensitiveCipher(keys).seal(subject, plaintext, sensitive.seal_context(lead_id))
     stream_id = sensitive.section_stream_id(lead_id)
 
@@ -98,8 +108,9 @@ def read_sensitive_info(
 
 def erase_subject(
     store: EventStore, keys: KeyStore, subject_id: str, ctx: CommandContext
-) -> CommandResult:
-    """Destroy the subject's keys, then record the erasure on the subject's stream."""
+) -> tuple[CommandResult, bool]:
+    """Destroy the subject's keys, then record the erasure on the subject's stream; and
+    whether this call destroyed any key."""
     destroyed = keys.erase(subject_id, ctx.actor)
     stream_id = sensitive.subject_stream_id(subject_id)
 
@@ -109,4 +120,5 @@ def erase_subject(
         )
         return [NewEvent(stream_id, len(history) + 1, event)]
 
-    return execute(store, ctx, stream_id, decide, what="data subject", must_exist=None)
+    result = execute(store, ctx, stream_id, decide, what="data subject", must_exist=None)
+    return result, destroyed

@@ -516,6 +516,14 @@ def _unb64(text: str) -> bytes:
     return data
 
 
+def key_id_of(token: str) -> str:
+    """The id of the key a sealed token was sealed under (its header; nothing secret)."""
+    parts = token.split(".")
+    if len(parts) != 4 or parts[0] != "v1":
+        raise SealBroken("not a sealed token")
+    return parts[1]
+
+
 class SensitiveCipher:
     """Seals a data subject's sensitive bytes under its key; opens them while it lasts.
 

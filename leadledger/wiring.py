@@ -165,12 +165,31 @@ class Platform:
     clock: Clock
     processes: ProcessRunner
     publication: Publication
-    signer: Signer
-    keys: KeyStore
     relay: Relay | None = None
     """Set when this process publishes to Kafka (a broker is configured and relay on)."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    _signer: Signer | None = None
+    _keys: KeyStore | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def signer(self) -> Signer:
+        """Signs and checks bearer tokens (the API needs it; workers never ask)."""
+        with self._lock:
+            if self._signer is None:
+                self._signer = Signer(secret_from(self.settings))
+            return self._signer
+
+    @property
+    def keys(self) -> KeyStore:
+        """The data subjects' keys, opened on first use (the API's sensitive section)."""
+        with self._lock:
+            if self._keys is None:
+                self._keys = open_key_store(
+                    self.settings.key_store_url, self.settings.event_store_url, clock=self.clock
+                )
+            return self._keys
 
     def start_background(self) -> None:
         """Run the projector in this process, woken by every local append."""
@@ -213,7 +232,8 @@ class Platform:
         for thread in self._threads:
             thread.join(timeout=10)
         self.store.close()
-        self.keys.close()
+        if self._keys is not None:
+            self._keys.close()
         self.db.close()
 
 
@@ -263,8 +283,6 @@ def build(settings: Settings | None = None, *, clock: Clock = system_clock) -> P
         clock,
         process_runner(side),
         publication(side),
-        Signer(secret_from(side.settings)),
-        open_key_store(side.settings.key_store_url, side.settings.event_store_url, clock=clock),
         kafka_relay(side)
         if side.settings.kafka_bootstrap_servers and side.settings.relay
         else None,

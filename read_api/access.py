@@ -72,7 +72,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/leads/{lead_id}/assessment"): frozenset({E, H, T}),
     ("PUT", "/leads/{lead_id}/sensitive"): SALES,
     ("GET", "/leads/{lead_id}/sensitive"): SALES,
-    ("GET", "/leads/{lead_id}/sensitive/reads"): OVERSIGHT,
+    ("GET", "/leads/{lead_id}/sensitive/reads"): frozenset({T, AU}),
     # catalogues
     ("GET", "/funnels"): EVERYONE,
     ("GET", "/deal-funnels"): EVERYONE,
@@ -205,7 +205,8 @@ def authorize(request: Request) -> None:
         roles = ", ".join(sorted(r.value for r in allowed))
         raise NotPermitted(
             "role_not_allowed",
-            f"a {principal.role.value} may not call {key[0]} {key[1]} (allowed: {roles})",
+            f"{_article(principal.role.value)} {principal.role.value} may not call "
+            f"{key[0]} {key[1]} (allowed: {roles})",
         )
     if key[0] == "GET" and not principal.sees_everything:
         for name, (table, what) in RECORD_PARAMS.items():
@@ -235,6 +236,10 @@ def _is_uuid(raw: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
 
 
 CurrentUser = Annotated[Principal, Depends(authenticate)]
@@ -443,6 +448,8 @@ def sees(
     """
     if principal.sees_everything:
         return True
+    # the position first: a commit between it and the lookup then reads as "behind"
+    projected = platform.projector.position
     cursor = (cursor_factory or platform.db.cursor)()
     try:
         scope_cursor(principal, cursor)
@@ -450,7 +457,7 @@ def sees(
         if cursor.execute(query, [record_id]).fetchone() is not None:
             return True
         head = platform.store.last_position()
-        if platform.projector.position >= head:
+        if projected >= head:
             return False
         if not platform.projector.wait_for(head, platform.settings.read_wait_seconds):
             return False

@@ -36,13 +36,14 @@ def create_app(
     """The API over a built platform; with ``background`` the projector runs in-process."""
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app_: FastAPI) -> AsyncIterator[None]:
         # A long history or as_of replay allocates many short-lived objects; with the
         # start-up heap frozen out of the collector's sight and fewer young collections,
         # full collections stay cheap and stop adding tail latency to those requests.
         gc.collect()
         gc.freeze()
         gc.set_threshold(10_000, 50, 100)
+        _ = platform.signer  # a missing or short secret stops the start, not a request
         if background:
             platform.start_background()
         try:

@@ -167,3 +167,34 @@ def stream_history(
         )
         before = after
     return entries
+
+
+def sensitive_history(
+    records: list[RecordedEvent], readable: Callable[[Any], bool]
+) -> list[dict[str, Any]]:
+    """History entries of a lead's sensitive section: who changed it and when, and
+    whether it can still be read (``sealed``) or its subject was erased (``erased``) —
+    never its content."""
+    entries = []
+    for record in records:
+        event = record.event
+        entries.append(
+            {
+                "position": record.position,
+                "version": record.version,
+                "type": event.type,
+                "actor": event.actor,
+                "actor_role": event.actor_role,
+                "command": event.command,
+                "caused_by": event.cause,
+                "at": event.at,
+                "command_id": event.command_id,
+                "correlation_id": event.correlation_id,
+                "changes": {},
+                "data": {
+                    "subject_id": getattr(event, "subject_id", None),
+                    "sensitive_information": "sealed" if readable(event) else "erased",
+                },
+            }
+        )
+    return entries

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,9 +14,26 @@ import duckdb
 import httpx
 import pytest
 
-from tests.conftest import TEST_AUTH_SECRET, bearer
+from aggregates.users import Role
+from tests.conftest import TEST_AUTH_SECRET
 
 BIN = Path(sys.executable).parent / "leadledger"
+
+
+DEMO_TOKEN_LINE = re.compile(r"^\s+(\w+)\s+(\S+)\s+([\w-]+\.[\w-]+\.[\w-]+)\s*$")
+
+
+def _demo_tokens(proc: subprocess.Popen[bytes]) -> dict[str, tuple[str, str]]:
+    """Role → (user, token) from the lines ``serve --demo`` printed."""
+    assert proc.stdout is not None
+    found: dict[str, tuple[str, str]] = {}
+    while len(found) < len(Role):
+        line = proc.stdout.readline().decode()
+        assert line, f"serve stopped printing after {sorted(found)}"
+        match = DEMO_TOKEN_LINE.match(line)
+        if match:
+            found[match.group(1)] = (match.group(2), match.group(3))
+    return found
 
 
 def _env(workdir: Path) -> dict[str, str]:
@@ -141,8 +159,22 @@ def test_serve_with_demo_answers_on_the_port(tmp_path: Path) -> None:
             time.sleep(0.3)
         assert health.json()["lag"] == 0
         assert httpx.get(f"{base}/docs", timeout=5).status_code == 200
-        leads = httpx.get(f"{base}/leads", params={"limit": 5}, timeout=5).json()
-        assert leads["total"] == 30 + 3
+        # the quickstart printed a token for a demo user of every role, before serving
+        tokens = _demo_tokens(proc)
+        assert set(tokens) == {r.value for r in Role}
+        as_top = {"Authorization": f"Bearer {tokens['top'][1]}"}
+        leads = httpx.get(f"{base}/leads", params={"limit": 5}, headers=as_top, timeout=5)
+        assert leads.json()["total"] == 30 + 3
+        manager, manager_token = tokens["manager"]
+        own = httpx.get(
+            f"{base}/leads",
+            params={"limit": 500},
+            headers={"Authorization": f"Bearer {manager_token}"},
+            timeout=5,
+        ).json()
+        assert 0 < own["total"] < 33
+        assert {lead["manager"] for lead in own["items"]} == {manager}
+        assert httpx.get(f"{base}/leads", timeout=5).status_code == 401
         created = httpx.post(
             f"{base}/leads",
             json={
@@ -152,7 +184,7 @@ def test_serve_with_demo_answers_on_the_port(tmp_path: Path) -> None:
                 "source": "court_request",
                 "manager": "m",
             },
-            headers=bearer("tester"),
+            headers=as_top,
             timeout=5,
         )
         assert created.status_code == 201
@@ -160,6 +192,7 @@ def test_serve_with_demo_answers_on_the_port(tmp_path: Path) -> None:
         lead = httpx.get(
             f"{base}/leads/{created.json()['lead_id']}",
             params={"min_position": position},
+            headers=as_top,
             timeout=10,
         )
         assert lead.status_code == 200

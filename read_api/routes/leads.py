@@ -8,13 +8,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from aggregates import lead
+from aggregates import lead, sensitive
 from commands.context import CommandResult, StreamNotFound
 from commands.leads import create_lead, handle_lead_command, lead_id_for, load_lead_records
 from event_store.codec import dumps_http
+from event_store.keys import key_id_of
 from read_api import queries
 from read_api.deps import CommandHeaders, Period, PlatformDep, ReadCursor, as_utc, mark_accepted
-from read_api.views import detail_from_row, detail_from_state, history
+from read_api.views import detail_from_row, detail_from_state, history, sensitive_history
 from schemas.leads import (
     AssessmentRequest,
     CloseRequest,
@@ -255,6 +256,18 @@ def get_history(lead_id: UUID, platform: PlatformDep) -> Response:
     records = load_lead_records(platform.store, lead_id)
     if not records:
         raise StreamNotFound(f"lead {lead_id} not found")
+    entries = history(records)
+    section = platform.store.load(sensitive.section_stream_id(lead_id))
+    if section:
+        keys = platform.keys
+
+        def readable(event: sensitive.LeadSensitiveInfoSet) -> bool:
+            # whether its key still exists: the content is not opened to say so
+            return keys.key(key_id_of(event.sealed)) is not None
+
+        entries = sorted(
+            entries + sensitive_history(section, readable), key=lambda e: e["position"]
+        )
     # Serialised directly: a long history is large, and its shape is built by one function
-    body = dumps_http({"lead_id": lead_id, "events": history(records)})
+    body = dumps_http({"lead_id": lead_id, "events": entries})
     return Response(content=body, media_type="application/json")

@@ -124,7 +124,6 @@ def erase(
     Irreversible. Repeating it is harmless."""
     subject = _subject(subject_id)
     ctx = headers.context(platform, f"erase:{subject}", {"subject_id": subject})
-    keys_before = platform.keys.current_key(subject, create=False) is not None
-    result = erase_subject(platform.store, platform.keys, subject, ctx)
+    result, destroyed = erase_subject(platform.store, platform.keys, subject, ctx)
     mark_accepted(result, response)
-    return {"subject_id": subject, "keys_destroyed": keys_before, "position": result.position}
+    return {"subject_id": subject, "keys_destroyed": destroyed, "position": result.position}
