@@ -486,3 +486,30 @@ def test_a_user_seen_only_after_the_read_models_catch_up_is_still_found(
     started = time.monotonic()
     assert api.get(f"/leads/{lead_id}/history", headers=USERS["mia"]).status_code == 200
     assert time.monotonic() - started < 5
+
+
+UNSCOPED = {
+    "users": "the directory: names, roles and departments, read by oversight roles only",
+    "contractors": "the shared contractor directory every department works from",
+    "projection_positions": "the projector's bookkeeping",
+    "read_model_fingerprints": "the projector's bookkeeping",
+}
+
+
+def test_every_read_model_table_is_scoped_or_named_as_shared(platform: Platform) -> None:
+    """A new read model must be given a scope (or be named here as shared): the scope
+    fails closed only if nobody forgets a table."""
+    cursor = platform.db.cursor()
+    try:
+        tables = {
+            r[0]
+            for r in cursor.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchall()
+        }
+    finally:
+        cursor.close()
+    statements = Scope(Principal("mia.manager", Role.MANAGER), frozenset()).view_statements("x")
+    scoped = {s.split("TEMP VIEW ")[1].split(" ")[0] for s in statements}
+    assert scoped - tables == set()
+    assert tables - scoped - set(UNSCOPED) == set()

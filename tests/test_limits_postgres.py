@@ -232,6 +232,14 @@ def test_racing_assignments_give_a_manager_exactly_the_monthly_cap_of_new_client
         headers=bearer("anna.sales", "manager"),
     )
     assert refused.status_code == 403, refused.text
+    assert refused.json()["rule"] == "role_not_allowed"
+    # a head, but not the one the rules name for this decision
+    refused = api.post(
+        f"/client-assignments/{waiting}/decision",
+        json={"approve": True},
+        headers=bearer("other.head", "head", "sales"),
+    )
+    assert refused.status_code == 403, refused.text
     assert refused.json()["rule"] == "head_approval_required"
     approved = api.post(
         f"/client-assignments/{waiting}/decision",

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from aggregates.base import DomainEvent
 from aggregates.lead import Outcome as LeadOutcome
 from aggregates.rules import HEALTH_LEVELS
+from aggregates.users import ROLES
 from event_store.codec import EventCodec
 from leadledger.wiring import event_codec
 from schemas.events.asyncapi import asyncapi_document
@@ -45,7 +46,18 @@ from schemas.events.registry import (
 )
 
 PUBLISHED = Path(__file__).resolve().parent.parent / "schemas" / "published"
-META_KEYS = frozenset({"actor", "at", "command_id", "correlation_id", "request_hash"})
+META_KEYS = frozenset(
+    {
+        "actor",
+        "at",
+        "command_id",
+        "correlation_id",
+        "request_hash",
+        "actor_role",
+        "command",
+        "cause",
+    }
+)
 """The event fields every event carries; the envelope publishes some of them."""
 WIRE_DROPPED = META_KEYS | {"schema_version"}
 CODEC = event_codec()
@@ -441,6 +453,18 @@ FIELD_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "level": st.sampled_from(HEALTH_LEVELS),
     "changes": CARD_CHANGES,
     "DealHandoffNoted.status": st.sampled_from(HANDOFF_STATUSES),
+    "LeadSensitiveInfoViewed.outcome": st.sampled_from(["shown", "erased", "empty"]),
+    "UserRegistered.role": st.sampled_from([r.value for r in ROLES]),
+    "UserChanged.changes": st.fixed_dictionaries(
+        {},
+        optional={
+            "name": st.text(min_size=1, max_size=10),
+            "role": st.sampled_from([r.value for r in ROLES]),
+            "department": st.none() | st.text(max_size=10),
+            "region": st.none() | st.text(max_size=10),
+            "active": st.booleans(),
+        },
+    ),
 }
 """Fields whose domain type is wider than what the deciders ever store in them."""
 
