@@ -295,7 +295,11 @@ def cmd_history(args: argparse.Namespace) -> int:
             print(
                 f"\nv{entry['version']:<4} #{entry['position']:<8} {entry['at']:%Y-%m-%d %H:%M:%S}"
                 f"  {entry['type']:<22} by {entry['actor']}"
+                + (f" ({entry['actor_role']})" if entry["actor_role"] else "")
+                + (f" via {entry['command']}" if entry["command"] else "")
             )
+            if entry["caused_by"]:
+                print(f"      caused by {entry['caused_by']}")
             for field, change in entry["changes"].items():
                 print(
                     f"      {field:<24} {_format_value(change['old'])} → "
