@@ -16,7 +16,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
@@ -407,10 +408,34 @@ class Scope:
         cursor.execute(";\n".join(self.view_statements(row[0])))
 
 
-def scope_cursor(principal: Principal, cursor: duckdb.DuckDBPyConnection) -> None:
-    """Narrow the cursor's read models to what the principal may see."""
-    if not principal.sees_everything:
-        Scope.of(principal, cursor).apply(cursor)
+def scope_of(platform: Platform, principal: Principal) -> Scope:
+    """The principal's scope now (a head's people are read from the directory)."""
+    if principal.role is Role.HEAD and principal.department:
+        cursor = platform.db.cursor()
+        try:
+            return Scope.of(principal, cursor)
+        finally:
+            cursor.close()
+    return Scope(principal, frozenset({principal.user}))
+
+
+@contextmanager
+def read_models(platform: Platform, principal: Principal) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB cursor on the read models as the principal may see them.
+
+    A scoped cursor's views are built once and the cursor kept for the next request of
+    the same scope (building them costs more than most queries).
+    """
+    if principal.sees_everything:
+        cursor = platform.db.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+        return
+    scope = scope_of(platform, principal)
+    with platform.db.leased(scope, scope.apply) as cursor:
+        yield cursor
 
 
 VISIBLE_IDS = (
@@ -438,8 +463,6 @@ def sees(
     table: str,
     column: str,
     record_id: str,
-    *,
-    cursor_factory: Callable[[], duckdb.DuckDBPyConnection] | None = None,
 ) -> bool:
     """Whether a scoped viewer sees one record (for reads that come from the event store).
 
@@ -450,23 +473,17 @@ def sees(
         return True
     # the position first: a commit between it and the lookup then reads as "behind"
     projected = platform.projector.position
-    cursor = (cursor_factory or platform.db.cursor)()
-    try:
-        scope_cursor(principal, cursor)
-        query = f"SELECT 1 FROM {table} WHERE {column} = ? LIMIT 1"
+    query = f"SELECT 1 FROM {table} WHERE {column} = ? LIMIT 1"
+    with read_models(platform, principal) as cursor:
         if cursor.execute(query, [record_id]).fetchone() is not None:
             return True
-        head = platform.store.last_position()
-        if projected >= head:
-            return False
-        if not platform.projector.wait_for(head, platform.settings.read_wait_seconds):
-            return False
-        cursor.close()
-        cursor = platform.db.cursor()
-        scope_cursor(principal, cursor)
+    head = platform.store.last_position()
+    if projected >= head:
+        return False
+    if not platform.projector.wait_for(head, platform.settings.read_wait_seconds):
+        return False
+    with read_models(platform, principal) as cursor:
         return cursor.execute(query, [record_id]).fetchone() is not None
-    finally:
-        cursor.close()
 
 
 Row = tuple[int, str, int, str, bytes]
@@ -484,10 +501,6 @@ def feed_rows(platform: Platform, principal: Principal, rows: list[Row]) -> tupl
     covered = [r for r in rows if r[0] <= projected]
     if not covered:
         return [], 0
-    cursor = platform.db.cursor()
-    try:
-        scope_cursor(principal, cursor)
+    with read_models(platform, principal) as cursor:
         visible = visible_streams(cursor, (r[1] for r in covered))
-    finally:
-        cursor.close()
     return [r for r in covered if r[1] in visible], covered[-1][0]

@@ -15,7 +15,7 @@ from fastapi import Depends, Header, Query, Request, Response
 from aggregates.users import Principal
 from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext, CommandResult
 from leadledger.wiring import Platform
-from read_api.access import authenticate, command_guard, scope_cursor
+from read_api.access import authenticate, command_guard, read_models
 from read_api.errors import BadRequestValue, ReadModelsBehind
 
 
@@ -113,12 +113,8 @@ def read_cursor(
             raise ReadModelsBehind(
                 min_position, platform.projector.position, round(time.monotonic() - started, 2)
             )
-    cursor = platform.db.cursor()
-    try:
-        scope_cursor(principal, cursor)
+    with read_models(platform, principal) as cursor:
         yield cursor
-    finally:
-        cursor.close()
 
 
 ReadCursor = Annotated[duckdb.DuckDBPyConnection, Depends(read_cursor)]

@@ -267,13 +267,14 @@ def test_a_head_sees_a_lead_whose_manager_joins_their_department_during_the_chec
         assert _put(client, lead_id, AS_MANAGER).status_code == 200
         platform.projector.catch_up()
         _register(client, MANAGER, "manager", "sales")  # not projected yet
-        original = access.scope_cursor
+        original = access.scope_of
 
-        def scope_then_projector_commits(principal: Principal, cursor: Any) -> None:
-            original(principal, cursor)
+        def scope_then_projector_commits(on: Platform, principal: Principal) -> access.Scope:
+            scope = original(on, principal)
             platform.projector.catch_up()
+            return scope
 
-        monkeypatch.setattr(access, "scope_cursor", scope_then_projector_commits)
+        monkeypatch.setattr(access, "scope_of", scope_then_projector_commits)
         got = _get(client, lead_id, AS_HEAD)
         assert got.status_code == 200, got.text
         _assert_shown(got.json())
