@@ -149,24 +149,28 @@ def stream_history(
             if key not in NOT_IN_CHANGES and (old := before.get(key)) is not value and old != value
         }
         data = {k: v for k, v in event_fields(event).items() if k not in META_FIELDS}
-        entries.append(
-            {
-                "position": record.position,
-                "version": record.version,
-                "type": event.type,
-                "actor": event.actor,
-                "actor_role": event.actor_role,
-                "command": event.command,
-                "caused_by": event.cause,
-                "at": event.at,
-                "command_id": event.command_id,
-                "correlation_id": event.correlation_id,
-                "changes": changes,
-                "data": data,
-            }
-        )
+        entries.append(_entry(record, changes, data))
         before = after
     return entries
+
+
+def _entry(record: RecordedEvent, changes: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """One history entry: the event's place, who did it (role, command, cause), what."""
+    event = record.event
+    return {
+        "position": record.position,
+        "version": record.version,
+        "type": event.type,
+        "actor": event.actor,
+        "actor_role": event.actor_role,
+        "command": event.command,
+        "caused_by": event.cause,
+        "at": event.at,
+        "command_id": event.command_id,
+        "correlation_id": event.correlation_id,
+        "changes": changes,
+        "data": data,
+    }
 
 
 def sensitive_history(
@@ -175,26 +179,14 @@ def sensitive_history(
     """History entries of a lead's sensitive section: who changed it and when, and
     whether it can still be read (``sealed``) or its subject was erased (``erased``) —
     never its content."""
-    entries = []
-    for record in records:
-        event = record.event
-        entries.append(
+    return [
+        _entry(
+            record,
+            {},
             {
-                "position": record.position,
-                "version": record.version,
-                "type": event.type,
-                "actor": event.actor,
-                "actor_role": event.actor_role,
-                "command": event.command,
-                "caused_by": event.cause,
-                "at": event.at,
-                "command_id": event.command_id,
-                "correlation_id": event.correlation_id,
-                "changes": {},
-                "data": {
-                    "subject_id": getattr(event, "subject_id", None),
-                    "sensitive_information": "sealed" if readable(event) else "erased",
-                },
-            }
+                "subject_id": getattr(record.event, "subject_id", None),
+                "sensitive_information": "sealed" if readable(record.event) else "erased",
+            },
         )
-    return entries
+        for record in records
+    ]

@@ -280,13 +280,18 @@ def test_an_event_written_around_the_store_is_unsealed_then_inserted(
 # --- events recorded before the chain existed --------------------------------------------
 
 
-def test_seal_existing_chains_events_recorded_before_the_chain(store_url: str) -> None:
+def _fill_without_chain(store_url: str) -> None:
+    """Events as a store from before the chain recorded them."""
     old = open_event_store(store_url, event_codec())
     try:
         old.recorder.chain_enabled = False  # type: ignore[attr-defined]
         _fill(old)
     finally:
         old.close()
+
+
+def test_seal_existing_chains_events_recorded_before_the_chain(store_url: str) -> None:
+    _fill_without_chain(store_url)
     store = open_event_store(store_url, event_codec())
     try:
         report = verify(store)
@@ -303,12 +308,7 @@ def test_seal_existing_chains_events_recorded_before_the_chain(store_url: str) -
 
 
 def test_the_first_append_after_an_upgrade_seals_the_earlier_events(store_url: str) -> None:
-    old = open_event_store(store_url, event_codec())
-    try:
-        old.recorder.chain_enabled = False  # type: ignore[attr-defined]
-        _fill(old)
-    finally:
-        old.close()
+    _fill_without_chain(store_url)
     store = open_event_store(store_url, event_codec())
     try:
         _append(store)
