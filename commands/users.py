@@ -35,6 +35,7 @@ def register_user(
 def change_user(
     store: EventStore, username: str, command: users.ChangeUser, ctx: CommandContext
 ) -> CommandResult:
+    load_user(store, username)  # 404 naming the user
     stream_id = users.user_stream_id(username)
 
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:

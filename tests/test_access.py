@@ -513,3 +513,21 @@ def test_every_read_model_table_is_scoped_or_named_as_shared(platform: Platform)
     scoped = {s.split("TEMP VIEW ")[1].split(" ")[0] for s in statements}
     assert scoped - tables == set()
     assert tables - scoped - set(UNSCOPED) == set()
+
+
+def test_the_directory_refuses_bad_users_naming_the_field(api: TestClient) -> None:
+    bad = {"username": "Bad Name", "name": "x", "role": "manager"}
+    refused = api.post("/users", json=bad, headers=ADMIN)
+    assert (refused.status_code, refused.json()["field"]) == (422, "username")
+    headless = {"username": "h1", "name": "x", "role": "head"}
+    refused = api.post("/users", json=headless, headers=ADMIN)
+    assert (refused.status_code, refused.json()["field"]) == (422, "department")
+    unknown = api.post("/users/nobody.here", json={"role": "top"}, headers=ADMIN)
+    assert unknown.status_code == 404
+    assert unknown.json()["detail"] == "user nobody.here not found"
+    ok(api.post("/users", json={**headless, "department": "sales"}, headers=ADMIN), 201)
+    twice = api.post("/users", json={**headless, "department": "sales"}, headers=ADMIN)
+    assert twice.status_code == 409
+    moved = ok(api.post("/users/h1", json={"department": "retail"}, headers=ADMIN))
+    assert moved["version"] == 2
+    assert ok(api.get("/users/h1", headers=ADMIN))["department"] == "retail"

@@ -762,3 +762,17 @@ def test_set_read_and_erase_on_postgres(
         _assert_shown(_get(client, lead_id, AS_MANAGER).json(), NOTES_2, FIELDS_2)
         assert _open(platform, token, lead_id) is None
     _no_marker(caplog.text, "the logs")
+
+
+@pytest.mark.parametrize(
+    "subject", ["a%00b", "company:%00x", "lead:not-a-uuid", "person:7", "x" * 301, "%20"]
+)
+def test_a_subject_id_that_is_no_data_subject_is_refused(client: TestClient, subject: str) -> None:
+    before = client.app.state.platform.store.last_position()  # type: ignore[attr-defined]
+    for response in (
+        client.get(f"/subjects/{subject}", headers=AS_ADMIN),
+        client.post(f"/subjects/{subject}/erasure", headers=AS_ADMIN),
+    ):
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == "subject_id"
+    assert client.app.state.platform.store.last_position() == before  # type: ignore[attr-defined]

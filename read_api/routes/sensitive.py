@@ -7,6 +7,7 @@ never what. Erasure (administrators) destroys the data subject's key.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -98,9 +99,18 @@ def list_reads(
     }
 
 
+SUBJECT = re.compile(
+    r"^(company:[^\x00-\x1f\x7f]+|lead:[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12})$"
+)
+
+
 def _subject(subject_id: str) -> str:
-    if not subject_id.strip() or len(subject_id) > MAX_SUBJECT:
-        raise BadRequestValue("subject_id", f"must be 1-{MAX_SUBJECT} characters")
+    if len(subject_id) > MAX_SUBJECT or not SUBJECT.match(subject_id):
+        raise BadRequestValue(
+            "subject_id",
+            f"must be company:<company id> or lead:<lead id>, at most {MAX_SUBJECT} "
+            "characters, without control characters",
+        )
     return subject_id
 
 
