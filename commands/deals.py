@@ -123,6 +123,7 @@ def create_upsell(
         previous = deal.fold([r.event for r in records])
         if previous is None:
             raise InvalidValue("previous_deal_id", f"deal {previous_deal_id} does not exist")
+        ctx.check(previous)
         created = deal.create(
             deal.CreateDeal(
                 deal_id=command.deal_id,

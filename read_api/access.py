@@ -282,7 +282,8 @@ def command_guard(request: Request, principal: Principal, body: Any) -> Guard | 
         manager = fields.get("manager")
         if isinstance(manager, str):
             policy.may_own(manager, "manager")
-        return None
+        # an upsell is built on the client's earlier deal: one the actor runs
+        return policy.deal("build an upsell on") if path == "/deals" else None
     if parts[0] == "leads" and len(parts) > 2:
         if parts[2] == "sensitive" and request.method == "GET":
             return policy.lead("read the sensitive information of")

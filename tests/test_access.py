@@ -531,3 +531,18 @@ def test_the_directory_refuses_bad_users_naming_the_field(api: TestClient) -> No
     moved = ok(api.post("/users/h1", json={"department": "retail"}, headers=ADMIN))
     assert moved["version"] == 2
     assert ok(api.get("/users/h1", headers=ADMIN))["department"] == "retail"
+
+
+def test_an_upsell_is_built_only_on_a_deal_the_actor_runs(api: TestClient) -> None:
+    from tests.deal_helpers import new_deal
+
+    _directory(api)
+    top = TestClient(api.app, headers=ACTOR)  # no second lifespan: the app runs already
+    earlier = new_deal(top, manager="max.manager")
+    body = {"previous_deal_id": earlier, "title": "Second tractor", "manager": "mia.manager"}
+    refused = api.post("/deals", json=body, headers=USERS["mia"])
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["rule"] == "not_your_deal"
+    created = api.post("/deals", json={**body, "manager": "max.manager"}, headers=USERS["max"])
+    assert created.status_code == 201, created.text
+    assert api.post("/deals", json=body, headers=USERS["hana"]).status_code == 201
