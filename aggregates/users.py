@@ -35,6 +35,11 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     ADMIN = "admin"
 
+    @property
+    def with_article(self) -> str:
+        """'a manager', 'an analyst': for messages that say who may not do what."""
+        return f"{'an' if self.value[0] in 'aeiou' else 'a'} {self.value}"
+
 
 ROLES: tuple[Role, ...] = tuple(Role)
 SEES_EVERYTHING = frozenset({Role.TOP, Role.ANALYST, Role.AUDITOR})

@@ -126,15 +126,13 @@ class Policy:
             whom = "themselves" if p.role is Role.MANAGER else "people of their department"
             raise NotPermitted(
                 "not_your_team",
-                f"{'an' if p.role.value[0] in 'aeiou' else 'a'} {p.role.value} may name only "
-                f"{whom} as {field}",
+                f"{p.role.with_article} may name only {whom} as {field}",
             )
 
     def acts_as(self, person: str, field: str) -> None:
         """Workers record only their own hours; PMs, heads and top anyone's."""
         p = self.principal
         if p.role in (Role.DEPARTMENT, Role.EXPERT) and person != p.user:
-            article = "an" if p.role.value[0] in "aeiou" else "a"
             raise NotPermitted(
-                "own_hours_only", f"{article} {p.role.value} records only their own {field}"
+                "own_hours_only", f"{p.role.with_article} records only their own {field}"
             )

@@ -206,8 +206,7 @@ def authorize(request: Request) -> None:
         roles = ", ".join(sorted(r.value for r in allowed))
         raise NotPermitted(
             "role_not_allowed",
-            f"{_article(principal.role.value)} {principal.role.value} may not call "
-            f"{key[0]} {key[1]} (allowed: {roles})",
+            f"{principal.role.with_article} may not call {key[0]} {key[1]} (allowed: {roles})",
         )
     if key[0] == "GET" and not principal.sees_everything:
         for name, (table, what) in RECORD_PARAMS.items():
@@ -237,10 +236,6 @@ def _is_uuid(raw: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _article(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
 
 
 CurrentUser = Annotated[Principal, Depends(authenticate)]
@@ -287,7 +282,7 @@ def command_guard(request: Request, principal: Principal, body: Any) -> Guard | 
     if parts[0] == "leads" and len(parts) > 2:
         if parts[2] == "sensitive" and request.method == "GET":
             return policy.lead("read the sensitive information of")
-        return policy.lead("assess" if parts[2] == "assessment" else verb)
+        return policy.lead(verb)
     if parts[0] == "deals" and len(parts) > 2:
         return policy.deal(verb)
     if parts[0] == "handoffs":
