@@ -455,7 +455,7 @@ def decide(deal: Deal, command: DealCommand, rules: Rules, meta: CommandMeta) ->
 
 def requests_closed_reason(outcome: str) -> str:
     """Why a closing deal's open requests are cancelled."""
-    return f"the deal closed {outcome}"
+    return f"the deal was {outcome}"
 
 
 def _move(deal: Deal, stage_id: str, rules: Rules, meta: CommandMeta) -> DealStageChanged:

@@ -526,6 +526,7 @@ def _deal_fields(state: deal.Deal) -> dict[str, Any]:
         "previous_deal_id": (
             None if state.previous_deal_id is None else str(state.previous_deal_id)
         ),
+        "project_id": None if state.project_id is None else str(state.project_id),
         "proposal_total": None if state.proposal is None else state.proposal.total,
         "proposal_services": None if state.proposal is None else len(state.proposal.services),
         "contract_number": None if state.contract is None else state.contract.number,
