@@ -131,9 +131,7 @@ BILLING: Decider[billing.Billing] = Decider(
 )
 
 
-def invoices(
-    *commands: billing.BillingCommand, start: datetime = T0
-) -> tuple[DomainEvent, ...]:
+def invoices(*commands: billing.BillingCommand, start: datetime = T0) -> tuple[DomainEvent, ...]:
     """The billing events of these commands (from no invoices), one STEP apart."""
     state = billing.empty_billing(PROJECT_ID, start)
     events: list[DomainEvent] = []

@@ -146,9 +146,9 @@ def test_a_deal_as_of_before_its_project_names_none(
     before = clock()
     clock.advance(hours=1)
     platform.processes.run_once()
-    assert ok(api.get(f"/deals/{deal_id}", params={"as_of": before.isoformat()}))[
-        "project_id"
-    ] is None
+    assert (
+        ok(api.get(f"/deals/{deal_id}", params={"as_of": before.isoformat()}))["project_id"] is None
+    )
     types = [e["type"] for e in ok(api.get(f"/deals/{deal_id}/history"))["events"]]
     assert types[-1] == "DealProjectStarted"
 
