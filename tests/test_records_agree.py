@@ -252,7 +252,7 @@ def _request_at_approval(api: TestClient, deal_id: str) -> str:
 
 def _logistics_load(api: TestClient, platform: Platform) -> dict[str, Any]:
     report = ok(api.get("/reports/department-load", params=wait(platform)))
-    by_department = {d["department"]: d for d in report["departments"]}
+    by_department: dict[str, dict[str, Any]] = {d["department"]: d for d in report["departments"]}
     return by_department["logistics"]
 
 
