@@ -185,9 +185,10 @@ def _end_open_requests(
 
     In the close's own atomic write rather than by a process manager: a closed deal never
     has an open request, not even for the moment until a manager reacts (department load
-    and alerts read the requests' state), nothing depends on the process managers
-    running, and a request changed concurrently by its department makes the close decide
-    again on the request's fresh state instead of cancelling what it did not see.
+    and reminders read the requests' state), and nothing depends on the process managers
+    running. A request its department changes meanwhile also notes itself on the deal, so
+    one of the two writes wins and the other is a version conflict: the close never
+    cancels a request in a state it did not see.
     """
     reason = deal.requests_closed_reason(closed.status.value)
     new_events: list[NewEvent] = []

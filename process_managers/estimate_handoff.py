@@ -10,8 +10,9 @@ departments for them, one after the other, and moves on when the last one is rea
   the department's reason;
 - requests nobody needs any more are cancelled: a round's open ones when the deal is moved
   out of the round by hand. (A deal's close cancels its requests itself, in the same
-  atomic write; a deal closed before it did has its unended ones cancelled here on its
-  next event.)
+  atomic write; a deal closed before it did has its unended ones cancelled here when one
+  of its events is delivered — replaying the log from position 0 reconciles them all,
+  with the same deterministic command ids.)
 
 The manager looks at the deal's current state on every event of the deal (its stage
 changes and its requests' changes, which the deal records itself), so it acts on what is
