@@ -4,6 +4,11 @@ The payment status is derived: ``not_paid`` (nothing received), ``partially_paid
 of the invoiced amount left), ``paid`` (nothing left); per invoice and for the project.
 A payment above what is left of its invoice is refused, naming what is left.
 One stream per project, started by its first invoice.
+
+A won deal's invoices are carried into its project's billing when the project is created
+(:class:`CarryDealInvoice`): the same number, amount, day, organisation and prepayment,
+and the deal they came from. A deal's invoice names no due date, so the carried one has
+none either: it is owed, never overdue.
 """
 
 from __future__ import annotations
@@ -36,9 +41,14 @@ def payment_status(invoiced: Decimal, paid: Decimal) -> str:
 class ProjectInvoice:
     number: str
     amount: Decimal
-    due_date: date
+    due_date: date | None
+    """None for an invoice carried from the deal (a deal's invoice names no due date)."""
     issued_on: date
     paid: Decimal
+    deal_id: UUID | None = None
+    """The deal whose invoice this is, when it was carried from the won deal."""
+    organisation: str | None = None
+    prepayment: bool = False
 
     @property
     def remaining(self) -> Decimal:
@@ -49,7 +59,7 @@ class ProjectInvoice:
         return payment_status(self.amount, self.paid)
 
     def overdue(self, today: date) -> bool:
-        return self.remaining > 0 and self.due_date < today
+        return self.remaining > 0 and self.due_date is not None and self.due_date < today
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,18 @@ class IssueProjectInvoice:
 
 
 @dataclass(frozen=True)
+class CarryDealInvoice:
+    """Carry one of the won deal's invoices into its project's billing."""
+
+    deal_id: UUID
+    number: str
+    amount: Decimal
+    organisation: str
+    prepayment: bool
+    issued_on: date
+
+
+@dataclass(frozen=True)
 class RecordPayment:
     invoice_number: str
     amount: Decimal
@@ -101,11 +123,19 @@ class RecordPayment:
 
 @dataclass(frozen=True, kw_only=True)
 class ProjectInvoiceIssued(DomainEvent):
+    """Issued on the project, or carried from its won deal (then ``deal_id``,
+    ``organisation`` and ``prepayment`` say so and ``due_date`` is None). Events recorded
+    before deals' invoices were carried have neither: they read as issued on the project,
+    which is what they were."""
+
     project_id: UUID
     number: str
     amount: Decimal
-    due_date: date
+    due_date: date | None
     issued_on: date
+    deal_id: UUID | None = None
+    organisation: str | None = None
+    prepayment: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,9 +151,10 @@ class ProjectPaymentRecorded(DomainEvent):
 BILLING_EVENT_TYPES: tuple[type[DomainEvent], ...] = (ProjectInvoiceIssued, ProjectPaymentRecorded)
 
 
-def decide(
-    billing: Billing, command: IssueProjectInvoice | RecordPayment, meta: CommandMeta
-) -> DomainEvent:
+BillingCommand = IssueProjectInvoice | CarryDealInvoice | RecordPayment
+
+
+def decide(billing: Billing, command: BillingCommand, meta: CommandMeta) -> DomainEvent:
     match command:
         case IssueProjectInvoice():
             number = values.required_text("number", command.number)
@@ -144,6 +175,22 @@ def decide(
                 amount=amount,
                 due_date=due,
                 issued_on=issued,
+            )
+        case CarryDealInvoice():
+            if billing.invoice(command.number) is not None:
+                raise RuleViolation(
+                    "invoice_number_taken", f"the project has invoice '{command.number}'"
+                )
+            return ProjectInvoiceIssued(
+                **meta.event_fields(),
+                project_id=billing.project_id,
+                number=command.number,
+                amount=command.amount,
+                due_date=None,
+                issued_on=command.issued_on,
+                deal_id=command.deal_id,
+                organisation=command.organisation,
+                prepayment=command.prepayment,
             )
         case RecordPayment():
             number = values.required_text("invoice_number", command.invoice_number)
@@ -178,7 +225,14 @@ def evolve(billing: Billing | None, event: DomainEvent) -> Billing:
         case ProjectInvoiceIssued():
             billing = billing or empty_billing(event.project_id, event.at)
             invoice = ProjectInvoice(
-                event.number, event.amount, event.due_date, event.issued_on, ZERO
+                event.number,
+                event.amount,
+                event.due_date,
+                event.issued_on,
+                ZERO,
+                event.deal_id,
+                event.organisation,
+                event.prepayment,
             )
             changes = {"invoices": (*billing.invoices, invoice)}
         case ProjectPaymentRecorded(invoice_number=number, amount=amount):

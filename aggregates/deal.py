@@ -15,7 +15,11 @@ Rules in brief:
   same atomic write as the request itself, so the view never disagrees with the request;
 - a proposal needs at least one service; a contract needs a proposal; an invoice needs a
   contract, a positive amount and a number the deal has not used;
-- winning needs an invoice; losing needs a reason; a closed deal accepts no command.
+- winning needs an invoice; losing needs a reason; a closed deal accepts no command
+  but the notes of its requests and, once won, the project it became;
+- closing the deal ends its requests: every one not done, rejected or cancelled yet (at
+  any stage, ``approval`` included) is cancelled in the same atomic write as the close
+  (:meth:`Deal.open_requests`, :func:`requests_closed_reason`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ from aggregates.errors import InvalidValue, RuleViolation
 from aggregates.rules import Rules
 
 MAX_SERVICES = 200
+
+
+ENDED_REQUEST_STATUSES = frozenset({"done", "rejected", "cancelled"})
+"""Statuses of a hand-off request that accepts no further command."""
 
 
 class DealStatus(StrEnum):
@@ -139,12 +147,18 @@ class Deal:
     created_by: str
     updated_at: datetime
     stage_entered_at: datetime
+    project_id: UUID | None = None
+    """The project the won deal became, once it exists."""
 
     def handoff(self, request_id: UUID) -> HandoffView | None:
         for view in self.handoffs:
             if view.request_id == request_id:
                 return view
         return None
+
+    def open_requests(self) -> tuple[HandoffView, ...]:
+        """Its requests not ended yet: open, in work or ready (e.g. at ``approval``)."""
+        return tuple(h for h in self.handoffs if h.status not in ENDED_REQUEST_STATUSES)
 
     def round_requests(self) -> dict[str, HandoffView]:
         """The open estimate round's requests, by department."""
@@ -211,6 +225,13 @@ class NoteHandoff:
 
 
 @dataclass(frozen=True)
+class NoteProject:
+    """Record the project the won deal became."""
+
+    project_id: UUID
+
+
+@dataclass(frozen=True)
 class CompleteEstimate:
     """The estimate round's last request is ready: move on with the price."""
 
@@ -233,6 +254,7 @@ DealCommand = (
     | IssueInvoice
     | CloseDeal
     | NoteHandoff
+    | NoteProject
     | CompleteEstimate
     | ReturnFromEstimate
 )
@@ -326,6 +348,13 @@ class DealClosed(DomainEvent):
     reason: str | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class DealProjectStarted(DomainEvent):
+    """The won deal's project was created (in the same atomic write as the project)."""
+
+    project_id: UUID
+
+
 DEAL_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     DealCreated,
     DealStageChanged,
@@ -336,6 +365,7 @@ DEAL_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     DealEstimateReady,
     DealEstimateRejected,
     DealClosed,
+    DealProjectStarted,
 )
 
 
@@ -384,6 +414,14 @@ def decide(deal: Deal, command: DealCommand, rules: Rules, meta: CommandMeta) ->
                 round=view.round,
                 ready_at=view.ready_at,
             )
+        case NoteProject(project_id=project_id):
+            if deal.status is not DealStatus.WON:
+                raise RuleViolation("deal_not_won", "only a won deal becomes a project")
+            if deal.project_id is not None:
+                raise RuleViolation(
+                    "project_exists", f"the deal became project {deal.project_id} already"
+                )
+            return DealProjectStarted(**meta.event_fields(), project_id=project_id)
         case _:
             pass
     _require_open(deal)
@@ -413,6 +451,11 @@ def decide(deal: Deal, command: DealCommand, rules: Rules, meta: CommandMeta) ->
         case ReturnFromEstimate(round=round_no, request_id=request_id, reason=reason):
             return _return_from_estimate(deal, round_no, request_id, reason, meta)
     raise TypeError(f"not a deal command: {command!r}")  # pragma: no cover
+
+
+def requests_closed_reason(outcome: str) -> str:
+    """Why a closing deal's open requests are cancelled."""
+    return f"the deal was {outcome}"
 
 
 def _move(deal: Deal, stage_id: str, rules: Rules, meta: CommandMeta) -> DealStageChanged:
@@ -645,6 +688,8 @@ def evolve(deal: Deal | None, event: DomainEvent) -> Deal:
                 "closed_at": event.at,
                 "estimate": None,
             }
+        case DealProjectStarted(project_id=project_id):
+            changes = {"project_id": project_id}
         case _:
             raise ValueError(f"not a deal event: {event.type}")
     changes["version"] = deal.version + 1

@@ -119,7 +119,7 @@ def next_change(
                 )
     if billing is not None:
         for invoice in billing.invoices:
-            if invoice.remaining > 0:
+            if invoice.remaining > 0 and invoice.due_date is not None:
                 candidates.append(_day_after(invoice.due_date))
     future = [c for c in candidates if c is not None and c > now]
     return min(future, default=None)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 from uuid import UUID, uuid5
 
-from aggregates import deal, lead, limits
+from aggregates import deal, handoff, lead, limits
 from aggregates.errors import InvalidValue, RuleViolation
 from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
@@ -163,6 +163,8 @@ def handle_deal_command(
             booking = _book_revenue(store, rules, deal_id, event, ctx)
             if booking is not None:
                 new_events.append(booking)
+        if isinstance(event, deal.DealClosed):
+            new_events += _end_open_requests(store, rules, deal.evolve(state, event), ctx)
         return new_events
 
     return execute(
@@ -173,6 +175,39 @@ def handle_deal_command(
         what="deal",
         load=lambda stream_id: load_deal_records(store, stream_id),
     )
+
+
+def _end_open_requests(
+    store: EventStore, rules: Rules, closed: deal.Deal, ctx: CommandContext
+) -> list[NewEvent]:
+    """Cancel the closed deal's requests that have not ended (``approval`` included), each
+    with the deal's note of it.
+
+    In the close's own atomic write rather than by a process manager: a closed deal never
+    has an open request, not even for the moment until a manager reacts (department load
+    and reminders read the requests' state), and nothing depends on the process managers
+    running. A request its department changes meanwhile also notes itself on the deal, so
+    one of the two writes wins and the other is a version conflict: the close never
+    cancels a request in a state it did not see.
+    """
+    reason = deal.requests_closed_reason(closed.status.value)
+    new_events: list[NewEvent] = []
+    version = closed.version
+    for view in closed.open_requests():
+        records = load_stream(store, view.request_id, handoff.HandoffRequested)
+        request = handoff.fold([r.event for r in records], rules)
+        if request is None:  # pragma: no cover - the deal notes only requests that exist
+            continue
+        cancelled = handoff.decide(request, handoff.CancelHandoff(reason), rules, ctx.meta)
+        after = handoff.evolve(request, cancelled, rules)
+        department = rules.require_department(after.department)
+        noted = deal.decide(closed, deal.NoteHandoff(after.view(department)), rules, ctx.meta)
+        version += 1
+        new_events += [
+            NewEvent(view.request_id, request.version + 1, cancelled),
+            NewEvent(closed.deal_id, version, noted),
+        ]
+    return new_events
 
 
 def _book_revenue(

@@ -55,15 +55,17 @@ def find_replay(history: list[RecordedEvent], ctx: CommandContext) -> CommandRes
     repeat, or a process manager's redelivered command)."""
     if ctx.idempotency_key is None:
         return None
-    for recorded in history:
-        if recorded.event.command_id == ctx.command_id:
-            if recorded.event.request_hash != ctx.request_hash:
-                raise IdempotencyKeyReused(
-                    f"Idempotency-Key '{ctx.idempotency_key}' was already used for a "
-                    "different request"
-                )
-            return CommandResult(recorded.stream_id, recorded.version, recorded.position, True)
-    return None
+    # the last of them: a command may append more than one event to its stream (a deal's
+    # close and the notes of the requests it cancelled); its answer is where it left it
+    mine = [r for r in history if r.event.command_id == ctx.command_id]
+    if not mine:
+        return None
+    if mine[0].event.request_hash != ctx.request_hash:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key '{ctx.idempotency_key}' was already used for a different request"
+        )
+    last = mine[-1]
+    return CommandResult(last.stream_id, last.version, last.position, True)
 
 
 def execute(
@@ -118,7 +120,9 @@ def execute(
             if attempt >= 3:
                 time.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))
             continue
-        return CommandResult(stream_id, version + 1, positions[0])
+        # the primary stream's last new event: its version is the stream's now
+        last = max(i for i, e in enumerate(new_events) if e.stream_id == stream_id)
+        return CommandResult(stream_id, new_events[last].version, positions[last])
     raise VersionConflict(
         f"the {what} could not be changed under contention: try again", len(loader(stream_id))
     )

@@ -68,24 +68,57 @@ def create_project(
 def create_project_for_deal(
     store: EventStore, rules: Rules, deal_id: UUID, ctx: CommandContext
 ) -> CommandResult:
-    """The project of a won deal, carrying its client, amount, lead, funnel and manager."""
-    state = deal.fold([r.event for r in load_deal_records(store, deal_id)])
-    if state is None:
-        raise StreamNotFound(f"deal {deal_id} not found")
-    command = project.CreateProject(
-        project_id=project_id_for_deal(deal_id),
-        title=state.title,
-        company_name=state.company_name,
-        company_id=state.company_id,
-        amount=state.amount,
-        lead_id=state.lead_id,
-        deal_id=deal_id,
-        funnel=state.funnel,
-        manager=state.manager,
-        department=rules.project.department_for(state.funnel),
-        direction=state.funnel,
-    )
-    return create_project(store, rules, command, ctx)
+    """The project of a won deal, carrying its client, amount, lead, funnel and manager.
+
+    One atomic write: ``ProjectCreated``, the deal's ``DealProjectStarted`` (the link back)
+    and, on the project's billing, each of the deal's invoices carried over — so the
+    project never shows a won deal's invoice missing, and a redelivered closing finds the
+    project (and everything with it) made already.
+    """
+    project_id = project_id_for_deal(deal_id)
+
+    def decide(_: list[RecordedEvent]) -> Sequence[NewEvent]:
+        state = deal.fold([r.event for r in load_deal_records(store, deal_id)])
+        if state is None:
+            raise StreamNotFound(f"deal {deal_id} not found")
+        command = project.CreateProject(
+            project_id=project_id,
+            title=state.title,
+            company_name=state.company_name,
+            company_id=state.company_id,
+            amount=state.amount,
+            lead_id=state.lead_id,
+            deal_id=deal_id,
+            funnel=state.funnel,
+            manager=state.manager,
+            department=rules.project.department_for(state.funnel),
+            direction=state.funnel,
+        )
+        linked = deal.decide(state, deal.NoteProject(project_id), rules, ctx.meta)
+        new_events = [
+            NewEvent(project_id, 1, project.create(command, rules.project, ctx.meta)),
+            NewEvent(deal_id, state.version + 1, linked),
+        ]
+        bills = billing.empty_billing(project_id, ctx.at)
+        for invoice in state.invoices:
+            carried = billing.decide(
+                bills,
+                billing.CarryDealInvoice(
+                    deal_id=deal_id,
+                    number=invoice.number,
+                    amount=invoice.amount,
+                    organisation=invoice.organisation,
+                    prepayment=invoice.prepayment,
+                    issued_on=invoice.issued_on,
+                ),
+                ctx.meta,
+            )
+            bills = billing.evolve(bills, carried)
+            stream_id = billing.billing_stream_id(project_id)
+            new_events.append(NewEvent(stream_id, bills.version, carried))
+        return new_events
+
+    return execute(store, ctx, project_id, decide, what="project", must_exist=False)
 
 
 def handle_project_command(
@@ -134,7 +167,7 @@ def handle_project_command(
 def handle_billing_command(
     store: EventStore,
     project_id: UUID,
-    command: billing.IssueProjectInvoice | billing.RecordPayment,
+    command: billing.BillingCommand,
     ctx: CommandContext,
 ) -> CommandResult:
     """Invoices and payments of an existing project (If-Match names the billing's version)."""

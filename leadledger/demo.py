@@ -432,8 +432,9 @@ def _sell_and_deliver(
     ctx: Callable[[str], CommandContext],
     later: Callable[[float], None],
 ) -> None:
-    """Proposal, contract, invoice and won; then the project the process manager opens is
-    planned, worked, moved along its statuses, invoiced and (partly) paid."""
+    """Proposal, contract, invoice and won; then the project the process manager opens
+    (with the deal's invoice) is planned, worked, moved along its statuses and (partly)
+    paid."""
     price = _money(rng, 5_000, 60_000)
     selling: list[deal.DealCommand] = [
         deal.MoveDealToStage("proposal"),
@@ -498,12 +499,8 @@ def _sell_and_deliver(
     if rng.random() < 0.6:
         later(24)
         handle_project_command(store, rules, project_id, project.CompleteTask("survey"), ctx(pm))
-    later(24)
-    number = f"P-{project_id.hex[:6]}"
-    due = ctx(pm).at.date() + timedelta(days=14)
-    handle_billing_command(
-        store, project_id, billing.IssueProjectInvoice(number, price, due), ctx(pm)
-    )
+    # the deal's invoice came with the project (carried by the project creation)
+    number = f"S-{deal_id.hex[:6]}"
     if rng.random() < 0.7:
         later(72)
         paid = price if rng.random() < 0.5 else (price / 2).quantize(Decimal("0.01"))

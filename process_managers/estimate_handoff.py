@@ -8,8 +8,11 @@ departments for them, one after the other, and moves on when the last one is rea
   the requests' prices), who estimated it and how long it took;
 - a request of the round is rejected: the deal returns to the stage it came from, with
   the department's reason;
-- requests nobody needs any more are cancelled: all open ones when the deal closes, and
-  a round's open ones when the deal is moved out of the round by hand.
+- requests nobody needs any more are cancelled: a round's open ones when the deal is moved
+  out of the round by hand. (A deal's close cancels its requests itself, in the same
+  atomic write; a deal closed before it did has its unended ones cancelled here when one
+  of its events is delivered — replaying the log from position 0 reconciles them all,
+  with the same deterministic command ids.)
 
 The manager looks at the deal's current state on every event of the deal (its stage
 changes and its requests' changes, which the deal records itself), so it acts on what is
@@ -86,13 +89,15 @@ class EstimateHandoff:
         """Requests nobody needs any more stop taking the departments' time: every open one
         once the deal is closed, and an estimate round's once the deal left that round."""
         current = None if state.estimate is None else state.estimate.round
-        closed = state.status is not deal.DealStatus.OPEN
+        if state.status is not deal.DealStatus.OPEN:
+            reason = deal.requests_closed_reason(state.status.value)
+            for view in state.open_requests():
+                self._cancel(view.request_id, reason)
+            return
         for view in state.handoffs:
             if view.status not in ("open", "in_work"):
                 continue
-            if closed:
-                reason = f"the deal was {state.status.value}"
-            elif view.round is not None and view.round != current:
+            if view.round is not None and view.round != current:
                 reason = "the deal left the stage that asked for this estimate"
             else:
                 continue

@@ -271,6 +271,7 @@ DEAL_COLUMNS: tuple[Column, ...] = (
     _money("amount"),
     _text("lead_id"),
     _text("previous_deal_id"),
+    _text("project_id"),
     _money("proposal_total"),
     _int("proposal_services"),
     _text("contract_number"),
@@ -315,6 +316,7 @@ class DealProjection(KeyedFold):
             "DealEstimateReady",
             "DealEstimateRejected",
             "DealClosed",
+            "DealProjectStarted",
         }
     )
 
@@ -397,6 +399,8 @@ class DealProjection(KeyedFold):
                 deal["close_reason"] = doc.get("reason")
                 deal["closed_at"] = at
                 deal["estimate_round"] = None
+            case "DealProjectStarted":
+                deal["project_id"] = doc["project_id"]
         return deal
 
 

@@ -25,9 +25,10 @@ OPEN_REQUEST = "status NOT IN ('done', 'rejected', 'cancelled')"
 
 DEAL_COLUMNS = (
     "deal_id, funnel, stage, status, title, company_name, company_id, source, manager, "
-    "amount, lead_id, previous_deal_id, proposal_total, contract_number, invoiced_total, "
-    "invoices, estimate_price, estimated_by, estimate_seconds, estimate_rejection, requests, "
-    "open_requests, close_reason, created_at, updated_at, stage_entered_at, closed_at, version"
+    "amount, lead_id, previous_deal_id, project_id, proposal_total, contract_number, "
+    "invoiced_total, invoices, estimate_price, estimated_by, estimate_seconds, "
+    "estimate_rejection, requests, open_requests, close_reason, created_at, updated_at, "
+    "stage_entered_at, closed_at, version"
 )
 HANDOFF_COLUMNS = (
     "request_id, deal_id, department, stage, status, round, assignee, created_at, taken_at, "

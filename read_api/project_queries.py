@@ -25,11 +25,12 @@ ZERO = Decimal("0.00")
 HUNDRED = Decimal(100)
 
 PROJECT_COLUMNS = (
-    "project_id, title, company_name, company_id, amount, status, status_entered_at, health, "
+    "project_id, title, company_name, company_id, amount, lead_id, deal_id, status, "
+    "status_entered_at, health, "
     "computed_health, computed_reasons, manual_health, manual_comment, pm, curator, "
     "department, direction, category, planned_start, planned_end, planned_hours, "
     "actual_hours, percent_done, tasks, tasks_done, invoiced, paid, remaining, "
-    "payment_status, empty_mandatory_fields, created_at, updated_at, version"
+    "payment_status, empty_mandatory_fields, created_at, updated_at, version, billing_version"
 )
 NEWEST_FIRST = "created_at DESC, project_id"
 

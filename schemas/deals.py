@@ -145,6 +145,7 @@ class DealDetail(BaseModel):
     amount: Decimal
     lead_id: UUID | None
     previous_deal_id: UUID | None
+    project_id: UUID | None = Field(description="The won deal's project, once it exists")
     proposal: ProposalOut | None
     contract: ContractOut | None
     invoices: list[InvoiceOut]

@@ -39,6 +39,7 @@ class DealSummary(BaseModel):
     amount: Decimal = Field(description="The proposal's total once there is one")
     lead_id: UUID | None
     previous_deal_id: UUID | None
+    project_id: UUID | None = Field(description="The won deal's project, once it exists")
     proposal_total: Decimal | None
     contract_number: str | None
     invoiced_total: Decimal

@@ -29,6 +29,8 @@ class ProjectSummary(BaseModel):
     company_name: str
     company_id: str | None
     amount: Decimal
+    lead_id: UUID | None = Field(description="The lead its deal came from, if any")
+    deal_id: UUID | None = Field(description="The won deal it was created for, if any")
     status: str
     status_entered_at: datetime
     health: HealthLevel = Field(description="The manual health while one is set, else computed")
@@ -56,6 +58,9 @@ class ProjectSummary(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+    billing_version: int = Field(
+        description="Its billing's version (0: no invoice yet): If-Match of invoices and payments"
+    )
 
 
 class ProjectPage(Page):

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from schemas.leads import Strict
+from schemas.leads import HistoryEntry, Strict
 
 Health = Literal["good", "some_difficulties", "big_difficulties"]
 
@@ -140,8 +140,11 @@ class TimeEntryOut(BaseModel):
 class InvoiceOut(BaseModel):
     number: str
     amount: Decimal
-    due_date: date
+    due_date: date | None = Field(description="null for an invoice carried from the won deal")
     issued_on: date
+    deal_id: UUID | None = Field(description="The won deal it was carried from, if any")
+    organisation: str | None = Field(description="The deal invoice's issuing organisation")
+    prepayment: bool
     paid: Decimal
     remaining: Decimal
     status: Literal["not_paid", "partially_paid", "paid"]
@@ -197,6 +200,22 @@ class ProjectDetail(BaseModel):
     created_by: str
     updated_at: datetime
     version: int
+    billing_version: int = Field(
+        description="The version of the project's billing (0: no invoice yet); If-Match of "
+        "its invoices and payments names it"
+    )
+
+
+class ProjectHistoryEntry(HistoryEntry):
+    stream: Literal["project", "billing"] = Field(
+        description="The record the event is on: the project, or its billing (invoices and "
+        "payments); ``version`` is that record's"
+    )
+
+
+class ProjectHistory(BaseModel):
+    id: UUID
+    events: list[ProjectHistoryEntry]
 
 
 class ProjectStatusOut(BaseModel):

@@ -160,9 +160,14 @@ def test_the_tractor_is_estimated_handed_off_proposed_contracted_invoiced_and_wo
     # the history tells the whole story, hand-offs included
     types = [e["type"] for e in ok(api.get(f"/deals/{deal_id}/history"))["events"]]
     assert types[0] == "DealCreated"
-    assert types[-1] == "DealClosed"
+    # the close cancelled the logistics request still at approval, in the same write
+    assert types[-2:] == ["DealClosed", "DealHandoffNoted"]
+    assert {(h["department"], h["status"]) for h in deal["handoffs"]} == {
+        ("logistics", "cancelled"),
+        ("engineering", "done"),
+    }
     assert "DealEstimateReady" in types
-    assert types.count("DealHandoffNoted") == 8
+    assert types.count("DealHandoffNoted") == 9
     lead = ok(api.get(f"/leads/{deal['lead_id']}/history"))
     assert lead["events"][-1]["type"] == "LeadConvertedToDeal"
 

@@ -161,21 +161,25 @@ def test_from_a_won_deal_to_a_paid_project(
     ok(api.post(f"/projects/{project_id}/health/clear", headers=PM))
     assert project_of(api, project_id)["health"]["effective"] == "some_difficulties"
 
-    # invoices, a partial payment, an overpayment refused, the full payment
+    # the deal's invoice S-1 (100.00) came with the project; then invoices, a partial
+    # payment, an overpayment refused, the full payments
+    assert [i["number"] for i in project_of(api, project_id)["payments"]["invoices"]] == ["S-1"]
     invoice = {"number": "P-1", "amount": "1000.00", "due_date": "2026-01-20"}
     ok(api.post(f"/projects/{project_id}/invoices", json=invoice, headers=PM), 201)
     pay = f"/projects/{project_id}/invoices/P-1/payments"
     ok(api.post(pay, json={"amount": "400.00", "paid_on": "2026-01-10"}, headers=PM), 201)
     payments = project_of(api, project_id)["payments"]
-    assert (payments["status"], payments["remaining"]) == ("partially_paid", "600.00")
+    assert (payments["status"], payments["remaining"]) == ("partially_paid", "700.00")
     refused = api.post(pay, json={"amount": "600.01", "paid_on": "2026-01-11"}, headers=PM)
     assert refused.status_code == 409
     assert (refused.json()["rule"], refused.json()["remaining"]) == ("overpayment", "600.00")
     ok(api.post(pay, json={"amount": "600.00", "paid_on": "2026-01-11"}, headers=PM), 201)
+    deal_pay = f"/projects/{project_id}/invoices/S-1/payments"
+    ok(api.post(deal_pay, json={"amount": "100.00", "paid_on": "2026-01-11"}, headers=PM), 201)
     payments = project_of(api, project_id)["payments"]
     assert (payments["status"], payments["paid"], payments["remaining"]) == (
         "paid",
-        "1000.00",
+        "1100.00",
         "0.00",
     )
 
@@ -261,8 +265,8 @@ def test_from_a_won_deal_to_a_paid_project(
         Decimal(billed["paid"]),
         Decimal(billed["outstanding"]),
     ) == (
-        Decimal(1000),
-        Decimal(1000),
+        Decimal(1100),
+        Decimal(1100),
         Decimal(0),
     )
 

@@ -29,6 +29,7 @@ from commands.context import CommandContext, CommandResult
 from commands.contractors import register_contractor, update_contractor
 from commands.deals import convert_lead, create_upsell, deal_id_for_lead, handle_deal_command
 from commands.handoffs import create_handoff, handle_handoff_command, request_id_for_round
+from commands.projects import create_project_for_deal
 from event_store import EventStore, open_event_store
 from leadledger.settings import Settings
 from leadledger.wiring import event_codec, load_rules, read_model_projections
@@ -148,6 +149,10 @@ class PipelineDriver:
 
     def close(self, deal_id: UUID, outcome: str, reason: str | None = None) -> CommandResult:
         return self.send_deal(deal_id, deal.CloseDeal(outcome, reason))
+
+    def start_project(self, deal_id: UUID) -> CommandResult:
+        """What the project creation does for a won deal (the deal records its project)."""
+        return create_project_for_deal(self.store, self.rules, deal_id, self.ctx())
 
     # hand-off requests
 
@@ -313,6 +318,8 @@ def _estimate_won(d: PipelineDriver, rng: random.Random, carriers: list[UUID]) -
         d.invoice(deal_id, "I-2", "99.99")
         yield
     d.close(deal_id, "won")
+    yield
+    d.start_project(deal_id)
     yield
 
 
@@ -526,6 +533,7 @@ def _deal_fields(state: deal.Deal) -> dict[str, Any]:
         "previous_deal_id": (
             None if state.previous_deal_id is None else str(state.previous_deal_id)
         ),
+        "project_id": None if state.project_id is None else str(state.project_id),
         "proposal_total": None if state.proposal is None else state.proposal.total,
         "proposal_services": None if state.proposal is None else len(state.proposal.services),
         "contract_number": None if state.contract is None else state.contract.number,

@@ -23,6 +23,7 @@ from aggregates.deal import (
     DealEstimateRejected,
     DealHandoffNoted,
     DealInvoiceIssued,
+    DealProjectStarted,
     DealProposalRecorded,
     DealStageChanged,
     DealStatus,
@@ -33,11 +34,13 @@ from aggregates.deal import (
     IssueInvoice,
     MoveDealToStage,
     NoteHandoff,
+    NoteProject,
     Proposal,
     RecordContract,
     RecordProposal,
     ReturnFromEstimate,
     ServiceLine,
+    requests_closed_reason,
 )
 from aggregates.errors import InvalidValue, RuleViolation
 from aggregates.lead import (
@@ -1042,3 +1045,42 @@ def test_an_upsell_of_an_unknown_deal_is_invalid(store: EventStore) -> None:
         create_upsell(store, RULES, UUID(int=404), new_deal(funnel="upsell"), driver.context())
     assert caught.value.field == "previous_deal_id"
     assert store.load(DEAL_ID) == []
+
+
+# --- the won deal's project, and its requests when it closes ------------------------------
+
+PROJECT_OF_DEAL = UUID("00000000-0000-4000-8000-00000000f001")
+
+
+def test_a_won_deal_records_its_project_once() -> None:
+    won = CLOSED_DEALS["won"]
+    accepted = (
+        DEAL.given(*won)
+        .when(NoteProject(PROJECT_OF_DEAL))
+        .then(DealProjectStarted, project_id=PROJECT_OF_DEAL)
+    )
+    assert accepted.state.project_id == PROJECT_OF_DEAL
+    accepted.given.when(NoteProject(PROJECT_OF_DEAL)).then_violates("project_exists")
+
+
+@pytest.mark.parametrize("events", [deal(), CLOSED_DEALS["lost"]], ids=["open", "lost"])
+def test_only_a_won_deal_becomes_a_project(events: tuple[Any, ...]) -> None:
+    DEAL.given(*events).when(NoteProject(PROJECT_OF_DEAL)).then_violates("deal_not_won")
+
+
+def test_a_closed_deals_unended_requests_are_every_one_not_done_rejected_or_cancelled() -> None:
+    at_approval = ready("logistics", ready_at=T0 + STEP, assignee="lena")
+    done = view("engineering", stage="done", status="done", assignee="igor")
+    manual = view("logistics", request_id=UUID(int=7), round=None)
+    in_work = view("engineering", request_id=UUID(int=8), stage="in_work", status="in_work")
+    rejected = view("logistics", request_id=UUID(int=9), stage="rejected", status="rejected")
+    cancelled = view("engineering", request_id=UUID(int=10), status="cancelled")
+    notes = [note(v) for v in (at_approval, done, manual, in_work, rejected, cancelled)]
+    state = DEAL.fold(deal(*notes, PROPOSAL, CONTRACT, INVOICE, CloseDeal("won")))
+    assert state is not None
+    assert [v.request_id for v in state.open_requests()] == [
+        at_approval.request_id,
+        manual.request_id,
+        in_work.request_id,
+    ]
+    assert requests_closed_reason("won") == "the deal was won"

@@ -111,6 +111,11 @@ class Delivery:
         command = billing.IssueProjectInvoice(number, D(amount), due, issued_on)
         handle_billing_command(self.store, project_id, command, self.ctx())
 
+    def carry(self, project_id: UUID, number: str, amount: str, issued_on: date) -> None:
+        """A won deal's invoice, as the project creation carries it (no due date)."""
+        command = billing.CarryDealInvoice(uuid4(), number, D(amount), "main", True, issued_on)
+        handle_billing_command(self.store, project_id, command, self.ctx())
+
     def pay(self, project_id: UUID, number: str, amount: str, paid_on: date) -> None:
         command = billing.RecordPayment(number, D(amount), paid_on)
         handle_billing_command(self.store, project_id, command, self.ctx())
@@ -899,7 +904,10 @@ def random_delivery(
                 d.do(project_id, project.UpdateProjectCard({field: value}))
             elif pick < 0.90:
                 number = f"N-{len(invoices[project_id]) + 1}"
-                d.invoice(project_id, number, str(rng.randint(1, 900)), today, today)
+                if rng.random() < 0.3:
+                    d.carry(project_id, number, str(rng.randint(1, 900)), today)
+                else:
+                    d.invoice(project_id, number, str(rng.randint(1, 900)), today, today)
                 invoices[project_id].append(number)
             elif invoices[project_id]:
                 number = rng.choice(invoices[project_id])

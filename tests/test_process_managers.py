@@ -24,6 +24,7 @@ from commands.context import CommandContext
 from commands.deals import convert_lead, handle_deal_command, load_deal
 from commands.handoffs import handle_handoff_command, load_handoff
 from commands.leads import create_lead, handle_lead_command, lead_id_for
+from commands.projects import load_billing, load_project, project_id_for_deal
 from event_store import EventStore, open_event_store
 from event_store.recorders import NotificationRow
 from leadledger.settings import Settings
@@ -425,3 +426,53 @@ def test_an_answer_date_at_the_end_of_the_calendar_never_fires_nor_breaks_the_ma
     clock.advance(days=1)
     processes.run_once()
     assert [a[0] for a in _alerts(store, lead_id)] == ["LeadAnswerReminderSent"]
+
+
+def test_a_won_deals_project_carries_its_invoice_once_however_often_delivered(
+    store: EventStore, seller: Seller, clock: FakeClock
+) -> None:
+    deal_id = seller.deal("upsell")
+    for command in (
+        deal.RecordProposal((deal.ServiceLine("transport", Decimal("17500.25")),)),
+        deal.RecordContract("C-1", date(2026, 1, 6)),
+        deal.IssueInvoice("S-1", Decimal("17500.25"), "main", prepayment=True),
+        deal.CloseDeal("won"),
+    ):
+        handle_deal_command(store, seller.rules, deal_id, command, seller.ctx())
+    twice: Any = TwiceDelivered(store)
+    managers = process_managers(twice, seller.funnels, seller.rules, clock)
+    ProcessRunner(twice, managers, clock, page_size=3).run_once()
+    settled = streams(store)
+    # every position forgotten: the whole log delivered again, twice over
+    positions = ProcessStore(store)
+    for manager in managers:
+        positions.advance(manager.name, 0, DeadlineChanges())
+    ProcessRunner(twice, managers, clock, page_size=2).run_once()
+    assert streams(store) == settled
+    kinds = Counter(topic for topics in settled.values() for topic in topics)
+    assert (
+        kinds["ProjectCreated"],
+        kinds["DealProjectStarted"],
+        kinds["ProjectInvoiceIssued"],
+    ) == (1, 1, 1)
+
+    project_id = project_id_for_deal(deal_id)
+    state, _ = load_deal(store, deal_id)
+    assert state.project_id == project_id
+    made = load_project(store, project_id)
+    assert (made.deal_id, made.lead_id) == (deal_id, state.lead_id)
+    bills = load_billing(store, project_id)
+    assert bills is not None
+    assert (bills.invoiced, bills.paid, bills.remaining, bills.status) == (
+        Decimal("17500.25"),
+        Decimal("0.00"),
+        Decimal("17500.25"),
+        "not_paid",
+    )
+    [invoice] = bills.invoices
+    assert (invoice.number, invoice.deal_id, invoice.organisation, invoice.prepayment) == (
+        "S-1",
+        deal_id,
+        "main",
+        True,
+    )

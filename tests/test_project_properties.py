@@ -775,7 +775,11 @@ def _boundaries(state: project.Project, bill: billing.Billing | None) -> list[da
     if status is not None and status.time_limit_hours is not None:
         moments.append(state.status_entered_at + timedelta(hours=status.time_limit_hours))
     if bill is not None:
-        moments += [_start_of(i.due_date + timedelta(days=1)) for i in bill.invoices]
+        moments += [
+            _start_of(i.due_date + timedelta(days=1))
+            for i in bill.invoices
+            if i.due_date is not None
+        ]
     return moments
 
 

@@ -131,9 +131,7 @@ BILLING: Decider[billing.Billing] = Decider(
 )
 
 
-def invoices(
-    *commands: billing.IssueProjectInvoice | billing.RecordPayment, start: datetime = T0
-) -> tuple[DomainEvent, ...]:
+def invoices(*commands: billing.BillingCommand, start: datetime = T0) -> tuple[DomainEvent, ...]:
     """The billing events of these commands (from no invoices), one STEP apart."""
     state = billing.empty_billing(PROJECT_ID, start)
     events: list[DomainEvent] = []
@@ -144,7 +142,7 @@ def invoices(
     return tuple(events)
 
 
-def bills(*commands: billing.IssueProjectInvoice | billing.RecordPayment) -> billing.Billing:
+def bills(*commands: billing.BillingCommand) -> billing.Billing:
     state = billing.fold(list(invoices(*commands)))
     assert state is not None
     return state
@@ -1311,3 +1309,76 @@ def test_a_due_date_at_the_end_of_the_calendar_does_not_break_the_next_change() 
     assert health(events, T0 + STEP) == ("good", ())
     moment = next_change(state, None, T0 + STEP, PROJECT_RULES)
     assert moment is None or moment > T0 + STEP
+
+
+# --- a won deal's invoices carried into the project's billing -----------------------------
+
+DEAL_OF_PROJECT = UUID("00000000-0000-4000-8000-00000000d0d0")
+
+
+def carried(number: str = "S-1", amount: str = "17500.25") -> billing.CarryDealInvoice:
+    return billing.CarryDealInvoice(
+        deal_id=DEAL_OF_PROJECT,
+        number=number,
+        amount=Decimal(amount),
+        organisation="main",
+        prepayment=True,
+        issued_on=date(2026, 1, 2),
+    )
+
+
+def test_a_deals_invoice_is_carried_as_issued_with_no_due_date() -> None:
+    accepted = (
+        BILLING.given(NO_INVOICES)
+        .when(carried())
+        .then(
+            billing.ProjectInvoiceIssued,
+            project_id=PROJECT_ID,
+            number="S-1",
+            amount=Decimal("17500.25"),
+            due_date=None,
+            issued_on=date(2026, 1, 2),
+            deal_id=DEAL_OF_PROJECT,
+            organisation="main",
+            prepayment=True,
+        )
+    )
+    state = accepted.state
+    assert (state.invoiced, state.paid, state.remaining, state.status) == (
+        Decimal("17500.25"),
+        Decimal("0.00"),
+        Decimal("17500.25"),
+        "not_paid",
+    )
+    [carried_invoice] = state.invoices
+    assert (carried_invoice.deal_id, carried_invoice.organisation, carried_invoice.prepayment) == (
+        DEAL_OF_PROJECT,
+        "main",
+        True,
+    )
+    # owed, but never overdue: a deal's invoice names no due date
+    assert not carried_invoice.overdue(date(2099, 1, 1))
+
+
+def test_a_carried_invoice_takes_payments_by_its_number_and_keeps_its_number() -> None:
+    given = BILLING.given(NO_INVOICES, *invoices(carried()))
+    paid = given.when(pay("17500.25", number="S-1")).then(
+        billing.ProjectPaymentRecorded, invoice_remaining=Decimal("0.00")
+    )
+    assert paid.state.status == "paid"
+    given.when(pay("17500.26", number="S-1")).then_violates("overpayment")
+    given.when(carried()).then_violates("invoice_number_taken")
+    given.when(invoice("S-1")).then_violates("invoice_number_taken")
+
+
+def test_an_unpaid_carried_invoice_never_changes_the_computed_health() -> None:
+    events = story()
+    state = state_of(events)
+    owed = bills(carried())
+    assert next_change(state, owed, T0, PROJECT_RULES) == next_change(
+        state, None, T0, PROJECT_RULES
+    )
+    later = T0 + timedelta(days=400)
+    assert compute_health(state, owed, later, PROJECT_RULES) == compute_health(
+        state, None, later, PROJECT_RULES
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
+from uuid import UUID
 
 import duckdb
 from fastapi.testclient import TestClient
@@ -75,3 +77,48 @@ def test_unchanged_configuration_keeps_the_read_models(tmp_path: Path, clock: Fa
     again = build(settings, clock=clock)
     assert again.projector.position == position
     again.close()
+
+
+def test_read_models_built_before_the_deal_project_links_are_rebuilt_with_them(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Read models of a version without ``deals.project_id`` (and the invoices' deal
+    columns) are dropped and folded again: the new columns are filled from the log."""
+    from commands.projects import project_id_for_deal
+    from tests.deal_helpers import SELLER, contracted_deal
+
+    settings = Settings(
+        event_store_url=f"sqlite:///{tmp_path}/events.sqlite",
+        auth_secret=SecretStr(TEST_AUTH_SECRET),
+        duckdb_path=tmp_path / "read_models.duckdb",
+        process_managers=False,
+    )
+    platform = build(settings, clock=clock)
+    with TestClient(create_app(platform, close_on_exit=False), headers=ACTOR) as client:
+        deal_id = contracted_deal(client)
+        invoice = {"number": "S-1", "amount": "17500.25", "organisation": "main"}
+        client.post(f"/deals/{deal_id}/invoice", json=invoice, headers=SELLER)
+        client.post(f"/deals/{deal_id}/close", json={"outcome": "won"}, headers=SELLER)
+        platform.processes.run_once()
+        wait = {"min_position": platform.store.last_position()}
+        assert client.get("/deals", params=wait).json()["items"][0]["project_id"]
+    platform.close()
+    # as an earlier LeadLedger left them: no link columns, another fingerprint
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        con.execute("ALTER TABLE deals DROP COLUMN project_id")
+        con.execute("ALTER TABLE project_invoices DROP COLUMN deal_id")
+        con.execute("UPDATE read_model_fingerprints SET fingerprint = 'an earlier version'")
+
+    reopened = build(settings, clock=clock)
+    assert reopened.projector.position == 0  # dropped: it will fold the log again
+    reopened.projector.catch_up()
+    reopened.close()
+    project_id = str(project_id_for_deal(UUID(deal_id)))
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        assert con.execute(
+            "SELECT project_id FROM deals WHERE deal_id = ?", [deal_id]
+        ).fetchall() == [(project_id,)]
+        assert con.execute(
+            "SELECT number, i.deal_id, invoiced FROM project_invoices i JOIN projects "
+            "USING (project_id)"
+        ).fetchall() == [("S-1", deal_id, Decimal("17500.25"))]

@@ -103,6 +103,8 @@ def list_projects(
     direction: str | None = None,
     category: str | None = None,
     company_id: str | None = None,
+    deal_id: Annotated[UUID | None, Query(description="The won deal's project")] = None,
+    lead_id: Annotated[UUID | None, Query(description="Projects of this lead's deals")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -121,6 +123,8 @@ def list_projects(
             "direction": direction,
             "category": category,
             "company_id": company_id,
+            "deal_id": None if deal_id is None else str(deal_id),
+            "lead_id": None if lead_id is None else str(lead_id),
         }
     )
     items, total = project_queries.list_projects(cursor, filters, limit, offset)

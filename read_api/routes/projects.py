@@ -18,13 +18,13 @@ from commands.projects import (
     handle_billing_command,
     handle_project_command,
     load_billing,
+    load_billing_records,
     load_project_records,
     project_id_for,
 )
 from event_store.codec import dumps_http
 from read_api.deps import CommandHeaders, PlatformDep, as_utc, mark_accepted
 from read_api.views import stream_history
-from schemas.deals import StreamHistory
 from schemas.projects import (
     BillingAccepted,
     CreateProjectRequest,
@@ -36,6 +36,7 @@ from schemas.projects import (
     ProjectAccepted,
     ProjectCardRequest,
     ProjectDetail,
+    ProjectHistory,
     ProjectInvoiceRequest,
     ProjectStatusOut,
     ProjectStatusRequest,
@@ -381,6 +382,7 @@ def project_detail(
                 "version",
             )
         },
+        "billing_version": 0 if bills is None else bills.version,
         "empty_mandatory_fields": state.empty_mandatory_fields(rules.project),
         "tasks": [
             {
@@ -427,6 +429,9 @@ def project_detail(
                     "amount": i.amount,
                     "due_date": i.due_date,
                     "issued_on": i.issued_on,
+                    "deal_id": i.deal_id,
+                    "organisation": i.organisation,
+                    "prepayment": i.prepayment,
                     "paid": i.paid,
                     "remaining": i.remaining,
                     "status": i.status,
@@ -464,22 +469,52 @@ def get_project(
     return project_detail(state, bills, platform.rules, moment or platform.clock())
 
 
+def billing_figures(bills: billing.Billing) -> dict[str, Any]:
+    """What a billing event changes, as its history shows it: the project's payment figures
+    and the invoice's own."""
+    return {
+        "payment_status": bills.status,
+        "invoiced": bills.invoiced,
+        "paid": bills.paid,
+        "remaining": bills.remaining,
+        **{
+            f"invoice {i.number}": {"amount": i.amount, "paid": i.paid, "status": i.status}
+            for i in bills.invoices
+        },
+    }
+
+
 @router.get(
     "/projects/{project_id}/history",
-    response_model=StreamHistory,
+    response_model=ProjectHistory,
     responses={404: {"description": "Unknown project"}},
 )
-def get_history(project_id: UUID, platform: PlatformDep) -> Response:
-    """Every event of the project, in order, with its changes old → new (health computed
-    and set by hand included)."""
-    records = load_project_records(platform.store, project_id)
+def get_history(
+    project_id: UUID,
+    platform: PlatformDep,
+    as_of: Annotated[
+        datetime | None, Query(description="ISO timestamp: only what was recorded until then")
+    ] = None,
+) -> Response:
+    """Every accepted command on the project's endpoints, in log order, with its changes
+    old → new: the project's own events (health computed and set by hand included) and its
+    billing's (invoices, those carried from the won deal included, and payments), each
+    with actor, role, command and time; ``stream`` and ``version`` say which record and
+    which of its versions (the billing's is the If-Match of invoices and payments)."""
+    moment = as_utc(as_of)
+    records = load_project_records(platform.store, project_id, as_of=moment)
     if not records:
         raise StreamNotFound(f"project {project_id} not found")
 
     def detail(state: project.Project) -> dict[str, Any]:
         return project_detail(state, None, platform.rules, state.updated_at)
 
-    entries = stream_history(records, project.evolve, detail)
+    entries = [{**e, "stream": "project"} for e in stream_history(records, project.evolve, detail)]
+    bills = load_billing_records(platform.store, project_id, as_of=moment)
+    entries += [
+        {**e, "stream": "billing"} for e in stream_history(bills, billing.evolve, billing_figures)
+    ]
+    entries.sort(key=lambda e: int(e["position"]))
     return Response(
         content=dumps_http({"id": project_id, "events": entries}), media_type="application/json"
     )

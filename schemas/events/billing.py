@@ -17,8 +17,24 @@ class ProjectInvoiceIssuedV1(PublicPayload):
     project_id: Id
     number: str = Field(description="The invoice number.")
     amount: Money
-    due_date: Day = Field(description="The day the invoice is due.")
+    due_date: Day | None = Field(
+        description="The day the invoice is due; null for an invoice carried from the won "
+        "deal (a deal's invoice names no due date)."
+    )
     issued_on: Day
+    deal_id: Id | None = Field(
+        default=None,
+        description="The won deal the invoice was carried from; null (or absent, in events "
+        "recorded before deals' invoices were carried) for one issued on the project.",
+    )
+    organisation: str | None = Field(
+        default=None,
+        description="The issuing organisation of a deal's invoice; null for one issued on "
+        "the project.",
+    )
+    prepayment: bool = Field(
+        default=False, description="A deal's prepayment invoice (false when not from a deal)."
+    )
 
 
 class ProjectPaymentRecordedV1(PublicPayload):

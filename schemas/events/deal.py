@@ -135,6 +135,13 @@ class DealClosedV1(PublicPayload):
     reason: str | None = Field(description="Why; always given when the deal was lost.")
 
 
+class DealProjectStartedV1(PublicPayload):
+    """The won deal's project was created; its id links the deal to the project (whose
+    ``ProjectCreated`` names the deal and lead)."""
+
+    project_id: Id = Field(description="The project the won deal became.")
+
+
 PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
     "deal": (
         DealCreatedV1,
@@ -146,6 +153,7 @@ PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
         DealEstimateReadyV1,
         DealEstimateRejectedV1,
         DealClosedV1,
+        DealProjectStartedV1,
     ),
 }
 """The models of this module by aggregate type, every version of every event type."""
