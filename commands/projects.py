@@ -98,7 +98,6 @@ def handle_project_command(
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
         state = project.fold([r.event for r in history])
         assert state is not None
-        ctx.check(state)
         event = project.decide(state, command, rules.project, ctx.meta)
         new_events = [NewEvent(project_id, state.version + 1, event)]
         if isinstance(event, project.HoursLogged | project.HoursCorrected):
@@ -128,6 +127,7 @@ def handle_project_command(
         decide,
         what="project",
         load=lambda stream_id: load_project_records(store, stream_id),
+        state_of=lambda history: project.fold([r.event for r in history]),
     )
 
 
