@@ -33,7 +33,8 @@ def api(platform: Platform) -> Iterator[TestClient]:
 def _post(
     api: TestClient, path: str, who: dict[str, str], body: Any = None, **headers: str
 ) -> Response:
-    return api.post(path, json=body, headers={**who, **headers})
+    response: Response = api.post(path, json=body, headers={**who, **headers})
+    return response
 
 
 def same_as_unknown(hidden: Response, record_id: str, unknown: Response, unknown_id: str) -> None:
