@@ -138,14 +138,15 @@ def handle_billing_command(
     ctx: CommandContext,
 ) -> CommandResult:
     """Invoices and payments of an existing project (If-Match names the billing's version)."""
-    ctx.check(load_project(store, project_id))  # 404 for an unknown project
+    found = load_project(store, project_id)  # 404 for an unknown project
+    ctx.check(found)
     stream_id = billing.billing_stream_id(project_id)
 
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
         state = billing.fold([r.event for r in history]) or billing.empty_billing(
             project_id, ctx.at
         )
-        event = billing.decide(state, command, ctx.meta)
+        event = billing.decide(state, command, ctx.meta, opened=found.created_at)
         return [NewEvent(stream_id, state.version + 1, event)]
 
     return execute(store, ctx, stream_id, decide, what="project billing", must_exist=None)
