@@ -22,9 +22,9 @@ from leadledger.wiring import Platform
 from read_api.app import create_app
 from tests.conftest import ACTOR
 from tests.deal_helpers import SELLER, contracted_deal, new_deal, ok
+from tests.gwt import new_lead
 from tests.gwt_deals import DEAL, LEAD, T0, meta
 from tests.test_deal_rules import new_deal as deal_command
-from tests.gwt import new_lead
 from tests.test_project_rules import ENTRY, PROJECT, new_project, story
 
 TODAY = T0.date()
