@@ -91,10 +91,11 @@ EARLIEST_DAY = date(2000, 1, 1)
 """No date LeadLedger records is older than this (the business's records start later)."""
 FUTURE_DAYS = 5 * 365 + 1
 """Nothing is planned, due or signed more than five years ahead of the command's day."""
-BACKDATING_DAYS = 30
+BACKDATING_DAYS = 90
 """How long before its record was created a date may be: work, an invoice, a payment or
-a plan recorded a little after the fact (the record is often opened once the work has
-started). Never earlier than that: the record, its project or its lead did not exist."""
+a plan recorded after the fact (a project is often opened in LeadLedger once the work
+has started, with its first weeks' hours and invoices); a quarter covers that. Earlier
+than that, the record, its project or its lead did not exist."""
 
 
 def sensible_day(

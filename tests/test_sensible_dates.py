@@ -1,5 +1,5 @@
 """Dates a command carries are bounded to what the business can mean: never before 2000,
-never more than five years after the command's day, and never more than 30 days before
+never more than five years after the command's day, and never more than 90 days before
 the record they belong to (the lead, the deal, the project) was created. One Given/When/
 Then per rule, and the 422 naming the field over HTTP."""
 
@@ -45,7 +45,7 @@ def test_the_shared_bound_names_the_field_and_why() -> None:
     assert "five years" in caught.value.message
     with pytest.raises(InvalidValue) as caught:
         values.sensible_day("day", TOO_EARLY, T0, since=T0, record="project")
-    assert "30 days before the project was created" in caught.value.message
+    assert f"{values.BACKDATING_DAYS} days before the project was created" in caught.value.message
     for fine in (EARLIEST_OK, TODAY, LATEST_OK):
         assert values.sensible_day("day", fine, T0, since=T0) == fine
     assert values.sensible_day("day", None, T0) is None
@@ -59,7 +59,7 @@ def test_hours_are_not_logged_long_before_the_project_existed(day: date) -> None
     PROJECT.given(*story()).when(LogHours(ENTRY, "ivan", day, Decimal(1))).then_invalid(field="day")
 
 
-def test_hours_may_be_logged_up_to_30_days_before_the_project_was_created() -> None:
+def test_hours_may_be_logged_a_quarter_before_the_project_was_created() -> None:
     PROJECT.given(*story()).when(LogHours(ENTRY, "ivan", EARLIEST_OK, Decimal(1))).then(
         day=EARLIEST_OK
     )
