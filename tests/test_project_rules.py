@@ -1309,6 +1309,7 @@ def test_a_due_date_at_the_end_of_the_calendar_does_not_break_the_next_change() 
     # no command records such a date any more (dates are bounded); an event of before
     # the bound still folds and computes
     *created, added = story(AddTask("t1", "Someday", due=TODAY))
+    assert isinstance(added, TaskAdded)
     events = (*created, replace(added, due=date.max))
     state = state_of(events)
     assert health(events, T0 + STEP) == ("good", ())
