@@ -247,3 +247,17 @@ def test_a_malformed_if_match_names_the_record_whose_version_it_is(
     assert response.status_code == 422
     assert response.json()["field"] == "If-Match"
     assert response.json()["detail"] == f"If-Match: must be {whose} version, a positive integer"
+
+
+def test_ownership_comes_before_an_idempotent_replay(api: TestClient, platform: Platform) -> None:
+    """A repeat of an Idempotency-Key on a lead that has since gone to another manager is
+    not replayed to its former manager: the lead is no longer theirs to hear about."""
+    lead_id = qualified_lead(api, manager="mia.manager")
+    key = {"Idempotency-Key": "pause-once"}
+    first = _post(api, f"/leads/{lead_id}/pause", USERS["mia"], {"reason": "x"}, **key)
+    ok(first)
+    again = _post(api, f"/leads/{lead_id}/pause", USERS["mia"], {"reason": "x"}, **key)
+    assert (again.status_code, again.headers.get("Idempotent-Replayed")) == (200, "true")
+    ok(_post(api, f"/leads/{lead_id}/card", USERS["top"], {"manager": "max.manager"}))
+    settle(platform)
+    check_hidden(api, "/leads/{id}/pause", lead_id, USERS["mia"], {"reason": "x"}, **key)
