@@ -1,6 +1,6 @@
 """Dates a command carries are bounded to what the business can mean: never before 2000,
 never more than five years after the command's day, and never more than 90 days before
-the record they belong to (the lead, the deal, the project) was created. One Given/When/
+the record they belong to (the deal, the project) was created. One Given/When/
 Then per rule, and the 422 naming the field over HTTP."""
 
 from __future__ import annotations
@@ -139,6 +139,8 @@ def test_a_leads_answer_date_makes_sense() -> None:
     given = LEAD.given(*LEAD.history(new_lead()))
     given.when(UpdateLeadCard({"answer_due": TOO_LATE})).then_invalid(field="answer_due")
     given.when(UpdateLeadCard({"answer_due": TODAY + timedelta(days=3)})).then()
+    # the client's date may have passed before the lead was recorded: no record bound
+    given.when(UpdateLeadCard({"answer_due": TOO_EARLY})).then()
 
 
 # --- over HTTP ------------------------------------------------------------------------
