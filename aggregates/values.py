@@ -95,7 +95,7 @@ BACKDATING_DAYS = 90
 """How long before its record was created a date may be: work, an invoice, a payment or
 a plan recorded after the fact (a project is often opened in LeadLedger once the work
 has started, with its first weeks' hours and invoices); a quarter covers that. Earlier
-than that, the record, its project or its lead did not exist."""
+than that, the deal or the project did not exist."""
 
 
 def sensible_day(
