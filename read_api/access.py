@@ -448,10 +448,24 @@ class Scope:
             ),
             ("sensitive_reads", "lead_id IN (SELECT lead_id FROM leads)"),
         ]
-        return [
+        statements = [
             f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {base}.{table} WHERE {predicate}"
             for table, predicate in views
         ]
+        # the directory is shared, but a contractor's figures are the viewer's: counted
+        # over the quotes they see (list, card and export alike)
+        statements.append(
+            "CREATE OR REPLACE TEMP VIEW contractors AS SELECT c.* REPLACE ("
+            "coalesce(q.quotes, 0)::INTEGER AS quotes,"
+            " coalesce(q.rating_total, 0)::BIGINT AS rating_total,"
+            " round(q.rating_total::DECIMAL(18, 2) / q.quotes, 2)::DECIMAL(4, 2)"
+            " AS average_rating,"
+            " q.last_used_at AS last_used_at)"
+            f" FROM {base}.contractors AS c LEFT JOIN (SELECT contractor_id,"
+            " count(*) AS quotes, sum(rating) AS rating_total, max(quoted_at) AS last_used_at"
+            " FROM contractor_quotes GROUP BY contractor_id) AS q USING (contractor_id)"
+        )
+        return statements
 
     def apply(self, cursor: duckdb.DuckDBPyConnection) -> None:
         row = cursor.execute("SELECT current_database()").fetchone()

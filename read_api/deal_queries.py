@@ -180,34 +180,6 @@ def _prices(
     return prices
 
 
-def _usage(cursor: duckdb.DuckDBPyConnection, contractor_ids: list[str]) -> dict[str, Any]:
-    """Per contractor, its quotes, average rating and last use, over the quotes the
-    viewer may see (``contractor_quotes`` is the viewer's scoped view): the directory's
-    own running totals count every quote, and a card mixing them with a scoped history
-    would tell a manager about deals they may not see."""
-    usage: dict[str, Any] = dict.fromkeys(contractor_ids, (0, None, None))
-    if not contractor_ids:
-        return usage
-    cursor.execute(
-        "SELECT contractor_id, count(*), sum(rating), max(quoted_at) FROM contractor_quotes "
-        "WHERE list_contains(?, contractor_id) GROUP BY contractor_id",
-        [contractor_ids],
-    )
-    for contractor_id, quotes, rating_total, last_used_at in cursor.fetchall():
-        usage[contractor_id] = (quotes, _average(rating_total, quotes), last_used_at)
-    return usage
-
-
-def _with_visible_figures(cursor: duckdb.DuckDBPyConnection, items: list[dict[str, Any]]) -> None:
-    """Every figure of a directory entry from the quotes the viewer may see."""
-    ids = [i["contractor_id"] for i in items]
-    prices = _prices(cursor, ids)
-    usage = _usage(cursor, ids)
-    for item in items:
-        item["prices"] = prices[item["contractor_id"]]
-        item["quotes"], item["average_rating"], item["last_used_at"] = usage[item["contractor_id"]]
-
-
 def list_contractors(
     cursor: duckdb.DuckDBPyConnection, service: str | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
@@ -217,7 +189,9 @@ def list_contractors(
     items, total = _page(
         cursor, "contractors", CONTRACTOR_COLUMNS, filters, "name, contractor_id", limit, offset
     )
-    _with_visible_figures(cursor, items)
+    prices = _prices(cursor, [i["contractor_id"] for i in items])
+    for item in items:
+        item["prices"] = prices[item["contractor_id"]]
     return items, total
 
 
@@ -233,7 +207,7 @@ def contractor_card(
     if not found:
         return None
     card = found[0]
-    _with_visible_figures(cursor, [card])
+    card["prices"] = _prices(cursor, [contractor_id])[contractor_id]
     cursor.execute(
         f"SELECT {QUOTE_COLUMNS} FROM contractor_quotes WHERE contractor_id = ? "
         "ORDER BY position DESC LIMIT ? OFFSET ?",

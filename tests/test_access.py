@@ -489,7 +489,8 @@ def test_a_user_seen_only_after_the_read_models_catch_up_is_still_found(
 
 UNSCOPED = {
     "users": "the directory: names, roles and departments, read by oversight roles only",
-    "contractors": "the shared contractor directory every department works from",
+    "contractors": "the shared contractor directory every department works from (its"
+    " figures are the viewer's: a scoped view recounts them over the visible quotes)",
     "projection_positions": "the projector's bookkeeping",
     "read_model_fingerprints": "the projector's bookkeeping",
 }

@@ -1,8 +1,11 @@
-"""Every figure on a contractor's card and in the directory list is computed over the
-quotes the viewer may see: a manager outside a deal learns nothing of its quote."""
+"""Every figure on a contractor's card, in the directory list and in its export is
+computed over the quotes the viewer may see: a manager outside a deal learns nothing of
+its quote."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,3 +81,12 @@ def test_a_contractors_figures_count_only_the_quotes_the_viewer_sees(
         assert _figures(listed(who)) == _figures(card(who)), who
     # the logistics department works from every quote
     assert _figures(card("lev"))[:2] == (3, "3.00")
+    # and an export of the directory holds the viewer's figures too
+    for who, expected in (("max", ["0", "0", ""]), ("mia", ["1", "5", "5.00"])):
+        export = api.get("/exports/contractors?format=csv", headers=USERS[who])
+        assert export.status_code == 200, export.text
+        [row] = csv.DictReader(io.StringIO(export.text))
+        figures = [row["quotes"], row["rating_total"], row["average_rating"]]
+        assert figures == expected, (who, row)
+    [row] = csv.DictReader(io.StringIO(api.get("/exports/contractors?format=csv").text))
+    assert [row["quotes"], row["rating_total"], row["average_rating"]] == ["3", "9", "3.00"]
