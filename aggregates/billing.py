@@ -154,7 +154,14 @@ BILLING_EVENT_TYPES: tuple[type[DomainEvent], ...] = (ProjectInvoiceIssued, Proj
 BillingCommand = IssueProjectInvoice | CarryDealInvoice | RecordPayment
 
 
-def decide(billing: Billing, command: BillingCommand, meta: CommandMeta) -> DomainEvent:
+def decide(
+    billing: Billing,
+    command: BillingCommand,
+    meta: CommandMeta,
+    *,
+    opened: datetime | None = None,
+) -> DomainEvent:
+    """``opened``: when the project was created (its billing's dates are bounded by it)."""
     match command:
         case IssueProjectInvoice():
             number = values.required_text("number", command.number)
@@ -164,6 +171,8 @@ def decide(billing: Billing, command: BillingCommand, meta: CommandMeta) -> Doma
                 meta.at.astimezone(UTC).date()
             )
             assert due is not None
+            for field, day in (("issued_on", issued), ("due_date", due)):
+                values.sensible_day(field, day, meta.at, since=opened, record="project")
             if due < issued:
                 raise InvalidValue("due_date", "'due_date' must not be before the invoice's day")
             if billing.invoice(number) is not None:
@@ -197,6 +206,7 @@ def decide(billing: Billing, command: BillingCommand, meta: CommandMeta) -> Doma
             amount = values.amount("amount", command.amount, positive=True)
             paid_on = values.day("paid_on", command.paid_on, required=True)
             assert paid_on is not None
+            values.sensible_day("paid_on", paid_on, meta.at, since=opened, record="project")
             invoice = billing.invoice(number)
             if invoice is None:
                 raise InvalidValue("invoice_number", f"the project has no invoice '{number}'")

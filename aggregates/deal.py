@@ -434,6 +434,7 @@ def decide(deal: Deal, command: DealCommand, rules: Rules, meta: CommandMeta) ->
             number_text = values.required_text("number", number)
             signed = values.day("signed_on", signed_on, required=True)
             assert signed is not None
+            values.sensible_day("signed_on", signed, meta.at, since=deal.created_at, record="deal")
             if deal.proposal is None:
                 raise RuleViolation("proposal_required", "record a proposal before the contract")
             return DealContractRecorded(**meta.event_fields(), number=number_text, signed_on=signed)
@@ -524,6 +525,7 @@ def issue_invoice(
     issued_on = values.day("issued_on", command.issued_on, required=False) or (
         meta.at.astimezone(UTC).date()
     )
+    values.sensible_day("issued_on", issued_on, meta.at, since=deal.created_at, record="deal")
     if deal.contract is None:
         raise RuleViolation("contract_required", "record the contract before an invoice")
     if any(invoice.number == number for invoice in deal.invoices):

@@ -437,7 +437,11 @@ def create(
         manager=_required_text("manager", command.manager),
         expert=_text("expert", command.expert, required=False),
         need_maturity=_text("need_maturity", command.need_maturity, required=False),
-        answer_due=_card_value("answer_due", command.answer_due),
+        # the client's answer date: it may have passed before the lead was recorded, so
+        # only the absolute bounds apply
+        answer_due=values.sensible_day(
+            "answer_due", _card_value("answer_due", command.answer_due), meta.at
+        ),
         description=_text("description", command.description, required=False),
         amount=_amount("amount", command.amount),
         currency=currency(command.currency),
@@ -584,6 +588,8 @@ def _update_card(lead: Lead, changes: dict[str, Any], meta: CommandMeta) -> Lead
         if field not in CARD_FIELDS:
             raise InvalidValue(field, f"'{field}' is not a card field that can be changed")
         new = _card_value(field, raw)
+        if field == "answer_due":
+            values.sensible_day(field, new, meta.at)
         old = getattr(lead, field)
         if new != old:
             diff[field] = {"old": _json_value(old), "new": _json_value(new)}

@@ -396,6 +396,8 @@ def _check_dates(start: date | None, end: date | None, field: str) -> None:
 def create(command: CreateProject, rules: ProjectRules, meta: CommandMeta) -> ProjectCreated:
     planned_start = values.day("planned_start", command.planned_start, required=False)
     planned_end = values.day("planned_end", command.planned_end, required=False)
+    for field, day in (("planned_start", planned_start), ("planned_end", planned_end)):
+        values.sensible_day(field, day, meta.at, since=meta.at, record="project")
     _check_dates(planned_start, planned_end, "planned_end")
     return ProjectCreated(
         **meta.event_fields(),
@@ -512,6 +514,7 @@ def log_hours(
         _require_task(project, task_id, field="task_id")
     if day > meta.at.astimezone(UTC).date():
         raise InvalidValue("day", "hours cannot be logged for a day still to come")
+    values.sensible_day("day", day, meta.at, since=project.created_at, record="project")
     _require_open(project, rules, "log hours")
     if project.entry(command.entry_id) is not None:
         raise RuleViolation("entry_exists", f"time entry {command.entry_id} exists already")
@@ -540,6 +543,8 @@ def _update_card(
     diff: dict[str, dict[str, Any]] = {}
     for field, raw in changes.items():
         new = _card_value(field, raw)
+        if field in CARD_DATES:
+            values.sensible_day(field, new, meta.at, since=project.created_at, record="project")
         old = getattr(project, field)
         if new != old:
             diff[field] = {"old": _json(old), "new": _json(new)}
@@ -587,6 +592,8 @@ def _add_task(
         raise InvalidValue("planned_hours", f"'planned_hours' must be at most {MAX_TASK_HOURS}")
     start = values.day("start", command.start, required=False)
     due = values.day("due", command.due, required=False)
+    values.sensible_day("start", start, meta.at, since=project.created_at, record="project")
+    values.sensible_day("due", due, meta.at, since=project.created_at, record="project")
     _check_dates(start, due, "due")
     if project.task(task_id) is not None:
         raise RuleViolation("task_exists", f"the project has a task '{task_id}' already")
@@ -634,6 +641,7 @@ def _update_task(
                 raise InvalidValue(field, f"'{field}' must be at most {MAX_TASK_HOURS}")
         elif field in ("start", "due"):
             new = values.day(field, raw, required=False)
+            values.sensible_day(field, new, meta.at, since=project.created_at, record="project")
         elif field == "depends_on":
             new = _depends(project, task_id, raw)
         else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -85,6 +85,44 @@ def day(field: str, value: Any, *, required: bool) -> date | None:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     raise InvalidValue(field, f"'{field}' must be a date")
+
+
+EARLIEST_DAY = date(2000, 1, 1)
+"""No date LeadLedger records is older than this (the business's records start later)."""
+FUTURE_DAYS = 5 * 365 + 1
+"""Nothing is planned, due or signed more than five years ahead of the command's day."""
+BACKDATING_DAYS = 90
+"""How long before its record was created a date may be: work, an invoice, a payment or
+a plan recorded after the fact (a project is often opened in LeadLedger once the work
+has started, with its first weeks' hours and invoices); a quarter covers that. Earlier
+than that, the deal or the project did not exist."""
+
+
+def sensible_day(
+    field: str,
+    value: date | None,
+    at: datetime,
+    *,
+    since: datetime | None = None,
+    record: str = "record",
+) -> date | None:
+    """A date the business can mean: not before 2000, not more than five years after the
+    command's day ``at``, and, given ``since`` (when the record the date belongs to was
+    created), not more than :data:`BACKDATING_DAYS` before that day. 422 naming ``field``."""
+    if value is None:
+        return None
+    earliest, why = EARLIEST_DAY, "no record goes back further"
+    if since is not None:
+        floor = since.astimezone(UTC).date() - timedelta(days=BACKDATING_DAYS)
+        if floor > earliest:
+            earliest = floor
+            why = f"{BACKDATING_DAYS} days before the {record} was created"
+    if value < earliest:
+        raise InvalidValue(field, f"'{field}' must not be before {earliest} ({why})")
+    latest = at.astimezone(UTC).date() + timedelta(days=FUTURE_DAYS)
+    if value > latest:
+        raise InvalidValue(field, f"'{field}' must not be after {latest} (five years from today)")
+    return value
 
 
 def currency(value: Any, field: str = "currency") -> str:

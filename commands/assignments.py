@@ -90,4 +90,5 @@ def decide_assignment(
         decide,
         what="client assignment",
         load=lambda stream_id: load_assignment_records(store, stream_id),
+        state_of=lambda history: limits.fold_assignment([r.event for r in history]),
     )

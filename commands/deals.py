@@ -60,10 +60,13 @@ def convert_lead(
 ) -> CommandResult:
     """Create the deal of an open lead qualified as quality; the lead records the link."""
     deal_id = deal_id_for_lead(lead_id)
+    # ownership first: before If-Match and before "the lead became a deal already"
+    lead_state, _ = load_lead(store, lead_id)
+    ctx.check(lead_state)
 
     def decide(_: list[RecordedEvent]) -> Sequence[NewEvent]:
         state, _history = load_lead(store, lead_id)
-        ctx.check(state)
+        ctx.check(state)  # again on fresh state: the lead may have been transferred
         funnel_id = deal_funnel or _default_deal_funnel(funnels, rules, state.funnel)
         rules.deal_funnels.require(funnel_id, "funnel")
         link = lead.convert(state, deal_id, funnel_id, ctx.meta)
@@ -84,11 +87,10 @@ def convert_lead(
 
     if ctx.expected_version is not None:
         # If-Match names the lead's version here: the deal does not exist yet.
-        state, _ = load_lead(store, lead_id)
-        if state.version != ctx.expected_version:
+        if lead_state.version != ctx.expected_version:
             raise VersionConflict(
-                f"the lead is at version {state.version}, not {ctx.expected_version}",
-                state.version,
+                f"the lead is at version {lead_state.version}, not {ctx.expected_version}",
+                lead_state.version,
             )
         ctx = replace(ctx, expected_version=None)
     try:
@@ -118,12 +120,18 @@ def create_upsell(
 ) -> CommandResult:
     """A deal for an existing client, linked to the client's earlier deal."""
 
-    def decide(_: list[RecordedEvent]) -> Sequence[NewEvent]:
+    def load_previous() -> deal.Deal:
         records = load_deal_records(store, previous_deal_id)
         previous = deal.fold([r.event for r in records])
         if previous is None:
             raise InvalidValue("previous_deal_id", f"deal {previous_deal_id} does not exist")
         ctx.check(previous)
+        return previous
+
+    load_previous()  # ownership first, before a replay of the key is looked for
+
+    def decide(_: list[RecordedEvent]) -> Sequence[NewEvent]:
+        previous = load_previous()
         created = deal.create(
             deal.CreateDeal(
                 deal_id=command.deal_id,
@@ -156,7 +164,6 @@ def handle_deal_command(
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
         state = deal.fold([r.event for r in history])
         assert state is not None
-        ctx.check(state)
         event = deal.decide(state, command, rules, ctx.meta)
         new_events = [NewEvent(deal_id, state.version + 1, event)]
         if isinstance(event, deal.DealInvoiceIssued):
@@ -174,6 +181,7 @@ def handle_deal_command(
         decide,
         what="deal",
         load=lambda stream_id: load_deal_records(store, stream_id),
+        state_of=lambda history: deal.fold([r.event for r in history]),
     )
 
 

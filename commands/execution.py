@@ -77,6 +77,7 @@ def execute(
     what: str,
     must_exist: bool | None = True,
     load: Callable[[UUID], list[RecordedEvent]] | None = None,
+    state_of: Callable[[list[RecordedEvent]], object] | None = None,
 ) -> CommandResult:
     """Decide and append, retrying on fresh state while other streams race ours.
 
@@ -85,10 +86,16 @@ def execute(
     None for either.
     ``load`` reads the primary stream (default: the whole stream; callers pass one that
     returns [] for a stream of another kind, so that an id of the wrong kind is a 404).
+    ``state_of`` folds the primary stream into the state the context's ownership guard
+    judges: the guard runs right after the load, before the replay, the existence and the
+    version checks, so that a record the actor may not act on tells them nothing (the
+    guard answers "not found" for a record the actor may not even see).
     """
     loader = load or store.load
     for attempt in range(MAX_ATTEMPTS):
         history = loader(stream_id)
+        if state_of is not None and history and ctx.guard is not None:
+            ctx.check(state_of(history))
         replayed = find_replay(history, ctx)
         if replayed is not None:
             return replayed

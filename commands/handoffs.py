@@ -70,11 +70,18 @@ def create_handoff(
 ) -> CommandResult:
     """Open a request to a department for a deal (by hand, or by the estimate hand-off)."""
 
-    def decide(_: list[RecordedEvent]) -> Sequence[NewEvent]:
+    def load_parent() -> deal.Deal:
         records = load_deal_records(store, command.deal_id)
         parent = deal.fold([r.event for r in records])
         if parent is None:
             raise StreamNotFound(f"deal {command.deal_id} not found")
+        ctx.check(parent)  # the deal's guard: its manager, their head or top management
+        return parent
+
+    load_parent()  # ownership first, before a replay or a version is looked at
+
+    def decide(_: list[RecordedEvent]) -> Sequence[NewEvent]:
+        parent = load_parent()
         if parent.status is not deal.DealStatus.OPEN:
             raise RuleViolation(
                 "deal_closed", f"the deal is {parent.status.value}: it asks nothing more"
@@ -101,7 +108,6 @@ def handle_handoff_command(
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
         state = handoff.fold([r.event for r in history], rules)
         assert state is not None
-        ctx.check(state)
         checked = command
         quote_stream: tuple[UUID, contractor.Contractor] | None = None
         if isinstance(command, handoff.RecordLogisticsEstimate) and command.contractor_id:
@@ -141,6 +147,7 @@ def handle_handoff_command(
         decide,
         what="hand-off request",
         load=lambda stream_id: load_handoff_records(store, stream_id),
+        state_of=lambda history: handoff.fold([r.event for r in history], rules),
     )
 
 

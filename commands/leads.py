@@ -94,10 +94,10 @@ def handle_lead_command(
 ) -> CommandResult:
     """Run one command against an existing lead."""
     state, history = load_lead(store, lead_id)
+    ctx.check(state)  # ownership first: a lead the actor may not act on tells them nothing
     replayed = _replay(history, ctx)
     if replayed is not None:
         return replayed
-    ctx.check(state)
     if ctx.expected_version is not None and ctx.expected_version != state.version:
         raise VersionConflict(
             f"the lead is at version {state.version}, not {ctx.expected_version}",

@@ -4,7 +4,11 @@ Which roles may issue a command at all is the endpoint table in ``read_api.acces
 this module decides, once the handler has loaded the aggregate, whether this user may
 act on this record: a manager on their own leads and deals, a head on their
 department's, top management on all; department workers on their department's
-hand-off requests; PMs on the projects they run. A refusal is a 403 saying why.
+hand-off requests; PMs on the projects they run (a project with no PM yet belongs to
+the head of its department and top management until one is named); approvers on the
+client assignments they decide. A refusal is a 403 saying why; the guard built in
+``read_api.access.command_guard`` answers "not found" instead when the actor may not
+even see the record, so a record outside their scope reads exactly as a missing one.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from aggregates import deal, handoff, lead, project
+from aggregates import deal, handoff, lead, limits, project
 from aggregates.errors import NotPermitted
 from aggregates.users import Principal, Role
 
@@ -92,11 +96,13 @@ class Policy:
 
     def project(self, action: str, *, members: bool = False) -> Guard:
         """``members``: department workers and experts of the project's department may
-        act too (they log their own hours)."""
+        act too (they log their own hours). A PM acts only on the projects they run: a
+        project with no PM yet is its department head's and top management's until one
+        is named (a PM could not even read it)."""
 
         def check(state: project.Project) -> None:
             p = self.principal
-            if p.role is Role.TOP or (p.role is Role.PM and state.pm in (None, p.user)):
+            if p.role is Role.TOP or (p.role is Role.PM and state.pm == p.user):
                 return
             if p.role is Role.HEAD and (
                 (state.department is not None and state.department == p.department)
@@ -115,6 +121,20 @@ class Policy:
                 f"only the project's PM, the head of its department or top management may "
                 f"{action} this project",
             )
+
+        return check
+
+    def assignment(self, may_approve: Callable[[str, str], bool]) -> Guard:
+        """The approvers of the rules (the manager's head, or a named approver) decide a
+        client assignment; ``may_approve`` is the rules' own test, not a copy of it."""
+
+        def check(state: limits.ClientAssignment) -> None:
+            manager = state.requested_manager or state.manager or ""
+            if not may_approve(self.principal.user, manager):
+                raise NotPermitted(
+                    "head_approval_required",
+                    f"only the head of {manager} or an approver may decide this assignment",
+                )
 
         return check
 

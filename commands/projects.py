@@ -131,7 +131,6 @@ def handle_project_command(
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
         state = project.fold([r.event for r in history])
         assert state is not None
-        ctx.check(state)
         event = project.decide(state, command, rules.project, ctx.meta)
         new_events = [NewEvent(project_id, state.version + 1, event)]
         if isinstance(event, project.HoursLogged | project.HoursCorrected):
@@ -161,6 +160,7 @@ def handle_project_command(
         decide,
         what="project",
         load=lambda stream_id: load_project_records(store, stream_id),
+        state_of=lambda history: project.fold([r.event for r in history]),
     )
 
 
@@ -171,14 +171,15 @@ def handle_billing_command(
     ctx: CommandContext,
 ) -> CommandResult:
     """Invoices and payments of an existing project (If-Match names the billing's version)."""
-    ctx.check(load_project(store, project_id))  # 404 for an unknown project
+    found = load_project(store, project_id)  # 404 for an unknown project
+    ctx.check(found)
     stream_id = billing.billing_stream_id(project_id)
 
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
         state = billing.fold([r.event for r in history]) or billing.empty_billing(
             project_id, ctx.at
         )
-        event = billing.decide(state, command, ctx.meta)
+        event = billing.decide(state, command, ctx.meta, opened=found.created_at)
         return [NewEvent(stream_id, state.version + 1, event)]
 
     return execute(store, ctx, stream_id, decide, what="project billing", must_exist=None)

@@ -16,16 +16,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
 import duckdb
 from fastapi import Depends, Request
 
-from aggregates.errors import NotPermitted
+from aggregates.errors import InvalidValue, NotPermitted
 from aggregates.users import Principal, Role
 from commands.context import StreamNotFound
 from commands.policy import Guard, Policy
@@ -263,10 +264,62 @@ _VERBS = {
 }
 
 
+def _unseen_is_missing(
+    guard: Guard,
+    platform: Platform,
+    principal: Principal,
+    param: str,
+    record_id: str,
+    missing: Callable[[], Exception],
+) -> Guard:
+    """The guard, answering ``missing()`` (exactly what an unknown id gets) instead of
+    its 403 when the principal may not even see the record: a record outside the read
+    scope is not there, for commands as for reads, whatever else the request gets wrong.
+    The scope is asked only when the guard refuses, so an allowed command costs nothing."""
+    table, _ = RECORD_PARAMS[param]
+
+    def check(state: Any) -> None:
+        try:
+            guard(state)
+        except NotPermitted:
+            if not sees(platform, principal, table, param, record_id):
+                raise missing() from None
+            raise
+
+    return check
+
+
+def _on_record(guard: Guard, request: Request, platform: Platform, principal: Principal) -> Guard:
+    """The guard of a command addressed to the record its path names (404 when unseen)."""
+    for param, (_, what) in RECORD_PARAMS.items():
+        raw = request.path_params.get(param)
+        if raw is not None and _is_uuid(raw):
+            record_id = str(UUID(raw))
+            missing = partial(StreamNotFound, f"{what} {record_id} not found")
+            return _unseen_is_missing(guard, platform, principal, param, record_id, missing)
+    return guard
+
+
 def command_guard(request: Request, principal: Principal, body: Any) -> Guard | None:
     """The ownership guard of the command this request carries (None: the endpoint's
     roles are the whole rule). Raises NotPermitted for a new record naming an owner the
-    principal may not name."""
+    principal may not name. A refused actor who may not see the record hears that it
+    does not exist, in the words an unknown id gets."""
+    guard = _command_guard(request, principal, body)
+    if guard is None or principal.sees_everything:
+        return guard
+    platform = _platform(request)
+    if operation(request) == ("POST", "/deals"):
+        previous = body.get("previous_deal_id") if isinstance(body, dict) else None
+        if not isinstance(previous, str) or not _is_uuid(previous):
+            return guard
+        previous_id = str(UUID(previous))
+        missing = partial(InvalidValue, "previous_deal_id", f"deal {previous_id} does not exist")
+        return _unseen_is_missing(guard, platform, principal, "deal_id", previous_id, missing)
+    return _on_record(guard, request, platform, principal)
+
+
+def _command_guard(request: Request, principal: Principal, body: Any) -> Guard | None:
     _, path = operation(request)
     platform = _platform(request)
     policy = Policy(principal, StoreDirectory(platform.store))
@@ -294,6 +347,8 @@ def command_guard(request: Request, principal: Principal, body: Any) -> Guard | 
                 policy.acts_as(person, "hours")
             return policy.project(verb, members=True)
         return policy.project(verb)
+    if parts[0] == "client-assignments" and len(parts) > 2:
+        return policy.assignment(platform.rules.may_approve)
     return None
 
 
@@ -393,10 +448,24 @@ class Scope:
             ),
             ("sensitive_reads", "lead_id IN (SELECT lead_id FROM leads)"),
         ]
-        return [
+        statements = [
             f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {base}.{table} WHERE {predicate}"
             for table, predicate in views
         ]
+        # the directory is shared, but a contractor's figures are the viewer's: counted
+        # over the quotes they see (list, card and export alike)
+        statements.append(
+            "CREATE OR REPLACE TEMP VIEW contractors AS SELECT c.* REPLACE ("
+            "coalesce(q.quotes, 0)::INTEGER AS quotes,"
+            " coalesce(q.rating_total, 0)::BIGINT AS rating_total,"
+            " round(q.rating_total::DECIMAL(18, 2) / q.quotes, 2)::DECIMAL(4, 2)"
+            " AS average_rating,"
+            " q.last_used_at AS last_used_at)"
+            f" FROM {base}.contractors AS c LEFT JOIN (SELECT contractor_id,"
+            " count(*) AS quotes, sum(rating) AS rating_total, max(quoted_at) AS last_used_at"
+            " FROM contractor_quotes GROUP BY contractor_id) AS q USING (contractor_id)"
+        )
+        return statements
 
     def apply(self, cursor: duckdb.DuckDBPyConnection) -> None:
         row = cursor.execute("SELECT current_database()").fetchone()

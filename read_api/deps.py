@@ -15,7 +15,7 @@ from fastapi import Depends, Header, Query, Request, Response
 from aggregates.users import Principal
 from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext, CommandResult
 from leadledger.wiring import Platform
-from read_api.access import authenticate, command_guard, read_models
+from read_api.access import RECORD_PARAMS, authenticate, command_guard, read_models
 from read_api.errors import BadRequestValue, ReadModelsBehind
 
 
@@ -27,7 +27,8 @@ def get_platform(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
-def parse_if_match(value: str | None) -> int | None:
+def parse_if_match(value: str | None, record: str = "the record") -> int | None:
+    """The version ``If-Match`` names; ``record`` says whose (``"the deal"``)."""
     if value is None:
         return None
     raw = value.strip()
@@ -35,8 +36,20 @@ def parse_if_match(value: str | None) -> int | None:
         raw = raw[2:]
     raw = raw.strip('"')
     if not raw.isdigit() or int(raw) < 1:
-        raise BadRequestValue("If-Match", "must be the lead's version, a positive integer")
+        raise BadRequestValue("If-Match", f"must be {record}'s version, a positive integer")
     return int(raw)
+
+
+def if_match_record(request: Request) -> str:
+    """Whose version a command's ``If-Match`` names: the record of its path (a project's
+    invoices and payments: its billing's), else the record's."""
+    path = getattr(request.scope.get("route"), "path", "")
+    if path.startswith("/projects/{project_id}/invoices"):
+        return "the project billing"
+    for param, (_, what) in RECORD_PARAMS.items():
+        if param in request.path_params:
+            return f"the {what}"
+    return "the record"
 
 
 class CommandHeaders:
@@ -66,7 +79,7 @@ class CommandHeaders:
         self.request = request
         self.principal = principal
         self.actor = principal.user
-        self.expected_version = parse_if_match(if_match)
+        self.expected_version = parse_if_match(if_match, if_match_record(request))
         self.idempotency_key = idempotency_key
         self.correlation_id = x_correlation_id
 

@@ -82,7 +82,10 @@ def test_from_a_won_deal_to_a_paid_project(
         "planned_start": "2026-01-05",
         "planned_end": "2026-02-27",
     }
-    ok(api.post(f"/projects/{project_id}/card", json=card, headers=PM))
+    # a project with no PM is its department head's and top management's: they name one
+    unassigned = api.post(f"/projects/{project_id}/card", json=card, headers=PM)
+    assert unassigned.status_code == 404, unassigned.text
+    ok(api.post(f"/projects/{project_id}/card", json=card, headers=SELLER))
     assert project_of(api, project_id)["empty_mandatory_fields"] == []
 
     # tasks, one depending on the other

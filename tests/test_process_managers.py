@@ -25,7 +25,7 @@ from commands.deals import convert_lead, handle_deal_command, load_deal
 from commands.handoffs import handle_handoff_command, load_handoff
 from commands.leads import create_lead, handle_lead_command, lead_id_for
 from commands.projects import load_billing, load_project, project_id_for_deal
-from event_store import EventStore, open_event_store
+from event_store import EventStore, NewEvent, open_event_store
 from event_store.recorders import NotificationRow
 from leadledger.settings import Settings
 from leadledger.wiring import (
@@ -417,7 +417,15 @@ def test_health_shows_where_each_process_manager_is(make_platform: PlatformFacto
 def test_an_answer_date_at_the_end_of_the_calendar_never_fires_nor_breaks_the_managers(
     store: EventStore, seller: Seller, clock: FakeClock
 ) -> None:
-    lead_id = seller.lead(answer_due=date.max)
+    # no command records such a date any more (dates are bounded to what the business
+    # can mean); a card change of before the bound is still in the store and must not
+    # break the managers
+    lead_id = seller.lead()
+    legacy = lead.LeadCardUpdated(
+        **seller.ctx().meta.event_fields(),
+        changes={"answer_due": {"old": None, "new": date.max.isoformat()}},
+    )
+    store.append([NewEvent(lead_id, 2, legacy)])
     processes = runner(store, seller, clock)
     processes.run_once()
     assert processes.state.pending(Deadlines.name) == []
