@@ -7,6 +7,7 @@ the rule or the current version where one applies.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from eventsourcing.persistence import OperationalError as StoreUnavailable
@@ -14,7 +15,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from aggregates.errors import InvalidValue, NotPermitted, RuleViolation
 from commands.context import IdempotencyKeyReused, StreamNotFound, VersionConflict
@@ -72,14 +72,20 @@ class BadRequestValue(Exception):
         self.message = message
 
 
-def allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the request's path answers (several routes can share
-    a path, one per method, and the router only names the first one's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": ""})
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
+def allowed_methods(request: Request, exc: StarletteHTTPException) -> list[str]:
+    """Every method the request's path answers, as the OpenAPI document lists them (the
+    router names only those of the first route matching the path, one route per method);
+    for a path outside the document (its own pages), the router's answer."""
+    path = request.scope["path"]
+    methods = {
+        method.upper()
+        for template, operations in request.app.openapi()["paths"].items()
+        if re.fullmatch(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)), path)
+        for method in operations
+    }
+    if not methods:
+        allow = (getattr(exc, "headers", None) or {}).get("Allow", "")
+        methods = {m.strip() for m in allow.split(",") if m.strip()}
     return sorted(methods)
 
 
@@ -222,7 +228,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 ),
             )
         if exc.status_code == 405:
-            allowed = allowed_methods(request)
+            allowed = allowed_methods(request, exc)
             return JSONResponse(
                 status_code=405,
                 content=_body(
