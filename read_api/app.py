@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 
 from leadledger.wiring import Platform
 from read_api.access import authorize
-from read_api.body_limit import BodyLimit
+from read_api.body_limit import BodyLimit, bounded_query
 from read_api.deps import PlatformDep
 from read_api.errors import install_error_handlers
 from read_api.openapi import install_openapi
@@ -68,7 +68,7 @@ def create_app(
             "write); history and as_of come from the event store."
         ),
         lifespan=lifespan,
-        dependencies=[Depends(authorize)],
+        dependencies=[Depends(authorize), Depends(bounded_query)],
         # a path with a stray trailing slash is a 404, never a redirect built from the
         # request's Host header
         redirect_slashes=False,

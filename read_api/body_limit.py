@@ -1,4 +1,5 @@
-"""The request body limit: a body over ``max_body_bytes`` is refused with 413.
+"""The limits of a request: its body (413 over ``max_body_bytes``) and the length of
+each query-string value (422 naming the parameter over ``MAX_QUERY_TEXT``).
 
 A pure ASGI middleware, outermost, so it runs before authentication, routing and
 parsing: a declared ``Content-Length`` over the limit is answered at once, without
@@ -9,9 +10,11 @@ refused as soon as it passes the limit, before anything parses it.
 
 from __future__ import annotations
 
+from fastapi import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from read_api.errors import PayloadTooLarge, payload_too_large
+from read_api.errors import BadRequestValue, PayloadTooLarge, payload_too_large
+from schemas.limits import MAX_QUERY_TEXT
 
 
 class BodyLimit:
@@ -60,3 +63,11 @@ def _content_length(scope: Scope) -> int | None:
             # the server already refused a malformed length; be safe on other servers
             return int(value) if value.isdigit() else None
     return None
+
+
+def bounded_query(request: Request) -> None:
+    """The app-wide dependency bounding every query-string value (the OpenAPI document
+    states the bound as each string parameter's maxLength)."""
+    for name, value in request.query_params.multi_items():
+        if len(value) > MAX_QUERY_TEXT:
+            raise BadRequestValue(name, f"must be at most {MAX_QUERY_TEXT} characters")

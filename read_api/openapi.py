@@ -23,6 +23,7 @@ from fastapi.openapi.utils import get_openapi
 
 from read_api.access import PUBLIC
 from schemas.errors import ErrorBody, FieldError
+from schemas.limits import MAX_QUERY_TEXT
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -170,6 +171,20 @@ def _declare_links(doc: dict[str, Any]) -> None:
             response["links"] = links
 
 
+def _bound_query_texts(doc: dict[str, Any]) -> None:
+    """State the bound every query-string value has (read_api/body_limit.py) on each
+    free-text parameter that does not state a tighter one."""
+    for item in doc["paths"].values():
+        for method in METHODS:
+            for parameter in (item.get(method) or {}).get("parameters", []):
+                if parameter.get("in") != "query":
+                    continue
+                schema = parameter.get("schema", {})
+                for branch in [schema, *schema.get("anyOf", [])]:
+                    if branch.get("type") == "string" and "enum" not in branch:
+                        branch.setdefault("maxLength", MAX_QUERY_TEXT)
+
+
 def install_openapi(app: FastAPI) -> None:
     """Serve the completed document at /openapi.json (built once, on first use)."""
 
@@ -183,6 +198,7 @@ def install_openapi(app: FastAPI) -> None:
             )
             _declare_errors(doc)
             _declare_links(doc)
+            _bound_query_texts(doc)
             app.openapi_schema = doc
         return app.openapi_schema
 

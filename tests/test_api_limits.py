@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from leadledger.settings import Settings
 from leadledger.wiring import Platform
 from read_api.app import create_app
-from schemas.limits import MAX_CODE, MAX_COMPONENTS, MAX_LONG_TEXT, MAX_NAME
+from schemas.limits import MAX_CODE, MAX_COMPONENTS, MAX_LONG_TEXT, MAX_NAME, MAX_QUERY_TEXT
 from tests.conftest import ACTOR, PlatformFactory, create, new_lead_body
 from tests.kafka_broker import free_port
 
@@ -87,6 +87,21 @@ def test_texts_and_lists_over_their_bound_are_refused_naming_the_field(
     before = platform.store.last_position()
     assert_refused(client.post(path, json=body, headers=ACTOR), 422, "invalid_request", field)
     assert platform.store.last_position() == before
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [("/leads", "manager"), ("/deals", "company_id"), ("/contractors", "service")],
+)
+def test_a_query_text_over_its_bound_is_refused_naming_the_parameter(
+    client: TestClient, path: str, name: str
+) -> None:
+    assert client.get(path, params={name: "x" * MAX_QUERY_TEXT}).status_code == 200
+    response = client.get(path, params={name: "x" * (MAX_QUERY_TEXT + 1)})
+    assert_refused(response, 422, "invalid_request", name)
+    parameters = client.get("/openapi.json").json()["paths"][path]["get"]["parameters"]
+    (schema,) = [p["schema"] for p in parameters if p["name"] == name]
+    assert schema["anyOf"][0]["maxLength"] == MAX_QUERY_TEXT
 
 
 def test_the_openapi_document_states_the_bounds(client: TestClient) -> None:
