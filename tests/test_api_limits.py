@@ -104,6 +104,22 @@ def test_a_query_text_over_its_bound_is_refused_naming_the_parameter(
     assert schema["anyOf"][0]["maxLength"] == MAX_QUERY_TEXT
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "header"),
+    [("POST", "/leads/{lead_id}/stage", "If-Match"), ("GET", "/events/stream", "Last-Event-ID")],
+)
+def test_a_numeric_header_too_long_to_be_a_number_is_refused_not_a_5xx(
+    client: TestClient, method: str, path: str, header: str
+) -> None:
+    """5,000 digits once passed isdigit() and broke int() (Python's digit limit)."""
+    url = path.format(lead_id=create(client)["lead_id"])
+    response = client.request(
+        method, url, json={"stage": "assessment"}, headers={header: "9" * 5000}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["field"].lower() == header.lower()
+
+
 def test_the_openapi_document_states_the_bounds(client: TestClient) -> None:
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert schemas["CostBreakdownRequest"]["properties"]["components"]["maxItems"] == (
