@@ -232,7 +232,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(
                 status_code=405,
                 content=_body(
-                    "method_not_allowed",
+                    "http_error",
                     f"{request.method} is not allowed here (allowed: {', '.join(allowed)})",
                 ),
                 headers={"Allow": ", ".join(allowed)},

@@ -20,7 +20,7 @@ class ErrorBody(BaseModel):
         description="A stable code: invalid_request, invalid_value, unauthenticated, "
         "not_permitted, not_found, rule_violation, version_conflict, "
         "idempotency_key_reused, payload_too_large, read_models_behind, "
-        "event_store_unavailable, method_not_allowed, …"
+        "event_store_unavailable, http_error (405, …), …"
     )
     field: str | None = Field(default=None, description="The field at fault (422)")
     errors: list[FieldError] | None = Field(default=None, description="Every field at fault (422)")
