@@ -8,7 +8,9 @@ the API actually follows (read_api/access.py, read_api/errors.py, read_api/body_
   operation behind a token, 404 where a path names a record, 409 on commands, 413 on
   bodies, 422 wherever a parameter or a body is read, 503 where the read models or the
   event store are consulted;
-- the headers those answers carry (``WWW-Authenticate``, ``Retry-After``, ``ETag``);
+- the headers those answers carry (``WWW-Authenticate``, ``Retry-After``);
+- the bearer token as the security scheme of every operation outside ``PUBLIC``;
+- the bound of every query-string value, as each free-text parameter's ``maxLength``;
 - links from every operation that creates a record to the operations on that record, so
   a client (or a stateful test) can follow a creation to the record it made.
 """
@@ -26,6 +28,7 @@ from schemas.errors import ErrorBody, FieldError
 from schemas.limits import MAX_QUERY_TEXT
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+BEARER = "bearer"
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 PATH_PARAM = re.compile(r"\{([^}]+)\}")
 
@@ -98,6 +101,8 @@ def _declare_errors(doc: dict[str, Any]) -> None:
             operation = item.get(method)
             if operation is None:
                 continue
+            if (method.upper(), path) not in PUBLIC:
+                operation["security"] = [{BEARER: []}]
             responses = operation.setdefault("responses", {})
             for status in error_statuses(method.upper(), path, operation):
                 response = responses.setdefault(status, {"description": DESCRIPTIONS[status]})
@@ -106,7 +111,13 @@ def _declare_errors(doc: dict[str, Any]) -> None:
                     response["content"] = {"application/json": {"schema": ERROR_REF}}
                 if status in HEADERS:
                     response.setdefault("headers", {}).update(HEADERS[status])
-    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    doc.setdefault("components", {}).setdefault("securitySchemes", {})[BEARER] = {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A token from `leadledger token <user>`",
+    }
+    schemas = doc["components"].setdefault("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
     error = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -314,6 +314,9 @@ def test_every_error_status_is_declared_with_the_error_body(client: TestClient) 
     assert {"401", "403", "422", "503"} <= set(listing)
     assert "413" not in listing
     assert "401" not in doc["paths"]["/health"]["get"]["responses"]
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert doc["paths"]["/leads"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in doc["paths"]["/health"]["get"]
 
 
 def test_creations_link_to_the_record_they_made(client: TestClient) -> None:
