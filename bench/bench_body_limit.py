@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import uvicorn
+from pydantic import SecretStr
 
 from bench import benchlib
 from leadledger.settings import Settings
@@ -82,7 +83,7 @@ def main() -> None:
         settings = Settings(
             event_store_url=f"sqlite:///{tmp}/events.sqlite",
             duckdb_path=Path(tmp) / "read_models.duckdb",
-            auth_secret="bench-body-limit-secret-0123456789abcdef",
+            auth_secret=SecretStr("bench-body-limit-secret-0123456789abcdef"),
             process_managers=False,
         )
         platform = build(settings)
