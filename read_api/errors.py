@@ -216,8 +216,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
-            # the framework could not decode the body (not UTF-8, UTF-16 or UTF-32 text)
-            message = "the body must be JSON text in UTF-8"
+            # the framework could not read the body as JSON: not UTF-8 (UTF-16 or UTF-32)
+            # text, or a number of more digits than Python converts
+            message = f"the body must be JSON text in UTF-8 ({str(exc.__cause__)[:200]})"
             return JSONResponse(
                 status_code=422,
                 content=_body(

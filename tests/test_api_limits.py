@@ -265,11 +265,16 @@ def test_a_chunked_body_over_the_limit_is_refused_while_it_streams(
 # --- what the API says about itself ----------------------------------------------------
 
 
-def test_a_body_that_is_not_utf8_is_the_promised_422(client: TestClient) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [b'{"title": "\xff\xfe\xfa"}', b'{"amount": ' + b"9" * 5000 + b"}"],
+    ids=["not UTF-8", "a number of 5,000 digits"],
+)
+def test_a_body_that_cannot_be_read_as_json_is_the_promised_422(
+    client: TestClient, content: bytes
+) -> None:
     response = client.post(
-        "/leads",
-        content=b'{"title": "\xff\xfe\xfa"}',
-        headers={**ACTOR, "Content-Type": "application/json"},
+        "/leads", content=content, headers={**ACTOR, "Content-Type": "application/json"}
     )
     assert_refused(response, 422, "invalid_request", "body")
 
