@@ -28,10 +28,6 @@ def get_platform(request: Request) -> Platform:
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
-IF_MATCH = r'^\s*(W/)?"?0*[1-9][0-9]*"?\s*$'
-"""A version, bare or as its ETag (what parse_if_match reads), stated in the schema."""
-
-
 def parse_if_match(value: str | None) -> int | None:
     if value is None:
         return None
@@ -56,7 +52,6 @@ class CommandHeaders:
             Header(
                 alias="If-Match",
                 max_length=MAX_CODE,
-                pattern=IF_MATCH,
                 description="Expected current version of the record (a positive integer, "
                 'or the ETag it came in: "3" or W/"3")',
             ),

@@ -182,15 +182,24 @@ def _declare_links(doc: dict[str, Any]) -> None:
             response["links"] = links
 
 
-def _bound_query_texts(doc: dict[str, Any]) -> None:
-    """State the bound every query-string value has (read_api/body_limit.py) on each
-    free-text parameter that does not state a tighter one."""
+def _describe_parameters(doc: dict[str, Any]) -> None:
+    """Parameters as they travel: a header, query or path value is absent or a string,
+    never JSON null (FastAPI writes an optional one as ``anyOf [..., null]``, and "null"
+    would be refused); a free-text query value states its bound (read_api/body_limit.py)
+    unless it states a tighter one."""
     for item in doc["paths"].values():
         for method in METHODS:
             for parameter in (item.get(method) or {}).get("parameters", []):
+                schema = parameter.get("schema", {})
+                if "anyOf" in schema:
+                    branches = [b for b in schema["anyOf"] if b.get("type") != "null"]
+                    if len(branches) == 1:
+                        del schema["anyOf"]
+                        schema.update(branches[0])
+                    else:
+                        schema["anyOf"] = branches
                 if parameter.get("in") != "query":
                     continue
-                schema = parameter.get("schema", {})
                 for branch in [schema, *schema.get("anyOf", [])]:
                     if branch.get("type") == "string" and "enum" not in branch:
                         branch.setdefault("maxLength", MAX_QUERY_TEXT)
@@ -209,7 +218,7 @@ def install_openapi(app: FastAPI) -> None:
             )
             _declare_errors(doc)
             _declare_links(doc)
-            _bound_query_texts(doc)
+            _describe_parameters(doc)
             app.openapi_schema = doc
         return app.openapi_schema
 

@@ -47,6 +47,7 @@ class ServiceLineIn(Strict):
 
 class ProposalRequest(Strict):
     services: list[ServiceLineIn] = Field(
+        min_length=1,
         max_length=MAX_SERVICES,
         description=f"At least one, at most {MAX_SERVICES}; names unique",
     )
@@ -257,6 +258,7 @@ class HandoffDetail(BaseModel):
 class ContractorRequest(Strict):
     name: Name
     services: list[Name] = Field(
+        min_length=1,
         max_length=MAX_CONTRACTOR_SERVICES,
         description=f"Services offered; at least one, at most {MAX_CONTRACTOR_SERVICES}, unique",
     )
@@ -268,7 +270,9 @@ class ContractorUpdateRequest(Strict):
     """Only the fields sent are changed."""
 
     name: Name | None = None
-    services: list[Name] | None = Field(default=None, max_length=MAX_CONTRACTOR_SERVICES)
+    services: list[Name] | None = Field(
+        default=None, min_length=1, max_length=MAX_CONTRACTOR_SERVICES
+    )
     contacts: LongText | None = None
     notes: LongText | None = None
 

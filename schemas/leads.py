@@ -71,6 +71,7 @@ class CostComponentIn(Strict):
 
 class CostBreakdownRequest(Strict):
     components: list[CostComponentIn] = Field(
+        min_length=1,
         max_length=MAX_COMPONENTS,
         description=f"At least one, at most {MAX_COMPONENTS}; names unique",
     )
