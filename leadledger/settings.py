@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         ge=0,
         description="how long a query with min_position waits for the read models",
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="largest request body the API accepts; a larger one is refused with "
+        "413 before it is read",
+    )
 
     kafka_bootstrap_servers: str = Field(
         default="",

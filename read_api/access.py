@@ -47,8 +47,18 @@ PROJECTS = frozenset({PM, H, T})
 TIMESHEETS = frozenset({PM, H, T, D, E})
 OVERSIGHT = frozenset({T, AU, AD})
 
-PUBLIC = frozenset({("GET", "/health"), ("GET", "/metrics")})
-"""Probes and scrapes: they show positions and counters, no business data."""
+PUBLIC = frozenset(
+    {
+        ("GET", "/health"),
+        ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
+        ("GET", "/docs"),
+        ("GET", "/docs/oauth2-redirect"),
+        ("GET", "/redoc"),
+    }
+)
+"""Open without a token: probes and scrapes (positions and counters) and the API's own
+description (its OpenAPI document and the pages that render it); no business data."""
 
 ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     # leads

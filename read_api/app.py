@@ -11,8 +11,10 @@ from fastapi import Depends, FastAPI
 
 from leadledger.wiring import Platform
 from read_api.access import authorize
+from read_api.body_limit import BodyLimit, bounded_query
 from read_api.deps import PlatformDep
 from read_api.errors import install_error_handlers
+from read_api.openapi import install_openapi
 from read_api.routes import (
     audit,
     deals,
@@ -57,18 +59,22 @@ def create_app(
         title="LeadLedger",
         version="0.1.0",
         description=(
-            "Follows every lead from first touch through sales. Every request but /health "
-            "and /metrics carries `Authorization: Bearer <token>` (`leadledger token` "
-            "issues one); the token's user is the actor on every event and their role "
-            "decides what they may do and see. Commands go in over POST (optional "
-            "If-Match and Idempotency-Key); queries read the DuckDB read models (pass "
-            "min_position from a command's response to read your own write); history "
-            "and as_of come from the event store."
+            "Follows every lead from first touch through sales. Every request but /health, "
+            "/metrics, /openapi.json, /docs and /redoc carries `Authorization: Bearer "
+            "<token>` (`leadledger token` issues one); the token's user is the actor on "
+            "every event and their role decides what they may do and see. Commands go in "
+            "over POST (optional If-Match and Idempotency-Key); queries read the DuckDB "
+            "read models (pass min_position from a command's response to read your own "
+            "write); history and as_of come from the event store."
         ),
         lifespan=lifespan,
-        dependencies=[Depends(authorize)],
+        dependencies=[Depends(authorize), Depends(bounded_query)],
+        # a path with a stray trailing slash is a 404, never a redirect built from the
+        # request's Host header
+        redirect_slashes=False,
     )
     app.state.platform = platform
+    app.add_middleware(BodyLimit, max_bytes=platform.settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(leads.router)
     app.include_router(reports.router)
@@ -104,4 +110,5 @@ def create_app(
             },
         }
 
+    install_openapi(app)
     return app

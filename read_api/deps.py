@@ -17,6 +17,7 @@ from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext, CommandResult
 from leadledger.wiring import Platform
 from read_api.access import RECORD_PARAMS, authenticate, command_guard, read_models
 from read_api.errors import BadRequestValue, ReadModelsBehind
+from schemas.limits import MAX_CODE
 
 
 def get_platform(request: Request) -> Platform:
@@ -61,7 +62,12 @@ class CommandHeaders:
         principal: Annotated[Principal, Depends(authenticate)],
         if_match: Annotated[
             str | None,
-            Header(alias="If-Match", description="Expected current version of the record"),
+            Header(
+                alias="If-Match",
+                max_length=MAX_CODE,
+                description="Expected current version of the record (a positive integer, "
+                'or the ETag it came in: "3" or W/"3")',
+            ),
         ] = None,
         idempotency_key: Annotated[
             str | None,

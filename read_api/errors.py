@@ -7,6 +7,7 @@ the rule or the current version where one applies.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from eventsourcing.persistence import OperationalError as StoreUnavailable
@@ -39,6 +40,29 @@ class Unauthenticated(Exception):
         self.message = message
 
 
+class PayloadTooLarge(StarletteHTTPException):
+    """A request body over the configured limit (413), found while it streams in.
+
+    An HTTP exception, so the framework's body parsing lets it through unchanged."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, too_large_message(max_bytes))
+        self.max_bytes = max_bytes
+
+
+def too_large_message(max_bytes: int) -> str:
+    return f"the request body is larger than the limit of {max_bytes} bytes"
+
+
+def payload_too_large(max_bytes: int) -> JSONResponse:
+    """The 413 answer; also sent by the body-limit middleware before the app runs."""
+    return JSONResponse(
+        status_code=413,
+        content=_body("payload_too_large", too_large_message(max_bytes), max_bytes=max_bytes),
+        headers={"Connection": "close"},
+    )
+
+
 class BadRequestValue(Exception):
     """A header or query parameter with a value the API cannot use (422)."""
 
@@ -46,6 +70,23 @@ class BadRequestValue(Exception):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+def allowed_methods(request: Request, exc: StarletteHTTPException) -> list[str]:
+    """Every method the request's path answers, as the OpenAPI document lists them (the
+    router names only those of the first route matching the path, one route per method);
+    for a path outside the document (its own pages), the router's answer."""
+    path = request.scope["path"]
+    methods = {
+        method.upper()
+        for template, operations in request.app.openapi()["paths"].items()
+        if re.fullmatch(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)), path)
+        for method in operations
+    }
+    if not methods:
+        allow = (getattr(exc, "headers", None) or {}).get("Allow", "")
+        methods = {m.strip() for m in allow.split(",") if m.strip()}
+    return sorted(methods)
 
 
 def _body(code: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -168,8 +209,35 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "2"},
         )
 
+    @app.exception_handler(PayloadTooLarge)
+    async def _too_large(_: Request, exc: PayloadTooLarge) -> JSONResponse:
+        return payload_too_large(exc.max_bytes)
+
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+            # the framework could not read the body as JSON: not UTF-8 (UTF-16 or UTF-32)
+            # text, or a number of more digits than Python converts
+            message = f"the body must be JSON text in UTF-8 ({str(exc.__cause__)[:200]})"
+            return JSONResponse(
+                status_code=422,
+                content=_body(
+                    "invalid_request",
+                    f"body: {message}",
+                    field="body",
+                    errors=[{"field": "body", "message": message}],
+                ),
+            )
+        if exc.status_code == 405:
+            allowed = allowed_methods(request, exc)
+            return JSONResponse(
+                status_code=405,
+                content=_body(
+                    "http_error",
+                    f"{request.method} is not allowed here (allowed: {', '.join(allowed)})",
+                ),
+                headers={"Allow": ", ".join(allowed)},
+            )
         code = "not_found" if exc.status_code == 404 else "http_error"
         return JSONResponse(
             status_code=exc.status_code,

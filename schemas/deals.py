@@ -11,12 +11,13 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from schemas.leads import HistoryEntry, Strict
+from schemas.limits import MAX_CONTRACTOR_SERVICES, MAX_SERVICES, Code, LongText, Name
 
 # --- deals ------------------------------------------------------------------------------
 
 
 class ConvertLeadRequest(Strict):
-    funnel: str | None = Field(
+    funnel: Code | None = Field(
         default=None,
         description="Deal funnel (see GET /deal-funnels); defaults to the lead funnel's "
         "deal_funnel",
@@ -27,48 +28,52 @@ class CreateDealRequest(Strict):
     """A deal for an existing client, linked to the client's earlier deal (an upsell)."""
 
     previous_deal_id: UUID = Field(description="The client's earlier deal")
-    funnel: str = Field(default="upsell", description="Deal funnel (see GET /deal-funnels)")
-    title: str
-    manager: str
-    source: str = "upsell"
-    description: str | None = None
+    funnel: Code = Field(default="upsell", description="Deal funnel (see GET /deal-funnels)")
+    title: Name
+    manager: Code
+    source: Name = "upsell"
+    description: LongText | None = None
     amount: Decimal = Field(default=Decimal(0), description="≥ 0, 2 decimals")
 
 
 class DealStageRequest(Strict):
-    stage: str
+    stage: Code
 
 
 class ServiceLineIn(Strict):
-    name: str
+    name: Name
     price: Decimal = Field(description="≥ 0, 2 decimals")
 
 
 class ProposalRequest(Strict):
-    services: list[ServiceLineIn] = Field(description="At least one; names unique")
+    services: list[ServiceLineIn] = Field(
+        min_length=1,
+        max_length=MAX_SERVICES,
+        description=f"At least one, at most {MAX_SERVICES}; names unique",
+    )
 
 
 class ContractRequest(Strict):
-    number: str
+    number: Code
     signed_on: date
 
 
 class InvoiceRequest(Strict):
-    number: str
+    number: Code
     amount: Decimal = Field(description="> 0, 2 decimals")
-    organisation: str = Field(description="The issuing organisation (rules.toml)")
+    organisation: Code = Field(description="The issuing organisation (rules.toml)")
     prepayment: bool = False
     issued_on: date | None = Field(default=None, description="Defaults to today (UTC)")
 
 
 class DealCloseRequest(Strict):
     outcome: Literal["won", "lost"]
-    reason: str | None = Field(default=None, description="Required when the outcome is lost")
+    reason: LongText | None = Field(default=None, description="Required when the outcome is lost")
 
 
 class HandoffCreateRequest(Strict):
-    department: str = Field(description="Department id (see GET /departments)")
-    notes: str | None = Field(default=None, description="What the department needs to know")
+    department: Code = Field(description="Department id (see GET /departments)")
+    notes: LongText | None = Field(default=None, description="What the department needs to know")
 
 
 class DealAccepted(BaseModel):
@@ -171,11 +176,11 @@ class StreamHistory(BaseModel):
 
 
 class TakeRequest(Strict):
-    assignee: str | None = Field(default=None, description="Defaults to the authenticated user")
+    assignee: Code | None = Field(default=None, description="Defaults to the authenticated user")
 
 
 class LogisticsEstimateRequest(Strict):
-    service: str = Field(description="The service priced, e.g. 'heavy haulage'")
+    service: Name = Field(description="The service priced, e.g. 'heavy haulage'")
     cost: Decimal = Field(description="≥ 0, 2 decimals")
     lead_time_days: int = Field(description="Whole days, 0 to 3650")
     contractor_id: UUID | None = Field(
@@ -185,20 +190,20 @@ class LogisticsEstimateRequest(Strict):
     rating: int | None = Field(
         default=None, description="The contractor's quality for this job, 1 to 5"
     )
-    notes: str | None = None
+    notes: LongText | None = None
 
 
 class PlanRequest(Strict):
     hours: Decimal = Field(description="Planned hours, > 0")
-    notes: str | None = None
+    notes: LongText | None = None
 
 
 class HandoffStageRequest(Strict):
-    stage: str
+    stage: Code
 
 
 class RejectRequest(Strict):
-    reason: str
+    reason: LongText
 
 
 class HandoffAccepted(BaseModel):
@@ -252,19 +257,25 @@ class HandoffDetail(BaseModel):
 
 
 class ContractorRequest(Strict):
-    name: str
-    services: list[str] = Field(description="Services offered; at least one, unique")
-    contacts: str | None = None
-    notes: str | None = None
+    name: Name
+    services: list[Name] = Field(
+        min_length=1,
+        max_length=MAX_CONTRACTOR_SERVICES,
+        description=f"Services offered; at least one, at most {MAX_CONTRACTOR_SERVICES}, unique",
+    )
+    contacts: LongText | None = None
+    notes: LongText | None = None
 
 
 class ContractorUpdateRequest(Strict):
     """Only the fields sent are changed."""
 
-    name: str | None = None
-    services: list[str] | None = None
-    contacts: str | None = None
-    notes: str | None = None
+    name: Name | None = None
+    services: list[Name] | None = Field(
+        default=None, min_length=1, max_length=MAX_CONTRACTOR_SERVICES
+    )
+    contacts: LongText | None = None
+    notes: LongText | None = None
 
 
 class ContractorAccepted(BaseModel):
@@ -277,15 +288,15 @@ class ContractorAccepted(BaseModel):
 
 
 class AssignmentRequest(Strict):
-    company_id: str = Field(description="The client company")
-    direction: str = Field(description="The sales direction the manager takes for it")
-    manager: str
-    reason: str | None = None
+    company_id: Code = Field(description="The client company")
+    direction: Code = Field(description="The sales direction the manager takes for it")
+    manager: Code
+    reason: LongText | None = None
 
 
 class AssignmentDecisionRequest(Strict):
     approve: bool
-    comment: str | None = Field(default=None, description="Required when declining")
+    comment: LongText | None = Field(default=None, description="Required when declining")
 
 
 class AssignmentAccepted(BaseModel):

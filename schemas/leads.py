@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Text = str
+from schemas.limits import MAX_COMPONENTS, Code, LongText, Name
 
 
 class Strict(BaseModel):
@@ -29,23 +29,23 @@ class Strict(BaseModel):
 
 
 class CreateLeadRequest(Strict):
-    funnel: str = Field(description="Funnel id (see GET /funnels)")
-    title: Text
-    company_name: Text
-    company_id: str | None = Field(
+    funnel: Code = Field(description="Funnel id (see GET /funnels)")
+    title: Name
+    company_name: Name
+    company_id: Code | None = Field(
         default=None,
         description="Client company id; one used by an earlier lead makes this a repeat lead",
     )
-    source: Text
-    manager: Text
-    expert: str | None = None
-    need_maturity: str | None = None
+    source: Name
+    manager: Code
+    expert: Code | None = None
+    need_maturity: Name | None = None
     answer_due: date | None = Field(
         default=None, description="Date the client must get an answer by"
     )
-    description: str | None = None
+    description: LongText | None = None
     amount: Decimal = Field(default=Decimal(0), description="Primary cost of work, ≥ 0, 2 decimals")
-    currency: str = Field(
+    currency: Code = Field(
         default="RUB", description="ISO 4217 code of the amount's currency", examples=["RUB"]
     )
 
@@ -53,37 +53,41 @@ class CreateLeadRequest(Strict):
 class UpdateCardRequest(Strict):
     """Only the fields sent are changed; a field sent as null is cleared (optional ones)."""
 
-    title: str | None = None
-    company_name: str | None = None
-    source: str | None = None
-    manager: str | None = None
-    expert: str | None = None
-    need_maturity: str | None = None
+    title: Name | None = None
+    company_name: Name | None = None
+    source: Name | None = None
+    manager: Code | None = None
+    expert: Code | None = None
+    need_maturity: Name | None = None
     answer_due: date | None = None
-    description: str | None = None
+    description: LongText | None = None
     amount: Decimal | None = None
 
 
 class CostComponentIn(Strict):
-    name: str
+    name: Name
     amount: Decimal = Field(description="≥ 0, 2 decimals")
 
 
 class CostBreakdownRequest(Strict):
-    components: list[CostComponentIn] = Field(description="At least one; names unique")
+    components: list[CostComponentIn] = Field(
+        min_length=1,
+        max_length=MAX_COMPONENTS,
+        description=f"At least one, at most {MAX_COMPONENTS}; names unique",
+    )
 
 
 class StageRequest(Strict):
-    stage: str
+    stage: Code
 
 
 class TransferRequest(Strict):
-    funnel: str
-    stage: str | None = Field(default=None, description="Defaults to the funnel's first stage")
+    funnel: Code
+    stage: Code | None = Field(default=None, description="Defaults to the funnel's first stage")
 
 
 class PauseRequest(Strict):
-    reason: str
+    reason: LongText
 
 
 class ResumeRequest(Strict):
@@ -91,19 +95,19 @@ class ResumeRequest(Strict):
 
 
 class AssessmentRequest(Strict):
-    expert: str
-    result: str
+    expert: Code
+    result: LongText
     hours: Decimal = Field(description="> 0")
 
 
 class QualificationRequest(Strict):
     quality: bool
-    reason: str | None = Field(default=None, description="Required when quality is false")
+    reason: LongText | None = Field(default=None, description="Required when quality is false")
 
 
 class CloseRequest(Strict):
     outcome: Literal["won", "lost"]
-    reason: str | None = Field(default=None, description="Required when the outcome is lost")
+    reason: LongText | None = Field(default=None, description="Required when the outcome is lost")
 
 
 class CommandAccepted(BaseModel):

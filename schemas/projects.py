@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from schemas.leads import HistoryEntry, Strict
+from schemas.limits import MAX_DEPENDENCIES, Code, LongText, Name
 
 Health = Literal["good", "some_difficulties", "big_difficulties"]
 
@@ -17,15 +18,15 @@ Health = Literal["good", "some_difficulties", "big_difficulties"]
 class CreateProjectRequest(Strict):
     """A project started directly (a won deal gets its project by itself)."""
 
-    title: str
-    company_name: str
-    company_id: str | None = None
+    title: Name
+    company_name: Name
+    company_id: Code | None = None
     amount: Decimal = Field(default=Decimal(0), description="≥ 0, 2 decimals")
-    department: str | None = None
-    direction: str | None = None
-    category: str | None = None
-    pm: str | None = None
-    curator: str | None = None
+    department: Code | None = None
+    direction: Code | None = None
+    category: Code | None = None
+    pm: Code | None = None
+    curator: Code | None = None
     planned_start: date | None = None
     planned_end: date | None = None
 
@@ -33,63 +34,65 @@ class CreateProjectRequest(Strict):
 class ProjectCardRequest(Strict):
     """Only the fields sent are changed; a field sent as null is cleared (optional ones)."""
 
-    title: str | None = None
+    title: Name | None = None
     amount: Decimal | None = None
-    manager: str | None = None
-    department: str | None = None
-    direction: str | None = None
-    category: str | None = None
-    pm: str | None = None
-    curator: str | None = None
+    manager: Code | None = None
+    department: Code | None = None
+    direction: Code | None = None
+    category: Code | None = None
+    pm: Code | None = None
+    curator: Code | None = None
     planned_start: date | None = None
     planned_end: date | None = None
 
 
 class ProjectStatusRequest(Strict):
-    status: str = Field(description="A configured status (see GET /project-statuses)")
+    status: Code = Field(description="A configured status (see GET /project-statuses)")
 
 
 class TaskRequest(Strict):
-    task_id: str = Field(description="The task's id within the project, chosen by the client")
-    title: str
-    assignee: str | None = None
+    task_id: Code = Field(description="The task's id within the project, chosen by the client")
+    title: Name
+    assignee: Code | None = None
     planned_hours: Decimal = Field(default=Decimal(0), description="≥ 0")
     start: date | None = None
     due: date | None = None
-    depends_on: list[str] = Field(default_factory=list, description="Ids of earlier tasks")
+    depends_on: list[Code] = Field(
+        default_factory=list, max_length=MAX_DEPENDENCIES, description="Ids of earlier tasks"
+    )
 
 
 class TaskUpdateRequest(Strict):
     """Only the fields sent are changed."""
 
-    title: str | None = None
-    assignee: str | None = None
+    title: Name | None = None
+    assignee: Code | None = None
     planned_hours: Decimal | None = None
     start: date | None = None
     due: date | None = None
-    depends_on: list[str] | None = None
+    depends_on: list[Code] | None = Field(default=None, max_length=MAX_DEPENDENCIES)
     percent_done: int | None = Field(default=None, description="0 to 100")
 
 
 class HoursRequest(Strict):
-    person: str | None = Field(default=None, description="Defaults to the authenticated user")
+    person: Code | None = Field(default=None, description="Defaults to the authenticated user")
     day: date
     hours: Decimal = Field(description="> 0; a person's day holds at most 24 across projects")
-    task_id: str | None = None
+    task_id: Code | None = None
 
 
 class HoursCorrectionRequest(Strict):
     hours: Decimal = Field(description="The entry's right hours; 0 withdraws it")
-    reason: str
+    reason: LongText
 
 
 class HealthRequest(Strict):
     level: Health
-    comment: str
+    comment: LongText
 
 
 class ProjectInvoiceRequest(Strict):
-    number: str
+    number: Code
     amount: Decimal = Field(description="> 0, 2 decimals")
     due_date: date
     issued_on: date | None = Field(default=None, description="Defaults to today (UTC)")

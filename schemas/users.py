@@ -8,6 +8,14 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from schemas.leads import Strict
+from schemas.limits import (
+    MAX_SENSITIVE_FIELDS,
+    MAX_SENSITIVE_NOTES,
+    Code,
+    Name,
+    SensitiveFieldName,
+    SensitiveFieldValue,
+)
 
 RoleName = Literal[
     "manager", "head", "top", "pm", "expert", "department", "analyst", "auditor", "admin"
@@ -15,20 +23,20 @@ RoleName = Literal[
 
 
 class RegisterUserRequest(Strict):
-    username: str = Field(description="Login name: lower-case letters, digits, '.', '_', '-'")
-    name: str = Field(description="Full name")
+    username: Code = Field(description="Login name: lower-case letters, digits, '.', '_', '-'")
+    name: Name = Field(description="Full name")
     role: RoleName
-    department: str | None = Field(
+    department: Code | None = Field(
         default=None, description="Department (required for heads and department workers)"
     )
-    region: str | None = Field(default=None, description="Region or city")
+    region: Name | None = Field(default=None, description="Region or city")
 
 
 class ChangeUserRequest(Strict):
-    name: str | None = None
+    name: Name | None = None
     role: RoleName | None = None
-    department: str | None = None
-    region: str | None = None
+    department: Code | None = None
+    region: Name | None = None
     active: bool | None = Field(default=None, description="false: the user can no longer act")
 
 
@@ -65,9 +73,11 @@ class UserAccepted(BaseModel):
 
 
 class SensitiveInfoRequest(Strict):
-    notes: str = Field(default="", max_length=20_000, description="Free text")
-    fields: dict[str, str] = Field(
-        default_factory=dict, description='Named fields, e.g. {"decision maker": "..."}'
+    notes: str = Field(default="", max_length=MAX_SENSITIVE_NOTES, description="Free text")
+    fields: dict[SensitiveFieldName, SensitiveFieldValue] = Field(
+        default_factory=dict,
+        max_length=MAX_SENSITIVE_FIELDS,
+        description='Named fields, e.g. {"decision maker": "..."}',
     )
 
 

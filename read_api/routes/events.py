@@ -21,6 +21,7 @@ from read_api.access import CurrentUser, feed_rows
 from read_api.deps import PlatformDep
 from read_api.errors import BadRequestValue
 from schemas.events.asyncapi import asyncapi_document
+from schemas.limits import MAX_CODE
 
 router = APIRouter(tags=["event stream"])
 
@@ -80,7 +81,10 @@ async def stream_events(
     after: After = 0,
     last_event_id: Annotated[
         str | None,
-        Header(description="Sent by a reconnecting EventSource; takes precedence over after"),
+        Header(
+            max_length=MAX_CODE,
+            description="Sent by a reconnecting EventSource; takes precedence over after",
+        ),
     ] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: every event after ``after``, then new ones as they are stored.
