@@ -95,7 +95,6 @@ def server_env(workdir: Path, **settings: str) -> dict[str, str]:
         "LEADLEDGER_EVENT_STORE_URL": f"sqlite:///{workdir}/events.sqlite",
         "LEADLEDGER_DUCKDB_PATH": str(workdir / "read_models.duckdb"),
         "LEADLEDGER_AUTH_SECRET": SECRET,
-        "LEADLEDGER_PROCESS_MANAGERS": "false",
     }
     env.update({f"LEADLEDGER_{k.upper()}": v for k, v in settings.items()})
     return env
@@ -179,6 +178,10 @@ def cpu_seconds(process: psutil.Process) -> float:
 class NotOk(Exception):
     """The server answered a status other than 2xx."""
 
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 _ID = re.compile(rb"^id: (\d+)$", re.MULTILINE)
 
@@ -206,7 +209,7 @@ async def request(
     if b"transfer-encoding: chunked" in head_bytes.lower():
         rest = _unchunk(rest)
     if not 200 <= status < 300:
-        raise NotOk(f"{method} {path} answered {status}: {rest[:300]!r}")
+        raise NotOk(status, f"{method} {path} answered {status}: {rest[:300]!r}")
     return status, rest
 
 
@@ -257,7 +260,7 @@ class Subscriber:
         while (line := await self._reader.readline()) not in (b"\r\n", b""):
             headers.append(line)
         if status != 200:
-            raise NotOk(f"GET /events/stream answered {status}")
+            raise NotOk(status, f"GET /events/stream answered {status}")
         self._task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -308,11 +311,14 @@ class Subscriber:
                 await self._writer.wait_closed()
 
 
-async def subscribe(port: int, token: str, count: int, after: int = 0) -> list[Subscriber]:
-    """``count`` open subscribers (opened 50 at a time)."""
+async def subscribe(
+    port: int, token: str, count: int, after: int = 0, *, keep_ids: bool = False
+) -> list[Subscriber]:
+    """``count`` open subscribers (opened 50 at a time); with ``keep_ids`` each keeps the
+    ids it received in ``ids``."""
     subscribers = [Subscriber(port, token, after) for _ in range(count)]
     for i in range(0, count, 50):
-        await asyncio.gather(*(s.open() for s in subscribers[i : i + 50]))
+        await asyncio.gather(*(s.open(keep_ids=keep_ids) for s in subscribers[i : i + 50]))
     return subscribers
 
 
