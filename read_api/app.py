@@ -10,10 +10,11 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from leadledger.wiring import Platform
+from read_api import native_heap
 from read_api.access import authorize
 from read_api.deps import PlatformDep
 from read_api.errors import install_error_handlers
-from read_api.log_tail import LogTail, return_large_blocks_to_the_os
+from read_api.log_tail import LogTail
 from read_api.routes import (
     audit,
     deals,
@@ -47,7 +48,7 @@ def create_app(
         _ = platform.signer  # a missing or short secret stops the start, not a request
         if background:
             platform.start_background()
-        return_large_blocks_to_the_os()  # large events' buffers do not stay resident
+        native_heap.fix_mmap_threshold()  # large events' buffers do not stay resident
         # one follower of the log fans new events out to every Server-Sent Events stream
         app_.state.log_tail = tail = LogTail(platform, platform.settings.projector_poll_seconds)
         await tail.start()

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -55,33 +53,6 @@ KEEPALIVE_SECONDS = 15.0
 READERS = 4
 """Threads reading the log for catching-up subscribers at once (apart from the request
 pool, so subscribers never starve the other endpoints)."""
-
-M_MMAP_THRESHOLD = -3
-"""glibc's mallopt parameter (malloc.h)."""
-MMAP_THRESHOLD = 128 * 1024
-
-
-def return_large_blocks_to_the_os() -> bool:
-    """Have glibc map every allocation of 128 KiB or more on its own, so that freeing it
-    gives the memory back to the system at once; False where there is no glibc.
-
-    By default glibc raises this threshold to the largest block freed so far (up to
-    32 MiB): once a few large events have passed, their buffers come from the heaps of
-    the threads that read them, and fragmentation keeps those heaps from shrinking. The
-    server's RSS then grew with every round of subscribers replaying large events (by
-    30 MB and 12 MB in two rounds of 20 in tests/test_stream_server_limits.py); with a
-    fixed threshold it stays where the first round left it."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-
 
 Entry = tuple[int, str, bytes]
 """(position, stream id, the Server-Sent Events message of the event)"""

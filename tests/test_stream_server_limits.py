@@ -86,7 +86,9 @@ def test_subscribers_replaying_large_events_hold_little_memory_and_give_it_back(
     growth_per_subscriber = (max(peaks) - baseline) / subscribers
     assert growth_per_subscriber < 5 * MIB, (baseline, peaks, after_rounds)
     # what the first round took is reused, not taken again: RSS does not keep growing
-    assert after_rounds[-1] - after_rounds[0] < 16 * MIB, (baseline, peaks, after_rounds)
+    # (a few MB move with the C heap's fragmentation; each subscriber's 12 MB would show)
+    drift = after_rounds[-1] - after_rounds[0]
+    assert drift < 1.5 * MIB * subscribers, (baseline, peaks, after_rounds)
     assert after_rounds[-1] - baseline < 3 * MIB * subscribers, (baseline, after_rounds)
 
 
