@@ -128,6 +128,7 @@ class LogTail:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._readers = CapacityLimiter(READERS)
+        self._tail_reader = CapacityLimiter(1)  # never queued behind catching-up readers
 
     # --- the tail ----------------------------------------------------------------------
 
@@ -137,7 +138,7 @@ class LogTail:
             return
         self._loop = asyncio.get_running_loop()
         self.platform.store.on_append(self._appended)
-        self.head = await self._in_thread(self.platform.store.last_position)
+        self.head = await self._in_thread(self.platform.store.last_position, tail=True)
         self._task = self._loop.create_task(self._run(), name="leadledger-log-tail")
 
     async def close(self) -> None:
@@ -174,10 +175,11 @@ class LogTail:
         nobody subscribes)."""
         while True:
             if not self.subscribers:
-                self.head = max(self.head, await self._in_thread(self.platform.store.last_position))
+                last = await self._in_thread(self.platform.store.last_position, tail=True)
+                self.head = max(self.head, last)
                 self.page = None
                 return
-            entries = await self._in_thread(read_entries, self.platform, self.head)
+            entries = await self._in_thread(read_entries, self.platform, self.head, tail=True)
             if not entries:
                 return
             self.page = Page(self.head, entries)
@@ -186,8 +188,9 @@ class LogTail:
             self._published = asyncio.Event()
             await asyncio.sleep(0)  # the subscribers take the page before the next one
 
-    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self._readers)
+    async def _in_thread(self, fn: Callable[..., T], *args: Any, tail: bool = False) -> T:
+        limiter = self._tail_reader if tail else self._readers
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
 
     # --- a subscriber --------------------------------------------------------------------
 
