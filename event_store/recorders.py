@@ -64,6 +64,19 @@ def _fetch(cursor: Any, chunk: int) -> Iterator[Any]:
         yield from rows
 
 
+def last_within_budget(sizes: Sequence[tuple[int, int]], max_bytes: int) -> int | None:
+    """The position of the last of the (position, size) rows that fit, in order, within
+    ``max_bytes`` (the first always does: a page never stops short of one event)."""
+    total = 0
+    last: int | None = None
+    for position, size in sizes:
+        total += size or 0
+        if last is not None and total > max_bytes:
+            break
+        last = position
+    return last
+
+
 def _insert_chain_rows(c: SQLiteCursor, rows: Sequence[ChainRow]) -> None:
     c.executemany(f"INSERT INTO {CHAIN_TABLE} (position, hash) VALUES (?, ?)", rows)
 
@@ -222,13 +235,33 @@ class LeadLedgerSQLiteRecorder(_ChainHead, SQLiteProcessRecorder):
             c.execute(statement, (originator_id.hex,))
             return [(row[0], row[1], row[2], bytes(row[3])) for row in c.fetchall()]
 
-    def select_notification_rows(self, after: int, limit: int) -> list[NotificationRow]:
-        statement = (
-            "SELECT rowid, originator_id, originator_version, topic, state "
-            f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?"
-        )
+    def select_notification_rows(
+        self, after: int, limit: int, max_bytes: int | None = None
+    ) -> list[NotificationRow]:
+        """Up to ``limit`` rows after ``after``; with ``max_bytes``, only as many as fit in
+        that many bytes of event state (at least one), measured before any is read."""
+        table = self.events_table_name
         with self.datastore.transaction(commit=False) as c:
-            c.execute(statement, (after, limit))
+            if max_bytes is None:
+                c.execute(
+                    "SELECT rowid, originator_id, originator_version, topic, state "
+                    f"FROM {table} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                    (after, limit),
+                )
+            else:
+                c.execute(
+                    f"SELECT rowid, length(state) FROM {table} WHERE rowid > ? "
+                    "ORDER BY rowid LIMIT ?",
+                    (after, limit),
+                )
+                upto = last_within_budget(c.fetchall(), max_bytes)
+                if upto is None:
+                    return []
+                c.execute(
+                    "SELECT rowid, originator_id, originator_version, topic, state "
+                    f"FROM {table} WHERE rowid > ? AND rowid <= ? ORDER BY rowid",
+                    (after, upto),
+                )
             return [
                 (row[0], _dashed(row[1]) if len(row[1]) == 32 else row[1], row[2], row[3], row[4])
                 for row in c.fetchall()
@@ -448,14 +481,42 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
                 for row in curs.fetchall()
             ]
 
-    def select_notification_rows(self, after: int, limit: int) -> list[NotificationRow]:
-        statement = self._sql(
-            "SELECT notification_id, originator_id::text, originator_version, topic, state "
-            "FROM {schema}.{table} WHERE notification_id > %s "
-            "ORDER BY notification_id LIMIT %s"
-        )
+    def select_notification_rows(
+        self, after: int, limit: int, max_bytes: int | None = None
+    ) -> list[NotificationRow]:
+        """Up to ``limit`` rows after ``after``; with ``max_bytes``, only as many as fit in
+        that many bytes of event state (at least one), measured before any is read."""
+        columns = "notification_id, originator_id::text, originator_version, topic, state"
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(statement, (after, limit), prepare=True)
+            if max_bytes is None:
+                curs.execute(
+                    self._sql(
+                        f"SELECT {columns} FROM {{schema}}.{{table}} WHERE notification_id > %s "
+                        "ORDER BY notification_id LIMIT %s"
+                    ),
+                    (after, limit),
+                    prepare=True,
+                )
+            else:
+                curs.execute(
+                    self._sql(
+                        "SELECT notification_id, octet_length(state) FROM {schema}.{table} "
+                        "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+                    ),
+                    (after, limit),
+                    prepare=True,
+                )
+                upto = last_within_budget(curs.fetchall(), max_bytes)
+                if upto is None:
+                    return []
+                curs.execute(
+                    self._sql(
+                        f"SELECT {columns} FROM {{schema}}.{{table}} WHERE notification_id > %s "
+                        "AND notification_id <= %s ORDER BY notification_id"
+                    ),
+                    (after, upto),
+                    prepare=True,
+                )
             rows: list[NotificationRow] = curs.fetchall()
             return rows
 

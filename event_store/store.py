@@ -150,9 +150,17 @@ class EventStore:
         """Up to ``limit`` notifications with positions greater than ``after``."""
         return self.recorder.select_notifications(after, limit, inclusive_of_start=False)
 
-    def read_rows(self, after: int, limit: int) -> list[NotificationRow]:
-        """Like ``read`` as plain tuples (position, stream id text, version, topic, state)."""
-        rows: list[NotificationRow] = self.recorder.select_notification_rows(after, limit)  # type: ignore[attr-defined]
+    def read_rows(
+        self, after: int, limit: int, max_bytes: int | None = None
+    ) -> list[NotificationRow]:
+        """Like ``read`` as plain tuples (position, stream id text, version, topic, state).
+
+        With ``max_bytes`` the page also stops before its events' stored states exceed
+        that many bytes (it always holds at least one event): a reader's memory is then
+        bounded whatever the events' sizes."""
+        rows: list[NotificationRow] = self.recorder.select_notification_rows(  # type: ignore[attr-defined]
+            after, limit, max_bytes
+        )
         return rows
 
     def read_page(self, after: int, limit: int) -> pa.Table:

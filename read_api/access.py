@@ -16,11 +16,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import duckdb
@@ -33,7 +34,7 @@ from commands.policy import Guard, Policy
 from commands.users import StoreDirectory
 from leadledger.tokens import TokenRejected
 from leadledger.wiring import Platform
-from read_api.errors import Unauthenticated
+from read_api.errors import ReadModelsBehind, Unauthenticated
 
 M, H, T, PM, E, D = Role.MANAGER, Role.HEAD, Role.TOP, Role.PM, Role.EXPERT, Role.DEPARTMENT
 AN, AU, AD = Role.ANALYST, Role.AUDITOR, Role.ADMIN
@@ -285,14 +286,16 @@ def _unseen_is_missing(
     """The guard, answering ``missing()`` (exactly what an unknown id gets) instead of
     its 403 when the principal may not even see the record: a record outside the read
     scope is not there, for commands as for reads, whatever else the request gets wrong.
-    The scope is asked only when the guard refuses, so an allowed command costs nothing."""
+    The scope is asked only when the guard refuses, so an allowed command costs nothing,
+    and without waiting for the projector: an unknown id is answered at once, and so is
+    an unseen one, or their latency would tell them apart."""
     table, _ = RECORD_PARAMS[param]
 
     def check(state: Any) -> None:
         try:
             guard(state)
         except NotPermitted:
-            if not sees(platform, principal, table, param, record_id):
+            if not sees(platform, principal, table, param, record_id, wait=False):
                 raise missing() from None
             raise
 
@@ -532,17 +535,26 @@ def visible_streams(cursor: duckdb.DuckDBPyConnection, stream_ids: Iterable[str]
     return {r[0] for r in rows}
 
 
+SEES_WAITERS = 4
+"""Requests that may wait in :func:`sees` at once; the next one is answered 503
+``read_models_behind`` (retry) rather than take another worker thread from the pool."""
+_SEES_WAITERS = threading.BoundedSemaphore(SEES_WAITERS)
+
+
 def sees(
     platform: Platform,
     principal: Principal,
     table: str,
     column: str,
     record_id: str,
+    *,
+    wait: bool = True,
 ) -> bool:
     """Whether a scoped viewer sees one record (for reads that come from the event store).
 
-    A record the read models have not caught up with yet is looked up again once they
-    have (bounded by the read wait), so a manager sees their new lead's history at once.
+    With ``wait``, a record the read models have not caught up with yet is looked up
+    again once they have (bounded by the read wait), so a manager sees their new lead's
+    history at once. At most SEES_WAITERS requests wait so at once.
     """
     if principal.sees_everything:
         return True
@@ -552,26 +564,37 @@ def sees(
     with read_models(platform, principal) as cursor:
         if cursor.execute(query, [record_id]).fetchone() is not None:
             return True
+    if not wait:
+        return False
     head = platform.store.last_position()
     if projected >= head:
         return False
-    if not platform.projector.wait_for(head, platform.settings.read_wait_seconds):
-        return False
+    # the wait holds a worker thread of the request pool: only a few may wait at once
+    if not _SEES_WAITERS.acquire(blocking=False):
+        raise ReadModelsBehind(head, projected, 0)
+    try:
+        if not platform.projector.wait_for(head, platform.settings.read_wait_seconds):
+            return False
+    finally:
+        _SEES_WAITERS.release()
     with read_models(platform, principal) as cursor:
         return cursor.execute(query, [record_id]).fetchone() is not None
 
 
-Row = tuple[int, str, int, str, bytes]
+Row = TypeVar("Row", bound=tuple[Any, ...])
+"""A row of the log that starts with (position, stream id, ...)."""
 
 
-def feed_rows(platform: Platform, principal: Principal, rows: list[Row]) -> tuple[list[Row], int]:
+def feed_rows(
+    platform: Platform, principal: Principal, rows: Sequence[Row]
+) -> tuple[list[Row], int]:
     """The rows of a feed page the principal may see, and the position the page covers.
 
     A scoped viewer's page stops at the read models' position (what they may see is
     read there), so an event is never skipped because its record was not projected yet.
     """
     if principal.sees_everything or not rows:
-        return rows, rows[-1][0] if rows else 0
+        return list(rows), rows[-1][0] if rows else 0
     projected = platform.projector.position
     covered = [r for r in rows if r[0] <= projected]
     if not covered:

@@ -10,10 +10,12 @@ from typing import Any
 from fastapi import Depends, FastAPI
 
 from leadledger.wiring import Platform
+from read_api import native_heap
 from read_api.access import authorize
 from read_api.body_limit import BodyLimit, bounded_query
 from read_api.deps import PlatformDep
 from read_api.errors import install_error_handlers
+from read_api.log_tail import LogTail
 from read_api.openapi import install_openapi
 from read_api.routes import (
     audit,
@@ -48,9 +50,14 @@ def create_app(
         _ = platform.signer  # a missing or short secret stops the start, not a request
         if background:
             platform.start_background()
+        native_heap.fix_mmap_threshold()  # large events' buffers do not stay resident
+        # one follower of the log fans new events out to every Server-Sent Events stream
+        app_.state.log_tail = tail = LogTail(platform, platform.settings.projector_poll_seconds)
+        await tail.start()
         try:
             yield
         finally:
+            await tail.close()
             gc.unfreeze()
             if close_on_exit:
                 platform.close()

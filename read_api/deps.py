@@ -11,6 +11,7 @@ from uuid import UUID
 
 import duckdb
 from fastapi import Depends, Header, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from aggregates.users import Principal
 from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext, CommandResult
@@ -116,22 +117,40 @@ def mark_accepted(result: CommandResult, response: Response) -> None:
         response.headers["Idempotent-Replayed"] = "true"
 
 
-def read_cursor(
+async def read_position(
     platform: PlatformDep,
-    principal: Annotated[Principal, Depends(authenticate)],
     min_position: Annotated[
         int | None,
         Query(ge=0, description="Wait until the read models include this event position"),
     ] = None,
+) -> None:
+    """Read-your-writes: wait until the read models include ``min_position``.
+
+    A position the log has not reached is refused at once (422): no event can be
+    awaited there. The wait for one that exists is awaited, holding no thread (the
+    projector resolves it when it commits that position), and bounded: 503 after
+    ``read_wait_seconds``."""
+    if min_position is None or platform.projector.position >= min_position:
+        return
+    head = await run_in_threadpool(platform.store.last_position)
+    if min_position > head:
+        raise BadRequestValue(
+            "min_position",
+            f"no event has position {min_position}: the event log ends at {head}",
+        )
+    started = time.monotonic()
+    if not await platform.projector.reached(min_position, platform.settings.read_wait_seconds):
+        raise ReadModelsBehind(
+            min_position, platform.projector.position, round(time.monotonic() - started, 2)
+        )
+
+
+def read_cursor(
+    platform: PlatformDep,
+    principal: Annotated[Principal, Depends(authenticate)],
+    _caught_up: Annotated[None, Depends(read_position)],
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A DuckDB cursor on read models that include ``min_position`` (bounded wait, then 503)."""
-    if min_position is not None:
-        started = time.monotonic()
-        timeout = platform.settings.read_wait_seconds
-        if not platform.projector.wait_for(min_position, timeout):
-            raise ReadModelsBehind(
-                min_position, platform.projector.position, round(time.monotonic() - started, 2)
-            )
+    """A DuckDB cursor on read models that include ``min_position`` (see read_position)."""
     with read_models(platform, principal) as cursor:
         yield cursor
 

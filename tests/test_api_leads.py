@@ -1346,7 +1346,7 @@ def test_as_of_invalid_is_422(client: TestClient, value: str) -> None:
 # --- read-your-writes ---------------------------------------------------------------------
 
 
-def test_min_position_far_beyond_the_log_is_503(short_wait_client: TestClient) -> None:
+def test_min_position_beyond_the_log_is_refused_at_once(short_wait_client: TestClient) -> None:
     client = short_wait_client
     created = create(client)
     far = created["position"] + 1_000_000
@@ -1356,12 +1356,28 @@ def test_min_position_far_beyond_the_log_is_503(short_wait_client: TestClient) -
         ("/reports/funnel", {"funnel": "court"}),
     ]:
         response = client.get(url, params={**params, "min_position": far})
-        body = assert_error(response, 503, "read_models_behind")
-        assert body["min_position"] == far
-        assert "retry" in body["detail"]
-        assert response.headers["Retry-After"]
+        body = assert_error(response, 422, "invalid_request", field="min_position")
+        assert f"no event has position {far}: the event log ends at" in body["detail"]
     # the reads that come from the event store never wait
     assert client.get(f"/leads/{created['lead_id']}/history").status_code == 200
+
+
+def test_min_position_not_projected_in_time_is_503(make_platform: PlatformFactory) -> None:
+    platform = make_platform(read_wait_seconds=0.2)
+    # no projector runs: the new lead stays beyond the read models
+    app = create_app(platform, background=False, close_on_exit=False)
+    with TestClient(app, headers=ACTOR) as client:
+        created = create(client)
+        for url, params in [
+            ("/leads", {}),
+            (f"/leads/{created['lead_id']}", {}),
+            ("/reports/funnel", {"funnel": "court"}),
+        ]:
+            response = client.get(url, params={**params, "min_position": created["position"]})
+            body = assert_error(response, 503, "read_models_behind")
+            assert body["min_position"] == created["position"]
+            assert "retry" in body["detail"]
+            assert response.headers["Retry-After"]
 
 
 def test_min_position_reached_answers_at_once(client: TestClient) -> None:

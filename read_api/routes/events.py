@@ -6,29 +6,23 @@ Both carry exactly the envelopes the relay publishes to Kafka (``relay.publishin
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from leadledger.metrics import CONTENT_TYPE, follower_samples, render
 from read_api.access import CurrentUser, feed_rows
 from read_api.deps import PlatformDep
 from read_api.errors import BadRequestValue
+from read_api.log_tail import PAGE_BYTES, LogTail
 from schemas.events.asyncapi import asyncapi_document
 from schemas.limits import MAX_CODE
 
 router = APIRouter(tags=["event stream"])
 
 MAX_PAGE = 1_000
-SSE_BATCH = 500
-SSE_POLL_SECONDS = 0.25
-SSE_KEEPALIVE_SECONDS = 15.0
 
 After = Annotated[
     int,
@@ -43,13 +37,23 @@ def list_events(
     platform: PlatformDep,
     principal: CurrentUser,
     after: After = 0,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Events per page")] = 100,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_PAGE,
+            description="Events per page at most (a page also stops at about 512 KiB of "
+            "stored events)",
+        ),
+    ] = 100,
 ) -> Response:
     """Events in log order after ``after``, each in the envelope published on Kafka.
     Pass ``next_after`` as ``after`` to read the next page; an empty page means you are at
     the head of the log (``head``)."""
     head = platform.store.last_position()
-    rows, covered = feed_rows(platform, principal, platform.store.read_rows(after, limit))
+    rows, covered = feed_rows(
+        platform, principal, platform.store.read_rows(after, limit, PAGE_BYTES)
+    )
     items = platform.publication.envelopes(rows)
     body = {
         "items": items,
@@ -69,6 +73,16 @@ def _last_event_id(value: str | None) -> int | None:
     return int(value.strip())
 
 
+def log_tail(request: Request) -> LogTail:
+    """The process's follower of the log (started with the app; here if it was not)."""
+    tail: LogTail | None = getattr(request.app.state, "log_tail", None)
+    if tail is None:
+        platform = request.app.state.platform
+        tail = LogTail(platform, platform.settings.projector_poll_seconds)
+        request.app.state.log_tail = tail
+    return tail
+
+
 @router.get(
     "/events/stream",
     response_class=StreamingResponse,
@@ -76,7 +90,6 @@ def _last_event_id(value: str | None) -> int | None:
 )
 async def stream_events(
     request: Request,
-    platform: PlatformDep,
     principal: CurrentUser,
     after: After = 0,
     last_event_id: Annotated[
@@ -92,34 +105,8 @@ async def stream_events(
     ``event`` = the event type and ``data`` = the envelope published on Kafka."""
     resume = _last_event_id(last_event_id)
     start = resume if resume is not None else after
-    store, publication = platform.store, platform.publication
-
-    async def messages() -> AsyncIterator[bytes]:
-        position = start
-        quiet_since = time.monotonic()
-        yield b"retry: 2000\n\n"
-        while not await request.is_disconnected():
-            read = await run_in_threadpool(store.read_rows, position, SSE_BATCH)
-            rows, covered = await run_in_threadpool(feed_rows, platform, principal, read)
-            if covered > position:
-                chunks = []
-                for envelope in publication.envelopes(rows):
-                    chunks.append(
-                        b"id: %d\nevent: %s\ndata: %s\n\n"
-                        % (envelope["position"], envelope["type"].encode(), orjson.dumps(envelope))
-                    )
-                position = covered
-                if chunks:
-                    quiet_since = time.monotonic()
-                    yield b"".join(chunks)
-                continue
-            if time.monotonic() - quiet_since >= SSE_KEEPALIVE_SECONDS:
-                quiet_since = time.monotonic()
-                yield b": keep-alive\n\n"
-            await asyncio.sleep(SSE_POLL_SECONDS)
-
     return StreamingResponse(
-        messages(),
+        log_tail(request).messages(principal, start),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

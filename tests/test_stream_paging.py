@@ -1,0 +1,206 @@
+"""Reading the log in bounded pages, and the one log tail fanning events out: the feed
+and the Server-Sent Events stream on a real uvicorn server, the event store's byte budget
+on both back-ends, the awaited read-your-writes wait, and the bound on requests waiting
+in ``sees``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from bench.streamlib import Subscriber, large_lead, request
+from event_store import EventStore, NewEvent
+from leadledger.wiring import Platform
+from read_api import log_tail
+from read_api.app import create_app
+from tests.conftest import PlatformFactory, new_lead_body, token
+from tests.kafka_broker import free_port
+
+AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+TOP = token("tom.top", "top")
+MIA = token("mia.manager", "manager")
+
+
+def _append_large(store: EventStore, count: int, size: int, manager: str = "tom.top") -> list[str]:
+    ids = []
+    for i in range(count):
+        event = large_lead(size, AT + timedelta(seconds=i))
+        event = type(event)(**{**event.__dict__, "manager": manager})
+        store.append([NewEvent(event.lead_id, 1, event)])
+        ids.append(str(event.lead_id))
+    return ids
+
+
+def test_a_page_stops_at_its_byte_budget_on_both_back_ends(store: EventStore) -> None:
+    _append_large(store, 5, 100_000)
+    everything = store.read_rows(0, 100)
+    assert [r[0] for r in everything] == [1, 2, 3, 4, 5]
+    two = store.read_rows(0, 100, 250_000)
+    assert [(r[0], bytes(r[4])) for r in two] == [(r[0], bytes(r[4])) for r in everything[:2]]
+    # a single event larger than the budget is read alone, never skipped
+    assert [r[0] for r in store.read_rows(2, 100, 10)] == [3]
+    assert [r[0] for r in store.read_rows(0, 3, 10**9)] == [1, 2, 3]
+    assert store.read_rows(5, 100, 250_000) == []
+
+
+def test_the_feed_pages_large_events_by_bytes_and_loses_none(
+    platform: Platform, client: TestClient
+) -> None:
+    _append_large(platform.store, 6, 200_000)
+    page = client.get("/events", params={"after": 0, "limit": 1000}).json()
+    assert [e["position"] for e in page["items"]] == [1, 2]  # a third would pass 512 KiB
+    assert page["next_after"] == 2
+    assert page["head"] == 6
+    seen, after = [], 0
+    while items := (page := client.get("/events", params={"after": after}).json())["items"]:
+        seen += [e["position"] for e in items]
+        after = page["next_after"]
+    assert seen == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_read_your_writes_wait_is_resolved_by_the_projector(platform: Platform) -> None:
+    _append_large(platform.store, 1, 10)  # nothing folds it: the background is not started
+
+    async def scenario() -> tuple[bool, bool, float]:
+        waiting = asyncio.create_task(platform.projector.reached(1, 10))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await asyncio.to_thread(platform.projector.catch_up)
+        reached = await asyncio.wait_for(waiting, 2)
+        started = time.monotonic()
+        beyond = await platform.projector.reached(2, 0.3)
+        return reached, beyond, time.monotonic() - started
+
+    reached, beyond, waited = asyncio.run(scenario())
+    assert reached is True
+    assert beyond is False
+    assert 0.25 < waited < 2
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """Serve a platform's API with uvicorn on a real port (in a thread);
+    ``serve(platform)`` returns the port."""
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(platform: Platform, background: bool = True) -> int:
+        port = free_port()
+        app = create_app(platform, background=background, close_on_exit=False)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        servers.append((server, thread))
+        return port
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _settle(platform: Platform) -> None:
+    assert platform.projector.wait_for(platform.store.last_position(), 10)
+
+
+def test_subscribers_switch_from_catching_up_to_the_tail_without_gaps_or_repeats(
+    platform: Platform, serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A top manager gets every event, a manager only those of their own leads: in order,
+    each once, while events keep arriving during their catch-up (small pages, so that
+    catching up takes many reads and the tail publishes meanwhile)."""
+    monkeypatch.setattr(log_tail, "PAGE_EVENTS", 3)
+    port = serve(platform)
+
+    async def create(manager: str) -> str:
+        body = new_lead_body(manager=manager, title=f"Lead of {manager}")
+        _, answer = await request(port, "POST", "/leads", TOP, body)
+        return str(httpx.Response(200, content=answer).json()["lead_id"])
+
+    async def scenario() -> tuple[list[int], list[int], set[str]]:
+        mine = set()
+        for i in range(20):
+            lead_id = await create("mia.manager" if i % 2 else "max.manager")
+            if i % 2:
+                mine.add(lead_id)
+        await asyncio.to_thread(_settle, platform)
+        top, mia = Subscriber(port, TOP), Subscriber(port, MIA)
+        await asyncio.gather(top.open(keep_ids=True), mia.open(keep_ids=True))
+        for i in range(12):  # while they catch up
+            lead_id = await create("mia.manager" if i % 2 else "max.manager")
+            if i % 2:
+                mine.add(lead_id)
+        head = platform.store.last_position()
+        await top.until(head, 20)
+        mine_positions = [r[0] for r in platform.store.read_rows(0, 10_000) if r[1] in mine]
+        await mia.until(mine_positions[-1], 20)
+        await asyncio.sleep(0.5)  # anything sent twice would arrive now
+        await asyncio.gather(top.close(), mia.close())
+        assert top.ids is not None
+        assert mia.ids is not None
+        return top.ids, mia.ids, mine
+
+    top_ids, mia_ids, mine = asyncio.run(scenario())
+    rows = platform.store.read_rows(0, 10_000)
+    assert top_ids == [r[0] for r in rows]
+    assert mia_ids == [r[0] for r in rows if r[1] in mine]
+    assert len(mia_ids) >= 16
+
+
+def test_a_quiet_stream_still_sends_keep_alive_comments(
+    platform: Platform, serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(log_tail, "KEEPALIVE_SECONDS", 0.3)
+    port = serve(platform)
+
+    async def scenario() -> int:
+        subscriber = Subscriber(port, TOP)
+        await subscriber.open()
+        await asyncio.sleep(1.2)
+        await subscriber.close()
+        return subscriber.keepalives
+
+    assert asyncio.run(scenario()) >= 2
+
+
+def test_only_a_few_requests_wait_for_a_record_the_read_models_lack(
+    make_platform: PlatformFactory, serve: Any
+) -> None:
+    """A scoped viewer's history of a record not projected yet waits in ``sees`` (holding
+    a worker thread); beyond SEES_WAITERS such requests the next is a 503 at once."""
+    from read_api.access import SEES_WAITERS
+
+    platform = make_platform(read_wait_seconds=1.5)
+    (lead_id,) = _append_large(platform.store, 1, 10, manager="mia.manager")
+    port = serve(platform, background=False)  # no projector: the lead stays unprojected
+    extra = 2
+
+    def history(_: int) -> tuple[int, float]:
+        started = time.monotonic()
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/leads/{UUID(lead_id)}/history",
+            headers={"Authorization": f"Bearer {MIA}"},
+            timeout=20,
+        )
+        return response.status_code, time.monotonic() - started
+
+    with ThreadPoolExecutor(SEES_WAITERS + extra) as pool:
+        answers = list(pool.map(history, range(SEES_WAITERS + extra)))
+    refused = [elapsed for status, elapsed in answers if status == 503]
+    waited = [elapsed for status, elapsed in answers if status == 404]
+    assert len(refused) == extra, answers
+    assert len(waited) == SEES_WAITERS, answers
+    assert max(refused) < 1.0 < min(waited), answers
