@@ -5,6 +5,7 @@ the 409s. A record the actor sees but may not act on stays a 403."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
@@ -261,3 +262,31 @@ def test_ownership_comes_before_an_idempotent_replay(api: TestClient, platform: 
     ok(_post(api, f"/leads/{lead_id}/card", USERS["top"], {"manager": "max.manager"}))
     settle(platform)
     check_hidden(api, "/leads/{id}/pause", lead_id, USERS["mia"], {"reason": "x"}, **key)
+
+
+def test_an_unseen_record_is_refused_as_fast_as_an_unknown_one(platform: Platform) -> None:
+    """The 404 of a hidden record does not wait for the read models when they are behind
+    (an unknown id's does not either): the latency must not tell the two apart."""
+    app = create_app(platform, background=False, close_on_exit=False)
+    with TestClient(app, headers=ACTOR) as api:
+        _directory(api)
+        platform.projector.catch_up()
+        lead = _post(
+            api,
+            "/leads",
+            USERS["mia"],
+            {
+                "funnel": "out_of_court",
+                "title": "Crane hire",
+                "company_name": "Kran",
+                "source": "phone",
+                "manager": "mia.manager",
+            },
+        )
+        assert lead.status_code == 201, lead.text
+        lead_id = lead.json()["lead_id"]
+        # the lead is stored but not projected: the read models are behind the log's head
+        assert platform.projector.position < platform.store.last_position()
+        started = time.monotonic()
+        check_hidden(api, "/leads/{id}/stage", lead_id, USERS["max"], {"stage": "assessment"})
+        assert time.monotonic() - started < platform.settings.read_wait_seconds / 2
