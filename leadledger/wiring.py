@@ -192,7 +192,11 @@ class Platform:
             return self._keys
 
     def start_background(self) -> None:
-        """Run the projector in this process, woken by every local append."""
+        """Run the projector in this process, woken by every local append. Once: a second
+        call (a second app lifespan on the same platform) starts nothing, since two
+        projectors on one DuckDB connection would abort each other's transactions."""
+        if self._threads:
+            return
         self.store.on_append(self.projector.notify)
         thread = threading.Thread(
             target=self.projector.run_forever,

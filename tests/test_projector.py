@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,7 +27,7 @@ from hypothesis import strategies as st
 from aggregates import lead
 from event_store import EventStore, open_event_store
 from leadledger.settings import DEFAULT_FUNNELS_FILE, Settings
-from leadledger.wiring import event_codec, load_rules, read_model_projections
+from leadledger.wiring import Platform, event_codec, load_rules, read_model_projections
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 from projections.projector import POSITION_NAME, Projector, rebuild
@@ -632,3 +633,16 @@ def test_projection_from_postgres_equals_rebuild_and_the_sqlite_projection(
         sqlite_db.close()
         pg_db.close()
         pg_store.close()
+
+
+def test_the_background_followers_start_once_per_platform(platform: Platform) -> None:
+    """A second app lifespan on one platform (two test clients, say) starts no second
+    projector on the same DuckDB connection."""
+
+    def projectors() -> int:
+        return sum(t.name == "leadledger-projector" for t in threading.enumerate())
+
+    before = projectors()
+    platform.start_background()
+    platform.start_background()
+    assert projectors() == before + 1
