@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from uuid import UUID
 
 import duckdb
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from aggregates.errors import InvalidValue, NotPermitted
 from aggregates.users import Principal, Role
@@ -34,7 +34,7 @@ from commands.policy import Guard, Policy
 from commands.users import StoreDirectory
 from leadledger.tokens import TokenRejected
 from leadledger.wiring import Platform
-from read_api.errors import ReadModelsBehind, Unauthenticated
+from read_api.errors import Unauthenticated
 
 M, H, T, PM, E, D = Role.MANAGER, Role.HEAD, Role.TOP, Role.PM, Role.EXPERT, Role.DEPARTMENT
 AN, AU, AD = Role.ANALYST, Role.AUDITOR, Role.ADMIN
@@ -205,8 +205,9 @@ def operation(request: Request) -> tuple[str, str]:
     return request.method, path
 
 
-def authorize(request: Request) -> None:
-    """The app-wide dependency: authenticate, then check the endpoint table."""
+async def authorize(request: Request) -> None:
+    """The app-wide dependency: authenticate, then check the endpoint table (and, for a
+    scoped viewer's read of one record, that they see it: awaited, holding no thread)."""
     key = operation(request)
     if key in PUBLIC:
         return
@@ -226,7 +227,7 @@ def authorize(request: Request) -> None:
             if (
                 raw is not None
                 and _is_uuid(raw)
-                and not sees(_platform(request), principal, table, name, raw)
+                and not await sees(_platform(request), principal, table, name, raw)
             ):
                 raise StreamNotFound(f"{what} {raw} not found")
 
@@ -295,7 +296,7 @@ def _unseen_is_missing(
         try:
             guard(state)
         except NotPermitted:
-            if not sees(platform, principal, table, param, record_id, wait=False):
+            if not visible(platform, principal, table, param, record_id):
                 raise missing() from None
             raise
 
@@ -535,50 +536,42 @@ def visible_streams(cursor: duckdb.DuckDBPyConnection, stream_ids: Iterable[str]
     return {r[0] for r in rows}
 
 
-SEES_WAITERS = 4
-"""Requests that may wait in :func:`sees` at once; the next one is answered 503
-``read_models_behind`` (retry) rather than take another worker thread from the pool."""
-_SEES_WAITERS = threading.BoundedSemaphore(SEES_WAITERS)
+def visible(
+    platform: Platform, principal: Principal, table: str, column: str, record_id: str
+) -> bool:
+    """Whether a scoped viewer's read models hold one record now (no waiting)."""
+    if principal.sees_everything:
+        return True
+    query = f"SELECT 1 FROM {table} WHERE {column} = ? LIMIT 1"
+    with read_models(platform, principal) as cursor:
+        return cursor.execute(query, [record_id]).fetchone() is not None
 
 
-def sees(
+async def sees(
     platform: Platform,
     principal: Principal,
     table: str,
     column: str,
     record_id: str,
-    *,
-    wait: bool = True,
 ) -> bool:
     """Whether a scoped viewer sees one record (for reads that come from the event store).
 
-    With ``wait``, a record the read models have not caught up with yet is looked up
-    again once they have (bounded by the read wait), so a manager sees their new lead's
-    history at once. At most SEES_WAITERS requests wait so at once.
-    """
+    A record the read models have not caught up with yet is looked up again once they
+    have (bounded by the read wait), so a manager sees their new lead's history at once.
+    The wait is awaited: it holds no worker thread, however many requests wait."""
     if principal.sees_everything:
         return True
     # the position first: a commit between it and the lookup then reads as "behind"
     projected = platform.projector.position
-    query = f"SELECT 1 FROM {table} WHERE {column} = ? LIMIT 1"
-    with read_models(platform, principal) as cursor:
-        if cursor.execute(query, [record_id]).fetchone() is not None:
-            return True
-    if not wait:
-        return False
-    head = platform.store.last_position()
+    lookup = (platform, principal, table, column, record_id)
+    if await run_in_threadpool(visible, *lookup):
+        return True
+    head = await run_in_threadpool(platform.store.last_position)
     if projected >= head:
         return False
-    # the wait holds a worker thread of the request pool: only a few may wait at once
-    if not _SEES_WAITERS.acquire(blocking=False):
-        raise ReadModelsBehind(head, projected, 0)
-    try:
-        if not platform.projector.wait_for(head, platform.settings.read_wait_seconds):
-            return False
-    finally:
-        _SEES_WAITERS.release()
-    with read_models(platform, principal) as cursor:
-        return cursor.execute(query, [record_id]).fetchone() is not None
+    if not await platform.projector.reached(head, platform.settings.read_wait_seconds):
+        return False
+    return await run_in_threadpool(visible, *lookup)
 
 
 Row = TypeVar("Row", bound=tuple[Any, ...])
