@@ -430,13 +430,15 @@ def uvicorn_server(factory: str, env: dict[str, str], log: Path) -> Iterator[tup
         "--log-level",
         "warning",
         "--no-access-log",
+        "--backlog",
+        "4096",  # room for a thousand Server-Sent Events subscribers connecting at once
     ]
     with open(log, "ab") as log_file:
         proc = subprocess.Popen(
             command, cwd=ROOT, env={**os.environ, **env}, stdout=log_file, stderr=log_file
         )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
@@ -447,7 +449,7 @@ def uvicorn_server(factory: str, env: dict[str, str], log: Path) -> Iterator[tup
             except (OSError, ValueError, IndexError):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn {factory} did not answer within 60 s")
+                raise RuntimeError(f"uvicorn {factory} did not answer within 120 s")
             time.sleep(0.1)
         yield port, proc.pid
     finally:

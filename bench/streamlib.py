@@ -8,12 +8,8 @@ thousand of them fit beside the server on a small machine.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -28,12 +24,11 @@ import psutil
 
 from aggregates.lead import LeadCreated
 from aggregates.users import Principal, Role
+from bench.bench_commands_http import HOST, uvicorn_server
 from event_store import NewEvent, open_event_store
 from leadledger.tokens import Signer
 from leadledger.wiring import event_codec
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 SECRET = "leadledger-stream-bench-secret-0123456789abcdef"
 
 
@@ -82,13 +77,6 @@ def seed_large_log(event_store_url: str, events: int, event_bytes: int) -> int:
         store.close()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def server_env(workdir: Path, **settings: str) -> dict[str, str]:
     """LEADLEDGER_* variables of a server on an embedded store in ``workdir``."""
     env = {
@@ -119,51 +107,17 @@ def served(
 ) -> Iterator[tuple[int, psutil.Process]]:
     """LeadLedger served by uvicorn (``bench.serve_app:<factory>``) in a subprocess,
     answering and with its read models caught up; yields (port, the server process)."""
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        f"bench.serve_app:{factory}",
-        "--app-dir",
-        str(ROOT),
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--backlog",
-        "4096",
-    ]
-    with open(log, "ab") as log_file:
-        proc = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **env}, stdout=log_file, stderr=log_file
-        )
-    try:
+    with uvicorn_server(factory, env, log) as (port, pid):
         deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                raise RuntimeError(f"the server exited ({proc.returncode}):\n{tail}")
+        while factory == "leadledger_app":
             with suppress(OSError, ValueError, IndexError):
                 health = _health(port)
-                if health is not None and (health["lag"] == 0 or factory != "leadledger_app"):
+                if health is not None and health["lag"] == 0:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError("the server did not answer within 120 s")
+                raise RuntimeError("the server's read models did not catch up within 120 s")
             time.sleep(0.1)
-        yield port, psutil.Process(proc.pid)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        yield port, psutil.Process(pid)
 
 
 def rss(process: psutil.Process) -> int:
