@@ -7,14 +7,18 @@ postgresql://postgres@127.0.0.1:5432/test); each test gets its own schema, dropp
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from aggregates.users import Principal, Role
@@ -23,7 +27,7 @@ from leadledger.settings import Settings
 from leadledger.tokens import Signer
 from leadledger.wiring import Platform, build, event_codec
 from read_api.app import create_app
-from tests.kafka_broker import Broker
+from tests.kafka_broker import Broker, free_port
 
 POSTGRES_URL = os.environ.get(
     "LEADLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -188,3 +192,23 @@ def durable_broker(tmp_path: Path) -> Iterator[Broker]:
     broker = Broker(tmp_path, durable=True)
     yield broker
     broker.close()
+
+
+@contextmanager
+def serving(platform: Platform, *, background: bool = True) -> Iterator[int]:
+    """The platform's API served by uvicorn on a real port, in a thread (raw sockets and
+    Server-Sent Events need a real HTTP server); yields the port."""
+    port = free_port()
+    app = create_app(platform, background=background, close_on_exit=False)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from leadledger.settings import Settings
 from leadledger.wiring import Platform
 from read_api.app import create_app
 from schemas.limits import MAX_CODE, MAX_COMPONENTS, MAX_LONG_TEXT, MAX_NAME, MAX_QUERY_TEXT
-from tests.conftest import ACTOR, PlatformFactory, create, new_lead_body
-from tests.kafka_broker import free_port
+from tests.conftest import ACTOR, PlatformFactory, create, new_lead_body, serving
 
 SMALL_LIMIT = 4096
 
@@ -182,19 +179,8 @@ def test_a_streamed_body_over_the_limit_is_cut_with_413(small: TestClient) -> No
 @pytest.fixture
 def live(platform: Platform) -> Iterator[tuple[str, int]]:
     """The API on a real port: the raw-socket tests need a real HTTP server."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(platform, close_on_exit=False), host="127.0.0.1", port=port, log_level="error"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield "127.0.0.1", port
-    server.should_exit = True
-    thread.join(10)
+    with serving(platform) as port:
+        yield "127.0.0.1", port
 
 
 def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:

@@ -3,8 +3,6 @@ v1 events, /asyncapi.json and /metrics."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4, uuid5
@@ -12,7 +10,6 @@ from uuid import UUID, uuid4, uuid5
 import httpx
 import orjson
 import pytest
-import uvicorn
 from eventsourcing.persistence import StoredEvent
 from fastapi.testclient import TestClient
 from hypothesis import given
@@ -23,8 +20,7 @@ from aggregates.lead import LeadCreated
 from leadledger.wiring import Platform
 from read_api.app import create_app
 from relay.publishing import EVENT_ID_NAMESPACE, Publication, event_id
-from tests.conftest import ACTOR, PlatformFactory, create
-from tests.kafka_broker import free_port
+from tests.conftest import ACTOR, PlatformFactory, create, serving
 
 
 def _lead_created_v1(platform: Platform) -> tuple[str, bytes]:
@@ -208,19 +204,8 @@ def test_sensitive_fields_never_leave(platform: Platform, client: TestClient) ->
 @pytest.fixture
 def live_server(platform: Platform) -> Iterator[str]:
     """The API on a real port (Server-Sent Events need a real streaming connection)."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(platform, close_on_exit=False), host="127.0.0.1", port=port, log_level="error"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(platform) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def _sse_events(lines: Iterator[str], count: int) -> list[dict[str, str]]:

@@ -40,7 +40,6 @@ CHECKS: dict[str, Any] = {
 }
 
 
-
 @pytest.fixture
 def demo_platform(make_platform: PlatformFactory) -> Platform:
     """A platform with demo users, leads, deals, hand-offs and projects, projected."""

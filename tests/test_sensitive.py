@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,6 @@ import httpx
 import orjson
 import psycopg
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from psycopg import sql
 
@@ -33,9 +31,9 @@ from read_api import access
 from read_api.app import create_app
 from read_api.routes.exports import EXPORTABLE
 from schemas.events.registry import CURRENT, topic_for
-from tests.conftest import ACTOR, POSTGRES_URL, FakeClock, PlatformFactory, bearer, iso
+from tests.conftest import ACTOR, POSTGRES_URL, FakeClock, PlatformFactory, bearer, iso, serving
 from tests.conftest import new_lead_body as lead_body
-from tests.kafka_broker import Broker, free_port
+from tests.kafka_broker import Broker
 from tests.kafka_reading import read_with_kafka_python
 
 MARKER = "SECRET-MARKER-7f3a9c2e41d8"
@@ -348,25 +346,8 @@ def test_administrators_do_not_read_who_read_a_section(
 @contextmanager
 def _serving(platform: Platform) -> Iterator[str]:
     """The API on a real port (Server-Sent Events need a real streaming connection)."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(platform, background=False, close_on_exit=False),
-        host="127.0.0.1",
-        port=port,
-        log_level="error",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    try:
+    with serving(platform, background=False) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _sse_until(url: str, last_position: int) -> bytes:

@@ -5,26 +5,23 @@ on both back-ends, and the awaited waits of read-your-writes and of ``sees``."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from bench.streamlib import Subscriber, large_lead, request
 from event_store import EventStore, NewEvent
 from leadledger.wiring import Platform
 from read_api import log_tail
-from read_api.app import create_app
-from tests.conftest import PlatformFactory, new_lead_body, token
-from tests.kafka_broker import free_port
+from tests.conftest import PlatformFactory, new_lead_body, serving, token
 
 AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 TOP = token("tom.top", "top")
@@ -91,24 +88,12 @@ def test_a_read_your_writes_wait_is_resolved_by_the_projector(platform: Platform
 def serve() -> Iterator[Any]:
     """Serve a platform's API with uvicorn on a real port (in a thread);
     ``serve(platform)`` returns the port."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+    with ExitStack() as servers:
 
-    def start(platform: Platform, background: bool = True) -> int:
-        port = free_port()
-        app = create_app(platform, background=background, close_on_exit=False)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        servers.append((server, thread))
-        return port
+        def start(platform: Platform, background: bool = True) -> int:
+            return servers.enter_context(serving(platform, background=background))
 
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(10)
+        yield start
 
 
 def _settle(platform: Platform) -> None:
