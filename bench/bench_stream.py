@@ -49,26 +49,17 @@ def _new_lead(i: int) -> dict[str, str]:
 
 async def replay(port: int, token: str, server: Process, count: int, head: int) -> list[int]:
     """[peak RSS while replaying, RSS when all caught up, RSS after they closed]."""
-    peak = sl.rss(server)
-
-    async def sample() -> None:
-        nonlocal peak
-        while True:
-            peak = max(peak, sl.rss(server))
-            await asyncio.sleep(0.02)
-
-    sampler = asyncio.create_task(sample())
-    subscribers = await sl.subscribe(port, token, count)
-    started = time.monotonic()
-    try:
-        await asyncio.gather(*(s.until(head, 600) for s in subscribers))
-        caught_up = sl.rss(server)
-    finally:
-        sampler.cancel()
-        await sl.close_all(subscribers)
+    async with sl.PeakRss(server) as peak:
+        subscribers = await sl.subscribe(port, token, count)
+        started = time.monotonic()
+        try:
+            await asyncio.gather(*(s.until(head, 600) for s in subscribers))
+            caught_up = sl.rss(server)
+        finally:
+            await sl.close_all(subscribers)
     print(f"  {count} subscribers replayed {head} events in {time.monotonic() - started:.1f} s")
     await asyncio.sleep(1.0)
-    return [peak, caught_up, sl.rss(server)]
+    return [peak.value, caught_up, sl.rss(server)]
 
 
 async def idle_and_deliver(

@@ -120,6 +120,30 @@ def served(
         yield port, psutil.Process(pid)
 
 
+class PeakRss:
+    """The highest RSS of a process while the ``async with`` block runs (sampled every
+    20 ms): ``async with PeakRss(server) as peak: ...; peak.value``."""
+
+    def __init__(self, process: psutil.Process) -> None:
+        self.process = process
+        self.value = rss(process)
+        self._sampler: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            self.value = max(self.value, rss(self.process))
+            await asyncio.sleep(0.02)
+
+    async def __aenter__(self) -> PeakRss:
+        self._sampler = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._sampler is not None:
+            self._sampler.cancel()
+        self.value = max(self.value, rss(self.process))
+
+
 def rss(process: psutil.Process) -> int:
     return int(process.memory_info().rss)
 

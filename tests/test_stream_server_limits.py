@@ -48,23 +48,14 @@ def many_files() -> Iterator[None]:
 async def _replay(port: int, token: str, server: Process, count: int, head: int) -> int:
     """``count`` subscribers replay the log from the start; the server's peak RSS."""
     subscribers = await sl.subscribe(port, token, count, keep_ids=True)
-    peak = sl.rss(server)
-
-    async def sample() -> None:
-        nonlocal peak
-        while True:
-            peak = max(peak, sl.rss(server))
-            await asyncio.sleep(0.02)
-
-    sampler = asyncio.create_task(sample())
-    try:
-        await asyncio.gather(*(s.until(head, 120) for s in subscribers))
-    finally:
-        sampler.cancel()
-        await sl.close_all(subscribers)
+    async with sl.PeakRss(server) as peak:
+        try:
+            await asyncio.gather(*(s.until(head, 120) for s in subscribers))
+        finally:
+            await sl.close_all(subscribers)
     for subscriber in subscribers:
         assert subscriber.ids == list(range(1, head + 1))
-    return peak
+    return peak.value
 
 
 @pytest.mark.slow
