@@ -911,6 +911,7 @@ def test_reassigning_a_client_names_the_previous_manager() -> None:
     moved, taken = limits.decide_approval(
         state, command, 2, RULES, meta(NOW, actor="head.of.sales")
     )
+    assert isinstance(moved, limits.ClientAssigned)
     assert (moved.manager, moved.previous_manager, moved.count) == ("vera", "boris", 3)
     assert taken is not None
     assert taken.manager == "vera"
