@@ -6,6 +6,7 @@ The decider of the directory (``users.set_managers``), the ownership rules
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -13,15 +14,21 @@ from uuid import uuid4
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregates import users
 from aggregates.base import CommandMeta
 from aggregates.errors import InvalidValue, NotPermitted, RuleViolation
 from aggregates.users import Principal, Role
+from commands.context import CommandContext
 from commands.policy import Policy
-from leadledger.wiring import Platform
+from commands.users import change_user, load_user, register_user, set_assistant_managers
+from event_store import open_event_store
+from leadledger.wiring import Platform, event_codec
+from projections.database import ReadModelDatabase
+from projections.directory import DirectoryProjection
+from projections.projector import Projector, rebuild
 from read_api.app import create_app
 from tests.conftest import ACTOR, bearer, new_lead_body
 from tests.deal_helpers import ok, qualified_lead
@@ -284,3 +291,59 @@ def test_an_assistant_sees_what_their_managers_see_and_no_more(
     assert api.get(f"/leads/{mias['lead_id']}", headers=AMY_H).status_code == 404
     refused = api.post("/leads", json=new_lead_body(manager="mia.manager"), headers=AMY_H)
     assert refused.status_code == 403
+
+
+# --- the read model ------------------------------------------------------------------------
+
+
+def _directory_rows(db: ReadModelDatabase) -> list[tuple[Any, ...]]:
+    cursor = db.cursor()
+    try:
+        return cursor.execute("SELECT * FROM users ORDER BY username").fetchall()
+    finally:
+        cursor.close()
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(page_size=st.integers(1, 6), order=st.permutations(["mia.manager", "max.manager"]))
+def test_the_directory_in_any_pages_equals_a_rebuild(page_size: int, order: list[str]) -> None:
+    """An assistant's managers, set and changed among other changes, read the same from
+    the read model built page by page as from one rebuild, and as the aggregate folds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_event_store(f"sqlite:///{tmp}/events.sqlite", event_codec())
+        db = ReadModelDatabase(f"{tmp}/incremental.duckdb")
+        projections = [DirectoryProjection()]
+        try:
+            n = 0
+
+            def ctx() -> CommandContext:
+                nonlocal n
+                n += 1
+                return CommandContext(actor="adam.admin", at=T0, command_id=uuid4())
+
+            for name, role in (("mia.manager", "manager"), ("max.manager", "manager")):
+                register_user(store, users.RegisterUser(name, name, role, "sales"), ctx())
+                Projector(store, db, projections, page_size=page_size).run_once()
+            register_user(
+                store, users.RegisterUser("amy.assistant", "Amy", "assistant", "sales"), ctx()
+            )
+            for chosen in ([order[0]], order, [order[1]]):
+                command = users.SetAssistantManagers(tuple(chosen))
+                set_assistant_managers(store, "amy.assistant", command, ctx())
+                Projector(store, db, projections, page_size=page_size).run_once()
+            change_user(store, "amy.assistant", users.ChangeUser({"region": "Kazan"}), ctx())
+            Projector(store, db, projections, page_size=page_size).catch_up()
+            incremental = _directory_rows(db)
+            again = ReadModelDatabase(f"{tmp}/rebuilt.duckdb")
+            try:
+                rebuild(store, again, projections)
+                assert _directory_rows(again) == incremental
+            finally:
+                again.close()
+            amy = next(r for r in incremental if r[0] == "amy.assistant")
+            assert list(amy[-1]) == [order[1]]
+            assert amy[4] == "Kazan"
+            assert load_user(store, "amy.assistant").managers == (order[1],)
+        finally:
+            db.close()
+            store.close()
