@@ -93,7 +93,7 @@ class StoreDirectory:
     def department_of(self, user: str) -> str | None:
         if not users.USERNAME.match(user):
             return None
-        state = _find_user(self.store, user)
+        state = users.fold([r.event for r in load_user_records(self.store, user)])
         return None if state is None or not state.active else state.department
 
     def managers_of(self, assistant: str) -> frozenset[str]:

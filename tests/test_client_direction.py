@@ -25,8 +25,9 @@ from aggregates.errors import NotPermitted, RuleViolation
 from leadledger.settings import DEFAULT_FUNNELS_FILE, DEFAULT_RULES_FILE
 from leadledger.wiring import Platform, load_rules
 from read_api.app import create_app
-from tests.conftest import ACTOR, bearer, new_lead_body
+from tests.conftest import ACTOR, PlatformFactory, bearer, new_lead_body
 from tests.deal_helpers import ok, qualified_lead
+from tests.test_concurrency_postgres import race
 
 RULES = load_rules(DEFAULT_FUNNELS_FILE, DEFAULT_RULES_FILE)
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -373,3 +374,47 @@ def test_holding_a_direction_shows_that_clients_leads_and_deals_of_it(
     assert court_lead not in leads(MAX)
     assert court_lead in leads(oleg)
     assert api.get(f"/leads/{court_lead}", headers=MAX).status_code == 404
+
+
+# --- racing for one free direction, on the real PostgreSQL ---------------------------------
+
+RACERS = 8
+
+
+@pytest.fixture
+def pg_api(make_platform: PlatformFactory, pg_schema_url: str) -> Iterator[TestClient]:
+    platform = make_platform(event_store_url=pg_schema_url)
+    app = create_app(platform, background=False, close_on_exit=False)
+    with TestClient(app, headers=ACTOR) as client:
+        yield client
+
+
+@pytest.mark.postgres
+def test_managers_racing_for_a_free_direction_leave_one_holder_and_no_silent_move(
+    pg_api: TestClient,
+) -> None:
+    """The first to write holds it. Those who decided on the free direction it no longer
+    is hear of the change (409 version_conflict, never a silent re-decision); asking
+    again they get the takeover waiting for the head (or hear that one waits)."""
+    responses = race(
+        lambda i: _take(pg_api, f"racer{i}", bearer(f"racer{i}", "manager"), "globex", "turnkey"),
+        threads=RACERS,
+    )
+    codes = [r.status_code for r in responses]
+    assert codes.count(200) == 1, [r.text for r in responses]
+    assert codes.count(202) <= 1
+    assert set(codes) <= {200, 202, 409}
+    refusals = {r.json().get("rule") or r.json()["code"] for r in responses if r.status_code == 409}
+    assert refusals <= {"version_conflict", "approval_pending"}
+    winner = next(r.json() for r in responses if r.status_code == 200)
+    for i, response in enumerate(responses):
+        if response.status_code == 409:
+            again = _take(pg_api, f"racer{i}", bearer(f"racer{i}", "manager"), "globex", "turnkey")
+            assert again.status_code in (202, 409), again.text
+    detail = ok(pg_api.get(f"/client-assignments/{winner['assignment_id']}"))
+    assert (detail["manager"], detail["status"], detail["pending_because"]) == (
+        winner["manager"],
+        "pending_approval",
+        "held",
+    )
+    assert detail["requested_manager"] != winner["manager"]
