@@ -9,6 +9,9 @@ same atomic append, so two racing writes cannot both pass a check made on one to
   clients (client and direction) the manager took; over the cap an assignment waits for a
   head's approval.
 - **Client assignment**: one stream per client and direction says which manager owns it.
+  A direction no one holds is taken at once (within the monthly cap); one another
+  manager holds is never taken silently: the request waits for the requester's head (or
+  a configured approver), and only their approval moves it.
 """
 
 from __future__ import annotations
@@ -152,6 +155,9 @@ class ClientAssignment:
     decided_by: str | None
     comment: str | None
     updated_at: datetime
+    pending_because: str | None = None
+    """Why a request waits: 'monthly_cap' (the requester took their monthly cap of new
+    clients) or 'held' (another manager, ``manager``, holds the direction)."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +201,20 @@ class ClientAssignmentApprovalRequested(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClientAssignmentTakeoverRequested(DomainEvent):
+    """A manager asked for a client's direction another manager holds: it moves only on
+    the approver's word (the holder keeps it meanwhile, and if declined)."""
+
+    assignment_id: UUID
+    company_id: str
+    direction: str
+    manager: str
+    held_by: str
+    approver: str
+    reason: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ClientAssignmentDeclined(DomainEvent):
     manager: str
     comment: str | None
@@ -206,6 +226,7 @@ LIMIT_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ClientAssigned,
     ClientAssignmentApprovalRequested,
     ClientAssignmentDeclined,
+    ClientAssignmentTakeoverRequested,
 )
 
 
@@ -216,8 +237,12 @@ def assign(
     rules: Rules,
     meta: CommandMeta,
 ) -> tuple[DomainEvent, ManagerClientTaken | None]:
-    """Assign a client's direction to a manager: at once under the monthly cap (with the
-    count booked on the manager's month), else as a request for a head's approval."""
+    """Assign a client's direction to a manager. A free direction (no one holds it) is
+    taken at once under the monthly cap (with the count booked on the manager's month),
+    else it waits for a head's approval; a direction another manager holds always waits
+    for the approval (``ClientAssignmentTakeoverRequested``, naming the holder). Asking
+    again for a direction one holds is a 409 (a retry is answered by the request's
+    Idempotency-Key, so a second, new request is a mistake worth hearing about)."""
     company_id = values.required_text("company_id", command.company_id)
     direction = values.required_text("direction", command.direction)
     manager = values.required_text("manager", command.manager)
@@ -233,6 +258,20 @@ def assign(
         if assignment.status == "assigned" and assignment.manager == manager:
             raise RuleViolation(
                 "already_assigned", f"{manager} owns this client's {direction} already"
+            )
+        if assignment.manager is not None:
+            return (
+                ClientAssignmentTakeoverRequested(
+                    **meta.event_fields(),
+                    assignment_id=assignment_id,
+                    company_id=company_id,
+                    direction=direction,
+                    manager=manager,
+                    held_by=assignment.manager,
+                    approver=rules.head_of(manager),
+                    reason=reason,
+                ),
+                None,
             )
     month = month_of(meta.at)
     cap = rules.monthly_new_client_cap
@@ -287,7 +326,8 @@ def decide_approval(
     rules: Rules,
     meta: CommandMeta,
 ) -> tuple[DomainEvent, ManagerClientTaken | None]:
-    """A head approves (the client is taken over the cap) or declines a pending request."""
+    """A head approves (the client is taken over the cap, or from the manager holding it,
+    who loses it: ``previous_manager``) or declines a pending request."""
     comment = values.text("comment", command.comment, required=not command.approve)
     if assignment.status != "pending_approval" or assignment.requested_manager is None:
         raise RuleViolation("no_pending_approval", "no assignment of this client awaits approval")
@@ -344,6 +384,7 @@ def evolve_assignment(assignment: ClientAssignment | None, event: DomainEvent) -
                 "month": event.month,
                 "decided_by": event.approved_by,
                 "comment": event.comment,
+                "pending_because": None,
             }
             base = event
         case ClientAssignmentApprovalRequested():
@@ -354,8 +395,20 @@ def evolve_assignment(assignment: ClientAssignment | None, event: DomainEvent) -
                 "month": event.month,
                 "decided_by": None,
                 "comment": event.reason,
+                "pending_because": "monthly_cap",
             }
             base = event
+        case ClientAssignmentTakeoverRequested():
+            if assignment is None:
+                raise ValueError("a takeover needs a held assignment")
+            changes = {
+                "status": "pending_approval",
+                "requested_manager": event.manager,
+                "requested_by": event.actor,
+                "decided_by": None,
+                "comment": event.reason,
+                "pending_because": "held",
+            }
         case ClientAssignmentDeclined():
             if assignment is None:
                 raise ValueError("a decline needs a pending assignment")
@@ -364,6 +417,7 @@ def evolve_assignment(assignment: ClientAssignment | None, event: DomainEvent) -
                 "requested_manager": None,
                 "decided_by": event.actor,
                 "comment": event.comment,
+                "pending_because": None,
             }
         case _:
             raise ValueError(f"not an assignment event: {event.type}")

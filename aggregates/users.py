@@ -3,7 +3,9 @@
 The user directory is an aggregate like any other: a user is registered by an
 administrator, changed (role, department, region) and deactivated, each an event with
 who did it. A bearer token names a user and carries these claims; the directory is what
-a head's "my department and its people" is read from.
+a head's "my department and its people" is read from, and which managers an assistant
+works for (set by an administrator, read from the directory, never from the token, so a
+change holds at once).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Role(StrEnum):
     ANALYST = "analyst"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    ASSISTANT = "assistant"
 
     @property
     def with_article(self) -> str:
@@ -111,6 +114,9 @@ class User:
     active: bool
     created_at: datetime
     updated_at: datetime
+    managers: tuple[str, ...] = ()
+    """An assistant's managers: whose leads they create and fill, and whose records they
+    see."""
 
     def principal(self) -> Principal:
         return Principal(self.username, self.role, self.department, self.region)
@@ -148,7 +154,26 @@ class UserChanged(DomainEvent):
     changes: dict[str, Any]
 
 
-USER_EVENT_TYPES: tuple[type[DomainEvent], ...] = (UserRegistered, UserChanged)
+@dataclass(frozen=True)
+class SetAssistantManagers:
+    """The managers an assistant works for (the whole list: it replaces the last one)."""
+
+    managers: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssistantManagersSet(DomainEvent):
+    username: str
+    managers: tuple[str, ...]
+    previous: tuple[str, ...]
+
+
+USER_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+    UserRegistered,
+    UserChanged,
+    AssistantManagersSet,
+)
+MAX_MANAGERS = 50
 CHANGEABLE = ("name", "role", "department", "region", "active")
 
 
@@ -192,6 +217,45 @@ def change(user: User, command: ChangeUser, meta: CommandMeta) -> UserChanged:
     return UserChanged(**meta.event_fields(), username=user.username, changes=changed)
 
 
+def set_managers(
+    user: User,
+    command: SetAssistantManagers,
+    directory: dict[str, User | None],
+    meta: CommandMeta,
+) -> AssistantManagersSet:
+    """Attach an assistant to one or more managers. ``directory`` holds the named users as
+    they are now (None: no such user): each must be an active manager."""
+    if user.role is not Role.ASSISTANT:
+        raise RuleViolation(
+            "not_an_assistant", f"{user.username} is {user.role.with_article}, not an assistant"
+        )
+    if not isinstance(command.managers, (tuple, list)) or not command.managers:
+        raise InvalidValue("managers", "managers must name one or more managers")
+    if len(command.managers) > MAX_MANAGERS:
+        raise InvalidValue("managers", f"managers may name at most {MAX_MANAGERS} managers")
+    managers: list[str] = []
+    for name in command.managers:
+        name = username(name, "managers")
+        if name in managers:
+            raise InvalidValue("managers", f"{name} is named twice")
+        person = directory.get(name)
+        if person is None or not person.active:
+            raise InvalidValue("managers", f"{name} is not an active user of the directory")
+        if person.role is not Role.MANAGER:
+            raise RuleViolation(
+                "not_a_manager",
+                f"{name} is {person.role.with_article}: an assistant works only for managers",
+                manager=name,
+            )
+        managers.append(name)
+    chosen = tuple(sorted(managers))
+    if chosen == user.managers:
+        raise RuleViolation("nothing_changed", "the assistant works for these managers already")
+    return AssistantManagersSet(
+        **meta.event_fields(), username=user.username, managers=chosen, previous=user.managers
+    )
+
+
 def evolve_changes(user: User, changes: dict[str, Any]) -> User:
     fields = dict(changes)
     if "role" in fields:
@@ -215,6 +279,8 @@ def evolve(user: User | None, event: DomainEvent) -> User:
     assert user is not None, "a user's stream starts with UserRegistered"
     if isinstance(event, UserChanged):
         user = evolve_changes(user, event.changes)
+    elif isinstance(event, AssistantManagersSet):
+        user = replace(user, managers=tuple(event.managers))
     return replace(user, version=user.version + 1, updated_at=event.at)
 
 

@@ -4,7 +4,8 @@ Which roles may issue a command at all is the endpoint table in ``read_api.acces
 this module decides, once the handler has loaded the aggregate, whether this user may
 act on this record: a manager on their own leads and deals, a head on their
 department's, top management on all; department workers on their department's
-hand-off requests; PMs on the projects they run (a project with no PM yet belongs to
+hand-off requests; an assistant on the leads of the managers they work for; PMs on the
+projects they run (a project with no PM yet belongs to
 the head of its department and top management until one is named); approvers on the
 client assignments they decide. A refusal is a 403 saying why; the guard built in
 ``read_api.access.command_guard`` answers "not found" instead when the actor may not
@@ -26,6 +27,10 @@ Guard = Callable[[Any], None]
 class Directory(Protocol):
     def department_of(self, user: str) -> str | None:
         """The department the user belongs to (None for no department or no user)."""
+        ...
+
+    def managers_of(self, assistant: str) -> frozenset[str]:
+        """The managers an active assistant works for (empty for anyone else)."""
         ...
 
 
@@ -52,18 +57,28 @@ class Policy:
         p = self.principal
         return p.role is Role.TOP or (owner is not None and owner == p.user) or self.heads(owner)
 
+    def assists(self, owner: str | None) -> bool:
+        """Whether the principal is an assistant of ``owner`` (a manager)."""
+        p = self.principal
+        return (
+            owner is not None
+            and p.role is Role.ASSISTANT
+            and owner in self.directory.managers_of(p.user)
+        )
+
     # --- guards for the handlers --------------------------------------------------------
 
     def lead(self, action: str) -> Guard:
         def check(state: lead.Lead) -> None:
-            if self.runs(state.manager):
+            if self.runs(state.manager) or self.assists(state.manager):
                 return
             p = self.principal
             if action == "assess" and p.role is Role.EXPERT and state.expert in (None, p.user):
                 return
             raise NotPermitted(
                 "not_your_lead",
-                f"only the lead's manager, their head or top management may {action} this lead"
+                f"only the lead's manager, their head, their assistant or top management may "
+                f"{action} this lead"
                 + (" (or the expert assigned to it)" if action == "assess" else ""),
             )
 
@@ -140,9 +155,18 @@ class Policy:
 
     def may_own(self, owner: str, field: str) -> None:
         """A new record (lead, deal, assignment) may name this owner: a manager only
-        themselves, a head their department's people, top management anyone."""
+        themselves, a head their department's people, an assistant the managers they work
+        for, top management anyone."""
+        p = self.principal
+        if p.role is Role.ASSISTANT:
+            if not self.assists(owner):
+                raise NotPermitted(
+                    "not_your_manager",
+                    f"an assistant may name as {field} only a manager they work for "
+                    f"({owner} is not one of them)",
+                )
+            return
         if not self.runs(owner):
-            p = self.principal
             whom = "themselves" if p.role is Role.MANAGER else "people of their department"
             raise NotPermitted(
                 "not_your_team",

@@ -53,6 +53,37 @@ def change_user(
     )
 
 
+def set_assistant_managers(
+    store: EventStore, username: str, command: users.SetAssistantManagers, ctx: CommandContext
+) -> CommandResult:
+    """Attach an assistant to their managers (each read from the directory now)."""
+    load_user(store, username)  # 404 naming the user
+    stream_id = users.user_stream_id(username)
+
+    def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
+        state = users.fold([r.event for r in history])
+        assert state is not None
+        named = command.managers if isinstance(command.managers, (tuple, list)) else ()
+        directory = {name: _find_user(store, name) for name in named if isinstance(name, str)}
+        event = users.set_managers(state, command, directory, ctx.meta)
+        return [NewEvent(stream_id, state.version + 1, event)]
+
+    return execute(
+        store,
+        ctx,
+        stream_id,
+        decide,
+        what="user",
+        load=lambda _: load_user_records(store, username),
+    )
+
+
+def _find_user(store: EventStore, name: str) -> users.User | None:
+    if not users.USERNAME.match(name):
+        return None
+    return users.fold([r.event for r in load_user_records(store, name)])
+
+
 class StoreDirectory:
     """Departments read from the users' streams: exact, with no read-model lag."""
 
@@ -64,3 +95,10 @@ class StoreDirectory:
             return None
         state = users.fold([r.event for r in load_user_records(self.store, user)])
         return None if state is None or not state.active else state.department
+
+    def managers_of(self, assistant: str) -> frozenset[str]:
+        """The managers an active assistant works for (none for anyone else)."""
+        state = _find_user(self.store, assistant)
+        if state is None or not state.active or state.role is not users.Role.ASSISTANT:
+            return frozenset()
+        return frozenset(state.managers)

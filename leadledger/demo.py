@@ -17,18 +17,19 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid5
 
-from aggregates import billing, contractor, deal, handoff, lead, project, users
+from aggregates import billing, contractor, deal, handoff, lead, limits, project, users
 from aggregates.base import CommandMeta
 from aggregates.errors import DomainError
 from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
+from commands.assignments import assign_client
 from commands.context import CommandContext, VersionConflict
 from commands.contractors import register_contractor
 from commands.deals import convert_lead, handle_deal_command
 from commands.handoffs import handle_handoff_command
 from commands.leads import create_lead, handle_lead_command
 from commands.projects import handle_billing_command, handle_project_command, project_id_for_deal
-from commands.users import register_user
+from commands.users import load_user, register_user, set_assistant_managers
 from event_store import EventStore
 from leadledger.wiring import process_managers
 from process_managers.runner import ProcessRunner
@@ -529,6 +530,7 @@ DEMO_USERS: tuple[tuple[str, str, str, str | None, str], ...] = (
     ("alice.analyst", "Alice Analyst", "analyst", None, "Moscow"),
     ("victor.auditor", "Victor Auditor", "auditor", None, "Moscow"),
     ("adam.admin", "Adam Admin", "admin", None, "Moscow"),
+    ("anya.assistant", "Anya Assistant", "assistant", "sales", "Moscow"),
 )
 """The demo's people: every role, so each can be tried with the token printed for it."""
 
@@ -559,3 +561,62 @@ def demo_logins() -> list[tuple[str, str]]:
     for username, _, role, _, _ in DEMO_USERS:
         seen.setdefault(role, username)
     return list(seen.items())
+
+
+DEMO_ASSISTANT = "anya.assistant"
+ASSISTED_MANAGER = MANAGERS[0]
+ASSISTANT_CLIENT = ("demo-sever-bakery", "Sever Bakery LLC")
+ASSISTANT_LEADS = (
+    "Valuation of a bakery's equipment",
+    "Appraisal of a warehouse lease",
+    "Inventory valuation before a merger",
+)
+"""Leads the demo assistant creates for the manager they work for."""
+
+
+def load_demo_assistant(
+    store: EventStore, funnels: FunnelCatalog, rules: Rules, now: datetime
+) -> int:
+    """The demo assistant works for the first demo manager: attached by the admin, they
+    create a few leads of one client for them (in the out-of-court funnel, whose sales
+    direction is turnkey). Another manager holds that client's turnkey direction, so sees
+    those leads too, and a third asks for it: a takeover waiting for the head. Done once
+    (skipped when the assistant has managers already); the number of leads created."""
+    if load_user(store, DEMO_ASSISTANT).managers:
+        return 0
+
+    def ctx(actor: str, key: str, role: str, command: str) -> CommandContext:
+        return CommandContext(
+            actor=actor,
+            at=now,
+            command_id=uuid5(DEMO_NAMESPACE, f"assistant-{key}"),
+            idempotency_key=f"demo-assistant-{key}",
+            actor_role=role,
+            command=command,
+        )
+
+    attach = users.SetAssistantManagers((ASSISTED_MANAGER,))
+    set_assistant_managers(
+        store, DEMO_ASSISTANT, attach, ctx("adam.admin", "attach", "admin", "set_managers")
+    )
+    company_id, company_name = ASSISTANT_CLIENT
+    for n, title in enumerate(ASSISTANT_LEADS):
+        command = lead.CreateLead(
+            lead_id=uuid5(DEMO_NAMESPACE, f"assistant-lead-{n}"),
+            funnel="out_of_court" if "out_of_court" in funnels else next(iter(funnels)),
+            title=title,
+            company_name=company_name,
+            company_id=company_id,
+            source="website",
+            manager=ASSISTED_MANAGER,
+            amount=Decimal(25_000 * (n + 1)),
+        )
+        create_lead(
+            store, funnels, command, ctx(DEMO_ASSISTANT, f"lead-{n}", "assistant", "create")
+        )
+    holder, asker = MANAGERS[1], MANAGERS[2]
+    for manager in (holder, asker):
+        take = limits.AssignClient(company_id, "turnkey", manager, "a demo client")
+        with contextlib.suppress(DomainError):  # over a demo cap: it waits all the same
+            assign_client(store, rules, take, ctx(manager, f"take-{manager}", "manager", "assign"))
+    return len(ASSISTANT_LEADS)

@@ -682,6 +682,7 @@ ASSIGNMENT_COLUMNS: tuple[Column, ...] = (
     _moment("updated_at"),
     _int("version"),
     _bigint("last_position"),
+    _text("pending_because"),
 )
 
 
@@ -695,13 +696,18 @@ class ClientAssignmentProjection(KeyedFold):
     what = "client assignment"
     columns = ASSIGNMENT_COLUMNS
     topics = frozenset(
-        {"ClientAssigned", "ClientAssignmentApprovalRequested", "ClientAssignmentDeclined"}
+        {
+            "ClientAssigned",
+            "ClientAssignmentApprovalRequested",
+            "ClientAssignmentDeclined",
+            "ClientAssignmentTakeoverRequested",
+        }
     )
 
     def fold(self, row: Row | None, event: PageEvent) -> Row:
         doc = event.doc
         if row is None:
-            if event.topic == "ClientAssignmentDeclined":
+            if event.topic in ("ClientAssignmentDeclined", "ClientAssignmentTakeoverRequested"):
                 raise MissingCreation(self.what, event.stream_id)
             row = self.new_row(
                 assignment_id=event.stream_id,
@@ -721,6 +727,7 @@ class ClientAssignmentProjection(KeyedFold):
                     month=doc["month"],
                     decided_by=doc.get("approved_by"),
                     comment=doc.get("comment"),
+                    pending_because=None,
                 )
             case "ClientAssignmentApprovalRequested":
                 row.update(
@@ -731,6 +738,17 @@ class ClientAssignmentProjection(KeyedFold):
                     month=doc["month"],
                     decided_by=None,
                     comment=doc.get("reason"),
+                    pending_because="monthly_cap",
+                )
+            case "ClientAssignmentTakeoverRequested":
+                row.update(
+                    status="pending_approval",
+                    requested_manager=doc["manager"],
+                    requested_by=doc["actor"],
+                    approver=doc["approver"],
+                    decided_by=None,
+                    comment=doc.get("reason"),
+                    pending_because="held",
                 )
             case "ClientAssignmentDeclined":
                 row.update(
@@ -739,6 +757,7 @@ class ClientAssignmentProjection(KeyedFold):
                     approver=None,
                     decided_by=doc["actor"],
                     comment=doc.get("comment"),
+                    pending_because=None,
                 )
         return row
 
@@ -796,12 +815,24 @@ def _approval_request(e: PageEvent) -> tuple[str, str, str]:
     return ("approval_request", "client_assignment", detail)
 
 
+def _takeover_request(e: PageEvent) -> tuple[str, str, str]:
+    doc = e.doc
+    detail = (
+        f"{doc['manager']} asks to take client {doc['company_id']} ({doc['direction']}) "
+        f"from {doc['held_by']}, who holds it"
+    )
+    if doc.get("reason"):
+        detail += f"; reason: {doc['reason']}"
+    return ("approval_request", "client_assignment", detail)
+
+
 ALERTS: dict[str, Callable[[PageEvent], tuple[str, str, str]]] = {
     "LeadAnswerReminderSent": _lead_reminder,
     "LeadAnswerEscalated": _lead_escalation,
     "HandoffReminderSent": _handoff_reminder,
     "HandoffEscalated": _handoff_escalation,
     "ClientAssignmentApprovalRequested": _approval_request,
+    "ClientAssignmentTakeoverRequested": _takeover_request,
 }
 
 

@@ -1,5 +1,5 @@
-"""The user directory (``users``) and the log of reads of sensitive information
-(``sensitive_reads``).
+"""The user directory (``users``, with the managers each assistant works for) and the
+log of reads of sensitive information (``sensitive_reads``).
 
 ``users`` is what a head's scope is read from (their department's people); it holds no
 secrets. ``sensitive_reads`` records who read which lead's sensitive section and when,
@@ -21,7 +21,7 @@ _SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 USERS_DDL = (
     "CREATE TABLE IF NOT EXISTS users (username VARCHAR PRIMARY KEY, name VARCHAR, "
     "role VARCHAR, department VARCHAR, region VARCHAR, active BOOLEAN, "
-    "created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, version INTEGER)"
+    "created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, version INTEGER, managers VARCHAR[])"
 )
 READS_DDL = (
     "CREATE TABLE IF NOT EXISTS sensitive_reads (position BIGINT, lead_id VARCHAR, "
@@ -34,7 +34,9 @@ USER_FIELDS = ("username", "name", "role", "department", "region", "active")
 class DirectoryProjection:
     name = "directory"
     tables: tuple[str, ...] = ("users", "sensitive_reads")
-    topics: frozenset[str] = frozenset({"UserRegistered", "UserChanged", "LeadSensitiveInfoViewed"})
+    topics: frozenset[str] = frozenset(
+        {"UserRegistered", "UserChanged", "AssistantManagersSet", "LeadSensitiveInfoViewed"}
+    )
 
     @property
     def fingerprint(self) -> str:
@@ -58,8 +60,8 @@ class DirectoryProjection:
             """
         )
         rows = cursor.execute(
-            "SELECT topic, state FROM _page WHERE topic IN ('UserRegistered', 'UserChanged') "
-            "ORDER BY position"
+            "SELECT topic, state FROM _page WHERE topic IN "
+            "('UserRegistered', 'UserChanged', 'AssistantManagersSet') ORDER BY position"
         ).fetchall()
         if not rows:
             return
@@ -72,20 +74,26 @@ class DirectoryProjection:
                     "active": True,
                     "created_at": event["at"],
                     "version": 1,
+                    "managers": [],
                 }
             else:
                 user = users.get(name)
                 if user is None:
                     found = cursor.execute(
                         "SELECT username, name, role, department, region, active, "
-                        "created_at, version FROM users WHERE username = ?",
+                        "created_at, version, managers FROM users WHERE username = ?",
                         [name],
                     ).fetchone()
                     if found is None:
                         continue
-                    user = dict(zip((*USER_FIELDS, "created_at", "version"), found, strict=True))
+                    user = dict(
+                        zip((*USER_FIELDS, "created_at", "version", "managers"), found, strict=True)
+                    )
                     users[name] = user
-                user.update(event["changes"])
+                if topic == "AssistantManagersSet":
+                    user["managers"] = list(event["managers"])
+                else:
+                    user.update(event["changes"])
                 user["version"] += 1
             users[name]["updated_at"] = event["at"]
         names = list(users)
@@ -93,7 +101,7 @@ class DirectoryProjection:
         for user in users.values():
             cursor.execute(
                 "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), "
-                "CAST(? AS TIMESTAMPTZ), ?)",
+                "CAST(? AS TIMESTAMPTZ), ?, ?)",
                 [
                     user["username"],
                     user["name"],
@@ -104,5 +112,6 @@ class DirectoryProjection:
                     str(user["created_at"]),
                     str(user["updated_at"]),
                     user["version"],
+                    user["managers"] or [],
                 ],
             )

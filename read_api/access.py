@@ -28,6 +28,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from aggregates.errors import InvalidValue, NotPermitted
+from aggregates.funnels import FunnelCatalog
 from aggregates.users import Principal, Role
 from commands.context import StreamNotFound
 from commands.policy import Guard, Policy
@@ -38,11 +39,16 @@ from read_api.errors import Unauthenticated
 
 M, H, T, PM, E, D = Role.MANAGER, Role.HEAD, Role.TOP, Role.PM, Role.EXPERT, Role.DEPARTMENT
 AN, AU, AD = Role.ANALYST, Role.AUDITOR, Role.ADMIN
+A = Role.ASSISTANT
 
 EVERYONE = frozenset(Role)
-READERS = frozenset({M, H, T, PM, E, D, AN, AU})
+READERS = frozenset({M, H, T, PM, E, D, AN, AU, A})
 """Business data is read by everyone but administrators (they run the platform)."""
 SALES = frozenset({M, H, T})
+ASSISTED = SALES | {A}
+"""Lead commands an assistant issues for their managers (create, fill the card and the
+cost breakdown, move, pause, resume); qualifying, closing, converting, transferring and
+the sensitive section stay the manager's."""
 DEPARTMENTS = frozenset({D, H, T})
 PROJECTS = frozenset({PM, H, T})
 TIMESHEETS = frozenset({PM, H, T, D, E})
@@ -63,7 +69,7 @@ description (its OpenAPI document and the pages that render it); no business dat
 
 ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     # leads
-    ("POST", "/leads"): SALES,
+    ("POST", "/leads"): ASSISTED,
     ("GET", "/leads"): READERS,
     ("GET", "/leads/{lead_id}"): READERS,
     ("GET", "/leads/{lead_id}/history"): READERS,
@@ -81,6 +87,10 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
             "close",
             "deal",
         )
+    },
+    **{
+        ("POST", f"/leads/{{lead_id}}/{action}"): ASSISTED
+        for action in ("card", "cost", "stage", "pause", "resume")
     },
     ("POST", "/leads/{lead_id}/assessment"): frozenset({E, H, T}),
     ("PUT", "/leads/{lead_id}/sensitive"): SALES,
@@ -169,6 +179,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/users/{username}"): OVERSIGHT,
     ("POST", "/users"): frozenset({AD}),
     ("POST", "/users/{username}"): frozenset({AD}),
+    ("POST", "/users/{username}/managers"): frozenset({AD}),
     ("GET", "/subjects/{subject_id}"): OVERSIGHT,
     ("POST", "/subjects/{subject_id}/erasure"): frozenset({AD}),
 }
@@ -347,6 +358,9 @@ def _command_guard(request: Request, principal: Principal, body: Any) -> Guard |
         # an upsell is built on the client's earlier deal: one the actor runs
         return policy.deal("build an upsell on") if path == "/deals" else None
     if parts[0] == "leads" and len(parts) > 2:
+        manager = fields.get("manager")
+        if parts[2] == "card" and principal.role is Role.ASSISTANT and isinstance(manager, str):
+            policy.may_own(manager, "manager")  # an assistant hands leads only among theirs
         if parts[2] == "sensitive" and request.method == "GET":
             return policy.lead("read the sensitive information of")
         return policy.lead(verb)
@@ -382,14 +396,26 @@ class Scope:
     """What a viewer who does not see everything may read.
 
     ``people``: the owners whose records the viewer sees (themselves; for a head, also
-    every active user of their department in the directory).
+    every active user of their department in the directory; for an assistant, the
+    managers they work for).
+
+    ``lead_directions``: lead funnel → the sales direction (deal funnel) its leads belong
+    to. The people's held client directions (``client_assignments``) show that client's
+    leads and deals of that direction too, read in the same query as the records, so
+    a direction taken or lost is seen at once.
     """
 
     principal: Principal
     people: frozenset[str]
+    lead_directions: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def of(cls, principal: Principal, cursor: duckdb.DuckDBPyConnection) -> Scope:
+    def of(
+        cls,
+        principal: Principal,
+        cursor: duckdb.DuckDBPyConnection,
+        lead_directions: tuple[tuple[str, str], ...] = (),
+    ) -> Scope:
         people = {principal.user}
         if principal.role is Role.HEAD and principal.department:
             rows = cursor.execute(
@@ -397,7 +423,24 @@ class Scope:
                 [principal.department],
             ).fetchall()
             people.update(r[0] for r in rows)
-        return cls(principal, frozenset(people))
+        if principal.role is Role.ASSISTANT:
+            row = cursor.execute(
+                "SELECT managers FROM users WHERE username = ? AND active AND role = ?",
+                [principal.user, Role.ASSISTANT.value],
+            ).fetchone()
+            people.update(row[0] if row and row[0] else ())
+        return cls(principal, frozenset(people), lead_directions)
+
+    def lead_direction(self) -> str:
+        """SQL: a lead's sales direction, the deal funnel its funnel maps to (a lead funnel
+        mapped to none is a direction of its own, named by its id)."""
+        if not self.lead_directions:
+            return "funnel"
+        cases = " ".join(
+            f"WHEN {_literal(funnel)} THEN {_literal(direction)}"
+            for funnel, direction in self.lead_directions
+        )
+        return f"CASE funnel {cases} ELSE funnel END"
 
     def view_statements(self, catalog: str) -> list[str]:
         """CREATE TEMP VIEW statements shadowing each read model with the visible rows."""
@@ -411,10 +454,14 @@ class Scope:
             else None
         )
         in_department = f"department = {department}" if department else "FALSE"
+        held = (
+            f"SELECT company_id, direction FROM {base}.client_assignments WHERE manager IN {people}"
+        )
         views: list[tuple[str, str]] = [
             (
                 "leads",
-                f"manager IN {people} OR expert = {me} OR assessment_expert = {me}",
+                f"manager IN {people} OR expert = {me} OR assessment_expert = {me}"
+                f" OR (company_id, {self.lead_direction()}) IN ({held})",
             ),
             (
                 "handoffs",
@@ -422,7 +469,11 @@ class Scope:
                 f" OR assignee = {me}"
                 f" OR deal_id IN (SELECT deal_id FROM {base}.deals WHERE manager IN {people})",
             ),
-            ("deals", f"manager IN {people} OR deal_id IN (SELECT deal_id FROM handoffs)"),
+            (
+                "deals",
+                f"manager IN {people} OR deal_id IN (SELECT deal_id FROM handoffs)"
+                f" OR (company_id, funnel) IN ({held})",
+            ),
             ("lead_pauses", "lead_id IN (SELECT lead_id FROM leads)"),
             ("lead_stage_visits", "lead_id IN (SELECT lead_id FROM leads)"),
             ("deal_stage_visits", "deal_id IN (SELECT deal_id FROM deals)"),
@@ -488,14 +539,27 @@ class Scope:
 
 
 def scope_of(platform: Platform, principal: Principal) -> Scope:
-    """The principal's scope now (a head's people are read from the directory)."""
-    if principal.role is Role.HEAD and principal.department:
+    """The principal's scope now (a head's people and an assistant's managers are read
+    from the directory)."""
+    directions = lead_directions(platform.funnels)
+    if principal.role is Role.ASSISTANT or (principal.role is Role.HEAD and principal.department):
         cursor = platform.db.cursor()
         try:
-            return Scope.of(principal, cursor)
+            return Scope.of(principal, cursor, directions)
         finally:
             cursor.close()
-    return Scope(principal, frozenset({principal.user}))
+    return Scope(principal, frozenset({principal.user}), directions)
+
+
+def lead_directions(funnels: FunnelCatalog) -> tuple[tuple[str, str], ...]:
+    """Lead funnel → the deal funnel (sales direction) it converts into, where it has one."""
+    return tuple(
+        sorted(
+            (funnel.id, str(funnel.options["deal_funnel"]))
+            for funnel in funnels.values()
+            if funnel.options.get("deal_funnel")
+        )
+    )
 
 
 @contextmanager

@@ -46,7 +46,7 @@ ALERT_COLUMNS = (
 )
 ASSIGNMENT_COLUMNS = (
     "assignment_id, company_id, direction, manager, status, requested_manager, requested_by, "
-    "approver, decided_by, comment, month, updated_at, version"
+    "approver, decided_by, comment, month, updated_at, version, pending_because"
 )
 
 

@@ -299,10 +299,21 @@ class AssignmentDecisionRequest(Strict):
     comment: LongText | None = Field(default=None, description="Required when declining")
 
 
+PendingBecause = Literal["monthly_cap", "held"]
+
+
 class AssignmentAccepted(BaseModel):
     assignment_id: UUID
     status: Literal["assigned", "pending_approval", "declined"]
-    manager: str | None
+    manager: str | None = Field(description="Who holds the client's direction now")
+    requested_manager: str | None = Field(
+        default=None, description="Who asks for it, awaiting approval"
+    )
+    pending_because: PendingBecause | None = Field(
+        default=None,
+        description="Why it waits: the requester's monthly cap of new clients, or the "
+        "direction is held by another manager (manager)",
+    )
     version: int
     position: int
 
@@ -320,6 +331,11 @@ class AssignmentDetail(BaseModel):
     comment: str | None
     updated_at: datetime
     version: int
+    pending_because: PendingBecause | None = Field(
+        default=None,
+        description="Why it waits: the requester's monthly cap of new clients, or the "
+        "direction is held by another manager (manager)",
+    )
 
 
 class DealStageOut(BaseModel):

@@ -170,6 +170,11 @@ class ClientAssignmentOut(BaseModel):
     requested_manager: str | None = Field(description="Who asks to take it, awaiting approval")
     requested_by: str | None
     approver: str | None = Field(description="Who was asked to approve")
+    pending_because: Literal["monthly_cap", "held"] | None = Field(
+        default=None,
+        description="Why it waits: the requester's monthly cap of new clients, or another "
+        "manager (manager) holds the direction",
+    )
     decided_by: str | None
     comment: str | None
     month: str | None

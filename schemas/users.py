@@ -18,7 +18,16 @@ from schemas.limits import (
 )
 
 RoleName = Literal[
-    "manager", "head", "top", "pm", "expert", "department", "analyst", "auditor", "admin"
+    "manager",
+    "head",
+    "top",
+    "pm",
+    "expert",
+    "department",
+    "analyst",
+    "auditor",
+    "admin",
+    "assistant",
 ]
 
 
@@ -40,6 +49,15 @@ class ChangeUserRequest(Strict):
     active: bool | None = Field(default=None, description="false: the user can no longer act")
 
 
+class AssistantManagersRequest(Strict):
+    managers: list[Code] = Field(
+        min_length=1,
+        max_length=50,
+        description="The managers the assistant works for (replaces the list): each an "
+        "active user with the role manager",
+    )
+
+
 class UserView(BaseModel):
     username: str
     name: str
@@ -50,6 +68,9 @@ class UserView(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    managers: list[str] = Field(
+        default_factory=list, description="An assistant's managers (empty for other roles)"
+    )
 
 
 class UserPage(BaseModel):

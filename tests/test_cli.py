@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from aggregates.users import Role
+from leadledger.demo import ASSISTANT_LEADS
 from tests.conftest import TEST_AUTH_SECRET
 
 BIN = Path(sys.executable).parent / "leadledger"
@@ -164,7 +165,7 @@ def test_serve_with_demo_answers_on_the_port(tmp_path: Path) -> None:
         assert set(tokens) == {r.value for r in Role}
         as_top = {"Authorization": f"Bearer {tokens['top'][1]}"}
         leads = httpx.get(f"{base}/leads", params={"limit": 5}, headers=as_top, timeout=5)
-        assert leads.json()["total"] == 30 + 3
+        assert leads.json()["total"] == 30 + 3 + len(ASSISTANT_LEADS)
         manager, manager_token = tokens["manager"]
         own = httpx.get(
             f"{base}/leads",
@@ -174,6 +175,14 @@ def test_serve_with_demo_answers_on_the_port(tmp_path: Path) -> None:
         ).json()
         assert 0 < own["total"] < 33
         assert {lead["manager"] for lead in own["items"]} == {manager}
+        # the demo assistant works for that manager and sees what they see
+        assisted = httpx.get(
+            f"{base}/leads",
+            params={"limit": 500},
+            headers={"Authorization": f"Bearer {tokens['assistant'][1]}"},
+            timeout=5,
+        ).json()
+        assert assisted["total"] == own["total"]
         assert httpx.get(f"{base}/leads", timeout=5).status_code == 401
         created = httpx.post(
             f"{base}/leads",

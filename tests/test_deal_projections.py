@@ -249,7 +249,8 @@ class PipelineDriver:
         if assignment_id not in self.assignments:
             self.assignments.append(assignment_id)
         events = self.store.load(assignment_id)
-        if isinstance(events[-1].event, limits.ClientAssignmentApprovalRequested):
+        asked = (limits.ClientAssignmentApprovalRequested, limits.ClientAssignmentTakeoverRequested)
+        if isinstance(events[-1].event, asked):
             self.alerts.append(result.position)
         return result
 
@@ -388,7 +389,9 @@ def _assignments(d: PipelineDriver, rng: random.Random) -> Script:
     pending = limits.assignment_id_for(f"client-{RULES.monthly_new_client_cap}", "transport")
     d.decide(pending, rng.random() < 0.5)
     yield
-    d.assign("client-0", "transport", "vera")  # a change of owner, under vera's cap
+    d.assign("client-0", "transport", "vera")  # boris holds it: a takeover, approved
+    yield
+    d.decide(limits.assignment_id_for("client-0", "transport"), True)
     yield
 
 
@@ -709,6 +712,7 @@ def assert_tables_agree_with_the_aggregates(
                 "decided_by",
                 "comment",
                 "version",
+                "pending_because",
             )
         } == {
             "company_id": folded.company_id,
@@ -721,6 +725,7 @@ def assert_tables_agree_with_the_aggregates(
             "decided_by": folded.decided_by,
             "comment": folded.comment,
             "version": folded.version,
+            "pending_because": folded.pending_because,
         }
         assert _utc(row["updated_at"]) == folded.updated_at
 

@@ -900,10 +900,18 @@ def test_a_client_is_not_assigned_again_to_its_manager() -> None:
 
 
 def test_reassigning_a_client_names_the_previous_manager() -> None:
+    # a held direction moves only on approval (the rule of test_client_direction.py)
     assigned, _ = _assign(None, 0)
-    moved, taken = _assign(
+    requested, _ = _assign(
         limits.fold_assignment([assigned]), 2, limits.AssignClient("inn-7701", "turnkey", "vera")
     )
+    state = limits.fold_assignment([assigned, requested])
+    assert state is not None
+    command = limits.DecideAssignment(True, None)
+    moved, taken = limits.decide_approval(
+        state, command, 2, RULES, meta(NOW, actor="head.of.sales")
+    )
+    assert isinstance(moved, limits.ClientAssigned)
     assert (moved.manager, moved.previous_manager, moved.count) == ("vera", "boris", 3)
     assert taken is not None
     assert taken.manager == "vera"

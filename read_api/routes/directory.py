@@ -133,6 +133,8 @@ def _assignment_accepted(
         assignment_id=result.stream_id,
         status=state.status,  # type: ignore[arg-type]
         manager=state.manager,
+        requested_manager=state.requested_manager,
+        pending_because=state.pending_because,  # type: ignore[arg-type]
         version=result.version,
         position=result.position,
     )
@@ -142,9 +144,11 @@ def _assignment_accepted(
 def assign(
     body: AssignmentRequest, headers: Headers, platform: PlatformDep, response: Response
 ) -> AssignmentAccepted:
-    """Give a client's direction to a manager. Within the manager's monthly cap of new
-    clients it is assigned at once (200, status assigned); above it, it waits for a
-    head's approval (202, status pending_approval)."""
+    """Give a client's direction to a manager. A direction no one holds is assigned at
+    once within the manager's monthly cap of new clients (200, status assigned); above
+    the cap, or when another manager holds it (``manager``), it waits for the head's or
+    an approver's decision (202, status pending_approval, ``pending_because``). The
+    holder asking again is a 409 (already_assigned)."""
     ctx = headers.context(
         platform,
         f"assign:{body.company_id}:{body.direction}",

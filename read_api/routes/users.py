@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from aggregates import users
 from commands.context import StreamNotFound
-from commands.users import change_user, load_user, register_user
+from commands.users import change_user, load_user, register_user, set_assistant_managers
 from read_api.access import CurrentUser
 from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted
 from schemas.users import (
+    AssistantManagersRequest,
     ChangeUserRequest,
     Me,
     RegisterUserRequest,
@@ -22,7 +23,10 @@ from schemas.users import (
 
 router = APIRouter(tags=["users"])
 Headers = Annotated[CommandHeaders, Depends()]
-USER_COLUMNS = "username, name, role, department, region, active, version, created_at, updated_at"
+USER_COLUMNS = (
+    "username, name, role, department, region, active, version, created_at, updated_at, "
+    "coalesce(managers, []) AS managers"
+)
 
 
 @router.get("/me", response_model=Me)
@@ -61,6 +65,23 @@ def change(
     changes = {f: getattr(body, f) for f in body.model_fields_set}
     ctx = headers.context(platform, f"user:{username}", body.model_dump(mode="json"))
     result = change_user(platform.store, username, users.ChangeUser(changes), ctx)
+    mark_accepted(result, response)
+    return {"username": username, "version": result.version, "position": result.position}
+
+
+@router.post("/users/{username}/managers", response_model=UserAccepted)
+def set_managers(
+    username: str,
+    body: AssistantManagersRequest,
+    headers: Headers,
+    platform: PlatformDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Attach an assistant to the managers they work for (the list replaces the last one):
+    they create and fill those managers' leads and see what those managers see."""
+    ctx = headers.context(platform, f"user:{username}:managers", body.model_dump(mode="json"))
+    command = users.SetAssistantManagers(tuple(body.managers))
+    result = set_assistant_managers(platform.store, username, command, ctx)
     mark_accepted(result, response)
     return {"username": username, "version": result.version, "position": result.position}
 
@@ -107,4 +128,5 @@ def get_user(username: str, platform: PlatformDep) -> dict[str, Any]:
         "version": state.version,
         "created_at": state.created_at,
         "updated_at": state.updated_at,
+        "managers": list(state.managers),
     }

@@ -75,6 +75,20 @@ class ClientAssignmentApprovalRequestedV1(PublicPayload):
     reason: str | None
 
 
+class ClientAssignmentTakeoverRequestedV1(PublicPayload):
+    """A manager asked for a client's direction another manager holds: it is never taken
+    silently, it waits for the requester's head (or an approver); the holder keeps it
+    until then, and loses it on approval (``ClientAssigned.previous_manager``)."""
+
+    assignment_id: Id
+    company_id: str
+    direction: str = Field(description="The line of business the client is assigned for.")
+    manager: str = Field(description="The manager who asks for the direction.")
+    held_by: str = Field(description="The manager who holds it now.")
+    approver: str = Field(description="The head who is asked to approve.")
+    reason: str | None
+
+
 class ClientAssignmentDeclinedV1(PublicPayload):
     """A head declined an assignment that waited for approval."""
 
@@ -89,6 +103,7 @@ PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
         ClientAssignedV1,
         ClientAssignmentApprovalRequestedV1,
         ClientAssignmentDeclinedV1,
+        ClientAssignmentTakeoverRequestedV1,
     ),
 }
 """The models of this module by aggregate type, every version of every event type."""

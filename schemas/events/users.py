@@ -15,7 +15,16 @@ from pydantic import Field
 from schemas.events.base import Id, PublicPayload
 
 RoleName = Literal[
-    "manager", "head", "top", "pm", "expert", "department", "analyst", "auditor", "admin"
+    "manager",
+    "head",
+    "top",
+    "pm",
+    "expert",
+    "department",
+    "analyst",
+    "auditor",
+    "admin",
+    "assistant",
 ]
 
 
@@ -37,6 +46,16 @@ class UserChangedV1(PublicPayload):
         description="The fields changed, with their new values (name, role, department, "
         "region, active)."
     )
+
+
+class AssistantManagersSetV1(PublicPayload):
+    """An assistant was attached to the managers they work for (the whole list, which
+    replaces the previous one): they create and fill those managers' leads and see what
+    those managers see."""
+
+    username: str
+    managers: list[str] = Field(description="The managers now, sorted.")
+    previous: list[str] = Field(description="The managers before (empty the first time).")
 
 
 class LeadSensitiveInfoSetV1(PublicPayload):
@@ -64,7 +83,7 @@ class DataSubjectErasedV1(PublicPayload):
 
 
 PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
-    "user": (UserRegisteredV1, UserChangedV1),
+    "user": (UserRegisteredV1, UserChangedV1, AssistantManagersSetV1),
     "lead_sensitive": (LeadSensitiveInfoSetV1, LeadSensitiveInfoViewedV1),
     "data_subject": (DataSubjectErasedV1,),
 }
