@@ -10,8 +10,8 @@ leaves the stage that asked for the request. A request not taken in time gets a 
 its department, then an escalation to the department's head.
 
 Once the job a contractor's estimate priced is done, the logistician records its
-**delivery** (:func:`deliver`): the actual completion date and a rating from 1 to 5 of the work
-delivered, once per job. The job is contracted when the parent deal is won, so the
+**delivery** (:func:`deliver`): the actual completion date and a rating from 1 to 5 of
+the work delivered, once per job. The job is contracted when the parent deal is won, so the
 planned completion is the day the deal was won plus the estimate's lead time.
 
 Every event of a request is written together with ``DealHandoffNoted`` on its parent
@@ -500,8 +500,8 @@ def deliver(
     """Record the delivery of the job the request's contractor estimate priced.
 
     The job is the one sold: the request holds a contractor's estimate that reached a
-    ready stage (not rejected, not superseded by a later estimate round of the deal) and
-    its deal is won. Once per job. The completion lies between the day the deal was won
+    ready stage (not rejected, and of the estimate round that priced the deal, if one did)
+    and its deal is won. Once per job. The completion lies between the day the deal was won
     and today; it is late by the days after the deal's won day plus the lead time.
     """
     completed = values.day("completed_on", command.completed_on, required=True)
@@ -537,7 +537,8 @@ def deliver(
     if request.round is not None and sold is not None and sold.round != request.round:
         raise RuleViolation(
             "estimate_superseded",
-            "a later estimate round priced the deal: this estimate is not the job sold",
+            f"the deal was priced by its estimate round {sold.round}, not by this request's "
+            f"round {request.round}: this estimate is not the job sold",
         )
     if parent.status is not DealStatus.WON or parent.closed_at is None:
         raise RuleViolation(

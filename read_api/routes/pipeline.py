@@ -149,8 +149,9 @@ def list_contractors(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    """The contractor directory by name: each with its quotes, average rating, last use
-    and average quoted price per service."""
+    """The contractor directory by name: each with its quotes, quote-time rating, last use,
+    average quoted price per service and, apart, its delivered jobs' figures (delivered
+    rating, planned vs actual lead time, on time, overruns)."""
     items, total = deal_queries.list_contractors(cursor, service, limit, offset)
     return _page(items, total, limit, offset)
 
@@ -167,7 +168,8 @@ def get_contractor(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> dict[str, Any]:
     """The directory card: the contractor, its quote history newest first, average price
-    per service, average rating and when it was last used."""
+    per service, quote-time rating, when it was last used, and its delivered jobs (newest
+    first, the same page) with their figures."""
     card = deal_queries.contractor_card(cursor, str(contractor_id), limit, offset)
     if card is None:
         raise StreamNotFound(f"contractor {contractor_id} not found")
