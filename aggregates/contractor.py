@@ -1,14 +1,16 @@
 """The contractor directory: contractors (name, services, contacts) and, for every
-logistics estimate that uses one, a price quote with a quality rating and notes.
+logistics estimate that uses one, a price quote with a quality rating and notes; once
+the job is done, its delivery: planned vs actual completion and the delivered rating.
 
 The quote is written together with the estimate on the hand-off request, in one
-atomic append, so the directory's history holds exactly the estimates that used it.
+atomic append, so the directory's history holds exactly the estimates that used it; the
+delivery likewise with the request's delivery (rules in ``aggregates/handoff.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -32,6 +34,8 @@ class Contractor:
     last_used_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    deliveries: int = 0
+    """Jobs delivered (rated on the work done)."""
 
 
 @dataclass(frozen=True)
@@ -87,10 +91,44 @@ class ContractorQuoteRecorded(DomainEvent):
     notes: str | None
 
 
+@dataclass(frozen=True)
+class RecordDelivery:
+    """The delivery a hand-off request's delivery adds (checked there already)."""
+
+    request_id: UUID
+    deal_id: UUID
+    service: str
+    contracted_on: date
+    lead_time_days: int
+    planned_on: date
+    completed_on: date
+    days_late: int
+    rating: int
+    notes: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContractorDeliveryRecorded(DomainEvent):
+    """A job the contractor quoted was done: planned vs actual completion and the rating
+    of the work delivered."""
+
+    request_id: UUID
+    deal_id: UUID
+    service: str
+    contracted_on: date
+    lead_time_days: int
+    planned_on: date
+    completed_on: date
+    days_late: int
+    rating: int
+    notes: str | None
+
+
 CONTRACTOR_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ContractorRegistered,
     ContractorUpdated,
     ContractorQuoteRecorded,
+    ContractorDeliveryRecorded,
 )
 
 
@@ -164,6 +202,25 @@ def quote(
     )
 
 
+def deliver(
+    contractor: Contractor, command: RecordDelivery, meta: CommandMeta
+) -> ContractorDeliveryRecorded:
+    """The delivery a hand-off request's delivery adds; its fields were checked there."""
+    return ContractorDeliveryRecorded(
+        **meta.event_fields(),
+        request_id=command.request_id,
+        deal_id=command.deal_id,
+        service=command.service,
+        contracted_on=command.contracted_on,
+        lead_time_days=command.lead_time_days,
+        planned_on=command.planned_on,
+        completed_on=command.completed_on,
+        days_late=command.days_late,
+        rating=command.rating,
+        notes=command.notes,
+    )
+
+
 def evolve(contractor: Contractor | None, event: DomainEvent) -> Contractor:
     if contractor is None:
         if not isinstance(event, ContractorRegistered):
@@ -193,6 +250,8 @@ def evolve(contractor: Contractor | None, event: DomainEvent) -> Contractor:
             }
         case ContractorQuoteRecorded():
             changes = {"quotes": contractor.quotes + 1, "last_used_at": event.at}
+        case ContractorDeliveryRecorded():
+            changes = {"deliveries": contractor.deliveries + 1}
         case _:
             raise ValueError(f"not a contractor event: {event.type}")
     return replace(contractor, version=contractor.version + 1, updated_at=event.at, **changes)

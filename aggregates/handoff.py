@@ -9,6 +9,11 @@ ready stage; done and rejected end it, and so does a cancellation when the deal 
 leaves the stage that asked for the request. A request not taken in time gets a reminder to
 its department, then an escalation to the department's head.
 
+Once the job a contractor's estimate priced is done, the logistician records its
+**delivery** (:func:`deliver`): the actual completion date and a rating from 1 to 5 of
+the work delivered, once per job. The job is contracted when the parent deal is won, so the
+planned completion is the day the deal was won plus the estimate's lead time.
+
 Every event of a request is written together with ``DealHandoffNoted`` on its parent
 deal, in one atomic append, so the deal's view of its requests always equals theirs.
 """
@@ -16,14 +21,14 @@ deal, in one atomic append, so the deal's view of its requests always equals the
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from aggregates import values
 from aggregates.base import CommandMeta, DomainEvent
-from aggregates.deal import HandoffView
+from aggregates.deal import Deal, DealStatus, HandoffView
 from aggregates.errors import InvalidValue, RuleViolation
 from aggregates.rules import Department, Rules
 
@@ -42,6 +47,24 @@ class LogisticsEstimate:
     notes: str | None
     rating: int | None
     """The contractor's quality rating for this job, 1 to 5."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The contracted job as delivered: planned vs actual completion and its rating."""
+
+    contracted_on: date
+    """The day the parent deal was won: the job was ordered then."""
+    planned_on: date
+    """``contracted_on`` plus the estimate's lead time."""
+    completed_on: date
+    days_late: int
+    """Days after ``planned_on`` (0 when on time)."""
+    rating: int
+    """The quality of the work delivered, 1 to 5."""
+    notes: str | None
+    recorded_at: datetime
+    recorded_by: str
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,8 @@ class HandoffRequest:
     stage_entered_at: datetime
     cancellation_reason: str | None = None
     """Set when the request lost its purpose (the deal closed, or left the estimate)."""
+    delivery: Delivery | None = None
+    """The contracted job as delivered (a contractor's estimate, its deal won)."""
 
     @property
     def price(self) -> Decimal | None:
@@ -141,6 +166,15 @@ class RecordLogisticsEstimate:
 @dataclass(frozen=True)
 class RecordEngineeringPlan:
     hours: Decimal
+    notes: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordDelivery:
+    """The contracted job is done: when (a day), how well (1 to 5), notes."""
+
+    completed_on: date | None
+    rating: int | None
     notes: str | None = None
 
 
@@ -215,6 +249,23 @@ class HandoffLogisticsEstimated(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class HandoffDeliveryRecorded(DomainEvent):
+    """The job a contractor's estimate priced was done: planned vs actual completion and
+    the rating of the work delivered."""
+
+    contractor_id: UUID
+    contractor_name: str | None
+    service: str
+    contracted_on: date
+    lead_time_days: int
+    planned_on: date
+    completed_on: date
+    days_late: int
+    rating: int
+    notes: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class HandoffPlanRecorded(DomainEvent):
     hours: Decimal
     notes: str | None
@@ -262,6 +313,7 @@ HANDOFF_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     HandoffCancelled,
     HandoffReminderSent,
     HandoffEscalated,
+    HandoffDeliveryRecorded,
 )
 
 
@@ -438,6 +490,89 @@ def _logistics(
     )
 
 
+def deliver(
+    request: HandoffRequest,
+    parent: Deal,
+    command: RecordDelivery,
+    rules: Rules,
+    meta: CommandMeta,
+) -> HandoffDeliveryRecorded:
+    """Record the delivery of the job the request's contractor estimate priced.
+
+    The job is the one sold: the request holds a contractor's estimate that reached a
+    ready stage (not rejected, and of the estimate round that priced the deal, if one did)
+    and its deal is won. Once per job. The completion lies between the day the deal was won
+    and today; it is late by the days after the deal's won day plus the lead time.
+    """
+    completed = values.day("completed_on", command.completed_on, required=True)
+    assert completed is not None
+    rating = command.rating
+    if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+        raise InvalidValue("rating", "rate the work delivered from 1 to 5")
+    notes = values.text("notes", command.notes, required=False)
+    if parent.deal_id != request.deal_id:
+        raise ValueError(f"deal {parent.deal_id} is not the request's deal")  # pragma: no cover
+    department = rules.require_department(request.department)
+    estimate = request.logistics
+    if estimate is None:
+        raise RuleViolation(
+            "estimate_required", "the request has no logistics estimate: nothing was contracted"
+        )
+    if estimate.contractor_id is None:
+        raise RuleViolation(
+            "no_contractor", "the company's own equipment did the job: no contractor to rate"
+        )
+    if request.delivery is not None:
+        raise RuleViolation(
+            "already_delivered",
+            f"the job's delivery was recorded already (completed {request.delivery.completed_on})",
+        )
+    if request.status(department) == "rejected":
+        raise RuleViolation("request_rejected", "the request was rejected: nothing was contracted")
+    if request.ready_at is None:
+        raise RuleViolation(
+            "estimate_not_ready", "the estimate never reached approval: it is not the job sold"
+        )
+    sold = parent.estimate_result
+    if request.round is not None and sold is not None and sold.round != request.round:
+        raise RuleViolation(
+            "estimate_superseded",
+            f"the deal was priced by its estimate round {sold.round}, not by this request's "
+            f"round {request.round}: this estimate is not the job sold",
+        )
+    if parent.status is not DealStatus.WON or parent.closed_at is None:
+        raise RuleViolation(
+            "deal_not_won",
+            f"the deal is {parent.status.value}: the job is contracted once the deal is won",
+        )
+    contracted = parent.closed_at.astimezone(UTC).date()
+    if completed < contracted:
+        raise InvalidValue(
+            "completed_on",
+            f"'completed_on' must not be before {contracted}, when the deal was won and the "
+            "job contracted",
+        )
+    today = meta.at.astimezone(UTC).date()
+    if completed > today:
+        raise InvalidValue(
+            "completed_on", f"'completed_on' is the actual completion: not after today ({today})"
+        )
+    planned = contracted + timedelta(days=estimate.lead_time_days)
+    return HandoffDeliveryRecorded(
+        **meta.event_fields(),
+        contractor_id=estimate.contractor_id,
+        contractor_name=estimate.contractor_name,
+        service=estimate.service,
+        contracted_on=contracted,
+        lead_time_days=estimate.lead_time_days,
+        planned_on=planned,
+        completed_on=completed,
+        days_late=max(0, (completed - planned).days),
+        rating=rating,
+        notes=notes,
+    )
+
+
 # --- evolve -----------------------------------------------------------------------------
 
 
@@ -509,6 +644,19 @@ def evolve(request: HandoffRequest | None, event: DomainEvent, rules: Rules) -> 
             changes = {"reminded": True}
         case HandoffEscalated():
             changes = {"escalated": True}
+        case HandoffDeliveryRecorded():
+            changes = {
+                "delivery": Delivery(
+                    contracted_on=event.contracted_on,
+                    planned_on=event.planned_on,
+                    completed_on=event.completed_on,
+                    days_late=event.days_late,
+                    rating=event.rating,
+                    notes=event.notes,
+                    recorded_at=event.at,
+                    recorded_by=event.actor,
+                )
+            }
         case _:
             raise ValueError(f"not a hand-off event: {event.type}")
     changes["version"] = request.version + 1

@@ -3,7 +3,8 @@
 Every event of a request is appended with ``DealHandoffNoted`` on its parent deal in the
 same atomic write (the deal's view of its requests cannot drift from the requests). A
 logistics estimate that names a contractor also appends the contractor's price quote and
-rating, so the directory's history is exactly the estimates that used it.
+rating, so the directory's history is exactly the estimates that used it; the delivery
+of the job such an estimate priced appends the contractor's delivery the same way.
 """
 
 from __future__ import annotations
@@ -156,3 +157,58 @@ def _contractor_records(
 ) -> list[RecordedEvent]:
     assert command.contractor_id is not None
     return load_stream(store, command.contractor_id, contractor.ContractorRegistered)
+
+
+def record_delivery(
+    store: EventStore,
+    rules: Rules,
+    request_id: UUID,
+    command: handoff.RecordDelivery,
+    ctx: CommandContext,
+) -> CommandResult:
+    """The contracted job is done: its delivery on the request, the note on its deal and
+    the delivery on the contractor's stream, in one atomic append (like the quote)."""
+
+    def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
+        state = handoff.fold([r.event for r in history], rules)
+        assert state is not None
+        parent = deal.fold([r.event for r in load_deal_records(store, state.deal_id)])
+        if parent is None:
+            raise InvalidValue("deal_id", f"deal {state.deal_id} does not exist")
+        event = handoff.deliver(state, parent, command, rules, ctx.meta)
+        after = handoff.evolve(state, event, rules)
+        records = load_stream(store, event.contractor_id, contractor.ContractorRegistered)
+        found = contractor.fold([r.event for r in records])
+        if found is None:
+            raise InvalidValue("contractor_id", f"unknown contractor {event.contractor_id}")
+        delivered = contractor.deliver(
+            found,
+            contractor.RecordDelivery(
+                request_id=request_id,
+                deal_id=state.deal_id,
+                service=event.service,
+                contracted_on=event.contracted_on,
+                lead_time_days=event.lead_time_days,
+                planned_on=event.planned_on,
+                completed_on=event.completed_on,
+                days_late=event.days_late,
+                rating=event.rating,
+                notes=event.notes,
+            ),
+            ctx.meta,
+        )
+        return [
+            NewEvent(request_id, state.version + 1, event),
+            _note_on_deal(store, rules, after, ctx),
+            NewEvent(event.contractor_id, found.version + 1, delivered),
+        ]
+
+    return execute(
+        store,
+        ctx,
+        request_id,
+        decide,
+        what="hand-off request",
+        load=lambda stream_id: load_handoff_records(store, stream_id),
+        state_of=lambda history: handoff.fold([r.event for r in history], rules),
+    )

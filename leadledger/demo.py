@@ -26,7 +26,7 @@ from commands.assignments import assign_client
 from commands.context import CommandContext, VersionConflict
 from commands.contractors import register_contractor
 from commands.deals import convert_lead, handle_deal_command
-from commands.handoffs import handle_handoff_command
+from commands.handoffs import handle_handoff_command, record_delivery
 from commands.leads import create_lead, handle_lead_command
 from commands.projects import handle_billing_command, handle_project_command, project_id_for_deal
 from commands.users import load_user, register_user, set_assistant_managers
@@ -341,6 +341,7 @@ def load_demo_deals(
         moment[0] = min(now, moment[0] + timedelta(hours=hours * rng.uniform(0.5, 1.5)))
 
     runner = ProcessRunner(store, process_managers(store, funnels, rules, clock), clock)
+    sold: list[UUID] = []
     contractors = []
     for name, services in CONTRACTORS:
         registration = contractor.RegisterContractor(
@@ -414,7 +415,9 @@ def load_demo_deals(
         state = deal.fold([r.event for r in store.load(deal_id)])
         if state is not None and state.stage == "estimate_ready" and rng.random() < 0.7:
             _sell_and_deliver(store, rules, runner, deal_id, manager, rng, ctx, later)
+            sold.append(deal_id)
     moment[0] = now
+    _record_contractor_deliveries(store, rules, sold, ctx)
     runner.run_once()
     return deals
 
@@ -508,6 +511,32 @@ def _sell_and_deliver(
         payment = billing.RecordPayment(number, paid, ctx("accounting").at.date())
         handle_billing_command(store, project_id, payment, ctx("accounting"))
     runner.run_once()
+
+
+def _record_contractor_deliveries(
+    store: EventStore, rules: Rules, sold: list[UUID], ctx: Callable[[str], CommandContext]
+) -> None:
+    """The won deals' contracted jobs finished by now (on time or a few days late): the
+    logistician records each one's completion and rates the work (a random stream of its
+    own, so the rest of the demo stays as it was)."""
+    rng = random.Random(len(sold))
+    for deal_id in sold:
+        state = deal.fold([r.event for r in store.load(deal_id)])
+        if state is None or state.closed_at is None:
+            continue
+        won_on = state.closed_at.date()
+        for view in state.handoffs:
+            request = handoff.fold([r.event for r in store.load(view.request_id)], rules)
+            if request is None or request.logistics is None or request.assignee is None:
+                continue
+            planned = won_on + timedelta(days=request.logistics.lead_time_days)
+            completed = max(won_on, planned + timedelta(days=rng.randint(-2, 6)))
+            actor = ctx(request.assignee)
+            if completed > actor.at.date():
+                continue  # still under way
+            command = handoff.RecordDelivery(completed, rng.randint(2, 5))
+            with contextlib.suppress(DomainError):  # own equipment, or not the job sold
+                record_delivery(store, rules, view.request_id, command, actor)
 
 
 SALES_HEAD = "helen.head"

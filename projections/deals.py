@@ -4,6 +4,7 @@
 - ``handoffs``: one row per hand-off request (who took it and when, time to estimate,
   price, contractor or plan, status as the department's configuration defines it);
 - ``contractors`` and ``contractor_quotes``: the directory and every price quote in it;
+- ``contractor_deliveries``: every delivered job (planned vs actual completion, rating);
 - ``alerts``: every reminder, escalation and approval request raised to someone;
 - ``client_assignments``: which manager owns each client's direction, or asks to.
 
@@ -460,6 +461,7 @@ class HandoffProjection(KeyedFold):
             "HandoffCancelled",
             "HandoffReminderSent",
             "HandoffEscalated",
+            "HandoffDeliveryRecorded",
         }
     )
 
@@ -598,17 +600,48 @@ QUOTE_COLUMNS: tuple[Column, ...] = (
 )
 
 
+DELIVERY_COLUMNS: tuple[Column, ...] = (
+    _bigint("position"),
+    _text("contractor_id"),
+    _text("request_id"),
+    _text("deal_id"),
+    _text("service"),
+    _day("contracted_on"),
+    _int("lead_time_days"),
+    _day("planned_on"),
+    _day("completed_on"),
+    _int("actual_days"),
+    _int("days_late"),
+    _flag("overrun"),
+    _int("rating"),
+    _text("notes"),
+    _moment("delivered_at"),
+    _text("delivered_by"),
+)
+
+
 class ContractorProjection(KeyedFold):
     name = "contractors"
     table = "contractors"
-    tables: tuple[str, ...] = ("contractors", "contractor_quotes")
+    tables: tuple[str, ...] = ("contractors", "contractor_quotes", "contractor_deliveries")
     key = "contractor_id"
     what = "contractor"
     columns = CONTRACTOR_COLUMNS
-    topics = frozenset({"ContractorRegistered", "ContractorUpdated", "ContractorQuoteRecorded"})
+    topics = frozenset(
+        {
+            "ContractorRegistered",
+            "ContractorUpdated",
+            "ContractorQuoteRecorded",
+            "ContractorDeliveryRecorded",
+        }
+    )
 
     def ddl_parts(self) -> list[tuple[str, tuple[Column, ...]]]:
-        return [("contractors", CONTRACTOR_COLUMNS), ("contractor_quotes", QUOTE_COLUMNS)]
+        return [
+            ("contractors", CONTRACTOR_COLUMNS),
+            ("contractor_quotes", QUOTE_COLUMNS),
+            ("contractor_deliveries", DELIVERY_COLUMNS),
+        ]
 
     def fold(self, row: Row | None, event: PageEvent) -> Row:
         doc = event.doc
@@ -663,6 +696,36 @@ class ContractorProjection(KeyedFold):
         ]
         if quotes:
             _insert(cursor, "contractor_quotes", QUOTE_COLUMNS, quotes)
+        deliveries = [_delivery(e) for e in events if e.topic == "ContractorDeliveryRecorded"]
+        if deliveries:
+            _insert(cursor, "contractor_deliveries", DELIVERY_COLUMNS, deliveries)
+
+
+def _delivery(e: PageEvent) -> Row:
+    """A delivered job; its lead time in days from the day it was contracted."""
+    contracted = e.day("contracted_on")
+    completed = e.day("completed_on")
+    assert contracted is not None
+    assert completed is not None
+    days_late = int(e.doc["days_late"])
+    return {
+        "position": e.position,
+        "contractor_id": e.stream_id,
+        "request_id": e.doc["request_id"],
+        "deal_id": e.doc["deal_id"],
+        "service": e.doc["service"],
+        "contracted_on": contracted,
+        "lead_time_days": int(e.doc["lead_time_days"]),
+        "planned_on": e.day("planned_on"),
+        "completed_on": completed,
+        "actual_days": (completed - contracted).days,
+        "days_late": days_late,
+        "overrun": days_late > 0,
+        "rating": int(e.doc["rating"]),
+        "notes": e.doc.get("notes"),
+        "delivered_at": e.moment,
+        "delivered_by": e.doc["actor"],
+    }
 
 
 # --- client assignments -----------------------------------------------------------------

@@ -117,6 +117,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
         ("POST", f"/handoffs/{{request_id}}/{action}"): DEPARTMENTS
         for action in ("take", "estimate", "plan", "stage", "reject")
     },
+    ("POST", "/handoffs/{request_id}/delivery"): DEPARTMENTS,
     ("GET", "/handoffs"): READERS,
     ("GET", "/handoffs/{request_id}"): READERS,
     ("GET", "/handoffs/{request_id}/history"): READERS,
@@ -169,6 +170,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
             "status-time/summary",
         )
     },
+    ("GET", "/reports/contractor-overruns"): READERS,
     ("GET", "/exports/{table}"): READERS,
     # the event stream
     ("GET", "/events"): READERS,
@@ -284,6 +286,7 @@ _VERBS = {
     "hours": "log hours on",
     "health": "set the health of",
     "invoices": "invoice",
+    "delivery": "record the delivery of",
 }
 
 
@@ -505,6 +508,9 @@ class Scope:
                 "deal_id IN (SELECT deal_id FROM deals)"
                 + (" OR TRUE" if p.role in (Role.DEPARTMENT, Role.HEAD) else ""),
             ),
+            # a delivered job is seen with its request: a manager their deals' jobs, the
+            # logistics department its own
+            ("contractor_deliveries", "request_id IN (SELECT request_id FROM handoffs)"),
             (
                 "alerts",
                 "subject_id IN (SELECT lead_id FROM leads UNION ALL SELECT deal_id FROM deals"

@@ -41,6 +41,10 @@ CONTRACTOR_COLUMNS = (
     "created_at, updated_at, version"
 )
 QUOTE_COLUMNS = "position, request_id, deal_id, service, price, rating, notes, quoted_at, quoted_by"
+DELIVERY_COLUMNS = (
+    "position, request_id, deal_id, service, contracted_on, lead_time_days, planned_on, "
+    "completed_on, actual_days, days_late, overrun, rating, notes, delivered_at, delivered_by"
+)
 ALERT_COLUMNS = (
     "alert_id, kind, subject_type, subject_id, recipient, detail, due, raised_at, raised_by"
 )
@@ -181,18 +185,64 @@ def _prices(
     return prices
 
 
+def _days(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _delivered_figures(row: Sequence[Any] | None) -> dict[str, Any]:
+    """The delivery figures of one aggregate row: jobs, rating, planned vs actual lead
+    time, on time, overruns (count, share, average days late)."""
+    jobs, rating, planned, actual, overruns, late = row if row else (0, None, None, None, 0, None)
+    jobs, overruns = int(jobs or 0), int(overruns or 0)
+    return {
+        "jobs": jobs,
+        "rating": _days(rating),
+        "average_planned_days": _days(planned),
+        "average_actual_days": _days(actual),
+        "on_time": jobs - overruns,
+        "overruns": overruns,
+        "overrun_share": None if jobs == 0 else _days(Decimal(overruns) / jobs),
+        "average_days_late": _days(late),
+    }
+
+
+DELIVERED_FIGURES = (
+    "count(*), avg(rating), avg(lead_time_days), avg(actual_days), count(*) FILTER (overrun), "
+    "avg(days_late) FILTER (overrun)"
+)
+"""Aggregates over contractor_deliveries, in the order :func:`_delivered_figures` reads."""
+
+
+def _delivered(
+    cursor: duckdb.DuckDBPyConnection, contractor_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Per contractor, its delivered jobs' figures (over the deliveries the viewer sees)."""
+    if not contractor_ids:
+        return {}
+    cursor.execute(
+        f"SELECT contractor_id, {DELIVERED_FIGURES} FROM contractor_deliveries "
+        "WHERE list_contains(?, contractor_id) GROUP BY contractor_id",
+        [contractor_ids],
+    )
+    found = {row[0]: row[1:] for row in cursor.fetchall()}
+    return {c: _delivered_figures(found.get(c)) for c in contractor_ids}
+
+
 def list_contractors(
     cursor: duckdb.DuckDBPyConnection, service: str | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     """Contractors by name (those offering ``service``), with their average price per
-    quoted service."""
+    quoted service and their delivered jobs' figures."""
     filters = Filters(extra=[] if service is None else [("list_contains(services, ?)", [service])])
     items, total = _page(
         cursor, "contractors", CONTRACTOR_COLUMNS, filters, "name, contractor_id", limit, offset
     )
-    prices = _prices(cursor, [i["contractor_id"] for i in items])
+    ids = [i["contractor_id"] for i in items]
+    prices = _prices(cursor, ids)
+    delivered = _delivered(cursor, ids)
     for item in items:
         item["prices"] = prices[item["contractor_id"]]
+        item["delivered"] = delivered[item["contractor_id"]]
     return items, total
 
 
@@ -217,7 +267,84 @@ def contractor_card(
     card["history"] = _rows(cursor)
     card["history_limit"] = limit
     card["history_offset"] = offset
+    card["delivered"] = _delivered(cursor, [contractor_id])[contractor_id]
+    cursor.execute(
+        f"SELECT {DELIVERY_COLUMNS} FROM contractor_deliveries WHERE contractor_id = ? "
+        "ORDER BY position DESC LIMIT ? OFFSET ?",
+        [contractor_id, limit, offset],
+    )
+    card["deliveries"] = _rows(cursor)
     return card
+
+
+@dataclass(frozen=True)
+class OverrunFilters:
+    """The overruns report's filters (None: not filtered); the sale period is on the
+    parent deal's won time."""
+
+    contractor_id: str | None = None
+    service: str | None = None
+    overrun_only: bool = False
+    manager: str | None = None
+    funnel: str | None = None
+    won_from: datetime | None = None
+    won_to: datetime | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for clause, value in (
+            ("j.contractor_id = ?", self.contractor_id),
+            ("j.service = ?", self.service),
+            ("d.manager = ?", self.manager),
+            ("d.funnel = ?", self.funnel),
+            ("d.closed_at >= ?", self.won_from),
+            ("d.closed_at <= ?", self.won_to),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        if self.overrun_only:
+            clauses.append("j.overrun")
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+OVERRUN_SOURCE = (
+    " FROM contractor_deliveries j LEFT JOIN deals d ON d.deal_id = j.deal_id"
+    " LEFT JOIN contractors c ON c.contractor_id = j.contractor_id"
+)
+
+
+def contractor_overruns(
+    cursor: duckdb.DuckDBPyConnection, filters: OverrunFilters, limit: int, offset: int
+) -> dict[str, Any]:
+    """One row per delivered job (contractor, service, request, parent deal with its
+    manager, funnel and won time, planned vs actual completion, days late), the latest
+    completion first; and the totals of every job the filters match."""
+    where, params = filters.where()
+    totals = cursor.execute(
+        "SELECT count(*), avg(j.rating), avg(j.lead_time_days), avg(j.actual_days), "
+        "count(*) FILTER (j.overrun), avg(j.days_late) FILTER (j.overrun), "
+        f"coalesce(sum(j.days_late), 0){OVERRUN_SOURCE}{where}",
+        params,
+    ).fetchone()
+    assert totals is not None
+    cursor.execute(
+        "SELECT j.position, j.contractor_id, c.name AS contractor_name, j.service, "
+        "j.request_id, j.deal_id, d.title AS deal_title, d.company_name, d.manager, d.funnel, "
+        "d.closed_at AS won_at, j.contracted_on, j.lead_time_days, j.planned_on, "
+        "j.completed_on, j.actual_days, j.days_late, j.overrun, j.rating, j.notes, "
+        f"j.delivered_at, j.delivered_by{OVERRUN_SOURCE}{where} "
+        "ORDER BY j.completed_on DESC, j.position DESC LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return {
+        "items": _rows(cursor),
+        "total": int(totals[0]),
+        "limit": limit,
+        "offset": offset,
+        "totals": {**_delivered_figures(totals[:6]), "days_late": int(totals[6])},
+    }
 
 
 # --- reports ----------------------------------------------------------------------------

@@ -206,6 +206,15 @@ class RejectRequest(Strict):
     reason: LongText
 
 
+class DeliveryRequest(Strict):
+    completed_on: date = Field(
+        description="When the contracted job was actually completed: from the day the deal "
+        "was won to today"
+    )
+    rating: int = Field(description="The quality of the work delivered, 1 to 5")
+    notes: LongText | None = None
+
+
 class HandoffAccepted(BaseModel):
     request_id: UUID
     version: int
@@ -221,6 +230,17 @@ class LogisticsOut(BaseModel):
     lead_time_days: int
     notes: str | None
     rating: int | None
+
+
+class DeliveryOut(BaseModel):
+    contracted_on: date = Field(description="The day the deal was won: the job was ordered")
+    planned_on: date = Field(description="contracted_on plus the estimate's lead time")
+    completed_on: date
+    days_late: int = Field(description="Days after planned_on; 0 when on time")
+    rating: int = Field(description="The quality of the work delivered, 1 to 5")
+    notes: str | None
+    recorded_at: datetime
+    recorded_by: str
 
 
 class PlanOut(BaseModel):
@@ -251,6 +271,9 @@ class HandoffDetail(BaseModel):
     updated_at: datetime
     stage_entered_at: datetime
     version: int
+    delivery: DeliveryOut | None = Field(
+        default=None, description="The contracted job as delivered (POST …/delivery)"
+    )
 
 
 # --- contractors ------------------------------------------------------------------------

@@ -105,6 +105,21 @@ class ServicePrice(BaseModel):
     average_price: Decimal | None
 
 
+class DeliveredFigures(BaseModel):
+    """A contractor's delivered jobs (rated on the work done), apart from its quotes."""
+
+    jobs: int = Field(description="Jobs delivered")
+    rating: Decimal | None = Field(description="Average rating of the work delivered, 1 to 5")
+    average_planned_days: Decimal | None = Field(description="Average lead time estimated")
+    average_actual_days: Decimal | None = Field(
+        description="Average days from the deal's win to the job's completion"
+    )
+    on_time: int = Field(description="Jobs completed by their planned date")
+    overruns: int = Field(description="Jobs completed after their planned date")
+    overrun_share: Decimal | None = Field(description="overruns / jobs, 0 to 1")
+    average_days_late: Decimal | None = Field(description="Average days late of the overruns")
+
+
 class ContractorSummary(BaseModel):
     contractor_id: UUID
     name: str
@@ -112,12 +127,16 @@ class ContractorSummary(BaseModel):
     contacts: str | None
     notes: str | None
     quotes: int
-    average_rating: Decimal | None = Field(description="Of its quotes' ratings, 1 to 5")
+    average_rating: Decimal | None = Field(
+        description="The quote-time rating: the average of the ratings given with its "
+        "estimates, 1 to 5 (the delivered rating is in `delivered`)"
+    )
     last_used_at: datetime | None
     created_at: datetime
     updated_at: datetime
     version: int
     prices: list[ServicePrice] = Field(description="Average quoted price per service")
+    delivered: DeliveredFigures
 
 
 class ContractorPage(Page):
@@ -136,10 +155,31 @@ class QuoteOut(BaseModel):
     quoted_by: str
 
 
+class DeliveryOut(BaseModel):
+    position: int
+    request_id: UUID
+    deal_id: UUID
+    service: str
+    contracted_on: date = Field(description="The day the deal was won: the job was ordered")
+    lead_time_days: int = Field(description="Planned lead time (the estimate's)")
+    planned_on: date = Field(description="contracted_on plus the lead time")
+    completed_on: date
+    actual_days: int = Field(description="Days from contracted_on to completed_on")
+    days_late: int = Field(description="Days after planned_on; 0 when on time")
+    overrun: bool
+    rating: int = Field(description="The quality of the work delivered, 1 to 5")
+    notes: str | None
+    delivered_at: datetime = Field(description="When the delivery was recorded")
+    delivered_by: str
+
+
 class ContractorCard(ContractorSummary):
     history: list[QuoteOut] = Field(description="Its quotes, newest first (one page)")
     history_limit: int
     history_offset: int
+    deliveries: list[DeliveryOut] = Field(
+        description="Its delivered jobs, newest first (the same page as the history)"
+    )
 
 
 # --- alerts and client assignments ------------------------------------------------------
@@ -261,3 +301,22 @@ class DepartmentLoad(BaseModel):
 
 class DepartmentLoadReport(BaseModel):
     departments: list[DepartmentLoad]
+
+
+class OverrunRow(DeliveryOut):
+    contractor_id: UUID
+    contractor_name: str | None
+    deal_title: str | None
+    company_name: str | None
+    manager: str | None = Field(description="The parent deal's manager")
+    funnel: str | None = Field(description="The parent deal's funnel")
+    won_at: datetime | None = Field(description="When the parent deal was won")
+
+
+class OverrunTotals(DeliveredFigures):
+    days_late: int = Field(description="Days late of every job the filters match, summed")
+
+
+class ContractorOverrunReport(Page):
+    items: list[OverrunRow] = Field(description="One per delivered job, latest completion first")
+    totals: OverrunTotals = Field(description="Over every job the filters match")

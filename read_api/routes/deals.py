@@ -21,6 +21,7 @@ from commands.handoffs import (
     create_handoff,
     handle_handoff_command,
     load_handoff_records,
+    record_delivery,
     request_id_for,
 )
 from event_store.codec import dumps_http
@@ -35,6 +36,7 @@ from schemas.deals import (
     DealDetail,
     DealFunnelOut,
     DealStageRequest,
+    DeliveryRequest,
     HandoffAccepted,
     HandoffCreateRequest,
     HandoffDetail,
@@ -405,6 +407,24 @@ def reject(
     """Reject the request with a reason; an estimate round returns the deal a stage back."""
     command = handoff.RejectHandoff(body.reason)
     return _run_handoff(platform, headers, request_id, "reject", body, command, response)
+
+
+@handoffs.post("/{request_id}/delivery", response_model=HandoffAccepted, responses=ERRORS)
+def delivery(
+    request_id: UUID,
+    body: DeliveryRequest,
+    headers: Headers,
+    platform: PlatformDep,
+    response: Response,
+) -> HandoffAccepted:
+    """Logistics: the job a contractor's estimate priced is done (its deal won): the actual
+    completion date and the rating of the work delivered, once per job; added to the
+    contractor's history with the planned date (the deal's won day plus the lead time)."""
+    request = {"command": "delivery", "request_id": str(request_id), **body.model_dump(mode="json")}
+    ctx = headers.context(platform, f"handoff:{request_id}", request)
+    command = handoff.RecordDelivery(body.completed_on, body.rating, body.notes)
+    result = record_delivery(platform.store, platform.rules, request_id, command, ctx)
+    return _handoff_accepted(result, response)
 
 
 @handoffs.get(

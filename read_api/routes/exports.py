@@ -29,6 +29,7 @@ EXPORTABLE = (
     "handoffs",
     "contractors",
     "contractor_quotes",
+    "contractor_deliveries",
     "client_assignments",
     "alerts",
     "projects",

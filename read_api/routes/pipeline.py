@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Query
 from aggregates.funnels import Funnel
 from commands.context import StreamNotFound
 from read_api import deal_queries
-from read_api.deal_queries import Filters
-from read_api.deps import Period, PlatformDep, ReadCursor
+from read_api.deal_queries import Filters, OverrunFilters
+from read_api.deps import Period, PlatformDep, ReadCursor, parse_instant
 from read_api.errors import BadRequestValue
 from schemas.pipeline import (
     AlertKind,
@@ -23,6 +23,7 @@ from schemas.pipeline import (
     AssignmentStatus,
     ClientAssignmentPage,
     ContractorCard,
+    ContractorOverrunReport,
     ContractorPage,
     DealPage,
     DealPipelineReport,
@@ -148,8 +149,9 @@ def list_contractors(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    """The contractor directory by name: each with its quotes, average rating, last use
-    and average quoted price per service."""
+    """The contractor directory by name: each with its quotes, quote-time rating, last use,
+    average quoted price per service and, apart, its delivered jobs' figures (delivered
+    rating, planned vs actual lead time, on time, overruns)."""
     items, total = deal_queries.list_contractors(cursor, service, limit, offset)
     return _page(items, total, limit, offset)
 
@@ -166,7 +168,8 @@ def get_contractor(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> dict[str, Any]:
     """The directory card: the contractor, its quote history newest first, average price
-    per service, average rating and when it was last used."""
+    per service, quote-time rating, when it was last used, and its delivered jobs (newest
+    first, the same page) with their figures."""
     card = deal_queries.contractor_card(cursor, str(contractor_id), limit, offset)
     if card is None:
         raise StreamNotFound(f"contractor {contractor_id} not found")
@@ -257,6 +260,46 @@ def handoff_report(
     _check_department(platform, department)
     filters = Filters(equal={"department": department}, start=period.start, end=period.end)
     return deal_queries.handoff_report(cursor, filters, limit, offset)
+
+
+@router.get("/reports/contractor-overruns", response_model=ContractorOverrunReport)
+def contractor_overruns(
+    platform: PlatformDep,
+    cursor: ReadCursor,
+    contractor_id: UUID | None = None,
+    service: str | None = None,
+    overrun: Annotated[bool, Query(description="Only the jobs finished late")] = False,
+    manager: Annotated[str | None, Query(description="The parent deal's manager")] = None,
+    funnel: Annotated[str | None, Query(description="The parent deal's funnel")] = None,
+    won_from: Annotated[
+        str | None, Query(description="Parent deal won at or after: ISO date or timestamp")
+    ] = None,
+    won_to: Annotated[
+        str | None,
+        Query(description="Parent deal won at or before: ISO timestamp, or a date (whole day)"),
+    ] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """One row per delivered contractor job, the latest completion first: contractor,
+    service, request, parent deal (manager, funnel, won), planned vs actual completion,
+    days late; with the totals of every job the filters match (jobs, on time, overruns,
+    their share and average days late, planned vs actual lead time, delivered rating)."""
+    _deal_funnel(platform, funnel)
+    start = parse_instant("won_from", won_from)
+    end = parse_instant("won_to", won_to, end_of_day=True)
+    if start and end and start > end:
+        raise BadRequestValue("won_from", "must not be after 'won_to'")
+    filters = OverrunFilters(
+        contractor_id=None if contractor_id is None else str(contractor_id),
+        service=service,
+        overrun_only=overrun,
+        manager=manager,
+        funnel=funnel,
+        won_from=start,
+        won_to=end,
+    )
+    return deal_queries.contractor_overruns(cursor, filters, limit, offset)
 
 
 @router.get("/reports/department-load", response_model=DepartmentLoadReport)

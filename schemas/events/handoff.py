@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from schemas.events.base import Hours, Id, Money, PublicPayload
+from schemas.events.base import Day, Hours, Id, Money, PublicPayload
 
 
 class HandoffRequestedV1(PublicPayload):
@@ -90,6 +90,22 @@ class HandoffEscalatedV1(PublicPayload):
     recipient: str
 
 
+class HandoffDeliveryRecordedV1(PublicPayload):
+    """The job a contractor's estimate priced was done (its deal won): planned vs actual
+    completion and the rating of the work delivered."""
+
+    contractor_id: Id = Field(description="The contractor of the estimate.")
+    contractor_name: str | None
+    service: str
+    contracted_on: Day = Field(description="The day the deal was won: the job was ordered.")
+    lead_time_days: int = Field(description="The estimate's lead time, in days.")
+    planned_on: Day = Field(description="`contracted_on` plus the lead time.")
+    completed_on: Day = Field(description="When the job was actually completed.")
+    days_late: int = Field(description="Days after `planned_on`; 0 when on time.")
+    rating: int = Field(description="The quality of the work delivered, 1 to 5.")
+    notes: str | None
+
+
 PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
     "handoff": (
         HandoffRequestedV1,
@@ -101,6 +117,7 @@ PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
         HandoffCancelledV1,
         HandoffReminderSentV1,
         HandoffEscalatedV1,
+        HandoffDeliveryRecordedV1,
     ),
 }
 """The models of this module by aggregate type, every version of every event type."""
