@@ -105,7 +105,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     },
     **{
         ("POST", f"/handoffs/{{request_id}}/{action}"): DEPARTMENTS
-        for action in ("take", "estimate", "plan", "stage", "reject")
+        for action in ("take", "estimate", "plan", "calculation", "stage", "reject")
     },
     ("GET", "/handoffs"): READERS,
     ("GET", "/handoffs/{request_id}"): READERS,
@@ -138,6 +138,8 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
             "health/clear",
             "invoices",
             "invoices/{number}/payments",
+            "launch",
+            "acts",
         )
     },
     ("POST", "/projects/{project_id}/hours"): TIMESHEETS,
@@ -273,6 +275,9 @@ _VERBS = {
     "hours": "log hours on",
     "health": "set the health of",
     "invoices": "invoice",
+    "calculation": "price the services of",
+    "launch": "launch services of",
+    "acts": "record acts on",
 }
 
 
@@ -441,6 +446,7 @@ class Scope:
                     "time_entries",
                     "project_invoices",
                     "project_payments",
+                    "project_acts",
                     "project_status_pms",
                     "project_status_visits",
                 )
