@@ -530,3 +530,81 @@ def test_the_chain_through_the_handlers(store: EventStore, clock: FakeClock) -> 
     )
     assert len(store.load(project_id)) == length
     assert load_project(store, project_id).task("service-2").completed_at is None  # type: ignore[union-attr]
+
+
+# --- a property: random launches and acts keep the chain's invariants -------------------
+
+SERVICE_NAMES = [s.name for s in OFFERED] + ["Tax advice"]
+chain_steps = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("launch"),
+            st.none() | st.lists(st.sampled_from(SERVICE_NAMES), max_size=2).map(tuple),
+        ),
+        st.tuples(
+            st.just("depend"),
+            st.tuples(
+                st.sampled_from(["service-1", "service-2"]),
+                st.sampled_from(["service-1", "service-2"]),
+            ),
+        ),
+        st.tuples(
+            st.just("act"),
+            st.tuples(
+                st.sampled_from(["A-1", "A-2", "A-3"]),
+                st.lists(st.sampled_from(SERVICE_NAMES), max_size=2).map(tuple),
+                st.lists(st.sampled_from(["service-1", "service-2", "t9"]), max_size=2).map(tuple),
+            ),
+        ),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=chain_steps)
+def test_random_launches_and_acts_keep_the_invariants(steps: list[tuple[str, Any]]) -> None:
+    codec = event_codec()
+    events: list[DomainEvent] = list(story())
+    state = fold(*events)
+    at = T0 + STEP
+    for kind, arg in steps:
+        at += STEP
+        new: list[DomainEvent]
+        try:
+            if kind == "launch":
+                services = None if arg is None else tuple(ServiceLaunch(n) for n in arg)
+                launched, tasks = launch(state, services, at=at)
+                new = [launched, *tasks]
+            elif kind == "depend":
+                command = project.UpdateTask(arg[0], {"depends_on": [arg[1]]})
+                new = [project.decide(state, command, RULES.project, meta(at))]
+            else:
+                number, names, task_ids = arg
+                command = RecordAct(number, at.date(), Decimal(10), names, task_ids)
+                recorded, completions = project.record_act(state, command, RULES.project, meta(at))
+                new = [recorded, *completions]
+        except (RuleViolation, InvalidValue):
+            continue
+        for event in new:
+            state = project.evolve(state, event)
+        events += new
+    # each service launched once, as one task of its name
+    names = [s.service for s in state.launched]
+    assert len(names) == len(set(names))
+    for service in state.launched:
+        task = state.task(service.task_id)
+        assert task is not None
+        assert task.title == service.service
+    # each task acted once, and complete; no completed task waits for another
+    acted = [t for a in state.acts for t in a.task_ids]
+    assert len(acted) == len(set(acted))
+    for task_id in acted:
+        assert state.task(task_id).completed_at is not None  # type: ignore[union-attr]
+    for task in state.tasks:
+        if task.completed_at is not None:
+            for dependency in task.depends_on:
+                assert state.task(dependency).completed_at is not None  # type: ignore[union-attr]
+    # replaying the stored form rebuilds the same state
+    stored = [codec.decode(e.type, codec.encode(e)) for e in events]
+    assert project.fold(stored) == state
