@@ -581,8 +581,8 @@ def test_random_launches_and_acts_keep_the_invariants(steps: list[tuple[str, Any
                 new = [project.decide(state, command, RULES.project, meta(at))]
             else:
                 number, names, task_ids = arg
-                command = RecordAct(number, at.date(), Decimal(10), names, task_ids)
-                recorded, completions = project.record_act(state, command, RULES.project, meta(at))
+                acting = RecordAct(number, at.date(), Decimal(10), names, task_ids)
+                recorded, completions = project.record_act(state, acting, RULES.project, meta(at))
                 new = [recorded, *completions]
         except (RuleViolation, InvalidValue):
             continue
