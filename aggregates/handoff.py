@@ -532,7 +532,9 @@ def _calculation(
         )
         amount = price if quantity is None else (price * quantity).quantize(Decimal("0.01"))
         if amount >= values.MAX_AMOUNT:
-            raise InvalidValue(f"{at}.price", f"the amount must be less than {values.MAX_AMOUNT}")
+            raise InvalidValue(
+                f"{at}.price", f"the amount must be less than {values.MAX_AMOUNT:,.0f}"
+            )
         unit = values.text(f"{at}.unit", line.unit, required=False)
         priced.append(CalculatedService(name, quantity, unit, price, hours, amount))
     total = sum((s.amount for s in priced), Decimal("0.00"))

@@ -9,7 +9,6 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Response
 
 from aggregates import deal, handoff
-from aggregates.errors import InvalidValue
 from commands.context import CommandResult, StreamNotFound
 from commands.deals import (
     convert_lead,
@@ -27,6 +26,7 @@ from commands.handoffs import (
 from event_store.codec import dumps_http
 from read_api.deal_views import deal_detail, deal_history, handoff_detail, handoff_history
 from read_api.deps import CommandHeaders, PlatformDep, as_utc, mark_accepted
+from read_api.errors import BadRequestValue
 from schemas.deals import (
     CalculationRequest,
     ContractRequest,
@@ -219,11 +219,11 @@ def record_proposal(
     command: deal.DealCommand
     if body.calculation is not None:
         if body.services is not None:
-            raise InvalidValue("services", "give the services or a calculation, not both")
+            raise BadRequestValue("services", "give the services or a calculation, not both")
         command = deal.RecordProposalFromCalculation(body.calculation)
     else:
         if body.services is None:
-            raise InvalidValue("services", "give the services (or a calculation)")
+            raise BadRequestValue("services", "give the services (or a calculation)")
         command = deal.RecordProposal(
             tuple(deal.ServiceLine(s.name, s.price) for s in body.services)
         )
