@@ -219,6 +219,8 @@ class RecordProposalFromCalculation:
 
     request_id: UUID
     services: tuple[CalculatedLine, ...] | None = None
+    typed: bool = False
+    """Services were typed beside the calculation: refused (one or the other)."""
 
 
 @dataclass(frozen=True)
@@ -563,6 +565,8 @@ def _proposal(services: tuple[ServiceLine, ...], meta: CommandMeta) -> DealPropo
 def _proposal_from_calculation(
     deal: Deal, command: RecordProposalFromCalculation, meta: CommandMeta
 ) -> DealProposalRecorded:
+    if command.typed:
+        raise InvalidValue("services", "give the services or a calculation, not both")
     view = deal.handoff(command.request_id)
     if view is None:
         raise RuleViolation(

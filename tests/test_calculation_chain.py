@@ -205,6 +205,9 @@ def test_the_calculation_must_be_the_deals_calculated_and_ready() -> None:
     DEAL.given(*expert_deal()).when(RecordProposalFromCalculation(REQUEST_ID, None)).then_violates(
         "calculation_required"
     )
+    DEAL.given(*expert_deal()).when(
+        RecordProposalFromCalculation(REQUEST_ID, LINES, typed=True)
+    ).then_invalid(field="services")
     for status in ("open", "in_work", "rejected", "cancelled"):
         DEAL.given(*expert_deal(status)).when(
             RecordProposalFromCalculation(REQUEST_ID, LINES)

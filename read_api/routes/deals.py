@@ -26,7 +26,6 @@ from commands.handoffs import (
 from event_store.codec import dumps_http
 from read_api.deal_views import deal_detail, deal_history, handoff_detail, handoff_history
 from read_api.deps import CommandHeaders, PlatformDep, as_utc, mark_accepted
-from read_api.errors import BadRequestValue
 from schemas.deals import (
     CalculationRequest,
     ContractRequest,
@@ -216,17 +215,12 @@ def record_proposal(
     request for calculation of the deal (ready or done) whose calculated services it takes
     as they are (409 ``calculation_not_of_deal``, ``calculation_required`` or
     ``calculation_not_ready`` otherwise); its total is the deal's amount."""
-    command: deal.DealCommand
-    if body.calculation is not None:
-        if body.services is not None:
-            raise BadRequestValue("services", "give the services or a calculation, not both")
-        command = deal.RecordProposalFromCalculation(body.calculation)
-    else:
-        if body.services is None:
-            raise BadRequestValue("services", "give the services (or a calculation)")
-        command = deal.RecordProposal(
-            tuple(deal.ServiceLine(s.name, s.price) for s in body.services)
-        )
+    typed = tuple(deal.ServiceLine(s.name, s.price) for s in body.services or ())
+    command: deal.DealCommand = (
+        deal.RecordProposal(typed)
+        if body.calculation is None
+        else deal.RecordProposalFromCalculation(body.calculation, typed=body.services is not None)
+    )
     return _run(platform, headers, deal_id, "proposal", body, command, response)
 
 
