@@ -9,6 +9,10 @@ A won deal's invoices are carried into its project's billing when the project is
 (:class:`CarryDealInvoice`): the same number, amount, day, organisation and prepayment,
 and the deal they came from. A deal's invoice names no due date, so the carried one has
 none either: it is owed, never overdue.
+
+An act of completed work on the project is recorded on the invoice it names
+(:class:`RecordActOnInvoice`, in the act's own write): the invoice lists its acts and the
+amount acted; acts above the invoice's amount are refused.
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ class ProjectInvoice:
     """The deal whose invoice this is, when it was carried from the won deal."""
     organisation: str | None = None
     prepayment: bool = False
+    acted: Decimal = ZERO
+    """The amount of the acts of completed work recorded on it."""
+    acts: tuple[str, ...] = ()
+    """The numbers of those acts."""
 
     @property
     def remaining(self) -> Decimal:
@@ -121,6 +129,16 @@ class RecordPayment:
     paid_on: date
 
 
+@dataclass(frozen=True)
+class RecordActOnInvoice:
+    """Record an act of completed work of the project on one of its invoices."""
+
+    invoice_number: str
+    act_number: str
+    amount: Decimal
+    act_date: date
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProjectInvoiceIssued(DomainEvent):
     """Issued on the project, or carried from its won deal (then ``deal_id``,
@@ -148,10 +166,27 @@ class ProjectPaymentRecorded(DomainEvent):
     """What is left of the invoice after this payment."""
 
 
-BILLING_EVENT_TYPES: tuple[type[DomainEvent], ...] = (ProjectInvoiceIssued, ProjectPaymentRecorded)
+@dataclass(frozen=True, kw_only=True)
+class ProjectInvoiceActed(DomainEvent):
+    """An act of completed work was recorded on the invoice."""
+
+    project_id: UUID
+    invoice_number: str
+    act_number: str
+    amount: Decimal
+    act_date: date
+    invoice_acted: Decimal
+    """The invoice's acted amount after this act."""
 
 
-BillingCommand = IssueProjectInvoice | CarryDealInvoice | RecordPayment
+BILLING_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+    ProjectInvoiceIssued,
+    ProjectPaymentRecorded,
+    ProjectInvoiceActed,
+)
+
+
+BillingCommand = IssueProjectInvoice | CarryDealInvoice | RecordPayment | RecordActOnInvoice
 
 
 def decide(
@@ -226,6 +261,29 @@ def decide(
                 paid_on=paid_on,
                 invoice_remaining=invoice.remaining - amount,
             )
+        case RecordActOnInvoice():
+            number = values.required_text("invoice_number", command.invoice_number)
+            invoice = billing.invoice(number)
+            if invoice is None:
+                raise InvalidValue("invoice_number", f"the project has no invoice '{number}'")
+            if invoice.acted + command.amount > invoice.amount:
+                raise RuleViolation(
+                    "act_over_invoice",
+                    f"invoice '{number}' of {invoice.amount} has {invoice.acted} acted: an act "
+                    f"of {command.amount} would exceed it",
+                    invoice_amount=str(invoice.amount),
+                    acted=str(invoice.acted),
+                    requested=str(command.amount),
+                )
+            return ProjectInvoiceActed(
+                **meta.event_fields(),
+                project_id=billing.project_id,
+                invoice_number=number,
+                act_number=command.act_number,
+                amount=command.amount,
+                act_date=command.act_date,
+                invoice_acted=invoice.acted + command.amount,
+            )
     raise TypeError(f"not a billing command: {command!r}")  # pragma: no cover
 
 
@@ -254,6 +312,17 @@ def evolve(billing: Billing | None, event: DomainEvent) -> Billing:
                     for i in billing.invoices
                 ),
                 "payments": billing.payments + 1,
+            }
+        case ProjectInvoiceActed(invoice_number=number, amount=amount, act_number=act):
+            if billing is None:
+                raise ValueError("an act needs an invoice first")
+            changes = {
+                "invoices": tuple(
+                    replace(i, acted=i.acted + amount, acts=(*i.acts, act))
+                    if i.number == number
+                    else i
+                    for i in billing.invoices
+                )
             }
         case _:
             raise ValueError(f"not a billing event: {event.type}")

@@ -13,8 +13,11 @@ Rules in brief:
   return to if one of them rejects the request;
 - the deal keeps a view of every hand-off request to another department, updated in the
   same atomic write as the request itself, so the view never disagrees with the request;
-- a proposal needs at least one service; a contract needs a proposal; an invoice needs a
-  contract, a positive amount and a number the deal has not used;
+- a proposal needs at least one service; one built from a request for calculation takes
+  that request's calculated services as they are (the request must be the deal's, carry a
+  calculation and be ready or done) and records which request it came from; a contract
+  needs a proposal; an invoice needs a contract, a positive amount and a number the deal
+  has not used;
 - winning needs an invoice; losing needs a reason; a closed deal accepts no command
   but the notes of its requests and, once won, the project it became;
 - closing the deal ends its requests: every one not done, rejected or cancelled yet (at
@@ -24,11 +27,12 @@ Rules in brief:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from aggregates import values
@@ -59,6 +63,8 @@ class ServiceLine:
 class Proposal:
     services: tuple[ServiceLine, ...]
     total: Decimal
+    calculation_id: UUID | None = None
+    """The request for calculation whose services the proposal was built from."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,28 @@ class RecordProposal:
 
 
 @dataclass(frozen=True)
+class CalculatedLine:
+    """A calculated service as the proposal takes it: its name and amount."""
+
+    name: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class RecordProposalFromCalculation:
+    """Build the proposal from a request for calculation's calculated services.
+
+    ``services`` is filled by the handler from the request's own stream when the request
+    is this deal's (None: it has no calculation, or is no request of the deal's); the
+    decider checks the rest against the deal's view of its requests."""
+
+    request_id: UUID
+    services: tuple[CalculatedLine, ...] | None = None
+    typed: bool = False
+    """Services were typed beside the calculation: refused (one or the other)."""
+
+
+@dataclass(frozen=True)
 class RecordContract:
     number: str
     signed_on: date
@@ -250,6 +278,7 @@ class ReturnFromEstimate:
 DealCommand = (
     MoveDealToStage
     | RecordProposal
+    | RecordProposalFromCalculation
     | RecordContract
     | IssueInvoice
     | CloseDeal
@@ -291,8 +320,26 @@ class DealStageChanged(DomainEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class DealProposalRecorded(DomainEvent):
+    """Version 2 added ``calculation_id``; version 1 proposals were all typed by hand
+    (see ``upcast_deal_proposal_recorded_v1``)."""
+
+    schema_version: ClassVar[int] = 2
+
     services: tuple[ServiceLine, ...]
     total: Decimal
+    calculation_id: UUID | None = None
+    """The request for calculation the services were taken from; None when typed."""
+
+
+def upcast_deal_proposal_recorded_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Proposals recorded before calculations existed were typed by hand."""
+    return data | {"calculation_id": None}
+
+
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("DealProposalRecorded", 1): upcast_deal_proposal_recorded_v1,
+}
+"""Stored-event upcasters: (event type, stored version) → the next version's fields."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -430,6 +477,8 @@ def decide(deal: Deal, command: DealCommand, rules: Rules, meta: CommandMeta) ->
             return _move(deal, stage_id, rules, meta)
         case RecordProposal(services=services):
             return _proposal(services, meta)
+        case RecordProposalFromCalculation():
+            return _proposal_from_calculation(deal, command, meta)
         case RecordContract(number=number, signed_on=signed_on):
             number_text = values.required_text("number", number)
             signed = values.day("signed_on", signed_on, required=True)
@@ -511,6 +560,33 @@ def _proposal(services: tuple[ServiceLine, ...], meta: CommandMeta) -> DealPropo
     if total >= values.MAX_AMOUNT:
         raise InvalidValue("services", f"the total must be less than {values.MAX_AMOUNT:,.0f}")
     return DealProposalRecorded(**meta.event_fields(), services=tuple(checked), total=total)
+
+
+def _proposal_from_calculation(
+    deal: Deal, command: RecordProposalFromCalculation, meta: CommandMeta
+) -> DealProposalRecorded:
+    if command.typed:
+        raise InvalidValue("services", "give the services or a calculation, not both")
+    view = deal.handoff(command.request_id)
+    if view is None:
+        raise RuleViolation(
+            "calculation_not_of_deal",
+            f"request {command.request_id} is not one of this deal's requests",
+        )
+    if not command.services:
+        raise RuleViolation(
+            "calculation_required",
+            f"request {command.request_id} ({view.department}) has no calculated services",
+        )
+    if view.status not in ("ready", "done"):
+        raise RuleViolation(
+            "calculation_not_ready",
+            f"the calculation of request {command.request_id} is {view.status}: the proposal "
+            "takes it once it is ready (approval) or done",
+        )
+    lines = tuple(ServiceLine(s.name, s.amount) for s in command.services)
+    recorded = _proposal(lines, meta)
+    return replace(recorded, calculation_id=command.request_id)
 
 
 def issue_invoice(
@@ -635,7 +711,8 @@ def evolve(deal: Deal | None, event: DomainEvent) -> Deal:
                 )
             changes = {"stage": to_stage, "stage_entered_at": event.at, "estimate": estimate}
         case DealProposalRecorded(services=services, total=total):
-            changes = {"proposal": Proposal(tuple(services), total), "amount": total}
+            proposal = Proposal(tuple(services), total, event.calculation_id)
+            changes = {"proposal": proposal, "amount": total}
         case DealContractRecorded(number=number, signed_on=signed_on):
             changes = {"contract": Contract(number, signed_on)}
         case DealInvoiceIssued():

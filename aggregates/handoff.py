@@ -4,7 +4,9 @@ It lives in its department's funnel (``new → in_work → approval → done``, 
 ``rejected`` with a reason, by default). Someone from the department takes it (who and
 when are recorded), works it and records the outcome: for logistics the contractor from
 the directory or the company's own equipment, the cost, the lead time and notes; for
-engineering a plan (hours, notes). The outcome is required before the request reaches a
+engineering a plan (hours, notes); for the experts' calculation the priced services
+(name, optional quantity and unit, price, optional hours; the total is the sum of each
+service's price times its quantity). The outcome is required before the request reaches a
 ready stage; done and rejected end it, and so does a cancellation when the deal closes or
 leaves the stage that asked for the request. A request not taken in time gets a reminder to
 its department, then an escalation to the department's head.
@@ -34,6 +36,8 @@ from aggregates.rules import Department, Rules
 
 MAX_PLAN_HOURS = Decimal(100_000)
 MAX_LEAD_TIME_DAYS = 3650
+MAX_CALCULATION_SERVICES = 200
+MAX_QUANTITY = Decimal(1_000_000)
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,26 @@ class EngineeringPlan:
     notes: str | None
 
 
+@dataclass(frozen=True)
+class CalculatedService:
+    """One service the experts priced: ``price`` is per unit when a quantity is given."""
+
+    name: str
+    quantity: Decimal | None
+    unit: str | None
+    price: Decimal
+    hours: Decimal | None
+    amount: Decimal
+    """``price`` times ``quantity`` (or ``price`` when no quantity is given), to the cent."""
+
+
+@dataclass(frozen=True)
+class Calculation:
+    services: tuple[CalculatedService, ...]
+    total: Decimal
+    notes: str | None
+
+
 # --- state ------------------------------------------------------------------------------
 
 
@@ -102,9 +126,13 @@ class HandoffRequest:
     """Set when the request lost its purpose (the deal closed, or left the estimate)."""
     delivery: Delivery | None = None
     """The contracted job as delivered (a contractor's estimate, its deal won)."""
+    calculation: Calculation | None = None
+    """The experts' priced services (a department whose outcome is 'calculation')."""
 
     @property
     def price(self) -> Decimal | None:
+        if self.calculation is not None:
+            return self.calculation.total
         return None if self.logistics is None else self.logistics.cost
 
     def status(self, department: Department) -> str:
@@ -179,6 +207,23 @@ class RecordDelivery:
 
 
 @dataclass(frozen=True)
+class CalculatedServiceLine:
+    name: str
+    price: Decimal
+    quantity: Decimal | None = None
+    unit: str | None = None
+    hours: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class RecordCalculation:
+    """The experts price the services of a request for calculation."""
+
+    services: tuple[CalculatedServiceLine, ...]
+    notes: str | None = None
+
+
+@dataclass(frozen=True)
 class MoveHandoffToStage:
     stage: str
 
@@ -209,6 +254,7 @@ HandoffCommand = (
     TakeHandoff
     | RecordLogisticsEstimate
     | RecordEngineeringPlan
+    | RecordCalculation
     | MoveHandoffToStage
     | RejectHandoff
     | CancelHandoff
@@ -272,6 +318,15 @@ class HandoffPlanRecorded(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class HandoffCalculated(DomainEvent):
+    """The experts priced the services; a new calculation replaces the one before."""
+
+    services: tuple[CalculatedService, ...]
+    total: Decimal
+    notes: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class HandoffStageChanged(DomainEvent):
     from_stage: str
     to_stage: str
@@ -308,6 +363,7 @@ HANDOFF_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     HandoffTaken,
     HandoffLogisticsEstimated,
     HandoffPlanRecorded,
+    HandoffCalculated,
     HandoffStageChanged,
     HandoffRejected,
     HandoffCancelled,
@@ -364,6 +420,8 @@ def decide(
             _require_in_work(request, department)
             _require_not_ready(request, department)
             return HandoffPlanRecorded(**meta.event_fields(), hours=planned, notes=notes_text)
+        case RecordCalculation():
+            return _calculation(request, department, command, meta)
         case MoveHandoffToStage(stage=stage_id):
             stage = department.funnel.stage(stage_id)
             if stage is None:
@@ -383,7 +441,9 @@ def decide(
                 )
             _require_in_work(request, department)
             if department.is_ready(stage.id) and not _has_outcome(request, department):
-                what = "estimate" if department.outcome == "logistics" else "plan"
+                what = {"logistics": "estimate", "calculation": "calculation"}.get(
+                    department.outcome, "plan"
+                )
                 raise RuleViolation(
                     "outcome_required",
                     f"record the {department.id} {what} before the request reaches '{stage.id}'",
@@ -416,11 +476,10 @@ def decide(
 
 def _require_outcome_kind(department: Department, kind: str) -> None:
     if department.outcome != kind:
-        other = (
-            "an estimate (POST …/estimate)"
-            if department.outcome == "logistics"
-            else ("a plan (POST …/plan)")
-        )
+        other = {
+            "logistics": "an estimate (POST …/estimate)",
+            "calculation": "a calculation (POST …/calculation)",
+        }.get(department.outcome, "a plan (POST …/plan)")
         raise RuleViolation(
             "wrong_outcome", f"{department.id} records {other}, not a {kind} outcome"
         )
@@ -444,6 +503,8 @@ def _require_not_ready(request: HandoffRequest, department: Department) -> None:
 def _has_outcome(request: HandoffRequest, department: Department) -> bool:
     if department.outcome == "logistics":
         return request.logistics is not None
+    if department.outcome == "calculation":
+        return request.calculation is not None
     return request.engineering is not None
 
 
@@ -573,6 +634,56 @@ def deliver(
     )
 
 
+def _calculation(
+    request: HandoffRequest,
+    department: Department,
+    command: RecordCalculation,
+    meta: CommandMeta,
+) -> HandoffCalculated:
+    if not command.services:
+        raise InvalidValue("services", "a calculation prices at least one service")
+    if len(command.services) > MAX_CALCULATION_SERVICES:
+        raise InvalidValue(
+            "services", f"a calculation has at most {MAX_CALCULATION_SERVICES} services"
+        )
+    priced = []
+    seen: set[str] = set()
+    for index, line in enumerate(command.services):
+        at = f"services[{index}]"
+        name = values.required_text(f"{at}.name", line.name)
+        if name in seen:
+            raise InvalidValue(f"{at}.name", f"service '{name}' appears twice")
+        seen.add(name)
+        price = values.amount(f"{at}.price", line.price)
+        quantity = (
+            None
+            if line.quantity is None
+            else values.hours(f"{at}.quantity", line.quantity, maximum=MAX_QUANTITY)
+        )
+        hours = (
+            None
+            if line.hours is None
+            else values.hours(f"{at}.hours", line.hours, maximum=MAX_PLAN_HOURS)
+        )
+        amount = price if quantity is None else (price * quantity).quantize(Decimal("0.01"))
+        if amount >= values.MAX_AMOUNT:
+            raise InvalidValue(
+                f"{at}.price", f"the amount must be less than {values.MAX_AMOUNT:,.0f}"
+            )
+        unit = values.text(f"{at}.unit", line.unit, required=False)
+        priced.append(CalculatedService(name, quantity, unit, price, hours, amount))
+    total = sum((s.amount for s in priced), Decimal("0.00"))
+    if total >= values.MAX_AMOUNT:
+        raise InvalidValue("services", f"the total must be less than {values.MAX_AMOUNT:,.0f}")
+    notes = values.text("notes", command.notes, required=False)
+    _require_outcome_kind(department, "calculation")
+    _require_in_work(request, department)
+    _require_not_ready(request, department)
+    return HandoffCalculated(
+        **meta.event_fields(), services=tuple(priced), total=total, notes=notes
+    )
+
+
 # --- evolve -----------------------------------------------------------------------------
 
 
@@ -626,6 +737,8 @@ def evolve(request: HandoffRequest | None, event: DomainEvent, rules: Rules) -> 
             }
         case HandoffPlanRecorded(hours=hours, notes=notes):
             changes = {"engineering": EngineeringPlan(hours, notes)}
+        case HandoffCalculated(services=services, total=total, notes=notes):
+            changes = {"calculation": Calculation(tuple(services), total, notes)}
         case HandoffStageChanged(to_stage=to_stage):
             department = rules.departments.get(request.department)
             ready = department is not None and department.is_ready(to_stage)

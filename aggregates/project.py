@@ -14,6 +14,14 @@ Rules in brief:
 - hours: logged by a person for a day (> 0, at most 24 a day — the person's day across
   all projects is checked beside it, see :mod:`aggregates.timesheets`), on one of the
   project's tasks or none; an entry is corrected by a new event, never edited;
+- launch: the services of the won deal's proposal (all not launched yet by default, or
+  the ones named) are launched in one write, each becoming a task (its name, the planned
+  hours from the experts' calculation, an optional assignee); a service launched twice is
+  refused;
+- acts of completed work: an act (number unique in the project, date, amount, the
+  services or tasks it covers) completes the tasks it covers in the same write, each
+  under the completion rule above; a task is covered by one act at most. The act is
+  recorded on its invoice in the billing beside it (:mod:`aggregates.billing`);
 - health: a PM sets it by hand with a comment, which overrides the computed value until
   cleared; the computed value is recorded by the health process manager when it changes.
 """
@@ -64,6 +72,30 @@ class TimeEntry:
 
 
 @dataclass(frozen=True)
+class LaunchedService:
+    """A service of the proposal launched into work: the task it became."""
+
+    service: str
+    task_id: str
+    price: Decimal
+    planned_hours: Decimal
+
+
+@dataclass(frozen=True)
+class Act:
+    """An act of completed work."""
+
+    number: str
+    act_date: date
+    amount: Decimal
+    task_ids: tuple[str, ...]
+    services: tuple[str, ...]
+    invoice_number: str | None
+    recorded_at: datetime
+    recorded_by: str
+
+
+@dataclass(frozen=True)
 class ManualHealth:
     level: str
     comment: str
@@ -103,6 +135,14 @@ class Project:
     created_at: datetime
     created_by: str
     updated_at: datetime
+    launched: tuple[LaunchedService, ...] = ()
+    acts: tuple[Act, ...] = ()
+
+    def launched_service(self, name: str) -> LaunchedService | None:
+        return next((s for s in self.launched if s.service == name), None)
+
+    def act(self, number: str) -> Act | None:
+        return next((a for a in self.acts if a.number == number), None)
 
     def task(self, task_id: str) -> Task | None:
         return next((t for t in self.tasks if t.task_id == task_id), None)
@@ -210,6 +250,44 @@ class CorrectHours:
     hours: Decimal
     """The entry's right hours (0 withdraws it)."""
     reason: str
+
+
+@dataclass(frozen=True)
+class OfferedService:
+    """A service of the won deal's proposal, with the hours its calculation planned."""
+
+    name: str
+    price: Decimal
+    planned_hours: Decimal
+
+
+@dataclass(frozen=True)
+class ServiceLaunch:
+    name: str
+    assignee: str | None = None
+
+
+@dataclass(frozen=True)
+class LaunchServices:
+    """Launch services of the proposal into work.
+
+    ``offered`` is filled by the handler from the project's deal (its proposal and the
+    calculation it came from); ``services`` names the ones to launch (None: every one not
+    launched yet)."""
+
+    offered: tuple[OfferedService, ...]
+    services: tuple[ServiceLaunch, ...] | None = None
+    calculation_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class RecordAct:
+    number: str
+    act_date: date
+    amount: Decimal
+    services: tuple[str, ...] = ()
+    task_ids: tuple[str, ...] = ()
+    invoice_number: str | None = None
 
 
 @dataclass(frozen=True)
@@ -321,6 +399,29 @@ class HoursCorrected(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ProjectServicesLaunched(DomainEvent):
+    """Services of the proposal were launched into work; each became the task named
+    (its ``TaskAdded`` follows in the same write)."""
+
+    services: tuple[LaunchedService, ...]
+    calculation_id: UUID | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectActRecorded(DomainEvent):
+    """An act of completed work; the completions of the tasks it covers that were still
+    open follow in the same write."""
+
+    number: str
+    act_date: date
+    amount: Decimal
+    task_ids: tuple[str, ...]
+    services: tuple[str, ...]
+    """The launched services among the tasks it covers."""
+    invoice_number: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProjectHealthSet(DomainEvent):
     level: str
     comment: str
@@ -350,6 +451,8 @@ PROJECT_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     ProjectHealthSet,
     ProjectHealthCleared,
     ProjectHealthComputed,
+    ProjectServicesLaunched,
+    ProjectActRecorded,
 )
 
 
@@ -675,6 +778,150 @@ def _update_task(
     return TaskUpdated(**meta.event_fields(), task_id=task_id, changes=diff)
 
 
+def launch(
+    project: Project, command: LaunchServices, rules: ProjectRules, meta: CommandMeta
+) -> tuple[ProjectServicesLaunched, tuple[TaskAdded, ...]]:
+    """The launch and the tasks it creates, one per service, to append in one write."""
+    if not command.offered:
+        raise RuleViolation(
+            "proposal_required",
+            "the project has no proposal to launch: it comes from no deal with a proposal",
+        )
+    offered = {s.name: s for s in command.offered}
+    wanted: list[ServiceLaunch]
+    if command.services is None:
+        wanted = [
+            ServiceLaunch(s.name) for s in command.offered if not project.launched_service(s.name)
+        ]
+        if not wanted:
+            raise RuleViolation(
+                "nothing_to_launch", "every service of the proposal is launched already"
+            )
+    else:
+        if not command.services:
+            raise InvalidValue("services", "name at least one service to launch")
+        wanted = []
+        seen: set[str] = set()
+        for index, item in enumerate(command.services):
+            name = values.required_text(f"services[{index}].name", item.name)
+            if name not in offered:
+                known = ", ".join(offered)
+                raise InvalidValue(
+                    f"services[{index}].name",
+                    f"'{name}' is not a service of the proposal (services: {known})",
+                )
+            if name in seen:
+                raise InvalidValue(f"services[{index}].name", f"service '{name}' appears twice")
+            seen.add(name)
+            assignee = values.text(f"services[{index}].assignee", item.assignee, required=False)
+            wanted.append(ServiceLaunch(name, assignee))
+        again = [w.name for w in wanted if project.launched_service(w.name)]
+        if again:
+            raise RuleViolation(
+                "service_launched", f"already launched: {', '.join(again)}", services=again
+            )
+    if len(project.tasks) + len(wanted) > MAX_TASKS:
+        raise RuleViolation("too_many_tasks", f"a project has at most {MAX_TASKS} tasks")
+    _require_open(project, rules, "launch services")
+    taken = {t.task_id for t in project.tasks}
+    number = len(project.launched)
+    launched: list[LaunchedService] = []
+    tasks: list[TaskAdded] = []
+    for item in wanted:
+        number += 1
+        while f"service-{number}" in taken:
+            number += 1
+        task_id = f"service-{number}"
+        service = offered[item.name]
+        planned = min(service.planned_hours, MAX_TASK_HOURS)
+        launched.append(LaunchedService(item.name, task_id, service.price, planned))
+        tasks.append(
+            TaskAdded(
+                **meta.event_fields(),
+                task_id=task_id,
+                title=item.name,
+                assignee=item.assignee,
+                planned_hours=planned,
+                start=None,
+                due=None,
+                depends_on=(),
+            )
+        )
+    event = ProjectServicesLaunched(
+        **meta.event_fields(), services=tuple(launched), calculation_id=command.calculation_id
+    )
+    return event, tuple(tasks)
+
+
+def _waits(project: Project, task_id: str) -> bool:
+    """Whether the task depends on one not complete yet."""
+    task = project.task(task_id)
+    return task is not None and any(
+        (dep := project.task(d)) is not None and dep.completed_at is None for d in task.depends_on
+    )
+
+
+def record_act(
+    project: Project, command: RecordAct, rules: ProjectRules, meta: CommandMeta
+) -> tuple[ProjectActRecorded, tuple[TaskCompleted, ...]]:
+    """The act and the completions of the open tasks it covers, to append in one write
+    (each completion decided as :class:`CompleteTask` is: its dependencies must be
+    complete, or be completed by this act first)."""
+    number = values.required_text("number", command.number)
+    act_date = values.day("act_date", command.act_date, required=True)
+    assert act_date is not None
+    if act_date > meta.at.astimezone(UTC).date():
+        raise InvalidValue("act_date", "an act cannot be dated on a day still to come")
+    values.sensible_day("act_date", act_date, meta.at, since=project.created_at, record="project")
+    amount = values.amount("amount", command.amount, positive=True)
+    invoice_number = values.text("invoice_number", command.invoice_number, required=False)
+    if not command.services and not command.task_ids:
+        raise InvalidValue("services", "name the services or the tasks the act covers")
+    covered: list[str] = []
+    for index, name in enumerate(command.services):
+        launched = project.launched_service(values.required_text(f"services[{index}]", name))
+        if launched is None:
+            raise InvalidValue(
+                f"services[{index}]", f"service '{name}' is not launched on the project"
+            )
+        covered.append(launched.task_id)
+    for index, task_id in enumerate(command.task_ids):
+        covered.append(_require_task(project, task_id, field=f"task_ids[{index}]").task_id)
+    task_ids = tuple(dict.fromkeys(covered))
+    if project.act(number) is not None:
+        raise RuleViolation("act_number_taken", f"the project has act '{number}' already")
+    for earlier in project.acts:
+        twice = [t for t in task_ids if t in earlier.task_ids]
+        if twice:
+            raise RuleViolation(
+                "task_acted", f"act '{earlier.number}' covers {', '.join(twice)} already"
+            )
+    _require_open(project, rules, "record acts")
+    services = tuple(s.service for s in project.launched if s.task_id in task_ids)
+    completions: list[TaskCompleted] = []
+    state = project
+    pending = [t for t in task_ids if (task := project.task(t)) and task.completed_at is None]
+    while pending:
+        ready = [t for t in pending if not _waits(state, t)]
+        # nothing ready: the first pending task's completion names what it waits for
+        for task_id in ready or pending[:1]:
+            done = decide(state, CompleteTask(task_id), rules, meta)
+            assert isinstance(done, TaskCompleted)
+            completions.append(done)
+            state = evolve(state, done)
+            pending.remove(task_id)
+    act = ProjectActRecorded(
+        **meta.event_fields(),
+        number=number,
+        act_date=act_date,
+        amount=amount,
+        task_ids=task_ids,
+        services=services,
+        invoice_number=invoice_number,
+    )
+    return act, tuple(completions)
+
+
 # --- evolve -----------------------------------------------------------------------------
 
 
@@ -762,6 +1009,20 @@ def evolve(project: Project | None, event: DomainEvent) -> Project:
             changes = {"manual_health": None}
         case ProjectHealthComputed(level=level, reasons=reasons):
             changes = {"computed_health": level, "computed_reasons": tuple(reasons)}
+        case ProjectServicesLaunched(services=services):
+            changes = {"launched": (*project.launched, *services)}
+        case ProjectActRecorded():
+            act = Act(
+                number=event.number,
+                act_date=event.act_date,
+                amount=event.amount,
+                task_ids=tuple(event.task_ids),
+                services=tuple(event.services),
+                invoice_number=event.invoice_number,
+                recorded_at=event.at,
+                recorded_by=event.actor,
+            )
+            changes = {"acts": (*project.acts, act)}
         case _:
             raise ValueError(f"not a project event: {event.type}")
     changes["version"] = project.version + 1

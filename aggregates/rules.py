@@ -12,7 +12,7 @@ from typing import Any
 from aggregates.errors import InvalidValue
 from aggregates.funnels import Funnel, FunnelCatalog
 
-OUTCOMES = ("logistics", "engineering")
+OUTCOMES = ("logistics", "engineering", "calculation")
 TAX_REGIMES = ("general", "simplified")
 
 
@@ -24,8 +24,8 @@ class Department:
     name: str
     funnel: Funnel
     outcome: str
-    """What the department records: 'logistics' (contractor, cost, lead time) or
-    'engineering' (a plan: hours, notes)."""
+    """What the department records: 'logistics' (contractor, cost, lead time),
+    'engineering' (a plan: hours, notes) or 'calculation' (priced services)."""
     head: str
     take_within_hours: float | None
     taken_stage: str

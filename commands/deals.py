@@ -164,7 +164,8 @@ def handle_deal_command(
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
         state = deal.fold([r.event for r in history])
         assert state is not None
-        event = deal.decide(state, command, rules, ctx.meta)
+        checked = _with_calculation(store, rules, deal_id, command)
+        event = deal.decide(state, checked, rules, ctx.meta)
         new_events = [NewEvent(deal_id, state.version + 1, event)]
         if isinstance(event, deal.DealInvoiceIssued):
             booking = _book_revenue(store, rules, deal_id, event, ctx)
@@ -183,6 +184,21 @@ def handle_deal_command(
         load=lambda stream_id: load_deal_records(store, stream_id),
         state_of=lambda history: deal.fold([r.event for r in history]),
     )
+
+
+def _with_calculation(
+    store: EventStore, rules: Rules, deal_id: UUID, command: deal.DealCommand
+) -> deal.DealCommand:
+    """A proposal from a request for calculation gets the request's calculated services,
+    read from the request itself (only a request of this deal's lends them)."""
+    if not isinstance(command, deal.RecordProposalFromCalculation):
+        return command
+    records = load_stream(store, command.request_id, handoff.HandoffRequested)
+    request = handoff.fold([r.event for r in records], rules)
+    if request is None or request.deal_id != deal_id or request.calculation is None:
+        return replace(command, services=None)
+    lines = tuple(deal.CalculatedLine(s.name, s.amount) for s in request.calculation.services)
+    return replace(command, services=lines)
 
 
 def _end_open_requests(

@@ -8,17 +8,19 @@ the deal's: at most one project per deal.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from uuid import UUID, uuid5
 
-from aggregates import billing, deal, project, timesheets
+from aggregates import billing, deal, handoff, project, timesheets
 from aggregates.rules import Rules
 from commands.context import CommandContext, CommandResult, StreamNotFound
 from commands.deals import load_deal_records
 from commands.execution import execute, load_stream
 from event_store import EventStore, NewEvent, RecordedEvent
 
+ZERO = Decimal("0.00")
 PROJECT_NAMESPACE = UUID("d4a7c9e1-6b2f-4a3d-8c5e-9f1b0a2d4c6e")
 
 
@@ -183,3 +185,106 @@ def handle_billing_command(
         return [NewEvent(stream_id, state.version + 1, event)]
 
     return execute(store, ctx, stream_id, decide, what="project billing", must_exist=None)
+
+
+def offered_services(
+    store: EventStore, rules: Rules, state: project.Project
+) -> tuple[tuple[project.OfferedService, ...], UUID | None]:
+    """The services of the project's deal's proposal, with the hours the calculation it
+    was built from planned for each (0 for a proposal typed by hand), and that
+    calculation's request id."""
+    if state.deal_id is None:
+        return (), None
+    parent = deal.fold([r.event for r in load_deal_records(store, state.deal_id)])
+    if parent is None or parent.proposal is None:
+        return (), None
+    calculation_id = parent.proposal.calculation_id
+    hours: dict[str, Decimal] = {}
+    if calculation_id is not None:
+        records = load_stream(store, calculation_id, handoff.HandoffRequested)
+        request = handoff.fold([r.event for r in records], rules)
+        if request is not None and request.calculation is not None:
+            hours = {s.name: s.hours or ZERO for s in request.calculation.services}
+    offered = tuple(
+        project.OfferedService(line.name, line.price, hours.get(line.name, ZERO))
+        for line in parent.proposal.services
+    )
+    return offered, calculation_id
+
+
+def launch_services(
+    store: EventStore,
+    rules: Rules,
+    project_id: UUID,
+    services: tuple[project.ServiceLaunch, ...] | None,
+    ctx: CommandContext,
+) -> CommandResult:
+    """Launch the proposal's services into work: the launch and a task per service, in
+    one write."""
+
+    def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
+        state = project.fold([r.event for r in history])
+        assert state is not None
+        offered, calculation_id = offered_services(store, rules, state)
+        command = project.LaunchServices(offered, services, calculation_id)
+        launched, tasks = project.launch(state, command, rules.project, ctx.meta)
+        return [
+            NewEvent(project_id, state.version + 1 + i, event)
+            for i, event in enumerate((launched, *tasks))
+        ]
+
+    return _execute_on_project(store, project_id, decide, ctx)
+
+
+def record_act(
+    store: EventStore,
+    rules: Rules,
+    project_id: UUID,
+    command: project.RecordAct,
+    ctx: CommandContext,
+) -> CommandResult:
+    """Record an act of completed work: the act, the completions of the tasks it covers
+    and, when it names an invoice, the act on the invoice in the billing, in one write."""
+    stream_id = billing.billing_stream_id(project_id)
+
+    def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
+        state = project.fold([r.event for r in history])
+        assert state is not None
+        act, completions = project.record_act(state, command, rules.project, ctx.meta)
+        new_events = [
+            NewEvent(project_id, state.version + 1 + i, event)
+            for i, event in enumerate((act, *completions))
+        ]
+        if act.invoice_number is not None:
+            bills_records = store.load(stream_id)
+            bills = billing.fold([r.event for r in bills_records]) or billing.empty_billing(
+                project_id, ctx.at
+            )
+            acted = billing.decide(
+                bills,
+                billing.RecordActOnInvoice(
+                    act.invoice_number, act.number, act.amount, act.act_date
+                ),
+                ctx.meta,
+            )
+            new_events.append(NewEvent(stream_id, bills.version + 1, acted))
+        return new_events
+
+    return _execute_on_project(store, project_id, decide, ctx)
+
+
+def _execute_on_project(
+    store: EventStore,
+    project_id: UUID,
+    decide: Callable[[list[RecordedEvent]], Sequence[NewEvent]],
+    ctx: CommandContext,
+) -> CommandResult:
+    return execute(
+        store,
+        ctx,
+        project_id,
+        decide,
+        what="project",
+        load=lambda stream_id: load_project_records(store, stream_id),
+        state_of=lambda history: project.fold([r.event for r in history]),
+    )

@@ -28,7 +28,13 @@ from commands.contractors import register_contractor
 from commands.deals import convert_lead, handle_deal_command
 from commands.handoffs import handle_handoff_command, record_delivery
 from commands.leads import create_lead, handle_lead_command
-from commands.projects import handle_billing_command, handle_project_command, project_id_for_deal
+from commands.projects import (
+    handle_billing_command,
+    handle_project_command,
+    launch_services,
+    project_id_for_deal,
+    record_act,
+)
 from commands.users import load_user, register_user, set_assistant_managers
 from event_store import EventStore
 from leadledger.wiring import process_managers
@@ -416,10 +422,109 @@ def load_demo_deals(
         if state is not None and state.stage == "estimate_ready" and rng.random() < 0.7:
             _sell_and_deliver(store, rules, runner, deal_id, manager, rng, ctx, later)
             sold.append(deal_id)
+    _calculation_chain(store, funnels, rules, runner, seed, ctx, later)
     moment[0] = now
     _record_contractor_deliveries(store, rules, sold, ctx)
     runner.run_once()
     return deals
+
+
+CALCULATORS = ["vera.experts"]
+"""The experts' department: they price the services of requests for calculation."""
+
+
+def _calculation_chain(
+    store: EventStore,
+    funnels: FunnelCatalog,
+    rules: Rules,
+    runner: ProcessRunner,
+    seed: int,
+    ctx: Callable[[str], CommandContext],
+    later: Callable[[float], None],
+) -> None:
+    """One expert-services deal through the whole chain of seed 002: the request for
+    calculation priced by the experts, the proposal built from it, the won deal's project
+    with its services launched as tasks, and an act of completed work on the invoice."""
+    manager, expert, pm = MANAGERS[0], CALCULATORS[0], PMS[0]
+    lead_id = uuid5(DEMO_NAMESPACE, f"calculation-lead-{seed}")
+    create_lead(
+        store,
+        funnels,
+        lead.CreateLead(
+            lead_id=lead_id,
+            funnel="out_of_court",
+            title="Financial audit for 2026",
+            company_name="Sercons Consulting",
+            company_id="demo-sercons",
+            source="referral",
+            manager=manager,
+        ),
+        ctx(manager),
+    )
+    for step in (
+        lead.RecordLeadAssessment(EXPERTS[0], "an audit and its report", Decimal(2)),
+        lead.QualifyLead(True),
+    ):
+        later(4)
+        handle_lead_command(store, funnels, lead_id, step, ctx(manager))
+    deal_id = convert_lead(
+        store, funnels, rules, lead_id, "expert_services", ctx(manager)
+    ).stream_id
+    later(2)
+    handle_deal_command(store, rules, deal_id, deal.MoveDealToStage("calculation"), ctx(manager))
+    runner.run_once()  # the request for calculation reaches the experts
+    state = deal.fold([r.event for r in store.load(deal_id)])
+    assert state is not None
+    assert state.handoffs
+    request_id = state.handoffs[-1].request_id
+    services = (
+        handoff.CalculatedServiceLine(
+            "Financial audit", Decimal("1500.00"), Decimal(10), "day", Decimal(80)
+        ),
+        handoff.CalculatedServiceLine("Audit report", Decimal("20000.00"), hours=Decimal(16)),
+    )
+    for work in (
+        handoff.TakeHandoff(expert),
+        handoff.RecordCalculation(services, "two weeks on site"),
+        handoff.MoveHandoffToStage("approval"),
+    ):
+        later(3)
+        handle_handoff_command(store, rules, request_id, work, ctx(expert))
+    runner.run_once()  # the deal moves on to `calculated`
+    later(6)
+    proposal = deal.RecordProposalFromCalculation(request_id)
+    handle_deal_command(store, rules, deal_id, proposal, ctx(manager))
+    later(1)
+    done = handoff.MoveHandoffToStage("done")
+    handle_handoff_command(store, rules, request_id, done, ctx(expert))
+    number = f"S-{deal_id.hex[:6]}"
+    for sale in (
+        deal.MoveDealToStage("proposal"),
+        deal.MoveDealToStage("contract"),
+        deal.RecordContract(f"C-{deal_id.hex[:6]}", ctx(manager).at.date()),
+        deal.MoveDealToStage("invoice"),
+        deal.IssueInvoice(number, Decimal("35000.00"), "main"),
+        deal.CloseDeal("won"),
+    ):
+        later(12)
+        handle_deal_command(store, rules, deal_id, sale, ctx(manager))
+    runner.run_once()  # the won deal's project, with its invoice
+    project_id = project_id_for_deal(deal_id)
+    later(2)
+    card = project.UpdateProjectCard({"pm": pm, "curator": "tech.director"})
+    handle_project_command(store, rules, project_id, card, ctx(pm))
+    later(1)
+    launch = (
+        project.ServiceLaunch("Financial audit", expert),
+        project.ServiceLaunch("Audit report"),
+    )
+    launch_services(store, rules, project_id, launch, ctx(pm))
+    later(48)
+    act = project.RecordAct(
+        "A-1", ctx(pm).at.date(), Decimal("15000.00"), ("Financial audit",), (), number
+    )
+    record_act(store, rules, project_id, act, ctx(pm))
+    runner.run_once()
 
 
 PEOPLE = ["ivan.fitter", "pavel.fitter", "nina.engineer", "oleg.engineer", "maria.designer"]
@@ -545,6 +650,11 @@ DEMO_USERS: tuple[tuple[str, str, str, str | None, str], ...] = (
     (SALES_HEAD, "Helen Head", "head", "sales", "Moscow"),
     ("logistics.head", "Logistics Head", "head", "logistics", "Moscow"),
     ("engineering.head", "Engineering Head", "head", "engineering", "Kazan"),
+    ("experts.head", "Experts Head", "head", "experts", "Moscow"),
+    *(
+        (name, name.replace(".", " ").title(), "department", "experts", "Moscow")
+        for name in CALCULATORS
+    ),
     ("tech.director", "Tech Director", "top", None, "Moscow"),
     *((name, name.replace(".", " ").title(), "pm", "projects", "Moscow") for name in PMS),
     *((name, name.replace(".", " ").title(), "expert", "engineering", "Kazan") for name in EXPERTS),

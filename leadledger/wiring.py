@@ -15,6 +15,7 @@ from aggregates.billing import BILLING_EVENT_TYPES
 from aggregates.company import COMPANY_EVENT_TYPES
 from aggregates.contractor import CONTRACTOR_EVENT_TYPES
 from aggregates.deal import DEAL_EVENT_TYPES
+from aggregates.deal import UPCASTERS as DEAL_UPCASTERS
 from aggregates.funnels import FunnelCatalog
 from aggregates.handoff import HANDOFF_EVENT_TYPES
 from aggregates.lead import LEAD_EVENT_TYPES
@@ -94,7 +95,7 @@ def event_codec() -> EventCodec:
             *USER_EVENT_TYPES,
             *SENSITIVE_EVENT_TYPES,
         ),
-        upcasters=LEAD_UPCASTERS,
+        upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS},
     )
 
 

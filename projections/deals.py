@@ -275,6 +275,7 @@ DEAL_COLUMNS: tuple[Column, ...] = (
     _text("project_id"),
     _money("proposal_total"),
     _int("proposal_services"),
+    _text("proposal_calculation_id"),
     _text("contract_number"),
     _day("contract_signed_on"),
     _money("invoiced_total"),
@@ -361,6 +362,7 @@ class DealProjection(KeyedFold):
             case "DealProposalRecorded":
                 deal["proposal_total"] = event.money("total")
                 deal["proposal_services"] = len(doc["services"])
+                deal["proposal_calculation_id"] = doc.get("calculation_id")
                 deal["amount"] = event.money("total")
             case "DealContractRecorded":
                 deal["contract_number"] = doc["number"]
@@ -432,6 +434,8 @@ HANDOFF_COLUMNS: tuple[Column, ...] = (
     _text("estimate_notes"),
     Column("plan_hours", "DECIMAL(18,2)", pa.decimal128(18, 2)),
     _text("plan_notes"),
+    _int("calculation_services"),
+    Column("calculation_hours", "DECIMAL(18,2)", pa.decimal128(18, 2)),
     _text("rejection_reason"),
     _text("cancellation_reason"),
     _flag("reminded"),
@@ -456,6 +460,7 @@ class HandoffProjection(KeyedFold):
             "HandoffTaken",
             "HandoffLogisticsEstimated",
             "HandoffPlanRecorded",
+            "HandoffCalculated",
             "HandoffStageChanged",
             "HandoffRejected",
             "HandoffCancelled",
@@ -544,6 +549,13 @@ class HandoffProjection(KeyedFold):
                 case "HandoffPlanRecorded":
                     request["plan_hours"] = event.money("hours")
                     request["plan_notes"] = doc.get("notes")
+                case "HandoffCalculated":
+                    request["price"] = event.money("total")
+                    request["calculation_services"] = len(doc["services"])
+                    request["calculation_hours"] = sum(
+                        (Decimal(s["hours"]) for s in doc["services"] if s.get("hours")),
+                        Decimal("0.00"),
+                    ).quantize(Decimal("0.01"))
                 case "HandoffStageChanged":
                     to_stage = doc["to_stage"]
                     request["stage"] = to_stage

@@ -6,7 +6,9 @@
 - ``project_tasks``: one row per task, with the hours logged on it;
 - ``time_entries``: one row per time entry, its hours as corrected so far;
 - ``project_invoices``: one row per invoice, with what was paid of it;
-- ``project_payments``: one row per payment received.
+- ``project_payments``: one row per payment received;
+- ``project_acts``: one row per act of completed work (the tasks and services it covers,
+  its invoice); the invoice's row sums its acts (``acted``, ``acts``).
 
 Nothing here depends on the instant it is read at (no "overdue"): queries add that.
 
@@ -192,6 +194,8 @@ INVOICE_COLUMNS: tuple[Column, ...] = (
     _int("payments"),
     _day("last_paid_on"),
     _bigint("position"),
+    _money("acted"),
+    _texts("acts"),
 )
 
 PAYMENT_COLUMNS: tuple[Column, ...] = (
@@ -205,12 +209,26 @@ PAYMENT_COLUMNS: tuple[Column, ...] = (
     _bigint("position"),
 )
 
+ACT_COLUMNS: tuple[Column, ...] = (
+    _text("project_id"),
+    _text("number"),
+    _day("act_date"),
+    _money("amount"),
+    _texts("task_ids"),
+    _texts("services"),
+    _text("invoice_number"),
+    _moment("recorded_at"),
+    _text("recorded_by"),
+    _bigint("position"),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "projects": PROJECT_COLUMNS,
     "project_tasks": TASK_COLUMNS,
     "time_entries": ENTRY_COLUMNS,
     "project_invoices": INVOICE_COLUMNS,
     "project_payments": PAYMENT_COLUMNS,
+    "project_acts": ACT_COLUMNS,
 }
 
 CARD_DATES = frozenset({"planned_start", "planned_end"})
@@ -220,7 +238,9 @@ LAST_WINS_TOPICS = frozenset({"ProjectHealthComputed", "ProjectStatusChanged"})
 """Topics whose last event of a project in a page sets everything they set."""
 BULK_TOPICS = frozenset({"TaskAdded", "TaskUpdated", "TaskCompleted", "HoursLogged"})
 """Topics folded set-based by DuckDB; the others are folded in Python."""
-BILLING_TOPICS = frozenset({"ProjectInvoiceIssued", "ProjectPaymentRecorded"})
+BILLING_TOPICS = frozenset(
+    {"ProjectInvoiceIssued", "ProjectPaymentRecorded", "ProjectInvoiceActed"}
+)
 PROJECT_TOPICS = frozenset(
     {
         "ProjectCreated",
@@ -229,6 +249,8 @@ PROJECT_TOPICS = frozenset(
         "ProjectHealthSet",
         "ProjectHealthCleared",
         "ProjectHealthComputed",
+        "ProjectServicesLaunched",
+        "ProjectActRecorded",
         *TASK_TOPICS,
         *HOURS_TOPICS,
     }
@@ -522,6 +544,7 @@ class _Page:
     entries: dict[tuple[str, str], Row] = field(default_factory=dict)
     invoices: dict[tuple[str, str], Row] = field(default_factory=dict)
     payments: list[Row] = field(default_factory=list)
+    acts: list[Row] = field(default_factory=list)
     changed_entries: set[tuple[str, str]] = field(default_factory=set)
     changed_invoices: set[tuple[str, str]] = field(default_factory=set)
 
@@ -734,6 +757,8 @@ class ProjectProjection:
         )
         if state.payments:
             _insert(cursor, "project_payments", PAYMENT_COLUMNS, state.payments)
+        if state.acts:
+            _insert(cursor, "project_acts", ACT_COLUMNS, state.acts)
 
     # --- the fold ---------------------------------------------------------------------
 
@@ -822,6 +847,21 @@ class ProjectProjection:
                 project["computed_reasons"] = list(doc["reasons"])
             case "HoursCorrected":
                 self._fold_hours(state, event)
+            case "ProjectActRecorded":
+                state.acts.append(
+                    {
+                        "project_id": event.stream_id,
+                        "number": doc["number"],
+                        "act_date": event.day("act_date"),
+                        "amount": event.money("amount"),
+                        "task_ids": list(doc["task_ids"]),
+                        "services": list(doc["services"]),
+                        "invoice_number": doc.get("invoice_number"),
+                        "recorded_at": event.moment,
+                        "recorded_by": doc["actor"],
+                        "position": event.position,
+                    }
+                )
 
     def _fold_hours(self, state: _Page, event: _Event) -> None:
         """A correction: the entry's hours; its task's and project's sums are DuckDB's."""
@@ -861,9 +901,18 @@ class ProjectProjection:
                 "payments": 0,
                 "last_paid_on": None,
                 "position": event.position,
+                "acted": ZERO,
+                "acts": [],
             }
             project["invoiced"] += amount
             project["invoices"] += 1
+        elif event.topic == "ProjectInvoiceActed":
+            key = (project_id, doc["invoice_number"])
+            invoice = state.invoices.get(key)
+            if invoice is None:
+                raise MissingCreation("invoice", f"{key[1]} of project {project_id}")
+            invoice["acted"] = (invoice["acted"] or ZERO) + amount
+            invoice["acts"] = [*(invoice["acts"] or []), doc["act_number"]]
         else:
             key = (project_id, doc["invoice_number"])
             invoice = state.invoices.get(key)

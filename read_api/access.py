@@ -115,7 +115,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     },
     **{
         ("POST", f"/handoffs/{{request_id}}/{action}"): DEPARTMENTS
-        for action in ("take", "estimate", "plan", "stage", "reject")
+        for action in ("take", "estimate", "plan", "calculation", "stage", "reject")
     },
     ("POST", "/handoffs/{request_id}/delivery"): DEPARTMENTS,
     ("GET", "/handoffs"): READERS,
@@ -149,6 +149,8 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
             "health/clear",
             "invoices",
             "invoices/{number}/payments",
+            "launch",
+            "acts",
         )
     },
     ("POST", "/projects/{project_id}/hours"): TIMESHEETS,
@@ -287,6 +289,9 @@ _VERBS = {
     "health": "set the health of",
     "invoices": "invoice",
     "delivery": "record the delivery of",
+    "calculation": "price the services of",
+    "launch": "launch services of",
+    "acts": "record acts on",
 }
 
 
@@ -495,6 +500,7 @@ class Scope:
                     "time_entries",
                     "project_invoices",
                     "project_payments",
+                    "project_acts",
                     "project_status_pms",
                     "project_status_visits",
                 )

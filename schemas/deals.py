@@ -11,7 +11,14 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from schemas.leads import HistoryEntry, Strict
-from schemas.limits import MAX_CONTRACTOR_SERVICES, MAX_SERVICES, Code, LongText, Name
+from schemas.limits import (
+    MAX_CALCULATION_SERVICES,
+    MAX_CONTRACTOR_SERVICES,
+    MAX_SERVICES,
+    Code,
+    LongText,
+    Name,
+)
 
 # --- deals ------------------------------------------------------------------------------
 
@@ -46,10 +53,18 @@ class ServiceLineIn(Strict):
 
 
 class ProposalRequest(Strict):
-    services: list[ServiceLineIn] = Field(
+    """The services typed, or a request for calculation whose services it takes."""
+
+    services: list[ServiceLineIn] | None = Field(
+        default=None,
         min_length=1,
         max_length=MAX_SERVICES,
-        description=f"At least one, at most {MAX_SERVICES}; names unique",
+        description=f"At least one, at most {MAX_SERVICES}; names unique (or calculation)",
+    )
+    calculation: UUID | None = Field(
+        default=None,
+        description="A request for calculation of the deal, ready or done: the proposal's "
+        "services are its calculated services (instead of services)",
     )
 
 
@@ -92,6 +107,9 @@ class ServiceLineOut(BaseModel):
 class ProposalOut(BaseModel):
     services: list[ServiceLineOut]
     total: Decimal
+    calculation_id: UUID | None = Field(
+        default=None, description="The request for calculation it was built from"
+    )
 
 
 class ContractOut(BaseModel):
@@ -193,6 +211,23 @@ class LogisticsEstimateRequest(Strict):
     notes: LongText | None = None
 
 
+class CalculatedServiceIn(Strict):
+    name: Name
+    quantity: Decimal | None = Field(default=None, description="> 0; price is then per unit")
+    unit: Code | None = Field(default=None, description="The unit of the quantity")
+    price: Decimal = Field(description="≥ 0, 2 decimals; per unit when a quantity is given")
+    hours: Decimal | None = Field(default=None, description="Hours the service needs, > 0")
+
+
+class CalculationRequest(Strict):
+    services: list[CalculatedServiceIn] = Field(
+        min_length=1,
+        max_length=MAX_CALCULATION_SERVICES,
+        description=f"At least one, at most {MAX_CALCULATION_SERVICES}; names unique",
+    )
+    notes: LongText | None = None
+
+
 class PlanRequest(Strict):
     hours: Decimal = Field(description="Planned hours, > 0")
     notes: LongText | None = None
@@ -248,6 +283,21 @@ class PlanOut(BaseModel):
     notes: str | None
 
 
+class CalculatedServiceOut(BaseModel):
+    name: str
+    quantity: Decimal | None
+    unit: str | None
+    price: Decimal
+    hours: Decimal | None
+    amount: Decimal
+
+
+class CalculationOut(BaseModel):
+    services: list[CalculatedServiceOut]
+    total: Decimal
+    notes: str | None
+
+
 class HandoffDetail(BaseModel):
     request_id: UUID
     deal_id: UUID
@@ -260,6 +310,9 @@ class HandoffDetail(BaseModel):
     taken_at: datetime | None
     logistics: LogisticsOut | None
     engineering: PlanOut | None
+    calculation: CalculationOut | None = Field(
+        default=None, description="The experts' priced services (a request for calculation)"
+    )
     price: Decimal | None
     ready_at: datetime | None
     rejection_reason: str | None

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from aggregates import contractor, deal, sensitive
+from aggregates import contractor, deal, handoff, sensitive
 from aggregates.values import MAX_TEXT
 
 MAX_CODE = 200
@@ -27,6 +27,12 @@ MAX_COMPONENTS = 200
 """Components of a lead's cost breakdown."""
 MAX_SERVICES = deal.MAX_SERVICES
 """Service lines of a deal's proposal."""
+MAX_CALCULATION_SERVICES = handoff.MAX_CALCULATION_SERVICES
+"""Services priced on a request for calculation."""
+MAX_LAUNCH_SERVICES = deal.MAX_SERVICES
+"""Services launched into work at once (at most a proposal's)."""
+MAX_ACT_ITEMS = 2_000
+"""Services or tasks an act of completed work covers (at most a project's tasks)."""
 MAX_CONTRACTOR_SERVICES = contractor.MAX_SERVICES
 """Services a contractor offers."""
 MAX_DEPENDENCIES = 200

@@ -10,7 +10,14 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from schemas.leads import HistoryEntry, Strict
-from schemas.limits import MAX_DEPENDENCIES, Code, LongText, Name
+from schemas.limits import (
+    MAX_ACT_ITEMS,
+    MAX_DEPENDENCIES,
+    MAX_LAUNCH_SERVICES,
+    Code,
+    LongText,
+    Name,
+)
 
 Health = Literal["good", "some_difficulties", "big_difficulties"]
 
@@ -103,6 +110,38 @@ class PaymentRequest(Strict):
     paid_on: date
 
 
+class ServiceLaunchIn(Strict):
+    name: Name = Field(description="A service of the won deal's proposal")
+    assignee: Code | None = None
+
+
+class LaunchRequest(Strict):
+    services: list[ServiceLaunchIn] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_LAUNCH_SERVICES,
+        description="The services to launch; default: every service of the proposal not "
+        "launched yet",
+    )
+
+
+class ActRequest(Strict):
+    number: Code = Field(description="Unique within the project")
+    act_date: date = Field(alias="date", description="The act's day (not in the future)")
+    amount: Decimal = Field(
+        description="> 0, 2 decimals; with the invoice's other acts at most its amount"
+    )
+    services: list[Name] = Field(
+        default_factory=list, max_length=MAX_ACT_ITEMS, description="Launched services covered"
+    )
+    task_ids: list[Code] = Field(
+        default_factory=list, max_length=MAX_ACT_ITEMS, description="Tasks covered"
+    )
+    invoice_number: Code | None = Field(
+        default=None, description="The project's invoice the act is recorded on"
+    )
+
+
 class ProjectAccepted(BaseModel):
     project_id: UUID
     version: int
@@ -152,6 +191,8 @@ class InvoiceOut(BaseModel):
     remaining: Decimal
     status: Literal["not_paid", "partially_paid", "paid"]
     overdue: bool
+    acted: Decimal = Field(default=Decimal(0), description="The amount of its acts")
+    acts: list[str] = Field(default_factory=list, description="Its acts' numbers")
 
 
 class PaymentsOut(BaseModel):
@@ -160,6 +201,24 @@ class PaymentsOut(BaseModel):
     paid: Decimal
     remaining: Decimal
     invoices: list[InvoiceOut]
+
+
+class LaunchedServiceOut(BaseModel):
+    service: str
+    task_id: str
+    price: Decimal
+    planned_hours: Decimal
+
+
+class ActOut(BaseModel):
+    number: str
+    act_date: date
+    amount: Decimal
+    task_ids: list[str]
+    services: list[str]
+    invoice_number: str | None
+    recorded_at: datetime
+    recorded_by: str
 
 
 class HealthOut(BaseModel):
@@ -199,6 +258,10 @@ class ProjectDetail(BaseModel):
     percent_done: float
     health: HealthOut
     payments: PaymentsOut
+    launched: list[LaunchedServiceOut] = Field(
+        default_factory=list, description="Services of the proposal launched into work"
+    )
+    acts: list[ActOut] = Field(default_factory=list, description="Acts of completed work")
     created_at: datetime
     created_by: str
     updated_at: datetime

@@ -477,8 +477,13 @@ def _stages(funnel: dict[str, Any]) -> list[tuple[str, int, str]]:
 
 def test_deal_pipeline_report(client: TestClient, platform: Platform, pipeline: Pipeline) -> None:
     report = get(client, platform, "/reports/deal-pipeline")
-    assert [f["funnel"] for f in report["funnels"]] == ["turnkey", "transport", "upsell"]
-    turnkey, transport, upsell = report["funnels"]
+    assert [f["funnel"] for f in report["funnels"]] == [
+        "turnkey",
+        "transport",
+        "upsell",
+        "expert_services",
+    ]
+    turnkey, transport, upsell, _ = report["funnels"]
     # open: a (estimate_ready, 100), b (estimate, 250), c (new, 400); e won, f lost
     assert _stages(transport) == [
         ("new", 1, "400.00"),
@@ -579,5 +584,5 @@ def test_every_department_is_listed_with_nothing_open(client: TestClient) -> Non
     assert response.status_code == 200
     assert [
         (d["department"], d["open_requests"], d["people"]) for d in response.json()["departments"]
-    ] == [("logistics", 0, []), ("engineering", 0, [])]
+    ] == [("logistics", 0, []), ("engineering", 0, []), ("experts", 0, [])]
     assert client.get("/deals").json() == {"items": [], "total": 0, "limit": 50, "offset": 0}

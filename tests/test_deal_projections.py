@@ -539,6 +539,11 @@ def _deal_fields(state: deal.Deal) -> dict[str, Any]:
         "project_id": None if state.project_id is None else str(state.project_id),
         "proposal_total": None if state.proposal is None else state.proposal.total,
         "proposal_services": None if state.proposal is None else len(state.proposal.services),
+        "proposal_calculation_id": (
+            None
+            if state.proposal is None or state.proposal.calculation_id is None
+            else str(state.proposal.calculation_id)
+        ),
         "contract_number": None if state.contract is None else state.contract.number,
         "contract_signed_on": None if state.contract is None else state.contract.signed_on,
         "invoiced_total": sum((i.amount for i in state.invoices), Decimal("0.00")),
@@ -566,6 +571,7 @@ def _handoff_fields(state: handoff.HandoffRequest) -> dict[str, Any]:
     department = RULES.departments[state.department]
     logistics = state.logistics
     plan = state.engineering
+    calculation = state.calculation
 
     def seconds(end: datetime | None) -> float | None:
         return None if end is None else (end - state.created_at).total_seconds()
@@ -599,6 +605,12 @@ def _handoff_fields(state: handoff.HandoffRequest) -> dict[str, Any]:
         "estimate_notes": None if logistics is None else logistics.notes,
         "plan_hours": None if plan is None else plan.hours,
         "plan_notes": None if plan is None else plan.notes,
+        "calculation_services": None if calculation is None else len(calculation.services),
+        "calculation_hours": (
+            None
+            if calculation is None
+            else sum((s.hours or Decimal("0.00") for s in calculation.services), Decimal("0.00"))
+        ),
         "rejection_reason": state.rejection_reason,
         "cancellation_reason": state.cancellation_reason,
         "reminded": state.reminded,

@@ -28,6 +28,7 @@ from event_store.codec import dumps_http
 from read_api.deal_views import deal_detail, deal_history, handoff_detail, handoff_history
 from read_api.deps import CommandHeaders, PlatformDep, as_utc, mark_accepted
 from schemas.deals import (
+    CalculationRequest,
     ContractRequest,
     ConvertLeadRequest,
     CreateDealRequest,
@@ -212,11 +213,17 @@ def record_proposal(
     platform: PlatformDep,
     response: Response,
 ) -> DealAccepted:
-    """Record the commercial proposal: services with prices; its total is the deal's amount."""
-    services = tuple(deal.ServiceLine(s.name, s.price) for s in body.services)
-    return _run(
-        platform, headers, deal_id, "proposal", body, deal.RecordProposal(services), response
+    """Record the commercial proposal: services with prices, or ``calculation``: a
+    request for calculation of the deal (ready or done) whose calculated services it takes
+    as they are (409 ``calculation_not_of_deal``, ``calculation_required`` or
+    ``calculation_not_ready`` otherwise); its total is the deal's amount."""
+    typed = tuple(deal.ServiceLine(s.name, s.price) for s in body.services or ())
+    command: deal.DealCommand = (
+        deal.RecordProposal(typed)
+        if body.calculation is None
+        else deal.RecordProposalFromCalculation(body.calculation, typed=body.services is not None)
     )
+    return _run(platform, headers, deal_id, "proposal", body, command, response)
 
 
 @router.post("/deals/{deal_id}/contract", response_model=DealAccepted, responses=ERRORS)
@@ -381,6 +388,27 @@ def plan(
     """Engineering: record the plan (hours, notes)."""
     command = handoff.RecordEngineeringPlan(body.hours, body.notes)
     return _run_handoff(platform, headers, request_id, "plan", body, command, response)
+
+
+@handoffs.post("/{request_id}/calculation", response_model=HandoffAccepted, responses=ERRORS)
+def calculation(
+    request_id: UUID,
+    body: CalculationRequest,
+    headers: Headers,
+    platform: PlatformDep,
+    response: Response,
+) -> HandoffAccepted:
+    """Experts: price the services of a request for calculation (name, optional quantity
+    and unit, price per unit, optional hours); the total is the sum of the amounts. A new
+    calculation replaces the one before, until the request is ready."""
+    command = handoff.RecordCalculation(
+        services=tuple(
+            handoff.CalculatedServiceLine(s.name, s.price, s.quantity, s.unit, s.hours)
+            for s in body.services
+        ),
+        notes=body.notes,
+    )
+    return _run_handoff(platform, headers, request_id, "calculation", body, command, response)
 
 
 @handoffs.post("/{request_id}/stage", response_model=HandoffAccepted, responses=ERRORS)

@@ -37,6 +37,7 @@ EXPORTABLE = (
     "time_entries",
     "project_invoices",
     "project_payments",
+    "project_acts",
 )
 MEDIA = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
 

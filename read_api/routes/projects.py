@@ -3,6 +3,7 @@ project card as it is (or was), and its history."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -17,21 +18,25 @@ from commands.projects import (
     create_project,
     handle_billing_command,
     handle_project_command,
+    launch_services,
     load_billing,
     load_billing_records,
     load_project_records,
     project_id_for,
+    record_act,
 )
 from event_store.codec import dumps_http
 from read_api.deps import CommandHeaders, PlatformDep, as_utc, mark_accepted
 from read_api.views import stream_history
 from schemas.projects import (
+    ActRequest,
     BillingAccepted,
     CreateProjectRequest,
     HealthRequest,
     HoursAccepted,
     HoursCorrectionRequest,
     HoursRequest,
+    LaunchRequest,
     PaymentRequest,
     ProjectAccepted,
     ProjectCardRequest,
@@ -338,6 +343,60 @@ def record_payment(
     return _billing_accepted(result, response, project_id)
 
 
+@router.post("/projects/{project_id}/launch", response_model=ProjectAccepted, responses=ERRORS)
+def launch(
+    project_id: UUID,
+    headers: Headers,
+    platform: PlatformDep,
+    response: Response,
+    body: LaunchRequest | None = None,
+) -> ProjectAccepted:
+    """Launch services of the won deal's proposal into work (default: every one not
+    launched yet): one task per service, its planned hours from the calculation, in one
+    write. A service launched twice is refused (409 ``service_launched``)."""
+    body = body or LaunchRequest()
+    request = {"command": "launch", "project_id": str(project_id), **body.model_dump(mode="json")}
+    ctx = headers.context(platform, f"project:{project_id}", request)
+    services = (
+        None
+        if body.services is None
+        else tuple(project.ServiceLaunch(s.name, s.assignee) for s in body.services)
+    )
+    result = launch_services(platform.store, platform.rules, project_id, services, ctx)
+    return _accepted(result, response)
+
+
+@router.post(
+    "/projects/{project_id}/acts",
+    status_code=201,
+    response_model=ProjectAccepted,
+    responses=ERRORS,
+)
+def add_act(
+    project_id: UUID,
+    body: ActRequest,
+    headers: Headers,
+    platform: PlatformDep,
+    response: Response,
+) -> ProjectAccepted:
+    """Record an act of completed work: it completes the tasks it covers (services
+    launched, or task ids; their dependencies must be complete or covered too) and, with
+    an invoice number, is recorded on that invoice (409 ``act_over_invoice`` above its
+    amount)."""
+    request = {"command": "act", "project_id": str(project_id), **body.model_dump(mode="json")}
+    ctx = headers.context(platform, f"project:{project_id}", request)
+    command = project.RecordAct(
+        number=body.number,
+        act_date=body.act_date,
+        amount=body.amount,
+        services=tuple(body.services),
+        task_ids=tuple(body.task_ids),
+        invoice_number=body.invoice_number,
+    )
+    result = record_act(platform.store, platform.rules, project_id, command, ctx)
+    return _accepted(result, response)
+
+
 def project_detail(
     state: project.Project, bills: billing.Billing | None, rules: Rules, now: datetime
 ) -> dict[str, Any]:
@@ -436,10 +495,14 @@ def project_detail(
                     "remaining": i.remaining,
                     "status": i.status,
                     "overdue": i.overdue(today),
+                    "acted": i.acted,
+                    "acts": list(i.acts),
                 }
                 for i in invoices
             ],
         },
+        "launched": [asdict(s) for s in state.launched],
+        "acts": [asdict(a) for a in state.acts],
     }
 
 
@@ -478,7 +541,12 @@ def billing_figures(bills: billing.Billing) -> dict[str, Any]:
         "paid": bills.paid,
         "remaining": bills.remaining,
         **{
-            f"invoice {i.number}": {"amount": i.amount, "paid": i.paid, "status": i.status}
+            f"invoice {i.number}": {
+                "amount": i.amount,
+                "paid": i.paid,
+                "status": i.status,
+                "acted": i.acted,
+            }
             for i in bills.invoices
         },
     }

@@ -47,7 +47,18 @@ class ProjectPaymentRecordedV1(PublicPayload):
     invoice_remaining: Money = Field(description="What is left of the invoice after this payment.")
 
 
+class ProjectInvoiceActedV1(PublicPayload):
+    """An act of completed work was recorded on one of the project's invoices."""
+
+    project_id: Id
+    invoice_number: str
+    act_number: str
+    amount: Money = Field(description="The act's amount.")
+    act_date: Day
+    invoice_acted: Money = Field(description="The invoice's acted amount after this act.")
+
+
 PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
-    "billing": (ProjectInvoiceIssuedV1, ProjectPaymentRecordedV1),
+    "billing": (ProjectInvoiceIssuedV1, ProjectPaymentRecordedV1, ProjectInvoiceActedV1),
 }
 """The models of this module by aggregate type, every version of every event type."""

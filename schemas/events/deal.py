@@ -72,6 +72,19 @@ class DealProposalRecordedV1(PublicPayload):
     total: Money = Field(description="The proposal's total price.")
 
 
+class DealProposalRecordedV2(PublicPayload):
+    """A commercial proposal was recorded for the deal, typed by hand or built from a
+    request for calculation's calculated services."""
+
+    services: tuple[ServiceLine, ...]
+    total: Money = Field(description="The proposal's total price.")
+    calculation_id: Id | None = Field(
+        default=None,
+        description="The request for calculation whose services the proposal was built "
+        "from; null when typed by hand (version 1 proposals read as typed).",
+    )
+
+
 class DealContractRecordedV1(PublicPayload):
     """The contract for the deal was signed."""
 
@@ -147,6 +160,7 @@ PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
         DealCreatedV1,
         DealStageChangedV1,
         DealProposalRecordedV1,
+        DealProposalRecordedV2,
         DealContractRecordedV1,
         DealInvoiceIssuedV1,
         DealHandoffNotedV1,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from schemas.events.base import Day, Hours, Id, Money, PublicPayload
+from schemas.events.base import Day, DecimalString, Hours, Id, Money, PublicPayload
 
 
 class HandoffRequestedV1(PublicPayload):
@@ -52,6 +52,26 @@ class HandoffPlanRecordedV1(PublicPayload):
     """Engineering recorded its plan for the job."""
 
     hours: Hours = Field(description="Hours the plan needs.")
+    notes: str | None
+
+
+class CalculatedService(PublicPayload):
+    """One service the experts priced."""
+
+    name: str
+    quantity: DecimalString | None = Field(description="How many units; null when not counted.")
+    unit: str | None = Field(description="The unit of the quantity (hour, page, visit…).")
+    price: Money = Field(description="The price per unit (of the service when not counted).")
+    hours: Hours | None = Field(description="Hours the service needs; null when not planned.")
+    amount: Money = Field(description="The price times the quantity (the price when not counted).")
+
+
+class HandoffCalculatedV1(PublicPayload):
+    """The experts priced the services of a request for calculation (a new calculation
+    replaces the one before)."""
+
+    services: tuple[CalculatedService, ...]
+    total: Money = Field(description="The sum of the services' amounts.")
     notes: str | None
 
 
@@ -112,6 +132,7 @@ PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
         HandoffTakenV1,
         HandoffLogisticsEstimatedV1,
         HandoffPlanRecordedV1,
+        HandoffCalculatedV1,
         HandoffStageChangedV1,
         HandoffRejectedV1,
         HandoffCancelledV1,

@@ -115,6 +115,37 @@ class ProjectHealthComputedV1(PublicPayload):
     reasons: tuple[str, ...] = Field(description="Why, one reason per rule that holds.")
 
 
+class LaunchedService(PublicPayload):
+    """A service of the proposal launched into work, and the task it became."""
+
+    service: str
+    task_id: str = Field(description="The task created for it.")
+    price: Money = Field(description="The service's price in the proposal.")
+    planned_hours: Hours = Field(description="Hours planned by the calculation (0: none).")
+
+
+class ProjectServicesLaunchedV1(PublicPayload):
+    """Services of the won deal's proposal were launched into work; each became a task
+    (whose ``TaskAdded`` follows in the same write)."""
+
+    services: tuple[LaunchedService, ...]
+    calculation_id: Id | None = Field(
+        description="The request for calculation the proposal was built from, if any."
+    )
+
+
+class ProjectActRecordedV1(PublicPayload):
+    """An act of completed work was recorded; the completions of the open tasks it covers
+    follow in the same write."""
+
+    number: str = Field(description="The act's number, unique within the project.")
+    act_date: Day
+    amount: Money
+    task_ids: tuple[str, ...] = Field(description="The tasks the act covers.")
+    services: tuple[str, ...] = Field(description="The launched services among them.")
+    invoice_number: str | None = Field(description="The invoice the act is recorded on.")
+
+
 PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
     "project": (
         ProjectCreatedV1,
@@ -128,6 +159,8 @@ PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
         ProjectHealthSetV1,
         ProjectHealthClearedV1,
         ProjectHealthComputedV1,
+        ProjectServicesLaunchedV1,
+        ProjectActRecordedV1,
     ),
 }
 """The models of this module by aggregate type, every version of every event type."""
