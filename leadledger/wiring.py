@@ -19,6 +19,7 @@ from aggregates.funnels import FunnelCatalog
 from aggregates.handoff import HANDOFF_EVENT_TYPES
 from aggregates.lead import LEAD_EVENT_TYPES
 from aggregates.lead import UPCASTERS as LEAD_UPCASTERS
+from aggregates.project import UPCASTERS as PROJECT_UPCASTERS
 from aggregates.limits import LIMIT_EVENT_TYPES
 from aggregates.project import PROJECT_EVENT_TYPES
 from aggregates.rules import Rules
@@ -94,7 +95,7 @@ def event_codec() -> EventCodec:
             *USER_EVENT_TYPES,
             *SENSITIVE_EVENT_TYPES,
         ),
-        upcasters=LEAD_UPCASTERS,
+        upcasters={**LEAD_UPCASTERS, **PROJECT_UPCASTERS},
     )
 
 
@@ -115,7 +116,7 @@ def process_managers(
         EstimateHandoff(store, rules, clock),
         LeadConversion(store, funnels, rules, clock),
         Deadlines(store, funnels, rules, clock),
-        ProjectCreation(store, rules, clock),
+        ProjectCreation(store, rules, clock, funnels),
         ProjectHealth(store, rules, clock),
     ]
 

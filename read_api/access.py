@@ -157,6 +157,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
             "payments",
             "status-time",
             "status-time/summary",
+            "paused-leads",
         )
     },
     ("GET", "/exports/{table}"): READERS,
