@@ -57,8 +57,11 @@ class LeadCreatedV3(LeadCreatedV2):
     whether it needs an assessment (version 3; earlier versions: no contact, and the
     funnel's assessment setting applies)."""
 
-    contact: str | None = Field(description="The client's contact person, if given.")
+    contact: str | None = Field(
+        default=None, description="The client's contact person, if given."
+    )
     assessment_required: bool | None = Field(
+        default=None,
         description="Whether an expert's assessment is required before the lead is qualified "
         "as quality; null: as its funnel is configured."
     )
@@ -66,7 +69,7 @@ class LeadCreatedV3(LeadCreatedV2):
 
 class LeadCardUpdatedV1(PublicPayload):
     """Fields of the lead's card were edited (title, company, source, manager, expert, need
-    maturity, answer date, description, amount, contact or assessment_required)."""
+    maturity, answer date, description or amount)."""
 
     changes: CardChanges
 

@@ -53,15 +53,21 @@ class ProjectCreatedV2(ProjectCreatedV1):
     was delivered from directly when it was (version 2; version 1: the amount was in
     roubles, RUB, and no card details were carried)."""
 
-    currency: CurrencyCode = Field(description="ISO 4217 currency of ``amount``, e.g. RUB.")
-    contact: str | None = Field(description="The client's contact person, from the lead.")
-    source: str | None = Field(description="Where the lead came from.")
-    need_maturity: str | None = Field(description="How mature the client's need was.")
-    expert: str | None = Field(description="The lead's expert.")
-    description: str | None
-    answer_due: Day | None = Field(description="The lead's answer date.")
+    currency: CurrencyCode = Field(
+        default="RUB", description="ISO 4217 currency of ``amount``, e.g. RUB."
+    )
+    contact: str | None = Field(
+        default=None, description="The client's contact person, from the lead."
+    )
+    source: str | None = Field(default=None, description="Where the lead came from.")
+    need_maturity: str | None = Field(
+        default=None, description="How mature the client's need was."
+    )
+    expert: str | None = Field(default=None, description="The lead's expert.")
+    description: str | None = None
+    answer_due: Day | None = Field(default=None, description="The lead's answer date.")
     cost_components: tuple[ProjectCostComponent, ...] = Field(
-        description="The lead's cost breakdown when the project began."
+        default=(), description="The lead's cost breakdown when the project began."
     )
 
 
