@@ -18,8 +18,8 @@ from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
 from commands.context import CommandContext, CommandResult, StreamNotFound
 from commands.deals import load_deal_records
-from commands.leads import load_lead
 from commands.execution import execute, load_stream
+from commands.leads import load_lead
 from event_store import EventStore, NewEvent, RecordedEvent
 
 PROJECT_NAMESPACE = UUID("d4a7c9e1-6b2f-4a3d-8c5e-9f1b0a2d4c6e")

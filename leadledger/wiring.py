@@ -19,9 +19,9 @@ from aggregates.funnels import FunnelCatalog
 from aggregates.handoff import HANDOFF_EVENT_TYPES
 from aggregates.lead import LEAD_EVENT_TYPES
 from aggregates.lead import UPCASTERS as LEAD_UPCASTERS
-from aggregates.project import UPCASTERS as PROJECT_UPCASTERS
 from aggregates.limits import LIMIT_EVENT_TYPES
 from aggregates.project import PROJECT_EVENT_TYPES
+from aggregates.project import UPCASTERS as PROJECT_UPCASTERS
 from aggregates.rules import Rules
 from aggregates.sensitive import SENSITIVE_EVENT_TYPES
 from aggregates.timesheets import TIMESHEET_EVENT_TYPES

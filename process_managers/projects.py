@@ -74,8 +74,10 @@ class ProjectCreation:
             return
         lead_id = recorded.stream_id
         state = lead.fold([r.event for r in load_lead_records(self.store, lead_id)])
-        if state is None or state.project_id is not None or not lead.delivers_project(
-            state, funnels
+        if (
+            state is None
+            or state.project_id is not None
+            or not lead.delivers_project(state, funnels)
         ):
             return
         self.issuer.issue(

@@ -272,10 +272,7 @@ def _final_value(column: str) -> str:
     if column == "stage_step":
         return f"CAST(s.step AS INTEGER) AS {column}"
     if column == "assessment_required":
-        return (
-            "coalesce(f.assessment_required_on_card, s.assessment_required, TRUE)"
-            f" AS {column}"
-        )
+        return f"coalesce(f.assessment_required_on_card, s.assessment_required, TRUE) AS {column}"
     return f"f.{column}"
 
 

@@ -28,8 +28,8 @@ from aggregates.lead import (
     Lead,
     LeadCommand,
     LeadConvertedToDeal,
-    LeadProjectStarted,
     LeadEvent,
+    LeadProjectStarted,
     LeadStatus,
     MoveLeadToStage,
     PauseLead,
@@ -274,7 +274,5 @@ def test_the_scenarios_reach_every_kind_of_event_and_status() -> None:
     # a conversion is decided with the deal's creation (tests/test_deal_rules.py), a
     # project's start with the project's (tests/test_lead_rules_seed000.py)
     assert {
-        t.__name__
-        for t in LEAD_EVENT_TYPES
-        if t not in (LeadConvertedToDeal, LeadProjectStarted)
+        t.__name__ for t in LEAD_EVENT_TYPES if t not in (LeadConvertedToDeal, LeadProjectStarted)
     } <= seen

@@ -57,13 +57,11 @@ class LeadCreatedV3(LeadCreatedV2):
     whether it needs an assessment (version 3; earlier versions: no contact, and the
     funnel's assessment setting applies)."""
 
-    contact: str | None = Field(
-        default=None, description="The client's contact person, if given."
-    )
+    contact: str | None = Field(default=None, description="The client's contact person, if given.")
     assessment_required: bool | None = Field(
         default=None,
         description="Whether an expert's assessment is required before the lead is qualified "
-        "as quality; null: as its funnel is configured."
+        "as quality; null: as its funnel is configured.",
     )
 
 

@@ -60,9 +60,7 @@ class ProjectCreatedV2(ProjectCreatedV1):
         default=None, description="The client's contact person, from the lead."
     )
     source: str | None = Field(default=None, description="Where the lead came from.")
-    need_maturity: str | None = Field(
-        default=None, description="How mature the client's need was."
-    )
+    need_maturity: str | None = Field(default=None, description="How mature the client's need was.")
     expert: str | None = Field(default=None, description="The lead's expert.")
     description: str | None = None
     answer_due: Day | None = Field(default=None, description="The lead's answer date.")
