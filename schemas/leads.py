@@ -251,6 +251,16 @@ class FunnelOut(BaseModel):
     id: str
     name: str
     stages: list[StageOut]
+    assessment_required: bool = Field(
+        default=True,
+        description="Whether its leads need an assessment before they are qualified as "
+        "quality (a lead's card may ask otherwise)",
+    )
+    delivery: Literal["deal", "project"] = Field(
+        default="deal",
+        description="What a won lead becomes: a deal (POST /leads/{id}/deal), or a project "
+        "directly (a lead closed won without a deal)",
+    )
 
 
 class CountAmount(BaseModel):

@@ -60,6 +60,21 @@ def detail(api: TestClient, lead_id: str, position: int) -> dict[str, Any]:
 # --- assessment "if one is required" -------------------------------------------------
 
 
+def test_the_funnels_say_whether_leads_are_assessed_and_what_they_become(
+    api: TestClient,
+) -> None:
+    listed: list[dict[str, Any]] = api.get("/funnels").json()
+    funnels = {f["id"]: f for f in listed}
+    assert (funnels["court"]["assessment_required"], funnels["court"]["delivery"]) == (
+        True,
+        "deal",
+    )
+    assert (
+        funnels["out_of_court"]["assessment_required"],
+        funnels["out_of_court"]["delivery"],
+    ) == (False, "project")
+
+
 def test_a_court_lead_needs_its_assessment_before_it_is_quality(api: TestClient) -> None:
     lead_id = create(api, funnel="court")["lead_id"]
     refused(

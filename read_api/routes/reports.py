@@ -25,6 +25,8 @@ def list_funnels(platform: PlatformDep) -> list[dict[str, Any]]:
                 {"id": s.id, "name": s.name, "step": s.step, "time_limit_hours": s.time_limit_hours}
                 for s in f.stages
             ],
+            "assessment_required": f.assessment_required,
+            "delivery": f.delivery,
         }
         for f in platform.funnels.values()
     ]
