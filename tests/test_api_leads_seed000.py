@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -16,8 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from commands.projects import project_id_for_lead
-from leadledger.wiring import CommandSide, Platform, process_runner
+from leadledger.wiring import CommandSide, Platform, process_runner, read_model_projections
 from process_managers.state import DeadlineChanges
+from projections.database import ReadModelDatabase
+from projections.leads import LEADS_COLUMNS
+from projections.projector import Projector, rebuild
 from read_api.app import create_app
 from tests.conftest import ACTOR, FakeClock, PlatformFactory, bearer, create
 
@@ -383,3 +387,55 @@ def test_the_paused_leads_report_of_an_unknown_funnel_is_a_422_naming_it(
 
 def test_amounts_are_decimals(api: TestClient) -> None:
     assert Decimal(ok(api.get("/reports/paused-leads"))["totals"]["amount"]) == 0
+
+
+# --- the read models: page by page as a rebuild --------------------------------------
+
+
+@pytest.mark.parametrize("page_size", [1, 3, 50])
+def test_the_new_lead_and_project_fields_fold_page_by_page_as_a_rebuild(
+    api: TestClient, platform: Platform, clock: FakeClock, tmp_path: Path, page_size: int
+) -> None:
+    """Card changes of contact and assessment_required, a lead's project, pauses: a
+    projector over pages of any size ends equal to a rebuild and to the server's."""
+    delivered = _completed_lead(api)
+    ok(post(api, delivered, "card", {"assessment_required": True, "contact": "Nina"}))
+    ok(post(api, delivered, "card", {"assessment_required": None}))
+    ok(post(api, delivered, "close", {"outcome": "won"}))
+    _paused(api, "client on holiday", clock, funnel="court", assessment_required=False)
+    transferred = create(api, assessment_required=True)["lead_id"]
+    ok(post(api, transferred, "transfer", {"funnel": "court"}))
+    platform.processes.run_once()
+    last = platform.store.last_position()
+    ok(api.get("/leads", params={"min_position": last}))
+
+    def tables(db: ReadModelDatabase) -> tuple[list[Any], list[Any]]:
+        cursor = db.cursor()
+        try:
+            return (
+                cursor.execute("SELECT * FROM leads ORDER BY lead_id").fetchall(),
+                cursor.execute("SELECT * FROM projects ORDER BY project_id").fetchall(),
+            )
+        finally:
+            cursor.close()
+
+    projections = read_model_projections(platform.funnels, platform.rules)
+    paged = ReadModelDatabase(tmp_path / "paged.duckdb")
+    again = ReadModelDatabase(tmp_path / "rebuilt.duckdb")
+    try:
+        Projector(platform.store, paged, projections, page_size=page_size).catch_up()
+        rebuild(platform.store, again, projections)
+        server = tables(platform.db)
+        assert tables(paged) == server
+        assert tables(again) == server
+    finally:
+        paged.close()
+        again.close()
+    rows = {r[0]: r for r in server[0]}
+    names = [c for c, _ in LEADS_COLUMNS]
+    shown = dict(zip(names, rows[delivered], strict=True))
+    assert shown["contact"] == "Nina"
+    assert (shown["assessment_required"], shown["assessment_required_on_card"]) == (False, None)
+    assert shown["project_id"] == str(project_id_for_lead(UUID(delivered)))
+    moved = dict(zip(names, rows[transferred], strict=True))
+    assert (moved["assessment_required"], moved["assessment_required_on_card"]) == (True, True)
