@@ -8,6 +8,9 @@ from typing import Any
 
 from aggregates.errors import InvalidValue
 
+DELIVERIES = ("deal", "project")
+"""What a lead funnel's won lead becomes (its ``delivery`` option)."""
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -47,6 +50,19 @@ class Funnel:
     @property
     def steps(self) -> int:
         return self.stages[-1].step + 1
+
+    @property
+    def assessment_required(self) -> bool:
+        """Lead funnels: whether a lead needs an assessment before it is qualified as
+        quality (``assessment_required``; a lead's card may ask otherwise). Default: yes."""
+        return self.options.get("assessment_required", True) is not False
+
+    @property
+    def delivery(self) -> str:
+        """Lead funnels: what a won lead becomes: ``"deal"`` (POST /leads/{id}/deal, the
+        default) or ``"project"`` (a lead closed won without a deal gets its project)."""
+        value = self.options.get("delivery", "deal")
+        return value if isinstance(value, str) else "deal"
 
 
 class FunnelCatalog(Mapping[str, Funnel]):
@@ -126,6 +142,12 @@ class FunnelCatalog(Mapping[str, Funnel]):
                         f"funnel '{funnel_id}' stage '{stage.id}' needs estimates: its "
                         "ready_stage must name a stage of the funnel"
                     )
+            if not isinstance(body.get("assessment_required", True), bool):
+                raise ValueError(f"funnel '{funnel_id}': assessment_required is true or false")
+            if body.get("delivery", "deal") not in DELIVERIES:
+                raise ValueError(
+                    f"funnel '{funnel_id}': delivery is one of {', '.join(DELIVERIES)}"
+                )
             funnels[funnel_id] = Funnel(
                 id=funnel_id,
                 name=str(body.get("name", funnel_id)),

@@ -10,8 +10,12 @@ Rules in brief:
 - a lead moves to any stage of its funnel except the current one, never while paused
   and never once closed; a transfer goes to another funnel only;
 - a paused lead takes card and cost edits, a resume, or a close; nothing else;
-- an assessment needs ``hours`` > 0; qualification needs an assessment first, and a
-  reason when the lead is non-quality; non-quality closes the lead;
+- an assessment needs ``hours`` > 0; qualification as quality needs an assessment first
+  only where one is required (the card's ``assessment_required``, else its funnel's);
+  a non-quality qualification never needs one, but needs a reason; non-quality closes
+  the lead;
+- a lead closed won in a funnel that delivers directly (``delivery = "project"``) with no
+  deal becomes a project: the lead records it once (``LeadProjectStarted``);
 - closing as ``lost`` needs a reason; a closed lead accepts no further command.
 """
 
@@ -116,6 +120,10 @@ class Lead:
     answer_reminded_for: date | None = None
     """The answer date a reminder was sent for (a new date can be reminded again)."""
     answer_escalated_for: date | None = None
+    contact: str | None = None
+    assessment_required: bool | None = None
+    """Asked on the card: True/False, or None for the funnel's setting."""
+    project_id: UUID | None = None
 
 
 CARD_FIELDS: tuple[str, ...] = (
@@ -128,6 +136,8 @@ CARD_FIELDS: tuple[str, ...] = (
     "answer_due",
     "description",
     "amount",
+    "contact",
+    "assessment_required",
 )
 REQUIRED_CARD_FIELDS = frozenset({"title", "company_name", "source", "manager"})
 
@@ -150,6 +160,8 @@ class CreateLead:
     description: str | None = None
     amount: Decimal = Decimal(0)
     currency: str = DEFAULT_CURRENCY
+    contact: str | None = None
+    assessment_required: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -241,9 +253,11 @@ LeadCommand = (
 @dataclass(frozen=True, kw_only=True)
 class LeadCreated(DomainEvent):
     """Version 2 added ``currency``; version 1 events are read with the default currency
-    (see ``upcast_lead_created_v1``)."""
+    (see ``upcast_lead_created_v1``). Version 3 added ``contact`` and
+    ``assessment_required`` (None: the funnel's setting); earlier events are read with
+    neither (see ``upcast_lead_created_v2``)."""
 
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
 
     lead_id: UUID
     funnel: str
@@ -260,6 +274,8 @@ class LeadCreated(DomainEvent):
     description: str | None
     amount: Decimal
     currency: str
+    contact: str | None = None
+    assessment_required: bool | None = None
 
 
 def upcast_lead_created_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -267,8 +283,15 @@ def upcast_lead_created_v1(data: dict[str, Any]) -> dict[str, Any]:
     return data | {"currency": DEFAULT_CURRENCY}
 
 
+def upcast_lead_created_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Leads created before the card had a contact or asked for an assessment: no contact,
+    and the funnel's assessment setting applies."""
+    return data | {"contact": None, "assessment_required": None}
+
+
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     ("LeadCreated", 1): upcast_lead_created_v1,
+    ("LeadCreated", 2): upcast_lead_created_v2,
 }
 """Stored-event upcasters: (event type, stored version) → the next version's fields."""
 
@@ -338,6 +361,14 @@ class LeadConvertedToDeal(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LeadProjectStarted(DomainEvent):
+    """The lead, closed won in a funnel that delivers directly, became this project (in
+    the same atomic write as the project's creation)."""
+
+    project_id: UUID
+
+
+@dataclass(frozen=True, kw_only=True)
 class LeadAnswerReminderSent(DomainEvent):
     due: date
     recipient: str
@@ -362,6 +393,7 @@ LeadEvent = (
     | LeadQualified
     | LeadClosed
     | LeadConvertedToDeal
+    | LeadProjectStarted
     | LeadAnswerReminderSent
     | LeadAnswerEscalated
 )
@@ -377,6 +409,7 @@ LEAD_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     LeadQualified,
     LeadClosed,
     LeadConvertedToDeal,
+    LeadProjectStarted,
     LeadAnswerReminderSent,
     LeadAnswerEscalated,
 )
@@ -394,6 +427,10 @@ def _card_value(field: str, value: Any) -> Any:
         if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
             return value
         raise InvalidValue(field, "'answer_due' must be a date")
+    if field == "assessment_required":
+        if value is None or isinstance(value, bool):
+            return value
+        raise InvalidValue(field, "'assessment_required' must be true, false or null")
     return _text(field, value, required=False)
 
 
@@ -445,6 +482,8 @@ def create(
         description=_text("description", command.description, required=False),
         amount=_amount("amount", command.amount),
         currency=currency(command.currency),
+        contact=_text("contact", command.contact, required=False),
+        assessment_required=_card_value("assessment_required", command.assessment_required),
     )
 
 
@@ -518,9 +557,11 @@ def decide(
         case QualifyLead(quality=quality, reason=reason):
             reason_text = _text("reason", reason, required=not quality)
             _require_not_paused(lead, "qualify it")
-            if lead.assessment is None:
+            if quality and lead.assessment is None and assessment_required(lead, funnels):
                 raise RuleViolation(
-                    "assessment_required", "the lead must be assessed before it is qualified"
+                    "assessment_required",
+                    "the lead must be assessed before it is qualified as quality (an "
+                    "assessment is required by its card or its funnel)",
                 )
             if quality and lead.quality is True:
                 raise RuleViolation("already_qualified", "the lead is already qualified as quality")
@@ -547,6 +588,44 @@ def decide(
                 **meta.event_fields(), due=due, recipient=recipient, manager=lead.manager
             )
     raise TypeError(f"not a lead command: {command!r}")  # pragma: no cover
+
+
+def assessment_required(lead: Lead, funnels: FunnelCatalog) -> bool:
+    """Whether the lead needs an assessment before it is qualified as quality: as its card
+    asks, else as its (current) funnel is configured."""
+    if lead.assessment_required is not None:
+        return lead.assessment_required
+    funnel = funnels.get(lead.funnel)
+    return True if funnel is None else funnel.assessment_required
+
+
+def delivers_project(lead: Lead, funnels: FunnelCatalog) -> bool:
+    """Closed won with no deal in a funnel that delivers directly: the lead becomes a
+    project (the project-creation process manager makes it)."""
+    funnel = funnels.get(lead.funnel)
+    return (
+        lead.status is LeadStatus.WON
+        and lead.deal_id is None
+        and funnel is not None
+        and funnel.delivery == "project"
+    )
+
+
+def start_project(
+    lead: Lead, project_id: UUID, funnels: FunnelCatalog, meta: CommandMeta
+) -> LeadProjectStarted:
+    """Record the lead's project; the project is created in the same atomic write."""
+    if lead.project_id is not None:
+        raise RuleViolation(
+            "lead_already_delivered", f"the lead became project {lead.project_id} already"
+        )
+    if not delivers_project(lead, funnels):
+        raise RuleViolation(
+            "lead_not_delivered_directly",
+            "only a lead closed won, without a deal, in a funnel that delivers projects "
+            "directly becomes a project",
+        )
+    return LeadProjectStarted(**meta.event_fields(), project_id=project_id)
 
 
 def is_unanswered(lead: Lead, funnels: FunnelCatalog) -> bool:
@@ -656,6 +735,8 @@ def evolve(lead: Lead | None, event: DomainEvent) -> Lead:
             description=event.description,
             amount=event.amount,
             currency=event.currency,
+            contact=event.contact,
+            assessment_required=event.assessment_required,
             cost_components=(),
             quality=None,
             qualification_reason=None,
@@ -710,6 +791,8 @@ def evolve(lead: Lead | None, event: DomainEvent) -> Lead:
             }
         case LeadConvertedToDeal(deal_id=deal_id):
             changes = {"deal_id": deal_id}
+        case LeadProjectStarted(project_id=project_id):
+            changes = {"project_id": project_id}
         case LeadAnswerReminderSent(due=due):
             changes = {"answer_reminded_for": due}
         case LeadAnswerEscalated(due=due):

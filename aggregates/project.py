@@ -22,16 +22,20 @@ Rules in brief:
   services or tasks it covers) completes the tasks it covers in the same write, each
   under the completion rule above; a task is covered by one act at most. The act is
   recorded on its invoice in the billing beside it (:mod:`aggregates.billing`);
+- a project made from a lead that completed a funnel delivering directly carries the
+  lead's card (contact, currency, cost components, source, need maturity, expert,
+  description, answer date) as given at its creation;
 - health: a PM sets it by hand with a comment, which overrides the computed value until
   cleared; the computed value is recorded by the health process manager when it changes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from aggregates import values
@@ -96,6 +100,14 @@ class Act:
 
 
 @dataclass(frozen=True)
+class CostComponent:
+    """One line of the cost breakdown the project carries from its lead."""
+
+    name: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
 class ManualHealth:
     level: str
     comment: str
@@ -135,6 +147,14 @@ class Project:
     created_at: datetime
     created_by: str
     updated_at: datetime
+    currency: str = values.DEFAULT_CURRENCY
+    contact: str | None = None
+    source: str | None = None
+    need_maturity: str | None = None
+    expert: str | None = None
+    description: str | None = None
+    answer_due: date | None = None
+    cost_components: tuple[CostComponent, ...] = ()
     launched: tuple[LaunchedService, ...] = ()
     acts: tuple[Act, ...] = ()
 
@@ -201,6 +221,14 @@ class CreateProject:
     curator: str | None = None
     planned_start: date | None = None
     planned_end: date | None = None
+    currency: str = values.DEFAULT_CURRENCY
+    contact: str | None = None
+    source: str | None = None
+    need_maturity: str | None = None
+    expert: str | None = None
+    description: str | None = None
+    answer_due: date | None = None
+    cost_components: tuple[CostComponent, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -326,6 +354,12 @@ ProjectCommand = (
 
 @dataclass(frozen=True, kw_only=True)
 class ProjectCreated(DomainEvent):
+    """Version 2 added the lead card a project carries (currency, contact, source, need
+    maturity, expert, description, answer date, cost components); version 1 events are
+    read with none of it and the default currency (see ``upcast_project_created_v1``)."""
+
+    schema_version: ClassVar[int] = 2
+
     project_id: UUID
     title: str
     company_name: str
@@ -343,6 +377,35 @@ class ProjectCreated(DomainEvent):
     planned_start: date | None
     planned_end: date | None
     status: str
+    currency: str = values.DEFAULT_CURRENCY
+    contact: str | None = None
+    source: str | None = None
+    need_maturity: str | None = None
+    expert: str | None = None
+    description: str | None = None
+    answer_due: date | None = None
+    cost_components: tuple[CostComponent, ...] = ()
+
+
+def upcast_project_created_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Projects opened before they carried a lead's card: amounts in the default currency,
+    no card details."""
+    return data | {
+        "currency": values.DEFAULT_CURRENCY,
+        "contact": None,
+        "source": None,
+        "need_maturity": None,
+        "expert": None,
+        "description": None,
+        "answer_due": None,
+        "cost_components": [],
+    }
+
+
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("ProjectCreated", 1): upcast_project_created_v1,
+}
+"""Stored-event upcasters of the project's events."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -521,6 +584,20 @@ def create(command: CreateProject, rules: ProjectRules, meta: CommandMeta) -> Pr
         planned_start=planned_start,
         planned_end=planned_end,
         status=rules.first_status,
+        currency=values.currency(command.currency),
+        contact=values.text("contact", command.contact, required=False),
+        source=values.text("source", command.source, required=False),
+        need_maturity=values.text("need_maturity", command.need_maturity, required=False),
+        expert=values.text("expert", command.expert, required=False),
+        description=values.text("description", command.description, required=False),
+        answer_due=command.answer_due,
+        cost_components=tuple(
+            CostComponent(
+                values.required_text(f"cost_components[{i}].name", c.name),
+                values.amount(f"cost_components[{i}].amount", c.amount),
+            )
+            for i, c in enumerate(command.cost_components)
+        ),
     )
 
 
@@ -957,6 +1034,14 @@ def evolve(project: Project | None, event: DomainEvent) -> Project:
             created_at=event.at,
             created_by=event.actor,
             updated_at=event.at,
+            currency=event.currency,
+            contact=event.contact,
+            source=event.source,
+            need_maturity=event.need_maturity,
+            expert=event.expert,
+            description=event.description,
+            answer_due=event.answer_due,
+            cost_components=tuple(event.cost_components),
         )
     changes: dict[str, Any]
     match event:

@@ -3,7 +3,8 @@
 Hours logged (or corrected) on a project are booked on the person's day in the same
 atomic write (:mod:`aggregates.timesheets`), so a person's day never passes 24 hours
 across all projects, however entries race. A won deal's project has an id derived from
-the deal's: at most one project per deal.
+the deal's: at most one project per deal. A lead closed won in a funnel that delivers
+directly gets its project the same way (id derived from the lead's): at most one per lead.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID, uuid5
 
-from aggregates import billing, deal, handoff, project, timesheets
+from aggregates import billing, deal, handoff, lead, project, timesheets
+from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
 from commands.context import CommandContext, CommandResult, StreamNotFound
 from commands.deals import load_deal_records
 from commands.execution import execute, load_stream
+from commands.leads import load_lead
 from event_store import EventStore, NewEvent, RecordedEvent
 
 ZERO = Decimal("0.00")
@@ -27,6 +30,12 @@ PROJECT_NAMESPACE = UUID("d4a7c9e1-6b2f-4a3d-8c5e-9f1b0a2d4c6e")
 def project_id_for_deal(deal_id: UUID) -> UUID:
     """A won deal's project has an id derived from the deal's: one project per deal."""
     return uuid5(PROJECT_NAMESPACE, f"deal:{deal_id}")
+
+
+def project_id_for_lead(lead_id: UUID) -> UUID:
+    """A lead delivered directly has its project's id derived from the lead's: one project
+    per lead (never the same as its deal's project: a lead has one or the other)."""
+    return uuid5(PROJECT_NAMESPACE, f"lead:{lead_id}")
 
 
 def project_id_for(command_id: UUID) -> UUID:
@@ -119,6 +128,51 @@ def create_project_for_deal(
             stream_id = billing.billing_stream_id(project_id)
             new_events.append(NewEvent(stream_id, bills.version, carried))
         return new_events
+
+    return execute(store, ctx, project_id, decide, what="project", must_exist=False)
+
+
+def create_project_for_lead(
+    store: EventStore, rules: Rules, funnels: FunnelCatalog, lead_id: UUID, ctx: CommandContext
+) -> CommandResult:
+    """The project of a lead closed won in a funnel that delivers directly, carrying the
+    lead's card: client, contact, amount and cost components, currency, source, need
+    maturity, manager, expert, description, answer date and funnel.
+
+    One atomic write: ``ProjectCreated`` and the lead's ``LeadProjectStarted`` (the link
+    back); a redelivered closing finds the project made already.
+    """
+    project_id = project_id_for_lead(lead_id)
+
+    def decide(_: list[RecordedEvent]) -> Sequence[NewEvent]:
+        state, _history = load_lead(store, lead_id)
+        linked = lead.start_project(state, project_id, funnels, ctx.meta)
+        command = project.CreateProject(
+            project_id=project_id,
+            title=state.title,
+            company_name=state.company_name,
+            company_id=state.company_id,
+            amount=state.amount,
+            lead_id=lead_id,
+            funnel=state.funnel,
+            manager=state.manager,
+            department=rules.project.department_for(state.funnel),
+            direction=state.funnel,
+            currency=state.currency,
+            contact=state.contact,
+            source=state.source,
+            need_maturity=state.need_maturity,
+            expert=state.expert,
+            description=state.description,
+            answer_due=state.answer_due,
+            cost_components=tuple(
+                project.CostComponent(c.name, c.amount) for c in state.cost_components
+            ),
+        )
+        return [
+            NewEvent(project_id, 1, project.create(command, rules.project, ctx.meta)),
+            NewEvent(lead_id, state.version + 1, linked),
+        ]
 
     return execute(store, ctx, project_id, decide, what="project", must_exist=False)
 

@@ -37,7 +37,7 @@ def _command_side() -> CommandSide:
 def _load_demo(platform: Platform | CommandSide, leads: int, deals: int, seed: int) -> int:
     from tqdm import tqdm
 
-    from leadledger.demo import load_demo, load_demo_deals
+    from leadledger.demo import load_demo, load_demo_deals, load_demo_lead_projects
 
     with tqdm(desc="demo commands", unit="cmd", file=sys.stderr) as bar:
         sent = load_demo(
@@ -48,6 +48,9 @@ def _load_demo(platform: Platform | CommandSide, leads: int, deals: int, seed: i
             seed=seed,
             progress=lambda n: bar.update(n),
         )
+    load_demo_lead_projects(
+        platform.store, platform.funnels, platform.rules, platform.clock(), seed=seed
+    )
     load_demo_deals(
         platform.store, platform.funnels, platform.rules, platform.clock(), deals=deals, seed=seed
     )

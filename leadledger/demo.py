@@ -38,6 +38,7 @@ from commands.projects import (
 from commands.users import load_user, register_user, set_assistant_managers
 from event_store import EventStore
 from leadledger.wiring import process_managers
+from process_managers.projects import ProjectCreation
 from process_managers.runner import ProcessRunner
 
 DEMO_NAMESPACE = UUID("5d3b0e47-0f7c-4a6e-b5f2-9c1d2e3f4a5b")
@@ -642,6 +643,83 @@ def _record_contractor_deliveries(
             command = handoff.RecordDelivery(completed, rng.randint(2, 5))
             with contextlib.suppress(DomainError):  # own equipment, or not the job sold
                 record_delivery(store, rules, view.request_id, command, actor)
+
+
+def load_demo_lead_projects(
+    store: EventStore, funnels: FunnelCatalog, rules: Rules, now: datetime, *, seed: int = 7
+) -> int:
+    """Seed 000's lead rules on a few leads of the last ten days: out-of-court leads with a
+    contact and a cost breakdown, qualified without an assessment (or with one their card
+    asked for), that complete the funnel and are closed won, then become projects by the
+    project-creation process (as every won out-of-court lead of the demo does); and leads
+    left paused for the paused-leads report. The number of leads."""
+    if "out_of_court" not in funnels or funnels["out_of_court"].delivery != "project":
+        return 0
+    rng = random.Random(seed + 2)
+    moment = [now - timedelta(days=10)]
+    sequence = [0]
+
+    def ctx(actor: str) -> CommandContext:
+        sequence[0] += 1
+        moment[0] = min(now, moment[0] + timedelta(hours=rng.uniform(2, 8)))
+        return CommandContext(
+            actor=actor,
+            at=moment[0],
+            command_id=uuid5(DEMO_NAMESPACE, f"lead-project-cmd-{seed}-{sequence[0]}"),
+        )
+
+    stages = [s.id for s in funnels["out_of_court"].stages[1:]]
+    count = 0
+    for n in range(5):
+        manager = rng.choice(MANAGERS)
+        lead_id = uuid5(DEMO_NAMESPACE, f"lead-project-{seed}-{n}")
+        word = rng.choice(COMPANY_WORDS)
+        create_lead(
+            store,
+            funnels,
+            lead.CreateLead(
+                lead_id=lead_id,
+                funnel="out_of_court",
+                title=rng.choice(TITLES),
+                company_name=f"{word} Retail",
+                company_id=f"demo-{word.lower()}-retail",
+                source=rng.choice(SOURCES[1:]),
+                manager=manager,
+                expert=rng.choice(EXPERTS),
+                need_maturity="ready_to_buy",
+                answer_due=(moment[0] + timedelta(days=5)).date(),
+                description="A lead delivered directly as a project (demo)",
+                contact=f"{word} office, +7 495 000 00 0{n}",
+                assessment_required=True if n == 1 else None,
+            ),
+            ctx("assistant.demo"),
+        )
+        steps: list[lead.LeadCommand] = [
+            lead.SetLeadCostBreakdown(
+                (
+                    lead.CostComponent("survey", _money(rng, 500, 3_000)),
+                    lead.CostComponent("report", _money(rng, 200, 1_000)),
+                )
+            )
+        ]
+        if n == 1:  # its card asked for an assessment
+            steps.append(lead.RecordLeadAssessment(rng.choice(EXPERTS), "feasible", Decimal(3)))
+        if n >= 3:  # left paused: why these leads are not being worked
+            steps.append(lead.PauseLead(rng.choice(PAUSE_REASONS)))
+        else:
+            steps.append(lead.QualifyLead(True))
+            steps += [lead.MoveLeadToStage(stage) for stage in stages]
+            steps.append(lead.CloseLead("won"))
+        for step in steps:
+            handle_lead_command(store, funnels, lead_id, step, ctx(manager))
+        count += 1
+
+    def clock() -> datetime:
+        return now
+
+    # the won leads of funnels delivering directly become projects, as in the server
+    ProcessRunner(store, [ProjectCreation(store, rules, clock, funnels)], clock).run_once()
+    return count
 
 
 SALES_HEAD = "helen.head"

@@ -22,6 +22,7 @@ from aggregates.lead import LEAD_EVENT_TYPES
 from aggregates.lead import UPCASTERS as LEAD_UPCASTERS
 from aggregates.limits import LIMIT_EVENT_TYPES
 from aggregates.project import PROJECT_EVENT_TYPES
+from aggregates.project import UPCASTERS as PROJECT_UPCASTERS
 from aggregates.rules import Rules
 from aggregates.sensitive import SENSITIVE_EVENT_TYPES
 from aggregates.timesheets import TIMESHEET_EVENT_TYPES
@@ -95,7 +96,7 @@ def event_codec() -> EventCodec:
             *USER_EVENT_TYPES,
             *SENSITIVE_EVENT_TYPES,
         ),
-        upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS},
+        upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS, **PROJECT_UPCASTERS},
     )
 
 
@@ -116,7 +117,7 @@ def process_managers(
         EstimateHandoff(store, rules, clock),
         LeadConversion(store, funnels, rules, clock),
         Deadlines(store, funnels, rules, clock),
-        ProjectCreation(store, rules, clock),
+        ProjectCreation(store, rules, clock, funnels),
         ProjectHealth(store, rules, clock),
     ]
 

@@ -2,7 +2,9 @@
 
 - **Project creation**: a won deal gets exactly one project, carrying its client, amount,
   source lead, funnel, manager and department (the project's id follows from the deal's,
-  so delivering the deal's closing again creates nothing).
+  so delivering the deal's closing again creates nothing). A lead closed won without a
+  deal in a funnel that delivers directly (``delivery = "project"``) gets exactly one
+  project the same way, carrying the lead's card.
 - **Project health**: after every change of a project or its billing, and whenever the
   passing of time alone could change it (a due date passes, a status reaches its limit),
   the computed health is evaluated (:func:`aggregates.health.compute_health`) and
@@ -15,12 +17,15 @@ from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID
 
-from aggregates import billing, deal, project
+from aggregates import billing, deal, lead, project
+from aggregates.funnels import FunnelCatalog
 from aggregates.health import compute_health, next_change
 from aggregates.rules import Rules
 from commands.context import CommandContext, CommandResult
+from commands.leads import load_lead_records
 from commands.projects import (
     create_project_for_deal,
+    create_project_for_lead,
     handle_project_command,
     load_billing,
     load_project_records,
@@ -34,15 +39,25 @@ HEALTH_CHECK = "project_health_check"
 
 class ProjectCreation:
     name = "project-creation"
-    topics = frozenset({"DealClosed"})
+    topics = frozenset({"DealClosed", "LeadClosed"})
 
-    def __init__(self, store: EventStore, rules: Rules, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        rules: Rules,
+        clock: Callable[[], datetime],
+        funnels: FunnelCatalog | None = None,
+    ) -> None:
         self.store = store
         self.rules = rules
+        self.funnels = funnels
         self.issuer = Issuer(self.name, clock)
 
     def handle(self, recorded: RecordedEvent, changes: DeadlineChanges) -> None:
         event = recorded.event
+        if isinstance(event, lead.LeadClosed):
+            self.deliver_lead(recorded)
+            return
         if not isinstance(event, deal.DealClosed) or event.outcome != "won":
             return
         deal_id = recorded.stream_id
@@ -50,6 +65,25 @@ class ProjectCreation:
             lambda ctx: create_project_for_deal(self.store, self.rules, deal_id, ctx),
             deal_id,
             "project",
+        )
+
+    def deliver_lead(self, recorded: RecordedEvent) -> None:
+        """A lead closed won, without a deal, in a funnel that delivers directly."""
+        funnels = self.funnels
+        if funnels is None or getattr(recorded.event, "outcome", None) != "won":
+            return
+        lead_id = recorded.stream_id
+        state = lead.fold([r.event for r in load_lead_records(self.store, lead_id)])
+        if (
+            state is None
+            or state.project_id is not None
+            or not lead.delivers_project(state, funnels)
+        ):
+            return
+        self.issuer.issue(
+            lambda ctx: create_project_for_lead(self.store, self.rules, funnels, lead_id, ctx),
+            lead_id,
+            "lead-project",
         )
 
     def fire(self, deadline: Deadline) -> Deadline | None:  # pragma: no cover - none kept

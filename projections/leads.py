@@ -58,6 +58,10 @@ LEADS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("stage_entered_at", "TIMESTAMPTZ"),
     ("visits", "INTEGER"),
     ("deal_id", "VARCHAR"),
+    ("contact", "VARCHAR"),
+    ("assessment_required", "BOOLEAN"),
+    ("assessment_required_on_card", "BOOLEAN"),
+    ("project_id", "VARCHAR"),
     ("version", "INTEGER"),
     ("last_position", "BIGINT"),
 )
@@ -82,6 +86,7 @@ CARD_TEXT_FIELDS = (
     "expert",
     "need_maturity",
     "description",
+    "contact",
 )
 
 
@@ -99,7 +104,7 @@ def _card_new(field: str) -> str:
 
 QUALITY = "e_quality"
 
-CARD_FIELDS = (*CARD_TEXT_FIELDS, "answer_due", "amount")
+CARD_FIELDS = (*CARD_TEXT_FIELDS, "answer_due", "amount", "assessment_required")
 # The event JSON is parsed once per event into this structure; a field an event does not
 # carry is NULL, and a card change names only the fields it changed.
 DOCUMENT_FIELDS: tuple[tuple[str, str], ...] = (
@@ -130,6 +135,9 @@ DOCUMENT_FIELDS: tuple[tuple[str, str], ...] = (
     ("hours", "VARCHAR"),
     ("paused_seconds", "DOUBLE"),
     ("deal_id", "VARCHAR"),
+    ("contact", "VARCHAR"),
+    ("assessment_required", "BOOLEAN"),
+    ("project_id", "VARCHAR"),
 )
 DOCUMENT_SHAPE = (
     "{"
@@ -209,6 +217,12 @@ SETTERS: dict[str, list[tuple[str, str]]] = {
     "created_by": [(CREATED, "e_actor")],
     "stage_entered_at": [("opens", "event_at")],
     "deal_id": [(_topic("LeadConvertedToDeal"), "e_deal_id")],
+    # LeadCreated before version 3 asked nothing: NULL, the funnel's setting applies
+    "assessment_required_on_card": [
+        (CREATED, "e_assessment_required"),
+        (_card("assessment_required"), f"{_card_new('assessment_required')}::BOOLEAN"),
+    ],
+    "project_id": [(_topic("LeadProjectStarted"), "e_project_id")],
 }
 
 
@@ -235,6 +249,7 @@ def _lead_value(column: str) -> str:
     computed = {
         "lead_id": "a.lead_id",
         "stage_step": "NULL",  # filled from the funnels below
+        "assessment_required": "NULL",  # the card's choice, else the funnel's (below)
         "furthest_step": (
             "CASE WHEN a.reset_v IS NOT NULL THEN a.max_step"
             " WHEN c.furthest_step IS NULL THEN a.max_step"
@@ -251,6 +266,14 @@ def _lead_value(column: str) -> str:
         "last_position": "a.last_position",
     }
     return computed[column]
+
+
+def _final_value(column: str) -> str:
+    if column == "stage_step":
+        return f"CAST(s.step AS INTEGER) AS {column}"
+    if column == "assessment_required":
+        return f"coalesce(f.assessment_required_on_card, s.assessment_required, TRUE) AS {column}"
+    return f"f.{column}"
 
 
 CURRENT_SQL = """
@@ -420,6 +443,7 @@ class LeadProjection:
             "LeadQualified",
             "LeadClosed",
             "LeadConvertedToDeal",
+            "LeadProjectStarted",
             "LeadAnswerReminderSent",
             "LeadAnswerEscalated",
         }
@@ -427,22 +451,22 @@ class LeadProjection:
 
     def __init__(self, funnels: FunnelCatalog) -> None:
         self.funnels = funnels
-        rows = [(f.id, s.id, s.step) for f in funnels.values() for s in f.stages]
+        rows = [
+            (f.id, s.id, s.step, f.assessment_required) for f in funnels.values() for s in f.stages
+        ]
         self._step_rows = rows
         self._steps = pa.table(
             {
                 "funnel": pa.array([r[0] for r in rows], pa.string()),
                 "stage": pa.array([r[1] for r in rows], pa.string()),
                 "step": pa.array([r[2] for r in rows], pa.int32()),
+                "assessment_required": pa.array([r[3] for r in rows], pa.bool_()),
             }
         )
         self._topic_values = pa.array(sorted(self.topics), pa.string())
         topics = ", ".join(f"'{t}'" for t in sorted(self.topics))
         values = ",\n    ".join(f"{_lead_value(n)} AS {n}" for n, _ in LEADS_COLUMNS)
-        final = ", ".join(
-            f"CAST(s.step AS INTEGER) AS {n}" if n == "stage_step" else f"f.{n}"
-            for n, _ in LEADS_COLUMNS
-        )
+        final = ", ".join(_final_value(n) for n, _ in LEADS_COLUMNS)
         self._statements = (
             CURRENT_SQL.format(topics=topics),
             EVENTS_SQL.format(topics=topics, shape=DOCUMENT_SHAPE, flat=FLAT_COLUMNS),

@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 
 from aggregates.billing import payment_status
 from aggregates.rules import ProjectRules, Rules
+from aggregates.values import DEFAULT_CURRENCY
 from projections.base import Projection
 from projections.deals import CENT, Column, MissingCreation, ddl
 
@@ -116,6 +117,15 @@ PROJECT_COLUMNS: tuple[Column, ...] = (
     _text("curator"),
     _day("planned_start"),
     _day("planned_end"),
+    # the lead card a project delivered directly from a lead carries (ProjectCreated v2)
+    _text("currency"),
+    _text("contact"),
+    _text("source"),
+    _text("need_maturity"),
+    _text("expert"),
+    _text("description"),
+    _day("answer_due"),
+    _text("cost_components"),
     _text("status"),
     _moment("status_entered_at"),
     _text("computed_health"),
@@ -796,6 +806,16 @@ class ProjectProjection:
             curator=doc.get("curator"),
             planned_start=event.day("planned_start"),
             planned_end=event.day("planned_end"),
+            # ProjectCreated v1 carried no lead card: default currency, none of the rest
+            # (the same rule as aggregates.project.upcast_project_created_v1)
+            currency=doc.get("currency") or DEFAULT_CURRENCY,
+            contact=doc.get("contact"),
+            source=doc.get("source"),
+            need_maturity=doc.get("need_maturity"),
+            expert=doc.get("expert"),
+            description=doc.get("description"),
+            answer_due=event.day("answer_due"),
+            cost_components=orjson.dumps(doc.get("cost_components") or []).decode(),
             status=doc["status"],
             status_entered_at=event.moment,
             computed_health="good",

@@ -170,6 +170,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
             "payments",
             "status-time",
             "status-time/summary",
+            "paused-leads",
         )
     },
     ("GET", "/reports/contractor-overruns"): READERS,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,7 +13,7 @@ from aggregates.funnels import Funnel
 
 SUMMARY_COLUMNS = (
     "lead_id, funnel, stage, status, title, company_name, repeat, manager, amount, "
-    "created_at, updated_at, version"
+    "created_at, updated_at, pause_reason, paused_since, version"
 )
 
 
@@ -79,24 +79,34 @@ def funnel_report(
     Counts cover the leads now in the funnel (a transferred lead counts in its current
     funnel) created in the period. Stage rows leave non-quality leads out (they left the
     funnel); totals include them; ``reached`` counts every lead whose furthest step in
-    this funnel is at or beyond the stage's step.
+    this funnel is at or beyond the stage's step. ``paused`` figures (per stage and in
+    total) count the leads paused now; the counts and totals still include them.
     """
     filters = LeadFilters(funnel=funnel.id, created_from=created_from, created_to=created_to)
     where, params = filters.where()
     cursor.execute(
         "SELECT stage, furthest_step, status = 'non_quality' AS non_quality, repeat, "
+        "status = 'paused' AS paused, "
         f"count(*) AS n, coalesce(sum(amount), 0) AS amount FROM leads{where} "
         "GROUP BY ALL",
         params,
     )
     zero = Decimal("0.00")
     per_stage: dict[str, list[Any]] = {s.id: [0, zero] for s in funnel.stages}
+    paused_per_stage: dict[str, list[Any]] = {s.id: [0, zero] for s in funnel.stages}
+    paused = [0, zero]
     reached_at_step = [0] * funnel.steps
     totals = [0, zero]
     non_quality = [0, zero]
     new = [0, zero]
     repeat = [0, zero]
-    for stage, furthest, is_non_quality, is_repeat, n, amount in cursor.fetchall():
+    for stage, furthest, is_non_quality, is_repeat, is_paused, n, amount in cursor.fetchall():
+        if is_paused:
+            paused[0] += n
+            paused[1] += amount
+            if stage in paused_per_stage:
+                paused_per_stage[stage][0] += n
+                paused_per_stage[stage][1] += amount
         totals[0] += n
         totals[1] += amount
         bucket = repeat if is_repeat else new
@@ -127,6 +137,10 @@ def funnel_report(
                 "step": stage.step,
                 "count": per_stage[stage.id][0],
                 "amount": per_stage[stage.id][1],
+                "paused": {
+                    "count": paused_per_stage[stage.id][0],
+                    "amount": paused_per_stage[stage.id][1],
+                },
                 "reached": here,
                 "conversion_to_next": (
                     None if following is None or here == 0 else round(following / here, 4)
@@ -146,4 +160,56 @@ def funnel_report(
         "non_quality": pair(non_quality),
         "new": pair(new),
         "repeat": pair(repeat),
+        "paused": pair(paused),
+    }
+
+
+def paused_leads_report(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: LeadFilters,
+    now: datetime,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    """Why leads are not being worked: the leads paused now (in the viewer's scope),
+    per pause reason their count, amount, average and longest paused time, and the
+    paused leads themselves, longest paused first."""
+    where, params = replace(filters, status="paused").where()
+    seconds = "greatest(epoch(CAST(? AS TIMESTAMPTZ)) - epoch(paused_since), 0)"
+    cursor.execute(
+        f"SELECT pause_reason AS reason, count(*) AS count, "
+        f"coalesce(sum(amount), 0) AS amount, avg({seconds}) AS average_paused_seconds, "
+        f"max({seconds}) AS longest_paused_seconds FROM leads{where} "
+        "GROUP BY pause_reason ORDER BY count DESC, reason",
+        [now, now, *params],
+    )
+    reasons = [
+        {
+            **row,
+            "reason": row["reason"] or "",
+            "average_paused_seconds": float(row["average_paused_seconds"] or 0),
+            "longest_paused_seconds": float(row["longest_paused_seconds"] or 0),
+        }
+        for row in _rows(cursor)
+    ]
+    cursor.execute(
+        f"SELECT {SUMMARY_COLUMNS}, {seconds} AS paused_seconds FROM leads{where} "
+        "ORDER BY paused_since, lead_id LIMIT ? OFFSET ?",
+        [now, *params, limit, offset],
+    )
+    items = [{**row, "paused_seconds": float(row["paused_seconds"])} for row in _rows(cursor)]
+    return {
+        "funnel": filters.funnel,
+        "manager": filters.manager,
+        "created_from": filters.created_from,
+        "created_to": filters.created_to,
+        "reasons": reasons,
+        "totals": {
+            "count": sum(r["count"] for r in reasons),
+            "amount": sum((r["amount"] for r in reasons), Decimal("0.00")),
+        },
+        "items": items,
+        "total": sum(r["count"] for r in reasons),
+        "limit": limit,
+        "offset": offset,
     }

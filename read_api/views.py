@@ -9,6 +9,7 @@ import orjson
 
 from aggregates import lead as lead_model
 from aggregates.base import DomainEvent
+from aggregates.funnels import FunnelCatalog
 from event_store import RecordedEvent
 from event_store.codec import event_fields
 
@@ -28,8 +29,16 @@ META_FIELDS = frozenset(
 NOT_IN_CHANGES = frozenset({"version", "updated_at"})
 
 
-def detail_from_state(state: lead_model.Lead) -> dict[str, Any]:
-    """The lead detail (the shape of ``schemas.leads.LeadDetail``) from replayed events."""
+def detail_from_state(
+    state: lead_model.Lead, funnels: FunnelCatalog | None = None
+) -> dict[str, Any]:
+    """The lead detail (the shape of ``schemas.leads.LeadDetail``) from replayed events
+    (the effective assessment requirement needs the funnels; without them, the card's)."""
+    required = (
+        lead_model.assessment_required(state, funnels)
+        if funnels is not None
+        else state.assessment_required
+    )
     return {
         "lead_id": state.lead_id,
         "funnel": state.funnel,
@@ -69,6 +78,10 @@ def detail_from_state(state: lead_model.Lead) -> dict[str, Any]:
         "updated_at": state.updated_at,
         "stage_entered_at": state.stage_entered_at,
         "deal_id": state.deal_id,
+        "contact": state.contact,
+        "assessment_required": required,
+        "assessment_required_on_card": state.assessment_required,
+        "project_id": state.project_id,
         "version": state.version,
     }
 
@@ -118,13 +131,21 @@ DETAIL_ROW_FIELDS = (
     "updated_at",
     "stage_entered_at",
     "deal_id",
+    "contact",
+    "assessment_required",
+    "assessment_required_on_card",
+    "project_id",
     "version",
 )
 
 
-def history(records: list[RecordedEvent]) -> list[dict[str, Any]]:
+def history(
+    records: list[RecordedEvent], funnels: FunnelCatalog | None = None
+) -> list[dict[str, Any]]:
     """Every event of a lead with the fields it changed, old → new."""
-    return stream_history(records, lead_model.evolve, detail_from_state)
+    return stream_history(
+        records, lead_model.evolve, lambda state: detail_from_state(state, funnels)
+    )
 
 
 def stream_history(

@@ -48,6 +48,12 @@ class CreateLeadRequest(Strict):
     currency: Code = Field(
         default="RUB", description="ISO 4217 code of the amount's currency", examples=["RUB"]
     )
+    contact: Name | None = Field(default=None, description="The client's contact person")
+    assessment_required: bool | None = Field(
+        default=None,
+        description="Whether an expert's assessment is required before the lead is qualified "
+        "as quality; null: as its funnel is configured (GET /funnels)",
+    )
 
 
 class UpdateCardRequest(Strict):
@@ -62,6 +68,10 @@ class UpdateCardRequest(Strict):
     answer_due: date | None = None
     description: LongText | None = None
     amount: Decimal | None = None
+    contact: Name | None = None
+    assessment_required: bool | None = Field(
+        default=None, description="true/false, or null for the funnel's setting"
+    )
 
 
 class CostComponentIn(Strict):
@@ -160,6 +170,18 @@ class LeadDetail(BaseModel):
     updated_at: datetime
     stage_entered_at: datetime
     deal_id: UUID | None = Field(default=None, description="The deal the lead became")
+    contact: str | None = Field(default=None, description="The client's contact person")
+    assessment_required: bool = Field(
+        default=True,
+        description="Whether the lead needs an assessment before it is qualified as quality "
+        "(its card's choice, else its funnel's)",
+    )
+    assessment_required_on_card: bool | None = Field(
+        default=None, description="What the card asks; null: the funnel's setting applies"
+    )
+    project_id: UUID | None = Field(
+        default=None, description="The project the lead became (funnels that deliver directly)"
+    )
     version: int
 
 
@@ -175,6 +197,8 @@ class LeadSummary(BaseModel):
     amount: Decimal
     created_at: datetime
     updated_at: datetime
+    pause_reason: str | None = Field(default=None, description="Why it is paused, if it is")
+    paused_since: datetime | None = None
     version: int
 
 
@@ -227,6 +251,21 @@ class FunnelOut(BaseModel):
     id: str
     name: str
     stages: list[StageOut]
+    assessment_required: bool = Field(
+        default=True,
+        description="Whether its leads need an assessment before they are qualified as "
+        "quality (a lead's card may ask otherwise)",
+    )
+    delivery: Literal["deal", "project"] = Field(
+        default="deal",
+        description="What a won lead becomes: a deal (POST /leads/{id}/deal), or a project "
+        "directly (a lead closed won without a deal)",
+    )
+
+
+class CountAmount(BaseModel):
+    count: int
+    amount: Decimal
 
 
 class FunnelReportStage(BaseModel):
@@ -235,15 +274,13 @@ class FunnelReportStage(BaseModel):
     step: int
     count: int = Field(description="Leads now in this stage, non-quality excluded")
     amount: Decimal
+    paused: CountAmount = Field(
+        description="Of them, the leads paused now (included in count and amount)"
+    )
     reached: int = Field(description="Leads that reached this step or a later one")
     conversion_to_next: float | None = Field(
         description="Share of the leads that reached this step which reached the next one"
     )
-
-
-class CountAmount(BaseModel):
-    count: int
-    amount: Decimal
 
 
 class FunnelReport(BaseModel):
@@ -255,3 +292,31 @@ class FunnelReport(BaseModel):
     non_quality: CountAmount
     new: CountAmount
     repeat: CountAmount
+    paused: CountAmount = Field(description="Leads paused now (included in totals)")
+
+
+class PausedLead(LeadSummary):
+    paused_seconds: float = Field(description="How long it has been paused, in seconds")
+
+
+class PauseReasonFigures(BaseModel):
+    reason: str
+    count: int
+    amount: Decimal
+    average_paused_seconds: float
+    longest_paused_seconds: float
+
+
+class PausedLeadsReport(BaseModel):
+    """Why leads are not being worked: the leads paused now, by their pause reason."""
+
+    funnel: str | None
+    manager: str | None
+    created_from: datetime | None
+    created_to: datetime | None
+    reasons: list[PauseReasonFigures] = Field(description="Most leads first")
+    totals: CountAmount
+    items: list[PausedLead] = Field(description="The paused leads, longest paused first")
+    total: int
+    limit: int
+    offset: int

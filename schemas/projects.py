@@ -231,6 +231,11 @@ class HealthOut(BaseModel):
     manual_set_at: datetime | None
 
 
+class ProjectCostComponent(BaseModel):
+    name: str
+    amount: Decimal
+
+
 class ProjectDetail(BaseModel):
     project_id: UUID
     title: str
@@ -269,6 +274,16 @@ class ProjectDetail(BaseModel):
     billing_version: int = Field(
         description="The version of the project's billing (0: no invoice yet); If-Match of "
         "its invoices and payments names it"
+    )
+    currency: str = Field(default="RUB", description="ISO 4217 code of the amount's currency")
+    contact: str | None = Field(default=None, description="The client's contact (from the lead)")
+    source: str | None = Field(default=None, description="Where the lead came from")
+    need_maturity: str | None = Field(default=None, description="From the lead's card")
+    expert: str | None = Field(default=None, description="The lead's expert")
+    description: str | None = Field(default=None, description="From the lead's card")
+    answer_due: date | None = Field(default=None, description="The lead's answer date")
+    cost_components: list[ProjectCostComponent] = Field(
+        default_factory=list, description="The lead's cost breakdown when the project began"
     )
 
 

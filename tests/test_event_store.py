@@ -332,8 +332,10 @@ def test_events_are_stored_as_readable_json(store: EventStore, store_url: str) -
         assert created["actor"] == "anna.sales"
         assert datetime.fromisoformat(created["at"]) == T0
         assert UUID(created["command_id"])
-        assert created["schema_version"] == 2  # LeadCreated v2 records the currency
+        # LeadCreated v2 records the currency, v3 the contact and the assessment asked
+        assert created["schema_version"] == 3
         assert created["currency"] == "RUB"
+        assert created["assessment_required"] is None
         assert paused["schema_version"] == 1
         assert paused["reason"] == "holiday"
         assert datetime.fromisoformat(paused["at"]) == T0 + timedelta(hours=1)

@@ -29,6 +29,7 @@ from aggregates.lead import (
     LeadCommand,
     LeadConvertedToDeal,
     LeadEvent,
+    LeadProjectStarted,
     LeadStatus,
     MoveLeadToStage,
     PauseLead,
@@ -270,5 +271,8 @@ def test_the_scenarios_reach_every_kind_of_event_and_status() -> None:
 
     collect()
     assert {s.value for s in LeadStatus} <= seen
-    # a conversion is decided with the deal's creation (tests/test_deal_rules.py)
-    assert {t.__name__ for t in LEAD_EVENT_TYPES if t is not LeadConvertedToDeal} <= seen
+    # a conversion is decided with the deal's creation (tests/test_deal_rules.py), a
+    # project's start with the project's (tests/test_lead_rules_seed000.py)
+    assert {
+        t.__name__ for t in LEAD_EVENT_TYPES if t not in (LeadConvertedToDeal, LeadProjectStarted)
+    } <= seen

@@ -409,11 +409,17 @@ def test_a_paused_lead_is_not_assessed() -> None:
 # --- qualification ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "command", [QualifyLead(quality=True), QualifyLead(quality=False, reason="no budget")]
-)
-def test_qualification_needs_an_assessment_first(command: QualifyLead) -> None:
-    given(*lead()).when(command).then_rejected(RuleViolation, rule="assessment_required")
+def test_quality_qualification_needs_an_assessment_first_where_one_is_required() -> None:
+    # court leads are always assessed (funnels.toml: assessment_required = true)
+    given(*lead(funnel="court")).when(QualifyLead(quality=True)).then_rejected(
+        RuleViolation, rule="assessment_required"
+    )
+
+
+def test_a_non_quality_qualification_never_needs_an_assessment() -> None:
+    given(*lead(funnel="court")).when(QualifyLead(quality=False, reason="no budget")).then(
+        LeadQualified, quality=False
+    )
 
 
 def test_an_assessed_lead_is_qualified_as_quality_and_stays_open() -> None:

@@ -177,6 +177,10 @@ def _replayed_fields(state: lead.Lead) -> dict[str, Any]:
         "stage_step": FUNNELS[state.funnel].step_of(state.stage),
         "cost_components": [(c.name, c.amount) for c in state.cost_components],
         "deal_id": None if state.deal_id is None else str(state.deal_id),
+        "contact": state.contact,
+        "assessment_required": lead.assessment_required(state, FUNNELS),
+        "assessment_required_on_card": state.assessment_required,
+        "project_id": None if state.project_id is None else str(state.project_id),
     }
 
 

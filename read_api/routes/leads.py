@@ -236,7 +236,7 @@ def get_lead(
         state = lead.fold([r.event for r in records])
         if state is None:
             raise StreamNotFound(f"lead {lead_id} did not exist at {moment:%Y-%m-%dT%H:%M:%S%z}")
-        detail = detail_from_state(state)
+        detail = detail_from_state(state, platform.funnels)
     else:
         row = queries.get_lead(cursor, str(lead_id))
         if row is None:
@@ -256,7 +256,7 @@ def get_history(lead_id: UUID, platform: PlatformDep) -> Response:
     records = load_lead_records(platform.store, lead_id)
     if not records:
         raise StreamNotFound(f"lead {lead_id} not found")
-    entries = history(records)
+    entries = history(records, platform.funnels)
     section = platform.store.load(sensitive.section_stream_id(lead_id))
     if section:
         keys = platform.keys

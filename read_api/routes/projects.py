@@ -442,6 +442,19 @@ def project_detail(
             )
         },
         "billing_version": 0 if bills is None else bills.version,
+        **{
+            f: getattr(state, f)
+            for f in (
+                "currency",
+                "contact",
+                "source",
+                "need_maturity",
+                "expert",
+                "description",
+                "answer_due",
+            )
+        },
+        "cost_components": [{"name": c.name, "amount": c.amount} for c in state.cost_components],
         "empty_mandatory_fields": state.empty_mandatory_fields(rules.project),
         "tasks": [
             {

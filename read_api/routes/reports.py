@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from read_api import queries
 from read_api.deps import Period, PlatformDep, ReadCursor
 from read_api.errors import BadRequestValue
-from schemas.leads import FunnelOut, FunnelReport
+from schemas.leads import FunnelOut, FunnelReport, PausedLeadsReport
 
 router = APIRouter(tags=["funnels and reports"])
 
@@ -25,6 +25,8 @@ def list_funnels(platform: PlatformDep) -> list[dict[str, Any]]:
                 {"id": s.id, "name": s.name, "step": s.step, "time_limit_hours": s.time_limit_hours}
                 for s in f.stages
             ],
+            "assessment_required": f.assessment_required,
+            "delivery": f.delivery,
         }
         for f in platform.funnels.values()
     ]
@@ -43,3 +45,24 @@ def funnel_report(
         known = ", ".join(sorted(platform.funnels))
         raise BadRequestValue("funnel", f"unknown funnel '{funnel}' (known: {known})")
     return queries.funnel_report(cursor, f, period.start, period.end)
+
+
+@router.get("/reports/paused-leads", response_model=PausedLeadsReport)
+def paused_leads_report(
+    platform: PlatformDep,
+    cursor: ReadCursor,
+    period: Annotated[Period, Depends()],
+    funnel: Annotated[str | None, Query(description="Funnel id")] = None,
+    manager: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> dict[str, Any]:
+    """Why leads are not being worked: the leads paused now (created in the period), per
+    pause reason their count, amount, average and longest paused time, and the leads."""
+    if funnel is not None and funnel not in platform.funnels:
+        known = ", ".join(sorted(platform.funnels))
+        raise BadRequestValue("funnel", f"unknown funnel '{funnel}' (known: {known})")
+    filters = queries.LeadFilters(
+        funnel=funnel, manager=manager, created_from=period.start, created_to=period.end
+    )
+    return queries.paused_leads_report(cursor, filters, platform.clock(), limit, offset)

@@ -52,6 +52,19 @@ class LeadCreatedV2(LeadCreatedV1):
     currency: CurrencyCode = Field(description="ISO 4217 currency of ``amount``, e.g. RUB.")
 
 
+class LeadCreatedV3(LeadCreatedV2):
+    """A new lead was registered in the first stage of its funnel, with its contact and
+    whether it needs an assessment (version 3; earlier versions: no contact, and the
+    funnel's assessment setting applies)."""
+
+    contact: str | None = Field(default=None, description="The client's contact person, if given.")
+    assessment_required: bool | None = Field(
+        default=None,
+        description="Whether an expert's assessment is required before the lead is qualified "
+        "as quality; null: as its funnel is configured.",
+    )
+
+
 class LeadCardUpdatedV1(PublicPayload):
     """Fields of the lead's card were edited (title, company, source, manager, expert, need
     maturity, answer date, description or amount)."""
@@ -132,6 +145,12 @@ class LeadConvertedToDealV1(PublicPayload):
     deal_funnel: str = Field(description="The deal funnel the new deal follows.")
 
 
+class LeadProjectStartedV1(PublicPayload):
+    """The lead, closed won in a funnel that delivers directly, became a project."""
+
+    project_id: Id = Field(description="The project created from the lead.")
+
+
 class LeadAnswerReminderSentV1(PublicPayload):
     """The client's answer date passed without an answer: the manager was reminded."""
 
@@ -151,6 +170,7 @@ PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
     "lead": (
         LeadCreatedV1,
         LeadCreatedV2,
+        LeadCreatedV3,
         LeadCardUpdatedV1,
         LeadCostBreakdownSetV1,
         LeadStageChangedV1,
@@ -161,6 +181,7 @@ PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
         LeadQualifiedV1,
         LeadClosedV1,
         LeadConvertedToDealV1,
+        LeadProjectStartedV1,
         LeadAnswerReminderSentV1,
         LeadAnswerEscalatedV1,
     ),

@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from schemas.events.base import CardChanges, Day, HealthLevel, Hours, Id, Money, PublicPayload
+from schemas.events.base import (
+    CardChanges,
+    CurrencyCode,
+    Day,
+    HealthLevel,
+    Hours,
+    Id,
+    Money,
+    PublicPayload,
+)
 
 
 class ProjectCreatedV1(PublicPayload):
@@ -30,6 +39,34 @@ class ProjectCreatedV1(PublicPayload):
     planned_start: Day | None
     planned_end: Day | None
     status: str = Field(description="The project's first status (configured, e.g. planning).")
+
+
+class ProjectCostComponent(PublicPayload):
+    """One line of the cost breakdown a project carries from its lead."""
+
+    name: str
+    amount: Money
+
+
+class ProjectCreatedV2(ProjectCreatedV1):
+    """A project was opened in the first project status, carrying the card of the lead it
+    was delivered from directly when it was (version 2; version 1: the amount was in
+    roubles, RUB, and no card details were carried)."""
+
+    currency: CurrencyCode = Field(
+        default="RUB", description="ISO 4217 currency of ``amount``, e.g. RUB."
+    )
+    contact: str | None = Field(
+        default=None, description="The client's contact person, from the lead."
+    )
+    source: str | None = Field(default=None, description="Where the lead came from.")
+    need_maturity: str | None = Field(default=None, description="How mature the client's need was.")
+    expert: str | None = Field(default=None, description="The lead's expert.")
+    description: str | None = None
+    answer_due: Day | None = Field(default=None, description="The lead's answer date.")
+    cost_components: tuple[ProjectCostComponent, ...] = Field(
+        default=(), description="The lead's cost breakdown when the project began."
+    )
 
 
 class ProjectCardUpdatedV1(PublicPayload):
@@ -149,6 +186,7 @@ class ProjectActRecordedV1(PublicPayload):
 PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
     "project": (
         ProjectCreatedV1,
+        ProjectCreatedV2,
         ProjectCardUpdatedV1,
         ProjectStatusChangedV1,
         TaskAddedV1,
