@@ -230,14 +230,15 @@ class Cells:
             "date": workbook.add_format({"num_format": DATE}),
             "datetime": workbook.add_format({"num_format": DATETIME}),
         }
+        totals: tuple[tuple[Kind, str], ...] = (
+            ("int", INTEGER),
+            ("float", MONEY),
+            ("money", MONEY),
+            ("text", "General"),
+        )
         self.totals: dict[Kind, CellFormat | None] = {
             kind: workbook.add_format({"bold": True, "top": 1, "num_format": fmt})
-            for kind, fmt in (
-                ("int", INTEGER),
-                ("float", MONEY),
-                ("money", MONEY),
-                ("text", "General"),
-            )
+            for kind, fmt in totals
         }
 
     def write(
@@ -696,7 +697,7 @@ class ExcelReports:
         elif bad:
             await _refuse_format(bad[0])(scope, receive, send)
         else:
-            title = report_title(scope, getattr(route, "path", scope["path"]))
+            title = report_title(scope, str(getattr(route, "path", scope["path"])))
             content = await run_in_threadpool(render_report, model, answer.json(), title)
             await Response(
                 content,

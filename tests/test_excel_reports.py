@@ -17,7 +17,7 @@ from typing import Any
 import openpyxl
 import pytest
 from fastapi.testclient import TestClient
-from openpyxl.worksheet.worksheet import Worksheet
+from pydantic import SecretStr
 
 from leadledger.demo import load_demo, load_demo_deals, load_demo_users
 from leadledger.settings import Settings
@@ -38,7 +38,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = Settings(
         event_store_url=f"sqlite:///{workdir}/events.sqlite",
         duckdb_path=workdir / "read_models.duckdb",
-        auth_secret=TEST_AUTH_SECRET,
+        auth_secret=SecretStr(TEST_AUTH_SECRET),
     )
     platform = build(settings, clock=FakeClock())
     now = platform.clock()
@@ -66,10 +66,10 @@ def report(client: TestClient, url: str, **params: Any) -> dict[str, Any]:
     return body
 
 
-def table(sheet: Worksheet, header_row: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def table(sheet: Any, header_row: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rows of the table whose header is at ``header_row`` (1-based), and its totals
     row (empty without one)."""
-    header = [c.value for c in sheet[header_row]]
+    header = [str(c.value) for c in sheet[header_row]]
     rows: list[dict[str, Any]] = []
     for values in sheet.iter_rows(min_row=header_row + 1, values_only=True):
         if all(v is None for v in values):
@@ -99,7 +99,7 @@ def summary(book: openpyxl.Workbook) -> dict[str, Any]:
         if label == "Summary":
             inside = True
         elif inside and label is not None:
-            found[label] = value
+            found[str(label)] = value
     return found
 
 
@@ -206,7 +206,7 @@ def test_funnel_workbook_equals_the_json_report(demo: TestClient) -> None:
     assert figures["non quality count"] == body["non_quality"]["count"]
     assert figures["repeat amount"] == pytest.approx(number(body["repeat"]["amount"]))
     assert figures["created from"] == datetime(2025, 11, 1)
-    sheet = book.worksheets[0]
+    sheet: Any = book.worksheets[0]
     amount_col = [c.value for c in sheet[TITLE_ROWS + 1]].index("amount") + 1
     assert sheet.cell(TITLE_ROWS + 2, amount_col).number_format == "#,##0.00"
     assert len(sheet._charts) == 1  # openpyxl keeps the charts it read there
@@ -229,7 +229,8 @@ def test_deal_pipeline_workbook_equals_the_json_report(demo: TestClient) -> None
         assert cells["stage"] == stage["stage"]
         same_numbers(cells, stage, "count", "amount")
     assert sum(r["count"] for r in stages) == sum(f["open"]["count"] for f in body["funnels"])
-    assert len(book["funnels · stages"]._charts) == 1
+    stages_sheet: Any = book["funnels · stages"]
+    assert len(stages_sheet._charts) == 1
 
 
 def test_payments_workbook_equals_the_json_report(demo: TestClient) -> None:
