@@ -46,7 +46,7 @@ MEDIA = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": XLSX,
 }
-BATCH_ROWS = 10_000
+BATCH_ROWS = 2_000
 
 
 @router.get("/exports/{table}", response_class=FileResponse)
