@@ -11,10 +11,12 @@ datetime are Excel dates (datetimes in UTC), booleans are booleans, None is empt
 table has a frozen header, an autofilter and widths from its contents. A native chart is
 added where the workspace page shows one (``CHARTS``).
 
-``install_excel`` hooks the renderer into the app once: every report route (``is_report``)
-answers ``?format=xlsx`` or ``Accept: XLSX`` with a workbook, and declares both in its
-OpenAPI operation. A read-model export (``write_rows``) streams its rows into a
-constant-memory workbook on disk instead.
+``install_excel`` hooks the renderer into the app once (``ExcelReports``, a middleware):
+every report (``is_report_path``: ``/reports/...``, ``.../status-time`` and the paged
+lists in ``LIST_REPORTS``) answers ``?format=xlsx`` or ``Accept: XLSX`` with a workbook
+made from its route's JSON answer and response model, and declares both in its OpenAPI
+operation. A read-model export (``write_rows``) streams its rows into a constant-memory
+workbook on disk instead.
 """
 
 from __future__ import annotations
