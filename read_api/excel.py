@@ -64,13 +64,14 @@ NOT_FILTERS = frozenset({"format", "min_position"})
 MAX_WIDTH = 60
 MONEY = "#,##0.00"
 INTEGER = "#,##0"
+SHARE = "0.0%"
 DATE = "yyyy-mm-dd"
 DATETIME = "yyyy-mm-dd hh:mm:ss"
 
 
 # --- columns typed from the model --------------------------------------------------------
 
-Kind = Literal["text", "int", "float", "money", "date", "datetime", "bool"]
+Kind = Literal["text", "int", "float", "share", "money", "date", "datetime", "bool"]
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,10 @@ def scalar_columns(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list
         if nested is not None:
             columns += scalar_columns(nested, (*prefix, name))
         elif _list_item_model(annotation) is None:
-            columns.append(Column((*prefix, name), _kind(annotation)))
+            kind = _kind(annotation)
+            if kind == "float" and (field.description or "").startswith("Share"):
+                kind = "share"  # a fraction (a conversion), shown as a percentage
+            columns.append(Column((*prefix, name), kind))
     return columns
 
 
@@ -227,6 +231,7 @@ class Cells:
             "bool": None,
             "int": workbook.add_format({"num_format": INTEGER}),
             "float": workbook.add_format({"num_format": MONEY}),
+            "share": workbook.add_format({"num_format": SHARE}),
             "money": workbook.add_format({"num_format": MONEY}),
             "date": workbook.add_format({"num_format": DATE}),
             "datetime": workbook.add_format({"num_format": DATETIME}),
@@ -260,7 +265,7 @@ class Cells:
         if kind == "bool" or isinstance(value, bool):
             sheet.write_boolean(row, col, bool(value), fmt)
             return 5
-        if kind in ("int", "float", "money"):
+        if kind in ("int", "float", "share", "money"):
             number = float(value)
             sheet.write_number(row, col, number, fmt)
             return len(f"{number:,.2f}")

@@ -209,6 +209,8 @@ def test_funnel_workbook_equals_the_json_report(demo: TestClient) -> None:
     sheet: Any = book.worksheets[0]
     amount_col = [c.value for c in sheet[TITLE_ROWS + 1]].index("amount") + 1
     assert sheet.cell(TITLE_ROWS + 2, amount_col).number_format == "#,##0.00"
+    share_col = [c.value for c in sheet[TITLE_ROWS + 1]].index("conversion to next") + 1
+    assert sheet.cell(TITLE_ROWS + 2, share_col).number_format == "0.0%"
     assert len(sheet._charts) == 1  # openpyxl keeps the charts it read there
 
 
