@@ -480,7 +480,7 @@ def render_report(model: type[BaseModel], result: Any, title: Title) -> bytes:
     """The report's workbook (see the module's layout) from its model type and result."""
     report = model.model_validate(result)
     buffer = io.BytesIO()
-    workbook = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    workbook = xlsxwriter.Workbook(buffer, {"in_memory": True, "nan_inf_to_errors": True})
     workbook.set_properties({"title": title.report, "author": title.viewer})
     cells = Cells(workbook)
     taken: set[str] = set()
@@ -576,7 +576,13 @@ def write_rows(
     """Stream rows into a constant-memory workbook at ``path`` (title block, frozen
     header, autofilter, widths from the first rows); the number of rows written."""
     workbook = xlsxwriter.Workbook(
-        path, {"constant_memory": True, "strings_to_numbers": False, "strings_to_urls": False}
+        path,
+        {
+            "constant_memory": True,
+            "strings_to_numbers": False,
+            "strings_to_urls": False,
+            "nan_inf_to_errors": True,  # a NaN is #NUM! in its cell, not a failed export
+        },
     )
     workbook.set_properties({"title": title.report, "author": title.viewer})
     cells = Cells(workbook)
@@ -656,7 +662,7 @@ def report_title(scope: Scope, route_path: str) -> Title:
     filters += [(k, v) for k, v in query if k not in NOT_FILTERS]
     principal = scope.get("state", {}).get("principal")
     viewer = "" if principal is None else f"{principal.user} ({principal.role.value})"
-    return Title(report, filters, datetime.now(UTC), viewer)
+    return Title(report, filters, _now(scope), viewer)
 
 
 def filename(title: Title) -> str:
@@ -793,4 +799,11 @@ def title_of_export(request: Request, table: str) -> Title:
     """The title block of a read-model export."""
     principal = authenticate(request)
     viewer = f"{principal.user} ({principal.role.value})"
-    return Title(f"Export {table}", [("table", table)], datetime.now(UTC), viewer)
+    return Title(f"Export {table}", [("table", table)], _now(request.scope), viewer)
+
+
+def _now(scope: Scope) -> datetime:
+    """The platform's clock (the one its reports' "today" comes from)."""
+    platform = getattr(getattr(scope.get("app"), "state", None), "platform", None)
+    moment = platform.clock() if platform is not None else datetime.now(UTC)
+    return moment if isinstance(moment, datetime) else datetime.now(UTC)
