@@ -167,7 +167,7 @@ def report_routes() -> list[str]:
                 route.path
                 for route in router.routes
                 if isinstance(route, APIRoute)
-                and "GET" in route.methods
+                and "GET" in (route.methods or set())
                 and is_report_path("get", route.path)
             )
     return sorted(found)
