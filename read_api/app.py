@@ -15,6 +15,7 @@ from read_api.access import authorize
 from read_api.body_limit import BodyLimit, bounded_query
 from read_api.deps import PlatformDep
 from read_api.errors import install_error_handlers
+from read_api.excel import install_excel
 from read_api.log_tail import LogTail
 from read_api.openapi import install_openapi
 from read_api.routes import (
@@ -118,4 +119,5 @@ def create_app(
         }
 
     install_openapi(app)
+    install_excel(app)  # every report also answers ?format=xlsx
     return app

@@ -1,22 +1,26 @@
-"""Exports of the read models for analysts: Parquet (Arrow types kept) or CSV.
+"""Exports of the read models for analysts: Parquet (Arrow types kept), CSV or Excel.
 
 An export is computed over the viewer's scoped views like every other read, so it holds
-exactly what its reader may see; no read model holds sensitive information.
+exactly what its reader may see; no read model holds sensitive information. Excel is
+written in constant memory: the rows stream from DuckDB in batches into a workbook on disk
+(in FastAPI's thread pool, so the server keeps answering), served and then removed.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from typing import Annotated, Literal
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
 from read_api.deps import ReadCursor
 from read_api.errors import BadRequestValue
+from read_api.excel import XLSX, Title, duckdb_kind, title_of_export, write_rows
 
 router = APIRouter(tags=["exports"])
 
@@ -39,26 +43,55 @@ EXPORTABLE = (
     "project_payments",
     "project_acts",
 )
-MEDIA = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
+MEDIA = {
+    "parquet": "application/vnd.apache.parquet",
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": XLSX,
+}
+BATCH_ROWS = 2_000
 
 
 @router.get("/exports/{table}", response_class=FileResponse)
 def export(
     table: str,
     cursor: ReadCursor,
-    format: Annotated[Literal["parquet", "csv"], Query(description="File format")] = "parquet",
+    request: Request,
+    format: Annotated[
+        Literal["parquet", "csv", "xlsx"], Query(description="File format")
+    ] = "parquet",
 ) -> Response:
     """One read model as a file, with the rows the caller may see."""
     if table not in EXPORTABLE:
         raise BadRequestValue("table", f"must be one of: {', '.join(EXPORTABLE)}")
     handle, path = tempfile.mkstemp(prefix="leadledger-export-", suffix=f".{format}")
     os.close(handle)
-    options = "FORMAT parquet" if format == "parquet" else "FORMAT csv, HEADER true"
-    # the table name is one of EXPORTABLE and the path is ours: nothing from the request
-    cursor.execute(f"COPY (SELECT * FROM {table}) TO '{path}' ({options})")
+    if format == "xlsx":
+        _write_xlsx(cursor, table, path, title_of_export(request, table))
+    else:
+        options = "FORMAT parquet" if format == "parquet" else "FORMAT csv, HEADER true"
+        # the table name is one of EXPORTABLE and the path is ours: nothing from the request
+        cursor.execute(f"COPY (SELECT * FROM {table}) TO '{path}' ({options})")
     return FileResponse(
         path,
         media_type=MEDIA[format],
         filename=f"{table}.{format}",
         background=BackgroundTask(os.unlink, path),
     )
+
+
+def _write_xlsx(cursor: ReadCursor, table: str, path: str, title: Title) -> None:
+    """The table's rows, batch by batch, into a constant-memory workbook at ``path``."""
+    result = cursor.execute(f"SELECT * FROM {table}")  # table: one of EXPORTABLE
+    described = result.description or []
+    names = [column[0] for column in described]
+    kinds = [duckdb_kind(str(column[1])) for column in described]
+
+    def batches() -> Iterator[list[Any]]:
+        while batch := result.fetchmany(BATCH_ROWS):
+            yield batch
+
+    try:
+        write_rows(path, title, names, kinds, batches())
+    except BaseException:
+        os.unlink(path)
+        raise
