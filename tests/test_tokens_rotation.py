@@ -29,7 +29,8 @@ MIA = Principal("mia.manager", Role.MANAGER)
 
 
 def _me(api: TestClient, raw: str) -> int:
-    return api.get("/me", headers={"Authorization": f"Bearer {raw}"}).status_code
+    status: int = api.get("/me", headers={"Authorization": f"Bearer {raw}"}).status_code
+    return status
 
 
 def test_a_token_names_its_key_and_a_rotated_key_is_still_accepted(

@@ -54,10 +54,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                     platform.credentials.set_password(user, password, set_by="test")
                 for manager, count in (("mia.manager", 3), ("boris", 2)):
                     for n in range(count):
-                        body = new_lead_body(
+                        lead = new_lead_body(
                             manager=manager, title=f"{manager} lead {n}", amount=f"{n + 1}50000"
                         )
-                        made = api.post("/leads", json=body, headers=bearer("anna.sales"))
+                        made = api.post("/leads", json=lead, headers=bearer("anna.sales"))
                         assert made.status_code == 201, made.text
                         leads.setdefault(manager, []).append(made.json()["lead_id"])
                 for _ in range(500):

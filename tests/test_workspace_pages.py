@@ -38,8 +38,8 @@ def ws(make_platform: PlatformFactory) -> Iterator[tuple[TestClient, Platform, d
             platform.credentials.set_password(user, PASSWORDS[user], set_by="test")
         leads = {}
         for manager in ("mia.manager", "boris"):
-            body = new_lead_body(manager=manager, title=f"Lead of {manager}", amount="1234567.50")
-            response = api.post("/leads", json=body, headers=TOP)
+            lead = new_lead_body(manager=manager, title=f"Lead of {manager}", amount="1234567.50")
+            response = api.post("/leads", json=lead, headers=TOP)
             assert response.status_code == 201, response.text
             leads[manager] = response.json()["lead_id"]
         _caught_up(api)
@@ -67,7 +67,8 @@ def sign_in(api: TestClient, user: str, password: str | None = None) -> int:
         data={"username": user, "password": password or PASSWORDS[user], "csrf_token": token},
         follow_redirects=False,
     )
-    return response.status_code
+    status: int = response.status_code
+    return status
 
 
 def test_the_home_page_asks_to_sign_in_and_then_is_the_managers_cabinet(ws) -> None:
