@@ -74,20 +74,25 @@ def demo_password(username: str) -> str:
 
 
 def _print_demo_passwords(platform: Platform) -> None:
-    from leadledger.demo import DEMO_USERS, demo_logins
+    from concurrent.futures import ThreadPoolExecutor
+
+    from leadledger.demo import DEMO_USERS
 
     credentials = platform.credentials
-    for username, *_ in DEMO_USERS:  # a password changed since is kept
-        if not credentials.has_password(username):
-            credentials.set_password(username, demo_password(username), set_by="demo")
+    unset = [u for u, *_ in DEMO_USERS if not credentials.has_password(u)]  # changed: kept
+    with ThreadPoolExecutor(max_workers=4) as pool:  # argon2 hashing releases the GIL
+        list(
+            pool.map(lambda u: credentials.set_password(u, demo_password(u), set_by="demo"), unset)
+        )
     url = f"http://{platform.settings.host}:{platform.settings.port}/"
     print(
-        f"Workspace at {url}: sign in as a demo user (demo data: every demo user's "
-        "password is demo-<username>, unless changed since):",
+        f"Workspace at {url}: sign in as a demo user (demo data: each demo user's password "
+        "is demo-<username> unless changed since):",
         flush=True,
     )
-    for role, username in demo_logins():
-        print(f"  {role:<10} {username:<18} password {demo_password(username)}", flush=True)
+    for username, _, role, department, _ in DEMO_USERS:
+        where = f" ({department})" if department else ""
+        print(f"  {role + where:<24} {username:<18} {demo_password(username)}", flush=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -142,3 +142,20 @@ def test_the_cli_sets_a_password_from_stdin(
     monkeypatch.setattr("sys.stdin", io.StringIO("a-password-from-stdin\n"))
     assert cli.main(["user", "set-password", "nobody.here", "--password-stdin"]) == 2
     assert "not in the user directory" in capsys.readouterr().err
+
+
+def test_serve_demo_sets_and_prints_every_demo_users_password(
+    make_platform: PlatformFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from leadledger import cli
+    from leadledger.demo import DEMO_USERS
+
+    platform = make_platform()
+    platform.credentials.set_password("adam.admin", "changed-by-adam", set_by="adam.admin")
+    cli._print_demo_tokens(platform)
+    out = capsys.readouterr().out
+    assert "Workspace at http://127.0.0.1:8000/" in out
+    for username, *_ in DEMO_USERS:
+        assert f"{username:<18} demo-{username}" in out
+    assert platform.credentials.check("anna.petrova", "demo-anna.petrova")
+    assert platform.credentials.check("adam.admin", "changed-by-adam")  # a changed one is kept
