@@ -101,6 +101,11 @@ def render(
             nav=navigation(principal) if principal else [],
             csrf_field=auth.CSRF_FIELD,
             csrf_token=auth.csrf_token(platform, nonce),
+            stage_names={
+                (f.id, stage.id): stage.name
+                for f in platform.funnels.values()
+                for stage in f.stages
+            },
             **context,
         )
     )
