@@ -26,7 +26,10 @@ USERS = {
     "boris": ("manager", "boris-password"),
     "tess.top": ("top", "tess-password"),
     "lola.locked": ("manager", "lola-password"),
+    "pia.pm": ("pm", "pia-password"),
+    "lena.logistics": ("department", "lena-password"),
 }
+DEPARTMENTS = {"pia.pm": "projects", "lena.logistics": "logistics"}
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +53,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 admin = bearer("adam.admin", "admin")
                 for user, (role, password) in USERS.items():
                     body = {"username": user, "name": user.title(), "role": role}
+                    if user in DEPARTMENTS:
+                        body["department"] = DEPARTMENTS[user]
                     assert api.post("/users", json=body, headers=admin).status_code == 201
                     platform.credentials.set_password(user, password, set_by="test")
                 for manager, count in (("mia.manager", 3), ("boris", 2)):
@@ -169,3 +174,12 @@ def test_ten_bad_passwords_give_429(page: Any) -> None:
     assert page.locator(".error-page").get_attribute("data-kind") == "throttled"
     assert page.locator("h1").inner_text() == "Too many attempts"
     shot(page, "sign-in-429")
+
+
+@pytest.mark.parametrize("user", ["pia.pm", "lena.logistics"])
+def test_other_roles_sign_in_to_a_home_of_their_own(page: Any, user: str) -> None:
+    sign_in(page, user)
+    role = USERS[user][0]
+    assert page.locator(".user").get_attribute("data-role") == role
+    assert page.locator("h1").inner_text() == "Today"
+    shot(page, f"{role}-home")

@@ -236,3 +236,28 @@ def test_the_compiled_catalogues_are_up_to_date_and_cover_every_message() -> Non
         assert extracted <= set(source), f"{language}: missing {extracted - set(source)}"
         if language == "ru":
             assert all(source.values()), "every Russian message is translated"
+
+
+def test_every_other_role_gets_a_home_with_the_parts_it_may_read(ws) -> None:
+    api, platform, _ = ws
+    for user, role, department, shows, hides in (
+        ("pia.pm", "pm", "projects", ["Projects", "Alerts"], ["Open leads", "Department queue"]),
+        ("lena.logistics", "department", "logistics", ["Department queue"], ["Open leads"]),
+        ("alice.analyst", "analyst", None, ["Pipeline by stage"], ["Open leads"]),
+        ("adam.admin", "admin", None, ["come in the next releases"], ["Alerts"]),
+    ):
+        body = {"username": user, "name": user.title(), "role": role}
+        if department:
+            body["department"] = department
+        assert api.post("/users", json=body, headers=ADMIN).status_code == 201
+        platform.credentials.set_password(user, "a-good-password", set_by="test")
+        api.cookies.clear()
+        assert sign_in(api, user, "a-good-password") == 303
+        home = api.get("/")
+        assert home.status_code == 200, user
+        for part in shows:
+            assert part in home.text, (user, part)
+        for part in hides:
+            assert part not in home.text, (user, part)
+        leads = api.get("/workspace/leads")
+        assert leads.status_code == (403 if role == "admin" else 200), user

@@ -20,3 +20,4 @@ ROLES = (
 )
 LEAD_STATUSES = (N_("open"), N_("paused"), N_("won"), N_("lost"), N_("non_quality"))
 SECTIONS = (N_("Home"), N_("Leads"))
+HEALTH = (N_("good"), N_("some_difficulties"), N_("big_difficulties"))

@@ -21,7 +21,7 @@ from aggregates.users import Principal, Role
 from commands.context import StreamNotFound
 from commands.users import load_user
 from leadledger.wiring import Platform
-from read_api import deal_queries, queries
+from read_api import deal_queries, project_queries, queries
 from read_api.access import ENDPOINTS, read_models
 from read_api.views import detail_from_row
 from workspace import auth, i18n
@@ -215,17 +215,24 @@ def choose_language(
 # --- home: the viewer's cabinet -------------------------------------------------------------
 
 
+LEAD_ROLES = frozenset({Role.MANAGER, Role.HEAD, Role.TOP, Role.EXPERT})
+FUNNEL_ROLES = frozenset({Role.MANAGER, Role.HEAD, Role.TOP, Role.ANALYST})
+PROJECT_ROLES = frozenset({Role.PM, Role.HEAD, Role.TOP})
+QUEUE_ROLES = frozenset({Role.DEPARTMENT, Role.HEAD})
+
+
 def cabinet(platform: Platform, principal: Principal) -> dict[str, Any]:
     """What the viewer's home shows, from the API's own queries over their read scope."""
     parts: dict[str, Any] = {}
-    own = principal.user if principal.role is Role.MANAGER else None
+    role = principal.role
+    own = principal.user if role is Role.MANAGER else None
     with read_models(platform, principal) as cursor:
-        if may(principal, "GET", "/leads"):
+        if role in LEAD_ROLES and may(principal, "GET", "/leads"):
             for status in ("open", "paused"):
                 filters = queries.LeadFilters(status=status, manager=own)
                 items, total = queries.list_leads(cursor, filters, 10, 0)
                 parts[status] = {"items": items, "total": total}
-        if may(principal, "GET", "/reports/funnel"):
+        if role in FUNNEL_ROLES and may(principal, "GET", "/reports/funnel"):
             reports = [
                 queries.funnel_report(cursor, f, None, None) for f in platform.funnels.values()
             ]
@@ -234,9 +241,20 @@ def cabinet(platform: Platform, principal: Principal) -> dict[str, Any]:
                 for r in reports
                 if r["totals"]["count"]
             ]
+        if role in QUEUE_ROLES and principal.department and may(principal, "GET", "/handoffs"):
+            queue = deal_queries.Filters(
+                equal={"department": principal.department},
+                extra=[(deal_queries.OPEN_REQUEST, [])],
+            )
+            items, total = deal_queries.list_handoffs(cursor, queue, 10, 0)
+            parts["queue"] = {"items": items, "total": total}
+        if role in PROJECT_ROLES and may(principal, "GET", "/projects"):
+            mine = deal_queries.Filters(equal={"pm": principal.user if role is Role.PM else None})
+            items, total = project_queries.list_projects(cursor, mine, 10, 0)
+            parts["projects"] = {"items": items, "total": total}
         if may(principal, "GET", "/alerts"):
-            mine = deal_queries.Filters(equal={"recipient": own}, time_column="raised_at")
-            items, total = deal_queries.list_alerts(cursor, mine, 10, 0)
+            alerts = deal_queries.Filters(equal={"recipient": own}, time_column="raised_at")
+            items, total = deal_queries.list_alerts(cursor, alerts, 10, 0)
             parts["alerts"] = {"items": items, "total": total}
     return parts
 
