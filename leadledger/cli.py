@@ -84,10 +84,9 @@ def _print_demo_passwords(platform: Platform) -> None:
         list(
             pool.map(lambda u: credentials.set_password(u, demo_password(u), set_by="demo"), unset)
         )
-    url = f"http://{platform.settings.host}:{platform.settings.port}/"
     print(
-        f"Workspace at {url}: sign in as a demo user (demo data: each demo user's password "
-        "is demo-<username> unless changed since):",
+        "Workspace sign-in (at / on the server below): each demo user's password is "
+        "demo-<username> unless changed since (demo data):",
         flush=True,
     )
     for username, _, role, department, _ in DEMO_USERS:
@@ -112,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(platform)
     host = args.host or settings.host
     port = args.port or settings.port
-    log.info("LeadLedger API at http://%s:%d (docs at /docs)", host, port)
+    log.info("LeadLedger workspace at http://%s:%d/ (sign in), API docs at /docs", host, port)
     uvicorn.run(app, host=host, port=port, log_level="info")
     return 0
 

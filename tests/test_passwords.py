@@ -154,7 +154,7 @@ def test_serve_demo_sets_and_prints_every_demo_users_password(
     platform.credentials.set_password("adam.admin", "changed-by-adam", set_by="adam.admin")
     cli._print_demo_tokens(platform)
     out = capsys.readouterr().out
-    assert "Workspace at http://127.0.0.1:8000/" in out
+    assert "Workspace sign-in" in out
     for username, *_ in DEMO_USERS:
         assert f"{username:<18} demo-{username}" in out
     assert platform.credentials.check("anna.petrova", "demo-anna.petrova")
