@@ -261,3 +261,13 @@ def test_every_other_role_gets_a_home_with_the_parts_it_may_read(ws) -> None:
             assert part not in home.text, (user, part)
         leads = api.get("/workspace/leads")
         assert leads.status_code == (403 if role == "admin" else 200), user
+
+
+def test_signing_in_renews_the_csrf_token(ws) -> None:
+    api, _, _ = ws
+    before = _token(api.get("/workspace/sign-in").text)
+    assert sign_in(api, "mia.manager") == 303
+    after = _token(api.get("/").text)
+    assert after != before
+    stale = api.post("/workspace/sign-out", data={"csrf_token": before})
+    assert stale.status_code == 403

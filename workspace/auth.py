@@ -129,7 +129,11 @@ def csrf_nonce(request: Request) -> tuple[str, bool]:
     nonce = request.cookies.get(CSRF_COOKIE, "")
     if 20 <= len(nonce) <= 100:
         return nonce, False
-    return secrets.token_urlsafe(32), True
+    return new_csrf_nonce(), True
+
+
+def new_csrf_nonce() -> str:
+    return secrets.token_urlsafe(32)
 
 
 def csrf_token(platform: Platform, nonce: str) -> str:

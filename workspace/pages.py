@@ -171,6 +171,8 @@ async def sign_in(
     throttle.succeeded(name)
     response = RedirectResponse(_local(next), status_code=303)
     _sessions(request).open(response, request, principal)
+    # a new CSRF value with the new session: tokens from before the sign-in are void
+    auth.set_csrf_cookie(response, request, auth.new_csrf_nonce())
     return response
 
 
