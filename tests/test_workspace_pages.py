@@ -18,8 +18,9 @@ from fastapi.testclient import TestClient
 
 from leadledger.wiring import Platform
 from read_api.app import create_app
-from tests.conftest import PlatformFactory, bearer, new_lead_body
+from tests.conftest import FakeClock, PlatformFactory, bearer, new_lead_body
 from workspace import i18n
+from workspace.auth import Throttle
 
 ADMIN = bearer("adam.admin", "admin")
 TOP = bearer("anna.sales")
@@ -271,3 +272,31 @@ def test_signing_in_renews_the_csrf_token(ws) -> None:
     assert after != before
     stale = api.post("/workspace/sign-out", data={"csrf_token": before})
     assert stale.status_code == 403
+
+
+def test_the_throttle_slows_then_refuses_per_user_and_per_address_for_the_window(
+    make_platform: PlatformFactory, clock: FakeClock
+) -> None:
+    platform = make_platform(
+        signin_slow_after=2, signin_max_failures=3, signin_max_failures_per_address=5
+    )
+    throttle = Throttle(platform)
+    here, there = "10.0.0.1", "10.0.0.2"
+    assert throttle.verdict("ann", here) == "go"
+    throttle.failed("ann", here)
+    throttle.failed("ann", here)
+    assert throttle.verdict("ann", here) == "slow"
+    throttle.failed("ann", here)
+    assert throttle.verdict("ann", there) == "refuse"  # the user, from anywhere
+    assert throttle.verdict("bob", here) == "slow"  # the address has failed three times
+    throttle.failed("bob", here)
+    throttle.failed("cid", here)
+    assert throttle.verdict("dan", here) == "refuse"  # five failures from this address
+    assert throttle.verdict("dan", there) == "go"
+    clock.advance(minutes=14)
+    assert throttle.verdict("ann", there) == "refuse"
+    clock.advance(minutes=1)
+    assert throttle.verdict("ann", here) == "go"  # the window has passed
+    throttle.failed("eve", there)
+    throttle.succeeded("eve")
+    assert throttle.verdict("eve", "10.0.0.3") == "go"
