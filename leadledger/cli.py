@@ -1,5 +1,5 @@
 """The ``leadledger`` command line: serve, demo, project, process, relay, schemas, rebuild,
-history."""
+history, token, user."""
 
 from __future__ import annotations
 
@@ -69,6 +69,33 @@ def _print_demo_tokens(platform: Platform) -> None:
     print("Demo users (send as 'Authorization: Bearer <token>'):", flush=True)
     for role, username in demo_logins():
         print(f"  {role:<10} {username:<18} {_issue_token(side, username, None)}", flush=True)
+    _print_demo_passwords(platform)
+
+
+def demo_password(username: str) -> str:
+    """A demo user's workspace password: deterministic, because it is demo data."""
+    return f"demo-{username}"
+
+
+def _print_demo_passwords(platform: Platform) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from leadledger.demo import DEMO_USERS
+
+    credentials = platform.credentials
+    unset = [u for u, *_ in DEMO_USERS if not credentials.has_password(u)]  # changed: kept
+    with ThreadPoolExecutor(max_workers=4) as pool:  # argon2 hashing releases the GIL
+        list(
+            pool.map(lambda u: credentials.set_password(u, demo_password(u), set_by="demo"), unset)
+        )
+    print(
+        "Workspace sign-in (at / on the server below): each demo user's password is "
+        "demo-<username> unless changed since (demo data):",
+        flush=True,
+    )
+    for username, _, role, department, _ in DEMO_USERS:
+        where = f" ({department})" if department else ""
+        print(f"  {role + where:<24} {username:<18} {demo_password(username)}", flush=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -88,7 +115,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(platform)
     host = args.host or settings.host
     port = args.port or settings.port
-    log.info("LeadLedger API at http://%s:%d (docs at /docs)", host, port)
+    log.info("LeadLedger workspace at http://%s:%d/ (sign in), API docs at /docs", host, port)
     uvicorn.run(app, host=host, port=port, log_level="info")
     return 0
 
@@ -394,6 +421,56 @@ def cmd_token(args: argparse.Namespace) -> int:
         side.close()
 
 
+def cmd_user(args: argparse.Namespace) -> int:
+    import getpass
+
+    from aggregates import users
+    from commands.context import StreamNotFound
+    from event_store.credentials import check_password_shape, open_credentials
+
+    if not users.USERNAME.match(args.user):
+        print(f"leadledger user: {args.user} is not a valid username", file=sys.stderr)
+        return 2
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"New password for {args.user}: ")
+        if getpass.getpass("Again: ") != password:
+            print("leadledger user: the two passwords differ", file=sys.stderr)
+            return 2
+    try:
+        check_password_shape(password)
+    except ValueError as error:
+        print(f"leadledger user: {error}", file=sys.stderr)
+        return 2
+    side = _command_side()
+    try:
+        from commands.users import load_user
+
+        try:
+            load_user(side.store, args.user)
+        except StreamNotFound:
+            print(
+                f"leadledger user: {args.user} is not in the user directory; register them "
+                "first (POST /users)",
+                file=sys.stderr,
+            )
+            return 2
+        credentials = open_credentials(
+            side.settings.key_store_url, side.settings.event_store_url, clock=side.clock
+        )
+        try:
+            credentials.set_password(args.user, password, set_by="cli")
+        finally:
+            credentials.close()
+        print(f"the password of {args.user} is set")
+        return 0
+    except ValueError as exc:
+        raise SystemExit(f"leadledger: configuration error: {exc}") from exc
+    finally:
+        side.close()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="leadledger",
@@ -494,6 +571,17 @@ def parser() -> argparse.ArgumentParser:
         "--hours", type=float, help="lifetime in hours (default LEADLEDGER_TOKEN_TTL_HOURS)"
     )
     t.set_defaults(func=cmd_token)
+
+    u = sub.add_parser("user", help="manage a directory user's workspace sign-in")
+    user_sub = u.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sp = user_sub.add_parser(
+        "set-password", help="set a user's workspace password (asked twice, or from stdin)"
+    )
+    sp.add_argument("user", help="username (must be in the user directory)")
+    sp.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin's first line"
+    )
+    sp.set_defaults(func=cmd_user)
     return p
 
 

@@ -105,6 +105,41 @@ class Settings(BaseSettings):
         description="secret that signs bearer tokens (at least 32 characters); empty on the "
         "embedded store keeps a generated one in auth.secret beside the event store",
     )
+    auth_old_secrets: SecretStr = Field(
+        default=SecretStr(""),
+        description="retired token secrets (comma-separated) whose tokens are still accepted "
+        "until they expire: rotate by moving the current secret here and setting a new one",
+    )
+    session_ttl_hours: float = Field(
+        default=8.0, gt=0, le=24 * 30, description="how long a workspace sign-in lasts"
+    )
+    signin_slow_after: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="failed sign-ins (per user or per address, in the window) after which "
+        "each further attempt is answered only after signin_delay_seconds",
+    )
+    signin_delay_seconds: float = Field(
+        default=0.5, ge=0, le=10, description="the delay of a slowed sign-in attempt"
+    )
+    signin_max_failures: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="failed sign-ins for one user in the window after which attempts are "
+        "refused (429) until the window passes",
+    )
+    signin_max_failures_per_address: int = Field(
+        default=30,
+        ge=1,
+        le=100_000,
+        description="failed sign-ins from one address in the window after which its "
+        "attempts are refused (429)",
+    )
+    signin_window_minutes: float = Field(
+        default=15.0, gt=0, le=24 * 60, description="how long a failed sign-in is counted"
+    )
     token_ttl_hours: float = Field(
         default=12.0, gt=0, le=24 * 90, description="how long `leadledger token` tokens last"
     )

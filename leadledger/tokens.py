@@ -1,22 +1,29 @@
-"""Bearer tokens: compact JWS (HS256) carrying a user's role, department and region.
+"""Bearer tokens and workspace sessions: JWTs (HS256, signed and checked by PyJWT)
+carrying a user's role, department and region.
 
-Tokens are signed with the secret from settings (``LEADLEDGER_AUTH_SECRET``) and expire;
-the server trusts their claims for the token's lifetime. Standard JWT, so a frontend can
-read its own claims with any JWT library.
+Tokens are signed with the current secret from settings (``LEADLEDGER_AUTH_SECRET``) and
+expire; the server trusts their claims for the token's lifetime. Every token names the
+key that signed it in its header (``kid``, derived from a hash of the secret), so the
+secret can be rotated without signing everyone out at once: move the old secret to
+``LEADLEDGER_AUTH_OLD_SECRETS`` and its tokens stay accepted until they expire (a token
+without a ``kid`` is checked against the current secret only). Standard JWT, so a
+frontend can read its own claims with any JWT library.
+
+A workspace session is the same token with an audience (``aud``) of its own: a session
+cookie is no bearer token, and a bearer token opens no session.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import secrets
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
+import jwt
 
 from aggregates.errors import InvalidValue
 from aggregates.users import Principal, check_claims, department, role, username
@@ -24,33 +31,55 @@ from leadledger.settings import Settings
 
 ISSUER = "leadledger"
 MIN_SECRET = 32
-_HEADER = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=")
+ALGORITHM = "HS256"
+SESSION_AUDIENCE = "leadledger-workspace"
 
 
 class TokenRejected(Exception):
     """The bearer token is missing, malformed, wrongly signed or expired (HTTP 401)."""
 
 
-def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
+def key_id(secret: bytes) -> str:
+    """The ``kid`` of a secret: 16 hex digits of a hash of it (the secret cannot be
+    recovered from it, and two secrets practically never share one)."""
+    return hashlib.sha256(b"leadledger-kid:" + secret).hexdigest()[:16]
 
 
-def _unb64(data: str) -> bytes:
-    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+def _check_length(secret: bytes) -> None:
+    if len(secret) < MIN_SECRET:
+        raise ValueError(f"the token secret must be at least {MIN_SECRET} bytes")
 
 
 @dataclass(frozen=True)
 class Signer:
+    """Signs with ``secret``; checks with it and with each of ``older`` (rotation)."""
+
     secret: bytes
+    older: tuple[bytes, ...] = ()
+    _keys: dict[str, bytes] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if len(self.secret) < MIN_SECRET:
-            raise ValueError(f"the token secret must be at least {MIN_SECRET} bytes")
+        _check_length(self.secret)
+        for old in self.older:
+            _check_length(old)
+        keys = {key_id(old): old for old in self.older}
+        keys[key_id(self.secret)] = self.secret
+        object.__setattr__(self, "_keys", keys)
 
-    def _signature(self, signing_input: bytes) -> bytes:
-        return hmac.new(self.secret, signing_input, hashlib.sha256).digest()
+    @property
+    def kid(self) -> str:
+        """The key id new tokens carry."""
+        return key_id(self.secret)
 
-    def issue(self, principal: Principal, *, now: datetime, ttl: timedelta) -> str:
+    def issue(
+        self,
+        principal: Principal,
+        *,
+        now: datetime,
+        ttl: timedelta,
+        audience: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
         claims: dict[str, Any] = {
             "iss": ISSUER,
             "sub": principal.user,
@@ -62,33 +91,79 @@ class Signer:
             claims["dept"] = principal.department
         if principal.region:
             claims["region"] = principal.region
-        signing_input = _HEADER + b"." + _b64(orjson.dumps(claims))
-        return (signing_input + b"." + _b64(self._signature(signing_input))).decode()
+        if audience:
+            claims["aud"] = audience
+        claims.update(extra or {})
+        return jwt.encode(
+            claims, self.secret, algorithm=ALGORITHM, headers={"kid": self.kid, "typ": "JWT"}
+        )
+
+    def issue_session(
+        self, principal: Principal, *, now: datetime, ttl: timedelta, session_id: str
+    ) -> str:
+        """A workspace session (audience ``leadledger-workspace``) with its own id."""
+        return self.issue(
+            principal, now=now, ttl=ttl, audience=SESSION_AUDIENCE, extra={"sid": session_id}
+        )
 
     def verify(self, token: str, *, now: datetime) -> Principal:
-        """The token's principal, or TokenRejected saying what is wrong."""
-        parts = token.split(".")
-        if len(parts) != 3:
-            raise TokenRejected("the bearer token is not a signed token")
+        """The bearer token's principal, or TokenRejected saying what is wrong."""
+        principal, _ = self._verify(token, now=now, audience=None)
+        return principal
+
+    def verify_session(self, token: str, *, now: datetime) -> tuple[Principal, str]:
+        """A session's principal and session id, or TokenRejected."""
+        principal, claims = self._verify(token, now=now, audience=SESSION_AUDIENCE)
+        sid = claims.get("sid")
+        if not isinstance(sid, str) or not sid:
+            raise TokenRejected("the session has no id")
+        return principal, sid
+
+    def _verify(
+        self, token: str, *, now: datetime, audience: str | None
+    ) -> tuple[Principal, dict[str, Any]]:
+        what = "session" if audience else "bearer token"
+        if token.count(".") != 2:
+            raise TokenRejected(f"the {what} is not a signed token")
         try:
-            signature = _unb64(parts[2])
-            header = orjson.loads(_unb64(parts[0]))
-        except (ValueError, orjson.JSONDecodeError):
-            raise TokenRejected("the bearer token is malformed") from None
-        if not isinstance(header, dict) or header.get("alg") != "HS256":
-            raise TokenRejected("the bearer token must be signed with HS256")
-        expected = self._signature(f"{parts[0]}.{parts[1]}".encode())
-        if not hmac.compare_digest(signature, expected):
-            raise TokenRejected("the bearer token's signature does not match")
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            raise TokenRejected(f"the {what} is malformed") from None
+        if header.get("alg") != ALGORITHM:
+            raise TokenRejected(f"the {what} must be signed with {ALGORITHM}")
+        kid = header.get("kid")
+        if kid is None:
+            key = self.secret
+        elif isinstance(kid, str) and kid in self._keys:
+            key = self._keys[kid]
+        else:
+            raise TokenRejected(f"the {what}'s signature is by an unknown key (kid)")
         try:
-            claims = orjson.loads(_unb64(parts[1]))
-        except (ValueError, orjson.JSONDecodeError):
-            raise TokenRejected("the bearer token is malformed") from None
-        if not isinstance(claims, dict) or claims.get("iss") != ISSUER:
-            raise TokenRejected("the bearer token was not issued by LeadLedger")
+            # expiry is checked below against the platform's clock, not the wall clock
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=audience,
+                issuer=ISSUER,
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                    "require": ["iss"],
+                },
+            )
+        except jwt.InvalidSignatureError:
+            raise TokenRejected(f"the {what}'s signature does not match") from None
+        except (jwt.InvalidIssuerError, jwt.MissingRequiredClaimError):
+            raise TokenRejected(f"the {what} was not issued by LeadLedger") from None
+        except jwt.InvalidAudienceError:
+            raise TokenRejected(f"the {what} is not meant for this use") from None
+        except jwt.InvalidTokenError:
+            raise TokenRejected(f"the {what} is malformed") from None
         exp = claims.get("exp")
         if not isinstance(exp, int) or exp <= now.timestamp():
-            raise TokenRejected("the bearer token has expired")
+            raise TokenRejected(f"the {what} has expired")
         try:
             principal = Principal(
                 user=username(claims.get("sub"), "sub"),
@@ -98,8 +173,8 @@ class Signer:
             )
             check_claims(principal.role, principal.department)
         except InvalidValue as error:
-            raise TokenRejected(f"the bearer token's claims are invalid: {error.message}") from None
-        return principal
+            raise TokenRejected(f"the {what}'s claims are invalid: {error.message}") from None
+        return principal, claims
 
 
 def secret_from(settings: Settings) -> bytes:
@@ -130,3 +205,20 @@ def secret_from(settings: Settings) -> bytes:
     if len(secret) < MIN_SECRET:
         raise ValueError(f"{path} holds no usable secret: delete it to have a new one made")
     return secret.encode()
+
+
+def old_secrets_from(settings: Settings) -> tuple[bytes, ...]:
+    """The retired secrets still accepted (``LEADLEDGER_AUTH_OLD_SECRETS``)."""
+    raw: Iterable[str] = settings.auth_old_secrets.get_secret_value().split(",")
+    olds = tuple(s.strip().encode() for s in raw if s.strip())
+    for old in olds:
+        if len(old) < MIN_SECRET:
+            raise ValueError(
+                f"each of LEADLEDGER_AUTH_OLD_SECRETS must be at least {MIN_SECRET} characters"
+            )
+    return olds
+
+
+def signer_from(settings: Settings) -> Signer:
+    """The signer of the configured current secret, accepting the old ones too."""
+    return Signer(secret_from(settings), old_secrets_from(settings))

@@ -29,9 +29,10 @@ from aggregates.timesheets import TIMESHEET_EVENT_TYPES
 from aggregates.users import USER_EVENT_TYPES
 from event_store import EventStore, open_event_store
 from event_store.codec import EventCodec
+from event_store.credentials import Credentials, open_credentials
 from event_store.keys import KeyStore, open_key_store
 from leadledger.settings import DEFAULT_RULES_FILE, Settings
-from leadledger.tokens import Signer, secret_from
+from leadledger.tokens import Signer, signer_from
 from process_managers.deadlines import Deadlines
 from process_managers.estimate_handoff import EstimateHandoff
 from process_managers.lead_conversion import LeadConversion
@@ -173,6 +174,7 @@ class Platform:
     _threads: list[threading.Thread] = field(default_factory=list)
     _signer: Signer | None = None
     _keys: KeyStore | None = None
+    _credentials: Credentials | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -180,7 +182,7 @@ class Platform:
         """Signs and checks bearer tokens (the API needs it; workers never ask)."""
         with self._lock:
             if self._signer is None:
-                self._signer = Signer(secret_from(self.settings))
+                self._signer = signer_from(self.settings)
             return self._signer
 
     @property
@@ -192,6 +194,16 @@ class Platform:
                     self.settings.key_store_url, self.settings.event_store_url, clock=self.clock
                 )
             return self._keys
+
+    @property
+    def credentials(self) -> Credentials:
+        """Users' password hashes, beside the key store (the workspace's sign-in)."""
+        with self._lock:
+            if self._credentials is None:
+                self._credentials = open_credentials(
+                    self.settings.key_store_url, self.settings.event_store_url, clock=self.clock
+                )
+            return self._credentials
 
     def start_background(self) -> None:
         """Run the projector in this process, woken by every local append. Once: a second
@@ -240,6 +252,8 @@ class Platform:
         self.store.close()
         if self._keys is not None:
             self._keys.close()
+        if self._credentials is not None:
+            self._credentials.close()
         self.db.close()
 
 

@@ -185,6 +185,8 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/users"): frozenset({AD}),
     ("POST", "/users/{username}"): frozenset({AD}),
     ("POST", "/users/{username}/managers"): frozenset({AD}),
+    ("PUT", "/users/{username}/password"): frozenset({AD}),
+    ("PUT", "/me/password"): EVERYONE,
     ("GET", "/subjects/{subject_id}"): OVERSIGHT,
     ("POST", "/subjects/{subject_id}/erasure"): frozenset({AD}),
 }

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
+import workspace
 from leadledger.wiring import Platform
 from read_api import native_heap
 from read_api.access import authorize
@@ -99,6 +100,7 @@ def create_app(
     app.include_router(sensitive.router)
     app.include_router(exports.router)
     app.include_router(audit.router)
+    workspace.mount(app, platform)  # the browser workspace: / and /workspace/...
 
     @app.get("/health", tags=["operations"])
     def health(platform: PlatformDep) -> dict[str, Any]:

@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic import Field
 
 from aggregates import users
+from aggregates.errors import InvalidValue
 from commands.context import StreamNotFound
 from commands.users import change_user, load_user, register_user, set_assistant_managers
+from event_store.credentials import MAX_PASSWORD, MIN_PASSWORD, check_password_shape
+from leadledger.wiring import Platform
 from read_api.access import CurrentUser
 from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted
+from schemas.leads import Strict
 from schemas.users import (
     AssistantManagersRequest,
     ChangeUserRequest,
@@ -130,3 +135,55 @@ def get_user(username: str, platform: PlatformDep) -> dict[str, Any]:
         "updated_at": state.updated_at,
         "managers": list(state.managers),
     }
+
+
+# --- passwords (the workspace's sign-in; hashes beside the key store, never an event) ----
+
+
+class SetPasswordRequest(Strict):
+    password: str = Field(
+        min_length=MIN_PASSWORD,
+        max_length=MAX_PASSWORD,
+        description=f"The new password ({MIN_PASSWORD} to {MAX_PASSWORD} characters)",
+    )
+
+
+class ChangeOwnPasswordRequest(Strict):
+    old_password: str = Field(max_length=MAX_PASSWORD, description="The current password")
+    new_password: str = Field(
+        min_length=MIN_PASSWORD,
+        max_length=MAX_PASSWORD,
+        description=f"The new password ({MIN_PASSWORD} to {MAX_PASSWORD} characters)",
+    )
+
+
+def _store_password(platform: Platform, user: str, password: str, field: str, by: str) -> None:
+    try:
+        check_password_shape(password, field)
+    except ValueError as error:
+        raise InvalidValue(field, str(error)) from None
+    platform.credentials.set_password(user, password, set_by=by)
+
+
+@router.put("/users/{username}/password", status_code=204)
+def set_password(
+    username: str, body: SetPasswordRequest, platform: PlatformDep, principal: CurrentUser
+) -> Response:
+    """Set a directory user's workspace password (administrators). Only its argon2id hash
+    is kept, beside the key store; nothing reaches the event log."""
+    if not users.USERNAME.match(username):
+        raise StreamNotFound(f"user {username} not found")
+    load_user(platform.store, username)  # 404 for a user not in the directory
+    _store_password(platform, username, body.password, "password", principal.user)
+    return Response(status_code=204)
+
+
+@router.put("/me/password", status_code=204)
+def change_own_password(
+    body: ChangeOwnPasswordRequest, platform: PlatformDep, principal: CurrentUser
+) -> Response:
+    """Change one's own workspace password: the current one is required."""
+    if not platform.credentials.check(principal.user, body.old_password):
+        raise InvalidValue("old_password", "old_password is not your current password")
+    _store_password(platform, principal.user, body.new_password, "new_password", principal.user)
+    return Response(status_code=204)

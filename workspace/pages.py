@@ -1,0 +1,411 @@
+"""The workspace's pages: server-rendered HTML over the same read-model queries and access
+rules as the JSON API (never the API over HTTP, never a copy of a query)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
+
+from aggregates.errors import NotPermitted
+from aggregates.users import Principal, Role
+from commands.context import StreamNotFound
+from commands.users import load_user
+from leadledger.wiring import Platform
+from read_api import deal_queries, project_queries, queries
+from read_api.access import ENDPOINTS, read_models
+from read_api.views import detail_from_row
+from workspace import auth, i18n
+
+PREFIX = "/workspace"
+PAGE_SIZE = 25
+LEAD_STATUSES = ("open", "paused", "won", "lost", "non_quality")
+STATIC_DIR = i18n.TEMPLATE_DIR.parent / "static"
+
+
+class PageNotFound(Exception):
+    """A record that is not there for this viewer (unknown or outside their scope): 404."""
+
+
+class TooManyAttempts(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many failed sign-ins")
+        self.retry_after = retry_after
+
+
+def _platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+def _sessions(request: Request) -> auth.Sessions:
+    sessions: auth.Sessions = request.app.state.sessions
+    return sessions
+
+
+def may(principal: Principal, method: str, path: str) -> bool:
+    """Whether the API's endpoint table lets the principal call this operation."""
+    return principal.role in ENDPOINTS.get((method, path), frozenset())
+
+
+def require(principal: Principal, method: str, path: str) -> None:
+    if not may(principal, method, path):
+        raise NotPermitted("role_not_allowed", f"{principal.role.with_article} may not see this")
+
+
+def viewer(request: Request) -> Principal:
+    principal = _sessions(request).principal(request)
+    if principal is None:
+        raise auth.SignInRequired
+    return principal
+
+
+Viewer = Annotated[Principal, Depends(viewer)]
+
+
+def navigation(principal: Principal) -> list[tuple[str, str]]:
+    """The sections the viewer's role may open: (path, label msgid)."""
+    items = [(f"{PREFIX}/", "Home")]
+    if may(principal, "GET", "/leads"):
+        items.append((f"{PREFIX}/leads", "Leads"))
+    return items
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+    principal: Principal | None = None,
+) -> HTMLResponse:
+    language = i18n.language_of(request)
+    platform = _platform(request)
+    nonce, new = auth.csrf_nonce(request)
+    html = (
+        i18n.environment(language)
+        .get_template(template)
+        .render(
+            request_path=request.url.path,
+            prefix=PREFIX,
+            viewer=principal,
+            nav=navigation(principal) if principal else [],
+            csrf_field=auth.CSRF_FIELD,
+            csrf_token=auth.csrf_token(platform, nonce),
+            stage_names={
+                (f.id, stage.id): stage.name
+                for f in platform.funnels.values()
+                for stage in f.stages
+            },
+            **context,
+        )
+    )
+    response = HTMLResponse(html, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    )
+    if new:
+        auth.set_csrf_cookie(response, request, nonce)
+    return response
+
+
+async def csrf_checked(request: Request) -> None:
+    form = await request.form()
+    auth.check_csrf(_platform(request), request, form.get(auth.CSRF_FIELD))
+
+
+CsrfChecked = Depends(csrf_checked)
+
+
+def _local(target: str | None) -> str:
+    """A redirect target on this site only (never another host)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return f"{PREFIX}/"
+    return target
+
+
+router = APIRouter()
+
+
+# --- signing in ----------------------------------------------------------------------------
+
+
+@router.get("/sign-in")
+def sign_in_form(request: Request, next: str | None = None) -> HTMLResponse:
+    return render(request, "sign_in.html", {"next": _local(next), "error": None, "username": ""})
+
+
+@router.post("/sign-in", dependencies=[CsrfChecked])
+async def sign_in(
+    request: Request,
+    username: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    platform = _platform(request)
+    throttle: auth.Throttle = request.app.state.throttle
+    address = request.client.host if request.client else "unknown"
+    name = username.strip().lower()[:200]
+    verdict = throttle.verdict(name, address)
+    if verdict == "refuse":
+        raise TooManyAttempts(throttle.retry_after())
+    if verdict == "slow":
+        await asyncio.sleep(platform.settings.signin_delay_seconds)
+    principal = await asyncio.to_thread(_check_sign_in, platform, name, password)
+    if principal is None:
+        throttle.failed(name, address)
+        context = {"next": _local(next), "error": "wrong", "username": name}
+        return render(request, "sign_in.html", context, status_code=401)
+    throttle.succeeded(name)
+    response = RedirectResponse(_local(next), status_code=303)
+    _sessions(request).open(response, request, principal)
+    # a new CSRF value with the new session: tokens from before the sign-in are void
+    auth.set_csrf_cookie(response, request, auth.new_csrf_nonce())
+    return response
+
+
+def _check_sign_in(platform: Platform, username: str, password: str) -> Principal | None:
+    """The user's principal when the password is theirs and they are active; None
+    otherwise (the same answer, in about the same time, whether or not they exist)."""
+    if not platform.credentials.check(username, password):
+        return None
+    try:
+        user = load_user(platform.store, username)
+    except StreamNotFound:
+        return None
+    return user.principal() if user.active else None
+
+
+@router.post("/sign-out", dependencies=[CsrfChecked])
+def sign_out(request: Request) -> Response:
+    response = RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
+    _sessions(request).close(response, request)
+    return response
+
+
+@router.post("/language", dependencies=[CsrfChecked])
+def choose_language(
+    request: Request,
+    language: Annotated[str, Form(max_length=10)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    response = RedirectResponse(_local(next), status_code=303)
+    if language in i18n.LANGUAGES:
+        response.set_cookie(
+            i18n.LANGUAGE_COOKIE,
+            language,
+            max_age=365 * 24 * 3600,
+            samesite="lax",
+            secure=auth.secure(request),
+            path="/",
+        )
+    return response
+
+
+# --- home: the viewer's cabinet -------------------------------------------------------------
+
+
+LEAD_ROLES = frozenset({Role.MANAGER, Role.HEAD, Role.TOP, Role.EXPERT})
+FUNNEL_ROLES = frozenset({Role.MANAGER, Role.HEAD, Role.TOP, Role.ANALYST})
+PROJECT_ROLES = frozenset({Role.PM, Role.HEAD, Role.TOP})
+QUEUE_ROLES = frozenset({Role.DEPARTMENT, Role.HEAD})
+
+
+def cabinet(platform: Platform, principal: Principal) -> dict[str, Any]:
+    """What the viewer's home shows, from the API's own queries over their read scope."""
+    parts: dict[str, Any] = {}
+    role = principal.role
+    own = principal.user if role is Role.MANAGER else None
+    with read_models(platform, principal) as cursor:
+        if role in LEAD_ROLES and may(principal, "GET", "/leads"):
+            for status in ("open", "paused"):
+                filters = queries.LeadFilters(status=status, manager=own)
+                items, total = queries.list_leads(cursor, filters, 10, 0)
+                parts[status] = {"items": items, "total": total}
+        if role in FUNNEL_ROLES and may(principal, "GET", "/reports/funnel"):
+            reports = [
+                queries.funnel_report(cursor, f, None, None) for f in platform.funnels.values()
+            ]
+            parts["funnels"] = [
+                {"name": platform.funnels[r["funnel"]].name, **r}
+                for r in reports
+                if r["totals"]["count"]
+            ]
+        if role in QUEUE_ROLES and principal.department and may(principal, "GET", "/handoffs"):
+            queue = deal_queries.Filters(
+                equal={"department": principal.department},
+                extra=[(deal_queries.OPEN_REQUEST, [])],
+            )
+            items, total = deal_queries.list_handoffs(cursor, queue, 10, 0)
+            parts["queue"] = {"items": items, "total": total}
+        if role in PROJECT_ROLES and may(principal, "GET", "/projects"):
+            mine = deal_queries.Filters(equal={"pm": principal.user if role is Role.PM else None})
+            items, total = project_queries.list_projects(cursor, mine, 10, 0)
+            parts["projects"] = {"items": items, "total": total}
+        if may(principal, "GET", "/alerts"):
+            alerts = deal_queries.Filters(equal={"recipient": own}, time_column="raised_at")
+            items, total = deal_queries.list_alerts(cursor, alerts, 10, 0)
+            parts["alerts"] = {"items": items, "total": total}
+    return parts
+
+
+def chart_data(funnels: list[dict[str, Any]]) -> str:
+    """The pipeline-by-stage chart's data (read by static/charts.js), as JSON."""
+    return orjson.dumps(
+        [
+            {
+                "name": f["name"],
+                "stages": [s["name"] for s in f["stages"]],
+                "counts": [s["count"] for s in f["stages"]],
+                "amounts": [float(s["amount"]) for s in f["stages"]],
+            }
+            for f in funnels
+        ]
+    ).decode()
+
+
+@router.get("/")
+def home(request: Request, principal: Viewer) -> HTMLResponse:
+    parts = cabinet(_platform(request), principal)
+    context = {"parts": parts, "chart": chart_data(parts.get("funnels", []))}
+    return render(request, "home.html", context, principal=principal)
+
+
+# --- leads -------------------------------------------------------------------------------
+
+
+@router.get("/leads")
+def leads(
+    request: Request,
+    principal: Viewer,
+    funnel: Annotated[str | None, Query(max_length=100)] = None,
+    stage: Annotated[str | None, Query(max_length=100)] = None,
+    status: Annotated[str | None, Query(max_length=20)] = None,
+    manager: Annotated[str | None, Query(max_length=100)] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> HTMLResponse:
+    require(principal, "GET", "/leads")
+    platform = _platform(request)
+    chosen: dict[str, str | None] = {
+        "funnel": funnel if funnel in platform.funnels else None,
+        "stage": stage or None,
+        "status": status if status in LEAD_STATUSES else None,
+        "manager": manager.strip() or None if manager else None,
+    }
+    filters = queries.LeadFilters(
+        chosen["funnel"], chosen["stage"], chosen["status"], chosen["manager"]
+    )
+    with read_models(platform, principal) as cursor:
+        items, total = queries.list_leads(cursor, filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    query = {k: v for k, v in chosen.items() if v}
+
+    def link(to: int) -> str:
+        return f"{PREFIX}/leads?" + urlencode({**query, "page": to})
+
+    context = {
+        "items": items,
+        "total": total,
+        "page": page,
+        "pages": pages,
+        "previous": link(page - 1) if page > 1 else None,
+        "following": link(page + 1) if page < pages else None,
+        "chosen": chosen,
+        "funnels": [(f.id, f.name) for f in platform.funnels.values()],
+        "stages": sorted({(s.id, s.name) for f in platform.funnels.values() for s in f.stages}),
+        "statuses": LEAD_STATUSES,
+    }
+    return render(request, "leads.html", context, principal=principal)
+
+
+@router.get("/leads/{lead_id}")
+def lead_card(request: Request, principal: Viewer, lead_id: str) -> HTMLResponse:
+    require(principal, "GET", "/leads/{lead_id}")
+    try:
+        lead_uuid = UUID(lead_id)
+    except ValueError:
+        raise PageNotFound from None
+    platform = _platform(request)
+    with read_models(platform, principal) as cursor:
+        row = queries.get_lead(cursor, str(lead_uuid))
+    if row is None:
+        raise PageNotFound
+    lead = detail_from_row(row)
+    funnel = platform.funnels.get(lead["funnel"])
+    stage_names = {s.id: s.name for s in funnel.stages} if funnel else {}
+    context = {
+        "lead": lead,
+        "funnel_name": funnel.name if funnel else lead["funnel"],
+        "stage_name": stage_names.get(lead["stage"], lead["stage"]),
+    }
+    return render(request, "lead.html", context, principal=principal)
+
+
+# --- the application ---------------------------------------------------------------------
+
+
+def _error_page(
+    request: Request, status_code: int, kind: str, headers: dict[str, str] | None = None
+) -> HTMLResponse:
+    principal = _sessions(request).principal(request)
+    response = render(
+        request, "error.html", {"kind": kind}, status_code=status_code, principal=principal
+    )
+    response.headers.update(headers or {})
+    return response
+
+
+def workspace_app(platform: Platform) -> FastAPI:
+    """The workspace as an application of its own, mounted in the API's app."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
+    app.state.platform = platform
+    app.state.sessions = auth.Sessions(platform)
+    app.state.throttle = auth.Throttle(platform)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(auth.SignInRequired)
+    async def _sign_in(request: Request, _: Exception) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{PREFIX}/sign-in?" + urlencode({"next": target}), status_code=303)
+
+    @app.exception_handler(auth.CsrfRejected)
+    async def _csrf(request: Request, _: Exception) -> Response:
+        return _error_page(request, 403, "csrf")
+
+    @app.exception_handler(NotPermitted)
+    async def _forbidden(request: Request, _: Exception) -> Response:
+        return _error_page(request, 403, "forbidden")
+
+    @app.exception_handler(PageNotFound)
+    async def _missing(request: Request, _: Exception) -> Response:
+        return _error_page(request, 404, "missing")
+
+    @app.exception_handler(TooManyAttempts)
+    async def _throttled(request: Request, exc: Exception) -> Response:
+        retry = exc.retry_after if isinstance(exc, TooManyAttempts) else 60
+        return _error_page(request, 429, "throttled", {"Retry-After": str(retry)})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: Exception) -> Response:
+        code = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+        kind = {404: "missing", 405: "method"}.get(code, "bad")
+        return _error_page(request, code, kind)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, _: Exception) -> Response:
+        return _error_page(request, 400, "bad")
+
+    return app
