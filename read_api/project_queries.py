@@ -30,9 +30,10 @@ PROJECT_COLUMNS = (
     "computed_health, computed_reasons, manual_health, manual_comment, pm, curator, "
     "department, direction, category, planned_start, planned_end, planned_hours, "
     "actual_hours, percent_done, tasks, tasks_done, invoiced, paid, remaining, "
-    "payment_status, empty_mandatory_fields, created_at, updated_at, version, billing_version"
+    "payment_status, invoiced_unpaid, payment_measured_against, empty_mandatory_fields, created_at, updated_at, version, billing_version"
 )
 NEWEST_FIRST = "created_at DESC, project_id"
+PAYMENT_STATUSES = ("not_paid", "partially_paid", "paid")
 
 
 @dataclass(frozen=True)
@@ -190,9 +191,21 @@ def portfolio(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, rules: ProjectRules
 ) -> dict[str, Any]:
     """The portfolio of one PM, one department or the whole company: totals, the status
-    and health distributions, and per PM and per department the projects (open ones:
+    and health distributions, the payments (by payment status, measured against each
+    project's amount; amount, paid, left to pay and invoiced not paid yet), and per PM and per department the projects (open ones:
     not done) and their planned and actual hours."""
     where, params = filters.where()
+    cursor.execute(
+        "SELECT payment_status, count(*), sum(amount), sum(paid), sum(remaining), "
+        f"sum(invoiced_unpaid) FROM projects{where} GROUP BY payment_status",
+        params,
+    )
+    owed = {"amount": ZERO, "paid": ZERO, "remaining": ZERO, "invoiced_unpaid": ZERO}
+    by_payment: dict[str, int] = {}
+    for status, n, *money in cursor.fetchall():
+        by_payment[status] = int(n)
+        for key, value in zip(owed, money, strict=True):
+            owed[key] += _decimal(value)
     cursor.execute(
         "SELECT pm, department, status, health, count(*) AS n, sum(planned_hours), "
         f"sum(actual_hours) FROM projects{where} GROUP BY ALL",
@@ -213,6 +226,13 @@ def portfolio(
         **whole.figures(),
         "by_status": _status_counts(rules, whole.statuses),
         "by_health": _health_counts(whole.health),
+        "payments": {
+            **owed,
+            "by_status": [
+                {"payment_status": status, "projects": by_payment.get(status, 0)}
+                for status in PAYMENT_STATUSES
+            ],
+        },
         "pms": [
             {
                 "pm": pm,
@@ -404,11 +424,13 @@ def payments(
     status: str | None,
     limit: int,
     offset: int,
+    payment_status: str | None = None,
 ) -> dict[str, Any]:
     """Per project with an invoice issued or a payment received in the period (by client,
     then title): invoiced and paid in the period and what is still outstanding of its
-    invoices issued in the period; per client and in total over every such project the
-    filters match."""
+    invoices issued in the period, beside the project's amount, its payment status and
+    what is left to pay of its amount (now, whatever the period); per client and in
+    total over every such project the filters match."""
     issued, issued_params = days.where("issued_on")
     received, received_params = days.where("paid_on")
     extra: list[tuple[str, list[Any]]] = [
@@ -416,12 +438,15 @@ def payments(
     ]
     if status is not None:
         extra.append((f"{ROW_STATUS} = ?", [status]))
+    if payment_status is not None:
+        extra.append(("p.payment_status = ?", [payment_status]))
     where, params = Filters(equal=filters.equal, extra=[*filters.extra, *extra]).where("p")
     rows_sql = (
         "SELECT p.project_id, p.title, p.company_id, p.company_name, p.pm, "
         "coalesce(i.invoices, 0) AS invoices, coalesce(i.invoiced, 0) AS invoiced, "
         "coalesce(r.payments, 0) AS payments, coalesce(r.paid, 0) AS paid, "
-        f"coalesce(i.outstanding, 0) AS outstanding, {ROW_STATUS} AS status "
+        f"coalesce(i.outstanding, 0) AS outstanding, {ROW_STATUS} AS status, "
+        "p.amount, p.payment_status, p.remaining "
         "FROM projects p "
         "LEFT JOIN (SELECT project_id, count(*) AS invoices, sum(amount) AS invoiced, "
         f"sum(remaining) AS outstanding FROM project_invoices WHERE {issued} "
@@ -433,7 +458,7 @@ def payments(
     all_params = [*issued_params, *received_params, *params]
     cursor.execute(
         "SELECT company_id, company_name, count(*), sum(invoiced), sum(paid), "
-        f"sum(outstanding) FROM ({rows_sql}) GROUP BY ALL",
+        f"sum(outstanding), sum(remaining) FROM ({rows_sql}) GROUP BY company_id, company_name",
         all_params,
     )
     clients = sorted(
@@ -445,8 +470,11 @@ def payments(
                 "invoiced": _decimal(invoiced),
                 "paid": _decimal(paid),
                 "outstanding": _decimal(outstanding),
+                "remaining": _decimal(remaining),
             }
-            for company_id, company_name, n, invoiced, paid, outstanding in cursor.fetchall()
+            for company_id, company_name, n, invoiced, paid, outstanding, remaining in (
+                cursor.fetchall()
+            )
         ),
         key=lambda c: (c["company_name"], _name_key(c["company_id"])),
     )
@@ -456,7 +484,7 @@ def payments(
     )
     items = _rows(cursor)
     for item in items:
-        for key in ("invoiced", "paid", "outstanding"):
+        for key in ("invoiced", "paid", "outstanding", "remaining"):
             item[key] = _decimal(item[key])
     total = sum(c["projects"] for c in clients)
     return {
@@ -469,5 +497,6 @@ def payments(
             "invoiced": sum((c["invoiced"] for c in clients), ZERO),
             "paid": sum((c["paid"] for c in clients), ZERO),
             "outstanding": sum((c["outstanding"] for c in clients), ZERO),
+            "remaining": sum((c["remaining"] for c in clients), ZERO),
         },
     }

@@ -230,17 +230,24 @@ def payments_report(
         PaymentStatus | None,
         Query(description="Payment status of the project's invoices issued in the period"),
     ] = None,
+    payment_status: Annotated[
+        PaymentStatus | None,
+        Query(description="The project's payment status, measured against its amount"),
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """Per project with an invoice issued or a payment received in the period (by client,
     then title): invoiced and paid in the period, and what is still outstanding of the
     invoices issued in it; per client and in total. Without ``from``/``to``: all time, so
-    the figures are each project's invoiced, paid and remaining."""
+    the figures are each project's invoiced, paid and remaining. Beside them, the
+    project's amount, its payment status and what is left to pay of its amount (now)."""
     filters = Filters(
         equal={
             "company_id": company_id,
             "project_id": None if project_id is None else str(project_id),
         }
     )
-    return project_queries.payments(cursor, filters, period.days, status, limit, offset)
+    return project_queries.payments(
+        cursor, filters, period.days, status, limit, offset, payment_status
+    )
