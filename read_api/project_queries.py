@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -95,6 +95,10 @@ def deviation(actual: Decimal, planned: Decimal) -> Decimal | None:
 
 def _page_of(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
     return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min, UTC)
 
 
 def _name_key(value: str | None) -> tuple[bool, str]:
@@ -369,25 +373,52 @@ def deviations(
     cursor: duckdb.DuckDBPyConnection, calendar: Calendar, span: Span, limit: int, offset: int
 ) -> dict[str, Any]:
     """People short of the production calendar in the period, and project cards with
-    mandatory fields still empty (each list a page of its own, with its total)."""
+    mandatory fields still empty (each list a page of its own, with its total).
+
+    The people: everyone who should have logged hours, whether they logged any or not:
+    the users of the delivering departments (``calendar.departments``) with a role that
+    logs its own hours (``calendar.roles``) who were active in the period (registered by
+    its last day, and active now or last changed, as by their deactivation, on or after
+    its first day); and, as before, anyone else who has logged hours on any project on a
+    day up to the period's end (a withdrawn entry counts: its person still works here)."""
     required = calendar_hours(calendar, span.start, span.end)
-    # the people: everyone who has logged hours on any project on a day up to the period's
-    # end (a withdrawn entry counts: its person still works here)
     cursor.execute(
         "SELECT person, coalesce(sum(hours) FILTER (WHERE day >= ?), 0) AS logged "
         "FROM time_entries WHERE day <= ? GROUP BY person",
         [span.start, span.end],
     )
+    logged: dict[str, Decimal] = {who: _decimal(hours) for who, hours in cursor.fetchall()}
+    departments: dict[str, str | None] = dict.fromkeys(logged)
+    cursor.execute(
+        "SELECT username, department FROM users WHERE list_contains(?, department) "
+        "AND list_contains(?, role) AND created_at < ? AND (active OR updated_at >= ?)",
+        [
+            sorted(calendar.departments),
+            sorted(calendar.roles),
+            _start_of(span.end + timedelta(days=1)) if span.end < date.max else _start_of(span.end),
+            _start_of(span.start),
+        ],
+    )
+    for who, department in cursor.fetchall():
+        departments[who] = department
+        logged.setdefault(who, ZERO)
+    if logged:
+        cursor.execute(
+            "SELECT username, department FROM users WHERE list_contains(?, username)",
+            [sorted(logged)],
+        )
+        departments.update(dict(cursor.fetchall()))
     short = sorted(
         (
             {
                 "person": who,
+                "department": departments.get(who),
                 "required_hours": required,
-                "logged_hours": _decimal(hours),
-                "missing_hours": required - _decimal(hours),
+                "logged_hours": hours,
+                "missing_hours": required - hours,
             }
-            for who, hours in cursor.fetchall()
-            if _decimal(hours) < required
+            for who, hours in logged.items()
+            if hours < required
         ),
         key=lambda p: (-p["missing_hours"], p["person"]),
     )

@@ -194,6 +194,7 @@ class ResourceLoadReport(Page):
 
 class PersonShortfall(BaseModel):
     person: str
+    department: str | None = Field(description="From the user directory (null: not in it)")
     required_hours: Decimal
     logged_hours: Decimal
     missing_hours: Decimal

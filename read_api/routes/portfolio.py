@@ -208,9 +208,12 @@ def deviations_report(
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """(a) People who logged fewer hours on days of the period than the production
-    calendar asks (required, logged, missing), most missing first. The people are everyone
-    who has logged hours on any project on a day in or before the period (an entry since
-    corrected to zero included): someone who never logged hours is unknown here.
+    calendar asks (required, logged, missing), most missing first. The people are
+    everyone who should have logged hours: the users of the delivering departments
+    (``[calendar] departments`` of the rules) with a role that logs its own hours
+    (``[calendar] roles``) active in the period, those who logged nothing included (0
+    hours), and anyone else who has logged hours on any project on a day in or before the
+    period (an entry since corrected to zero included).
     (b) Project cards with mandatory fields still empty (as they are now, whatever the
     period): the project, its PM and which fields.
 
