@@ -42,8 +42,8 @@ def payment_status(invoiced: Decimal, paid: Decimal) -> str:
 @dataclass(frozen=True)
 class ProjectPayment:
     """A project's payment measured against its amount (what the client owes for it), not
-    against what was invoiced so far: ``remaining`` = amount − paid (never below 0);
-    ``invoiced_unpaid`` = invoiced − paid is shown beside it. A project whose amount is
+    against what was invoiced so far: ``remaining`` = amount - paid (never below 0);
+    ``invoiced_unpaid`` = invoiced - paid is shown beside it. A project whose amount is
     not filled in (0) has nothing else to measure against: it is measured against what
     was invoiced, and its ``measured_against`` says so."""
 

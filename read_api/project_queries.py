@@ -30,7 +30,8 @@ PROJECT_COLUMNS = (
     "computed_health, computed_reasons, manual_health, manual_comment, pm, curator, "
     "department, direction, category, planned_start, planned_end, planned_hours, "
     "actual_hours, percent_done, tasks, tasks_done, invoiced, paid, remaining, "
-    "payment_status, invoiced_unpaid, payment_measured_against, empty_mandatory_fields, created_at, updated_at, version, billing_version"
+    "payment_status, invoiced_unpaid, payment_measured_against, empty_mandatory_fields, "
+    "created_at, updated_at, version, billing_version"
 )
 NEWEST_FIRST = "created_at DESC, project_id"
 PAYMENT_STATUSES = ("not_paid", "partially_paid", "paid")
@@ -196,8 +197,9 @@ def portfolio(
 ) -> dict[str, Any]:
     """The portfolio of one PM, one department or the whole company: totals, the status
     and health distributions, the payments (by payment status, measured against each
-    project's amount; amount, paid, left to pay and invoiced not paid yet), and per PM and per department the projects (open ones:
-    not done) and their planned and actual hours."""
+    project's amount; amount, paid, left to pay and invoiced not paid yet), and per PM
+    and per department the projects (open ones: not done) and their planned and actual
+    hours."""
     where, params = filters.where()
     cursor.execute(
         "SELECT payment_status, count(*), sum(amount), sum(paid), sum(remaining), "

@@ -53,7 +53,7 @@ class ProjectSummary(BaseModel):
     invoiced: Decimal
     paid: Decimal
     remaining: Decimal = Field(
-        description="Left to pay of the project's amount: amount − paid, never below 0 "
+        description="Left to pay of the project's amount: amount - paid, never below 0 "
         "(of what was invoiced while the amount is 0)"
     )
     payment_status: PaymentStatus = Field(

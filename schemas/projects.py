@@ -163,7 +163,7 @@ class PaymentsOut(BaseModel):
     measured_against: Literal["amount", "invoiced"]
     invoiced: Decimal
     paid: Decimal
-    remaining: Decimal = Field(description="Amount − paid, never below 0")
+    remaining: Decimal = Field(description="Amount - paid, never below 0")
     invoiced_unpaid: Decimal = Field(description="Invoiced and not paid yet")
     invoices: list[InvoiceOut]
 
