@@ -25,6 +25,7 @@ from commands.projects import (
     load_billing,
     load_project_records,
 )
+from commands.status_limits import project_status_limit
 from event_store import EventStore, RecordedEvent
 from process_managers.runner import Issuer
 from process_managers.state import Deadline, DeadlineChanges
@@ -89,7 +90,9 @@ class ProjectHealth:
             return None
         bills = load_billing(self.store, project_id)
         now = self.clock()
-        level, reasons = compute_health(state, bills, now, self.rules.project)
+        # the limit in force of its status (set by hand, else configured)
+        limits = {state.status: project_status_limit(self.store, self.rules, state.status, now)}
+        level, reasons = compute_health(state, bills, now, self.rules.project, limits)
         if (level, reasons) != (state.computed_health, state.computed_reasons):
             command = project.RecordComputedHealth(level, reasons)
 
@@ -97,7 +100,7 @@ class ProjectHealth:
                 return handle_project_command(self.store, self.rules, project_id, command, ctx)
 
             self.issuer.issue(send, project_id, state.version, level, *reasons)
-        moment = next_change(state, bills, now, self.rules.project)
+        moment = next_change(state, bills, now, self.rules.project, limits)
         if moment is None:
             return None
         return Deadline(
