@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID, uuid5
 
 from aggregates import values
@@ -27,7 +27,8 @@ from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
 
 STATUS_LIMIT_NAMESPACE = UUID("c3a9e1d4-6f2b-4a8c-9d5e-7b1f0e3a2c64")
-KINDS = ("lead", "deal", "project")
+Kind = Literal["lead", "deal", "project"]
+KINDS: tuple[Kind, ...] = ("lead", "deal", "project")
 MAX_LIMIT_HOURS = 100 * 366 * 24
 """A century: a longer limit is a typo."""
 
@@ -50,6 +51,7 @@ class SetStatusLimit:
 @dataclass(frozen=True, kw_only=True)
 class StatusLimitSet(DomainEvent):
     kind: str
+    """lead, deal or project."""
     funnel: str | None
     """The lead or deal funnel; None for a project status."""
     stage: str
@@ -133,6 +135,8 @@ def decide(
 ) -> StatusLimitSet:
     """``configured``: the stage's configured limit (:func:`configured_limit`), in force
     until the first limit is set by hand."""
+    if command.kind not in KINDS:
+        raise InvalidValue("kind", f"kind must be one of {', '.join(KINDS)}")
     hours = limit_hours(command.limit_hours)
     reason = None if command.reason is None else values.required_text("reason", command.reason)
     before = configured if state is None else state.limit_hours

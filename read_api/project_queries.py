@@ -410,20 +410,20 @@ def deviations(
             [sorted(logged)],
         )
         departments.update(dict(cursor.fetchall()))
-    short = sorted(
-        (
-            {
-                "person": who,
-                "department": departments.get(who),
-                "required_hours": required,
-                "logged_hours": hours,
-                "missing_hours": required - hours,
-            }
-            for who, hours in logged.items()
-            if hours < required
-        ),
-        key=lambda p: (-p["missing_hours"], p["person"]),
+    missing = sorted(
+        ((required - hours, who) for who, hours in logged.items() if hours < required),
+        key=lambda m: (-m[0], m[1]),
     )
+    short = [
+        {
+            "person": who,
+            "department": departments.get(who),
+            "required_hours": required,
+            "logged_hours": logged[who],
+            "missing_hours": gap,
+        }
+        for gap, who in missing
+    ]
     empty = "len(empty_mandatory_fields) > 0"
     total_cards = _count(cursor, f"SELECT count(*) FROM projects WHERE {empty}", [])
     cursor.execute(

@@ -184,11 +184,11 @@ def test_the_limit_in_force_is_the_last_set_by_then(changes: list[tuple[int, Any
         events.append(event)
         state = status_limits.evolve(state, event)
     for probe in (T0 - timedelta(hours=1), T0, at, at + timedelta(hours=1)):
-        expected = 120.0
-        for event in events:
-            assert isinstance(event, StatusLimitSet)
-            if event.at <= probe:
-                expected = event.limit_hours  # type: ignore[assignment]
+        expected: float | None = 120.0
+        for recorded in events:
+            assert isinstance(recorded, StatusLimitSet)
+            if recorded.at <= probe:
+                expected = recorded.limit_hours
         assert status_limits.in_force(120.0, events, probe) == expected
 
 
