@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid5
 
-from aggregates import billing, contractor, deal, handoff, lead, project, users
+from aggregates import billing, contractor, deal, handoff, lead, project, status_limits, users
 from aggregates.base import CommandMeta
 from aggregates.errors import DomainError
 from aggregates.funnels import FunnelCatalog
@@ -28,6 +28,7 @@ from commands.deals import convert_lead, handle_deal_command
 from commands.handoffs import handle_handoff_command
 from commands.leads import create_lead, handle_lead_command
 from commands.projects import handle_billing_command, handle_project_command, project_id_for_deal
+from commands.status_limits import set_status_limit
 from commands.users import register_user
 from event_store import EventStore
 from leadledger.wiring import process_managers
@@ -415,7 +416,36 @@ def load_demo_deals(
             _sell_and_deliver(store, rules, runner, deal_id, manager, rng, ctx, later)
     moment[0] = now
     runner.run_once()
+    load_demo_status_limits(store, funnels, rules, now)
     return deals
+
+
+def load_demo_status_limits(
+    store: EventStore, funnels: FunnelCatalog, rules: Rules, now: datetime
+) -> int:
+    """Time limits set by hand (top management), in force from ``now``: a tighter limit
+    on the projects' approval status and on the first stage of the first lead funnel; the
+    number of commands sent (a repeat appends nothing: its idempotency key replays)."""
+    first = next(iter(funnels.values()), None)
+    wanted: list[status_limits.SetStatusLimit] = []
+    if rules.project.status("approval") is not None:
+        wanted.append(status_limits.SetStatusLimit("project", None, "approval", 48, "clients wait"))
+    if first is not None:
+        wanted.append(status_limits.SetStatusLimit("lead", first.id, first.stages[0].id, 12))
+    done = 0
+    for command in wanted:
+        ctx = CommandContext(
+            actor="tech.director",
+            at=now,
+            command_id=uuid5(DEMO_NAMESPACE, f"limit-{command.kind}-{command.stage}"),
+            idempotency_key=f"demo-limit-{command.kind}-{command.funnel}-{command.stage}",
+            actor_role="top",
+            command="set_limit",
+        )
+        with contextlib.suppress(DomainError):  # set already, or the same as configured
+            set_status_limit(store, funnels, rules, command, ctx)
+            done += 1
+    return done
 
 
 PEOPLE = ["ivan.fitter", "pavel.fitter", "nina.engineer", "oleg.engineer", "maria.designer"]
