@@ -84,12 +84,14 @@ def test_a_won_deal_becomes_a_project_with_its_invoice_once_even_on_redelivery(
     assert (project["deal_id"], project["lead_id"]) == (deal_id, deal["lead_id"])
     assert deal["project_id"] == str(project_id)
     payments = project["payments"]
-    assert (payments["status"], payments["invoiced"], payments["paid"], payments["remaining"]) == (
+    assert (payments["status"], payments["invoiced"], payments["paid"]) == (
         "not_paid",
         "17500.25",
         "0.00",
-        "17500.25",
     )
+    # what is left is measured against the project's amount (the deal's); what was
+    # invoiced and not paid yet is beside it
+    assert (payments["remaining"], payments["invoiced_unpaid"]) == (project["amount"], "17500.25")
     [invoice] = payments["invoices"]
     assert {k: invoice[k] for k in ("number", "amount", "organisation", "prepayment")} == {
         "number": "S-17",

@@ -11,6 +11,7 @@ or deal stage or a project status, as an event on the stage's own stream; the co
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aggregates import project, status_limits
@@ -27,9 +28,20 @@ from aggregates.base import CommandMeta, DomainEvent
 from aggregates.errors import InvalidValue, RuleViolation
 from aggregates.health import compute_health, next_change
 from aggregates.status_limits import SetStatusLimit, StatusLimitSet
+from commands.context import CommandContext
 from commands.projects import load_project
+from commands.status_limits import set_status_limit
+from event_store import open_event_store
 from leadledger.settings import DEFAULT_FUNNELS_FILE, DEFAULT_RULES_FILE
-from leadledger.wiring import Platform, load_funnels, load_rules
+from leadledger.wiring import (
+    Platform,
+    event_codec,
+    load_funnels,
+    load_rules,
+    read_model_projections,
+)
+from projections.database import ReadModelDatabase
+from projections.projector import Projector, rebuild
 from read_api.app import create_app
 from tests.conftest import ACTOR, FakeClock, PlatformFactory, bearer, iso
 from tests.test_project_rules import story
@@ -455,3 +467,48 @@ def test_the_health_process_manager_uses_the_limit_set_by_hand(
         platform.processes.run_once()
         state = load_project(platform.store, UUID(project_id))
         assert state.computed_reasons == ("'planning' for longer than its 24 h limit",)
+
+
+# --- the read model ----------------------------------------------------------------------
+
+
+@given(sizes=st.lists(st.integers(min_value=1, max_value=4), min_size=1, max_size=4))
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_limit_changes_folded_in_any_page_sizes_equal_a_rebuild(sizes: list[int]) -> None:
+    projections = read_model_projections(FUNNELS, RULES)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_event_store(f"sqlite:///{tmp}/events.sqlite", event_codec())
+        db = ReadModelDatabase(f"{tmp}/incremental.duckdb")
+        fresh = ReadModelDatabase(f"{tmp}/rebuilt.duckdb")
+        try:
+            lead_funnel = next(iter(FUNNELS.values()))
+            commands = [
+                planning(48, "faster"),
+                SetStatusLimit("lead", lead_funnel.id, lead_funnel.stages[0].id, 2.5),
+                planning(None),
+                planning(200),
+            ]
+            for n, command in enumerate(commands):
+                ctx = CommandContext.new(
+                    actor="root.admin",
+                    clock=lambda n=n: T0 + timedelta(hours=n),  # type: ignore[misc]
+                    actor_role="admin",
+                )
+                set_status_limit(store, FUNNELS, RULES, command, ctx)
+                for size in sizes:
+                    Projector(store, db, projections, page_size=size).run_once()
+            Projector(store, db, projections, page_size=sizes[0]).catch_up()
+            rebuild(store, fresh, projections)
+            query = "SELECT * FROM status_limit_changes ORDER BY position"
+            rows = db.cursor().execute(query).fetchall()
+            assert rows == fresh.cursor().execute(query).fetchall()
+            assert [(r[0], r[3], r[7]) for r in rows] == [
+                ("project", 48.0, "admin"),
+                ("lead", 2.5, "admin"),
+                ("project", None, "admin"),
+                ("project", 200.0, "admin"),
+            ]
+        finally:
+            fresh.close()
+            db.close()
+            store.close()
