@@ -371,8 +371,22 @@ def resource_load(
     }
 
 
+@dataclass(frozen=True)
+class Expected:
+    """Whose absence from the timesheets a viewer may see: everyone of the delivering
+    departments (no bound), one department's people (a head), or only themselves."""
+
+    department: str | None = None
+    person: str | None = None
+
+
 def deviations(
-    cursor: duckdb.DuckDBPyConnection, calendar: Calendar, span: Span, limit: int, offset: int
+    cursor: duckdb.DuckDBPyConnection,
+    calendar: Calendar,
+    span: Span,
+    limit: int,
+    offset: int,
+    expected: Expected | None = None,
 ) -> dict[str, Any]:
     """People short of the production calendar in the period, and project cards with
     mandatory fields still empty (each list a page of its own, with its total).
@@ -381,8 +395,10 @@ def deviations(
     the users of the delivering departments (``calendar.departments``) with a role that
     logs its own hours (``calendar.roles``) who were active in the period (registered by
     its last day, and active now or last changed, as by their deactivation, on or after
-    its first day); and, as before, anyone else who has logged hours on any project on a
-    day up to the period's end (a withdrawn entry counts: its person still works here)."""
+    its first day), as far as ``expected`` lets the viewer see them; and, as before,
+    anyone else who has logged hours on a project the viewer sees on a day up to the
+    period's end (a withdrawn entry counts: its person still works here)."""
+    bound = expected or Expected()
     required = calendar_hours(calendar, span.start, span.end)
     cursor.execute(
         "SELECT person, coalesce(sum(hours) FILTER (WHERE day >= ?), 0) AS logged "
@@ -393,17 +409,33 @@ def deviations(
     departments: dict[str, str | None] = dict.fromkeys(logged)
     cursor.execute(
         "SELECT username, department FROM users WHERE list_contains(?, department) "
-        "AND list_contains(?, role) AND created_at < ? AND (active OR updated_at >= ?)",
+        "AND list_contains(?, role) AND created_at < ? AND (active OR updated_at >= ?) "
+        "AND department = coalesce(?, department) AND username = coalesce(?, username)",
         [
             sorted(calendar.departments),
             sorted(calendar.roles),
             _start_of(span.end + timedelta(days=1)) if span.end < date.max else _start_of(span.end),
             _start_of(span.start),
+            bound.department,
+            bound.person,
         ],
     )
-    for who, department in cursor.fetchall():
-        departments[who] = department
-        logged.setdefault(who, ZERO)
+    expected_people = dict(cursor.fetchall())
+    if expected_people:
+        # their hours are theirs: counted on every project, also those the viewer does
+        # not see (the read scope shadows time_entries; its stored table holds them all)
+        row = cursor.execute("SELECT current_database()").fetchone()
+        assert row is not None
+        stored = '"' + str(row[0]).replace('"', '""') + '".main.time_entries'
+        cursor.execute(
+            f"SELECT person, coalesce(sum(hours), 0) FROM {stored} "
+            "WHERE day BETWEEN ? AND ? AND list_contains(?, person) GROUP BY person",
+            [span.start, span.end, sorted(expected_people)],
+        )
+        hours_of = {who: _decimal(hours) for who, hours in cursor.fetchall()}
+        for who, department in expected_people.items():
+            departments[who] = department
+            logged[who] = hours_of.get(who, ZERO)
     if logged:
         cursor.execute(
             "SELECT username, department FROM users WHERE list_contains(?, username)",

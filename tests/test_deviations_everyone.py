@@ -61,9 +61,11 @@ def register(api: TestClient, username: str, role: str, department: str | None) 
     ok(api.post("/users", json=body, headers=ADMIN), 201)
 
 
-def people(api: TestClient, platform: Platform, **period: str) -> dict[str, tuple[Any, ...]]:
+def people(
+    api: TestClient, platform: Platform, headers: dict[str, str] | None = None, **period: str
+) -> dict[str, tuple[Any, ...]]:
     params = {**period, "min_position": platform.store.last_position()}
-    report = ok(api.get("/reports/deviations", params=params))
+    report = ok(api.get("/reports/deviations", params=params, headers=headers))
     assert report["people"]["total"] == len(report["people"]["items"])
     return {
         p["person"]: (p["department"], Decimal(p["logged_hours"]), Decimal(p["missing_hours"]))
@@ -113,6 +115,17 @@ def test_everyone_of_the_delivering_departments_is_listed_with_or_without_hours(
     assert sorted(march) == ["ivan", "kolya", "late", "masha"]
     # December 2025: before anyone was registered, nobody is expected
     assert people(api, platform, **{"from": "2025-12-01", "to": "2025-12-28"}) == {}
+
+    # of the directory, a head sees their department's people, anyone else themselves
+    head = bearer("hugo", "head", "production")
+    # (ivan's 16 hours are his, though the head does not see the project he logged them on)
+    assert people(api, platform, head, **JANUARY) == {
+        "masha": ("production", 0, required),
+        "gone": ("production", 0, required),
+        "ivan": ("production", 16, required - 16),
+    }
+    worker = bearer("kolya", "department", "logistics")
+    assert people(api, platform, worker, **JANUARY) == {"kolya": ("logistics", 0, required)}
 
 
 def test_someone_outside_the_directory_who_logged_hours_is_still_listed(

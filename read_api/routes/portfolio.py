@@ -16,11 +16,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
+from aggregates.users import Principal, Role
 from read_api import project_queries
+from read_api.access import CurrentUser
 from read_api.deal_queries import Filters
 from read_api.deps import PlatformDep, ReadCursor
 from read_api.errors import BadRequestValue
-from read_api.project_queries import Days, Span
+from read_api.project_queries import Days, Expected, Span
 from schemas.portfolio import (
     DeviationsReport,
     HealthLevel,
@@ -203,6 +205,7 @@ def resource_load_report(
 def deviations_report(
     platform: PlatformDep,
     cursor: ReadCursor,
+    principal: CurrentUser,
     period: DayPeriodDep,
     limit: Limit = 50,
     offset: Offset = 0,
@@ -212,15 +215,29 @@ def deviations_report(
     everyone who should have logged hours: the users of the delivering departments
     (``[calendar] departments`` of the rules) with a role that logs its own hours
     (``[calendar] roles``) active in the period, those who logged nothing included (0
-    hours), and anyone else who has logged hours on any project on a day in or before the
-    period (an entry since corrected to zero included).
+    hours), and anyone else who has logged hours on a project the viewer sees on a day in
+    or before the period (an entry since corrected to zero included). Of the directory,
+    top management, analysts and auditors see everyone, a head their department's people,
+    anyone else only themselves.
     (b) Project cards with mandatory fields still empty (as they are now, whatever the
     period): the project, its PM and which fields.
 
     The period defaults to the current month, as in the resource load; each list is paged
     with ``limit``/``offset`` and has its own total."""
     span = period.or_month(_today(platform))
-    return project_queries.deviations(cursor, platform.rules.project.calendar, span, limit, offset)
+    return project_queries.deviations(
+        cursor, platform.rules.project.calendar, span, limit, offset, _expected(principal)
+    )
+
+
+def _expected(principal: Principal) -> Expected:
+    """Who of the directory a viewer sees missing: everyone (top, analysts, auditors), a
+    head their department's people, anyone else only themselves."""
+    if principal.sees_everything:
+        return Expected()
+    if principal.role is Role.HEAD and principal.department:
+        return Expected(department=principal.department)
+    return Expected(person=principal.user)
 
 
 @router.get("/reports/payments", response_model=PaymentsReport)
