@@ -62,8 +62,9 @@ def register(api: TestClient, username: str, role: str, department: str | None) 
 
 
 def people(
-    api: TestClient, platform: Platform, headers: dict[str, str] | None = None, **period: str
+    api: TestClient, platform: Platform, *viewer: dict[str, str], **period: str
 ) -> dict[str, tuple[Any, ...]]:
+    headers = viewer[0] if viewer else None
     params = {**period, "min_position": platform.store.last_position()}
     report = ok(api.get("/reports/deviations", params=params, headers=headers))
     assert report["people"]["total"] == len(report["people"]["items"])
