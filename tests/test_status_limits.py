@@ -43,7 +43,7 @@ from leadledger.wiring import (
 from projections.database import ReadModelDatabase
 from projections.projector import Projector, rebuild
 from read_api.app import create_app
-from tests.conftest import ACTOR, FakeClock, PlatformFactory, bearer, iso
+from tests.conftest import ACTOR, FakeClock, PlatformFactory, bearer, iso, new_lead_body
 from tests.test_project_rules import story
 
 RULES = load_rules(DEFAULT_FUNNELS_FILE, DEFAULT_RULES_FILE)
@@ -512,3 +512,34 @@ def test_limit_changes_folded_in_any_page_sizes_equal_a_rebuild(sizes: list[int]
             fresh.close()
             db.close()
             store.close()
+
+
+def test_a_lead_visit_is_measured_against_each_limit_with_its_pauses_left_out(
+    api: TestClient, platform: Platform, clock: FakeClock
+) -> None:
+    """A lead in 'new' from T0, paused from T0+5h to T0+15h. The limit is set to 15 h at
+    T0+16h (6 h worked then) and raised to 100 h at T0+22h: worked 12 h by then, so it
+    never went over 15 h (its 22 h with the pause would have). Lowered to 10 h at T0+23h
+    (13 h worked): over that one now."""
+    lead_id = ok(api.post("/leads", json=new_lead_body()), 201)["lead_id"]
+    clock.advance(hours=5)
+    ok(api.post(f"/leads/{lead_id}/pause", json={"reason": "client on holiday"}))
+    clock.advance(hours=10)
+    ok(api.post(f"/leads/{lead_id}/resume", json={}))
+    limit = {"kind": "lead", "funnel": "out_of_court", "stage": "new"}
+    clock.advance(hours=1)
+    ok(set_limit(api, ADMIN, **limit, limit_hours=15))
+    clock.advance(hours=6)
+    ok(set_limit(api, ADMIN, **limit, limit_hours=100))
+
+    def visit(**params: Any) -> Any:
+        params = {**params, "min_position": platform.store.last_position()}
+        own = ok(api.get(f"/leads/{lead_id}/status-time", params=params))
+        [found] = own["visits"]
+        return (found["seconds"] / 3600, found["limit_hours"], found["over_limit"])
+
+    assert visit() == (12.0, 100.0, False)
+    assert visit(as_of=iso(T0 + timedelta(hours=20))) == (10.0, 15.0, False)
+    clock.advance(hours=1)
+    ok(set_limit(api, ADMIN, **limit, limit_hours=10))
+    assert visit() == (13.0, 10.0, True)
