@@ -467,6 +467,21 @@ def test_the_health_process_manager_uses_the_limit_set_by_hand(
         platform.processes.run_once()
         state = load_project(platform.store, UUID(project_id))
         assert state.computed_reasons == ("'planning' for longer than its 24 h limit",)
+        # raised: the project in planning is looked at again at once, no longer over
+        ok(set_limit(api, ADMIN, kind="project", stage="planning", limit_hours=100))
+        platform.processes.run_once()
+        state = load_project(platform.store, UUID(project_id))
+        assert (state.computed_health, state.computed_reasons) == ("good", ())
+        # lowered below its 25 h: over the new limit at once, not when 100 h would pass
+        clock.advance(hours=1)
+        ok(set_limit(api, ADMIN, kind="project", stage="planning", limit_hours=20))
+        platform.processes.run_once()
+        state = load_project(platform.store, UUID(project_id))
+        assert state.computed_reasons == ("'planning' for longer than its 20 h limit",)
+        # a limit of another status leaves it alone
+        ok(set_limit(api, ADMIN, kind="project", stage="approval", limit_hours=1))
+        platform.processes.run_once()
+        assert load_project(platform.store, UUID(project_id)).version == state.version
 
 
 # --- the read model ----------------------------------------------------------------------
