@@ -1,7 +1,9 @@
 """A project's billing: its invoices (number, amount, due date) and the payments received.
 
 The payment status is derived: ``not_paid`` (nothing received), ``partially_paid`` (some
-of the invoiced amount left), ``paid`` (nothing left); per invoice and for the project.
+left), ``paid`` (nothing left). An invoice's is measured against its amount; the
+project's against the project's amount (:func:`project_payment`), with what was invoiced
+and not paid yet beside it.
 A payment above what is left of its invoice is refused, naming what is left.
 One stream per project, started by its first invoice.
 
@@ -39,6 +41,33 @@ def payment_status(invoiced: Decimal, paid: Decimal) -> str:
     if paid <= 0:
         return "not_paid"
     return "paid" if paid >= invoiced else "partially_paid"
+
+
+@dataclass(frozen=True)
+class ProjectPayment:
+    """A project's payment measured against its amount (what the client owes for it), not
+    against what was invoiced so far: ``remaining`` = amount - paid (never below 0);
+    ``invoiced_unpaid`` = invoiced - paid is shown beside it. A project whose amount is
+    not filled in (0) has nothing else to measure against: it is measured against what
+    was invoiced, and its ``measured_against`` says so."""
+
+    status: str
+    remaining: Decimal
+    invoiced_unpaid: Decimal
+    measured_against: str
+    """``amount``, or ``invoiced`` while the project's amount is 0."""
+
+
+def project_payment(amount: Decimal, invoiced: Decimal, paid: Decimal) -> ProjectPayment:
+    """The project's payment status: not paid (nothing received), partially paid (some of
+    its amount left), paid (nothing left)."""
+    base, against = (amount, "amount") if amount > 0 else (invoiced, "invoiced")
+    return ProjectPayment(
+        status=payment_status(base, paid),
+        remaining=max(base - paid, ZERO),
+        invoiced_unpaid=max(invoiced - paid, ZERO),
+        measured_against=against,
+    )
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ holds. A PM's manual health overrides the computed one until cleared (see
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 
 from aggregates.billing import Billing
 from aggregates.project import Project
-from aggregates.rules import HEALTH_LEVELS, ProjectRules
+from aggregates.rules import HEALTH_LEVELS, ProjectRules, ProjectStatus
 
 
 def _worst(levels: list[str]) -> str:
@@ -33,10 +34,27 @@ def _day_after(day: date) -> datetime | None:
     return None if day == date.max else _start_of(day + timedelta(days=1))
 
 
+def _status_limit(
+    status: ProjectStatus | None, limits: Mapping[str, float | None] | None
+) -> float | None:
+    """The status's limit in force: set by hand (``limits``), else configured; none for a
+    status that stops the clock."""
+    if status is None or status.stops_clock:
+        return None
+    if limits is not None and status.id in limits:
+        return limits[status.id]
+    return status.time_limit_hours
+
+
 def compute_health(
-    project: Project, billing: Billing | None, now: datetime, rules: ProjectRules
+    project: Project,
+    billing: Billing | None,
+    now: datetime,
+    rules: ProjectRules,
+    limits: Mapping[str, float | None] | None = None,
 ) -> tuple[str, tuple[str, ...]]:
-    """The computed level and the reasons behind it."""
+    """The computed level and the reasons behind it. ``limits``: the time limits in force
+    at ``now`` of the statuses whose limit was set by hand (the others' are configured)."""
     health = rules.health
     today = _today(now)
     found: list[tuple[str, str]] = []
@@ -58,15 +76,15 @@ def compute_health(
             if level != "good":
                 found.append((level, f"{len(overdue)} overdue task(s): {', '.join(overdue)}"))
         status = rules.status(project.status)
-        if status is not None and status.time_limit_hours is not None and not status.stops_clock:
-            limit = timedelta(hours=status.time_limit_hours)
-            if now - project.status_entered_at > limit:
-                found.append(
-                    (
-                        health.status_over_limit,
-                        f"'{status.id}' for longer than its {status.time_limit_hours:g} h limit",
-                    )
-                )
+        hours = _status_limit(status, limits)
+        if (
+            status is not None
+            and hours is not None
+            and now - project.status_entered_at > timedelta(hours=hours)
+        ):
+            found.append(
+                (health.status_over_limit, f"'{status.id}' for longer than its {hours:g} h limit")
+            )
         planned = project.planned_hours
         actual = project.actual_hours
         if planned > 0 and actual > planned:
@@ -100,22 +118,24 @@ def compute_health(
 
 
 def next_change(
-    project: Project, billing: Billing | None, now: datetime, rules: ProjectRules
+    project: Project,
+    billing: Billing | None,
+    now: datetime,
+    rules: ProjectRules,
+    limits: Mapping[str, float | None] | None = None,
 ) -> datetime | None:
     """The first instant after ``now`` at which the passing of time alone could change the
-    computed health (a due date passing, a status reaching its limit), if any."""
+    computed health (a due date passing, a status reaching its limit in force), if any."""
     candidates: list[datetime | None] = []
     if project.status != rules.done_status:
         for task in project.tasks:
             if task.completed_at is None and task.due is not None:
                 candidates.append(_day_after(task.due))
-        status = rules.status(project.status)
-        if status is not None and status.time_limit_hours is not None and not status.stops_clock:
+        hours = _status_limit(rules.status(project.status), limits)
+        if hours is not None:
             with contextlib.suppress(OverflowError):  # a limit beyond the calendar never passes
                 candidates.append(
-                    project.status_entered_at
-                    + timedelta(hours=status.time_limit_hours)
-                    + timedelta(microseconds=1)
+                    project.status_entered_at + timedelta(hours=hours) + timedelta(microseconds=1)
                 )
     if billing is not None:
         for invoice in billing.invoices:

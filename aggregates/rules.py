@@ -91,6 +91,11 @@ class Calendar:
     hours_per_day: float = 8.0
     working_weekdays: frozenset[int] = frozenset({1, 2, 3, 4, 5})
     holidays: frozenset[date] = frozenset()
+    departments: frozenset[str] = frozenset()
+    """The delivering departments whose people should log hours (configured; else the
+    departments projects belong to, ``[projects] departments``)."""
+    roles: frozenset[str] = frozenset({"department", "expert"})
+    """The roles of those people that log their own hours."""
 
     def working_hours(self, day: date) -> float:
         if day.isoweekday() not in self.working_weekdays or day in self.holidays:
@@ -157,6 +162,13 @@ class ProjectRules:
                 hours_per_day=float(calendar.get("hours_per_day", 8)),
                 working_weekdays=frozenset(calendar.get("working_weekdays", [1, 2, 3, 4, 5])),
                 holidays=frozenset(date.fromisoformat(d) for d in calendar.get("holidays", [])),
+                departments=frozenset(
+                    map(
+                        str,
+                        calendar.get("departments") or projects.get("departments", {}).values(),
+                    )
+                ),
+                roles=frozenset(map(str, calendar.get("roles", ["department", "expert"]))),
             ),
         )
 

@@ -17,7 +17,17 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid5
 
-from aggregates import billing, contractor, deal, handoff, lead, limits, project, users
+from aggregates import (
+    billing,
+    contractor,
+    deal,
+    handoff,
+    lead,
+    limits,
+    project,
+    status_limits,
+    users,
+)
 from aggregates.base import CommandMeta
 from aggregates.errors import DomainError
 from aggregates.funnels import FunnelCatalog
@@ -35,6 +45,7 @@ from commands.projects import (
     project_id_for_deal,
     record_act,
 )
+from commands.status_limits import set_status_limit
 from commands.users import load_user, register_user, set_assistant_managers
 from event_store import EventStore
 from leadledger.wiring import process_managers
@@ -427,6 +438,7 @@ def load_demo_deals(
     moment[0] = now
     _record_contractor_deliveries(store, rules, sold, ctx)
     runner.run_once()
+    load_demo_status_limits(store, funnels, rules, now)
     return deals
 
 
@@ -526,6 +538,34 @@ def _calculation_chain(
     )
     record_act(store, rules, project_id, act, ctx(pm))
     runner.run_once()
+
+
+def load_demo_status_limits(
+    store: EventStore, funnels: FunnelCatalog, rules: Rules, now: datetime
+) -> int:
+    """Time limits set by hand (top management), in force from ``now``: a tighter limit
+    on the projects' approval status and on the first stage of the first lead funnel; the
+    number of commands sent (a repeat appends nothing: its idempotency key replays)."""
+    first = next(iter(funnels.values()), None)
+    wanted: list[status_limits.SetStatusLimit] = []
+    if rules.project.status("approval") is not None:
+        wanted.append(status_limits.SetStatusLimit("project", None, "approval", 48, "clients wait"))
+    if first is not None:
+        wanted.append(status_limits.SetStatusLimit("lead", first.id, first.stages[0].id, 12))
+    done = 0
+    for command in wanted:
+        ctx = CommandContext(
+            actor="tech.director",
+            at=now,
+            command_id=uuid5(DEMO_NAMESPACE, f"limit-{command.kind}-{command.stage}"),
+            idempotency_key=f"demo-limit-{command.kind}-{command.funnel}-{command.stage}",
+            actor_role="top",
+            command="set_limit",
+        )
+        with contextlib.suppress(DomainError):  # set already, or the same as configured
+            set_status_limit(store, funnels, rules, command, ctx)
+            done += 1
+    return done
 
 
 PEOPLE = ["ivan.fitter", "pavel.fitter", "nina.engineer", "oleg.engineer", "maria.designer"]

@@ -25,6 +25,7 @@ from aggregates.project import PROJECT_EVENT_TYPES
 from aggregates.project import UPCASTERS as PROJECT_UPCASTERS
 from aggregates.rules import Rules
 from aggregates.sensitive import SENSITIVE_EVENT_TYPES
+from aggregates.status_limits import STATUS_LIMIT_EVENT_TYPES
 from aggregates.timesheets import TIMESHEET_EVENT_TYPES
 from aggregates.users import USER_EVENT_TYPES
 from event_store import EventStore, open_event_store
@@ -96,6 +97,7 @@ def event_codec() -> EventCodec:
             *TIMESHEET_EVENT_TYPES,
             *USER_EVENT_TYPES,
             *SENSITIVE_EVENT_TYPES,
+            *STATUS_LIMIT_EVENT_TYPES,
         ),
         upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS, **PROJECT_UPCASTERS},
     )

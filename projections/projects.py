@@ -2,7 +2,8 @@
 
 - ``projects``: one row per project: the card, status, health (computed, manual and the
   one in force), planned and actual hours, % done, the card's empty mandatory fields and
-  the billing figures (invoiced, paid, remaining, payment status);
+  the billing figures (invoiced, paid, invoiced and not paid yet; the payment status and
+  what is left to pay measured against the project's amount);
 - ``project_tasks``: one row per task, with the hours logged on it;
 - ``time_entries``: one row per time entry, its hours as corrected so far;
 - ``project_invoices``: one row per invoice, with what was paid of it;
@@ -47,7 +48,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aggregates.billing import payment_status
+from aggregates.billing import payment_status, project_payment
 from aggregates.rules import ProjectRules, Rules
 from aggregates.values import DEFAULT_CURRENCY
 from projections.base import Projection
@@ -145,6 +146,8 @@ PROJECT_COLUMNS: tuple[Column, ...] = (
     _money("paid"),
     _money("remaining"),
     _text("payment_status"),
+    _money("invoiced_unpaid"),
+    _text("payment_measured_against"),
     _int("invoices"),
     _int("payments"),
     _moment("created_at"),
@@ -828,13 +831,13 @@ class ProjectProjection:
             invoiced=ZERO,
             paid=ZERO,
             remaining=ZERO,
-            payment_status=payment_status(ZERO, ZERO),
             invoices=0,
             payments=0,
             created_at=event.moment,
             created_by=doc["actor"],
             billing_version=0,
         )
+        _owed(project)
         return project
 
     def _fold_project(self, state: _Page, project: Row, event: _Event) -> None:
@@ -847,6 +850,7 @@ class ProjectProjection:
                         project[name] = _day_value(new)
                     elif name == "amount":
                         project[name] = _money_value(new)
+                        _owed(project)
                     else:
                         project[name] = new
             case "ProjectStatusChanged":
@@ -960,10 +964,20 @@ class ProjectProjection:
             project["paid"] += amount
             project["payments"] += 1
         state.changed_invoices.add(key)
-        project["remaining"] = project["invoiced"] - project["paid"]
-        project["payment_status"] = payment_status(project["invoiced"], project["paid"])
+        _owed(project)
         project["billing_version"] = event.version
         project["last_position"] = event.position
+
+
+def _owed(project: Row) -> None:
+    """The project's payment figures, measured against its amount (as
+    :func:`aggregates.billing.project_payment`): on its creation, a change of its amount
+    and each invoice and payment."""
+    owed = project_payment(project["amount"] or ZERO, project["invoiced"], project["paid"])
+    project["remaining"] = owed.remaining
+    project["payment_status"] = owed.status
+    project["invoiced_unpaid"] = owed.invoiced_unpaid
+    project["payment_measured_against"] = owed.measured_against
 
 
 # --- set-based reads and writes ---------------------------------------------------------

@@ -14,9 +14,13 @@ status, and when each lead was paused.
   ``lead_stage_visits`` (projections/leads.py); the pauses let the status-time report
   leave paused time out of a visit at any instant, not only once the pause is over.
 
-Limits are not stored: the report reads them from the configuration when asked, so a new
-limit applies at once. Only what the folds read (a status's ``stops_clock``) is part of
-the fingerprint.
+- ``status_limit_changes``: every time limit set by hand (``StatusLimitSet``), in log
+  order.
+
+The configured limits are not stored: the report reads them from the configuration when
+asked and the limits set by hand since from ``status_limit_changes``, so a new limit
+applies at once. Only what the folds read (a status's ``stops_clock``) is part of the
+fingerprint.
 
 Deals and projects see few events, so their pages are folded in Python, as the deal read
 models are: Arrow picks the page's events of a model's topics, the rows those events can
@@ -384,6 +388,62 @@ class LeadPauseProjection:
             cursor.execute(statement)
 
 
+LIMIT_CHANGE_COLUMNS: tuple[Column, ...] = (
+    _column("kind", TEXT),
+    _column("funnel", TEXT),
+    _column("stage", TEXT),
+    Column("limit_hours", "DOUBLE", pa.float64()),
+    Column("previous_hours", "DOUBLE", pa.float64()),
+    _column("set_at", MOMENT),
+    _column("set_by", TEXT),
+    _column("set_by_role", TEXT),
+    _column("reason", TEXT),
+    Column("position", "BIGINT", pa.int64()),
+)
+
+LIMIT_CHANGES_SQL = """
+INSERT INTO status_limit_changes
+SELECT json_extract_string(state, '$.kind'), json_extract_string(state, '$.funnel'),
+  json_extract_string(state, '$.stage'),
+  CAST(json_extract(state, '$.limit_hours') AS DOUBLE),
+  CAST(json_extract(state, '$.previous_hours') AS DOUBLE),
+  CAST(json_extract_string(state, '$.at') AS TIMESTAMPTZ),
+  json_extract_string(state, '$.actor'), json_extract_string(state, '$.actor_role'),
+  json_extract_string(state, '$.reason'), position
+FROM _page WHERE topic = 'StatusLimitSet' ORDER BY position
+"""
+
+
+class StatusLimitChangeProjection:
+    """Every time limit set by hand (``status_limit_changes``, one row per change, in log
+    order): the status-time report reads the limit in force at each instant from them."""
+
+    name = "status_limit_changes"
+    tables: tuple[str, ...] = ("status_limit_changes",)
+    topics: frozenset[str] = frozenset({"StatusLimitSet"})
+
+    def __init__(self) -> None:
+        self._topic_values = pa.array(sorted(self.topics), pa.string())
+
+    @property
+    def fingerprint(self) -> str:
+        parts = [
+            self.name,
+            ddl("status_limit_changes", LIMIT_CHANGE_COLUMNS),
+            LIMIT_CHANGES_SQL,
+            _SOURCE_DIGEST,
+        ]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        cursor.execute(ddl("status_limit_changes", LIMIT_CHANGE_COLUMNS))
+
+    def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
+        if not pc.any(pc.is_in(page["topic"], value_set=self._topic_values)).as_py():
+            return
+        cursor.execute(LIMIT_CHANGES_SQL)
+
+
 def status_time_projections(funnels: FunnelCatalog, rules: Rules) -> list[Projection]:
     """The read models of the status-time report besides ``lead_stage_visits``.
 
@@ -391,4 +451,9 @@ def status_time_projections(funnels: FunnelCatalog, rules: Rules) -> list[Projec
     funnel configuration (stage limits are read when the report is asked for).
     """
     del funnels
-    return [DealStageVisitProjection(), ProjectStatusVisitProjection(rules), LeadPauseProjection()]
+    return [
+        DealStageVisitProjection(),
+        ProjectStatusVisitProjection(rules),
+        LeadPauseProjection(),
+        StatusLimitChangeProjection(),
+    ]

@@ -101,6 +101,8 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/deal-funnels"): EVERYONE,
     ("GET", "/departments"): EVERYONE,
     ("GET", "/project-statuses"): EVERYONE,
+    ("GET", "/status-limits"): EVERYONE,
+    ("POST", "/status-limits"): frozenset({T, AD}),
     ("GET", "/asyncapi.json"): EVERYONE,
     ("GET", "/me"): EVERYONE,
     # deals and hand-offs

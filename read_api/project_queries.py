@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -30,9 +30,11 @@ PROJECT_COLUMNS = (
     "computed_health, computed_reasons, manual_health, manual_comment, pm, curator, "
     "department, direction, category, planned_start, planned_end, planned_hours, "
     "actual_hours, percent_done, tasks, tasks_done, invoiced, paid, remaining, "
-    "payment_status, empty_mandatory_fields, created_at, updated_at, version, billing_version"
+    "payment_status, invoiced_unpaid, payment_measured_against, empty_mandatory_fields, "
+    "created_at, updated_at, version, billing_version"
 )
 NEWEST_FIRST = "created_at DESC, project_id"
+PAYMENT_STATUSES = ("not_paid", "partially_paid", "paid")
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,10 @@ def deviation(actual: Decimal, planned: Decimal) -> Decimal | None:
 
 def _page_of(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
     return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min, UTC)
 
 
 def _name_key(value: str | None) -> tuple[bool, str]:
@@ -190,9 +196,22 @@ def portfolio(
     cursor: duckdb.DuckDBPyConnection, filters: Filters, rules: ProjectRules
 ) -> dict[str, Any]:
     """The portfolio of one PM, one department or the whole company: totals, the status
-    and health distributions, and per PM and per department the projects (open ones:
-    not done) and their planned and actual hours."""
+    and health distributions, the payments (by payment status, measured against each
+    project's amount; amount, paid, left to pay and invoiced not paid yet), and per PM
+    and per department the projects (open ones: not done) and their planned and actual
+    hours."""
     where, params = filters.where()
+    cursor.execute(
+        "SELECT payment_status, count(*), sum(amount), sum(paid), sum(remaining), "
+        f"sum(invoiced_unpaid) FROM projects{where} GROUP BY payment_status",
+        params,
+    )
+    owed = {"amount": ZERO, "paid": ZERO, "remaining": ZERO, "invoiced_unpaid": ZERO}
+    by_payment: dict[str, int] = {}
+    for status, n, *money in cursor.fetchall():
+        by_payment[status] = int(n)
+        for key, value in zip(owed, money, strict=True):
+            owed[key] += _decimal(value)
     cursor.execute(
         "SELECT pm, department, status, health, count(*) AS n, sum(planned_hours), "
         f"sum(actual_hours) FROM projects{where} GROUP BY ALL",
@@ -213,6 +232,13 @@ def portfolio(
         **whole.figures(),
         "by_status": _status_counts(rules, whole.statuses),
         "by_health": _health_counts(whole.health),
+        "payments": {
+            **owed,
+            "by_status": [
+                {"payment_status": status, "projects": by_payment.get(status, 0)}
+                for status in PAYMENT_STATUSES
+            ],
+        },
         "pms": [
             {
                 "pm": pm,
@@ -345,32 +371,91 @@ def resource_load(
     }
 
 
+@dataclass(frozen=True)
+class Expected:
+    """Whose absence from the timesheets a viewer may see: everyone of the delivering
+    departments (no bound), one department's people (a head), or only themselves."""
+
+    department: str | None = None
+    person: str | None = None
+
+
 def deviations(
-    cursor: duckdb.DuckDBPyConnection, calendar: Calendar, span: Span, limit: int, offset: int
+    cursor: duckdb.DuckDBPyConnection,
+    calendar: Calendar,
+    span: Span,
+    limit: int,
+    offset: int,
+    expected: Expected | None = None,
 ) -> dict[str, Any]:
     """People short of the production calendar in the period, and project cards with
-    mandatory fields still empty (each list a page of its own, with its total)."""
+    mandatory fields still empty (each list a page of its own, with its total).
+
+    The people: everyone who should have logged hours, whether they logged any or not:
+    the users of the delivering departments (``calendar.departments``) with a role that
+    logs its own hours (``calendar.roles``) who were active in the period (registered by
+    its last day, and active now or last changed, as by their deactivation, on or after
+    its first day), as far as ``expected`` lets the viewer see them; and, as before,
+    anyone else who has logged hours on a project the viewer sees on a day up to the
+    period's end (a withdrawn entry counts: its person still works here)."""
+    bound = expected or Expected()
     required = calendar_hours(calendar, span.start, span.end)
-    # the people: everyone who has logged hours on any project on a day up to the period's
-    # end (a withdrawn entry counts: its person still works here)
     cursor.execute(
         "SELECT person, coalesce(sum(hours) FILTER (WHERE day >= ?), 0) AS logged "
         "FROM time_entries WHERE day <= ? GROUP BY person",
         [span.start, span.end],
     )
-    short = sorted(
-        (
-            {
-                "person": who,
-                "required_hours": required,
-                "logged_hours": _decimal(hours),
-                "missing_hours": required - _decimal(hours),
-            }
-            for who, hours in cursor.fetchall()
-            if _decimal(hours) < required
-        ),
-        key=lambda p: (-p["missing_hours"], p["person"]),
+    logged: dict[str, Decimal] = {who: _decimal(hours) for who, hours in cursor.fetchall()}
+    departments: dict[str, str | None] = dict.fromkeys(logged)
+    cursor.execute(
+        "SELECT username, department FROM users WHERE list_contains(?, department) "
+        "AND list_contains(?, role) AND created_at < ? AND (active OR updated_at >= ?) "
+        "AND department = coalesce(?, department) AND username = coalesce(?, username)",
+        [
+            sorted(calendar.departments),
+            sorted(calendar.roles),
+            _start_of(span.end + timedelta(days=1)) if span.end < date.max else _start_of(span.end),
+            _start_of(span.start),
+            bound.department,
+            bound.person,
+        ],
     )
+    expected_people = dict(cursor.fetchall())
+    if expected_people:
+        # their hours are theirs: counted on every project, also those the viewer does
+        # not see (the read scope shadows time_entries; its stored table holds them all)
+        row = cursor.execute("SELECT current_database()").fetchone()
+        assert row is not None
+        stored = '"' + str(row[0]).replace('"', '""') + '".main.time_entries'
+        cursor.execute(
+            f"SELECT person, coalesce(sum(hours), 0) FROM {stored} "
+            "WHERE day BETWEEN ? AND ? AND list_contains(?, person) GROUP BY person",
+            [span.start, span.end, sorted(expected_people)],
+        )
+        hours_of = {who: _decimal(hours) for who, hours in cursor.fetchall()}
+        for who, department in expected_people.items():
+            departments[who] = department
+            logged[who] = hours_of.get(who, ZERO)
+    if logged:
+        cursor.execute(
+            "SELECT username, department FROM users WHERE list_contains(?, username)",
+            [sorted(logged)],
+        )
+        departments.update(dict(cursor.fetchall()))
+    missing = sorted(
+        ((required - hours, who) for who, hours in logged.items() if hours < required),
+        key=lambda m: (-m[0], m[1]),
+    )
+    short = [
+        {
+            "person": who,
+            "department": departments.get(who),
+            "required_hours": required,
+            "logged_hours": logged[who],
+            "missing_hours": gap,
+        }
+        for gap, who in missing
+    ]
     empty = "len(empty_mandatory_fields) > 0"
     total_cards = _count(cursor, f"SELECT count(*) FROM projects WHERE {empty}", [])
     cursor.execute(
@@ -404,11 +489,13 @@ def payments(
     status: str | None,
     limit: int,
     offset: int,
+    payment_status: str | None = None,
 ) -> dict[str, Any]:
     """Per project with an invoice issued or a payment received in the period (by client,
     then title): invoiced and paid in the period and what is still outstanding of its
-    invoices issued in the period; per client and in total over every such project the
-    filters match."""
+    invoices issued in the period, beside the project's amount, its payment status and
+    what is left to pay of its amount (now, whatever the period); per client and in
+    total over every such project the filters match."""
     issued, issued_params = days.where("issued_on")
     received, received_params = days.where("paid_on")
     extra: list[tuple[str, list[Any]]] = [
@@ -416,12 +503,15 @@ def payments(
     ]
     if status is not None:
         extra.append((f"{ROW_STATUS} = ?", [status]))
+    if payment_status is not None:
+        extra.append(("p.payment_status = ?", [payment_status]))
     where, params = Filters(equal=filters.equal, extra=[*filters.extra, *extra]).where("p")
     rows_sql = (
         "SELECT p.project_id, p.title, p.company_id, p.company_name, p.pm, "
         "coalesce(i.invoices, 0) AS invoices, coalesce(i.invoiced, 0) AS invoiced, "
         "coalesce(r.payments, 0) AS payments, coalesce(r.paid, 0) AS paid, "
-        f"coalesce(i.outstanding, 0) AS outstanding, {ROW_STATUS} AS status "
+        f"coalesce(i.outstanding, 0) AS outstanding, {ROW_STATUS} AS status, "
+        "p.amount, p.payment_status, p.remaining "
         "FROM projects p "
         "LEFT JOIN (SELECT project_id, count(*) AS invoices, sum(amount) AS invoiced, "
         f"sum(remaining) AS outstanding FROM project_invoices WHERE {issued} "
@@ -433,7 +523,7 @@ def payments(
     all_params = [*issued_params, *received_params, *params]
     cursor.execute(
         "SELECT company_id, company_name, count(*), sum(invoiced), sum(paid), "
-        f"sum(outstanding) FROM ({rows_sql}) GROUP BY ALL",
+        f"sum(outstanding), sum(remaining) FROM ({rows_sql}) GROUP BY company_id, company_name",
         all_params,
     )
     clients = sorted(
@@ -445,8 +535,11 @@ def payments(
                 "invoiced": _decimal(invoiced),
                 "paid": _decimal(paid),
                 "outstanding": _decimal(outstanding),
+                "remaining": _decimal(remaining),
             }
-            for company_id, company_name, n, invoiced, paid, outstanding in cursor.fetchall()
+            for company_id, company_name, n, invoiced, paid, outstanding, remaining in (
+                cursor.fetchall()
+            )
         ),
         key=lambda c: (c["company_name"], _name_key(c["company_id"])),
     )
@@ -456,7 +549,7 @@ def payments(
     )
     items = _rows(cursor)
     for item in items:
-        for key in ("invoiced", "paid", "outstanding"):
+        for key in ("invoiced", "paid", "outstanding", "remaining"):
             item[key] = _decimal(item[key])
     total = sum(c["projects"] for c in clients)
     return {
@@ -469,5 +562,6 @@ def payments(
             "invoiced": sum((c["invoiced"] for c in clients), ZERO),
             "paid": sum((c["paid"] for c in clients), ZERO),
             "outstanding": sum((c["outstanding"] for c in clients), ZERO),
+            "remaining": sum((c["remaining"] for c in clients), ZERO),
         },
     }

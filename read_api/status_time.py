@@ -8,9 +8,15 @@ that stops the clock (``on_hold``) is paused time as a whole: its time counts fo
 status and against no limit. Durations are summed in whole microseconds, so a report's
 totals are exactly the sums of its visits.
 
-Limits come from the configuration at the time of asking (a stage's ``time_limit_hours``,
-a project status's ``time_limit_hours``; none for the done status or a status that stops
-the clock). A visit is over its limit when its time (pauses left out) exceeds it.
+Limits: a stage's (or project status's) configured ``time_limit_hours`` (none for the
+done status or a status that stops the clock), replaced by each limit set by hand
+(``status_limit_changes``) from the instant it was set; at ``as_of``, only the limits set
+by then count. A visit went over its limit (``over_limit``) when its time (pauses left
+out) exceeded the limit in force at that instant: a visit that ran while the limit
+changed is over it when its time at the change exceeded the limit until then, or its
+time at its end (or at as_of) exceeds the limit in force then. Its ``limit_hours`` is the
+limit in force at its end (at as_of while open), and ``over_limit_now`` compares its time
+at as_of with the limit in force at as_of.
 """
 
 from __future__ import annotations
@@ -30,35 +36,113 @@ MICROSECONDS = 1_000_000
 HOUR_US = 3600 * MICROSECONDS
 
 
+def _us(hours: float | None) -> int | None:
+    return None if hours is None else round(hours * HOUR_US)
+
+
+@dataclass(frozen=True)
+class LimitChange:
+    """A time limit set by hand (``status_limit_changes``)."""
+
+    funnel: str | None
+    stage: str
+    limit_hours: float | None
+    previous_hours: float | None
+    set_at: datetime
+    set_by: str
+    set_by_role: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of time during which one limit was in force: from ``start`` (None: the
+    beginning) until ``end`` (None: still in force at as_of), ``end`` excluded."""
+
+    start: datetime | None
+    end: datetime | None
+    limit_hours: float | None
+
+
 @dataclass(frozen=True)
 class StageLimit:
-    """A configured stage (or project status) and its time limit."""
+    """A configured stage (or project status) and its time limit at as_of: the last one
+    set by hand by then, else the configured one; ``segments`` say which was in force
+    when (one unbounded segment when none was ever set by hand)."""
 
     funnel: str | None
     stage: str
     limit_hours: float | None
     stops_clock: bool = False
+    configured_hours: float | None = None
+    changes: tuple[LimitChange, ...] = ()
 
     @property
     def limit_us(self) -> int | None:
-        return None if self.limit_hours is None else round(self.limit_hours * HOUR_US)
+        return _us(self.limit_hours)
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        if not self.changes:
+            return (Segment(None, None, self.limit_hours),)
+        found: list[Segment] = []
+        start: datetime | None = None
+        hours = self.configured_hours
+        for change in self.changes:
+            found.append(Segment(start, change.set_at, hours))
+            start, hours = change.set_at, change.limit_hours
+        found.append(Segment(start, None, hours))
+        return tuple(found)
+
+    @property
+    def last_change(self) -> LimitChange | None:
+        return self.changes[-1] if self.changes else None
 
 
-def stage_limits(kind: Kind, funnels: FunnelCatalog, rules: Rules) -> list[StageLimit]:
-    """Every configured stage of the kind, in funnel (or kanban) order, with its limit."""
+LIMIT_CHANGES_SQL = """
+SELECT funnel, stage, limit_hours, previous_hours, set_at, set_by, set_by_role, reason
+FROM status_limit_changes WHERE kind = $kind AND set_at <= $as_of ORDER BY position
+"""
+
+
+def limit_changes(
+    cursor: duckdb.DuckDBPyConnection, kind: Kind, as_of: datetime
+) -> list[LimitChange]:
+    """The limits of the kind set by hand up to ``as_of``, in log order."""
+    cursor.execute(LIMIT_CHANGES_SQL, {"kind": kind, "as_of": as_of})
+    return [LimitChange(*row) for row in cursor.fetchall()]
+
+
+def stage_limits(
+    kind: Kind, funnels: FunnelCatalog, rules: Rules, changes: Sequence[LimitChange] = ()
+) -> list[StageLimit]:
+    """Every configured stage of the kind, in funnel (or kanban) order, with its limit:
+    the configured one, replaced by each limit set by hand (``changes``, in log order)."""
+    by_stage: dict[tuple[str | None, str], list[LimitChange]] = {}
+    for change in changes:
+        by_stage.setdefault((change.funnel, change.stage), []).append(change)
+
+    def limit(funnel: str | None, stage: str, configured: float | None, stops: bool) -> StageLimit:
+        mine = tuple(by_stage.get((funnel, stage), ()))
+        hours = mine[-1].limit_hours if mine else configured
+        return StageLimit(funnel, stage, hours, stops, configured, mine)
+
     if kind == "project":
         project = rules.project
         return [
-            StageLimit(
-                None,
-                s.id,
-                None if s.stops_clock or s.id == project.done_status else s.time_limit_hours,
-                s.stops_clock,
-            )
+            # the final status and those that stop the clock count against no limit (none
+            # can be set on them by hand either)
+            StageLimit(None, s.id, None, True)
+            if s.stops_clock
+            else StageLimit(None, s.id, None)
+            if s.id == project.done_status
+            else limit(None, s.id, s.time_limit_hours, False)
             for s in project.statuses
         ]
     catalog = funnels if kind == "lead" else rules.deal_funnels
-    return [StageLimit(f.id, s.id, s.time_limit_hours) for f in catalog.values() for s in f.stages]
+    return [
+        limit(f.id, s.id, s.time_limit_hours, False) for f in catalog.values() for s in f.stages
+    ]
 
 
 @dataclass(frozen=True)
@@ -157,8 +241,9 @@ MEASURED_SQL["project"] = MEASURED_SQL["deal"]
 # any visit is measured); ``clipped`` measures them, or only those in ``{restrict}``.
 VISITS_SQL = """
 WITH params AS (SELECT CAST($as_of AS TIMESTAMPTZ) AS as_of),
-limits(funnel, stage, limit_us) AS (
-  SELECT CAST(col0 AS VARCHAR), CAST(col1 AS VARCHAR), CAST(col2 AS BIGINT)
+limits(funnel, stage, from_at, until_at, limit_us, limit_hours) AS (
+  SELECT CAST(col0 AS VARCHAR), CAST(col1 AS VARCHAR), CAST(col2 AS TIMESTAMPTZ),
+    CAST(col3 AS TIMESTAMPTZ), CAST(col4 AS BIGINT), CAST(col5 AS DOUBLE)
   FROM (VALUES {limit_rows})
 ),
 base AS NOT MATERIALIZED ({base}),
@@ -177,23 +262,69 @@ clipped AS {clipped_mode} (
 ),
 {measured}visits AS (
   SELECT m.subject_id, m.visit_no, m.funnel, m.stage, m.stops_clock, m.entered_at, m.left_at,
-    m.left_at IS NULL AS open, m.manager, m.pm, l.limit_us,
+    m.ended_at, m.left_at IS NULL AS open, m.manager, m.pm,
     CASE WHEN m.stops_clock THEN 0 ELSE m.elapsed_us - m.paused_in_visit_us END AS active_us,
     CASE WHEN m.stops_clock THEN m.elapsed_us ELSE m.paused_in_visit_us END AS paused_us
-  FROM measured m LEFT JOIN limits l
-    ON l.funnel IS NOT DISTINCT FROM m.funnel AND l.stage = m.stage
+  FROM measured m
 ),
-rated AS (
-  SELECT *, coalesce(active_us > limit_us, FALSE) AS over_limit,
-    open AND coalesce(active_us > limit_us, FALSE) AS over_limit_now
-  FROM visits
-),
+{rated}
 judged AS (SELECT * FROM rated{judged_filter})
 """
 
+# No limit set by hand: each stage has one limit, for all time.
+RATED_SQL = """rated AS (
+  SELECT v.*, l.limit_us, l.limit_hours,
+    coalesce(v.active_us > l.limit_us, FALSE) AS over_limit,
+    v.open AND coalesce(v.active_us > l.limit_us, FALSE) AS over_limit_now
+  FROM visits v LEFT JOIN limits l
+    ON l.funnel IS NOT DISTINCT FROM v.funnel AND l.stage = v.stage
+),"""
+
+# Limits set by hand: a visit is cut into the stretches of the limits in force while it
+# ran. Its time only grows, so it went over a stretch's limit when its time at the end of
+# the stretch (the visit's end, or the next change) exceeds that limit. The visit's limit
+# is the one in force at its end (at as_of while open): "over the limit now" compares
+# the time at as_of with the limit in force then.
+RATED_CHANGES_SQL = """segments AS (
+  SELECT v.subject_id, v.visit_no, l.limit_us, l.limit_hours,
+    l.until_at IS NULL OR l.until_at > v.ended_at AS final,
+    CASE WHEN l.until_at IS NULL OR l.until_at > v.ended_at THEN v.active_us
+      ELSE {active_at} END AS active_then
+  FROM visits v JOIN limits l
+    ON l.funnel IS NOT DISTINCT FROM v.funnel AND l.stage = v.stage
+    AND (l.from_at IS NULL OR l.from_at <= v.ended_at)
+    AND (l.until_at IS NULL OR l.until_at > v.entered_at)
+),
+limited AS (
+  SELECT subject_id, visit_no,
+    max(limit_us) FILTER (WHERE final) AS limit_us,
+    max(limit_hours) FILTER (WHERE final) AS limit_hours,
+    bool_or(coalesce(active_then > limit_us, FALSE)) AS over_limit
+  FROM segments GROUP BY subject_id, visit_no
+),
+rated AS (
+  SELECT v.*, j.limit_us, j.limit_hours, coalesce(j.over_limit, FALSE) AS over_limit,
+    v.open AND coalesce(v.active_us > j.limit_us, FALSE) AS over_limit_now
+  FROM visits v LEFT JOIN limited j ON j.subject_id = v.subject_id AND j.visit_no = v.visit_no
+),"""
+
+# A visit's time at ``l.until_at`` (a change of its limit while it ran): a lead's pauses
+# up to then left out; a project's visit to a status that stops the clock counts none.
+ACTIVE_AT_SQL: dict[Kind, str] = {
+    "lead": """epoch_us(l.until_at) - epoch_us(v.entered_at) - coalesce((
+        SELECT sum(greatest(
+          epoch_us(least(coalesce(x.resumed_at, l.until_at), l.until_at))
+            - epoch_us(greatest(x.paused_at, v.entered_at)), 0))
+        FROM lead_pauses x WHERE x.lead_id = v.subject_id AND x.paused_at < l.until_at
+          AND coalesce(x.resumed_at, l.until_at) > v.entered_at), 0)""",
+    "deal": "epoch_us(l.until_at) - epoch_us(v.entered_at)",
+    "project": "CASE WHEN v.stops_clock THEN 0 "
+    "ELSE epoch_us(l.until_at) - epoch_us(v.entered_at) END",
+}
+
 VISIT_COLUMNS = (
     "subject_id, visit_no, funnel, stage, stops_clock, entered_at, left_at, open, manager, pm, "
-    "limit_us, active_us, paused_us, over_limit, over_limit_now"
+    "limit_us, limit_hours, active_us, paused_us, over_limit, over_limit_now"
 )
 
 ORDER = "entered_at DESC, subject_id, visit_no DESC"
@@ -213,11 +344,24 @@ def _visits_sql(
     """
     params: dict[str, Any] = {"as_of": filters.as_of}
     rows = []
-    for i, limit in enumerate(limits):
-        rows.append(f"($f{i}, $s{i}, $l{i})")
-        params.update({f"f{i}": limit.funnel, f"s{i}": limit.stage, f"l{i}": limit.limit_us})
+    i = 0
+    for limit in limits:
+        for segment in limit.segments:
+            rows.append(f"($f{i}, $s{i}, $a{i}, $b{i}, $l{i}, $h{i})")
+            params.update(
+                {
+                    f"f{i}": limit.funnel,
+                    f"s{i}": limit.stage,
+                    f"a{i}": segment.start,
+                    f"b{i}": segment.end,
+                    f"l{i}": _us(segment.limit_hours),
+                    f"h{i}": segment.limit_hours,
+                }
+            )
+            i += 1
     if not rows:
-        rows.append("(NULL, NULL, NULL)")
+        rows.append("(NULL, NULL, NULL, NULL, NULL, NULL)")
+    changed = any(limit.changes for limit in limits)
     base = BASE_SQL[filters.kind]
     clauses = []
     for column, name, value in (
@@ -242,6 +386,9 @@ def _visits_sql(
         page=PAGE_SQL if page else "",
         restrict=PAGE_RESTRICT if page else "",
         measured=MEASURED_SQL[filters.kind],
+        rated=RATED_CHANGES_SQL.format(active_at=ACTIVE_AT_SQL[filters.kind])
+        if changed
+        else RATED_SQL,
         clipped_mode="MATERIALIZED" if filters.owner is not None else "NOT MATERIALIZED",
         judged_filter=" WHERE over_limit" if filters.over_limit_only else "",
     )
@@ -252,10 +399,7 @@ def _seconds(us: int | None) -> float:
     return 0.0 if us is None else us / MICROSECONDS
 
 
-def _visit_out(
-    kind: Kind, row: dict[str, Any], limits: dict[tuple[str | None, str], StageLimit]
-) -> dict[str, Any]:
-    limit = limits.get((row["funnel"], row["stage"]))
+def _visit_out(kind: Kind, row: dict[str, Any]) -> dict[str, Any]:
     return {
         "kind": kind,
         "subject_id": row["subject_id"],
@@ -270,7 +414,7 @@ def _visit_out(
         "open": row["open"],
         "seconds": _seconds(row["active_us"]),
         "paused_seconds": _seconds(row["paused_us"]),
-        "limit_hours": None if limit is None else limit.limit_hours,
+        "limit_hours": row["limit_hours"],
         "over_limit": row["over_limit"],
         "over_limit_now": row["over_limit_now"],
     }
@@ -318,8 +462,7 @@ def list_visits(
         {**params, "limit": limit, "offset": offset},
     )
     total = int(rows[0]["total"]) if rows else 0
-    configured = _by_stage(limits)
-    return [_visit_out(kind, r, configured) for r in rows if r["subject_id"] is not None], total
+    return [_visit_out(kind, r) for r in rows if r["subject_id"] is not None], total
 
 
 def _empty_stage(limit: StageLimit) -> dict[str, Any]:
@@ -451,7 +594,7 @@ def subject_status_time(
         stage["current"] += int(row["open"])
         stage["current_over_limit"] += int(row["over_limit_now"])
     return {
-        "visits": [_visit_out(filters.kind, r, configured) for r in rows],
+        "visits": [_visit_out(filters.kind, r) for r in rows],
         "stages": [_stage_out(s) for s in per_stage.values()],
         "total_seconds": _seconds(sum(r["active_us"] for r in rows)),
         "paused_seconds": _seconds(sum(r["paused_us"] for r in rows)),

@@ -52,8 +52,16 @@ class ProjectSummary(BaseModel):
     tasks_done: int
     invoiced: Decimal
     paid: Decimal
-    remaining: Decimal = Field(description="Invoiced and not paid yet")
-    payment_status: PaymentStatus
+    remaining: Decimal = Field(
+        description="Left to pay of the project's amount: amount - paid, never below 0 "
+        "(of what was invoiced while the amount is 0)"
+    )
+    payment_status: PaymentStatus = Field(
+        description="Measured against the project's amount (against what was invoiced while "
+        "its amount is 0)"
+    )
+    invoiced_unpaid: Decimal = Field(description="Invoiced and not paid yet")
+    payment_measured_against: Literal["amount", "invoiced"]
     empty_mandatory_fields: list[str]
     created_at: datetime
     updated_at: datetime
@@ -98,11 +106,27 @@ class DepartmentProjects(Load):
     department: str | None = Field(description="null: projects without a department")
 
 
+class PaymentStatusCount(BaseModel):
+    payment_status: PaymentStatus
+    projects: int
+
+
+class PortfolioPayments(BaseModel):
+    amount: Decimal = Field(description="The projects' amounts")
+    paid: Decimal
+    remaining: Decimal = Field(description="Left to pay of their amounts")
+    invoiced_unpaid: Decimal = Field(description="Invoiced and not paid yet")
+    by_status: list[PaymentStatusCount] = Field(
+        description="Payment status measured against each project's amount"
+    )
+
+
 class PortfolioReport(Load):
     pm: str | None
     department: str | None
     by_status: list[StatusCount] = Field(description="Every status, in kanban order")
     by_health: list[HealthCount] = Field(description="The health in force")
+    payments: PortfolioPayments
     pms: list[PmLoad] = Field(description="Most open projects first")
     departments: list[DepartmentProjects]
 
@@ -170,6 +194,7 @@ class ResourceLoadReport(Page):
 
 class PersonShortfall(BaseModel):
     person: str
+    department: str | None = Field(description="From the user directory (null: not in it)")
     required_hours: Decimal
     logged_hours: Decimal
     missing_hours: Decimal
@@ -217,6 +242,11 @@ class ProjectPayments(BaseModel):
     status: PaymentStatus | None = Field(
         description="Of the invoices issued in the period; null when none was"
     )
+    amount: Decimal = Field(description="The project's amount")
+    payment_status: PaymentStatus = Field(
+        description="The project's, measured against its amount (now, whatever the period)"
+    )
+    remaining: Decimal = Field(description="Left to pay of the project's amount (now)")
 
 
 class ClientPayments(BaseModel):
@@ -226,6 +256,7 @@ class ClientPayments(BaseModel):
     invoiced: Decimal
     paid: Decimal
     outstanding: Decimal
+    remaining: Decimal = Field(description="Left to pay of the projects' amounts (now)")
 
 
 class PaymentTotals(BaseModel):
@@ -233,6 +264,7 @@ class PaymentTotals(BaseModel):
     invoiced: Decimal
     paid: Decimal
     outstanding: Decimal
+    remaining: Decimal = Field(description="Left to pay of the projects' amounts (now)")
 
 
 class PaymentsReport(Page):

@@ -196,10 +196,16 @@ class InvoiceOut(BaseModel):
 
 
 class PaymentsOut(BaseModel):
-    status: Literal["not_paid", "partially_paid", "paid"]
+    status: Literal["not_paid", "partially_paid", "paid"] = Field(
+        description="Measured against the project's amount (against what was invoiced "
+        "while its amount is 0)"
+    )
+    amount: Decimal = Field(description="The project's amount")
+    measured_against: Literal["amount", "invoiced"]
     invoiced: Decimal
     paid: Decimal
-    remaining: Decimal
+    remaining: Decimal = Field(description="Amount - paid, never below 0")
+    invoiced_unpaid: Decimal = Field(description="Invoiced and not paid yet")
     invoices: list[InvoiceOut]
 
 

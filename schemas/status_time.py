@@ -9,6 +9,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from schemas.leads import Strict
+from schemas.limits import Code, LongText
 from schemas.pipeline import Page
 
 Kind = Literal["lead", "deal", "project"]
@@ -96,3 +98,61 @@ class SubjectStatusTime(BaseModel):
     stages: list[StageTime] = Field(description="In order of first visit")
     total_seconds: float
     paused_seconds: float
+
+
+# --- time limits set by hand ------------------------------------------------------------
+
+
+class SetStatusLimitRequest(Strict):
+    """Set, change or remove (``limit_hours`` null) the time limit of a stage or status."""
+
+    kind: Kind
+    funnel: Code | None = Field(
+        default=None, description="The lead or deal funnel; left out for a project status"
+    )
+    stage: Code = Field(description="The stage (leads, deals) or the status (projects)")
+    limit_hours: float | None = Field(
+        description="The limit from now on, in hours (> 0); null removes it (no limit)"
+    )
+    reason: LongText | None = None
+
+
+class StatusLimitAccepted(BaseModel):
+    kind: Kind
+    funnel: str | None
+    stage: str
+    version: int = Field(description="The stage limit's version: one per change")
+    position: int = Field(description="Pass as min_position to read the new limit")
+
+
+class StatusLimitChangeOut(BaseModel):
+    kind: Kind
+    funnel: str | None
+    stage: str
+    limit_hours: float | None = Field(description="In force from set_at on; null: no limit")
+    previous_hours: float | None
+    set_at: datetime
+    set_by: str
+    set_by_role: str | None
+    reason: str | None
+
+
+class StatusLimitOut(BaseModel):
+    kind: Kind
+    funnel: str | None
+    stage: str
+    configured_hours: float | None = Field(description="The configuration's starting value")
+    limit_hours: float | None = Field(description="The limit in force at as_of; null: none")
+    set_by_hand: bool = Field(description="Set by hand (else the configured one)")
+    set_at: datetime | None
+    set_by: str | None
+    set_by_role: str | None
+    reason: str | None
+
+
+class StatusLimits(BaseModel):
+    as_of: datetime
+    items: list[StatusLimitOut] = Field(description="Every stage or status, in configured order")
+    changes: list[StatusLimitChangeOut] = Field(
+        description="The limits set by hand up to as_of, the latest first"
+    )

@@ -491,6 +491,7 @@ UNSCOPED = {
     "users": "the directory: names, roles and departments, read by oversight roles only",
     "contractors": "the shared contractor directory every department works from (its"
     " figures are the viewer's: a scoped view recounts them over the visible quotes)",
+    "status_limit_changes": "the time limits set by hand: configuration, the same for all",
     "projection_positions": "the projector's bookkeeping",
     "read_model_fingerprints": "the projector's bookkeeping",
 }

@@ -165,14 +165,20 @@ def test_from_a_won_deal_to_a_paid_project(
     assert project_of(api, project_id)["health"]["effective"] == "some_difficulties"
 
     # the deal's invoice S-1 (100.00) came with the project; then invoices, a partial
-    # payment, an overpayment refused, the full payments
+    # payment, an overpayment refused, the full payments; the project's amount is 1500.00,
+    # so the payment status and what is left are measured against it
     assert [i["number"] for i in project_of(api, project_id)["payments"]["invoices"]] == ["S-1"]
+    ok(api.post(f"/projects/{project_id}/card", json={"amount": "1500.00"}, headers=PM))
     invoice = {"number": "P-1", "amount": "1000.00", "due_date": "2026-01-20"}
     ok(api.post(f"/projects/{project_id}/invoices", json=invoice, headers=PM), 201)
     pay = f"/projects/{project_id}/invoices/P-1/payments"
     ok(api.post(pay, json={"amount": "400.00", "paid_on": "2026-01-10"}, headers=PM), 201)
     payments = project_of(api, project_id)["payments"]
-    assert (payments["status"], payments["remaining"]) == ("partially_paid", "700.00")
+    assert (payments["status"], payments["remaining"], payments["invoiced_unpaid"]) == (
+        "partially_paid",
+        "1100.00",
+        "700.00",
+    )
     refused = api.post(pay, json={"amount": "600.01", "paid_on": "2026-01-11"}, headers=PM)
     assert refused.status_code == 409
     assert (refused.json()["rule"], refused.json()["remaining"]) == ("overpayment", "600.00")
@@ -181,10 +187,11 @@ def test_from_a_won_deal_to_a_paid_project(
     ok(api.post(deal_pay, json={"amount": "100.00", "paid_on": "2026-01-11"}, headers=PM), 201)
     payments = project_of(api, project_id)["payments"]
     assert (payments["status"], payments["paid"], payments["remaining"]) == (
-        "paid",
+        "partially_paid",
         "1100.00",
-        "0.00",
+        "400.00",
     )
+    assert (payments["invoiced_unpaid"], payments["measured_against"]) == ("0.00", "amount")
 
     # --- every read model, against figures worked out here ---
     wait = {"min_position": platform.store.last_position()}
@@ -200,7 +207,8 @@ def test_from_a_won_deal_to_a_paid_project(
         Decimal("6.5"),
     )
     assert row["percent_done"] == pytest.approx(12.5)
-    assert (row["payment_status"], Decimal(row["remaining"])) == ("paid", Decimal(0))
+    assert (row["payment_status"], Decimal(row["remaining"])) == ("partially_paid", Decimal(400))
+    assert Decimal(row["invoiced_unpaid"]) == 0
     assert row["empty_mandatory_fields"] == []
 
     # status-time: planning Jan 5 09:00 → 09:00 (in_production, no time passed), then

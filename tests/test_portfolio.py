@@ -323,8 +323,10 @@ def test_each_project_row_is_what_its_events_fold_to(
         assert row["empty_mandatory_fields"] == state.empty_mandatory_fields(RULES.project)
         assert dec(row["invoiced"]) == invoiced, key
         assert dec(row["paid"]) == paid, key
-        assert dec(row["remaining"]) == invoiced - paid, key
-        assert row["payment_status"] == billing.payment_status(invoiced, paid), key
+        owed = billing.project_payment(state.amount, invoiced, paid)
+        assert dec(row["remaining"]) == owed.remaining, key
+        assert row["payment_status"] == owed.status, key
+        assert dec(row["invoiced_unpaid"]) == invoiced - paid, key
         assert row["version"] == state.version, key
 
     # and by hand
@@ -1036,7 +1038,9 @@ def test_billing_figures_match_the_sums_of_invoices_and_payments(
         try:
             clock = FakeClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
             d = Delivery(store, RULES, clock)
-            projects = [d.create(f"Project {n}", "Acme") for n in range(3)]
+            # amounts: none (measured against what was invoiced), small, large
+            amounts = (ZERO, D(500), D(5000))
+            projects = [d.create(f"Project {n}", "Acme", amount=amounts[n]) for n in range(3)]
             issued: dict[int, list[str]] = {n: [] for n in range(3)}
             projection = project_projections(RULES)
             for n, invoice, cents in steps:
@@ -1063,15 +1067,15 @@ def test_billing_figures_match_the_sums_of_invoices_and_payments(
 
             cursor = db.cursor()
             try:
-                for project_id in projects:
+                for project_id, project_amount in zip(projects, amounts, strict=True):
                     key = [str(project_id)]
                     row = cursor.execute(
-                        "SELECT invoiced, paid, remaining, payment_status, invoices, payments "
-                        "FROM projects WHERE project_id = ?",
+                        "SELECT invoiced, paid, remaining, payment_status, invoices, payments, "
+                        "invoiced_unpaid FROM projects WHERE project_id = ?",
                         key,
                     ).fetchone()
                     assert row is not None
-                    invoiced, paid, remaining, status, invoices, payments = row
+                    invoiced, paid, remaining, status, invoices, payments, unpaid = row
                     sums = cursor.execute(
                         "SELECT coalesce(sum(amount), 0), count(*), coalesce(sum(paid), 0) "
                         "FROM project_invoices WHERE project_id = ?",
@@ -1087,8 +1091,10 @@ def test_billing_figures_match_the_sums_of_invoices_and_payments(
                     assert (invoiced, invoices) == (sums[0], sums[1])
                     assert paid == sums[2] == received[0]
                     assert payments == received[1]
-                    assert remaining == invoiced - paid >= 0
-                    assert status == billing.payment_status(invoiced, paid)
+                    owed = billing.project_payment(project_amount, invoiced, paid)
+                    assert remaining == owed.remaining >= 0
+                    assert status == owed.status
+                    assert unpaid == invoiced - paid >= 0
                     # each invoice: what its payments add up to
                     for number, amount, inv_paid, inv_remaining, inv_status in cursor.execute(
                         "SELECT number, amount, paid, remaining, status FROM project_invoices "
@@ -1106,10 +1112,15 @@ def test_billing_figures_match_the_sums_of_invoices_and_payments(
                         assert inv_status == billing.payment_status(amount, inv_paid)
                     # and what the billing aggregate folds to
                     bills = load_billing(store, project_id)
+                    folded = billing.project_payment(
+                        project_amount,
+                        bills.invoiced if bills else ZERO,
+                        bills.paid if bills else ZERO,
+                    )
                     expected = (
-                        (bills.invoiced, bills.paid, bills.remaining, bills.status)
+                        (bills.invoiced, bills.paid, folded.remaining, folded.status)
                         if bills
-                        else (ZERO, ZERO, ZERO, "not_paid")
+                        else (ZERO, ZERO, folded.remaining, "not_paid")
                     )
                     assert (invoiced, paid, remaining, status) == expected
             finally:

@@ -459,6 +459,7 @@ FIELD_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "DealHandoffNoted.status": st.sampled_from(HANDOFF_STATUSES),
     "LeadSensitiveInfoViewed.outcome": st.sampled_from(["shown", "erased", "empty"]),
     "UserRegistered.role": st.sampled_from([r.value for r in ROLES]),
+    "StatusLimitSet.kind": st.sampled_from(["lead", "deal", "project"]),
     "UserChanged.changes": st.fixed_dictionaries(
         {},
         optional={

@@ -84,12 +84,14 @@ def test_a_won_deal_becomes_a_project_with_its_invoice_once_even_on_redelivery(
     assert (project["deal_id"], project["lead_id"]) == (deal_id, deal["lead_id"])
     assert deal["project_id"] == str(project_id)
     payments = project["payments"]
-    assert (payments["status"], payments["invoiced"], payments["paid"], payments["remaining"]) == (
+    assert (payments["status"], payments["invoiced"], payments["paid"]) == (
         "not_paid",
         "17500.25",
         "0.00",
-        "17500.25",
     )
+    # what is left is measured against the project's amount (the deal's); what was
+    # invoiced and not paid yet is beside it
+    assert (payments["remaining"], payments["invoiced_unpaid"]) == (project["amount"], "17500.25")
     [invoice] = payments["invoices"]
     assert {k: invoice[k] for k in ("number", "amount", "organisation", "prepayment")} == {
         "number": "S-17",
@@ -105,7 +107,13 @@ def test_a_won_deal_becomes_a_project_with_its_invoice_once_even_on_redelivery(
     pay = {"amount": "7500.25", "paid_on": "2026-01-12"}
     ok(api.post(f"/projects/{project_id}/invoices/S-17/payments", json=pay), 201)
     payments = ok(api.get(f"/projects/{project_id}"))["payments"]
-    assert (payments["status"], payments["remaining"]) == ("partially_paid", "10000.00")
+    # the project's amount (the deal's) is paid in full; 10000.00 of the invoice is not
+    assert float(payments["amount"]) < 7500.25
+    assert (payments["status"], payments["remaining"], payments["invoiced_unpaid"]) == (
+        "paid",
+        "0.00",
+        "10000.00",
+    )
 
 
 def test_links_and_filters_in_the_read_models(api: TestClient, platform: Platform) -> None:

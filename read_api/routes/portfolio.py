@@ -16,11 +16,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 
+from aggregates.users import Principal, Role
 from read_api import project_queries
+from read_api.access import CurrentUser
 from read_api.deal_queries import Filters
 from read_api.deps import PlatformDep, ReadCursor
 from read_api.errors import BadRequestValue
-from read_api.project_queries import Days, Span
+from read_api.project_queries import Days, Expected, Span
 from schemas.portfolio import (
     DeviationsReport,
     HealthLevel,
@@ -203,21 +205,39 @@ def resource_load_report(
 def deviations_report(
     platform: PlatformDep,
     cursor: ReadCursor,
+    principal: CurrentUser,
     period: DayPeriodDep,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """(a) People who logged fewer hours on days of the period than the production
-    calendar asks (required, logged, missing), most missing first. The people are everyone
-    who has logged hours on any project on a day in or before the period (an entry since
-    corrected to zero included): someone who never logged hours is unknown here.
+    calendar asks (required, logged, missing), most missing first. The people are
+    everyone who should have logged hours: the users of the delivering departments
+    (``[calendar] departments`` of the rules) with a role that logs its own hours
+    (``[calendar] roles``) active in the period, those who logged nothing included (0
+    hours), and anyone else who has logged hours on a project the viewer sees on a day in
+    or before the period (an entry since corrected to zero included). Of the directory,
+    top management, analysts and auditors see everyone, a head their department's people,
+    anyone else only themselves.
     (b) Project cards with mandatory fields still empty (as they are now, whatever the
     period): the project, its PM and which fields.
 
     The period defaults to the current month, as in the resource load; each list is paged
     with ``limit``/``offset`` and has its own total."""
     span = period.or_month(_today(platform))
-    return project_queries.deviations(cursor, platform.rules.project.calendar, span, limit, offset)
+    return project_queries.deviations(
+        cursor, platform.rules.project.calendar, span, limit, offset, _expected(principal)
+    )
+
+
+def _expected(principal: Principal) -> Expected:
+    """Who of the directory a viewer sees missing: everyone (top, analysts, auditors), a
+    head their department's people, anyone else only themselves."""
+    if principal.sees_everything:
+        return Expected()
+    if principal.role is Role.HEAD and principal.department:
+        return Expected(department=principal.department)
+    return Expected(person=principal.user)
 
 
 @router.get("/reports/payments", response_model=PaymentsReport)
@@ -230,17 +250,24 @@ def payments_report(
         PaymentStatus | None,
         Query(description="Payment status of the project's invoices issued in the period"),
     ] = None,
+    payment_status: Annotated[
+        PaymentStatus | None,
+        Query(description="The project's payment status, measured against its amount"),
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """Per project with an invoice issued or a payment received in the period (by client,
     then title): invoiced and paid in the period, and what is still outstanding of the
     invoices issued in it; per client and in total. Without ``from``/``to``: all time, so
-    the figures are each project's invoiced, paid and remaining."""
+    the figures are each project's invoiced, paid and remaining. Beside them, the
+    project's amount, its payment status and what is left to pay of its amount (now)."""
     filters = Filters(
         equal={
             "company_id": company_id,
             "project_id": None if project_id is None else str(project_id),
         }
     )
-    return project_queries.payments(cursor, filters, period.days, status, limit, offset)
+    return project_queries.payments(
+        cursor, filters, period.days, status, limit, offset, payment_status
+    )

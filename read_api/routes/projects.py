@@ -409,6 +409,7 @@ def project_detail(
     invoices = [] if bills is None else list(bills.invoices)
     invoiced = sum((i.amount for i in invoices), Decimal("0.00"))
     paid = sum((i.paid for i in invoices), Decimal("0.00"))
+    owed = billing.project_payment(state.amount, invoiced, paid)
     manual = state.manual_health
     return {
         **{
@@ -491,10 +492,13 @@ def project_detail(
             "manual_set_at": None if manual is None else manual.set_at,
         },
         "payments": {
-            "status": billing.payment_status(invoiced, paid),
+            "status": owed.status,
+            "amount": state.amount,
+            "measured_against": owed.measured_against,
             "invoiced": invoiced,
             "paid": paid,
-            "remaining": invoiced - paid,
+            "remaining": owed.remaining,
+            "invoiced_unpaid": owed.invoiced_unpaid,
             "invoices": [
                 {
                     "number": i.number,

@@ -8,15 +8,24 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Response
 
+from aggregates import status_limits
 from commands.context import StreamNotFound
+from commands.status_limits import set_status_limit
 from leadledger.wiring import Platform
 from read_api import status_time
-from read_api.deps import PlatformDep, ReadCursor, parse_instant
+from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted, parse_instant
 from read_api.errors import BadRequestValue
 from read_api.status_time import Kind, StatusTimeFilters
-from schemas.status_time import StatusTimePage, StatusTimeSummary, SubjectStatusTime
+from schemas.status_time import (
+    SetStatusLimitRequest,
+    StatusLimitAccepted,
+    StatusLimits,
+    StatusTimePage,
+    StatusTimeSummary,
+    SubjectStatusTime,
+)
 
 router = APIRouter(tags=["status time"])
 
@@ -105,8 +114,12 @@ def _filters(
     )
 
 
-def _limits(platform: Platform, kind: Kind) -> list[status_time.StageLimit]:
-    return status_time.stage_limits(kind, platform.funnels, platform.rules)
+def _limits(
+    platform: Platform, cursor: ReadCursor, kind: Kind, as_of: datetime
+) -> list[status_time.StageLimit]:
+    """The kind's limits as they were at ``as_of``: configured, then set by hand."""
+    changes = status_time.limit_changes(cursor, kind, as_of)
+    return status_time.stage_limits(kind, platform.funnels, platform.rules, changes)
 
 
 @router.get("/reports/status-time", response_model=StatusTimePage)
@@ -138,7 +151,9 @@ def status_time_report(
         pm=pm,
         over_limit_only=over_limit_only,
     )
-    items, total = status_time.list_visits(cursor, filters, _limits(platform, kind), limit, offset)
+    items, total = status_time.list_visits(
+        cursor, filters, _limits(platform, cursor, kind, filters.as_of), limit, offset
+    )
     return {
         "kind": kind,
         "as_of": filters.as_of,
@@ -176,7 +191,7 @@ def status_time_summary(
         pm=pm,
         over_limit_only=over_limit_only,
     )
-    report = status_time.summary(cursor, filters, _limits(platform, kind))
+    report = status_time.summary(cursor, filters, _limits(platform, cursor, kind, filters.as_of))
     return {"kind": kind, "as_of": filters.as_of, **report}
 
 
@@ -191,7 +206,9 @@ def _subject(
         raise StreamNotFound(
             f"{kind} {subject_id} did not exist at {filters.as_of:%Y-%m-%dT%H:%M:%S%z}"
         )
-    found = status_time.subject_status_time(cursor, filters, _limits(platform, kind))
+    found = status_time.subject_status_time(
+        cursor, filters, _limits(platform, cursor, kind, filters.as_of)
+    )
     return {"kind": kind, "subject_id": subject_id, "as_of": filters.as_of, **found}
 
 
@@ -235,3 +252,82 @@ def project_status_time(
     project_id: UUID, platform: PlatformDep, cursor: ReadCursor, as_of: AsOf = None
 ) -> dict[str, Any]:
     return _subject(platform, cursor, "project", project_id, as_of)
+
+
+# --- time limits set by hand ------------------------------------------------------------
+
+Headers = Annotated[CommandHeaders, Depends()]
+KINDS: tuple[Kind, ...] = ("lead", "deal", "project")
+
+
+@router.post(
+    "/status-limits",
+    response_model=StatusLimitAccepted,
+    responses={
+        403: {"description": "Only administrators and top management set limits"},
+        409: {"description": "The stage has this limit already (rule limit_unchanged)"},
+        422: {"description": "Unknown kind, funnel or stage, or a bad limit; names the field"},
+    },
+)
+def set_limit(
+    body: SetStatusLimitRequest, headers: Headers, platform: PlatformDep, response: Response
+) -> dict[str, Any]:
+    """Set, change or remove (``limit_hours`` null) the time limit of a lead or deal
+    stage (with its funnel) or of a project status, in force from now on: the status-time
+    reports measure each visit against the limit in force at each instant, and ``as_of``
+    reports use the limits of then. The configured ``time_limit_hours`` is the starting
+    value. Administrators and top management only."""
+    request = body.model_dump(mode="json")
+    scope = f"status-limit:{body.kind}:{body.funnel or ''}:{body.stage}"
+    ctx = headers.context(platform, scope, request)
+    command = status_limits.SetStatusLimit(
+        body.kind, body.funnel, body.stage, body.limit_hours, body.reason
+    )
+    result = set_status_limit(platform.store, platform.funnels, platform.rules, command, ctx)
+    mark_accepted(result, response)
+    return {
+        "kind": body.kind,
+        "funnel": body.funnel,
+        "stage": body.stage,
+        "version": result.version,
+        "position": result.position,
+    }
+
+
+def _change_out(kind: Kind, change: status_time.LimitChange) -> dict[str, Any]:
+    return {"kind": kind, **vars(change)}
+
+
+@router.get("/status-limits", response_model=StatusLimits)
+def list_limits(
+    platform: PlatformDep,
+    cursor: ReadCursor,
+    kind: Annotated[Kind | None, Query(description="lead, deal or project (default: all)")] = None,
+    as_of: AsOf = None,
+) -> dict[str, Any]:
+    """Every stage and status with its time limit in force now (or at ``as_of``): the
+    configured one, or the one set by hand and who set it when; and every limit set by
+    hand up to then, the latest first."""
+    moment = _as_of(platform, as_of)
+    items: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    for each in (kind,) if kind is not None else KINDS:
+        for limit in _limits(platform, cursor, each, moment):
+            last = limit.last_change
+            items.append(
+                {
+                    "kind": each,
+                    "funnel": limit.funnel,
+                    "stage": limit.stage,
+                    "configured_hours": limit.configured_hours,
+                    "limit_hours": limit.limit_hours,
+                    "set_by_hand": last is not None,
+                    "set_at": None if last is None else last.set_at,
+                    "set_by": None if last is None else last.set_by,
+                    "set_by_role": None if last is None else last.set_by_role,
+                    "reason": None if last is None else last.reason,
+                }
+            )
+            changes += [_change_out(each, c) for c in limit.changes]
+    changes.sort(key=lambda c: c["set_at"], reverse=True)
+    return {"as_of": moment, "items": items, "changes": changes}

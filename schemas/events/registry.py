@@ -15,6 +15,7 @@ from schemas.events import (
     lead,
     limits,
     project,
+    status_limits,
     timesheets,
     users,
 )
@@ -32,6 +33,7 @@ _MODULES: tuple[ModuleType, ...] = (
     billing,
     timesheets,
     users,
+    status_limits,
 )
 _MODEL_NAME = re.compile(r"^(?P<name>[A-Z][A-Za-z0-9]*)V(?P<version>[1-9][0-9]*)$")
 
