@@ -3,8 +3,12 @@ boundary: the write it guards appends to the limit's stream at its next version 
 same atomic append, so two racing writes cannot both pass a check made on one total.
 
 - **Revenue cap** (simplified-tax regime): one stream per organisation and year books
-  every invoice's amount with the running total; an invoice that would take the total
-  past the yearly cap is refused, naming the cap and the current total.
+  every invoice's amount with the running total, deal and project invoices alike (a
+  deal's invoice carried into its project's billing is booked once, by the deal); an
+  invoice that would take the total past the yearly cap is refused, naming the cap and
+  the current total. An invoice is booked to the year of its own day, whatever years the
+  ledger has booked since: the cap is a yearly one, so a backdated invoice counts against
+  the cap of the year it is dated in (and is refused when that year's cap is full).
 - **New clients per manager and month**: one stream per manager and month counts the
   clients (client and direction) the manager took; over the cap an assignment waits for a
   head's approval.
@@ -13,10 +17,11 @@ same atomic append, so two racing writes cannot both pass a check made on one to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID, uuid5
 
 from aggregates import values
@@ -36,14 +41,34 @@ def revenue_stream_id(organisation: str, year: int) -> UUID:
 
 @dataclass(frozen=True, kw_only=True)
 class RevenueBooked(DomainEvent):
+    """Version 2 added ``project_id`` (an invoice issued on a project) and lets
+    ``deal_id`` be null; version 1 booked deals' invoices only
+    (``upcast_revenue_booked_v1``)."""
+
+    schema_version: ClassVar[int] = 2
+
     organisation: str
     year: int
-    deal_id: UUID
+    deal_id: UUID | None
+    """The deal whose invoice it is; null for one issued on a project."""
     invoice_number: str
     amount: Decimal
     total: Decimal
     """The organisation's invoiced total for the year, this invoice included."""
     cap: Decimal
+    project_id: UUID | None
+    """The project whose invoice it is; null for a deal's."""
+
+
+def upcast_revenue_booked_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Before project invoices were booked, every booking was a deal invoice's."""
+    return data | {"project_id": None}
+
+
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("RevenueBooked", 1): upcast_revenue_booked_v1,
+}
+"""Stored-event upcasters: (event type, stored version) → the next version's fields."""
 
 
 @dataclass(frozen=True)
@@ -64,10 +89,12 @@ def book_revenue(
     ledger: RevenueLedger,
     organisation: Organisation,
     year: int,
-    deal_id: UUID,
+    deal_id: UUID | None,
     invoice_number: str,
     amount: Decimal,
     meta: CommandMeta,
+    *,
+    project_id: UUID | None = None,
 ) -> RevenueBooked:
     """Book an invoice against the yearly cap, or refuse it with the figures."""
     cap = organisation.yearly_revenue_cap
@@ -94,6 +121,7 @@ def book_revenue(
         amount=amount,
         total=total,
         cap=cap,
+        project_id=project_id,
     )
 
 

@@ -15,11 +15,13 @@ from aggregates.billing import BILLING_EVENT_TYPES
 from aggregates.company import COMPANY_EVENT_TYPES
 from aggregates.contractor import CONTRACTOR_EVENT_TYPES
 from aggregates.deal import DEAL_EVENT_TYPES
+from aggregates.deal import UPCASTERS as DEAL_UPCASTERS
 from aggregates.funnels import FunnelCatalog
 from aggregates.handoff import HANDOFF_EVENT_TYPES
 from aggregates.lead import LEAD_EVENT_TYPES
 from aggregates.lead import UPCASTERS as LEAD_UPCASTERS
 from aggregates.limits import LIMIT_EVENT_TYPES
+from aggregates.limits import UPCASTERS as LIMIT_UPCASTERS
 from aggregates.project import PROJECT_EVENT_TYPES
 from aggregates.rules import Rules
 from aggregates.sensitive import SENSITIVE_EVENT_TYPES
@@ -94,7 +96,7 @@ def event_codec() -> EventCodec:
             *USER_EVENT_TYPES,
             *SENSITIVE_EVENT_TYPES,
         ),
-        upcasters=LEAD_UPCASTERS,
+        upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS, **LIMIT_UPCASTERS},
     )
 
 

@@ -107,6 +107,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
         ("POST", f"/handoffs/{{request_id}}/{action}"): DEPARTMENTS
         for action in ("take", "estimate", "plan", "stage", "reject")
     },
+    ("POST", "/deals/{deal_id}/invoices/{number}/approval"): SALES,
     ("GET", "/handoffs"): READERS,
     ("GET", "/handoffs/{request_id}"): READERS,
     ("GET", "/handoffs/{request_id}/history"): READERS,
@@ -350,6 +351,8 @@ def _command_guard(request: Request, principal: Principal, body: Any) -> Guard |
         if parts[2] == "sensitive" and request.method == "GET":
             return policy.lead("read the sensitive information of")
         return policy.lead(verb)
+    if parts[0] == "deals" and parts[-1] == "approval":
+        return policy.prepayment_approval(platform.rules.may_approve_prepayment)
     if parts[0] == "deals" and len(parts) > 2:
         return policy.deal(verb)
     if parts[0] == "handoffs":

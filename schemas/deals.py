@@ -51,6 +51,11 @@ class ProposalRequest(Strict):
         max_length=MAX_SERVICES,
         description=f"At least one, at most {MAX_SERVICES}; names unique",
     )
+    organisation: Code | None = Field(
+        default=None,
+        description="The selling organisation (rules.toml): every service must be one it "
+        "sells (409 organisation_service_not_allowed)",
+    )
 
 
 class ContractRequest(Strict):
@@ -64,6 +69,11 @@ class InvoiceRequest(Strict):
     organisation: Code = Field(description="The issuing organisation (rules.toml)")
     prepayment: bool = False
     issued_on: date | None = Field(default=None, description="Defaults to today (UTC)")
+
+
+class InvoiceApprovalRequest(Strict):
+    decision: Literal["approve", "decline"]
+    reason: LongText | None = Field(default=None, description="Required to decline")
 
 
 class DealCloseRequest(Strict):
@@ -92,6 +102,7 @@ class ServiceLineOut(BaseModel):
 class ProposalOut(BaseModel):
     services: list[ServiceLineOut]
     total: Decimal
+    organisation: str | None = None
 
 
 class ContractOut(BaseModel):
@@ -105,6 +116,12 @@ class InvoiceOut(BaseModel):
     prepayment: bool
     organisation: str
     issued_on: date
+    approval: Literal["not_required", "pending", "approved", "declined"] = Field(
+        description="A prepayment invoice is pending until approved or declined; only "
+        "'not_required' and 'approved' ones count"
+    )
+    decided_by: str | None = None
+    decline_reason: str | None = None
 
 
 class EstimateRoundOut(BaseModel):

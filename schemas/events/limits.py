@@ -29,6 +29,24 @@ class RevenueBookedV1(PublicPayload):
     cap: Money = Field(description="The organisation's yearly revenue cap.")
 
 
+class RevenueBookedV2(PublicPayload):
+    """An invoice, a deal's or a project's, was booked against its organisation's yearly
+    revenue cap, in the year of the invoice's day (version 1 booked deals' only)."""
+
+    organisation: str = Field(description="The id of our legal entity that invoiced.")
+    year: int = Field(description="The year of the invoice's day.")
+    deal_id: Id | None = Field(description="The deal the invoice belongs to; null for a project's.")
+    project_id: Id | None = Field(
+        description="The project the invoice was issued on; null for a deal's."
+    )
+    invoice_number: str
+    amount: Money = Field(description="The invoice's amount.")
+    total: Money = Field(
+        description="The organisation's invoiced total for the year, this invoice included."
+    )
+    cap: Money = Field(description="The organisation's yearly revenue cap.")
+
+
 class ManagerClientTakenV1(PublicPayload):
     """A manager took a new client (a client company and direction) this month."""
 
@@ -83,7 +101,7 @@ class ClientAssignmentDeclinedV1(PublicPayload):
 
 
 PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
-    "revenue_ledger": (RevenueBookedV1,),
+    "revenue_ledger": (RevenueBookedV1, RevenueBookedV2),
     "manager_month": (ManagerClientTakenV1,),
     "client_assignment": (
         ClientAssignedV1,
