@@ -3,12 +3,13 @@ boundary: the write it guards appends to the limit's stream at its next version 
 same atomic append, so two racing writes cannot both pass a check made on one total.
 
 - **Revenue cap** (simplified-tax regime): one stream per organisation and year books
-  every invoice's amount with the running total, deal and project invoices alike (a
-  deal's invoice carried into its project's billing is booked once, by the deal); an
-  invoice that would take the total past the yearly cap is refused, naming the cap and
-  the current total. An invoice is booked to the year of its own day, whatever years the
-  ledger has booked since: the cap is a yearly one, so a backdated invoice counts against
-  the cap of the year it is dated in (and is refused when that year's cap is full).
+  every invoice's amount with the running total, deal invoices (``RevenueBooked``) and
+  project invoices (``ProjectRevenueBooked``) alike; a deal's invoice carried into its
+  project's billing is booked once, by the deal. An invoice that would take the total
+  past the yearly cap is refused, naming the cap and the current total. An invoice is
+  booked to the year of its own day, whatever years the ledger has booked since: the cap
+  is a yearly one, so a backdated invoice counts against the cap of the year it is dated
+  in (and is refused when that year's cap is full).
 - **New clients per manager and month**: one stream per manager and month counts the
   clients (client and direction) the manager took; over the cap an assignment waits for a
   head's approval.
@@ -17,11 +18,10 @@ same atomic append, so two racing writes cannot both pass a check made on one to
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 from uuid import UUID, uuid5
 
 from aggregates import values
@@ -41,34 +41,28 @@ def revenue_stream_id(organisation: str, year: int) -> UUID:
 
 @dataclass(frozen=True, kw_only=True)
 class RevenueBooked(DomainEvent):
-    """Version 2 added ``project_id`` (an invoice issued on a project) and lets
-    ``deal_id`` be null; version 1 booked deals' invoices only
-    (``upcast_revenue_booked_v1``)."""
-
-    schema_version: ClassVar[int] = 2
-
     organisation: str
     year: int
-    deal_id: UUID | None
-    """The deal whose invoice it is; null for one issued on a project."""
+    deal_id: UUID
     invoice_number: str
     amount: Decimal
     total: Decimal
     """The organisation's invoiced total for the year, this invoice included."""
     cap: Decimal
-    project_id: UUID | None
-    """The project whose invoice it is; null for a deal's."""
 
 
-def upcast_revenue_booked_v1(data: dict[str, Any]) -> dict[str, Any]:
-    """Before project invoices were booked, every booking was a deal invoice's."""
-    return data | {"project_id": None}
+@dataclass(frozen=True, kw_only=True)
+class ProjectRevenueBooked(DomainEvent):
+    """An invoice issued on a project, booked on its organisation's ledger."""
 
-
-UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
-    ("RevenueBooked", 1): upcast_revenue_booked_v1,
-}
-"""Stored-event upcasters: (event type, stored version) → the next version's fields."""
+    organisation: str
+    year: int
+    project_id: UUID
+    invoice_number: str
+    amount: Decimal
+    total: Decimal
+    """The organisation's invoiced total for the year, this invoice included."""
+    cap: Decimal
 
 
 @dataclass(frozen=True)
@@ -80,7 +74,7 @@ class RevenueLedger:
 def revenue_ledger(events: list[DomainEvent]) -> RevenueLedger:
     total = Decimal("0.00")
     for event in events:
-        assert isinstance(event, RevenueBooked)
+        assert isinstance(event, RevenueBooked | ProjectRevenueBooked)
         total = event.total
     return RevenueLedger(len(events), total)
 
@@ -89,14 +83,52 @@ def book_revenue(
     ledger: RevenueLedger,
     organisation: Organisation,
     year: int,
-    deal_id: UUID | None,
+    deal_id: UUID,
     invoice_number: str,
     amount: Decimal,
     meta: CommandMeta,
-    *,
-    project_id: UUID | None = None,
 ) -> RevenueBooked:
     """Book an invoice against the yearly cap, or refuse it with the figures."""
+    total, cap = _within_cap(ledger, organisation, year, amount)
+    return RevenueBooked(
+        **meta.event_fields(),
+        organisation=organisation.id,
+        year=year,
+        deal_id=deal_id,
+        invoice_number=invoice_number,
+        amount=amount,
+        total=total,
+        cap=cap,
+    )
+
+
+def book_project_revenue(
+    ledger: RevenueLedger,
+    organisation: Organisation,
+    year: int,
+    project_id: UUID,
+    invoice_number: str,
+    amount: Decimal,
+    meta: CommandMeta,
+) -> ProjectRevenueBooked:
+    """Book a project's invoice against the yearly cap (the same rule as a deal's)."""
+    total, cap = _within_cap(ledger, organisation, year, amount)
+    return ProjectRevenueBooked(
+        **meta.event_fields(),
+        organisation=organisation.id,
+        year=year,
+        project_id=project_id,
+        invoice_number=invoice_number,
+        amount=amount,
+        total=total,
+        cap=cap,
+    )
+
+
+def _within_cap(
+    ledger: RevenueLedger, organisation: Organisation, year: int, amount: Decimal
+) -> tuple[Decimal, Decimal]:
+    """The new total and the cap, or the refusal with the figures."""
     cap = organisation.yearly_revenue_cap
     assert cap is not None
     total = ledger.total + amount
@@ -112,17 +144,7 @@ def book_revenue(
             year=year,
             organisation=organisation.id,
         )
-    return RevenueBooked(
-        **meta.event_fields(),
-        organisation=organisation.id,
-        year=year,
-        deal_id=deal_id,
-        invoice_number=invoice_number,
-        amount=amount,
-        total=total,
-        cap=cap,
-        project_id=project_id,
-    )
+    return total, cap
 
 
 # --- manager's new clients per month ----------------------------------------------------
@@ -230,6 +252,7 @@ class ClientAssignmentDeclined(DomainEvent):
 
 LIMIT_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     RevenueBooked,
+    ProjectRevenueBooked,
     ManagerClientTaken,
     ClientAssigned,
     ClientAssignmentApprovalRequested,

@@ -236,14 +236,7 @@ def _book_project_invoice(
     year = invoice.issued_on.year
     stream_id = limits.revenue_stream_id(organisation.id, year)
     ledger = limits.revenue_ledger([r.event for r in store.load(stream_id)])
-    booked = limits.book_revenue(
-        ledger,
-        organisation,
-        year,
-        None,
-        invoice.number,
-        invoice.amount,
-        ctx.meta,
-        project_id=invoice.project_id,
+    booked = limits.book_project_revenue(
+        ledger, organisation, year, invoice.project_id, invoice.number, invoice.amount, ctx.meta
     )
     return NewEvent(stream_id, ledger.version + 1, booked)

@@ -21,7 +21,6 @@ from aggregates.handoff import HANDOFF_EVENT_TYPES
 from aggregates.lead import LEAD_EVENT_TYPES
 from aggregates.lead import UPCASTERS as LEAD_UPCASTERS
 from aggregates.limits import LIMIT_EVENT_TYPES
-from aggregates.limits import UPCASTERS as LIMIT_UPCASTERS
 from aggregates.project import PROJECT_EVENT_TYPES
 from aggregates.rules import Rules
 from aggregates.sensitive import SENSITIVE_EVENT_TYPES
@@ -96,7 +95,7 @@ def event_codec() -> EventCodec:
             *USER_EVENT_TYPES,
             *SENSITIVE_EVENT_TYPES,
         ),
-        upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS, **LIMIT_UPCASTERS},
+        upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS},
     )
 
 

@@ -29,16 +29,14 @@ class RevenueBookedV1(PublicPayload):
     cap: Money = Field(description="The organisation's yearly revenue cap.")
 
 
-class RevenueBookedV2(PublicPayload):
-    """An invoice, a deal's or a project's, was booked against its organisation's yearly
-    revenue cap, in the year of the invoice's day (version 1 booked deals' only)."""
+class ProjectRevenueBookedV1(PublicPayload):
+    """An invoice issued on a project was booked against its organisation's yearly revenue
+    cap, on the same ledger as deals' invoices (a deal's invoice carried into its
+    project's billing is booked once, as ``RevenueBooked``)."""
 
     organisation: str = Field(description="The id of our legal entity that invoiced.")
     year: int = Field(description="The year of the invoice's day.")
-    deal_id: Id | None = Field(description="The deal the invoice belongs to; null for a project's.")
-    project_id: Id | None = Field(
-        description="The project the invoice was issued on; null for a deal's."
-    )
+    project_id: Id = Field(description="The project the invoice was issued on.")
     invoice_number: str
     amount: Money = Field(description="The invoice's amount.")
     total: Money = Field(
@@ -101,7 +99,7 @@ class ClientAssignmentDeclinedV1(PublicPayload):
 
 
 PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
-    "revenue_ledger": (RevenueBookedV1, RevenueBookedV2),
+    "revenue_ledger": (RevenueBookedV1, ProjectRevenueBookedV1),
     "manager_month": (ManagerClientTakenV1,),
     "client_assignment": (
         ClientAssignedV1,
