@@ -160,6 +160,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
             "status-time/summary",
         )
     },
+    ("GET", "/reports/revenue-cap"): frozenset({T, H, AN}),
     ("GET", "/exports/{table}"): READERS,
     # the event stream
     ("GET", "/events"): READERS,
