@@ -491,6 +491,8 @@ UNSCOPED = {
     "users": "the directory: names, roles and departments, read by oversight roles only",
     "contractors": "the shared contractor directory every department works from (its"
     " figures are the viewer's: a scoped view recounts them over the visible quotes)",
+    "revenue_ledger": "each organisation's revenue against its yearly cap: company-wide"
+    " figures, read through GET /reports/revenue-cap by top, heads and analysts only",
     "projection_positions": "the projector's bookkeeping",
     "read_model_fingerprints": "the projector's bookkeeping",
 }
