@@ -10,6 +10,7 @@ proposal services) may not name a service outside the list: 409 ``rule_violation
 
 from __future__ import annotations
 
+import time
 import tomllib
 from decimal import Decimal
 from typing import Any
@@ -125,6 +126,16 @@ def test_a_contract_keeps_working_after_an_organisations_proposal() -> None:
 # --- over HTTP ---------------------------------------------------------------------------
 
 
+def project_of(client: TestClient, deal_id: str) -> UUID:
+    """The won deal's project, once the project-creation process has made it."""
+    project_id = project_id_for_deal(UUID(deal_id))
+    for _ in range(200):
+        if client.get(f"/projects/{project_id}").status_code == 200:
+            return project_id
+        time.sleep(0.05)
+    raise AssertionError(f"the won deal {deal_id} never became project {project_id}")
+
+
 def _proposal(client: TestClient, deal_id: str, *names: str, **extra: Any) -> Any:
     services = [{"name": n, "price": "100.00"} for n in names]
     return client.post(
@@ -168,9 +179,8 @@ def test_over_http_a_project_invoice_is_held_to_its_deals_services(client: TestC
     ok(client.post(f"/deals/{deal_id}/contract", json=contract, headers=SELLER))
     invoice = {"number": "INV-1", "amount": "10.00", "organisation": "main"}
     ok(client.post(f"/deals/{deal_id}/invoice", json=invoice, headers=SELLER))
-    closed = ok(client.post(f"/deals/{deal_id}/close", json={"outcome": "won"}, headers=SELLER))
-    project_id = project_id_for_deal(UUID(deal_id))
-    ok(client.get(f"/projects/{project_id}?min_position={closed['position']}"))
+    ok(client.post(f"/deals/{deal_id}/close", json={"outcome": "won"}, headers=SELLER))
+    project_id = project_of(client, deal_id)
     body = {"number": "P-1", "amount": "5.00", "due_date": "2026-02-01"}
     url = f"/projects/{project_id}/invoices"
     refused = client.post(url, json=body | {"organisation": "simplified"})

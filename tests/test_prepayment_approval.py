@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import orjson
 import pytest
@@ -28,7 +27,6 @@ from aggregates.deal import (
     IssueInvoice,
 )
 from aggregates.errors import NotPermitted
-from commands.projects import project_id_for_deal
 from event_store import EventStore
 from leadledger.wiring import Platform, event_codec
 from tests.conftest import bearer
@@ -36,6 +34,7 @@ from tests.deal_helpers import SELLER, new_deal, ok
 from tests.gwt_deals import DEAL, RULES
 from tests.test_deal_rules import CONTRACT, PROPOSAL
 from tests.test_deal_rules import deal as deal_events
+from tests.test_organisation_services import project_of
 
 HEAD = RULES.head_of("boris")
 """The head of the GWT deals' manager (the configured default head)."""
@@ -258,7 +257,7 @@ def test_the_won_deal_carries_counted_invoices_and_a_declined_one_is_not_payable
     ok(client.post(url.format("PP-2"), json=decline, headers=HEAD_AUTH))
     closed = ok(client.post(f"/deals/{deal_id}/close", json={"outcome": "won"}, headers=SELLER))
 
-    project_id = str(project_id_for_deal(UUID(deal_id)))
+    project_id = str(project_of(client, deal_id))
     project = ok(client.get(f"/projects/{project_id}?min_position={closed['position']}"))
     carried = [(i["number"], i["prepayment"]) for i in project["payments"]["invoices"]]
     assert carried == [("PP-1", True), ("INV-1", False)]
