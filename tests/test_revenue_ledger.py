@@ -217,8 +217,8 @@ def test_an_invoice_dated_into_an_earlier_year_is_booked_to_its_own_year(
         ("INV-2", "70.00", None),
         ("INV-1", "30.00", date(2025, 12, 28)),
     ):
-        command = deal.IssueInvoice(number, Decimal(amount), "simplified", issued_on=day)
-        handle_deal_command(store, RULES, deal_id, command, driver.context())
+        invoice = deal.IssueInvoice(number, Decimal(amount), "simplified", issued_on=day)
+        handle_deal_command(store, RULES, deal_id, invoice, driver.context())
     assert [(b.invoice_number, b.year, b.total) for b in _ledger(store, 2026)] == [
         ("INV-2", 2026, Decimal("70.00"))
     ]
