@@ -335,7 +335,8 @@ class DealProposalRecorded(DomainEvent):
 
     services: tuple[ServiceLine, ...]
     total: Decimal
-    organisation: str | None
+    organisation: str | None = None
+    """The organisation selling the services, when the proposal names one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -602,9 +603,7 @@ def _proposal(services: tuple[ServiceLine, ...], meta: CommandMeta) -> DealPropo
     total = sum((line.price for line in checked), Decimal("0.00"))
     if total >= values.MAX_AMOUNT:
         raise InvalidValue("services", f"the total must be less than {values.MAX_AMOUNT:,.0f}")
-    return DealProposalRecorded(
-        **meta.event_fields(), services=tuple(checked), total=total, organisation=None
-    )
+    return DealProposalRecorded(**meta.event_fields(), services=tuple(checked), total=total)
 
 
 def issue_invoice(
@@ -801,7 +800,7 @@ def evolve(deal: Deal | None, event: DomainEvent) -> Deal:
                 )
             changes = {"stage": to_stage, "stage_entered_at": event.at, "estimate": estimate}
         case DealProposalRecorded(services=services, total=total):
-            proposal = Proposal(tuple(services), total, event.organisation)
+            proposal = Proposal(tuple(services), total, organisation=event.organisation)
             changes = {"proposal": proposal, "amount": total}
         case DealContractRecorded(number=number, signed_on=signed_on):
             changes = {"contract": Contract(number, signed_on)}

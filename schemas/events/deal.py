@@ -79,8 +79,9 @@ class DealProposalRecordedV2(PublicPayload):
     services: tuple[ServiceLine, ...]
     total: Money = Field(description="The proposal's total price.")
     organisation: str | None = Field(
+        default=None,
         description="Our legal entity selling the services (each one it sells); null when "
-        "not named."
+        "not named (version 1 proposals named none).",
     )
 
 
