@@ -80,7 +80,8 @@ def test_demo_project_rebuild_and_history(tmp_path: Path) -> None:
         lead_id, version = con.execute(
             "SELECT lead_id, version FROM leads ORDER BY version DESC, lead_id LIMIT 1"
         ).fetchone() or ("", 0)
-    assert len(projected) == 40 + 6  # each demo deal comes from a lead of its own
+    # each demo deal comes from a lead of its own, and so do the 2 expert sales
+    assert len(projected) == 40 + 6 + 2
 
     rebuild = _run(tmp_path, "rebuild")
     assert rebuild.returncode == 0, rebuild.stderr
@@ -164,7 +165,7 @@ def test_serve_with_demo_answers_on_the_port(tmp_path: Path) -> None:
         assert set(tokens) == {r.value for r in Role}
         as_top = {"Authorization": f"Bearer {tokens['top'][1]}"}
         leads = httpx.get(f"{base}/leads", params={"limit": 5}, headers=as_top, timeout=5)
-        assert leads.json()["total"] == 30 + 3
+        assert leads.json()["total"] == 30 + 3 + 2  # + the demo's 2 expert sales
         manager, manager_token = tokens["manager"]
         own = httpx.get(
             f"{base}/leads",
