@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aggregates import deal, limits
 from aggregates.deal import (
@@ -26,12 +28,12 @@ from aggregates.deal import (
     DecideInvoiceApproval,
     IssueInvoice,
 )
-from aggregates.errors import NotPermitted
+from aggregates.errors import InvalidValue, NotPermitted, RuleViolation
 from event_store import EventStore
 from leadledger.wiring import Platform, event_codec
 from tests.conftest import bearer
 from tests.deal_helpers import SELLER, new_deal, ok
-from tests.gwt_deals import DEAL, RULES
+from tests.gwt_deals import DEAL, RULES, meta
 from tests.test_deal_rules import CONTRACT, PROPOSAL
 from tests.test_deal_rules import deal as deal_events
 from tests.test_organisation_services import project_of
@@ -296,3 +298,47 @@ def test_a_pending_invoice_alerts_the_approver_and_counts_apart(client: TestClie
     listed = ok(client.get(f"/deals?min_position={issued['position']}"))
     row = next(d for d in listed["items"] if d["deal_id"] == deal_id)
     assert (row["invoices"], row["invoiced_total"], row["invoices_pending"]) == (0, "0.00", 1)
+
+
+# --- a property: what counts is exactly what needs no approval or got it --------------
+
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("issue"), st.integers(0, 3), st.booleans()),
+        st.tuples(st.just("approve"), st.integers(0, 3), st.booleans()),
+        st.tuples(st.just("decline"), st.integers(0, 3), st.booleans()),
+        st.tuples(st.just("win"), st.just(0), st.just(False)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(steps=STEPS)
+def test_only_counted_invoices_count_and_a_won_deal_has_one_and_none_pending(
+    steps: list[tuple[str, int, bool]],
+) -> None:
+    events = list(pending()[:-1])  # proposal and contract, no invoice yet
+    for kind, n, prepayment in steps:
+        state = DEAL.fold(events)
+        assert state is not None
+        if kind == "issue":
+            command: Any = IssueInvoice(f"I-{n}", Decimal(n + 1), "main", prepayment=prepayment)
+        elif kind == "win":
+            command = CloseDeal("won")
+        else:
+            command = DecideInvoiceApproval(f"I-{n}", kind == "approve", "why")
+        try:
+            event = deal.decide(state, command, RULES, meta(actor=HEAD, at=state.updated_at))
+        except (RuleViolation, NotPermitted, InvalidValue):
+            continue
+        events.append(event)
+        after = deal.evolve(state, event)
+        counted = {i.number for i in after.invoices if i.counted}
+        assert counted == {
+            i.number for i in after.invoices if i.approval in ("not_required", "approved")
+        }
+        assert all(i.prepayment or i.approval == "not_required" for i in after.invoices)
+        if after.status is deal.DealStatus.WON:
+            assert counted
+            assert all(i.approval != "pending" for i in after.invoices)
