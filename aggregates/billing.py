@@ -10,7 +10,13 @@ One stream per project, started by its first invoice.
 A won deal's invoices are carried into its project's billing when the project is created
 (:class:`CarryDealInvoice`): the same number, amount, day, organisation and prepayment,
 and the deal they came from. A deal's invoice names no due date, so the carried one has
-none either: it is owed, never overdue.
+none either: it is owed, never overdue. Only the deal's counted invoices are carried (not
+prepayments, or approved ones): a declined prepayment invoice stays on the deal, and a
+payment naming it is refused (409 ``invoice_not_approved``).
+
+An invoice issued on the project may name its organisation: it is then held to the
+organisation's services (those of the won deal's proposal) and, on the simplified-tax
+regime, booked on its revenue ledger in the same atomic write (:mod:`aggregates.limits`).
 
 An act of completed work on the project is recorded on the invoice it names
 (:class:`RecordActOnInvoice`, in the act's own write): the invoice lists its acts and the
@@ -19,6 +25,7 @@ amount acted; acts above the invoice's amount are refused.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -28,6 +35,7 @@ from uuid import UUID, uuid5
 from aggregates import values
 from aggregates.base import CommandMeta, DomainEvent
 from aggregates.errors import InvalidValue, RuleViolation
+from aggregates.rules import Rules
 
 BILLING_NAMESPACE = UUID("8b1d5e3f-2c4a-4f6b-9e7d-1a0c3b5d7f92")
 ZERO = Decimal("0.00")
@@ -137,6 +145,8 @@ class IssueProjectInvoice:
     amount: Decimal
     due_date: date
     issued_on: date | None = None
+    organisation: str | None = None
+    """The issuing organisation (rules.toml); None: not named."""
 
 
 @dataclass(frozen=True)
@@ -224,8 +234,14 @@ def decide(
     meta: CommandMeta,
     *,
     opened: datetime | None = None,
+    rules: Rules | None = None,
+    services: tuple[str, ...] = (),
+    unpayable: Mapping[str, str] | None = None,
 ) -> DomainEvent:
-    """``opened``: when the project was created (its billing's dates are bounded by it)."""
+    """``opened``: when the project was created (its billing's dates are bounded by it).
+    ``rules``: the organisations an invoice may name; ``services``: what the project sells
+    (its won deal's proposal), held to the invoice's organisation; ``unpayable``: the won
+    deal's invoices left behind as not approved (number → 'pending' or 'declined')."""
     match command:
         case IssueProjectInvoice():
             number = values.required_text("number", command.number)
@@ -241,6 +257,7 @@ def decide(
                 raise InvalidValue("due_date", "'due_date' must not be before the invoice's day")
             if billing.invoice(number) is not None:
                 raise RuleViolation("invoice_number_taken", f"the project has invoice '{number}'")
+            organisation = _organisation_of(command, rules, services)
             return ProjectInvoiceIssued(
                 **meta.event_fields(),
                 project_id=billing.project_id,
@@ -248,6 +265,7 @@ def decide(
                 amount=amount,
                 due_date=due,
                 issued_on=issued,
+                organisation=organisation,
             )
         case CarryDealInvoice():
             if billing.invoice(command.number) is not None:
@@ -272,6 +290,14 @@ def decide(
             assert paid_on is not None
             values.sensible_day("paid_on", paid_on, meta.at, since=opened, record="project")
             invoice = billing.invoice(number)
+            if invoice is None and number in (unpayable or {}):
+                approval = (unpayable or {})[number]
+                raise RuleViolation(
+                    "invoice_not_approved",
+                    f"prepayment invoice '{number}' was not approved ({approval}): it is not "
+                    "payable",
+                    approval=approval,
+                )
             if invoice is None:
                 raise InvalidValue("invoice_number", f"the project has no invoice '{number}'")
             if amount > invoice.remaining:
@@ -314,6 +340,18 @@ def decide(
                 invoice_acted=invoice.acted + command.amount,
             )
     raise TypeError(f"not a billing command: {command!r}")  # pragma: no cover
+
+
+def _organisation_of(
+    command: IssueProjectInvoice, rules: Rules | None, services: tuple[str, ...]
+) -> str | None:
+    if command.organisation is None:
+        return None
+    if rules is None:  # pragma: no cover - the handler always passes the rules
+        raise InvalidValue("organisation", "no organisations are configured")
+    organisation = rules.require_organisation(command.organisation)
+    organisation.require_sells(services)
+    return organisation.id
 
 
 def evolve(billing: Billing | None, event: DomainEvent) -> Billing:

@@ -18,6 +18,12 @@ Rules in brief:
   calculation and be ready or done) and records which request it came from; a contract
   needs a proposal; an invoice needs a contract, a positive amount and a number the deal
   has not used;
+- a prepayment invoice is issued **pending**: the manager's head or a configured approver
+  approves or declines it (with a reason); only a counted invoice (not a prepayment, or
+  an approved one) books revenue, makes the deal winnable and reaches the project's
+  billing; a deal with a pending invoice is not won until it is decided;
+- an organisation sells only its allowed services: a proposal naming the organisation,
+  and an invoice (checked against the proposal's services), may not name another;
 - winning needs an invoice; losing needs a reason; a closed deal accepts no command
   but the notes of its requests and, once won, the project it became;
 - closing the deal ends its requests: every one not done, rejected or cancelled yet (at
@@ -37,7 +43,7 @@ from uuid import UUID
 
 from aggregates import values
 from aggregates.base import CommandMeta, DomainEvent
-from aggregates.errors import InvalidValue, RuleViolation
+from aggregates.errors import InvalidValue, NotPermitted, RuleViolation
 from aggregates.rules import Rules
 
 MAX_SERVICES = 200
@@ -65,12 +71,21 @@ class Proposal:
     total: Decimal
     calculation_id: UUID | None = None
     """The request for calculation whose services the proposal was built from."""
+    organisation: str | None = None
+    """The organisation selling it, when the proposal names one."""
 
 
 @dataclass(frozen=True)
 class Contract:
     number: str
     signed_on: date
+
+
+APPROVAL_NOT_REQUIRED = "not_required"
+APPROVAL_PENDING = "pending"
+APPROVAL_APPROVED = "approved"
+APPROVAL_DECLINED = "declined"
+COUNTED_APPROVALS = frozenset({APPROVAL_NOT_REQUIRED, APPROVAL_APPROVED})
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,16 @@ class Invoice:
     prepayment: bool
     organisation: str
     issued_on: date
+    approval: str = APPROVAL_NOT_REQUIRED
+    """'not_required' (not a prepayment), 'pending', 'approved' or 'declined'."""
+    decided_by: str | None = None
+    decline_reason: str | None = None
+
+    @property
+    def counted(self) -> bool:
+        """Counted (revenue, pipeline, winning, the project's billing): not a prepayment,
+        or an approved one."""
+        return self.approval in COUNTED_APPROVALS
 
 
 @dataclass(frozen=True)
@@ -199,6 +224,7 @@ class MoveDealToStage:
 @dataclass(frozen=True)
 class RecordProposal:
     services: tuple[ServiceLine, ...]
+    organisation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +247,7 @@ class RecordProposalFromCalculation:
     services: tuple[CalculatedLine, ...] | None = None
     typed: bool = False
     """Services were typed beside the calculation: refused (one or the other)."""
+    organisation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +264,15 @@ class IssueInvoice:
     prepayment: bool = False
     issued_on: date | None = None
     """Defaults to the day the command is received (UTC)."""
+
+
+@dataclass(frozen=True)
+class DecideInvoiceApproval:
+    """Approve or decline a pending prepayment invoice (a decline needs a reason)."""
+
+    number: str
+    approve: bool
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -281,6 +317,7 @@ DealCommand = (
     | RecordProposalFromCalculation
     | RecordContract
     | IssueInvoice
+    | DecideInvoiceApproval
     | CloseDeal
     | NoteHandoff
     | NoteProject
@@ -320,8 +357,8 @@ class DealStageChanged(DomainEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class DealProposalRecorded(DomainEvent):
-    """Version 2 added ``calculation_id``; version 1 proposals were all typed by hand
-    (see ``upcast_deal_proposal_recorded_v1``)."""
+    """Version 2 added ``calculation_id`` and ``organisation``; version 1 proposals were
+    typed by hand and named no organisation (see ``upcast_deal_proposal_recorded_v1``)."""
 
     schema_version: ClassVar[int] = 2
 
@@ -329,17 +366,8 @@ class DealProposalRecorded(DomainEvent):
     total: Decimal
     calculation_id: UUID | None = None
     """The request for calculation the services were taken from; None when typed."""
-
-
-def upcast_deal_proposal_recorded_v1(data: dict[str, Any]) -> dict[str, Any]:
-    """Proposals recorded before calculations existed were typed by hand."""
-    return data | {"calculation_id": None}
-
-
-UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
-    ("DealProposalRecorded", 1): upcast_deal_proposal_recorded_v1,
-}
-"""Stored-event upcasters: (event type, stored version) → the next version's fields."""
+    organisation: str | None = None
+    """The organisation selling the services, when the proposal names one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -350,11 +378,57 @@ class DealContractRecorded(DomainEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class DealInvoiceIssued(DomainEvent):
+    """Version 2 added ``approval`` and ``approver``: a prepayment invoice is issued
+    pending. Invoices issued before were counted at once, prepayments too
+    (``upcast_deal_invoice_issued_v1``: 'not_required')."""
+
+    schema_version: ClassVar[int] = 2
+
     number: str
     amount: Decimal
     prepayment: bool
     organisation: str
     issued_on: date
+    approval: str
+    approver: str | None
+    """Who is asked to approve a pending invoice (the manager's head)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DealInvoiceApproved(DomainEvent):
+    """A pending prepayment invoice was approved: from now on it counts."""
+
+    number: str
+    amount: Decimal
+    organisation: str
+    issued_on: date
+    comment: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DealInvoiceDeclined(DomainEvent):
+    """A pending prepayment invoice was declined: it never counts nor is payable."""
+
+    number: str
+    reason: str
+
+
+def upcast_deal_invoice_issued_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Invoices issued before prepayments needed approval counted at once."""
+    return data | {"approval": APPROVAL_NOT_REQUIRED, "approver": None}
+
+
+def upcast_deal_proposal_recorded_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Proposals recorded before calculations and organisations were typed by hand and
+    named no organisation."""
+    return data | {"calculation_id": None, "organisation": None}
+
+
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("DealInvoiceIssued", 1): upcast_deal_invoice_issued_v1,
+    ("DealProposalRecorded", 1): upcast_deal_proposal_recorded_v1,
+}
+"""Stored-event upcasters: (event type, stored version) → the next version's fields."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -413,6 +487,8 @@ DEAL_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     DealEstimateRejected,
     DealClosed,
     DealProjectStarted,
+    DealInvoiceApproved,
+    DealInvoiceDeclined,
 )
 
 
@@ -476,9 +552,10 @@ def decide(deal: Deal, command: DealCommand, rules: Rules, meta: CommandMeta) ->
         case MoveDealToStage(stage=stage_id):
             return _move(deal, stage_id, rules, meta)
         case RecordProposal(services=services):
-            return _proposal(services, meta)
-        case RecordProposalFromCalculation():
-            return _proposal_from_calculation(deal, command, meta)
+            return _with_organisation(_proposal(services, meta), command.organisation, rules)
+        case RecordProposalFromCalculation(organisation=organisation):
+            recorded = _proposal_from_calculation(deal, command, meta)
+            return _with_organisation(recorded, organisation, rules)
         case RecordContract(number=number, signed_on=signed_on):
             number_text = values.required_text("number", number)
             signed = values.day("signed_on", signed_on, required=True)
@@ -489,12 +566,14 @@ def decide(deal: Deal, command: DealCommand, rules: Rules, meta: CommandMeta) ->
             return DealContractRecorded(**meta.event_fields(), number=number_text, signed_on=signed)
         case IssueInvoice():
             return issue_invoice(deal, command, rules, meta)
+        case DecideInvoiceApproval():
+            return decide_invoice_approval(deal, command, rules, meta)
         case CloseDeal(outcome=outcome, reason=reason):
             if outcome not in ("won", "lost"):
                 raise InvalidValue("outcome", "'outcome' must be 'won' or 'lost'")
             reason_text = values.text("reason", reason, required=outcome == "lost")
-            if outcome == "won" and not deal.invoices:
-                raise RuleViolation("invoice_required", "a deal is won once it has an invoice")
+            if outcome == "won":
+                _require_winnable(deal)
             return DealClosed(**meta.event_fields(), outcome=outcome, reason=reason_text)
         case CompleteEstimate(round=round_no):
             return _complete_estimate(deal, round_no, rules, meta)
@@ -606,13 +685,85 @@ def issue_invoice(
         raise RuleViolation("contract_required", "record the contract before an invoice")
     if any(invoice.number == number for invoice in deal.invoices):
         raise RuleViolation("invoice_number_taken", f"the deal already has invoice '{number}'")
+    if deal.proposal is not None:
+        organisation.require_sells(line.name for line in deal.proposal.services)
+    prepayment = bool(command.prepayment)
     return DealInvoiceIssued(
         **meta.event_fields(),
         number=number,
         amount=amount,
-        prepayment=bool(command.prepayment),
+        prepayment=prepayment,
         organisation=organisation.id,
         issued_on=issued_on,
+        approval=APPROVAL_PENDING if prepayment else APPROVAL_NOT_REQUIRED,
+        approver=rules.head_of(deal.manager) if prepayment else None,
+    )
+
+
+# --- prepayment approval and the organisation's services --------------------------------
+
+
+def _with_organisation(
+    recorded: DealProposalRecorded, organisation_id: str | None, rules: Rules
+) -> DealProposalRecorded:
+    """The proposal of a named organisation: every service one it may sell."""
+    if organisation_id is None:
+        return recorded
+    organisation = rules.require_organisation(organisation_id)
+    organisation.require_sells(line.name for line in recorded.services)
+    return replace(recorded, organisation=organisation.id)
+
+
+def _require_winnable(deal: Deal) -> None:
+    pending = [i.number for i in deal.invoices if i.approval == APPROVAL_PENDING]
+    if pending:
+        raise RuleViolation(
+            "invoice_approval_pending",
+            f"prepayment invoice {', '.join(pending)} awaits approval: approve or decline it "
+            "before the deal is won",
+            invoices=pending,
+        )
+    if not any(i.counted for i in deal.invoices):
+        raise RuleViolation(
+            "invoice_required",
+            "a deal is won once it has an invoice (a prepayment one once approved)",
+        )
+
+
+def decide_invoice_approval(
+    deal: Deal, command: DecideInvoiceApproval, rules: Rules, meta: CommandMeta
+) -> DealInvoiceApproved | DealInvoiceDeclined:
+    """Approve or decline a pending prepayment invoice: the manager's head or a configured
+    approver only. An approval of a simplified-tax organisation's invoice books its
+    revenue beside it (:mod:`aggregates.limits`), in the same atomic write."""
+    _require_open(deal)
+    number = values.required_text("number", command.number)
+    invoice = next((i for i in deal.invoices if i.number == number), None)
+    if invoice is None:
+        raise InvalidValue("number", f"the deal has no invoice '{number}'")
+    if not rules.may_approve_prepayment(meta.actor, deal.manager):
+        raise NotPermitted(
+            "prepayment_approver",
+            f"{meta.actor} may not decide prepayment invoices of {deal.manager}'s deals: "
+            f"their head ({rules.head_of(deal.manager)}) or a prepayment approver may",
+        )
+    if invoice.approval != APPROVAL_PENDING:
+        raise RuleViolation(
+            "invoice_not_pending",
+            f"invoice '{number}' is not awaiting approval (it is {invoice.approval})",
+            approval=invoice.approval,
+        )
+    reason = values.text("reason", command.reason, required=not command.approve)
+    if not command.approve:
+        assert reason is not None
+        return DealInvoiceDeclined(**meta.event_fields(), number=number, reason=reason)
+    return DealInvoiceApproved(
+        **meta.event_fields(),
+        number=number,
+        amount=invoice.amount,
+        organisation=invoice.organisation,
+        issued_on=invoice.issued_on,
+        comment=reason,
     )
 
 
@@ -711,15 +862,22 @@ def evolve(deal: Deal | None, event: DomainEvent) -> Deal:
                 )
             changes = {"stage": to_stage, "stage_entered_at": event.at, "estimate": estimate}
         case DealProposalRecorded(services=services, total=total):
-            proposal = Proposal(tuple(services), total, event.calculation_id)
+            proposal = Proposal(tuple(services), total, event.calculation_id, event.organisation)
             changes = {"proposal": proposal, "amount": total}
         case DealContractRecorded(number=number, signed_on=signed_on):
             changes = {"contract": Contract(number, signed_on)}
         case DealInvoiceIssued():
             invoice = Invoice(
-                event.number, event.amount, event.prepayment, event.organisation, event.issued_on
+                event.number,
+                event.amount,
+                event.prepayment,
+                event.organisation,
+                event.issued_on,
+                event.approval,
             )
             changes = {"invoices": (*deal.invoices, invoice)}
+        case DealInvoiceApproved() | DealInvoiceDeclined():
+            changes = {"invoices": _decided(deal.invoices, event)}
         case DealHandoffNoted():
             view = HandoffView(
                 request_id=event.request_id,
@@ -774,6 +932,23 @@ def evolve(deal: Deal | None, event: DomainEvent) -> Deal:
     changes["version"] = deal.version + 1
     changes["updated_at"] = event.at
     return replace(deal, **changes)
+
+
+def _decided(
+    invoices: tuple[Invoice, ...], event: DealInvoiceApproved | DealInvoiceDeclined
+) -> tuple[Invoice, ...]:
+    approved = isinstance(event, DealInvoiceApproved)
+    return tuple(
+        replace(
+            i,
+            approval=APPROVAL_APPROVED if approved else APPROVAL_DECLINED,
+            decided_by=event.actor,
+            decline_reason=None if isinstance(event, DealInvoiceApproved) else event.reason,
+        )
+        if i.number == event.number
+        else i
+        for i in invoices
+    )
 
 
 def fold(events: list[DomainEvent]) -> Deal | None:

@@ -3,8 +3,13 @@ boundary: the write it guards appends to the limit's stream at its next version 
 same atomic append, so two racing writes cannot both pass a check made on one total.
 
 - **Revenue cap** (simplified-tax regime): one stream per organisation and year books
-  every invoice's amount with the running total; an invoice that would take the total
-  past the yearly cap is refused, naming the cap and the current total.
+  every invoice's amount with the running total, deal invoices (``RevenueBooked``) and
+  project invoices (``ProjectRevenueBooked``) alike; a deal's invoice carried into its
+  project's billing is booked once, by the deal. An invoice that would take the total
+  past the yearly cap is refused, naming the cap and the current total. An invoice is
+  booked to the year of its own day, whatever years the ledger has booked since: the cap
+  is a yearly one, so a backdated invoice counts against the cap of the year it is dated
+  in (and is refused when that year's cap is full).
 - **New clients per manager and month**: one stream per manager and month counts the
   clients (client and direction) the manager took; over the cap an assignment waits for a
   head's approval.
@@ -49,6 +54,20 @@ class RevenueBooked(DomainEvent):
     cap: Decimal
 
 
+@dataclass(frozen=True, kw_only=True)
+class ProjectRevenueBooked(DomainEvent):
+    """An invoice issued on a project, booked on its organisation's ledger."""
+
+    organisation: str
+    year: int
+    project_id: UUID
+    invoice_number: str
+    amount: Decimal
+    total: Decimal
+    """The organisation's invoiced total for the year, this invoice included."""
+    cap: Decimal
+
+
 @dataclass(frozen=True)
 class RevenueLedger:
     version: int
@@ -58,7 +77,7 @@ class RevenueLedger:
 def revenue_ledger(events: list[DomainEvent]) -> RevenueLedger:
     total = Decimal("0.00")
     for event in events:
-        assert isinstance(event, RevenueBooked)
+        assert isinstance(event, RevenueBooked | ProjectRevenueBooked)
         total = event.total
     return RevenueLedger(len(events), total)
 
@@ -73,6 +92,46 @@ def book_revenue(
     meta: CommandMeta,
 ) -> RevenueBooked:
     """Book an invoice against the yearly cap, or refuse it with the figures."""
+    total, cap = _within_cap(ledger, organisation, year, amount)
+    return RevenueBooked(
+        **meta.event_fields(),
+        organisation=organisation.id,
+        year=year,
+        deal_id=deal_id,
+        invoice_number=invoice_number,
+        amount=amount,
+        total=total,
+        cap=cap,
+    )
+
+
+def book_project_revenue(
+    ledger: RevenueLedger,
+    organisation: Organisation,
+    year: int,
+    project_id: UUID,
+    invoice_number: str,
+    amount: Decimal,
+    meta: CommandMeta,
+) -> ProjectRevenueBooked:
+    """Book a project's invoice against the yearly cap (the same rule as a deal's)."""
+    total, cap = _within_cap(ledger, organisation, year, amount)
+    return ProjectRevenueBooked(
+        **meta.event_fields(),
+        organisation=organisation.id,
+        year=year,
+        project_id=project_id,
+        invoice_number=invoice_number,
+        amount=amount,
+        total=total,
+        cap=cap,
+    )
+
+
+def _within_cap(
+    ledger: RevenueLedger, organisation: Organisation, year: int, amount: Decimal
+) -> tuple[Decimal, Decimal]:
+    """The new total and the cap, or the refusal with the figures."""
     cap = organisation.yearly_revenue_cap
     assert cap is not None
     total = ledger.total + amount
@@ -88,16 +147,7 @@ def book_revenue(
             year=year,
             organisation=organisation.id,
         )
-    return RevenueBooked(
-        **meta.event_fields(),
-        organisation=organisation.id,
-        year=year,
-        deal_id=deal_id,
-        invoice_number=invoice_number,
-        amount=amount,
-        total=total,
-        cap=cap,
-    )
+    return total, cap
 
 
 # --- manager's new clients per month ----------------------------------------------------
@@ -222,6 +272,7 @@ class ClientAssignmentDeclined(DomainEvent):
 
 LIMIT_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     RevenueBooked,
+    ProjectRevenueBooked,
     ManagerClientTaken,
     ClientAssigned,
     ClientAssignmentApprovalRequested,

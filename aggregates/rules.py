@@ -3,13 +3,13 @@ organisations, escalation and caps. Built once from funnels.toml and rules.toml.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from aggregates.errors import InvalidValue
+from aggregates.errors import InvalidValue, RuleViolation
 from aggregates.funnels import Funnel, FunnelCatalog
 
 OUTCOMES = ("logistics", "engineering", "calculation")
@@ -58,6 +58,23 @@ class Organisation:
     name: str
     tax_regime: str
     yearly_revenue_cap: Decimal | None
+    services: frozenset[str] | None = None
+    """The services it may sell (proposals and invoices); None: any."""
+
+    def allows(self, service: str) -> bool:
+        return self.services is None or service in self.services
+
+    def require_sells(self, services: Iterable[str]) -> None:
+        """Refuse a service outside the organisation's list (409 naming both)."""
+        for service in services:
+            if not self.allows(service):
+                allowed = ", ".join(sorted(self.services or ()))
+                raise RuleViolation(
+                    "organisation_service_not_allowed",
+                    f"{self.name} ({self.id}) does not sell '{service}' (it sells: {allowed})",
+                    service=service,
+                    organisation=self.id,
+                )
 
 
 @dataclass(frozen=True)
@@ -184,6 +201,8 @@ class Rules:
     monthly_new_client_cap: int = 5
     approvers: frozenset[str] = frozenset()
     projects: ProjectRules | None = None
+    prepayment_approvers: frozenset[str] = frozenset()
+    """Who may approve or decline a prepayment invoice, besides the manager's own head."""
 
     @property
     def project(self) -> ProjectRules:
@@ -196,6 +215,9 @@ class Rules:
 
     def may_approve(self, approver: str, manager: str) -> bool:
         return approver == self.head_of(manager) or approver in self.approvers
+
+    def may_approve_prepayment(self, approver: str, manager: str) -> bool:
+        return approver == self.head_of(manager) or approver in self.prepayment_approvers
 
     def require_department(self, department_id: str, field: str = "department") -> Department:
         department = self.departments.get(department_id)
@@ -242,6 +264,7 @@ class Rules:
             heads={str(k): str(v) for k, v in escalation.get("heads", {}).items()},
             monthly_new_client_cap=cap,
             approvers=frozenset(str(a) for a in assignments.get("approvers", [])),
+            prepayment_approvers=_prepayment_approvers(rules.get("prepayment_invoices", {})),
             projects=(
                 ProjectRules.from_config(rules["projects"], rules.get("calendar", {}))
                 if "projects" in rules
@@ -303,7 +326,24 @@ def _organisations(raw: Mapping[str, Any]) -> dict[str, Organisation]:
             name=str(body.get("name", org_id)),
             tax_regime=regime,
             yearly_revenue_cap=parsed,
+            services=_services(org_id, body.get("services")),
         )
     if not organisations:
         raise ValueError("the rules configuration needs at least one [organisations.<id>]")
     return organisations
+
+
+def _services(org_id: str, raw: Any) -> frozenset[str] | None:
+    """An organisation's allowed services (absent: any)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(isinstance(s, str) and s.strip() for s in raw):
+        raise ValueError(f"organisation '{org_id}': services must be a list of service names")
+    return frozenset(s.strip() for s in raw)
+
+
+def _prepayment_approvers(raw: Mapping[str, Any]) -> frozenset[str]:
+    approvers = raw.get("approvers", [])
+    if not isinstance(approvers, list):
+        raise ValueError("prepayment_invoices.approvers must be a list of user names")
+    return frozenset(str(a) for a in approvers)

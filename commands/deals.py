@@ -4,7 +4,9 @@ Converting a lead appends ``DealCreated`` and the lead's ``LeadConvertedToDeal``
 atomic write; the deal's id follows from the lead's, so a lead becomes at most one deal
 however often (and by however many) the conversion is asked for. An invoice from an
 organisation on the simplified-tax regime books its amount on the organisation's
-revenue ledger for the year in the same write (see :mod:`aggregates.limits`).
+revenue ledger for the year in the same write (see :mod:`aggregates.limits`); a
+prepayment invoice is booked when it is approved, not when it is issued pending (a
+declined one never counts, so it never takes room under the cap).
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ def handle_deal_command(
         checked = _with_calculation(store, rules, deal_id, command)
         event = deal.decide(state, checked, rules, ctx.meta)
         new_events = [NewEvent(deal_id, state.version + 1, event)]
-        if isinstance(event, deal.DealInvoiceIssued):
+        if isinstance(event, deal.DealInvoiceIssued | deal.DealInvoiceApproved):
             booking = _book_revenue(store, rules, deal_id, event, ctx)
             if booking is not None:
                 new_events.append(booking)
@@ -238,12 +240,14 @@ def _book_revenue(
     store: EventStore,
     rules: Rules,
     deal_id: UUID,
-    invoice: deal.DealInvoiceIssued,
+    invoice: deal.DealInvoiceIssued | deal.DealInvoiceApproved,
     ctx: CommandContext,
 ) -> NewEvent | None:
     organisation = rules.require_organisation(invoice.organisation)
     if organisation.yearly_revenue_cap is None:
         return None
+    if isinstance(invoice, deal.DealInvoiceIssued) and invoice.approval != "not_required":
+        return None  # a prepayment is booked on its approval
     year = invoice.issued_on.year
     stream_id = limits.revenue_stream_id(organisation.id, year)
     ledger = limits.revenue_ledger([r.event for r in store.load(stream_id)])

@@ -153,6 +153,20 @@ class Policy:
 
         return check
 
+    def prepayment_approval(self, may_approve: Callable[[str, str], bool]) -> Guard:
+        """The deal manager's head or a named approver decide a prepayment invoice;
+        ``may_approve`` is the rules' own test (the deal's decider applies it too)."""
+
+        def check(state: deal.Deal) -> None:
+            if not may_approve(self.principal.user, state.manager):
+                raise NotPermitted(
+                    "prepayment_approver",
+                    f"only the head of {state.manager} or a prepayment approver may decide "
+                    "this deal's prepayment invoices",
+                )
+
+        return check
+
     def may_own(self, owner: str, field: str) -> None:
         """A new record (lead, deal, assignment) may name this owner: a manager only
         themselves, a head their department's people, an assistant the managers they work

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID, uuid5
 
-from aggregates import billing, deal, handoff, lead, project, timesheets
+from aggregates import billing, deal, handoff, lead, limits, project, timesheets
 from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
 from commands.context import CommandContext, CommandResult, StreamNotFound
@@ -111,7 +111,9 @@ def create_project_for_deal(
             NewEvent(deal_id, state.version + 1, linked),
         ]
         bills = billing.empty_billing(project_id, ctx.at)
-        for invoice in state.invoices:
+        # only counted invoices: a declined prepayment is not payable (and a won deal has
+        # no pending one). Carried invoices were booked on the revenue ledger by the deal.
+        for invoice in (i for i in state.invoices if i.counted):
             carried = billing.decide(
                 bills,
                 billing.CarryDealInvoice(
@@ -225,18 +227,36 @@ def handle_billing_command(
     project_id: UUID,
     command: billing.BillingCommand,
     ctx: CommandContext,
+    rules: Rules | None = None,
 ) -> CommandResult:
-    """Invoices and payments of an existing project (If-Match names the billing's version)."""
+    """Invoices and payments of an existing project (If-Match names the billing's version).
+
+    An invoice naming an organisation on the simplified-tax regime is booked on its
+    revenue ledger in the same atomic write (as a deal's invoice is)."""
     found = load_project(store, project_id)  # 404 for an unknown project
     ctx.check(found)
     stream_id = billing.billing_stream_id(project_id)
+    won = _won_deal(store, found.deal_id)
 
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
         state = billing.fold([r.event for r in history]) or billing.empty_billing(
             project_id, ctx.at
         )
-        event = billing.decide(state, command, ctx.meta, opened=found.created_at)
-        return [NewEvent(stream_id, state.version + 1, event)]
+        event = billing.decide(
+            state,
+            command,
+            ctx.meta,
+            opened=found.created_at,
+            rules=rules,
+            services=() if won is None or won.proposal is None else _services(won.proposal),
+            unpayable={} if won is None else _unpayable(won),
+        )
+        new_events = [NewEvent(stream_id, state.version + 1, event)]
+        if isinstance(event, billing.ProjectInvoiceIssued) and rules is not None:
+            booking = _book_project_invoice(store, rules, event, ctx)
+            if booking is not None:
+                new_events.append(booking)
+        return new_events
 
     return execute(store, ctx, stream_id, decide, what="project billing", must_exist=None)
 
@@ -342,3 +362,40 @@ def _execute_on_project(
         load=lambda stream_id: load_project_records(store, stream_id),
         state_of=lambda history: project.fold([r.event for r in history]),
     )
+
+
+def _won_deal(store: EventStore, deal_id: UUID | None) -> deal.Deal | None:
+    if deal_id is None:
+        return None
+    return deal.fold([r.event for r in load_deal_records(store, deal_id)])
+
+
+def _services(proposal: deal.Proposal) -> tuple[str, ...]:
+    return tuple(line.name for line in proposal.services)
+
+
+def _unpayable(won: deal.Deal) -> dict[str, str]:
+    """The won deal's invoices left behind as not approved, by number."""
+    return {i.number: i.approval for i in won.invoices if not i.counted}
+
+
+def _book_project_invoice(
+    store: EventStore,
+    rules: Rules,
+    invoice: billing.ProjectInvoiceIssued,
+    ctx: CommandContext,
+) -> NewEvent | None:
+    """The project invoice's booking on its organisation's revenue ledger (of the year of
+    the invoice's day), or None when it names none or one without a cap."""
+    if invoice.organisation is None or invoice.deal_id is not None:
+        return None
+    organisation = rules.require_organisation(invoice.organisation)
+    if organisation.yearly_revenue_cap is None:
+        return None
+    year = invoice.issued_on.year
+    stream_id = limits.revenue_stream_id(organisation.id, year)
+    ledger = limits.revenue_ledger([r.event for r in store.load(stream_id)])
+    booked = limits.book_project_revenue(
+        ledger, organisation, year, invoice.project_id, invoice.number, invoice.amount, ctx.meta
+    )
+    return NewEvent(stream_id, ledger.version + 1, booked)

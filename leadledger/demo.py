@@ -435,6 +435,7 @@ def load_demo_deals(
             _sell_and_deliver(store, rules, runner, deal_id, manager, rng, ctx, later)
             sold.append(deal_id)
     _calculation_chain(store, funnels, rules, runner, seed, ctx, later)
+    _expert_sales(store, funnels, rules, runner, seed, ctx, later)
     moment[0] = now
     _record_contractor_deliveries(store, rules, sold, ctx)
     runner.run_once()
@@ -566,6 +567,90 @@ def load_demo_status_limits(
             set_status_limit(store, funnels, rules, command, ctx)
             done += 1
     return done
+
+
+def _expert_sales(
+    store: EventStore,
+    funnels: FunnelCatalog,
+    rules: Rules,
+    runner: ProcessRunner,
+    seed: int,
+    ctx: Callable[[str], CommandContext],
+    later: Callable[[float], None],
+) -> None:
+    """Two sales of the simplified-tax organisation, selling only the services it may:
+    one with a prepayment invoice approved by the manager's head, won, and a further
+    invoice on its project (both on the organisation's revenue ledger); the other with a
+    prepayment invoice declined and another one still awaiting approval (an alert)."""
+    manager = MANAGERS[0]
+    approver = rules.head_of(manager)
+    for n, won in enumerate((True, False)):
+        lead_id = uuid5(DEMO_NAMESPACE, f"expert-lead-{seed}-{n}")
+        create_lead(
+            store,
+            funnels,
+            lead.CreateLead(
+                lead_id=lead_id,
+                funnel="out_of_court",
+                title=f"Expert survey {n + 1}",
+                company_name=f"{COMPANY_WORDS[n]} Agro",
+                company_id=f"demo-{COMPANY_WORDS[n].lower()}-agro",
+                source="referral",
+                manager=manager,
+                amount=Decimal("120000.00"),
+            ),
+            ctx(manager),
+        )
+        for step in (
+            lead.RecordLeadAssessment(EXPERTS[0], "feasible", Decimal(2)),
+            lead.QualifyLead(True),
+        ):
+            later(2)
+            handle_lead_command(store, funnels, lead_id, step, ctx(manager))
+        deal_id = convert_lead(store, funnels, rules, lead_id, "turnkey", ctx(manager)).stream_id
+        services = (
+            deal.ServiceLine("survey", Decimal("40000.00")),
+            deal.ServiceLine("report", Decimal("80000.00")),
+        )
+        number = f"P-{deal_id.hex[:6]}"
+        selling: list[tuple[str, deal.DealCommand]] = [
+            (manager, deal.RecordProposal(services, "simplified")),
+            (manager, deal.RecordContract(f"C-{deal_id.hex[:6]}", ctx(manager).at.date())),
+            (
+                manager,
+                deal.IssueInvoice(number, Decimal("60000.00"), "simplified", prepayment=True),
+            ),
+        ]
+        if won:
+            selling += [
+                (approver, deal.DecideInvoiceApproval(number, True, "client paid before")),
+                (manager, deal.CloseDeal("won")),
+            ]
+        else:
+            selling += [
+                (approver, deal.DecideInvoiceApproval(number, False, "prepayment over 50%")),
+                (
+                    manager,
+                    deal.IssueInvoice(
+                        f"{number}-2", Decimal("36000.00"), "simplified", prepayment=True
+                    ),
+                ),
+            ]
+        for actor, sale in selling:
+            later(6)
+            handle_deal_command(store, rules, deal_id, sale, ctx(actor))
+        if won:
+            runner.run_once()
+            later(24)
+            rest = billing.IssueProjectInvoice(
+                f"{number}-F",
+                Decimal("60000.00"),
+                ctx("accounting").at.date() + timedelta(days=14),
+                organisation="simplified",
+            )
+            handle_billing_command(
+                store, project_id_for_deal(deal_id), rest, ctx("accounting"), rules
+            )
 
 
 PEOPLE = ["ivan.fitter", "pavel.fitter", "nina.engineer", "oleg.engineer", "maria.designer"]

@@ -46,6 +46,7 @@ from projections.directory import DirectoryProjection
 from projections.leads import LeadProjection
 from projections.projector import Projector
 from projections.projects import project_projections
+from projections.revenue import RevenueLedgerProjection
 from projections.status_time import status_time_projections
 from relay.kafka import Sink
 from relay.kafka import connect as connect_to_kafka
@@ -110,6 +111,7 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         *deal_projections(rules),
         *project_projections(rules),
         *status_time_projections(funnels, rules),
+        RevenueLedgerProjection(),
     ]
 
 

@@ -280,6 +280,7 @@ DEAL_COLUMNS: tuple[Column, ...] = (
     _day("contract_signed_on"),
     _money("invoiced_total"),
     _int("invoices"),
+    _int("invoices_pending"),
     _int("estimate_round"),
     _money("estimate_price"),
     _texts("estimated_by"),
@@ -319,6 +320,8 @@ class DealProjection(KeyedFold):
             "DealEstimateRejected",
             "DealClosed",
             "DealProjectStarted",
+            "DealInvoiceApproved",
+            "DealInvoiceDeclined",
         }
     )
 
@@ -342,6 +345,7 @@ class DealProjection(KeyedFold):
                 previous_deal_id=doc.get("previous_deal_id"),
                 invoiced_total=Decimal("0.00"),
                 invoices=0,
+                invoices_pending=0,
                 request_ids=[],
                 open_request_ids=[],
                 requests=0,
@@ -367,11 +371,8 @@ class DealProjection(KeyedFold):
             case "DealContractRecorded":
                 deal["contract_number"] = doc["number"]
                 deal["contract_signed_on"] = event.day("signed_on")
-            case "DealInvoiceIssued":
-                deal["invoices"] = (deal["invoices"] or 0) + 1
-                deal["invoiced_total"] = (deal["invoiced_total"] or Decimal("0.00")) + (
-                    event.money("amount") or Decimal("0.00")
-                )
+            case "DealInvoiceIssued" | "DealInvoiceApproved" | "DealInvoiceDeclined":
+                _fold_invoice(deal, event)
             case "DealHandoffNoted":
                 request_id = doc["request_id"]
                 known = list(deal["request_ids"] or [])
@@ -405,6 +406,24 @@ class DealProjection(KeyedFold):
             case "DealProjectStarted":
                 deal["project_id"] = doc["project_id"]
         return deal
+
+
+def _fold_invoice(deal: Row, event: PageEvent) -> None:
+    """Only counted invoices (not prepayments, or approved ones) are in the deal's invoiced
+    total and count; a pending prepayment is counted apart until it is decided. Invoices
+    stored before approvals (no ``approval``) counted at once."""
+    pending = deal["invoices_pending"] or 0
+    if event.topic == "DealInvoiceIssued" and event.doc.get("approval") == "pending":
+        deal["invoices_pending"] = pending + 1
+        return
+    if event.topic != "DealInvoiceIssued":
+        deal["invoices_pending"] = max(0, pending - 1)
+    if event.topic == "DealInvoiceDeclined":
+        return
+    deal["invoices"] = (deal["invoices"] or 0) + 1
+    deal["invoiced_total"] = (deal["invoiced_total"] or Decimal("0.00")) + (
+        event.money("amount") or Decimal("0.00")
+    )
 
 
 # --- hand-off requests ------------------------------------------------------------------
@@ -901,13 +920,25 @@ def _takeover_request(e: PageEvent) -> tuple[str, str, str]:
     return ("approval_request", "client_assignment", detail)
 
 
-ALERTS: dict[str, Callable[[PageEvent], tuple[str, str, str]]] = {
+def _prepayment_approval(e: PageEvent) -> tuple[str, str, str] | None:
+    doc = e.doc
+    if doc.get("approval") != "pending":
+        return None
+    detail = (
+        f"Prepayment invoice {doc['number']} of {doc['amount']} ({doc['organisation']}) "
+        "awaits approval"
+    )
+    return ("approval_request", "deal", detail)
+
+
+ALERTS: dict[str, Callable[[PageEvent], tuple[str, str, str] | None]] = {
     "LeadAnswerReminderSent": _lead_reminder,
     "LeadAnswerEscalated": _lead_escalation,
     "HandoffReminderSent": _handoff_reminder,
     "HandoffEscalated": _handoff_escalation,
     "ClientAssignmentApprovalRequested": _approval_request,
     "ClientAssignmentTakeoverRequested": _takeover_request,
+    "DealInvoiceIssued": _prepayment_approval,
 }
 
 
@@ -929,8 +960,11 @@ class AlertProjection:
     def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
         rows: list[Row] = []
         for e in page_events(page, self.topics):
-            kind, subject_type, detail = ALERTS[e.topic](e)
-            recipient = e.doc["approver"] if e.topic.startswith("ClientAssignment") else None
+            alert = ALERTS[e.topic](e)
+            if alert is None:  # e.g. an invoice that needs no approval
+                continue
+            kind, subject_type, detail = alert
+            recipient = e.doc.get("approver")
             rows.append(
                 {
                     "alert_id": e.position,

@@ -120,6 +120,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
         for action in ("take", "estimate", "plan", "calculation", "stage", "reject")
     },
     ("POST", "/handoffs/{request_id}/delivery"): DEPARTMENTS,
+    ("POST", "/deals/{deal_id}/invoices/{number}/approval"): SALES,
     ("GET", "/handoffs"): READERS,
     ("GET", "/handoffs/{request_id}"): READERS,
     ("GET", "/handoffs/{request_id}/history"): READERS,
@@ -176,6 +177,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
         )
     },
     ("GET", "/reports/contractor-overruns"): READERS,
+    ("GET", "/reports/revenue-cap"): frozenset({T, H, AN}),
     ("GET", "/exports/{table}"): READERS,
     # the event stream
     ("GET", "/events"): READERS,
@@ -377,6 +379,8 @@ def _command_guard(request: Request, principal: Principal, body: Any) -> Guard |
         if parts[2] == "sensitive" and request.method == "GET":
             return policy.lead("read the sensitive information of")
         return policy.lead(verb)
+    if parts[0] == "deals" and parts[-1] == "approval":
+        return policy.prepayment_approval(platform.rules.may_approve_prepayment)
     if parts[0] == "deals" and len(parts) > 2:
         return policy.deal(verb)
     if parts[0] == "handoffs":

@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 
 from aggregates.funnels import Funnel
-from aggregates.rules import Department
+from aggregates.rules import Department, Organisation
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -26,7 +26,7 @@ OPEN_REQUEST = "status NOT IN ('done', 'rejected', 'cancelled')"
 DEAL_COLUMNS = (
     "deal_id, funnel, stage, status, title, company_name, company_id, source, manager, "
     "amount, lead_id, previous_deal_id, project_id, proposal_total, contract_number, "
-    "invoiced_total, invoices, estimate_price, estimated_by, estimate_seconds, "
+    "invoiced_total, invoices, invoices_pending, estimate_price, estimated_by, estimate_seconds, "
     "estimate_rejection, requests, open_requests, close_reason, created_at, updated_at, "
     "stage_entered_at, closed_at, version"
 )
@@ -466,6 +466,43 @@ def department_load(
                     for status in ("open", "in_work", "ready")
                 },
                 "people": [{"assignee": who, "open_requests": n} for who, n in people],
+            }
+        )
+    return report
+
+
+def revenue_cap_report(
+    cursor: duckdb.DuckDBPyConnection, organisations: Iterable[Organisation], year: int
+) -> list[dict[str, Any]]:
+    """Per organisation with a yearly revenue cap (in configuration order): what its
+    ledger booked in the year against the cap, what is left and the share used."""
+    cursor.execute(
+        "SELECT organisation, booked, invoices, deal_invoices, project_invoices "
+        "FROM revenue_ledger WHERE year = ?",
+        [year],
+    )
+    booked = {row[0]: row[1:] for row in cursor.fetchall()}
+    report = []
+    for organisation in organisations:
+        cap = organisation.yearly_revenue_cap
+        if cap is None:
+            continue
+        total, invoices, deal_invoices, project_invoices = booked.get(
+            organisation.id, (ZERO, 0, 0, 0)
+        )
+        total = Decimal(total).quantize(CENT)
+        report.append(
+            {
+                "organisation": organisation.id,
+                "name": organisation.name,
+                "regime": organisation.tax_regime,
+                "cap": cap,
+                "booked": total,
+                "remaining": cap - total,
+                "share": float((total / cap).quantize(Decimal("0.0001"), ROUND_HALF_UP)),
+                "invoices": invoices,
+                "deal_invoices": deal_invoices,
+                "project_invoices": project_invoices,
             }
         )
     return report

@@ -66,6 +66,11 @@ class ProposalRequest(Strict):
         description="A request for calculation of the deal, ready or done: the proposal's "
         "services are its calculated services (instead of services)",
     )
+    organisation: Code | None = Field(
+        default=None,
+        description="The selling organisation (rules.toml): every service must be one it "
+        "sells (409 organisation_service_not_allowed)",
+    )
 
 
 class ContractRequest(Strict):
@@ -79,6 +84,11 @@ class InvoiceRequest(Strict):
     organisation: Code = Field(description="The issuing organisation (rules.toml)")
     prepayment: bool = False
     issued_on: date | None = Field(default=None, description="Defaults to today (UTC)")
+
+
+class InvoiceApprovalRequest(Strict):
+    decision: Literal["approve", "decline"]
+    reason: LongText | None = Field(default=None, description="Required to decline")
 
 
 class DealCloseRequest(Strict):
@@ -110,6 +120,7 @@ class ProposalOut(BaseModel):
     calculation_id: UUID | None = Field(
         default=None, description="The request for calculation it was built from"
     )
+    organisation: str | None = None
 
 
 class ContractOut(BaseModel):
@@ -123,6 +134,12 @@ class InvoiceOut(BaseModel):
     prepayment: bool
     organisation: str
     issued_on: date
+    approval: Literal["not_required", "pending", "approved", "declined"] = Field(
+        description="A prepayment invoice is pending until approved or declined; only "
+        "'not_required' and 'approved' ones count"
+    )
+    decided_by: str | None = None
+    decline_reason: str | None = None
 
 
 class EstimateRoundOut(BaseModel):

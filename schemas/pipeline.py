@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 DealStatus = Literal["open", "won", "lost"]
 HandoffStatus = Literal["open", "in_work", "ready", "done", "rejected", "cancelled"]
 AlertKind = Literal["reminder", "escalation", "approval_request"]
-AlertSubject = Literal["lead", "handoff", "client_assignment"]
+AlertSubject = Literal["lead", "handoff", "client_assignment", "deal"]
 AssignmentStatus = Literal["assigned", "pending_approval", "declined"]
 
 
@@ -42,8 +42,11 @@ class DealSummary(BaseModel):
     project_id: UUID | None = Field(description="The won deal's project, once it exists")
     proposal_total: Decimal | None
     contract_number: str | None
-    invoiced_total: Decimal
-    invoices: int
+    invoiced_total: Decimal = Field(
+        description="Of its counted invoices: not prepayments, or approved ones"
+    )
+    invoices: int = Field(description="Its counted invoices")
+    invoices_pending: int = Field(description="Its prepayment invoices awaiting approval")
     estimate_price: Decimal | None
     estimated_by: list[str] | None
     estimate_seconds: float | None
@@ -183,6 +186,24 @@ class ContractorCard(ContractorSummary):
 
 
 # --- alerts and client assignments ------------------------------------------------------
+
+
+class RevenueCapLine(BaseModel):
+    organisation: str
+    name: str
+    regime: str = Field(description="The tax regime (only capped ones are listed)")
+    cap: Decimal = Field(description="The yearly revenue cap")
+    booked: Decimal = Field(description="Invoiced in the year: deals' and projects' invoices")
+    remaining: Decimal = Field(description="What the cap leaves")
+    share: float = Field(description="booked / cap (0..1)")
+    invoices: int
+    deal_invoices: int
+    project_invoices: int
+
+
+class RevenueCapReport(BaseModel):
+    year: int
+    organisations: list[RevenueCapLine]
 
 
 class AlertOut(BaseModel):

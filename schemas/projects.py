@@ -103,6 +103,11 @@ class ProjectInvoiceRequest(Strict):
     amount: Decimal = Field(description="> 0, 2 decimals")
     due_date: date
     issued_on: date | None = Field(default=None, description="Defaults to today (UTC)")
+    organisation: Code | None = Field(
+        default=None,
+        description="The issuing organisation (rules.toml): held to its services and, on "
+        "the simplified-tax regime, booked against its yearly revenue cap",
+    )
 
 
 class PaymentRequest(Strict):
@@ -185,7 +190,7 @@ class InvoiceOut(BaseModel):
     due_date: date | None = Field(description="null for an invoice carried from the won deal")
     issued_on: date
     deal_id: UUID | None = Field(description="The won deal it was carried from, if any")
-    organisation: str | None = Field(description="The deal invoice's issuing organisation")
+    organisation: str | None = Field(description="The issuing organisation, when named")
     prepayment: bool
     paid: Decimal
     remaining: Decimal

@@ -492,6 +492,8 @@ UNSCOPED = {
     "contractors": "the shared contractor directory every department works from (its"
     " figures are the viewer's: a scoped view recounts them over the visible quotes)",
     "status_limit_changes": "the time limits set by hand: configuration, the same for all",
+    "revenue_ledger": "each organisation's revenue against its yearly cap: company-wide"
+    " figures, read through GET /reports/revenue-cap by top, heads and analysts only",
     "projection_positions": "the projector's bookkeeping",
     "read_model_fingerprints": "the projector's bookkeeping",
 }

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from leadledger.wiring import Platform
 from read_api.app import create_app
 from tests.conftest import ACTOR, PlatformFactory
-from tests.deal_helpers import SELLER, contracted_deal, new_deal, ok, register_contractor
+from tests.deal_helpers import SELLER, new_deal, ok, register_contractor
 
 JSON = {"content-type": "application/json"}
 SURROGATE = b'"\\ud800 half a pair"'
@@ -80,7 +80,12 @@ RAW_BODIES = [
 
 
 def test_odd_inputs_never_produce_a_5xx(api: TestClient) -> None:
-    deal_id = contracted_deal(api)
+    deal_id = new_deal(api, funnel="upsell")
+    # a service the simplified-tax organisation sells, so its valid invoice goes through
+    proposal = {"services": [{"name": "survey", "price": "100.00"}]}
+    ok(api.post(f"/deals/{deal_id}/proposal", json=proposal, headers=SELLER))
+    contract = {"number": "C-1", "signed_on": "2026-01-05"}
+    ok(api.post(f"/deals/{deal_id}/contract", json=contract, headers=SELLER))
     other_deal = new_deal(api)
     lead_id = ok(api.get(f"/deals/{deal_id}"))["lead_id"]
     request_id = ok(

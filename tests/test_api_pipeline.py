@@ -422,7 +422,7 @@ def test_alerts_newest_first_with_filters(
     assert page["items"][0]["alert_id"] == reminder["alert_id"]
 
     assert refused(client, "/alerts", kind="warning") == "kind"
-    assert refused(client, "/alerts", subject_type="deal") == "subject_type"
+    assert refused(client, "/alerts", subject_type="contract") == "subject_type"
     assert refused(client, "/alerts", subject_id="x") == "subject_id"
     assert refused(client, "/alerts", **{"from": "2026-02-01", "to": "2026-01-01"}) == "from"
 

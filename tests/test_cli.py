@@ -81,9 +81,9 @@ def test_demo_project_rebuild_and_history(tmp_path: Path) -> None:
         lead_id, version = con.execute(
             "SELECT lead_id, version FROM leads ORDER BY version DESC, lead_id LIMIT 1"
         ).fetchone() or ("", 0)
-    # each demo deal comes from a lead of its own (and the expert-services chain's one);
-    # five leads show seed 000's lead rules
-    assert len(projected) == 40 + 6 + 1 + 5
+    # each demo deal comes from a lead of its own (the expert-services chain's one and the
+    # 2 expert sales too); five leads show seed 000's lead rules
+    assert len(projected) == 40 + 6 + 1 + 2 + 5
 
     rebuild = _run(tmp_path, "rebuild")
     assert rebuild.returncode == 0, rebuild.stderr
@@ -167,9 +167,9 @@ def test_serve_with_demo_answers_on_the_port(tmp_path: Path) -> None:
         assert set(tokens) == {r.value for r in Role}
         as_top = {"Authorization": f"Bearer {tokens['top'][1]}"}
         leads = httpx.get(f"{base}/leads", params={"limit": 5}, headers=as_top, timeout=5)
-        # the demo's leads, one per deal, the expert-services chain's own, the assistant's
-        # and five that show seed 000's lead rules
-        assert leads.json()["total"] == 30 + 3 + 1 + len(ASSISTANT_LEADS) + 5
+        # the demo's leads, one per deal, the expert-services chain's own, the 2 expert
+        # sales, the assistant's and five that show seed 000's lead rules
+        assert leads.json()["total"] == 30 + 3 + 1 + 2 + len(ASSISTANT_LEADS) + 5
         manager, manager_token = tokens["manager"]
         own = httpx.get(
             f"{base}/leads",

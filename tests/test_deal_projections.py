@@ -546,8 +546,10 @@ def _deal_fields(state: deal.Deal) -> dict[str, Any]:
         ),
         "contract_number": None if state.contract is None else state.contract.number,
         "contract_signed_on": None if state.contract is None else state.contract.signed_on,
-        "invoiced_total": sum((i.amount for i in state.invoices), Decimal("0.00")),
-        "invoices": len(state.invoices),
+        # counted invoices only (not prepayments, or approved ones); pending ones apart
+        "invoiced_total": sum((i.amount for i in state.invoices if i.counted), Decimal("0.00")),
+        "invoices": sum(1 for i in state.invoices if i.counted),
+        "invoices_pending": sum(1 for i in state.invoices if i.approval == "pending"),
         "estimate_round": None if state.estimate is None else state.estimate.round,
         "estimate_price": None if result is None else result.price,
         "estimated_by": None if result is None else list(result.estimated_by),

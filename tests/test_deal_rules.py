@@ -627,10 +627,12 @@ def test_an_invoice_after_the_contract_is_issued_on_the_day_it_is_received() -> 
             prepayment=True,
             organisation="simplified",
             issued_on=date(2026, 2, 3),
+            approval="pending",
+            approver=RULES.head_of("boris"),
         )
     )
     assert accepted.state.invoices == (
-        Invoice("INV-1", Decimal("3500.50"), True, "simplified", date(2026, 2, 3)),
+        Invoice("INV-1", Decimal("3500.50"), True, "simplified", date(2026, 2, 3), "pending"),
     )
 
 

@@ -763,7 +763,8 @@ def test_the_ledger_is_the_last_booked_total() -> None:
 def test_invoices_through_the_deal_book_the_cap_and_stop_at_it(store: EventStore) -> None:
     driver, deal_id = _deal(store)
     for command in (
-        RecordProposal((ServiceLine("haulage", Decimal(1)),)),
+        # a service the simplified-tax organisation sells (rules.toml)
+        RecordProposal((ServiceLine("survey", Decimal(1)),)),
         RecordContract("C-1", T0.date()),
         IssueInvoice("INV-1", CAP - Decimal("0.01"), "simplified"),
         IssueInvoice("INV-2", Decimal("0.01"), "main"),

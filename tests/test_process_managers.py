@@ -444,9 +444,15 @@ def test_a_won_deals_project_carries_its_invoice_once_however_often_delivered(
         deal.RecordProposal((deal.ServiceLine("transport", Decimal("17500.25")),)),
         deal.RecordContract("C-1", date(2026, 1, 6)),
         deal.IssueInvoice("S-1", Decimal("17500.25"), "main", prepayment=True),
+        deal.DecideInvoiceApproval("S-1", True),  # a prepayment counts once approved
         deal.CloseDeal("won"),
     ):
-        handle_deal_command(store, seller.rules, deal_id, command, seller.ctx())
+        actor = (
+            seller.rules.head_of(SELLER)
+            if isinstance(command, deal.DecideInvoiceApproval)
+            else SELLER
+        )
+        handle_deal_command(store, seller.rules, deal_id, command, seller.ctx(actor))
     twice: Any = TwiceDelivered(store)
     managers = process_managers(twice, seller.funnels, seller.rules, clock)
     ProcessRunner(twice, managers, clock, page_size=3).run_once()

@@ -18,7 +18,7 @@ from commands.projects import project_id_for_deal
 from leadledger.wiring import CommandSide, Platform, process_runner
 from process_managers.state import DeadlineChanges
 from read_api.app import create_app
-from tests.conftest import ACTOR, FakeClock, PlatformFactory
+from tests.conftest import ACTOR, FakeClock, PlatformFactory, bearer
 from tests.deal_helpers import LOGISTICIAN, SELLER, contracted_deal, new_deal, ok
 
 DEAL_INVOICE = {
@@ -42,7 +42,11 @@ def api(platform: Platform) -> Iterator[TestClient]:
 
 def won_deal(api: TestClient, invoice: dict[str, Any] | None = None) -> str:
     deal_id = contracted_deal(api)
-    ok(api.post(f"/deals/{deal_id}/invoice", json=invoice or DEAL_INVOICE, headers=SELLER))
+    body = invoice or DEAL_INVOICE
+    ok(api.post(f"/deals/{deal_id}/invoice", json=body, headers=SELLER))
+    if body.get("prepayment"):  # a prepayment invoice counts (and wins) once approved
+        approval = f"/deals/{deal_id}/invoices/{body['number']}/approval"
+        ok(api.post(approval, json={"decision": "approve"}, headers=bearer("head.of.sales")))
     ok(api.post(f"/deals/{deal_id}/close", json={"outcome": "won"}, headers=SELLER))
     return deal_id
 
@@ -278,7 +282,7 @@ def test_closing_a_deal_cancels_its_requests_at_approval_in_the_same_write(
     assert (load["open_requests"], load["by_status"]["ready"]) == (1, 1)
 
     if outcome == "won":
-        ok(api.post(f"/deals/{deal_id}/invoice", json=DEAL_INVOICE, headers=SELLER))
+        ok(api.post(f"/deals/{deal_id}/invoice", json=DEAL_INVOICE | {"prepayment": False}))
         close = {"outcome": "won"}
     else:
         close = {"outcome": "lost", "reason": "no budget"}

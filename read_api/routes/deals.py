@@ -42,6 +42,7 @@ from schemas.deals import (
     HandoffCreateRequest,
     HandoffDetail,
     HandoffStageRequest,
+    InvoiceApprovalRequest,
     InvoiceRequest,
     LogisticsEstimateRequest,
     PlanRequest,
@@ -216,12 +217,15 @@ def record_proposal(
     """Record the commercial proposal: services with prices, or ``calculation``: a
     request for calculation of the deal (ready or done) whose calculated services it takes
     as they are (409 ``calculation_not_of_deal``, ``calculation_required`` or
-    ``calculation_not_ready`` otherwise); its total is the deal's amount."""
+    ``calculation_not_ready`` otherwise); its total is the deal's amount. A named
+    ``organisation`` must sell every service (409 ``organisation_service_not_allowed``)."""
     typed = tuple(deal.ServiceLine(s.name, s.price) for s in body.services or ())
     command: deal.DealCommand = (
-        deal.RecordProposal(typed)
+        deal.RecordProposal(typed, body.organisation)
         if body.calculation is None
-        else deal.RecordProposalFromCalculation(body.calculation, typed=body.services is not None)
+        else deal.RecordProposalFromCalculation(
+            body.calculation, typed=body.services is not None, organisation=body.organisation
+        )
     )
     return _run(platform, headers, deal_id, "proposal", body, command, response)
 
@@ -244,11 +248,37 @@ def issue_invoice(
     deal_id: UUID, body: InvoiceRequest, headers: Headers, platform: PlatformDep, response: Response
 ) -> DealAccepted:
     """Issue an invoice; needs a contract. An organisation on the simplified-tax regime
-    refuses an invoice over its yearly revenue cap (409 naming the cap and the total)."""
+    refuses an invoice over its yearly revenue cap (409 naming the cap and the total); a
+    prepayment invoice is issued pending and booked when approved."""
     command = deal.IssueInvoice(
         body.number, body.amount, body.organisation, body.prepayment, body.issued_on
     )
     return _run(platform, headers, deal_id, "invoice", body, command, response)
+
+
+@router.post(
+    "/deals/{deal_id}/invoices/{number}/approval",
+    response_model=DealAccepted,
+    responses={**ERRORS, 403: {"description": "Not the manager's head nor an approver"}},
+)
+def decide_invoice_approval(
+    deal_id: UUID,
+    number: str,
+    body: InvoiceApprovalRequest,
+    headers: Headers,
+    platform: PlatformDep,
+    response: Response,
+) -> DealAccepted:
+    """Approve or decline (with a reason) a pending prepayment invoice: the deal manager's
+    head or a configured approver (403 ``prepayment_approver`` for others). An approval
+    books the invoice on its organisation's revenue ledger (409 over the cap)."""
+    command = deal.DecideInvoiceApproval(number, body.decision == "approve", body.reason)
+    request_body = {"invoice": number, **body.model_dump(mode="json")}
+    request = {"command": "invoice_approval", "deal_id": str(deal_id), **request_body}
+    ctx = headers.context(platform, f"deal:{deal_id}", request)
+    return _deal_accepted(
+        handle_deal_command(platform.store, platform.rules, deal_id, command, ctx), response
+    )
 
 
 @router.post("/deals/{deal_id}/close", response_model=DealAccepted, responses=ERRORS)

@@ -32,6 +32,7 @@ from schemas.pipeline import (
     HandoffPage,
     HandoffReport,
     HandoffStatus,
+    RevenueCapReport,
 )
 
 router = APIRouter(tags=["pipeline"])
@@ -308,3 +309,22 @@ def department_load(platform: PlatformDep, cursor: ReadCursor) -> dict[str, Any]
     department listed; requests nobody took count as "unassigned"."""
     departments = deal_queries.department_load(cursor, platform.rules.departments.values())
     return {"departments": departments}
+
+
+@router.get("/reports/revenue-cap", response_model=RevenueCapReport)
+def revenue_cap(
+    platform: PlatformDep,
+    cursor: ReadCursor,
+    year: Annotated[
+        int | None, Query(ge=2000, le=2100, description="Default: this year (UTC)")
+    ] = None,
+) -> dict[str, Any]:
+    """Per organisation on the simplified-tax regime: its revenue booked in the year (every
+    invoice of the organisation, deals' and projects', once each) against its yearly cap,
+    what is left and the share used."""
+    chosen = platform.clock().year if year is None else year
+    organisations = platform.rules.organisations.values()
+    return {
+        "year": chosen,
+        "organisations": deal_queries.revenue_cap_report(cursor, organisations, chosen),
+    }

@@ -307,11 +307,15 @@ def issue_invoice(
     platform: PlatformDep,
     response: Response,
 ) -> BillingAccepted:
-    """Issue an invoice of the project (number, amount, due date)."""
+    """Issue an invoice of the project (number, amount, due date, optional organisation:
+    an organisation on the simplified-tax regime refuses an invoice over its yearly
+    revenue cap, 409 naming the cap and the total)."""
     request = {"command": "invoice", "project_id": str(project_id), **body.model_dump(mode="json")}
     ctx = headers.context(platform, f"billing:{project_id}", request)
-    command = billing.IssueProjectInvoice(body.number, body.amount, body.due_date, body.issued_on)
-    result = handle_billing_command(platform.store, project_id, command, ctx)
+    command = billing.IssueProjectInvoice(
+        body.number, body.amount, body.due_date, body.issued_on, body.organisation
+    )
+    result = handle_billing_command(platform.store, project_id, command, ctx, platform.rules)
     return _billing_accepted(result, response, project_id)
 
 
@@ -339,7 +343,7 @@ def record_payment(
     }
     ctx = headers.context(platform, f"billing:{project_id}", request)
     command = billing.RecordPayment(number, body.amount, body.paid_on)
-    result = handle_billing_command(platform.store, project_id, command, ctx)
+    result = handle_billing_command(platform.store, project_id, command, ctx, platform.rules)
     return _billing_accepted(result, response, project_id)
 
 

@@ -29,8 +29,8 @@ class ProjectInvoiceIssuedV1(PublicPayload):
     )
     organisation: str | None = Field(
         default=None,
-        description="The issuing organisation of a deal's invoice; null for one issued on "
-        "the project.",
+        description="The issuing organisation: a deal's invoice's, or the one an invoice "
+        "issued on the project names; null when it names none.",
     )
     prepayment: bool = Field(
         default=False, description="A deal's prepayment invoice (false when not from a deal)."

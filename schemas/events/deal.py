@@ -74,7 +74,8 @@ class DealProposalRecordedV1(PublicPayload):
 
 class DealProposalRecordedV2(PublicPayload):
     """A commercial proposal was recorded for the deal, typed by hand or built from a
-    request for calculation's calculated services."""
+    request for calculation's calculated services, naming the selling organisation when
+    known (version 1 events were typed and named none: read as null)."""
 
     services: tuple[ServiceLine, ...]
     total: Money = Field(description="The proposal's total price.")
@@ -82,6 +83,11 @@ class DealProposalRecordedV2(PublicPayload):
         default=None,
         description="The request for calculation whose services the proposal was built "
         "from; null when typed by hand (version 1 proposals read as typed).",
+    )
+    organisation: str | None = Field(
+        default=None,
+        description="Our legal entity selling the services (each one it sells); null when "
+        "not named (version 1 proposals named none).",
     )
 
 
@@ -100,6 +106,43 @@ class DealInvoiceIssuedV1(PublicPayload):
     prepayment: bool = Field(description="True for a prepayment invoice.")
     organisation: str = Field(description="The id of our legal entity that issued it.")
     issued_on: Day
+
+
+class DealInvoiceIssuedV2(PublicPayload):
+    """An invoice was issued to the client for the deal; a prepayment invoice is issued
+    pending approval (version 1 invoices counted at once: read as 'not_required')."""
+
+    number: str = Field(description="The invoice number, unique within the deal.")
+    amount: Money
+    prepayment: bool = Field(description="True for a prepayment invoice.")
+    organisation: str = Field(description="The id of our legal entity that issued it.")
+    issued_on: Day
+    approval: str = Field(
+        description="'pending' for a prepayment invoice (counted once approved), else "
+        "'not_required'."
+    )
+    approver: str | None = Field(
+        description="Who is asked to approve a pending invoice (the manager's head); null "
+        "when none is needed."
+    )
+
+
+class DealInvoiceApprovedV1(PublicPayload):
+    """A pending prepayment invoice was approved: it counts and is payable from now on
+    (and is booked on its organisation's revenue ledger)."""
+
+    number: str
+    amount: Money
+    organisation: str = Field(description="The id of our legal entity that issued it.")
+    issued_on: Day
+    comment: str | None
+
+
+class DealInvoiceDeclinedV1(PublicPayload):
+    """A pending prepayment invoice was declined: it never counts nor is payable."""
+
+    number: str
+    reason: str
 
 
 class DealHandoffNotedV1(PublicPayload):
@@ -168,6 +211,9 @@ PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
         DealEstimateRejectedV1,
         DealClosedV1,
         DealProjectStartedV1,
+        DealInvoiceIssuedV2,
+        DealInvoiceApprovedV1,
+        DealInvoiceDeclinedV1,
     ),
 }
 """The models of this module by aggregate type, every version of every event type."""

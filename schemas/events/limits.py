@@ -29,6 +29,22 @@ class RevenueBookedV1(PublicPayload):
     cap: Money = Field(description="The organisation's yearly revenue cap.")
 
 
+class ProjectRevenueBookedV1(PublicPayload):
+    """An invoice issued on a project was booked against its organisation's yearly revenue
+    cap, on the same ledger as deals' invoices (a deal's invoice carried into its
+    project's billing is booked once, as ``RevenueBooked``)."""
+
+    organisation: str = Field(description="The id of our legal entity that invoiced.")
+    year: int = Field(description="The year of the invoice's day.")
+    project_id: Id = Field(description="The project the invoice was issued on.")
+    invoice_number: str
+    amount: Money = Field(description="The invoice's amount.")
+    total: Money = Field(
+        description="The organisation's invoiced total for the year, this invoice included."
+    )
+    cap: Money = Field(description="The organisation's yearly revenue cap.")
+
+
 class ManagerClientTakenV1(PublicPayload):
     """A manager took a new client (a client company and direction) this month."""
 
@@ -97,7 +113,7 @@ class ClientAssignmentDeclinedV1(PublicPayload):
 
 
 PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
-    "revenue_ledger": (RevenueBookedV1,),
+    "revenue_ledger": (RevenueBookedV1, ProjectRevenueBookedV1),
     "manager_month": (ManagerClientTakenV1,),
     "client_assignment": (
         ClientAssignedV1,
