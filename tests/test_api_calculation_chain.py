@@ -109,6 +109,7 @@ def test_a_calculation_becomes_the_proposal_the_project_tasks_and_closing_acts(
         ],
         "total": "35000.00",
         "calculation_id": request_id,
+        "organisation": None,
     }
     assert deal["amount"] == "35000.00"
     history = ok(api.get(f"/deals/{deal_id}/history"))["events"]
