@@ -141,6 +141,7 @@ def test_a_stale_form_says_so_and_shows_the_current_state(ws) -> None:
     stale = _post(api, lead_id, "pause", pause_form, reason="late")
     assert stale.status_code == 409
     assert "The lead changed while you had this form open" in stale.text
+    assert 'value="late"' in stale.text  # what was typed is kept
     assert '<dd class="version">2</dd>' in stale.text  # the current state
     assert _lead(api, lead_id)["status"] == "open"
 
@@ -219,3 +220,37 @@ def test_top_management_qualifies_then_makes_a_deal_and_sets_the_cost_and_sensit
     assert "Call after 6" in again
     assert "phone: 123" in again
     assert "Call after 6" not in _card(api, lead_id, "history")
+
+
+def test_an_assistant_names_one_of_their_managers_and_moves_but_may_not_close(ws) -> None:
+    api, platform, leads = ws
+    admin = bearer("adam.admin", "admin")
+    body = {"username": "amy.assistant", "name": "Amy", "role": "assistant"}
+    assert api.post("/users", json=body, headers=admin).status_code == 201
+    attach = api.post(
+        "/users/amy.assistant/managers", json={"managers": ["mia.manager"]}, headers=admin
+    )
+    assert attach.status_code == 200, attach.text
+    platform.credentials.set_password("amy.assistant", "amy-password", set_by="test")
+    _caught_up(api)
+    sign_in(api, "amy.assistant", "amy-password")
+    page = api.get("/workspace/leads").text
+    assert '<option value="mia.manager"' in page
+    assert '<option value="boris"' not in page
+    fields = _form(page, "form-new-lead")
+    base = {"funnel": "out_of_court", "title": "For Mia", "company_name": "C", "source": "s"}
+    refused = api.post("/workspace/leads", data={**fields, **base, "manager": "boris"})
+    assert refused.status_code == 403
+    assert "only a manager they work for" in refused.text
+    made = api.post(
+        "/workspace/leads",
+        data={**fields, **base, "manager": "mia.manager"},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303
+    card = _card(api, leads["mia.manager"])
+    assert 'id="form-stage"' in card
+    assert 'id="form-close"' not in card  # qualifying and closing stay the manager's
+    assert 'data-tab="sensitive"' not in card
+    closing = _post(api, leads["mia.manager"], "close", _form(card, "form-stage"), outcome="won")
+    assert closing.status_code == 403
