@@ -65,6 +65,11 @@ def test_a_manager_creates_moves_and_pauses_a_lead_and_sees_it_in_the_funnel_cha
     counted = before[0]["counts"][assessment] if before else 0
     assert after[0]["counts"][assessment] == counted + 1
     shot(page, "leads-list")
+    page.goto(card)
+    page.click("button[name=language][value=ru]")
+    assert page.locator("#form-resume button").inner_text() == "Возобновить"
+    assert "480\xa0000,00\xa0₽" in page.locator("dl.fields").inner_text()
+    shot(page, "lead-card-ru")
 
 
 def test_a_stale_form_says_so_and_shows_the_current_state(
