@@ -181,6 +181,9 @@ def test_the_card_as_of_shows_the_lead_as_it_was(ws, clock: FakeClock) -> None:
     assert 'id="as-of-note"' in then
     assert '<dd class="stage">New</dd>' in then or '<dd class="stage">new</dd>' in then
     assert 'id="commands"' not in then  # no commands on the past
+    past = api.get(f"/workspace/leads/{lead_id}?tab=status-time&as_of={before}")
+    assert past.status_code == 200
+    assert "Assessment" not in past.text.split('id="tab-status-time"')[1]
     now = _card(api, lead_id)
     assert '<dd class="stage">New</dd>' not in now
 
@@ -254,3 +257,21 @@ def test_an_assistant_names_one_of_their_managers_and_moves_but_may_not_close(ws
     assert 'data-tab="sensitive"' not in card
     closing = _post(api, leads["mia.manager"], "close", _form(card, "form-stage"), outcome="won")
     assert closing.status_code == 403
+
+
+def test_the_list_filters_by_period_status_and_manager_and_pages(ws, clock: FakeClock) -> None:
+    api, _, _ = ws
+    sign_in(api, "tess.top")
+    today = clock().date().isoformat()
+    both = api.get(f"/workspace/leads?from={today}&to={today}").text
+    assert "Lead of mia.manager" in both
+    assert "Lead of boris" in both
+    later = api.get("/workspace/leads?from=2030-01-01").text
+    assert "Lead of boris" not in later
+    assert 'value="2030-01-01"' in later
+    mine = api.get("/workspace/leads?manager=boris&status=open").text
+    assert "Lead of boris" in mine
+    assert "Lead of mia.manager" not in mine
+    beyond = api.get("/workspace/leads?page=2").text
+    assert "Page 2 of 1" in beyond
+    assert 'rel="prev"' in beyond

@@ -552,8 +552,8 @@ def _card_page(
         if tab == "status-time":
             as_of_text = moment.isoformat() if moment else None
             try:
-                extra["status_time"] = status_time_routes._subject(
-                    platform, cursor, "lead", lead_id, as_of_text
+                extra["status_time"] = status_time_routes.lead_status_time(
+                    lead_id, platform, cursor, as_of_text
                 )
             except StreamNotFound:  # not yet created at as_of
                 extra["status_time"] = {"stages": [], "visits": []}
