@@ -8,9 +8,11 @@ import re
 from typing import Any
 
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import FakeClock, bearer
-from tests.test_workspace_pages import _caught_up, sign_in, ws
+from tests.test_workspace_pages import _caught_up, _token, sign_in, ws
 
 __all__ = ["ws"]
 
@@ -275,3 +277,41 @@ def test_the_list_filters_by_period_status_and_manager_and_pages(ws, clock: Fake
     beyond = api.get("/workspace/leads?page=2").text
     assert "Page 2 of 1" in beyond
     assert 'rel="prev"' in beyond
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    action=st.sampled_from(["stage", "transfer", "assessment", "close", "cost", "qualification"]),
+    text=st.text(max_size=40),
+)
+def test_any_form_input_is_applied_or_refused_with_a_page_never_a_server_error(
+    ws, action: str, text: str
+) -> None:
+    api, _, leads = ws
+    lead_id = leads["boris"]
+    if "ll_session" not in {c.name for c in api.cookies.jar}:
+        sign_in(api, "tess.top")
+    page = _card(api, lead_id)
+    version = re.search(r'<dd class="version">(\d+)</dd>', page)
+    assert version
+    hidden = {"csrf_token": _token(page), "version": version.group(1)}
+    data = {
+        "stage": text,
+        "funnel": text,
+        "expert": text,
+        "result": text,
+        "hours": text,
+        "outcome": text,
+        "quality": text,
+        "reason": text,
+        "component_name": text,
+        "component_amount": text,
+    }
+    answer = _post(api, lead_id, action, hidden, **data)
+    assert answer.status_code in (303, 403, 404, 409, 422), answer.text
+    if answer.status_code != 303:
+        assert 'role="alert"' in answer.text

@@ -243,6 +243,8 @@ ACTIONS: dict[str, Action] = {
 }
 """The lead's commands; the card shows each where the viewer's role may call it."""
 
+FORM_TABS = {"cost": "cost", "sensitive": "sensitive"}
+"""The tab a form lives on (the others are on the card)."""
 OPEN_ONLY = frozenset({"stage", "pause", "transfer", "assessment", "qualification"})
 
 
@@ -653,7 +655,10 @@ async def lead_command(request: Request, principal: Viewer, lead_id: str, action
             "stale": isinstance(error, VersionConflict),
             "values": {k: v for k, v in form.items() if isinstance(v, str)},
         }
-        return _card_page(request, principal, lead_uuid, tab, None, failed=failed, status_code=code)
+        shown_on = FORM_TABS.get(action, "card")  # the refusal is shown beside its form
+        return _card_page(
+            request, principal, lead_uuid, shown_on, None, failed=failed, status_code=code
+        )
     await platform.projector.reached(result.position, platform.settings.read_wait_seconds)
     target = f"{PREFIX}/leads/{lead_uuid}"
     if tab != "card":
