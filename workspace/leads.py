@@ -245,7 +245,7 @@ ACTIONS: dict[str, Action] = {
 
 FORM_TABS = {"cost": "cost", "sensitive": "sensitive"}
 """The tab a form lives on (the others are on the card)."""
-OPEN_ONLY = frozenset({"stage", "pause", "transfer", "assessment", "qualification"})
+OPEN_ONLY = frozenset({"stage", "pause", "transfer", "assessment", "qualification", "deal"})
 
 
 def offered(principal: Principal, detail: dict[str, Any]) -> list[str]:
