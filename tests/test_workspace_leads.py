@@ -11,8 +11,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aggregates.users import Principal, Role
 from tests.conftest import FakeClock, bearer
 from tests.test_workspace_pages import _caught_up, _token, sign_in, ws
+from workspace.leads import offered
 
 __all__ = ["ws"]
 
@@ -315,3 +317,21 @@ def test_any_form_input_is_applied_or_refused_with_a_page_never_a_server_error(
     assert answer.status_code in (303, 403, 404, 409, 422), answer.text
     if answer.status_code != 303:
         assert 'role="alert"' in answer.text
+
+
+def test_the_card_offers_a_command_only_to_a_role_that_may_call_it_on_a_lead_it_fits() -> None:
+    def shown(role: Role, status: str, **detail: Any) -> set[str]:
+        return set(offered(Principal("u", role), {"status": status, **detail}))
+
+    everything = {"stage", "pause", "transfer", "qualification", "close", "cost", "sensitive"}
+    assert shown(Role.MANAGER, "open") == everything
+    assert shown(Role.MANAGER, "paused") == {"resume", "close", "cost", "sensitive"}
+    assert shown(Role.MANAGER, "open", quality=True) == everything | {"deal"}
+    assert "deal" not in shown(Role.MANAGER, "open", quality=True, deal_id="d")
+    assert shown(Role.ASSISTANT, "open") == {"stage", "pause", "cost"}
+    assert shown(Role.EXPERT, "open") == {"assessment"}
+    assert "assessment" in shown(Role.TOP, "open")
+    for role in (Role.ANALYST, Role.AUDITOR, Role.PM, Role.DEPARTMENT):
+        assert shown(role, "open") == set()
+    for closed in ("won", "lost", "non_quality"):
+        assert shown(Role.TOP, closed) == set()
