@@ -4,13 +4,11 @@ rules as the JSON API (never the API over HTTP, never a copy of a query)."""
 from __future__ import annotations
 
 import asyncio
-import math
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from uuid import UUID
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,7 +21,6 @@ from commands.users import load_user
 from leadledger.wiring import Platform
 from read_api import deal_queries, project_queries, queries
 from read_api.access import ENDPOINTS, read_models
-from read_api.views import detail_from_row
 from workspace import auth, i18n
 
 PREFIX = "/workspace"
@@ -283,76 +280,6 @@ def home(request: Request, principal: Viewer) -> HTMLResponse:
     return render(request, "home.html", context, principal=principal)
 
 
-# --- leads -------------------------------------------------------------------------------
-
-
-@router.get("/leads")
-def leads(
-    request: Request,
-    principal: Viewer,
-    funnel: Annotated[str | None, Query(max_length=100)] = None,
-    stage: Annotated[str | None, Query(max_length=100)] = None,
-    status: Annotated[str | None, Query(max_length=20)] = None,
-    manager: Annotated[str | None, Query(max_length=100)] = None,
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-) -> HTMLResponse:
-    require(principal, "GET", "/leads")
-    platform = _platform(request)
-    chosen: dict[str, str | None] = {
-        "funnel": funnel if funnel in platform.funnels else None,
-        "stage": stage or None,
-        "status": status if status in LEAD_STATUSES else None,
-        "manager": manager.strip() or None if manager else None,
-    }
-    filters = queries.LeadFilters(
-        chosen["funnel"], chosen["stage"], chosen["status"], chosen["manager"]
-    )
-    with read_models(platform, principal) as cursor:
-        items, total = queries.list_leads(cursor, filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-    pages = max(1, math.ceil(total / PAGE_SIZE))
-    query = {k: v for k, v in chosen.items() if v}
-
-    def link(to: int) -> str:
-        return f"{PREFIX}/leads?" + urlencode({**query, "page": to})
-
-    context = {
-        "items": items,
-        "total": total,
-        "page": page,
-        "pages": pages,
-        "previous": link(page - 1) if page > 1 else None,
-        "following": link(page + 1) if page < pages else None,
-        "chosen": chosen,
-        "funnels": [(f.id, f.name) for f in platform.funnels.values()],
-        "stages": sorted({(s.id, s.name) for f in platform.funnels.values() for s in f.stages}),
-        "statuses": LEAD_STATUSES,
-    }
-    return render(request, "leads.html", context, principal=principal)
-
-
-@router.get("/leads/{lead_id}")
-def lead_card(request: Request, principal: Viewer, lead_id: str) -> HTMLResponse:
-    require(principal, "GET", "/leads/{lead_id}")
-    try:
-        lead_uuid = UUID(lead_id)
-    except ValueError:
-        raise PageNotFound from None
-    platform = _platform(request)
-    with read_models(platform, principal) as cursor:
-        row = queries.get_lead(cursor, str(lead_uuid))
-    if row is None:
-        raise PageNotFound
-    lead = detail_from_row(row)
-    funnel = platform.funnels.get(lead["funnel"])
-    stage_names = {s.id: s.name for s in funnel.stages} if funnel else {}
-    context = {
-        "lead": lead,
-        "funnel_name": funnel.name if funnel else lead["funnel"],
-        "stage_name": stage_names.get(lead["stage"], lead["stage"]),
-    }
-    return render(request, "lead.html", context, principal=principal)
-
-
 # --- the application ---------------------------------------------------------------------
 
 
@@ -369,11 +296,14 @@ def _error_page(
 
 def workspace_app(platform: Platform) -> FastAPI:
     """The workspace as an application of its own, mounted in the API's app."""
+    from workspace import leads
+
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.platform = platform
     app.state.sessions = auth.Sessions(platform)
     app.state.throttle = auth.Throttle(platform)
     app.include_router(router)
+    app.include_router(leads.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import duckdb
 from fastapi import APIRouter, Depends, Query, Response
 
 from aggregates import lead, sensitive
@@ -13,6 +14,7 @@ from commands.context import CommandResult, StreamNotFound
 from commands.leads import create_lead, handle_lead_command, lead_id_for, load_lead_records
 from event_store.codec import dumps_http
 from event_store.keys import key_id_of
+from leadledger.wiring import Platform
 from read_api import queries
 from read_api.deps import CommandHeaders, Period, PlatformDep, ReadCursor, as_utc, mark_accepted
 from read_api.views import detail_from_row, detail_from_state, history, sensitive_history
@@ -230,20 +232,27 @@ def get_lead(
     ] = None,
 ) -> dict[str, Any]:
     """The lead now (read model) or as it was at ``as_of`` (replayed from its events)."""
+    detail = lead_detail(platform, cursor, lead_id, as_of)
+    response.headers["ETag"] = f'"{detail["version"]}"'
+    return detail
+
+
+def lead_detail(
+    platform: Platform, cursor: duckdb.DuckDBPyConnection, lead_id: UUID, as_of: datetime | None
+) -> dict[str, Any]:
+    """The lead's detail now (read model) or at ``as_of`` (replayed): the API and the
+    workspace's card."""
     if as_of is not None:
         moment = as_utc(as_of)
         records = load_lead_records(platform.store, lead_id, as_of=moment)
         state = lead.fold([r.event for r in records])
         if state is None:
             raise StreamNotFound(f"lead {lead_id} did not exist at {moment:%Y-%m-%dT%H:%M:%S%z}")
-        detail = detail_from_state(state, platform.funnels)
-    else:
-        row = queries.get_lead(cursor, str(lead_id))
-        if row is None:
-            raise StreamNotFound(f"lead {lead_id} not found")
-        detail = detail_from_row(row)
-    response.headers["ETag"] = f'"{detail["version"]}"'
-    return detail
+        return detail_from_state(state, platform.funnels)
+    row = queries.get_lead(cursor, str(lead_id))
+    if row is None:
+        raise StreamNotFound(f"lead {lead_id} not found")
+    return detail_from_row(row)
 
 
 @router.get(
@@ -253,6 +262,15 @@ def get_lead(
 )
 def get_history(lead_id: UUID, platform: PlatformDep) -> Response:
     """Every event of the lead from the event store, in order, with its changes old → new."""
+    entries = lead_history(platform, lead_id)
+    # Serialised directly: a long history is large, and its shape is built by one function
+    body = dumps_http({"lead_id": lead_id, "events": entries})
+    return Response(content=body, media_type="application/json")
+
+
+def lead_history(platform: Platform, lead_id: UUID) -> list[dict[str, Any]]:
+    """The lead's history entries with its sensitive section's (never their content), in
+    order: the API and the workspace's timeline."""
     records = load_lead_records(platform.store, lead_id)
     if not records:
         raise StreamNotFound(f"lead {lead_id} not found")
@@ -268,6 +286,4 @@ def get_history(lead_id: UUID, platform: PlatformDep) -> Response:
         entries = sorted(
             entries + sensitive_history(section, readable), key=lambda e: e["position"]
         )
-    # Serialised directly: a long history is large, and its shape is built by one function
-    body = dumps_http({"lead_id": lead_id, "events": entries})
-    return Response(content=body, media_type="application/json")
+    return entries
