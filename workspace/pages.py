@@ -77,6 +77,10 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
     items = [(f"{PREFIX}/", "Home")]
     if may(principal, "GET", "/leads"):
         items.append((f"{PREFIX}/leads", "Leads"))
+    if may(principal, "GET", "/projects"):
+        items.append((f"{PREFIX}/projects", "Projects"))
+    if may(principal, "POST", "/projects/{project_id}/hours"):
+        items.append((f"{PREFIX}/timesheet", "Timesheet"))
     return items
 
 
@@ -374,6 +378,9 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.state.sessions = auth.Sessions(platform)
     app.state.throttle = auth.Throttle(platform)
     app.include_router(router)
+    from workspace import projects  # its pages use this module's helpers
+
+    app.include_router(projects.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)
