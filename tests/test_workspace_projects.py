@@ -128,14 +128,16 @@ def pay(
 
 
 def test_the_portfolio_shows_the_pms_projects_by_health_with_text_and_a_chart(site) -> None:
-    api, _, _projects = site
+    api, _, projects = site
     sign_in(api, "pia.pm")
     page = api.get("/workspace/projects")
     assert page.status_code == 200
     assert "Valuation of a mill" in page.text
     assert "Audit of a port" not in page.text  # another PM's project is not in their scope
-    assert re.search(r'class="row-health row-health-good"', page.text)
-    assert '<span class="health health-good">good</span>' in page.text  # not colour only
+    level = project(api, projects["pia.pm"])["health"]["effective"]
+    assert f'class="row-health row-health-{level}"' in page.text
+    text = level.replace("_", " ")  # not colour only
+    assert f'<span class="health health-{level}">{text}</span>' in page.text
     assert 'id="portfolio-data"' in page.text
     assert "/static/projects.js" in page.text
     assert 'href="/workspace/timesheet"' in page.text
