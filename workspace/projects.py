@@ -442,6 +442,8 @@ def plan_and_actual(
 GANTT_WIDTH = 960
 GANTT_LABELS = 220
 GANTT_ROW = 30
+GANTT_RIGHT = 90
+"""Room right of the last day for the last bar's % done and the last tick's date."""
 
 
 def gantt(
@@ -462,7 +464,7 @@ def gantt(
         return {"rows": [], "height": 0}
     first, last = min(bounds), max(bounds) + timedelta(days=1)
     days = max(1, (last - first).days)
-    scale = (GANTT_WIDTH - GANTT_LABELS - 20) / days
+    scale = (GANTT_WIDTH - GANTT_LABELS - GANTT_RIGHT) / days
 
     def x(day: date) -> float:
         return round(GANTT_LABELS + (day - first).days * scale, 1)
@@ -495,7 +497,7 @@ def gantt(
                 x1, y1 = ends[dep]
                 arrows.append({"x1": x1, "y1": y1, "x2": row["bar"]["x"], "y2": row["y"] + 10})
     ticks = []
-    step = max(1, math.ceil(days / 8))
+    step = max(1, math.ceil(days / 6))
     for offset in range(0, days + 1, step):
         day = first + timedelta(days=offset)
         ticks.append({"x": x(day), "day": day})

@@ -15,7 +15,7 @@
     series: [{
       type: "pie", radius: ["38%", "68%"],
       label: { formatter: "{b}: {c}" },
-      data: data.health.map(function (h) {
+      data: data.health.filter(function (h) { return h.projects > 0; }).map(function (h) {
         return { name: h.label, value: h.projects, itemStyle: { color: colours[h.level] } };
       })
     }]
