@@ -7,15 +7,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 from leadledger.wiring import Platform
 from read_api.app import create_app
 from tests.conftest import FakeClock, PlatformFactory, bearer
+from workspace.projects import GANTT_RIGHT, gantt, week_of
 
 ADMIN = bearer("adam.admin", "admin")
 TOP = bearer("anna.sales")
@@ -348,3 +351,58 @@ def test_the_timesheet_logs_a_week_cell_by_cell_against_the_calendar(site) -> No
         data={**hidden, "key": "k3", f"h|{projects['pete.pm']}||{days[0].isoformat()}": "1"},
     )
     assert other.status_code == 404  # another PM's project is not there for them
+
+
+task_dates = st.tuples(
+    st.none() | st.dates(date(2026, 1, 1), date(2026, 12, 31)),
+    st.none() | st.dates(date(2026, 1, 1), date(2026, 12, 31)),
+    st.integers(0, 100),
+    st.booleans(),
+)
+
+
+@given(st.lists(task_dates, max_size=12), st.dates(date(2025, 6, 1), date(2027, 6, 1)))
+def test_the_timeline_keeps_every_bar_inside_the_chart_and_its_done_part_inside_the_bar(
+    specs: list[tuple[date | None, date | None, int, bool]], today: date
+) -> None:
+    tasks = [
+        {
+            "task_id": f"t{i}",
+            "title": f"Task {i}",
+            "start": start,
+            "due": due,
+            "percent_done": done,
+            "completed_at": datetime(2026, 6, 1, tzinfo=UTC) if complete else None,
+            "depends_on": [f"t{i - 1}"] if i else [],
+        }
+        for i, (start, due, done, complete) in enumerate(specs)
+    ]
+    chart = gantt(tasks, None, None, today)
+    if not chart["rows"]:  # no task has a date: no timeline (the table lists them)
+        assert all(t["start"] is None and t["due"] is None for t in tasks)
+        return
+    for row in chart["rows"]:
+        bar = row["bar"]
+        if row["task"]["start"] is None and row["task"]["due"] is None:
+            assert bar is None
+            continue
+        assert chart["labels"] <= bar["x"]
+        assert bar["x"] + bar["width"] <= chart["width"] - GANTT_RIGHT + 2.1
+        assert 0 <= bar["done"] <= bar["width"]
+    drawn = sum(1 for row in chart["rows"] if row["bar"] is not None)
+    assert len(chart["arrows"]) == max(
+        0,
+        sum(
+            1
+            for i, row in enumerate(chart["rows"])
+            if i and row["bar"] is not None and chart["rows"][i - 1]["bar"] is not None
+        ),
+    )
+    assert drawn <= len(tasks)
+
+
+@given(st.dates(date(2000, 1, 3), date(2030, 12, 31)))
+def test_a_week_starts_on_the_monday_of_the_day_given(day: date) -> None:
+    monday = week_of(day.isoformat(), date(2026, 1, 5))
+    assert monday.isoweekday() == 1
+    assert 0 <= (day - monday).days <= 6
