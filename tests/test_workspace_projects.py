@@ -112,7 +112,8 @@ def form_of(html: str, action: str, target: str | None = None) -> dict[str, str]
 def card(api: TestClient, project_id: str) -> str:
     page = api.get(f"/workspace/projects/{project_id}")
     assert page.status_code == 200, page.text
-    return page.text
+    html: str = page.text
+    return html
 
 
 def project(api: TestClient, project_id: str) -> dict[str, Any]:

@@ -107,3 +107,8 @@ def test_a_pm_logs_a_week_and_records_a_payment_and_the_card_shows_it(page: Any,
     assert page.locator("tr[data-invoice='P-1'] .pay").inner_text() == "paid"
     assert "28" in page.locator("#plan-actual tr.total").inner_text()
     shot(page, "pm-project-card")
+    with page.expect_navigation():
+        page.click("header button[value=ru]")
+    assert page.locator("#payment-status").inner_text() == "оплачен частично"
+    assert page.locator("#payment-remaining").inner_text() == "60\xa0000,00\xa0₽"
+    shot(page, "pm-project-card-ru")
