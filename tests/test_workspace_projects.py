@@ -407,3 +407,23 @@ def test_a_week_starts_on_the_monday_of_the_day_given(day: date) -> None:
     monday = week_of(day.isoformat(), date(2026, 1, 5))
     assert monday.isoweekday() == 1
     assert 0 <= (day - monday).days <= 6
+
+
+def test_an_act_completes_the_tasks_it_covers_and_is_recorded_on_its_invoice(site) -> None:
+    api, _, projects = site
+    mill = projects["pia.pm"]
+    sign_in(api, "pia.pm")
+    fields = form_of(card(api, mill), "act")
+    act = {"number": "A-1", "date": "2026-01-15", "task_ids": "survey", "invoice_number": "P-1"}
+    over = api.post(f"/workspace/projects/{mill}/act", data={**fields, **act, "amount": "50000"})
+    assert over.status_code == 409  # above the invoice's 40,000
+    assert "act_over_invoice" in over.text
+    recorded = api.post(
+        f"/workspace/projects/{mill}/act",
+        data={**fields, **act, "amount": "20000", "key": "another"},
+        follow_redirects=False,
+    )
+    assert recorded.status_code == 303
+    state = project(api, mill)
+    assert next(t for t in state["tasks"] if t["task_id"] == "survey")["completed_at"]
+    assert state["payments"]["invoices"][0]["acted"] == "20000.00"
