@@ -88,6 +88,7 @@ def test_a_pm_logs_a_week_and_records_a_payment_and_the_card_shows_it(page: Any,
     assert page.locator("input[aria-invalid=true]").count() == 1
     assert "over 24" in page.locator(".cell-error").inner_text()
     assert page.locator("#week-total").inner_text() == "24"
+    shot(page, "pm-timesheet-refused-cell")
     page.fill(f"input[name='h|{mill}|report|2025-12-29']", "")
     page.fill(f"input[name='h|{mill}|report|2026-01-02']", "4")
     with page.expect_navigation():
