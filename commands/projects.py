@@ -10,7 +10,7 @@ directly gets its project the same way (id derived from the lead's): at most one
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID, uuid5
 
@@ -220,6 +220,25 @@ def handle_project_command(
         load=lambda stream_id: load_project_records(store, stream_id),
         state_of=lambda history: project.fold([r.event for r in history]),
     )
+
+
+def log_time_entry(
+    store: EventStore,
+    rules: Rules,
+    project_id: UUID,
+    person: str,
+    day: date,
+    hours: Decimal,
+    task_id: str | None,
+    ctx: CommandContext,
+) -> tuple[CommandResult, UUID]:
+    """Log a time entry (its id derived from the command's, so a repeat finds it): the
+    result and the entry's id."""
+    entry_id = project_id_for(ctx.command_id)
+    command = project.LogHours(
+        entry_id=entry_id, person=person, day=day, hours=hours, task_id=task_id
+    )
+    return handle_project_command(store, rules, project_id, command, ctx), entry_id
 
 
 def handle_billing_command(

@@ -565,3 +565,71 @@ def payments(
             "remaining": sum((c["remaining"] for c in clients), ZERO),
         },
     }
+
+
+# --- a person's week ----------------------------------------------------------------------
+
+
+def timesheet(
+    cursor: duckdb.DuckDBPyConnection, person: str, span: Span, done_status: str
+) -> dict[str, Any]:
+    """A person's timesheet for a period (a week): the rows they log hours on — each open
+    project they run or hold an open task of (the project itself, and each such task),
+    and whatever they logged in the period — with the hours logged per row and day, and
+    per day in all (on the projects the cursor sees)."""
+    in_period, params = span.days.where("e.day")
+    cursor.execute(
+        "SELECT e.project_id, p.title, e.task_id, t.title AS task_title, e.day, "
+        "sum(e.hours) AS hours FROM time_entries e "
+        "JOIN projects p ON p.project_id = e.project_id "
+        "LEFT JOIN project_tasks t ON t.project_id = e.project_id AND t.task_id = e.task_id "
+        f"WHERE e.person = ? AND {in_period} GROUP BY ALL HAVING sum(e.hours) <> 0",
+        [person, *params],
+    )
+    logged = _rows(cursor)
+    cursor.execute(
+        "SELECT p.project_id, p.title, t.task_id, t.title AS task_title, p.pm = ? AS runs "
+        "FROM projects p LEFT JOIN project_tasks t ON t.project_id = p.project_id "
+        "AND t.assignee = ? AND t.completed_at IS NULL "
+        "WHERE p.status <> ? AND (p.pm = ? OR t.task_id IS NOT NULL) "
+        "ORDER BY p.title, p.project_id, t.task_no",
+        [person, person, done_status, person],
+    )
+    rows: dict[tuple[str, str | None], dict[str, Any]] = {}
+
+    def row(project_id: str, title: str, task_id: str | None, task_title: str | None) -> None:
+        rows.setdefault(
+            (project_id, task_id),
+            {
+                "project_id": project_id,
+                "title": title,
+                "task_id": task_id,
+                "task_title": task_title,
+                "hours": {},
+                "total": ZERO,
+            },
+        )
+
+    for item in _rows(cursor):
+        row(item["project_id"], item["title"], None, None)
+        if item["task_id"] is not None:
+            row(item["project_id"], item["title"], item["task_id"], item["task_title"])
+    days: dict[date, Decimal] = {}
+    for item in logged:
+        row(item["project_id"], item["title"], item["task_id"], item["task_title"])
+        hours = _decimal(item["hours"])
+        entry = rows[(item["project_id"], item["task_id"])]
+        entry["hours"][item["day"]] = entry["hours"].get(item["day"], ZERO) + hours
+        entry["total"] += hours
+        days[item["day"]] = days.get(item["day"], ZERO) + hours
+    ordered = sorted(
+        rows.values(), key=lambda r: (r["title"], r["project_id"], r["task_id"] is not None)
+    )
+    return {
+        "person": person,
+        "period_from": span.start,
+        "period_to": span.end,
+        "rows": ordered,
+        "days": days,
+        "total": sum(days.values(), ZERO),
+    }

@@ -74,6 +74,10 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
     items = [(f"{PREFIX}/", "Home")]
     if may(principal, "GET", "/leads"):
         items.append((f"{PREFIX}/leads", "Leads"))
+    if may(principal, "GET", "/projects"):
+        items.append((f"{PREFIX}/projects", "Projects"))
+    if may(principal, "POST", "/projects/{project_id}/hours"):
+        items.append((f"{PREFIX}/timesheet", "Timesheet"))
     return items
 
 
@@ -296,7 +300,7 @@ def _error_page(
 
 def workspace_app(platform: Platform) -> FastAPI:
     """The workspace as an application of its own, mounted in the API's app."""
-    from workspace import leads
+    from workspace import leads, projects  # their pages use this module's helpers
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.platform = platform
@@ -304,6 +308,7 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.state.throttle = auth.Throttle(platform)
     app.include_router(router)
     app.include_router(leads.router)
+    app.include_router(projects.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)

@@ -22,10 +22,12 @@ from commands.projects import (
     load_billing,
     load_billing_records,
     load_project_records,
+    log_time_entry,
     project_id_for,
     record_act,
 )
 from event_store.codec import dumps_http
+from leadledger.wiring import Platform
 from read_api.deps import CommandHeaders, PlatformDep, as_utc, mark_accepted
 from read_api.views import stream_history
 from schemas.projects import (
@@ -223,15 +225,10 @@ def log_hours(
     projects: 409 ``day_over_24_hours`` names what is logged already)."""
     request = {"command": "hours", "project_id": str(project_id), **body.model_dump(mode="json")}
     ctx = headers.context(platform, f"project:{project_id}", request)
-    entry_id = project_id_for(ctx.command_id)
-    command = project.LogHours(
-        entry_id=entry_id,
-        person=body.person if body.person is not None else headers.actor,
-        day=body.day,
-        hours=body.hours,
-        task_id=body.task_id,
+    person = body.person if body.person is not None else headers.actor
+    result, entry_id = log_time_entry(
+        platform.store, platform.rules, project_id, person, body.day, body.hours, body.task_id, ctx
     )
-    result = handle_project_command(platform.store, platform.rules, project_id, command, ctx)
     mark_accepted(result, response)
     return HoursAccepted(
         project_id=result.stream_id,
@@ -543,14 +540,22 @@ def get_project(
 ) -> dict[str, Any]:
     """The project card with its tasks, hours, health and payment status, now or at as_of
     (from the event store: always current)."""
-    moment = as_utc(as_of)
-    records = load_project_records(platform.store, project_id, as_of=moment)
+    state, detail = project_card(platform, project_id, as_utc(as_of))
+    response.headers["ETag"] = f'"{state.version}"'
+    return detail
+
+
+def project_card(
+    platform: Platform, project_id: UUID, as_of: datetime | None = None
+) -> tuple[project.Project, dict[str, Any]]:
+    """The project and its card, now or as it was at ``as_of`` (from the event store:
+    always current); unknown: StreamNotFound."""
+    records = load_project_records(platform.store, project_id, as_of=as_of)
     state = project.fold([r.event for r in records])
     if state is None:
         raise StreamNotFound(f"project {project_id} not found")
-    bills = load_billing(platform.store, project_id, as_of=moment)
-    response.headers["ETag"] = f'"{state.version}"'
-    return project_detail(state, bills, platform.rules, moment or platform.clock())
+    bills = load_billing(platform.store, project_id, as_of=as_of)
+    return state, project_detail(state, bills, platform.rules, as_of or platform.clock())
 
 
 def billing_figures(bills: billing.Billing) -> dict[str, Any]:
