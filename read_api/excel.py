@@ -585,15 +585,19 @@ Excel's own number type; moments without a zone, in UTC)."""
 
 def excel_column(column: pa.Array, kind: Kind) -> pa.Array:
     """One column converted whole to what its cells hold: numbers and money as doubles
-    (2 decimals shown by the money format), dates as dates, timestamps as naive UTC
-    (Excel has no zones), booleans as booleans, anything else as text; a null stays an
-    empty cell."""
+    (the nearest to each decimal; 2 decimals shown by the money format), dates as dates,
+    timestamps as naive UTC (Excel has no zones), booleans as booleans, anything else as
+    text; a null stays an empty cell."""
     if kind == "bool":
         return column
     if kind == "datetime" and column.type.tz is not None:
         column = column.cast(pa.timestamp(column.type.unit, "UTC")).cast(
             pa.timestamp(column.type.unit)
         )
+    if pa.types.is_decimal(column.type):
+        # through its text: Arrow's own cast divides in binary and may miss the nearest
+        # double (1234567.8900000001), the text's parse is exact like float(Decimal)
+        column = column.cast(pa.string())
     target = _NATIVE.get(kind)
     if target is not None:
         return column if column.type == target else column.cast(target)
