@@ -15,8 +15,11 @@ added where the workspace page shows one (``CHARTS``).
 every report (``is_report_path``: ``/reports/...``, ``.../status-time`` and the paged
 lists in ``LIST_REPORTS``) answers ``?format=xlsx`` or ``Accept: XLSX`` with a workbook
 made from its route's JSON answer and response model, and declares both in its OpenAPI
-operation. A read-model export (``write_rows``) streams its rows into a constant-memory
-workbook on disk instead.
+operation. A read-model export (``write_rows``) streams its rows instead, in Arrow batches
+converted a column at a time, into a constant-memory workbook on disk written by
+rust_xlsxwriter's compiled core (100,000 rows of 42 columns are 3 million cells: XlsxWriter's
+per-cell Python code took 20 s for them); both take their number formats from
+``NUMBER_FORMATS``.
 """
 
 from __future__ import annotations
