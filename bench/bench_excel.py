@@ -2,7 +2,7 @@
 in < 5 s) while the server keeps answering, and a report's workbook.
 
 For each N: a fresh DuckDB ``leads`` read model is filled with bench_funnel_report's
-synthetic rows (38 columns: ids, text, amounts, dates, timestamps, booleans), LeadLedger
+synthetic rows (42 columns: ids, text, amounts, dates, timestamps, booleans), LeadLedger
 is served by uvicorn in a subprocess on it (as ``leadledger serve``), and then, as top
 management:
 
