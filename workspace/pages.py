@@ -77,6 +77,9 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
     items = [(f"{PREFIX}/", "Home")]
     if may(principal, "GET", "/leads"):
         items.append((f"{PREFIX}/leads", "Leads"))
+    from workspace import deals  # its pages import this module
+
+    items += deals.sections(principal)
     return items
 
 
@@ -374,6 +377,9 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.state.sessions = auth.Sessions(platform)
     app.state.throttle = auth.Throttle(platform)
     app.include_router(router)
+    from workspace import deals
+
+    app.include_router(deals.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)
