@@ -26,6 +26,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 LOGISTICIAN = "lev.logistics"
+DIRECTOR = "tech.director"
 TOP = bearer("tech.director")
 
 
@@ -46,7 +47,7 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     platform: Platform = build(settings, clock=clock)
     try:
         load_demo_users(platform.store, clock())
-        load_demo_deals(platform.store, platform.funnels, platform.rules, clock(), deals=6)
+        load_demo_deals(platform.store, platform.funnels, platform.rules, clock(), deals=10)
         with serving(platform) as port:
             base = f"http://127.0.0.1:{port}"
             with httpx.Client(base_url=base) as api:
@@ -60,7 +61,11 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
                 )
                 assert asked.status_code == 201, asked.text
                 _caught_up(api)
-            passwords = {LOGISTICIAN: "lev-password", chosen["manager"]: "manager-password"}
+            passwords = {
+                LOGISTICIAN: "lev-password",
+                chosen["manager"]: "manager-password",
+                DIRECTOR: "director-password",
+            }
             for user, password in passwords.items():
                 platform.credentials.set_password(user, password, set_by="test")
             yield {
@@ -160,3 +165,15 @@ def test_a_logistician_estimates_a_request_and_the_manager_sees_it_on_the_deal(
     assert LOGISTICIAN in text
     shot(manager, "manager-deal-card")
     manager.context.close()
+
+
+def test_top_management_sees_every_deal_on_the_kanban(
+    browser: Any, demo_site: dict[str, Any]
+) -> None:
+    top = _page(browser, demo_site["base"])
+    sign_in(top, DIRECTOR, demo_site["passwords"][DIRECTOR])
+    top.goto("/workspace/deals?funnel=transport")
+    assert top.locator(f".deal-card[data-deal='{demo_site['deal']['deal_id']}']").count() == 1
+    assert top.locator(".deal-card").count() >= 2
+    shot(top, "top-deals-kanban")
+    top.context.close()

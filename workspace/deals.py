@@ -28,6 +28,7 @@ from starlette.datastructures import FormData
 
 from aggregates import deal, handoff
 from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViolation
+from aggregates.rules import Department
 from aggregates.users import Principal, Role
 from commands.context import (
     CommandContext,
@@ -368,6 +369,7 @@ def deal_card_context(
         detail = handoff_detail(request, rules)
         department = rules.departments.get(request.department)
         detail["department_name"] = department.name if department else request.department
+        detail["stage_name"] = _stage_name(department, request.stage)
         requests.append(detail)
     calculations = [
         r
@@ -376,7 +378,8 @@ def deal_card_context(
         and r["calculation"] is not None
         and r["status"] in ("ready", "done")
     ]
-    history = list(reversed(deal_history(load_deal_records(platform.store, deal_id))))
+    stage_names = {s.id: s.name for s in funnel.stages} if funnel else {}
+    history = timeline(deal_history(load_deal_records(platform.store, deal_id)), stage_names)
     context = {
         "deal": deal_detail(state),
         "funnel_name": funnel.name if funnel else state.funnel,
@@ -572,9 +575,13 @@ def queue(
         filters.extra.append((deal_queries.OPEN_REQUEST, []))
     with read_models(platform, principal) as cursor:
         items, total = deal_queries.list_handoffs(cursor, filters, QUEUE_SIZE, 0)
-        titles = _deal_titles(cursor, [str(i["deal_id"]) for i in items])
+        parents = _deals_of(cursor, [str(i["deal_id"]) for i in items])
     for item in items:
-        item["deal_title"] = titles.get(str(item["deal_id"]), "")
+        parent = parents.get(str(item["deal_id"]), {})
+        item["deal_title"] = parent.get("title", "")
+        item["company_name"] = parent.get("company_name", "")
+        item["manager"] = parent.get("manager", "")
+        item["stage_name"] = _stage_name(departments.get(item["department"]), item["stage"])
     context = {
         "items": items,
         "total": total,
@@ -588,13 +595,51 @@ def queue(
     return render(request, "deals/queue.html", context, principal=principal)
 
 
-def _deal_titles(cursor: Any, deal_ids: list[str]) -> dict[str, str]:
-    """The titles of the queue's deals (``GET /deals``'s query, one page of ids)."""
+def _deals_of(cursor: Any, deal_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The queue's deals (``GET /deals``'s query over the viewer's scope, one page of ids)."""
     if not deal_ids:
         return {}
     filters = deal_queries.Filters(extra=[("deal_id IN (SELECT unnest(?))", [deal_ids])])
     items, _ = deal_queries.list_deals(cursor, filters, len(deal_ids), 0)
-    return {str(i["deal_id"]): i["title"] for i in items}
+    return {str(i["deal_id"]): i for i in items}
+
+
+def _stage_name(department: Department | None, stage: str) -> str:
+    if department is None:
+        return stage
+    found = department.funnel.stage(stage)
+    return stage if found is None else found.name
+
+
+HISTORY_FIELDS = {
+    "stage": N_("Stage"),
+    "status": N_("Status"),
+    "amount": N_("Amount"),
+    "manager": N_("Manager"),
+    "title": N_("Title"),
+    "close_reason": N_("Closed because"),
+}
+"""The deal's fields the timeline spells out, with their labels (the rest is in the
+event's name)."""
+
+
+def timeline(entries: list[dict[str, Any]], stage_names: dict[str, str]) -> list[dict[str, Any]]:
+    """The history newest first, each entry with its plain changes (old, new) of the
+    fields people read; a stage by its name."""
+    shown = []
+    for entry in reversed(entries):
+        changes = []
+        if entry["version"] > 1:
+            for field, label in HISTORY_FIELDS.items():
+                change = entry["changes"].get(field)
+                if change is None:
+                    continue
+                old, new = change["old"], change["new"]
+                if field == "stage":
+                    old, new = stage_names.get(old, old), stage_names.get(new, new)
+                changes.append({"field": field, "label": label, "old": old, "new": new})
+        shown.append({**entry, "shown_changes": changes})
+    return shown
 
 
 def handoff_forms(
