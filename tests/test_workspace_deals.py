@@ -23,7 +23,11 @@ USERS = {
     "boris": ("manager", "sales", "boris-password"),
     "lev.logistics": ("department", "logistics", "lev-password"),
     "egor.engineering": ("department", "engineering", "egor-password"),
+    "vera.experts": ("department", "experts", "vera-password"),
+    "head.of.sales": ("head", "sales", "head-password"),
+    "tess.top": ("top", None, "tess-password"),
 }
+LOGISTICS = bearer("lev.logistics", "department", "logistics")
 
 
 @pytest.fixture
@@ -32,7 +36,9 @@ def desk(make_platform: PlatformFactory) -> Iterator[tuple[TestClient, Platform,
     platform = make_platform(signin_delay_seconds=0)
     with TestClient(create_app(platform, close_on_exit=False)) as api:
         for user, (role, department, password) in USERS.items():
-            body = {"username": user, "name": user.title(), "role": role, "department": department}
+            body = {"username": user, "name": user.title(), "role": role}
+            if department:
+                body["department"] = department
             assert api.post("/users", json=body, headers=ADMIN).status_code == 201
             platform.credentials.set_password(user, password, set_by="test")
         deals = {
@@ -274,3 +280,155 @@ def test_the_pages_speak_russian(desk) -> None:
     assert "Запрос в отдел" in card.text
     assert "Сделки" in card.text  # the navigation
     assert "5\xa0000,00\xa0₽" in card.text
+
+
+def _ask(api: TestClient, deal_id: str, department: str) -> str:
+    response = api.post(
+        f"/deals/{deal_id}/requests", json={"department": department}, headers=SELLER
+    )
+    request_id: str = ok(response, 201)["request_id"]
+    _caught_up(api)
+    return request_id
+
+
+def test_a_prepayment_invoice_is_approved_or_declined_by_the_managers_head(desk) -> None:
+    api, _, deals = desk
+    deal_id = deals["mia.manager"]
+    proposal = {"services": [{"name": "transport", "price": "5000.00"}]}
+    ok(api.post(f"/deals/{deal_id}/proposal", json=proposal, headers=SELLER))
+    contract = {"number": "C-1", "signed_on": "2026-01-05"}
+    ok(api.post(f"/deals/{deal_id}/contract", json=contract, headers=SELLER))
+    sign_in(api, "mia.manager")
+    page = f"/workspace/deals/{deal_id}"
+    invoice = {"number": "P-1", "amount": "2500", "organisation": "main", "prepayment": "on"}
+    assert submit(api, page, "form-invoice", f"{page}/invoice", **invoice)[0] == 303
+    assert 'id="form-approval-P-1"' not in api.get(page).text  # not hers to approve
+    sign_in(api, "head.of.sales")
+    status, html, _ = submit(
+        api, page, "form-approval-P-1", f"{page}/approval", invoice="P-1", decision="decline"
+    )
+    assert status == 422  # a decline needs a reason
+    assert "reason" in html.split('class="form-error"')[1][:400]
+    assert (
+        submit(
+            api, page, "form-approval-P-1", f"{page}/approval", invoice="P-1", decision="approve"
+        )[0]
+        == 303
+    )
+    deal = ok(api.get(f"/deals/{deal_id}", headers=SELLER))
+    assert deal["invoices"][0]["approval"] == "approved"
+    assert deal["invoices"][0]["decided_by"] == "head.of.sales"
+    assert 'id="form-approval-P-1"' not in api.get(page).text
+
+
+def test_engineering_plans_and_moves_the_request_to_approval(desk) -> None:
+    api, _, deals = desk
+    request_id = _ask(api, deals["mia.manager"], "engineering")
+    sign_in(api, "egor.engineering")
+    page = f"/workspace/handoffs/{request_id}"
+    assert submit(api, page, "form-take", f"{page}/take")[0] == 303
+    html = api.get(page).text
+    assert 'id="form-plan"' in html
+    assert 'id="form-estimate"' not in html  # logistics records estimates, not engineering
+    status, html, _ = submit(api, page, "form-stage", f"{page}/stage", stage="approval")
+    assert status == 409  # the plan first
+    assert 'data-code="rule_violation"' in html
+    assert (
+        submit(api, page, "form-plan", f"{page}/plan", hours="12.5", notes="two fitters")[0] == 303
+    )
+    assert submit(api, page, "form-stage", f"{page}/stage", stage="approval")[0] == 303
+    request = ok(api.get(f"/handoffs/{request_id}", headers=SELLER))
+    assert request["status"] == "ready"
+    assert request["engineering"]["hours"] == "12.50"
+
+
+def test_a_calculation_from_the_queue_becomes_the_deals_proposal(desk) -> None:
+    api, _, deals = desk
+    request_id = _ask(api, deals["mia.manager"], "experts")
+    sign_in(api, "vera.experts")
+    assert request_id in api.get("/workspace/queue").text
+    page = f"/workspace/handoffs/{request_id}"
+    assert submit(api, page, "form-take", f"{page}/take")[0] == 303
+    lines = {
+        "name_0": "Valuation",
+        "quantity_0": "2",
+        "unit_0": "day",
+        "price_0": "1500",
+        "name_1": "Report",
+        "price_1": "700",
+    }
+    assert submit(api, page, "form-calculation", f"{page}/calculation", **lines)[0] == 303
+    assert submit(api, page, "form-stage", f"{page}/stage", stage="approval")[0] == 303
+    sign_in(api, "mia.manager")
+    deal_page = f"/workspace/deals/{deals['mia.manager']}"
+    html = api.get(deal_page).text
+    assert f'<option value="{request_id}">' in html  # offered in the proposal form
+    assert (
+        submit(api, deal_page, "form-proposal", f"{deal_page}/proposal", calculation=request_id)[0]
+        == 303
+    )
+    deal = ok(api.get(f"/deals/{deals['mia.manager']}", headers=SELLER))
+    assert deal["proposal"]["calculation_id"] == request_id
+    assert deal["proposal"]["total"] == "3700.00"
+
+
+def test_a_request_is_rejected_with_a_reason(desk) -> None:
+    api, _, deals = desk
+    request_id = _ask(api, deals["mia.manager"], "logistics")
+    sign_in(api, "lev.logistics")
+    page = f"/workspace/handoffs/{request_id}"
+    status, html, _ = submit(api, page, "form-reject", f"{page}/reject", reason="")
+    assert status == 422
+    assert 'id="form-reject"' in html
+    assert submit(api, page, "form-reject", f"{page}/reject", reason="no trucks in March")[0] == 303
+    html = api.get(page).text
+    assert "no trucks in March" in html
+    assert 'id="form-take"' not in html  # a rejected request takes no command
+    assert "rejected" in api.get("/workspace/queue?status=rejected").text
+
+
+def test_the_delivery_is_recorded_once_the_deal_is_won(desk) -> None:
+    api, _, deals = desk
+    deal_id = deals["mia.manager"]
+    request_id = _ask(api, deal_id, "logistics")
+    steps = [
+        ("take", {}),
+        (
+            "estimate",
+            {
+                "service": "crane",
+                "cost": "900.00",
+                "lead_time_days": 3,
+                "contractor_id": deals["contractor"],
+                "rating": 4,
+            },
+        ),
+        ("stage", {"stage": "approval"}),
+    ]
+    for action, body in steps:
+        ok(api.post(f"/handoffs/{request_id}/{action}", json=body, headers=LOGISTICS))
+    sign_in(api, "lev.logistics")
+    page = f"/workspace/handoffs/{request_id}"
+    assert 'id="form-delivery"' not in api.get(page).text  # the deal is not won yet
+    proposal = {"services": [{"name": "crane", "price": "5000.00"}]}
+    ok(api.post(f"/deals/{deal_id}/proposal", json=proposal, headers=SELLER))
+    contract = {"number": "C-1", "signed_on": "2026-01-05"}
+    ok(api.post(f"/deals/{deal_id}/contract", json=contract, headers=SELLER))
+    invoice = {"number": "I-1", "amount": "5000.00", "organisation": "main"}
+    ok(api.post(f"/deals/{deal_id}/invoice", json=invoice, headers=SELLER))
+    ok(api.post(f"/deals/{deal_id}/close", json={"outcome": "won"}, headers=SELLER))
+    delivered = {"completed_on": "2026-01-05", "rating": "5", "notes": "on time"}
+    assert submit(api, page, "form-delivery", f"{page}/delivery", **delivered)[0] == 303
+    request = ok(api.get(f"/handoffs/{request_id}", headers=SELLER))
+    assert request["delivery"]["rating"] == 5
+    assert 'id="form-delivery"' not in api.get(page).text
+
+
+def test_top_management_picks_the_department_of_the_queue(desk) -> None:
+    api, _, deals = desk
+    request_id = _ask(api, deals["boris"], "engineering")
+    sign_in(api, "tess.top")
+    assert request_id not in api.get("/workspace/queue?department=logistics").text
+    queue = api.get("/workspace/queue?department=engineering")
+    assert request_id in queue.text
+    assert "Haulage for boris" in queue.text

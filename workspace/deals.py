@@ -663,6 +663,8 @@ def handoff_forms(
         and state.logistics is not None
         and state.logistics.contractor_id is not None
         and state.delivery is None
+        and state.ready_at is not None
+        and status != "rejected"
         and parent.status is deal.DealStatus.WON
     )
     return {
