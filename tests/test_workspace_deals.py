@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from leadledger.wiring import Platform
 from read_api.app import create_app
@@ -432,3 +434,59 @@ def test_top_management_picks_the_department_of_the_queue(desk) -> None:
     queue = api.get("/workspace/queue?department=engineering")
     assert request_id in queue.text
     assert "Haulage for boris" in queue.text
+
+
+TAKEN: dict[int, str] = {}
+FORM_TEXT = st.one_of(
+    st.sampled_from(["", "0", "-1", "3.999", "1e9", "NaN", "Infinity", "12", "5", "own"]),
+    st.text(max_size=30),
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    cost=FORM_TEXT,
+    days=FORM_TEXT,
+    rating=FORM_TEXT,
+    contractor=FORM_TEXT,
+    service=FORM_TEXT,
+    version=st.sampled_from(["", "1", "2", "99", "x"]),
+)
+def test_whatever_an_estimate_form_holds_it_is_applied_whole_or_not_at_all(
+    desk, cost: str, days: str, rating: str, contractor: str, service: str, version: str
+) -> None:
+    """Any field values: a redirect (applied) or the page again with a 4xx (nothing
+    applied); never a 5xx, never a half-written request."""
+    api, platform, deals = desk
+    if id(platform) not in TAKEN:  # the fixture is shared by the examples: one request
+        TAKEN.clear()
+        TAKEN[id(platform)] = _ask(api, deals["mia.manager"], "logistics")
+        ok(api.post(f"/handoffs/{TAKEN[id(platform)]}/take", json={}, headers=LOGISTICS))
+        sign_in(api, "lev.logistics")
+    request_id = TAKEN[id(platform)]
+    page = f"/workspace/handoffs/{request_id}"
+    before = ok(api.get(f"/handoffs/{request_id}", headers=SELLER))
+    html = api.get(page).text
+    token = _field(html, "csrf_token")
+    fields = {
+        "csrf_token": token,
+        "version": version,
+        "key": f"k-{cost}-{days}-{rating}-{contractor}-{service}-{version}"[:200],
+        "cost": cost,
+        "lead_time_days": days,
+        "rating": rating,
+        "contractor_id": contractor,
+        "service": service,
+    }
+    answer = api.post(f"{page}/estimate", data=fields, follow_redirects=False)
+    assert answer.status_code in (303, 403, 409, 422), answer.text[:500]
+    after = ok(api.get(f"/handoffs/{request_id}", headers=SELLER))
+    if answer.status_code == 303:
+        assert after["version"] in (before["version"], before["version"] + 1)
+    else:
+        assert after == before
+        assert 'class="form-error"' in answer.text
