@@ -490,3 +490,42 @@ def test_whatever_an_estimate_form_holds_it_is_applied_whole_or_not_at_all(
     else:
         assert after == before
         assert 'class="form-error"' in answer.text
+
+
+def test_a_contractor_not_in_the_directory_is_added_and_chosen_for_the_estimate(desk) -> None:
+    api, _, deals = desk
+    request_id = _ask(api, deals["mia.manager"], "logistics")
+    ok(api.post(f"/handoffs/{request_id}/take", json={}, headers=LOGISTICS))
+    sign_in(api, "lev.logistics")
+    page = f"/workspace/handoffs/{request_id}"
+    status, html, _ = submit(api, page, "form-contractor", f"{page}/contractor", name="Ural")
+    assert status == 422  # at least one service
+    assert "services" in html.split('class="form-error"')[1][:400]
+    fields = {"name": "Ural Cranes", "services": "crane, rigging", "contacts": "+7 343"}
+    response = api.post(
+        f"{page}/contractor",
+        data={
+            **{
+                n: _field(api.get(page).text, n, "form-contractor")
+                for n in ("csrf_token", "version", "key")
+            },
+            **fields,
+        },
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    added = response.headers["location"].split("contractor=")[1]
+    chosen = api.get(response.headers["location"]).text
+    assert f'<option value="{added}" selected>Ural Cranes · crane, rigging' in chosen
+    estimate = {
+        "contractor_id": added,
+        "service": "crane",
+        "cost": "700",
+        "lead_time_days": "2",
+        "rating": "3",
+    }
+    assert submit(api, page, "form-estimate", f"{page}/estimate", **estimate)[0] == 303
+    assert (
+        ok(api.get(f"/handoffs/{request_id}", headers=SELLER))["logistics"]["contractor_name"]
+        == "Ural Cranes"
+    )

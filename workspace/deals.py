@@ -17,16 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from aggregates import deal, handoff
+from aggregates import contractor, deal, handoff
 from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViolation
 from aggregates.rules import Department
 from aggregates.users import Principal, Role
@@ -38,6 +38,7 @@ from commands.context import (
     StreamNotFound,
     VersionConflict,
 )
+from commands.contractors import contractor_id_for, register_contractor
 from commands.deals import handle_deal_command, load_deal_records
 from commands.handoffs import (
     create_handoff,
@@ -61,6 +62,7 @@ from read_api.deal_views import (
 )
 from schemas.deals import (
     CalculationRequest,
+    ContractorRequest,
     ContractRequest,
     DealCloseRequest,
     DealStageRequest,
@@ -681,6 +683,10 @@ def handoff_forms(
         "stage": allowed("stage") and in_work,
         "reject": allowed("reject") and live,
         "delivery": delivery,
+        "contractor": may(principal, "POST", "/contractors")
+        and in_work
+        and not ready
+        and department.outcome == "logistics",
     }
 
 
@@ -737,11 +743,25 @@ def _render_request(
 
 
 @router.get("/handoffs/{request_id}")
-async def request_page(request: Request, principal: Viewer, request_id: str) -> HTMLResponse:
+async def request_page(
+    request: Request,
+    principal: Viewer,
+    request_id: str,
+    chosen_contractor: Annotated[str | None, Query(alias="contractor", max_length=40)] = None,
+) -> HTMLResponse:
+    """The request; ``contractor`` (one just added to the directory) is the estimate
+    form's choice."""
     require(principal, "GET", "/handoffs/{request_id}")
     request_uuid = _uuid(request_id)
     await _require_seen(request, principal, "handoffs", "request_id", request_uuid)
-    return await run_in_threadpool(_render_request, request, principal, request_uuid)
+    chosen = {"action": None, "values": {"contractor_id": chosen_contractor}}
+    return await run_in_threadpool(
+        _render_request,
+        request,
+        principal,
+        request_uuid,
+        error=chosen if chosen_contractor else None,
+    )
 
 
 def _handoff_command(
@@ -799,6 +819,73 @@ def _handoff_command(
         done = handoff.RecordDelivery(delivered.completed_on, delivered.rating, delivered.notes)
         return delivered, lambda ctx: record_delivery(store, rules, request_id, done, ctx)
     raise PageNotFound
+
+
+def _register_contractor(
+    platform: Platform, form: FormData
+) -> tuple[BaseModel, Callable[[CommandContext], CommandResult]]:
+    """A new contractor for the directory, from the request page (``POST /contractors``'s
+    handler); its services are typed separated by commas."""
+    fields = _fields(form, "name", "contacts")
+    typed = (_text(form, "services") or "").split(",")
+    fields["services"] = [service.strip() for service in typed if service.strip()]
+    body = _validated(ContractorRequest, fields)
+
+    def run(ctx: CommandContext) -> CommandResult:
+        command = contractor.RegisterContractor(
+            contractor_id=contractor_id_for(ctx.command_id),
+            name=body.name,
+            services=tuple(body.services),
+            contacts=body.contacts,
+            notes=body.notes,
+        )
+        return register_contractor(platform.store, command, ctx)
+
+    return body, run
+
+
+@router.post("/handoffs/{request_id}/contractor", dependencies=[CsrfChecked])
+async def new_contractor(request: Request, principal: Viewer, request_id: str) -> Response:
+    """Add a contractor to the directory while estimating: back on the request page with
+    the new contractor chosen in the estimate form."""
+    request_uuid = _uuid(request_id)
+    require(principal, "GET", "/handoffs/{request_id}")
+    require(principal, "POST", "/contractors")
+    await _require_seen(request, principal, "handoffs", "request_id", request_uuid)
+    form = await request.form()
+    platform = _platform(request)
+    written: list[int] = []
+
+    def run() -> Response:
+        try:
+            body, handler = _register_contractor(platform, form)
+            command = {"command": "register", **body.model_dump(mode="json")}
+            ctx = command_context(
+                request,
+                principal,
+                ("/contractors", "register"),
+                {},
+                "register-contractor",
+                command,
+                form,
+            )
+            ctx = replace(ctx, expected_version=None)  # a new record
+            result = handler(ctx)
+            written.append(result.position)
+        except (DomainError, CommandFailed) as exc:
+            status, error = failure(exc)
+            error["action"] = "contractor"
+            error["values"] = {k: v for k, v in form.items() if isinstance(v, str)}
+            return _render_request(
+                request, principal, request_uuid, error=error, status_code=status
+            )
+        target = f"{PREFIX}/handoffs/{request_uuid}?contractor={result.stream_id}"
+        return RedirectResponse(target, status_code=303)
+
+    answer = await run_in_threadpool(run)
+    if written:  # read your write: the directory on the page shows the new contractor
+        await platform.projector.reached(written[0], platform.settings.read_wait_seconds)
+    return answer
 
 
 class TakeRequestForm(BaseModel):
