@@ -176,4 +176,10 @@ def test_top_management_sees_every_deal_on_the_kanban(
     assert top.locator(f".deal-card[data-deal='{demo_site['deal']['deal_id']}']").count() == 1
     assert top.locator(".deal-card").count() >= 2
     shot(top, "top-deals-kanban")
+    top.click("button[name=language][value=ru]")
+    assert top.locator("h1").inner_text().startswith("Сделки")
+    top.goto(f"/workspace/deals/{demo_site['deal']['deal_id']}")
+    assert top.locator("#requests").count() == 1
+    assert "Запросы в отделы" in top.locator("main").inner_text()
+    shot(top, "top-deal-card-ru")
     top.context.close()

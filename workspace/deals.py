@@ -95,6 +95,33 @@ WORDS = (
     N_("declined"),
 )
 """Words the deal pages translate from data (sections, statuses, approvals)."""
+EVENT_LABELS = {
+    "DealCreated": N_("Deal created"),
+    "DealStageChanged": N_("Stage changed"),
+    "DealProposalRecorded": N_("Proposal recorded"),
+    "DealContractRecorded": N_("Contract recorded"),
+    "DealInvoiceIssued": N_("Invoice issued"),
+    "DealInvoiceApproved": N_("Invoice approved"),
+    "DealInvoiceDeclined": N_("Invoice declined"),
+    "DealHandoffNoted": N_("Hand-off request updated"),
+    "DealEstimateReady": N_("Estimate ready"),
+    "DealEstimateRejected": N_("Estimate rejected"),
+    "DealClosed": N_("Deal closed"),
+    "DealProjectStarted": N_("Project started"),
+    "HandoffRequested": N_("Requested"),
+    "HandoffTaken": N_("Taken"),
+    "HandoffLogisticsEstimated": N_("Logistics estimate recorded"),
+    "HandoffDeliveryRecorded": N_("Delivery recorded"),
+    "HandoffPlanRecorded": N_("Plan recorded"),
+    "HandoffCalculated": N_("Calculation recorded"),
+    "HandoffStageChanged": N_("Stage changed"),
+    "HandoffRejected": N_("Rejected"),
+    "HandoffCancelled": N_("Cancelled"),
+    "HandoffReminderSent": N_("Reminder sent"),
+    "HandoffEscalated": N_("Escalated"),
+}
+"""The history timeline's words for the events (the event's type is kept beside)."""
+ACTOR_ROLES = (N_("process"),)
 
 KANBAN_LIMIT = 500
 """Open deals read per funnel for the kanban (the busiest funnel of the demo has ~40)."""
@@ -392,6 +419,7 @@ def deal_card_context(
         "requests": requests,
         "calculations": calculations,
         "history": history,
+        "event_labels": EVENT_LABELS,
         "forms": deal_forms(platform, principal, state),
         "departments": [(d.id, d.name) for d in rules.departments.values()],
         "organisations": [(o.id, o.name) for o in rules.organisations.values()],
@@ -718,6 +746,7 @@ def request_page_context(
         "contractors": contractors,
         "forms": forms,
         "history": list(reversed(handoff_history(records, rules))),
+        "event_labels": EVENT_LABELS,
         "service_rows": range(SERVICE_ROWS),
         "key": uuid4().hex,
         "today": platform.clock().date(),
