@@ -138,6 +138,7 @@ def test_a_logistician_estimates_a_request_and_the_manager_sees_it_on_the_deal(
     worker.fill("#form-estimate input[name=cost]", "48500")
     worker.fill("#form-estimate input[name=lead_time_days]", "6")
     worker.fill("#form-estimate input[name=rating]", "4")
+    shot(worker, "logistics-request-estimate-form")
     worker.click("#form-estimate button[type=submit]")
     outcome = worker.locator("#outcome").inner_text()
     assert name in outcome
