@@ -529,3 +529,23 @@ def test_a_contractor_not_in_the_directory_is_added_and_chosen_for_the_estimate(
         ok(api.get(f"/handoffs/{request_id}", headers=SELLER))["logistics"]["contractor_name"]
         == "Ural Cranes"
     )
+
+
+def test_taking_twice_applies_once_and_a_new_form_hears_it_was_taken(desk) -> None:
+    api, _, deals = desk
+    request_id = _ask(api, deals["mia.manager"], "logistics")
+    sign_in(api, "lev.logistics")
+    assert f'href="/workspace/handoffs/{request_id}"' in api.get("/").text  # from the cabinet
+    page = f"/workspace/handoffs/{request_id}"
+    stale = api.get(page).text
+    status, _, hidden = submit(api, page, "form-take", f"{page}/take")
+    assert status == 303
+    again = api.post(f"{page}/take", data=hidden, follow_redirects=False)
+    assert again.status_code == 303  # the same form again: the first answer
+    assert ok(api.get(f"/handoffs/{request_id}", headers=SELLER))["version"] == 2
+    other = {n: _field(stale, n, "form-take") for n in ("csrf_token", "version", "key")}
+    other["key"] += "-another-tab"
+    answer = api.post(f"{page}/take", data=other)
+    assert answer.status_code == 409  # a form from before the take: the request moved on
+    assert 'data-code="version_conflict"' in answer.text
+    assert 'id="form-take"' not in answer.text  # the current state: taken
