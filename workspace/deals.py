@@ -16,7 +16,6 @@ per rendered form as the idempotency key (a double submit applies once).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Annotated, Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -31,6 +30,7 @@ from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViola
 from aggregates.rules import Department
 from aggregates.users import Principal, Role
 from commands.context import (
+    MAX_IDEMPOTENCY_KEY,
     CommandContext,
     CommandFailed,
     CommandResult,
@@ -51,7 +51,7 @@ from commands.policy import Policy
 from commands.users import StoreDirectory
 from leadledger.wiring import Platform
 from read_api import deal_queries
-from read_api.access import command_guard, read_models, sees
+from read_api.access import read_models, sees
 from read_api.deal_views import (
     deal_as_of,
     deal_detail,
@@ -60,6 +60,7 @@ from read_api.deal_views import (
     handoff_detail,
     handoff_history,
 )
+from read_api.deps import CommandHeaders
 from schemas.deals import (
     CalculationRequest,
     ContractorRequest,
@@ -206,36 +207,28 @@ def command_context(
     scope: str,
     body: dict[str, Any],
     form: FormData,
+    *,
+    new_record: bool = False,
 ) -> CommandContext:
-    """The context the API's route would build for this command: the same ownership
-    guard (answering "not found" for a record outside the viewer's scope), the form's
-    record version as the expected version and its key as the idempotency key."""
+    """The context the API builds for this operation, by the API's own
+    :class:`~read_api.deps.CommandHeaders`: the same ownership guard (answering "not
+    found" for a record outside the viewer's scope), the route's name in the events, the
+    form's record version as If-Match (none for a ``new_record``) and its key as the
+    Idempotency-Key."""
     path, name = operation
     api_request = Request(
-        {
-            "type": "http",
-            "method": "POST",
-            "path": path,
-            "headers": [],
-            "route": _Operation(path, name),
-            "path_params": params,
-            "app": request.app,
-        }
+        {**request.scope, "method": "POST", "route": _Operation(path, name), "path_params": params}
     )
-    guard = command_guard(api_request, principal, body)
     version = str(form.get("version") or "")
-    key = str(form.get("key") or "")[:200]
-    return CommandContext.new(
-        actor=principal.user,
-        clock=_platform(request).clock,
-        scope=scope,
-        request=body,
-        expected_version=int(version) if version.isdigit() and int(version) > 0 else None,
+    key = str(form.get("key") or "")[:MAX_IDEMPOTENCY_KEY]
+    headers = CommandHeaders(
+        api_request,
+        principal,
+        if_match=version if version.isdigit() and int(version) > 0 and not new_record else None,
         idempotency_key=key or None,
-        actor_role=principal.role.value,
-        command=name,
-        guard=guard,
+        x_correlation_id=None,
     )
+    return headers.context(_platform(request), scope, body)
 
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -558,9 +551,8 @@ async def deal_action(request: Request, principal: Viewer, deal_id: str, action:
                 _scope_of_deal_action(action, deal_uuid),
                 command,
                 form,
+                new_record=action == "requests",  # the request's: the deal's version is not
             )
-            if action == "requests":  # a new record: the deal's version is not its
-                ctx = replace(ctx, expected_version=None)
             handler(ctx)
         except StreamNotFound:
             raise PageNotFound from None
@@ -897,8 +889,8 @@ async def new_contractor(request: Request, principal: Viewer, request_id: str) -
                 "register-contractor",
                 command,
                 form,
+                new_record=True,
             )
-            ctx = replace(ctx, expected_version=None)  # a new record
             result = handler(ctx)
             written.append(result.position)
         except (DomainError, CommandFailed) as exc:
