@@ -74,6 +74,9 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
     items = [(f"{PREFIX}/", "Home")]
     if may(principal, "GET", "/leads"):
         items.append((f"{PREFIX}/leads", "Leads"))
+    from workspace import deals  # its pages import this module
+
+    items += deals.sections(principal)
     if may(principal, "GET", "/projects"):
         items.append((f"{PREFIX}/projects", "Projects"))
     if may(principal, "POST", "/projects/{project_id}/hours"):
@@ -300,7 +303,7 @@ def _error_page(
 
 def workspace_app(platform: Platform) -> FastAPI:
     """The workspace as an application of its own, mounted in the API's app."""
-    from workspace import leads, projects  # their pages use this module's helpers
+    from workspace import deals, leads, projects  # their pages use this module's helpers
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.platform = platform
@@ -308,6 +311,7 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.state.throttle = auth.Throttle(platform)
     app.include_router(router)
     app.include_router(leads.router)
+    app.include_router(deals.router)
     app.include_router(projects.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

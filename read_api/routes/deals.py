@@ -25,7 +25,14 @@ from commands.handoffs import (
     request_id_for,
 )
 from event_store.codec import dumps_http
-from read_api.deal_views import deal_detail, deal_history, handoff_detail, handoff_history
+from read_api.deal_views import (
+    deal_as_of,
+    deal_detail,
+    deal_history,
+    handoff_as_of,
+    handoff_detail,
+    handoff_history,
+)
 from read_api.deps import CommandHeaders, PlatformDep, as_utc, mark_accepted
 from schemas.deals import (
     CalculationRequest,
@@ -330,11 +337,7 @@ def get_deal(
 ) -> dict[str, Any]:
     """The deal with its hand-off requests and their statuses, now or as it was at as_of
     (from the event store: always current, no read-model lag)."""
-    moment = as_utc(as_of)
-    state = deal.fold([r.event for r in load_deal_records(platform.store, deal_id, as_of=moment)])
-    if state is None:
-        when = "" if moment is None else f" at {moment:%Y-%m-%dT%H:%M:%S%z}"
-        raise StreamNotFound(f"deal {deal_id} not found{when}")
+    state = deal_as_of(platform.store, deal_id, as_utc(as_of))
     response.headers["ETag"] = f'"{state.version}"'
     return deal_detail(state)
 
@@ -494,11 +497,7 @@ def get_handoff(
     request_id: UUID, platform: PlatformDep, response: Response, as_of: AsOf = None
 ) -> dict[str, Any]:
     """The request now, or as it was at as_of (from the event store)."""
-    moment = as_utc(as_of)
-    records = load_handoff_records(platform.store, request_id, as_of=moment)
-    state = handoff.fold([r.event for r in records], platform.rules)
-    if state is None:
-        raise StreamNotFound(f"hand-off request {request_id} not found")
+    state = handoff_as_of(platform.store, platform.rules, request_id, as_utc(as_of))
     response.headers["ETag"] = f'"{state.version}"'
     return handoff_detail(state, platform.rules)
 
