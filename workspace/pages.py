@@ -77,6 +77,8 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
     items = [(f"{PREFIX}/", "Home")]
     if may(principal, "GET", "/leads"):
         items.append((f"{PREFIX}/leads", "Leads"))
+    if any(path.startswith("/reports/") and may(principal, m, path) for m, path in ENDPOINTS):
+        items.append((f"{PREFIX}/reports", "Reports"))
     return items
 
 
@@ -278,7 +280,10 @@ def chart_data(funnels: list[dict[str, Any]]) -> str:
 
 @router.get("/")
 def home(request: Request, principal: Viewer) -> HTMLResponse:
+    from workspace.reports import cabinet_parts
+
     parts = cabinet(_platform(request), principal)
+    parts.update(cabinet_parts(_platform(request), principal))
     context = {"parts": parts, "chart": chart_data(parts.get("funnels", []))}
     return render(request, "home.html", context, principal=principal)
 
@@ -369,11 +374,13 @@ def _error_page(
 
 def workspace_app(platform: Platform) -> FastAPI:
     """The workspace as an application of its own, mounted in the API's app."""
+    from workspace import reports  # imports this module's helpers
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.platform = platform
     app.state.sessions = auth.Sessions(platform)
     app.state.throttle = auth.Throttle(platform)
     app.include_router(router)
+    app.include_router(reports.router)  # the reports, exports, history and audit pages
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)
