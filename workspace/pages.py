@@ -375,6 +375,7 @@ def _error_page(
 def workspace_app(platform: Platform) -> FastAPI:
     """The workspace as an application of its own, mounted in the API's app."""
     from workspace import reports  # imports this module's helpers
+
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.platform = platform
     app.state.sessions = auth.Sessions(platform)

@@ -168,7 +168,11 @@ REPORTS: tuple[Report, ...] = (
         "/reports/paused-leads",
         N_("Paused leads"),
         PausedLeadsReport,
-        (Filter("funnel", N_("Funnel"), "choice", "funnels"), Filter("manager", N_("Manager")), *PERIOD),
+        (
+            Filter("funnel", N_("Funnel"), "choice", "funnels"),
+            Filter("manager", N_("Manager")),
+            *PERIOD,
+        ),
         lambda p, c, _, v: reports.paused_leads_report(
             p, c, _period(v), _text(v, "funnel"), _text(v, "manager"), ROWS, 0
         ),
@@ -237,16 +241,18 @@ REPORTS: tuple[Report, ...] = (
         N_("Portfolio"),
         PortfolioReport,
         (Filter("pm", N_("PM")), Filter("department", N_("Department"), "choice", "departments")),
-        lambda p, c, _, v: portfolio.portfolio_report(
-            p, c, _text(v, "pm"), _text(v, "department")
-        ),
+        lambda p, c, _, v: portfolio.portfolio_report(p, c, _text(v, "pm"), _text(v, "department")),
     ),
     Report(
         "plan-fact",
         "/reports/plan-fact",
         N_("Plan and fact"),
         PlanFactReport,
-        (*PERIOD, Filter("pm", N_("PM")), Filter("department", N_("Department"), "choice", "departments")),
+        (
+            *PERIOD,
+            Filter("pm", N_("PM")),
+            Filter("department", N_("Department"), "choice", "departments"),
+        ),
         lambda p, c, _, v: portfolio.plan_fact_report(
             p, c, _days(v), pm=_text(v, "pm"), department=_text(v, "department"), limit=ROWS
         ),
@@ -338,7 +344,10 @@ def layout(report: Report, result: dict[str, Any]) -> dict[str, Any]:
             continue
         at = names.index(chart.categories)
         series = [
-            {"name": v.replace("_", " "), "data": [_plain(row[names.index(v)]) for row in found.rows]}
+            {
+                "name": v.replace("_", " "),
+                "data": [_plain(row[names.index(v)]) for row in found.rows],
+            }
             for v in chart.values
             if v in names
         ]
@@ -526,7 +535,9 @@ def history_page(request: Request, principal: Viewer, id: str = "") -> HTMLRespo
             record_id = UUID(context["id"])
         except ValueError:
             context["error"] = "bad_id"
-            return render(request, "reports/history.html", context, status_code=400, principal=principal)
+            return render(
+                request, "reports/history.html", context, status_code=400, principal=principal
+            )
         context["kind"], context["events"] = find_history(_platform(request), principal, record_id)
     return render(request, "reports/history.html", context, principal=principal)
 
