@@ -63,6 +63,8 @@ ROWS = 500
 """Rows a paged report shows on its page (its first page; the download has the same)."""
 
 Values = Mapping[str, str]
+PAGING = frozenset({"limit", "offset"})
+"""Summary fields of the paging only (the page shows the first ROWS rows)."""
 
 
 def N_(message: str) -> str:
@@ -370,7 +372,7 @@ def layout(report: Report, result: dict[str, Any]) -> dict[str, Any]:
             }
             for t in laid
         ],
-        "summary": summary,
+        "summary": [(c, v) for c, v in summary if c.path[-1] not in PAGING],
         "charts": orjson.dumps(shown).decode(),
         "has_charts": bool(shown),
     }
