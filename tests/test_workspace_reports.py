@@ -193,3 +193,17 @@ def test_a_managers_history_search_stops_at_their_scope(ws) -> None:
     sign_in(api, "mia.manager")
     assert api.get("/workspace/history", params={"id": leads["mia.manager"]}).status_code == 200
     assert api.get("/workspace/history", params={"id": leads["boris"]}).status_code == 404
+
+
+def test_status_time_rows_over_their_limit_are_highlighted(ws, clock) -> None:
+    api, _, _ = ws
+    sign_in(api, "tess.top")
+    calm = api.get("/workspace/reports/status-time", params={"kind": "lead"})
+    assert calm.status_code == 200
+    assert 'class="over-limit"' not in calm.text
+    clock.advance(days=30)
+    sign_in(api, "tess.top")  # the session expired meanwhile
+    late = api.get("/workspace/reports/status-time", params={"kind": "lead"})
+    assert late.text.count('<tr class="over-limit">') == 3  # the three open leads' visits
+    summary = api.get("/workspace/reports/status-time-summary", params={"kind": "lead"})
+    assert '<tr class="over-limit">' in summary.text
