@@ -59,7 +59,7 @@ from schemas.portfolio import (
 from schemas.status_time import StatusTimePage, StatusTimeSummary
 from workspace.pages import PREFIX, PageNotFound, Viewer, _platform, may, render, require
 
-ROWS = 500
+ROWS = 100
 """Rows a paged report shows on its page (its first page; the download has the same)."""
 
 Values = Mapping[str, str]
@@ -572,7 +572,9 @@ def cabinet_parts(platform: Platform, principal: Principal) -> dict[str, Any]:
         with _cursor(platform, principal) as cursor:
             parts["people"] = queries.leads_per_manager(cursor)
             if may(principal, "GET", "/reports/status-time/summary"):
-                summary = status_time.status_time_summary(platform, cursor, "lead")
+                summary = status_time.status_time_summary(
+                    platform, cursor, "lead", over_limit_only=True
+                )
                 parts["over_limit"] = [s for s in summary["stages"] if s["current_over_limit"]]
     if role == "top":
         charts: list[Any] = []
