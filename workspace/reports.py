@@ -14,8 +14,7 @@ cookie credential, hence no cross-site request risk, on the API).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -318,17 +317,11 @@ def visible_reports(principal: Principal) -> list[Report]:
     return [r for r in REPORTS if may(principal, "GET", r.path)]
 
 
-@contextmanager
-def _cursor(platform: Platform, principal: Principal) -> Iterator[duckdb.DuckDBPyConnection]:
-    with read_models(platform, principal) as cursor:
-        yield cursor
-
-
 def run_report(
     platform: Platform, principal: Principal, report: Report, values: Values
 ) -> dict[str, Any]:
     """The report's result for the viewer: the API route's own answer over their scope."""
-    with _cursor(platform, principal) as cursor:
+    with read_models(platform, principal) as cursor:
         return report.run(platform, cursor, principal, values)
 
 
@@ -403,8 +396,7 @@ def _options(platform: Platform) -> dict[str, list[tuple[str, str]]]:
 def _title(report: Report, principal: Principal, values: Values, moment: datetime) -> excel.Title:
     filters = [(f.name, values[f.name]) for f in report.filters if values.get(f.name)]
     viewer = f"{principal.user} ({principal.role.value})"
-    name = report.title if report.title else report.slug
-    return excel.Title(name, filters, moment, viewer)
+    return excel.Title(report.title, filters, moment, viewer)
 
 
 router = APIRouter()
@@ -491,7 +483,7 @@ def export(request: Request, principal: Viewer, table: str, format: str = "csv")
     platform = _platform(request)
     viewer = f"{principal.user} ({principal.role.value})"
     title = excel.Title(f"Export {table}", [("table", table)], platform.clock(), viewer)
-    with _cursor(platform, principal) as cursor:
+    with read_models(platform, principal) as cursor:
         return export_routes.export_file(cursor, table, format, title)
 
 
@@ -511,7 +503,7 @@ def find_history(
     """The record's kind and history (the API's history route for its kind), when the
     viewer may read it; PageNotFound otherwise (unknown or outside their scope)."""
     if not principal.sees_everything:
-        with _cursor(platform, principal) as cursor:
+        with read_models(platform, principal) as cursor:
             seen = cursor.execute(
                 f"SELECT 1 FROM ({VISIBLE_IDS}) WHERE id = ? LIMIT 1", [str(record_id)]
             ).fetchone()
@@ -569,7 +561,7 @@ def cabinet_parts(platform: Platform, principal: Principal) -> dict[str, Any]:
     role = principal.role.value
     parts: dict[str, Any] = {}
     if role == "head" and may(principal, "GET", "/leads"):
-        with _cursor(platform, principal) as cursor:
+        with read_models(platform, principal) as cursor:
             parts["people"] = queries.leads_per_manager(cursor)
             if may(principal, "GET", "/reports/status-time/summary"):
                 summary = status_time.status_time_summary(
