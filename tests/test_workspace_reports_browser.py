@@ -134,3 +134,13 @@ def test_each_report_page_for_top_management(page: Any) -> None:
         response = page.goto(f"/workspace/reports/{report.slug}")
         assert response.status == 200, report.slug
         shot(page, f"report-{report.slug}")
+
+
+def test_the_reports_speak_russian(page: Any) -> None:
+    sign_in(page, "tess.top")
+    page.goto("/workspace/reports/funnel")
+    page.click("button[name=language][value=ru]")
+    page.wait_for_selector("#download-excel")
+    assert page.locator("#download-excel").inner_text() == "Скачать Excel"
+    assert page.locator("h1").inner_text() == "Воронка"
+    shot(page, "report-funnel-ru")
