@@ -58,8 +58,10 @@ from schemas.portfolio import (
 from schemas.status_time import StatusTimePage, StatusTimeSummary
 from workspace.pages import PREFIX, PageNotFound, Viewer, _platform, may, render, require
 
-ROWS = 100
-"""Rows a paged report shows on its page (its first page; the download has the same)."""
+ROWS = 50
+"""Rows a paged report shows on its page: its first page as the API answers it by default
+(the download has the same rows)."""
+NUMERIC = frozenset({"money", "int", "float", "share"})
 
 Values = Mapping[str, str]
 PAGING = frozenset({"limit", "offset"})
@@ -359,6 +361,7 @@ def layout(report: Report, result: dict[str, Any]) -> dict[str, Any]:
             {
                 "name": t.table.name,
                 "columns": t.columns,
+                "classes": ["num" if c.kind in NUMERIC else "" for c in t.columns],
                 "rows": t.rows,
                 "totals": t.totals,
                 "highlight": _highlight_at(t.columns, report.highlight),
@@ -564,9 +567,7 @@ def cabinet_parts(platform: Platform, principal: Principal) -> dict[str, Any]:
         with read_models(platform, principal) as cursor:
             parts["people"] = queries.leads_per_manager(cursor)
             if may(principal, "GET", "/reports/status-time/summary"):
-                summary = status_time.status_time_summary(
-                    platform, cursor, "lead", over_limit_only=True
-                )
+                summary = status_time.status_time_summary(platform, cursor, "lead")
                 parts["over_limit"] = [s for s in summary["stages"] if s["current_over_limit"]]
     if role == "top":
         charts: list[Any] = []
