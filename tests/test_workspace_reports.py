@@ -15,8 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from leadledger.wiring import Platform
+from read_api import excel
 from read_api.app import create_app
 from tests.conftest import PlatformFactory, bearer, new_lead_body
+from workspace.report_columns import TITLES
 from workspace.reports import REPORTS
 
 ADMIN = bearer("adam.admin", "admin")
@@ -207,3 +209,12 @@ def test_status_time_rows_over_their_limit_are_highlighted(ws, clock) -> None:
     assert late.text.count('<tr class="over-limit">') == 3  # the three open leads' visits
     summary = api.get("/workspace/reports/status-time-summary", params={"kind": "lead"})
     assert '<tr class="over-limit">' in summary.text
+
+
+def test_every_column_title_of_every_report_is_in_the_catalogues() -> None:
+    titles = set(TITLES)
+    for report in REPORTS:
+        for table in excel.tables(report.model):
+            assert {part.replace("_", " ") for part in table.path} <= titles, table.name
+            assert {c.title for c in (*table.parents, *table.columns)} <= titles, table.name
+        assert {c.title for c in excel.scalar_columns(report.model)} <= titles, report.slug

@@ -283,7 +283,8 @@ def home(request: Request, principal: Viewer) -> HTMLResponse:
     from workspace.reports import cabinet_parts
 
     parts = cabinet(_platform(request), principal)
-    parts.update(cabinet_parts(_platform(request), principal))
+    gettext = i18n.translations(i18n.language_of(request)).gettext
+    parts.update(cabinet_parts(_platform(request), principal, gettext))
     context = {"parts": parts, "chart": chart_data(parts.get("funnels", []))}
     return render(request, "home.html", context, principal=principal)
 

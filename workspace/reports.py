@@ -56,7 +56,9 @@ from schemas.portfolio import (
     ResourceLoadReport,
 )
 from schemas.status_time import StatusTimePage, StatusTimeSummary
+from workspace import i18n
 from workspace.pages import PREFIX, PageNotFound, Viewer, _platform, may, render, require
+from workspace.report_columns import N_
 
 ROWS = 50
 """Rows a paged report shows on its page: its first page as the API answers it by default
@@ -66,11 +68,6 @@ NUMERIC = frozenset({"money", "int", "float", "share"})
 Values = Mapping[str, str]
 PAGING = frozenset({"limit", "offset"})
 """Summary fields of the paging only (the page shows the first ROWS rows)."""
-
-
-def N_(message: str) -> str:
-    """A msgid translated where it is shown (the templates' ``_()``)."""
-    return message
 
 
 @dataclass(frozen=True)
@@ -327,8 +324,11 @@ def run_report(
         return report.run(platform, cursor, principal, values)
 
 
-def layout(report: Report, result: dict[str, Any]) -> dict[str, Any]:
-    """The page's tables, summary and chart data: the workbook's own layout."""
+def layout(
+    report: Report, result: dict[str, Any], gettext: Callable[[str], str] = str
+) -> dict[str, Any]:
+    """The page's tables, summary and chart data: the workbook's own layout (the charts'
+    titles and series names in the viewer's language, by ``gettext``)."""
     laid, summary = excel.report_layout(report.model, result)
     charts = excel.CHARTS.get(report.model.__name__, ())
     shown = []
@@ -342,7 +342,7 @@ def layout(report: Report, result: dict[str, Any]) -> dict[str, Any]:
         at = names.index(chart.categories)
         series = [
             {
-                "name": v.replace("_", " "),
+                "name": gettext(v.replace("_", " ")),
                 "data": [_plain(row[names.index(v)]) for row in found.rows],
             }
             for v in chart.values
@@ -350,7 +350,7 @@ def layout(report: Report, result: dict[str, Any]) -> dict[str, Any]:
         ]
         shown.append(
             {
-                "title": chart.title,
+                "title": gettext(chart.title),
                 "kind": chart.kind,
                 "categories": [str(row[at]) for row in found.rows],
                 "series": series,
@@ -360,6 +360,7 @@ def layout(report: Report, result: dict[str, Any]) -> dict[str, Any]:
         "tables": [
             {
                 "name": t.table.name,
+                "parts": [part.replace("_", " ") for part in t.table.path],
                 "columns": t.columns,
                 "classes": ["num" if c.kind in NUMERIC else "" for c in t.columns],
                 "rows": t.rows,
@@ -447,7 +448,8 @@ def report_page(request: Request, principal: Viewer, slug: str) -> HTMLResponse:
     except BadRequestValue as exc:
         context["error"] = {"field": exc.field, "message": exc.message}
         return render(request, "reports/report.html", context, status_code=400, principal=principal)
-    context.update(layout(report, result))
+    gettext = i18n.translations(i18n.language_of(request)).gettext
+    context.update(layout(report, result, gettext))
     return render(request, "reports/report.html", context, principal=principal)
 
 
@@ -556,7 +558,9 @@ def audit_page(request: Request, principal: Viewer, check: str = "") -> HTMLResp
 TOP_PANELS = ("deal-pipeline", "portfolio", "payments")
 
 
-def cabinet_parts(platform: Platform, principal: Principal) -> dict[str, Any]:
+def cabinet_parts(
+    platform: Platform, principal: Principal, gettext: Callable[[str], str] = str
+) -> dict[str, Any]:
     """What a head's, top manager's, analyst's or auditor's home adds to the cabinet:
     a head the department's over-limit stages and a table per person, top management the
     pipeline, portfolio health and payments charts, an analyst the reports and exports,
@@ -576,7 +580,7 @@ def cabinet_parts(platform: Platform, principal: Principal) -> dict[str, Any]:
             report = BY_SLUG[slug]
             if not may(principal, "GET", report.path):
                 continue
-            shown = layout(report, run_report(platform, principal, report, {}))
+            shown = layout(report, run_report(platform, principal, report, {}), gettext)
             charts += orjson.loads(shown["charts"])
             panels.append({"report": report, "summary": shown["summary"]})
         parts["panels"] = panels
