@@ -555,6 +555,34 @@ def render_report(model: type[BaseModel], result: Any, title: Title) -> bytes:
     return buffer.getvalue()
 
 
+@dataclass(frozen=True)
+class LaidTable:
+    """One table of a report as its workbook lays it out: columns, rows and totals."""
+
+    table: Table
+    columns: tuple[Column, ...]
+    rows: list[tuple[Any, ...]]
+    totals: dict[str, Any] | None
+
+
+def report_layout(
+    model: type[BaseModel], result: Any
+) -> tuple[list[LaidTable], list[tuple[Column, Any]]]:
+    """The report's tables and summary exactly as its workbook has them (the workspace's
+    report pages show the same layout as the download)."""
+    report = model.model_validate(result)
+    laid = [
+        LaidTable(
+            table,
+            (*table.parents, *table.columns),
+            list(_rows(report, table)),
+            _totals_of(report, model, table),
+        )
+        for table in tables(model)
+    ]
+    return laid, [(c, _get(report, c.path)) for c in scalar_columns(model)]
+
+
 # --- the read-model exports: rows streamed to a file --------------------------------------
 
 

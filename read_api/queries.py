@@ -213,3 +213,19 @@ def paused_leads_report(
         "limit": limit,
         "offset": offset,
     }
+
+
+def leads_per_manager(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Per manager of the viewer's leads: open, paused, won and lost leads, the open and
+    paused leads' amount and the won leads' amount (a head's table per person)."""
+    cursor.execute(
+        "SELECT manager,"
+        " count(*) FILTER (WHERE status = 'open') AS open,"
+        " count(*) FILTER (WHERE status = 'paused') AS paused,"
+        " count(*) FILTER (WHERE status = 'won') AS won,"
+        " count(*) FILTER (WHERE status IN ('lost', 'non_quality')) AS lost,"
+        " coalesce(sum(amount) FILTER (WHERE status IN ('open', 'paused')), 0) AS open_amount,"
+        " coalesce(sum(amount) FILTER (WHERE status = 'won'), 0) AS won_amount"
+        " FROM leads GROUP BY manager ORDER BY manager"
+    )
+    return _rows(cursor)

@@ -81,6 +81,8 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
         items.append((f"{PREFIX}/projects", "Projects"))
     if may(principal, "POST", "/projects/{project_id}/hours"):
         items.append((f"{PREFIX}/timesheet", "Timesheet"))
+    if any(path.startswith("/reports/") and may(principal, m, path) for m, path in ENDPOINTS):
+        items.append((f"{PREFIX}/reports", "Reports"))
     return items
 
 
@@ -282,7 +284,11 @@ def chart_data(funnels: list[dict[str, Any]]) -> str:
 
 @router.get("/")
 def home(request: Request, principal: Viewer) -> HTMLResponse:
+    from workspace.reports import cabinet_parts
+
     parts = cabinet(_platform(request), principal)
+    gettext = i18n.translations(i18n.language_of(request)).gettext
+    parts.update(cabinet_parts(_platform(request), principal, gettext))
     context = {"parts": parts, "chart": chart_data(parts.get("funnels", []))}
     return render(request, "home.html", context, principal=principal)
 
@@ -303,7 +309,7 @@ def _error_page(
 
 def workspace_app(platform: Platform) -> FastAPI:
     """The workspace as an application of its own, mounted in the API's app."""
-    from workspace import deals, leads, projects  # their pages use this module's helpers
+    from workspace import deals, leads, projects, reports  # they use this module's helpers
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.platform = platform
@@ -313,6 +319,7 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.include_router(leads.router)
     app.include_router(deals.router)
     app.include_router(projects.router)
+    app.include_router(reports.router)  # the reports, exports, history and audit pages
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)

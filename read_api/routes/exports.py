@@ -64,10 +64,21 @@ def export(
     """One read model as a file, with the rows the caller may see."""
     if table not in EXPORTABLE:
         raise BadRequestValue("table", f"must be one of: {', '.join(EXPORTABLE)}")
+    title = title_of_export(request, table) if format == "xlsx" else None
+    return export_file(cursor, table, format, title)
+
+
+def export_file(
+    cursor: ReadCursor, table: str, format: str, title: Title | None = None
+) -> FileResponse:
+    """The read model ``table`` (one of EXPORTABLE) as a file of ``format`` (parquet, csv
+    or xlsx, which needs its title block), over the caller's scoped cursor."""
     handle, path = tempfile.mkstemp(prefix="leadledger-export-", suffix=f".{format}")
     os.close(handle)
     if format == "xlsx":
-        _write_xlsx(cursor, table, path, title_of_export(request, table))
+        if title is None:
+            raise ValueError("an Excel export has a title block")
+        _write_xlsx(cursor, table, path, title)
     else:
         options = "FORMAT parquet" if format == "parquet" else "FORMAT csv, HEADER true"
         # the table name is one of EXPORTABLE and the path is ours: nothing from the request

@@ -1,0 +1,593 @@
+"""The workspace's reports: every report of the API as a page (its filters as a GET form,
+its tables as the workbook lays them out, a chart where the workbook has one) with
+"Download Excel"; the read-model exports (CSV, Parquet, Excel) for analysts; the history
+search and chain verification for auditors.
+
+A report page runs the API's own route function for the report (the one place its
+parameters are checked and its query is called) over the viewer's scoped read cursor,
+and its download renders that same result with the API's one Excel renderer
+(:func:`read_api.excel.render_report`): the numbers on the page, in the workbook and in
+the JSON answer are the same. The download is a workspace route under the session rather
+than the JSON API taking the session cookie, so the API stays bearer-only (no ambient
+cookie credential, hence no cross-site request risk, on the API).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+import duckdb
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
+from starlette.responses import FileResponse
+
+from aggregates.users import Principal
+from commands.context import StreamNotFound
+from event_store.chain import verify
+from leadledger.wiring import Platform
+from read_api import excel, queries
+from read_api.access import VISIBLE_IDS, read_models
+from read_api.deps import Period
+from read_api.errors import BadRequestValue
+from read_api.routes import deals as deal_routes
+from read_api.routes import exports as export_routes
+from read_api.routes import leads as lead_routes
+from read_api.routes import pipeline, portfolio, projects, reports, status_time
+from schemas.leads import FunnelReport, PausedLeadsReport
+from schemas.pipeline import (
+    ContractorOverrunReport,
+    DealPipelineReport,
+    DepartmentLoadReport,
+    HandoffReport,
+    RevenueCapReport,
+)
+from schemas.portfolio import (
+    DeviationsReport,
+    PaymentsReport,
+    PlanFactReport,
+    PortfolioReport,
+    ResourceLoadReport,
+)
+from schemas.status_time import StatusTimePage, StatusTimeSummary
+from workspace import i18n
+from workspace.pages import PREFIX, PageNotFound, Viewer, _platform, may, render, require
+from workspace.report_columns import N_
+
+ROWS = 50
+"""Rows a paged report shows on its page: its first page as the API answers it by default
+(the download has the same rows)."""
+NUMERIC = frozenset({"money", "int", "float", "share"})
+
+Values = Mapping[str, str]
+PAGING = frozenset({"limit", "offset"})
+"""Summary fields of the paging only (the page shows the first ROWS rows)."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One field of a report's GET form: its query name, label msgid and input kind
+    (``text``, ``date``, ``datetime``, ``check``, ``year`` or ``choice`` over ``options``)."""
+
+    name: str
+    label: str
+    kind: str = "text"
+    options: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report page: its slug, the API path whose rules apply, its title msgid, the
+    response model, its filters, and how to run the API's route for it."""
+
+    slug: str
+    path: str
+    title: str
+    model: type[BaseModel]
+    filters: tuple[Filter, ...]
+    run: Callable[[Platform, duckdb.DuckDBPyConnection, Principal, Values], dict[str, Any]]
+    highlight: str = ""
+    defaults: Callable[[Platform], dict[str, str]] = field(default=lambda _: {})
+
+
+def _text(values: Values, name: str) -> str | None:
+    value = values.get(name, "").strip()
+    return value or None
+
+
+def _uuid(values: Values, name: str) -> UUID | None:
+    raw = _text(values, name)
+    try:
+        return None if raw is None else UUID(raw)
+    except ValueError:
+        raise BadRequestValue(name, "must be an id (a UUID)") from None
+
+
+def _year(values: Values, name: str) -> int | None:
+    raw = _text(values, name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 2000 <= int(raw) <= 2100:
+        raise BadRequestValue(name, "must be a year from 2000 to 2100")
+    return int(raw)
+
+
+def _period(values: Values) -> Period:
+    return Period(_text(values, "from"), _text(values, "to"))
+
+
+def _days(values: Values) -> portfolio.DayPeriod:
+    return portfolio.DayPeriod(_text(values, "from"), _text(values, "to"))
+
+
+def _kind(values: Values) -> Any:
+    kind = values.get("kind") or "lead"
+    if kind not in ("lead", "deal", "project"):
+        raise BadRequestValue("kind", "must be lead, deal or project")
+    return kind
+
+
+PERIOD = (Filter("from", N_("From"), "date"), Filter("to", N_("To"), "date"))
+STATUS_TIME = (
+    Filter("kind", N_("Of"), "choice", "kinds"),
+    Filter("as_of", N_("As of"), "datetime"),
+    Filter("funnel", N_("Funnel")),
+    Filter("manager", N_("Manager")),
+    Filter("over_limit_only", N_("Only over the limit"), "check"),
+)
+
+
+def _status_time_args(values: Values) -> dict[str, Any]:
+    return {
+        "kind": _kind(values),
+        "as_of": _text(values, "as_of"),
+        "funnel": _text(values, "funnel"),
+        "manager": _text(values, "manager"),
+        "over_limit_only": bool(_text(values, "over_limit_only")),
+    }
+
+
+REPORTS: tuple[Report, ...] = (
+    Report(
+        "funnel",
+        "/reports/funnel",
+        N_("Funnel"),
+        FunnelReport,
+        (Filter("funnel", N_("Funnel"), "choice", "funnels"), *PERIOD),
+        lambda p, c, _, v: reports.funnel_report(p, c, v.get("funnel", ""), _period(v)),
+        defaults=lambda p: {"funnel": next(iter(p.funnels), "")},
+    ),
+    Report(
+        "paused-leads",
+        "/reports/paused-leads",
+        N_("Paused leads"),
+        PausedLeadsReport,
+        (
+            Filter("funnel", N_("Funnel"), "choice", "funnels"),
+            Filter("manager", N_("Manager")),
+            *PERIOD,
+        ),
+        lambda p, c, _, v: reports.paused_leads_report(
+            p, c, _period(v), _text(v, "funnel"), _text(v, "manager"), ROWS, 0
+        ),
+    ),
+    Report(
+        "deal-pipeline",
+        "/reports/deal-pipeline",
+        N_("Deal pipeline"),
+        DealPipelineReport,
+        (Filter("manager", N_("Manager")), *PERIOD),
+        lambda p, c, _, v: pipeline.deal_pipeline(p, c, _period(v), None, _text(v, "manager")),
+    ),
+    Report(
+        "handoffs",
+        "/reports/handoffs",
+        N_("Hand-offs"),
+        HandoffReport,
+        (Filter("department", N_("Department"), "choice", "departments"), *PERIOD),
+        lambda p, c, _, v: pipeline.handoff_report(
+            p, c, _period(v), _text(v, "department"), ROWS, 0
+        ),
+    ),
+    Report(
+        "department-load",
+        "/reports/department-load",
+        N_("Department load"),
+        DepartmentLoadReport,
+        (),
+        lambda p, c, _, v: pipeline.department_load(p, c),
+    ),
+    Report(
+        "contractor-overruns",
+        "/reports/contractor-overruns",
+        N_("Contractor overruns"),
+        ContractorOverrunReport,
+        (
+            Filter("service", N_("Service")),
+            Filter("manager", N_("Manager")),
+            Filter("overrun", N_("Only late jobs"), "check"),
+            Filter("won_from", N_("Won from"), "date"),
+            Filter("won_to", N_("Won to"), "date"),
+        ),
+        lambda p, c, _, v: pipeline.contractor_overruns(
+            p,
+            c,
+            service=_text(v, "service"),
+            overrun=bool(_text(v, "overrun")),
+            manager=_text(v, "manager"),
+            won_from=_text(v, "won_from"),
+            won_to=_text(v, "won_to"),
+            limit=ROWS,
+            offset=0,
+        ),
+    ),
+    Report(
+        "revenue-cap",
+        "/reports/revenue-cap",
+        N_("Revenue cap"),
+        RevenueCapReport,
+        (Filter("year", N_("Year"), "year"),),
+        lambda p, c, _, v: pipeline.revenue_cap(p, c, _year(v, "year")),
+    ),
+    Report(
+        "portfolio",
+        "/reports/portfolio",
+        N_("Portfolio"),
+        PortfolioReport,
+        (Filter("pm", N_("PM")), Filter("department", N_("Department"), "choice", "departments")),
+        lambda p, c, _, v: portfolio.portfolio_report(p, c, _text(v, "pm"), _text(v, "department")),
+    ),
+    Report(
+        "plan-fact",
+        "/reports/plan-fact",
+        N_("Plan and fact"),
+        PlanFactReport,
+        (
+            *PERIOD,
+            Filter("pm", N_("PM")),
+            Filter("department", N_("Department"), "choice", "departments"),
+        ),
+        lambda p, c, _, v: portfolio.plan_fact_report(
+            p, c, _days(v), pm=_text(v, "pm"), department=_text(v, "department"), limit=ROWS
+        ),
+    ),
+    Report(
+        "resource-load",
+        "/reports/resource-load",
+        N_("Resource load"),
+        ResourceLoadReport,
+        (*PERIOD, Filter("person", N_("Person"))),
+        lambda p, c, _, v: portfolio.resource_load_report(
+            p, c, _days(v), _text(v, "person"), ROWS, 0
+        ),
+    ),
+    Report(
+        "deviations",
+        "/reports/deviations",
+        N_("Deviations"),
+        DeviationsReport,
+        PERIOD,
+        lambda p, c, who, v: portfolio.deviations_report(p, c, who, _days(v), ROWS, 0),
+    ),
+    Report(
+        "payments",
+        "/reports/payments",
+        N_("Payments"),
+        PaymentsReport,
+        (*PERIOD, Filter("project_id", N_("Project id"))),
+        lambda p, c, _, v: portfolio.payments_report(
+            c, _days(v), project_id=_uuid(v, "project_id"), limit=ROWS
+        ),
+    ),
+    Report(
+        "status-time",
+        "/reports/status-time",
+        N_("Status time"),
+        StatusTimePage,
+        STATUS_TIME,
+        lambda p, c, _, v: status_time.status_time_report(
+            p, c, **_status_time_args(v), limit=ROWS, offset=0
+        ),
+        highlight="over_limit",
+    ),
+    Report(
+        "status-time-summary",
+        "/reports/status-time/summary",
+        N_("Status time summary"),
+        StatusTimeSummary,
+        STATUS_TIME,
+        lambda p, c, _, v: status_time.status_time_summary(p, c, **_status_time_args(v)),
+        highlight="current_over_limit",
+    ),
+)
+BY_SLUG = {r.slug: r for r in REPORTS}
+ANALYST_EXPORTS = export_routes.EXPORTABLE
+EXPORT_FORMATS = ("csv", "parquet", "xlsx")
+
+
+def visible_reports(principal: Principal) -> list[Report]:
+    """The reports the viewer's role may read (the API's endpoint table)."""
+    return [r for r in REPORTS if may(principal, "GET", r.path)]
+
+
+def run_report(
+    platform: Platform, principal: Principal, report: Report, values: Values
+) -> dict[str, Any]:
+    """The report's result for the viewer: the API route's own answer over their scope."""
+    with read_models(platform, principal) as cursor:
+        return report.run(platform, cursor, principal, values)
+
+
+def layout(
+    report: Report, result: dict[str, Any], gettext: Callable[[str], str] = str
+) -> dict[str, Any]:
+    """The page's tables, summary and chart data: the workbook's own layout (the charts'
+    titles and series names in the viewer's language, by ``gettext``)."""
+    laid, summary = excel.report_layout(report.model, result)
+    charts = excel.CHARTS.get(report.model.__name__, ())
+    shown = []
+    for chart in charts:
+        found = next((t for t in laid if ".".join(t.table.path) == chart.table), None)
+        if found is None or not found.rows:
+            continue
+        names = [c.path[-1] for c in found.columns]
+        if chart.categories not in names:
+            continue
+        at = names.index(chart.categories)
+        series = [
+            {
+                "name": gettext(v.replace("_", " ")),
+                "data": [_plain(row[names.index(v)]) for row in found.rows],
+            }
+            for v in chart.values
+            if v in names
+        ]
+        shown.append(
+            {
+                "title": gettext(chart.title),
+                "kind": chart.kind,
+                "categories": [str(row[at]) for row in found.rows],
+                "series": series,
+            }
+        )
+    return {
+        "tables": [
+            {
+                "name": t.table.name,
+                "parts": [part.replace("_", " ") for part in t.table.path],
+                "columns": t.columns,
+                "classes": ["num" if c.kind in NUMERIC else "" for c in t.columns],
+                "rows": t.rows,
+                "totals": t.totals,
+                "highlight": _highlight_at(t.columns, report.highlight),
+            }
+            for t in laid
+        ],
+        "summary": [(c, v) for c, v in summary if c.path[-1] not in PAGING],
+        "charts": orjson.dumps(shown).decode(),
+        "has_charts": bool(shown),
+    }
+
+
+def _highlight_at(columns: tuple[excel.Column, ...], name: str) -> int | None:
+    names = [c.path[-1] for c in columns]
+    return names.index(name) if name and name in names else None
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _options(platform: Platform) -> dict[str, list[tuple[str, str]]]:
+    return {
+        "funnels": [(f.id, f.name) for f in platform.funnels.values()],
+        "departments": [(d, d) for d in platform.rules.departments],
+        "kinds": [("lead", "lead"), ("deal", "deal"), ("project", "project")],
+    }
+
+
+def _title(report: Report, principal: Principal, values: Values, moment: datetime) -> excel.Title:
+    filters = [(f.name, values[f.name]) for f in report.filters if values.get(f.name)]
+    viewer = f"{principal.user} ({principal.role.value})"
+    return excel.Title(report.title, filters, moment, viewer)
+
+
+router = APIRouter()
+
+
+@router.get("/reports")
+def report_index(request: Request, principal: Viewer) -> HTMLResponse:
+    context = {"reports": visible_reports(principal), "exports": _exports_of(principal)}
+    return render(request, "reports/index.html", context, principal=principal)
+
+
+def _exports_of(principal: Principal) -> tuple[str, ...]:
+    return ANALYST_EXPORTS if may(principal, "GET", "/exports/{table}") else ()
+
+
+def _chosen(request: Request, report: Report, platform: Platform) -> dict[str, str]:
+    asked = {f.name: request.query_params.get(f.name, "") for f in report.filters}
+    if not any(asked.values()):
+        return {**asked, **report.defaults(platform)}
+    return asked
+
+
+def _report_of(principal: Principal, slug: str) -> Report:
+    report = BY_SLUG.get(slug)
+    if report is None:
+        raise PageNotFound
+    require(principal, "GET", report.path)
+    return report
+
+
+@router.get("/reports/{slug}")
+def report_page(request: Request, principal: Viewer, slug: str) -> HTMLResponse:
+    report = _report_of(principal, slug)
+    platform = _platform(request)
+    values = _chosen(request, report, platform)
+    context: dict[str, Any] = {
+        "report": report,
+        "values": values,
+        "options": _options(platform),
+        "error": None,
+        "download": f"{PREFIX}/reports/{slug}/excel?" + urlencode(values),
+    }
+    try:
+        result = run_report(platform, principal, report, values)
+    except BadRequestValue as exc:
+        context["error"] = {"field": exc.field, "message": exc.message}
+        return render(request, "reports/report.html", context, status_code=400, principal=principal)
+    gettext = i18n.translations(i18n.language_of(request)).gettext
+    context.update(layout(report, result, gettext))
+    return render(request, "reports/report.html", context, principal=principal)
+
+
+@router.get("/reports/{slug}/excel")
+def report_excel(request: Request, principal: Viewer, slug: str) -> Response:
+    """The report as the API's workbook for the same filters and viewer."""
+    report = _report_of(principal, slug)
+    platform = _platform(request)
+    values = _chosen(request, report, platform)
+    try:
+        result = run_report(platform, principal, report, values)
+    except BadRequestValue as exc:
+        context = {
+            "report": report,
+            "values": values,
+            "options": _options(platform),
+            "error": {"field": exc.field, "message": exc.message},
+            "download": None,
+        }
+        return render(request, "reports/report.html", context, status_code=400, principal=principal)
+    title = _title(report, principal, values, platform.clock())
+    content = excel.render_report(report.model, result, title)
+    return Response(
+        content,
+        media_type=excel.XLSX,
+        headers={"Content-Disposition": f'attachment; filename="{report.slug}.xlsx"'},
+    )
+
+
+@router.get("/exports/{table}")
+def export(request: Request, principal: Viewer, table: str, format: str = "csv") -> FileResponse:
+    """A read model as CSV, Parquet or Excel: the API's export over the viewer's scope."""
+    require(principal, "GET", "/exports/{table}")
+    if table not in ANALYST_EXPORTS or format not in EXPORT_FORMATS:
+        raise PageNotFound
+    platform = _platform(request)
+    viewer = f"{principal.user} ({principal.role.value})"
+    title = excel.Title(f"Export {table}", [("table", table)], platform.clock(), viewer)
+    with read_models(platform, principal) as cursor:
+        return export_routes.export_file(cursor, table, format, title)
+
+
+# --- the auditor's history search and chain verification ----------------------------------
+
+
+HISTORIES: tuple[tuple[str, str, Callable[[UUID, Platform], Response]], ...] = (
+    ("lead", "/leads/{lead_id}/history", lead_routes.get_history),
+    ("deal", "/deals/{deal_id}/history", deal_routes.get_deal_history),
+    ("project", "/projects/{project_id}/history", projects.get_history),
+)
+
+
+def find_history(
+    platform: Platform, principal: Principal, record_id: UUID
+) -> tuple[str, list[dict[str, Any]]]:
+    """The record's kind and history (the API's history route for its kind), when the
+    viewer may read it; PageNotFound otherwise (unknown or outside their scope)."""
+    if not principal.sees_everything:
+        with read_models(platform, principal) as cursor:
+            seen = cursor.execute(
+                f"SELECT 1 FROM ({VISIBLE_IDS}) WHERE id = ? LIMIT 1", [str(record_id)]
+            ).fetchone()
+        if seen is None:
+            raise PageNotFound
+    for kind, path, route in HISTORIES:
+        if not may(principal, "GET", path):
+            continue
+        try:
+            answer = route(record_id, platform)
+        except StreamNotFound:
+            continue
+        events: list[dict[str, Any]] = orjson.loads(bytes(answer.body))["events"]
+        return kind, events
+    raise PageNotFound
+
+
+@router.get("/history")
+def history_page(request: Request, principal: Viewer, id: str = "") -> HTMLResponse:
+    context: dict[str, Any] = {"id": id.strip(), "kind": None, "events": [], "error": None}
+    if context["id"]:
+        try:
+            record_id = UUID(context["id"])
+        except ValueError:
+            context["error"] = "bad_id"
+            return render(
+                request, "reports/history.html", context, status_code=400, principal=principal
+            )
+        context["kind"], context["events"] = find_history(_platform(request), principal, record_id)
+    return render(request, "reports/history.html", context, principal=principal)
+
+
+@router.get("/audit")
+def audit_page(request: Request, principal: Viewer, check: str = "") -> HTMLResponse:
+    """The hash chain's check (the audit route's own function), when asked."""
+    require(principal, "GET", "/audit/verify")
+    outcome = verify(_platform(request).store).as_dict() if check else None
+    status = 409 if outcome is not None and not outcome.get("ok") else 200
+    return render(
+        request, "reports/audit.html", {"outcome": outcome}, status_code=status, principal=principal
+    )
+
+
+# --- the cabinets of heads, top management, analysts and auditors --------------------------
+
+
+TOP_PANELS = ("deal-pipeline", "portfolio", "payments")
+
+
+def cabinet_parts(
+    platform: Platform, principal: Principal, gettext: Callable[[str], str] = str
+) -> dict[str, Any]:
+    """What a head's, top manager's, analyst's or auditor's home adds to the cabinet:
+    a head the department's over-limit stages and a table per person, top management the
+    pipeline, portfolio health and payments charts, an analyst the reports and exports,
+    an auditor the history search and chain verification."""
+    role = principal.role.value
+    parts: dict[str, Any] = {}
+    if role == "head" and may(principal, "GET", "/leads"):
+        with read_models(platform, principal) as cursor:
+            parts["people"] = queries.leads_per_manager(cursor)
+            if may(principal, "GET", "/reports/status-time/summary"):
+                summary = status_time.status_time_summary(platform, cursor, "lead")
+                parts["over_limit"] = [s for s in summary["stages"] if s["current_over_limit"]]
+    if role == "top":
+        charts: list[Any] = []
+        panels = []
+        for slug in TOP_PANELS:
+            report = BY_SLUG[slug]
+            if not may(principal, "GET", report.path):
+                continue
+            shown = layout(report, run_report(platform, principal, report, {}), gettext)
+            charts += orjson.loads(shown["charts"])
+            panels.append({"report": report, "summary": shown["summary"]})
+        parts["panels"] = panels
+        parts["cabinet_charts"] = orjson.dumps(charts).decode()
+    if role == "analyst":
+        parts["reports"] = visible_reports(principal)
+        parts["exports"] = _exports_of(principal)
+    if role == "auditor":
+        parts["auditor"] = True
+    return parts
