@@ -30,7 +30,6 @@ from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViola
 from aggregates.rules import Department
 from aggregates.users import Principal, Role
 from commands.context import (
-    MAX_IDEMPOTENCY_KEY,
     CommandContext,
     CommandFailed,
     CommandResult,
@@ -60,7 +59,6 @@ from read_api.deal_views import (
     handoff_detail,
     handoff_history,
 )
-from read_api.deps import CommandHeaders
 from schemas.deals import (
     CalculationRequest,
     ContractorRequest,
@@ -78,7 +76,17 @@ from schemas.deals import (
     RejectRequest,
 )
 from workspace.messages import N_
-from workspace.pages import PREFIX, CsrfChecked, PageNotFound, Viewer, may, render, require
+from workspace.pages import (
+    PREFIX,
+    CsrfChecked,
+    Operation,
+    PageNotFound,
+    Viewer,
+    may,
+    render,
+    require,
+)
+from workspace.pages import command_context as api_context
 
 router = APIRouter()
 
@@ -191,14 +199,6 @@ async def _require_seen(
 # --- commands through the API's handlers and guards -------------------------------------
 
 
-class _Operation:
-    """The API route a form stands for: what the API's guard is chosen by."""
-
-    def __init__(self, path: str, name: str) -> None:
-        self.path = path
-        self.name = name
-
-
 def command_context(
     request: Request,
     principal: Principal,
@@ -210,25 +210,19 @@ def command_context(
     *,
     new_record: bool = False,
 ) -> CommandContext:
-    """The context the API builds for this operation, by the API's own
-    :class:`~read_api.deps.CommandHeaders`: the same ownership guard (answering "not
-    found" for a record outside the viewer's scope), the route's name in the events, the
-    form's record version as If-Match (none for a ``new_record``) and its key as the
+    """The API's context for this form (:func:`workspace.pages.command_context`): the
+    form's record version as If-Match (none for a ``new_record``), its key as the
     Idempotency-Key."""
-    path, name = operation
-    api_request = Request(
-        {**request.scope, "method": "POST", "route": _Operation(path, name), "path_params": params}
-    )
-    version = str(form.get("version") or "")
-    key = str(form.get("key") or "")[:MAX_IDEMPOTENCY_KEY]
-    headers = CommandHeaders(
-        api_request,
+    return api_context(
+        request,
         principal,
-        if_match=version if version.isdigit() and int(version) > 0 and not new_record else None,
-        idempotency_key=key or None,
-        x_correlation_id=None,
+        Operation(*operation),
+        params,
+        scope,
+        body,
+        version=None if new_record else form.get("version"),
+        key=form.get("key"),
     )
-    return headers.context(_platform(request), scope, body)
 
 
 Body = TypeVar("Body", bound=BaseModel)

@@ -40,7 +40,7 @@ from commands.sensitive import read_sensitive_info, set_sensitive_info
 from commands.users import StoreDirectory
 from leadledger.wiring import Platform
 from read_api import queries
-from read_api.access import command_guard, read_models
+from read_api.access import read_models
 from read_api.routes import status_time as status_time_routes
 from read_api.routes.leads import lead_detail, lead_history
 from schemas.deals import ConvertLeadRequest
@@ -61,10 +61,12 @@ from workspace.pages import (
     PAGE_SIZE,
     PREFIX,
     CsrfChecked,
+    Operation,
     PageNotFound,
     Viewer,
     _platform,
     chart_data,
+    command_context,
     may,
     render,
     require,
@@ -77,12 +79,6 @@ COST_ROWS = 3
 
 
 # --- commands as forms -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _ApiRoute:
-    path: str
-    name: str
 
 
 @dataclass(frozen=True)
@@ -278,35 +274,19 @@ def _context(
     payload: dict[str, Any],
     form: FormData,
 ) -> CommandContext:
-    """The command's context as the API builds it for the same operation: the guard of
-    that operation (ownership, and "not found" for a lead outside the viewer's scope),
-    the form's version as the expected one and its key as the Idempotency-Key."""
-    path_params = {"lead_id": str(lead_id)} if lead_id else {}
-    api_request = Request(
-        {
-            "type": "http",
-            "method": method,
-            "path": api_path,
-            "path_params": path_params,
-            "route": _ApiRoute(api_path, command),
-            "app": request.app,
-            "headers": [],
-            "query_string": b"",
-        }
-    )
-    guard = command_guard(api_request, principal, payload)
-    version = _text(form, "version")
-    key = _text(form, "idempotency_key")
-    return CommandContext.new(
-        actor=principal.user,
-        clock=_platform(request).clock,
-        scope=scope,
-        request=payload,
-        expected_version=int(version) if version and version.isdigit() else None,
-        idempotency_key=key[:200] if key else None,
-        actor_role=principal.role.value,
-        command=command,
-        guard=guard,
+    """The command's context as the API builds it for the same operation
+    (:func:`workspace.pages.command_context`): the form's version as the expected one and
+    its key as the Idempotency-Key."""
+    return command_context(
+        request,
+        principal,
+        Operation(api_path, command),
+        {"lead_id": str(lead_id)} if lead_id else {},
+        scope,
+        payload,
+        version=_text(form, "version"),
+        key=_text(form, "idempotency_key"),
+        method=method,
     )
 
 

@@ -4,6 +4,7 @@ rules as the JSON API (never the API over HTTP, never a copy of a query)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -16,11 +17,12 @@ from starlette.staticfiles import StaticFiles
 
 from aggregates.errors import NotPermitted
 from aggregates.users import Principal, Role
-from commands.context import StreamNotFound
+from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext, StreamNotFound
 from commands.users import load_user
 from leadledger.wiring import Platform
 from read_api import deal_queries, project_queries, queries
 from read_api.access import ENDPOINTS, read_models
+from read_api.deps import CommandHeaders
 from workspace import auth, i18n
 
 PREFIX = "/workspace"
@@ -140,6 +142,47 @@ def _local(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return f"{PREFIX}/"
     return target
+
+
+@dataclass(frozen=True)
+class Operation:
+    """The API command endpoint a form stands for: its path in the endpoint table (which
+    chooses the API's guard) and its route's name (recorded in the events)."""
+
+    path: str
+    name: str
+
+
+def command_context(
+    request: Request,
+    principal: Principal,
+    operation: Operation,
+    params: dict[str, str],
+    scope: str,
+    body: dict[str, Any],
+    *,
+    version: object = None,
+    key: object = None,
+    method: str = "POST",
+) -> CommandContext:
+    """The context the API builds for this operation, by the API's own
+    :class:`~read_api.deps.CommandHeaders`, from a form: the same ownership guard (a record
+    outside the viewer's scope answers "not found"), the route's name in the events, the
+    form's record ``version`` as If-Match (none when it is empty or 0) and its ``key`` as
+    the Idempotency-Key. Every workspace form builds its command's context here."""
+    api_request = Request(
+        {**request.scope, "method": method, "route": operation, "path_params": params}
+    )
+    expected = str(version).strip() if version is not None else ""
+    idempotency = str(key).strip()[:MAX_IDEMPOTENCY_KEY] if key is not None else ""
+    headers = CommandHeaders(
+        api_request,
+        principal,
+        if_match=expected if expected.isdigit() and int(expected) > 0 else None,
+        idempotency_key=idempotency or None,
+        x_correlation_id=None,
+    )
+    return headers.context(_platform(request), scope, body)
 
 
 router = APIRouter()

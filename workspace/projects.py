@@ -52,7 +52,6 @@ from leadledger.wiring import Platform
 from read_api import project_queries
 from read_api.access import read_models, sees
 from read_api.deal_queries import Filters
-from read_api.deps import CommandHeaders
 from read_api.errors import BadRequestValue
 from read_api.project_queries import PAYMENT_STATUSES, Span, calendar_hours
 from read_api.routes.projects import project_card
@@ -70,7 +69,17 @@ from schemas.projects import (
 )
 from workspace.i18n import language_of, translations
 from workspace.messages import N_
-from workspace.pages import PREFIX, CsrfChecked, PageNotFound, Viewer, may, render, require
+from workspace.pages import (
+    PREFIX,
+    CsrfChecked,
+    Operation,
+    PageNotFound,
+    Viewer,
+    command_context,
+    may,
+    render,
+    require,
+)
 
 PAGE_SIZE = 25
 CARD_FIELDS = (
@@ -100,14 +109,6 @@ def _platform(request: Request) -> Platform:
 # --- the API operation a form stands for ----------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Operation:
-    """An API command endpoint: its path in the endpoint table and its route's name."""
-
-    path: str
-    name: str
-
-
 OPERATIONS = {
     "card": Operation("/projects/{project_id}/card", "update_card"),
     "status": Operation("/projects/{project_id}/status", "move"),
@@ -122,35 +123,6 @@ OPERATIONS = {
     "health-clear": Operation("/projects/{project_id}/health/clear", "clear_health"),
     "hours": Operation("/projects/{project_id}/hours", "log_hours"),
 }
-
-
-def command_context(
-    request: Request,
-    principal: Principal,
-    operation: Operation,
-    params: dict[str, str],
-    scope: str,
-    fields: dict[str, Any],
-    *,
-    version: int | None = None,
-    key: str | None = None,
-) -> CommandContext:
-    """The context the API builds for this operation (its headers parsed the API's way,
-    its ownership guard, the route's name in the events), from a form."""
-    api_scope = {
-        **request.scope,
-        "method": "POST",
-        "route": operation,
-        "path_params": params,
-    }
-    headers = CommandHeaders(
-        Request(api_scope),
-        principal,
-        if_match=None if version is None else str(version),
-        idempotency_key=key or None,
-        x_correlation_id=None,
-    )
-    return headers.context(_platform(request), scope, fields)
 
 
 # --- reading forms ---------------------------------------------------------------------------
