@@ -442,19 +442,32 @@ def _sheet_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _totals_of(report: BaseModel, model: type[BaseModel], table: Table) -> dict[str, Any] | None:
-    """The report's own totals for a top-level table, when their fields are its columns."""
+def _totals_of(
+    report: BaseModel, model: type[BaseModel], table: Table
+) -> dict[tuple[str, ...], Any] | None:
+    """The report's own totals for a top-level table, by column path, where its fields
+    are the table's columns at the same path: a column nested in the row (a stage's
+    ``paused count``) takes a total only from the same nesting in the totals, never from
+    a total of the same last name (the funnel's total ``count`` is not its paused count)."""
     if len(table.path) != 1:
         return None
-    own = {c.path[-1] for c in table.columns}
     for name in ("totals", "summary"):
         field = model.model_fields.get(name)
         totals = _model_of(_strip_optional(field.annotation)) if field is not None else None
         if totals is None:
             continue
         figures = getattr(report, name).model_dump()
-        if own & set(figures):
-            return {k: v for k, v in figures.items() if k in own}
+        found: dict[tuple[str, ...], Any] = {}
+        for column in table.columns:
+            value: Any = figures
+            for key in column.path:
+                if not isinstance(value, dict) or key not in value:
+                    break
+                value = value[key]
+            else:
+                found[column.path] = value
+        if found:
+            return found
     return None
 
 
@@ -465,7 +478,7 @@ def _write_table(
     top: int,
     table: Table,
     rows: Iterable[tuple[Any, ...]],
-    totals: dict[str, Any] | None,
+    totals: dict[tuple[str, ...], Any] | None,
     widths: Widths,
 ) -> Placed:
     columns = [*table.parents, *table.columns]
@@ -482,9 +495,9 @@ def _write_table(
         row_at = top + count + 1
         sheet.write_string(row_at, 0, "Total", cells.total_label)
         for col, column in enumerate(columns):
-            if col and column.path[-1] in totals:
+            if col and column.path in totals:
                 fmt = cells.totals.get(column.kind) or cells.totals["text"]
-                cells.write(sheet, row_at, col, column.kind, totals[column.path[-1]], fmt)
+                cells.write(sheet, row_at, col, column.kind, totals[column.path], fmt)
     return Placed(sheet, sheet_name, top, count, columns)
 
 
@@ -562,7 +575,7 @@ class LaidTable:
     table: Table
     columns: tuple[Column, ...]
     rows: list[tuple[Any, ...]]
-    totals: dict[str, Any] | None
+    totals: dict[tuple[str, ...], Any] | None
 
 
 def report_layout(

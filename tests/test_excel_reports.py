@@ -229,7 +229,13 @@ def test_funnel_workbook_equals_the_json_report(demo: TestClient) -> None:
         assert isinstance(cells["amount"], int | float)
     assert totals["count"] == body["totals"]["count"]
     assert totals["amount"] == pytest.approx(number(body["totals"]["amount"]))
+    for cells, stage in zip(rows, body["stages"], strict=True):
+        assert cells["paused count"] == stage["paused"]["count"]
+    # the totals row totals what the report totals: a stage's paused figures are not the
+    # funnel's count and amount (their total is the summary's paused figure)
+    assert totals["paused count"] is None and totals["paused amount"] is None
     figures = summary(book)
+    assert figures["paused count"] == body["paused"]["count"]
     assert figures["non quality count"] == body["non_quality"]["count"]
     assert figures["repeat amount"] == pytest.approx(number(body["repeat"]["amount"]))
     assert figures["created from"] == datetime(2025, 11, 1)
