@@ -9,9 +9,10 @@ Two data sets, each on a fresh embedded store and DuckDB file:
 
 Each page is asked for by a signed-in session of the role through the app in process
 (FastAPI's TestClient: the time is the server's handling of the request, no network):
-the home page of one user per role, the leads list, a lead card, and every report page
-(as top management). The deal kanban and the project pages are not in the workspace yet
-and are skipped. Any answer other than 2xx fails the run (exit 1). Run from the project
+the home page of one user per role, the leads list, a lead card, the deal kanban and a
+deal card, the department queue and a request, the portfolio, a project card and the
+timesheet (where the data set has such records), and every report page (as top
+management). Any answer other than 2xx fails the run (exit 1). Run from the project
 root:
 
     .venv/bin/python -m bench.bench_pages                  # demo and 100k, 20 runs each
@@ -109,6 +110,13 @@ def pages(platform: Platform) -> list[tuple[str, str, str]]:
     with platform.db.cursor() as cursor:
         row = cursor.execute("SELECT lead_id FROM leads ORDER BY created_at DESC LIMIT 1")
         lead = row.fetchone()
+        deal = cursor.execute("SELECT deal_id FROM deals ORDER BY created_at LIMIT 1").fetchone()
+        request = cursor.execute(
+            "SELECT request_id FROM handoffs ORDER BY created_at LIMIT 1"
+        ).fetchone()
+        project = cursor.execute(
+            "SELECT project_id FROM projects ORDER BY created_at LIMIT 1"
+        ).fetchone()
     found = [(f"home ({role})", users[role], "/") for role in ROLES]
     found += [
         ("leads list (manager)", manager, "/workspace/leads"),
@@ -117,6 +125,18 @@ def pages(platform: Platform) -> list[tuple[str, str, str]]:
     ]
     if lead is not None:
         found.append(("lead card (top)", top, f"/workspace/leads/{lead[0]}"))
+    found += [
+        ("deal kanban (top)", top, "/workspace/deals"),
+        ("department queue (top)", top, "/workspace/queue"),
+        ("portfolio (top)", top, "/workspace/projects"),
+        ("timesheet (top)", top, "/workspace/timesheet"),
+    ]
+    if deal is not None:
+        found.append(("deal card (top)", top, f"/workspace/deals/{deal[0]}"))
+    if request is not None:
+        found.append(("request (top)", top, f"/workspace/handoffs/{request[0]}"))
+    if project is not None:
+        found.append(("project card (top)", top, f"/workspace/projects/{project[0]}"))
     found += [(f"report {r.slug}", top, f"/workspace/reports/{r.slug}") for r in REPORTS]
     return found
 
