@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from aggregates.users import Role
 from leadledger.settings import Settings
 from leadledger.wiring import Platform, build
 from tests.conftest import TEST_AUTH_SECRET, FakeClock, bearer, new_lead_body, serving
@@ -28,8 +29,14 @@ USERS = {
     "lola.locked": ("manager", "lola-password"),
     "pia.pm": ("pm", "pia-password"),
     "lena.logistics": ("department", "lena-password"),
+    "hana.head": ("head", "hana-password"),
+    "eva.expert": ("expert", "eva-password"),
+    "ada.analyst": ("analyst", "ada-password"),
+    "otto.auditor": ("auditor", "otto-password"),
+    "adm.admin": ("admin", "adm-password"),
+    "asya.assistant": ("assistant", "asya-password"),
 }
-DEPARTMENTS = {"pia.pm": "projects", "lena.logistics": "logistics"}
+DEPARTMENTS = {"pia.pm": "projects", "lena.logistics": "logistics", "hana.head": "sales"}
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +190,16 @@ def test_other_roles_sign_in_to_a_home_of_their_own(page: Any, user: str) -> Non
     assert page.locator(".user").get_attribute("data-role") == role
     assert page.locator("h1").inner_text() == "Today"
     shot(page, f"{role}-home")
+
+
+@pytest.mark.parametrize("role", [r.value for r in Role])
+def test_every_role_signs_in_to_its_cabinet(page: Any, site: dict[str, Any], role: str) -> None:
+    user = next(u for u, (r, _) in USERS.items() if r == role)
+    sign_in(page, user)
+    assert page.url == site["base"] + "/"
+    who = page.locator(".user")
+    assert who.get_attribute("data-role") == role
+    assert who.inner_text().startswith(user)
+    assert page.locator("header nav a").first.inner_text() == "Home"
+    assert page.locator("h1").count() >= 1
+    shot(page, f"home-{role}")
