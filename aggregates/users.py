@@ -1,7 +1,7 @@
-"""The people who use LeadLedger: their role, department and region.
+"""The people who use LeadLedger: their role, department, region, city and e-mail.
 
 The user directory is an aggregate like any other: a user is registered by an
-administrator, changed (role, department, region) and deactivated, each an event with
+administrator, changed (role, department, region, city, e-mail) and deactivated, each an event with
 who did it. A bearer token names a user and carries these claims; the directory is what
 a head's "my department and its people" is read from, and which managers an assistant
 works for (set by an administrator, read from the directory, never from the token, so a
@@ -11,10 +11,11 @@ change holds at once).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID, uuid5
 
 from aggregates import values
@@ -24,6 +25,8 @@ from aggregates.errors import InvalidValue, RuleViolation
 USER_NAMESPACE = UUID("5d0c9a77-1b7e-4c52-93f4-8a2b6e4d1c30")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 DEPARTMENT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
+MAX_EMAIL = 254
 
 
 class Role(StrEnum):
@@ -97,6 +100,18 @@ def department(value: Any, field: str = "department") -> str | None:
     return value
 
 
+def email(value: Any, field: str = "email") -> str | None:
+    """An e-mail address, trimmed and lower-cased (None or "": none)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidValue(field, f"{field} must be an e-mail address")
+    address = value.strip().lower()
+    if len(address) > MAX_EMAIL or not EMAIL.match(address):
+        raise InvalidValue(field, f"{field} must be an e-mail address like name@example.com")
+    return address
+
+
 def check_claims(role_: Role, department_: str | None) -> None:
     """Heads and department workers belong to a department: it is what they see."""
     if role_ in (Role.HEAD, Role.DEPARTMENT) and department_ is None:
@@ -114,6 +129,9 @@ class User:
     active: bool
     created_at: datetime
     updated_at: datetime
+    city: str | None = None
+    email: str | None = None
+    """Where the user's alerts are e-mailed (None: shown in the workspace only)."""
     managers: tuple[str, ...] = ()
     """An assistant's managers: whose leads they create and fill, and whose records they
     see."""
@@ -129,23 +147,43 @@ class RegisterUser:
     role: str
     department: str | None = None
     region: str | None = None
+    city: str | None = None
+    email: str | None = None
 
 
 @dataclass(frozen=True)
 class ChangeUser:
     """Only the fields present in ``changes`` are touched (name, role, department,
-    region, active)."""
+    region, city, email, active)."""
 
     changes: dict[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True)
 class UserRegistered(DomainEvent):
+    """Version 2 added ``city`` and ``email``; earlier users are read with neither (see
+    ``upcast_user_registered_v1``)."""
+
+    schema_version: ClassVar[int] = 2
+
     username: str
     name: str
     role: str
     department: str | None
     region: str | None
+    city: str | None = None
+    email: str | None = None
+
+
+def upcast_user_registered_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Users registered before the directory kept a city and an e-mail address."""
+    return data | {"city": None, "email": None}
+
+
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("UserRegistered", 1): upcast_user_registered_v1,
+}
+"""Stored-event upcasters: (event type, stored version) → the next version's fields."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,7 +212,7 @@ USER_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     AssistantManagersSet,
 )
 MAX_MANAGERS = 50
-CHANGEABLE = ("name", "role", "department", "region", "active")
+CHANGEABLE = ("name", "role", "department", "region", "city", "email", "active")
 
 
 def register(command: RegisterUser, meta: CommandMeta) -> UserRegistered:
@@ -188,6 +226,8 @@ def register(command: RegisterUser, meta: CommandMeta) -> UserRegistered:
         role=role_.value,
         department=department_,
         region=values.text("region", command.region, required=False),
+        city=values.text("city", command.city, required=False),
+        email=email(command.email),
     )
 
 
@@ -203,8 +243,10 @@ def change(user: User, command: ChangeUser, meta: CommandMeta) -> UserChanged:
             clean[field] = role(value).value
         elif field == "department":
             clean[field] = department(value)
-        elif field == "region":
-            clean[field] = values.text("region", value, required=False)
+        elif field in ("region", "city"):
+            clean[field] = values.text(field, value, required=False)
+        elif field == "email":
+            clean[field] = email(value)
         elif field == "active":
             if not isinstance(value, bool):
                 raise InvalidValue("active", "active must be true or false")
@@ -272,6 +314,8 @@ def evolve(user: User | None, event: DomainEvent) -> User:
             role=Role(event.role),
             department=event.department,
             region=event.region,
+            city=event.city,
+            email=event.email,
             active=True,
             created_at=event.at,
             updated_at=event.at,

@@ -27,6 +27,7 @@ from aggregates.rules import Rules
 from aggregates.sensitive import SENSITIVE_EVENT_TYPES
 from aggregates.status_limits import STATUS_LIMIT_EVENT_TYPES
 from aggregates.timesheets import TIMESHEET_EVENT_TYPES
+from aggregates.users import UPCASTERS as USER_UPCASTERS
 from aggregates.users import USER_EVENT_TYPES
 from event_store import EventStore, open_event_store
 from event_store.codec import EventCodec
@@ -100,7 +101,7 @@ def event_codec() -> EventCodec:
             *SENSITIVE_EVENT_TYPES,
             *STATUS_LIMIT_EVENT_TYPES,
         ),
-        upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS, **PROJECT_UPCASTERS},
+        upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS, **PROJECT_UPCASTERS, **USER_UPCASTERS},
     )
 
 

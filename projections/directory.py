@@ -21,7 +21,8 @@ _SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 USERS_DDL = (
     "CREATE TABLE IF NOT EXISTS users (username VARCHAR PRIMARY KEY, name VARCHAR, "
     "role VARCHAR, department VARCHAR, region VARCHAR, active BOOLEAN, "
-    "created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, version INTEGER, managers VARCHAR[])"
+    "created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, version INTEGER, managers VARCHAR[], "
+    "city VARCHAR, email VARCHAR)"
 )
 READS_DDL = (
     "CREATE TABLE IF NOT EXISTS sensitive_reads (position BIGINT, lead_id VARCHAR, "
@@ -29,6 +30,7 @@ READS_DDL = (
     "read_at TIMESTAMPTZ)"
 )
 USER_FIELDS = ("username", "name", "role", "department", "region", "active")
+CONTACT_FIELDS = ("city", "email")
 
 
 class DirectoryProjection:
@@ -70,7 +72,7 @@ class DirectoryProjection:
             event = orjson.loads(state)
             name = event["username"]
             if topic == "UserRegistered":
-                users[name] = {f: event.get(f) for f in USER_FIELDS} | {
+                users[name] = {f: event.get(f) for f in (*USER_FIELDS, *CONTACT_FIELDS)} | {
                     "active": True,
                     "created_at": event["at"],
                     "version": 1,
@@ -81,14 +83,14 @@ class DirectoryProjection:
                 if user is None:
                     found = cursor.execute(
                         "SELECT username, name, role, department, region, active, "
-                        "created_at, version, managers FROM users WHERE username = ?",
+                        "created_at, version, managers, city, email FROM users "
+                        "WHERE username = ?",
                         [name],
                     ).fetchone()
                     if found is None:
                         continue
-                    user = dict(
-                        zip((*USER_FIELDS, "created_at", "version", "managers"), found, strict=True)
-                    )
+                    columns = (*USER_FIELDS, "created_at", "version", "managers", *CONTACT_FIELDS)
+                    user = dict(zip(columns, found, strict=True))
                     users[name] = user
                 if topic == "AssistantManagersSet":
                     user["managers"] = list(event["managers"])
@@ -101,7 +103,7 @@ class DirectoryProjection:
         for user in users.values():
             cursor.execute(
                 "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, CAST(? AS TIMESTAMPTZ), "
-                "CAST(? AS TIMESTAMPTZ), ?, ?)",
+                "CAST(? AS TIMESTAMPTZ), ?, ?, ?, ?)",
                 [
                     user["username"],
                     user["name"],
@@ -113,5 +115,7 @@ class DirectoryProjection:
                     str(user["updated_at"]),
                     user["version"],
                     user["managers"] or [],
+                    user["city"],
+                    user["email"],
                 ],
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -17,6 +17,7 @@ from schemas.limits import (
     SensitiveFieldValue,
 )
 
+Email = Annotated[str, Field(max_length=254, description="An e-mail address")]
 RoleName = Literal[
     "manager",
     "head",
@@ -38,7 +39,9 @@ class RegisterUserRequest(Strict):
     department: Code | None = Field(
         default=None, description="Department (required for heads and department workers)"
     )
-    region: Name | None = Field(default=None, description="Region or city")
+    region: Name | None = Field(default=None, description="Region")
+    city: Name | None = Field(default=None, description="City")
+    email: Email | None = Field(default=None, description="Where the user's alerts are e-mailed")
 
 
 class ChangeUserRequest(Strict):
@@ -46,6 +49,8 @@ class ChangeUserRequest(Strict):
     role: RoleName | None = None
     department: Code | None = None
     region: Name | None = None
+    city: Name | None = None
+    email: Email | None = None
     active: bool | None = Field(default=None, description="false: the user can no longer act")
 
 
@@ -64,6 +69,8 @@ class UserView(BaseModel):
     role: str
     department: str | None
     region: str | None
+    city: str | None = None
+    email: str | None = None
     active: bool
     version: int
     created_at: datetime

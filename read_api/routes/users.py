@@ -29,7 +29,8 @@ from schemas.users import (
 router = APIRouter(tags=["users"])
 Headers = Annotated[CommandHeaders, Depends()]
 USER_COLUMNS = (
-    "username, name, role, department, region, active, version, created_at, updated_at, "
+    "username, name, role, department, region, city, email, active, version, created_at, "
+    "updated_at, "
     "coalesce(managers, []) AS managers"
 )
 
@@ -65,7 +66,7 @@ def change(
     platform: PlatformDep,
     response: Response,
 ) -> dict[str, Any]:
-    """Change a user's name, role, department, region or activity (fields sent only).
+    """Change a user's name, role, department, region, city, e-mail or activity (fields sent only).
     Tokens already issued keep their claims until they expire."""
     changes = {f: getattr(body, f) for f in body.model_fields_set}
     ctx = headers.context(platform, f"user:{username}", body.model_dump(mode="json"))
@@ -129,6 +130,8 @@ def get_user(username: str, platform: PlatformDep) -> dict[str, Any]:
         "role": state.role.value,
         "department": state.department,
         "region": state.region,
+        "city": state.city,
+        "email": state.email,
         "active": state.active,
         "version": state.version,
         "created_at": state.created_at,

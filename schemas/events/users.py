@@ -38,13 +38,24 @@ class UserRegisteredV1(PublicPayload):
     region: str | None
 
 
+class UserRegisteredV2(UserRegisteredV1):
+    """A user was added to the directory with a role, department, region, city and work
+    e-mail address (version 2; earlier versions: neither city nor e-mail)."""
+
+    city: str | None = Field(default=None, description="The user's city, if given.")
+    email: str | None = Field(
+        default=None, description="The work address the user's alerts are e-mailed to."
+    )
+
+
 class UserChangedV1(PublicPayload):
-    """A user's name, role, department, region or activity changed (the new values)."""
+    """A user's name, role, department, region, city, e-mail or activity changed (the new
+    values)."""
 
     username: str
     changes: dict[str, str | bool | None] = Field(
         description="The fields changed, with their new values (name, role, department, "
-        "region, active)."
+        "region, city, email, active)."
     )
 
 
@@ -83,7 +94,7 @@ class DataSubjectErasedV1(PublicPayload):
 
 
 PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
-    "user": (UserRegisteredV1, UserChangedV1, AssistantManagersSetV1),
+    "user": (UserRegisteredV1, UserRegisteredV2, UserChangedV1, AssistantManagersSetV1),
     "lead_sensitive": (LeadSensitiveInfoSetV1, LeadSensitiveInfoViewedV1),
     "data_subject": (DataSubjectErasedV1,),
 }
