@@ -1,4 +1,4 @@
-"""Alerts: what was raised for whom (answers due, stages over their limit, ...)."""
+"""Alerts: what was raised about which record, for whom and when."""
 
 from __future__ import annotations
 
