@@ -78,9 +78,10 @@ from leadledger.wiring import build, event_codec, load_funnels, load_rules, read
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 from projections.projector import rebuild
-from read_api import project_queries, status_time
-from read_api.deal_queries import Filters
-from read_api.project_queries import Span
+from queries import projects as project_queries
+from queries import status_time
+from queries.common import Filters
+from queries.projects import Span
 
 TARGET_P95 = 0.050
 TARGET_EVENTS_PER_S = bench_projection.TARGET_EVENTS_PER_S

@@ -6,9 +6,9 @@ along the funnel, statuses (open, paused, won, lost, non-quality), new vs repeat
 spread over three orders of magnitude, created_at over 12 months. Then, on a cursor of
 ``ReadModelDatabase`` as the API uses it:
 
-- ``read_api.queries.funnel_report(cursor, funnel, from, to)``, for each funnel, over all
+- ``queries.leads.funnel_report(cursor, funnel, from, to)``, for each funnel, over all
   time and over a 3-month and a 1-month period;
-- ``read_api.queries.list_leads`` with filters (first page, a deep page, a period);
+- ``queries.leads.list_leads`` with filters (first page, a deep page, a period);
 - optionally the same through HTTP (``GET /reports/funnel``, ``GET /leads``) with
   FastAPI's TestClient on the app built by ``leadledger.wiring.build``.
 
@@ -44,7 +44,7 @@ from leadledger.settings import Settings
 from leadledger.wiring import build, load_funnels
 from projections.database import ReadModelDatabase
 from projections.leads import LeadProjection
-from read_api import queries
+from queries import leads as lead_queries
 
 TARGET_P95 = 0.050
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -286,9 +286,9 @@ def query_benchmarks(
         for funnel_id in funnels:
             funnel = funnels[funnel_id]
             for label, start, stop in periods:
-                result = queries.funnel_report(cursor, funnel, start, stop)
+                result = lead_queries.funnel_report(cursor, funnel, start, stop)
                 samples = benchlib.timed(
-                    functools.partial(queries.funnel_report, cursor, funnel, start, stop),
+                    functools.partial(lead_queries.funnel_report, cursor, funnel, start, stop),
                     runs,
                     warmup,
                 )
@@ -303,19 +303,19 @@ def query_benchmarks(
         filters = [
             (
                 "funnel=out_of_court, status=open, page 1",
-                queries.LeadFilters(funnel="out_of_court", status="open"),
+                lead_queries.LeadFilters(funnel="out_of_court", status="open"),
                 50,
                 0,
             ),
             (
                 "funnel=court, stage=assessment, page 1",
-                queries.LeadFilters(funnel="court", stage="assessment"),
+                lead_queries.LeadFilters(funnel="court", stage="assessment"),
                 50,
                 0,
             ),
             (
                 f"manager={manager}, created last month, page 1",
-                queries.LeadFilters(
+                lead_queries.LeadFilters(
                     manager=manager, created_from=END - timedelta(days=30), created_to=END
                 ),
                 50,
@@ -323,16 +323,16 @@ def query_benchmarks(
             ),
             (
                 "funnel=out_of_court, status=open, offset 10,000",
-                queries.LeadFilters(funnel="out_of_court", status="open"),
+                lead_queries.LeadFilters(funnel="out_of_court", status="open"),
                 50,
                 10_000,
             ),
-            ("no filter, page 1", queries.LeadFilters(), 50, 0),
+            ("no filter, page 1", lead_queries.LeadFilters(), 50, 0),
         ]
         for label, lead_filters, limit, offset in filters:
-            items, total = queries.list_leads(cursor, lead_filters, limit, offset)
+            items, total = lead_queries.list_leads(cursor, lead_filters, limit, offset)
             samples = benchlib.timed(
-                functools.partial(queries.list_leads, cursor, lead_filters, limit, offset),
+                functools.partial(lead_queries.list_leads, cursor, lead_filters, limit, offset),
                 runs,
                 warmup,
             )
@@ -451,10 +451,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     headers = (*benchlib.LATENCY_HEADERS, "rows", "p95 < 50 ms")
-    print(benchlib.table("Funnel report (read_api.queries.funnel_report)", headers, reports))
+    print(benchlib.table("Funnel report (queries.leads.funnel_report)", headers, reports))
     print(
         benchlib.table(
-            "Lead list (read_api.queries.list_leads, limit 50; no target in the issue, "
+            "Lead list (queries.leads.list_leads, limit 50; no target in the issue, "
             "50 ms shown for comparison)",
             headers,
             lists,

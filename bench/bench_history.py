@@ -6,9 +6,9 @@ resumes, assessments, transfers, decided by the Lead decider) among other leads'
 Then, through the HTTP app (FastAPI TestClient on the app of ``leadledger.wiring.build``)
 and directly on the underlying calls, p50/p95/p99 of:
 
-- ``GET /leads/{id}/history`` / ``views.history(store.load(id))``;
+- ``GET /leads/{id}/history`` / ``queries.history.history(store.load(id))``;
 - ``GET /leads/{id}?as_of=`` at the middle and at the end of the history /
-  ``store.load(id, as_of=)`` + ``lead.fold`` + ``views.detail_from_state``;
+  ``store.load(id, as_of=)`` + ``lead.fold`` + ``queries.leads.detail_from_state``;
 - the stream read alone (``recorder.select_stream``) and with decoding (``store.load``),
   and ``GET /leads/{id}`` from the read model, for reference.
 
@@ -37,7 +37,8 @@ from bench import benchlib
 from event_store import NewEvent
 from leadledger.settings import Settings
 from leadledger.wiring import Platform, build, load_funnels
-from read_api import views
+from queries import history as timeline
+from queries.leads import detail_from_state
 
 TARGET_P95 = 0.050
 SCHEMA_PREFIX = "bench_history_"
@@ -110,20 +111,20 @@ def run_backend(
             assert len(store.load(lead_id, as_of=mid)) < args.events
 
             def history() -> object:
-                return views.history(store.load(lead_id))
+                return timeline.history(store.load(lead_id))
 
             def as_of(moment: datetime) -> Callable[[], object]:
                 def call() -> object:
                     state = lead.fold([r.event for r in store.load(lead_id, as_of=moment)])
                     assert state is not None
-                    return views.detail_from_state(state)
+                    return detail_from_state(state)
 
                 return call
 
             calls: list[tuple[str, Callable[[], object]]] = [
                 ("recorder.select_stream (rows only)", lambda: recorder.select_stream(lead_id)),
                 ("store.load (rows + decode)", lambda: store.load(lead_id)),
-                ("views.history(store.load)", history),
+                ("queries.history.history(store.load)", history),
                 ("as-of middle: load + fold + detail", as_of(mid)),
                 ("as-of end: load + fold + detail", as_of(last)),
             ]

@@ -308,7 +308,7 @@ def _format_value(value: Any) -> str:
 
 def cmd_history(args: argparse.Namespace) -> int:
     from commands.leads import load_lead_records
-    from read_api.views import history
+    from queries.history import history
 
     try:
         lead_id = UUID(args.lead_id)

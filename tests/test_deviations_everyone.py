@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from aggregates.rules import ProjectRules, Rules
 from leadledger.settings import Settings
 from leadledger.wiring import Platform, load_rules
+from queries.projects import calendar_hours
 from read_api.app import create_app
-from read_api.project_queries import calendar_hours
 from tests.conftest import ACTOR, FakeClock, PlatformFactory, bearer
 
 ADMIN = bearer("root.admin", "admin")

@@ -46,8 +46,8 @@ from projections.base import Projection
 from projections.database import ReadModelDatabase
 from projections.projector import POSITION_NAME, Projector, rebuild
 from projections.projects import TABLES, ProjectProjection, project_projections
+from queries.projects import calendar_hours
 from read_api.app import create_app
-from read_api.project_queries import calendar_hours
 from tests.conftest import ACTOR, FakeClock, PlatformFactory
 from tests.factories import FUNNELS, LeadDriver
 

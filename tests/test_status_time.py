@@ -39,7 +39,7 @@ from leadledger.wiring import Platform, event_codec, load_rules, read_model_proj
 from projections.database import ReadModelDatabase
 from projections.projector import Projector, rebuild
 from projections.status_time import ProjectStatusVisitProjection
-from read_api.status_time import (
+from queries.status_time import (
     Kind,
     StatusTimeFilters,
     list_visits,

@@ -49,16 +49,17 @@ from commands.handoffs import (
 from commands.policy import Policy
 from commands.users import StoreDirectory
 from leadledger.wiring import Platform
-from read_api import deal_queries
-from read_api.access import read_models, sees
-from read_api.deal_views import (
-    deal_as_of,
-    deal_detail,
-    deal_history,
+from queries.common import Filters
+from queries.contractors import list_contractors
+from queries.deals import deal_as_of, deal_detail, deal_history, deal_pipeline, list_deals
+from queries.handoffs import (
+    OPEN_REQUEST,
     handoff_as_of,
     handoff_detail,
     handoff_history,
+    list_handoffs,
 )
+from read_api.access import read_models, sees
 from schemas.deals import (
     CalculationRequest,
     ContractorRequest,
@@ -288,12 +289,10 @@ def kanban(
     stage's count and amount (the deal-pipeline report's query), over the read scope."""
     funnel = platform.rules.deal_funnels[funnel_id]
     open_deals = {"funnel": funnel_id, "status": "open", "manager": manager}
-    filters = deal_queries.Filters(equal=open_deals)
+    filters = Filters(equal=open_deals)
     with read_models(platform, principal) as cursor:
-        items, total = deal_queries.list_deals(cursor, filters, KANBAN_LIMIT, 0)
-        totals = deal_queries.deal_pipeline(
-            cursor, [funnel], deal_queries.Filters(equal={"manager": manager})
-        )
+        items, total = list_deals(cursor, filters, KANBAN_LIMIT, 0)
+        totals = deal_pipeline(cursor, [funnel], Filters(equal={"manager": manager}))
     now = platform.clock()
     by_stage: dict[str, list[dict[str, Any]]] = {s.id: [] for s in funnel.stages}
     for item in items:
@@ -586,11 +585,11 @@ def queue(
     else:
         chosen = principal.department or ""
     wanted = status if status in HANDOFF_STATUSES else None
-    filters = deal_queries.Filters(equal={"department": chosen, "status": wanted})
+    filters = Filters(equal={"department": chosen, "status": wanted})
     if wanted is None:
-        filters.extra.append((deal_queries.OPEN_REQUEST, []))
+        filters.extra.append((OPEN_REQUEST, []))
     with read_models(platform, principal) as cursor:
-        items, total = deal_queries.list_handoffs(cursor, filters, QUEUE_SIZE, 0)
+        items, total = list_handoffs(cursor, filters, QUEUE_SIZE, 0)
         parents = _deals_of(cursor, [str(i["deal_id"]) for i in items])
     for item in items:
         parent = parents.get(str(item["deal_id"]), {})
@@ -615,8 +614,8 @@ def _deals_of(cursor: Any, deal_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The queue's deals (``GET /deals``'s query over the viewer's scope, one page of ids)."""
     if not deal_ids:
         return {}
-    filters = deal_queries.Filters(extra=[("deal_id IN (SELECT unnest(?))", [deal_ids])])
-    items, _ = deal_queries.list_deals(cursor, filters, len(deal_ids), 0)
+    filters = Filters(extra=[("deal_id IN (SELECT unnest(?))", [deal_ids])])
+    items, _ = list_deals(cursor, filters, len(deal_ids), 0)
     return {str(i["deal_id"]): i for i in items}
 
 
@@ -715,7 +714,7 @@ def request_page_context(
     contractors: list[dict[str, Any]] = []
     if forms["estimate"]:
         with read_models(platform, principal) as cursor:
-            contractors, _ = deal_queries.list_contractors(cursor, None, 500, 0)
+            contractors, _ = list_contractors(cursor, None, 500, 0)
     movable = {department.first_stage, department.rejected_stage, state.stage}
     records = load_handoff_records(platform.store, request_id)
     return {

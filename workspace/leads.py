@@ -39,7 +39,7 @@ from commands.leads import create_lead, handle_lead_command, lead_id_for
 from commands.sensitive import read_sensitive_info, set_sensitive_info
 from commands.users import StoreDirectory
 from leadledger.wiring import Platform
-from read_api import queries
+from queries.leads import LeadFilters, funnel_report, get_lead, list_leads
 from read_api.access import read_models
 from read_api.routes import status_time as status_time_routes
 from read_api.routes.leads import lead_detail, lead_history
@@ -365,7 +365,7 @@ def _list_page(
         "from": start.isoformat() if start else None,
         "to": end.isoformat() if end else None,
     }
-    filters = queries.LeadFilters(
+    filters = LeadFilters(
         chosen["funnel"],
         chosen["stage"],
         chosen["status"],
@@ -375,11 +375,11 @@ def _list_page(
     )
     shown = [platform.funnels[chosen["funnel"]]] if chosen["funnel"] else platform.funnels.values()
     with read_models(platform, principal) as cursor:
-        items, total = queries.list_leads(cursor, filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        items, total = list_leads(cursor, filters, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         reports = [
             {
                 "name": f.name,
-                **queries.funnel_report(cursor, f, filters.created_from, filters.created_to),
+                **funnel_report(cursor, f, filters.created_from, filters.created_to),
             }
             for f in shown
         ]
@@ -522,7 +522,7 @@ def _card_page(
     extra: dict[str, Any] = {}
     with read_models(platform, principal) as cursor:
         # the viewer's scope first: a lead they may not see is not there, now or then
-        if queries.get_lead(cursor, str(lead_id)) is None:
+        if get_lead(cursor, str(lead_id)) is None:
             raise PageNotFound
         current = lead_detail(platform, cursor, lead_id, None)
         detail = current

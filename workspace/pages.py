@@ -20,7 +20,11 @@ from aggregates.users import Principal, Role
 from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext, StreamNotFound
 from commands.users import load_user
 from leadledger.wiring import Platform
-from read_api import deal_queries, project_queries, queries
+from queries.alerts import list_alerts
+from queries.common import Filters
+from queries.handoffs import OPEN_REQUEST, list_handoffs
+from queries.leads import LeadFilters, funnel_report, list_leads
+from queries.projects import list_projects
 from read_api.access import ENDPOINTS, read_models
 from read_api.deps import CommandHeaders
 from workspace import auth, i18n
@@ -280,32 +284,30 @@ def cabinet(platform: Platform, principal: Principal) -> dict[str, Any]:
     with read_models(platform, principal) as cursor:
         if role in LEAD_ROLES and may(principal, "GET", "/leads"):
             for status in ("open", "paused"):
-                filters = queries.LeadFilters(status=status, manager=own)
-                items, total = queries.list_leads(cursor, filters, 10, 0)
+                filters = LeadFilters(status=status, manager=own)
+                items, total = list_leads(cursor, filters, 10, 0)
                 parts[status] = {"items": items, "total": total}
         if role in FUNNEL_ROLES and may(principal, "GET", "/reports/funnel"):
-            reports = [
-                queries.funnel_report(cursor, f, None, None) for f in platform.funnels.values()
-            ]
+            reports = [funnel_report(cursor, f, None, None) for f in platform.funnels.values()]
             parts["funnels"] = [
                 {"name": platform.funnels[r["funnel"]].name, **r}
                 for r in reports
                 if r["totals"]["count"]
             ]
         if role in QUEUE_ROLES and principal.department and may(principal, "GET", "/handoffs"):
-            queue = deal_queries.Filters(
+            queue = Filters(
                 equal={"department": principal.department},
-                extra=[(deal_queries.OPEN_REQUEST, [])],
+                extra=[(OPEN_REQUEST, [])],
             )
-            items, total = deal_queries.list_handoffs(cursor, queue, 10, 0)
+            items, total = list_handoffs(cursor, queue, 10, 0)
             parts["queue"] = {"items": items, "total": total}
         if role in PROJECT_ROLES and may(principal, "GET", "/projects"):
-            mine = deal_queries.Filters(equal={"pm": principal.user if role is Role.PM else None})
-            items, total = project_queries.list_projects(cursor, mine, 10, 0)
+            mine = Filters(equal={"pm": principal.user if role is Role.PM else None})
+            items, total = list_projects(cursor, mine, 10, 0)
             parts["projects"] = {"items": items, "total": total}
         if may(principal, "GET", "/alerts"):
-            alerts = deal_queries.Filters(equal={"recipient": own}, time_column="raised_at")
-            items, total = deal_queries.list_alerts(cursor, alerts, 10, 0)
+            alerts = Filters(equal={"recipient": own}, time_column="raised_at")
+            items, total = list_alerts(cursor, alerts, 10, 0)
             parts["alerts"] = {"items": items, "total": total}
     return parts
 

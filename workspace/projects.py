@@ -49,11 +49,11 @@ from commands.projects import (
 )
 from commands.users import StoreDirectory
 from leadledger.wiring import Platform
-from read_api import project_queries
+from queries import projects as project_queries
+from queries.common import Filters, deviation
+from queries.projects import PAYMENT_STATUSES, Span, calendar_hours
 from read_api.access import read_models, sees
-from read_api.deal_queries import Filters
 from read_api.errors import BadRequestValue
-from read_api.project_queries import PAYMENT_STATUSES, Span, calendar_hours
 from read_api.routes.projects import project_card
 from schemas.projects import (
     ActRequest,
@@ -407,7 +407,7 @@ def plan_and_actual(
         row["actual"] += entry["hours"]
     listed = [r for r in rows.values() if r["planned"] or r["actual"]]
     for row in listed:
-        row["deviation"] = project_queries.deviation(row["actual"], row["planned"])
+        row["deviation"] = deviation(row["actual"], row["planned"])
     return listed
 
 

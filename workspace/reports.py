@@ -32,7 +32,8 @@ from aggregates.users import Principal
 from commands.context import StreamNotFound
 from event_store.chain import verify
 from leadledger.wiring import Platform
-from read_api import excel, queries
+from queries.leads import leads_per_manager
+from read_api import excel
 from read_api.access import VISIBLE_IDS, read_models
 from read_api.deps import Period
 from read_api.errors import BadRequestValue
@@ -569,7 +570,7 @@ def cabinet_parts(
     parts: dict[str, Any] = {}
     if role == "head" and may(principal, "GET", "/leads"):
         with read_models(platform, principal) as cursor:
-            parts["people"] = queries.leads_per_manager(cursor)
+            parts["people"] = leads_per_manager(cursor)
             if may(principal, "GET", "/reports/status-time/summary"):
                 summary = status_time.status_time_summary(platform, cursor, "lead")
                 parts["over_limit"] = [s for s in summary["stages"] if s["current_over_limit"]]

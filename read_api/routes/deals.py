@@ -25,14 +25,8 @@ from commands.handoffs import (
     request_id_for,
 )
 from event_store.codec import dumps_http
-from read_api.deal_views import (
-    deal_as_of,
-    deal_detail,
-    deal_history,
-    handoff_as_of,
-    handoff_detail,
-    handoff_history,
-)
+from queries.deals import deal_as_of, deal_detail, deal_history
+from queries.handoffs import handoff_as_of, handoff_detail, handoff_history
 from read_api.deps import CommandHeaders, PlatformDep, as_utc, mark_accepted
 from schemas.deals import (
     CalculationRequest,

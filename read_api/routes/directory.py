@@ -17,9 +17,9 @@ from commands.contractors import (
     update_contractor,
 )
 from event_store.codec import dumps_http
-from read_api.deal_views import assignment_detail
+from queries.assignments import assignment_detail
+from queries.history import stream_history
 from read_api.deps import CommandHeaders, PlatformDep, mark_accepted
-from read_api.views import stream_history
 from schemas.deals import (
     AssignmentAccepted,
     AssignmentDecisionRequest,

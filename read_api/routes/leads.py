@@ -15,9 +15,10 @@ from commands.leads import create_lead, handle_lead_command, lead_id_for, load_l
 from event_store.codec import dumps_http
 from event_store.keys import key_id_of
 from leadledger.wiring import Platform
-from read_api import queries
+from queries import leads as lead_queries
+from queries.history import history, sensitive_history
+from queries.leads import detail_from_row, detail_from_state
 from read_api.deps import CommandHeaders, Period, PlatformDep, ReadCursor, as_utc, mark_accepted
-from read_api.views import detail_from_row, detail_from_state, history, sensitive_history
 from schemas.leads import (
     AssessmentRequest,
     CloseRequest,
@@ -213,8 +214,8 @@ def list_leads(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> dict[str, Any]:
     """Leads, newest first, filtered and paginated."""
-    filters = queries.LeadFilters(funnel, stage, status, manager, period.start, period.end)
-    items, total = queries.list_leads(cursor, filters, limit, offset)
+    filters = lead_queries.LeadFilters(funnel, stage, status, manager, period.start, period.end)
+    items, total = lead_queries.list_leads(cursor, filters, limit, offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
@@ -249,7 +250,7 @@ def lead_detail(
         if state is None:
             raise StreamNotFound(f"lead {lead_id} did not exist at {moment:%Y-%m-%dT%H:%M:%S%z}")
         return detail_from_state(state, platform.funnels)
-    row = queries.get_lead(cursor, str(lead_id))
+    row = lead_queries.get_lead(cursor, str(lead_id))
     if row is None:
         raise StreamNotFound(f"lead {lead_id} not found")
     return detail_from_row(row)

@@ -12,8 +12,9 @@ from fastapi import APIRouter, Depends, Query
 
 from aggregates.funnels import Funnel
 from commands.context import StreamNotFound
-from read_api import deal_queries
-from read_api.deal_queries import Filters, OverrunFilters
+from queries import alerts, assignments, contractors, deals, handoffs, revenue
+from queries.common import Filters
+from queries.contractors import OverrunFilters
 from read_api.deps import Period, PlatformDep, ReadCursor, parse_instant
 from read_api.errors import BadRequestValue
 from schemas.pipeline import (
@@ -108,7 +109,7 @@ def list_deals(
         start=period.start,
         end=period.end,
     )
-    items, total = deal_queries.list_deals(cursor, filters, limit, offset)
+    items, total = deals.list_deals(cursor, filters, limit, offset)
     return _page(items, total, limit, offset)
 
 
@@ -139,7 +140,7 @@ def list_handoffs(
         start=period.start,
         end=period.end,
     )
-    items, total = deal_queries.list_handoffs(cursor, filters, limit, offset)
+    items, total = handoffs.list_handoffs(cursor, filters, limit, offset)
     return _page(items, total, limit, offset)
 
 
@@ -153,7 +154,7 @@ def list_contractors(
     """The contractor directory by name: each with its quotes, quote-time rating, last use,
     average quoted price per service and, apart, its delivered jobs' figures (delivered
     rating, planned vs actual lead time, on time, overruns)."""
-    items, total = deal_queries.list_contractors(cursor, service, limit, offset)
+    items, total = contractors.list_contractors(cursor, service, limit, offset)
     return _page(items, total, limit, offset)
 
 
@@ -171,7 +172,7 @@ def get_contractor(
     """The directory card: the contractor, its quote history newest first, average price
     per service, quote-time rating, when it was last used, and its delivered jobs (newest
     first, the same page) with their figures."""
-    card = deal_queries.contractor_card(cursor, str(contractor_id), limit, offset)
+    card = contractors.contractor_card(cursor, str(contractor_id), limit, offset)
     if card is None:
         raise StreamNotFound(f"contractor {contractor_id} not found")
     return card
@@ -201,7 +202,7 @@ def list_alerts(
         start=period.start,
         end=period.end,
     )
-    items, total = deal_queries.list_alerts(cursor, filters, limit, offset)
+    items, total = alerts.list_alerts(cursor, filters, limit, offset)
     return _page(items, total, limit, offset)
 
 
@@ -222,7 +223,7 @@ def list_client_assignments(
     filters = Filters(
         equal={"status": status, "company_id": company_id, "direction": direction}, extra=extra
     )
-    items, total = deal_queries.list_client_assignments(cursor, filters, limit, offset)
+    items, total = assignments.list_client_assignments(cursor, filters, limit, offset)
     return _page(items, total, limit, offset)
 
 
@@ -243,7 +244,7 @@ def deal_pipeline(
         "manager": manager,
         "created_from": period.start,
         "created_to": period.end,
-        "funnels": deal_queries.deal_pipeline(cursor, funnels, filters),
+        "funnels": deals.deal_pipeline(cursor, funnels, filters),
     }
 
 
@@ -260,7 +261,7 @@ def handoff_report(
     estimate it (seconds), price and status (``from``/``to`` on the request's creation)."""
     _check_department(platform, department)
     filters = Filters(equal={"department": department}, start=period.start, end=period.end)
-    return deal_queries.handoff_report(cursor, filters, limit, offset)
+    return handoffs.handoff_report(cursor, filters, limit, offset)
 
 
 @router.get("/reports/contractor-overruns", response_model=ContractorOverrunReport)
@@ -300,14 +301,14 @@ def contractor_overruns(
         won_from=start,
         won_to=end,
     )
-    return deal_queries.contractor_overruns(cursor, filters, limit, offset)
+    return contractors.contractor_overruns(cursor, filters, limit, offset)
 
 
 @router.get("/reports/department-load", response_model=DepartmentLoadReport)
 def department_load(platform: PlatformDep, cursor: ReadCursor) -> dict[str, Any]:
     """Open requests (not done, rejected or cancelled) per department and person, every configured
     department listed; requests nobody took count as "unassigned"."""
-    departments = deal_queries.department_load(cursor, platform.rules.departments.values())
+    departments = handoffs.department_load(cursor, platform.rules.departments.values())
     return {"departments": departments}
 
 
@@ -326,5 +327,5 @@ def revenue_cap(
     organisations = platform.rules.organisations.values()
     return {
         "year": chosen,
-        "organisations": deal_queries.revenue_cap_report(cursor, organisations, chosen),
+        "organisations": revenue.revenue_cap_report(cursor, organisations, chosen),
     }

@@ -17,12 +17,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 
 from aggregates.users import Principal, Role
-from read_api import project_queries
+from queries import projects as project_queries
+from queries.common import Filters
+from queries.projects import Days, Expected, Span
 from read_api.access import CurrentUser
-from read_api.deal_queries import Filters
 from read_api.deps import PlatformDep, ReadCursor
 from read_api.errors import BadRequestValue
-from read_api.project_queries import Days, Expected, Span
 from schemas.portfolio import (
     DeviationsReport,
     HealthLevel,

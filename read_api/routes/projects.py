@@ -28,8 +28,8 @@ from commands.projects import (
 )
 from event_store.codec import dumps_http
 from leadledger.wiring import Platform
+from queries.history import stream_history
 from read_api.deps import CommandHeaders, PlatformDep, as_utc, mark_accepted
-from read_api.views import stream_history
 from schemas.projects import (
     ActRequest,
     BillingAccepted,

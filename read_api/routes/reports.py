@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from read_api import queries
+from queries import leads as lead_queries
 from read_api.deps import Period, PlatformDep, ReadCursor
 from read_api.errors import BadRequestValue
 from schemas.leads import FunnelOut, FunnelReport, PausedLeadsReport
@@ -44,7 +44,7 @@ def funnel_report(
     if f is None:
         known = ", ".join(sorted(platform.funnels))
         raise BadRequestValue("funnel", f"unknown funnel '{funnel}' (known: {known})")
-    return queries.funnel_report(cursor, f, period.start, period.end)
+    return lead_queries.funnel_report(cursor, f, period.start, period.end)
 
 
 @router.get("/reports/paused-leads", response_model=PausedLeadsReport)
@@ -62,7 +62,7 @@ def paused_leads_report(
     if funnel is not None and funnel not in platform.funnels:
         known = ", ".join(sorted(platform.funnels))
         raise BadRequestValue("funnel", f"unknown funnel '{funnel}' (known: {known})")
-    filters = queries.LeadFilters(
+    filters = lead_queries.LeadFilters(
         funnel=funnel, manager=manager, created_from=period.start, created_to=period.end
     )
-    return queries.paused_leads_report(cursor, filters, platform.clock(), limit, offset)
+    return lead_queries.paused_leads_report(cursor, filters, platform.clock(), limit, offset)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from aggregates import sensitive
 from commands.sensitive import erase_subject, read_sensitive_info, set_sensitive_info
+from queries.sensitive import list_sensitive_reads
 from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted
 from read_api.errors import BadRequestValue
 from schemas.leads import CommandAccepted
@@ -78,22 +79,11 @@ def list_reads(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> dict[str, Any]:
     """Who read the lead's sensitive section and when, newest first (auditors)."""
-    total = cursor.execute(
-        "SELECT count(*) FROM sensitive_reads WHERE lead_id = ?", [str(lead_id)]
-    ).fetchone()
-    rows = cursor.execute(
-        "SELECT position, actor, actor_role, outcome, read_at FROM sensitive_reads "
-        "WHERE lead_id = ? ORDER BY position DESC LIMIT ? OFFSET ?",
-        [str(lead_id), limit, offset],
-    ).fetchall()
-    items = [
-        {"position": r[0], "actor": r[1], "actor_role": r[2], "outcome": r[3], "at": r[4]}
-        for r in rows
-    ]
+    items, total = list_sensitive_reads(cursor, str(lead_id), limit, offset)
     return {
         "lead_id": str(lead_id),
         "items": items,
-        "total": total[0] if total else 0,
+        "total": total,
         "limit": limit,
         "offset": offset,
     }

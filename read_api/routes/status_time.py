@@ -14,10 +14,10 @@ from aggregates import status_limits
 from commands.context import StreamNotFound
 from commands.status_limits import set_status_limit
 from leadledger.wiring import Platform
-from read_api import status_time
+from queries import status_time
+from queries.status_time import Kind, StatusTimeFilters
 from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted, parse_instant
 from read_api.errors import BadRequestValue
-from read_api.status_time import Kind, StatusTimeFilters
 from schemas.status_time import (
     SetStatusLimitRequest,
     StatusLimitAccepted,

@@ -13,6 +13,7 @@ from commands.context import StreamNotFound
 from commands.users import change_user, load_user, register_user, set_assistant_managers
 from event_store.credentials import MAX_PASSWORD, MIN_PASSWORD, check_password_shape
 from leadledger.wiring import Platform
+from queries import users as user_queries
 from read_api.access import CurrentUser
 from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted
 from schemas.leads import Strict
@@ -28,11 +29,6 @@ from schemas.users import (
 
 router = APIRouter(tags=["users"])
 Headers = Annotated[CommandHeaders, Depends()]
-USER_COLUMNS = (
-    "username, name, role, department, region, city, email, active, version, created_at, "
-    "updated_at, "
-    "coalesce(managers, []) AS managers"
-)
 
 
 @router.get("/me", response_model=Me)
@@ -101,18 +97,12 @@ def list_users(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> dict[str, Any]:
     """The directory, by username, filtered by role and department."""
-    where = "WHERE (? IS NULL OR role = ?) AND (? IS NULL OR department = ?)"
-    args = [role and role.value, role and role.value, department, department]
-    total_row = cursor.execute(f"SELECT count(*) FROM users {where}", args).fetchone()
-    rows = cursor.execute(
-        f"SELECT {USER_COLUMNS} FROM users {where} ORDER BY username LIMIT ? OFFSET ?",
-        [*args, limit, offset],
+    items, total = user_queries.list_users(
+        cursor, None if role is None else role.value, department, limit, offset
     )
-    names = [d[0] for d in rows.description or []]
-    items = [dict(zip(names, r, strict=True)) for r in rows.fetchall()]
     return {
         "items": items,
-        "total": total_row[0] if total_row else 0,
+        "total": total,
         "limit": limit,
         "offset": offset,
     }

@@ -30,6 +30,7 @@ import duckdb
 
 from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
+from queries import common
 
 Kind = Literal["lead", "deal", "project"]
 MICROSECONDS = 1_000_000
@@ -424,8 +425,7 @@ def _fetch(
     cursor: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
     cursor.execute(sql, params)
-    names = [d[0] for d in cursor.description or ()]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return common.rows(cursor)
 
 
 def _by_stage(limits: Iterable[StageLimit]) -> dict[tuple[str | None, str], StageLimit]:

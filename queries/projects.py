@@ -1,4 +1,4 @@
-"""Read-model queries of delivery: the project portfolio and the reports of PMs, heads of
+"""Projects and delivery: the project portfolio and the reports of PMs, heads of
 department, analysts and finance (plan vs fact, people's load against the production
 calendar, deviations, invoices and payments).
 
@@ -9,20 +9,27 @@ percentages are rounded half up to two places.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import duckdb
 
 from aggregates.rules import HEALTH_LEVELS, Calendar, ProjectRules
-from read_api.deal_queries import Filters
-
-CENT = Decimal("0.01")
-ZERO = Decimal("0.00")
-HUNDRED = Decimal(100)
+from queries.common import (
+    CENT,
+    ZERO,
+    Filters,
+    count,
+    decimal,
+    deviation,
+    name_key,
+    page_of,
+    percent,
+    rows,
+    start_of,
+)
 
 PROJECT_COLUMNS = (
     "project_id, title, company_name, company_id, amount, lead_id, deal_id, status, "
@@ -68,45 +75,6 @@ class Span:
         return Days(self.start, self.end)
 
 
-def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [d[0] for d in cursor.description or ()]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _count(cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> int:
-    row = cursor.execute(sql, list(params)).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _decimal(value: Any) -> Decimal:
-    return ZERO if value is None else Decimal(value).quantize(CENT)
-
-
-def percent(part: Decimal, whole: Decimal) -> Decimal | None:
-    """``part`` as a percentage of ``whole`` (None when ``whole`` is 0)."""
-    if whole == 0:
-        return None
-    return (part * HUNDRED / whole).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def deviation(actual: Decimal, planned: Decimal) -> Decimal | None:
-    """How far the actual hours are from the plan, in % of the plan (+ over, - under)."""
-    return percent(actual - planned, planned)
-
-
-def _page_of(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
-
-
-def _start_of(day: date) -> datetime:
-    return datetime.combine(day, time.min, UTC)
-
-
-def _name_key(value: str | None) -> tuple[bool, str]:
-    """Sort named things by name, the unnamed last."""
-    return (value is None, value or "")
-
-
 # --- the production calendar ------------------------------------------------------------
 
 
@@ -136,12 +104,12 @@ def list_projects(
 ) -> tuple[list[dict[str, Any]], int]:
     """Projects, newest first."""
     where, params = filters.where()
-    total = _count(cursor, f"SELECT count(*) FROM projects{where}", params)
+    total = count(cursor, f"SELECT count(*) FROM projects{where}", params)
     cursor.execute(
         f"SELECT {PROJECT_COLUMNS} FROM projects{where} ORDER BY {NEWEST_FIRST} LIMIT ? OFFSET ?",
         [*params, limit, offset],
     )
-    return _rows(cursor), total
+    return rows(cursor), total
 
 
 def _status_counts(rules: ProjectRules, counts: dict[str, int]) -> list[dict[str, Any]]:
@@ -178,8 +146,8 @@ class _Tally:
     ) -> None:
         self.projects += n
         self.open_projects += n if is_open else 0
-        self.planned_hours += _decimal(planned)
-        self.actual_hours += _decimal(actual)
+        self.planned_hours += decimal(planned)
+        self.actual_hours += decimal(actual)
         self.statuses[status] = self.statuses.get(status, 0) + n
         self.health[health] = self.health.get(health, 0) + n
 
@@ -211,7 +179,7 @@ def portfolio(
     for status, n, *money in cursor.fetchall():
         by_payment[status] = int(n)
         for key, value in zip(owed, money, strict=True):
-            owed[key] += _decimal(value)
+            owed[key] += decimal(value)
     cursor.execute(
         "SELECT pm, department, status, health, count(*) AS n, sum(planned_hours), "
         f"sum(actual_hours) FROM projects{where} GROUP BY ALL",
@@ -247,12 +215,12 @@ def portfolio(
                 "by_health": _health_counts(tally.health),
             }
             for pm, tally in sorted(
-                pms.items(), key=lambda p: (-p[1].open_projects, _name_key(p[0]))
+                pms.items(), key=lambda p: (-p[1].open_projects, name_key(p[0]))
             )
         ],
         "departments": [
             {"department": department, **tally.figures()}
-            for department, tally in sorted(departments.items(), key=lambda d: _name_key(d[0]))
+            for department, tally in sorted(departments.items(), key=lambda d: name_key(d[0]))
         ],
     }
 
@@ -287,20 +255,20 @@ def plan_fact(
         f"p.actual_hours {base} ORDER BY p.created_at DESC, p.project_id LIMIT ? OFFSET ?",
         [*all_params, limit, offset],
     )
-    items = _rows(cursor)
+    items = rows(cursor)
     for item in items:
-        item["period_hours"] = _decimal(item["period_hours"])
+        item["period_hours"] = decimal(item["period_hours"])
         item["deviation_hours"] = item["actual_hours"] - item["planned_hours"]
         item["deviation_percent"] = deviation(item["actual_hours"], item["planned_hours"])
-    planned_total, actual_total = _decimal(planned), _decimal(actual)
+    planned_total, actual_total = decimal(planned), decimal(actual)
     return {
         "period_from": days.start,
         "period_to": days.end,
-        **_page_of(items, int(total), limit, offset),
+        **page_of(items, int(total), limit, offset),
         "totals": {
             "projects": int(total),
             "planned_hours": planned_total,
-            "period_hours": _decimal(period_hours),
+            "period_hours": decimal(period_hours),
             "actual_hours": actual_total,
             "deviation_hours": actual_total - planned_total,
             "deviation_percent": deviation(actual_total, planned_total),
@@ -343,7 +311,7 @@ def resource_load(
     )
     logged: dict[str, dict[str, Decimal]] = {}
     for who, project_id, hours in cursor.fetchall():
-        logged.setdefault(who, {})[project_id] = _decimal(hours)
+        logged.setdefault(who, {})[project_id] = decimal(hours)
     if person is not None:
         logged.setdefault(person, {})
     totals = {who: sum(per.values(), ZERO) for who, per in logged.items()}
@@ -367,7 +335,7 @@ def resource_load(
         "period_from": span.start,
         "period_to": span.end,
         "calendar_hours": required,
-        **_page_of(items, len(people), limit, offset),
+        **page_of(items, len(people), limit, offset),
     }
 
 
@@ -405,7 +373,7 @@ def deviations(
         "FROM time_entries WHERE day <= ? GROUP BY person",
         [span.start, span.end],
     )
-    logged: dict[str, Decimal] = {who: _decimal(hours) for who, hours in cursor.fetchall()}
+    logged: dict[str, Decimal] = {who: decimal(hours) for who, hours in cursor.fetchall()}
     departments: dict[str, str | None] = dict.fromkeys(logged)
     cursor.execute(
         "SELECT username, department FROM users WHERE list_contains(?, department) "
@@ -414,8 +382,8 @@ def deviations(
         [
             sorted(calendar.departments),
             sorted(calendar.roles),
-            _start_of(span.end + timedelta(days=1)) if span.end < date.max else _start_of(span.end),
-            _start_of(span.start),
+            start_of(span.end + timedelta(days=1)) if span.end < date.max else start_of(span.end),
+            start_of(span.start),
             bound.department,
             bound.person,
         ],
@@ -432,7 +400,7 @@ def deviations(
             "WHERE day BETWEEN ? AND ? AND list_contains(?, person) GROUP BY person",
             [span.start, span.end, sorted(expected_people)],
         )
-        hours_of = {who: _decimal(hours) for who, hours in cursor.fetchall()}
+        hours_of = {who: decimal(hours) for who, hours in cursor.fetchall()}
         for who, department in expected_people.items():
             departments[who] = department
             logged[who] = hours_of.get(who, ZERO)
@@ -457,7 +425,7 @@ def deviations(
         for gap, who in missing
     ]
     empty = "len(empty_mandatory_fields) > 0"
-    total_cards = _count(cursor, f"SELECT count(*) FROM projects WHERE {empty}", [])
+    total_cards = count(cursor, f"SELECT count(*) FROM projects WHERE {empty}", [])
     cursor.execute(
         "SELECT project_id, title, pm, department, status, empty_mandatory_fields "
         f"FROM projects WHERE {empty} ORDER BY {NEWEST_FIRST} LIMIT ? OFFSET ?",
@@ -467,8 +435,8 @@ def deviations(
         "period_from": span.start,
         "period_to": span.end,
         "required_hours": required,
-        "people": _page_of(short[offset : offset + limit], len(short), limit, offset),
-        "cards": _page_of(_rows(cursor), total_cards, limit, offset),
+        "people": page_of(short[offset : offset + limit], len(short), limit, offset),
+        "cards": page_of(rows(cursor), total_cards, limit, offset),
     }
 
 
@@ -532,30 +500,30 @@ def payments(
                 "company_id": company_id,
                 "company_name": company_name,
                 "projects": int(n),
-                "invoiced": _decimal(invoiced),
-                "paid": _decimal(paid),
-                "outstanding": _decimal(outstanding),
-                "remaining": _decimal(remaining),
+                "invoiced": decimal(invoiced),
+                "paid": decimal(paid),
+                "outstanding": decimal(outstanding),
+                "remaining": decimal(remaining),
             }
             for company_id, company_name, n, invoiced, paid, outstanding, remaining in (
                 cursor.fetchall()
             )
         ),
-        key=lambda c: (c["company_name"], _name_key(c["company_id"])),
+        key=lambda c: (c["company_name"], name_key(c["company_id"])),
     )
     cursor.execute(
         f"SELECT * FROM ({rows_sql}) ORDER BY company_name, title, project_id LIMIT ? OFFSET ?",
         [*all_params, limit, offset],
     )
-    items = _rows(cursor)
+    items = rows(cursor)
     for item in items:
         for key in ("invoiced", "paid", "outstanding", "remaining"):
-            item[key] = _decimal(item[key])
+            item[key] = decimal(item[key])
     total = sum(c["projects"] for c in clients)
     return {
         "period_from": days.start,
         "period_to": days.end,
-        **_page_of(items, total, limit, offset),
+        **page_of(items, total, limit, offset),
         "clients": clients,
         "totals": {
             "projects": total,
@@ -586,7 +554,7 @@ def timesheet(
         f"WHERE e.person = ? AND {in_period} GROUP BY ALL HAVING sum(e.hours) <> 0",
         [person, *params],
     )
-    logged = _rows(cursor)
+    logged = rows(cursor)
     cursor.execute(
         "SELECT p.project_id, p.title, t.task_id, t.title AS task_title, p.pm = ? AS runs "
         "FROM projects p LEFT JOIN project_tasks t ON t.project_id = p.project_id "
@@ -595,10 +563,10 @@ def timesheet(
         "ORDER BY p.title, p.project_id, t.task_no",
         [person, person, done_status, person],
     )
-    rows: dict[tuple[str, str | None], dict[str, Any]] = {}
+    sheet: dict[tuple[str, str | None], dict[str, Any]] = {}
 
     def row(project_id: str, title: str, task_id: str | None, task_title: str | None) -> None:
-        rows.setdefault(
+        sheet.setdefault(
             (project_id, task_id),
             {
                 "project_id": project_id,
@@ -610,20 +578,20 @@ def timesheet(
             },
         )
 
-    for item in _rows(cursor):
+    for item in rows(cursor):
         row(item["project_id"], item["title"], None, None)
         if item["task_id"] is not None:
             row(item["project_id"], item["title"], item["task_id"], item["task_title"])
     days: dict[date, Decimal] = {}
     for item in logged:
         row(item["project_id"], item["title"], item["task_id"], item["task_title"])
-        hours = _decimal(item["hours"])
-        entry = rows[(item["project_id"], item["task_id"])]
+        hours = decimal(item["hours"])
+        entry = sheet[(item["project_id"], item["task_id"])]
         entry["hours"][item["day"]] = entry["hours"].get(item["day"], ZERO) + hours
         entry["total"] += hours
         days[item["day"]] = days.get(item["day"], ZERO) + hours
     ordered = sorted(
-        rows.values(), key=lambda r: (r["title"], r["project_id"], r["task_id"] is not None)
+        sheet.values(), key=lambda r: (r["title"], r["project_id"], r["task_id"] is not None)
     )
     return {
         "person": person,

@@ -1,4 +1,5 @@
-"""Read-model queries: lead list and detail, and the funnel report, in set-based SQL."""
+"""Leads: the list and the card (from the read model or from replayed events), the funnel
+report, the paused leads and the leads per manager, in set-based SQL."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
+import orjson
 
-from aggregates.funnels import Funnel
+from aggregates import lead as lead_model
+from aggregates.funnels import Funnel, FunnelCatalog
+from queries.common import rows
 
 SUMMARY_COLUMNS = (
     "lead_id, funnel, stage, status, title, company_name, repeat, manager, amount, "
@@ -43,11 +47,6 @@ class LeadFilters:
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [d[0] for d in cursor.description or ()]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
 def list_leads(
     cursor: duckdb.DuckDBPyConnection, filters: LeadFilters, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
@@ -59,13 +58,123 @@ def list_leads(
         "ORDER BY created_at DESC, lead_id LIMIT ? OFFSET ?",
         [*params, limit, offset],
     )
-    return _rows(cursor), total
+    return rows(cursor), total
 
 
 def get_lead(cursor: duckdb.DuckDBPyConnection, lead_id: str) -> dict[str, Any] | None:
     cursor.execute("SELECT * FROM leads WHERE lead_id = ?", [lead_id])
-    rows = _rows(cursor)
-    return rows[0] if rows else None
+    found = rows(cursor)
+    return found[0] if found else None
+
+
+def detail_from_state(
+    state: lead_model.Lead, funnels: FunnelCatalog | None = None
+) -> dict[str, Any]:
+    """The lead detail (the shape of ``schemas.leads.LeadDetail``) from replayed events
+    (the effective assessment requirement needs the funnels; without them, the card's)."""
+    required = (
+        lead_model.assessment_required(state, funnels)
+        if funnels is not None
+        else state.assessment_required
+    )
+    return {
+        "lead_id": state.lead_id,
+        "funnel": state.funnel,
+        "stage": state.stage,
+        "status": state.status.value,
+        "title": state.title,
+        "company_name": state.company_name,
+        "company_id": state.company_id,
+        "repeat": state.repeat,
+        "source": state.source,
+        "manager": state.manager,
+        "expert": state.expert,
+        "need_maturity": state.need_maturity,
+        "answer_due": state.answer_due,
+        "description": state.description,
+        "amount": state.amount,
+        "currency": state.currency,
+        "cost_components": [{"name": c.name, "amount": c.amount} for c in state.cost_components],
+        "quality": state.quality,
+        "qualification_reason": state.qualification_reason,
+        "assessment": (
+            None
+            if state.assessment is None
+            else {
+                "expert": state.assessment.expert,
+                "result": state.assessment.result,
+                "hours": state.assessment.hours,
+            }
+        ),
+        "assessment_hours_total": state.assessment_hours_total,
+        "pause_reason": state.pause_reason,
+        "paused_since": state.paused_since,
+        "close_reason": state.close_reason,
+        "closed_at": state.closed_at,
+        "created_at": state.created_at,
+        "created_by": state.created_by,
+        "updated_at": state.updated_at,
+        "stage_entered_at": state.stage_entered_at,
+        "deal_id": state.deal_id,
+        "contact": state.contact,
+        "assessment_required": required,
+        "assessment_required_on_card": state.assessment_required,
+        "project_id": state.project_id,
+        "version": state.version,
+    }
+
+
+def detail_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The lead detail from a ``leads`` read-model row."""
+    detail = {k: row[k] for k in DETAIL_ROW_FIELDS}
+    detail["cost_components"] = orjson.loads(row["cost_components"] or "[]")
+    detail["assessment"] = (
+        None
+        if row["assessment_expert"] is None
+        else {
+            "expert": row["assessment_expert"],
+            "result": row["assessment_result"],
+            "hours": row["assessment_hours"],
+        }
+    )
+    return detail
+
+
+DETAIL_ROW_FIELDS = (
+    "lead_id",
+    "funnel",
+    "stage",
+    "status",
+    "title",
+    "company_name",
+    "company_id",
+    "repeat",
+    "source",
+    "manager",
+    "expert",
+    "need_maturity",
+    "answer_due",
+    "description",
+    "amount",
+    "currency",
+    "quality",
+    "qualification_reason",
+    "assessment_hours_total",
+    "pause_reason",
+    "paused_since",
+    "close_reason",
+    "closed_at",
+    "created_at",
+    "created_by",
+    "updated_at",
+    "stage_entered_at",
+    "deal_id",
+    "contact",
+    "assessment_required",
+    "assessment_required_on_card",
+    "project_id",
+    "version",
+)
 
 
 def funnel_report(
@@ -190,14 +299,14 @@ def paused_leads_report(
             "average_paused_seconds": float(row["average_paused_seconds"] or 0),
             "longest_paused_seconds": float(row["longest_paused_seconds"] or 0),
         }
-        for row in _rows(cursor)
+        for row in rows(cursor)
     ]
     cursor.execute(
         f"SELECT {SUMMARY_COLUMNS}, {seconds} AS paused_seconds FROM leads{where} "
         "ORDER BY paused_since, lead_id LIMIT ? OFFSET ?",
         [now, *params, limit, offset],
     )
-    items = [{**row, "paused_seconds": float(row["paused_seconds"])} for row in _rows(cursor)]
+    items = [{**row, "paused_seconds": float(row["paused_seconds"])} for row in rows(cursor)]
     return {
         "funnel": filters.funnel,
         "manager": filters.manager,
@@ -228,4 +337,4 @@ def leads_per_manager(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]
         " coalesce(sum(amount) FILTER (WHERE status = 'won'), 0) AS won_amount"
         " FROM leads GROUP BY manager ORDER BY manager"
     )
-    return _rows(cursor)
+    return rows(cursor)
