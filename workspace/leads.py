@@ -56,6 +56,7 @@ from schemas.leads import (
     TransferRequest,
 )
 from schemas.users import SensitiveInfoRequest
+from workspace import i18n
 from workspace.pages import (
     LEAD_STATUSES,
     PAGE_SIZE,
@@ -65,6 +66,8 @@ from workspace.pages import (
     PageNotFound,
     Viewer,
     _platform,
+    as_of_moment,
+    as_of_value,
     chart_data,
     command_context,
     may,
@@ -400,7 +403,10 @@ def _list_page(
         "funnels": [(f.id, f.name) for f in platform.funnels.values()],
         "stages": sorted({(s.id, s.name) for f in platform.funnels.values() for s in f.stages}),
         "statuses": LEAD_STATUSES,
-        "chart": chart_data([r for r in reports if r["totals"]["count"]]),
+        "chart": chart_data(
+            [r for r in reports if r["totals"]["count"]],
+            i18n.translations(i18n.language_of(request)).gettext,
+        ),
         "may_create": may(principal, "POST", "/leads"),
         "managers": _nameable_managers(platform, principal),
         "new_lead": new_lead or {"values": {}, "error": None, "key": uuid4().hex},
@@ -477,16 +483,6 @@ def _lead_uuid(raw: str) -> UUID:
         raise PageNotFound from None
 
 
-def _as_of(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 @router.get("/leads/{lead_id}")
 def lead_card(
     request: Request,
@@ -511,9 +507,7 @@ def _card_page(
     require(principal, "GET", "/leads/{lead_id}")
     platform = _platform(request)
     tab = tab if tab in TABS else "card"
-    moment = _as_of(as_of_raw)
-    if moment is not None and moment > platform.clock():
-        moment = None
+    moment = as_of_moment(as_of_raw, platform.clock())
     tabs = [
         t for t in TABS if t != "sensitive" or may(principal, "GET", "/leads/{lead_id}/sensitive")
     ]
@@ -550,7 +544,7 @@ def _card_page(
         "tab": tab,
         "tabs": tabs,
         "as_of": moment,
-        "as_of_value": moment.strftime("%Y-%m-%dT%H:%M") if moment else "",
+        "as_of_value": as_of_value(moment),
         "funnel_name": funnel.name if funnel else detail["funnel"],
         "funnel_stages": [(s.id, s.name) for s in funnel.stages] if funnel else [],
         "lead_funnels": [(f.id, f.name) for f in platform.funnels.values()],
@@ -632,6 +626,7 @@ async def lead_command(request: Request, principal: Viewer, lead_id: str, action
         failed = {
             "action": action,
             "message": message,
+            "rule": getattr(error, "rule", None),  # the refusal's code: its words in ru
             "stale": isinstance(error, VersionConflict),
             "values": {k: v for k, v in form.items() if isinstance(v, str)},
         }

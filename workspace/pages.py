@@ -4,7 +4,10 @@ rules as the JSON API (never the API over HTTP, never a copy of a query)."""
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -137,7 +140,7 @@ async def csrf_checked(request: Request) -> None:
 CsrfChecked = Depends(csrf_checked)
 
 
-def _local(target: str | None) -> str:
+def local_target(target: str | None) -> str:
     """A redirect target on this site only (never another host)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return f"{PREFIX}/"
@@ -185,6 +188,71 @@ def command_context(
     return headers.context(_platform(request), scope, body)
 
 
+def as_of_moment(raw: str | None, now: datetime) -> datetime | None:
+    """The "as of" control's instant (UTC when no offset is typed); None for now, for an
+    unreadable value and for one in the future (the card as it is)."""
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return None if moment > now else moment
+
+
+def as_of_value(moment: datetime | None) -> str:
+    """The instant as the datetime-local input shows it (UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if moment else ""
+
+
+def pager(
+    path: str,
+    query: Mapping[str, object],
+    offset: int,
+    size: int,
+    total: int,
+    *,
+    by_page: bool = False,
+) -> dict[str, Any]:
+    """A list's page links over its query's limit/offset (``_macros.html``'s ``pager``):
+    this page's number, the page count, the rows shown (first to last of total), previous
+    and next, and the pages around this one (None for a gap); every link keeps the
+    filters in ``query`` and names the page by ``offset`` (or ``page`` when ``by_page``)."""
+    size = max(1, size)
+    number = offset // size + 1
+    count = max(1, math.ceil(total / size))
+    kept = {k: v for k, v in query.items() if v not in (None, "") and k not in ("offset", "page")}
+
+    def href(n: int) -> str:
+        at = {"page": n} if by_page else {"offset": (n - 1) * size}
+        return f"{path}?" + urlencode({**kept, **at})
+
+    shown = sorted({1, count, *range(max(1, number - 2), min(count, number + 2) + 1)})
+    pages: list[tuple[int, str | None]] = []
+    for n in shown:
+        if pages and n > pages[-1][0] + 1:
+            pages.append((n - 1, None))
+        pages.append((n, href(n)))
+    return {
+        "number": number,
+        "count": count,
+        "total": total,
+        "size": size,
+        "first": min(offset + 1, total),
+        "last": min(offset + size, total),
+        "previous": href(number - 1) if number > 1 else None,
+        "next": href(number + 1) if number < count else None,
+        "pages": pages,
+    }
+
+
+def offset_of(raw: str | None, limit: int = 1_000_000) -> int:
+    """A page's ``offset`` from the query string: a whole number from 0 (else 0)."""
+    text = (raw or "").strip()
+    return min(int(text), limit) if text.isdigit() else 0
+
+
 router = APIRouter()
 
 
@@ -193,7 +261,9 @@ router = APIRouter()
 
 @router.get("/sign-in")
 def sign_in_form(request: Request, next: str | None = None) -> HTMLResponse:
-    return render(request, "sign_in.html", {"next": _local(next), "error": None, "username": ""})
+    return render(
+        request, "sign_in.html", {"next": local_target(next), "error": None, "username": ""}
+    )
 
 
 @router.post("/sign-in", dependencies=[CsrfChecked])
@@ -215,10 +285,10 @@ async def sign_in(
     principal = await asyncio.to_thread(_check_sign_in, platform, name, password)
     if principal is None:
         throttle.failed(name, address)
-        context = {"next": _local(next), "error": "wrong", "username": name}
+        context = {"next": local_target(next), "error": "wrong", "username": name}
         return render(request, "sign_in.html", context, status_code=401)
     throttle.succeeded(name)
-    response = RedirectResponse(_local(next), status_code=303)
+    response = RedirectResponse(local_target(next), status_code=303)
     _sessions(request).open(response, request, principal)
     # a new CSRF value with the new session: tokens from before the sign-in are void
     auth.set_csrf_cookie(response, request, auth.new_csrf_nonce())
@@ -250,7 +320,7 @@ def choose_language(
     language: Annotated[str, Form(max_length=10)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    response = RedirectResponse(_local(next), status_code=303)
+    response = RedirectResponse(local_target(next), status_code=303)
     if language in i18n.LANGUAGES:
         response.set_cookie(
             i18n.LANGUAGE_COOKIE,
@@ -310,13 +380,14 @@ def cabinet(platform: Platform, principal: Principal) -> dict[str, Any]:
     return parts
 
 
-def chart_data(funnels: list[dict[str, Any]]) -> str:
-    """The pipeline-by-stage chart's data (read by static/charts.js), as JSON."""
+def chart_data(funnels: list[dict[str, Any]], gettext: Callable[[str], str] = str) -> str:
+    """The pipeline-by-stage chart's data (read by static/charts.js), as JSON: the funnels'
+    and stages' names in the viewer's language (``gettext``'s)."""
     return orjson.dumps(
         [
             {
-                "name": f["name"],
-                "stages": [s["name"] for s in f["stages"]],
+                "name": i18n.named(f["name"], gettext),
+                "stages": [i18n.named(s["name"], gettext) for s in f["stages"]],
                 "counts": [s["count"] for s in f["stages"]],
                 "amounts": [float(s["amount"]) for s in f["stages"]],
             }
@@ -332,7 +403,7 @@ def home(request: Request, principal: Viewer) -> HTMLResponse:
     parts = cabinet(_platform(request), principal)
     gettext = i18n.translations(i18n.language_of(request)).gettext
     parts.update(cabinet_parts(_platform(request), principal, gettext))
-    context = {"parts": parts, "chart": chart_data(parts.get("funnels", []))}
+    context = {"parts": parts, "chart": chart_data(parts.get("funnels", []), gettext)}
     return render(request, "home.html", context, principal=principal)
 
 

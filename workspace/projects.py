@@ -67,7 +67,7 @@ from schemas.projects import (
     TaskRequest,
     TaskUpdateRequest,
 )
-from workspace.i18n import language_of, translations
+from workspace.i18n import language_of, named, translations
 from workspace.messages import N_
 from workspace.pages import (
     PREFIX,
@@ -271,7 +271,11 @@ def portfolio_chart(report: dict[str, Any], language: str) -> str:
                 for h in report["by_health"]
             ],
             "status": [
-                {"status": s["status"], "label": s["name"], "projects": s["projects"]}
+                {
+                    "status": s["status"],
+                    "label": named(s["name"], gettext),
+                    "projects": s["projects"],
+                }
                 for s in report["by_status"]
             ],
             "projects": gettext("Projects"),
