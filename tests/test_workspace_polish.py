@@ -229,7 +229,7 @@ def test_the_deal_card_as_of_an_instant_shows_the_deal_then_without_forms(
     assert 'id="deal-stage">New<' in then.text
     assert 'id="as-of-note"' in then.text
     assert 'id="form-stage"' not in then.text
-    assert "<form method=\"post\" action=\"/workspace/deals/" not in then.text
+    assert '<form method="post" action="/workspace/deals/' not in then.text
     before = api.get(page, params={"as_of": "2020-01-01T00:00"})
     assert before.status_code == 200
     assert "did not exist yet" in before.text

@@ -22,18 +22,17 @@ from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from aggregates import contractor, deal, handoff
-from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViolation
+from aggregates.errors import InvalidValue, NotPermitted, RuleViolation
 from aggregates.rules import Department
 from aggregates.users import Principal, Role
 from commands.context import (
     CommandContext,
-    CommandFailed,
     CommandResult,
     IdempotencyKeyReused,
     StreamNotFound,
@@ -89,6 +88,7 @@ from workspace.pages import (
     local_target,
     may,
     pager,
+    post_form,
     render,
     require,
 )
@@ -558,35 +558,32 @@ async def deal_action(request: Request, principal: Viewer, deal_id: str, action:
     form = await request.form()
     platform = _platform(request)
 
-    def run() -> Response:
-        try:
-            body, params, handler = _deal_command(platform, action, deal_uuid, form)
-            command = {"command": action, "deal_id": str(deal_uuid), **body}
-            if action == "approval":
-                command["command"] = "invoice_approval"
-            ctx = command_context(
-                request,
-                principal,
-                (path, name),
-                params,
-                _scope_of_deal_action(action, deal_uuid),
-                command,
-                form,
-                new_record=action == "requests",  # the request's: the deal's version is not
-            )
-            handler(ctx)
-        except StreamNotFound:
-            raise PageNotFound from None
-        except (DomainError, CommandFailed) as exc:
-            status, error = failure(exc)
-            error["action"] = action
-            error["values"] = {k: v for k, v in form.items() if isinstance(v, str)}
-            return _render_deal(request, principal, deal_uuid, error=error, status_code=status)
-        back = _text(form, "next")  # the kanban's move form comes back to the board
-        target = local_target(back) if back else f"{PREFIX}/deals/{deal_uuid}"
-        return RedirectResponse(target, status_code=303)
+    def apply() -> CommandResult:
+        body, params, handler = _deal_command(platform, action, deal_uuid, form)
+        command = {"command": action, "deal_id": str(deal_uuid), **body}
+        if action == "approval":
+            command["command"] = "invoice_approval"
+        ctx = command_context(
+            request,
+            principal,
+            (path, name),
+            params,
+            _scope_of_deal_action(action, deal_uuid),
+            command,
+            form,
+            new_record=action == "requests",  # the request's: the deal's version is not
+        )
+        return handler(ctx)
 
-    return await run_in_threadpool(run)
+    def refused(exc: Exception) -> Response:
+        status, error = failure(exc)
+        error["action"] = action
+        error["values"] = {k: v for k, v in form.items() if isinstance(v, str)}
+        return _render_deal(request, principal, deal_uuid, error=error, status_code=status)
+
+    back = _text(form, "next")  # the kanban's move form comes back to the board
+    target = local_target(back) if back else f"{PREFIX}/deals/{deal_uuid}"
+    return await post_form(request, apply, refused, target)
 
 
 # --- the department queue ---------------------------------------------------------------
@@ -918,38 +915,35 @@ async def new_contractor(request: Request, principal: Viewer, request_id: str) -
     await _require_seen(request, principal, "handoffs", "request_id", request_uuid)
     form = await request.form()
     platform = _platform(request)
-    written: list[int] = []
 
-    def run() -> Response:
-        try:
-            body, handler = _register_contractor(platform, form)
-            command = {"command": "register", **body.model_dump(mode="json")}
-            ctx = command_context(
-                request,
-                principal,
-                ("/contractors", "register"),
-                {},
-                "register-contractor",
-                command,
-                form,
-                new_record=True,
-            )
-            result = handler(ctx)
-            written.append(result.position)
-        except (DomainError, CommandFailed) as exc:
-            status, error = failure(exc)
-            error["action"] = "contractor"
-            error["values"] = {k: v for k, v in form.items() if isinstance(v, str)}
-            return _render_request(
-                request, principal, request_uuid, error=error, status_code=status
-            )
-        target = f"{PREFIX}/handoffs/{request_uuid}?contractor={result.stream_id}"
-        return RedirectResponse(target, status_code=303)
+    def apply() -> CommandResult:
+        body, handler = _register_contractor(platform, form)
+        command = {"command": "register", **body.model_dump(mode="json")}
+        ctx = command_context(
+            request,
+            principal,
+            ("/contractors", "register"),
+            {},
+            "register-contractor",
+            command,
+            form,
+            new_record=True,
+        )
+        return handler(ctx)
 
-    answer = await run_in_threadpool(run)
-    if written:  # read your write: the directory on the page shows the new contractor
-        await platform.projector.reached(written[0], platform.settings.read_wait_seconds)
-    return answer
+    def refused(exc: Exception) -> Response:
+        status, error = failure(exc)
+        error["action"] = "contractor"
+        error["values"] = {k: v for k, v in form.items() if isinstance(v, str)}
+        return _render_request(request, principal, request_uuid, error=error, status_code=status)
+
+    # read your write: the directory on the page shows the new contractor, chosen
+    return await post_form(
+        request,
+        apply,
+        refused,
+        lambda result: f"{PREFIX}/handoffs/{request_uuid}?contractor={result.stream_id}",
+    )
 
 
 class TakeRequestForm(BaseModel):
@@ -968,28 +962,23 @@ async def request_action(
     form = await request.form()
     platform = _platform(request)
 
-    def run() -> Response:
-        try:
-            body, handler = _handoff_command(platform, principal, action, request_uuid, form)
-            command = {
-                "command": action,
-                "request_id": str(request_uuid),
-                **body.model_dump(mode="json"),
-            }
-            params = {"request_id": str(request_uuid)}
-            ctx = command_context(
-                request, principal, (path, name), params, f"handoff:{request_uuid}", command, form
-            )
-            handler(ctx)
-        except StreamNotFound:
-            raise PageNotFound from None
-        except (DomainError, CommandFailed) as exc:
-            status, error = failure(exc)
-            error["action"] = action
-            error["values"] = {k: v for k, v in form.items() if isinstance(v, str)}
-            return _render_request(
-                request, principal, request_uuid, error=error, status_code=status
-            )
-        return RedirectResponse(f"{PREFIX}/handoffs/{request_uuid}", status_code=303)
+    def apply() -> CommandResult:
+        body, handler = _handoff_command(platform, principal, action, request_uuid, form)
+        command = {
+            "command": action,
+            "request_id": str(request_uuid),
+            **body.model_dump(mode="json"),
+        }
+        params = {"request_id": str(request_uuid)}
+        ctx = command_context(
+            request, principal, (path, name), params, f"handoff:{request_uuid}", command, form
+        )
+        return handler(ctx)
 
-    return await run_in_threadpool(run)
+    def refused(exc: Exception) -> Response:
+        status, error = failure(exc)
+        error["action"] = action
+        error["values"] = {k: v for k, v in form.items() if isinstance(v, str)}
+        return _render_request(request, principal, request_uuid, error=error, status_code=status)
+
+    return await post_form(request, apply, refused, f"{PREFIX}/handoffs/{request_uuid}")

@@ -145,7 +145,7 @@ def environment(language: str) -> Environment:
     env.filters["moment"] = lambda value: moment(value, language)
     gettext = translations(language).gettext
     env.filters["named"] = lambda value: named(value, gettext)
-    env.globals["refusal"] = lambda code, message: refusal(code, message, gettext)
+    env.globals["refusal_words"] = lambda code, message: refusal(code, message, gettext)
     env.globals["language"] = language
     env.globals["languages"] = [(code, language_name(code)) for code in LANGUAGES]
     return env

@@ -11,7 +11,6 @@ idempotency key (a double submit applies once).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,7 +19,7 @@ from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
@@ -71,6 +70,8 @@ from workspace.pages import (
     chart_data,
     command_context,
     may,
+    pager,
+    post_form,
     render,
     require,
 )
@@ -386,19 +387,11 @@ def _list_page(
             }
             for f in shown
         ]
-    pages = max(1, math.ceil(total / PAGE_SIZE))
-    query = {k: v for k, v in chosen.items() if v}
-
-    def link(to: int) -> str:
-        return f"{PREFIX}/leads?" + urlencode({**query, "page": to})
-
+    offset = (page - 1) * PAGE_SIZE
     context = {
         "items": items,
         "total": total,
-        "page": page,
-        "pages": pages,
-        "previous": link(page - 1) if page > 1 else None,
-        "following": link(page + 1) if page < pages else None,
+        "page": pager(f"{PREFIX}/leads", chosen, offset, PAGE_SIZE, total, by_page=True),
         "chosen": chosen,
         "funnels": [(f.id, f.name) for f in platform.funnels.values()],
         "stages": sorted({(s.id, s.name) for f in platform.funnels.values() for s in f.stages}),
@@ -447,15 +440,17 @@ async def new_lead(request: Request, principal: Viewer) -> Response:
     platform = _platform(request)
     values = {name: _text(form, name) for name in NEW_LEAD_FIELDS}
     payload_in = {k: v for k, v in values.items() if v is not None}
-    try:
+
+    def apply() -> CommandResult:
         body = CreateLeadRequest.model_validate(payload_in)
         payload = {"command": "create", **body.model_dump(mode="json")}
         ctx = _context(
             request, principal, "POST", "/leads", "create", "create-lead", None, payload, form
         )
         command = lead.CreateLead(lead_id=lead_id_for(ctx.command_id), **body.model_dump())
-        result = create_lead(platform.store, platform.funnels, command, ctx)
-    except (ValidationError, DomainError, CommandFailed) as error:
+        return create_lead(platform.store, platform.funnels, command, ctx)
+
+    def refused(error: Exception) -> Response:
         message, code = _message(error)
         raw = {
             k: request.query_params.get(k)
@@ -469,8 +464,10 @@ async def new_lead(request: Request, principal: Viewer) -> Response:
             new_lead={"values": values, "error": message, "key": _text(form, "idempotency_key")},
             status_code=code,
         )
-    await platform.projector.reached(result.position, platform.settings.read_wait_seconds)
-    return RedirectResponse(f"{PREFIX}/leads/{result.stream_id}", status_code=303)
+
+    return await post_form(
+        request, apply, refused, lambda result: f"{PREFIX}/leads/{result.stream_id}"
+    )
 
 
 # --- the card ----------------------------------------------------------------------------
@@ -601,7 +598,8 @@ async def lead_command(request: Request, principal: Viewer, lead_id: str, action
     platform = _platform(request)
     form = await request.form()
     tab = _text(form, "tab") or "card"
-    try:
+
+    def apply() -> CommandResult:
         body = chosen.model.model_validate(chosen.body(form))
         payload = {"command": action, "lead_id": str(lead_uuid), **body.model_dump(mode="json")}
         if action == "sensitive":  # the fingerprint must not hold the plaintext either
@@ -618,10 +616,9 @@ async def lead_command(request: Request, principal: Viewer, lead_id: str, action
             payload,
             form,
         )
-        result = chosen.run(platform, lead_uuid, body, ctx)
-    except StreamNotFound:
-        raise PageNotFound from None
-    except (ValidationError, DomainError, CommandFailed) as error:
+        return chosen.run(platform, lead_uuid, body, ctx)
+
+    def refused(error: Exception) -> Response:
         message, code = _message(error)
         failed = {
             "action": action,
@@ -634,8 +631,8 @@ async def lead_command(request: Request, principal: Viewer, lead_id: str, action
         return _card_page(
             request, principal, lead_uuid, shown_on, None, failed=failed, status_code=code
         )
-    await platform.projector.reached(result.position, platform.settings.read_wait_seconds)
+
     target = f"{PREFIX}/leads/{lead_uuid}"
     if tab != "card":
         target += "?" + urlencode({"tab": tab})
-    return RedirectResponse(target, status_code=303)
+    return await post_form(request, apply, refused, target)

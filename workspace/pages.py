@@ -15,12 +15,20 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
-from aggregates.errors import NotPermitted
+from aggregates.errors import DomainError, NotPermitted
 from aggregates.users import Principal, Role
-from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext, StreamNotFound
+from commands.context import (
+    MAX_IDEMPOTENCY_KEY,
+    CommandContext,
+    CommandFailed,
+    CommandResult,
+    StreamNotFound,
+)
 from commands.users import load_user
 from leadledger.wiring import Platform
 from read_api import deal_queries, project_queries, queries
@@ -216,7 +224,8 @@ def pager(
     by_page: bool = False,
 ) -> dict[str, Any]:
     """A list's page links over its query's limit/offset (``_macros.html``'s ``pager``):
-    this page's number, the page count, the rows shown (first to last of total), previous
+    this page's number, the page count, the rows shown (first to last of total; first is
+    0 past the last row), previous
     and next, and the pages around this one (None for a gap); every link keeps the
     filters in ``query`` and names the page by ``offset`` (or ``page`` when ``by_page``)."""
     size = max(1, size)
@@ -239,7 +248,7 @@ def pager(
         "count": count,
         "total": total,
         "size": size,
-        "first": min(offset + 1, total),
+        "first": offset + 1 if offset < total else 0,  # 0: past the last row
         "last": min(offset + size, total),
         "previous": href(number - 1) if number > 1 else None,
         "next": href(number + 1) if number < count else None,
@@ -251,6 +260,35 @@ def offset_of(raw: str | None, limit: int = 1_000_000) -> int:
     """A page's ``offset`` from the query string: a whole number from 0 (else 0)."""
     text = (raw or "").strip()
     return min(int(text), limit) if text.isdigit() else 0
+
+
+REFUSALS: tuple[type[Exception], ...] = (DomainError, CommandFailed, ValidationError)
+"""What a form's command may be refused with: shown beside the form, nothing applied."""
+
+
+async def post_form(
+    request: Request,
+    apply: Callable[[], CommandResult],
+    refused: Callable[[Exception], Response],
+    target: str | Callable[[CommandResult], str],
+    *,
+    refusals: tuple[type[Exception], ...] = REFUSALS,
+) -> Response:
+    """Every form post of the workspace: ``apply`` parses the form and runs the command
+    through its handler (in the thread pool: the handlers block); applied, the read models
+    are let include the write (the page after the redirect reads them), then 303 to
+    ``target``; refused, ``refused`` renders the page again with the reason (also in the
+    thread pool). A record that is not there is a 404 page."""
+    try:
+        result = await run_in_threadpool(apply)
+    except StreamNotFound:
+        raise PageNotFound from None
+    except refusals as error:
+        return await run_in_threadpool(refused, error)
+    platform = _platform(request)
+    await platform.projector.reached(result.position, platform.settings.read_wait_seconds)
+    where = target(result) if callable(target) else target
+    return RedirectResponse(where, status_code=303)
 
 
 router = APIRouter()
