@@ -16,10 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import FakeClock, new_lead_body
-from tests.test_workspace_deals import _caught_up, _field, desk, sign_in  # noqa: F401
+from tests.test_workspace_deals import _caught_up, _field, sign_in
 from tests.test_workspace_pages import TOP
 from tests.test_workspace_pages import sign_in as sign_in_ws
-from tests.test_workspace_pages import ws  # noqa: F401
 from workspace import i18n
 from workspace.pages import pager
 
@@ -178,7 +177,7 @@ def test_a_report_page_goes_through_every_row_with_its_filters_kept(ws, clock: F
     assert "offset=50" in link
     second = api.get(link)
     assert second.status_code == 200
-    assert f"51–{min(100, total)}" in second.text
+    assert f"51\u2013{min(100, total)}" in second.text
     assert 'rel="prev"' in second.text
     rows = second.text.count('<tr><td class="">') + second.text.count("<tr class=")
     assert rows >= total - 50

@@ -93,7 +93,7 @@ def test_a_manager_drags_a_deal_to_another_stage_and_a_refused_drop_says_why(
     )
     message = page.locator("#kanban-error")
     message.wait_for(state="visible")
-    assert "Не все просчёты раунда готовы" in message.inner_text()
+    assert "Не все просчёты раунда готовы" in message.inner_text()  # noqa: RUF001
     assert _column_of(page, deal_id) == "estimate"
     assert page.locator(".column[data-stage='proposal'] .deal-card").count() == 0
     screenshot(page, "polish-kanban-refused-ru")
@@ -131,12 +131,12 @@ def test_a_report_is_paged_through_its_rows_with_its_filters_kept(
     _russian(page)
     page.goto("/workspace/reports/status-time?kind=lead&manager=mia.manager")
     pager = page.locator("#pager")
-    assert re.search(r"1–50 из \d+", pager.inner_text())
+    assert re.search("1\u201350 из \\d+", pager.inner_text())
     pager.locator("a[rel=next]").click()
     assert "offset=50" in page.url
     assert "manager=mia.manager" in page.url
     assert page.locator("#report-filters input[name=manager]").input_value() == "mia.manager"
-    assert re.search(r"51–\d+ из \d+", page.locator("#pager").inner_text())
+    assert re.search("51\u2013\\d+ из \\d+", page.locator("#pager").inner_text())
     assert page.locator("#pager a[rel=prev]").count() == 1
     screenshot(page, "polish-report-page-2-ru")
     page.context.close()
