@@ -222,9 +222,14 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 @contextmanager
-def served_site(folder: Path, clock: FakeClock | None = None) -> Iterator[tuple[Platform, str]]:
+def served_site(
+    folder: Path,
+    clock: FakeClock | None = None,
+    before: Callable[[Platform], object] | None = None,
+) -> Iterator[tuple[Platform, str]]:
     """A platform on the embedded store and a DuckDB file in ``folder``, served on a real
-    port (the browser's server); yields it and its base URL. Skipped without Chromium."""
+    port (the browser's server); yields it and its base URL. ``before`` fills the store
+    before the server (and its process managers) starts. Skipped without Chromium."""
     if not CHROMIUM.exists():
         pytest.skip("no system Chromium at /usr/bin/chromium (apt-get install chromium)")
     settings = Settings(
@@ -235,6 +240,8 @@ def served_site(folder: Path, clock: FakeClock | None = None) -> Iterator[tuple[
     )
     platform: Platform = build(settings, clock=clock or FakeClock())
     try:
+        if before is not None:
+            before(platform)
         with serving(platform) as port:
             yield platform, f"http://127.0.0.1:{port}"
     finally:

@@ -16,8 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import FakeClock, new_lead_body
-from tests.test_workspace_deals import _caught_up, _field, sign_in
-from tests.test_workspace_pages import TOP
+from tests.test_workspace_deals import _caught_up, _field, desk, sign_in
+from tests.test_workspace_pages import TOP, ws
 from tests.test_workspace_pages import sign_in as sign_in_ws
 from workspace import i18n
 from workspace.pages import pager
@@ -27,6 +27,7 @@ CONFIG = ROOT / "leadledger" / "config"
 RU_CATALOGUE = ROOT / "workspace" / "locale" / "ru" / "LC_MESSAGES" / "messages.po"
 CODE_FOLDERS = ("aggregates", "commands", "process_managers", "read_api", "workspace", "leadledger")
 REFUSALS = frozenset({"RuleViolation", "NotPermitted"})
+FIXTURES = (desk, ws)  # the neighbours' fixtures, reused
 
 
 def configured_names() -> set[str]:
@@ -69,7 +70,10 @@ def error_codes() -> set[str]:
 
 def russian() -> dict[str, str]:
     with RU_CATALOGUE.open("rb") as po_file:
-        return {m.id: m.string for m in read_po(po_file, locale="ru") if isinstance(m.id, str)}
+        catalogue = read_po(po_file, locale="ru")
+    return {
+        m.id: m.string for m in catalogue if isinstance(m.id, str) and isinstance(m.string, str)
+    }
 
 
 # --- names and refusals in Russian ---------------------------------------------------------
