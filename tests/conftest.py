@@ -212,3 +212,80 @@ def serving(platform: Platform, *, background: bool = True) -> Iterator[int]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+# --- the workspace in a real browser (shared by tests/test_workspace_*_browser.py) --------
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+"""Where the browser tests leave their screenshots (look at them)."""
+
+
+@contextmanager
+def served_site(
+    folder: Path,
+    clock: FakeClock | None = None,
+    before: Callable[[Platform], object] | None = None,
+) -> Iterator[tuple[Platform, str]]:
+    """A platform on the embedded store and a DuckDB file in ``folder``, served on a real
+    port (the browser's server); yields it and its base URL. ``before`` fills the store
+    before the server (and its process managers) starts. Skipped without Chromium."""
+    if not CHROMIUM.exists():
+        pytest.skip("no system Chromium at /usr/bin/chromium (apt-get install chromium)")
+    settings = Settings(
+        event_store_url=f"sqlite:///{folder}/events.sqlite",
+        duckdb_path=folder / "read_models.duckdb",
+        auth_secret=TEST_AUTH_SECRET,  # type: ignore[arg-type]
+        signin_delay_seconds=0.05,
+    )
+    platform: Platform = build(settings, clock=clock or FakeClock())
+    try:
+        if before is not None:
+            before(platform)
+        with serving(platform) as port:
+            yield platform, f"http://127.0.0.1:{port}"
+    finally:
+        platform.close()
+
+
+def caught_up(api: Any, attempts: int = 500) -> None:
+    """Wait until the read models have every event (``/health``'s lag is 0)."""
+    for _ in range(attempts):
+        if api.get("/health").json()["lag"] == 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the read models did not catch up")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """The system's Chromium driven by Playwright, one per test module."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("no system Chromium at /usr/bin/chromium (apt-get install chromium)")
+    with sync_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM))
+        yield launched
+        launched.close()
+
+
+def browser_page(browser: Any, base: str, locale: str = "en-US", width: int = 1400) -> Any:
+    """A new page in a context of its own (its own cookies) on ``base``."""
+    context = browser.new_context(
+        base_url=base, locale=locale, viewport={"width": width, "height": 900}
+    )
+    return context.new_page()
+
+
+def screenshot(page: Any, name: str) -> None:
+    """The whole page as tests/artifacts/<name>.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def browser_sign_in(page: Any, user: str, password: str) -> None:
+    """Sign in through the workspace's form and land on the home page."""
+    page.goto("/")
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
+    page.click("#sign-in button[type=submit]")

@@ -12,7 +12,6 @@ organisation's revenue against its cap per year.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -34,11 +33,11 @@ from leadledger.wiring import Platform
 from projections.database import ReadModelDatabase
 from projections.projector import Projector, rebuild
 from projections.revenue import RevenueLedgerProjection
-from read_api.app import create_app
-from tests.conftest import ACTOR, PlatformFactory, bearer
+from tests.conftest import PlatformFactory, bearer
 from tests.deal_helpers import SELLER, new_deal, ok
 from tests.factories import LeadDriver, ManualClock
 from tests.gwt_deals import FUNNELS, RULES, meta
+from tests.revenue_race import accepted_within_the_cap, api_of, capped_rules, pg_platform_with
 from tests.test_concurrency_postgres import race
 from tests.test_organisation_services import project_of
 
@@ -317,30 +316,16 @@ def test_the_ledger_read_model_in_pages_equals_a_rebuild(
 PG_CAP = Decimal("1000.00")
 PG_AMOUNT = Decimal("37.00")
 RACERS = 40
-PG_RULES = f"""\
-[organisations.main]
-name = "LeadLedger Services LLC"
-tax_regime = "general"
-
-[organisations.simplified]
-name = "LeadLedger Expert IE"
-tax_regime = "simplified"
-yearly_revenue_cap = "{PG_CAP}"
-"""
 
 
 @pytest.fixture
 def pg_platform(make_platform: PlatformFactory, pg_schema_url: str, tmp_path: Path) -> Platform:
-    rules_file = tmp_path / "rules.toml"
-    rules_file.write_text(PG_RULES)
-    return make_platform(event_store_url=pg_schema_url, rules_file=rules_file)
+    return pg_platform_with(make_platform, pg_schema_url, tmp_path, capped_rules(PG_CAP))
 
 
 @pytest.fixture
 def pg_api(pg_platform: Platform) -> Iterator[TestClient]:
-    app = create_app(pg_platform, background=False, close_on_exit=False)
-    with TestClient(app, headers=ACTOR) as client:
-        yield client
+    yield from api_of(pg_platform)
 
 
 @pytest.mark.postgres
@@ -377,18 +362,7 @@ def test_racing_deal_and_project_invoices_never_take_the_organisation_past_its_c
         return pg_api.post(f"/projects/{projects[i // 2]}/invoices", json=body)
 
     responses = race(send, threads=RACERS)
-    codes = [r.status_code for r in responses]
-    assert set(codes) <= {200, 201, 409}, [r.text for r in responses]
-    accepted = [i for i, code in enumerate(codes) if code in (200, 201)]
-    for i, code in enumerate(codes):
-        if code == 409:
-            assert responses[i].json()["rule"] == "simplified_tax_revenue_cap"
-    assert len(accepted) == math.floor(PG_CAP / PG_AMOUNT) == 27
-    ledger = pg_platform.store.load(limits.revenue_stream_id("simplified", 2026))
-    bookings = [r.event for r in ledger]
-    assert all(isinstance(b, limits.RevenueBooked | limits.ProjectRevenueBooked) for b in bookings)
+    accepted, bookings = accepted_within_the_cap(responses, pg_platform, PG_CAP, PG_AMOUNT, 2026)
+    assert len(accepted) == 27
     booked = sorted(getattr(b, "invoice_number", "") for b in bookings)
     assert booked == sorted(f"INV-{i}" if i % 2 else f"P-{i}" for i in accepted)
-    totals = [getattr(b, "total", None) for b in bookings]
-    assert totals == [PG_AMOUNT * (n + 1) for n in range(len(accepted))]
-    assert [r.version for r in ledger] == list(range(1, len(accepted) + 1))

@@ -3,25 +3,29 @@ server on the embedded store. Screenshots of each page go to tests/artifacts/.""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from aggregates.users import Role
-from leadledger.settings import Settings
-from leadledger.wiring import Platform, build
-from tests.conftest import TEST_AUTH_SECRET, FakeClock, bearer, new_lead_body, serving
+from tests.conftest import (
+    ARTIFACTS,
+    CHROMIUM,
+    bearer,
+    browser,
+    caught_up,
+    new_lead_body,
+    screenshot,
+    served_site,
+)
 
 playwright = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parent / "artifacts"
+__all__ = ["ARTIFACTS", "CHROMIUM", "browser", "page", "shot", "sign_in", "site"]
 USERS = {
     "mia.manager": ("manager", "mia-password"),
     "boris": ("manager", "boris-password"),
@@ -42,51 +46,26 @@ DEPARTMENTS = {"pia.pm": "projects", "lena.logistics": "logistics", "hana.head":
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A served platform with two managers' leads, a top manager and passwords."""
-    if not CHROMIUM.exists():
-        pytest.skip("no system Chromium at /usr/bin/chromium (apt-get install chromium)")
-    folder = tmp_path_factory.mktemp("workspace")
-    settings = Settings(
-        event_store_url=f"sqlite:///{folder}/events.sqlite",
-        duckdb_path=folder / "read_models.duckdb",
-        auth_secret=TEST_AUTH_SECRET,  # type: ignore[arg-type]
-        signin_delay_seconds=0.05,
-    )
-    platform: Platform = build(settings, clock=FakeClock())
-    try:
-        with serving(platform) as port:
-            base = f"http://127.0.0.1:{port}"
-            leads: dict[str, list[str]] = {}
-            with httpx.Client(base_url=base) as api:
-                admin = bearer("adam.admin", "admin")
-                for user, (role, password) in USERS.items():
-                    body = {"username": user, "name": user.title(), "role": role}
-                    if user in DEPARTMENTS:
-                        body["department"] = DEPARTMENTS[user]
-                    assert api.post("/users", json=body, headers=admin).status_code == 201
-                    platform.credentials.set_password(user, password, set_by="test")
-                for manager, count in (("mia.manager", 3), ("boris", 2)):
-                    for n in range(count):
-                        lead = new_lead_body(
-                            manager=manager, title=f"{manager} lead {n}", amount=f"{n + 1}50000"
-                        )
-                        made = api.post("/leads", json=lead, headers=bearer("anna.sales"))
-                        assert made.status_code == 201, made.text
-                        leads.setdefault(manager, []).append(made.json()["lead_id"])
-                for _ in range(500):
-                    if api.get("/health").json()["lag"] == 0:
-                        break
-                    time.sleep(0.02)
-            yield {"base": base, "leads": leads}
-    finally:
-        platform.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM))
-        yield launched
-        launched.close()
+    with served_site(tmp_path_factory.mktemp("workspace")) as (platform, base):
+        leads: dict[str, list[str]] = {}
+        with httpx.Client(base_url=base) as api:
+            admin = bearer("adam.admin", "admin")
+            for user, (role, password) in USERS.items():
+                body = {"username": user, "name": user.title(), "role": role}
+                if user in DEPARTMENTS:
+                    body["department"] = DEPARTMENTS[user]
+                assert api.post("/users", json=body, headers=admin).status_code == 201
+                platform.credentials.set_password(user, password, set_by="test")
+            for manager, count in (("mia.manager", 3), ("boris", 2)):
+                for n in range(count):
+                    lead = new_lead_body(
+                        manager=manager, title=f"{manager} lead {n}", amount=f"{n + 1}50000"
+                    )
+                    made = api.post("/leads", json=lead, headers=bearer("anna.sales"))
+                    assert made.status_code == 201, made.text
+                    leads.setdefault(manager, []).append(made.json()["lead_id"])
+            caught_up(api)
+        yield {"base": base, "leads": leads}
 
 
 @pytest.fixture
@@ -96,9 +75,7 @@ def page(browser: Any, site: dict[str, Any]) -> Iterator[Any]:
     context.close()
 
 
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+shot = screenshot
 
 
 def sign_in(page: Any, user: str, password: str | None = None) -> None:

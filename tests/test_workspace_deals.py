@@ -5,7 +5,6 @@ re-render the form, stale forms and double submits."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 
 from leadledger.wiring import Platform
 from read_api.app import create_app
-from tests.conftest import PlatformFactory, bearer
+from tests.conftest import PlatformFactory, bearer, caught_up
 from tests.deal_helpers import SELLER, new_deal, ok, register_contractor
 
 ADMIN = bearer("adam.admin", "admin")
@@ -53,11 +52,7 @@ def desk(make_platform: PlatformFactory) -> Iterator[tuple[TestClient, Platform,
 
 
 def _caught_up(api: TestClient) -> None:
-    for _ in range(300):
-        if api.get("/health").json()["lag"] == 0:
-            return
-        time.sleep(0.02)
-    raise AssertionError("the read models did not catch up")
+    caught_up(api, 300)
 
 
 def sign_in(api: TestClient, user: str) -> None:

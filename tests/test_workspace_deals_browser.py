@@ -6,25 +6,27 @@ kanban, the deal card, the queue and the request page go to tests/artifacts/."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from leadledger.demo import load_demo_deals, load_demo_users
-from leadledger.settings import Settings
-from leadledger.wiring import Platform, build
-from tests.conftest import TEST_AUTH_SECRET, FakeClock, bearer, serving
-
-playwright = pytest.importorskip("playwright.sync_api")
+from leadledger.wiring import Platform
+from tests.conftest import (
+    FakeClock,
+    bearer,
+    browser,
+    browser_page,
+    caught_up,
+    screenshot,
+    served_site,
+)
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parent / "artifacts"
+FIXTURES = (browser,)  # conftest's, for this module's tests
 LOGISTICIAN = "lev.logistics"
 DIRECTOR = "tech.director"
 TOP = bearer("tech.director")
@@ -34,76 +36,44 @@ TOP = bearer("tech.director")
 def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A served platform with the demo's people and a few demo deals, and one open deal
     whose manager has just asked logistics for an estimate."""
-    if not CHROMIUM.exists():
-        pytest.skip("no system Chromium at /usr/bin/chromium (apt-get install chromium)")
-    folder = tmp_path_factory.mktemp("deals")
-    settings = Settings(
-        event_store_url=f"sqlite:///{folder}/events.sqlite",
-        duckdb_path=folder / "read_models.duckdb",
-        auth_secret=TEST_AUTH_SECRET,  # type: ignore[arg-type]
-        signin_delay_seconds=0.05,
-    )
     clock = FakeClock()
-    platform: Platform = build(settings, clock=clock)
-    try:
+
+    def demo(platform: Platform) -> None:
         load_demo_users(platform.store, clock())
         load_demo_deals(platform.store, platform.funnels, platform.rules, clock(), deals=10)
-        with serving(platform) as port:
-            base = f"http://127.0.0.1:{port}"
-            with httpx.Client(base_url=base) as api:
-                _caught_up(api)
-                listed = api.get("/deals?status=open&funnel=transport", headers=TOP).json()
-                chosen = listed["items"][0]
-                asked = api.post(
-                    f"/deals/{chosen['deal_id']}/requests",
-                    json={"department": "logistics", "notes": "A 40 t press to Kazan"},
-                    headers=bearer(chosen["manager"], "manager", "sales"),
-                )
-                assert asked.status_code == 201, asked.text
-                _caught_up(api)
-            passwords = {
-                LOGISTICIAN: "lev-password",
-                chosen["manager"]: "manager-password",
-                DIRECTOR: "director-password",
-            }
-            for user, password in passwords.items():
-                platform.credentials.set_password(user, password, set_by="test")
-            yield {
-                "base": base,
-                "deal": chosen,
-                "request_id": asked.json()["request_id"],
-                "passwords": passwords,
-            }
-    finally:
-        platform.close()
 
-
-def _caught_up(api: httpx.Client) -> None:
-    for _ in range(500):
-        if api.get("/health").json()["lag"] == 0:
-            return
-        time.sleep(0.02)
-    raise AssertionError("the read models did not catch up")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM))
-        yield launched
-        launched.close()
+    with served_site(tmp_path_factory.mktemp("deals"), clock, demo) as (platform, base):
+        with httpx.Client(base_url=base) as api:
+            caught_up(api)
+            listed = api.get("/deals?status=open&funnel=transport", headers=TOP).json()
+            chosen = listed["items"][0]
+            asked = api.post(
+                f"/deals/{chosen['deal_id']}/requests",
+                json={"department": "logistics", "notes": "A 40 t press to Kazan"},
+                headers=bearer(chosen["manager"], "manager", "sales"),
+            )
+            assert asked.status_code == 201, asked.text
+            caught_up(api)
+        passwords = {
+            LOGISTICIAN: "lev-password",
+            chosen["manager"]: "manager-password",
+            DIRECTOR: "director-password",
+        }
+        for user, password in passwords.items():
+            platform.credentials.set_password(user, password, set_by="test")
+        yield {
+            "base": base,
+            "deal": chosen,
+            "request_id": asked.json()["request_id"],
+            "passwords": passwords,
+        }
 
 
 def _page(browser: Any, base: str) -> Any:
-    context = browser.new_context(
-        base_url=base, locale="en-US", viewport={"width": 1400, "height": 900}
-    )
-    return context.new_page()
+    return browser_page(browser, base)
 
 
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+shot = screenshot
 
 
 def sign_in(page: Any, user: str, password: str) -> None:
@@ -157,7 +127,7 @@ def test_a_logistician_estimates_a_request_and_the_manager_sees_it_on_the_deal(
     card = manager.locator(f".deal-card[data-deal='{deal['deal_id']}']")
     assert card.count() == 1
     shot(manager, "manager-deals-kanban")
-    card.click()
+    card.locator("a.title").click()
     request_row = manager.locator(f"#requests tr[data-request='{request_id}']")
     text = request_row.inner_text()
     assert "ready" in text

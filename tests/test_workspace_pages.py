@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -18,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from leadledger.wiring import Platform
 from read_api.app import create_app
-from tests.conftest import FakeClock, PlatformFactory, bearer, new_lead_body
+from tests.conftest import FakeClock, PlatformFactory, bearer, caught_up, new_lead_body
 from workspace import i18n
 from workspace.auth import Throttle
 
@@ -48,11 +47,7 @@ def ws(make_platform: PlatformFactory) -> Iterator[tuple[TestClient, Platform, d
 
 
 def _caught_up(api: TestClient) -> None:
-    for _ in range(200):
-        if api.get("/health").json()["lag"] == 0:
-            return
-        time.sleep(0.02)
-    raise AssertionError("the read models did not catch up")
+    caught_up(api, 200)
 
 
 def _token(html: str) -> str:

@@ -5,7 +5,6 @@ the weekly timesheet (each cell one time entry; the 24 hours of a day per cell).
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 
 from leadledger.wiring import Platform
 from read_api.app import create_app
-from tests.conftest import FakeClock, PlatformFactory, bearer
+from tests.conftest import FakeClock, PlatformFactory, bearer, caught_up
 from workspace.projects import GANTT_RIGHT, gantt, week_of
 
 ADMIN = bearer("adam.admin", "admin")
@@ -73,14 +72,6 @@ def site(
         clock.now = datetime.fromisoformat("2026-01-16T15:00:00+00:00")  # a Friday
         caught_up(api)
         yield api, platform, projects
-
-
-def caught_up(api: TestClient) -> None:
-    for _ in range(250):
-        if api.get("/health").json()["lag"] == 0:
-            return
-        time.sleep(0.02)
-    raise AssertionError("the read models did not catch up")
 
 
 def sign_in(api: TestClient, user: str) -> None:

@@ -5,14 +5,13 @@ tests/artifacts/."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import bearer
+from tests.conftest import bearer, caught_up
 from tests.test_workspace_browser import browser, page, shot, sign_in, site
 
 pytestmark = pytest.mark.browser
@@ -55,10 +54,7 @@ def mill(site: dict[str, Any]) -> Iterator[str]:
         assert api.post(f"/projects/{project_id}/tasks/survey", json=progress).status_code == 200
         invoice = {"number": "P-1", "amount": "40000.00", "due_date": "2026-01-20"}
         assert api.post(f"/projects/{project_id}/invoices", json=invoice).status_code == 201
-        for _ in range(500):
-            if api.get("/health").json()["lag"] == 0:
-                break
-            time.sleep(0.02)
+        caught_up(api)
         yield project_id
 
 

@@ -4,7 +4,6 @@ has a row per person; a screenshot of each report page goes to tests/artifacts/.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,13 +12,11 @@ import httpx
 import openpyxl
 import pytest
 
-from leadledger.settings import Settings
-from leadledger.wiring import Platform, build
-from tests.conftest import TEST_AUTH_SECRET, FakeClock, bearer, new_lead_body, serving
-from tests.test_workspace_browser import CHROMIUM, browser, shot  # noqa: F401 (fixture)
+from tests.conftest import bearer, browser, caught_up, new_lead_body, served_site
+from tests.conftest import screenshot as shot
 from workspace.reports import REPORTS
 
-playwright = pytest.importorskip("playwright.sync_api")
+FIXTURES = (browser,)  # conftest's, for this module's tests
 
 pytestmark = pytest.mark.browser
 
@@ -33,45 +30,28 @@ USERS = {
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    if not CHROMIUM.exists():
-        pytest.skip("no system Chromium at /usr/bin/chromium (apt-get install chromium)")
-    folder = tmp_path_factory.mktemp("reports")
-    settings = Settings(
-        event_store_url=f"sqlite:///{folder}/events.sqlite",
-        duckdb_path=folder / "read_models.duckdb",
-        auth_secret=TEST_AUTH_SECRET,  # type: ignore[arg-type]
-        signin_delay_seconds=0.05,
-    )
-    platform: Platform = build(settings, clock=FakeClock())
-    try:
-        with serving(platform) as port:
-            base = f"http://127.0.0.1:{port}"
-            with httpx.Client(base_url=base) as api:
-                for user, (role, department, password) in USERS.items():
-                    body = {"username": user, "name": user.title(), "role": role}
-                    if department:
-                        body["department"] = department
-                    made = api.post("/users", json=body, headers=bearer("adam.admin", "admin"))
-                    assert made.status_code == 201
-                    platform.credentials.set_password(user, password, set_by="test")
-                for manager, count in (("mia.manager", 3), ("boris", 2)):
-                    for n in range(count):
-                        lead = new_lead_body(
-                            manager=manager, title=f"{manager} lead {n}", amount=f"{n + 1}50000.25"
-                        )
-                        made = api.post("/leads", json=lead, headers=bearer("anna.sales"))
-                        assert made.status_code == 201, made.text
-                for _ in range(500):
-                    if api.get("/health").json()["lag"] == 0:
-                        break
-                    time.sleep(0.02)
-            yield {"base": base}
-    finally:
-        platform.close()
+    with served_site(tmp_path_factory.mktemp("reports")) as (platform, base):
+        with httpx.Client(base_url=base) as api:
+            for user, (role, department, password) in USERS.items():
+                body = {"username": user, "name": user.title(), "role": role}
+                if department:
+                    body["department"] = department
+                made = api.post("/users", json=body, headers=bearer("adam.admin", "admin"))
+                assert made.status_code == 201
+                platform.credentials.set_password(user, password, set_by="test")
+            for manager, count in (("mia.manager", 3), ("boris", 2)):
+                for n in range(count):
+                    lead = new_lead_body(
+                        manager=manager, title=f"{manager} lead {n}", amount=f"{n + 1}50000.25"
+                    )
+                    made = api.post("/leads", json=lead, headers=bearer("anna.sales"))
+                    assert made.status_code == 201, made.text
+            caught_up(api)
+        yield {"base": base}
 
 
 @pytest.fixture
-def page(browser: Any, site: dict[str, Any]) -> Iterator[Any]:  # noqa: F811
+def page(browser: Any, site: dict[str, Any]) -> Iterator[Any]:
     context = browser.new_context(base_url=site["base"], locale="en-US", accept_downloads=True)
     yield context.new_page()
     context.close()

@@ -16,22 +16,23 @@ per rendered form as the idempotency key (a double submit applies once).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from aggregates import contractor, deal, handoff
-from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViolation
+from aggregates.errors import InvalidValue, NotPermitted, RuleViolation
 from aggregates.rules import Department
 from aggregates.users import Principal, Role
 from commands.context import (
     CommandContext,
-    CommandFailed,
     CommandResult,
     IdempotencyKeyReused,
     StreamNotFound,
@@ -83,7 +84,12 @@ from workspace.pages import (
     Operation,
     PageNotFound,
     Viewer,
+    as_of_moment,
+    as_of_value,
+    local_target,
     may,
+    pager,
+    post_form,
     render,
     require,
 )
@@ -327,6 +333,9 @@ def deals_board(
         "board": board,
         "funnels": [(f.id, f.name) for f in funnels.values()],
         "chosen": {"funnel": chosen, "manager": who},
+        "may_move": may(principal, "POST", DEAL_ACTIONS["stage"][0]),
+        "board_url": f"{PREFIX}/deals?" + urlencode({"funnel": chosen, "manager": who or ""}),
+        "key": uuid4().hex,
     }
     return render(request, "deals/board.html", context, principal=principal)
 
@@ -371,16 +380,20 @@ def deal_forms(platform: Platform, principal: Principal, state: deal.Deal) -> di
 
 
 def deal_card_context(
-    platform: Platform, principal: Principal, deal_id: UUID
+    platform: Platform, principal: Principal, deal_id: UUID, moment: datetime | None = None
 ) -> tuple[deal.Deal, dict[str, Any]]:
     """What the deal card shows: the deal (from the event store, as ``GET /deals/{id}``),
-    each hand-off request as ``GET /handoffs/{id}`` shows it, and the history."""
-    state = deal_as_of(platform.store, deal_id, None)
+    each hand-off request as ``GET /handoffs/{id}`` shows it, and the history; at
+    ``moment``, all of them as they were then (and no forms: the past is read only)."""
+    state = deal_as_of(platform.store, deal_id, moment)
     rules = platform.rules
     funnel = rules.deal_funnels.get(state.funnel)
     requests = []
     for view in state.handoffs:
-        request = handoff_as_of(platform.store, rules, view.request_id, None)
+        try:
+            request = handoff_as_of(platform.store, rules, view.request_id, moment)
+        except StreamNotFound:  # noted on the deal in the same instant it was asked
+            continue
         detail = handoff_detail(request, rules)
         department = rules.departments.get(request.department)
         detail["department_name"] = department.name if department else request.department
@@ -394,7 +407,8 @@ def deal_card_context(
         and r["status"] in ("ready", "done")
     ]
     stage_names = {s.id: s.name for s in funnel.stages} if funnel else {}
-    history = timeline(deal_history(load_deal_records(platform.store, deal_id)), stage_names)
+    records = load_deal_records(platform.store, deal_id, as_of=moment)
+    history = timeline(deal_history(records), stage_names)
     context = {
         "deal": deal_detail(state),
         "funnel_name": funnel.name if funnel else state.funnel,
@@ -406,12 +420,14 @@ def deal_card_context(
         "calculations": calculations,
         "history": history,
         "event_labels": EVENT_LABELS,
-        "forms": deal_forms(platform, principal, state),
+        "forms": deal_forms(platform, principal, state) if moment is None else {},
         "departments": [(d.id, d.name) for d in rules.departments.values()],
         "organisations": [(o.id, o.name) for o in rules.organisations.values()],
         "service_rows": range(SERVICE_ROWS),
         "key": uuid4().hex,
-        "age_days": max(0, (platform.clock() - state.created_at).days),
+        "age_days": max(0, ((moment or platform.clock()) - state.created_at).days),
+        "as_of": moment,
+        "as_of_value": as_of_value(moment),
     }
     return state, context
 
@@ -423,21 +439,32 @@ def _render_deal(
     *,
     error: dict[str, Any] | None = None,
     status_code: int = 200,
+    moment: datetime | None = None,
 ) -> HTMLResponse:
     try:
-        _, context = deal_card_context(_platform(request), principal, deal_id)
+        _, context = deal_card_context(_platform(request), principal, deal_id, moment)
     except StreamNotFound:
-        raise PageNotFound from None
+        if moment is None:
+            raise PageNotFound from None
+        context = {"deal": {"deal_id": deal_id}, "not_yet": True, "as_of": moment}
+        context["as_of_value"] = as_of_value(moment)
     context["error"] = error
     return render(request, "deals/card.html", context, principal=principal, status_code=status_code)
 
 
 @router.get("/deals/{deal_id}")
-async def deal_card(request: Request, principal: Viewer, deal_id: str) -> HTMLResponse:
+async def deal_card(
+    request: Request,
+    principal: Viewer,
+    deal_id: str,
+    as_of: Annotated[str | None, Query(max_length=40)] = None,
+) -> HTMLResponse:
+    """The deal now, or as it was at ``as_of`` (the "as of" control; read only)."""
     require(principal, "GET", "/deals/{deal_id}")
     deal_uuid = _uuid(deal_id)
     await _require_seen(request, principal, "deals", "deal_id", deal_uuid)
-    return await run_in_threadpool(_render_deal, request, principal, deal_uuid)
+    moment = as_of_moment(as_of, _platform(request).clock())
+    return await run_in_threadpool(_render_deal, request, principal, deal_uuid, moment=moment)
 
 
 def _deal_command(
@@ -530,33 +557,32 @@ async def deal_action(request: Request, principal: Viewer, deal_id: str, action:
     form = await request.form()
     platform = _platform(request)
 
-    def run() -> Response:
-        try:
-            body, params, handler = _deal_command(platform, action, deal_uuid, form)
-            command = {"command": action, "deal_id": str(deal_uuid), **body}
-            if action == "approval":
-                command["command"] = "invoice_approval"
-            ctx = command_context(
-                request,
-                principal,
-                (path, name),
-                params,
-                _scope_of_deal_action(action, deal_uuid),
-                command,
-                form,
-                new_record=action == "requests",  # the request's: the deal's version is not
-            )
-            handler(ctx)
-        except StreamNotFound:
-            raise PageNotFound from None
-        except (DomainError, CommandFailed) as exc:
-            status, error = failure(exc)
-            error["action"] = action
-            error["values"] = {k: v for k, v in form.items() if isinstance(v, str)}
-            return _render_deal(request, principal, deal_uuid, error=error, status_code=status)
-        return RedirectResponse(f"{PREFIX}/deals/{deal_uuid}", status_code=303)
+    def apply() -> CommandResult:
+        body, params, handler = _deal_command(platform, action, deal_uuid, form)
+        command = {"command": action, "deal_id": str(deal_uuid), **body}
+        if action == "approval":
+            command["command"] = "invoice_approval"
+        ctx = command_context(
+            request,
+            principal,
+            (path, name),
+            params,
+            _scope_of_deal_action(action, deal_uuid),
+            command,
+            form,
+            new_record=action == "requests",  # the request's: the deal's version is not
+        )
+        return handler(ctx)
 
-    return await run_in_threadpool(run)
+    def refused(exc: Exception) -> Response:
+        status, error = failure(exc)
+        error["action"] = action
+        error["values"] = {k: v for k, v in form.items() if isinstance(v, str)}
+        return _render_deal(request, principal, deal_uuid, error=error, status_code=status)
+
+    back = _text(form, "next")  # the kanban's move form comes back to the board
+    target = local_target(back) if back else f"{PREFIX}/deals/{deal_uuid}"
+    return await post_form(request, apply, refused, target)
 
 
 # --- the department queue ---------------------------------------------------------------
@@ -568,9 +594,11 @@ def queue(
     principal: Viewer,
     department: str | None = None,
     status: str | None = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> HTMLResponse:
-    """The department's requests (``GET /handoffs``'s query, over the read scope): a
-    department worker's and a head's own department, top management any."""
+    """The department's requests (``GET /handoffs``'s query, over the read scope), a
+    page of QUEUE_SIZE from ``offset``: a department worker's and a head's own
+    department, top management any."""
     require(principal, "GET", "/handoffs")
     if principal.role not in QUEUE_ROLES:
         raise NotPermitted("role_not_allowed", f"{principal.role.with_article} has no queue")
@@ -589,7 +617,7 @@ def queue(
     if wanted is None:
         filters.extra.append((OPEN_REQUEST, []))
     with read_models(platform, principal) as cursor:
-        items, total = list_handoffs(cursor, filters, QUEUE_SIZE, 0)
+        items, total = list_handoffs(cursor, filters, QUEUE_SIZE, offset)
         parents = _deals_of(cursor, [str(i["deal_id"]) for i in items])
     for item in items:
         parent = parents.get(str(item["deal_id"]), {})
@@ -606,6 +634,13 @@ def queue(
         else [],
         "chosen": {"department": chosen, "status": wanted},
         "statuses": HANDOFF_STATUSES,
+        "page": pager(
+            f"{PREFIX}/queue",
+            {"department": department, "status": wanted},
+            offset,
+            QUEUE_SIZE,
+            total,
+        ),
     }
     return render(request, "deals/queue.html", context, principal=principal)
 
@@ -704,19 +739,22 @@ def handoff_forms(
 
 
 def request_page_context(
-    platform: Platform, principal: Principal, request_id: UUID
+    platform: Platform, principal: Principal, request_id: UUID, moment: datetime | None = None
 ) -> dict[str, Any]:
+    """What the request page shows, now or as it was at ``moment`` (then read only)."""
     rules = platform.rules
-    state = handoff_as_of(platform.store, rules, request_id, None)
+    state = handoff_as_of(platform.store, rules, request_id, moment)
     department = rules.require_department(state.department)
-    parent = deal_as_of(platform.store, state.deal_id, None)
+    parent = deal_as_of(platform.store, state.deal_id, moment)
     forms = handoff_forms(platform, principal, state)
+    if moment is not None:
+        forms = dict.fromkeys(forms, False)
     contractors: list[dict[str, Any]] = []
     if forms["estimate"]:
         with read_models(platform, principal) as cursor:
             contractors, _ = list_contractors(cursor, None, 500, 0)
     movable = {department.first_stage, department.rejected_stage, state.stage}
-    records = load_handoff_records(platform.store, request_id)
+    records = load_handoff_records(platform.store, request_id, as_of=moment)
     return {
         "request": handoff_detail(state, rules),
         "department": department,
@@ -735,6 +773,8 @@ def request_page_context(
         "service_rows": range(SERVICE_ROWS),
         "key": uuid4().hex,
         "today": platform.clock().date(),
+        "as_of": moment,
+        "as_of_value": as_of_value(moment),
     }
 
 
@@ -745,11 +785,15 @@ def _render_request(
     *,
     error: dict[str, Any] | None = None,
     status_code: int = 200,
+    moment: datetime | None = None,
 ) -> HTMLResponse:
     try:
-        context = request_page_context(_platform(request), principal, request_id)
+        context = request_page_context(_platform(request), principal, request_id, moment)
     except StreamNotFound:
-        raise PageNotFound from None
+        if moment is None:
+            raise PageNotFound from None
+        context = {"request": {"request_id": request_id}, "not_yet": True, "as_of": moment}
+        context["as_of_value"] = as_of_value(moment)
     context["error"] = error
     return render(
         request, "deals/request.html", context, principal=principal, status_code=status_code
@@ -762,9 +806,10 @@ async def request_page(
     principal: Viewer,
     request_id: str,
     chosen_contractor: Annotated[str | None, Query(alias="contractor", max_length=40)] = None,
+    as_of: Annotated[str | None, Query(max_length=40)] = None,
 ) -> HTMLResponse:
-    """The request; ``contractor`` (one just added to the directory) is the estimate
-    form's choice."""
+    """The request, now or as it was at ``as_of``; ``contractor`` (one just added to the
+    directory) is the estimate form's choice."""
     require(principal, "GET", "/handoffs/{request_id}")
     request_uuid = _uuid(request_id)
     await _require_seen(request, principal, "handoffs", "request_id", request_uuid)
@@ -775,6 +820,7 @@ async def request_page(
         principal,
         request_uuid,
         error=chosen if chosen_contractor else None,
+        moment=as_of_moment(as_of, _platform(request).clock()),
     )
 
 
@@ -868,38 +914,35 @@ async def new_contractor(request: Request, principal: Viewer, request_id: str) -
     await _require_seen(request, principal, "handoffs", "request_id", request_uuid)
     form = await request.form()
     platform = _platform(request)
-    written: list[int] = []
 
-    def run() -> Response:
-        try:
-            body, handler = _register_contractor(platform, form)
-            command = {"command": "register", **body.model_dump(mode="json")}
-            ctx = command_context(
-                request,
-                principal,
-                ("/contractors", "register"),
-                {},
-                "register-contractor",
-                command,
-                form,
-                new_record=True,
-            )
-            result = handler(ctx)
-            written.append(result.position)
-        except (DomainError, CommandFailed) as exc:
-            status, error = failure(exc)
-            error["action"] = "contractor"
-            error["values"] = {k: v for k, v in form.items() if isinstance(v, str)}
-            return _render_request(
-                request, principal, request_uuid, error=error, status_code=status
-            )
-        target = f"{PREFIX}/handoffs/{request_uuid}?contractor={result.stream_id}"
-        return RedirectResponse(target, status_code=303)
+    def apply() -> CommandResult:
+        body, handler = _register_contractor(platform, form)
+        command = {"command": "register", **body.model_dump(mode="json")}
+        ctx = command_context(
+            request,
+            principal,
+            ("/contractors", "register"),
+            {},
+            "register-contractor",
+            command,
+            form,
+            new_record=True,
+        )
+        return handler(ctx)
 
-    answer = await run_in_threadpool(run)
-    if written:  # read your write: the directory on the page shows the new contractor
-        await platform.projector.reached(written[0], platform.settings.read_wait_seconds)
-    return answer
+    def refused(exc: Exception) -> Response:
+        status, error = failure(exc)
+        error["action"] = "contractor"
+        error["values"] = {k: v for k, v in form.items() if isinstance(v, str)}
+        return _render_request(request, principal, request_uuid, error=error, status_code=status)
+
+    # read your write: the directory on the page shows the new contractor, chosen
+    return await post_form(
+        request,
+        apply,
+        refused,
+        lambda result: f"{PREFIX}/handoffs/{request_uuid}?contractor={result.stream_id}",
+    )
 
 
 class TakeRequestForm(BaseModel):
@@ -918,28 +961,23 @@ async def request_action(
     form = await request.form()
     platform = _platform(request)
 
-    def run() -> Response:
-        try:
-            body, handler = _handoff_command(platform, principal, action, request_uuid, form)
-            command = {
-                "command": action,
-                "request_id": str(request_uuid),
-                **body.model_dump(mode="json"),
-            }
-            params = {"request_id": str(request_uuid)}
-            ctx = command_context(
-                request, principal, (path, name), params, f"handoff:{request_uuid}", command, form
-            )
-            handler(ctx)
-        except StreamNotFound:
-            raise PageNotFound from None
-        except (DomainError, CommandFailed) as exc:
-            status, error = failure(exc)
-            error["action"] = action
-            error["values"] = {k: v for k, v in form.items() if isinstance(v, str)}
-            return _render_request(
-                request, principal, request_uuid, error=error, status_code=status
-            )
-        return RedirectResponse(f"{PREFIX}/handoffs/{request_uuid}", status_code=303)
+    def apply() -> CommandResult:
+        body, handler = _handoff_command(platform, principal, action, request_uuid, form)
+        command = {
+            "command": action,
+            "request_id": str(request_uuid),
+            **body.model_dump(mode="json"),
+        }
+        params = {"request_id": str(request_uuid)}
+        ctx = command_context(
+            request, principal, (path, name), params, f"handoff:{request_uuid}", command, form
+        )
+        return handler(ctx)
 
-    return await run_in_threadpool(run)
+    def refused(exc: Exception) -> Response:
+        status, error = failure(exc)
+        error["action"] = action
+        error["values"] = {k: v for k, v in form.items() if isinstance(v, str)}
+        return _render_request(request, principal, request_uuid, error=error, status_code=status)
+
+    return await post_form(request, apply, refused, f"{PREFIX}/handoffs/{request_uuid}")

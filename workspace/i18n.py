@@ -3,6 +3,7 @@ viewer's language from a cookie or Accept-Language, and locale-aware money and d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -20,6 +21,10 @@ LANGUAGE_COOKIE = "ll_lang"
 CURRENCY = "RUB"
 LOCALE_DIR = Path(__file__).parent / "locale"
 TEMPLATE_DIR = Path(__file__).parent / "templates"
+NAME_KEY = "name:"
+"""A configured name's catalogue key is ``name:`` and the name (``name:Court leads``)."""
+ERROR_KEY = "error:"
+"""A refusal's catalogue key is ``error:`` and its code (``error:lead_paused``)."""
 
 
 def accepted_languages(header: str) -> list[str]:
@@ -86,6 +91,29 @@ def moment(value: Any, language: str) -> str:
     return dates.format_datetime(value, format="medium", locale=language, tzinfo=value.tzinfo)
 
 
+def named(value: Any, gettext: Callable[[str], str]) -> Any:
+    """A configured name (a funnel's, a stage's, a department's, a status's...) in the
+    viewer's language: its catalogue entry ``name:<name>``, or the name itself when the
+    catalogue has none (a name added to the configuration shows until it is translated)."""
+    if not isinstance(value, str) or not value:
+        return value
+    key = NAME_KEY + value
+    shown = gettext(key)
+    return value if shown == key else shown
+
+
+def refusal(code: Any, message: Any, gettext: Callable[[str], str]) -> Any:
+    """A refused command's words in the viewer's language: the catalogue's entry for its
+    code (``error:<code>``: a rule of an aggregate or a guard), else the refusal's own
+    message (which names the figures behind it)."""
+    if isinstance(code, str) and code:
+        key = ERROR_KEY + code
+        shown = gettext(key)
+        if shown != key:
+            return shown
+    return message
+
+
 def language_name(language: str) -> str:
     name: str = Locale.parse(language).get_display_name(language) or language
     return name[:1].upper() + name[1:]
@@ -115,6 +143,9 @@ def environment(language: str) -> Environment:
     env.filters["percent"] = lambda value: percent(value, language)
     env.filters["day"] = lambda value: day(value, language)
     env.filters["moment"] = lambda value: moment(value, language)
+    gettext = translations(language).gettext
+    env.filters["named"] = lambda value: named(value, gettext)
+    env.globals["refusal_words"] = lambda code, message: refusal(code, message, gettext)
     env.globals["language"] = language
     env.globals["languages"] = [(code, language_name(code)) for code in LANGUAGES]
     return env

@@ -11,7 +11,6 @@ idempotency key (a double submit applies once).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,7 +19,7 @@ from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
@@ -56,6 +55,7 @@ from schemas.leads import (
     TransferRequest,
 )
 from schemas.users import SensitiveInfoRequest
+from workspace import i18n
 from workspace.pages import (
     LEAD_STATUSES,
     PAGE_SIZE,
@@ -65,9 +65,13 @@ from workspace.pages import (
     PageNotFound,
     Viewer,
     _platform,
+    as_of_moment,
+    as_of_value,
     chart_data,
     command_context,
     may,
+    pager,
+    post_form,
     render,
     require,
 )
@@ -383,24 +387,19 @@ def _list_page(
             }
             for f in shown
         ]
-    pages = max(1, math.ceil(total / PAGE_SIZE))
-    query = {k: v for k, v in chosen.items() if v}
-
-    def link(to: int) -> str:
-        return f"{PREFIX}/leads?" + urlencode({**query, "page": to})
-
+    offset = (page - 1) * PAGE_SIZE
     context = {
         "items": items,
         "total": total,
-        "page": page,
-        "pages": pages,
-        "previous": link(page - 1) if page > 1 else None,
-        "following": link(page + 1) if page < pages else None,
+        "page": pager(f"{PREFIX}/leads", chosen, offset, PAGE_SIZE, total, by_page=True),
         "chosen": chosen,
         "funnels": [(f.id, f.name) for f in platform.funnels.values()],
         "stages": sorted({(s.id, s.name) for f in platform.funnels.values() for s in f.stages}),
         "statuses": LEAD_STATUSES,
-        "chart": chart_data([r for r in reports if r["totals"]["count"]]),
+        "chart": chart_data(
+            [r for r in reports if r["totals"]["count"]],
+            i18n.translations(i18n.language_of(request)).gettext,
+        ),
         "may_create": may(principal, "POST", "/leads"),
         "managers": _nameable_managers(platform, principal),
         "new_lead": new_lead or {"values": {}, "error": None, "key": uuid4().hex},
@@ -441,15 +440,17 @@ async def new_lead(request: Request, principal: Viewer) -> Response:
     platform = _platform(request)
     values = {name: _text(form, name) for name in NEW_LEAD_FIELDS}
     payload_in = {k: v for k, v in values.items() if v is not None}
-    try:
+
+    def apply() -> CommandResult:
         body = CreateLeadRequest.model_validate(payload_in)
         payload = {"command": "create", **body.model_dump(mode="json")}
         ctx = _context(
             request, principal, "POST", "/leads", "create", "create-lead", None, payload, form
         )
         command = lead.CreateLead(lead_id=lead_id_for(ctx.command_id), **body.model_dump())
-        result = create_lead(platform.store, platform.funnels, command, ctx)
-    except (ValidationError, DomainError, CommandFailed) as error:
+        return create_lead(platform.store, platform.funnels, command, ctx)
+
+    def refused(error: Exception) -> Response:
         message, code = _message(error)
         raw = {
             k: request.query_params.get(k)
@@ -463,8 +464,10 @@ async def new_lead(request: Request, principal: Viewer) -> Response:
             new_lead={"values": values, "error": message, "key": _text(form, "idempotency_key")},
             status_code=code,
         )
-    await platform.projector.reached(result.position, platform.settings.read_wait_seconds)
-    return RedirectResponse(f"{PREFIX}/leads/{result.stream_id}", status_code=303)
+
+    return await post_form(
+        request, apply, refused, lambda result: f"{PREFIX}/leads/{result.stream_id}"
+    )
 
 
 # --- the card ----------------------------------------------------------------------------
@@ -475,16 +478,6 @@ def _lead_uuid(raw: str) -> UUID:
         return UUID(raw)
     except ValueError:
         raise PageNotFound from None
-
-
-def _as_of(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 @router.get("/leads/{lead_id}")
@@ -511,9 +504,7 @@ def _card_page(
     require(principal, "GET", "/leads/{lead_id}")
     platform = _platform(request)
     tab = tab if tab in TABS else "card"
-    moment = _as_of(as_of_raw)
-    if moment is not None and moment > platform.clock():
-        moment = None
+    moment = as_of_moment(as_of_raw, platform.clock())
     tabs = [
         t for t in TABS if t != "sensitive" or may(principal, "GET", "/leads/{lead_id}/sensitive")
     ]
@@ -550,7 +541,7 @@ def _card_page(
         "tab": tab,
         "tabs": tabs,
         "as_of": moment,
-        "as_of_value": moment.strftime("%Y-%m-%dT%H:%M") if moment else "",
+        "as_of_value": as_of_value(moment),
         "funnel_name": funnel.name if funnel else detail["funnel"],
         "funnel_stages": [(s.id, s.name) for s in funnel.stages] if funnel else [],
         "lead_funnels": [(f.id, f.name) for f in platform.funnels.values()],
@@ -607,7 +598,8 @@ async def lead_command(request: Request, principal: Viewer, lead_id: str, action
     platform = _platform(request)
     form = await request.form()
     tab = _text(form, "tab") or "card"
-    try:
+
+    def apply() -> CommandResult:
         body = chosen.model.model_validate(chosen.body(form))
         payload = {"command": action, "lead_id": str(lead_uuid), **body.model_dump(mode="json")}
         if action == "sensitive":  # the fingerprint must not hold the plaintext either
@@ -624,14 +616,14 @@ async def lead_command(request: Request, principal: Viewer, lead_id: str, action
             payload,
             form,
         )
-        result = chosen.run(platform, lead_uuid, body, ctx)
-    except StreamNotFound:
-        raise PageNotFound from None
-    except (ValidationError, DomainError, CommandFailed) as error:
+        return chosen.run(platform, lead_uuid, body, ctx)
+
+    def refused(error: Exception) -> Response:
         message, code = _message(error)
         failed = {
             "action": action,
             "message": message,
+            "rule": getattr(error, "rule", None),  # the refusal's code: its words in ru
             "stale": isinstance(error, VersionConflict),
             "values": {k: v for k, v in form.items() if isinstance(v, str)},
         }
@@ -639,8 +631,8 @@ async def lead_command(request: Request, principal: Viewer, lead_id: str, action
         return _card_page(
             request, principal, lead_uuid, shown_on, None, failed=failed, status_code=code
         )
-    await platform.projector.reached(result.position, platform.settings.read_wait_seconds)
+
     target = f"{PREFIX}/leads/{lead_uuid}"
     if tab != "card":
         target += "?" + urlencode({"tab": tab})
-    return RedirectResponse(target, status_code=303)
+    return await post_form(request, apply, refused, target)

@@ -4,7 +4,10 @@ rules as the JSON API (never the API over HTTP, never a copy of a query)."""
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -12,12 +15,20 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
-from aggregates.errors import NotPermitted
+from aggregates.errors import DomainError, NotPermitted
 from aggregates.users import Principal, Role
-from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext, StreamNotFound
+from commands.context import (
+    MAX_IDEMPOTENCY_KEY,
+    CommandContext,
+    CommandFailed,
+    CommandResult,
+    StreamNotFound,
+)
 from commands.users import load_user
 from leadledger.wiring import Platform
 from queries.alerts import list_alerts
@@ -141,7 +152,7 @@ async def csrf_checked(request: Request) -> None:
 CsrfChecked = Depends(csrf_checked)
 
 
-def _local(target: str | None) -> str:
+def local_target(target: str | None) -> str:
     """A redirect target on this site only (never another host)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return f"{PREFIX}/"
@@ -189,6 +200,101 @@ def command_context(
     return headers.context(_platform(request), scope, body)
 
 
+def as_of_moment(raw: str | None, now: datetime) -> datetime | None:
+    """The "as of" control's instant (UTC when no offset is typed); None for now, for an
+    unreadable value and for one in the future (the card as it is)."""
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return None if moment > now else moment
+
+
+def as_of_value(moment: datetime | None) -> str:
+    """The instant as the datetime-local input shows it (UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if moment else ""
+
+
+def pager(
+    path: str,
+    query: Mapping[str, object],
+    offset: int,
+    size: int,
+    total: int,
+    *,
+    by_page: bool = False,
+) -> dict[str, Any]:
+    """A list's page links over its query's limit/offset (``_macros.html``'s ``pager``):
+    this page's number, the page count, the rows shown (first to last of total; first is
+    0 past the last row), previous
+    and next, and the pages around this one (None for a gap); every link keeps the
+    filters in ``query`` and names the page by ``offset`` (or ``page`` when ``by_page``)."""
+    size = max(1, size)
+    number = offset // size + 1
+    count = max(1, math.ceil(total / size))
+    kept = {k: v for k, v in query.items() if v not in (None, "") and k not in ("offset", "page")}
+
+    def href(n: int) -> str:
+        at = {"page": n} if by_page else {"offset": (n - 1) * size}
+        return f"{path}?" + urlencode({**kept, **at})
+
+    shown = sorted({1, count, *range(max(1, number - 2), min(count, number + 2) + 1)})
+    pages: list[tuple[int, str | None]] = []
+    for n in shown:
+        if pages and n > pages[-1][0] + 1:
+            pages.append((n - 1, None))
+        pages.append((n, href(n)))
+    return {
+        "number": number,
+        "count": count,
+        "total": total,
+        "size": size,
+        "first": offset + 1 if offset < total else 0,  # 0: past the last row
+        "last": min(offset + size, total),
+        "previous": href(number - 1) if number > 1 else None,
+        "next": href(number + 1) if number < count else None,
+        "pages": pages,
+    }
+
+
+def offset_of(raw: str | None, limit: int = 1_000_000) -> int:
+    """A page's ``offset`` from the query string: a whole number from 0 (else 0)."""
+    text = (raw or "").strip()
+    return min(int(text), limit) if text.isdigit() else 0
+
+
+REFUSALS: tuple[type[Exception], ...] = (DomainError, CommandFailed, ValidationError)
+"""What a form's command may be refused with: shown beside the form, nothing applied."""
+
+
+async def post_form(
+    request: Request,
+    apply: Callable[[], CommandResult],
+    refused: Callable[[Exception], Response],
+    target: str | Callable[[CommandResult], str],
+    *,
+    refusals: tuple[type[Exception], ...] = REFUSALS,
+) -> Response:
+    """Every form post of the workspace: ``apply`` parses the form and runs the command
+    through its handler (in the thread pool: the handlers block); applied, the read models
+    are let include the write (the page after the redirect reads them), then 303 to
+    ``target``; refused, ``refused`` renders the page again with the reason (also in the
+    thread pool). A record that is not there is a 404 page."""
+    try:
+        result = await run_in_threadpool(apply)
+    except StreamNotFound:
+        raise PageNotFound from None
+    except refusals as error:
+        return await run_in_threadpool(refused, error)
+    platform = _platform(request)
+    await platform.projector.reached(result.position, platform.settings.read_wait_seconds)
+    where = target(result) if callable(target) else target
+    return RedirectResponse(where, status_code=303)
+
+
 router = APIRouter()
 
 
@@ -197,7 +303,9 @@ router = APIRouter()
 
 @router.get("/sign-in")
 def sign_in_form(request: Request, next: str | None = None) -> HTMLResponse:
-    return render(request, "sign_in.html", {"next": _local(next), "error": None, "username": ""})
+    return render(
+        request, "sign_in.html", {"next": local_target(next), "error": None, "username": ""}
+    )
 
 
 @router.post("/sign-in", dependencies=[CsrfChecked])
@@ -219,10 +327,10 @@ async def sign_in(
     principal = await asyncio.to_thread(_check_sign_in, platform, name, password)
     if principal is None:
         throttle.failed(name, address)
-        context = {"next": _local(next), "error": "wrong", "username": name}
+        context = {"next": local_target(next), "error": "wrong", "username": name}
         return render(request, "sign_in.html", context, status_code=401)
     throttle.succeeded(name)
-    response = RedirectResponse(_local(next), status_code=303)
+    response = RedirectResponse(local_target(next), status_code=303)
     _sessions(request).open(response, request, principal)
     # a new CSRF value with the new session: tokens from before the sign-in are void
     auth.set_csrf_cookie(response, request, auth.new_csrf_nonce())
@@ -254,7 +362,7 @@ def choose_language(
     language: Annotated[str, Form(max_length=10)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    response = RedirectResponse(_local(next), status_code=303)
+    response = RedirectResponse(local_target(next), status_code=303)
     if language in i18n.LANGUAGES:
         response.set_cookie(
             i18n.LANGUAGE_COOKIE,
@@ -312,13 +420,14 @@ def cabinet(platform: Platform, principal: Principal) -> dict[str, Any]:
     return parts
 
 
-def chart_data(funnels: list[dict[str, Any]]) -> str:
-    """The pipeline-by-stage chart's data (read by static/charts.js), as JSON."""
+def chart_data(funnels: list[dict[str, Any]], gettext: Callable[[str], str] = str) -> str:
+    """The pipeline-by-stage chart's data (read by static/charts.js), as JSON: the funnels'
+    and stages' names in the viewer's language (``gettext``'s)."""
     return orjson.dumps(
         [
             {
-                "name": f["name"],
-                "stages": [s["name"] for s in f["stages"]],
+                "name": i18n.named(f["name"], gettext),
+                "stages": [i18n.named(s["name"], gettext) for s in f["stages"]],
                 "counts": [s["count"] for s in f["stages"]],
                 "amounts": [float(s["amount"]) for s in f["stages"]],
             }
@@ -334,7 +443,7 @@ def home(request: Request, principal: Viewer) -> HTMLResponse:
     parts = cabinet(_platform(request), principal)
     gettext = i18n.translations(i18n.language_of(request)).gettext
     parts.update(cabinet_parts(_platform(request), principal, gettext))
-    context = {"parts": parts, "chart": chart_data(parts.get("funnels", []))}
+    context = {"parts": parts, "chart": chart_data(parts.get("funnels", []), gettext)}
     return render(request, "home.html", context, principal=principal)
 
 

@@ -67,7 +67,7 @@ from schemas.projects import (
     TaskRequest,
     TaskUpdateRequest,
 )
-from workspace.i18n import language_of, translations
+from workspace.i18n import language_of, named, translations
 from workspace.messages import N_
 from workspace.pages import (
     PREFIX,
@@ -77,6 +77,8 @@ from workspace.pages import (
     Viewer,
     command_context,
     may,
+    pager,
+    post_form,
     render,
     require,
 )
@@ -234,20 +236,11 @@ def portfolio_page(
         offset = (page - 1) * PAGE_SIZE
         items, total = project_queries.list_projects(cursor, filters, PAGE_SIZE, offset)
         report = project_queries.portfolio(cursor, filters, rules)
-    pages = max(1, math.ceil(total / PAGE_SIZE))
-    query = {k: v for k, v in chosen.items() if v}
-
-    def link(to: int) -> str:
-        return f"{PREFIX}/projects?" + urlencode({**query, "page": to})
-
     names = {s.id: s.name for s in rules.statuses}
     context = {
         "items": items,
         "total": total,
-        "page": page,
-        "pages": pages,
-        "previous": link(page - 1) if page > 1 else None,
-        "following": link(page + 1) if page < pages else None,
+        "page": pager(f"{PREFIX}/projects", chosen, offset, PAGE_SIZE, total, by_page=True),
         "chosen": chosen,
         "statuses": [(s.id, s.name) for s in rules.statuses],
         "status_names": names,
@@ -271,7 +264,11 @@ def portfolio_chart(report: dict[str, Any], language: str) -> str:
                 for h in report["by_health"]
             ],
             "status": [
-                {"status": s["status"], "label": s["name"], "projects": s["projects"]}
+                {
+                    "status": s["status"],
+                    "label": named(s["name"], gettext),
+                    "projects": s["projects"],
+                }
                 for s in report["by_status"]
             ],
             "projects": gettext("Projects"),
@@ -718,17 +715,11 @@ async def project_form(
         )
         return parsed.run(ctx)
 
-    try:
-        result = await run_in_threadpool(submit)
-    except StreamNotFound:
-        raise PageNotFound from None
-    except (*REFUSALS, CommandFailed) as error:
-        failure = failure_of(action, error, values)
-        return await run_in_threadpool(card_page, request, principal, project_uuid, failure)
-    # the portfolio reads the read models: let them include this write first
-    await platform.projector.reached(result.position, platform.settings.read_wait_seconds)
+    def refused(error: Exception) -> Response:
+        return card_page(request, principal, project_uuid, failure_of(action, error, values))
+
     target = f"{PREFIX}/projects/{project_uuid}?" + urlencode({"done": action})
-    return RedirectResponse(target, status_code=303)
+    return await post_form(request, submit, refused, target, refusals=(*REFUSALS, CommandFailed))
 
 
 # --- the weekly timesheet ------------------------------------------------------------------

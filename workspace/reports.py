@@ -58,17 +58,27 @@ from schemas.portfolio import (
 )
 from schemas.status_time import StatusTimePage, StatusTimeSummary
 from workspace import i18n
-from workspace.pages import PREFIX, PageNotFound, Viewer, _platform, may, render, require
+from workspace.pages import (
+    PREFIX,
+    PageNotFound,
+    Viewer,
+    _platform,
+    may,
+    offset_of,
+    pager,
+    render,
+    require,
+)
 from workspace.report_columns import N_
 
 ROWS = 50
-"""Rows a paged report shows on its page: its first page as the API answers it by default
-(the download has the same rows)."""
+"""Rows a paged report shows on a page: a page as the API answers it by default, from the
+page's ``offset`` (the download has the same rows)."""
 NUMERIC = frozenset({"money", "int", "float", "share"})
 
 Values = Mapping[str, str]
 PAGING = frozenset({"limit", "offset"})
-"""Summary fields of the paging only (the page shows the first ROWS rows)."""
+"""Summary fields of the paging only (the page's pager shows them)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,11 @@ def _year(values: Values, name: str) -> int | None:
     if not raw.isdigit() or not 2000 <= int(raw) <= 2100:
         raise BadRequestValue(name, "must be a year from 2000 to 2100")
     return int(raw)
+
+
+def _offset(values: Values) -> int:
+    """The page's first row (``offset``, kept beside the filters in the page's links)."""
+    return offset_of(values.get("offset"))
 
 
 def _period(values: Values) -> Period:
@@ -175,7 +190,7 @@ REPORTS: tuple[Report, ...] = (
             *PERIOD,
         ),
         lambda p, c, _, v: reports.paused_leads_report(
-            p, c, _period(v), _text(v, "funnel"), _text(v, "manager"), ROWS, 0
+            p, c, _period(v), _text(v, "funnel"), _text(v, "manager"), ROWS, _offset(v)
         ),
     ),
     Report(
@@ -193,7 +208,7 @@ REPORTS: tuple[Report, ...] = (
         HandoffReport,
         (Filter("department", N_("Department"), "choice", "departments"), *PERIOD),
         lambda p, c, _, v: pipeline.handoff_report(
-            p, c, _period(v), _text(v, "department"), ROWS, 0
+            p, c, _period(v), _text(v, "department"), ROWS, _offset(v)
         ),
     ),
     Report(
@@ -225,7 +240,7 @@ REPORTS: tuple[Report, ...] = (
             won_from=_text(v, "won_from"),
             won_to=_text(v, "won_to"),
             limit=ROWS,
-            offset=0,
+            offset=_offset(v),
         ),
     ),
     Report(
@@ -255,7 +270,13 @@ REPORTS: tuple[Report, ...] = (
             Filter("department", N_("Department"), "choice", "departments"),
         ),
         lambda p, c, _, v: portfolio.plan_fact_report(
-            p, c, _days(v), pm=_text(v, "pm"), department=_text(v, "department"), limit=ROWS
+            p,
+            c,
+            _days(v),
+            pm=_text(v, "pm"),
+            department=_text(v, "department"),
+            limit=ROWS,
+            offset=_offset(v),
         ),
     ),
     Report(
@@ -265,7 +286,7 @@ REPORTS: tuple[Report, ...] = (
         ResourceLoadReport,
         (*PERIOD, Filter("person", N_("Person"))),
         lambda p, c, _, v: portfolio.resource_load_report(
-            p, c, _days(v), _text(v, "person"), ROWS, 0
+            p, c, _days(v), _text(v, "person"), ROWS, _offset(v)
         ),
     ),
     Report(
@@ -274,7 +295,7 @@ REPORTS: tuple[Report, ...] = (
         N_("Deviations"),
         DeviationsReport,
         PERIOD,
-        lambda p, c, who, v: portfolio.deviations_report(p, c, who, _days(v), ROWS, 0),
+        lambda p, c, who, v: portfolio.deviations_report(p, c, who, _days(v), ROWS, _offset(v)),
     ),
     Report(
         "payments",
@@ -283,7 +304,7 @@ REPORTS: tuple[Report, ...] = (
         PaymentsReport,
         (*PERIOD, Filter("project_id", N_("Project id"))),
         lambda p, c, _, v: portfolio.payments_report(
-            c, _days(v), project_id=_uuid(v, "project_id"), limit=ROWS
+            c, _days(v), project_id=_uuid(v, "project_id"), limit=ROWS, offset=_offset(v)
         ),
     ),
     Report(
@@ -293,7 +314,7 @@ REPORTS: tuple[Report, ...] = (
         StatusTimePage,
         STATUS_TIME,
         lambda p, c, _, v: status_time.status_time_report(
-            p, c, **_status_time_args(v), limit=ROWS, offset=0
+            p, c, **_status_time_args(v), limit=ROWS, offset=_offset(v)
         ),
         highlight="over_limit",
     ),
@@ -353,7 +374,7 @@ def layout(
             {
                 "title": gettext(chart.title),
                 "kind": chart.kind,
-                "categories": [str(row[at]) for row in found.rows],
+                "categories": [i18n.named(str(row[at]), gettext) for row in found.rows],
                 "series": series,
             }
         )
@@ -398,6 +419,27 @@ def _options(platform: Platform) -> dict[str, list[tuple[str, str]]]:
     }
 
 
+def filter_fields(
+    report: Report, values: Values, options: dict[str, list[tuple[str, str]]]
+) -> list[dict[str, Any]]:
+    """The report's filters as the filter bar's fields (``_macros.html``): a choice offers
+    "All" except where the report needs one (the funnel of the funnel report, a kind)."""
+    fields = []
+    for f in report.filters:
+        required = f.name == "kind" or (f.name == "funnel" and report.slug == "funnel")
+        fields.append(
+            {
+                "kind": f.kind,
+                "name": f.name,
+                "label": f.label,
+                "value": values.get(f.name, ""),
+                "options": options.get(f.options, []),
+                "all_label": "" if required else N_("All"),
+            }
+        )
+    return fields
+
+
 def _title(report: Report, principal: Principal, values: Values, moment: datetime) -> excel.Title:
     filters = [(f.name, values[f.name]) for f in report.filters if values.get(f.name)]
     viewer = f"{principal.user} ({principal.role.value})"
@@ -418,10 +460,22 @@ def _exports_of(principal: Principal) -> tuple[str, ...]:
 
 
 def _chosen(request: Request, report: Report, platform: Platform) -> dict[str, str]:
+    """The report's filters from the query string (its defaults when none is given), and
+    the page's ``offset`` when it is past the first page."""
     asked = {f.name: request.query_params.get(f.name, "") for f in report.filters}
     if not any(asked.values()):
-        return {**asked, **report.defaults(platform)}
-    return asked
+        asked = {**asked, **report.defaults(platform)}
+    offset = offset_of(request.query_params.get("offset"))
+    return {**asked, "offset": str(offset)} if offset else asked
+
+
+def page_total(result: Mapping[str, Any]) -> int | None:
+    """How many rows the report's paged tables have over all pages (the largest ``total``
+    of the result's pages, itself or its parts: the deviations report has two); None
+    for a report that is not paged."""
+    pages = [result, *(v for v in result.values() if isinstance(v, Mapping))]
+    totals = [p["total"] for p in pages if {"total", "limit", "offset"} <= p.keys()]
+    return max(totals) if totals else None
 
 
 def _report_of(principal: Principal, slug: str) -> Report:
@@ -440,7 +494,7 @@ def report_page(request: Request, principal: Viewer, slug: str) -> HTMLResponse:
     context: dict[str, Any] = {
         "report": report,
         "values": values,
-        "options": _options(platform),
+        "fields": filter_fields(report, values, _options(platform)),
         "error": None,
         "download": f"{PREFIX}/reports/{slug}/excel?" + urlencode(values),
     }
@@ -451,6 +505,10 @@ def report_page(request: Request, principal: Viewer, slug: str) -> HTMLResponse:
         return render(request, "reports/report.html", context, status_code=400, principal=principal)
     gettext = i18n.translations(i18n.language_of(request)).gettext
     context.update(layout(report, result, gettext))
+    total = page_total(result)
+    if total is not None:
+        path = f"{PREFIX}/reports/{slug}"
+        context["page"] = pager(path, values, _offset(values), ROWS, total)
     return render(request, "reports/report.html", context, principal=principal)
 
 
@@ -466,7 +524,7 @@ def report_excel(request: Request, principal: Viewer, slug: str) -> Response:
         context = {
             "report": report,
             "values": values,
-            "options": _options(platform),
+            "fields": filter_fields(report, values, _options(platform)),
             "error": {"field": exc.field, "message": exc.message},
             "download": None,
         }
