@@ -18,6 +18,7 @@ from aggregates.deal import DEAL_EVENT_TYPES
 from aggregates.deal import UPCASTERS as DEAL_UPCASTERS
 from aggregates.funnels import FunnelCatalog
 from aggregates.handoff import HANDOFF_EVENT_TYPES
+from aggregates.inbox import INBOX_EVENT_TYPES
 from aggregates.lead import LEAD_EVENT_TYPES
 from aggregates.lead import UPCASTERS as LEAD_UPCASTERS
 from aggregates.limits import LIMIT_EVENT_TYPES
@@ -40,6 +41,7 @@ from process_managers.estimate_handoff import EstimateHandoff
 from process_managers.lead_conversion import LeadConversion
 from process_managers.projects import ProjectCreation, ProjectHealth
 from process_managers.runner import ProcessManager, ProcessRunner
+from projections.alert_reads import AlertReadProjection
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 from projections.deals import deal_projections
@@ -100,6 +102,7 @@ def event_codec() -> EventCodec:
             *USER_EVENT_TYPES,
             *SENSITIVE_EVENT_TYPES,
             *STATUS_LIMIT_EVENT_TYPES,
+            *INBOX_EVENT_TYPES,
         ),
         upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS, **PROJECT_UPCASTERS, **USER_UPCASTERS},
     )
@@ -113,6 +116,7 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         *project_projections(rules),
         *status_time_projections(funnels, rules),
         RevenueLedgerProjection(),
+        AlertReadProjection(),
     ]
 
 

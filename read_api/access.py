@@ -134,6 +134,9 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/client-assignments"): READERS,
     ("GET", "/client-assignments/{assignment_id}"): READERS,
     ("GET", "/alerts"): READERS,
+    ("GET", "/alerts/unread-count"): EVERYONE,
+    ("POST", "/alerts/read"): EVERYONE,
+    ("POST", "/alerts/{alert_id}/read"): EVERYONE,
     # projects
     ("POST", "/projects"): PROJECTS,
     ("GET", "/projects"): READERS,
