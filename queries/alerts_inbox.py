@@ -12,6 +12,8 @@ from typing import Any
 
 import duckdb
 
+from aggregates.inbox import MAX_ALERTS_PER_MARK, Alert
+from commands.context import StreamNotFound
 from read_api.deal_queries import ALERT_COLUMNS, Filters
 
 IS_READ = "EXISTS (SELECT 1 FROM alert_reads r WHERE r.alert_id = alerts.alert_id)"
@@ -119,3 +121,26 @@ def unread_up_to(
         [recipient, up_to, up_to, limit],
     )
     return [int(r[0]) for r in cursor.fetchall()]
+
+
+def alerts_to_mark(
+    own: duckdb.DuckDBPyConnection,
+    scoped: duckdb.DuckDBPyConnection,
+    reader: str,
+    alert_ids: list[int] | None,
+    up_to: int | None,
+) -> tuple[Alert, ...]:
+    """The alerts a mark names, with their recipients (the inbox's rule refuses those of
+    others): ``alert_ids``, or else the reader's unread ones up to ``up_to`` (None: all,
+    at most :data:`MAX_ALERTS_PER_MARK`). ``own`` reads every alert, ``scoped`` as the
+    reader may see them: an alert that is not there, or is someone else's outside the
+    reader's scope, is StreamNotFound (404)."""
+    if alert_ids is None:
+        alert_ids = unread_up_to(own, reader, up_to, MAX_ALERTS_PER_MARK)
+    recipients = alert_recipients(own, alert_ids)
+    others = [a for a in alert_ids if recipients.get(a, reader) != reader]
+    seen = alert_recipients(scoped, others)
+    for alert_id in alert_ids:
+        if alert_id not in recipients or (recipients[alert_id] != reader and alert_id not in seen):
+            raise StreamNotFound(f"alert {alert_id} not found")
+    return tuple(Alert(a, recipients[a]) for a in alert_ids)

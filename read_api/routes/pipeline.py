@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from aggregates import inbox
 from aggregates.funnels import Funnel
-from aggregates.inbox import MAX_ALERTS_PER_MARK
 from aggregates.users import Principal
 from commands.context import StreamNotFound
 from commands.inbox import mark_alerts_read
@@ -264,21 +263,11 @@ def _mark(
     reader = headers.principal.user
     own = platform.db.cursor()
     try:
-        if alert_ids is None:
-            alert_ids = alerts_inbox.unread_up_to(own, reader, up_to, MAX_ALERTS_PER_MARK)
-        recipients = alerts_inbox.alert_recipients(own, alert_ids)
+        alerts = alerts_inbox.alerts_to_mark(own, cursor, reader, alert_ids, up_to)
     finally:
         own.close()
-    others = [a for a in alert_ids if recipients.get(a, reader) != reader]
-    seen = alerts_inbox.alert_recipients(cursor, others)
-    for alert_id in alert_ids:
-        if alert_id not in recipients or (recipients[alert_id] != reader and alert_id not in seen):
-            raise StreamNotFound(f"alert {alert_id} not found")
-    command = inbox.MarkAlertsRead(
-        reader, tuple(inbox.Alert(a, recipients[a]) for a in alert_ids), up_to
-    )
     ctx = headers.context(platform, f"alert-inbox:{reader}", request)
-    marked = mark_alerts_read(platform.store, command, ctx)
+    marked = mark_alerts_read(platform.store, inbox.MarkAlertsRead(reader, alerts, up_to), ctx)
     mark_accepted(marked.result, response)
     return {
         "username": reader,
