@@ -274,3 +274,28 @@ def test_no_smtp_host_no_mailer() -> None:
     assert not settings.sends_mail
     with pytest.raises(ValueError, match="SMTP_HOST"):
         mailer_from(None, settings)  # type: ignore[arg-type]
+
+
+def test_a_crash_between_accept_and_record_sends_one_duplicate_with_the_same_id(
+    platform: Platform, clock: FakeClock, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window the README owns up to: the server took the message, the process died
+    before the record committed. On restart the alert goes once more, same Message-ID."""
+    register(platform, "vera", "Vera", "vera@example.test")
+    alert_id, _ = Alerts(platform, clock).remind("vera")
+    crashing = new_mailer(platform)
+
+    def crash(*_: Any, **__: Any) -> None:
+        raise SystemExit("killed after the SMTP server accepted the message")
+
+    monkeypatch.setattr(crashing.ledger, "record", crash)
+    with pytest.raises(SystemExit):
+        crashing.catch_up()
+    assert len(smtp.messages) == 1
+
+    restarted = new_mailer(platform)
+    restarted.catch_up()
+    restarted.catch_up()
+    first, again = smtp.messages
+    assert first["Message-ID"] == again["Message-ID"]
+    assert [h["alert_id"] for h in restarted.ledger.handled()] == [alert_id]

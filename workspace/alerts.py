@@ -28,6 +28,7 @@ from workspace.pages import (
     Viewer,
     command_context,
     render,
+    require,
 )
 
 router = APIRouter()
@@ -58,6 +59,7 @@ def alerts_page(
     principal: Viewer,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> HTMLResponse:
+    require(principal, "GET", "/alerts")
     platform = _platform(request)
     cursor = platform.db.cursor()
     try:
@@ -92,6 +94,7 @@ def _mark(
     up_to: int | None,
     params: dict[str, str],
 ) -> Response:
+    require(principal, "POST", operation.path)
     platform = _platform(request)
     try:
         with read_models(platform, principal) as scoped:

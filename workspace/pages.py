@@ -88,7 +88,10 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
     return items
 
 
-def unread_alerts(platform: Platform, principal: Principal) -> int:
+def unread_alerts(platform: Platform, principal: Principal) -> int | None:
+    """The header's counter of unread alerts (None for a role that reads none)."""
+    if not may(principal, "GET", "/alerts"):
+        return None
     from workspace.alerts import unread_alerts as count  # it uses this module's helpers
 
     return count(platform, principal)
