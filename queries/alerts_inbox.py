@@ -70,20 +70,26 @@ def list_alerts(
     return _rows(cursor), total, unread
 
 
+MINE = (
+    "alerts LEFT JOIN (SELECT alert_id, true AS read FROM alert_reads WHERE reader = ?) "
+    "USING (alert_id) WHERE recipient = ?"
+)
+"""The recipient's alerts with their read marks (only theirs are joined: cheap)."""
+
+
 def inbox(
     cursor: duckdb.DuckDBPyConnection, recipient: str, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int, int]:
     """The recipient's alerts, unread first, newest first within each; their total and
     how many are unread."""
     row = cursor.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE NOT {IS_READ}) FROM alerts WHERE recipient = ?",
-        [recipient],
+        "SELECT raised, raised - read FROM alert_counts WHERE recipient = ?", [recipient]
     ).fetchone()
     total, unread = (int(row[0]), int(row[1])) if row else (0, 0)
     cursor.execute(
-        f"SELECT {COLUMNS} FROM alerts WHERE recipient = ? "
-        "ORDER BY read, raised_at DESC, alert_id DESC LIMIT ? OFFSET ?",
-        [recipient, limit, offset],
+        f"SELECT {ALERT_COLUMNS}, coalesce(read, false) AS read FROM {MINE} "
+        "ORDER BY read NULLS FIRST, raised_at DESC, alert_id DESC LIMIT ? OFFSET ?",
+        [recipient, recipient, limit, offset],
     )
     items = _rows(cursor)
     for item in items:
@@ -92,9 +98,9 @@ def inbox(
 
 
 def unread_count(cursor: duckdb.DuckDBPyConnection, recipient: str) -> int:
-    """How many of the recipient's alerts are unread (the header's counter)."""
+    """How many of the recipient's alerts are unread (the header's counter: one row)."""
     row = cursor.execute(
-        f"SELECT count(*) FROM alerts WHERE recipient = ? AND NOT {IS_READ}", [recipient]
+        "SELECT raised - read FROM alert_counts WHERE recipient = ?", [recipient]
     ).fetchone()
     return int(row[0]) if row else 0
 
@@ -116,9 +122,9 @@ def unread_up_to(
     """The recipient's unread alerts with ids up to ``up_to`` (None: all), oldest first,
     at most ``limit`` of them."""
     cursor.execute(
-        f"SELECT alert_id FROM alerts WHERE recipient = ? AND NOT {IS_READ} "
-        "AND (? IS NULL OR alert_id <= ?) ORDER BY alert_id LIMIT ?",
-        [recipient, up_to, up_to, limit],
+        f"SELECT alert_id FROM {MINE} AND read IS NULL AND (? IS NULL OR alert_id <= ?) "
+        "ORDER BY alert_id LIMIT ?",
+        [recipient, recipient, up_to, up_to, limit],
     )
     return [int(r[0]) for r in cursor.fetchall()]
 

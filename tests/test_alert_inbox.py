@@ -145,14 +145,38 @@ def test_the_marks_survive_a_rebuild(
     page = get(client, "/alerts", VERA, recipient="vera")
     assert [x["read"] for x in page["items"]] == [True, True]
     query = "SELECT alert_id, reader, read_at, position FROM alert_reads ORDER BY alert_id"
+    counts = "SELECT recipient, raised, read FROM alert_counts ORDER BY recipient"
     incremental = platform.db.cursor().execute(query).fetchall()
+    incremental_counts = platform.db.cursor().execute(counts).fetchall()
     db = ReadModelDatabase(":memory:")
     try:
         rebuild(platform.store, db, read_model_projections(platform.funnels, platform.rules))
         assert db.cursor().execute(query).fetchall() == incremental
+        assert db.cursor().execute(counts).fetchall() == incremental_counts
     finally:
         db.close()
     assert [(r[0], r[1]) for r in incremental] == [(a, "vera"), (b, "vera")]
+    assert incremental_counts == [("vera", 2, 2)]
+
+
+def test_the_unread_counts_agree_with_the_marks(
+    client: TestClient, platform: Platform, clock: FakeClock
+) -> None:
+    """The header's count (kept per recipient) equals the alerts without a read mark."""
+    _, ids = raise_alerts(platform, clock, "vera", "boris", "vera", "boris", "vera")
+    post(client, "/alerts/read", VERA, alert_ids=[ids[0], ids[4]])
+    post(client, "/alerts/read", BORIS, up_to=ids[1])
+    get(client, "/alerts", TOP)
+    cursor = platform.db.cursor()
+    kept = dict(cursor.execute("SELECT recipient, raised - read FROM alert_counts").fetchall())
+    counted = dict(
+        cursor.execute(
+            "SELECT recipient, count(*) FILTER (WHERE alert_id NOT IN "
+            "(SELECT alert_id FROM alert_reads)) FROM alerts GROUP BY recipient"
+        ).fetchall()
+    )
+    assert kept == counted == {"vera": 1, "boris": 1}
+    assert get(client, "/alerts/unread-count", VERA) == {"unread": 1}
 
 
 META = CommandMeta(actor="vera", at=datetime(2026, 1, 5, tzinfo=UTC), command_id=UUID(int=1))
