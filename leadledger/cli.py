@@ -254,8 +254,9 @@ def cmd_relay(args: argparse.Namespace) -> int:
 
 def cmd_mail(args: argparse.Namespace) -> int:
     """The mailer on its own: alerts from the event store's log to their recipients."""
+    from leadledger.metrics import render
     from leadledger.wiring import alert_mailer
-    from notifications.mailer import MailUnavailable
+    from notifications.mailer import MailUnavailable, mailer_samples
 
     side = _command_side()
     try:
@@ -263,6 +264,10 @@ def cmd_mail(args: argparse.Namespace) -> int:
             mailer = alert_mailer(side)
         except ValueError as exc:
             raise SystemExit(f"leadledger mail: {exc}") from exc
+        _serve_worker_metrics(
+            side.settings,
+            lambda: render(mailer_samples(mailer, side.store.last_position())),
+        )
         if args.once:
             try:
                 mailer.catch_up()

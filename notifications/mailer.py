@@ -42,6 +42,7 @@ from typing import Any, cast
 from commands.context import StreamNotFound
 from commands.users import load_user
 from event_store import EventStore
+from leadledger.metrics import Sample
 from leadledger.settings import Settings
 from process_managers.state import ProcessStore
 from projections.deals import ALERTS, RaisedAlert, page_events, raised_alert
@@ -436,3 +437,40 @@ def mailer_from(
         public_url=settings.public_url,
         clock=clock,
     )
+
+
+def mailer_samples(mailer: Mailer, head: int) -> list[Sample]:
+    """The mailer's figures for /metrics (``head``: the log's last position)."""
+    stats = mailer.stats
+    return [
+        Sample(
+            "leadledger_mail_position", "gauge", "Last position the mailer handled", stats.position
+        ),
+        Sample(
+            "leadledger_mail_lag_events",
+            "gauge",
+            "Events the mailer has not handled yet (grows while SMTP is down)",
+            max(0, head - stats.position),
+        ),
+        Sample(
+            "leadledger_mail_sent_total", "counter", "Alerts e-mailed since start", stats.sent_total
+        ),
+        Sample(
+            "leadledger_mail_refused_total",
+            "counter",
+            "Alerts the SMTP server refused for good (5xx), recorded and skipped",
+            stats.refused_total,
+        ),
+        Sample(
+            "leadledger_mail_no_address_total",
+            "counter",
+            "Alerts skipped because the recipient has no e-mail address",
+            stats.no_address_total,
+        ),
+        Sample(
+            "leadledger_mail_failures_total",
+            "counter",
+            "Attempts that found the SMTP server down or refusing for now (each retried)",
+            stats.failures_total,
+        ),
+    ]

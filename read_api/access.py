@@ -537,6 +537,7 @@ class Scope:
             ),
             # an alert's read mark is seen with the alert
             ("alert_reads", f"alert_id IN (SELECT alert_id FROM alerts) OR reader = {me}"),
+            ("alert_counts", f"recipient IN {people}"),
             ("sensitive_reads", "lead_id IN (SELECT lead_id FROM leads)"),
         ]
         statements = [

@@ -299,3 +299,20 @@ def test_a_crash_between_accept_and_record_sends_one_duplicate_with_the_same_id(
     first, again = smtp.messages
     assert first["Message-ID"] == again["Message-ID"]
     assert [h["alert_id"] for h in restarted.ledger.handled()] == [alert_id]
+
+
+def test_the_server_reports_the_mailer_in_its_metrics(
+    platform: Platform, clock: FakeClock, smtp: SmtpServer
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from read_api.app import create_app
+
+    register(platform, "vera", "Vera", "vera@example.test")
+    Alerts(platform, clock).remind("vera")
+    assert platform.mailer is not None  # an SMTP host is set: serve would run it
+    platform.mailer.catch_up()
+    with TestClient(create_app(platform, background=False, close_on_exit=False)) as api:
+        text = api.get("/metrics").text
+    assert "leadledger_mail_sent_total 1" in text
+    assert "leadledger_mail_lag_events 0" in text
