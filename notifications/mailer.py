@@ -6,6 +6,11 @@ mailer turns each into one message to the recipient's work address from the user
 directory, in the configured language, with a link to the alert's subject in the
 workspace, and sends it over SMTP (``LEADLEDGER_SMTP_*``).
 
+The first time it runs it starts at the head of the log: alerts raised before e-mail was
+switched on are not sent. Run one mailer per event store (``serve`` with SMTP configured,
+or ``leadledger mail`` and ``LEADLEDGER_MAILER=false`` for the servers): two would each
+send every alert.
+
 **Exactly once per alert across restarts.** Alerts are sent one at a time, in log order.
 After the SMTP server accepted an alert's message, one transaction in the event store's
 own database records the alert as sent (``leadledger_alert_mail``) and moves the mailer's
@@ -196,6 +201,17 @@ class MailLedger:
     def position(self) -> int:
         return self.positions.position(MAILER_POSITION)
 
+    def start_at(self, position: int) -> None:
+        """Where a mailer that never ran starts (a stored position is kept)."""
+        with self._transaction() as c:
+            c.execute(
+                self._sql(
+                    "INSERT INTO {positions} (name, position) VALUES ({p}, {p}) "
+                    "ON CONFLICT (name) DO NOTHING"
+                ),
+                (MAILER_POSITION, position),
+            )
+
     def outcome(self, alert_id: int) -> str | None:
         """How the alert was handled (None: not yet)."""
         with self._transaction(commit=False) as c:
@@ -310,6 +326,9 @@ class Mailer:
         self.page_size = page_size
         self.clock = clock
         self.ledger = MailLedger(store)
+        # the first time, from the head of the log: switching e-mail on does not send
+        # every alert of the past
+        self.ledger.start_at(store.last_position())
         self.stats = MailerStats(position=self.ledger.position())
         self.topics = frozenset(ALERTS)
         self._wake = threading.Event()

@@ -316,3 +316,22 @@ def test_the_server_reports_the_mailer_in_its_metrics(
         text = api.get("/metrics").text
     assert "leadledger_mail_sent_total 1" in text
     assert "leadledger_mail_lag_events 0" in text
+
+
+def test_switching_mail_on_sends_no_alert_of_the_past(
+    make_platform: PlatformFactory, clock: FakeClock, smtp: SmtpServer
+) -> None:
+    platform = make_platform(process_managers=False)  # no SMTP host: no mailer
+    assert platform.mailer is None
+    register(platform, "vera", "Vera", "vera@example.test")
+    alerts = Alerts(platform, clock)
+    alerts.remind("vera")
+    settings = platform.settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": smtp.port}
+    )
+    mailer = mailer_from(platform.store, settings)
+    mailer.catch_up()
+    assert smtp.messages == []
+    later, _ = alerts.remind("vera")
+    mailer_from(platform.store, settings).catch_up()
+    assert [m["X-LeadLedger-Alert"] for m in smtp.messages] == [str(later)]
