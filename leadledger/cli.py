@@ -1,5 +1,5 @@
-"""The ``leadledger`` command line: serve, demo, project, process, relay, schemas, rebuild,
-history, token, user."""
+"""The ``leadledger`` command line: serve, demo, project, process, relay, mail, schemas,
+rebuild, history, token, user."""
 
 from __future__ import annotations
 
@@ -250,6 +250,50 @@ def cmd_relay(args: argparse.Namespace) -> int:
     finally:
         side.close()
         gc.unfreeze()  # let the interpreter tear the frozen start-up heap down normally
+
+
+def cmd_mail(args: argparse.Namespace) -> int:
+    """The mailer on its own: alerts from the event store's log to their recipients."""
+    from leadledger.metrics import render
+    from leadledger.wiring import alert_mailer
+    from notifications.mailer import MailUnavailable, mailer_samples
+
+    side = _command_side()
+    try:
+        try:
+            mailer = alert_mailer(side)
+        except ValueError as exc:
+            raise SystemExit(f"leadledger mail: {exc}") from exc
+        _serve_worker_metrics(
+            side.settings,
+            lambda: render(mailer_samples(mailer, side.store.last_position())),
+        )
+        if args.once:
+            try:
+                mailer.catch_up()
+            except MailUnavailable as exc:
+                print(f"leadledger mail: the SMTP server cannot take mail now: {exc}")
+                return 1
+            stats = mailer.stats
+            print(
+                f"sent {stats.sent_total}, refused {stats.refused_total}, without an address "
+                f"{stats.no_address_total}; mailer at position {mailer.ledger.position()}"
+            )
+            return 0
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        log.info(
+            "mailer sending alerts through %s from position %d",
+            side.settings.smtp_host,
+            mailer.ledger.position(),
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            mailer.run_forever(
+                stop, side.settings.mail_poll_seconds, side.settings.mail_max_backoff_seconds
+            )
+        return 0
+    finally:
+        side.close()
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
@@ -528,6 +572,10 @@ def parser() -> argparse.ArgumentParser:
     )
     rl.add_argument("--once", action="store_true", help="publish up to the head of the log, exit")
     rl.set_defaults(func=cmd_relay)
+
+    ml = sub.add_parser("mail", help="e-mail every alert to its recipient (LEADLEDGER_SMTP_HOST)")
+    ml.add_argument("--once", action="store_true", help="send up to the head of the log, exit")
+    ml.set_defaults(func=cmd_mail)
 
     sc = sub.add_parser("schemas", help="export or check the published event schemas")
     sc.add_argument("action", choices=["export", "check"])

@@ -877,6 +877,14 @@ DEMO_USERS: tuple[tuple[str, str, str, str | None, str], ...] = (
 """The demo's people: every role, so each can be tried with the token printed for it."""
 
 
+DEMO_MAIL_DOMAIN = "demo.leadledger.test"
+
+
+def demo_email(username: str) -> str:
+    """A demo user's work address (a reserved .test domain: no mail leaves for real)."""
+    return f"{username}@{DEMO_MAIL_DOMAIN}"
+
+
 def load_demo_users(store: EventStore, now: datetime) -> list[str]:
     """Register the demo's people in the directory (skipping those already there)."""
     registered = []
@@ -890,7 +898,10 @@ def load_demo_users(store: EventStore, now: datetime) -> list[str]:
             command="register_user",
         )
         try:
-            register_user(store, users.RegisterUser(username, name, role, department, region), ctx)
+            command = users.RegisterUser(
+                username, name, role, department, region, email=demo_email(username)
+            )
+            register_user(store, command, ctx)
         except VersionConflict:
             continue
         registered.append(username)

@@ -150,6 +150,57 @@ class Settings(BaseSettings):
         "store, or the leadledger_subject_keys table of the PostgreSQL database",
     )
 
+    smtp_host: str = Field(
+        default="",
+        description="SMTP server alerts are e-mailed through; empty: no e-mail is sent",
+    )
+    smtp_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="SMTP port (default 465 with smtp_ssl, else 587 with smtp_starttls, else 25)",
+    )
+    smtp_username: str = Field(default="", description="SMTP login; empty: no login")
+    smtp_password: SecretStr = Field(default=SecretStr(""), description="SMTP password")
+    smtp_from: str = Field(
+        default="leadledger@localhost",
+        description="the From address of alert e-mails (its domain names their Message-IDs)",
+    )
+    smtp_starttls: bool = Field(
+        default=False, description="upgrade the SMTP connection with STARTTLS before login"
+    )
+    smtp_ssl: bool = Field(default=False, description="connect to the SMTP server over TLS")
+    smtp_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="how long one SMTP exchange may take"
+    )
+    mail_language: Literal["ru", "en"] = Field(
+        default="ru", description="the language of alert e-mails"
+    )
+    mailer: bool = Field(
+        default=True,
+        description="run the mailer inside the server when an SMTP server is configured; set "
+        "false where `leadledger mail` runs it on its own",
+    )
+    mail_poll_seconds: float = Field(
+        default=1.0, gt=0, description="how often the mailer looks for new alerts"
+    )
+    mail_max_backoff_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="the longest wait between retries while the SMTP server is down or "
+        "refuses temporarily (the wait doubles from mail_poll_seconds up to this)",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^\s]+$",
+        description="where people open the workspace: the links in alert e-mails start here",
+    )
+
+    @property
+    def sends_mail(self) -> bool:
+        """Whether alerts are e-mailed (an SMTP server is configured)."""
+        return bool(self.smtp_host.strip())
+
     @property
     def publishes_in_process(self) -> bool:
         """Whether ``serve`` runs the relay itself."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aggregates.billing import BILLING_EVENT_TYPES
 from aggregates.company import COMPANY_EVENT_TYPES
@@ -18,6 +18,7 @@ from aggregates.deal import DEAL_EVENT_TYPES
 from aggregates.deal import UPCASTERS as DEAL_UPCASTERS
 from aggregates.funnels import FunnelCatalog
 from aggregates.handoff import HANDOFF_EVENT_TYPES
+from aggregates.inbox import INBOX_EVENT_TYPES
 from aggregates.lead import LEAD_EVENT_TYPES
 from aggregates.lead import UPCASTERS as LEAD_UPCASTERS
 from aggregates.limits import LIMIT_EVENT_TYPES
@@ -40,6 +41,7 @@ from process_managers.estimate_handoff import EstimateHandoff
 from process_managers.lead_conversion import LeadConversion
 from process_managers.projects import ProjectCreation, ProjectHealth
 from process_managers.runner import ProcessManager, ProcessRunner
+from projections.alert_reads import AlertReadProjection
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 from projections.deals import deal_projections
@@ -53,6 +55,9 @@ from relay.kafka import Sink
 from relay.kafka import connect as connect_to_kafka
 from relay.publishing import Publication
 from relay.relay import Relay
+
+if TYPE_CHECKING:
+    from notifications.mailer import Mailer
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +105,7 @@ def event_codec() -> EventCodec:
             *USER_EVENT_TYPES,
             *SENSITIVE_EVENT_TYPES,
             *STATUS_LIMIT_EVENT_TYPES,
+            *INBOX_EVENT_TYPES,
         ),
         upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS, **PROJECT_UPCASTERS, **USER_UPCASTERS},
     )
@@ -113,6 +119,7 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         *project_projections(rules),
         *status_time_projections(funnels, rules),
         RevenueLedgerProjection(),
+        AlertReadProjection(),
     ]
 
 
@@ -175,6 +182,8 @@ class Platform:
     publication: Publication
     relay: Relay | None = None
     """Set when this process publishes to Kafka (a broker is configured and relay on)."""
+    mailer: Mailer | None = None
+    """Set when this process e-mails alerts (an SMTP server is configured and mailer on)."""
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _signer: Signer | None = None
@@ -245,6 +254,20 @@ class Platform:
             )
             relay.start()
             self._threads.append(relay)
+        if self.mailer is not None:
+            self.store.on_append(self.mailer.notify)
+            mailer = threading.Thread(
+                target=self.mailer.run_forever,
+                args=(
+                    self._stop,
+                    self.settings.mail_poll_seconds,
+                    self.settings.mail_max_backoff_seconds,
+                ),
+                name="leadledger-mailer",
+                daemon=True,
+            )
+            mailer.start()
+            self._threads.append(mailer)
 
     def close(self) -> None:
         self._stop.set()
@@ -252,6 +275,8 @@ class Platform:
         self.processes.notify()
         if self.relay is not None:
             self.relay.notify()
+        if self.mailer is not None:
+            self.mailer.notify()
         for thread in self._threads:
             thread.join(timeout=10)
         self.store.close()
@@ -311,4 +336,12 @@ def build(settings: Settings | None = None, *, clock: Clock = system_clock) -> P
         kafka_relay(side)
         if side.settings.kafka_bootstrap_servers and side.settings.relay
         else None,
+        alert_mailer(side) if side.settings.sends_mail and side.settings.mailer else None,
     )
+
+
+def alert_mailer(side: CommandSide) -> Mailer:
+    """The mailer of alerts to the configured SMTP server (see notifications.mailer)."""
+    from notifications.mailer import mailer_from  # it reads the workspace's catalogues
+
+    return mailer_from(side.store, side.settings, clock=side.clock)

@@ -942,6 +942,35 @@ ALERTS: dict[str, Callable[[PageEvent], tuple[str, str, str] | None]] = {
 }
 
 
+@dataclass(frozen=True)
+class RaisedAlert:
+    """What an alert event raises, whatever its type (the ALERTS entry gives the kind,
+    subject and detail; the recipient is in the event)."""
+
+    alert_id: int
+    """The position of the event that raised it."""
+    kind: str
+    subject_type: str
+    subject_id: str
+    recipient: str
+    detail: str
+    due: date | None
+    raised_at: datetime
+
+
+def raised_alert(e: PageEvent) -> RaisedAlert | None:
+    """The alert an event of an ALERTS topic raises (None: this one raises none, e.g. an
+    invoice that needs no approval). Read by the projection and by the mailer."""
+    alert = ALERTS[e.topic](e)
+    if alert is None:
+        return None
+    kind, subject_type, detail = alert
+    recipient = e.doc.get("approver") or e.doc["recipient"]
+    return RaisedAlert(
+        e.position, kind, subject_type, e.stream_id, recipient, detail, e.day("due"), e.moment
+    )
+
+
 class AlertProjection:
     """One row per alert event; the alert's id is its event's position in the log."""
 
@@ -960,21 +989,19 @@ class AlertProjection:
     def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
         rows: list[Row] = []
         for e in page_events(page, self.topics):
-            alert = ALERTS[e.topic](e)
+            alert = raised_alert(e)
             if alert is None:  # e.g. an invoice that needs no approval
                 continue
-            kind, subject_type, detail = alert
-            recipient = e.doc.get("approver")
             rows.append(
                 {
-                    "alert_id": e.position,
-                    "kind": kind,
-                    "subject_type": subject_type,
-                    "subject_id": e.stream_id,
-                    "recipient": recipient or e.doc["recipient"],
-                    "detail": detail,
-                    "due": e.day("due"),
-                    "raised_at": e.moment,
+                    "alert_id": alert.alert_id,
+                    "kind": alert.kind,
+                    "subject_type": alert.subject_type,
+                    "subject_id": alert.subject_id,
+                    "recipient": alert.recipient,
+                    "detail": alert.detail,
+                    "due": alert.due,
+                    "raised_at": alert.raised_at,
                     "raised_by": e.doc["actor"],
                     "command_id": e.doc["command_id"],
                     "position": e.position,

@@ -1,1 +1,2 @@
-"""Read-model queries: one module per resource, shared by the JSON API, the workspace and the Excel renderer."""
+"""Read-model queries: one module per resource, shared by the JSON API, the workspace and
+the Excel renderer."""

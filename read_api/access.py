@@ -134,6 +134,9 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/client-assignments"): READERS,
     ("GET", "/client-assignments/{assignment_id}"): READERS,
     ("GET", "/alerts"): READERS,
+    ("GET", "/alerts/unread-count"): READERS,
+    ("POST", "/alerts/read"): READERS,
+    ("POST", "/alerts/{alert_id}/read"): READERS,
     # projects
     ("POST", "/projects"): PROJECTS,
     ("GET", "/projects"): READERS,
@@ -530,8 +533,11 @@ class Scope:
                 "alerts",
                 "subject_id IN (SELECT lead_id FROM leads UNION ALL SELECT deal_id FROM deals"
                 " UNION ALL SELECT request_id FROM handoffs"
-                " UNION ALL SELECT project_id FROM projects)",
+                f" UNION ALL SELECT project_id FROM projects) OR recipient = {me}",
             ),
+            # an alert's read mark is seen with the alert
+            ("alert_reads", f"alert_id IN (SELECT alert_id FROM alerts) OR reader = {me}"),
+            ("alert_counts", f"recipient IN {people}"),
             ("sensitive_reads", "lead_id IN (SELECT lead_id FROM leads)"),
         ]
         statements = [

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 DealStatus = Literal["open", "won", "lost"]
 HandoffStatus = Literal["open", "in_work", "ready", "done", "rejected", "cancelled"]
@@ -216,10 +216,39 @@ class AlertOut(BaseModel):
     due: date | None
     raised_at: datetime
     raised_by: str
+    read: bool = Field(default=False, description="Whether its recipient marked it read")
 
 
 class AlertPage(Page):
     items: list[AlertOut]
+    unread: int = Field(
+        default=0, description="How many of the alerts the filters match are unread"
+    )
+
+
+class UnreadAlerts(BaseModel):
+    unread: int = Field(description="How many of the viewer's own alerts are unread")
+
+
+class MarkAlertsReadRequest(BaseModel):
+    """Which of the viewer's alerts to mark read: a list of ids, or every unread one up to
+    a position (``up_to``), or, with neither, every unread one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alert_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(
+        default=None, min_length=1, max_length=500, description="The alerts' ids"
+    )
+    up_to: int | None = Field(
+        default=None, ge=1, le=2**62, description="Every unread alert with an id up to this"
+    )
+
+
+class AlertsMarkedRead(BaseModel):
+    username: str = Field(description="The reader")
+    marked: list[int] = Field(description="The alerts this request marked read (new ones)")
+    version: int = Field(description="The version of the reader's inbox stream")
+    position: int = Field(description="Pass as min_position to read your write")
 
 
 class ClientAssignmentOut(BaseModel):

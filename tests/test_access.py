@@ -186,6 +186,7 @@ PARAMS = {
     "table": "leads",
     "username": "nobody.here",
     "subject_id": "company:matrix",
+    "alert_id": "1",
 }
 
 

@@ -103,6 +103,15 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
     return items
 
 
+def unread_alerts(platform: Platform, principal: Principal) -> int | None:
+    """The header's counter of unread alerts (None for a role that reads none)."""
+    if not may(principal, "GET", "/alerts"):
+        return None
+    from workspace.alerts import unread_alerts as count  # it uses this module's helpers
+
+    return count(platform, principal)
+
+
 def render(
     request: Request,
     template: str,
@@ -124,6 +133,7 @@ def render(
             nav=navigation(principal) if principal else [],
             csrf_field=auth.CSRF_FIELD,
             csrf_token=auth.csrf_token(platform, nonce),
+            unread_alerts=unread_alerts(platform, principal) if principal else None,
             stage_names={
                 (f.id, stage.id): stage.name
                 for f in platform.funnels.values()
@@ -415,7 +425,7 @@ def cabinet(platform: Platform, principal: Principal) -> dict[str, Any]:
             parts["projects"] = {"items": items, "total": total}
         if may(principal, "GET", "/alerts"):
             alerts = Filters(equal={"recipient": own}, time_column="raised_at")
-            items, total = list_alerts(cursor, alerts, 10, 0)
+            items, total, _unread = list_alerts(cursor, alerts, 10, 0)
             parts["alerts"] = {"items": items, "total": total}
     return parts
 
@@ -463,7 +473,7 @@ def _error_page(
 
 def workspace_app(platform: Platform) -> FastAPI:
     """The workspace as an application of its own, mounted in the API's app."""
-    from workspace import deals, leads, projects, reports  # they use this module's helpers
+    from workspace import alerts, deals, leads, projects, reports  # they use this module's helpers
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.platform = platform
@@ -474,6 +484,7 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.include_router(deals.router)
     app.include_router(projects.router)
     app.include_router(reports.router)  # the reports, exports, history and audit pages
+    app.include_router(alerts.router)  # the viewer's alerts, marked read
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)

@@ -135,4 +135,8 @@ def metrics(platform: PlatformDep) -> PlainTextResponse:
         projector_position=platform.projector.position,
         process_positions={m.name: processes.position(m.name) for m in processes.managers},
     )
+    if platform.mailer is not None:
+        from notifications.mailer import mailer_samples
+
+        samples += mailer_samples(platform.mailer, int(samples[0].value))
     return PlainTextResponse(render(samples), media_type=CONTENT_TYPE)

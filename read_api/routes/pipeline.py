@@ -8,18 +8,33 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+import duckdb
+from fastapi import APIRouter, Depends, Path, Query, Response
 
+from aggregates import inbox
 from aggregates.funnels import Funnel
+from aggregates.users import Principal
 from commands.context import StreamNotFound
+from commands.inbox import mark_alerts_read
+from leadledger.wiring import Platform
 from queries import alerts, assignments, contractors, deals, handoffs, revenue
 from queries.common import Filters
 from queries.contractors import OverrunFilters
-from read_api.deps import Period, PlatformDep, ReadCursor, parse_instant
+from read_api.access import authenticate
+from read_api.deps import (
+    CommandHeaders,
+    Period,
+    PlatformDep,
+    ReadCursor,
+    mark_accepted,
+    parse_instant,
+    read_position,
+)
 from read_api.errors import BadRequestValue
 from schemas.pipeline import (
     AlertKind,
     AlertPage,
+    AlertsMarkedRead,
     AlertSubject,
     AssignmentStatus,
     ClientAssignmentPage,
@@ -33,7 +48,9 @@ from schemas.pipeline import (
     HandoffPage,
     HandoffReport,
     HandoffStatus,
+    MarkAlertsReadRequest,
     RevenueCapReport,
+    UnreadAlerts,
 )
 
 router = APIRouter(tags=["pipeline"])
@@ -41,6 +58,7 @@ router = APIRouter(tags=["pipeline"])
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip")]
 PeriodDep = Annotated[Period, Depends()]
+Headers = Annotated[CommandHeaders, Depends()]
 
 
 def _page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
@@ -186,11 +204,15 @@ def list_alerts(
     recipient: str | None = None,
     subject_type: AlertSubject | None = None,
     subject_id: UUID | None = None,
+    unread: Annotated[
+        bool, Query(description="Only the alerts their recipient has not marked read")
+    ] = False,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """Reminders, escalations and approval requests, newest first (``from``/``to`` on
-    when they were raised)."""
+    when they were raised), each with ``read`` (its recipient marked it read); ``unread``
+    counts the unread ones the filters match."""
     filters = Filters(
         equal={
             "kind": kind,
@@ -202,8 +224,88 @@ def list_alerts(
         start=period.start,
         end=period.end,
     )
-    items, total = alerts.list_alerts(cursor, filters, limit, offset)
-    return _page(items, total, limit, offset)
+    items, total, unread_total = alerts.list_alerts(
+        cursor, filters, limit, offset, unread_only=unread
+    )
+    return _page(items, total, limit, offset) | {"unread": unread_total}
+
+
+@router.get("/alerts/unread-count", response_model=UnreadAlerts)
+def unread_alerts(
+    platform: PlatformDep,
+    principal: Annotated[Principal, Depends(authenticate)],
+    _caught_up: Annotated[None, Depends(read_position)],
+) -> dict[str, Any]:
+    """How many of the viewer's own alerts are unread (cheap: for a page's header)."""
+    cursor = platform.db.cursor()
+    try:
+        return {"unread": alerts.unread_count(cursor, principal.user)}
+    finally:
+        cursor.close()
+
+
+MARK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    403: {"description": "The alert is addressed to someone else (rule not_recipient)"},
+    404: {"description": "No such alert (or one the viewer may not see)"},
+    422: {"description": "A bad id, or both alert_ids and up_to; names the field"},
+}
+
+
+def _mark(
+    platform: Platform,
+    cursor: duckdb.DuckDBPyConnection,
+    headers: CommandHeaders,
+    response: Response,
+    alert_ids: list[int] | None,
+    up_to: int | None,
+    request: dict[str, Any],
+) -> dict[str, Any]:
+    reader = headers.principal.user
+    own = platform.db.cursor()
+    try:
+        chosen = alerts.alerts_to_mark(own, cursor, reader, alert_ids, up_to)
+    finally:
+        own.close()
+    ctx = headers.context(platform, f"alert-inbox:{reader}", request)
+    marked = mark_alerts_read(platform.store, inbox.MarkAlertsRead(reader, chosen, up_to), ctx)
+    mark_accepted(marked.result, response)
+    return {
+        "username": reader,
+        "marked": list(marked.alert_ids),
+        "version": marked.result.version,
+        "position": marked.result.position,
+    }
+
+
+@router.post("/alerts/read", response_model=AlertsMarkedRead, responses=MARK_RESPONSES)
+def mark_alerts(
+    body: MarkAlertsReadRequest,
+    headers: Headers,
+    platform: PlatformDep,
+    cursor: ReadCursor,
+    response: Response,
+) -> dict[str, Any]:
+    """Mark the viewer's own alerts read: those listed in ``alert_ids``, or every unread
+    one up to ``up_to`` (an alert's id is a log position), or with neither every unread
+    one (at most 500 a request: repeat until ``marked`` is empty). Only an alert's
+    recipient marks it read; marking a read alert again changes nothing."""
+    if body.alert_ids is not None and body.up_to is not None:
+        raise BadRequestValue("up_to", "give alert_ids or up_to, not both")
+    ids = None if body.alert_ids is None else sorted(set(body.alert_ids))
+    request = body.model_dump(mode="json")
+    return _mark(platform, cursor, headers, response, ids, body.up_to, request)
+
+
+@router.post("/alerts/{alert_id}/read", response_model=AlertsMarkedRead, responses=MARK_RESPONSES)
+def mark_alert(
+    alert_id: Annotated[int, Path(ge=1, le=2**62, description="The alert's id")],
+    headers: Headers,
+    platform: PlatformDep,
+    cursor: ReadCursor,
+    response: Response,
+) -> dict[str, Any]:
+    """Mark one of the viewer's own alerts read (only its recipient may)."""
+    return _mark(platform, cursor, headers, response, [alert_id], None, {"alert_id": alert_id})
 
 
 @router.get("/client-assignments", response_model=ClientAssignmentPage)

@@ -1,0 +1,1 @@
+"""Notifications: alerts e-mailed to their recipients (:mod:`notifications.mailer`)."""
