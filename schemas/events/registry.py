@@ -15,6 +15,7 @@ from schemas.events import (
     lead,
     limits,
     project,
+    sales_plans,
     status_limits,
     timesheets,
     users,
@@ -34,6 +35,7 @@ _MODULES: tuple[ModuleType, ...] = (
     timesheets,
     users,
     status_limits,
+    sales_plans,
 )
 _MODEL_NAME = re.compile(r"^(?P<name>[A-Z][A-Za-z0-9]*)V(?P<version>[1-9][0-9]*)$")
 
