@@ -389,7 +389,7 @@ class CabinetContext:
 Section = Callable[[CabinetContext], Any]
 
 
-def _summary(ctx: CabinetContext) -> dict[str, Any]:
+def _plate(ctx: CabinetContext) -> dict[str, Any]:
     user = ctx.manager["manager"]
     plan = plans_of(ctx.cursor, [user], ctx.month).get(user)
     won_deals, fact = won_in_month(ctx.cursor, [user], ctx.month).get(user, (0, ZERO))
@@ -416,7 +416,7 @@ def _summary(ctx: CabinetContext) -> dict[str, Any]:
 
 
 def _plan_bar(ctx: CabinetContext) -> list[dict[str, Any]]:
-    s = ctx.extra["summary"]
+    s = ctx.extra["plate"]
     return [
         {"measure": "plan", "amount": s["plan"] or ZERO},
         {"measure": "plan to date", "amount": s["plan_to_date"] or ZERO},
@@ -430,7 +430,7 @@ def _stages(ctx: CabinetContext) -> list[dict[str, Any]]:
 
 
 MANAGER_SECTIONS: list[tuple[str, Section]] = [
-    ("summary", _summary),
+    ("plate", _plate),
     ("plan_bar", _plan_bar),
     ("stages", _stages),
 ]

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from schemas.sales_plans import StageSum
 
 
-class CabinetSummary(BaseModel):
+class CabinetPlate(BaseModel):
     """The summary plate: the month's plan and how far it is done."""
 
     manager: str
@@ -38,10 +38,10 @@ class PlanBar(BaseModel):
 
 
 class ManagerCabinet(BaseModel):
-    """One manager's cabinet for a month: the summary plate, plan vs plan to date and fact
-    (the plan bar), deal sums by stage."""
+    """One manager's cabinet for a month: the summary plate (``plate``), plan vs plan to
+    date and fact (the plan bar), deal sums by stage."""
 
-    summary: CabinetSummary
+    plate: CabinetPlate
     plan_bar: list[PlanBar]
     stages: list[StageSum]
 

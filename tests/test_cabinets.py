@@ -133,7 +133,7 @@ def test_the_cabinets_and_indicators(
 
     # --- the manager's cabinet: their own -----------------------------------------------
     mine = ok(client.get("/cabinets/manager", params=at, headers=MIA))
-    summary = mine["summary"]
+    summary = mine["plate"]
     due = plan_to_date(Decimal("1000.00"), "2026-01", date(2026, 1, 12), RULES.calendar)
     assert summary["manager"] == "mia.manager"
     assert (summary["plan"], summary["fact"], summary["won_deals"]) == ("1000.00", "400.00", 1)
@@ -147,7 +147,7 @@ def test_the_cabinets_and_indicators(
     ]
     assert [(s["funnel"], s["stage"], s["count"]) for s in mine["stages"]] == [("upsell", "new", 1)]
     december = ok(client.get("/cabinets/manager", params={**at, "month": "2025-12"}, headers=MIA))
-    assert (december["summary"]["plan"], december["summary"]["fact"]) == (None, "0.00")
+    assert (december["plate"]["plan"], december["plate"]["fact"]) == (None, "0.00")
     other = client.get("/cabinets/manager", params={**at, "manager": "kir.manager"}, headers=MIA)
     assert other.status_code == 404
     assert client.get("/cabinets/manager", params=at, headers=PM).status_code == 403
@@ -155,7 +155,7 @@ def test_the_cabinets_and_indicators(
     bad_month = client.get("/cabinets/manager", params={"month": "2026-1"}, headers=MIA)
     assert (bad_month.status_code, "month" in bad_month.text) == (422, True)
     kir = ok(client.get("/cabinets/manager", params={**at, "manager": "kir.manager"}, headers=HEAD))
-    assert (kir["summary"]["plan"], kir["summary"]["fact"]) == ("500.00", "0.00")
+    assert (kir["plate"]["plan"], kir["plate"]["fact"]) == ("500.00", "0.00")
 
     # --- the head of sales' cabinet: region → city → manager ------------------------------
     everyone = ok(client.get("/cabinets/sales", params=at, headers=TOP))
