@@ -186,6 +186,8 @@ PARAMS = {
     "table": "leads",
     "username": "nobody.here",
     "subject_id": "company:matrix",
+    "manager": "nobody.here",
+    "month": "2026-01",
 }
 
 

@@ -48,6 +48,18 @@ def parse_month(raw: str | None, field: str = "month") -> str | None:
         raise BadRequestValue(field, "must be a month as YYYY-MM (e.g. 2026-03)") from None
 
 
+def parse_day(field: str, raw: str | None) -> date | None:
+    """An ISO date query value (``2026-01-31``), or 422 naming the field."""
+    if raw is None or raw == "":
+        return None
+    try:
+        if len(raw) != 10:
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequestValue(field, "must be an ISO date (2026-01-31)") from None
+
+
 class SellerFilters:
     """Whose figures: one manager, a department, a region or a city (within the scope)."""
 
@@ -194,14 +206,16 @@ def dormant_clients(
     cursor: ReadCursor,
     principal: CurrentUser,
     sellers: Sellers,
-    on: Annotated[date | None, Query(description="The day to judge on (default: today)")] = None,
+    on: Annotated[
+        str | None, Query(description="The day to judge on, an ISO date (default: today)")
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """Clients with no invoice for more than ``[sales] dormant_after_days`` days (seed
     003: two years): invoiced before, none since; the longest asleep first."""
     managers = sellers_in_view(cursor, principal, sellers)
-    day = on or platform.clock().date()
+    day = parse_day("on", on) or platform.clock().date()
     after = platform.rules.sales.dormant_after_days
     return cabinets.dormant_clients(cursor, managers, day, after, limit, offset)
 
