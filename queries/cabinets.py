@@ -85,7 +85,8 @@ def _scope_clause(principal: Principal) -> tuple[str, list[Any]]:
 def people(
     cursor: duckdb.DuckDBPyConnection, principal: Principal, who: Who
 ) -> list[dict[str, Any]]:
-    """The sellers in view (active managers and heads), by region, city and name."""
+    """The sellers in view — active managers, and the heads of departments that have
+    managers (a delivery department's head sells nothing) — by region, city and name."""
     scope, params = _scope_clause(principal)
     clauses = [scope]
     for column, value in (
@@ -100,7 +101,8 @@ def people(
     cursor.execute(
         "SELECT username AS manager, coalesce(name, username) AS name, role, department,"
         " coalesce(region, '') AS region, coalesce(city, '') AS city FROM users"
-        " WHERE active AND role IN ('manager', 'head') AND "
+        " WHERE active AND (role = 'manager' OR (role = 'head' AND department IN"
+        " (SELECT department FROM users WHERE role = 'manager' AND active))) AND "
         + " AND ".join(clauses)
         + " ORDER BY region, city, username",
         params,
