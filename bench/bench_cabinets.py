@@ -107,9 +107,10 @@ def fill_scale(platform: Platform) -> None:
             ],
         )
         cursor.execute(
-            "INSERT INTO deal_invoices (deal_id, number, amount, issued_on, prepayment,"
-            " organisation, approval, issued_at, issued_by, position)"
-            " SELECT deal_id, 'INV-' || deal_id, amount, closed_at::DATE, false, 'main',"
+            "INSERT INTO deal_invoices (deal_id, manager, company_id, company_name, number,"
+            " amount, issued_on, prepayment, organisation, approval, issued_at, issued_by,"
+            " position) SELECT deal_id, manager, company_id, company_name, 'INV-' || deal_id,"
+            " amount, closed_at::DATE, false, 'main',"
             " 'not_required', closed_at, manager, 0 FROM deals"
             " WHERE status = 'won' LIMIT ?",
             [INVOICES],

@@ -3,8 +3,9 @@
 - ``sales_plans``: one row per manager and month, the plan in force (amount, currency,
   deals) and who set it last, when and why;
 - ``sales_plan_changes``: every setting or change of a plan, in log order (its history);
-- ``deal_invoices``: every invoice issued on a deal (number, amount, day, prepayment):
-  invoices issued per period, manager and client, and dormant clients (none for years).
+- ``deal_invoices``: every invoice issued on a deal (number, amount, day, prepayment) with
+  the deal's manager and client when it was issued: invoices issued per period, manager
+  and client, and dormant clients (none for years), read without a join.
 
 Folded like the deal models (:class:`projections.deals.KeyedFold`; the other tables get
 one row per event, inserted from Arrow in the projector's transaction).
@@ -72,6 +73,9 @@ CHANGE_COLUMNS: tuple[Column, ...] = (
 )
 INVOICE_COLUMNS: tuple[Column, ...] = (
     _text("deal_id"),
+    _text("manager"),
+    _text("company_id"),
+    _text("company_name"),
     _text("number"),
     _money("amount"),
     _day("issued_on"),
@@ -142,7 +146,9 @@ class SalesPlanProjection(KeyedFold):
 
 
 class DealInvoiceProjection:
-    """One row per invoice issued on a deal (insert only: an invoice is never re-issued)."""
+    """One row per invoice issued on a deal (insert only: an invoice is never re-issued),
+    with its deal's manager and client then. Listed after the deal models, which fold
+    each page first."""
 
     name = "deal_invoices"
     topics: frozenset[str] = frozenset({"DealInvoiceIssued"})
@@ -160,9 +166,20 @@ class DealInvoiceProjection:
         events = page_events(page, self.topics)
         if not events:
             return
+        # the deals' rows as this page left them (the deal models fold the page first)
+        deal_ids = sorted({e.stream_id for e in events})
+        cursor.execute(
+            "SELECT deal_id, manager, company_id, company_name FROM deals"
+            " WHERE deal_id IN (SELECT unnest(?::VARCHAR[]))",
+            [deal_ids],
+        )
+        deals = {r[0]: r[1:] for r in cursor.fetchall()}
         rows = [
             {
                 "deal_id": e.stream_id,
+                "manager": deals.get(e.stream_id, (None, None, None))[0],
+                "company_id": deals.get(e.stream_id, (None, None, None))[1],
+                "company_name": deals.get(e.stream_id, (None, None, None))[2],
                 "number": e.doc["number"],
                 "amount": e.money("amount"),
                 "issued_on": e.day("issued_on"),

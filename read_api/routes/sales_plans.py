@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from aggregates import sales_plans
+from aggregates.users import Principal
 from commands.context import StreamNotFound
 from commands.sales_plans import set_sales_plan
 from leadledger.wiring import Platform
@@ -76,7 +77,11 @@ class SellerFilters:
 Sellers = Annotated[SellerFilters, Depends()]
 
 
-def sellers_in_view(cursor: Any, principal: Any, filters: SellerFilters) -> list[str]:
+def sellers_in_view(cursor: Any, principal: Principal, filters: SellerFilters) -> list[str] | None:
+    """The sellers whose figures the viewer asked for; None: everyone's records (top
+    management, analysts and auditors with no filter)."""
+    if principal.sees_everything and filters.who == cabinets.Who():
+        return None
     return cabinets.names(cabinets.people(cursor, principal, filters.who))
 
 
