@@ -6,8 +6,8 @@ Two data sets, each on a fresh embedded store and DuckDB file:
   demo's people in their regions and cities, their plans);
 - ``scale``: the demo's people plus 100 synthetic managers (5 regions, 20 cities) with
   two years of read-model rows written directly into DuckDB: 200,000 leads over 30,000
-  companies, 60,000 deals (open, won, lost over every stage), 40,000 invoices on the won
-  ones and a plan per manager and month (2,400).
+  companies (and each company's first lead), 60,000 deals (open, won, lost over every
+  stage), 40,000 invoices on the won ones and a plan per manager and month (2,400).
 
 Every endpoint is asked for through the app in process (FastAPI's TestClient, bearer
 tokens: the time is the server's handling of the request) as top management, the head of
@@ -114,6 +114,11 @@ def fill_scale(platform: Platform) -> None:
             " 'not_required', closed_at, manager, 0 FROM deals"
             " WHERE status = 'won' LIMIT ?",
             [INVOICES],
+        )
+        cursor.execute(
+            "INSERT INTO client_first_leads SELECT company_id, arg_min(company_name,"
+            " created_at), arg_min(lead_id, created_at), arg_min(manager, created_at),"
+            " min(created_at), 0 FROM leads GROUP BY company_id"
         )
         months = sorted(
             {

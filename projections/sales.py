@@ -5,7 +5,11 @@
 - ``sales_plan_changes``: every setting or change of a plan, in log order (its history);
 - ``deal_invoices``: every invoice issued on a deal (number, amount, day, prepayment) with
   the deal's manager and client when it was issued: invoices issued per period, manager
-  and client, and dormant clients (none for years), read without a join.
+  and client, and dormant clients (none for years), read without a join;
+- ``client_first_leads``: each company's first lead ever (its id, the manager it was
+  created for, when): client-base growth (a company's ``company_id`` is set when its lead
+  is created and never changes, and the log is in creation order, so the first
+  ``LeadCreated`` naming a company is its first lead).
 
 Folded like the deal models (:class:`projections.deals.KeyedFold`; the other tables get
 one row per event, inserted from Arrow in the projector's transaction).
@@ -26,6 +30,7 @@ from projections.deals import (
     KeyedFold,
     PageEvent,
     Row,
+    _arrow_rows,
     _bigint,
     _day,
     _flag,
@@ -195,5 +200,56 @@ class DealInvoiceProjection:
         _insert(cursor, "deal_invoices", INVOICE_COLUMNS, rows)
 
 
+FIRST_LEAD_COLUMNS: tuple[Column, ...] = (
+    _text("company_id"),
+    _text("company_name"),
+    _text("lead_id"),
+    _text("manager"),
+    _moment("created_at"),
+    _bigint("position"),
+)
+
+
+class ClientFirstLeadProjection:
+    """One row per company: its first lead (insert only, the first one named wins)."""
+
+    name = "client_first_leads"
+    topics: frozenset[str] = frozenset({"LeadCreated"})
+    tables: tuple[str, ...] = ("client_first_leads",)
+
+    @property
+    def fingerprint(self) -> str:
+        parts = [self.name, ddl(self.name, FIRST_LEAD_COLUMNS), _SOURCE_DIGEST, _OWN_DIGEST]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        cursor.execute(ddl(self.name, FIRST_LEAD_COLUMNS))
+
+    def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
+        firsts: dict[str, Row] = {}
+        for e in page_events(page, self.topics):
+            company = e.doc.get("company_id")
+            if company and company not in firsts:
+                firsts[company] = {
+                    "company_id": company,
+                    "company_name": e.doc.get("company_name"),
+                    "lead_id": e.stream_id,
+                    "manager": e.doc.get("manager"),
+                    "created_at": e.moment,
+                    "position": e.position,
+                }
+        if not firsts:
+            return
+        view = "_new_client_first_leads"
+        cursor.register(view, _arrow_rows(FIRST_LEAD_COLUMNS, firsts.values()))
+        try:
+            cursor.execute(
+                f"INSERT INTO client_first_leads SELECT * FROM {view}"
+                " WHERE company_id NOT IN (SELECT company_id FROM client_first_leads)"
+            )
+        finally:
+            cursor.unregister(view)
+
+
 def sales_projections() -> list[Projection]:
-    return [SalesPlanProjection(), DealInvoiceProjection()]
+    return [SalesPlanProjection(), DealInvoiceProjection(), ClientFirstLeadProjection()]

@@ -195,17 +195,6 @@ def _catalog(cursor: duckdb.DuckDBPyConnection) -> str:
     return '"' + str(row[0]).replace('"', '""') + '".main'
 
 
-def _page(
-    items: list[dict[str, Any]], by: str, limit: int, offset: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """A page of the items and the count per ``by`` (sorted) over all of them."""
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item[by]] = counts.get(item[by], 0) + 1
-    per = [{by: key, "count": counts[key]} for key in sorted(counts)]
-    return items[offset : offset + limit], per
-
-
 def new_clients(
     cursor: duckdb.DuckDBPyConnection,
     managers: list[str] | None,
@@ -214,31 +203,30 @@ def new_clients(
     offset: int,
 ) -> dict[str, Any]:
     """Client-base growth: the companies whose first lead ever (whoever's it is) was
-    created in the period, counted for the manager of that first lead, when the viewer
-    sees it. The sellers' earliest lead of each company in the period is the company's
-    first when no lead of it (anyone's, the viewer's or not) is older."""
+    created in the period, counted for the manager that lead was created for
+    (``client_first_leads``)."""
     who, params = _people("manager", managers)
-    cursor.execute(
-        "WITH candidates AS (SELECT company_id, min(created_at) AS first_lead_at,"
-        " arg_min(lead_id, created_at) AS lead_id, arg_min(manager, created_at) AS manager,"
-        f" arg_min(company_name, created_at) AS company_name FROM {_catalog(cursor)}.leads"
-        f" WHERE {who} AND created_at >= ? AND created_at <= ? AND company_id IS NOT NULL"
-        " GROUP BY company_id)"
-        " SELECT company_id, company_name, manager, first_lead_at, lead_id FROM candidates AS c"
-        f" WHERE NOT EXISTS (SELECT 1 FROM {_catalog(cursor)}.leads AS b"
-        " WHERE b.company_id = c.company_id AND b.created_at < c.first_lead_at)"
-        " ORDER BY first_lead_at DESC, company_id",
-        [*params, span.start, span.end],
+    base = (
+        f"FROM {_catalog(cursor)}.client_first_leads"
+        f" WHERE {who} AND created_at >= ? AND created_at <= ?"
     )
-    found = _rows(cursor)
-    items, by_manager = _page(found, "manager", limit, offset)
+    params = [*params, span.start, span.end]
+    cursor.execute(f"SELECT manager, count(*) AS count {base} GROUP BY 1 ORDER BY 1", params)
+    by_manager = _rows(cursor)
+    cursor.execute(
+        "SELECT company_id, company_name, manager, created_at AS first_lead_at, lead_id"
+        f" {base} ORDER BY created_at DESC, company_id LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    items = _rows(cursor)
+    total = sum(m["count"] for m in by_manager)
     return {
         "start": span.start,
         "end": span.end,
         "managers": by_manager,
         "items": items,
-        "totals": {"count": len(found)},
-        "total": len(found),
+        "totals": {"count": total},
+        "total": total,
         "limit": limit,
         "offset": offset,
     }

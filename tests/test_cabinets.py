@@ -291,6 +291,13 @@ def read_models(
             "INSERT INTO leads VALUES (?, ?, ?, ?, ?, ?)",
             [f"l{n}", MANAGERS[who], DAY0 + timedelta(days=day), amount, f"c{n % 5}", "C"],
         )
+    # each company's first lead, as the projection keeps it (the earliest one)
+    db.execute(
+        "CREATE TABLE client_first_leads AS SELECT company_id, arg_min(company_name,"
+        " created_at) AS company_name, arg_min(lead_id, created_at) AS lead_id,"
+        " arg_min(manager, created_at) AS manager, min(created_at) AS created_at,"
+        " 0::BIGINT AS position FROM leads GROUP BY company_id"
+    )
     for n, (who, stage, amount, is_open) in enumerate(deals):
         funnel, stage_id = STAGES[stage]
         db.execute(

@@ -149,3 +149,12 @@ def test_the_sales_cabinet_rolls_up_region_city_manager(page: Any) -> None:
     page.click("#sales-rollup tr[data-manager='kir.manager'] a >> nth=0")
     assert "manager=kir.manager" in page.url
     assert page.locator("table[data-table='drill down · deals']").count() == 1
+
+
+def test_the_home_links_to_the_cabinets(page: Any) -> None:
+    sign_in(page, "hana.head")
+    links = page.locator("#cabinet-links a")
+    assert [links.nth(n).get_attribute("href") for n in range(links.count())] == [
+        "/workspace/cabinets/manager",
+        "/workspace/cabinets/sales",
+    ]

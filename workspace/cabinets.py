@@ -166,7 +166,10 @@ def cabinet_page(
     gettext = i18n.translations(i18n.language_of(request)).gettext
     context.update(layout(report, result, gettext))
     if which == "sales":  # the roll-up is drawn as one tree; the drill-down as tables
-        context["tables"] = [t for t in context["tables"] if t["name"].startswith("drill down")]
+        drilled = bool(result.get("drill_down"))
+        context["tables"] = [
+            t for t in context["tables"] if drilled and t["name"].startswith("drill down")
+        ]
     context["result"] = result
     context["month"] = result.get("plate", {}).get("month") or result.get("month")
     return render(
