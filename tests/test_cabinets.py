@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 
 from aggregates.sales_plans import plan_to_date
 from leadledger.settings import DEFAULT_FUNNELS_FILE, DEFAULT_RULES_FILE
-from leadledger.wiring import Platform, load_rules
+from leadledger.wiring import Platform, load_rules, read_model_projections
+from projections.database import ReadModelDatabase
+from projections.projector import Projector
 from queries import cabinets
 from tests.conftest import FakeClock, bearer
 from tests.deal_helpers import SELLER, ok
@@ -366,3 +368,45 @@ def test_every_split_adds_up_to_its_totals(
     dormant = cabinets.dormant_clients(db, chosen, date(2028, 6, 1), 730, 500, 0)
     assert len(dormant["items"]) == dormant["totals"]["count"]
     db.close()
+
+
+def test_the_sales_read_models_folded_in_any_page_size_equal_the_live_ones(
+    client: TestClient, clock: FakeClock, platform: Platform, tmp_path: Any
+) -> None:
+    facts = story(client, clock, platform)
+    ok(client.put("/sales-plans/mia.manager/2026-01", json={"amount": "1", "reason": "x"}))
+    client.get("/sales-plans", params={"min_position": platform.store.last_position()})
+    assert facts["position"] > 0
+    projections = read_model_projections(platform.funnels, platform.rules)
+    queries = {
+        "sales_plans": "SELECT * EXCLUDE (last_position) FROM sales_plans ORDER BY plan_id",
+        "sales_plan_changes": "SELECT * FROM sales_plan_changes ORDER BY position",
+        "deal_invoices": "SELECT * FROM deal_invoices ORDER BY position",
+        "client_first_leads": "SELECT * FROM client_first_leads ORDER BY company_id",
+    }
+    live = platform.db.cursor()
+    expected = {name: live.execute(q).fetchall() for name, q in queries.items()}
+    live.close()
+    assert len(expected["sales_plan_changes"]) == 3
+    assert [r[0] for r in expected["client_first_leads"]] == [
+        "kazan-co",
+        "neva-co",
+        "new-co",
+        "old-co",
+        "samara-co",
+        "second-co",
+    ]
+    assert {(r[1], r[2]) for r in expected["deal_invoices"]} == {
+        ("kir.manager", "old-co"),
+        ("mia.manager", "new-co"),
+    }
+    for size in (1, 7):
+        db = ReadModelDatabase(tmp_path / f"folded{size}.duckdb")
+        try:
+            Projector(platform.store, db, projections, page_size=size).catch_up()
+            cursor = db.cursor()
+            for name, query in queries.items():
+                assert cursor.execute(query).fetchall() == expected[name], (size, name)
+            cursor.close()
+        finally:
+            db.close()
