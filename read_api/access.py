@@ -547,6 +547,7 @@ class Scope:
             ("sales_plans", f"manager IN {people}"),
             ("sales_plan_changes", f"manager IN {people}"),
             ("deal_invoices", "deal_id IN (SELECT deal_id FROM deals)"),
+            ("client_first_leads", "lead_id IN (SELECT lead_id FROM leads)"),
         ]
         statements = [
             f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {base}.{table} WHERE {predicate}"
