@@ -121,6 +121,24 @@ class Calendar:
 
 
 @dataclass(frozen=True)
+class SalesRules:
+    """The sales indicators' thresholds (``[sales]`` in rules.toml)."""
+
+    dormant_after_days: int = 730
+    """A client with no invoice for more than this many days is dormant (seed 003: two
+    years)."""
+    currency: str = "RUB"
+    """The currency of sales plans when a plan names none."""
+
+    @classmethod
+    def from_config(cls, sales: Mapping[str, Any]) -> SalesRules:
+        days = sales.get("dormant_after_days", 730)
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 36600:
+            raise ValueError("sales.dormant_after_days must be a whole number of days, 1 to 36600")
+        return cls(dormant_after_days=days, currency=str(sales.get("currency", "RUB")))
+
+
+@dataclass(frozen=True)
 class ProjectRules:
     statuses: tuple[ProjectStatus, ...]
     first_status: str
@@ -203,6 +221,14 @@ class Rules:
     projects: ProjectRules | None = None
     prepayment_approvers: frozenset[str] = frozenset()
     """Who may approve or decline a prepayment invoice, besides the manager's own head."""
+    sales: SalesRules = SalesRules()
+
+    @property
+    def calendar(self) -> Calendar:
+        """The production calendar (``[calendar]``): working days for plans to date."""
+        if self.projects is not None:
+            return self.projects.calendar
+        return Calendar()
 
     @property
     def project(self) -> ProjectRules:
@@ -270,6 +296,7 @@ class Rules:
                 if "projects" in rules
                 else None
             ),
+            sales=SalesRules.from_config(rules.get("sales", {})),
         )
 
 

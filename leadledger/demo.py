@@ -25,6 +25,7 @@ from aggregates import (
     lead,
     limits,
     project,
+    sales_plans,
     status_limits,
     users,
 )
@@ -45,6 +46,7 @@ from commands.projects import (
     project_id_for_deal,
     record_act,
 )
+from commands.sales_plans import set_sales_plan
 from commands.status_limits import set_status_limit
 from commands.users import load_user, register_user, set_assistant_managers
 from event_store import EventStore
@@ -848,9 +850,23 @@ def load_demo_lead_projects(
 
 
 SALES_HEAD = "helen.head"
-DEMO_USERS: tuple[tuple[str, str, str, str | None, str], ...] = (
-    *((name, name.replace(".", " ").title(), "manager", "sales", "Moscow") for name in MANAGERS),
-    (SALES_HEAD, "Helen Head", "head", "sales", "Moscow"),
+MANAGER_PLACES: dict[str, tuple[str, str]] = {
+    name: (("Moscow region", "Moscow"), ("Volga", "Kazan"), ("Volga", "Samara"))[n % 3]
+    for n, name in enumerate(MANAGERS)
+}
+"""Each demo manager's region and city in the directory (the sales cabinet rolls them up
+region → city → manager)."""
+REGIONAL_HEAD = "vadim.volga"
+"""A regional head of sales: the Volga region's people of the sales department only."""
+PLACES: dict[str, tuple[str, str]] = {**MANAGER_PLACES, REGIONAL_HEAD: ("Volga", "Kazan")}
+
+DEMO_USERS: tuple[tuple[str, str, str, str | None, str | None], ...] = (
+    *(
+        (name, name.replace(".", " ").title(), "manager", "sales", MANAGER_PLACES[name][0])
+        for name in MANAGERS
+    ),
+    (SALES_HEAD, "Helen Head", "head", "sales", None),
+    (REGIONAL_HEAD, "Vadim Volga", "head", "sales", "Volga"),
     ("logistics.head", "Logistics Head", "head", "logistics", "Moscow"),
     ("engineering.head", "Engineering Head", "head", "engineering", "Kazan"),
     ("experts.head", "Experts Head", "head", "experts", "Moscow"),
@@ -898,14 +914,48 @@ def load_demo_users(store: EventStore, now: datetime) -> list[str]:
             command="register_user",
         )
         try:
+            city = PLACES.get(username, (None, None))[1]
             command = users.RegisterUser(
-                username, name, role, department, region, email=demo_email(username)
+                username, name, role, department, region, city, email=demo_email(username)
             )
             register_user(store, command, ctx)
         except VersionConflict:
             continue
         registered.append(username)
+    load_demo_plans(store, now)
     return registered
+
+
+def load_demo_plans(store: EventStore, now: datetime, *, seed: int = 7) -> int:
+    """The demo managers' sales plans for this month and the two before (the demo's deals
+    span them), set by the head of sales; the number sent (a repeat appends nothing:
+    its idempotency key replays)."""
+    rng = random.Random(seed + 3)
+    months = []
+    day = now.date().replace(day=1)
+    for _ in range(3):
+        months.append(sales_plans.month_of(day))
+        day = (day - timedelta(days=1)).replace(day=1)
+    head = sales_plans.Person(SALES_HEAD, "head", "sales")
+    done = 0
+    for month in sorted(months):
+        for manager in MANAGERS:
+            amount = Decimal(rng.randrange(40, 200) * 10_000)
+            command = sales_plans.SetSalesPlan(
+                manager, month, amount, "RUB", rng.randint(2, 6), "the demo's monthly plan"
+            )
+            ctx = CommandContext(
+                actor=SALES_HEAD,
+                at=now,
+                command_id=uuid5(DEMO_NAMESPACE, f"plan-{manager}-{month}"),
+                idempotency_key=f"demo-plan-{manager}-{month}",
+                actor_role="head",
+                command="set_plan",
+            )
+            with contextlib.suppress(DomainError):  # set already (by hand, since)
+                set_sales_plan(store, command, head, ctx)
+                done += 1
+    return done
 
 
 def demo_logins() -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ from aggregates.limits import LIMIT_EVENT_TYPES
 from aggregates.project import PROJECT_EVENT_TYPES
 from aggregates.project import UPCASTERS as PROJECT_UPCASTERS
 from aggregates.rules import Rules
+from aggregates.sales_plans import SALES_PLAN_EVENT_TYPES
 from aggregates.sensitive import SENSITIVE_EVENT_TYPES
 from aggregates.status_limits import STATUS_LIMIT_EVENT_TYPES
 from aggregates.timesheets import TIMESHEET_EVENT_TYPES
@@ -50,6 +51,7 @@ from projections.leads import LeadProjection
 from projections.projector import Projector
 from projections.projects import project_projections
 from projections.revenue import RevenueLedgerProjection
+from projections.sales import sales_projections
 from projections.status_time import status_time_projections
 from relay.kafka import Sink
 from relay.kafka import connect as connect_to_kafka
@@ -106,6 +108,7 @@ def event_codec() -> EventCodec:
             *SENSITIVE_EVENT_TYPES,
             *STATUS_LIMIT_EVENT_TYPES,
             *INBOX_EVENT_TYPES,
+            *SALES_PLAN_EVENT_TYPES,
         ),
         upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS, **PROJECT_UPCASTERS, **USER_UPCASTERS},
     )
@@ -120,6 +123,7 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         *status_time_projections(funnels, rules),
         RevenueLedgerProjection(),
         AlertReadProjection(),
+        *sales_projections(),
     ]
 
 

@@ -180,6 +180,17 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
         )
     },
     ("GET", "/reports/contractor-overruns"): READERS,
+    # sales plans, indicators and cabinets (the plan rule is the aggregate's: a manager
+    # may call PUT and hears why not)
+    ("PUT", "/sales-plans/{manager}/{month}"): SALES,
+    ("GET", "/sales-plans"): READERS,
+    ("GET", "/sales-plans/{manager}/{month}/history"): READERS,
+    **{
+        ("GET", f"/reports/{name}"): READERS
+        for name in ("new-leads", "new-clients", "dormant-clients", "invoices", "deals-in-work")
+    },
+    ("GET", "/cabinets/manager"): SALES,
+    ("GET", "/cabinets/sales"): SALES,
     ("GET", "/reports/revenue-cap"): frozenset({T, H, AN}),
     ("GET", "/exports/{table}"): READERS,
     # the event stream
@@ -539,6 +550,10 @@ class Scope:
             ("alert_reads", f"alert_id IN (SELECT alert_id FROM alerts) OR reader = {me}"),
             ("alert_counts", f"recipient IN {people}"),
             ("sensitive_reads", "lead_id IN (SELECT lead_id FROM leads)"),
+            ("sales_plans", f"manager IN {people}"),
+            ("sales_plan_changes", f"manager IN {people}"),
+            ("deal_invoices", "deal_id IN (SELECT deal_id FROM deals)"),
+            ("client_first_leads", "lead_id IN (SELECT lead_id FROM leads)"),
         ]
         statements = [
             f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {base}.{table} WHERE {predicate}"

@@ -21,6 +21,7 @@ from read_api.log_tail import LogTail
 from read_api.openapi import install_openapi
 from read_api.routes import (
     audit,
+    cabinets,
     deals,
     directory,
     events,
@@ -30,6 +31,7 @@ from read_api.routes import (
     portfolio,
     projects,
     reports,
+    sales_plans,
     sensitive,
     status_time,
     users,
@@ -100,6 +102,8 @@ def create_app(
     app.include_router(sensitive.router)
     app.include_router(exports.router)
     app.include_router(audit.router)
+    app.include_router(sales_plans.router)
+    app.include_router(cabinets.router)
     workspace.mount(app, platform)  # the browser workspace: / and /workspace/...
 
     @app.get("/health", tags=["operations"])

@@ -63,6 +63,9 @@ LIST_REPORTS = (
     "/alerts",
     "/contractors",
     "/client-assignments",
+    "/sales-plans",
+    "/cabinets/manager",
+    "/cabinets/sales",
 )
 """Paged lists people take to Excel like reports (besides /reports/... and status time)."""
 
@@ -349,6 +352,15 @@ class Chart:
 
 
 CHARTS: dict[str, tuple[Chart, ...]] = {
+    "ManagerCabinet": (
+        Chart("plan_bar", "measure", ("amount",), "bar", "Plan, plan to date and fact"),
+        Chart("stages", "name", ("amount",), "bar", "Deal sums by stage"),
+    ),
+    "SalesCabinet": (
+        Chart("regions", "region", ("plan", "plan_to_date", "fact"), "bar", "Plan by region"),
+    ),
+    "DealsInWorkReport": (Chart("stages", "name", ("amount",), "bar", "Deal sums by stage"),),
+    "NewLeadsReport": (Chart("days", "day", ("count",), title="New leads per day"),),
     "FunnelReport": (Chart("stages", "name", ("count", "reached"), title="Leads per stage"),),
     "DealPipelineReport": (
         Chart("funnels.stages", "name", ("amount",), title="Open deals' amount per stage"),

@@ -187,6 +187,8 @@ PARAMS = {
     "username": "nobody.here",
     "subject_id": "company:matrix",
     "alert_id": "1",
+    "manager": "nobody.here",
+    "month": "2026-01",
 }
 
 

@@ -129,6 +129,7 @@ REQUIRED = {
     "/reports/funnel": {"funnel": "out_of_court"},
     "/reports/status-time": {"kind": "lead"},
     "/reports/status-time/summary": {"kind": "deal"},
+    "/cabinets/manager": {"manager": "anna.petrova"},
 }
 KNOWN = [
     "/reports/funnel",

@@ -94,6 +94,9 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
     from workspace import deals  # its pages import this module
 
     items += deals.sections(principal)
+    from workspace import cabinets
+
+    items += cabinets.sections(principal)
     if may(principal, "GET", "/projects"):
         items.append((f"{PREFIX}/projects", "Projects"))
     if may(principal, "POST", "/projects/{project_id}/hours"):
@@ -473,7 +476,14 @@ def _error_page(
 
 def workspace_app(platform: Platform) -> FastAPI:
     """The workspace as an application of its own, mounted in the API's app."""
-    from workspace import alerts, deals, leads, projects, reports  # they use this module's helpers
+    from workspace import (  # they use this module's helpers
+        alerts,
+        cabinets,
+        deals,
+        leads,
+        projects,
+        reports,
+    )
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.platform = platform
@@ -485,6 +495,7 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.include_router(projects.router)
     app.include_router(reports.router)  # the reports, exports, history and audit pages
     app.include_router(alerts.router)  # the viewer's alerts, marked read
+    app.include_router(cabinets.router)  # the manager's and the head of sales' cabinets
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)

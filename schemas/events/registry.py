@@ -16,6 +16,7 @@ from schemas.events import (
     lead,
     limits,
     project,
+    sales_plans,
     status_limits,
     timesheets,
     users,
@@ -36,6 +37,7 @@ _MODULES: tuple[ModuleType, ...] = (
     users,
     status_limits,
     alerts,
+    sales_plans,
 )
 _MODEL_NAME = re.compile(r"^(?P<name>[A-Z][A-Za-z0-9]*)V(?P<version>[1-9][0-9]*)$")
 
