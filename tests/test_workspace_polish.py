@@ -329,3 +329,22 @@ def test_a_viewer_who_may_not_move_deals_gets_no_move_forms(desk) -> None:
     sign_in(api, "tess.top")
     board = api.get("/workspace/deals?funnel=transport").text
     assert ('class="move"' in board) == ('src="/workspace/static/kanban.js"' in board)
+
+
+def test_report_tables_show_configured_ids_by_their_names_in_russian(ws, clock: FakeClock) -> None:
+    """A report's funnel and stage columns hold ids (``out_of_court``, ``new``); the page
+    shows their configured names in the viewer's language."""
+    api, _, _ = ws
+    lead = new_lead_body(manager="mia.manager", amount="100")
+    assert api.post("/leads", json=lead, headers=TOP).status_code == 201
+    clock.advance(hours=1)
+    _caught_up(api)
+    assert sign_in_ws(api, "tess.top") == 303
+    api.cookies.set("ll_lang", "ru")
+    page = api.get("/workspace/reports/status-time?kind=lead&manager=mia.manager")
+    assert page.status_code == 200
+    table = page.text[page.text.index('<table class="list report"') :]
+    assert ">Новый<" in table
+    assert ">new<" not in table
+    assert ">out_of_court<" not in table
+    assert i18n.named_id("new", "title", lambda key: key) == "new"  # only id columns

@@ -3,7 +3,7 @@ viewer's language from a cookie or Accept-Language, and locale-aware money and d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -14,6 +14,9 @@ from babel import Locale, dates, numbers
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
+
+from aggregates.funnels import Funnel
+from aggregates.rules import Department
 
 LANGUAGES = ("ru", "en")
 DEFAULT_LANGUAGE = "en"
@@ -102,6 +105,47 @@ def named(value: Any, gettext: Callable[[str], str]) -> Any:
     return value if shown == key else shown
 
 
+ID_COLUMNS = frozenset(
+    {"funnel", "deal_funnel", "stage", "from_stage", "to_stage", "department", "status"}
+)
+"""Report columns that hold a configured id (a funnel's, a stage's...), shown by name."""
+_ID_NAMES: dict[str, str] = {}
+
+
+def register_names(names: dict[str, str]) -> None:
+    """The configured ids and their names (funnels, stages, departments, project
+    statuses): an id column of a report shows the name, translated."""
+    _ID_NAMES.clear()
+    _ID_NAMES.update(names)
+
+
+def configured_names(
+    funnels: Iterable[Funnel],
+    departments: Iterable[Department],
+    statuses: Iterable[tuple[str, str]],
+) -> dict[str, str]:
+    """id → name of every configured funnel, stage, department and project status (the
+    first wins where two share an id)."""
+    found: dict[str, str] = {}
+    for funnel in funnels:
+        found.setdefault(funnel.id, funnel.name)
+        for stage in funnel.stages:
+            found.setdefault(stage.id, stage.name)
+    for department in departments:
+        found.setdefault(department.id, department.name)
+    for status_id, name in statuses:
+        found.setdefault(status_id, name)
+    return found
+
+
+def named_id(value: Any, column: str, gettext: Callable[[str], str]) -> Any:
+    """A report cell: an id column's configured id shown by its name in the viewer's
+    language; anything else as ``named``."""
+    if column in ID_COLUMNS and isinstance(value, str) and value in _ID_NAMES:
+        value = _ID_NAMES[value]
+    return named(value, gettext)
+
+
 def refusal(code: Any, message: Any, gettext: Callable[[str], str]) -> Any:
     """A refused command's words in the viewer's language: the catalogue's entry for its
     code (``error:<code>``: a rule of an aggregate or a guard), else the refusal's own
@@ -145,6 +189,7 @@ def environment(language: str) -> Environment:
     env.filters["moment"] = lambda value: moment(value, language)
     gettext = translations(language).gettext
     env.filters["named"] = lambda value: named(value, gettext)
+    env.filters["named_id"] = lambda value, column: named_id(value, column, gettext)
     env.globals["refusal_words"] = lambda code, message: refusal(code, message, gettext)
     env.globals["language"] = language
     env.globals["languages"] = [(code, language_name(code)) for code in LANGUAGES]

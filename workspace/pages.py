@@ -487,6 +487,16 @@ def workspace_app(platform: Platform) -> FastAPI:
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.platform = platform
+    rules = platform.rules
+    departments = list(rules.departments.values())
+    i18n.register_names(
+        i18n.configured_names(
+            [*platform.funnels.values(), *rules.deal_funnels.values()]
+            + [d.funnel for d in departments],
+            departments,
+            [(s.id, s.name) for s in rules.projects.statuses] if rules.projects else [],
+        )
+    )
     app.state.sessions = auth.Sessions(platform)
     app.state.throttle = auth.Throttle(platform)
     app.include_router(router)
