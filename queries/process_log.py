@@ -134,10 +134,10 @@ SELECT 'deal:' || deal_id || ':closed', 'deal:closed', closed_at, funnel, NULL, 
   'deal', deal_id, NULL, NULL
 FROM deals WHERE closed_at IS NOT NULL
 UNION ALL
-SELECT 'handoff:' || request_id || ':' || step, 'handoff:' || step, at, NULL, NULL, NULL,
+SELECT 'handoff:' || request_id || ':' || step, 'handoff:' || step, step_at, NULL, NULL, NULL,
   'handoff', request_id, deal_id, NULL
 FROM (
-  SELECT request_id, deal_id, 'requested' AS step, created_at AS at FROM handoffs
+  SELECT request_id, deal_id, 'requested' AS step, created_at AS step_at FROM handoffs
   UNION ALL SELECT request_id, deal_id, 'taken', taken_at FROM handoffs
     WHERE taken_at IS NOT NULL
   UNION ALL SELECT request_id, deal_id, 'ready', ready_at FROM handoffs
