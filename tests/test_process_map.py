@@ -13,6 +13,8 @@ and waits.
 from __future__ import annotations
 
 import io
+import json
+import re
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,7 +46,7 @@ STAGES = ("new", "assessment", "proposal_preparation", "proposal_sent")
 @pytest.fixture
 def platform(make_platform: PlatformFactory) -> Platform:
     """The process managers stay off: nothing moves but what the tests send."""
-    return make_platform(process_managers=False)
+    return make_platform(process_managers=False, signin_delay_seconds=0)
 
 
 def _ok(response: Any) -> dict[str, Any]:
@@ -316,6 +318,50 @@ def test_bad_filters_are_refused_naming_them(client: TestClient, history: Histor
         )
         assert response.status_code == 422, (query, response.text)
         assert field in response.text, (query, response.text)
+
+
+def test_the_workspace_page_draws_the_graph_of_the_same_map(
+    client: TestClient, history: History, platform: Platform
+) -> None:
+    body = {"username": "tess.top", "name": "Tess", "role": "top"}
+    response = client.post("/users", json=body, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    assert platform.projector.wait_for(response.json()["position"], 10)
+    platform.credentials.set_password("tess.top", "a-good-password", set_by="test")
+    client.cookies.clear()
+    page = client.get("/workspace/sign-in").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token
+    signed = client.post(
+        "/workspace/sign-in",
+        data={"username": "tess.top", "password": "a-good-password", "csrf_token": token.group(1)},
+        follow_redirects=False,
+    )
+    assert signed.status_code == 303, signed.text
+    query = {"kind": "lead", "funnel": "out_of_court", "from": history.t.date().isoformat()}
+    shown = client.get(
+        "/workspace/reports/process-map", params=query, headers={"Authorization": ""}
+    )
+    assert shown.status_code == 200, shown.text
+    found = re.search(r'id="report-chart-data">(.*?)</script>', shown.text, re.S)
+    assert found
+    graph, *others = json.loads(found.group(1))
+    assert graph["kind"] == "graph"
+    expected = _map(client, history, **{"from": history.t.date().isoformat()})
+    names = {n["stage"]: n["name"] for n in expected["nodes"]}
+    assert [n["name"] for n in graph["nodes"]] == [n["name"] for n in expected["nodes"]]
+    assert [n["x"] for n in graph["nodes"]] == [0, 180, 360, 540]  # left to right
+    assert {(x["source"], x["target"], x["value"], x["rework"]) for x in graph["links"]} == {
+        (names[e["from_stage"]], names[e["to_stage"]], e["count"], e["rework"])
+        for e in expected["edges"]
+    }
+    # new → assessment: 2 records, median 15 h
+    assert any(x["caption"] == "2 · 15.0 h" for x in graph["links"])
+    assert [c["kind"] for c in others] == ["bar"]  # median wait per stage
+    excel_link = client.get(
+        "/workspace/reports/process-map/excel", params=query, headers={"Authorization": ""}
+    )
+    assert excel_link.status_code == 200
 
 
 # --- (b) properties over random visits ----------------------------------------------------

@@ -16,7 +16,35 @@
     holder.appendChild(box);
     var chart = echarts.init(box, null, { renderer: "svg" });
     var option;
-    if (spec.kind === "pie") {
+    if (spec.kind === "graph") {
+      // the process map: stages left to right, arrows as wide as their count, moves back
+      // curved below the line
+      box.className = "chart process-graph";
+      if (spec.note) { box.setAttribute("title", spec.note); }
+      option = {
+        animation: false,
+        title: { text: spec.title, subtext: spec.note || "", textStyle: { fontSize: 14 } },
+        tooltip: {},
+        series: [{
+          type: "graph", layout: "none", roam: true, top: 70, bottom: 40,
+          edgeSymbol: ["none", "arrow"], edgeSymbolSize: 10,
+          label: { show: true, position: "bottom", fontSize: 11 },
+          edgeLabel: { show: true, fontSize: 11 },
+          data: spec.nodes.map(function (n) {
+            return { name: n.name, x: n.x, y: n.y, value: n.value, symbolSize: n.symbolSize,
+                     label: { formatter: n.caption } };
+          }),
+          links: spec.links.map(function (l) {
+            return {
+              source: l.source, target: l.target, value: l.value,
+              lineStyle: { width: l.width, curveness: l.rework ? -0.45 : 0.15,
+                           color: l.rework ? "#c0392b" : "#5470c6", opacity: 0.8 },
+              label: { formatter: l.caption }
+            };
+          })
+        }]
+      };
+    } else if (spec.kind === "pie") {
       option = {
         title: { text: spec.title, textStyle: { fontSize: 14 } },
         tooltip: { trigger: "item" },
