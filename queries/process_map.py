@@ -66,25 +66,27 @@ class ProcessMapFilters:
     """How many of the most frequent variants to list."""
 
 
-# Each kind's visits of one funnel, with the record's department.
+# Each kind's visits of one funnel (``{department}``: only the records of a department).
 BASE_SQL: dict[Kind, str] = {
     "lead": """
-        SELECT v.lead_id AS subject_id, v.visit_no, v.stage, v.entered_at, v.left_at,
-          u.department
-        FROM lead_stage_visits v JOIN leads o ON o.lead_id = v.lead_id
-          LEFT JOIN users u ON u.username = o.manager
-        WHERE v.funnel = $funnel""",
+        SELECT lead_id AS subject_id, visit_no, stage, entered_at, left_at
+        FROM lead_stage_visits WHERE funnel = $funnel{department}""",
     "deal": """
-        SELECT v.deal_id AS subject_id, v.visit_no, v.stage, v.entered_at, v.left_at,
-          u.department
-        FROM deal_stage_visits v JOIN deals d ON d.deal_id = v.deal_id
-          LEFT JOIN users u ON u.username = d.manager
-        WHERE v.funnel = $funnel""",
+        SELECT deal_id AS subject_id, visit_no, stage, entered_at, left_at
+        FROM deal_stage_visits WHERE funnel = $funnel{department}""",
     "project": """
-        SELECT v.project_id AS subject_id, v.visit_no, v.status AS stage, v.entered_at,
-          v.left_at, p.department
-        FROM project_status_visits v JOIN projects p ON p.project_id = v.project_id
-        WHERE $funnel IS NULL""",
+        SELECT project_id AS subject_id, visit_no, status AS stage, entered_at, left_at
+        FROM project_status_visits WHERE $funnel IS NULL{department}""",
+}
+
+# A record's department: its responsible manager's in the directory (a project's own).
+DEPARTMENT_SQL: dict[Kind, str] = {
+    "lead": " AND lead_id IN (SELECT o.lead_id FROM leads o JOIN users u"
+    " ON u.username = o.manager WHERE u.department = $department)",
+    "deal": " AND deal_id IN (SELECT d.deal_id FROM deals d JOIN users u"
+    " ON u.username = d.manager WHERE u.department = $department)",
+    "project": " AND project_id IN (SELECT project_id FROM projects"
+    " WHERE department = $department)",
 }
 
 # The picked visits: of records first seen in the period (and the department), each with
@@ -96,7 +98,7 @@ WITH steps(stage, step) AS (SELECT CAST(col0 AS VARCHAR), CAST(col1 AS INTEGER)
 base AS ({base}),
 cases AS (
   SELECT subject_id FROM base
-  WHERE visit_no = 1{period}{department}
+  WHERE visit_no = 1{period}
 ),
 ordered AS (
   SELECT b.subject_id, b.visit_no, b.stage, b.entered_at, b.left_at,
@@ -175,13 +177,12 @@ def _gather_sql(
         params["end"] = filters.end
     department = ""
     if filters.department is not None:
-        department = " AND department = $department"
+        department = DEPARTMENT_SQL[filters.kind]
         params["department"] = filters.department
     sql = GATHER_SQL.format(
         steps=", ".join(rows) or "(NULL, NULL)",
-        base=BASE_SQL[filters.kind],
+        base=BASE_SQL[filters.kind].format(department=department),
         period=period,
-        department=department,
     )
     return sql, params
 

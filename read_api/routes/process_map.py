@@ -61,8 +61,8 @@ def process_map_report(
     if department is not None and department not in platform.rules.departments:
         users = cursor.execute(
             "SELECT 1 FROM users WHERE department = ? LIMIT 1", [department]
-        ).fetchone()
-        if users is None:
+        ).fetchall()
+        if not users:
             raise BadRequestValue("department", f"unknown department '{department}'")
     filters = ProcessMapFilters(
         kind=kind,
