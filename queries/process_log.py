@@ -24,7 +24,6 @@ directly-follows graph a tool draws from it is the process map's.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any, Literal
 from xml.sax.saxutils import quoteattr
 
@@ -162,58 +161,68 @@ SELECT DISTINCT type FROM (
 EVENT_ATTRIBUTES = ("funnel", "stage", "outcome")
 
 
-def _instant(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def _escaped(column: str) -> str:
+    """A SQL expression: the column's text escaped for an XML attribute."""
+    expression = column
+    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")):
+        expression = f"replace({expression}, '{char}', '{entity}')"
+    for code in (9, 10, 13):
+        expression = f"replace({expression}, chr({code}), '&#{code};')"
+    return expression
 
 
-def _batches(cursor: duckdb.DuckDBPyConnection, sql: str) -> Iterator[list[dict[str, Any]]]:
+# Each object and event as its JSON text, made by DuckDB (a column at a time, not a
+# Python dict per row): attributes and relationships without the empty ones.
+OBJECT_DOCS_SQL = f"""
+SELECT json_object(
+  'id', id, 'type', type,
+  'attributes', to_json(list_filter([
+    {
+    ", ".join(
+        f"{{'name': '{n}', 'time': '{EPOCH}', 'value': to_json({n})}}"
+        for n in (
+            "funnel",
+            "source",
+            "manager",
+            "status",
+            "amount",
+            "department",
+            "stage",
+            "assignee",
+            "pm",
+        )
+    )
+}], lambda a: a.value IS NOT NULL)),
+  'relationships', to_json(list_filter([
+    {{'objectId': lead_id, 'qualifier': 'from lead'}},
+    {{'objectId': deal_id, 'qualifier': 'for deal'}}], lambda r: r.objectId IS NOT NULL))
+)::VARCHAR AS doc
+FROM ({OBJECTS_SQL}) ORDER BY type, id
+"""
+
+EVENT_DOCS_SQL = f"""
+SELECT json_object(
+  'id', id, 'type', type, 'time', strftime(time, '%Y-%m-%dT%H:%M:%S.%fZ'),
+  'attributes', to_json(list_filter([
+    {", ".join(f"{{'name': '{n}', 'value': {n}}}" for n in EVENT_ATTRIBUTES)}],
+    lambda a: a.value IS NOT NULL)),
+  'relationships', to_json(list_filter([
+    {{'objectId': main_id, 'qualifier': main_type}},
+    {{'objectId': deal_id, 'qualifier': 'deal'}},
+    {{'objectId': lead_id, 'qualifier': 'lead'}}], lambda r: r.objectId IS NOT NULL))
+)::VARCHAR AS doc
+FROM ({EVENTS_SQL})
+"""
+
+
+def _docs(cursor: duckdb.DuckDBPyConnection, sql: str) -> Iterator[bytes]:
+    """The rows' JSON texts as the items of a JSON array, a batch at a time."""
     reader: pa.RecordBatchReader = cursor.sql(sql).to_arrow_reader(BATCH_ROWS)
-    for batch in reader:
-        yield batch.to_pylist()
-
-
-def _object(row: dict[str, Any]) -> dict[str, Any]:
-    kind = row["type"]
-    links = []
-    if row["lead_id"] is not None:
-        links.append({"objectId": row["lead_id"], "qualifier": "from lead"})
-    if row["deal_id"] is not None:
-        links.append({"objectId": row["deal_id"], "qualifier": "for deal"})
-    return {
-        "id": row["id"],
-        "type": kind,
-        "attributes": [
-            {"name": name, "time": EPOCH, "value": row[name]}
-            for name in OBJECT_ATTRIBUTES[kind]
-            if row[name] is not None
-        ],
-        "relationships": links,
-    }
-
-
-def _event(row: dict[str, Any]) -> dict[str, Any]:
-    touched = [{"objectId": row["main_id"], "qualifier": row["main_type"]}]
-    if row["deal_id"] is not None:
-        touched.append({"objectId": row["deal_id"], "qualifier": "deal"})
-    if row["lead_id"] is not None:
-        touched.append({"objectId": row["lead_id"], "qualifier": "lead"})
-    return {
-        "id": row["id"],
-        "type": row["type"],
-        "time": _instant(row["time"]),
-        "attributes": [
-            {"name": name, "value": row[name]} for name in EVENT_ATTRIBUTES if row[name] is not None
-        ],
-        "relationships": touched,
-    }
-
-
-def _json_list(items: Iterator[list[dict[str, Any]]]) -> Iterator[bytes]:
     first = True
-    for batch in items:
-        if not batch:
+    for batch in reader:
+        if batch.num_rows == 0:
             continue
-        joined = b",\n".join(orjson.dumps(item) for item in batch)
+        joined = ",\n".join(batch.column(0).to_pylist()).encode()
         yield joined if first else b",\n" + joined
         first = False
 
@@ -229,9 +238,9 @@ def ocel_json(cursor: duckdb.DuckDBPyConnection) -> Iterator[bytes]:
         ],
     }
     yield orjson.dumps(head)[:-1] + b',\n"objects": [\n'
-    yield from _json_list([_object(r) for r in rows] for rows in _batches(cursor, OBJECTS_SQL))
+    yield from _docs(cursor, OBJECT_DOCS_SQL)
     yield b'],\n"events": [\n'
-    yield from _json_list([_event(r) for r in rows] for rows in _batches(cursor, EVENTS_SQL))
+    yield from _docs(cursor, EVENT_DOCS_SQL)
     yield b"]}\n"
 
 
@@ -248,40 +257,37 @@ XES_HEAD = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def _xes_instant(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+# A trace per record, made by DuckDB: its id (and first funnel), then its visits in order.
+XES_TRACES_SQL = """
+SELECT '<trace><string key="concept:name" value="' || {id} || '"/>'
+  || coalesce('<string key="funnel" value="' || {funnel} || '"/>', '') || chr(10)
+  || string_agg('<event><string key="concept:name" value="' || {stage} || '"/>'
+    || '<date key="time:timestamp" value="'
+    || strftime(entered_at, '%Y-%m-%dT%H:%M:%S.%g') || 'Z"/>'
+    || '<string key="lifecycle:transition" value="complete"/>'
+    || '<int key="visit_no" value="' || visit_no || '"/></event>', chr(10) ORDER BY visit_no)
+  || chr(10) || '</trace>' || chr(10) AS xml
+FROM (SELECT *, arg_min(funnel, visit_no) OVER (PARTITION BY id) AS first_funnel
+      FROM ({visits}))
+GROUP BY id, first_funnel ORDER BY id
+"""
 
 
 def xes(cursor: duckdb.DuckDBPyConnection, kind: Kind, funnel: str | None = None) -> Iterator[str]:
     """The XES log of one record kind (of one funnel, if given), a trace per record."""
-    sql = VISITS[kind]
+    visits = VISITS[kind]
     params: list[Any] = []
     if funnel is not None:
-        sql = f"SELECT * FROM ({sql}) WHERE funnel = ?"
+        visits = f"SELECT * FROM ({visits}) WHERE funnel = ?"
         params.append(funnel)
-    reader: pa.RecordBatchReader = cursor.sql(
-        f"{sql} ORDER BY id, visit_no", params=params
-    ).to_arrow_reader(BATCH_ROWS)
+    sql = XES_TRACES_SQL.format(
+        id=_escaped("id"),
+        funnel=_escaped("first_funnel"),
+        stage=_escaped("stage"),
+        visits=visits,
+    )
+    reader: pa.RecordBatchReader = cursor.sql(sql, params=params).to_arrow_reader(BATCH_ROWS)
     yield XES_HEAD.format(name=quoteattr(f"LeadLedger {kind}s"))
-    current: str | None = None
     for batch in reader:
-        parts: list[str] = []
-        for row in batch.to_pylist():
-            if row["id"] != current:
-                if current is not None:
-                    parts.append("</trace>\n")
-                current = row["id"]
-                parts.append(f'<trace><string key="concept:name" value={quoteattr(current)}/>')
-                if row["funnel"] is not None:
-                    parts.append(f'<string key="funnel" value={quoteattr(row["funnel"])}/>')
-                parts.append("\n")
-            parts.append(
-                f'<event><string key="concept:name" value={quoteattr(row["stage"])}/>'
-                f'<date key="time:timestamp" value="{_xes_instant(row["entered_at"])}"/>'
-                '<string key="lifecycle:transition" value="complete"/>'
-                f'<int key="visit_no" value="{row["visit_no"]}"/></event>\n'
-            )
-        yield "".join(parts)
-    if current is not None:
-        yield "</trace>\n"
+        yield "".join(batch.column(0).to_pylist())
     yield "</log>\n"
