@@ -104,7 +104,7 @@ ordered AS (
   SELECT b.subject_id, b.visit_no, b.stage, b.entered_at, b.left_at,
     lead(b.stage) OVER (PARTITION BY b.subject_id ORDER BY b.visit_no) AS next_stage
   FROM base b SEMI JOIN cases c ON c.subject_id = b.subject_id
-  WHERE b.entered_at <= $as_of
+  WHERE b.entered_at <= $as_of{later}
 )
 SELECT o.subject_id, o.visit_no, o.stage, o.entered_at, o.left_at, o.next_stage,
   (epoch_us(least(coalesce(o.left_at, $as_of), $as_of)) - epoch_us(o.entered_at))
@@ -168,9 +168,11 @@ def _gather_sql(
         rows.append(f"($s{i}, $t{i})")
         params[f"s{i}"] = stage.id
         params[f"t{i}"] = stage.step
-    period = ""
+    period = later = ""
     if filters.start is not None:
         period += " AND entered_at >= $start"
+        # a record's visits all follow its first: those before the period are none of its
+        later = " AND b.entered_at >= $start"
         params["start"] = filters.start
     if filters.end is not None:
         period += " AND entered_at <= $end"
@@ -183,6 +185,7 @@ def _gather_sql(
         steps=", ".join(rows) or "(NULL, NULL)",
         base=BASE_SQL[filters.kind].format(department=department),
         period=period,
+        later=later,
     )
     return sql, params
 
