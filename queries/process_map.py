@@ -155,6 +155,12 @@ FROM _process_visits
 """
 
 
+def department_exists(cursor: duckdb.DuckDBPyConnection, department: str) -> bool:
+    """Whether someone in the directory belongs to the department."""
+    cursor.execute("SELECT 1 FROM users WHERE department = ? LIMIT 1", [department])
+    return bool(cursor.fetchall())
+
+
 def _seconds(us: float | int | None) -> float | None:
     return None if us is None else float(us) / MICROSECONDS
 

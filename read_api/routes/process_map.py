@@ -24,7 +24,8 @@ KindQuery = Annotated[Kind, Query(description="What to map: lead, deal or projec
 
 
 def stages_of(platform: Platform, kind: Kind, funnel: str | None) -> list[StageInfo]:
-    """The stages of the funnel (or the project statuses) in order; 422 for a bad funnel."""
+    """The stages of the funnel (the kind's first when none is named, or the project
+    statuses) in order; 422 for a bad funnel."""
     if kind == "project":
         if funnel is not None:
             raise BadRequestValue("funnel", "projects have no funnel: leave it out")
@@ -33,7 +34,7 @@ def stages_of(platform: Platform, kind: Kind, funnel: str | None) -> list[StageI
         ]
     catalog = platform.funnels if kind == "lead" else platform.rules.deal_funnels
     if funnel is None:
-        raise BadRequestValue("funnel", f"a {kind} funnel is required")
+        funnel = next(iter(catalog), "")  # the first funnel of the kind
     chosen = catalog.get(funnel)
     if chosen is None:
         known = ", ".join(sorted(catalog))
@@ -47,7 +48,9 @@ def process_map_report(
     cursor: ReadCursor,
     period: Annotated[Period, Depends()],
     kind: KindQuery = "lead",
-    funnel: Annotated[str | None, Query(description="Lead or deal funnel id")] = None,
+    funnel: Annotated[
+        str | None, Query(description="Lead or deal funnel id (default: the kind's first)")
+    ] = None,
     department: Annotated[
         str | None,
         Query(description="The responsible manager's department (a project's own)"),
@@ -58,12 +61,14 @@ def process_map_report(
     and p90 time, the most frequent paths, the moves back and where records wait, for the
     records created in the period (of the department), over the viewer's scope."""
     stages = stages_of(platform, kind, funnel)
-    if department is not None and department not in platform.rules.departments:
-        users = cursor.execute(
-            "SELECT 1 FROM users WHERE department = ? LIMIT 1", [department]
-        ).fetchall()
-        if not users:
-            raise BadRequestValue("department", f"unknown department '{department}'")
+    if kind != "project" and funnel is None:
+        catalog = platform.funnels if kind == "lead" else platform.rules.deal_funnels
+        funnel = next(iter(catalog), None)
+    if department is not None and not (
+        department in platform.rules.departments
+        or process_map.department_exists(cursor, department)
+    ):
+        raise BadRequestValue("department", f"unknown department '{department}'")
     filters = ProcessMapFilters(
         kind=kind,
         funnel=funnel,
