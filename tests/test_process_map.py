@@ -35,8 +35,9 @@ from projections.database import ReadModelDatabase
 from projections.directory import DirectoryProjection
 from projections.leads import LeadProjection
 from queries.process_map import ProcessMapFilters, StageInfo, process_map
-from tests.conftest import ACTOR, FakeClock, PlatformFactory, bearer
+from tests.conftest import ACTOR, FakeClock, PlatformFactory, bearer, serving
 from tests.factories import FUNNELS, LeadDriver
+from tests.test_workspace_browser import CHROMIUM, browser, shot  # noqa: F401 (fixture)
 
 H = 3600.0
 ADMIN = bearer("adam.admin", "admin")
@@ -319,21 +320,28 @@ def test_bad_filters_are_refused_naming_them(client: TestClient, history: Histor
         assert field in response.text, (query, response.text)
 
 
-def test_the_workspace_page_draws_the_graph_of_the_same_map(
-    client: TestClient, history: History, platform: Platform
-) -> None:
+PASSWORD = "a-good-password"
+
+
+def _top_who_signs_in(client: TestClient, platform: Platform) -> None:
     body = {"username": "tess.top", "name": "Tess", "role": "top"}
     response = client.post("/users", json=body, headers=ADMIN)
     assert response.status_code == 201, response.text
     assert platform.projector.wait_for(response.json()["position"], 10)
-    platform.credentials.set_password("tess.top", "a-good-password", set_by="test")
+    platform.credentials.set_password("tess.top", PASSWORD, set_by="test")
+
+
+def test_the_workspace_page_draws_the_graph_of_the_same_map(
+    client: TestClient, history: History, platform: Platform
+) -> None:
+    _top_who_signs_in(client, platform)
     client.cookies.clear()
     page = client.get("/workspace/sign-in").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert token
     signed = client.post(
         "/workspace/sign-in",
-        data={"username": "tess.top", "password": "a-good-password", "csrf_token": token.group(1)},
+        data={"username": "tess.top", "password": PASSWORD, "csrf_token": token.group(1)},
         follow_redirects=False,
     )
     assert signed.status_code == 303, signed.text
@@ -361,6 +369,38 @@ def test_the_workspace_page_draws_the_graph_of_the_same_map(
         "/workspace/reports/process-map/excel", params=query, headers={"Authorization": ""}
     )
     assert excel_link.status_code == 200
+
+
+@pytest.mark.browser
+def test_a_browser_draws_the_graph(
+    client: TestClient,
+    history: History,
+    platform: Platform,
+    browser: Any,  # noqa: F811
+) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("no system Chromium at /usr/bin/chromium")
+    _top_who_signs_in(client, platform)
+    with serving(platform) as port:
+        context = browser.new_context(base_url=f"http://127.0.0.1:{port}", locale="en-US")
+        try:
+            page = context.new_page()
+            page.goto("/")
+            page.fill("input[name=username]", "tess.top")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("#sign-in button[type=submit]")
+            page.wait_for_url(f"http://127.0.0.1:{port}/")
+            since = history.t.date().isoformat()
+            page.goto(f"/workspace/reports/process-map?kind=lead&funnel=out_of_court&from={since}")
+            page.wait_for_selector("#report-charts[data-ready=true]")
+            graph = page.locator(".process-graph svg")
+            assert graph.count() == 1
+            drawn = page.locator(".process-graph svg text").all_text_contents()
+            for label in ("New", "Assessment", "2 · 15.0 h", "1 · 10.0 h"):
+                assert any(label in t for t in drawn), (label, drawn)
+            shot(page, "report-process-map")
+        finally:
+            context.close()
 
 
 # --- (b) properties over random visits ----------------------------------------------------

@@ -428,6 +428,7 @@ def process_graph(result: dict[str, Any], gettext: Callable[[str], str] = str) -
                 "name": n["name"],
                 "x": n["position"] * 180,
                 "y": 0,
+                "position": n["position"],
                 "value": n["visits"],
                 "symbolSize": 24 + 36 * n["visits"] / biggest,
                 "caption": f"{n['name']}\n{n['visits']} · "
