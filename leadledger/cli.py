@@ -1,5 +1,5 @@
 """The ``leadledger`` command line: serve, demo, project, process, relay, mail, schemas,
-rebuild, history, token, user."""
+rebuild, history, token, user, export-process-log."""
 
 from __future__ import annotations
 
@@ -515,6 +515,39 @@ def cmd_user(args: argparse.Namespace) -> int:
         side.close()
 
 
+def export_process_log(
+    platform: Platform, fmt: str, out: Any, kind: str = "lead", funnel: str | None = None
+) -> None:
+    """Write the process log (``ocel``: OCEL 2.0 JSON of every record kind; ``xes``: one
+    kind's XES) to the binary file ``out``, a batch of rows at a time."""
+    from queries import process_log
+
+    cursor = platform.db.cursor()
+    try:
+        if fmt == "ocel":
+            for chunk in process_log.ocel_json(cursor):
+                out.write(chunk)
+        else:
+            for text in process_log.xes(cursor, kind, funnel):  # type: ignore[arg-type]
+                out.write(text.encode())
+    finally:
+        cursor.close()
+
+
+def cmd_export_process_log(args: argparse.Namespace) -> int:
+    platform = _platform()
+    try:
+        platform.projector.catch_up()
+        if args.output == "-":
+            export_process_log(platform, args.format, sys.stdout.buffer, args.kind, args.funnel)
+        else:
+            with open(args.output, "wb") as out:
+                export_process_log(platform, args.format, out, args.kind, args.funnel)
+        return 0
+    finally:
+        platform.close()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="leadledger",
@@ -630,6 +663,18 @@ def parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from stdin's first line"
     )
     sp.set_defaults(func=cmd_user)
+
+    ex = sub.add_parser(
+        "export-process-log",
+        help="write the process log for process-mining tools (OCEL 2.0 JSON or XES)",
+    )
+    ex.add_argument("--format", choices=("ocel", "xes"), default="ocel")
+    ex.add_argument(
+        "--kind", choices=("lead", "deal", "project"), default="lead", help="XES: which records"
+    )
+    ex.add_argument("--funnel", default=None, help="XES: only this lead or deal funnel")
+    ex.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
+    ex.set_defaults(func=cmd_export_process_log)
     return p
 
 

@@ -193,6 +193,9 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/cabinets/sales"): SALES,
     ("GET", "/reports/revenue-cap"): frozenset({T, H, AN}),
     ("GET", "/exports/{table}"): READERS,
+    ("GET", "/reports/process-map"): READERS,
+    ("GET", "/exports/process-log.ocel.json"): frozenset({AN, T, AU}),
+    ("GET", "/exports/process-log.xes"): frozenset({AN, T, AU}),
     # the event stream
     ("GET", "/events"): READERS,
     ("GET", "/events/stream"): READERS,

@@ -29,6 +29,7 @@ from read_api.routes import (
     leads,
     pipeline,
     portfolio,
+    process_map,
     projects,
     reports,
     sales_plans,
@@ -100,6 +101,7 @@ def create_app(
     app.include_router(status_time.router)
     app.include_router(users.router)
     app.include_router(sensitive.router)
+    app.include_router(process_map.router)  # before exports: /exports/{table}
     app.include_router(exports.router)
     app.include_router(audit.router)
     app.include_router(sales_plans.router)

@@ -384,6 +384,15 @@ CHARTS: dict[str, tuple[Chart, ...]] = {
     "StatusTimeSummary": (
         Chart("stages", "stage", ("visits", "visits_over_limit"), title="Visits per stage"),
     ),
+    "ProcessMap": (
+        Chart(
+            "waits",
+            "name",
+            ("median_wait_seconds", "p90_wait_seconds"),
+            "bar",
+            "Median wait per stage",
+        ),
+    ),
 }
 """The charts the workspace's report pages show, by response model."""
 

@@ -40,7 +40,7 @@ from read_api.errors import BadRequestValue
 from read_api.routes import deals as deal_routes
 from read_api.routes import exports as export_routes
 from read_api.routes import leads as lead_routes
-from read_api.routes import pipeline, portfolio, projects, reports, status_time
+from read_api.routes import pipeline, portfolio, process_map, projects, reports, status_time
 from schemas.leads import FunnelReport, PausedLeadsReport
 from schemas.pipeline import (
     ContractorOverrunReport,
@@ -56,6 +56,7 @@ from schemas.portfolio import (
     PortfolioReport,
     ResourceLoadReport,
 )
+from schemas.process_map import ProcessMap
 from schemas.status_time import StatusTimePage, StatusTimeSummary
 from workspace import i18n
 from workspace.pages import (
@@ -105,6 +106,8 @@ class Report:
     run: Callable[[Platform, duckdb.DuckDBPyConnection, Principal, Values], dict[str, Any]]
     highlight: str = ""
     defaults: Callable[[Platform], dict[str, str]] = field(default=lambda _: {})
+    graph: Callable[[dict[str, Any], Callable[[str], str]], dict[str, Any]] | None = None
+    """A drawn graph of the result (ECharts graph series) shown before the other charts."""
 
 
 def _text(values: Values, name: str) -> str | None:
@@ -327,6 +330,23 @@ REPORTS: tuple[Report, ...] = (
         lambda p, c, _, v: status_time.status_time_summary(p, c, **_status_time_args(v)),
         highlight="current_over_limit",
     ),
+    Report(
+        "process-map",
+        "/reports/process-map",
+        N_("Process map"),
+        ProcessMap,
+        (
+            Filter("kind", N_("Of"), "choice", "kinds"),
+            Filter("funnel", N_("Funnel"), "choice", "process_funnels"),
+            Filter("department", N_("Department")),
+            *PERIOD,
+        ),
+        lambda p, c, _, v: process_map.process_map_report(
+            p, c, _period(v), _kind(v), _text(v, "funnel"), _text(v, "department")
+        ),
+        defaults=lambda p: {"kind": "lead", "funnel": next(iter(p.funnels), "")},
+        graph=lambda result, gettext: process_graph(result, gettext),
+    ),
 )
 BY_SLUG = {r.slug: r for r in REPORTS}
 ANALYST_EXPORTS = export_routes.EXPORTABLE
@@ -354,6 +374,8 @@ def layout(
     laid, summary = excel.report_layout(report.model, result)
     charts = excel.CHARTS.get(report.model.__name__, ())
     shown = []
+    if report.graph is not None and result.get("nodes"):
+        shown.append(report.graph(result, gettext))
     for chart in charts:
         found = next((t for t in laid if ".".join(t.table.path) == chart.table), None)
         if found is None or not found.rows:
@@ -397,6 +419,58 @@ def layout(
     }
 
 
+def _duration(seconds: float | None, gettext: Callable[[str], str]) -> str:
+    """A median time as people read it: hours under two days, else days."""
+    if seconds is None:
+        return "—"
+    hours = seconds / 3600
+    if hours < 48:
+        return f"{hours:.1f} {gettext('h')}"
+    return f"{hours / 24:.1f} {gettext('d')}"
+
+
+def process_graph(result: dict[str, Any], gettext: Callable[[str], str] = str) -> dict[str, Any]:
+    """The process map as a drawn graph: the stages left to right in funnel order (sized
+    by visits), an arrow per transition (as wide as its count, labelled with its count
+    and median time), moves back curved below."""
+    nodes = result["nodes"]
+    widest = max((e["count"] for e in result["edges"]), default=1)
+    biggest = max((n["visits"] for n in nodes), default=1)
+    names = {n["stage"]: n["name"] for n in nodes}
+    return {
+        "kind": "graph",
+        "title": gettext("Process graph"),
+        "note": gettext(
+            "Stages left to right in funnel order; an arrow per transition: how many "
+            "records took it and its median time."
+        ),
+        "nodes": [
+            {
+                "name": n["name"],
+                "x": n["position"] * 180,
+                "y": 0,
+                "position": n["position"],
+                "value": n["visits"],
+                "symbolSize": 24 + 36 * n["visits"] / biggest,
+                "caption": f"{n['name']}\n{n['visits']} · "
+                + _duration(n["median_wait_seconds"], gettext),
+            }
+            for n in nodes
+        ],
+        "links": [
+            {
+                "source": names[e["from_stage"]],
+                "target": names[e["to_stage"]],
+                "value": e["count"],
+                "width": 1 + 9 * e["count"] / widest,
+                "rework": e["rework"],
+                "caption": f"{e['count']} · {_duration(e['median_seconds'], gettext)}",
+            }
+            for e in result["edges"]
+        ],
+    }
+
+
 def _highlight_at(columns: tuple[excel.Column, ...], name: str) -> int | None:
     names = [c.path[-1] for c in columns]
     return names.index(name) if name and name in names else None
@@ -416,6 +490,10 @@ def _options(platform: Platform) -> dict[str, list[tuple[str, str]]]:
         "funnels": [(f.id, f.name) for f in platform.funnels.values()],
         "departments": [(d, d) for d in platform.rules.departments],
         "kinds": [("lead", "lead"), ("deal", "deal"), ("project", "project")],
+        "process_funnels": [
+            *((f.id, f.name) for f in platform.funnels.values()),
+            *((f.id, f.name) for f in platform.rules.deal_funnels.values()),
+        ],
     }
 
 

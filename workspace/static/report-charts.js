@@ -16,7 +16,40 @@
     holder.appendChild(box);
     var chart = echarts.init(box, null, { renderer: "svg" });
     var option;
-    if (spec.kind === "pie") {
+    if (spec.kind === "graph") {
+      // the process map: stages left to right, arrows as wide as their count, moves back
+      // curved below the line
+      box.className = "chart process-graph";
+      if (spec.note) { box.setAttribute("title", spec.note); }
+      var last = Math.max(1, spec.nodes.length - 1);
+      option = {
+        animation: false,
+        title: { text: spec.title, subtext: spec.note || "", textStyle: { fontSize: 14 } },
+        tooltip: {},
+        // a hidden grid places each stage at its position in the funnel, left to right
+        grid: { left: 90, right: 90, top: 100, bottom: 40 },
+        xAxis: { type: "value", min: -0.2, max: last + 0.2, show: false },
+        yAxis: { type: "value", min: -1, max: 1, show: false },
+        series: [{
+          type: "graph", coordinateSystem: "cartesian2d",
+          edgeSymbol: ["none", "arrow"], edgeSymbolSize: 10,
+          label: { show: true, position: "bottom", fontSize: 11, lineHeight: 15 },
+          edgeLabel: { show: true, fontSize: 11 },
+          data: spec.nodes.map(function (n) {
+            return { name: n.name, value: [n.position, n.y], symbolSize: n.symbolSize,
+                     label: { formatter: n.caption } };
+          }),
+          links: spec.links.map(function (l) {
+            return {
+              source: l.source, target: l.target,
+              lineStyle: { width: l.width, curveness: l.rework ? 0.5 : 0.25,
+                           color: l.rework ? "#c0392b" : "#5470c6", opacity: 0.8 },
+              label: { formatter: l.caption }
+            };
+          })
+        }]
+      };
+    } else if (spec.kind === "pie") {
       option = {
         title: { text: spec.title, textStyle: { fontSize: 14 } },
         tooltip: { trigger: "item" },

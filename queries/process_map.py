@@ -1,0 +1,318 @@
+"""The process as it really runs: a process map of a lead funnel, a deal funnel or the
+project statuses, from the stage visits the status-time read models keep
+(``lead_stage_visits``, ``deal_stage_visits``, ``project_status_visits``).
+
+The records are those created in the period (their first visit entered in it), of the
+funnel and, when asked, of a department (a lead's or a deal's responsible manager's
+department in the directory, a project's own), over the viewer's scope (the read models
+the cursor sees). Each record's path is its visits in order, as it stands now:
+
+- **nodes**: per stage, the visits, the records that visited it, the visits that left it,
+  those still in it, and the time a visit waits in it (median and p90; a visit still open
+  is measured up to ``as_of``);
+- **edges** (the directly-follows graph): per pair of consecutive visits, how many records
+  took it and the time it took (from entering the first stage to entering the next: the
+  first visit's time); ``starts`` (first stages) and ``ends`` (the last stage of a record
+  that left it: closed, won, lost, done) complete the graph, so the edges out of a stage
+  and its end count are exactly the visits that left it;
+- **variants**: the distinct paths, the most frequent first, each with its share of the
+  records and its duration (from entering the first stage to entering the last);
+- **rework**: moves back to an earlier stage of the funnel (by step), counted per pair and
+  per record;
+- **waits**: the stages by median wait, the longest first.
+
+Times are elapsed time (a lead's pauses included: a record waits while paused), in
+seconds; medians and p90 are interpolated (``quantile_cont``). The visits picked are
+gathered once into a temporary table of the request's cursor, read by five small
+aggregations, and dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import duckdb
+
+from queries import common
+
+Kind = Literal["lead", "deal", "project"]
+MICROSECONDS = 1_000_000
+PATH_SEPARATOR = " → "
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """A configured stage in funnel order: its id, name and step (rework is a move to a
+    smaller step)."""
+
+    id: str
+    name: str
+    step: int
+
+
+@dataclass(frozen=True)
+class ProcessMapFilters:
+    kind: Kind
+    funnel: str | None
+    """The lead or deal funnel (None for projects)."""
+    as_of: datetime
+    start: datetime | None = None
+    end: datetime | None = None
+    department: str | None = None
+    variants: int = 10
+    """How many of the most frequent variants to list."""
+
+
+# Each kind's visits of one funnel (``{department}``: only the records of a department).
+BASE_SQL: dict[Kind, str] = {
+    "lead": """
+        SELECT lead_id AS subject_id, visit_no, stage, entered_at, left_at
+        FROM lead_stage_visits WHERE funnel = $funnel{department}""",
+    "deal": """
+        SELECT deal_id AS subject_id, visit_no, stage, entered_at, left_at
+        FROM deal_stage_visits WHERE funnel = $funnel{department}""",
+    "project": """
+        SELECT project_id AS subject_id, visit_no, status AS stage, entered_at, left_at
+        FROM project_status_visits WHERE $funnel IS NULL{department}""",
+}
+
+# A record's department: its responsible manager's in the directory (a project's own).
+DEPARTMENT_SQL: dict[Kind, str] = {
+    "lead": " AND lead_id IN (SELECT o.lead_id FROM leads o JOIN users u"
+    " ON u.username = o.manager WHERE u.department = $department)",
+    "deal": " AND deal_id IN (SELECT d.deal_id FROM deals d JOIN users u"
+    " ON u.username = d.manager WHERE u.department = $department)",
+    "project": " AND project_id IN (SELECT project_id FROM projects"
+    " WHERE department = $department)",
+}
+
+# The picked visits: of records first seen in the period (and the department), each with
+# the next visit's stage, its time and the steps of both stages.
+GATHER_SQL = """
+CREATE OR REPLACE TEMP TABLE _process_visits AS
+WITH steps(stage, step) AS (SELECT CAST(col0 AS VARCHAR), CAST(col1 AS INTEGER)
+  FROM (VALUES {steps})),
+base AS ({base}),
+cases AS (
+  SELECT subject_id FROM base
+  WHERE visit_no = 1{period}
+),
+ordered AS (
+  SELECT b.subject_id, b.visit_no, b.stage, b.entered_at, b.left_at,
+    lead(b.stage) OVER (PARTITION BY b.subject_id ORDER BY b.visit_no) AS next_stage
+  FROM base b SEMI JOIN cases c ON c.subject_id = b.subject_id
+  WHERE b.entered_at <= $as_of{later}
+)
+SELECT o.subject_id, o.visit_no, o.stage, o.entered_at, o.left_at, o.next_stage,
+  (epoch_us(least(coalesce(o.left_at, $as_of), $as_of)) - epoch_us(o.entered_at))
+    AS wait_us,
+  o.left_at IS NOT NULL AND o.left_at <= $as_of AS has_left,
+  s.step, n.step AS next_step
+FROM ordered o LEFT JOIN steps s ON s.stage = o.stage
+  LEFT JOIN steps n ON n.stage = o.next_stage
+"""
+
+NODES_SQL = """
+SELECT stage, count(*) AS visits, count(DISTINCT subject_id) AS records,
+  count(*) FILTER (WHERE has_left) AS left_count,
+  count(*) FILTER (WHERE NOT has_left) AS waiting_now,
+  quantile_cont(wait_us, 0.5) AS median_us, quantile_cont(wait_us, 0.9) AS p90_us,
+  count(*) FILTER (WHERE visit_no = 1) AS starts,
+  count(*) FILTER (WHERE has_left AND next_stage IS NULL) AS ends
+FROM _process_visits GROUP BY stage
+"""
+
+EDGES_SQL = """
+SELECT stage AS from_stage, next_stage AS to_stage, count(*) AS count,
+  count(DISTINCT subject_id) AS records,
+  quantile_cont(wait_us, 0.5) AS median_us, quantile_cont(wait_us, 0.9) AS p90_us,
+  coalesce(bool_or(next_step < step), FALSE) AS back
+FROM _process_visits WHERE next_stage IS NOT NULL
+GROUP BY stage, next_stage
+"""
+
+VARIANTS_SQL = """
+WITH paths AS (
+  SELECT subject_id, string_agg(stage, $separator ORDER BY visit_no) AS path,
+    count(*) AS steps,
+    epoch_us(max(entered_at)) - epoch_us(min(entered_at)) AS duration_us
+  FROM _process_visits GROUP BY subject_id
+)
+SELECT path, any_value(steps) AS steps, count(*) AS count,
+  quantile_cont(duration_us, 0.5) AS median_us, quantile_cont(duration_us, 0.9) AS p90_us,
+  count(*) OVER () AS variants
+FROM paths GROUP BY path ORDER BY count DESC, path LIMIT $limit
+"""
+
+REWORK_SQL = """
+SELECT count(*) FILTER (WHERE next_step < step) AS moves,
+  count(DISTINCT subject_id) FILTER (WHERE next_step < step) AS records,
+  count(DISTINCT subject_id) AS cases
+FROM _process_visits
+"""
+
+
+def department_exists(cursor: duckdb.DuckDBPyConnection, department: str) -> bool:
+    """Whether someone in the directory belongs to the department."""
+    cursor.execute("SELECT 1 FROM users WHERE department = ? LIMIT 1", [department])
+    return bool(cursor.fetchall())
+
+
+def _seconds(us: float | int | None) -> float | None:
+    return None if us is None else float(us) / MICROSECONDS
+
+
+def _gather_sql(
+    filters: ProcessMapFilters, stages: Sequence[StageInfo]
+) -> tuple[str, dict[str, Any]]:
+    params: dict[str, Any] = {"funnel": filters.funnel, "as_of": filters.as_of}
+    rows = []
+    for i, stage in enumerate(stages):
+        rows.append(f"($s{i}, $t{i})")
+        params[f"s{i}"] = stage.id
+        params[f"t{i}"] = stage.step
+    period = later = ""
+    if filters.start is not None:
+        period += " AND entered_at >= $start"
+        # a record's visits all follow its first: those before the period are none of its
+        later = " AND b.entered_at >= $start"
+        params["start"] = filters.start
+    if filters.end is not None:
+        period += " AND entered_at <= $end"
+        params["end"] = filters.end
+    department = ""
+    if filters.department is not None:
+        department = DEPARTMENT_SQL[filters.kind]
+        params["department"] = filters.department
+    sql = GATHER_SQL.format(
+        steps=", ".join(rows) or "(NULL, NULL)",
+        base=BASE_SQL[filters.kind].format(department=department),
+        period=period,
+        later=later,
+    )
+    return sql, params
+
+
+def _ordered(found: dict[str, dict[str, Any]], stages: Sequence[StageInfo]) -> list[str]:
+    """Configured stages in funnel order (those visited), then stages no longer configured."""
+    known = [s.id for s in stages if s.id in found]
+    return known + sorted(set(found) - set(known))
+
+
+def process_map(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: ProcessMapFilters,
+    stages: Sequence[StageInfo],
+) -> dict[str, Any]:
+    """The process map of the records the filters pick (see the module's docstring)."""
+    sql, params = _gather_sql(filters, stages)
+    cursor.execute(sql, params)
+    try:
+        cursor.execute(NODES_SQL)
+        node_rows = {r["stage"]: r for r in common.rows(cursor)}
+        cursor.execute(EDGES_SQL)
+        edge_rows = common.rows(cursor)
+        cursor.execute(
+            VARIANTS_SQL, {"separator": PATH_SEPARATOR, "limit": max(filters.variants, 0)}
+        )
+        variant_rows = common.rows(cursor)
+        cursor.execute(REWORK_SQL)
+        rework_row = common.rows(cursor)[0]
+    finally:
+        cursor.execute("DROP TABLE IF EXISTS _process_visits")
+    info = {s.id: s for s in stages}
+    order = _ordered(node_rows, stages)
+    position = {stage: i for i, stage in enumerate(order)}
+    nodes = []
+    for i, stage in enumerate(order):
+        row = node_rows[stage]
+        known = info.get(stage)
+        nodes.append(
+            {
+                "stage": stage,
+                "name": known.name if known else stage,
+                "step": known.step if known else None,
+                "position": i,
+                "visits": int(row["visits"]),
+                "records": int(row["records"]),
+                "left": int(row["left_count"]),
+                "waiting_now": int(row["waiting_now"]),
+                "starts": int(row["starts"]),
+                "ends": int(row["ends"]),
+                "median_wait_seconds": _seconds(row["median_us"]),
+                "p90_wait_seconds": _seconds(row["p90_us"]),
+            }
+        )
+    edges = [
+        {
+            "from_stage": r["from_stage"],
+            "to_stage": r["to_stage"],
+            "count": int(r["count"]),
+            "records": int(r["records"]),
+            "median_seconds": _seconds(r["median_us"]),
+            "p90_seconds": _seconds(r["p90_us"]),
+            "rework": bool(r["back"]),
+        }
+        for r in sorted(
+            edge_rows,
+            key=lambda r: (position[r["from_stage"]], position[r["to_stage"]]),
+        )
+    ]
+    cases = int(rework_row["cases"])
+    variants = [
+        {
+            "rank": i + 1,
+            "path": r["path"],
+            "steps": int(r["steps"]),
+            "count": int(r["count"]),
+            "share": int(r["count"]) / cases if cases else 0.0,
+            "median_seconds": _seconds(r["median_us"]),
+            "p90_seconds": _seconds(r["p90_us"]),
+        }
+        for i, r in enumerate(variant_rows)
+    ]
+    loops = [
+        {
+            "from_stage": e["from_stage"],
+            "to_stage": e["to_stage"],
+            "count": e["count"],
+            "records": e["records"],
+        }
+        for e in edges
+        if e["rework"]
+    ]
+    loops.sort(key=lambda e: (-e["count"], position[e["from_stage"]], position[e["to_stage"]]))
+    rework_records = int(rework_row["records"] or 0)
+    waits: list[dict[str, Any]] = sorted(
+        (
+            {
+                "stage": n["stage"],
+                "name": n["name"],
+                "visits": n["visits"],
+                "waiting_now": n["waiting_now"],
+                "median_wait_seconds": n["median_wait_seconds"],
+                "p90_wait_seconds": n["p90_wait_seconds"],
+            }
+            for n in nodes
+        ),
+        key=lambda w: (-(w["median_wait_seconds"] or 0.0), -(w["p90_wait_seconds"] or 0.0)),
+    )
+    return {
+        "kind": filters.kind,
+        "funnel": filters.funnel,
+        "department": filters.department,
+        "as_of": filters.as_of,
+        "records": cases,
+        "variant_count": int(variant_rows[0]["variants"]) if variant_rows else 0,
+        "rework_moves": int(rework_row["moves"] or 0),
+        "rework_records": rework_records,
+        "rework_share": rework_records / cases if cases else 0.0,
+        "nodes": nodes,
+        "edges": edges,
+        "variants": variants,
+        "rework": loops,
+        "waits": waits,
+    }
