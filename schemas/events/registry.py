@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from schemas.events import (
+    activities,
     billing,
     company,
     contractor,
@@ -34,6 +35,7 @@ _MODULES: tuple[ModuleType, ...] = (
     timesheets,
     users,
     status_limits,
+    activities,
 )
 _MODEL_NAME = re.compile(r"^(?P<name>[A-Z][A-Za-z0-9]*)V(?P<version>[1-9][0-9]*)$")
 

@@ -1,0 +1,232 @@
+"""Read model of the managers' activities: ``activities``, one row per activity.
+
+The fold is set-based SQL over a whole page, inside DuckDB (as ``projections/leads.py``):
+the page's activity events are parsed once by DuckDB; each field of an activity takes
+the value of the page's last event that sets it (or keeps its stored value). An
+activity's life is short (a creation, a reschedule or two, done or cancelled, maybe an
+overdue reminder), so most activities are created and finished within one page of a
+rebuild. Python touches no event one by one.
+
+A page is written back with two statements: delete the touched rows, insert their new
+versions. Overdue is not stored: it is derived at query time (still planned and the
+planned end passed), so that it is right at any instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from projections.deals import MissingCreation
+
+_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+ACTIVITY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("activity_id", "VARCHAR"),
+    ("type", "VARCHAR"),
+    ("activity_group", "VARCHAR"),
+    ("direction", "VARCHAR"),
+    ("owner", "VARCHAR"),
+    ("company_id", "VARCHAR"),
+    ("contact", "VARCHAR"),
+    ("lead_id", "VARCHAR"),
+    ("deal_id", "VARCHAR"),
+    ("project_id", "VARCHAR"),
+    ("planned_at", "TIMESTAMPTZ"),
+    ("duration_minutes", "INTEGER"),
+    ("planned_end", "TIMESTAMPTZ"),
+    ("planned_day", "DATE"),
+    ("notes", "VARCHAR"),
+    ("status", "VARCHAR"),
+    ("result", "VARCHAR"),
+    ("done_at", "TIMESTAMPTZ"),
+    ("cancel_reason", "VARCHAR"),
+    ("cancelled_at", "TIMESTAMPTZ"),
+    ("registered", "BOOLEAN"),
+    ("reschedules", "INTEGER"),
+    ("reminded_for", "TIMESTAMPTZ"),
+    ("created_at", "TIMESTAMPTZ"),
+    ("created_by", "VARCHAR"),
+    ("updated_at", "TIMESTAMPTZ"),
+    ("version", "INTEGER"),
+    ("last_position", "BIGINT"),
+)
+ACTIVITIES_DDL = (
+    "CREATE TABLE IF NOT EXISTS activities ("
+    + ", ".join(f"{name} {sql}" for name, sql in ACTIVITY_COLUMNS)
+    + ")"
+)
+
+TOPICS = (
+    "ActivityPlanned",
+    "ActivityRegistered",
+    "ActivityDone",
+    "ActivityCancelled",
+    "ActivityRescheduled",
+    "ActivityOverdueReminderSent",
+)
+CREATED = "topic IN ('ActivityPlanned', 'ActivityRegistered')"
+
+DOCUMENT_FIELDS: tuple[tuple[str, str], ...] = (
+    ("at", "VARCHAR"),
+    ("actor", "VARCHAR"),
+    ("activity_type", "VARCHAR"),
+    ("group", "VARCHAR"),
+    ("direction", "VARCHAR"),
+    ("owner", "VARCHAR"),
+    ("company_id", "VARCHAR"),
+    ("contact", "VARCHAR"),
+    ("lead_id", "VARCHAR"),
+    ("deal_id", "VARCHAR"),
+    ("project_id", "VARCHAR"),
+    ("planned_at", "VARCHAR"),
+    ("duration_minutes", "INTEGER"),
+    ("notes", "VARCHAR"),
+    ("result", "VARCHAR"),
+    ("reason", "VARCHAR"),
+    ("planned_end", "VARCHAR"),
+)
+SHAPE = "{" + ", ".join(f'"{name}": "{sql}"' for name, sql in DOCUMENT_FIELDS) + "}"
+FLAT = ", ".join(f'doc."{name}" AS e_{name}' for name, _ in DOCUMENT_FIELDS)
+TOPIC_LIST = ", ".join(f"'{t}'" for t in TOPICS)
+
+EVENTS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE _activity_events AS
+SELECT position, activity_id, version, topic, {FLAT}, (doc."at")::TIMESTAMPTZ AS event_at
+FROM (
+  SELECT position, stream_id AS activity_id, version, topic, json_transform(state, '{SHAPE}') AS doc
+  FROM _page WHERE topic IN ({TOPIC_LIST})
+)
+"""
+
+
+def _last(condition: str, value: str) -> str:
+    """The value of the page's last event meeting the condition (NULL: none did)."""
+    return f"arg_max({value}, version) FILTER (WHERE {condition})"
+
+
+CHANGES_SQL = f"""
+CREATE OR REPLACE TEMP TABLE _activity_changes AS
+SELECT activity_id,
+  max(version) AS version,
+  max(position) AS last_position,
+  arg_max(event_at, version) AS updated_at,
+  bool_or({CREATED}) AS created,
+  {_last(CREATED, "e_activity_type")} AS type,
+  {_last(CREATED, "e_group")} AS activity_group,
+  {_last(CREATED, "e_direction")} AS direction,
+  {_last(CREATED, "e_owner")} AS owner,
+  {_last(CREATED, "e_company_id")} AS company_id,
+  {_last(CREATED, "e_contact")} AS contact,
+  {_last(CREATED, "e_lead_id")} AS lead_id,
+  {_last(CREATED, "e_deal_id")} AS deal_id,
+  {_last(CREATED, "e_project_id")} AS project_id,
+  {_last(CREATED, "e_notes")} AS notes,
+  {_last(CREATED, "event_at")} AS created_at,
+  {_last(CREATED, "e_actor")} AS created_by,
+  bool_or(topic = 'ActivityRegistered') AS registered,
+  {_last(f"{CREATED} OR topic = 'ActivityRescheduled'", "(e_planned_at)::TIMESTAMPTZ")}
+    AS planned_at,
+  {_last(f"{CREATED} OR topic = 'ActivityRescheduled'", "e_duration_minutes")}
+    AS duration_minutes,
+  count(*) FILTER (WHERE topic = 'ActivityRescheduled') AS rescheduled,
+  {
+    _last(
+        "topic IN ('ActivityRegistered', 'ActivityDone', 'ActivityCancelled')",
+        "CASE WHEN topic = 'ActivityCancelled' THEN 'cancelled' ELSE 'done' END",
+    )
+} AS status,
+  {_last("topic IN ('ActivityRegistered', 'ActivityDone')", "e_result")} AS result,
+  {_last("topic IN ('ActivityRegistered', 'ActivityDone')", "event_at")} AS done_at,
+  {_last("topic = 'ActivityCancelled'", "e_reason")} AS cancel_reason,
+  {_last("topic = 'ActivityCancelled'", "event_at")} AS cancelled_at,
+  {_last("topic = 'ActivityOverdueReminderSent'", "(e_planned_end)::TIMESTAMPTZ")}
+    AS reminded_for
+FROM _activity_events GROUP BY activity_id
+"""
+
+MISSING_SQL = """
+SELECT a.activity_id FROM _activity_changes a
+WHERE NOT a.created AND a.activity_id NOT IN (SELECT activity_id FROM activities) LIMIT 1
+"""
+
+
+def _keep(column: str) -> str:
+    return f"coalesce(a.{column}, c.{column}) AS {column}"
+
+
+ROWS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE _activity_rows AS
+WITH folded AS (
+  SELECT a.activity_id,
+    {_keep("type")}, {_keep("activity_group")},
+    CASE WHEN a.created THEN a.direction ELSE c.direction END AS direction,
+    {_keep("owner")},
+    CASE WHEN a.created THEN a.company_id ELSE c.company_id END AS company_id,
+    CASE WHEN a.created THEN a.contact ELSE c.contact END AS contact,
+    CASE WHEN a.created THEN a.lead_id ELSE c.lead_id END AS lead_id,
+    CASE WHEN a.created THEN a.deal_id ELSE c.deal_id END AS deal_id,
+    CASE WHEN a.created THEN a.project_id ELSE c.project_id END AS project_id,
+    {_keep("planned_at")}, {_keep("duration_minutes")},
+    CASE WHEN a.created THEN a.notes ELSE c.notes END AS notes,
+    coalesce(a.status, c.status, 'planned') AS status,
+    {_keep("result")}, {_keep("done_at")}, {_keep("cancel_reason")}, {_keep("cancelled_at")},
+    coalesce(a.registered OR c.registered, a.registered) AS registered,
+    (coalesce(c.reschedules, 0) + a.rescheduled)::INTEGER AS reschedules,
+    {_keep("reminded_for")}, {_keep("created_at")}, {_keep("created_by")},
+    a.updated_at, a.version::INTEGER AS version, a.last_position
+  FROM _activity_changes a LEFT JOIN activities c ON c.activity_id = a.activity_id
+)
+SELECT activity_id, type, activity_group, direction, owner, company_id, contact,
+  lead_id, deal_id, project_id, planned_at, duration_minutes,
+  planned_at + to_minutes(duration_minutes) AS planned_end,
+  (planned_at AT TIME ZONE 'UTC')::DATE AS planned_day,
+  notes, status, result, done_at, cancel_reason, cancelled_at, registered, reschedules,
+  reminded_for, created_at, created_by, updated_at, version, last_position
+FROM folded
+"""
+
+WRITE_SQL = (
+    "DELETE FROM activities WHERE activity_id IN (SELECT activity_id FROM _activity_rows)",
+    "INSERT INTO activities SELECT * FROM _activity_rows",
+)
+TEMP_TABLES = ("_activity_events", "_activity_changes", "_activity_rows")
+
+
+class ActivityProjection:
+    """``activities``: one row per activity (see the module's docstring)."""
+
+    name = "activities"
+    tables: tuple[str, ...] = ("activities",)
+    topics: frozenset[str] = frozenset(TOPICS)
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(
+            f"{self.name}\n{ACTIVITIES_DDL}\n{_SOURCE_DIGEST}".encode()
+        ).hexdigest()
+
+    def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        cursor.execute(ACTIVITIES_DDL)
+
+    def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
+        found = cursor.execute(
+            f"SELECT count(*) FROM _page WHERE topic IN ({TOPIC_LIST})"
+        ).fetchone()
+        if not found or not found[0]:
+            return
+        try:
+            cursor.execute(EVENTS_SQL)
+            cursor.execute(CHANGES_SQL)
+            missing = cursor.execute(MISSING_SQL).fetchone()
+            if missing is not None:
+                raise MissingCreation("activity", missing[0])
+            cursor.execute(ROWS_SQL)
+            for statement in WRITE_SQL:
+                cursor.execute(statement)
+        finally:
+            for table in TEMP_TABLES:
+                cursor.execute(f"DROP TABLE IF EXISTS {table}")
