@@ -67,6 +67,8 @@ class Activity:
     done_at: datetime | None
     cancel_reason: str | None
     cancelled_at: datetime | None
+    registered: bool
+    """Registered after the fact (done at once), not planned."""
     reschedules: int
     reminded_for: datetime | None
     """The planned end the owner was last reminded of (None: never)."""
@@ -366,6 +368,7 @@ def evolve(activity: Activity | None, event: DomainEvent) -> Activity:
             done_at=event.at if done else None,
             cancel_reason=None,
             cancelled_at=None,
+            registered=done,
             reschedules=0,
             reminded_for=None,
             created_at=event.at,

@@ -4,10 +4,10 @@ reminder the deadlines process manager sends."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID, uuid5
 
-from aggregates import activities
+from aggregates import activities, activity_plans
 from aggregates.rules import ActivityRules
 from commands.context import CommandContext, CommandResult, StreamNotFound
 from commands.execution import execute, load_stream
@@ -73,4 +73,70 @@ def handle_activity_command(
         what="activity",
         load=lambda stream_id: load_activity_records(store, stream_id),
         state_of=activity_of,
+    )
+
+
+# --- personal weekly plans ----------------------------------------------------------------
+
+
+def load_plan_records(
+    store: EventStore, manager: str, week: date, *, as_of: datetime | None = None
+) -> list[RecordedEvent]:
+    stream_id = activity_plans.plan_stream_id(manager, week)
+    return load_stream(store, stream_id, activity_plans.ActivityPlanSet, as_of=as_of)
+
+
+def plan_of(records: list[RecordedEvent]) -> activity_plans.ActivityPlan | None:
+    return activity_plans.fold([r.event for r in records])
+
+
+def set_activity_plan(
+    store: EventStore,
+    rules: ActivityRules,
+    command: activity_plans.SetActivityPlan,
+    ctx: CommandContext,
+) -> CommandResult:
+    """Set (or replace) a manager's plan for a week."""
+    week = activity_plans.require_monday(command.week)
+    stream_id = activity_plans.plan_stream_id(command.manager, week)
+
+    def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
+        state = plan_of(history)
+        event = activity_plans.set_plan(state, command, rules, ctx.meta)
+        return [NewEvent(stream_id, len(history) + 1, event)]
+
+    return execute(
+        store,
+        ctx,
+        stream_id,
+        decide,
+        what="activity plan",
+        must_exist=None,
+        load=lambda _: load_plan_records(store, command.manager, week),
+    )
+
+
+def comment_activity_plan(
+    store: EventStore,
+    manager: str,
+    week: date,
+    command: activity_plans.CommentActivityPlan,
+    ctx: CommandContext,
+) -> CommandResult:
+    week = activity_plans.require_monday(week)
+    stream_id = activity_plans.plan_stream_id(manager, week)
+
+    def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
+        state = plan_of(history)
+        assert state is not None
+        event = activity_plans.comment(state, command, ctx.meta)
+        return [NewEvent(stream_id, state.version + 1, event)]
+
+    return execute(
+        store,
+        ctx,
+        stream_id,
+        decide,
+        what=f"activity plan of {manager} for the week of {week}",
+        load=lambda _: load_plan_records(store, manager, week),
     )

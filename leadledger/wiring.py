@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregates.activities import ACTIVITY_EVENT_TYPES
+from aggregates.activity_plans import ACTIVITY_PLAN_EVENT_TYPES
 from aggregates.billing import BILLING_EVENT_TYPES
 from aggregates.company import COMPANY_EVENT_TYPES
 from aggregates.contractor import CONTRACTOR_EVENT_TYPES
@@ -41,7 +42,7 @@ from process_managers.estimate_handoff import EstimateHandoff
 from process_managers.lead_conversion import LeadConversion
 from process_managers.projects import ProjectCreation, ProjectHealth
 from process_managers.runner import ProcessManager, ProcessRunner
-from projections.activities import ActivityProjection
+from projections.activities import ActivityPlanProjection, ActivityProjection
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 from projections.deals import deal_projections
@@ -103,6 +104,7 @@ def event_codec() -> EventCodec:
             *SENSITIVE_EVENT_TYPES,
             *STATUS_LIMIT_EVENT_TYPES,
             *ACTIVITY_EVENT_TYPES,
+            *ACTIVITY_PLAN_EVENT_TYPES,
         ),
         upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS, **PROJECT_UPCASTERS, **USER_UPCASTERS},
     )
@@ -117,6 +119,7 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         *status_time_projections(funnels, rules),
         RevenueLedgerProjection(),
         ActivityProjection(),
+        ActivityPlanProjection(),
     ]
 
 

@@ -15,12 +15,15 @@ planned end passed), so that it is right at any instant.
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 
-from projections.deals import MissingCreation
+from projections.deals import MissingCreation, page_events
 
 _SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
@@ -230,3 +233,103 @@ class ActivityProjection:
         finally:
             for table in TEMP_TABLES:
                 cursor.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+# --- personal weekly plans ----------------------------------------------------------------
+
+PLANS_DDL = (
+    "CREATE TABLE IF NOT EXISTS activity_plans (plan_id VARCHAR, manager VARCHAR, week DATE, "
+    "note VARCHAR, comments VARCHAR, updated_at TIMESTAMPTZ, updated_by VARCHAR, "
+    "version INTEGER, last_position BIGINT)"
+)
+PLAN_DAYS_DDL = (
+    "CREATE TABLE IF NOT EXISTS activity_plan_days (plan_id VARCHAR, manager VARCHAR, "
+    "week DATE, day DATE, type VARCHAR, count INTEGER)"
+)
+PLAN_COLUMNS = (
+    "plan_id",
+    "manager",
+    "week",
+    "note",
+    "comments",
+    "updated_at",
+    "updated_by",
+    "version",
+    "last_position",
+)
+
+
+class ActivityPlanProjection:
+    """``activity_plans`` (one row per manager and week, comments as JSON) and
+    ``activity_plan_days`` (one row per day and type planned). Plans are few: a page's
+    plan events are folded in Python, the touched plans rewritten whole."""
+
+    name = "activity_plans"
+    tables: tuple[str, ...] = ("activity_plans", "activity_plan_days")
+    topics: frozenset[str] = frozenset({"ActivityPlanSet", "ActivityPlanCommented"})
+
+    @property
+    def fingerprint(self) -> str:
+        text = f"{self.name}\n{PLANS_DDL}\n{PLAN_DAYS_DDL}\n{_SOURCE_DIGEST}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        cursor.execute(PLANS_DDL)
+        cursor.execute(PLAN_DAYS_DDL)
+
+    def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
+        events = page_events(page, self.topics)
+        if not events:
+            return
+        keys = sorted({e.stream_id for e in events})
+        stored = cursor.execute(
+            f"SELECT {', '.join(PLAN_COLUMNS)} FROM activity_plans "
+            "WHERE plan_id IN (SELECT unnest(?))",
+            [keys],
+        ).fetchall()
+        plans: dict[str, dict[str, Any]] = {
+            row[0]: dict(zip(PLAN_COLUMNS, row, strict=True)) for row in stored
+        }
+        days: dict[str, dict[str, dict[str, int]] | None] = {}
+        for e in events:
+            doc = e.doc
+            plan = plans.get(e.stream_id)
+            if e.topic == "ActivityPlanSet":
+                if plan is None:
+                    plan = {"plan_id": e.stream_id, "comments": "[]"}
+                plan.update(
+                    manager=doc["manager"],
+                    week=date.fromisoformat(doc["week"]),
+                    note=doc.get("note"),
+                    updated_at=e.moment,
+                    updated_by=doc["actor"],
+                )
+                days[e.stream_id] = doc["days"]
+            else:
+                if plan is None:
+                    raise MissingCreation("activity plan", e.stream_id)
+                comments = orjson.loads(plan["comments"])
+                comments.append({"author": doc["actor"], "text": doc["text"], "at": doc["at"]})
+                plan["comments"] = orjson.dumps(comments).decode()
+            plan["version"] = e.version
+            plan["last_position"] = e.position
+            plans[e.stream_id] = plan
+        cursor.execute("DELETE FROM activity_plans WHERE plan_id IN (SELECT unnest(?))", [keys])
+        cursor.executemany(
+            f"INSERT INTO activity_plans ({', '.join(PLAN_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in PLAN_COLUMNS)})",
+            [[plans[k][c] for c in PLAN_COLUMNS] for k in keys],
+        )
+        replaced = sorted(days)
+        if replaced:
+            cursor.execute(
+                "DELETE FROM activity_plan_days WHERE plan_id IN (SELECT unnest(?))", [replaced]
+            )
+            rows = [
+                [k, plans[k]["manager"], plans[k]["week"], date.fromisoformat(day), code, n]
+                for k in replaced
+                for day, counts in (days[k] or {}).items()
+                for code, n in counts.items()
+            ]
+            if rows:
+                cursor.executemany("INSERT INTO activity_plan_days VALUES (?, ?, ?, ?, ?, ?)", rows)

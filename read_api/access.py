@@ -134,6 +134,20 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/client-assignments"): READERS,
     ("GET", "/client-assignments/{assignment_id}"): READERS,
     ("GET", "/alerts"): READERS,
+    # activities («Мои Дела») and personal weekly plans
+    ("GET", "/activity-types"): EVERYONE,
+    ("POST", "/activities"): SALES,
+    ("GET", "/activities"): READERS,
+    ("GET", "/activities/{activity_id}"): READERS,
+    ("GET", "/activities/{activity_id}/history"): READERS,
+    **{
+        ("POST", f"/activities/{{activity_id}}/{action}"): SALES
+        for action in ("done", "cancel", "reschedule")
+    },
+    ("GET", "/activity-plans"): READERS,
+    ("GET", "/activity-plans/{manager}/{week}"): READERS,
+    ("PUT", "/activity-plans/{manager}/{week}"): SALES,
+    ("POST", "/activity-plans/{manager}/{week}/comments"): SALES,
     # projects
     ("POST", "/projects"): PROJECTS,
     ("GET", "/projects"): READERS,
@@ -177,6 +191,16 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
         )
     },
     ("GET", "/reports/contractor-overruns"): READERS,
+    **{
+        ("GET", f"/reports/activities/{name}"): READERS
+        for name in (
+            "weekly",
+            "coefficient",
+            "calls",
+            "clients-without-interaction",
+            "clients-without-planned",
+        )
+    },
     ("GET", "/reports/revenue-cap"): frozenset({T, H, AN}),
     ("GET", "/exports/{table}"): READERS,
     # the event stream
@@ -260,6 +284,7 @@ RECORD_PARAMS = {
     "request_id": ("handoffs", "hand-off request"),
     "project_id": ("projects", "project"),
     "assignment_id": ("client_assignments", "client assignment"),
+    "activity_id": ("activities", "activity"),
 }
 """Path parameters naming a record a scoped viewer may not see: such a read is a 404,
 whether it comes from the read models or from the event store (history, as_of)."""
@@ -299,6 +324,7 @@ _VERBS = {
     "calculation": "price the services of",
     "launch": "launch services of",
     "acts": "record acts on",
+    "done": "mark done",
 }
 
 
@@ -392,6 +418,16 @@ def _command_guard(request: Request, principal: Principal, body: Any) -> Guard |
                 policy.acts_as(person, "hours")
             return policy.project(verb, members=True)
         return policy.project(verb)
+    if path == "/activities":
+        owner = fields.get("owner")
+        if isinstance(owner, str):
+            policy.may_own(owner, "owner")
+        return None
+    if parts[0] == "activities" and len(parts) > 2:
+        return policy.activity(verb)
+    if parts[0] == "activity-plans":
+        policy.may_own(str(request.path_params.get("manager", "")), "the plan's manager")
+        return None
     if parts[0] == "client-assignments" and len(parts) > 2:
         return policy.assignment(platform.rules.may_approve)
     return None
@@ -530,9 +566,13 @@ class Scope:
                 "alerts",
                 "subject_id IN (SELECT lead_id FROM leads UNION ALL SELECT deal_id FROM deals"
                 " UNION ALL SELECT request_id FROM handoffs"
-                " UNION ALL SELECT project_id FROM projects)",
+                " UNION ALL SELECT project_id FROM projects"
+                f" UNION ALL SELECT activity_id FROM {base}.activities WHERE owner IN {people})",
             ),
             ("sensitive_reads", "lead_id IN (SELECT lead_id FROM leads)"),
+            ("activities", f"owner IN {people}"),
+            ("activity_plans", f"manager IN {people}"),
+            ("activity_plan_days", f"manager IN {people}"),
         ]
         statements = [
             f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {base}.{table} WHERE {predicate}"
@@ -607,6 +647,7 @@ VISIBLE_IDS = (
     " UNION ALL SELECT request_id FROM handoffs UNION ALL SELECT project_id FROM projects"
     " UNION ALL SELECT assignment_id FROM client_assignments"
     " UNION ALL SELECT contractor_id FROM contractors"
+    " UNION ALL SELECT activity_id FROM activities UNION ALL SELECT plan_id FROM activity_plans"
 )
 """The streams a scoped viewer may follow in the event feed (in the scoped views)."""
 

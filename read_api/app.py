@@ -20,6 +20,7 @@ from read_api.excel import install_excel
 from read_api.log_tail import LogTail
 from read_api.openapi import install_openapi
 from read_api.routes import (
+    activities,
     audit,
     deals,
     directory,
@@ -100,6 +101,7 @@ def create_app(
     app.include_router(sensitive.router)
     app.include_router(exports.router)
     app.include_router(audit.router)
+    app.include_router(activities.router)
     workspace.mount(app, platform)  # the browser workspace: / and /workspace/...
 
     @app.get("/health", tags=["operations"])

@@ -1,7 +1,8 @@
 """Public events of the managers' activities («Мои Дела»: calls, meetings, demonstrations,
 e-mails).
 
-Published on the ``activity`` aggregate type; the aggregate id is the activity id.
+Published on the ``activity`` aggregate type (the aggregate id is the activity id) and,
+for the personal weekly plans, on ``activity_plan`` (one per manager and week).
 """
 
 from __future__ import annotations
@@ -78,6 +79,25 @@ class ActivityOverdueReminderSentV1(PublicPayload):
     due: Day = Field(description="The planned end's day (UTC).")
 
 
+class ActivityPlanSetV1(PublicPayload):
+    """A manager's personal plan for a week («Личные Планы»): how many activities of each
+    type on each day; the whole plan, replacing any earlier one."""
+
+    plan_id: Id
+    manager: str
+    week: Day = Field(description="The week's Monday.")
+    days: dict[str, dict[str, int]] = Field(
+        description="ISO day → activity type code → how many (only counts above 0)."
+    )
+    note: str | None
+
+
+class ActivityPlanCommentedV1(PublicPayload):
+    """The manager's head (or top management, or the manager) commented on the plan."""
+
+    text: str
+
+
 PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
     "activity": (
         ActivityPlannedV1,
@@ -87,5 +107,6 @@ PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
         ActivityRescheduledV1,
         ActivityOverdueReminderSentV1,
     ),
+    "activity_plan": (ActivityPlanSetV1, ActivityPlanCommentedV1),
 }
 """The models of this module by aggregate type, every version of every event type."""

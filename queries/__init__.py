@@ -1,0 +1,1 @@
+"""Read-model queries: one module per resource, shared by the JSON API, the workspace and the Excel renderer."""
