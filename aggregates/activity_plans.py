@@ -31,6 +31,15 @@ def plan_stream_id(manager: str, week: date) -> UUID:
 
 
 @dataclass(frozen=True)
+class PlannedCount:
+    """How many activities of a type a day of the plan holds."""
+
+    day: date
+    activity_type: str
+    count: int
+
+
+@dataclass(frozen=True)
 class Comment:
     author: str
     text: str
@@ -71,7 +80,8 @@ class ActivityPlanSet(DomainEvent):
     plan_id: UUID
     manager: str
     week: date
-    days: dict[str, dict[str, int]]
+    counts: tuple[PlannedCount, ...]
+    """Only counts above 0, by day and type."""
     note: str | None
 
 
@@ -118,14 +128,26 @@ def set_plan(
     note = values.text("note", command.note, required=False)
     if plan is not None and (plan.days, plan.note) == (days, note):
         raise RuleViolation("no_change", "the plan is like that already")
+    planned = tuple(
+        PlannedCount(date.fromisoformat(day), code, n)
+        for day, per_type in days.items()
+        for code, n in per_type.items()
+    )
     return ActivityPlanSet(
         **meta.event_fields(),
         plan_id=plan_stream_id(command.manager, week),
         manager=command.manager,
         week=week,
-        days=days,
+        counts=planned,
         note=note,
     )
+
+
+def days_of(counts: tuple[PlannedCount, ...]) -> dict[str, dict[str, int]]:
+    days: dict[str, dict[str, int]] = {}
+    for c in counts:
+        days.setdefault(c.day.isoformat(), {})[c.activity_type] = c.count
+    return days
 
 
 def comment(plan: ActivityPlan, command: CommentActivityPlan, meta: CommandMeta) -> DomainEvent:
@@ -144,7 +166,7 @@ def evolve(plan: ActivityPlan | None, event: DomainEvent) -> ActivityPlan:
                 version=1,
                 manager=event.manager,
                 week=event.week,
-                days=event.days,
+                days=days_of(event.counts),
                 note=event.note,
                 comments=(),
                 updated_at=event.at,
@@ -153,7 +175,7 @@ def evolve(plan: ActivityPlan | None, event: DomainEvent) -> ActivityPlan:
         return replace(
             plan,
             version=plan.version + 1,
-            days=event.days,
+            days=days_of(event.counts),
             note=event.note,
             updated_at=event.at,
             updated_by=event.actor,

@@ -304,7 +304,10 @@ class ActivityPlanProjection:
                     updated_at=e.moment,
                     updated_by=doc["actor"],
                 )
-                days[e.stream_id] = doc["days"]
+                per_day: dict[str, dict[str, int]] = {}
+                for c in doc["counts"]:
+                    per_day.setdefault(c["day"], {})[c["activity_type"]] = int(c["count"])
+                days[e.stream_id] = per_day
             else:
                 if plan is None:
                     raise MissingCreation("activity plan", e.stream_id)

@@ -184,7 +184,7 @@ def test_a_plan_is_for_a_week_not_over_and_names_known_types() -> None:
         "boris", monday, {monday: {"call_out_cold": 10, "demo": 0}}, None
     )
     event = activity_plans.set_plan(None, command, RULES, meta())
-    assert event.days == {"2026-01-12": {"call_out_cold": 10}}
+    assert activity_plans.days_of(event.counts) == {"2026-01-12": {"call_out_cold": 10}}
     plan = activity_plans.evolve(None, event)
     with pytest.raises(RuleViolation) as same:
         activity_plans.set_plan(plan, command, RULES, meta())

@@ -217,6 +217,23 @@ def activity_types(platform: PlatformDep) -> dict[str, Any]:
     return queries.activity_types(platform.rules.activities)
 
 
+def parse_day(field: str, raw: str | None) -> date | None:
+    """An ISO date (2026-01-12), strictly: 422 naming the field otherwise."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return date.fromisoformat(raw) if len(raw) == 10 else date.fromisoformat("bad")
+    except ValueError:
+        raise BadRequestValue(field, "must be an ISO date, e.g. 2026-01-12") from None
+
+
+def parse_week(raw: str) -> date:
+    """A week named by its Monday, from the path."""
+    day = parse_day("week", raw)
+    assert day is not None
+    return activity_plans.require_monday(day)
+
+
 def _check_type(platform: PlatformDep, type_: str | None) -> None:
     if type_ is not None:
         platform.rules.activities.require_type(type_)
@@ -374,14 +391,14 @@ def list_plans(
     cursor: ReadCursor,
     who: WhoDep,
     week: Annotated[
-        date | None, Query(description="Any day of the week (default: next week)")
+        str | None, Query(description="Any day of the week, ISO (default: next week)")
     ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """The personal plans of a week (default: next week) the viewer may see: per manager,
     the totals per activity type and the number of comments."""
-    chosen = week or platform.clock().astimezone(UTC).date() + timedelta(days=7)
+    chosen = parse_day("week", week) or platform.clock().astimezone(UTC).date() + timedelta(days=7)
     items, total = queries.list_plans(cursor, who.filters(), queries.monday(chosen), limit, offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
@@ -393,16 +410,16 @@ def list_plans(
 )
 def get_plan(
     manager: str,
-    week: date,
+    week: str,
     platform: PlatformDep,
     cursor: ReadCursor,
     principal: CurrentUser,
     response: Response,
 ) -> dict[str, Any]:
     """A manager's personal plan for the week (``week``: its Monday), with comments."""
-    activity_plans.require_monday(week)
-    _visible_plan(cursor, principal, manager, week)
-    plan = _plan_out(platform, manager, week)
+    monday = parse_week(week)
+    _visible_plan(cursor, principal, manager, monday)
+    plan = _plan_out(platform, manager, monday)
     response.headers["ETag"] = f'"{plan["version"]}"'
     return plan
 
@@ -412,7 +429,7 @@ def get_plan(
 )
 def put_plan(
     manager: str,
-    week: date,
+    week: str,
     body: ActivityPlanRequest,
     headers: Headers,
     platform: PlatformDep,
@@ -421,19 +438,20 @@ def put_plan(
     """Set the manager's plan for the week (``week``: its Monday): for each day, how many
     activities of each type. The manager sets their own (their head and top management
     may too); another manager gets a 403. Replaces the earlier plan whole."""
+    monday = parse_week(week)
     request = {
         "command": "plan",
         "manager": manager,
-        "week": week.isoformat(),
+        "week": monday.isoformat(),
         **body.model_dump(mode="json"),
     }
-    ctx = headers.context(platform, f"activity-plan:{manager}:{week}", request)
+    ctx = headers.context(platform, f"activity-plan:{manager}:{monday}", request)
     days: dict[date, dict[str, int]] = {}
     for entry in body.days:
         if entry.day in days:
             raise BadRequestValue("days", f"{entry.day} appears twice")
         days[entry.day] = dict(entry.counts)
-    command = activity_plans.SetActivityPlan(manager, week, days, body.note)
+    command = activity_plans.SetActivityPlan(manager, monday, days, body.note)
     result = set_activity_plan(platform.store, platform.rules.activities, command, ctx)
     mark_accepted(result, response)
     return ActivityPlanAccepted(
@@ -448,22 +466,23 @@ def put_plan(
 )
 def comment_plan(
     manager: str,
-    week: date,
+    week: str,
     body: PlanCommentRequest,
     headers: Headers,
     platform: PlatformDep,
     response: Response,
 ) -> ActivityPlanAccepted:
     """Comment on the manager's plan (their head, top management, or the manager)."""
+    monday = parse_week(week)
     request = {
         "command": "comment",
         "manager": manager,
-        "week": week.isoformat(),
+        "week": monday.isoformat(),
         **body.model_dump(mode="json"),
     }
-    ctx = headers.context(platform, f"activity-plan:{manager}:{week}", request)
+    ctx = headers.context(platform, f"activity-plan:{manager}:{monday}", request)
     command = activity_plans.CommentActivityPlan(body.text)
-    result = comment_activity_plan(platform.store, manager, week, command, ctx)
+    result = comment_activity_plan(platform.store, manager, monday, command, ctx)
     mark_accepted(result, response)
     return ActivityPlanAccepted(
         plan_id=result.stream_id, version=result.version, position=result.position
@@ -489,14 +508,14 @@ def weekly(
     cursor: ReadCursor,
     who: WhoDep,
     week: Annotated[
-        date | None, Query(description="Any day of the week (default: this week)")
+        str | None, Query(description="Any day of the week, ISO (default: this week)")
     ] = None,
 ) -> dict[str, Any]:
     """The weekly table (seed 004 «Текущая активность»): Monday to Friday * activity
     types, each cell all / done with the overdue marked, group and week totals, plan vs
     fact when personal plans exist; each cell links to the activities it counts."""
     now = platform.clock()
-    chosen = week or now.astimezone(UTC).date()
+    chosen = parse_day("week", week) or now.astimezone(UTC).date()
     return queries.weekly_table(cursor, who.filters(), chosen, now, platform.rules.activities)
 
 

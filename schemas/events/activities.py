@@ -79,6 +79,14 @@ class ActivityOverdueReminderSentV1(PublicPayload):
     due: Day = Field(description="The planned end's day (UTC).")
 
 
+class PlannedCount(PublicPayload):
+    """How many activities of a type a day of the plan holds."""
+
+    day: Day
+    activity_type: str = Field(description="The activity type's code.")
+    count: int
+
+
 class ActivityPlanSetV1(PublicPayload):
     """A manager's personal plan for a week («Личные Планы»): how many activities of each
     type on each day; the whole plan, replacing any earlier one."""
@@ -86,8 +94,8 @@ class ActivityPlanSetV1(PublicPayload):
     plan_id: Id
     manager: str
     week: Day = Field(description="The week's Monday.")
-    days: dict[str, dict[str, int]] = Field(
-        description="ISO day → activity type code → how many (only counts above 0)."
+    counts: tuple[PlannedCount, ...] = Field(
+        description="By day and type, how many (only counts above 0)."
     )
     note: str | None
 
