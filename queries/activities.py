@@ -229,6 +229,27 @@ def _add(cells: Sequence[dict[str, Any]], link: dict[str, str]) -> dict[str, Any
     )
 
 
+def _row(
+    day: date,
+    weekday: int,
+    types: list[dict[str, Any]],
+    rules: ActivityRules,
+    link: dict[str, str],
+) -> dict[str, Any]:
+    """A row of the weekly table: its type cells, their group totals and the total."""
+    groups = [
+        {**_add([c for c in types if c["group"] == g], {**link, "group": g}), "group": g}
+        for g in rules.groups
+    ]
+    return {
+        "day": day,
+        "weekday": weekday,
+        "total": _add(types, link),
+        "types": types,
+        "groups": groups,
+    }
+
+
 def weekly_table(
     cursor: duckdb.DuckDBPyConnection,
     filters: ActivityFilters,
@@ -278,38 +299,23 @@ def weekly_table(
     for offset in range(WORK_DAYS):
         day = week + timedelta(days=offset)
         when = {**base, "from": day.isoformat(), "to": day.isoformat()}
-        types = {}
+        types = []
         for t in rules.types:
             a, dn, o = counts.get((day, t.code), (0, 0, 0))
             planned = plans.get((day, t.code), 0) if has_plan else None
-            types[t.code] = _cell(a, dn, o, planned, {**when, "type": t.code})
-        groups = {
-            g: _add([types[t.code] for t in rules.types if t.group == g], {**when, "group": g})
-            for g in rules.groups
-        }
-        days.append(
-            {
-                "day": day,
-                "weekday": offset + 1,
-                "types": types,
-                "groups": groups,
-                "total": _add(list(types.values()), when),
-            }
-        )
+            cell = _cell(a, dn, o, planned, {**when, "type": t.code})
+            types.append({**cell, "type": t.code, "group": t.group})
+        days.append(_row(day, offset + 1, types, rules, when))
     span = {**base, "from": week.isoformat(), "to": last.isoformat()}
-    totals_types = {
-        t.code: _add([d["types"][t.code] for d in days], {**span, "type": t.code})
-        for t in rules.types
-    }
-    totals = {
-        "day": week,
-        "weekday": 1,
-        "types": totals_types,
-        "groups": {
-            g: _add([d["groups"][g] for d in days], {**span, "group": g}) for g in rules.groups
-        },
-        "total": _add([d["total"] for d in days], span),
-    }
+    week_types = [
+        {
+            **_add([d["types"][i] for d in days], {**span, "type": t.code}),
+            "type": t.code,
+            "group": t.group,
+        }
+        for i, t in enumerate(rules.types)
+    ]
+    totals = _row(week, 1, week_types, rules, span)
     return {
         "week": week,
         "owners": owners(cursor, filters),

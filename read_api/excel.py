@@ -63,6 +63,7 @@ LIST_REPORTS = (
     "/alerts",
     "/contractors",
     "/client-assignments",
+    "/activities",
 )
 """Paged lists people take to Excel like reports (besides /reports/... and status time)."""
 

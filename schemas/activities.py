@@ -137,12 +137,21 @@ class WeeklyCell(BaseModel):
     link: str = Field(description="The activities list filtered to this cell")
 
 
+class WeeklyTypeCell(WeeklyCell):
+    type: str
+    group: ActivityGroup
+
+
+class WeeklyGroupCell(WeeklyCell):
+    group: ActivityGroup
+
+
 class WeeklyRow(BaseModel):
     day: date
     weekday: int = Field(description="1 (Monday) to 5 (Friday)")
-    types: dict[str, WeeklyCell]
-    groups: dict[str, WeeklyCell]
     total: WeeklyCell
+    types: list[WeeklyTypeCell] = Field(description="One cell per activity type, in order")
+    groups: list[WeeklyGroupCell] = Field(description="The group totals (calls, meetings...)")
 
 
 class WeeklyReport(BaseModel):
