@@ -83,6 +83,8 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
         items.append((f"{PREFIX}/projects", "Projects"))
     if may(principal, "POST", "/projects/{project_id}/hours"):
         items.append((f"{PREFIX}/timesheet", "Timesheet"))
+    if may(principal, "POST", "/activities"):
+        items.append((f"{PREFIX}/activities", "Activities"))
     if any(path.startswith("/reports/") and may(principal, m, path) for m, path in ENDPOINTS):
         items.append((f"{PREFIX}/reports", "Reports"))
     return items
@@ -352,7 +354,13 @@ def _error_page(
 
 def workspace_app(platform: Platform) -> FastAPI:
     """The workspace as an application of its own, mounted in the API's app."""
-    from workspace import deals, leads, projects, reports  # they use this module's helpers
+    from workspace import (  # they use this module's helpers
+        activities,
+        deals,
+        leads,
+        projects,
+        reports,
+    )
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.platform = platform
@@ -363,6 +371,7 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.include_router(deals.router)
     app.include_router(projects.router)
     app.include_router(reports.router)  # the reports, exports, history and audit pages
+    app.include_router(activities.router)  # «Мои Дела» and the personal weekly plans
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)
