@@ -1,4 +1,5 @@
-"""Read model of the managers' activities: ``activities``, one row per activity.
+"""Read models of the managers' activities: ``activities``, one row per activity, and
+``activity_clients``, per client and person the activities and the last done one.
 
 The fold is set-based SQL over a whole page, inside DuckDB (as ``projections/leads.py``):
 the page's activity events are parsed once by DuckDB; each field of an activity takes
@@ -192,28 +193,60 @@ SELECT activity_id, type, activity_group, direction, owner, company_id, contact,
 FROM folded
 """
 
+CLIENTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS activity_clients (company_id VARCHAR, owner VARCHAR, "
+    "activities INTEGER, done INTEGER, last_done_at TIMESTAMPTZ)"
+)
+"""Per client company and person: their activities with it, how many done, and the time
+of the last done one (what "clients without interaction" reads, not 1M activities)."""
+
+# An activity's client and owner never change, and it is created and done once: the
+# page's new and newly done activities add to their (company, owner) row.
+CLIENT_ROWS_SQL = """
+CREATE OR REPLACE TEMP TABLE _client_rows AS
+WITH touched AS (
+  SELECT r.company_id, r.owner,
+    count(*) FILTER (WHERE a.created) AS activities,
+    count(*) FILTER (WHERE a.status = 'done') AS done,
+    max(r.planned_at) FILTER (WHERE a.status = 'done') AS last_done_at
+  FROM _activity_rows r JOIN _activity_changes a USING (activity_id)
+  WHERE r.company_id IS NOT NULL AND (a.created OR a.status = 'done')
+  GROUP BY ALL
+)
+SELECT t.company_id, t.owner,
+  (coalesce(c.activities, 0) + t.activities)::INTEGER AS activities,
+  (coalesce(c.done, 0) + t.done)::INTEGER AS done,
+  greatest(c.last_done_at, t.last_done_at) AS last_done_at
+FROM touched t
+LEFT JOIN activity_clients c ON c.company_id = t.company_id AND c.owner = t.owner
+"""
+
 WRITE_SQL = (
     "DELETE FROM activities WHERE activity_id IN (SELECT activity_id FROM _activity_rows)",
     "INSERT INTO activities SELECT * FROM _activity_rows",
+    CLIENT_ROWS_SQL,
+    "DELETE FROM activity_clients c USING _client_rows r"
+    " WHERE c.company_id = r.company_id AND c.owner = r.owner",
+    "INSERT INTO activity_clients SELECT * FROM _client_rows",
 )
-TEMP_TABLES = ("_activity_events", "_activity_changes", "_activity_rows")
+TEMP_TABLES = ("_activity_events", "_activity_changes", "_activity_rows", "_client_rows")
 
 
 class ActivityProjection:
     """``activities``: one row per activity (see the module's docstring)."""
 
     name = "activities"
-    tables: tuple[str, ...] = ("activities",)
+    tables: tuple[str, ...] = ("activities", "activity_clients")
     topics: frozenset[str] = frozenset(TOPICS)
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha256(
-            f"{self.name}\n{ACTIVITIES_DDL}\n{_SOURCE_DIGEST}".encode()
-        ).hexdigest()
+        text = f"{self.name}\n{ACTIVITIES_DDL}\n{CLIENTS_DDL}\n{_SOURCE_DIGEST}"
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
         cursor.execute(ACTIVITIES_DDL)
+        cursor.execute(CLIENTS_DDL)
 
     def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
         found = cursor.execute(
@@ -318,21 +351,61 @@ class ActivityPlanProjection:
             plan["last_position"] = e.position
             plans[e.stream_id] = plan
         cursor.execute("DELETE FROM activity_plans WHERE plan_id IN (SELECT unnest(?))", [keys])
-        cursor.executemany(
-            f"INSERT INTO activity_plans ({', '.join(PLAN_COLUMNS)}) "
-            f"VALUES ({', '.join('?' for _ in PLAN_COLUMNS)})",
-            [[plans[k][c] for c in PLAN_COLUMNS] for k in keys],
+        _insert_arrow(
+            cursor,
+            "activity_plans",
+            pa.table(
+                {
+                    "plan_id": pa.array(keys, pa.string()),
+                    "manager": pa.array([plans[k]["manager"] for k in keys], pa.string()),
+                    "week": pa.array([plans[k]["week"] for k in keys], pa.date32()),
+                    "note": pa.array([plans[k]["note"] for k in keys], pa.string()),
+                    "comments": pa.array([plans[k]["comments"] for k in keys], pa.string()),
+                    "updated_at": pa.array(
+                        [plans[k]["updated_at"] for k in keys], pa.timestamp("us", tz="UTC")
+                    ),
+                    "updated_by": pa.array([plans[k]["updated_by"] for k in keys], pa.string()),
+                    "version": pa.array([plans[k]["version"] for k in keys], pa.int32()),
+                    "last_position": pa.array(
+                        [plans[k]["last_position"] for k in keys], pa.int64()
+                    ),
+                }
+            ),
         )
         replaced = sorted(days)
-        if replaced:
-            cursor.execute(
-                "DELETE FROM activity_plan_days WHERE plan_id IN (SELECT unnest(?))", [replaced]
+        if not replaced:
+            return
+        cursor.execute(
+            "DELETE FROM activity_plan_days WHERE plan_id IN (SELECT unnest(?))", [replaced]
+        )
+        rows = [
+            (k, plans[k]["manager"], plans[k]["week"], date.fromisoformat(day), code, n)
+            for k in replaced
+            for day, counts in (days[k] or {}).items()
+            for code, n in counts.items()
+        ]
+        if rows:
+            columns = list(zip(*rows, strict=True))
+            types = (pa.string(), pa.string(), pa.date32(), pa.date32(), pa.string(), pa.int32())
+            names = ("plan_id", "manager", "week", "day", "type", "count")
+            _insert_arrow(
+                cursor,
+                "activity_plan_days",
+                pa.table(
+                    {
+                        name: pa.array(list(values), kind)
+                        for name, values, kind in zip(names, columns, types, strict=True)
+                    }
+                ),
             )
-            rows = [
-                [k, plans[k]["manager"], plans[k]["week"], date.fromisoformat(day), code, n]
-                for k in replaced
-                for day, counts in (days[k] or {}).items()
-                for code, n in counts.items()
-            ]
-            if rows:
-                cursor.executemany("INSERT INTO activity_plan_days VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+def _insert_arrow(cursor: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    """Insert an Arrow table's rows in one statement (never row by row)."""
+    view = f"_new_{table}"
+    cursor.register(view, rows)
+    try:
+        names = ", ".join(rows.column_names)
+        cursor.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {view}")
+    finally:
+        cursor.unregister(view)

@@ -364,9 +364,8 @@ def coefficient(
         ),
         unplanned AS (
           SELECT a.type, sum(a.due) AS due FROM acts a
-          WHERE a.planned_day <= ?
-            AND NOT EXISTS (SELECT 1 FROM planned_weeks w
-                            WHERE w.owner = a.owner AND w.week = a.week)
+          LEFT JOIN planned_weeks w ON w.owner = a.owner AND w.week = a.week
+          WHERE a.planned_day <= ? AND w.owner IS NULL
           GROUP BY ALL
         ),
         done AS (SELECT type, sum(done) AS done FROM acts GROUP BY ALL)
@@ -471,29 +470,36 @@ def calls(
 CLIENTS_SQL = """
 WITH base AS (
   SELECT company_id, company_name, manager FROM leads
-  WHERE company_id IS NOT NULL AND status IN ('open', 'paused')
+  WHERE company_id IS NOT NULL AND status IN ('open', 'paused'){lead_people}
   UNION ALL
   SELECT company_id, company_name, manager FROM deals
-  WHERE company_id IS NOT NULL AND status = 'open'
-  {more}
+  WHERE company_id IS NOT NULL AND status = 'open'{deal_people}
 ),
-chosen AS (SELECT * FROM base {people}),
+named AS (
+  SELECT company_id, max(company_name) AS company_name, list(DISTINCT manager) AS managers
+  FROM base GROUP BY company_id
+),
+touched AS (
+  SELECT company_id, max(last_done_at) AS last_done_at, list(DISTINCT owner) AS owners
+  FROM activity_clients{client_people} GROUP BY company_id
+),
 clients AS (
-  SELECT company_id, max(company_name) AS company_name, list(DISTINCT manager ORDER BY manager)
-    AS managers
-  FROM chosen GROUP BY company_id
+  SELECT coalesce(n.company_id, t.company_id) AS company_id, n.company_name,
+    list_sort(list_distinct(list_concat(coalesce(n.managers, []), coalesce(t.owners, []))))
+      AS managers,
+    t.last_done_at
+  FROM named n {join} touched t ON t.company_id = n.company_id
 ),
-touch AS (
-  SELECT company_id,
-    max(planned_at) FILTER (WHERE status = 'done') AS last_done_at,
-    min(planned_at) FILTER (WHERE status = 'planned' AND planned_at >= ?) AS next_planned_at
-  FROM activities WHERE company_id IN (SELECT company_id FROM clients) GROUP BY company_id
+planned AS (
+  SELECT company_id, min(planned_at) AS next_planned_at FROM activities
+  WHERE status = 'planned' AND planned_at >= ?{activity_people}
+  GROUP BY company_id
 )
-SELECT c.company_id, c.company_name, c.managers, t.last_done_at,
-  CASE WHEN t.last_done_at IS NULL THEN NULL
-       ELSE date_diff('day', t.last_done_at, ?::TIMESTAMPTZ) END AS days_without,
-  t.next_planned_at
-FROM clients c LEFT JOIN touch t USING (company_id)
+SELECT c.company_id, c.company_name, c.managers, c.last_done_at,
+  CASE WHEN c.last_done_at IS NULL THEN NULL
+       ELSE date_diff('day', c.last_done_at, ?::TIMESTAMPTZ) END AS days_without,
+  p.next_planned_at
+FROM clients c LEFT JOIN planned p USING (company_id)
 WHERE {condition}
 """
 
@@ -509,21 +515,42 @@ def _clients(
     limit: int,
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
-    clauses, params = filters.people("manager")
-    people = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    more = (
-        "UNION ALL SELECT company_id, NULL, owner FROM activities WHERE company_id IS NOT NULL"
-        if with_activity_clients
-        else ""
+    """Clients of leads and deals in work (and, ``with_activity_clients``, of the chosen
+    people's activities) with their last done and next planned activity."""
+    manager_clauses, manager_params = filters.people("manager")
+    owner_clauses, owner_params = filters.people("owner")
+    and_manager = "".join(f" AND {c}" for c in manager_clauses)
+    and_owner = "".join(f" AND {c}" for c in owner_clauses)
+    sql = CLIENTS_SQL.format(
+        lead_people=and_manager,
+        deal_people=and_manager,
+        client_people=(" WHERE " + " AND ".join(owner_clauses)) if owner_clauses else "",
+        join="FULL JOIN" if with_activity_clients else "LEFT JOIN",
+        activity_people=and_owner,
+        condition=condition,
     )
-    sql = CLIENTS_SQL.format(more=more, people=people, condition=condition)
-    args = [*params, now, now, *condition_params]
-    total = _count(cursor, f"SELECT count(*) FROM ({sql})", args)
+    args = [
+        *manager_params,
+        *manager_params,
+        *owner_params,
+        now,
+        *owner_params,
+        now,
+        *condition_params,
+    ]
     cursor.execute(
-        f"SELECT * FROM ({sql}) ORDER BY last_done_at NULLS FIRST, company_id LIMIT ? OFFSET ?",
+        f"SELECT *, count(*) OVER () AS _total FROM ({sql})"
+        " ORDER BY last_done_at NULLS FIRST, company_id LIMIT ? OFFSET ?",
         [*args, limit, offset],
     )
-    return _rows(cursor), total
+    rows = _rows(cursor)
+    if rows:
+        total = int(rows[0]["_total"])
+    else:
+        total = _count(cursor, f"SELECT count(*) FROM ({sql})", args)
+    for row in rows:
+        del row["_total"]
+    return rows, total
 
 
 def clients_without_interaction(
@@ -540,7 +567,7 @@ def clients_without_interaction(
         cursor,
         filters,
         now,
-        "t.last_done_at IS NULL OR t.last_done_at < ?",
+        "c.last_done_at IS NULL OR c.last_done_at < ?",
         [now - timedelta(days=days)],
         with_activity_clients=True,
         limit=limit,
@@ -561,7 +588,7 @@ def clients_without_planned(
         cursor,
         filters,
         now,
-        "t.next_planned_at IS NULL",
+        "p.next_planned_at IS NULL",
         [],
         with_activity_clients=False,
         limit=limit,
