@@ -159,9 +159,9 @@ def _day(
         else:
             steps = [activities.CompleteActivity("agreed on the next step")]
         for step in steps:
-            event = activities.decide(state, step, _meta(name, evening))
-            state = activities.evolve(state, event)
-            yield state.activity_id, state.version, event
+            later = activities.decide(state, step, _meta(name, evening))
+            state = activities.evolve(state, later)
+            yield state.activity_id, state.version, later
 
 
 def _plans(rng: random.Random, names: list[str], monday: date) -> Iterator[Row]:
