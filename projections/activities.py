@@ -112,44 +112,53 @@ def _last(condition: str, value: str) -> str:
     return f"arg_max({value}, version) FILTER (WHERE {condition})"
 
 
+# Creations carry the activity's fixed fields (one per stream: no aggregation needed);
+# the page's later events per stream are few: their group-by is small.
 CHANGES_SQL = f"""
 CREATE OR REPLACE TEMP TABLE _activity_changes AS
-SELECT activity_id,
-  max(version) AS version,
-  max(position) AS last_position,
-  arg_max(event_at, version) AS updated_at,
-  bool_or({CREATED}) AS created,
-  {_last(CREATED, "e_activity_type")} AS type,
-  {_last(CREATED, "e_group")} AS activity_group,
-  {_last(CREATED, "e_direction")} AS direction,
-  {_last(CREATED, "e_owner")} AS owner,
-  {_last(CREATED, "e_company_id")} AS company_id,
-  {_last(CREATED, "e_contact")} AS contact,
-  {_last(CREATED, "e_lead_id")} AS lead_id,
-  {_last(CREATED, "e_deal_id")} AS deal_id,
-  {_last(CREATED, "e_project_id")} AS project_id,
-  {_last(CREATED, "e_notes")} AS notes,
-  {_last(CREATED, "event_at")} AS created_at,
-  {_last(CREATED, "e_actor")} AS created_by,
-  bool_or(topic = 'ActivityRegistered') AS registered,
-  {_last(f"{CREATED} OR topic = 'ActivityRescheduled'", "(e_planned_at)::TIMESTAMPTZ")}
-    AS planned_at,
-  {_last(f"{CREATED} OR topic = 'ActivityRescheduled'", "e_duration_minutes")}
-    AS duration_minutes,
-  count(*) FILTER (WHERE topic = 'ActivityRescheduled') AS rescheduled,
-  {
-    _last(
-        "topic IN ('ActivityRegistered', 'ActivityDone', 'ActivityCancelled')",
-        "CASE WHEN topic = 'ActivityCancelled' THEN 'cancelled' ELSE 'done' END",
-    )
-} AS status,
-  {_last("topic IN ('ActivityRegistered', 'ActivityDone')", "e_result")} AS result,
-  {_last("topic IN ('ActivityRegistered', 'ActivityDone')", "event_at")} AS done_at,
-  {_last("topic = 'ActivityCancelled'", "e_reason")} AS cancel_reason,
-  {_last("topic = 'ActivityCancelled'", "event_at")} AS cancelled_at,
-  {_last("topic = 'ActivityOverdueReminderSent'", "(e_planned_end)::TIMESTAMPTZ")}
-    AS reminded_for
-FROM _activity_events GROUP BY activity_id
+WITH created AS (
+  SELECT activity_id, e_activity_type AS type, e_group AS activity_group,
+    e_direction AS direction, e_owner AS owner, e_company_id AS company_id,
+    e_contact AS contact, e_lead_id AS lead_id, e_deal_id AS deal_id,
+    e_project_id AS project_id, e_notes AS notes, event_at AS created_at,
+    e_actor AS created_by, topic = 'ActivityRegistered' AS registered,
+    (e_planned_at)::TIMESTAMPTZ AS first_planned_at, e_duration_minutes AS first_duration,
+    e_result AS first_result, version AS first_version, position AS first_position
+  FROM _activity_events WHERE {CREATED}
+),
+later AS (
+  SELECT activity_id,
+    max(version) AS version,
+    max(position) AS last_position,
+    arg_max(event_at, version) AS updated_at,
+    {_last("topic = 'ActivityRescheduled'", "(e_planned_at)::TIMESTAMPTZ")} AS moved_to,
+    {_last("topic = 'ActivityRescheduled'", "e_duration_minutes")} AS moved_duration,
+    count(*) FILTER (WHERE topic = 'ActivityRescheduled') AS rescheduled,
+    any_value(CASE topic WHEN 'ActivityCancelled' THEN 'cancelled' ELSE 'done' END)
+      FILTER (WHERE topic IN ('ActivityDone', 'ActivityCancelled')) AS status,
+    any_value(e_result) FILTER (WHERE topic = 'ActivityDone') AS result,
+    any_value(event_at) FILTER (WHERE topic = 'ActivityDone') AS done_at,
+    any_value(e_reason) FILTER (WHERE topic = 'ActivityCancelled') AS cancel_reason,
+    any_value(event_at) FILTER (WHERE topic = 'ActivityCancelled') AS cancelled_at,
+    {_last("topic = 'ActivityOverdueReminderSent'", "(e_planned_end)::TIMESTAMPTZ")}
+      AS reminded_for
+  FROM _activity_events WHERE NOT ({CREATED}) GROUP BY activity_id
+)
+SELECT coalesce(c.activity_id, l.activity_id) AS activity_id,
+  coalesce(l.version, c.first_version) AS version,
+  coalesce(l.last_position, c.first_position) AS last_position,
+  coalesce(l.updated_at, c.created_at) AS updated_at,
+  c.activity_id IS NOT NULL AS created,
+  c.type, c.activity_group, c.direction, c.owner, c.company_id, c.contact, c.lead_id,
+  c.deal_id, c.project_id, c.notes, c.created_at, c.created_by, c.registered,
+  coalesce(l.moved_to, c.first_planned_at) AS planned_at,
+  coalesce(l.moved_duration, c.first_duration) AS duration_minutes,
+  coalesce(l.rescheduled, 0) AS rescheduled,
+  CASE WHEN c.registered THEN 'done' ELSE l.status END AS status,
+  CASE WHEN c.registered THEN c.first_result ELSE l.result END AS result,
+  CASE WHEN c.registered THEN c.created_at ELSE l.done_at END AS done_at,
+  l.cancel_reason, l.cancelled_at, l.reminded_for
+FROM created c FULL JOIN later l ON l.activity_id = c.activity_id
 """
 
 MISSING_SQL = """
@@ -178,7 +187,7 @@ WITH folded AS (
     CASE WHEN a.created THEN a.notes ELSE c.notes END AS notes,
     coalesce(a.status, c.status, 'planned') AS status,
     {_keep("result")}, {_keep("done_at")}, {_keep("cancel_reason")}, {_keep("cancelled_at")},
-    coalesce(a.registered OR c.registered, a.registered) AS registered,
+    CASE WHEN a.created THEN a.registered ELSE c.registered END AS registered,
     (coalesce(c.reschedules, 0) + a.rescheduled)::INTEGER AS reschedules,
     {_keep("reminded_for")}, {_keep("created_at")}, {_keep("created_by")},
     a.updated_at, a.version::INTEGER AS version, a.last_position

@@ -178,6 +178,32 @@ def test_cells_add_up_and_states_partition_the_activities(
         )
         assert total == counts[state_name]
         assert {i["state"] for i in items} <= {state_name}
+    # each row is the aggregate's state
+    stored = cursor.execute(
+        "SELECT activity_id, status, registered, planned_at, duration_minutes, reschedules,"
+        " result, version FROM activities"
+    ).fetchall()
+    assert len(stored) == len(states)
+    for (
+        activity_id,
+        status,
+        registered,
+        planned_at,
+        duration,
+        reschedules,
+        result,
+        version,
+    ) in stored:
+        state = states[activity_id]
+        assert (status, registered, planned_at, duration, reschedules, result, version) == (
+            state.status,
+            state.registered,
+            state.planned_at,
+            state.duration_minutes,
+            state.reschedules,
+            state.result,
+            state.version,
+        )
     # folding in any page sizes gives the rows one page gives
     rows = "SELECT * FROM activities ORDER BY activity_id"
     assert cursor.execute(rows).fetchall() == fold(recorded, []).execute(rows).fetchall()
