@@ -186,6 +186,9 @@ PARAMS = {
     "table": "leads",
     "username": "nobody.here",
     "subject_id": "company:matrix",
+    "activity_id": str(uuid4()),
+    "manager": "nobody.here",
+    "week": "2026-01-05",
 }
 
 
