@@ -165,16 +165,20 @@ def state_counts(
     return counts
 
 
-def owners(cursor: duckdb.DuckDBPyConnection, filters: ActivityFilters) -> list[str]:
-    """The people the filters choose who have activities or plans the viewer sees."""
+def owners(
+    cursor: duckdb.DuckDBPyConnection, filters: ActivityFilters, first: date, last: date
+) -> list[str]:
+    """The people the filters choose who have activities or personal plans (that the
+    viewer sees) on the days ``first``..``last``."""
     clauses, params = filters.people()
-    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     plan_clauses, plan_params = filters.people("manager")
-    plan_where = (" WHERE " + " AND ".join(plan_clauses)) if plan_clauses else ""
+    where = "".join(f" AND {c}" for c in clauses)
+    plan_where = "".join(f" AND {c}" for c in plan_clauses)
     rows = cursor.execute(
-        f"SELECT DISTINCT owner FROM activities{where} "
-        f"UNION SELECT DISTINCT manager FROM activity_plans{plan_where} ORDER BY 1",
-        [*params, *plan_params],
+        f"SELECT DISTINCT owner FROM activities WHERE planned_day BETWEEN ? AND ?{where} "
+        "UNION SELECT DISTINCT manager FROM activity_plans"
+        f" WHERE week BETWEEN date_trunc('week', ?::DATE)::DATE AND ?{plan_where} ORDER BY 1",
+        [first, last, *params, first, last, *plan_params],
     ).fetchall()
     return [r[0] for r in rows]
 
@@ -318,7 +322,7 @@ def weekly_table(
     totals = _row(week, 1, week_types, rules, span)
     return {
         "week": week,
-        "owners": owners(cursor, filters),
+        "owners": owners(cursor, filters, week, last),
         "types": [_type_out(t) for t in rules.types],
         "days": days,
         "totals": totals,
@@ -414,7 +418,7 @@ def coefficient(
     return {
         "period_from": first,
         "period_to": last,
-        "owners": owners(cursor, filters),
+        "owners": owners(cursor, filters, first, last),
         "coefficient": None if raw is None else round(min(rules.coefficient_cap, raw), 4),
         "raw": None if raw is None else round(raw, 4),
         "cap": rules.coefficient_cap,
