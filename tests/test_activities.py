@@ -399,3 +399,21 @@ def test_personal_plans_are_set_by_the_manager_and_commented_by_the_head(
     assert [(p["manager"], p["comments"]) for p in listed["items"]] == [("boris", 1)]
     bad = dict(body, days=[{"day": "2026-01-12", "counts": {"fax": 1}}])
     assert api.put(f"/activity-plans/boris/{week}", json=bad, headers=BORIS).status_code == 422
+
+
+def test_commands_are_idempotent_and_versioned(api: TestClient) -> None:
+    body = {"type": "demo", "company_id": "northwind", "planned_at": iso(T0 + timedelta(days=1))}
+    key = {"Idempotency-Key": "plan-demo-1", **BORIS}
+    first = api.post("/activities", json=body, headers=key)
+    again = api.post("/activities", json=body, headers=key)
+    assert first.status_code == again.status_code == 201, again.text
+    assert first.json()["activity_id"] == again.json()["activity_id"]
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    reused = api.post("/activities", json={**body, "type": "meeting_cold"}, headers=key)
+    assert reused.status_code in (409, 422), reused.text
+    activity_id = first.json()["activity_id"]
+    stale = api.post(
+        f"/activities/{activity_id}/cancel", json={}, headers={"If-Match": '"7"', **BORIS}
+    )
+    assert stale.status_code == 409, stale.text
+    ok(api.post(f"/activities/{activity_id}/cancel", json={}, headers={"If-Match": '"1"', **BORIS}))
