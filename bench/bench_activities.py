@@ -33,6 +33,7 @@ import argparse
 import collections
 import concurrent.futures
 import multiprocessing
+import os
 import random
 import sys
 import tempfile
@@ -337,6 +338,8 @@ def report(
         "Activities: setup and rebuild",
         ["what", "value"],
         [
+            ["load average before (1/5/15 min)", args.load_before],
+            ["load average at the end", "/".join(f"{x:.2f}" for x in os.getloadavg())],
             ["managers", benchlib.count(args.managers)],
             ["days of history", benchlib.count(args.days)],
             ["activities", benchlib.count(setup["activities"])],
@@ -375,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         "--postgres-url", default=benchlib.DEFAULT_POSTGRES_URL, help="PostgreSQL to use"
     )
     args = parser.parse_args(argv)
+    args.load_before = "/".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"bench_activities: managers={args.managers:,} days={args.days:,} "
         f"per_day={args.per_day} page_size={args.page_size:,} runs={args.runs}",
