@@ -1,5 +1,6 @@
-"""Read models of the managers' activities: ``activities``, one row per activity, and
-``activity_clients``, per client and person the activities and the last done one.
+"""Read models of the managers' activities: ``activities``, one row per activity;
+``activities_open``, those still planned; and ``activity_clients``, per client and person
+the activities and the last done one.
 
 The fold is set-based SQL over a whole page, inside DuckDB (as ``projections/leads.py``):
 the page's activity events are parsed once by DuckDB; each field of an activity takes
@@ -63,6 +64,9 @@ ACTIVITIES_DDL = (
     + ", ".join(f"{name} {sql}" for name, sql in ACTIVITY_COLUMNS)
     + ")"
 )
+OPEN_DDL = ACTIVITIES_DDL.replace("activities (", "activities_open (", 1)
+"""The activities still planned (open or overdue), the same columns: the overdue and
+upcoming lists and the clients with nothing planned read this small table."""
 
 TOPICS = (
     "ActivityPlanned",
@@ -191,7 +195,11 @@ WITH folded AS (
     (coalesce(c.reschedules, 0) + a.rescheduled)::INTEGER AS reschedules,
     {_keep("reminded_for")}, {_keep("created_at")}, {_keep("created_by")},
     a.updated_at, a.version::INTEGER AS version, a.last_position
-  FROM _activity_changes a LEFT JOIN activities c ON c.activity_id = a.activity_id
+  FROM _activity_changes a
+  LEFT JOIN (
+    SELECT * FROM activities
+    WHERE activity_id IN (SELECT activity_id FROM _activity_changes WHERE NOT created)
+  ) c ON c.activity_id = a.activity_id
 )
 SELECT activity_id, type, activity_group, direction, owner, company_id, contact,
   lead_id, deal_id, project_id, planned_at, duration_minutes,
@@ -230,9 +238,14 @@ FROM touched t
 LEFT JOIN activity_clients c ON c.company_id = t.company_id AND c.owner = t.owner
 """
 
+# Most activities are created and finished within one page of a rebuild: only those the
+# page did not create have rows to delete.
+EARLIER = "activity_id IN (SELECT activity_id FROM _activity_changes WHERE NOT created)"
 WRITE_SQL = (
-    "DELETE FROM activities WHERE activity_id IN (SELECT activity_id FROM _activity_rows)",
+    f"DELETE FROM activities WHERE {EARLIER}",
     "INSERT INTO activities SELECT * FROM _activity_rows",
+    f"DELETE FROM activities_open WHERE {EARLIER}",
+    "INSERT INTO activities_open SELECT * FROM _activity_rows WHERE status = 'planned'",
     CLIENT_ROWS_SQL,
     "DELETE FROM activity_clients c USING _client_rows r"
     " WHERE c.company_id = r.company_id AND c.owner = r.owner",
@@ -245,16 +258,17 @@ class ActivityProjection:
     """``activities``: one row per activity (see the module's docstring)."""
 
     name = "activities"
-    tables: tuple[str, ...] = ("activities", "activity_clients")
+    tables: tuple[str, ...] = ("activities", "activities_open", "activity_clients")
     topics: frozenset[str] = frozenset(TOPICS)
 
     @property
     def fingerprint(self) -> str:
-        text = f"{self.name}\n{ACTIVITIES_DDL}\n{CLIENTS_DDL}\n{_SOURCE_DIGEST}"
+        text = f"{self.name}\n{ACTIVITIES_DDL}\n{OPEN_DDL}\n{CLIENTS_DDL}\n{_SOURCE_DIGEST}"
         return hashlib.sha256(text.encode()).hexdigest()
 
     def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
         cursor.execute(ACTIVITIES_DDL)
+        cursor.execute(OPEN_DDL)
         cursor.execute(CLIENTS_DDL)
 
     def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:

@@ -571,6 +571,7 @@ class Scope:
             ),
             ("sensitive_reads", "lead_id IN (SELECT lead_id FROM leads)"),
             ("activities", f"owner IN {people}"),
+            ("activities_open", f"owner IN {people}"),
             ("activity_clients", f"owner IN {people}"),
             ("activity_plans", f"manager IN {people}"),
             ("activity_plan_days", f"manager IN {people}"),
