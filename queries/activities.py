@@ -481,19 +481,13 @@ WITH base AS (
   SELECT company_id, company_name, manager FROM deals
   WHERE company_id IS NOT NULL AND status = 'open'{deal_people}
 ),
-named AS (
-  SELECT company_id, max(company_name) AS company_name, list(DISTINCT manager) AS managers
-  FROM base GROUP BY company_id
-),
+named AS (SELECT company_id, max(company_name) AS company_name FROM base GROUP BY company_id),
 touched AS (
-  SELECT company_id, max(last_done_at) AS last_done_at, list(DISTINCT owner) AS owners
+  SELECT company_id, max(last_done_at) AS last_done_at
   FROM activity_clients{client_people} GROUP BY company_id
 ),
 clients AS (
-  SELECT coalesce(n.company_id, t.company_id) AS company_id, n.company_name,
-    list_sort(list_distinct(list_concat(coalesce(n.managers, []), coalesce(t.owners, []))))
-      AS managers,
-    t.last_done_at
+  SELECT coalesce(n.company_id, t.company_id) AS company_id, n.company_name, t.last_done_at
   FROM named n {join} touched t ON t.company_id = n.company_id
 ),
 planned AS (
@@ -501,12 +495,26 @@ planned AS (
   WHERE planned_at >= ?{activity_people}
   GROUP BY company_id
 )
-SELECT c.company_id, c.company_name, c.managers, c.last_done_at,
+SELECT c.company_id, c.company_name, c.last_done_at,
   CASE WHEN c.last_done_at IS NULL THEN NULL
        ELSE date_diff('day', c.last_done_at, ?::TIMESTAMPTZ) END AS days_without,
   p.next_planned_at
 FROM clients c LEFT JOIN planned p USING (company_id)
 WHERE {condition}
+"""
+
+# The people of a page of clients only (lists are costly over every client).
+MANAGERS_SQL = """
+SELECT company_id, list_sort(list_distinct(list(manager))) AS managers FROM (
+  SELECT company_id, manager FROM leads
+  WHERE company_id IN (SELECT unnest(?)) AND status IN ('open', 'paused'){lead_people}
+  UNION ALL
+  SELECT company_id, manager FROM deals
+  WHERE company_id IN (SELECT unnest(?)) AND status = 'open'{deal_people}
+  UNION ALL
+  SELECT company_id, owner FROM activity_clients
+  WHERE company_id IN (SELECT unnest(?)){client_people}
+) GROUP BY company_id
 """
 
 
@@ -522,7 +530,8 @@ def _clients(
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """Clients of leads and deals in work (and, ``with_activity_clients``, of the chosen
-    people's activities) with their last done and next planned activity."""
+    people's activities) with their last done and next planned activity, and their
+    managers (of those leads and deals, and the people who worked with them)."""
     manager_clauses, manager_params = filters.people("manager")
     owner_clauses, owner_params = filters.people("owner")
     and_manager = "".join(f" AND {c}" for c in manager_clauses)
@@ -550,13 +559,23 @@ def _clients(
         [*args, limit, offset],
     )
     rows = _rows(cursor)
-    if rows:
-        total = int(rows[0]["_total"])
-    else:
-        total = _count(cursor, f"SELECT count(*) FROM ({sql})", args)
+    if not rows:
+        return [], _count(cursor, f"SELECT count(*) FROM ({sql})", args)
+    total = int(rows[0]["_total"])
+    ids = [r["company_id"] for r in rows]
+    people_sql = MANAGERS_SQL.format(
+        lead_people=and_manager, deal_people=and_manager, client_people=and_owner
+    )
+    found = cursor.execute(
+        people_sql,
+        [ids, *manager_params, ids, *manager_params, ids, *owner_params],
+    ).fetchall()
+    managers = {company: list(people) for company, people in found}
+    items = []
     for row in rows:
         del row["_total"]
-    return rows, total
+        items.append({**row, "managers": managers.get(row["company_id"], [])})
+    return items, total
 
 
 def clients_without_interaction(

@@ -395,6 +395,7 @@ def test_calls_per_day_and_week_and_the_client_lists(
     forgotten = read(api, platform, "/reports/activities/clients-without-interaction", BORIS)
     ids = [r["company_id"] for r in forgotten["items"]]
     assert ids[0] == "initech"  # never talked to: first
+    assert forgotten["items"][0]["managers"] == ["boris"]
     assert set(ids) == {"initech", "northwind", "acme"}
     assert forgotten["days"] == 30
     recent = read(api, platform, "/reports/activities/clients-without-interaction", BORIS, days=60)
