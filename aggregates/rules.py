@@ -4,7 +4,7 @@ organisations, escalation and caps. Built once from funnels.toml and rules.toml.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -208,6 +208,104 @@ class ProjectRules:
         )
 
 
+ACTIVITY_GROUPS = ("calls", "meetings", "demos", "emails")
+ACTIVITY_DIRECTIONS = ("in", "out")
+
+
+@dataclass(frozen=True)
+class ActivityType:
+    """A kind of manager activity (seed 004 «Мои Дела»): an outgoing cold call, a meeting
+    with an active client, a demonstration, an incoming e-mail..."""
+
+    code: str
+    name: str
+    group: str
+    """calls, meetings, demos or emails: the weekly table's column groups."""
+    direction: str | None
+    """in, out, or None (meetings, demonstrations)."""
+    weight: float
+    """Its weight in the activity coefficient."""
+
+    @property
+    def after_the_fact(self) -> bool:
+        """Incoming calls and e-mails are registered once they happened: done at once."""
+        return self.direction == "in"
+
+
+@dataclass(frozen=True)
+class ActivityRules:
+    types: tuple[ActivityType, ...]
+    coefficient_cap: float = 1.2
+    """The activity coefficient never shows more than this (see README)."""
+    no_interaction_days: int = 30
+    """A client with no done activity for this many days is a client without interaction."""
+
+    def type(self, code: str) -> ActivityType | None:
+        return next((t for t in self.types if t.code == code), None)
+
+    def require_type(self, code: str, field: str = "type") -> ActivityType:
+        found = self.type(code)
+        if found is None:
+            known = ", ".join(t.code for t in self.types)
+            raise InvalidValue(field, f"unknown activity type '{code}' (known: {known})")
+        return found
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The groups in use, in the configured order of their first type."""
+        return tuple(dict.fromkeys(t.group for t in self.types))
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any]) -> ActivityRules:
+        types = []
+        for entry in raw.get("types", []):
+            code = str(entry.get("code", "")).strip()
+            if not code:
+                raise ValueError("[[activities.types]] needs a code")
+            group = entry.get("group")
+            if group not in ACTIVITY_GROUPS:
+                raise ValueError(f"activity type '{code}': group must be one of {ACTIVITY_GROUPS}")
+            direction = entry.get("direction")
+            if direction is not None and direction not in ACTIVITY_DIRECTIONS:
+                raise ValueError(
+                    f"activity type '{code}': direction must be one of {ACTIVITY_DIRECTIONS}"
+                )
+            weight = float(entry.get("weight", 1))
+            if not weight >= 0 or weight > 1000:
+                raise ValueError(f"activity type '{code}': weight must be between 0 and 1000")
+            types.append(ActivityType(code, str(entry.get("name", code)), group, direction, weight))
+        codes = [t.code for t in types]
+        if not types or len(set(codes)) != len(codes):
+            raise ValueError("[activities] needs types with unique codes")
+        cap = float(raw.get("coefficient_cap", 1.2))
+        if not 1.0 <= cap <= 10.0:
+            raise ValueError("activities.coefficient_cap must be between 1.0 and 10.0")
+        days = raw.get("no_interaction_days", 30)
+        if not isinstance(days, int) or days < 1:
+            raise ValueError("activities.no_interaction_days must be an integer ≥ 1")
+        return cls(tuple(types), cap, days)
+
+
+DEFAULT_ACTIVITY_RULES = ActivityRules(
+    types=(
+        ActivityType("call_out_cold", "Outgoing call: cold", "calls", "out", 1.0),
+        ActivityType(
+            "call_out_potential", "Outgoing call: potentially active", "calls", "out", 1.0
+        ),
+        ActivityType("call_out_deal", "Outgoing call: on a current deal", "calls", "out", 1.0),
+        ActivityType("call_in_new", "Incoming call: new client", "calls", "in", 0.5),
+        ActivityType("call_in_known", "Incoming call: known client", "calls", "in", 0.5),
+        ActivityType("meeting_cold", "Meeting: cold", "meetings", None, 3.0),
+        ActivityType("meeting_potential", "Meeting: potentially active", "meetings", None, 3.0),
+        ActivityType("meeting_active", "Meeting: active client", "meetings", None, 3.0),
+        ActivityType("demo", "Demonstration", "demos", None, 4.0),
+        ActivityType("email_in", "Incoming e-mail", "emails", "in", 0.25),
+        ActivityType("email_out", "Outgoing e-mail", "emails", "out", 0.5),
+    )
+)
+"""Seed 004's activity types, used when rules.toml has no [activities] section."""
+
+
 @dataclass(frozen=True)
 class Rules:
     deal_funnels: FunnelCatalog
@@ -229,6 +327,9 @@ class Rules:
         if self.projects is not None:
             return self.projects.calendar
         return Calendar()
+
+    activities: ActivityRules = field(default_factory=lambda: DEFAULT_ACTIVITY_RULES)
+    """The managers' activity types, their weights and the indicators' settings."""
 
     @property
     def project(self) -> ProjectRules:
@@ -297,6 +398,11 @@ class Rules:
                 else None
             ),
             sales=SalesRules.from_config(rules.get("sales", {})),
+            activities=(
+                ActivityRules.from_config(rules["activities"])
+                if "activities" in rules
+                else DEFAULT_ACTIVITY_RULES
+            ),
         )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from aggregates import deal, handoff, lead, limits, project
+from aggregates import activities, deal, handoff, lead, limits, project
 from aggregates.errors import NotPermitted
 from aggregates.users import Principal, Role
 
@@ -136,6 +136,20 @@ class Policy:
                 f"only the project's PM, the head of its department or top management may "
                 f"{action} this project",
             )
+
+        return check
+
+    def activity(self, action: str) -> Guard:
+        """The activity's owner, their head, or top management (seed 004: a head «может
+        назначить дело сотруднику» and follows it)."""
+
+        def check(state: activities.Activity) -> None:
+            if not self.runs(state.owner):
+                raise NotPermitted(
+                    "not_your_activity",
+                    f"only the activity's owner, their head or top management may {action} "
+                    "this activity",
+                )
 
         return check
 

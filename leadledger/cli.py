@@ -55,6 +55,9 @@ def _load_demo(platform: Platform | CommandSide, leads: int, deals: int, seed: i
         platform.store, platform.funnels, platform.rules, platform.clock(), deals=deals, seed=seed
     )
     log.info("loaded %d demo deals with their hand-offs", deals)
+    from leadledger.demo import load_demo_activities
+
+    load_demo_activities(platform.store, platform.rules, platform.clock(), seed=seed)
     return sent
 
 

@@ -1023,3 +1023,141 @@ def load_demo_assistant(
         with contextlib.suppress(DomainError):  # over a demo cap: it waits all the same
             assign_client(store, rules, take, ctx(manager, f"take-{manager}", "manager", "assign"))
     return len(ASSISTANT_LEADS)
+
+
+# --- activities («Мои Дела») and personal weekly plans ---------------------------------------
+
+ACTIVITY_RESULTS = (
+    "agreed on a meeting",
+    "sent the offer",
+    "asked to call back next week",
+    "no answer, will try again",
+    "interested: sent the price list",
+    "the decision maker is away",
+)
+CANCEL_REASONS = ("the client cancelled", "moved to a meeting", "duplicate")
+
+
+def load_demo_activities(
+    store: EventStore, rules: Rules, now: datetime, *, days: int = 45, seed: int = 7
+) -> int:
+    """A few months' worth of the sales people's activities (seed 004): each working day
+    of the last ``days`` a few calls, meetings, demonstrations and e-mails per manager and
+    for the sales head, most done, some cancelled, a few of the last days left undone
+    (overdue), some planned for the coming days; and next week's personal plans, one of
+    them commented on by the head. Idempotent (deterministic ids and keys); the number of
+    activities."""
+    from aggregates import activities as activity_model
+    from aggregates import activity_plans
+    from commands.activities import (
+        activity_id_for,
+        comment_activity_plan,
+        handle_activity_command,
+        plan_activity,
+        set_activity_plan,
+    )
+
+    rng = random.Random(seed + 4)
+    types = rules.activities.types
+    planned_types = [t for t in types if not t.after_the_fact]
+    registered_types = [t for t in types if t.after_the_fact]
+    people = [*MANAGERS, SALES_HEAD]
+    made = 0
+
+    def ctx(actor: str, key: str, at: datetime, command: str) -> CommandContext:
+        return CommandContext(
+            actor=actor,
+            at=at,
+            command_id=uuid5(DEMO_NAMESPACE, f"activity-{seed}-{key}"),
+            idempotency_key=f"demo-activity-{seed}-{key}",
+            actor_role="head" if actor == SALES_HEAD else "manager",
+            command=command,
+        )
+
+    today = now.date()
+    for person in people:
+        for back in range(days, -6, -1):
+            day = today - timedelta(days=back)
+            if day.isoweekday() > 5:
+                continue
+            for n in range(rng.randint(2, 5)):
+                key = f"{person}-{day.isoformat()}-{n}"
+                start = datetime.combine(day, datetime.min.time(), now.tzinfo) + timedelta(
+                    hours=rng.randint(8, 17), minutes=rng.choice((0, 15, 30, 45))
+                )
+                company = f"INN{7700000000 + rng.randrange(200)}"
+                incoming = registered_types and rng.random() < 0.2
+                kind = rng.choice(registered_types if incoming else planned_types)
+                if incoming and start > now:
+                    continue
+                # planned a few days ahead (or registered when it happened)
+                asked = start if incoming else min(now, start - timedelta(days=rng.randint(0, 4)))
+                command = activity_model.PlanActivity(
+                    activity_id=activity_id_for(uuid5(DEMO_NAMESPACE, f"activity-id-{key}")),
+                    activity_type=kind.code,
+                    owner=person,
+                    planned_at=start,
+                    duration_minutes=60 if kind.group in ("meetings", "demos") else 15,
+                    company_id=company,
+                    notes=None,
+                    result=rng.choice(ACTIVITY_RESULTS) if incoming else None,
+                )
+                try:
+                    plan_activity(store, rules.activities, command, ctx(person, key, asked, "plan"))
+                except (DomainError, VersionConflict):
+                    continue
+                made += 1
+                if incoming or start > now:
+                    continue
+                fate = rng.random()
+                late = back <= 2 and fate < 0.35
+                if late:
+                    continue  # left undone: overdue
+                end = start + timedelta(minutes=command.duration_minutes)
+                action: activity_model.ActivityCommand = (
+                    activity_model.CancelActivity(rng.choice(CANCEL_REASONS))
+                    if fate < 0.08
+                    else activity_model.CompleteActivity(rng.choice(ACTIVITY_RESULTS))
+                )
+                with contextlib.suppress(DomainError, VersionConflict):
+                    handle_activity_command(
+                        store,
+                        command.activity_id,
+                        action,
+                        ctx(person, f"{key}-end", min(now, end), "done"),
+                    )
+    # next week's personal plans; the head comments on the first two
+    monday = today - timedelta(days=today.weekday()) + timedelta(days=7)
+    for index, person in enumerate(MANAGERS):
+        counts = {
+            monday + timedelta(days=d): {
+                "call_out_cold": rng.randint(4, 10),
+                "call_out_deal": rng.randint(2, 6),
+                "meeting_potential": rng.randint(0, 2),
+                **({"demo": 1} if d in (1, 3) else {}),
+            }
+            for d in range(5)
+        }
+        usable = {
+            day: {k: v for k, v in c.items() if rules.activities.type(k) is not None}
+            for day, c in counts.items()
+        }
+        plan = activity_plans.SetActivityPlan(person, monday, usable, "next week's plan")
+        with contextlib.suppress(DomainError, VersionConflict):
+            set_activity_plan(
+                store,
+                rules.activities,
+                plan,
+                ctx(person, f"plan-{person}-{monday}", now, "put_plan"),
+            )
+        if index < 2:
+            comment = activity_plans.CommentActivityPlan("More demonstrations, please.")
+            with contextlib.suppress(DomainError, VersionConflict):
+                comment_activity_plan(
+                    store,
+                    person,
+                    monday,
+                    comment,
+                    ctx(SALES_HEAD, f"comment-{person}-{monday}", now, "comment_plan"),
+                )
+    return made

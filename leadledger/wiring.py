@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aggregates.activities import ACTIVITY_EVENT_TYPES
+from aggregates.activity_plans import ACTIVITY_PLAN_EVENT_TYPES
 from aggregates.billing import BILLING_EVENT_TYPES
 from aggregates.company import COMPANY_EVENT_TYPES
 from aggregates.contractor import CONTRACTOR_EVENT_TYPES
@@ -42,6 +44,7 @@ from process_managers.estimate_handoff import EstimateHandoff
 from process_managers.lead_conversion import LeadConversion
 from process_managers.projects import ProjectCreation, ProjectHealth
 from process_managers.runner import ProcessManager, ProcessRunner
+from projections.activities import ActivityPlanProjection, ActivityProjection
 from projections.alert_reads import AlertReadProjection
 from projections.base import Projection
 from projections.database import ReadModelDatabase
@@ -109,6 +112,8 @@ def event_codec() -> EventCodec:
             *STATUS_LIMIT_EVENT_TYPES,
             *INBOX_EVENT_TYPES,
             *SALES_PLAN_EVENT_TYPES,
+            *ACTIVITY_EVENT_TYPES,
+            *ACTIVITY_PLAN_EVENT_TYPES,
         ),
         upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS, **PROJECT_UPCASTERS, **USER_UPCASTERS},
     )
@@ -124,6 +129,8 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         RevenueLedgerProjection(),
         AlertReadProjection(),
         *sales_projections(),
+        ActivityProjection(),
+        ActivityPlanProjection(),
     ]
 
 

@@ -7,6 +7,9 @@
 - A hand-off request not taken within its department's ``take_within_hours`` gets a
   reminder to the department; still not taken after the grace period, an escalation to
   the department's head.
+- A planned activity whose planned end passes while it is still planned gets one
+  overdue reminder for its owner (rescheduling replaces the pending deadline; done or
+  cancelled ones are let be).
 
 Deadlines are stored durably (``process_managers.state``) and fired by the injected
 clock. Each reminder and escalation is an event on the lead or request (in its history,
@@ -20,9 +23,10 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 
-from aggregates import handoff, lead
+from aggregates import activities, handoff, lead
 from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
+from commands.activities import handle_activity_command, load_activity_records
 from commands.context import CommandContext, CommandResult
 from commands.handoffs import handle_handoff_command, load_handoff_records
 from commands.leads import handle_lead_command, load_lead_records
@@ -34,6 +38,7 @@ LEAD_REMINDER = "lead_answer_reminder"
 LEAD_ESCALATION = "lead_answer_escalation"
 HANDOFF_REMINDER = "handoff_take_reminder"
 HANDOFF_ESCALATION = "handoff_take_escalation"
+ACTIVITY_OVERDUE = "activity_overdue"
 
 
 def answer_deadline(due: date) -> datetime | None:
@@ -46,7 +51,17 @@ def answer_deadline(due: date) -> datetime | None:
 
 class Deadlines:
     name = "deadlines"
-    topics = frozenset({"LeadCreated", "LeadCardUpdated", "HandoffRequested"})
+    topics = frozenset(
+        {
+            "LeadCreated",
+            "LeadCardUpdated",
+            "HandoffRequested",
+            "ActivityPlanned",
+            "ActivityRescheduled",
+            "ActivityDone",
+            "ActivityCancelled",
+        }
+    )
 
     def __init__(
         self,
@@ -83,6 +98,19 @@ class Deadlines:
                         data={"department": department.id},
                     )
                 )
+        elif isinstance(event, (activities.ActivityPlanned, activities.ActivityRescheduled)):
+            end = event.planned_at + timedelta(minutes=event.duration_minutes)
+            changes.schedule.append(
+                Deadline(
+                    key=f"activity:{subject}:overdue",
+                    kind=ACTIVITY_OVERDUE,
+                    subject_id=subject,
+                    due_at=end,
+                    data={"planned_end": end.isoformat()},
+                )
+            )
+        elif isinstance(event, (activities.ActivityDone, activities.ActivityCancelled)):
+            changes.cancel.append(f"activity:{subject}:overdue")
 
     def _remind(self, changes: DeadlineChanges, lead_id: UUID, due: date | None) -> None:
         """Schedule the lead's answer reminder for ``due`` (replacing an earlier one), or
@@ -109,7 +137,24 @@ class Deadlines:
             return self._fire_lead(deadline)
         if deadline.kind in (HANDOFF_REMINDER, HANDOFF_ESCALATION):
             return self._fire_handoff(deadline)
+        if deadline.kind == ACTIVITY_OVERDUE:
+            self._fire_activity(deadline)
         return None
+
+    def _fire_activity(self, deadline: Deadline) -> None:
+        """Remind the owner once of an activity still planned past its planned end (the
+        aggregate refuses it for one done, cancelled, rescheduled or reminded already)."""
+        activity_id = deadline.subject_id
+        state = activities.fold([r.event for r in load_activity_records(self.store, activity_id)])
+        end = datetime.fromisoformat(deadline.data["planned_end"])
+        if state is None or state.status != "planned":
+            return
+        command = activities.RemindOverdueActivity(end)
+
+        def send(ctx: CommandContext) -> CommandResult:
+            return handle_activity_command(self.store, activity_id, command, ctx)
+
+        self.issuer.issue(send, activity_id, deadline.kind, end.isoformat())
 
     def _fire_lead(self, deadline: Deadline) -> Deadline | None:
         lead_id = deadline.subject_id

@@ -931,6 +931,15 @@ def _prepayment_approval(e: PageEvent) -> tuple[str, str, str] | None:
     return ("approval_request", "deal", detail)
 
 
+def _activity_overdue(e: PageEvent) -> tuple[str, str, str]:
+    return (
+        "reminder",
+        "activity",
+        f"The activity planned to end at {e.doc['planned_end']} is overdue: mark it done, "
+        "reschedule or cancel it",
+    )
+
+
 ALERTS: dict[str, Callable[[PageEvent], tuple[str, str, str] | None]] = {
     "LeadAnswerReminderSent": _lead_reminder,
     "LeadAnswerEscalated": _lead_escalation,
@@ -939,6 +948,7 @@ ALERTS: dict[str, Callable[[PageEvent], tuple[str, str, str] | None]] = {
     "ClientAssignmentApprovalRequested": _approval_request,
     "ClientAssignmentTakeoverRequested": _takeover_request,
     "DealInvoiceIssued": _prepayment_approval,
+    "ActivityOverdueReminderSent": _activity_overdue,
 }
 
 

@@ -30,17 +30,19 @@ manager, with one manager's open deals and hand-offs on drill-down).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 
 from aggregates.funnels import FunnelCatalog
-from aggregates.rules import Calendar
+from aggregates.rules import ActivityRules, Calendar
 from aggregates.sales_plans import month_days, plan_share, plan_to_date
 from aggregates.users import Principal, Role
+from queries import activities
+from queries.activities import ActivityFilters
 from queries.common import rows
 from queries.sales_plans import plans_of
 
@@ -390,7 +392,14 @@ class CabinetContext:
     today: date
     calendar: Calendar
     funnels: FunnelCatalog
+    now: datetime
+    activity_rules: ActivityRules
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def own(self) -> ActivityFilters:
+        """The manager's own activities."""
+        return ActivityFilters(owner=self.manager["manager"])
 
 
 Section = Callable[[CabinetContext], Any]
@@ -436,17 +445,59 @@ def _stages(ctx: CabinetContext) -> list[dict[str, Any]]:
     return stages
 
 
+CABINET_ACTIVITIES = 20
+"""How many overdue and today's activities the cabinet lists (the rest: the list page)."""
+
+
+def _activity_week(ctx: CabinetContext) -> dict[str, Any]:
+    return activities.weekly_table(ctx.cursor, ctx.own, ctx.today, ctx.now, ctx.activity_rules)
+
+
+def _coefficient(ctx: CabinetContext) -> dict[str, Any]:
+    first = activities.monday(ctx.today)
+    return activities.coefficient(
+        ctx.cursor, ctx.own, first, ctx.today, ctx.now, ctx.activity_rules
+    )
+
+
+def _overdue(ctx: CabinetContext) -> dict[str, Any]:
+    chosen = replace(ctx.own, state="overdue")
+    items, total = activities.list_activities(
+        ctx.cursor, chosen, ctx.now, CABINET_ACTIVITIES, 0, ascending=True
+    )
+    return {"items": items, "total": total}
+
+
+def _today(ctx: CabinetContext) -> dict[str, Any]:
+    start = datetime.combine(ctx.today, time.min, tzinfo=UTC)
+    chosen = replace(ctx.own, start=start, end=start + timedelta(days=1, microseconds=-1))
+    items, total = activities.list_activities(
+        ctx.cursor, chosen, ctx.now, CABINET_ACTIVITIES, 0, ascending=True
+    )
+    return {"items": items, "total": total}
+
+
+def _next_week_plan(ctx: CabinetContext) -> dict[str, Any] | None:
+    week = activities.monday(ctx.today) + timedelta(days=7)
+    plans, _ = activities.list_plans(ctx.cursor, ctx.own, week, 1, 0)
+    return plans[0] if plans else None
+
+
 MANAGER_SECTIONS: list[tuple[str, Section]] = [
     ("plate", _plate),
     ("plan_bar", _plan_bar),
     ("stages", _stages),
+    ("activity_week", _activity_week),
+    ("coefficient", _coefficient),
+    ("overdue_activities", _overdue),
+    ("today_activities", _today),
+    ("next_week_plan", _next_week_plan),
 ]
 """The manager's cabinet, section by section, in order: (key in the answer, query).
 
 Each section reads the :class:`CabinetContext` (and the sections before it, in
-``ctx.extra``). The activity sections (the weekly activity table, the activity
-coefficient, overdue and today's activities, next week's plan) are appended here from the
-activity queries, with their fields in ``schemas.cabinets.ManagerCabinet``."""
+``ctx.extra``); the activity sections come from :mod:`queries.activities`, with their
+fields in ``schemas.cabinets.ManagerCabinet``."""
 
 
 def manager_cabinet(
@@ -456,10 +507,13 @@ def manager_cabinet(
     today: date,
     calendar: Calendar,
     funnels: FunnelCatalog,
+    now: datetime,
+    activity_rules: ActivityRules,
 ) -> dict[str, Any]:
     """One manager's cabinet: every section of :data:`MANAGER_SECTIONS` for the month
-    (``today``: the day plan to date is read on)."""
-    ctx = CabinetContext(cursor, manager, month, today, calendar, funnels)
+    (``today``: the day plan to date is read on; ``now``: the instant activities are
+    overdue at)."""
+    ctx = CabinetContext(cursor, manager, month, today, calendar, funnels, now, activity_rules)
     answer: dict[str, Any] = {}
     for key, section in MANAGER_SECTIONS:
         answer[key] = ctx.extra[key] = section(ctx)

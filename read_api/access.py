@@ -137,6 +137,20 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/alerts/unread-count"): READERS,
     ("POST", "/alerts/read"): READERS,
     ("POST", "/alerts/{alert_id}/read"): READERS,
+    # activities («Мои Дела») and personal weekly plans
+    ("GET", "/activity-types"): EVERYONE,
+    ("POST", "/activities"): SALES,
+    ("GET", "/activities"): READERS,
+    ("GET", "/activities/{activity_id}"): READERS,
+    ("GET", "/activities/{activity_id}/history"): READERS,
+    **{
+        ("POST", f"/activities/{{activity_id}}/{action}"): SALES
+        for action in ("done", "cancel", "reschedule")
+    },
+    ("GET", "/activity-plans"): READERS,
+    ("GET", "/activity-plans/{manager}/{week}"): READERS,
+    ("PUT", "/activity-plans/{manager}/{week}"): SALES,
+    ("POST", "/activity-plans/{manager}/{week}/comments"): SALES,
     # projects
     ("POST", "/projects"): PROJECTS,
     ("GET", "/projects"): READERS,
@@ -191,6 +205,16 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     },
     ("GET", "/cabinets/manager"): SALES,
     ("GET", "/cabinets/sales"): SALES,
+    **{
+        ("GET", f"/reports/activities/{name}"): READERS
+        for name in (
+            "weekly",
+            "coefficient",
+            "calls",
+            "clients-without-interaction",
+            "clients-without-planned",
+        )
+    },
     ("GET", "/reports/revenue-cap"): frozenset({T, H, AN}),
     ("GET", "/exports/{table}"): READERS,
     ("GET", "/reports/process-map"): READERS,
@@ -277,6 +301,7 @@ RECORD_PARAMS = {
     "request_id": ("handoffs", "hand-off request"),
     "project_id": ("projects", "project"),
     "assignment_id": ("client_assignments", "client assignment"),
+    "activity_id": ("activities", "activity"),
 }
 """Path parameters naming a record a scoped viewer may not see: such a read is a 404,
 whether it comes from the read models or from the event store (history, as_of)."""
@@ -316,6 +341,7 @@ _VERBS = {
     "calculation": "price the services of",
     "launch": "launch services of",
     "acts": "record acts on",
+    "done": "mark done",
 }
 
 
@@ -409,6 +435,16 @@ def _command_guard(request: Request, principal: Principal, body: Any) -> Guard |
                 policy.acts_as(person, "hours")
             return policy.project(verb, members=True)
         return policy.project(verb)
+    if path == "/activities":
+        owner = fields.get("owner")
+        if isinstance(owner, str):
+            policy.may_own(owner, "owner")
+        return None
+    if parts[0] == "activities" and len(parts) > 2:
+        return policy.activity(verb)
+    if parts[0] == "activity-plans":
+        policy.may_own(str(request.path_params.get("manager", "")), "the plan's manager")
+        return None
     if parts[0] == "client-assignments" and len(parts) > 2:
         return policy.assignment(platform.rules.may_approve)
     return None
@@ -547,7 +583,9 @@ class Scope:
                 "alerts",
                 "subject_id IN (SELECT lead_id FROM leads UNION ALL SELECT deal_id FROM deals"
                 " UNION ALL SELECT request_id FROM handoffs"
-                f" UNION ALL SELECT project_id FROM projects) OR recipient = {me}",
+                " UNION ALL SELECT project_id FROM projects"
+                f" UNION ALL SELECT activity_id FROM {base}.activities WHERE owner IN {people})"
+                f" OR recipient = {me}",
             ),
             # an alert's read mark is seen with the alert
             ("alert_reads", f"alert_id IN (SELECT alert_id FROM alerts) OR reader = {me}"),
@@ -557,6 +595,11 @@ class Scope:
             ("sales_plan_changes", f"manager IN {people}"),
             ("deal_invoices", "deal_id IN (SELECT deal_id FROM deals)"),
             ("client_first_leads", "lead_id IN (SELECT lead_id FROM leads)"),
+            ("activities", f"owner IN {people}"),
+            ("activities_open", f"owner IN {people}"),
+            ("activity_clients", f"owner IN {people}"),
+            ("activity_plans", f"manager IN {people}"),
+            ("activity_plan_days", f"manager IN {people}"),
         ]
         statements = [
             f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {base}.{table} WHERE {predicate}"
@@ -631,6 +674,7 @@ VISIBLE_IDS = (
     " UNION ALL SELECT request_id FROM handoffs UNION ALL SELECT project_id FROM projects"
     " UNION ALL SELECT assignment_id FROM client_assignments"
     " UNION ALL SELECT contractor_id FROM contractors"
+    " UNION ALL SELECT activity_id FROM activities UNION ALL SELECT plan_id FROM activity_plans"
 )
 """The streams a scoped viewer may follow in the event feed (in the scoped views)."""
 

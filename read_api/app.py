@@ -20,6 +20,7 @@ from read_api.excel import install_excel
 from read_api.log_tail import LogTail
 from read_api.openapi import install_openapi
 from read_api.routes import (
+    activities,
     audit,
     cabinets,
     deals,
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(sales_plans.router)
     app.include_router(cabinets.router)
+    app.include_router(activities.router)
     workspace.mount(app, platform)  # the browser workspace: / and /workspace/...
 
     @app.get("/health", tags=["operations"])

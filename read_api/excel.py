@@ -66,6 +66,7 @@ LIST_REPORTS = (
     "/sales-plans",
     "/cabinets/manager",
     "/cabinets/sales",
+    "/activities",
 )
 """Paged lists people take to Excel like reports (besides /reports/... and status time)."""
 

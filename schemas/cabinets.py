@@ -8,6 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from schemas.activities import ActivityOut, ActivityPlanSummary, CoefficientReport, WeeklyReport
 from schemas.sales_plans import StageSum
 
 
@@ -37,6 +38,11 @@ class PlanBar(BaseModel):
     amount: Decimal
 
 
+class CabinetActivities(BaseModel):
+    items: list[ActivityOut]
+    total: int = Field(description="How many there are (the list shows the first 20)")
+
+
 class ManagerCabinet(BaseModel):
     """One manager's cabinet for a month: the summary plate (``plate``), plan vs plan to
     date and fact (the plan bar), deal sums by stage."""
@@ -44,6 +50,15 @@ class ManagerCabinet(BaseModel):
     plate: CabinetPlate
     plan_bar: list[PlanBar]
     stages: list[StageSum]
+    activity_week: WeeklyReport = Field(
+        description="This week's activities: days * types, all / done, overdue, plan vs fact"
+    )
+    coefficient: CoefficientReport = Field(description="The activity coefficient this week")
+    overdue_activities: CabinetActivities = Field(description="Overdue, oldest first")
+    today_activities: CabinetActivities = Field(description="Today's activities by time")
+    next_week_plan: ActivityPlanSummary | None = Field(
+        description="The manager's personal plan for next week (None: not made yet)"
+    )
 
 
 class Figures(BaseModel):

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 DealStatus = Literal["open", "won", "lost"]
 HandoffStatus = Literal["open", "in_work", "ready", "done", "rejected", "cancelled"]
 AlertKind = Literal["reminder", "escalation", "approval_request"]
-AlertSubject = Literal["lead", "handoff", "client_assignment", "deal"]
+AlertSubject = Literal["lead", "handoff", "client_assignment", "deal", "activity"]
 AssignmentStatus = Literal["assigned", "pending_approval", "declined"]
 
 

@@ -187,8 +187,10 @@ PARAMS = {
     "username": "nobody.here",
     "subject_id": "company:matrix",
     "alert_id": "1",
+    "activity_id": str(uuid4()),
     "manager": "nobody.here",
     "month": "2026-01",
+    "week": "2026-01-05",
 }
 
 

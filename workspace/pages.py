@@ -101,6 +101,8 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
         items.append((f"{PREFIX}/projects", "Projects"))
     if may(principal, "POST", "/projects/{project_id}/hours"):
         items.append((f"{PREFIX}/timesheet", "Timesheet"))
+    if may(principal, "POST", "/activities"):
+        items.append((f"{PREFIX}/activities", "Activities"))
     if any(path.startswith("/reports/") and may(principal, m, path) for m, path in ENDPOINTS):
         items.append((f"{PREFIX}/reports", "Reports"))
     return items
@@ -477,6 +479,7 @@ def _error_page(
 def workspace_app(platform: Platform) -> FastAPI:
     """The workspace as an application of its own, mounted in the API's app."""
     from workspace import (  # they use this module's helpers
+        activities,
         alerts,
         cabinets,
         deals,
@@ -504,6 +507,7 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.include_router(deals.router)
     app.include_router(projects.router)
     app.include_router(reports.router)  # the reports, exports, history and audit pages
+    app.include_router(activities.router)  # «Мои Дела» and the personal weekly plans
     app.include_router(alerts.router)  # the viewer's alerts, marked read
     app.include_router(cabinets.router)  # the manager's and the head of sales' cabinets
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

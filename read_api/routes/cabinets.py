@@ -50,10 +50,12 @@ def manager_cabinet(
     found = cabinets.people(cursor, principal, cabinets.Who(manager=target))
     if not found:
         raise StreamNotFound(f"manager {target} not found")
-    today = platform.clock().date()
+    now = platform.clock()
+    today = now.date()
     chosen = parse_month(month) or month_of(today)
+    rules = platform.rules
     return cabinets.manager_cabinet(
-        cursor, found[0], chosen, today, platform.rules.calendar, platform.rules.deal_funnels
+        cursor, found[0], chosen, today, rules.calendar, rules.deal_funnels, now, rules.activities
     )
 
 

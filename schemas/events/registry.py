@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from schemas.events import (
+    activities,
     alerts,
     billing,
     company,
@@ -38,6 +39,7 @@ _MODULES: tuple[ModuleType, ...] = (
     status_limits,
     alerts,
     sales_plans,
+    activities,
 )
 _MODEL_NAME = re.compile(r"^(?P<name>[A-Z][A-Za-z0-9]*)V(?P<version>[1-9][0-9]*)$")
 
