@@ -83,6 +83,16 @@ PAGES = {"manager": MANAGER, "sales": SALES}
 FILTERS = {"manager": ("manager", "month"), "sales": ("month", "region", "city", "manager")}
 SET_PLAN = Operation("/sales-plans/{manager}/{month}", "set_plan")
 SETTERS = frozenset({Role.HEAD, Role.TOP})
+ACTIVITY_TABLES = frozenset(
+    {
+        "activity week",
+        "coefficient",
+        "overdue activities",
+        "today activities",
+        "next week plan",
+    }
+)
+"""The manager's cabinet's activity sections: not generic tables on the page."""
 
 TITLES = (
     N_("Plan, plan to date and fact"),
@@ -170,6 +180,11 @@ def cabinet_page(
         context["tables"] = [
             t for t in context["tables"] if drilled and t["name"].startswith("drill down")
         ]
+    if which == "manager":  # the activity sections are drawn as on the activities page
+        context["tables"] = [t for t in context["tables"] if t["parts"][0] not in ACTIVITY_TABLES]
+        rules = platform.rules.activities
+        context["groups"] = rules.groups
+        context["type_names"] = {t.code: t.name for t in rules.types}
     context["result"] = result
     context["month"] = result.get("plate", {}).get("month") or result.get("month")
     return render(
