@@ -177,6 +177,17 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
         )
     },
     ("GET", "/reports/contractor-overruns"): READERS,
+    # the sales pack (issue 16 §1)
+    **{
+        ("GET", f"/reports/{name}"): READERS
+        for name in (
+            "leads-period",
+            "proposals",
+            "average-check",
+            "conversion-cohorts",
+            "delivered-sales",
+        )
+    },
     ("GET", "/reports/revenue-cap"): frozenset({T, H, AN}),
     ("GET", "/exports/{table}"): READERS,
     # the event stream

@@ -30,6 +30,7 @@ from read_api.routes import (
     portfolio,
     projects,
     reports,
+    sales,
     sensitive,
     status_time,
     users,
@@ -100,6 +101,7 @@ def create_app(
     app.include_router(sensitive.router)
     app.include_router(exports.router)
     app.include_router(audit.router)
+    app.include_router(sales.router)  # the sales pack (issue 16 §1)
     workspace.mount(app, platform)  # the browser workspace: / and /workspace/...
 
     @app.get("/health", tags=["operations"])
