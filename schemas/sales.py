@@ -131,10 +131,10 @@ class CohortFigures(BaseModel):
     deals: int = Field(description="Became a deal, or a project directly")
     won: int = Field(description="Their deal won, or became a project directly")
     projects: int
-    quality_share: float | None
-    deal_share: float | None
-    won_share: float | None
-    project_share: float | None
+    quality_share: float | None = Field(description="Share of the leads found quality")
+    deal_share: float | None = Field(description="Share of the leads that became a deal")
+    won_share: float | None = Field(description="Share of the leads whose deal was won")
+    project_share: float | None = Field(description="Share of the leads that became a project")
     to_quality: StepTime = Field(description="Lead created → found quality")
     to_deal: StepTime = Field(description="Found quality (else created) → deal created")
     to_won: StepTime = Field(description="Deal created → deal won")

@@ -40,7 +40,7 @@ from read_api.errors import BadRequestValue
 from read_api.routes import deals as deal_routes
 from read_api.routes import exports as export_routes
 from read_api.routes import leads as lead_routes
-from read_api.routes import pipeline, portfolio, projects, reports, status_time
+from read_api.routes import pipeline, portfolio, projects, reports, sales, status_time
 from schemas.leads import FunnelReport, PausedLeadsReport
 from schemas.pipeline import (
     ContractorOverrunReport,
@@ -55,6 +55,13 @@ from schemas.portfolio import (
     PlanFactReport,
     PortfolioReport,
     ResourceLoadReport,
+)
+from schemas.sales import (
+    AverageCheckReport,
+    ConversionCohortsReport,
+    DeliveredSalesReport,
+    LeadsPeriodReport,
+    ProposalsReport,
 )
 from schemas.status_time import StatusTimePage, StatusTimeSummary
 from workspace import i18n
@@ -95,6 +102,8 @@ class Report:
     run: Callable[[Platform, duckdb.DuckDBPyConnection, Principal, Values], dict[str, Any]]
     highlight: str = ""
     defaults: Callable[[Platform], dict[str, str]] = field(default=lambda _: {})
+    tiles: tuple[str, ...] = ()
+    """Summary figures shown as tiles above the chart (their column titles)."""
 
 
 def _text(values: Values, name: str) -> str | None:
@@ -141,6 +150,24 @@ STATUS_TIME = (
     Filter("funnel", N_("Funnel")),
     Filter("manager", N_("Manager")),
     Filter("over_limit_only", N_("Only over the limit"), "check"),
+)
+
+
+def _one_of(values: Values, name: str, allowed: tuple[str, ...]) -> Any:
+    value = _text(values, name) or allowed[0]
+    if value not in allowed:
+        raise BadRequestValue(name, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+LEAD_SPLITS = ("month", "funnel", "department", "source", "manager")
+PROJECT_SPLITS = ("month", "funnel", "department")
+COHORT_TILES = (
+    "totals leads",
+    "totals quality share",
+    "totals deal share",
+    "totals won share",
+    "totals project share",
 )
 
 
@@ -287,6 +314,62 @@ REPORTS: tuple[Report, ...] = (
         ),
     ),
     Report(
+        "leads-period",
+        "/reports/leads-period",
+        N_("Leads and sales for a period"),
+        LeadsPeriodReport,
+        (
+            Filter("funnel", N_("Funnel"), "choice", "funnels"),
+            Filter("split", N_("Split by"), "choice", "lead_splits"),
+            *PERIOD,
+        ),
+        lambda p, c, _, v: sales.leads_period_report(
+            p, c, _period(v), _text(v, "funnel"), _one_of(v, "split", LEAD_SPLITS), ROWS, 0
+        ),
+    ),
+    Report(
+        "proposals",
+        "/reports/proposals",
+        N_("Proposals"),
+        ProposalsReport,
+        (Filter("funnel", N_("Deal funnel"), "choice", "deal_funnels"), *PERIOD),
+        lambda p, c, _, v: sales.proposals_report(p, c, _period(v), _text(v, "funnel")),
+    ),
+    Report(
+        "average-check",
+        "/reports/average-check",
+        N_("Average check"),
+        AverageCheckReport,
+        (Filter("split", N_("Split by"), "choice", "project_splits"), *PERIOD),
+        lambda p, c, _, v: sales.average_check_report(
+            p, c, _period(v), None, _one_of(v, "split", PROJECT_SPLITS)
+        ),
+    ),
+    Report(
+        "conversion-cohorts",
+        "/reports/conversion-cohorts",
+        N_("Conversion cohorts"),
+        ConversionCohortsReport,
+        (Filter("funnel", N_("Funnel"), "choice", "funnels"), *PERIOD),
+        lambda p, c, _, v: sales.conversion_cohorts_report(p, c, _period(v), _text(v, "funnel")),
+        tiles=COHORT_TILES,
+    ),
+    Report(
+        "delivered-sales",
+        "/reports/delivered-sales",
+        N_("Delivered sales"),
+        DeliveredSalesReport,
+        (
+            Filter("year", N_("Year"), "year"),
+            Filter("as_of", N_("As of"), "date"),
+            Filter("department", N_("Department"), "choice", "departments"),
+        ),
+        lambda p, c, _, v: sales.delivered_sales_report(
+            p, c, _year(v, "year"), _text(v, "as_of"), None, _text(v, "department")
+        ),
+        tiles=("to date amount", "last year to date amount", "forecast year amount"),
+    ),
+    Report(
         "status-time",
         "/reports/status-time",
         N_("Status time"),
@@ -395,6 +478,9 @@ def _options(platform: Platform) -> dict[str, list[tuple[str, str]]]:
         "funnels": [(f.id, f.name) for f in platform.funnels.values()],
         "departments": [(d, d) for d in platform.rules.departments],
         "kinds": [("lead", "lead"), ("deal", "deal"), ("project", "project")],
+        "deal_funnels": [(f.id, f.name) for f in platform.rules.deal_funnels.values()],
+        "lead_splits": [(s, s) for s in LEAD_SPLITS],
+        "project_splits": [(s, s) for s in PROJECT_SPLITS],
     }
 
 
@@ -443,6 +529,7 @@ def report_page(request: Request, principal: Viewer, slug: str) -> HTMLResponse:
         "options": _options(platform),
         "error": None,
         "download": f"{PREFIX}/reports/{slug}/excel?" + urlencode(values),
+        "tiles": [],
     }
     try:
         result = run_report(platform, principal, report, values)
@@ -451,6 +538,7 @@ def report_page(request: Request, principal: Viewer, slug: str) -> HTMLResponse:
         return render(request, "reports/report.html", context, status_code=400, principal=principal)
     gettext = i18n.translations(i18n.language_of(request)).gettext
     context.update(layout(report, result, gettext))
+    context["tiles"] = [(c, v) for c, v in context["summary"] if c.title in report.tiles]
     return render(request, "reports/report.html", context, principal=principal)
 
 
