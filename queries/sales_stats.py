@@ -4,24 +4,25 @@ of a year beside the same months of last year, and a forecast for the rest of th
 A project is **delivered** when it is in the done status; the month it was delivered is
 the month (UTC) it entered that status, and its value is the project's amount.
 
-**The forecast** (``METHOD``): each month after the as-of month is forecast as last
+**The forecast** (``METHOD``): each month after the last whole one is forecast as last
 year's delivered amount in that month * the year's ratio to date (delivered this year
-through the as-of month / delivered last year in the same months). With nothing
+in its whole months / delivered last year in the same months). With nothing
 delivered last year to date there is no ratio, and last year's months are taken as
-they were. The forecast for the year is what was delivered to date plus the forecast
-months. The as-of month counts whole for both years, so the forecast is best read at a
-month's end.
+they were. The ratio counts whole months only: an as-of month not over yet is forecast
+too (as its whole, at least what it has delivered so far). The forecast for the year is
+what the whole months delivered plus the forecast months.
 
 **The backtest** runs the same method at every past month end (January to November) of
-every year that has a year before it in the history: the forecast of the months from
-the next one to the last complete month of that year (before the as-of month) against
-what was delivered in them; the error is |forecast - actual| / actual, and the MAPE is
-its mean over the points whose actual is not 0.
+every year whose year before is whole in the history (it starts in a January): the
+forecast of the months from the next one to the last complete month of that year
+(before the as-of month) against what was delivered in them; the error is
+|forecast - actual| / actual, and the MAPE is its mean over the points whose actual
+is not 0.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -89,9 +90,10 @@ def backtest(series: Series, as_of: datetime) -> list[dict[str, Any]]:
     """The method run at every past month end against what was delivered after it."""
     if not series:
         return []
-    first_year = min(y for y, _ in series)
+    first_year, first_month = min(series)
+    first_full = first_year if first_month == 1 else first_year + 1
     points = []
-    for year in range(first_year + 1, as_of.year + 1):
+    for year in range(first_full + 1, as_of.year + 1):
         complete = 12 if year < as_of.year else as_of.month - 1
         for made_at in range(1, min(complete, 12)):
             horizon = range(made_at + 1, complete + 1)
@@ -124,7 +126,9 @@ def delivered_sales(
     year's end and the method's backtest over the history."""
     series = delivered_series(cursor, done_status, as_of, funnel, department)
     through = 12 if as_of.year > year else (as_of.month if as_of.year == year else 0)
-    ratio = ratio_to_date(series, year, through)
+    month_ended = (as_of + timedelta(microseconds=1)).month != as_of.month
+    complete = through if as_of.year != year or month_ended else through - 1
+    ratio = ratio_to_date(series, year, complete)
     months: list[dict[str, Any]] = []
     for m in range(1, 13):
         n, amount = series.get((year, m), (0, ZERO))
@@ -136,8 +140,9 @@ def delivered_sales(
                 "amount": amount,
                 "last_year_projects": last_n,
                 "last_year_amount": last_amount,
+                # the as-of month, not over yet: what it would total, at least its sales
                 "forecast_amount": (
-                    forecast_month(series, year, m, ratio) if m > through else None
+                    max(amount, forecast_month(series, year, m, ratio)) if m > complete else None
                 ),
                 "change_percent": percent(amount - last_amount, last_amount)
                 if m <= through
@@ -145,6 +150,7 @@ def delivered_sales(
             }
         )
     to_date = sum((r["amount"] for r in months), ZERO)
+    complete_amount = sum((r["amount"] for r in months if r["month"] <= complete), ZERO)
     forecast = sum((r["forecast_amount"] or ZERO for r in months), ZERO)
     points = backtest(series, as_of)
     errors = [p["error_percent"] for p in points if p["error_percent"] is not None]
@@ -161,7 +167,7 @@ def delivered_sales(
             (r["last_year_amount"] for r in months if r["month"] <= through), ZERO
         ),
         "ratio": ratio,
-        "forecast_year_amount": to_date + forecast,
+        "forecast_year_amount": complete_amount + forecast,
         "last_year_amount": sum((r["last_year_amount"] for r in months), ZERO),
         "method": METHOD,
         "backtest": points,

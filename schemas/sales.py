@@ -172,7 +172,7 @@ class DeliveredMonth(BaseModel):
     last_year_projects: int
     last_year_amount: Decimal
     forecast_amount: Decimal | None = Field(
-        description="For the months after the as-of month: last year's * the year's ratio"
+        description="For the months not over: last year's * the year's ratio (at least their sales)"
     )
     change_percent: Decimal | None
 

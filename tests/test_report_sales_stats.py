@@ -110,6 +110,22 @@ def test_the_year_beside_last_year_and_the_forecast(api: TestClient, history: in
     assert "last year" in report["method"]
 
 
+def test_a_month_not_over_is_forecast_too(api: TestClient, history: int) -> None:
+    report = ok(
+        api.get(
+            "/reports/delivered-sales",
+            params={"min_position": history, "year": 2026, "as_of": "2026-02-15T12:00:00Z"},
+        )
+    )
+    months = {m["month"]: m for m in report["months"]}
+    assert report["ratio"] == "1.5000"  # January only: 150 / 100
+    # February: 200 last year * 1.5 = 300, and 300 already delivered: at least that
+    assert months[2]["forecast_amount"] == "300.00"
+    assert (months[2]["amount"], months[2]["change_percent"]) == ("300.00", "50.00")
+    assert months[3]["forecast_amount"] == "150.00"
+    assert report["forecast_year_amount"] == "1200.00"  # 150 + 300 + 150 + 600
+
+
 def test_the_backtest_of_the_method(api: TestClient, history: int) -> None:
     report = ok(
         api.get(
