@@ -52,27 +52,27 @@ WITH cohort AS (
   LEFT JOIN deals AS d ON d.deal_id = l.deal_id
   LEFT JOIN projects AS p ON p.project_id = coalesce(l.project_id, d.project_id){where}
 )
-SELECT {keys}, count(*) AS leads,
+SELECT month, funnel, grouping(month, funnel) AS level, count(*) AS leads,
   {counts},
   {quantiles}
-FROM cohort GROUP BY {group} ORDER BY {group}
+FROM cohort GROUP BY GROUPING SETS ((month, funnel), (month), ())
+ORDER BY level, month, funnel
 """
+"""One scan for the three levels: per month and funnel (level 0), per month (1), all (3)."""
 
 
-def _query(keys: str, group: str, where: str) -> str:
+def _query(where: str) -> str:
     return COHORTS.format(
         month=MONTH.format(column="l.created_at"),
         reached=",\n    ".join(f"{cond} AS r_{name}" for name, cond in REACHED.items()),
         steps=",\n    ".join(f"{expr} AS {name}" for name, expr in STEPS.items()),
         where=where,
-        keys=keys,
         counts=",\n  ".join(f"count(*) FILTER (WHERE r_{n}) AS {n}" for n in REACHED),
         quantiles=",\n  ".join(
             f"quantile_cont({s}, 0.5) FILTER (WHERE {s} >= 0) AS {s}_median, "
             f"quantile_cont({s}, 0.9) FILTER (WHERE {s} >= 0) AS {s}_p90"
             for s in STEPS
         ),
-        group=group,
     )
 
 
@@ -111,13 +111,18 @@ def conversion_cohorts(
     """The cohorts of the leads created in the period (all funnels or one): per month
     and funnel, per month over the funnels, and for the whole period."""
     where, params = period_where("l.created_at", start, end, funnel, "l.funnel")
-    cursor.execute(_query("month, funnel", "month, funnel", where), params)
-    cohorts = [{"month": r["month"], "funnel": r["funnel"], **_figures(r)} for r in rows(cursor)]
-    cursor.execute(_query("month", "month", where), params)
-    by_month = [{"month": r["month"], "funnel": "*", **_figures(r)} for r in rows(cursor)]
-    cursor.execute(_query("1 AS everything", "everything", where), params)
+    cursor.execute(_query(where), params)
     found = rows(cursor)
-    totals = _figures(found[0]) if found else _figures(_empty())
+    cohorts = [
+        {"month": r["month"], "funnel": r["funnel"], **_figures(r)}
+        for r in found
+        if r["level"] == 0
+    ]
+    by_month = [
+        {"month": r["month"], "funnel": "*", **_figures(r)} for r in found if r["level"] == 1
+    ]
+    everything = [r for r in found if r["level"] == 3]
+    totals = _figures(everything[0] if everything else _empty())
     return {
         "funnel": funnel,
         "created_from": start,
