@@ -166,7 +166,7 @@ def query_benchmarks(path: Path, runs: int, warmup: int) -> list[list[Any]]:
     return rows
 
 
-HTTP = (
+HTTP: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("GET /reports/leads-period?split=month", "/reports/leads-period", {"split": "month"}),
     (
         "GET /reports/leads-period?split=department",
