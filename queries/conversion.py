@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 
 from queries.common import rows
-from queries.sales import MONTH, period_where
+from queries.sales import DAY, MONTH_OF_DAY, period_where
 
 DAYS = "(epoch({to}) - epoch({frm})) / 86400.0"
 STEPS = {
@@ -45,17 +45,18 @@ REACHED = {
 }
 COHORTS = """
 WITH cohort AS (
-  SELECT {month} AS month, l.funnel AS funnel,
+  SELECT {day} AS day, l.funnel AS funnel,
     {reached},
     {steps}
   FROM leads AS l
   LEFT JOIN deals AS d ON d.deal_id = l.deal_id
   LEFT JOIN projects AS p ON p.project_id = coalesce(l.project_id, d.project_id){where}
-)
+),
+months AS (SELECT day, {month} AS month FROM (SELECT DISTINCT day FROM cohort))
 SELECT month, funnel, grouping(month, funnel) AS level, count(*) AS leads,
   {counts},
   {quantiles}
-FROM cohort GROUP BY GROUPING SETS ((month, funnel), (month), ())
+FROM cohort JOIN months USING (day) GROUP BY GROUPING SETS ((month, funnel), (month), ())
 ORDER BY level, month, funnel
 """
 """One scan for the three levels: per month and funnel (level 0), per month (1), all (3)."""
@@ -63,7 +64,8 @@ ORDER BY level, month, funnel
 
 def _query(where: str) -> str:
     return COHORTS.format(
-        month=MONTH.format(column="l.created_at"),
+        day=DAY.format(column="l.created_at"),
+        month=MONTH_OF_DAY.format(day="day"),
         reached=",\n    ".join(f"{cond} AS r_{name}" for name, cond in REACHED.items()),
         steps=",\n    ".join(f"{expr} AS {name}" for name, expr in STEPS.items()),
         where=where,

@@ -22,6 +22,10 @@ from queries.leads import SUMMARY_COLUMNS
 
 MONTH = "strftime(timezone('UTC', {column}), '%Y-%m')"
 """A moment's month (UTC) as ``YYYY-MM``."""
+DAY = "epoch_us({column}) // 86400000000"
+"""A moment's day (UTC) as days since 1970-01-01."""
+MONTH_OF_DAY = "strftime(DATE '1970-01-01' + CAST({day} AS INTEGER), '%Y-%m')"
+"""The month (``YYYY-MM``) of a day counted as ``DAY`` counts it."""
 
 LEAD_SPLITS = {
     "month": MONTH.format(column="l.created_at"),
@@ -75,17 +79,21 @@ def leads_period(
 ) -> dict[str, Any]:
     """The leads created in the period (all funnels or one), each figure in count and
     money, per value of ``split``; totals; the paused ones per reason; the leads in work."""
-    key = LEAD_SPLITS[split]
+    # months: grouped by day first (an integer division per lead), the days then named
+    # by their month (a date format per day, not per lead: a tenth of the time at 1M)
+    key = DAY.format(column="l.created_at") if split == "month" else LEAD_SPLITS[split]
+    outer = MONTH_OF_DAY.format(day="k") if split == "month" else "k"
     where, params = period_where("l.created_at", start, end, funnel, "l.funnel")
     aggregates = ", ".join(
         f"count(*) FILTER (WHERE {CONDITIONS[f]}) AS {f}_n, "
         f"coalesce(sum(l.amount) FILTER (WHERE {CONDITIONS[f]}), 0) AS {f}_amount"
         for f in FIGURES
     )
+    sums = ", ".join(f"sum({f}_n) AS {f}_n, sum({f}_amount) AS {f}_amount" for f in FIGURES)
     join = DEPARTMENT_JOIN.format(manager="l.manager") if split == "department" else ""
     cursor.execute(
-        f"SELECT {key} AS key, {aggregates} FROM leads AS l {join}{where} "
-        "GROUP BY 1 ORDER BY 1 NULLS LAST",
+        f"SELECT {outer} AS key, {sums} FROM (SELECT {key} AS k, {aggregates} "
+        f"FROM leads AS l {join}{where} GROUP BY 1) GROUP BY 1 ORDER BY 1 NULLS LAST",
         params,
     )
     found = rows(cursor)
