@@ -34,7 +34,7 @@ Rules in brief:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -73,6 +73,8 @@ class Proposal:
     """The request for calculation whose services the proposal was built from."""
     organisation: str | None = None
     """The organisation selling it, when the proposal names one."""
+    recorded_at: datetime | None = field(default=None, compare=False)
+    """When it was recorded (the proposals report's month; not part of what it says)."""
 
 
 @dataclass(frozen=True)
@@ -862,7 +864,9 @@ def evolve(deal: Deal | None, event: DomainEvent) -> Deal:
                 )
             changes = {"stage": to_stage, "stage_entered_at": event.at, "estimate": estimate}
         case DealProposalRecorded(services=services, total=total):
-            proposal = Proposal(tuple(services), total, event.calculation_id, event.organisation)
+            proposal = Proposal(
+                tuple(services), total, event.calculation_id, event.organisation, event.at
+            )
             changes = {"proposal": proposal, "amount": total}
         case DealContractRecorded(number=number, signed_on=signed_on):
             changes = {"contract": Contract(number, signed_on)}

@@ -124,6 +124,8 @@ class Lead:
     assessment_required: bool | None = None
     """Asked on the card: True/False, or None for the funnel's setting."""
     project_id: UUID | None = None
+    qualified_at: datetime | None = None
+    """When it was found quality (None: not found quality)."""
 
 
 CARD_FIELDS: tuple[str, ...] = (
@@ -780,6 +782,7 @@ def evolve(lead: Lead | None, event: DomainEvent) -> Lead:
                 "qualification_reason": reason,
                 "status": LeadStatus.OPEN if quality else LeadStatus.NON_QUALITY,
                 "closed_at": None if quality else event.at,
+                "qualified_at": event.at if quality else None,
             }
         case LeadClosed(outcome=outcome, reason=reason):
             changes = {

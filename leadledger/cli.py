@@ -37,7 +37,12 @@ def _command_side() -> CommandSide:
 def _load_demo(platform: Platform | CommandSide, leads: int, deals: int, seed: int) -> int:
     from tqdm import tqdm
 
-    from leadledger.demo import load_demo, load_demo_deals, load_demo_lead_projects
+    from leadledger.demo import (
+        load_demo,
+        load_demo_deals,
+        load_demo_delivered_history,
+        load_demo_lead_projects,
+    )
 
     with tqdm(desc="demo commands", unit="cmd", file=sys.stderr) as bar:
         sent = load_demo(
@@ -58,6 +63,10 @@ def _load_demo(platform: Platform | CommandSide, leads: int, deals: int, seed: i
     from leadledger.demo import load_demo_activities
 
     load_demo_activities(platform.store, platform.rules, platform.clock(), seed=seed)
+    delivered = load_demo_delivered_history(
+        platform.store, platform.rules, platform.clock(), seed=seed
+    )
+    log.info("loaded %d demo projects delivered over two years", delivered)
     return sent
 
 

@@ -1,5 +1,6 @@
-"""Demo data: about two thousand leads over the last twelve months, and deals with their
-hand-offs over the last two months, all through the handlers.
+"""Demo data: about two thousand leads over the last twelve months, deals with their
+hand-offs over the last two months, and projects delivered over the last two years, all
+through the handlers.
 
 Each lead's story is planned with the Lead decider itself (so every planned command is
 valid), then all stories are interleaved in time order and sent through the same command
@@ -40,6 +41,7 @@ from commands.deals import convert_lead, handle_deal_command
 from commands.handoffs import handle_handoff_command, record_delivery
 from commands.leads import create_lead, handle_lead_command
 from commands.projects import (
+    create_project,
     handle_billing_command,
     handle_project_command,
     launch_services,
@@ -846,6 +848,73 @@ def load_demo_lead_projects(
 
     # the won leads of funnels delivering directly become projects, as in the server
     ProcessRunner(store, [ProjectCreation(store, rules, clock, funnels)], clock).run_once()
+    return count
+
+
+DELIVERY_FUNNELS = (
+    ("turnkey", "production"),
+    ("transport", "logistics"),
+    ("expert_services", "experts"),
+)
+
+
+def load_demo_delivered_history(
+    store: EventStore, rules: Rules, now: datetime, *, months: int | None = None, seed: int = 7
+) -> int:
+    """Projects delivered over the last ``months`` months, by default all of last year and
+    this year to date (a sales history for the delivered-sales report: last year beside
+    this one, and the forecast's backtest):
+    each month a few projects, more in spring and autumn and growing year on year,
+    started at the month's beginning and moved to done within it. The number of projects."""
+    rng = random.Random(seed + 16)
+    done = rules.project.done_status
+    months = 12 + now.month if months is None else months
+    first = (now.year * 12 + now.month - 1) - (months - 1)
+    count = 0
+    for index in range(months):
+        year, month = divmod(first + index, 12)
+        month += 1
+        start = datetime(year, month, 1, 9, 0, tzinfo=now.tzinfo)
+        season = 1.3 if month in (3, 4, 5, 9, 10, 11) else 0.8
+        growth = 1.0 + 0.15 * (index / 12)
+        for n in range(max(1, round(rng.uniform(3, 6) * season * growth))):
+            created = start + timedelta(days=rng.uniform(0, 5))
+            delivered = created + timedelta(days=rng.uniform(5, 22))
+            if delivered > now:
+                break
+            funnel, department = rng.choice(DELIVERY_FUNNELS)
+            project_id = uuid5(DEMO_NAMESPACE, f"delivered-{seed}-{year}-{month}-{n}")
+
+            def ctx(actor: str, at: datetime, step: str, pid: UUID = project_id) -> CommandContext:
+                return CommandContext(
+                    actor=actor, at=at, command_id=uuid5(DEMO_NAMESPACE, f"{pid}-{step}")
+                )
+
+            word = rng.choice(COMPANY_WORDS)
+            pm = rng.choice(PMS)
+            create_project(
+                store,
+                rules,
+                project.CreateProject(
+                    project_id=project_id,
+                    title=rng.choice(TITLES),
+                    company_name=f"{word} Group",
+                    company_id=f"demo-{word.lower()}-group",
+                    amount=_money(rng, 2_000, 12_000),
+                    funnel=funnel,
+                    manager=rng.choice(MANAGERS),
+                    department=department,
+                    pm=pm,
+                ),
+                ctx(pm, created, "create"),
+            )
+            for step, status, at in (
+                ("start", "in_production", created + timedelta(days=1)),
+                ("done", done, delivered),
+            ):
+                command = project.MoveProjectToStatus(status)
+                handle_project_command(store, rules, project_id, command, ctx(pm, at, step))
+            count += 1
     return count
 
 

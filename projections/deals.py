@@ -276,6 +276,7 @@ DEAL_COLUMNS: tuple[Column, ...] = (
     _money("proposal_total"),
     _int("proposal_services"),
     _text("proposal_calculation_id"),
+    _moment("proposal_at"),
     _text("contract_number"),
     _day("contract_signed_on"),
     _money("invoiced_total"),
@@ -367,6 +368,7 @@ class DealProjection(KeyedFold):
                 deal["proposal_total"] = event.money("total")
                 deal["proposal_services"] = len(doc["services"])
                 deal["proposal_calculation_id"] = doc.get("calculation_id")
+                deal["proposal_at"] = at
                 deal["amount"] = event.money("total")
             case "DealContractRecorded":
                 deal["contract_number"] = doc["number"]

@@ -62,6 +62,7 @@ LEADS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("assessment_required", "BOOLEAN"),
     ("assessment_required_on_card", "BOOLEAN"),
     ("project_id", "VARCHAR"),
+    ("qualified_at", "TIMESTAMPTZ"),
     ("version", "INTEGER"),
     ("last_position", "BIGINT"),
 )
@@ -223,6 +224,8 @@ SETTERS: dict[str, list[tuple[str, str]]] = {
         (_card("assessment_required"), f"{_card_new('assessment_required')}::BOOLEAN"),
     ],
     "project_id": [(_topic("LeadProjectStarted"), "e_project_id")],
+    # when the lead was found quality (the conversion cohorts' first step)
+    "qualified_at": [(_topic("LeadQualified"), f"CASE WHEN {QUALITY} THEN event_at END")],
 }
 
 

@@ -215,6 +215,17 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
             "clients-without-planned",
         )
     },
+    # the sales pack (issue 16 §1)
+    **{
+        ("GET", f"/reports/{name}"): READERS
+        for name in (
+            "leads-period",
+            "proposals",
+            "average-check",
+            "conversion-cohorts",
+            "delivered-sales",
+        )
+    },
     ("GET", "/reports/revenue-cap"): frozenset({T, H, AN}),
     ("GET", "/exports/{table}"): READERS,
     ("GET", "/reports/process-map"): READERS,

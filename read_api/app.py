@@ -33,6 +33,7 @@ from read_api.routes import (
     process_map,
     projects,
     reports,
+    sales,
     sales_plans,
     sensitive,
     status_time,
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(sales_plans.router)
     app.include_router(cabinets.router)
     app.include_router(activities.router)
+    app.include_router(sales.router)  # the sales pack (issue 16 §1)
     workspace.mount(app, platform)  # the browser workspace: / and /workspace/...
 
     @app.get("/health", tags=["operations"])

@@ -394,6 +394,26 @@ CHARTS: dict[str, tuple[Chart, ...]] = {
             "Median wait per stage",
         ),
     ),
+    # the sales pack (issue 16 §1)
+    "LeadsPeriodReport": (Chart("rows", "key", ("count",), title="Leads"),),
+    "ProposalsReport": (Chart("by_month", "key", ("amount",), title="Proposals"),),
+    "AverageCheckReport": (Chart("rows", "key", ("average",), title="Average check"),),
+    "ConversionCohortsReport": (
+        Chart(
+            "by_month",
+            "month",
+            ("leads", "quality", "deals", "won", "projects"),
+            title="Conversion by creation month",
+        ),
+    ),
+    "DeliveredSalesReport": (
+        Chart(
+            "months",
+            "month",
+            ("amount", "last_year_amount", "forecast_amount"),
+            title="Delivered, last year and forecast",
+        ),
+    ),
 }
 """The charts the workspace's report pages show, by response model."""
 

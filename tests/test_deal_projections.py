@@ -544,6 +544,7 @@ def _deal_fields(state: deal.Deal) -> dict[str, Any]:
             if state.proposal is None or state.proposal.calculation_id is None
             else str(state.proposal.calculation_id)
         ),
+        "proposal_at": None if state.proposal is None else state.proposal.recorded_at,
         "contract_number": None if state.contract is None else state.contract.number,
         "contract_signed_on": None if state.contract is None else state.contract.signed_on,
         # counted invoices only (not prepayments, or approved ones); pending ones apart

@@ -181,12 +181,20 @@ def _replayed_fields(state: lead.Lead) -> dict[str, Any]:
         "assessment_required": lead.assessment_required(state, FUNNELS),
         "assessment_required_on_card": state.assessment_required,
         "project_id": None if state.project_id is None else str(state.project_id),
+        "qualified_at": state.qualified_at,
     }
 
 
 def _row_fields(row: dict[str, Any]) -> dict[str, Any]:
     fields = {k: row[k] for k in row if k not in ("furthest_step", "assessments", "visits")}
-    for k in ("paused_since", "closed_at", "created_at", "updated_at", "stage_entered_at"):
+    for k in (
+        "paused_since",
+        "closed_at",
+        "created_at",
+        "updated_at",
+        "stage_entered_at",
+        "qualified_at",
+    ):
         fields[k] = _as_utc(fields[k])
     fields["cost_components"] = [
         (c["name"], Decimal(c["amount"])) for c in json.loads(row["cost_components"])

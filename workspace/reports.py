@@ -40,7 +40,15 @@ from read_api.errors import BadRequestValue
 from read_api.routes import deals as deal_routes
 from read_api.routes import exports as export_routes
 from read_api.routes import leads as lead_routes
-from read_api.routes import pipeline, portfolio, process_map, projects, reports, status_time
+from read_api.routes import (
+    pipeline,
+    portfolio,
+    process_map,
+    projects,
+    reports,
+    sales,
+    status_time,
+)
 from schemas.leads import FunnelReport, PausedLeadsReport
 from schemas.pipeline import (
     ContractorOverrunReport,
@@ -57,6 +65,13 @@ from schemas.portfolio import (
     ResourceLoadReport,
 )
 from schemas.process_map import ProcessMap
+from schemas.sales import (
+    AverageCheckReport,
+    ConversionCohortsReport,
+    DeliveredSalesReport,
+    LeadsPeriodReport,
+    ProposalsReport,
+)
 from schemas.status_time import StatusTimePage, StatusTimeSummary
 from workspace import i18n
 from workspace.pages import (
@@ -108,6 +123,8 @@ class Report:
     defaults: Callable[[Platform], dict[str, str]] = field(default=lambda _: {})
     graph: Callable[[dict[str, Any], Callable[[str], str]], dict[str, Any]] | None = None
     """A drawn graph of the result (ECharts graph series) shown before the other charts."""
+    tiles: tuple[str, ...] = ()
+    """Summary figures shown as tiles above the chart (their column titles)."""
 
 
 def _text(values: Values, name: str) -> str | None:
@@ -159,6 +176,24 @@ STATUS_TIME = (
     Filter("funnel", N_("Funnel")),
     Filter("manager", N_("Manager")),
     Filter("over_limit_only", N_("Only over the limit"), "check"),
+)
+
+
+def _one_of(values: Values, name: str, allowed: tuple[str, ...]) -> Any:
+    value = _text(values, name) or allowed[0]
+    if value not in allowed:
+        raise BadRequestValue(name, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+LEAD_SPLITS = ("month", "funnel", "department", "source", "manager")
+PROJECT_SPLITS = ("month", "funnel", "department")
+COHORT_TILES = (
+    "totals leads",
+    "totals quality share",
+    "totals deal share",
+    "totals won share",
+    "totals project share",
 )
 
 
@@ -309,6 +344,62 @@ REPORTS: tuple[Report, ...] = (
         lambda p, c, _, v: portfolio.payments_report(
             c, _days(v), project_id=_uuid(v, "project_id"), limit=ROWS, offset=_offset(v)
         ),
+    ),
+    Report(
+        "leads-period",
+        "/reports/leads-period",
+        N_("Leads and sales for a period"),
+        LeadsPeriodReport,
+        (
+            Filter("funnel", N_("Funnel"), "choice", "funnels"),
+            Filter("split", N_("Split by"), "choice", "lead_splits"),
+            *PERIOD,
+        ),
+        lambda p, c, _, v: sales.leads_period_report(
+            p, c, _period(v), _text(v, "funnel"), _one_of(v, "split", LEAD_SPLITS), ROWS, 0
+        ),
+    ),
+    Report(
+        "proposals",
+        "/reports/proposals",
+        N_("Proposals"),
+        ProposalsReport,
+        (Filter("funnel", N_("Deal funnel"), "choice", "deal_funnels"), *PERIOD),
+        lambda p, c, _, v: sales.proposals_report(p, c, _period(v), _text(v, "funnel")),
+    ),
+    Report(
+        "average-check",
+        "/reports/average-check",
+        N_("Average check"),
+        AverageCheckReport,
+        (Filter("split", N_("Split by"), "choice", "project_splits"), *PERIOD),
+        lambda p, c, _, v: sales.average_check_report(
+            p, c, _period(v), None, _one_of(v, "split", PROJECT_SPLITS)
+        ),
+    ),
+    Report(
+        "conversion-cohorts",
+        "/reports/conversion-cohorts",
+        N_("Conversion cohorts"),
+        ConversionCohortsReport,
+        (Filter("funnel", N_("Funnel"), "choice", "funnels"), *PERIOD),
+        lambda p, c, _, v: sales.conversion_cohorts_report(p, c, _period(v), _text(v, "funnel")),
+        tiles=COHORT_TILES,
+    ),
+    Report(
+        "delivered-sales",
+        "/reports/delivered-sales",
+        N_("Delivered sales"),
+        DeliveredSalesReport,
+        (
+            Filter("year", N_("Year"), "year"),
+            Filter("as_of", N_("As of"), "date"),
+            Filter("department", N_("Department"), "choice", "departments"),
+        ),
+        lambda p, c, _, v: sales.delivered_sales_report(
+            p, c, _year(v, "year"), _text(v, "as_of"), None, _text(v, "department")
+        ),
+        tiles=("to date amount", "last year to date amount", "forecast year amount"),
     ),
     Report(
         "status-time",
@@ -494,6 +585,9 @@ def _options(platform: Platform) -> dict[str, list[tuple[str, str]]]:
             *((f.id, f.name) for f in platform.funnels.values()),
             *((f.id, f.name) for f in platform.rules.deal_funnels.values()),
         ],
+        "deal_funnels": [(f.id, f.name) for f in platform.rules.deal_funnels.values()],
+        "lead_splits": [(s, s) for s in LEAD_SPLITS],
+        "project_splits": [(s, s) for s in PROJECT_SPLITS],
     }
 
 
@@ -575,6 +669,7 @@ def report_page(request: Request, principal: Viewer, slug: str) -> HTMLResponse:
         "fields": filter_fields(report, values, _options(platform)),
         "error": None,
         "download": f"{PREFIX}/reports/{slug}/excel?" + urlencode(values),
+        "tiles": [],
     }
     try:
         result = run_report(platform, principal, report, values)
@@ -587,6 +682,7 @@ def report_page(request: Request, principal: Viewer, slug: str) -> HTMLResponse:
     if total is not None:
         path = f"{PREFIX}/reports/{slug}"
         context["page"] = pager(path, values, _offset(values), ROWS, total)
+    context["tiles"] = [(c, v) for c, v in context["summary"] if c.title in report.tiles]
     return render(request, "reports/report.html", context, principal=principal)
 
 
