@@ -9,12 +9,14 @@ percentages are rounded half up to two places.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from aggregates.rules import HEALTH_LEVELS, Calendar, ProjectRules
 from queries.common import (
@@ -94,6 +96,96 @@ def calendar_hours(calendar: Calendar, start: date, end: date) -> Decimal:
     working -= sum(1 for h in calendar.holidays if start <= h <= end and h.isoweekday() in weekdays)
     per_day = Decimal(str(calendar.hours_per_day))
     return (per_day * working).quantize(CENT)
+
+
+# --- the plan spread over its days --------------------------------------------------------
+
+CALENDAR_FIRST = date(2000, 1, 1)
+CALENDAR_LAST = date(2100, 12, 31)
+WORKDAYS = "_workdays"
+"""The production calendar as a table: each day, the working days before it and up to it
+(counted from ``CALENDAR_FIRST``), registered on the cursor for the plan's spread."""
+
+_workday_tables: dict[Calendar, pa.Table] = {}
+
+
+def workday_table(calendar: Calendar) -> pa.Table:
+    """Each day from 2000 to 2100 with the working days before it and through it."""
+    table = _workday_tables.get(calendar)
+    if table is None:
+        days: list[date] = []
+        before: list[int] = []
+        upto: list[int] = []
+        n, day, one = 0, CALENDAR_FIRST, timedelta(days=1)
+        weekdays, holidays = calendar.working_weekdays, calendar.holidays
+        while day <= CALENDAR_LAST:
+            days.append(day)
+            before.append(n)
+            if day.isoweekday() in weekdays and day not in holidays:
+                n += 1
+            upto.append(n)
+            day += one
+        table = pa.table(
+            {
+                "day": pa.array(days, pa.date32()),
+                "before": pa.array(before, pa.int32()),
+                "upto": pa.array(upto, pa.int32()),
+            }
+        )
+        _workday_tables[calendar] = table
+    return table
+
+
+def register_calendar(cursor: duckdb.DuckDBPyConnection, calendar: Calendar) -> None:
+    """Make the production calendar's table (:data:`WORKDAYS`) readable on the cursor."""
+    cursor.register(WORKDAYS, workday_table(calendar))
+
+
+def planned_in_period(
+    days: Days, where: str = "TRUE", params: Sequence[Any] = ()
+) -> tuple[str, list[Any]]:
+    """SQL: every task with a plan (``project_tasks`` t of ``projects`` p, filtered by
+    ``where`` over t and p) and the part of its planned hours that falls in the period
+    (``period_planned``), the plan spread pro rata over the task's working days.
+
+    A task's days run from its start (else the project's planned start, else the day it
+    was added) to its due day (else the project's planned end, else its start); a span
+    with no working day spreads its plan over its calendar days. The plan up to a day is
+    ``round(planned * share of the span's days up to that day, 2)``, and a period gets
+    the plan up to its last day less the plan up to the day before its first: splitting
+    a period into parts splits its plan exactly, to the cent. Needs the calendar
+    registered on the cursor (:func:`register_calendar`)."""
+    sql = f"""
+    WITH spans AS (
+      SELECT t.project_id, t.task_id, t.title, t.assignee, t.planned_hours,
+        p.title AS project, p.department,
+        coalesce(t.start, p.planned_start, t.added_at::DATE) AS first,
+        greatest(coalesce(t.due, p.planned_end, t.start, p.planned_start,
+                          t.added_at::DATE),
+                 coalesce(t.start, p.planned_start, t.added_at::DATE)) AS last
+      FROM project_tasks t JOIN projects p ON p.project_id = t.project_id
+      WHERE t.planned_hours > 0 AND ({where})
+    ),
+    cut AS (
+      SELECT s.*, greatest(s.first, ?::DATE) AS a, least(s.last, ?::DATE) AS b,
+        c1.before AS first_before, c2.upto - c1.before AS weight,
+        date_diff('day', s.first, s.last) + 1 AS length
+      FROM spans s JOIN {WORKDAYS} c1 ON c1.day = s.first
+      JOIN {WORKDAYS} c2 ON c2.day = s.last
+    )
+    SELECT c.project_id, c.task_id, c.title, c.assignee, c.planned_hours, c.project,
+      c.department, c.first, c.last,
+      CASE WHEN c.a > c.b THEN 0::DECIMAL(18,2)
+      WHEN c.weight > 0 THEN (
+        round(c.planned_hours * (cb.upto - c.first_before) / c.weight, 2)
+        - round(c.planned_hours * (ca.before - c.first_before) / c.weight, 2))::DECIMAL(18,2)
+      ELSE (
+        round(c.planned_hours * (date_diff('day', c.first, c.b) + 1) / c.length, 2)
+        - round(c.planned_hours * date_diff('day', c.first, c.a) / c.length, 2)
+      )::DECIMAL(18,2) END AS period_planned
+    FROM cut c LEFT JOIN {WORKDAYS} ca ON ca.day = c.a LEFT JOIN {WORKDAYS} cb ON cb.day = c.b
+    """
+    return sql, [*params, days.start or CALENDAR_FIRST, days.end or CALENDAR_LAST]
 
 
 # --- the portfolio ----------------------------------------------------------------------
@@ -229,38 +321,57 @@ def portfolio(
 
 
 def plan_fact(
-    cursor: duckdb.DuckDBPyConnection, filters: Filters, days: Days, limit: int, offset: int
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    days: Days,
+    limit: int,
+    offset: int,
+    calendar: Calendar | None = None,
 ) -> dict[str, Any]:
-    """Per project (newest first): the plan (its tasks' planned hours), the hours logged
-    on days of the period and overall, and the overall deviation from the plan; with the
-    totals of every project the filters match."""
+    """Per project (newest first): the plan (its tasks' planned hours), the part of the
+    plan that falls in the period (each task's plan spread over its working days, see
+    :func:`planned_in_period`: never counted whole in a period its task only touches),
+    the hours logged on days of the period and overall, the period's deviation from its
+    plan and the overall deviation from the whole plan; with the totals of every project
+    the filters match."""
+    register_calendar(cursor, calendar or Calendar())
     where, params = filters.where("p")
     in_period, period_params = days.where("day")
     logged = (
         "SELECT project_id, sum(hours) AS hours FROM time_entries "
         f"WHERE {in_period} GROUP BY project_id"
     )
-    base = f"FROM projects p LEFT JOIN ({logged}) h ON h.project_id = p.project_id{where}"
-    all_params = [*period_params, *params]
+    spread, spread_params = planned_in_period(days)
+    planned = f"SELECT project_id, sum(period_planned) AS hours FROM ({spread}) GROUP BY ALL"
+    base = (
+        f"FROM projects p LEFT JOIN ({logged}) h ON h.project_id = p.project_id "
+        f"LEFT JOIN ({planned}) s ON s.project_id = p.project_id{where}"
+    )
+    all_params = [*period_params, *spread_params, *params]
     totals_row = cursor.execute(
         "SELECT count(*), sum(p.planned_hours), sum(coalesce(h.hours, 0)), "
-        f"sum(p.actual_hours) {base}",
+        f"sum(p.actual_hours), sum(coalesce(s.hours, 0)) {base}",
         all_params,
     ).fetchone()
     assert totals_row is not None
-    total, planned, period_hours, actual = totals_row
+    total, planned_sum, period_hours, actual, period_planned = totals_row
     cursor.execute(
         "SELECT p.project_id, p.title, p.company_name, p.pm, p.department, p.direction, "
-        "p.category, p.status, p.planned_hours, coalesce(h.hours, 0) AS period_hours, "
+        "p.category, p.status, p.planned_hours, coalesce(s.hours, 0) AS period_planned_hours, "
+        "coalesce(h.hours, 0) AS period_hours, "
         f"p.actual_hours {base} ORDER BY p.created_at DESC, p.project_id LIMIT ? OFFSET ?",
         [*all_params, limit, offset],
     )
     items = rows(cursor)
     for item in items:
         item["period_hours"] = decimal(item["period_hours"])
+        item["period_planned_hours"] = decimal(item["period_planned_hours"])
+        item["period_deviation_percent"] = deviation(
+            item["period_hours"], item["period_planned_hours"]
+        )
         item["deviation_hours"] = item["actual_hours"] - item["planned_hours"]
         item["deviation_percent"] = deviation(item["actual_hours"], item["planned_hours"])
-    planned_total, actual_total = decimal(planned), decimal(actual)
+    planned_total, actual_total = decimal(planned_sum), decimal(actual)
     return {
         "period_from": days.start,
         "period_to": days.end,
@@ -268,7 +379,9 @@ def plan_fact(
         "totals": {
             "projects": int(total),
             "planned_hours": planned_total,
+            "period_planned_hours": decimal(period_planned),
             "period_hours": decimal(period_hours),
+            "period_deviation_percent": deviation(decimal(period_hours), decimal(period_planned)),
             "actual_hours": actual_total,
             "deviation_hours": actual_total - planned_total,
             "deviation_percent": deviation(actual_total, planned_total),
@@ -296,47 +409,156 @@ def resource_load(
     limit: int,
     offset: int,
 ) -> dict[str, Any]:
-    """Per person, most loaded first: the hours logged on days of the period, per project,
-    against the production calendar's hours of the period. Listed: everyone with hours
-    logged in the period, or the one person asked for (with none too)."""
+    """Per person, most loaded first: their tasks' planned hours that fall in the period
+    (each task's plan spread over its working days, :func:`planned_in_period`) and the
+    hours they logged on days of the period, per project and per task, against the
+    production calendar's hours of the period (load %: logged, and planned). Listed:
+    everyone with hours logged or planned in the period, or the one person asked for
+    (with none too).
+
+    Per department (of the user directory): its people — those listed, and the active
+    users of the delivering departments (``calendar.departments``) with a role that logs
+    its own hours (``calendar.roles``) — their capacity (the calendar's hours of the
+    period for each), their logged and planned hours, and its efficiency: logged hours
+    in % of the capacity."""
     required = calendar_hours(calendar, span.start, span.end)
+    register_calendar(cursor, calendar)
     in_period, params = span.days.where("day")
     if person is not None:
         in_period += " AND person = ?"
         params.append(person)
     cursor.execute(
-        "SELECT person, project_id, sum(hours) AS hours FROM time_entries "
-        f"WHERE {in_period} GROUP BY ALL HAVING sum(hours) > 0",
+        "SELECT person, project_id, task_id, sum(hours) AS hours FROM time_entries "
+        f"WHERE {in_period} GROUP BY ALL HAVING sum(hours) <> 0",
         params,
     )
-    logged: dict[str, dict[str, Decimal]] = {}
-    for who, project_id, hours in cursor.fetchall():
-        logged.setdefault(who, {})[project_id] = decimal(hours)
-    if person is not None:
-        logged.setdefault(person, {})
-    totals = {who: sum(per.values(), ZERO) for who, per in logged.items()}
-    people = sorted(logged, key=lambda who: (-totals[who], who))
+    logged: dict[str, dict[tuple[str, str | None], Decimal]] = {}
+    for who, project_id, task_id, hours in cursor.fetchall():
+        logged.setdefault(who, {})[(project_id, task_id)] = decimal(hours)
+    spread, spread_params = planned_in_period(
+        span.days,
+        "t.assignee IS NOT NULL" + (" AND t.assignee = ?" if person is not None else ""),
+        [person] if person is not None else [],
+    )
+    cursor.execute(
+        f"SELECT assignee, project_id, task_id, period_planned FROM ({spread}) "
+        "WHERE period_planned <> 0",
+        spread_params,
+    )
+    planned: dict[str, dict[tuple[str, str | None], Decimal]] = {}
+    for who, project_id, task_id, hours in cursor.fetchall():
+        planned.setdefault(who, {})[(project_id, task_id)] = decimal(hours)
+    everyone = set(logged) | set(planned) | ({person} if person is not None else set())
+    totals = {who: sum(logged.get(who, {}).values(), ZERO) for who in everyone}
+    plans = {who: sum(planned.get(who, {}).values(), ZERO) for who in everyone}
+    people = sorted(everyone, key=lambda who: (-totals[who], -plans[who], who))
     chosen = people[offset : offset + limit]
-    titles = _titles(cursor, sorted({p for who in chosen for p in logged[who]}))
-    items = [
-        {
-            "person": who,
-            "logged_hours": totals[who],
-            "calendar_hours": required,
-            "load_percent": percent(totals[who], required),
-            "projects": [
-                {"project_id": project_id, "title": titles.get(project_id), "hours": hours}
-                for project_id, hours in sorted(logged[who].items(), key=lambda p: (-p[1], p[0]))
-            ],
-        }
-        for who in chosen
-    ]
+    keys = {k for who in chosen for k in (*logged.get(who, {}), *planned.get(who, {}))}
+    titles = _titles(cursor, sorted({p for p, _ in keys}))
+    task_titles = _task_titles(cursor, sorted(keys - {(p, None) for p, _ in keys}))
+    items = []
+    for who in chosen:
+        mine_logged, mine_planned = logged.get(who, {}), planned.get(who, {})
+        per_project: dict[str, list[Decimal]] = {}
+        for (project_id, _), hours in mine_logged.items():
+            per_project.setdefault(project_id, [ZERO, ZERO])[0] += hours
+        for (project_id, _), hours in mine_planned.items():
+            per_project.setdefault(project_id, [ZERO, ZERO])[1] += hours
+        items.append(
+            {
+                "person": who,
+                "logged_hours": totals[who],
+                "planned_hours": plans[who],
+                "calendar_hours": required,
+                "load_percent": percent(totals[who], required),
+                "planned_load_percent": percent(plans[who], required),
+                "projects": [
+                    {
+                        "project_id": project_id,
+                        "title": titles.get(project_id),
+                        "hours": hours,
+                        "planned_hours": plan,
+                    }
+                    for project_id, (hours, plan) in sorted(
+                        per_project.items(), key=lambda p: (-p[1][0], -p[1][1], p[0])
+                    )
+                ],
+                "tasks": [
+                    {
+                        "project_id": project_id,
+                        "project": titles.get(project_id),
+                        "task_id": task_id,
+                        "title": task_titles.get((project_id, task_id)),
+                        "planned_hours": mine_planned.get((project_id, task_id), ZERO),
+                        "logged_hours": mine_logged.get((project_id, task_id), ZERO),
+                    }
+                    for project_id, task_id in sorted(
+                        {*mine_logged, *mine_planned},
+                        key=lambda k: (titles.get(k[0]) or "", k[0], k[1] or ""),
+                    )
+                ],
+            }
+        )
     return {
         "period_from": span.start,
         "period_to": span.end,
         "calendar_hours": required,
         **page_of(items, len(people), limit, offset),
+        "departments": _department_efficiency(cursor, calendar, required, totals, plans, person),
     }
+
+
+def _task_titles(
+    cursor: duckdb.DuckDBPyConnection, keys: list[tuple[str, str | None]]
+) -> dict[tuple[str, str | None], str]:
+    if not keys:
+        return {}
+    cursor.execute(
+        "SELECT project_id, task_id, title FROM project_tasks WHERE list_contains(?, project_id)",
+        [sorted({p for p, _ in keys})],
+    )
+    wanted = set(keys)
+    return {(p, t): title for p, t, title in cursor.fetchall() if (p, t) in wanted}
+
+
+def _department_efficiency(
+    cursor: duckdb.DuckDBPyConnection,
+    calendar: Calendar,
+    required: Decimal,
+    logged: dict[str, Decimal],
+    planned: dict[str, Decimal],
+    person: str | None,
+) -> list[dict[str, Any]]:
+    """Each department's people, capacity, logged and planned hours and efficiency."""
+    cursor.execute(
+        "SELECT username, department FROM users WHERE list_contains(?, username) "
+        "OR (? IS NULL AND active AND list_contains(?, department) AND list_contains(?, role))",
+        [
+            sorted(logged),
+            person,
+            sorted(calendar.departments),
+            sorted(calendar.roles),
+        ],
+    )
+    department_of: dict[str, str | None] = dict.fromkeys(logged)
+    department_of.update(dict(cursor.fetchall()))
+    tally: dict[str | None, list[Any]] = {}
+    for who, department in department_of.items():
+        figures = tally.setdefault(department, [0, ZERO, ZERO])
+        figures[0] += 1
+        figures[1] += logged.get(who, ZERO)
+        figures[2] += planned.get(who, ZERO)
+    return [
+        {
+            "department": department,
+            "people": n,
+            "capacity_hours": required * n,
+            "logged_hours": hours,
+            "planned_hours": plan,
+            "efficiency_percent": percent(hours, required * n),
+        }
+        for department, (n, hours, plan) in sorted(tally.items(), key=lambda d: name_key(d[0]))
+    ]
 
 
 @dataclass(frozen=True)

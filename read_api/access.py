@@ -189,6 +189,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/users"): frozenset({AD}),
     ("POST", "/users/{username}"): frozenset({AD}),
     ("POST", "/users/{username}/managers"): frozenset({AD}),
+    ("PUT", "/users/{username}/cost-rate"): frozenset({AD, T}),
     ("PUT", "/users/{username}/password"): frozenset({AD}),
     ("PUT", "/me/password"): EVERYONE,
     ("GET", "/subjects/{subject_id}"): OVERSIGHT,
