@@ -176,6 +176,9 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
             "paused-leads",
         )
     },
+    # delivery (issue 16 §2)
+    ("GET", "/reports/project-costs"): READERS,
+    ("GET", "/reports/check-growth"): READERS,
     ("GET", "/reports/contractor-overruns"): READERS,
     ("GET", "/reports/revenue-cap"): frozenset({T, H, AN}),
     ("GET", "/exports/{table}"): READERS,

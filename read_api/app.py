@@ -22,6 +22,7 @@ from read_api.openapi import install_openapi
 from read_api.routes import (
     audit,
     deals,
+    delivery,
     directory,
     events,
     exports,
@@ -93,6 +94,7 @@ def create_app(
     app.include_router(directory.assignments)
     app.include_router(projects.router)
     app.include_router(portfolio.router)
+    app.include_router(delivery.router)
     app.include_router(events.router)
     app.include_router(pipeline.router)
     app.include_router(status_time.router)
