@@ -8,14 +8,14 @@ The history (the fake clock starts on Monday 2026-01-05):
 - rates: ivan 1200 from 01-01 (replaced by 1000 for the same day), 1500 from 01-08;
   petr 800 from 01-06;
 - Alpha (direct, PM olga.pm, value 50,000, planned start 2026-02-02): ivan 8 h on 01-05
-  (× 1000 = 8,000) and 4 h on 01-08 (× 1500 = 6,000); petr 2 h on 01-05 (no rate yet:
-  unpriced) and 5 h on 01-06 (× 800 = 4,000). Labour 18,000; margin 32,000 (64 %);
+  (* 1000 = 8,000) and 4 h on 01-08 (* 1500 = 6,000); petr 2 h on 01-05 (no rate yet:
+  unpriced) and 5 h on 01-06 (* 800 = 4,000). Labour 18,000; margin 32,000 (64 %);
 - Beta (from mia.manager's won deal, value 1,000, no planned start: month of creation,
   2026-01): the contractor's accepted estimate 900. Margin 100 (10 %).
 Totals: value 51,000, cost 18,900, margin 32,100 = 62.94 % of the value.
 
 A hypothesis property checks, on random read-model rows, that each project's labour is
-Σ hours × the rate in force that day, and that the roll-ups by PM, department and month
+Σ hours * the rate in force that day, and that the roll-ups by PM, department and month
 add up to the totals.
 """
 
