@@ -112,7 +112,7 @@ def history(api: TestClient, platform: Platform, clock: FakeClock) -> tuple[str,
     return alpha, beta
 
 
-def D(value: str) -> Decimal:
+def D(value: str | int) -> Decimal:
     return Decimal(value)
 
 
