@@ -372,6 +372,20 @@ CHARTS: dict[str, tuple[Chart, ...]] = {
     "StatusTimeSummary": (
         Chart("stages", "stage", ("visits", "visits_over_limit"), title="Visits per stage"),
     ),
+    "ProjectCostsReport": (
+        Chart("items", "title", ("value", "cost", "margin"), "bar", "Value, cost and margin"),
+        Chart(
+            "groups", "key", ("labour_cost", "contractor_cost", "margin"), title="Margin by group"
+        ),
+    ),
+    "CheckGrowthReport": (
+        Chart(
+            "sources",
+            "source",
+            ("lead_amount", "deal_amount", "value", "invoiced", "paid"),
+            title="Check growth by source",
+        ),
+    ),
 }
 """The charts the workspace's report pages show, by response model."""
 
