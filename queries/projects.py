@@ -138,6 +138,9 @@ def workday_table(calendar: Calendar) -> pa.Table:
 
 def register_calendar(cursor: duckdb.DuckDBPyConnection, calendar: Calendar) -> None:
     """Make the production calendar's table (:data:`WORKDAYS`) readable on the cursor."""
+    # a cursor may still hold the unread result of its last statement (a scoped cursor's
+    # views): DuckDB registers nothing until that is done with
+    cursor.execute("SELECT 1").fetchall()
     cursor.register(WORKDAYS, workday_table(calendar))
 
 
