@@ -21,6 +21,8 @@ from queries.common import Filters, decimal, page_of, percent, rows
 from queries.project_costs import stored_table
 from queries.projects import Days
 
+FIGURES = "_check_growth"
+"""The temporary table one request's per-project figures are read into."""
 MONEY = ("lead_amount", "deal_amount", "value", "invoiced", "paid")
 
 
@@ -87,20 +89,23 @@ def check_growth(
     and per source; and in total over every project the filters match (and, given one,
     whose first contact came from ``source``)."""
     base, params = _base(cursor, filters, days, source)
-    totals = cursor.execute(f"SELECT {SUMS} FROM ({base})", params).fetchone()
-    assert totals is not None
-    rollups: dict[str, list[dict[str, Any]]] = {}
-    for key in ("manager", "source"):
+    # the chosen projects' figures are read once, then summed, grouped and paged
+    cursor.execute(f"CREATE OR REPLACE TEMP TABLE {FIGURES} AS {base}", params)
+    try:
+        totals = cursor.execute(f"SELECT {SUMS} FROM {FIGURES}").fetchone()
+        assert totals is not None
+        rollups: dict[str, list[dict[str, Any]]] = {}
+        for key in ("manager", "source"):
+            cursor.execute(f"SELECT {key}, {SUMS} FROM {FIGURES} GROUP BY 1 ORDER BY 1 NULLS LAST")
+            rollups[key] = [{key: k, **_figures(tuple(f))} for k, *f in cursor.fetchall()]
         cursor.execute(
-            f"SELECT {key}, {SUMS} FROM ({base}) GROUP BY 1 ORDER BY 1 NULLS LAST", params
+            f"SELECT * EXCLUDE (created_at) FROM {FIGURES} "
+            "ORDER BY created_at DESC, project_id LIMIT ? OFFSET ?",
+            [limit, offset],
         )
-        rollups[key] = [{key: k, **_figures(tuple(f))} for k, *f in cursor.fetchall()]
-    cursor.execute(
-        f"SELECT * EXCLUDE (created_at) FROM ({base}) ORDER BY created_at DESC, project_id "
-        "LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-    )
-    items = rows(cursor)
+        items = rows(cursor)
+    finally:
+        cursor.execute(f"DROP TABLE IF EXISTS {FIGURES}")
     for item in items:
         for key in MONEY:
             if item[key] is not None or key not in ("lead_amount", "deal_amount"):

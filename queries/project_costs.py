@@ -6,9 +6,10 @@ it and the day it reached the done status), the hours it spent in each status, t
 planned and actual hours, its value (the project's amount), and its cost:
 
 - **labour**: every hour logged on it times the hourly cost rate of the person who
-  logged it in force on that day (``user_cost_rates``: the last rate whose first day is
-  not after it; an hour logged before the person's first rate costs nothing and is
-  counted apart, ``unpriced_hours``), rounded to the cent per project;
+  logged it in force on that day (``user_cost_rates``: the rate whose days, from its
+  first day up to the next rate's, hold it; an hour logged before the person's first
+  rate costs nothing and is counted apart, ``unpriced_hours``), rounded to the cent per
+  project;
 - **contractors**: the prices of the accepted contractor estimates of the project's deal
   hand-offs: logistics estimates naming a contractor that reached a ready stage, were not
   rejected, and belong to the deal's last estimate round that had any (or were sent by
@@ -68,12 +69,18 @@ def _base(cursor: duckdb.DuckDBPyConnection, chosen: CostFilters) -> tuple[str, 
         strftime({START_DAY}, '%Y-%m') AS month
       FROM projects p{where}
     ),
+    rates AS (
+      SELECT username, valid_from, rate,
+        lead(valid_from, 1, DATE '9999-12-31')
+          OVER (PARTITION BY username ORDER BY valid_from) AS until
+      FROM user_cost_rates
+    ),
     labour AS (
       SELECT e.project_id, min(e.day) FILTER (WHERE e.hours > 0) AS actual_start,
         round(sum(e.hours * coalesce(r.rate, 0)), 2) AS labour,
         coalesce(sum(e.hours) FILTER (WHERE r.rate IS NULL), 0) AS unpriced
-      FROM time_entries e ASOF LEFT JOIN user_cost_rates r
-        ON e.person = r.username AND e.day >= r.valid_from
+      FROM time_entries e LEFT JOIN rates r
+        ON e.person = r.username AND e.day >= r.valid_from AND e.day < r.until
       WHERE e.project_id IN (SELECT project_id FROM chosen)
       GROUP BY e.project_id
     ),
@@ -103,6 +110,9 @@ def _base(cursor: duckdb.DuckDBPyConnection, chosen: CostFilters) -> tuple[str, 
     """
     return sql, [*params, *period_params]
 
+
+FIGURES = "_project_costs"
+"""The temporary table one request's per-project figures are computed into."""
 
 SUMS = (
     "count(*), sum(value), sum(labour_cost), sum(contractor_cost), sum(cost), sum(margin), "
@@ -141,20 +151,24 @@ def project_costs(
     their dates, hours per status, value, cost and margin; the roll-up by ``group``
     (one of :data:`GROUPS`, None: none); the totals over every project chosen."""
     base, params = _base(cursor, chosen)
-    params = [*params, done_status]
-    totals = cursor.execute(f"SELECT {SUMS} FROM ({base})", params).fetchone()
-    assert totals is not None
-    groups: list[dict[str, Any]] = []
-    if group is not None:
-        assert group in GROUPS
-        cursor.execute(f"SELECT {group}, {SUMS} FROM ({base}) GROUP BY 1 ORDER BY 1", params)
-        groups = [{"key": key, **_figures(tuple(f))} for key, *f in cursor.fetchall()]
-    cursor.execute(
-        f"SELECT * EXCLUDE (created_at) FROM ({base}) ORDER BY created_at DESC, project_id "
-        "LIMIT ? OFFSET ?",
-        [*params, limit, offset],
-    )
-    items = rows(cursor)
+    # the chosen projects' figures are computed once, then summed, grouped and paged
+    cursor.execute(f"CREATE OR REPLACE TEMP TABLE {FIGURES} AS {base}", [*params, done_status])
+    try:
+        totals = cursor.execute(f"SELECT {SUMS} FROM {FIGURES}").fetchone()
+        assert totals is not None
+        groups: list[dict[str, Any]] = []
+        if group is not None:
+            assert group in GROUPS
+            cursor.execute(f"SELECT {group}, {SUMS} FROM {FIGURES} GROUP BY 1 ORDER BY 1")
+            groups = [{"key": key, **_figures(tuple(f))} for key, *f in cursor.fetchall()]
+        cursor.execute(
+            f"SELECT * EXCLUDE (created_at) FROM {FIGURES} "
+            "ORDER BY created_at DESC, project_id LIMIT ? OFFSET ?",
+            [limit, offset],
+        )
+        items = rows(cursor)
+    finally:
+        cursor.execute(f"DROP TABLE IF EXISTS {FIGURES}")
     hours = _status_hours(cursor, [i["project_id"] for i in items], now)
     for item in items:
         for key in ("value", "labour_cost", "contractor_cost", "cost", "margin"):

@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from aggregates.rules import HEALTH_LEVELS, Calendar, ProjectRules
 from queries.common import (
@@ -102,62 +101,44 @@ def calendar_hours(calendar: Calendar, start: date, end: date) -> Decimal:
 
 CALENDAR_FIRST = date(2000, 1, 1)
 CALENDAR_LAST = date(2100, 12, 31)
-WORKDAYS = "_workdays"
-"""The production calendar as a table: each day, the working days before it and up to it
-(counted from ``CALENDAR_FIRST``), registered on the cursor for the plan's spread."""
-
-_workday_tables: dict[Calendar, pa.Table] = {}
+EPOCH = date(2000, 1, 3)
+"""A Monday: working days are counted from it by arithmetic (no calendar table)."""
 
 
-def workday_table(calendar: Calendar) -> pa.Table:
-    """Each day from 2000 to 2100 with the working days before it and through it."""
-    table = _workday_tables.get(calendar)
-    if table is None:
-        days: list[date] = []
-        before: list[int] = []
-        upto: list[int] = []
-        n, day, one = 0, CALENDAR_FIRST, timedelta(days=1)
-        weekdays, holidays = calendar.working_weekdays, calendar.holidays
-        while day <= CALENDAR_LAST:
-            days.append(day)
-            before.append(n)
-            if day.isoweekday() in weekdays and day not in holidays:
-                n += 1
-            upto.append(n)
-            day += one
-        table = pa.table(
-            {
-                "day": pa.array(days, pa.date32()),
-                "before": pa.array(before, pa.int32()),
-                "upto": pa.array(upto, pa.int32()),
-            }
-        )
-        _workday_tables[calendar] = table
-    return table
-
-
-def register_calendar(cursor: duckdb.DuckDBPyConnection, calendar: Calendar) -> None:
-    """Make the production calendar's table (:data:`WORKDAYS`) readable on the cursor."""
-    # a cursor may still hold the unread result of its last statement (a scoped cursor's
-    # views): DuckDB registers nothing until that is done with
-    cursor.execute("SELECT 1").fetchall()
-    cursor.register(WORKDAYS, workday_table(calendar))
+def workdays_before(calendar: Calendar, day: str) -> str:
+    """SQL: the production calendar's working days from :data:`EPOCH` up to the day
+    before ``day`` (an SQL date expression): whole weeks times the working weekdays, the
+    working weekdays of the last part week, less the holidays on working weekdays before
+    it. Pure arithmetic on the row: no table to join."""
+    weekdays = sorted(d for d in calendar.working_weekdays if 1 <= d <= 7)
+    n = f"date_diff('day', DATE '{EPOCH}', {day})"
+    partial = " + ".join(f"(({n}) % 7 > {d - 1})::INTEGER" for d in weekdays) or "0"
+    count = f"(({n}) // 7 * {len(weekdays)} + {partial})"
+    holidays = sorted(h for h in calendar.holidays if h.isoweekday() in weekdays)
+    if not holidays:
+        return count
+    listed = ", ".join(f"DATE '{h}'" for h in holidays)
+    return f"({count} - len(list_filter([{listed}], lambda h: h < {day})))"
 
 
 def planned_in_period(
-    days: Days, where: str = "TRUE", params: Sequence[Any] = ()
+    days: Days, calendar: Calendar, where: str = "TRUE", params: Sequence[Any] = ()
 ) -> tuple[str, list[Any]]:
     """SQL: every task with a plan (``project_tasks`` t of ``projects`` p, filtered by
-    ``where`` over t and p) and the part of its planned hours that falls in the period
-    (``period_planned``), the plan spread pro rata over the task's working days.
+    ``where`` over t and p) whose days meet the period, and the part of its planned hours
+    that falls in the period (``period_planned``), the plan spread pro rata over the
+    task's working days.
 
     A task's days run from its start (else the project's planned start, else the day it
     was added) to its due day (else the project's planned end, else its start); a span
     with no working day spreads its plan over its calendar days. The plan up to a day is
     ``round(planned * share of the span's days up to that day, 2)``, and a period gets
     the plan up to its last day less the plan up to the day before its first: splitting
-    a period into parts splits its plan exactly, to the cent. Needs the calendar
-    registered on the cursor (:func:`register_calendar`)."""
+    a period into parts splits its plan exactly, to the cent."""
+
+    def before(day: str) -> str:
+        return workdays_before(calendar, day)
+
     sql = f"""
     WITH spans AS (
       SELECT t.project_id, t.task_id, t.title, t.assignee, t.planned_hours,
@@ -170,23 +151,27 @@ def planned_in_period(
       WHERE t.planned_hours > 0 AND ({where})
     ),
     cut AS (
-      SELECT s.*, greatest(s.first, ?::DATE) AS a, least(s.last, ?::DATE) AS b,
-        c1.before AS first_before, c2.upto - c1.before AS weight,
-        date_diff('day', s.first, s.last) + 1 AS length
-      FROM spans s JOIN {WORKDAYS} c1 ON c1.day = s.first
-      JOIN {WORKDAYS} c2 ON c2.day = s.last
+      SELECT * FROM (
+        SELECT s.*, greatest(s.first, ?::DATE) AS a, least(s.last, ?::DATE) AS b FROM spans s
+      ) WHERE a <= b
+    ),
+    counted AS (
+      SELECT c.*, {before("c.first")} AS first_before,
+        {before("c.last + 1")} - {before("c.first")} AS weight,
+        {before("c.a")} AS a_before, {before("c.b + 1")} AS b_upto,
+        date_diff('day', c.first, c.last) + 1 AS length
+      FROM cut c
     )
     SELECT c.project_id, c.task_id, c.title, c.assignee, c.planned_hours, c.project,
       c.department, c.first, c.last,
-      CASE WHEN c.a > c.b THEN 0::DECIMAL(18,2)
-      WHEN c.weight > 0 THEN (
-        round(c.planned_hours * (cb.upto - c.first_before) / c.weight, 2)
-        - round(c.planned_hours * (ca.before - c.first_before) / c.weight, 2))::DECIMAL(18,2)
+      CASE WHEN c.weight > 0 THEN (
+        round(c.planned_hours * (c.b_upto - c.first_before) / c.weight, 2)
+        - round(c.planned_hours * (c.a_before - c.first_before) / c.weight, 2))::DECIMAL(18,2)
       ELSE (
         round(c.planned_hours * (date_diff('day', c.first, c.b) + 1) / c.length, 2)
         - round(c.planned_hours * date_diff('day', c.first, c.a) / c.length, 2)
       )::DECIMAL(18,2) END AS period_planned
-    FROM cut c LEFT JOIN {WORKDAYS} ca ON ca.day = c.a LEFT JOIN {WORKDAYS} cb ON cb.day = c.b
+    FROM counted c
     """
     return sql, [*params, days.start or CALENDAR_FIRST, days.end or CALENDAR_LAST]
 
@@ -337,35 +322,44 @@ def plan_fact(
     the hours logged on days of the period and overall, the period's deviation from its
     plan and the overall deviation from the whole plan; with the totals of every project
     the filters match."""
-    register_calendar(cursor, calendar or Calendar())
     where, params = filters.where("p")
     in_period, period_params = days.where("day")
     logged = (
         "SELECT project_id, sum(hours) AS hours FROM time_entries "
         f"WHERE {in_period} GROUP BY project_id"
     )
-    spread, spread_params = planned_in_period(days)
-    planned = f"SELECT project_id, sum(period_planned) AS hours FROM ({spread}) GROUP BY ALL"
+    # only the chosen projects' tasks are spread
+    chosen = where.removeprefix(" WHERE ") or "TRUE"
+    spread, spread_params = planned_in_period(days, calendar or Calendar(), chosen, params)
+    # the period's plan per project is spread once, then read by the totals and the page
+    cursor.execute(
+        f"CREATE OR REPLACE TEMP TABLE {PLAN_SPREAD} AS SELECT project_id, "
+        f"sum(period_planned) AS hours FROM ({spread}) GROUP BY ALL",
+        spread_params,
+    )
     base = (
         f"FROM projects p LEFT JOIN ({logged}) h ON h.project_id = p.project_id "
-        f"LEFT JOIN ({planned}) s ON s.project_id = p.project_id{where}"
+        f"LEFT JOIN {PLAN_SPREAD} s ON s.project_id = p.project_id{where}"
     )
-    all_params = [*period_params, *spread_params, *params]
-    totals_row = cursor.execute(
-        "SELECT count(*), sum(p.planned_hours), sum(coalesce(h.hours, 0)), "
-        f"sum(p.actual_hours), sum(coalesce(s.hours, 0)) {base}",
-        all_params,
-    ).fetchone()
-    assert totals_row is not None
-    total, planned_sum, period_hours, actual, period_planned = totals_row
-    cursor.execute(
-        "SELECT p.project_id, p.title, p.company_name, p.pm, p.department, p.direction, "
-        "p.category, p.status, p.planned_hours, coalesce(s.hours, 0) AS period_planned_hours, "
-        "coalesce(h.hours, 0) AS period_hours, "
-        f"p.actual_hours {base} ORDER BY p.created_at DESC, p.project_id LIMIT ? OFFSET ?",
-        [*all_params, limit, offset],
-    )
-    items = rows(cursor)
+    all_params = [*period_params, *params]
+    try:
+        totals_row = cursor.execute(
+            "SELECT count(*), sum(p.planned_hours), sum(coalesce(h.hours, 0)), "
+            f"sum(p.actual_hours), sum(coalesce(s.hours, 0)) {base}",
+            all_params,
+        ).fetchone()
+        assert totals_row is not None
+        total, planned_sum, period_hours, actual, period_planned = totals_row
+        cursor.execute(
+            "SELECT p.project_id, p.title, p.company_name, p.pm, p.department, p.direction, "
+            "p.category, p.status, p.planned_hours, "
+            "coalesce(s.hours, 0) AS period_planned_hours, coalesce(h.hours, 0) AS period_hours, "
+            f"p.actual_hours {base} ORDER BY p.created_at DESC, p.project_id LIMIT ? OFFSET ?",
+            [*all_params, limit, offset],
+        )
+        items = rows(cursor)
+    finally:
+        cursor.execute(f"DROP TABLE IF EXISTS {PLAN_SPREAD}")
     for item in items:
         item["period_hours"] = decimal(item["period_hours"])
         item["period_planned_hours"] = decimal(item["period_planned_hours"])
@@ -390,6 +384,10 @@ def plan_fact(
             "deviation_percent": deviation(actual_total, planned_total),
         },
     }
+
+
+PLAN_SPREAD = "_plan_spread"
+"""The temporary table a plan/fact request spreads its projects' plans into."""
 
 
 # --- people's hours ---------------------------------------------------------------------
@@ -425,7 +423,6 @@ def resource_load(
     period for each), their logged and planned hours, and its efficiency: logged hours
     in % of the capacity."""
     required = calendar_hours(calendar, span.start, span.end)
-    register_calendar(cursor, calendar)
     in_period, params = span.days.where("day")
     if person is not None:
         in_period += " AND person = ?"
@@ -440,6 +437,7 @@ def resource_load(
         logged.setdefault(who, {})[(project_id, task_id)] = decimal(hours)
     spread, spread_params = planned_in_period(
         span.days,
+        calendar,
         "t.assignee IS NOT NULL" + (" AND t.assignee = ?" if person is not None else ""),
         [person] if person is not None else [],
     )
