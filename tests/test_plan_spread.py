@@ -13,7 +13,8 @@ By hand, with the production calendar of rules.toml (Mon-Fri, 8 h; holidays 01-0
 
 Hypothesis: for random tasks and any cut of a period into consecutive parts, the parts'
 plans add up to the period's exactly (to the cent), and a period holding the whole span
-gets the whole plan.
+gets the whole plan; the resources report's tasks, projects and departments add up to
+each person's and everyone's hours.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from hypothesis import strategies as st
 from aggregates.rules import Calendar
 from leadledger.wiring import Platform
 from projections.deals import ddl
+from projections.directory import USERS_DDL
 from projections.projects import TABLES
-from queries.projects import Days, planned_in_period
+from queries.projects import Days, Span, planned_in_period, resource_load
 from read_api.app import create_app
 from tests.conftest import ACTOR
 from tests.deal_helpers import ok
@@ -201,3 +203,50 @@ def test_plan_fact_and_resources_count_the_plan_in_the_period(
     assert (production["people"], D(production["capacity_hours"])) == (1, D("152"))
     assert D(production["efficiency_percent"]) == D("3.95")  # 6 of 152
     assert UUID(project_id)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(("u1", "u2", "u3")), st.integers(1, 4000), st.integers(0, 40)),
+        max_size=6,
+    ),
+    st.lists(
+        st.tuples(st.sampled_from(("u1", "u2", "u4")), st.integers(0, 5), st.integers(0, 40)),
+        max_size=10,
+    ),
+)
+def test_the_resources_split_add_up_per_person_project_task_and_department(
+    tasks: list[tuple[str, int, int]], entries: list[tuple[str, int, int]]
+) -> None:
+    base = date(2026, 1, 5)
+    con = tasks_db([(Decimal(c) / 100, base + timedelta(days=s), None) for _, c, s in tasks])
+    try:
+        con.execute(USERS_DDL)
+        for who, department in (("u1", "production"), ("u2", "logistics"), ("u3", "production")):
+            con.execute(
+                "INSERT INTO users (username, role, department, active) "
+                "VALUES (?, 'department', ?, TRUE)",
+                [who, department],
+            )
+        for n, (who, _, _) in enumerate(tasks):
+            con.execute("UPDATE project_tasks SET assignee = ? WHERE task_id = ?", [who, f"t{n}"])
+        for n, (who, task, day) in enumerate(entries):
+            con.execute(
+                "INSERT INTO time_entries (project_id, entry_id, person, task_id, day, hours) "
+                "VALUES ('p', ?, ?, ?, ?, 2.5)",
+                [f"e{n}", who, f"t{task}" if task < len(tasks) else None,
+                 base + timedelta(days=day)],
+            )  # fmt: skip
+        report = resource_load(con, CALENDAR, Span(base, base + timedelta(days=30)), None, 500, 0)
+        people = report["items"]
+        for person in people:
+            assert sum(t["logged_hours"] for t in person["tasks"]) == person["logged_hours"]
+            assert sum(t["planned_hours"] for t in person["tasks"]) == person["planned_hours"]
+            assert sum(p["hours"] for p in person["projects"]) == person["logged_hours"]
+        departments = report["departments"]
+        for figure in ("logged_hours", "planned_hours"):
+            assert sum(d[figure] for d in departments) == sum(p[figure] for p in people)
+        assert sum(d["people"] for d in departments) >= len(people)
+    finally:
+        con.close()
