@@ -393,15 +393,6 @@ PLAN_SPREAD = "_plan_spread"
 # --- people's hours ---------------------------------------------------------------------
 
 
-def _titles(cursor: duckdb.DuckDBPyConnection, project_ids: list[str]) -> dict[str, str]:
-    if not project_ids:
-        return {}
-    cursor.execute(
-        "SELECT project_id, title FROM projects WHERE list_contains(?, project_id)", [project_ids]
-    )
-    return dict(cursor.fetchall())
-
-
 def resource_load(
     cursor: duckdb.DuckDBPyConnection,
     calendar: Calendar,
@@ -427,79 +418,91 @@ def resource_load(
     if person is not None:
         in_period += " AND person = ?"
         params.append(person)
-    cursor.execute(
-        "SELECT person, project_id, task_id, sum(hours) AS hours FROM time_entries "
-        f"WHERE {in_period} GROUP BY ALL HAVING sum(hours) <> 0",
-        params,
-    )
-    logged: dict[str, dict[tuple[str, str | None], Decimal]] = {}
-    for who, project_id, task_id, hours in cursor.fetchall():
-        logged.setdefault(who, {})[(project_id, task_id)] = decimal(hours)
     spread, spread_params = planned_in_period(
         span.days,
         calendar,
         "t.assignee IS NOT NULL" + (" AND t.assignee = ?" if person is not None else ""),
         [person] if person is not None else [],
     )
+    # each person's hours logged and planned per project and task, computed once
     cursor.execute(
-        f"SELECT assignee, project_id, task_id, period_planned FROM ({spread}) "
-        "WHERE period_planned <> 0",
-        spread_params,
+        f"CREATE OR REPLACE TEMP TABLE {RESOURCES} AS "
+        "SELECT person, project_id, task_id, sum(logged) AS logged, sum(planned) AS planned, "
+        "max(project) AS project, max(title) AS title "
+        "FROM (SELECT person, project_id, task_id, hours AS logged, 0 AS planned, "
+        f"NULL AS project, NULL AS title FROM time_entries WHERE {in_period} UNION ALL "
+        "SELECT assignee, project_id, task_id, 0, period_planned, project, title "
+        f"FROM ({spread})) GROUP BY person, project_id, task_id "
+        "HAVING sum(logged) <> 0 OR sum(planned) <> 0",
+        [*params, *spread_params],
     )
-    planned: dict[str, dict[tuple[str, str | None], Decimal]] = {}
-    for who, project_id, task_id, hours in cursor.fetchall():
-        planned.setdefault(who, {})[(project_id, task_id)] = decimal(hours)
-    everyone = set(logged) | set(planned) | ({person} if person is not None else set())
-    totals = {who: sum(logged.get(who, {}).values(), ZERO) for who in everyone}
-    plans = {who: sum(planned.get(who, {}).values(), ZERO) for who in everyone}
-    people = sorted(everyone, key=lambda who: (-totals[who], -plans[who], who))
-    chosen = people[offset : offset + limit]
-    keys = {k for who in chosen for k in (*logged.get(who, {}), *planned.get(who, {}))}
-    titles = _titles(cursor, sorted({p for p, _ in keys}))
-    task_titles = _task_titles(cursor, sorted(keys - {(p, None) for p, _ in keys}))
-    items = []
-    for who in chosen:
-        mine_logged, mine_planned = logged.get(who, {}), planned.get(who, {})
-        per_project: dict[str, list[Decimal]] = {}
-        for (project_id, _), hours in mine_logged.items():
-            per_project.setdefault(project_id, [ZERO, ZERO])[0] += hours
-        for (project_id, _), hours in mine_planned.items():
-            per_project.setdefault(project_id, [ZERO, ZERO])[1] += hours
-        items.append(
+    try:
+        cursor.execute(f"SELECT person, sum(logged), sum(planned) FROM {RESOURCES} GROUP BY person")
+        totals: dict[str, Decimal] = {}
+        plans: dict[str, Decimal] = {}
+        for who, hours, plan in cursor.fetchall():
+            totals[who], plans[who] = decimal(hours), decimal(plan)
+        if person is not None:
+            totals.setdefault(person, ZERO)
+            plans.setdefault(person, ZERO)
+        people = sorted(totals, key=lambda who: (-totals[who], -plans[who], who))
+        chosen = people[offset : offset + limit]
+        cursor.execute(
+            # titles come with the plan; rows of hours alone look theirs up
+            "WITH mine AS (SELECT * FROM "
+            f"{RESOURCES} WHERE list_contains(?, person)), "
+            "missing AS (SELECT DISTINCT project_id FROM mine WHERE project IS NULL "
+            "OR (title IS NULL AND task_id IS NOT NULL)) "
+            "SELECT r.person, r.project_id, coalesce(r.project, p.title) AS project, r.task_id, "
+            "coalesce(r.title, t.title) AS title, r.logged, r.planned FROM mine r "
+            "LEFT JOIN (SELECT project_id, title FROM projects "
+            "WHERE project_id IN (SELECT project_id FROM missing)) p "
+            "ON p.project_id = r.project_id "
+            "LEFT JOIN (SELECT project_id, task_id, title FROM project_tasks "
+            "WHERE project_id IN (SELECT project_id FROM missing)) t "
+            "ON t.project_id = r.project_id AND t.task_id = r.task_id "
+            "ORDER BY r.person, 3 NULLS LAST, r.project_id, r.task_id NULLS FIRST",
+            [chosen],
+        )
+        detail = cursor.fetchall()
+    finally:
+        cursor.execute(f"DROP TABLE IF EXISTS {RESOURCES}")
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    projects: dict[str, dict[str, dict[str, Any]]] = {}
+    for who, project_id, project, task_id, title, hours, plan in detail:
+        hours, plan = decimal(hours), decimal(plan)
+        tasks.setdefault(who, []).append(
             {
-                "person": who,
-                "logged_hours": totals[who],
-                "planned_hours": plans[who],
-                "calendar_hours": required,
-                "load_percent": percent(totals[who], required),
-                "planned_load_percent": percent(plans[who], required),
-                "projects": [
-                    {
-                        "project_id": project_id,
-                        "title": titles.get(project_id),
-                        "hours": hours,
-                        "planned_hours": plan,
-                    }
-                    for project_id, (hours, plan) in sorted(
-                        per_project.items(), key=lambda p: (-p[1][0], -p[1][1], p[0])
-                    )
-                ],
-                "tasks": [
-                    {
-                        "project_id": project_id,
-                        "project": titles.get(project_id),
-                        "task_id": task_id,
-                        "title": task_titles.get((project_id, task_id)),
-                        "planned_hours": mine_planned.get((project_id, task_id), ZERO),
-                        "logged_hours": mine_logged.get((project_id, task_id), ZERO),
-                    }
-                    for project_id, task_id in sorted(
-                        {*mine_logged, *mine_planned},
-                        key=lambda k: (titles.get(k[0]) or "", k[0], k[1] or ""),
-                    )
-                ],
+                "project_id": project_id,
+                "project": project,
+                "task_id": task_id,
+                "title": title,
+                "planned_hours": plan,
+                "logged_hours": hours,
             }
         )
+        row = projects.setdefault(who, {}).setdefault(
+            project_id,
+            {"project_id": project_id, "title": project, "hours": ZERO, "planned_hours": ZERO},
+        )
+        row["hours"] += hours
+        row["planned_hours"] += plan
+    items = [
+        {
+            "person": who,
+            "logged_hours": totals[who],
+            "planned_hours": plans[who],
+            "calendar_hours": required,
+            "load_percent": percent(totals[who], required),
+            "planned_load_percent": percent(plans[who], required),
+            "projects": sorted(
+                projects.get(who, {}).values(),
+                key=lambda p: (-p["hours"], -p["planned_hours"], p["project_id"]),
+            ),
+            "tasks": tasks.get(who, []),
+        }
+        for who in chosen
+    ]
     return {
         "period_from": span.start,
         "period_to": span.end,
@@ -509,17 +512,8 @@ def resource_load(
     }
 
 
-def _task_titles(
-    cursor: duckdb.DuckDBPyConnection, keys: list[tuple[str, str | None]]
-) -> dict[tuple[str, str | None], str]:
-    if not keys:
-        return {}
-    cursor.execute(
-        "SELECT project_id, task_id, title FROM project_tasks WHERE list_contains(?, project_id)",
-        [sorted({p for p, _ in keys})],
-    )
-    wanted = set(keys)
-    return {(p, t): title for p, t, title in cursor.fetchall() if (p, t) in wanted}
+RESOURCES = "_resources"
+"""The temporary table a resources request gathers each person's hours into."""
 
 
 def _department_efficiency(
