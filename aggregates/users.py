@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar
 from uuid import UUID, uuid5
@@ -119,6 +120,16 @@ def check_claims(role_: Role, department_: str | None) -> None:
 
 
 @dataclass(frozen=True)
+class CostRate:
+    """What an hour of a person's work costs the company from ``valid_from`` on (until the
+    next rate's day)."""
+
+    valid_from: date
+    rate: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
 class User:
     username: str
     version: int
@@ -135,6 +146,16 @@ class User:
     managers: tuple[str, ...] = ()
     """An assistant's managers: whose leads they create and fill, and whose records they
     see."""
+    cost_rates: tuple[CostRate, ...] = ()
+    """The person's hourly cost rates, each in force from its day, by day."""
+
+    def rate_on(self, day: date) -> CostRate | None:
+        """The hourly cost rate in force on ``day`` (None before the first one)."""
+        found = None
+        for rate in self.cost_rates:
+            if rate.valid_from <= day:
+                found = rate
+        return found
 
     def principal(self) -> Principal:
         return Principal(self.username, self.role, self.department, self.region)
@@ -206,11 +227,38 @@ class AssistantManagersSet(DomainEvent):
     previous: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class SetCostRate:
+    """The person's hourly cost rate from a day on (a rate set again for the same day
+    replaces it); ``reason`` says why (a raise, a new grade, a correction)."""
+
+    rate: Any
+    valid_from: Any
+    reason: Any
+    currency: Any = values.DEFAULT_CURRENCY
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserCostRateSet(DomainEvent):
+    """An hour of the person's work costs ``rate`` from ``valid_from`` on (the actor set
+    it, for ``reason``); ``previous`` is the rate that was in force on that day, if any."""
+
+    username: str
+    rate: Decimal
+    currency: str
+    valid_from: date
+    reason: str
+    previous: Decimal | None = None
+
+
 USER_EVENT_TYPES: tuple[type[DomainEvent], ...] = (
     UserRegistered,
     UserChanged,
     AssistantManagersSet,
+    UserCostRateSet,
 )
+MAX_COST_RATE = Decimal(1_000_000)
+"""An hour's cost above this is a typing error, not a rate."""
 MAX_MANAGERS = 50
 CHANGEABLE = ("name", "role", "department", "region", "city", "email", "active")
 
@@ -298,6 +346,35 @@ def set_managers(
     )
 
 
+def set_cost_rate(user: User, command: SetCostRate, meta: CommandMeta) -> UserCostRateSet:
+    """Set the person's hourly cost rate from a day on: ≥ 0 with two decimals, in an ISO
+    currency, from a sensible day, with a reason; the rate already set for that day
+    again is refused (nothing would change)."""
+    rate = values.amount("rate", command.rate)
+    if rate > MAX_COST_RATE:
+        raise InvalidValue("rate", f"'rate' must be at most {MAX_COST_RATE} an hour")
+    currency = values.currency(command.currency)
+    valid_from = values.day("valid_from", command.valid_from, required=True)
+    valid_from = values.sensible_day("valid_from", valid_from, meta.at)
+    assert valid_from is not None
+    reason = values.required_text("reason", command.reason)
+    same_day = next((r for r in user.cost_rates if r.valid_from == valid_from), None)
+    if same_day is not None and (same_day.rate, same_day.currency) == (rate, currency):
+        raise RuleViolation(
+            "nothing_changed", f"{user.username}'s rate from {valid_from} is {rate} already"
+        )
+    in_force = user.rate_on(valid_from)
+    return UserCostRateSet(
+        **meta.event_fields(),
+        username=user.username,
+        rate=rate,
+        currency=currency,
+        valid_from=valid_from,
+        reason=reason,
+        previous=None if in_force is None else in_force.rate,
+    )
+
+
 def evolve_changes(user: User, changes: dict[str, Any]) -> User:
     fields = dict(changes)
     if "role" in fields:
@@ -325,6 +402,10 @@ def evolve(user: User | None, event: DomainEvent) -> User:
         user = evolve_changes(user, event.changes)
     elif isinstance(event, AssistantManagersSet):
         user = replace(user, managers=tuple(event.managers))
+    elif isinstance(event, UserCostRateSet):
+        rate = CostRate(event.valid_from, event.rate, event.currency)
+        kept = [r for r in user.cost_rates if r.valid_from != rate.valid_from]
+        user = replace(user, cost_rates=tuple(sorted([*kept, rate], key=lambda r: r.valid_from)))
     return replace(user, version=user.version + 1, updated_at=event.at)
 
 

@@ -78,10 +78,10 @@ from leadledger.wiring import build, event_codec, load_funnels, load_rules, read
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 from projections.projector import rebuild
+from queries import check_growth, project_costs, status_time
 from queries import projects as project_queries
-from queries import status_time
 from queries.common import Filters
-from queries.projects import Span
+from queries.projects import Days, Span
 
 TARGET_P95 = 0.050
 TARGET_EVENTS_PER_S = bench_projection.TARGET_EVENTS_PER_S
@@ -909,20 +909,20 @@ def queries(rules: Rules, funnels: FunnelCatalog, chosen: Choices) -> list[Query
         ),
         Query(
             f"plan/fact {month.start:%Y-%m}, all projects",
-            lambda c: project_queries.plan_fact(c, Filters(), month.days, 50, 0),
+            lambda c: project_queries.plan_fact(c, Filters(), month.days, 50, 0, calendar),
             page_total,
         ),
         Query(
             f"plan/fact {month.start:%Y-%m}, direction={chosen.direction}",
             lambda c: project_queries.plan_fact(
-                c, Filters(equal={"direction": chosen.direction}), month.days, 50, 0
+                c, Filters(equal={"direction": chosen.direction}), month.days, 50, 0, calendar
             ),
             page_total,
         ),
         Query(
             f"plan/fact {month.start:%Y-%m}, category={chosen.category}",
             lambda c: project_queries.plan_fact(
-                c, Filters(equal={"category": chosen.category}), month.days, 50, 0
+                c, Filters(equal={"category": chosen.category}), month.days, 50, 0, calendar
             ),
             page_total,
         ),
@@ -941,7 +941,55 @@ def queries(rules: Rules, funnels: FunnelCatalog, chosen: Choices) -> list[Query
             lambda c: project_queries.payments(c, Filters(), month.days, None, 50, 0),
             page_total,
         ),
+        *delivery_queries(rules, chosen),
     ]
+
+
+def delivery_queries(rules: Rules, chosen: Choices) -> list[Query]:
+    """Issue 16 §2: the projects' cost and margin (whole company, rolled up by PM,
+    department and month, one PM's) and the check's growth."""
+    done, now = rules.project.done_status, chosen.as_of
+    page_total: Callable[[Any], int] = lambda answer: int(answer["total"])  # noqa: E731
+
+    def costs(group: str | None, **equal: Any) -> Callable[[duckdb.DuckDBPyConnection], Any]:
+        chosen_projects = project_costs.CostFilters(Filters(equal=equal), Days())
+        return lambda c: project_costs.project_costs(c, chosen_projects, group, done, now, 50, 0)
+
+    return [
+        Query("project costs, whole company, page 1", costs(None), page_total),
+        *(
+            Query(f"project costs by {group}", costs(group), page_total)
+            for group in project_costs.GROUPS
+        ),
+        Query(f"project costs pm={chosen.pm}", costs(None, pm=chosen.pm), page_total),
+        Query(
+            "check growth, whole company, page 1",
+            lambda c: check_growth.check_growth(c, Filters(), Days(), 50, 0),
+            page_total,
+        ),
+        Query(
+            f"check growth {chosen.month.start:%Y-%m}",
+            lambda c: check_growth.check_growth(c, Filters(), chosen.month.days, 50, 0),
+            page_total,
+        ),
+    ]
+
+
+def add_cost_rates(cursor: duckdb.DuckDBPyConnection, as_of: datetime) -> int:
+    """Every person who logged hours gets an hourly rate a year before ``as_of`` and a
+    raise half a year before it, written into the read model (the generated log has no
+    directory): the labour cost then prices every hour by the ASOF join. The rates set."""
+    cursor.execute(
+        "INSERT INTO user_cost_rates "
+        "SELECT person, day, rate, 'RUB', 'bench', 'bench', ?::TIMESTAMPTZ, 0 FROM ("
+        "  SELECT person, ?::DATE AS day, 1000 + 10 * (hash(person) % 100) AS rate "
+        "  FROM (SELECT DISTINCT person FROM time_entries) UNION ALL "
+        "  SELECT person, ?::DATE, 1200 + 10 * (hash(person) % 100) "
+        "  FROM (SELECT DISTINCT person FROM time_entries))",
+        [as_of, (as_of - timedelta(days=365)).date(), (as_of - timedelta(days=182)).date()],
+    )
+    row = cursor.execute("SELECT count(*) FROM user_cost_rates").fetchone()
+    return int(row[0]) if row else 0
 
 
 def verdict(samples: Sequence[float]) -> str:
@@ -1003,6 +1051,7 @@ def query_benchmarks(
     profiles: list[str] = []
     try:
         cursor = db.cursor()
+        add_cost_rates(cursor, as_of)
         chosen = choose(cursor, as_of)
         for query in queries(rules, funnels, chosen):
             answer = query.call(cursor)
@@ -1083,6 +1132,18 @@ def http_benchmarks(
         ),
         ("GET /reports/plan-fact (a month)", "/reports/plan-fact", month, plan_fact),
         ("GET /reports/resource-load (a month)", "/reports/resource-load", month, resource),
+        (
+            "GET /reports/project-costs?group=month",
+            "/reports/project-costs",
+            {"group": "month"},
+            "project costs by month",
+        ),
+        (
+            "GET /reports/check-growth",
+            "/reports/check-growth",
+            {},
+            "check growth, whole company, page 1",
+        ),
     ]
     rows: list[list[Any]] = []
     with TestClient(app, headers=benchlib.top_management_headers(platform)) as client:

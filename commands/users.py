@@ -78,6 +78,29 @@ def set_assistant_managers(
     )
 
 
+def set_cost_rate(
+    store: EventStore, username: str, command: users.SetCostRate, ctx: CommandContext
+) -> CommandResult:
+    """Set a person's hourly cost rate from a day on (administrators and top management)."""
+    load_user(store, username)  # 404 naming the user
+    stream_id = users.user_stream_id(username)
+
+    def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
+        state = users.fold([r.event for r in history])
+        assert state is not None
+        event = users.set_cost_rate(state, command, ctx.meta)
+        return [NewEvent(stream_id, state.version + 1, event)]
+
+    return execute(
+        store,
+        ctx,
+        stream_id,
+        decide,
+        what="user",
+        load=lambda _: load_user_records(store, username),
+    )
+
+
 def _find_user(store: EventStore, name: str) -> users.User | None:
     if not users.USERNAME.match(name):
         return None

@@ -71,9 +71,15 @@ def _load_demo(platform: Platform | CommandSide, leads: int, deals: int, seed: i
 
 
 def _print_demo_tokens(platform: Platform) -> None:
-    from leadledger.demo import demo_logins, load_demo_assistant, load_demo_users
+    from leadledger.demo import (
+        demo_logins,
+        load_demo_assistant,
+        load_demo_cost_rates,
+        load_demo_users,
+    )
 
     load_demo_users(platform.store, platform.clock())
+    load_demo_cost_rates(platform.store, platform.clock())
     load_demo_assistant(platform.store, platform.funnels, platform.rules, platform.clock())
     side = CommandSide(
         platform.settings, platform.funnels, platform.rules, platform.store, platform.clock

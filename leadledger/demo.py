@@ -14,7 +14,7 @@ import heapq
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid5
 
@@ -35,7 +35,7 @@ from aggregates.errors import DomainError
 from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
 from commands.assignments import assign_client
-from commands.context import CommandContext, VersionConflict
+from commands.context import CommandContext, StreamNotFound, VersionConflict
 from commands.contractors import register_contractor
 from commands.deals import convert_lead, handle_deal_command
 from commands.handoffs import handle_handoff_command, record_delivery
@@ -50,7 +50,7 @@ from commands.projects import (
 )
 from commands.sales_plans import set_sales_plan
 from commands.status_limits import set_status_limit
-from commands.users import load_user, register_user, set_assistant_managers
+from commands.users import load_user, register_user, set_assistant_managers, set_cost_rate
 from event_store import EventStore
 from leadledger.wiring import process_managers
 from process_managers.projects import ProjectCreation
@@ -1230,3 +1230,56 @@ def load_demo_activities(
                     ctx(SALES_HEAD, f"comment-{person}-{monday}", now, "comment_plan"),
                 )
     return made
+
+
+DEMO_RATES: tuple[tuple[str, str | None, int], ...] = (
+    *((name, "production", 1500 + 150 * n) for n, name in enumerate(PEOPLE)),
+    *((name, None, 1800) for name in ENGINEERS),
+    *((name, None, 1300) for name in LOGISTICIANS),
+    *((name, None, 2500) for name in EXPERTS),
+    *((name, None, 2200) for name in CALCULATORS),
+    *((name, None, 2000) for name in PMS),
+)
+"""The hourly cost rates of the demo's people who log hours (a department for those the
+directory does not hold yet: the fitters are registered with their rates)."""
+
+
+def load_demo_cost_rates(store: EventStore, now: datetime) -> int:
+    """Hourly cost rates for the demo's people, so the projects' cost and margin are
+    alive: each a rate from three years back and a 10 % raise two months ago. Done once
+    per person (skipped for those with a rate already); the people given rates."""
+    first = date(now.year - 3, 1, 1)
+    raised = (now - timedelta(days=60)).date()
+    given = 0
+    for username, department, rate in DEMO_RATES:
+        if department is not None:
+            name = username.replace(".", " ").title()
+            register = users.RegisterUser(username, name, "department", department, "Moscow")
+            with contextlib.suppress(VersionConflict):
+                register_user(store, register, _rate_ctx(username, "user", now))
+        try:
+            if load_user(store, username).cost_rates:
+                continue
+        except StreamNotFound:
+            continue
+        hired = users.SetCostRate(Decimal(rate), first, "demo: the rate of the grade")
+        set_cost_rate(store, username, hired, _rate_ctx(username, "hired", now))
+        raise_ = users.SetCostRate(
+            (Decimal(rate) * Decimal("1.1")).quantize(Decimal("0.01")), raised, "demo: a raise"
+        )
+        set_cost_rate(store, username, raise_, _rate_ctx(username, "raised", now))
+        given += 1
+    return given
+
+
+def _rate_ctx(username: str, key: str, now: datetime) -> CommandContext:
+    """The admin registers a demo person; top management sets their rates."""
+    by_admin = key == "user"
+    return CommandContext(
+        actor="adam.admin" if by_admin else "tech.director",
+        at=now,
+        command_id=uuid5(DEMO_NAMESPACE, f"rate-{username}-{key}"),
+        idempotency_key=f"demo-rate-{username}-{key}",
+        actor_role="admin" if by_admin else "top",
+        command="register_user" if by_admin else "set_cost_rate",
+    )

@@ -1,5 +1,7 @@
-"""The user directory (``users``, with the managers each assistant works for) and the
-log of reads of sensitive information (``sensitive_reads``).
+"""The user directory (``users``, with the managers each assistant works for), the
+people's hourly cost rates (``user_cost_rates``: one row per person and first day, the
+last rate set for that day) and the log of reads of sensitive information
+(``sensitive_reads``).
 
 ``users`` is what a head's scope is read from (their department's people); it holds no
 secrets. ``sensitive_reads`` records who read which lead's sensitive section and when,
@@ -29,15 +31,26 @@ READS_DDL = (
     "subject_id VARCHAR, actor VARCHAR, actor_role VARCHAR, outcome VARCHAR, "
     "read_at TIMESTAMPTZ)"
 )
+RATES_DDL = (
+    "CREATE TABLE IF NOT EXISTS user_cost_rates (username VARCHAR, valid_from DATE, "
+    "rate DECIMAL(18,2), currency VARCHAR, reason VARCHAR, set_by VARCHAR, "
+    "set_at TIMESTAMPTZ, position BIGINT)"
+)
 USER_FIELDS = ("username", "name", "role", "department", "region", "active")
 CONTACT_FIELDS = ("city", "email")
 
 
 class DirectoryProjection:
     name = "directory"
-    tables: tuple[str, ...] = ("users", "sensitive_reads")
+    tables: tuple[str, ...] = ("users", "sensitive_reads", "user_cost_rates")
     topics: frozenset[str] = frozenset(
-        {"UserRegistered", "UserChanged", "AssistantManagersSet", "LeadSensitiveInfoViewed"}
+        {
+            "UserRegistered",
+            "UserChanged",
+            "AssistantManagersSet",
+            "LeadSensitiveInfoViewed",
+            "UserCostRateSet",
+        }
     )
 
     @property
@@ -47,6 +60,7 @@ class DirectoryProjection:
     def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
         cursor.execute(USERS_DDL)
         cursor.execute(READS_DDL)
+        cursor.execute(RATES_DDL)
 
     def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
         cursor.execute(
@@ -61,6 +75,29 @@ class DirectoryProjection:
             FROM _page WHERE topic = 'LeadSensitiveInfoViewed'
             """
         )
+        # a person's rate for a day: the last one set for it (replacing any stored one)
+        cursor.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _rates AS
+            SELECT json_extract_string(state, '$.username') AS username,
+                   CAST(json_extract_string(state, '$.valid_from') AS DATE) AS valid_from,
+                   CAST(json_extract_string(state, '$.rate') AS DECIMAL(18,2)) AS rate,
+                   json_extract_string(state, '$.currency') AS currency,
+                   json_extract_string(state, '$.reason') AS reason,
+                   json_extract_string(state, '$.actor') AS set_by,
+                   CAST(json_extract_string(state, '$.at') AS TIMESTAMPTZ) AS set_at,
+                   position
+            FROM _page WHERE topic = 'UserCostRateSet'
+            QUALIFY row_number() OVER (PARTITION BY username, valid_from
+                                       ORDER BY position DESC) = 1
+            """
+        )
+        cursor.execute(
+            "DELETE FROM user_cost_rates USING _rates r WHERE "
+            "user_cost_rates.username = r.username AND user_cost_rates.valid_from = r.valid_from"
+        )
+        cursor.execute("INSERT INTO user_cost_rates SELECT * FROM _rates")
+        cursor.execute("DROP TABLE _rates")
         rows = cursor.execute(
             "SELECT topic, state FROM _page WHERE topic IN "
             "('UserRegistered', 'UserChanged', 'AssistantManagersSet') ORDER BY position"

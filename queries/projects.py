@@ -9,6 +9,7 @@ percentages are rounded half up to two places.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -94,6 +95,85 @@ def calendar_hours(calendar: Calendar, start: date, end: date) -> Decimal:
     working -= sum(1 for h in calendar.holidays if start <= h <= end and h.isoweekday() in weekdays)
     per_day = Decimal(str(calendar.hours_per_day))
     return (per_day * working).quantize(CENT)
+
+
+# --- the plan spread over its days --------------------------------------------------------
+
+CALENDAR_FIRST = date(2000, 1, 1)
+CALENDAR_LAST = date(2100, 12, 31)
+EPOCH = date(2000, 1, 3)
+"""A Monday: working days are counted from it by arithmetic (no calendar table)."""
+
+
+def workdays_before(calendar: Calendar, day: str) -> str:
+    """SQL: the production calendar's working days from :data:`EPOCH` up to the day
+    before ``day`` (an SQL date expression): whole weeks times the working weekdays, the
+    working weekdays of the last part week, less the holidays on working weekdays before
+    it. Pure arithmetic on the row: no table to join."""
+    weekdays = sorted(d for d in calendar.working_weekdays if 1 <= d <= 7)
+    n = f"date_diff('day', DATE '{EPOCH}', {day})"
+    partial = " + ".join(f"(({n}) % 7 > {d - 1})::INTEGER" for d in weekdays) or "0"
+    count = f"(({n}) // 7 * {len(weekdays)} + {partial})"
+    holidays = sorted(h for h in calendar.holidays if h.isoweekday() in weekdays)
+    if not holidays:
+        return count
+    listed = ", ".join(f"DATE '{h}'" for h in holidays)
+    return f"({count} - len(list_filter([{listed}], lambda h: h < {day})))"
+
+
+def planned_in_period(
+    days: Days, calendar: Calendar, where: str = "TRUE", params: Sequence[Any] = ()
+) -> tuple[str, list[Any]]:
+    """SQL: every task with a plan (``project_tasks`` t of ``projects`` p, filtered by
+    ``where`` over t and p) whose days meet the period, and the part of its planned hours
+    that falls in the period (``period_planned``), the plan spread pro rata over the
+    task's working days.
+
+    A task's days run from its start (else the project's planned start, else the day it
+    was added) to its due day (else the project's planned end, else its start); a span
+    with no working day spreads its plan over its calendar days. The plan up to a day is
+    ``round(planned * share of the span's days up to that day, 2)``, and a period gets
+    the plan up to its last day less the plan up to the day before its first: splitting
+    a period into parts splits its plan exactly, to the cent."""
+
+    def before(day: str) -> str:
+        return workdays_before(calendar, day)
+
+    sql = f"""
+    WITH spans AS (
+      SELECT t.project_id, t.task_id, t.title, t.assignee, t.planned_hours,
+        p.title AS project, p.department,
+        coalesce(t.start, p.planned_start, t.added_at::DATE) AS first,
+        greatest(coalesce(t.due, p.planned_end, t.start, p.planned_start,
+                          t.added_at::DATE),
+                 coalesce(t.start, p.planned_start, t.added_at::DATE)) AS last
+      FROM project_tasks t JOIN projects p ON p.project_id = t.project_id
+      WHERE t.planned_hours > 0 AND ({where})
+    ),
+    cut AS (
+      SELECT * FROM (
+        SELECT s.*, greatest(s.first, ?::DATE) AS a, least(s.last, ?::DATE) AS b FROM spans s
+      ) WHERE a <= b
+    ),
+    counted AS (
+      SELECT c.*, {before("c.first")} AS first_before,
+        {before("c.last + 1")} - {before("c.first")} AS weight,
+        {before("c.a")} AS a_before, {before("c.b + 1")} AS b_upto,
+        date_diff('day', c.first, c.last) + 1 AS length
+      FROM cut c
+    )
+    SELECT c.project_id, c.task_id, c.title, c.assignee, c.planned_hours, c.project,
+      c.department, c.first, c.last,
+      CASE WHEN c.weight > 0 THEN (
+        round(c.planned_hours * (c.b_upto - c.first_before) / c.weight, 2)
+        - round(c.planned_hours * (c.a_before - c.first_before) / c.weight, 2))::DECIMAL(18,2)
+      ELSE (
+        round(c.planned_hours * (date_diff('day', c.first, c.b) + 1) / c.length, 2)
+        - round(c.planned_hours * date_diff('day', c.first, c.a) / c.length, 2)
+      )::DECIMAL(18,2) END AS period_planned
+    FROM counted c
+    """
+    return sql, [*params, days.start or CALENDAR_FIRST, days.end or CALENDAR_LAST]
 
 
 # --- the portfolio ----------------------------------------------------------------------
@@ -229,38 +309,66 @@ def portfolio(
 
 
 def plan_fact(
-    cursor: duckdb.DuckDBPyConnection, filters: Filters, days: Days, limit: int, offset: int
+    cursor: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    days: Days,
+    limit: int,
+    offset: int,
+    calendar: Calendar | None = None,
 ) -> dict[str, Any]:
-    """Per project (newest first): the plan (its tasks' planned hours), the hours logged
-    on days of the period and overall, and the overall deviation from the plan; with the
-    totals of every project the filters match."""
+    """Per project (newest first): the plan (its tasks' planned hours), the part of the
+    plan that falls in the period (each task's plan spread over its working days, see
+    :func:`planned_in_period`: never counted whole in a period its task only touches),
+    the hours logged on days of the period and overall, the period's deviation from its
+    plan and the overall deviation from the whole plan; with the totals of every project
+    the filters match."""
     where, params = filters.where("p")
     in_period, period_params = days.where("day")
     logged = (
         "SELECT project_id, sum(hours) AS hours FROM time_entries "
         f"WHERE {in_period} GROUP BY project_id"
     )
-    base = f"FROM projects p LEFT JOIN ({logged}) h ON h.project_id = p.project_id{where}"
-    all_params = [*period_params, *params]
-    totals_row = cursor.execute(
-        "SELECT count(*), sum(p.planned_hours), sum(coalesce(h.hours, 0)), "
-        f"sum(p.actual_hours) {base}",
-        all_params,
-    ).fetchone()
-    assert totals_row is not None
-    total, planned, period_hours, actual = totals_row
+    # only the chosen projects' tasks are spread
+    chosen = where.removeprefix(" WHERE ") or "TRUE"
+    spread, spread_params = planned_in_period(days, calendar or Calendar(), chosen, params)
+    # the period's plan per project is spread once, then read by the totals and the page
     cursor.execute(
-        "SELECT p.project_id, p.title, p.company_name, p.pm, p.department, p.direction, "
-        "p.category, p.status, p.planned_hours, coalesce(h.hours, 0) AS period_hours, "
-        f"p.actual_hours {base} ORDER BY p.created_at DESC, p.project_id LIMIT ? OFFSET ?",
-        [*all_params, limit, offset],
+        f"CREATE OR REPLACE TEMP TABLE {PLAN_SPREAD} AS SELECT project_id, "
+        f"sum(period_planned) AS hours FROM ({spread}) GROUP BY ALL",
+        spread_params,
     )
-    items = rows(cursor)
+    base = (
+        f"FROM projects p LEFT JOIN ({logged}) h ON h.project_id = p.project_id "
+        f"LEFT JOIN {PLAN_SPREAD} s ON s.project_id = p.project_id{where}"
+    )
+    all_params = [*period_params, *params]
+    try:
+        totals_row = cursor.execute(
+            "SELECT count(*), sum(p.planned_hours), sum(coalesce(h.hours, 0)), "
+            f"sum(p.actual_hours), sum(coalesce(s.hours, 0)) {base}",
+            all_params,
+        ).fetchone()
+        assert totals_row is not None
+        total, planned_sum, period_hours, actual, period_planned = totals_row
+        cursor.execute(
+            "SELECT p.project_id, p.title, p.company_name, p.pm, p.department, p.direction, "
+            "p.category, p.status, p.planned_hours, "
+            "coalesce(s.hours, 0) AS period_planned_hours, coalesce(h.hours, 0) AS period_hours, "
+            f"p.actual_hours {base} ORDER BY p.created_at DESC, p.project_id LIMIT ? OFFSET ?",
+            [*all_params, limit, offset],
+        )
+        items = rows(cursor)
+    finally:
+        cursor.execute(f"DROP TABLE IF EXISTS {PLAN_SPREAD}")
     for item in items:
         item["period_hours"] = decimal(item["period_hours"])
+        item["period_planned_hours"] = decimal(item["period_planned_hours"])
+        item["period_deviation_percent"] = deviation(
+            item["period_hours"], item["period_planned_hours"]
+        )
         item["deviation_hours"] = item["actual_hours"] - item["planned_hours"]
         item["deviation_percent"] = deviation(item["actual_hours"], item["planned_hours"])
-    planned_total, actual_total = decimal(planned), decimal(actual)
+    planned_total, actual_total = decimal(planned_sum), decimal(actual)
     return {
         "period_from": days.start,
         "period_to": days.end,
@@ -268,7 +376,9 @@ def plan_fact(
         "totals": {
             "projects": int(total),
             "planned_hours": planned_total,
+            "period_planned_hours": decimal(period_planned),
             "period_hours": decimal(period_hours),
+            "period_deviation_percent": deviation(decimal(period_hours), decimal(period_planned)),
             "actual_hours": actual_total,
             "deviation_hours": actual_total - planned_total,
             "deviation_percent": deviation(actual_total, planned_total),
@@ -276,16 +386,11 @@ def plan_fact(
     }
 
 
+PLAN_SPREAD = "_plan_spread"
+"""The temporary table a plan/fact request spreads its projects' plans into."""
+
+
 # --- people's hours ---------------------------------------------------------------------
-
-
-def _titles(cursor: duckdb.DuckDBPyConnection, project_ids: list[str]) -> dict[str, str]:
-    if not project_ids:
-        return {}
-    cursor.execute(
-        "SELECT project_id, title FROM projects WHERE list_contains(?, project_id)", [project_ids]
-    )
-    return dict(cursor.fetchall())
 
 
 def resource_load(
@@ -296,38 +401,105 @@ def resource_load(
     limit: int,
     offset: int,
 ) -> dict[str, Any]:
-    """Per person, most loaded first: the hours logged on days of the period, per project,
-    against the production calendar's hours of the period. Listed: everyone with hours
-    logged in the period, or the one person asked for (with none too)."""
+    """Per person, most loaded first: their tasks' planned hours that fall in the period
+    (each task's plan spread over its working days, :func:`planned_in_period`) and the
+    hours they logged on days of the period, per project and per task, against the
+    production calendar's hours of the period (load %: logged, and planned). Listed:
+    everyone with hours logged or planned in the period, or the one person asked for
+    (with none too).
+
+    Per department (of the user directory): its people — those listed, and the active
+    users of the delivering departments (``calendar.departments``) with a role that logs
+    its own hours (``calendar.roles``) — their capacity (the calendar's hours of the
+    period for each), their logged and planned hours, and its efficiency: logged hours
+    in % of the capacity."""
     required = calendar_hours(calendar, span.start, span.end)
     in_period, params = span.days.where("day")
     if person is not None:
         in_period += " AND person = ?"
         params.append(person)
-    cursor.execute(
-        "SELECT person, project_id, sum(hours) AS hours FROM time_entries "
-        f"WHERE {in_period} GROUP BY ALL HAVING sum(hours) > 0",
-        params,
+    spread, spread_params = planned_in_period(
+        span.days,
+        calendar,
+        "t.assignee IS NOT NULL" + (" AND t.assignee = ?" if person is not None else ""),
+        [person] if person is not None else [],
     )
-    logged: dict[str, dict[str, Decimal]] = {}
-    for who, project_id, hours in cursor.fetchall():
-        logged.setdefault(who, {})[project_id] = decimal(hours)
-    if person is not None:
-        logged.setdefault(person, {})
-    totals = {who: sum(per.values(), ZERO) for who, per in logged.items()}
-    people = sorted(logged, key=lambda who: (-totals[who], who))
-    chosen = people[offset : offset + limit]
-    titles = _titles(cursor, sorted({p for who in chosen for p in logged[who]}))
+    # each person's hours logged and planned per project and task, computed once
+    cursor.execute(
+        f"CREATE OR REPLACE TEMP TABLE {RESOURCES} AS "
+        "SELECT person, project_id, task_id, sum(logged) AS logged, sum(planned) AS planned, "
+        "max(project) AS project, max(title) AS title "
+        "FROM (SELECT person, project_id, task_id, hours AS logged, 0 AS planned, "
+        f"NULL AS project, NULL AS title FROM time_entries WHERE {in_period} UNION ALL "
+        "SELECT assignee, project_id, task_id, 0, period_planned, project, title "
+        f"FROM ({spread})) GROUP BY person, project_id, task_id "
+        "HAVING sum(logged) <> 0 OR sum(planned) <> 0",
+        [*params, *spread_params],
+    )
+    try:
+        cursor.execute(f"SELECT person, sum(logged), sum(planned) FROM {RESOURCES} GROUP BY person")
+        totals: dict[str, Decimal] = {}
+        plans: dict[str, Decimal] = {}
+        for who, hours, plan in cursor.fetchall():
+            totals[who], plans[who] = decimal(hours), decimal(plan)
+        if person is not None:
+            totals.setdefault(person, ZERO)
+            plans.setdefault(person, ZERO)
+        people = sorted(totals, key=lambda who: (-totals[who], -plans[who], who))
+        chosen = people[offset : offset + limit]
+        cursor.execute(
+            # titles come with the plan; rows of hours alone look theirs up
+            "WITH mine AS (SELECT * FROM "
+            f"{RESOURCES} WHERE list_contains(?, person)), "
+            "missing AS (SELECT DISTINCT project_id FROM mine WHERE project IS NULL "
+            "OR (title IS NULL AND task_id IS NOT NULL)) "
+            "SELECT r.person, r.project_id, coalesce(r.project, p.title) AS project, r.task_id, "
+            "coalesce(r.title, t.title) AS title, r.logged, r.planned FROM mine r "
+            "LEFT JOIN (SELECT project_id, title FROM projects "
+            "WHERE project_id IN (SELECT project_id FROM missing)) p "
+            "ON p.project_id = r.project_id "
+            "LEFT JOIN (SELECT project_id, task_id, title FROM project_tasks "
+            "WHERE project_id IN (SELECT project_id FROM missing)) t "
+            "ON t.project_id = r.project_id AND t.task_id = r.task_id "
+            "ORDER BY r.person, 3 NULLS LAST, r.project_id, r.task_id NULLS FIRST",
+            [chosen],
+        )
+        detail = cursor.fetchall()
+    finally:
+        cursor.execute(f"DROP TABLE IF EXISTS {RESOURCES}")
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    projects: dict[str, dict[str, dict[str, Any]]] = {}
+    for who, project_id, project, task_id, title, hours, plan in detail:
+        hours, plan = decimal(hours), decimal(plan)
+        tasks.setdefault(who, []).append(
+            {
+                "project_id": project_id,
+                "project": project,
+                "task_id": task_id,
+                "title": title,
+                "planned_hours": plan,
+                "logged_hours": hours,
+            }
+        )
+        row = projects.setdefault(who, {}).setdefault(
+            project_id,
+            {"project_id": project_id, "title": project, "hours": ZERO, "planned_hours": ZERO},
+        )
+        row["hours"] += hours
+        row["planned_hours"] += plan
     items = [
         {
             "person": who,
             "logged_hours": totals[who],
+            "planned_hours": plans[who],
             "calendar_hours": required,
             "load_percent": percent(totals[who], required),
-            "projects": [
-                {"project_id": project_id, "title": titles.get(project_id), "hours": hours}
-                for project_id, hours in sorted(logged[who].items(), key=lambda p: (-p[1], p[0]))
-            ],
+            "planned_load_percent": percent(plans[who], required),
+            "projects": sorted(
+                projects.get(who, {}).values(),
+                key=lambda p: (-p["hours"], -p["planned_hours"], p["project_id"]),
+            ),
+            "tasks": tasks.get(who, []),
         }
         for who in chosen
     ]
@@ -336,7 +508,52 @@ def resource_load(
         "period_to": span.end,
         "calendar_hours": required,
         **page_of(items, len(people), limit, offset),
+        "departments": _department_efficiency(cursor, calendar, required, totals, plans, person),
     }
+
+
+RESOURCES = "_resources"
+"""The temporary table a resources request gathers each person's hours into."""
+
+
+def _department_efficiency(
+    cursor: duckdb.DuckDBPyConnection,
+    calendar: Calendar,
+    required: Decimal,
+    logged: dict[str, Decimal],
+    planned: dict[str, Decimal],
+    person: str | None,
+) -> list[dict[str, Any]]:
+    """Each department's people, capacity, logged and planned hours and efficiency."""
+    cursor.execute(
+        "SELECT username, department FROM users WHERE list_contains(?, username) "
+        "OR (? IS NULL AND active AND list_contains(?, department) AND list_contains(?, role))",
+        [
+            sorted(logged),
+            person,
+            sorted(calendar.departments),
+            sorted(calendar.roles),
+        ],
+    )
+    department_of: dict[str, str | None] = dict.fromkeys(logged)
+    department_of.update(dict(cursor.fetchall()))
+    tally: dict[str | None, list[Any]] = {}
+    for who, department in department_of.items():
+        figures = tally.setdefault(department, [0, ZERO, ZERO])
+        figures[0] += 1
+        figures[1] += logged.get(who, ZERO)
+        figures[2] += planned.get(who, ZERO)
+    return [
+        {
+            "department": department,
+            "people": n,
+            "capacity_hours": required * n,
+            "logged_hours": hours,
+            "planned_hours": plan,
+            "efficiency_percent": percent(hours, required * n),
+        }
+        for department, (n, hours, plan) in sorted(tally.items(), key=lambda d: name_key(d[0]))
+    ]
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,9 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
             "paused-leads",
         )
     },
+    # delivery (issue 16 §2)
+    ("GET", "/reports/project-costs"): READERS,
+    ("GET", "/reports/check-growth"): READERS,
     ("GET", "/reports/contractor-overruns"): READERS,
     # sales plans, indicators and cabinets (the plan rule is the aggregate's: a manager
     # may call PUT and hears why not)
@@ -241,6 +244,7 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/users"): frozenset({AD}),
     ("POST", "/users/{username}"): frozenset({AD}),
     ("POST", "/users/{username}/managers"): frozenset({AD}),
+    ("PUT", "/users/{username}/cost-rate"): frozenset({AD, T}),
     ("PUT", "/users/{username}/password"): frozenset({AD}),
     ("PUT", "/me/password"): EVERYONE,
     ("GET", "/subjects/{subject_id}"): OVERSIGHT,

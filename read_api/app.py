@@ -24,6 +24,7 @@ from read_api.routes import (
     audit,
     cabinets,
     deals,
+    delivery,
     directory,
     events,
     exports,
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(directory.assignments)
     app.include_router(projects.router)
     app.include_router(portfolio.router)
+    app.include_router(delivery.router)
     app.include_router(events.router)
     app.include_router(pipeline.router)
     app.include_router(status_time.router)

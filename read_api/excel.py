@@ -414,6 +414,20 @@ CHARTS: dict[str, tuple[Chart, ...]] = {
             title="Delivered, last year and forecast",
         ),
     ),
+    "ProjectCostsReport": (
+        Chart("items", "title", ("value", "cost", "margin"), "bar", "Value, cost and margin"),
+        Chart(
+            "groups", "key", ("labour_cost", "contractor_cost", "margin"), title="Margin by group"
+        ),
+    ),
+    "CheckGrowthReport": (
+        Chart(
+            "sources",
+            "source",
+            ("lead_amount", "deal_amount", "value", "invoiced", "paid"),
+            title="Check growth by source",
+        ),
+    ),
 }
 """The charts the workspace's report pages show, by response model."""
 

@@ -144,7 +144,14 @@ class PlanFactRow(BaseModel):
     category: str | None
     status: str
     planned_hours: Decimal
+    period_planned_hours: Decimal = Field(
+        description="The part of the plan in the period: each task's plan spread over its "
+        "working days"
+    )
     period_hours: Decimal = Field(description="Logged on days of the period")
+    period_deviation_percent: Decimal | None = Field(
+        description="Logged in the period against its part of the plan, in % (+ over)"
+    )
     actual_hours: Decimal = Field(description="Logged overall")
     deviation_hours: Decimal = Field(description="Actual overall minus planned")
     deviation_percent: Decimal | None = Field(
@@ -155,7 +162,9 @@ class PlanFactRow(BaseModel):
 class PlanFactTotals(BaseModel):
     projects: int
     planned_hours: Decimal
+    period_planned_hours: Decimal
     period_hours: Decimal
+    period_deviation_percent: Decimal | None
     actual_hours: Decimal
     deviation_hours: Decimal
     deviation_percent: Decimal | None
@@ -174,15 +183,44 @@ class PlanFactReport(Page):
 class ProjectHours(BaseModel):
     project_id: UUID
     title: str | None
-    hours: Decimal
+    hours: Decimal = Field(description="Logged on days of the period")
+    planned_hours: Decimal = Field(
+        default=Decimal(0), description="The person's tasks' plan that falls in the period"
+    )
+
+
+class TaskHours(BaseModel):
+    project_id: UUID
+    project: str | None
+    task_id: str | None = Field(description="null: hours logged on the project, on no task")
+    title: str | None
+    planned_hours: Decimal = Field(description="The task's plan that falls in the period")
+    logged_hours: Decimal = Field(description="Logged on days of the period")
 
 
 class PersonLoad(BaseModel):
     person: str
     logged_hours: Decimal
+    planned_hours: Decimal = Field(
+        default=Decimal(0),
+        description="Their tasks' plan that falls in the period (spread over working days)",
+    )
     calendar_hours: Decimal = Field(description="What the production calendar asks")
     load_percent: Decimal | None = Field(description="Logged in % of the calendar's hours")
+    planned_load_percent: Decimal | None = Field(
+        default=None, description="Planned in % of the calendar's hours"
+    )
     projects: list[ProjectHours] = Field(description="Most hours first")
+    tasks: list[TaskHours] = Field(default_factory=list, description="By project and task")
+
+
+class DepartmentEfficiency(BaseModel):
+    department: str | None
+    people: int
+    capacity_hours: Decimal = Field(description="The calendar's hours of the period, each")
+    logged_hours: Decimal
+    planned_hours: Decimal
+    efficiency_percent: Decimal | None = Field(description="Logged in % of the capacity")
 
 
 class ResourceLoadReport(Page):
@@ -190,6 +228,9 @@ class ResourceLoadReport(Page):
     period_to: date
     calendar_hours: Decimal
     items: list[PersonLoad] = Field(description="Most hours first")
+    departments: list[DepartmentEfficiency] = Field(
+        default_factory=list, description="Efficiency: logged hours / calendar capacity"
+    )
 
 
 class PersonShortfall(BaseModel):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -42,6 +43,13 @@ class RegisterUserRequest(Strict):
     region: Name | None = Field(default=None, description="Region")
     city: Name | None = Field(default=None, description="City")
     email: Email | None = Field(default=None, description="Where the user's alerts are e-mailed")
+
+
+class CostRateRequest(Strict):
+    rate: Decimal = Field(description="What an hour of the person's work costs: ≥ 0, 2 decimals")
+    currency: Code = Field(default="RUB", description="ISO 4217 code of the rate")
+    valid_from: date = Field(description="The first day the rate is in force")
+    reason: Name = Field(description="Why the rate is set (a raise, a new grade, a correction)")
 
 
 class ChangeUserRequest(Strict):

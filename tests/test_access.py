@@ -499,6 +499,8 @@ UNSCOPED = {
     "status_limit_changes": "the time limits set by hand: configuration, the same for all",
     "revenue_ledger": "each organisation's revenue against its yearly cap: company-wide"
     " figures, read through GET /reports/revenue-cap by top, heads and analysts only",
+    "user_cost_rates": "people's hourly cost rates: no list or export of their own, read"
+    " only by the projects' cost report to price the hours of the projects the viewer sees",
     "projection_positions": "the projector's bookkeeping",
     "read_model_fingerprints": "the projector's bookkeeping",
 }

@@ -32,15 +32,15 @@ from aggregates.users import Principal
 from commands.context import StreamNotFound
 from event_store.chain import verify
 from leadledger.wiring import Platform
+from queries import project_costs
 from queries.leads import leads_per_manager
 from read_api import excel
 from read_api.access import VISIBLE_IDS, read_models
 from read_api.deps import Period
 from read_api.errors import BadRequestValue
 from read_api.routes import deals as deal_routes
-from read_api.routes import exports as export_routes
-from read_api.routes import leads as lead_routes
 from read_api.routes import (
+    delivery,
     pipeline,
     portfolio,
     process_map,
@@ -49,6 +49,9 @@ from read_api.routes import (
     sales,
     status_time,
 )
+from read_api.routes import exports as export_routes
+from read_api.routes import leads as lead_routes
+from schemas.delivery import CheckGrowthReport, ProjectCostsReport
 from schemas.leads import FunnelReport, PausedLeadsReport
 from schemas.pipeline import (
     ContractorOverrunReport,
@@ -439,6 +442,40 @@ REPORTS: tuple[Report, ...] = (
         graph=lambda result, gettext: process_graph(result, gettext),
     ),
 )
+REPORTS += (
+    Report(
+        "project-costs",
+        "/reports/project-costs",
+        N_("Project cost and margin"),
+        ProjectCostsReport,
+        (
+            *PERIOD,
+            Filter("group", N_("Group by"), "choice", "cost_groups"),
+            Filter("pm", N_("PM")),
+            Filter("department", N_("Department"), "choice", "departments"),
+        ),
+        lambda p, c, _, v: delivery.project_costs_report(
+            p,
+            c,
+            _days(v),
+            group=_text(v, "group"),
+            pm=_text(v, "pm"),
+            department=_text(v, "department"),
+            limit=ROWS,
+        ),
+    ),
+    Report(
+        "check-growth",
+        "/reports/check-growth",
+        N_("Check growth"),
+        CheckGrowthReport,
+        (*PERIOD, Filter("manager", N_("Manager")), Filter("source", N_("Source"))),
+        lambda p, c, _, v: delivery.check_growth_report(
+            c, _days(v), manager=_text(v, "manager"), source=_text(v, "source"), limit=ROWS
+        ),
+    ),
+)
+"""The delivery reports of issue 16 §2."""
 BY_SLUG = {r.slug: r for r in REPORTS}
 ANALYST_EXPORTS = export_routes.EXPORTABLE
 EXPORT_FORMATS = ("csv", "parquet", "xlsx")
@@ -588,6 +625,7 @@ def _options(platform: Platform) -> dict[str, list[tuple[str, str]]]:
         "deal_funnels": [(f.id, f.name) for f in platform.rules.deal_funnels.values()],
         "lead_splits": [(s, s) for s in LEAD_SPLITS],
         "project_splits": [(s, s) for s in PROJECT_SPLITS],
+        "cost_groups": [(g, g) for g in project_costs.GROUPS],
     }
 
 

@@ -162,9 +162,12 @@ def plan_fact_report(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    """Per project, newest first: planned hours (its tasks' plan), hours logged on days of
-    the period (``from``/``to``; all days without them) and overall, and how far the
-    overall hours are from the plan (hours and % of the plan); with the totals."""
+    """Per project, newest first: planned hours (its tasks' plan), the part of the plan
+    in the period (each task's planned hours spread over its working days, start to due:
+    a task that only touches the period counts only its days in it), hours logged on days
+    of the period (``from``/``to``; all days without them) and overall, and how far the
+    period's hours are from its plan and the overall hours from the whole plan (hours and
+    % of the plan); with the totals."""
     _check_status(platform, status)
     filters = Filters(
         equal={
@@ -176,7 +179,9 @@ def plan_fact_report(
             "pm": pm,
         }
     )
-    return project_queries.plan_fact(cursor, filters, period.days, limit, offset)
+    return project_queries.plan_fact(
+        cursor, filters, period.days, limit, offset, platform.rules.project.calendar
+    )
 
 
 @router.get("/reports/resource-load", response_model=ResourceLoadReport)
@@ -190,10 +195,13 @@ def resource_load_report(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    """Per person, most hours first: the hours logged on days of the period on each
-    project and in all, against the production calendar's working hours of the period
-    (load %). The period defaults to the current month; with only ``from`` (or ``to``) it
-    runs to the end (from the start) of that month. Listed: everyone who logged hours in
+    """Per person, most hours first: the hours logged on days of the period and their
+    tasks' planned hours that fall in it (each task's plan spread over its working days),
+    per project, per task and in all, against the production calendar's working hours of
+    the period (load %, logged and planned); per department its people, capacity (the
+    calendar's hours of each) and efficiency (logged hours in % of the capacity). The
+    period defaults to the current month; with only ``from`` (or ``to``) it runs to the
+    end (from the start) of that month. Listed: everyone who logged or planned hours in
     the period."""
     span = period.or_month(_today(platform))
     return project_queries.resource_load(

@@ -10,7 +10,13 @@ from pydantic import Field
 from aggregates import users
 from aggregates.errors import InvalidValue
 from commands.context import StreamNotFound
-from commands.users import change_user, load_user, register_user, set_assistant_managers
+from commands.users import (
+    change_user,
+    load_user,
+    register_user,
+    set_assistant_managers,
+    set_cost_rate,
+)
 from event_store.credentials import MAX_PASSWORD, MIN_PASSWORD, check_password_shape
 from leadledger.wiring import Platform
 from queries import users as user_queries
@@ -20,6 +26,7 @@ from schemas.leads import Strict
 from schemas.users import (
     AssistantManagersRequest,
     ChangeUserRequest,
+    CostRateRequest,
     Me,
     RegisterUserRequest,
     UserAccepted,
@@ -84,6 +91,24 @@ def set_managers(
     ctx = headers.context(platform, f"user:{username}:managers", body.model_dump(mode="json"))
     command = users.SetAssistantManagers(tuple(body.managers))
     result = set_assistant_managers(platform.store, username, command, ctx)
+    mark_accepted(result, response)
+    return {"username": username, "version": result.version, "position": result.position}
+
+
+@router.put("/users/{username}/cost-rate", response_model=UserAccepted)
+def put_cost_rate(
+    username: str,
+    body: CostRateRequest,
+    headers: Headers,
+    platform: PlatformDep,
+    response: Response,
+) -> dict[str, Any]:
+    """Set what an hour of the person's work costs from ``valid_from`` on (administrators
+    and top management): the rate in force on a day prices the hours logged that day in
+    the projects' cost and margin. A rate set again for the same day replaces it."""
+    ctx = headers.context(platform, f"user:{username}:cost-rate", body.model_dump(mode="json"))
+    command = users.SetCostRate(body.rate, body.valid_from, body.reason, body.currency)
+    result = set_cost_rate(platform.store, username, command, ctx)
     mark_accepted(result, response)
     return {"username": username, "version": result.version, "position": result.position}
 

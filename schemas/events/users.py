@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from schemas.events.base import Id, PublicPayload
+from schemas.events.base import CurrencyCode, Day, Id, Money, PublicPayload
 
 RoleName = Literal[
     "manager",
@@ -69,6 +69,20 @@ class AssistantManagersSetV1(PublicPayload):
     previous: list[str] = Field(description="The managers before (empty the first time).")
 
 
+class UserCostRateSetV1(PublicPayload):
+    """What an hour of the person's work costs the company from a day on (until the next
+    rate's day); a rate set again for the same day replaces it. The actor set it."""
+
+    username: str
+    rate: Money = Field(description="The hourly cost rate.")
+    currency: CurrencyCode
+    valid_from: Day = Field(description="The first day the rate is in force.")
+    reason: str = Field(description="Why the rate was set.")
+    previous: Money | None = Field(
+        default=None, description="The rate in force on that day before, if any."
+    )
+
+
 class LeadSensitiveInfoSetV1(PublicPayload):
     """The lead's sensitive-information section was replaced. Its content is not
     published; only the lead's manager, their head and top management can read it."""
@@ -94,7 +108,13 @@ class DataSubjectErasedV1(PublicPayload):
 
 
 PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
-    "user": (UserRegisteredV1, UserRegisteredV2, UserChangedV1, AssistantManagersSetV1),
+    "user": (
+        UserRegisteredV1,
+        UserRegisteredV2,
+        UserChangedV1,
+        AssistantManagersSetV1,
+        UserCostRateSetV1,
+    ),
     "lead_sensitive": (LeadSensitiveInfoSetV1, LeadSensitiveInfoViewedV1),
     "data_subject": (DataSubjectErasedV1,),
 }
