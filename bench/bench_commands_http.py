@@ -55,6 +55,7 @@ from psycopg import sql
 
 from aggregates.users import Principal, Role
 from bench import benchlib
+from bench.profiler import summarise
 from leadledger.demo import MANAGERS, SOURCES, TITLES
 from leadledger.settings import Settings
 from leadledger.tokens import Signer
@@ -565,6 +566,16 @@ def main(argv: list[str] | None = None) -> int:
         default="bare,leadledger,save",
         help="comma-separated subset of: bare, leadledger, save",
     )
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="sample the LeadLedger server's CPU by function (bench/profiler.py) and print it",
+    )
+    parser.add_argument("--profile-top", type=int, default=15, help="functions listed")
+    parser.add_argument(
+        "--profile-json", type=Path, default=None, help="also keep the raw profile in this file"
+    )
     parser.add_argument("--seed", type=int, default=3, help="random seed")
     parser.add_argument(
         "--postgres-url", default=benchlib.DEFAULT_POSTGRES_URL, help="PostgreSQL to use"
@@ -598,12 +609,19 @@ def main(argv: list[str] | None = None) -> int:
                 "LEADLEDGER_EVENT_STORE_URL": benchlib.schema_url(args.postgres_url, schema),
                 "LEADLEDGER_DUCKDB_PATH": str(workdir / "read_models.duckdb"),
             }
+            profile_file = workdir / "profile.json"
+            if args.profile:
+                env["LEADLEDGER_BENCH_PROFILE"] = str(profile_file)
             factory = "leadledger_app" if args.projector else "leadledger_app_no_projector"
             with uvicorn_server(factory, env, log) as (port, pid):
                 measured["leadledger"] = Driver(port, args).run(
                     leadledger_scenario(args.moves), pid
                 )
             extra["events"] = count_events(args.postgres_url, schema)
+            if args.profile and profile_file.exists():
+                extra["profile"] = orjson.loads(profile_file.read_bytes())
+                if args.profile_json is not None:
+                    args.profile_json.write_bytes(profile_file.read_bytes())
         if "save" in phases:
             print("eventsourcing Application.save ...", file=sys.stderr, flush=True)
             schema = benchlib.create_schema(args.postgres_url, SCHEMA_PREFIX)
@@ -672,6 +690,14 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"LeadLedger events appended (incl. company registrations, warm-up): "
             f"{extra['events']:,}"
+        )
+    if "profile" in extra:
+        ll = measured["leadledger"]
+        commands = len(ll.records) or 1  # the whole phase, warm-up included, as sampled
+        print(
+            f"\nWhere the LeadLedger server's CPU went (whole phase incl. warm-up, "
+            f"{commands:,} commands; bench/profiler.py):\n"
+            + summarise(extra["profile"], args.profile_top, commands)
         )
     if log_text.strip():
         print("\nuvicorn log (last lines):\n" + "\n".join(log_text.strip().splitlines()[-20:]))

@@ -12,24 +12,31 @@ creation request and a response shaped like a command's, and no I/O: the HTTP ce
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from uuid import UUID, uuid4
 
 from fastapi import FastAPI, Header
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.profiler import start_from_env
 from leadledger.settings import Settings
 from leadledger.wiring import build
 from read_api.app import create_app
 
+PROFILE_ENV = "LEADLEDGER_BENCH_PROFILE"
+"""When set, the server process profiles itself (``bench.profiler``) into that file."""
+
 
 def leadledger_app() -> FastAPI:
     """The LeadLedger API with its projector in the same process (as ``leadledger serve``)."""
+    start_from_env(os.environ.get(PROFILE_ENV))
     return create_app(build(Settings()), background=True)
 
 
 def leadledger_app_no_projector() -> FastAPI:
     """The LeadLedger API alone: commands and queries, no background projector."""
+    start_from_env(os.environ.get(PROFILE_ENV))
     return create_app(build(Settings()), background=False)
 
 
