@@ -421,7 +421,8 @@ def busy_leads(
             state = None
             for _, _, event in history:
                 state = lead_decider.evolve(state, event)
-            assert isinstance(history[0][2], LeadCreated) and state is not None
+            assert isinstance(history[0][2], LeadCreated)
+            assert state is not None
             out.append((str(history[0][0]), len(history)))
             BUSY_MANAGERS[str(history[0][0])] = state.manager
     finally:
@@ -654,6 +655,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile-json", type=Path, default=None, help="also keep the raw profile in this file"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="experiment: cap the LeadLedger server's worker threads for sync endpoints",
+    )
     parser.add_argument("--seed", type=int, default=3, help="random seed")
     parser.add_argument(
         "--postgres-url", default=benchlib.DEFAULT_POSTGRES_URL, help="PostgreSQL to use"
@@ -687,6 +694,8 @@ def main(argv: list[str] | None = None) -> int:
                 "LEADLEDGER_EVENT_STORE_URL": benchlib.schema_url(args.postgres_url, schema),
                 "LEADLEDGER_DUCKDB_PATH": str(workdir / "read_models.duckdb"),
             }
+            if args.threads:
+                env["LEADLEDGER_BENCH_THREADS"] = str(args.threads)
             profile_file = workdir / "profile.json"
             if args.profile:
                 env["LEADLEDGER_BENCH_PROFILE"] = str(profile_file)

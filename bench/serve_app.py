@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 from decimal import Decimal
+from typing import Any
 from uuid import UUID, uuid4
 
+import anyio.to_thread
 from fastapi import FastAPI, Header
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,10 +30,32 @@ PROFILE_ENV = "LEADLEDGER_BENCH_PROFILE"
 """When set, the server process profiles itself (``bench.profiler``) into that file."""
 
 
-def leadledger_app() -> FastAPI:
+THREADS_ENV = "LEADLEDGER_BENCH_THREADS"
+"""When set, the number of worker threads sync endpoints may use at once (anyio's default
+limiter, 40 unless set): an experiment on GIL contention, not how LeadLedger is served."""
+
+
+class _ThreadLimit:
+    """Sets anyio's default thread limiter on the first call, inside the server's loop."""
+
+    def __init__(self, app: Any, tokens: int) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.done = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not self.done:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = self.tokens
+            self.done = True
+        await self.app(scope, receive, send)
+
+
+def leadledger_app() -> Any:
     """The LeadLedger API with its projector in the same process (as ``leadledger serve``)."""
     start_from_env(os.environ.get(PROFILE_ENV))
-    return create_app(build(Settings()), background=True)
+    app = create_app(build(Settings()), background=True)
+    threads = os.environ.get(THREADS_ENV)
+    return _ThreadLimit(app, int(threads)) if threads else app
 
 
 def leadledger_app_no_projector() -> FastAPI:
