@@ -231,6 +231,8 @@ class Driver:
         self.results = Results()
         self.sent = 0
         self.deadline = 0.0
+        self.profile_pid: int | None = None
+        """The server to signal when the window starts and ends (it profiles itself)."""
 
     @property
     def running(self) -> bool:
@@ -289,9 +291,19 @@ class Driver:
             finally:
                 await conn.close()
 
+        async def mark_window() -> None:
+            # the server's profile covers the measured window only
+            await asyncio.sleep(max(0.0, results.window_start - time.perf_counter()))
+            if self.profile_pid is not None:
+                os.kill(self.profile_pid, signal.SIGUSR1)
+
+        marker = asyncio.create_task(mark_window())
         try:
             await asyncio.gather(*(client(i, c) for i, c in enumerate(conns)))
+            if self.profile_pid is not None:
+                os.kill(self.profile_pid, signal.SIGUSR2)
         finally:
+            marker.cancel()
             if httpx_client is not None:
                 await httpx_client.aclose()
         results.window_end = min(time.perf_counter(), self.deadline)
@@ -701,9 +713,13 @@ def main(argv: list[str] | None = None) -> int:
                 env["LEADLEDGER_BENCH_PROFILE"] = str(profile_file)
             factory = "leadledger_app" if args.projector else "leadledger_app_no_projector"
             with uvicorn_server(factory, env, log) as (port, pid):
-                measured["leadledger"] = Driver(port, args).run(
-                    leadledger_scenario(args.moves), pid
-                )
+                driver = Driver(port, args)
+                driver.profile_pid = pid if args.profile else None
+                measured["leadledger"] = driver.run(leadledger_scenario(args.moves), pid)
+                if args.profile:
+                    deadline = time.monotonic() + 10
+                    while not profile_file.exists() and time.monotonic() < deadline:
+                        time.sleep(0.05)
             extra["events"] = count_events(args.postgres_url, schema)
             if args.profile and profile_file.exists():
                 extra["profile"] = orjson.loads(profile_file.read_bytes())
@@ -801,9 +817,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "profile" in extra:
         ll = measured["leadledger"]
-        commands = len(ll.records) or 1  # the whole phase, warm-up included, as sampled
+        commands = len(ll.in_window()) or 1
         print(
-            f"\nWhere the LeadLedger server's CPU went (whole phase incl. warm-up, "
+            f"\nWhere the LeadLedger server's CPU went (the measured window, "
             f"{commands:,} commands; bench/profiler.py):\n"
             + summarise(extra["profile"], args.profile_top, commands)
         )

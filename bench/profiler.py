@@ -7,15 +7,17 @@ to every distinct function on it (cumulative time). Threads that used no CPU (wa
 socket, a lock, a queue) cost nothing and count nothing. It is a sample: short bursts
 between two looks are charged to where the thread is at the second look.
 
-``bench/serve_app.py`` starts it when ``LEADLEDGER_BENCH_PROFILE`` names a file, and
-writes the totals there as JSON when the server process exits; ``summarise`` turns them
-into the tables ``bench_commands_http`` prints.
+``bench/serve_app.py`` starts it when ``LEADLEDGER_BENCH_PROFILE`` names a file;
+``bench_commands_http`` signals the server when its measured window starts (SIGUSR1: the
+start-up and the warm-up are forgotten) and ends (SIGUSR2: the totals are written there as
+JSON); ``summarise`` turns them into the tables it prints.
 """
 
 from __future__ import annotations
 
 import atexit
 import json
+import signal
 import sys
 import threading
 import time
@@ -79,7 +81,16 @@ class Sampler:
                         self.cumulative_ns[key] += used
                     f = f.f_back
 
+    def reset(self) -> None:
+        """Forget what was sampled so far (the start-up, the warm-up)."""
+        self.self_ns.clear()
+        self.cumulative_ns.clear()
+        self.threads_ns.clear()
+        self.samples = 0
+
     def dump(self, path: Path) -> None:
+        if self._stop.is_set():
+            return  # dumped already (on SIGUSR2): the exit adds nothing
         self._stop.set()
         data = {
             "samples": self.samples,
@@ -88,16 +99,22 @@ class Sampler:
             "cumulative_ns": dict(self.cumulative_ns.most_common(400)),
             "threads_ns": dict(self.threads_ns),
         }
-        path.write_text(json.dumps(data))
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(data))
+        partial.replace(path)  # a reader never sees half a file
 
 
 def start_from_env(path: str | None) -> None:
-    """Profile this process until it exits, into ``path`` (nothing when empty)."""
+    """Profile this process into ``path`` (nothing when empty): SIGUSR1 starts afresh
+    (the measured window begins), SIGUSR2 writes the file and stops (it ends); else the
+    file is written when the process exits. Call it from the main thread."""
     if not path:
         return
     sampler = Sampler()
     sampler.start()
     atexit.register(sampler.dump, Path(path))
+    signal.signal(signal.SIGUSR1, lambda *_: sampler.reset())
+    signal.signal(signal.SIGUSR2, lambda *_: sampler.dump(Path(path)))
 
 
 def summarise(data: dict[str, Any], top: int = 15, per: int | None = None) -> str:
