@@ -471,17 +471,10 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
             "SELECT originator_version, notification_id, topic, state FROM {schema}.{table} "
             "WHERE originator_id = %s AND originator_version >= %s ORDER BY originator_version"
         )
-        with self.datastore.transaction(commit=False) as curs:
+        # one statement is one snapshot: no BEGIN/ROLLBACK round trips around it
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(statement, (originator_id, from_version), prepare=True)
-            return [
-                (
-                    row["originator_version"],
-                    row["notification_id"],
-                    row["topic"],
-                    bytes(row["state"]),
-                )
-                for row in curs.fetchall()
-            ]
+            return [(row[0], row[1], row[2], bytes(row[3])) for row in curs.fetchall()]
 
     def select_notification_rows(
         self, after: int, limit: int, max_bytes: int | None = None
