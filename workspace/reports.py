@@ -38,6 +38,7 @@ from read_api import excel
 from read_api.access import VISIBLE_IDS, read_models
 from read_api.deps import Period
 from read_api.errors import BadRequestValue
+from read_api.routes import activities as activity_routes
 from read_api.routes import deals as deal_routes
 from read_api.routes import (
     delivery,
@@ -51,6 +52,8 @@ from read_api.routes import (
 )
 from read_api.routes import exports as export_routes
 from read_api.routes import leads as lead_routes
+from read_api.routes import sales_plans as sales_plan_routes
+from schemas.activities import CallsReport, ClientsReport, CoefficientReport
 from schemas.delivery import CheckGrowthReport, ProjectCostsReport
 from schemas.leads import FunnelReport, PausedLeadsReport
 from schemas.pipeline import (
@@ -74,6 +77,13 @@ from schemas.sales import (
     DeliveredSalesReport,
     LeadsPeriodReport,
     ProposalsReport,
+)
+from schemas.sales_plans import (
+    DealsInWorkReport,
+    DormantClientsReport,
+    InvoicesReport,
+    NewClientsReport,
+    NewLeadsReport,
 )
 from schemas.status_time import StatusTimePage, StatusTimeSummary
 from workspace import i18n
@@ -476,6 +486,119 @@ REPORTS += (
     ),
 )
 """The delivery reports of issue 16 §2."""
+
+SELLERS = (
+    Filter("manager", N_("Manager")),
+    Filter("department", N_("Department")),
+    Filter("region", N_("Region")),
+    Filter("city", N_("City")),
+)
+"""Whose figures: a manager, or the people of a department, region or city."""
+
+
+def _sellers(values: Values) -> sales_plan_routes.SellerFilters:
+    return sales_plan_routes.SellerFilters(
+        _text(values, "manager"),
+        _text(values, "department"),
+        _text(values, "region"),
+        _text(values, "city"),
+    )
+
+
+def _who(values: Values) -> activity_routes.Who:
+    return activity_routes.Who(
+        owner=_text(values, "manager"),
+        department=_text(values, "department"),
+        region=_text(values, "region"),
+        city=_text(values, "city"),
+    )
+
+
+REPORTS += (
+    Report(
+        "new-leads",
+        "/reports/new-leads",
+        N_("New leads per day and week"),
+        NewLeadsReport,
+        (*PERIOD, *SELLERS),
+        lambda p, c, who, v: sales_plan_routes.new_leads(p, c, who, _period(v), _sellers(v)),
+    ),
+    Report(
+        "new-clients",
+        "/reports/new-clients",
+        N_("New clients (client-base growth)"),
+        NewClientsReport,
+        (*PERIOD, *SELLERS),
+        lambda p, c, who, v: sales_plan_routes.new_clients(
+            p, c, who, _period(v), _sellers(v), ROWS, _offset(v)
+        ),
+    ),
+    Report(
+        "dormant-clients",
+        "/reports/dormant-clients",
+        N_("Dormant clients"),
+        DormantClientsReport,
+        SELLERS,
+        lambda p, c, who, v: sales_plan_routes.dormant_clients(
+            p, c, who, _sellers(v), None, ROWS, _offset(v)
+        ),
+    ),
+    Report(
+        "invoices",
+        "/reports/invoices",
+        N_("Invoices issued"),
+        InvoicesReport,
+        (*PERIOD, *SELLERS),
+        lambda p, c, who, v: sales_plan_routes.invoices(
+            p, c, who, _period(v), _sellers(v), ROWS, _offset(v)
+        ),
+    ),
+    Report(
+        "deals-in-work",
+        "/reports/deals-in-work",
+        N_("Deals in work"),
+        DealsInWorkReport,
+        SELLERS,
+        lambda p, c, who, v: sales_plan_routes.deals_in_work(p, c, who, _sellers(v)),
+    ),
+    Report(
+        "activity-coefficient",
+        "/reports/activities/coefficient",
+        N_("Activity coefficient"),
+        CoefficientReport,
+        (*PERIOD, *SELLERS),
+        lambda p, c, _, v: activity_routes.coefficient(p, c, _period(v), _who(v)),
+    ),
+    Report(
+        "activity-calls",
+        "/reports/activities/calls",
+        N_("Calls per day"),
+        CallsReport,
+        (*PERIOD, *SELLERS),
+        lambda p, c, _, v: activity_routes.calls(
+            p, c, _period(v), _who(v), "day", ROWS, _offset(v)
+        ),
+    ),
+    Report(
+        "clients-without-interaction",
+        "/reports/activities/clients-without-interaction",
+        N_("Clients without interaction"),
+        ClientsReport,
+        SELLERS,
+        lambda p, c, _, v: activity_routes.clients_without_interaction(
+            p, c, _who(v), None, ROWS, _offset(v)
+        ),
+    ),
+    Report(
+        "clients-without-planned",
+        "/reports/activities/clients-without-planned",
+        N_("Clients with no planned activity"),
+        ClientsReport,
+        SELLERS,
+        lambda p, c, _, v: activity_routes.clients_without_planned(p, c, _who(v), ROWS, _offset(v)),
+    ),
+)
+"""The sales indicators and the activity indicators of issue 15 §3."""
 BY_SLUG = {r.slug: r for r in REPORTS}
 ANALYST_EXPORTS = export_routes.EXPORTABLE
 EXPORT_FORMATS = ("csv", "parquet", "xlsx")
