@@ -37,7 +37,7 @@ def test_the_manager_cabinet_shows_the_week_the_coefficient_overdue_today_and_ne
     late = plan(start + timedelta(hours=1))
     made = plan(start + timedelta(hours=2), "meeting_cold")
     tomorrow = plan(start + timedelta(days=1, hours=1))
-    clock.advance(hours=2, minutes=30)
+    clock.advance(hours=2, minutes=10)  # the first is overdue; the meeting is on
     ok(client.post(f"/activities/{made}/done", json={"result": "agreed"}, headers=MIA))
     monday = (start + timedelta(days=7)).date().isoformat()
     days = [{"day": monday, "counts": {"call_out_cold": 5}}]
@@ -62,4 +62,7 @@ def test_the_manager_cabinet_shows_the_week_the_coefficient_overdue_today_and_ne
     seen = ok(
         client.get("/cabinets/manager", params={**at, "manager": "mia.manager"}, headers=HEAD)
     )
-    assert seen["overdue_activities"] == cabinet["overdue_activities"]
+    # (the deadlines process manager may have reminded the owner meanwhile: a new version)
+    overdue = seen["overdue_activities"]
+    assert overdue["total"] == 1
+    assert [a["activity_id"] for a in overdue["items"]] == [late]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from uuid import UUID
 
@@ -73,6 +73,9 @@ def api(platform: Platform) -> Iterator[TestClient]:
             body["department"] = department
             ok(client.post("/users", json=body, headers=ADMIN), 201)
         yield client
+
+
+CENT = Decimal("0.01")
 
 
 def rate(api: TestClient, who: str, value: str, day: str, headers: Any = ACTOR) -> Any:
@@ -332,7 +335,8 @@ def test_labour_is_priced_by_the_rate_of_the_day_and_roll_ups_add_up(
                 known = [d for (who, d) in ledger["rates"] if who == person and d <= day]
                 if known:
                     labour += Decimal(hours) / 100 * Decimal(ledger["rates"][(person, max(known))])
-            assert item["labour_cost"] == (labour / 100).quantize(Decimal("0.01"))
+            # money rounds half up, as every figure of the reports does
+            assert item["labour_cost"] == (labour / 100).quantize(CENT, rounding=ROUND_HALF_UP)
             assert item["cost"] == item["labour_cost"] + item["contractor_cost"]
             assert item["margin"] == item["value"] - item["cost"]
         totals = whole["totals"]
