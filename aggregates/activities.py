@@ -22,6 +22,7 @@ department, top management for anyone) is the ownership policy (``commands/polic
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -251,10 +252,24 @@ def _duration(value: Any, field: str = "duration_minutes") -> int:
     return value
 
 
+ABOUT_FIELDS = {"lead_id": "lead", "deal_id": "deal", "project_id": "project"}
+"""The records an activity may be about, by the field naming them."""
+
+
 def plan(
-    command: PlanActivity, rules: ActivityRules, meta: CommandMeta
+    command: PlanActivity,
+    rules: ActivityRules,
+    meta: CommandMeta,
+    *,
+    missing: Collection[str] = (),
 ) -> ActivityPlanned | ActivityRegistered:
-    """A new activity: planned, or registered done when it happened already."""
+    """A new activity: planned, or registered done when it happened already.
+
+    ``missing`` names the fields of ``ABOUT_FIELDS`` whose record does not exist: an
+    activity is about a lead, deal or project only when there is one."""
+    for field in ABOUT_FIELDS:
+        if field in missing:
+            raise InvalidValue(field, f"'{field}' names no {ABOUT_FIELDS[field]} that exists")
     kind = rules.require_type(command.activity_type, "type")
     owner = values.required_text("owner", command.owner)
     company_id = values.text("company_id", command.company_id, required=False)

@@ -3,14 +3,17 @@ reminder the deadlines process manager sends."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from uuid import UUID, uuid5
 
 from aggregates import activities, activity_plans
 from aggregates.rules import ActivityRules
 from commands.context import CommandContext, CommandResult, StreamNotFound
+from commands.deals import load_deal_records
 from commands.execution import execute, load_stream
+from commands.leads import load_lead_records
+from commands.projects import load_project_records
 from event_store import EventStore, NewEvent, RecordedEvent
 
 ACTIVITY_NAMESPACE = UUID("5b8e1c2d-7a43-4f19-9c6e-2d8a0b4f7e51")
@@ -46,11 +49,32 @@ def plan_activity(
     ctx: CommandContext,
 ) -> CommandResult:
     """Plan an activity (or register one that happened): a new stream."""
+    missing = _missing_records(store, command)
 
     def decide(_: list[RecordedEvent]) -> Sequence[NewEvent]:
-        return [NewEvent(command.activity_id, 1, activities.plan(command, rules, ctx.meta))]
+        event = activities.plan(command, rules, ctx.meta, missing=missing)
+        return [NewEvent(command.activity_id, 1, event)]
 
     return execute(store, ctx, command.activity_id, decide, what="activity", must_exist=False)
+
+
+def _missing_records(store: EventStore, command: activities.PlanActivity) -> frozenset[str]:
+    """The fields of ``activities.ABOUT_FIELDS`` naming a record that does not exist."""
+    loaders: dict[str, Callable[[EventStore, UUID], list[RecordedEvent]]] = {
+        "lead_id": load_lead_records,
+        "deal_id": load_deal_records,
+        "project_id": load_project_records,
+    }
+    named = {
+        "lead_id": command.lead_id,
+        "deal_id": command.deal_id,
+        "project_id": command.project_id,
+    }
+    return frozenset(
+        field
+        for field, record_id in named.items()
+        if record_id is not None and not loaders[field](store, record_id)
+    )
 
 
 def handle_activity_command(

@@ -289,6 +289,20 @@ def test_bad_bodies_are_422_naming_the_field(api: TestClient) -> None:
         assert field in refused.text
 
 
+def test_an_activity_about_a_record_that_does_not_exist_is_422_naming_the_field(
+    api: TestClient,
+) -> None:
+    for field in ("lead_id", "deal_id", "project_id"):
+        refused = api.post(
+            "/activities",
+            json={"type": "demo", "company_id": "x", "planned_at": iso(T0), field: str(uuid4())},
+            headers=BORIS,
+        )
+        assert refused.status_code == 422, refused.text
+        assert field in refused.text
+        assert "exists" in refused.text
+
+
 def test_an_activity_lives_and_reads_as_of_and_in_its_history(
     api: TestClient, platform: Platform, clock: FakeClock
 ) -> None:

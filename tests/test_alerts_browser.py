@@ -107,10 +107,17 @@ def test_an_alert_shows_in_the_counter_and_is_marked_read(
 
     page.reload()
     assert counter(page) == "1"
+    # the home's card shows it as the alerts page does: its kind in words, its subject linked
+    subject = f"a[href='/workspace/handoffs/{request_id}']"
+    assert page.locator(f"main {subject}").count() == 1
+    home_kind = page.locator("main tr", has=page.locator(subject)).locator("td").first.inner_text()
+    assert home_kind
+    assert "_" not in home_kind  # words, not the kind's code
     page.click("#alerts-counter")
     page.wait_for_url("**/workspace/alerts")
     row = page.locator(f"tr[data-alert='{alert}']")
     assert "unread" in (row.get_attribute("class") or "")
+    assert row.locator("td").first.inner_text() == home_kind
     link = row.locator("a")
     assert link.get_attribute("href") == f"/workspace/handoffs/{request_id}"
     assert counter(page) == "1"

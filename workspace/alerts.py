@@ -5,7 +5,7 @@ header shows. The same query and inbox command as ``/alerts`` in the API."""
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -53,6 +53,13 @@ def _platform(request: Request) -> Platform:
     return platform
 
 
+def label(items: list[dict[str, Any]], language: str) -> None:
+    """Each alert's kind and subject in the viewer's language, for the page and the home."""
+    for item in items:
+        item["kind_label"] = kind_label(item["kind"], language)
+        item["subject_label"] = subject_label(item["subject_type"], language)
+
+
 @router.get("/alerts")
 def alerts_page(
     request: Request,
@@ -68,10 +75,7 @@ def alerts_page(
         )
     finally:
         cursor.close()
-    language = i18n.language_of(request)
-    for item in items:
-        item["kind_label"] = kind_label(item["kind"], language)
-        item["subject_label"] = subject_label(item["subject_type"], language)
+    label(items, i18n.language_of(request))
     pages = max(1, math.ceil(total / PAGE_SIZE))
     context = {
         "items": items,

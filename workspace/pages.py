@@ -31,7 +31,7 @@ from commands.context import (
 )
 from commands.users import load_user
 from leadledger.wiring import Platform
-from queries.alerts import list_alerts
+from queries.alerts import inbox as alert_inbox
 from queries.common import Filters
 from queries.handoffs import OPEN_REQUEST, list_handoffs
 from queries.leads import LeadFilters, funnel_report, list_leads
@@ -428,9 +428,8 @@ def cabinet(platform: Platform, principal: Principal) -> dict[str, Any]:
             mine = Filters(equal={"pm": principal.user if role is Role.PM else None})
             items, total = list_projects(cursor, mine, 10, 0)
             parts["projects"] = {"items": items, "total": total}
-        if may(principal, "GET", "/alerts"):
-            alerts = Filters(equal={"recipient": own}, time_column="raised_at")
-            items, total, _unread = list_alerts(cursor, alerts, 10, 0)
+        if may(principal, "GET", "/alerts"):  # the viewer's own inbox, unread first
+            items, total, _unread = alert_inbox(cursor, principal.user, 10, 0)
             parts["alerts"] = {"items": items, "total": total}
     return parts
 
@@ -453,10 +452,13 @@ def chart_data(funnels: list[dict[str, Any]], gettext: Callable[[str], str] = st
 
 @router.get("/")
 def home(request: Request, principal: Viewer) -> HTMLResponse:
+    from workspace.alerts import label
     from workspace.reports import cabinet_parts
 
     parts = cabinet(_platform(request), principal)
-    gettext = i18n.translations(i18n.language_of(request)).gettext
+    language = i18n.language_of(request)
+    label(parts.get("alerts", {}).get("items", []), language)
+    gettext = i18n.translations(language).gettext
     parts.update(cabinet_parts(_platform(request), principal, gettext))
     context = {"parts": parts, "chart": chart_data(parts.get("funnels", []), gettext)}
     return render(request, "home.html", context, principal=principal)
