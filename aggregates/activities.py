@@ -144,8 +144,8 @@ ActivityCommand = CompleteActivity | CancelActivity | RescheduleActivity | Remin
 
 
 @dataclass(frozen=True, kw_only=True)
-class ActivityPlanned(DomainEvent):
-    """An activity was planned for its owner (by them, their head or top management)."""
+class ActivityOpened(DomainEvent):
+    """What every activity's first event says of it (not an event of its own)."""
 
     activity_id: UUID
     activity_type: str
@@ -163,23 +163,15 @@ class ActivityPlanned(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ActivityRegistered(DomainEvent):
+class ActivityPlanned(ActivityOpened):
+    """An activity was planned for its owner (by them, their head or top management)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActivityRegistered(ActivityOpened):
     """An activity that happened was recorded after the fact (an incoming call or
     e-mail, or a call made unplanned): done at once, at ``planned_at``."""
 
-    activity_id: UUID
-    activity_type: str
-    group: str
-    direction: str | None
-    owner: str
-    company_id: str | None
-    contact: str | None
-    lead_id: UUID | None
-    deal_id: UUID | None
-    project_id: UUID | None
-    planned_at: datetime
-    duration_minutes: int
-    notes: str | None
     result: str | None
 
 
