@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aggregates import users
+from aggregates.base import DomainEvent
 from commands.context import CommandContext, CommandResult, StreamNotFound
 from commands.execution import execute, load_stream
 from event_store import EventStore, NewEvent, RecordedEvent
@@ -32,16 +33,20 @@ def register_user(
     return execute(store, ctx, stream_id, decide, what="user", must_exist=False)
 
 
-def change_user(
-    store: EventStore, username: str, command: users.ChangeUser, ctx: CommandContext
+def _update_user(
+    store: EventStore,
+    username: str,
+    ctx: CommandContext,
+    decide_event: Callable[[users.User], DomainEvent],
 ) -> CommandResult:
+    """Load an existing user (404 naming them), decide one event on their state, append."""
     load_user(store, username)  # 404 naming the user
     stream_id = users.user_stream_id(username)
 
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
         state = users.fold([r.event for r in history])
         assert state is not None
-        return [NewEvent(stream_id, state.version + 1, users.change(state, command, ctx.meta))]
+        return [NewEvent(stream_id, state.version + 1, decide_event(state))]
 
     return execute(
         store,
@@ -51,54 +56,32 @@ def change_user(
         what="user",
         load=lambda _: load_user_records(store, username),
     )
+
+
+def change_user(
+    store: EventStore, username: str, command: users.ChangeUser, ctx: CommandContext
+) -> CommandResult:
+    return _update_user(store, username, ctx, lambda s: users.change(s, command, ctx.meta))
 
 
 def set_assistant_managers(
     store: EventStore, username: str, command: users.SetAssistantManagers, ctx: CommandContext
 ) -> CommandResult:
     """Attach an assistant to their managers (each read from the directory now)."""
-    load_user(store, username)  # 404 naming the user
-    stream_id = users.user_stream_id(username)
 
-    def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
-        state = users.fold([r.event for r in history])
-        assert state is not None
+    def decide(state: users.User) -> DomainEvent:
         named = command.managers if isinstance(command.managers, (tuple, list)) else ()
         directory = {name: _find_user(store, name) for name in named if isinstance(name, str)}
-        event = users.set_managers(state, command, directory, ctx.meta)
-        return [NewEvent(stream_id, state.version + 1, event)]
+        return users.set_managers(state, command, directory, ctx.meta)
 
-    return execute(
-        store,
-        ctx,
-        stream_id,
-        decide,
-        what="user",
-        load=lambda _: load_user_records(store, username),
-    )
+    return _update_user(store, username, ctx, decide)
 
 
 def set_cost_rate(
     store: EventStore, username: str, command: users.SetCostRate, ctx: CommandContext
 ) -> CommandResult:
     """Set a person's hourly cost rate from a day on (administrators and top management)."""
-    load_user(store, username)  # 404 naming the user
-    stream_id = users.user_stream_id(username)
-
-    def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
-        state = users.fold([r.event for r in history])
-        assert state is not None
-        event = users.set_cost_rate(state, command, ctx.meta)
-        return [NewEvent(stream_id, state.version + 1, event)]
-
-    return execute(
-        store,
-        ctx,
-        stream_id,
-        decide,
-        what="user",
-        load=lambda _: load_user_records(store, username),
-    )
+    return _update_user(store, username, ctx, lambda s: users.set_cost_rate(s, command, ctx.meta))
 
 
 def _find_user(store: EventStore, name: str) -> users.User | None:
