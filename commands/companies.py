@@ -55,31 +55,38 @@ def survivor_of(store: EventStore, state: company.Company) -> company.Company:
     raise RuntimeError(f"company {state.company_id}: a merge chain longer than {MAX_MERGE_HOPS}")
 
 
-def _tax_claim(store: EventStore, tax: str | None) -> company.TaxIdClaim | None:
-    if tax is None:
-        return None
-    events = [r.event for r in store.load(company.tax_id_stream_id(tax))]
-    return company.fold_tax_claim(tax, events)
+class ClaimStreams:
+    """The claim streams a decision read, each with the version it was read at: the
+    claim events are appended at exactly the next version, so a claim taken after the
+    read refuses the append (and the command is decided again on fresh state)."""
 
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.versions: dict[UUID, int] = {}
 
-def _name_claim(store: EventStore, key: str) -> company.NameClaim:
-    events = [r.event for r in store.load(company.name_stream_id(key))]
-    return company.fold_name_claim(key, events)
+    def _load(self, stream: UUID) -> list[DomainEvent]:
+        events = [r.event for r in self.store.load(stream)]
+        self.versions.setdefault(stream, len(events))
+        return events
 
+    def tax(self, tax: str | None) -> company.TaxIdClaim | None:
+        if tax is None:
+            return None
+        return company.fold_tax_claim(tax, self._load(company.tax_id_stream_id(tax)))
 
-def _claim_events(
-    store: EventStore, claims: Sequence[tuple[str, str, DomainEvent]]
-) -> list[NewEvent]:
-    """Claim events at their streams' next versions (kind, key, event), in order."""
-    versions: dict[UUID, int] = {}
-    out: list[NewEvent] = []
-    for kind, key, event in claims:
-        stream = company.tax_id_stream_id(key) if kind == "tax" else company.name_stream_id(key)
-        if stream not in versions:
-            versions[stream] = len(store.load(stream))
-        versions[stream] += 1
-        out.append(NewEvent(stream, versions[stream], event))
-    return out
+    def name(self, key: str) -> company.NameClaim:
+        return company.fold_name_claim(key, self._load(company.name_stream_id(key)))
+
+    def events(self, claims: Sequence[tuple[str, str, DomainEvent]]) -> list[NewEvent]:
+        """Claim events (kind, key, event) at their streams' next versions, in order."""
+        out: list[NewEvent] = []
+        for kind, key, event in claims:
+            stream = company.tax_id_stream_id(key) if kind == "tax" else company.name_stream_id(key)
+            if stream not in self.versions:
+                self._load(stream)
+            self.versions[stream] += 1
+            out.append(NewEvent(stream, self.versions[stream], event))
+        return out
 
 
 def _keyed(claims: list[tuple[str, DomainEvent]]) -> list[tuple[str, str, DomainEvent]]:
@@ -100,13 +107,14 @@ def register_company(
 
     def decide(_: list[RecordedEvent]) -> Sequence[NewEvent]:
         card = company.check_card(command.card)
+        streams = ClaimStreams(store)
         event, claims = company.add_to_directory(
             command,
-            _tax_claim(store, card.tax_id),
-            _name_claim(store, company.name_key(card.name, card.city)),
+            streams.tax(card.tax_id),
+            streams.name(company.name_key(card.name, card.city)),
             ctx.meta,
         )
-        return [NewEvent(stream_id, 1, event), *_claim_events(store, _keyed(claims))]
+        return [NewEvent(stream_id, 1, event), *streams.events(_keyed(claims))]
 
     return execute(store, ctx, stream_id, decide, what="company", must_exist=False)
 
@@ -124,17 +132,15 @@ def change_company_card(
     def decide(history: list[RecordedEvent]) -> Sequence[NewEvent]:
         state = company.fold([r.event for r in history])
         assert state is not None
+        streams = ClaimStreams(store)
         if state.merged_into is None:
             card = company.proposed_card(state, command)
-            tax_claim = _tax_claim(store, card.tax_id)
-            name_claim = _name_claim(store, company.name_key(card.name, card.city))
+            tax_claim = streams.tax(card.tax_id)
+            name_claim = streams.name(company.name_key(card.name, card.city))
         else:
             tax_claim, name_claim = None, None
         event, claims = company.change_card(state, command, tax_claim, name_claim, ctx.meta)
-        return [
-            NewEvent(stream_id, state.version + 1, event),
-            *_claim_events(store, _keyed(claims)),
-        ]
+        return [NewEvent(stream_id, state.version + 1, event), *streams.events(_keyed(claims))]
 
     return execute(
         store,
@@ -169,7 +175,7 @@ def merge_company(
             NewEvent(
                 company.company_stream_id(absorbed.company_id), len(survivor_records) + 1, absorbed
             ),
-            *_claim_events(store, company.moved_claims(state, absorbed.company_id, ctx.meta)),
+            *ClaimStreams(store).events(company.moved_claims(state, absorbed.company_id, ctx.meta)),
         ]
 
     return execute(
