@@ -627,7 +627,7 @@ def change_card(
     card = proposed_card(company, command)
     changed = tuple(f for f in CARD_FIELDS if getattr(card, f) != getattr(company.card, f))
     if not changed and company.in_directory:
-        raise RuleViolation("no_change", "the company already has these values")
+        raise RuleViolation("company_unchanged", "the company already has these values")
     claims = _claims(
         company.company_id,
         company.card,

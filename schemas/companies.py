@@ -153,7 +153,9 @@ class TimelineEntry(BaseModel):
         description="The kind of record ``record_id`` names"
     )
     record_id: str
-    title: str | None = Field(description="The record's title (an invoice's number, an activity's type)")
+    title: str | None = Field(
+        description="The record's title (an invoice's number, an activity's type)"
+    )
     amount: Decimal | None
     status: str | None
     who: str | None = Field(description="The manager, owner or PM (who issued or recorded)")

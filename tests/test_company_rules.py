@@ -243,7 +243,7 @@ def test_a_put_replaces_the_card_and_no_change_is_refused() -> None:
     same = company.ChangeCompanyCard({"notes": "old"})
     with pytest.raises(RuleViolation) as refused:
         company.change_card(before, same, None, None, meta())
-    assert refused.value.rule == "no_change"
+    assert refused.value.rule == "company_unchanged"
     with pytest.raises(InvalidValue):
         company.change_card(before, company.ChangeCompanyCard({}), None, None, meta())
 

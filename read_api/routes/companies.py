@@ -59,7 +59,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {
         "description": "likely_duplicate (the same tax id, or the same name in the same city: "
         "names existing_company_id), company_merged (a merged record is read-only), "
-        "no_change, or a version conflict"
+        "company_unchanged, or a version conflict"
     },
     422: {"description": "Invalid body, header or value; names the field"},
 }
@@ -78,11 +78,13 @@ def must_see(platform: Platform, principal: Principal, company_id: str) -> None:
     if visible(platform, principal, "companies", "company_id", company_id):
         return
     head = platform.store.last_position()
-    if platform.projector.position < head and platform.projector.wait_for(
-        head, platform.settings.read_wait_seconds
+    behind = platform.projector.position < head
+    if (
+        behind
+        and platform.projector.wait_for(head, platform.settings.read_wait_seconds)
+        and visible(platform, principal, "companies", "company_id", company_id)
     ):
-        if visible(platform, principal, "companies", "company_id", company_id):
-            return
+        return
     raise StreamNotFound(f"company {company_id} not found")
 
 
@@ -193,7 +195,8 @@ def merge(
 def list_companies(
     cursor: ReadCursor,
     search: Annotated[
-        str | None, Query(max_length=MAX_CODE, description="Name (as duplicates are found) or tax id")
+        str | None,
+        Query(max_length=MAX_CODE, description="Name (as duplicates are found) or tax id"),
     ] = None,
     industry: Text = None,
     region: Text = None,
