@@ -235,3 +235,32 @@ def test_deal_volume_by_industry_matches_the_oracle_and_its_splits_add_up(
         *(f"{s}_{m}" for s in DEAL_STATUSES for m in ("count", "amount")),
     ):
         assert totals[field] == sum(row[field] for row in report["items"])
+
+
+def test_the_demo_gives_its_companies_cards_deterministically() -> None:
+    from leadledger.demo import load_demo, load_demo_companies
+    from tests.factories import FUNNELS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_event_store(f"sqlite:///{tmp}/events.sqlite", event_codec())
+        try:
+            load_demo(store, FUNNELS, T0, leads=30, seed=3)
+            filled = load_demo_companies(store, T0)
+            assert filled > 5
+            assert load_demo_companies(store, T0) == 0  # loading again changes nothing
+            db = ReadModelDatabase(f"{tmp}/read.duckdb")
+            try:
+                rebuild(store, db, [CompanyProjection()])
+                cursor = db.cursor()
+                rows = cursor.execute(
+                    "SELECT tax_id, industry, city, in_directory FROM companies"
+                ).fetchall()
+                cursor.close()
+            finally:
+                db.close()
+            assert len(rows) == filled
+            assert all(company.inn_is_valid(tax) for tax, *_ in rows)
+            assert len({tax for tax, *_ in rows}) == filled
+            assert all(industry and city and directory for _, industry, city, directory in rows)
+        finally:
+            store.close()
