@@ -1,7 +1,8 @@
 """Lead command handlers.
 
 Each handler loads the lead's stream, lets the Lead decider decide, and appends exactly
-one event (plus the company registration on a lead's creation when the company is new).
+one event (plus, on a lead's creation, the company's registration when the company is
+new, or its first lead when it was registered in the directory with none yet).
 Optimistic concurrency rests on the store's unique (stream, version): a stale
 ``If-Match`` or a racing writer ends in :class:`VersionConflict`, never a lost update.
 A repeated Idempotency-Key finds its command's event in the stream and returns the
@@ -13,8 +14,9 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID, uuid5
 
-from aggregates import company, lead
+from aggregates import lead
 from aggregates.funnels import FunnelCatalog
+from commands.companies import lead_named_company
 from commands.context import (
     CommandContext,
     CommandResult,
@@ -50,18 +52,14 @@ def create_lead(
             if replayed is not None:
                 return replayed
             raise VersionConflict(f"lead {command.lead_id} exists already", len(existing))
-        company_stream = None
         company_known = False
+        company_events: list[NewEvent] = []
         if company_id is not None:
-            company_stream = company.company_stream_id(company_id)
-            company_known = bool(store.load(company_stream))
-        event = lead.create(command, funnels, ctx.meta, company_known=company_known)
-        new_events = [NewEvent(command.lead_id, 1, event)]
-        if company_stream is not None and not company_known:
-            registration = company.register(
-                event.company_id or "", event.company_name, command.lead_id, ctx.meta
+            company_known, company_events = lead_named_company(
+                store, company_id, command.lead_id, str(command.company_name).strip(), ctx.meta
             )
-            new_events.append(NewEvent(company_stream, 1, registration))
+        event = lead.create(command, funnels, ctx.meta, company_known=company_known)
+        new_events = [NewEvent(command.lead_id, 1, event), *company_events]
         try:
             positions = store.append(new_events)
         except ConcurrencyError:

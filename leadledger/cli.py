@@ -67,6 +67,10 @@ def _load_demo(platform: Platform | CommandSide, leads: int, deals: int, seed: i
         platform.store, platform.rules, platform.clock(), seed=seed
     )
     log.info("loaded %d demo projects delivered over two years", delivered)
+    from leadledger.demo import load_demo_companies
+
+    cards = load_demo_companies(platform.store, platform.clock())
+    log.info("filled the directory cards of %d demo companies", cards)
     return sent
 
 

@@ -20,6 +20,7 @@ from uuid import UUID, uuid5
 
 from aggregates import (
     billing,
+    company,
     contractor,
     deal,
     handoff,
@@ -35,6 +36,7 @@ from aggregates.errors import DomainError
 from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
 from commands.assignments import assign_client
+from commands.companies import change_company_card, load_company
 from commands.context import CommandContext, StreamNotFound, VersionConflict
 from commands.contractors import register_contractor
 from commands.deals import convert_lead, handle_deal_command
@@ -1283,3 +1285,83 @@ def _rate_ctx(username: str, key: str, now: datetime) -> CommandContext:
         actor_role="admin" if by_admin else "top",
         command="register_user" if by_admin else "set_cost_rate",
     )
+
+
+DEMO_INDUSTRIES = [
+    "Agriculture",
+    "Construction",
+    "Retail",
+    "Logistics",
+    "Manufacturing",
+    "Energy",
+    "Insurance",
+    "Real estate",
+]
+DEMO_PLACES = [
+    ("Moscow", "Moscow"),
+    ("Moscow region", "Podolsk"),
+    ("Saint Petersburg", "Saint Petersburg"),
+    ("Tver region", "Tver"),
+    ("Tatarstan", "Kazan"),
+    ("Sverdlovsk region", "Yekaterinburg"),
+    ("Krasnodar krai", "Krasnodar"),
+]
+
+
+def _demo_companies(store: EventStore) -> list[tuple[str, str]]:
+    """Every company the demo's leads brought in (first seen on a lead, with just a name),
+    in the order they were seen: (company id, name)."""
+    from projections.deals import page_events
+
+    seen: list[tuple[str, str]] = []
+    after = 0
+    while True:
+        page = store.read_page(after, 50_000)
+        if page.num_rows == 0:
+            return seen
+        after = page["position"][-1].as_py()
+        for e in page_events(page, frozenset({"CompanyRegistered"})):
+            seen.append((e.doc["company_id"], e.doc["company_name"]))
+
+
+def load_demo_companies(store: EventStore, now: datetime) -> int:
+    """The directory cards of the demo's companies: an industry, a valid tax id (INN and,
+    for most, a KPP), a region and a city, each following from the company's place in the
+    log (deterministic: loading twice changes nothing). A name already held in the same
+    city by another demo company is registered as a different company. The companies
+    whose card was filled."""
+    filled = 0
+    for index, (company_id, name) in enumerate(_demo_companies(store)):
+        try:
+            if load_company(store, company_id).in_directory:
+                continue
+        except StreamNotFound:
+            continue
+        region, city = DEMO_PLACES[index % len(DEMO_PLACES)]
+        tax = company.with_check_digits(f"{770100000 + index * 7:09d}")
+        card = {
+            "industry": DEMO_INDUSTRIES[(index * 5 + 3) % len(DEMO_INDUSTRIES)],
+            "tax_id": tax,
+            "kpp": f"{tax[:4]}01001" if index % 4 else None,
+            "region": region,
+            "city": city,
+            "legal_address": f"{city}, {name} building {index % 90 + 1}",
+        }
+        for different in (False, True):
+            ctx = CommandContext(
+                actor="assistant.demo",
+                at=now,
+                command_id=uuid5(DEMO_NAMESPACE, f"company-card-{company_id}-{different}"),
+                idempotency_key=f"demo-company-{company_id}-{different}",
+                actor_role="assistant",
+                command="change_card",
+            )
+            try:
+                change_company_card(
+                    store, company_id, company.ChangeCompanyCard(card, False, different), ctx
+                )
+            except DomainError:
+                continue  # the same name in the same city: a different company, say so
+            filled += 1
+            break
+    return filled

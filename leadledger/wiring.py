@@ -47,6 +47,7 @@ from process_managers.runner import ProcessManager, ProcessRunner
 from projections.activities import ActivityPlanProjection, ActivityProjection
 from projections.alert_reads import AlertReadProjection
 from projections.base import Projection
+from projections.companies import CompanyProjection
 from projections.database import ReadModelDatabase
 from projections.deals import deal_projections
 from projections.directory import DirectoryProjection
@@ -131,6 +132,7 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         *sales_projections(),
         ActivityProjection(),
         ActivityPlanProjection(),
+        CompanyProjection(),
     ]
 
 

@@ -230,6 +230,16 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
         )
     },
     ("GET", "/reports/revenue-cap"): frozenset({T, H, AN}),
+    # the company directory and the client card (issue 18 §1)
+    ("POST", "/companies"): ASSISTED,
+    ("GET", "/companies"): READERS,
+    ("GET", "/companies/{company_id}"): READERS,
+    ("PUT", "/companies/{company_id}"): ASSISTED,
+    ("PATCH", "/companies/{company_id}"): ASSISTED,
+    ("POST", "/companies/{company_id}/merge"): frozenset({H, T}),
+    ("GET", "/companies/{company_id}/history"): READERS,
+    ("GET", "/clients/{company_id}"): READERS,
+    ("GET", "/reports/deal-volume-by-industry"): READERS,
     ("GET", "/exports/{table}"): READERS,
     ("GET", "/reports/process-map"): READERS,
     ("GET", "/exports/process-log.ocel.json"): frozenset({AN, T, AU}),
@@ -616,6 +626,22 @@ class Scope:
             ("activity_plans", f"manager IN {people}"),
             ("activity_plan_days", f"manager IN {people}"),
         ]
+        # a company is seen with the records naming it (in the views above), the client
+        # directions the people hold, and when one of them registered it; a survivor
+        # with its merged duplicates, and those with it
+        clients = (
+            "SELECT company_id FROM leads UNION ALL SELECT company_id FROM deals"
+            " UNION ALL SELECT company_id FROM projects UNION ALL SELECT company_id"
+            f" FROM activities UNION ALL SELECT company_id FROM ({held})"
+        )
+        views.append(
+            (
+                "companies",
+                f"created_by IN {people} OR company_id IN ({clients})"
+                f" OR merged_into IN ({clients}) OR company_id IN (SELECT merged_into"
+                f" FROM {base}.companies WHERE company_id IN ({clients}))",
+            )
+        )
         statements = [
             f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {base}.{table} WHERE {predicate}"
             for table, predicate in views

@@ -23,6 +23,7 @@ from read_api.routes import (
     activities,
     audit,
     cabinets,
+    companies,
     deals,
     delivery,
     directory,
@@ -112,6 +113,7 @@ def create_app(
     app.include_router(cabinets.router)
     app.include_router(activities.router)
     app.include_router(sales.router)  # the sales pack (issue 16 §1)
+    app.include_router(companies.router)  # the company directory, client card (issue 18 §1)
     workspace.mount(app, platform)  # the browser workspace: / and /workspace/...
 
     @app.get("/health", tags=["operations"])

@@ -97,6 +97,8 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
     from workspace import cabinets
 
     items += cabinets.sections(principal)
+    if may(principal, "GET", "/companies"):
+        items.append((f"{PREFIX}/companies", "Companies"))
     if may(principal, "GET", "/projects"):
         items.append((f"{PREFIX}/projects", "Projects"))
     if may(principal, "POST", "/projects/{project_id}/hours"):
@@ -484,6 +486,7 @@ def workspace_app(platform: Platform) -> FastAPI:
         activities,
         alerts,
         cabinets,
+        companies,
         deals,
         leads,
         projects,
@@ -512,6 +515,7 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.include_router(activities.router)  # «Мои Дела» and the personal weekly plans
     app.include_router(alerts.router)  # the viewer's alerts, marked read
     app.include_router(cabinets.router)  # the manager's and the head of sales' cabinets
+    app.include_router(companies.router)  # the company directory and the client card
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)

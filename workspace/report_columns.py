@@ -393,5 +393,13 @@ TITLES = (
     N_("Value, cost and margin"),
     N_("Margin by group"),
     N_("Check growth by source"),
+    # the deal volume by client industry (issue 18 §1)
+    N_("industry"),
+    N_("totals won count"),
+    N_("totals won amount"),
+    N_("totals open count"),
+    N_("totals open amount"),
+    N_("totals lost count"),
+    N_("totals lost amount"),
 )
 """Column and table titles, then the charts' titles (``read_api.excel.CHARTS``)."""

@@ -39,6 +39,7 @@ from read_api.access import VISIBLE_IDS, read_models
 from read_api.deps import Period
 from read_api.errors import BadRequestValue
 from read_api.routes import activities as activity_routes
+from read_api.routes import companies as company_routes
 from read_api.routes import deals as deal_routes
 from read_api.routes import (
     delivery,
@@ -54,6 +55,7 @@ from read_api.routes import exports as export_routes
 from read_api.routes import leads as lead_routes
 from read_api.routes import sales_plans as sales_plan_routes
 from schemas.activities import CallsReport, ClientsReport, CoefficientReport
+from schemas.companies import DealVolumeReport
 from schemas.delivery import CheckGrowthReport, ProjectCostsReport
 from schemas.leads import FunnelReport, PausedLeadsReport
 from schemas.pipeline import (
@@ -599,6 +601,17 @@ REPORTS += (
     ),
 )
 """The sales indicators and the activity indicators of issue 15 §3."""
+REPORTS += (
+    Report(
+        "deal-volume-by-industry",
+        "/reports/deal-volume-by-industry",
+        N_("Deal volume by client industry"),
+        DealVolumeReport,
+        PERIOD,
+        lambda p, c, _, v: company_routes.deal_volume_by_industry(c, _period(v)),
+    ),
+)
+"""The deal volume by client industry (issue 18 §1, seed 001)."""
 BY_SLUG = {r.slug: r for r in REPORTS}
 ANALYST_EXPORTS = export_routes.EXPORTABLE
 EXPORT_FORMATS = ("csv", "parquet", "xlsx")
