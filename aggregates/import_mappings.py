@@ -10,7 +10,7 @@ next file from the same old system is imported with ``--mapping NAME`` or
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID, uuid5
 
@@ -51,7 +51,7 @@ def save(
     name: str,
     kind: str,
     columns: dict[str, str],
-    kinds: dict[str, Iterable[str]],
+    kinds: Mapping[str, Sequence[str]],
     current: ImportMapping | None,
     meta: CommandMeta,
 ) -> ImportMappingSaved:

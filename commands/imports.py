@@ -73,9 +73,9 @@ def import_file(
     mapping: Mapping[str, str] | None = None,
     mode: Mode = "all",
     dry_run: bool = False,
-    checked: Callable[[int], None] | None = None,
-    writing: Callable[[int], None] | None = None,
-    written: Callable[[int], None] | None = None,
+    checked: Callable[[int], object] | None = None,
+    writing: Callable[[int], object] | None = None,
+    written: Callable[[int], object] | None = None,
 ) -> tuple[ImportReport, SourceFile]:
     """Import a file of ``kind_name``. Raises InvalidValue (kind, mode), MappingError or
     UnreadableFile before anything is decided; ImportConflict when the store changed
@@ -96,8 +96,15 @@ def import_file(
         checksum=source.checksum,
     )
     report = run_import(
-        session, kind, source, columns, mode=mode, dry_run=dry_run,
-        checked=checked, writing=writing, written=written,
+        session,
+        kind,
+        source,
+        columns,
+        mode=mode,
+        dry_run=dry_run,
+        checked=checked,
+        writing=writing,
+        written=written,
     )
     return report, source
 

@@ -119,7 +119,7 @@ def bulk_append(
     store: EventStore,
     chunks: Iterable[Sequence[StoredRow]],
     *,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> BulkResult:
     """Append every event of ``chunks`` in one transaction (see the module's docstring).
 
@@ -138,7 +138,7 @@ def bulk_append(
 def _postgres(
     store: EventStore,
     chunks: Iterable[Sequence[StoredRow]],
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], object] | None,
 ) -> BulkResult:
     recorder: Any = store.recorder
     chained = recorder.chain_enabled
@@ -155,8 +155,9 @@ def _postgres(
                     (f'"{recorder.datastore.schema}"."{recorder.events_table_name}"',),
                 )
                 row = curs.fetchone()
-                assert row is not None and row["seq"] is not None
+                assert row is not None
                 sequence = row["seq"]
+                assert sequence is not None
                 curs.execute(SQL("SELECT last_value, is_called FROM {}").format(SQL(sequence)))
                 seq = curs.fetchone()
                 assert seq is not None
@@ -194,9 +195,7 @@ def _postgres(
                         progress(len(chunk))
                 if count:
                     # last, so that a refused batch consumed no number
-                    curs.execute(
-                        "SELECT setval(%s::regclass, %s, true)", (sequence, position - 1)
-                    )
+                    curs.execute("SELECT setval(%s::regclass, %s, true)", (sequence, position - 1))
                     recorder._notify_channel(curs)
     except (pg_errors.UniqueViolation, IntegrityError) as exc:
         raise ConcurrencyError(f"an imported stream exists already: {exc}") from exc
@@ -210,7 +209,7 @@ def _postgres(
 def _sqlite(
     store: EventStore,
     chunks: Iterable[Sequence[StoredRow]],
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], object] | None,
 ) -> BulkResult:
     recorder: Any = store.recorder
     first: int | None = None

@@ -20,8 +20,8 @@ from aggregates.deal import DEAL_EVENT_TYPES, DEAL_IMPORT_EVENT_TYPES
 from aggregates.deal import UPCASTERS as DEAL_UPCASTERS
 from aggregates.funnels import FunnelCatalog
 from aggregates.handoff import HANDOFF_EVENT_TYPES
-from aggregates.inbox import INBOX_EVENT_TYPES
 from aggregates.import_mappings import IMPORT_MAPPING_EVENT_TYPES
+from aggregates.inbox import INBOX_EVENT_TYPES
 from aggregates.lead import LEAD_EVENT_TYPES, LEAD_IMPORT_EVENT_TYPES
 from aggregates.lead import UPCASTERS as LEAD_UPCASTERS
 from aggregates.limits import LIMIT_EVENT_TYPES

@@ -28,6 +28,7 @@ from read_api.routes import (
     directory,
     events,
     exports,
+    imports,
     leads,
     pipeline,
     portfolio,
@@ -112,6 +113,7 @@ def create_app(
     app.include_router(cabinets.router)
     app.include_router(activities.router)
     app.include_router(sales.router)  # the sales pack (issue 16 §1)
+    app.include_router(imports.router)  # importing an existing base (issue 18 §2)
     workspace.mount(app, platform)  # the browser workspace: / and /workspace/...
 
     @app.get("/health", tags=["operations"])

@@ -93,7 +93,9 @@ def _check_header(header: tuple[str, ...]) -> None:
         seen.add(h.casefold())
 
 
-def _csv_rows(path: Path, delimiter: str, *, header: bool = False) -> Iterator[tuple[int, list[Any]]]:
+def _csv_rows(
+    path: Path, delimiter: str, *, header: bool = False
+) -> Iterator[tuple[int, list[Any]]]:
     """Records as a spreadsheet numbers them (the header is row 1), blank ones skipped."""
     number = 0
     try:

@@ -33,8 +33,9 @@ def write_errors(source: SourceFile, report: ImportReport, path: Path) -> int:
     try:
         sheet = workbook.add_worksheet("Refused rows")
         bold = workbook.add_format({"bold": True, "bg_color": "#F2F2F2", "border": 1})
-        error = workbook.add_format({"font_color": "#9C0006", "bg_color": "#FFC7CE",
-                                     "text_wrap": True, "valign": "top"})
+        error = workbook.add_format(
+            {"font_color": "#9C0006", "bg_color": "#FFC7CE", "text_wrap": True, "valign": "top"}
+        )
         stamp = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm"})
         header = ["Row", *source.header, "Errors", "Codes"]
         widths = [len(h) + 2 for h in header]
@@ -54,9 +55,7 @@ def write_errors(source: SourceFile, report: ImportReport, path: Path) -> int:
                 else:
                     sheet.write(out, col, value)
                 widths[col] = max(widths[col], min(MAX_WIDTH, len(str(value)) + 2))
-            text = "\n".join(
-                f"{p.column or p.field or 'row'}: {p.reason}" for p in problems
-            )
+            text = "\n".join(f"{p.column or p.field or 'row'}: {p.reason}" for p in problems)
             sheet.write_string(out, errors_col, text, error)
             sheet.write_string(out, errors_col + 1, ", ".join(p.code for p in problems))
             widths[errors_col] = max(widths[errors_col], min(MAX_WIDTH, len(text) + 2))

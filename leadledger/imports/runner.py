@@ -139,7 +139,7 @@ class _Spool:
     """Encoded events on disk, in chunks, read back in order."""
 
     def __init__(self) -> None:
-        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="leadledger-import-")
+        self.file: IO[bytes] = tempfile.TemporaryFile(prefix="leadledger-import-")  # noqa: SIM115
         self.count = 0
 
     def add(self, rows: list[StoredRow]) -> None:
@@ -178,16 +178,21 @@ def run_import(
     *,
     mode: Mode = "all",
     dry_run: bool = False,
-    checked: Callable[[int], None] | None = None,
-    written: Callable[[int], None] | None = None,
-    writing: Callable[[int], None] | None = None,
+    checked: Callable[[int], object] | None = None,
+    written: Callable[[int], object] | None = None,
+    writing: Callable[[int], object] | None = None,
 ) -> ImportReport:
     """Import ``source`` as ``kind`` (see the module's docstring). ``checked`` hears how
     many rows each batch decided, ``writing`` the number of events about to be written,
     ``written`` how many each written chunk held."""
     started = time.perf_counter()
     report = ImportReport(
-        kind.name, source.name, source.checksum, source.format, mode, dry_run,
+        kind.name,
+        source.name,
+        source.checksum,
+        source.format,
+        mode,
+        dry_run,
         columns=dict(columns.columns),
     )
     excluded: frozenset[int] = frozenset()
@@ -197,8 +202,17 @@ def run_import(
             spool.close()
         spool = None if dry_run else _Spool()
         run = kind.start(replace(session, excluded_rows=excluded))
-        report = _decide_all(session, kind, run, source, columns, report, spool, excluded,
-                             checked if round_no == 0 else None)
+        report = _decide_all(
+            session,
+            kind,
+            run,
+            source,
+            columns,
+            report,
+            spool,
+            excluded,
+            checked if round_no == 0 else None,
+        )
         refused = frozenset(e.row for e in report.errors)
         if dry_run or mode == "all" or run.consistent(refused) or refused <= excluded:
             break
@@ -249,10 +263,11 @@ def _decide_all(
     previous: ImportReport,
     spool: _Spool | None,
     excluded: frozenset[int],
-    checked: Callable[[int], None] | None,
+    checked: Callable[[int], object] | None,
 ) -> ImportReport:
-    report = replace(previous, rows=0, accepted=0, already_imported=0, refused=0, events=0,
-                     errors=[])
+    report = replace(
+        previous, rows=0, accepted=0, already_imported=0, refused=0, events=0, errors=[]
+    )
     store = session.store
     if run.scan_fields:
         for number, cells in source.rows():
@@ -279,8 +294,7 @@ def _decide_all(
             first = seen.setdefault(rid.bytes, number)
             if first != number:
                 report.errors.append(
-                    RowError(number, None, None, f"the same record as row {first}",
-                             "duplicate_row")
+                    RowError(number, None, None, f"the same record as row {first}", "duplicate_row")
                 )
                 run.refused(number)
                 continue

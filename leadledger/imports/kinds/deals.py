@@ -33,8 +33,11 @@ FIELDS: tuple[Field, ...] = (
     Field("closed_at", "instant", aliases=("дата закрытия",)),
     Field("amount", "amount", aliases=("сумма",)),
     Field("description", aliases=("описание", "комментарий")),
-    Field("lead", aliases=("lead id", "lead_id", "лид"),
-          help="The lead's id in LeadLedger, or the external_id it was imported with."),
+    Field(
+        "lead",
+        aliases=("lead id", "lead_id", "лид"),
+        help="The lead's id in LeadLedger, or the external_id it was imported with.",
+    ),
     Field("reason", aliases=("причина",), help="Why it was lost."),
 )
 KEY_FIELDS = tuple(f.name for f in FIELDS)

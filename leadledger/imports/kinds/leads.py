@@ -21,27 +21,45 @@ from leadledger.imports.base import Field, NewEventSpec, Session, natural_key
 
 NAME = "leads"
 FIELDS: tuple[Field, ...] = (
-    Field("external_id", aliases=("id", "external id", "номер", "№", "код"),
-          help="The lead's id in the old system: re-imports and deal files find it by it."),
+    Field(
+        "external_id",
+        aliases=("id", "external id", "номер", "№", "код"),
+        help="The lead's id in the old system: re-imports and deal files find it by it.",
+    ),
     Field("title", required=True, aliases=("название", "тема", "наименование")),
     Field("company_name", required=True, aliases=("company", "компания", "клиент")),
-    Field("company_id", aliases=("инн", "inn", "tax id", "company id"),
-          help="The client's id in the company registry (its tax number): sets repeat."),
+    Field(
+        "company_id",
+        aliases=("инн", "inn", "tax id", "company id"),
+        help="The client's id in the company registry (its tax number): sets repeat.",
+    ),
     Field("source", required=True, aliases=("источник", "канал")),
-    Field("manager", required=True, aliases=("менеджер", "ответственный"),
-          help="The manager's login."),
+    Field(
+        "manager", required=True, aliases=("менеджер", "ответственный"), help="The manager's login."
+    ),
     Field("funnel", required=True, aliases=("воронка",)),
     Field("stage", aliases=("этап", "стадия"), help="Default: the funnel's first stage."),
-    Field("status", aliases=("статус",),
-          help="open (default), paused, won, lost or non_quality."),
-    Field("created_at", "instant", required=True,
-          aliases=("created", "дата создания", "создан", "дата"),
-          help="When the lead was created in the old system."),
-    Field("stage_entered_at", "instant", aliases=("дата этапа",),
-          help="When it entered its stage (default: created_at)."),
-    Field("closed_at", "instant", aliases=("дата закрытия", "закрыт"),
-          help="When it was won, lost or found non-quality (default: stage_entered_at)."),
-    Field("paused_since", "instant", aliases=("на паузе с",)),
+    Field("status", aliases=("статус",), help="open (default), paused, won, lost or non_quality."),
+    Field(
+        "created_at",
+        "instant",
+        required=True,
+        aliases=("created", "дата создания", "создан", "дата"),
+        help="When the lead was created in the old system.",
+    ),
+    Field(
+        "stage_entered_at",
+        "instant",
+        aliases=("дата этапа",),
+        help="When it entered its stage (default: created_at).",
+    ),
+    Field(
+        "closed_at",
+        "instant",
+        aliases=("дата закрытия", "закрыт"),
+        help="When it was won, lost or found non-quality (default: stage_entered_at).",
+    ),
+    Field("paused_since", "instant", aliases=("дата паузы",)),
     Field("amount", "amount", aliases=("сумма", "бюджет")),
     Field("currency", aliases=("валюта",)),
     Field("expert", aliases=("эксперт",)),
@@ -50,10 +68,17 @@ FIELDS: tuple[Field, ...] = (
     Field("description", aliases=("описание", "комментарий")),
     Field("contact", aliases=("контакт", "контактное лицо")),
     Field("assessment_required", "flag", aliases=("нужна оценка",)),
-    Field("quality", "flag", aliases=("качественный",),
-          help="yes: qualified as quality (the funnel's assessment rule applies)."),
-    Field("reason", aliases=("причина",),
-          help="Why it is lost, non-quality, won or paused (required where the rule asks)."),
+    Field(
+        "quality",
+        "flag",
+        aliases=("качественный",),
+        help="yes: qualified as quality (the funnel's assessment rule applies).",
+    ),
+    Field(
+        "reason",
+        aliases=("причина",),
+        help="Why it is lost, non-quality, won or paused (required where the rule asks).",
+    ),
 )
 KEY_FIELDS = tuple(f.name for f in FIELDS)
 
