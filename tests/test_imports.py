@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregates import company
+from aggregates import company, lead
 from commands.context import CommandContext
 from commands.imports import import_file
 from event_store import EventStore, open_event_store, verify
@@ -76,7 +76,9 @@ def lead_row(n: int, **overrides: str) -> dict[str, str]:
     return row
 
 
-def write_csv(path: Path, rows: list[dict[str, str]], delimiter: str = ",", bom: bool = False) -> Path:
+def write_csv(
+    path: Path, rows: list[dict[str, str]], delimiter: str = ",", bom: bool = False
+) -> Path:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=HEADER, delimiter=delimiter)
     writer.writeheader()
@@ -95,6 +97,12 @@ def run(
     ctx = CommandContext(actor="adam.admin", at=clock(), command_id=uuid4(), actor_role="admin")
     report, _ = import_file(side.store, side.funnels, side.rules, ctx, kind, path, **options)
     return report
+
+
+def imported(store: EventStore, external_id: str) -> lead.LeadImported:
+    event = store.load(record_id("leads", f"id:{external_id}"))[0].event
+    assert isinstance(event, lead.LeadImported)
+    return event
 
 
 @pytest.fixture
@@ -249,19 +257,16 @@ def test_repeat_follows_the_creation_order_and_the_companies_known_before(
         lead_row(4, company_id="", created_at="2025-02-01"),
     ]
     run(side, clock, write_csv(tmp_path / "a.csv", rows))
-    repeat = {
-        r.event.external_id: r.event.repeat
-        for n in range(1, 5)
-        for r in side.store.load(record_id("leads", f"id:L-{n}"))
-    }
+    repeat = {f"L-{n}": imported(side.store, f"L-{n}").repeat for n in range(1, 5)}
     assert repeat == {"L-1": True, "L-2": False, "L-3": False, "L-4": False}
-    registered = side.store.load(company.company_stream_id("A"))
-    assert registered[0].event.first_lead_id == record_id("leads", "id:L-2")
+    registered = side.store.load(company.company_stream_id("A"))[0].event
+    assert isinstance(registered, company.CompanyRegistered)
+    assert registered.first_lead_id == record_id("leads", "id:L-2")
     # a later file: A and B are known, so their leads are repeat
     later = [lead_row(5, company_id="B"), lead_row(6, company_id="C")]
     run(side, clock, write_csv(tmp_path / "b.csv", later))
-    assert side.store.load(record_id("leads", "id:L-5"))[0].event.repeat is True
-    assert side.store.load(record_id("leads", "id:L-6"))[0].event.repeat is False
+    assert imported(side.store, "L-5").repeat is True
+    assert imported(side.store, "L-6").repeat is False
 
 
 def test_in_rows_mode_a_refused_first_lead_leaves_the_next_one_new(
@@ -274,8 +279,8 @@ def test_in_rows_mode_a_refused_first_lead_leaves_the_next_one_new(
     ]
     report = run(side, clock, write_csv(tmp_path / "a.csv", rows), mode="rows")
     assert (report.imported, report.refused) == (2, 1)
-    assert side.store.load(record_id("leads", "id:L-2"))[0].event.repeat is False
-    assert side.store.load(record_id("leads", "id:L-3"))[0].event.repeat is True
+    assert imported(side.store, "L-2").repeat is False
+    assert imported(side.store, "L-3").repeat is True
 
 
 def test_the_rules_of_the_commands_hold_for_every_row(
@@ -342,7 +347,17 @@ HISTORY = [
     ("H3", "B", "2025-02-15", "assessment", "2025-02-16", "lost", "2025-03-01", "price", None),
     ("H4", "", "2025-03-05", "new", None, "non_quality", "2025-03-06", "spam", None),
     ("H5", "B", "2025-03-10", "contract", "2025-04-01", "won", "2025-04-10", None, True),
-    ("H6", "C", "2025-04-02", "proposal_preparation", "2025-04-03", "paused", None, "vacation", None),
+    (
+        "H6",
+        "C",
+        "2025-04-02",
+        "proposal_preparation",
+        "2025-04-03",
+        "paused",
+        None,
+        "vacation",
+        None,
+    ),
 ]
 
 
@@ -374,11 +389,19 @@ def _through_commands(api: TestClient, clock: FakeClock) -> int:
         if quality:
             steps.append((entered or created, {"path": "qualification", "json": {"quality": True}}))
         if status == "non_quality":
-            steps.append((closed or created, {"path": "qualification",
-                                              "json": {"quality": False, "reason": reason}}))
+            steps.append(
+                (
+                    closed or created,
+                    {"path": "qualification", "json": {"quality": False, "reason": reason}},
+                )
+            )
         elif status in ("won", "lost"):
-            steps.append((closed or created, {"path": "close",
-                                              "json": {"outcome": status, "reason": reason}}))
+            steps.append(
+                (
+                    closed or created,
+                    {"path": "close", "json": {"outcome": status, "reason": reason}},
+                )
+            )
         elif status == "paused":
             steps.append((entered or created, {"path": "pause", "json": {"reason": reason}}))
         for day, step in steps:
@@ -468,7 +491,9 @@ def test_the_funnel_and_the_period_reports_count_imported_leads_as_created_then(
 
 
 def test_the_cli_checks_imports_and_writes_the_refused_rows_beside_their_reasons(
-    make_platform: PlatformFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    make_platform: PlatformFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     url = f"sqlite:///{tmp_path}/cli.sqlite"
@@ -497,8 +522,9 @@ def test_the_cli_checks_imports_and_writes_the_refused_rows_beside_their_reasons
     )
     assert main(["import", "leads", str(mapped), "--dry-run"]) == 2
     assert "required field(s) title" in capsys.readouterr().err
-    assert main(["import", "leads", str(mapped), "--map", "Тема сделки=title", "--mode",
-                 "rows"]) == 0
+    assert (
+        main(["import", "leads", str(mapped), "--map", "Тема сделки=title", "--mode", "rows"]) == 0
+    )
     assert "2 already imported" in capsys.readouterr().out
     side = build_command_side()
     try:
@@ -509,12 +535,14 @@ def test_the_cli_checks_imports_and_writes_the_refused_rows_beside_their_reasons
 
 # --- a property -------------------------------------------------------------------------
 
-ROW_KINDS = st.lists(st.sampled_from(["good", "bad_date", "bad_stage", "no_title"]),
-                     min_size=1, max_size=12)
+ROW_KINDS = st.lists(
+    st.sampled_from(["good", "bad_date", "bad_stage", "no_title"]), min_size=1, max_size=12
+)
 
 
-@settings(max_examples=12, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(kinds=ROW_KINDS, mode=st.sampled_from(["all", "rows"]))
 def test_imported_count_is_the_valid_rows_or_all_or_nothing_and_a_rerun_adds_nothing(
     tmp_path_factory: pytest.TempPathFactory, kinds: list[str], mode: str
@@ -526,8 +554,11 @@ def test_imported_count_is_the_valid_rows_or_all_or_nothing_and_a_rerun_adds_not
     try:
         rows = []
         for n, kind in enumerate(kinds, start=1):
-            overrides = {"bad_date": {"created_at": "2025-13-01"},
-                         "bad_stage": {"stage": "x"}, "no_title": {"title": " "}}
+            overrides = {
+                "bad_date": {"created_at": "2025-13-01"},
+                "bad_stage": {"stage": "x"},
+                "no_title": {"title": " "},
+            }
             rows.append(lead_row(n, **overrides.get(kind, {})))
         path = write_csv(folder / "p.csv", rows)
         valid = kinds.count("good")
@@ -569,7 +600,9 @@ def test_the_bulk_append_on_postgres_keeps_positions_gap_free_and_the_chain_inta
         from tests.test_audit_chain import _append
 
         _append(store, 3)  # events appended the usual way before
-        report = run(side, clock, write_csv(tmp_path / "l.csv", [lead_row(n) for n in range(1, 40)]))
+        report = run(
+            side, clock, write_csv(tmp_path / "l.csv", [lead_row(n) for n in range(1, 40)])
+        )
         assert (report.first_position, report.last_position) == (4, 3 + report.events)
         _append(store, 2)  # and after: they chain on
         # a refused bulk append (a stream taken) writes nothing and burns no number

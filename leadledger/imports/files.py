@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,18 +118,24 @@ def _csv_rows(
         raise UnreadableFile(f"the CSV cannot be read after row {number}: {exc}") from exc
 
 
-def _open_xlsx(path: Path) -> Any:
+@contextmanager
+def _workbook(path: Path) -> Iterator[Any]:
+    """The workbook, read-only (from a file object: an upload's name has no extension)."""
     from openpyxl import load_workbook
 
-    try:
-        return load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise UnreadableFile(f"the file is not a readable XLSX workbook: {exc}") from exc
+    with open(path, "rb") as f:
+        try:
+            workbook = load_workbook(f, read_only=True, data_only=True)
+        except Exception as exc:  # openpyxl raises what zipfile and its XML parser raise
+            raise UnreadableFile(f"the file is not a readable XLSX workbook: {exc}") from exc
+        try:
+            yield workbook
+        finally:
+            workbook.close()
 
 
 def _xlsx_header(path: Path) -> tuple[str, ...]:
-    workbook = _open_xlsx(path)
-    try:
+    with _workbook(path) as workbook:
         sheet = workbook.worksheets[0]
         for cells in sheet.iter_rows(min_row=1, max_row=1, values_only=True):
             header = tuple(_header_text(c) for c in cells)
@@ -138,17 +144,12 @@ def _xlsx_header(path: Path) -> tuple[str, ...]:
             _check_header(header)
             return header
         raise UnreadableFile("the first sheet has no header row")
-    finally:
-        workbook.close()
 
 
 def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
-    workbook = _open_xlsx(path)
-    try:
+    with _workbook(path) as workbook:
         sheet = workbook.worksheets[0]
         for number, cells in enumerate(sheet.iter_rows(min_row=2, values_only=True), start=2):
             if all(c is None or (isinstance(c, str) and not c.strip()) for c in cells):
                 continue
             yield number, list(cells)
-    finally:
-        workbook.close()

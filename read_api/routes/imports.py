@@ -32,7 +32,6 @@ from schemas.imports import ImportReportView, MappingAccepted, MappingRequest, M
 router = APIRouter(prefix="/imports", tags=["imports"])
 Headers = Annotated[CommandHeaders, Depends()]
 MAX_ERRORS_SHOWN = 1_000
-MappingName = Annotated[str, Form(max_length=64, description="A saved mapping's name")]
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown saved mapping"},
     409: {"description": "The store changed under the import: nothing was written"},
@@ -58,7 +57,9 @@ def run(
         str | None,
         Form(max_length=20_000, description='JSON: {"Column": "field", ...}'),
     ] = None,
-    mapping_name: MappingName | None = None,
+    mapping_name: Annotated[
+        str | None, Form(max_length=64, description="A saved mapping's name")
+    ] = None,
     mode: Annotated[Literal["all", "rows"], Form()] = "all",
     dry_run: Annotated[bool, Form()] = False,
     report: Annotated[
