@@ -198,13 +198,15 @@ class ColumnMap:
     columns: dict[str, str]
     """field name → the file's column name (for error reports)."""
 
+    def _subset(self, only: frozenset[str]) -> tuple[tuple[int, Field], ...]:
+        return tuple(p for p in self.fields if p[1].name in only)
+
     def parse(self, cells: Sequence[Any], only: frozenset[str] | None = None) -> dict[str, Any]:
         """The row's field values; raises RowRefused naming the first bad cell."""
         out: dict[str, Any] = {}
         width = len(cells)
-        for index, spec in self.fields:
-            if only is not None and spec.name not in only:
-                continue
+        pairs = self.fields if only is None else self._subset(only)
+        for index, spec in pairs:
             raw = cells[index] if index < width else None
             try:
                 value = PARSERS[spec.type](raw)
