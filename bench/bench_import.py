@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{report.seconds:,.1f}",
                 f"{args.rows / report.seconds:,.0f}",
                 f"{import_rate:,.0f}",
-                f"{import_rate / base_rate:,.1f}×",
+                f"{import_rate / base_rate:,.1f}x",
             ],
             [
                 "  of which: checking rows",
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{report.write_seconds:,.1f}",
                 "",
                 f"{write_rate:,.0f}",
-                f"{write_rate / base_rate:,.1f}×",
+                f"{write_rate / base_rate:,.1f}x",
             ],
             [
                 f"baseline: command handlers (sample {args.sample:,})",
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{base_seconds:,.1f}",
                 f"{args.sample / base_seconds:,.0f}",
                 f"{base_rate:,.0f}",
-                "1.0×",
+                "1.0x",
             ],
             [
                 "  extrapolated to the file",
@@ -290,8 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         load_after = os.getloadavg()
         print(
-            "load average before: " + " ".join(f"{x:.2f}" for x in load_before)
-            + ", after: " + " ".join(f"{x:.2f}" for x in load_after)
+            "load average before: "
+            + " ".join(f"{x:.2f}" for x in load_before)
+            + ", after: "
+            + " ".join(f"{x:.2f}" for x in load_after)
             + f" ({os.cpu_count()} cores, shared)"
         )
     finally:
