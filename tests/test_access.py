@@ -191,6 +191,7 @@ PARAMS = {
     "manager": "nobody.here",
     "month": "2026-01",
     "week": "2026-01-05",
+    "name": "crm-export",
 }
 
 
