@@ -818,6 +818,8 @@ def _return_from_estimate(
 
 def evolve(deal: Deal | None, event: DomainEvent) -> Deal:
     if deal is None:
+        if isinstance(event, DealImported):
+            return imported(event)
         if not isinstance(event, DealCreated):
             raise ValueError(f"a deal's stream must start with DealCreated, not {event.type}")
         return Deal(
@@ -960,3 +962,176 @@ def fold(events: list[DomainEvent]) -> Deal | None:
     for event in events:
         deal = evolve(deal, event)
     return deal
+
+
+# --- import of an existing base (issue 18 §2) -------------------------------------------
+#
+# As for leads (see aggregates.lead, "import"): the row is checked by this module's
+# deciders at its original instants (``create``, ``MoveDealToStage``, ``CloseDeal``), and
+# one ``DealImported`` records the state they lead to. The same rules hold: a deal is won
+# once it has an invoice, so a won deal cannot come in without its invoice history (a
+# file of open and lost deals can); entering a stage that asks for estimates opens no
+# estimate round (no department is asked about a sale that is already there).
+
+
+@dataclass(frozen=True)
+class ImportDeal:
+    deal_id: UUID
+    funnel: str
+    title: str
+    company_name: str
+    source: str
+    manager: str
+    created_at: datetime
+    stage: str | None = None
+    status: str = "open"
+    company_id: str | None = None
+    description: str | None = None
+    amount: Decimal = Decimal(0)
+    lead_id: UUID | None = None
+    reason: str | None = None
+    stage_entered_at: datetime | None = None
+    closed_at: datetime | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DealImported(DomainEvent):
+    """A deal brought in from an existing base, at its stage and status, with its original
+    instants (``at`` is when it was imported; ``cause`` names the file and row)."""
+
+    deal_id: UUID
+    funnel: str
+    stage: str
+    status: str
+    title: str
+    company_name: str
+    company_id: str | None
+    source: str
+    manager: str
+    description: str | None
+    amount: Decimal
+    lead_id: UUID | None
+    close_reason: str | None
+    created_at: datetime
+    stage_entered_at: datetime
+    closed_at: datetime | None
+    external_id: str | None
+
+
+DEAL_IMPORT_EVENT_TYPES: tuple[type[DomainEvent], ...] = (DealImported,)
+
+
+def _instant(field: str, value: Any, *, after: datetime, before: datetime, what: str) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidValue(field, f"'{field}' must be a date and time with its time zone")
+    if value < after:
+        raise InvalidValue(field, f"'{field}' must not be before {what}")
+    if value > before:
+        raise InvalidValue(field, f"'{field}' must not be after the import ({before:%Y-%m-%d})")
+    return value
+
+
+def import_deal(command: ImportDeal, rules: Rules, meta: CommandMeta) -> DealImported:
+    """Decide an imported deal (see above)."""
+    earliest = datetime.combine(values.EARLIEST_DAY, datetime.min.time(), UTC)
+    created_at = _instant(
+        "created_at", command.created_at, after=earliest, before=meta.at, what="2000-01-01"
+    )
+    stage_at = _instant(
+        "stage_entered_at",
+        command.stage_entered_at or created_at,
+        after=created_at,
+        before=meta.at,
+        what="the creation",
+    )
+
+    def at(moment: datetime) -> CommandMeta:
+        return CommandMeta(actor=meta.actor, at=moment, command_id=meta.command_id)
+
+    created = create(
+        CreateDeal(
+            deal_id=command.deal_id,
+            funnel=command.funnel,
+            title=command.title,
+            company_name=command.company_name,
+            source=command.source,
+            manager=command.manager,
+            company_id=command.company_id,
+            description=command.description,
+            amount=command.amount,
+            lead_id=command.lead_id,
+        ),
+        rules,
+        at(created_at),
+    )
+    state = evolve(None, created)
+    if command.stage is not None and command.stage != state.stage:
+        moved = decide(state, MoveDealToStage(command.stage), rules, at(stage_at))
+        assert isinstance(moved, DealStageChanged)
+        state = evolve(state, replace(moved, needs=(), ready_stage=None))
+    if command.status not in ("open", "won", "lost"):
+        raise InvalidValue("status", "'status' must be one of open, won, lost")
+    if command.status != "open":
+        closed_at = _instant(
+            "closed_at",
+            command.closed_at or stage_at,
+            after=stage_at,
+            before=meta.at,
+            what="the stage was entered",
+        )
+        close = CloseDeal(command.status, command.reason)
+        state = evolve(state, decide(state, close, rules, at(closed_at)))
+    return DealImported(
+        **meta.event_fields(),
+        deal_id=state.deal_id,
+        funnel=state.funnel,
+        stage=state.stage,
+        status=state.status.value,
+        title=state.title,
+        company_name=state.company_name,
+        company_id=state.company_id,
+        source=state.source,
+        manager=state.manager,
+        description=state.description,
+        amount=state.amount,
+        lead_id=state.lead_id,
+        close_reason=state.close_reason,
+        created_at=state.created_at,
+        stage_entered_at=state.stage_entered_at,
+        closed_at=state.closed_at,
+        external_id=values.text("external_id", command.external_id, required=False),
+    )
+
+
+def imported(event: DealImported) -> Deal:
+    """The state an imported deal starts from (version 1)."""
+    return Deal(
+        deal_id=event.deal_id,
+        version=1,
+        funnel=event.funnel,
+        stage=event.stage,
+        status=DealStatus(event.status),
+        title=event.title,
+        company_name=event.company_name,
+        company_id=event.company_id,
+        source=event.source,
+        manager=event.manager,
+        description=event.description,
+        amount=event.amount,
+        lead_id=event.lead_id,
+        previous_deal_id=None,
+        proposal=None,
+        contract=None,
+        invoices=(),
+        estimate=None,
+        estimate_result=None,
+        estimate_rejection=None,
+        handoffs=(),
+        close_reason=event.close_reason,
+        closed_at=event.closed_at,
+        created_at=event.created_at,
+        created_by=event.actor,
+        updated_at=event.at,
+        stage_entered_at=event.stage_entered_at,
+    )

@@ -717,6 +717,8 @@ def _set_cost(
 def evolve(lead: Lead | None, event: DomainEvent) -> Lead:
     """Fold one event into the lead's state."""
     if lead is None:
+        if isinstance(event, LeadImported):
+            return imported(event)
         if not isinstance(event, LeadCreated):
             raise ValueError(f"a lead's stream must start with LeadCreated, not {event.type}")
         return Lead(
@@ -821,3 +823,271 @@ def fold(events: list[DomainEvent]) -> Lead | None:
     for event in events:
         lead = evolve(lead, event)
     return lead
+
+
+# --- import of an existing base (issue 18 §2) -------------------------------------------
+#
+# A lead brought in from another system keeps its original creation date and its current
+# stage and status. The row is checked by the very deciders above, step by step, each
+# step at its own original instant: ``create`` (the card), ``MoveLeadToStage`` (to its
+# stage), ``QualifyLead``, ``PauseLead`` or ``CloseLead`` (its status). The steps' events
+# are not recorded: one ``LeadImported`` carries the state they lead to, so that no
+# process manager reacts to history (no answer reminders for last year's leads, no deal
+# or project made for a lead won long ago) and an auditor sees one fact, "imported from
+# this file's row", not commands nobody issued.
+
+
+@dataclass(frozen=True)
+class ImportLead:
+    """One row of a lead file. ``reason`` explains the status: why non-quality, lost (or
+    won), or paused. Instants are the original system's; ``None`` for ``stage_entered_at``
+    and ``closed_at`` means the creation instant, for ``paused_since`` the stage's entry."""
+
+    lead_id: UUID
+    funnel: str
+    title: str
+    company_name: str
+    source: str
+    manager: str
+    created_at: datetime
+    stage: str | None = None
+    status: str = "open"
+    company_id: str | None = None
+    expert: str | None = None
+    need_maturity: str | None = None
+    answer_due: date | None = None
+    description: str | None = None
+    amount: Decimal = Decimal(0)
+    currency: str = DEFAULT_CURRENCY
+    contact: str | None = None
+    assessment_required: bool | None = None
+    quality: bool | None = None
+    reason: str | None = None
+    stage_entered_at: datetime | None = None
+    closed_at: datetime | None = None
+    paused_since: datetime | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadImported(DomainEvent):
+    """A lead brought in from an existing base, as it stands there: its stage, status and
+    original instants. ``at`` is when it was imported; ``created_at`` when it was created
+    in the original system. The event's ``cause`` names the file, its checksum and row."""
+
+    lead_id: UUID
+    funnel: str
+    stage: str
+    status: str
+    title: str
+    company_name: str
+    company_id: str | None
+    repeat: bool
+    source: str
+    manager: str
+    expert: str | None
+    need_maturity: str | None
+    answer_due: date | None
+    description: str | None
+    amount: Decimal
+    currency: str
+    contact: str | None
+    assessment_required: bool | None
+    quality: bool | None
+    qualification_reason: str | None
+    close_reason: str | None
+    pause_reason: str | None
+    created_at: datetime
+    stage_entered_at: datetime
+    qualified_at: datetime | None
+    closed_at: datetime | None
+    paused_since: datetime | None
+    external_id: str | None
+
+
+LEAD_IMPORT_EVENT_TYPES: tuple[type[DomainEvent], ...] = (LeadImported,)
+
+
+def _instant(field: str, value: Any, *, after: datetime, before: datetime, what: str) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidValue(field, f"'{field}' must be a date and time with its time zone")
+    if value < after:
+        raise InvalidValue(field, f"'{field}' must not be before {what}")
+    if value > before:
+        raise InvalidValue(field, f"'{field}' must not be after the import ({before:%Y-%m-%d})")
+    return value
+
+
+def import_lead(
+    command: ImportLead, funnels: FunnelCatalog, meta: CommandMeta, *, company_known: bool
+) -> LeadImported:
+    """Decide an imported lead: the card and every step to its stage and status are
+    checked by this module's deciders at their original instants (see above)."""
+    earliest = datetime.combine(values.EARLIEST_DAY, datetime.min.time(), meta.at.tzinfo)
+    created_at = _instant(
+        "created_at", command.created_at, after=earliest, before=meta.at, what="2000-01-01"
+    )
+    stage_at = _instant(
+        "stage_entered_at",
+        command.stage_entered_at or created_at,
+        after=created_at,
+        before=meta.at,
+        what="the creation",
+    )
+    at = _step_meta(meta)
+    created = create(
+        CreateLead(
+            lead_id=command.lead_id,
+            funnel=command.funnel,
+            title=command.title,
+            company_name=command.company_name,
+            source=command.source,
+            manager=command.manager,
+            company_id=command.company_id,
+            expert=command.expert,
+            need_maturity=command.need_maturity,
+            answer_due=command.answer_due,
+            description=command.description,
+            amount=command.amount,
+            currency=command.currency,
+            contact=command.contact,
+            assessment_required=command.assessment_required,
+        ),
+        funnels,
+        at(created_at),
+        company_known=company_known,
+    )
+    state = evolve(None, created)
+    if command.stage is not None and command.stage != state.stage:
+        state = evolve(state, decide(state, MoveLeadToStage(command.stage), funnels, at(stage_at)))
+    try:
+        status = LeadStatus(command.status)
+    except ValueError as exc:
+        allowed = ", ".join(s.value for s in LeadStatus)
+        raise InvalidValue("status", f"'status' must be one of {allowed}") from exc
+    closed_at = None
+    if status.closed:
+        closed_at = _instant(
+            "closed_at",
+            command.closed_at or stage_at,
+            after=stage_at,
+            before=meta.at,
+            what="the stage was entered",
+        )
+    if command.quality is not None and command.quality is (status is LeadStatus.NON_QUALITY):
+        raise InvalidValue(
+            "quality",
+            "a lead found not quality has status 'non_quality', and only such a lead is",
+        )
+    if command.quality is True:
+        state = evolve(state, decide(state, QualifyLead(True), funnels, at(stage_at)))
+    reason = command.reason
+    match status:
+        case LeadStatus.NON_QUALITY:
+            assert closed_at is not None
+            state = evolve(state, decide(state, QualifyLead(False, reason), funnels, at(closed_at)))
+        case LeadStatus.WON | LeadStatus.LOST:
+            assert closed_at is not None
+            command_close = CloseLead(status.value, reason)
+            state = evolve(state, decide(state, command_close, funnels, at(closed_at)))
+        case LeadStatus.PAUSED:
+            since = _instant(
+                "paused_since",
+                command.paused_since or stage_at,
+                after=stage_at,
+                before=meta.at,
+                what="the stage was entered",
+            )
+            state = evolve(state, decide(state, PauseLead(reason or ""), funnels, at(since)))
+        case LeadStatus.OPEN:
+            pass
+    return LeadImported(
+        **meta.event_fields(),
+        lead_id=state.lead_id,
+        funnel=state.funnel,
+        stage=state.stage,
+        status=state.status.value,
+        title=state.title,
+        company_name=state.company_name,
+        company_id=state.company_id,
+        repeat=state.repeat,
+        source=state.source,
+        manager=state.manager,
+        expert=state.expert,
+        need_maturity=state.need_maturity,
+        answer_due=state.answer_due,
+        description=state.description,
+        amount=state.amount,
+        currency=state.currency,
+        contact=state.contact,
+        assessment_required=state.assessment_required,
+        quality=state.quality,
+        qualification_reason=state.qualification_reason,
+        close_reason=state.close_reason,
+        pause_reason=state.pause_reason,
+        created_at=state.created_at,
+        stage_entered_at=state.stage_entered_at,
+        qualified_at=state.qualified_at,
+        closed_at=state.closed_at,
+        paused_since=state.paused_since,
+        external_id=_text("external_id", command.external_id, required=False),
+    )
+
+
+def _step_meta(meta: CommandMeta) -> Callable[[datetime], CommandMeta]:
+    def at(moment: datetime) -> CommandMeta:
+        return CommandMeta(actor=meta.actor, at=moment, command_id=meta.command_id)
+
+    return at
+
+
+def imported(event: LeadImported) -> Lead:
+    """The state an imported lead starts from (version 1)."""
+    status = LeadStatus(event.status)
+    return Lead(
+        lead_id=event.lead_id,
+        version=1,
+        funnel=event.funnel,
+        stage=event.stage,
+        status=status,
+        title=event.title,
+        company_name=event.company_name,
+        company_id=event.company_id,
+        repeat=event.repeat,
+        source=event.source,
+        manager=event.manager,
+        expert=event.expert,
+        need_maturity=event.need_maturity,
+        answer_due=event.answer_due,
+        description=event.description,
+        amount=event.amount,
+        currency=event.currency,
+        contact=event.contact,
+        assessment_required=event.assessment_required,
+        cost_components=(),
+        quality=event.quality,
+        qualification_reason=event.qualification_reason,
+        assessment=None,
+        assessment_hours_total=Decimal("0.00"),
+        pause_reason=event.pause_reason,
+        paused_since=event.paused_since,
+        close_reason=event.close_reason,
+        closed_at=event.closed_at,
+        created_at=event.created_at,
+        created_by=event.actor,
+        updated_at=event.at,
+        stage_entered_at=event.stage_entered_at,
+        qualified_at=event.qualified_at,
+    )
+
+
+def link_imported_deal(
+    lead: Lead, deal_id: UUID, deal_funnel: str, meta: CommandMeta
+) -> LeadConvertedToDeal:
+    """An imported deal names this lead: the lead records it, once. (A conversion's other
+    rules, open and qualified, describe a sale starting now, not one that happened.)"""
+    if lead.deal_id is not None and lead.deal_id != deal_id:
+        raise RuleViolation(
+            "lead_already_converted", f"the lead became deal {lead.deal_id} already"
+        )
+    return LeadConvertedToDeal(**meta.event_fields(), deal_id=deal_id, deal_funnel=deal_funnel)

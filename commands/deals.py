@@ -41,7 +41,7 @@ def load_deal_records(
     store: EventStore, deal_id: UUID, *, as_of: datetime | None = None
 ) -> list[RecordedEvent]:
     """A deal's recorded events (empty when the id is no deal's)."""
-    return load_stream(store, deal_id, deal.DealCreated, as_of=as_of)
+    return load_stream(store, deal_id, (deal.DealCreated, deal.DealImported), as_of=as_of)
 
 
 def load_deal(store: EventStore, deal_id: UUID) -> tuple[deal.Deal, list[RecordedEvent]]:

@@ -72,7 +72,7 @@ def load_lead_records(
     store: EventStore, lead_id: UUID, *, as_of: datetime | None = None
 ) -> list[RecordedEvent]:
     """A lead's recorded events (empty when the id is no lead's, e.g. a company's stream)."""
-    return load_stream(store, lead_id, lead.LeadCreated, as_of=as_of)
+    return load_stream(store, lead_id, (lead.LeadCreated, lead.LeadImported), as_of=as_of)
 
 
 def load_lead(store: EventStore, lead_id: UUID) -> tuple[lead.Lead, list[RecordedEvent]]:

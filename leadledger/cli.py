@@ -1,5 +1,5 @@
 """The ``leadledger`` command line: serve, demo, project, process, relay, mail, schemas,
-rebuild, history, token, user, export-process-log."""
+rebuild, history, token, user, export-process-log, import."""
 
 from __future__ import annotations
 
@@ -697,7 +697,137 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--funnel", default=None, help="XES: only this lead or deal funnel")
     ex.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
     ex.set_defaults(func=cmd_export_process_log)
+
+    im = sub.add_parser(
+        "import",
+        help="import a file (XLSX or CSV) of leads or deals: every row checked, all or nothing",
+    )
+    im.add_argument("kind", help="what the file holds: leads or deals")
+    im.add_argument("file", help="the XLSX or CSV file (CSV: UTF-8, ';' or ',')")
+    im.add_argument(
+        "--mapping", help='a mapping JSON file ({"Column": "field"}) or a saved mapping\'s name'
+    )
+    im.add_argument(
+        "--map",
+        action="append",
+        metavar="COLUMN=FIELD",
+        help="map one column (repeatable; over --mapping; FIELD empty leaves it out)",
+    )
+    im.add_argument("--dry-run", action="store_true", help="check every row, write nothing")
+    im.add_argument(
+        "--mode",
+        choices=("all", "rows"),
+        default="all",
+        help="all: the whole file or nothing (default); rows: the good rows, rejects listed",
+    )
+    im.add_argument("--errors", metavar="OUT.xlsx", help="write the refused rows and reasons")
+    im.add_argument("--json", action="store_true", help="print the report as JSON")
+    im.add_argument("--actor", default="import", help="who the events name (default: import)")
+    im.set_defaults(func=cmd_import)
     return p
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import a file of records (issue 18 §2): check every row, then write the good ones
+    in one transaction; a progress bar for each pass."""
+    import json
+    from pathlib import Path
+    from uuid import uuid4
+
+    from tqdm import tqdm
+
+    from aggregates.errors import DomainError
+    from commands.context import CommandContext, StreamNotFound
+    from commands.imports import get_mapping, import_file, mapping_columns, parse_map_options
+    from leadledger.imports.base import MappingError
+    from leadledger.imports.files import UnreadableFile
+    from leadledger.imports.report import write_errors
+    from leadledger.imports.runner import ImportConflict
+
+    side = _command_side()
+    bars: list[Any] = []
+    try:
+        mapping: dict[str, str] = {}
+        if args.mapping:
+            path = Path(args.mapping)
+            if path.exists():
+                mapping = mapping_columns(json.loads(path.read_text(encoding="utf-8")))
+            else:
+                mapping = dict(get_mapping(side.store, args.mapping).columns)
+        mapping.update(parse_map_options(args.map or []))
+        ctx = CommandContext(
+            actor=args.actor,
+            at=side.clock(),
+            command_id=uuid4(),
+            actor_role="admin",
+            command=f"import-{args.kind}",
+        )
+        checking = tqdm(desc="checking rows", unit="row", file=sys.stderr)
+        bars.append(checking)
+
+        def writing(total: int) -> None:
+            checking.close()
+            bars.append(tqdm(total=total, desc="writing events", unit="ev", file=sys.stderr))
+
+        report, source = import_file(
+            side.store,
+            side.funnels,
+            side.rules,
+            ctx,
+            args.kind,
+            Path(args.file),
+            mapping=mapping or None,
+            mode=args.mode,
+            dry_run=args.dry_run,
+            checked=checking.update,
+            writing=writing,
+            written=lambda n: bars[-1].update(n),
+        )
+        for bar in bars:
+            bar.close()
+        if args.errors and report.errors:
+            written = write_errors(source, report, Path(args.errors))
+            print(f"{written} refused row(s) written to {args.errors}", file=sys.stderr)
+        if args.json:
+            print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2, default=str))
+        else:
+            _print_import(report)
+        return (
+            0
+            if report.status in ("dry_run", "imported", "already_imported")
+            and (not report.errors or args.mode == "rows")
+            else 1
+        )
+    except (MappingError, UnreadableFile, DomainError, StreamNotFound, ImportConflict) as exc:
+        for bar in bars:
+            bar.close()
+        print(f"leadledger import: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        return 2
+    finally:
+        side.close()
+
+
+def _print_import(report: Any) -> None:
+    shown = report.errors[:50]
+    for error in shown:
+        where = f"column '{error.column}'" if error.column else (error.field or "row")
+        print(f"row {error.row}: {where}: {error.reason} [{error.code}]")
+    if len(report.errors) > len(shown):
+        print(f"... and {len(report.errors) - len(shown)} more refused row(s) (see --errors)")
+    verdict = {
+        "dry_run": "dry run: nothing written",
+        "imported": f"imported {report.imported} record(s), {report.events} event(s) at "
+        f"positions {report.first_position}..{report.last_position}",
+        "rejected": "nothing imported: the file goes in whole or not at all (mode all); "
+        "fix the rows above, or import the good ones with --mode rows",
+        "already_imported": "already imported: nothing new",
+        "nothing": "no row to import",
+    }[report.status]
+    print(
+        f"{report.file} ({report.format}, sha256 {report.checksum[:12]}…): {report.rows} "
+        f"row(s), {report.accepted} good, {report.already_imported} already imported, "
+        f"{report.refused} refused — {verdict}"
+    )
 
 
 def _roles() -> tuple[Any, ...]:

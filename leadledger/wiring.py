@@ -16,12 +16,13 @@ from aggregates.activity_plans import ACTIVITY_PLAN_EVENT_TYPES
 from aggregates.billing import BILLING_EVENT_TYPES
 from aggregates.company import COMPANY_EVENT_TYPES
 from aggregates.contractor import CONTRACTOR_EVENT_TYPES
-from aggregates.deal import DEAL_EVENT_TYPES
+from aggregates.deal import DEAL_EVENT_TYPES, DEAL_IMPORT_EVENT_TYPES
 from aggregates.deal import UPCASTERS as DEAL_UPCASTERS
 from aggregates.funnels import FunnelCatalog
 from aggregates.handoff import HANDOFF_EVENT_TYPES
+from aggregates.import_mappings import IMPORT_MAPPING_EVENT_TYPES
 from aggregates.inbox import INBOX_EVENT_TYPES
-from aggregates.lead import LEAD_EVENT_TYPES
+from aggregates.lead import LEAD_EVENT_TYPES, LEAD_IMPORT_EVENT_TYPES
 from aggregates.lead import UPCASTERS as LEAD_UPCASTERS
 from aggregates.limits import LIMIT_EVENT_TYPES
 from aggregates.project import PROJECT_EVENT_TYPES
@@ -115,6 +116,9 @@ def event_codec() -> EventCodec:
             *SALES_PLAN_EVENT_TYPES,
             *ACTIVITY_EVENT_TYPES,
             *ACTIVITY_PLAN_EVENT_TYPES,
+            *LEAD_IMPORT_EVENT_TYPES,
+            *DEAL_IMPORT_EVENT_TYPES,
+            *IMPORT_MAPPING_EVENT_TYPES,
         ),
         upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS, **PROJECT_UPCASTERS, **USER_UPCASTERS},
     )

@@ -312,6 +312,7 @@ class DealProjection(KeyedFold):
     topics = frozenset(
         {
             "DealCreated",
+            "DealImported",
             "DealStageChanged",
             "DealProposalRecorded",
             "DealContractRecorded",
@@ -356,6 +357,8 @@ class DealProjection(KeyedFold):
                 updated_at=at,
                 stage_entered_at=at,
             )
+        if event.topic == "DealImported":
+            return self._imported(event)
         deal = self.require(row, event)
         deal["updated_at"] = at
         match event.topic:
@@ -408,6 +411,40 @@ class DealProjection(KeyedFold):
             case "DealProjectStarted":
                 deal["project_id"] = doc["project_id"]
         return deal
+
+    def _imported(self, event: PageEvent) -> Row:
+        """A deal brought in by an import: at its stage and status, with its original
+        instants (issue 18 §2)."""
+        doc = event.doc
+        return self.new_row(
+            deal_id=event.stream_id,
+            funnel=doc["funnel"],
+            stage=doc["stage"],
+            status=doc["status"],
+            title=doc["title"],
+            company_name=doc["company_name"],
+            company_id=doc.get("company_id"),
+            source=doc["source"],
+            manager=doc["manager"],
+            description=doc.get("description"),
+            amount=event.money("amount"),
+            lead_id=doc.get("lead_id"),
+            invoiced_total=Decimal("0.00"),
+            invoices=0,
+            invoices_pending=0,
+            request_ids=[],
+            open_request_ids=[],
+            requests=0,
+            open_requests=0,
+            close_reason=doc.get("close_reason"),
+            created_at=datetime.fromisoformat(doc["created_at"]),
+            created_by=doc["actor"],
+            updated_at=event.moment,
+            stage_entered_at=datetime.fromisoformat(doc["stage_entered_at"]),
+            closed_at=None
+            if doc.get("closed_at") is None
+            else datetime.fromisoformat(doc["closed_at"]),
+        )
 
 
 def _fold_invoice(deal: Row, event: PageEvent) -> None:

@@ -79,6 +79,10 @@ VISITS_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 CREATED = "topic = 'LeadCreated'"
+IMPORTED = "topic = 'LeadImported'"
+"""A lead brought in by an import (issue 18 §2): created at its stage and status, with
+its original instants (``created_at``, ``stage_entered_at``, ``closed_at``, ...)."""
+BORN = "topic IN ('LeadCreated', 'LeadImported')"
 CARD_TEXT_FIELDS = (
     "title",
     "company_name",
@@ -139,6 +143,16 @@ DOCUMENT_FIELDS: tuple[tuple[str, str], ...] = (
     ("contact", "VARCHAR"),
     ("assessment_required", "BOOLEAN"),
     ("project_id", "VARCHAR"),
+    # LeadImported
+    ("status", "VARCHAR"),
+    ("created_at", "VARCHAR"),
+    ("stage_entered_at", "VARCHAR"),
+    ("closed_at", "VARCHAR"),
+    ("paused_since", "VARCHAR"),
+    ("qualified_at", "VARCHAR"),
+    ("qualification_reason", "VARCHAR"),
+    ("close_reason", "VARCHAR"),
+    ("pause_reason", "VARCHAR"),
 )
 DOCUMENT_SHAPE = (
     "{"
@@ -159,73 +173,83 @@ FLAT_COLUMNS = ",\n    ".join(
 # For each column of ``leads`` that events set: (condition, value) pairs. The column takes
 # the value of the page's last event (by version) meeting a condition, else keeps its own.
 SETTERS: dict[str, list[tuple[str, str]]] = {
-    "funnel": [(CREATED, "e_funnel"), (_topic("LeadTransferred"), "e_to_funnel")],
+    "funnel": [(BORN, "e_funnel"), (_topic("LeadTransferred"), "e_to_funnel")],
     "stage": [
-        (CREATED, "e_stage"),
+        (BORN, "e_stage"),
         (_topic("LeadStageChanged"), "e_to_stage"),
         (_topic("LeadTransferred"), "e_to_stage"),
     ],
     "status": [
         (CREATED, "'open'"),
+        (IMPORTED, "e_status"),
         (_topic("LeadPaused"), "'paused'"),
         (_topic("LeadResumed"), "'open'"),
         (_topic("LeadQualified"), f"CASE WHEN {QUALITY} THEN 'open' ELSE 'non_quality' END"),
         (_topic("LeadClosed"), "e_outcome"),
     ],
-    "repeat": [(CREATED, "(e_repeat)::BOOLEAN")],
+    "repeat": [(BORN, "(e_repeat)::BOOLEAN")],
     **{
-        field: [(CREATED, f"e_{field}"), (_card(field), _card_new(field))]
+        field: [(BORN, f"e_{field}"), (_card(field), _card_new(field))]
         for field in CARD_TEXT_FIELDS
     },
-    "company_id": [(CREATED, "e_company_id")],
+    "company_id": [(BORN, "e_company_id")],
     "answer_due": [
-        (CREATED, "(e_answer_due)::DATE"),
+        (BORN, "(e_answer_due)::DATE"),
         (_card("answer_due"), f"{_card_new('answer_due')}::DATE"),
     ],
     "amount": [
-        (CREATED, "(e_amount)::DECIMAL(18,2)"),
+        (BORN, "(e_amount)::DECIMAL(18,2)"),
         (_card("amount"), f"{_card_new('amount')}::DECIMAL(18,2)"),
         (_topic("LeadCostBreakdownSet"), "(e_total)::DECIMAL(18,2)"),
     ],
     # LeadCreated v1 carried no currency: its leads were priced in the default currency
     # (the same rule as aggregates.lead.upcast_lead_created_v1).
-    "currency": [(CREATED, f"coalesce(e_currency, '{DEFAULT_CURRENCY}')")],
+    "currency": [(BORN, f"coalesce(e_currency, '{DEFAULT_CURRENCY}')")],
     "cost_components": [
-        (CREATED, "'[]'"),
+        (BORN, "'[]'"),
         (_topic("LeadCostBreakdownSet"), "e_components::VARCHAR"),
     ],
-    "quality": [(_topic("LeadQualified"), QUALITY)],
-    "qualification_reason": [(_topic("LeadQualified"), "e_reason")],
+    "quality": [(_topic("LeadQualified"), QUALITY), (IMPORTED, QUALITY)],
+    "qualification_reason": [
+        (_topic("LeadQualified"), "e_reason"),
+        (IMPORTED, "e_qualification_reason"),
+    ],
     "assessment_expert": [(_topic("LeadAssessed"), "e_expert")],
     "assessment_result": [(_topic("LeadAssessed"), "e_result")],
     "assessment_hours": [(_topic("LeadAssessed"), "(e_hours)::DECIMAL(18,2)")],
     "pause_reason": [
+        (IMPORTED, "e_pause_reason"),
         (_topic("LeadPaused"), "e_reason"),
         (_topic("LeadResumed"), "NULL"),
         (_topic("LeadClosed"), "NULL"),
     ],
     "paused_since": [
+        (IMPORTED, "(e_paused_since)::TIMESTAMPTZ"),
         (_topic("LeadPaused"), "event_at"),
         (_topic("LeadResumed"), "NULL"),
         (_topic("LeadClosed"), "NULL"),
     ],
-    "close_reason": [(_topic("LeadClosed"), "e_reason")],
+    "close_reason": [(_topic("LeadClosed"), "e_reason"), (IMPORTED, "e_close_reason")],
     "closed_at": [
+        (IMPORTED, "(e_closed_at)::TIMESTAMPTZ"),
         (_topic("LeadQualified"), f"CASE WHEN {QUALITY} THEN NULL ELSE event_at END"),
         (_topic("LeadClosed"), "event_at"),
     ],
-    "created_at": [(CREATED, "event_at")],
-    "created_by": [(CREATED, "e_actor")],
-    "stage_entered_at": [("opens", "event_at")],
+    "created_at": [(CREATED, "event_at"), (IMPORTED, "(e_created_at)::TIMESTAMPTZ")],
+    "created_by": [(BORN, "e_actor")],
+    "stage_entered_at": [("opens", "opened_at")],
     "deal_id": [(_topic("LeadConvertedToDeal"), "e_deal_id")],
     # LeadCreated before version 3 asked nothing: NULL, the funnel's setting applies
     "assessment_required_on_card": [
-        (CREATED, "e_assessment_required"),
+        (BORN, "e_assessment_required"),
         (_card("assessment_required"), f"{_card_new('assessment_required')}::BOOLEAN"),
     ],
     "project_id": [(_topic("LeadProjectStarted"), "e_project_id")],
     # when the lead was found quality (the conversion cohorts' first step)
-    "qualified_at": [(_topic("LeadQualified"), f"CASE WHEN {QUALITY} THEN event_at END")],
+    "qualified_at": [
+        (_topic("LeadQualified"), f"CASE WHEN {QUALITY} THEN event_at END"),
+        (IMPORTED, "(e_qualified_at)::TIMESTAMPTZ"),
+    ],
 }
 
 
@@ -299,10 +323,18 @@ flat AS (
 )
 SELECT *,
   e_at::TIMESTAMPTZ AS event_at,
-  topic IN ('LeadCreated', 'LeadStageChanged', 'LeadTransferred') AS opens,
-  (topic = 'LeadClosed' OR (topic = 'LeadQualified' AND NOT e_quality)) AS closes,
+  -- an imported lead entered its stage, closed and paused at its original instants
+  CASE topic WHEN 'LeadImported' THEN e_stage_entered_at::TIMESTAMPTZ
+    ELSE e_at::TIMESTAMPTZ END AS opened_at,
+  CASE topic WHEN 'LeadImported' THEN e_closed_at::TIMESTAMPTZ
+    ELSE e_at::TIMESTAMPTZ END AS closed_moment,
+  CASE topic WHEN 'LeadImported' THEN e_paused_since::TIMESTAMPTZ
+    WHEN 'LeadPaused' THEN e_at::TIMESTAMPTZ END AS paused_moment,
+  topic IN ('LeadCreated', 'LeadImported', 'LeadStageChanged', 'LeadTransferred') AS opens,
+  (topic = 'LeadClosed' OR (topic = 'LeadQualified' AND NOT e_quality)
+   OR (topic = 'LeadImported' AND e_status IN ('won', 'lost', 'non_quality'))) AS closes,
   CASE topic WHEN 'LeadTransferred' THEN e_to_funnel ELSE e_funnel END AS funnel_at,
-  CASE topic WHEN 'LeadCreated' THEN e_stage ELSE e_to_stage END AS stage_at
+  CASE WHEN topic IN ('LeadCreated', 'LeadImported') THEN e_stage ELSE e_to_stage END AS stage_at
 FROM flat
 """
 
@@ -315,7 +347,7 @@ SELECT e.lead_id, e.version,
   coalesce(c.visits, 0)
     + sum(e.opens::INTEGER) OVER (PARTITION BY e.lead_id ORDER BY e.version
                                   ROWS UNBOUNDED PRECEDING) AS visit_no,
-  max(CASE WHEN e.topic IN ('LeadCreated', 'LeadTransferred') THEN e.version END)
+  max(CASE WHEN e.topic IN ('LeadCreated', 'LeadImported', 'LeadTransferred') THEN e.version END)
     OVER (PARTITION BY e.lead_id) AS reset_v,
   s.step AS step_at
 FROM (SELECT lead_id, version, topic, opens, funnel_at, stage_at FROM _lead_events) e
@@ -330,7 +362,7 @@ SELECT lead_id,
   max(position) AS last_position,
   arg_max(event_at, version) AS updated_at,
   sum(opens::INTEGER) AS opened,
-  bool_or(topic = 'LeadCreated') AS created,
+  bool_or(topic IN ('LeadCreated', 'LeadImported')) AS created,
   sum((e_hours)::DECIMAL(18,2)) FILTER (WHERE topic = 'LeadAssessed') AS hours_sum,
   count(*) FILTER (WHERE topic = 'LeadAssessed') AS assessed,
   {setters}
@@ -373,19 +405,19 @@ WITH keys AS (
 ),
 per_visit AS (
   SELECT lead_id, visit_no,
-    arg_max(event_at, version) FILTER (WHERE opens) AS entered_at,
+    arg_max(opened_at, version) FILTER (WHERE opens) AS entered_at,
     arg_max(funnel_at, version) FILTER (WHERE opens) AS funnel,
     arg_max(stage_at, version) FILTER (WHERE opens) AS stage,
-    min(event_at) FILTER (WHERE closes) AS closed_at,
+    min(closed_moment) FILTER (WHERE closes) AS closed_at,
     sum(round((e_paused_seconds)::DOUBLE * 1000000)::BIGINT)
       FILTER (WHERE topic = 'LeadResumed') AS resumed_us,
-    bool_or(topic IN ('LeadPaused', 'LeadResumed')) AS pause_events,
-    arg_max({'v': CASE WHEN topic = 'LeadPaused' THEN event_at END}, version)
-      FILTER (WHERE topic IN ('LeadPaused', 'LeadResumed')) AS last_pause
+    bool_or(topic IN ('LeadPaused', 'LeadResumed', 'LeadImported')) AS pause_events,
+    arg_max({'v': paused_moment}, version)
+      FILTER (WHERE topic IN ('LeadPaused', 'LeadResumed', 'LeadImported')) AS last_pause
   FROM _lead_events JOIN _lead_sequence USING (lead_id, version) GROUP BY lead_id, visit_no
 ),
 next_visit AS (
-  SELECT lead_id, visit_no - 1 AS visit_no, event_at AS next_entered_at
+  SELECT lead_id, visit_no - 1 AS visit_no, opened_at AS next_entered_at
   FROM _lead_events JOIN _lead_sequence USING (lead_id, version) WHERE opens
 ),
 merged AS (
@@ -436,6 +468,7 @@ class LeadProjection:
     topics: frozenset[str] = frozenset(
         {
             "LeadCreated",
+            "LeadImported",
             "LeadCardUpdated",
             "LeadCostBreakdownSet",
             "LeadStageChanged",

@@ -18,6 +18,7 @@ one row per event, inserted from Arrow in the projector's transaction).
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -214,7 +215,7 @@ class ClientFirstLeadProjection:
     """One row per company: its first lead (insert only, the first one named wins)."""
 
     name = "client_first_leads"
-    topics: frozenset[str] = frozenset({"LeadCreated"})
+    topics: frozenset[str] = frozenset({"LeadCreated", "LeadImported"})
     tables: tuple[str, ...] = ("client_first_leads",)
 
     @property
@@ -235,7 +236,10 @@ class ClientFirstLeadProjection:
                     "company_name": e.doc.get("company_name"),
                     "lead_id": e.stream_id,
                     "manager": e.doc.get("manager"),
-                    "created_at": e.moment,
+                    # an imported lead: when it was created in the old system
+                    "created_at": datetime.fromisoformat(e.doc["created_at"])
+                    if e.topic == "LeadImported"
+                    else e.moment,
                     "position": e.position,
                 }
         if not firsts:

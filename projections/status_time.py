@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +245,28 @@ class DealStageVisitProjection(VisitFold):
     created = "DealCreated"
     moves = frozenset({"DealStageChanged", "DealEstimateReady", "DealEstimateRejected"})
     ends = frozenset({"DealClosed"})
-    topics = frozenset({created, *moves, *ends})
+    topics = frozenset({created, *moves, *ends, "DealImported"})
+
+    def fold(self, rows: list[Row], event: PageEvent) -> None:
+        if event.topic != "DealImported":
+            super().fold(rows, event)
+            return
+        if rows:
+            return
+        # a deal brought in by an import (issue 18 §2): in its stage since its original
+        # instant, until it closed
+        doc = event.doc
+        closed = doc.get("closed_at")
+        rows.append(
+            self.new_row(
+                deal_id=event.stream_id,
+                visit_no=1,
+                funnel=doc["funnel"],
+                stage=doc["stage"],
+                entered_at=datetime.fromisoformat(doc["stage_entered_at"]),
+                left_at=None if closed is None else datetime.fromisoformat(closed),
+            )
+        )
 
     def opened(self, event: PageEvent, last: Row | None) -> Row:
         doc = event.doc
@@ -322,7 +344,7 @@ class ProjectStatusVisitProjection(VisitFold):
         )
 
 
-PAUSE_TOPICS = ("LeadPaused", "LeadResumed", "LeadClosed")
+PAUSE_TOPICS = ("LeadPaused", "LeadResumed", "LeadClosed", "LeadImported")
 
 # A page's lead pauses, set-based (leads make most of the log): the open pauses of the
 # leads whose pause may end in the page, and the page's new pauses, each ended by the
@@ -334,6 +356,11 @@ WITH events AS (
   SELECT stream_id AS lead_id, version, topic,
     CAST(json_extract_string(state, '$.at') AS TIMESTAMPTZ) AS event_at
   FROM _page WHERE topic IN ('LeadPaused', 'LeadResumed', 'LeadClosed')
+  UNION ALL
+  -- a lead imported paused (issue 18 §2): paused since its original instant
+  SELECT stream_id, version, 'LeadPaused',
+    CAST(json_extract_string(state, '$.paused_since') AS TIMESTAMPTZ)
+  FROM _page WHERE topic = 'LeadImported' AND json_extract_string(state, '$.status') = 'paused'
 ),
 pauses AS (
   SELECT lead_id, pause_no, paused_at FROM lead_pauses

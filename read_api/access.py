@@ -258,6 +258,10 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("PUT", "/users/{username}/password"): frozenset({AD}),
     ("PUT", "/me/password"): EVERYONE,
     ("GET", "/subjects/{subject_id}"): OVERSIGHT,
+    # importing an existing base (issue 18 §2)
+    ("POST", "/imports"): frozenset({AD, T}),
+    ("PUT", "/imports/mappings/{name}"): frozenset({AD, T}),
+    ("GET", "/imports/mappings/{name}"): frozenset({AD, T}),
     ("POST", "/subjects/{subject_id}/erasure"): frozenset({AD}),
 }
 

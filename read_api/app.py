@@ -29,6 +29,7 @@ from read_api.routes import (
     directory,
     events,
     exports,
+    imports,
     leads,
     pipeline,
     portfolio,
@@ -114,6 +115,7 @@ def create_app(
     app.include_router(activities.router)
     app.include_router(sales.router)  # the sales pack (issue 16 §1)
     app.include_router(companies.router)  # the company directory, client card (issue 18 §1)
+    app.include_router(imports.router)  # importing an existing base (issue 18 §2)
     workspace.mount(app, platform)  # the browser workspace: / and /workspace/...
 
     @app.get("/health", tags=["operations"])

@@ -192,6 +192,7 @@ PARAMS = {
     "month": "2026-01",
     "week": "2026-01-05",
     "company_id": "matrix-company",
+    "name": "crm-export",
 }
 
 

@@ -460,6 +460,11 @@ FIELD_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "LeadSensitiveInfoViewed.outcome": st.sampled_from(["shown", "erased", "empty"]),
     "UserRegistered.role": st.sampled_from([r.value for r in ROLES]),
     "StatusLimitSet.kind": st.sampled_from(["lead", "deal", "project"]),
+    "LeadImported.status": st.sampled_from(["open", "paused", "won", "lost", "non_quality"]),
+    "DealImported.status": st.sampled_from(["open", "won", "lost"]),
+    "ImportMappingSaved.columns": st.dictionaries(
+        st.text(min_size=1, max_size=10), st.text(max_size=10), max_size=3
+    ),
     "UserChanged.changes": st.fixed_dictionaries(
         {},
         optional={

@@ -113,6 +113,7 @@ WORDS = (
 """Words the deal pages translate from data (sections, statuses, approvals)."""
 EVENT_LABELS = {
     "DealCreated": N_("Deal created"),
+    "DealImported": N_("Deal imported"),
     "DealStageChanged": N_("Stage changed"),
     "DealProposalRecorded": N_("Proposal recorded"),
     "DealContractRecorded": N_("Contract recorded"),

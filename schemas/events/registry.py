@@ -14,6 +14,7 @@ from schemas.events import (
     contractor,
     deal,
     handoff,
+    imports,
     lead,
     limits,
     project,
@@ -40,6 +41,7 @@ _MODULES: tuple[ModuleType, ...] = (
     alerts,
     sales_plans,
     activities,
+    imports,
 )
 _MODEL_NAME = re.compile(r"^(?P<name>[A-Z][A-Za-z0-9]*)V(?P<version>[1-9][0-9]*)$")
 

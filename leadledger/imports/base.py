@@ -1,0 +1,341 @@
+"""The import framework's parts every kind shares: fields and their cell parsing, the
+column mapping, refusals, and the protocol a kind implements.
+
+A **kind** (leads, deals; companies and contacts next) is one small module in
+``leadledger.imports.kinds``: its fields (name, type, whether required, the header names
+recognised without a mapping), how a record's id follows from a row, and a ``KindRun``
+that decides a row's events by calling its aggregate's decide functions. Everything
+else (reading files, mapping columns, dry runs, modes, idempotency, the error report,
+the bulk write) is :mod:`leadledger.imports.runner`'s.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any, Protocol
+from uuid import UUID, uuid5
+
+from aggregates.base import CommandMeta, DomainEvent
+from aggregates.funnels import FunnelCatalog
+from aggregates.rules import Rules
+from event_store import EventStore
+
+IMPORT_NAMESPACE = UUID("5d0c8f3e-6b2a-4e71-9c54-0a7e13f9b2d6")
+
+
+def record_id(kind: str, key: str) -> UUID:
+    """A record's id from its kind and natural key: the same row imported again (from
+    this file or a corrected one) is the same record."""
+    return uuid5(IMPORT_NAMESPACE, f"{kind}:{key}")
+
+
+class RowRefused(Exception):
+    """A row (one of its fields) cannot be imported."""
+
+    def __init__(self, field: str | None, reason: str, code: str = "invalid_value") -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
+        self.code = code
+
+
+class MappingError(ValueError):
+    """The column mapping does not fit the kind or the file (names what)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+# --- fields and cells -------------------------------------------------------------------
+
+FieldType = str
+"""'text', 'amount', 'day', 'instant', 'flag'"""
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: FieldType = "text"
+    required: bool = False
+    aliases: tuple[str, ...] = ()
+    """Header names (any case) taken for this field when no mapping names the column."""
+    help: str = ""
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[\s_\-]+", " ", name.strip().casefold())
+
+
+def parse_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a spreadsheet's number used as text (a tax id)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value).strip()
+    return text or None
+
+
+def parse_amount(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    text = str(value).strip().replace("\u00a0", "").replace(" ", "")
+    if not text:
+        return None
+    if "," in text:
+        text = text.replace(",", "") if "." in text else text.replace(",", ".")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError("must be a number (e.g. 125000.50 or 125 000,50)") from None
+    if not number.is_finite():
+        raise ValueError("must be a finite number")
+    return number
+
+
+_DMY = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """A date and time; a bare date is midnight; without a zone it is UTC."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time.min)
+    else:
+        text = str(value).strip()
+        if not text:
+            return None
+        match = _DMY.match(text)
+        try:
+            if match:
+                d, m, y, hh, mm, ss = match.groups()
+                moment = datetime(int(y), int(m), int(d), int(hh or 0), int(mm or 0), int(ss or 0))
+            else:
+                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                "must be a date or a date and time (2024-03-15, 2024-03-15 14:30, "
+                "15.03.2024 or 15.03.2024 14:30)"
+            ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def parse_day(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    match = _DMY.match(text)
+    try:
+        if match and match.group(4) is None:
+            d, m, y = match.group(1, 2, 3)
+            return date(int(y), int(m), int(d))
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError("must be a date (2024-03-15 or 15.03.2024)") from None
+
+
+_TRUE = frozenset({"true", "yes", "y", "1", "да", "д", "+"})
+_FALSE = frozenset({"false", "no", "n", "0", "нет", "н", "-"})
+
+
+def parse_flag(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        if value in (0, 1):
+            return bool(value)
+        raise ValueError("must be yes or no (true/false, да/нет, 1/0)")
+    text = str(value).strip().casefold()
+    if not text:
+        return None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("must be yes or no (true/false, да/нет, 1/0)")
+
+
+PARSERS: dict[FieldType, Callable[[Any], Any]] = {
+    "text": parse_text,
+    "amount": parse_amount,
+    "instant": parse_instant,
+    "day": parse_day,
+    "flag": parse_flag,
+}
+
+
+# --- the column mapping -----------------------------------------------------------------
+
+IGNORED = ("", "-")
+"""A mapping value that leaves the column out."""
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which field each of the file's columns fills (by column index)."""
+
+    fields: tuple[tuple[int, Field], ...]
+    columns: dict[str, str]
+    """field name → the file's column name (for error reports)."""
+
+    def _subset(self, only: frozenset[str]) -> tuple[tuple[int, Field], ...]:
+        return tuple(p for p in self.fields if p[1].name in only)
+
+    def parse(self, cells: Sequence[Any], only: frozenset[str] | None = None) -> dict[str, Any]:
+        """The row's field values; raises RowRefused naming the first bad cell."""
+        out: dict[str, Any] = {}
+        width = len(cells)
+        pairs = self.fields if only is None else self._subset(only)
+        for index, spec in pairs:
+            raw = cells[index] if index < width else None
+            try:
+                value = PARSERS[spec.type](raw)
+            except ValueError as exc:
+                raise RowRefused(spec.name, f"'{spec.name}' {exc}") from None
+            if value is not None:
+                out[spec.name] = value
+            elif spec.required:
+                raise RowRefused(spec.name, f"'{spec.name}' is required")
+        return out
+
+
+def resolve_mapping(
+    kind: Kind, header: Sequence[str], explicit: Mapping[str, str] | None = None
+) -> ColumnMap:
+    """The file's columns mapped to the kind's fields: the explicit mapping first (column
+    name → field name, '' or '-' to leave a column out), then any column whose header is a
+    field's name or alias. Raises MappingError naming what does not fit."""
+    by_name = {f.name: f for f in kind.fields}
+    known = {_normal(h): i for i, h in enumerate(header) if h}
+    chosen: dict[str, int] = {}
+    explicit_columns: set[int] = set()
+    for column, target in (explicit or {}).items():
+        if not isinstance(column, str) or not isinstance(target, str):
+            raise MappingError("mapping", "a mapping maps column names to field names (text)")
+        index = known.get(_normal(column))
+        if index is None:
+            columns = ", ".join(f"'{h}'" for h in header if h)
+            raise MappingError(
+                "mapping", f"column '{column}' is not in the file (its columns: {columns})"
+            )
+        explicit_columns.add(index)
+        if target.strip() in IGNORED:
+            continue
+        spec = by_name.get(target.strip())
+        if spec is None:
+            names = ", ".join(by_name)
+            raise MappingError(
+                "mapping", f"'{target}' is not a field of {kind.name} (its fields: {names})"
+            )
+        if spec.name in chosen:
+            raise MappingError(
+                "mapping",
+                f"field '{spec.name}' is mapped from two columns: '{header[chosen[spec.name]]}' "
+                f"and '{column}'",
+            )
+        chosen[spec.name] = index
+    for spec in kind.fields:
+        if spec.name in chosen:
+            continue
+        for name in (spec.name, *spec.aliases):
+            index = known.get(_normal(name))
+            if index is not None and index not in explicit_columns:
+                if index not in chosen.values():
+                    chosen[spec.name] = index
+                break
+    missing = [f.name for f in kind.fields if f.required and f.name not in chosen]
+    if missing:
+        raise MappingError(
+            "mapping",
+            f"no column for the required field(s) {', '.join(missing)} of {kind.name}: name "
+            "the columns so, or map them (--map 'Column=field')",
+        )
+    pairs = sorted(((i, by_name[n]) for n, i in chosen.items()), key=lambda p: p[0])
+    return ColumnMap(tuple(pairs), {n: header[i] for n, i in chosen.items()})
+
+
+# --- a kind -----------------------------------------------------------------------------
+
+NewEventSpec = tuple[UUID, int, DomainEvent]
+"""(stream id, version, event)"""
+
+
+@dataclass
+class Session:
+    """What a kind's run may use: the store and the configuration, and who imports when."""
+
+    store: EventStore
+    funnels: FunnelCatalog
+    rules: Rules
+    actor: str
+    actor_role: str | None
+    at: datetime
+    file_name: str
+    checksum: str
+    excluded_rows: frozenset[int] = field(default_factory=frozenset)
+    """Rows refused in an earlier round of this run (rows mode): treated as absent."""
+
+
+class KindRun(Protocol):
+    """One import of one file of a kind (its state lives as long as the run)."""
+
+    scan_fields: frozenset[str]
+    """Fields the first, cheap pass reads from every row (empty: no such pass)."""
+
+    def scan(self, number: int, values: dict[str, Any]) -> None:
+        """See a row before any is decided (e.g. to know each company's first lead)."""
+
+    def prefetch(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Load in one go what deciding these rows needs from the store."""
+
+    def decide(
+        self, number: int, record: UUID, values: dict[str, Any], meta: CommandMeta
+    ) -> list[NewEventSpec]:
+        """The events of the row's new record ``record`` (its stream's first at version 1,
+        and any other stream's next), or raise a DomainError or RowRefused. Called once
+        per row in file order, never for a row whose record exists already."""
+
+    def refused(self, number: int) -> None:
+        """The row was refused after ``scan`` saw it."""
+
+    def consistent(self, refused: frozenset[int]) -> bool:
+        """Whether the decisions hold with these rows refused (rows mode); False asks
+        for another round without them."""
+
+
+class Kind(Protocol):
+    name: str
+    fields: tuple[Field, ...]
+
+    def key(self, number: int, values: dict[str, Any], checksum: str) -> str:
+        """The row's natural key: its record's id is ``record_id(kind, key)``."""
+
+    def start(self, session: Session) -> KindRun: ...
+
+
+def natural_key(values: Mapping[str, Any], fields: Sequence[str]) -> str:
+    """A key from the row's own values: ``external_id`` when given, else its content."""
+    external = values.get("external_id")
+    if external:
+        return f"id:{external}"
+    return "row:" + "\x1f".join(str(values.get(name, "")) for name in fields)

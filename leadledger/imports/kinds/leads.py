@@ -1,0 +1,151 @@
+"""Importing leads: one row, one lead, at its stage and status with its original dates.
+
+Each row is decided by :func:`aggregates.lead.import_lead` (the card and every step to
+the row's stage and status through the Lead decider). A lead naming a company id is
+**repeat** when the company was seen before, as on creation: in the store already, or
+by an earlier lead of the file, "earlier" meaning created earlier (then the earlier row).
+The company's first lead registers it (``CompanyRegistered``) in the same write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from aggregates import company, lead
+from aggregates.base import CommandMeta
+from event_store.bulk import existing_streams
+from leadledger.imports.base import Field, NewEventSpec, Session, natural_key
+
+NAME = "leads"
+FIELDS: tuple[Field, ...] = (
+    Field(
+        "external_id",
+        aliases=("id", "external id", "номер", "№", "код"),
+        help="The lead's id in the old system: re-imports and deal files find it by it.",
+    ),
+    Field("title", required=True, aliases=("название", "тема", "наименование")),
+    Field("company_name", required=True, aliases=("company", "компания", "клиент")),
+    Field(
+        "company_id",
+        aliases=("инн", "inn", "tax id", "company id"),
+        help="The client's id in the company registry (its tax number): sets repeat.",
+    ),
+    Field("source", required=True, aliases=("источник", "канал")),
+    Field(
+        "manager", required=True, aliases=("менеджер", "ответственный"), help="The manager's login."
+    ),
+    Field("funnel", required=True, aliases=("воронка",)),
+    Field("stage", aliases=("этап", "стадия"), help="Default: the funnel's first stage."),
+    Field("status", aliases=("статус",), help="open (default), paused, won, lost or non_quality."),
+    Field(
+        "created_at",
+        "instant",
+        required=True,
+        aliases=("created", "дата создания", "создан", "дата"),
+        help="When the lead was created in the old system.",
+    ),
+    Field(
+        "stage_entered_at",
+        "instant",
+        aliases=("дата этапа",),
+        help="When it entered its stage (default: created_at).",
+    ),
+    Field(
+        "closed_at",
+        "instant",
+        aliases=("дата закрытия", "закрыт"),
+        help="When it was won, lost or found non-quality (default: stage_entered_at).",
+    ),
+    Field("paused_since", "instant", aliases=("дата паузы",)),
+    Field("amount", "amount", aliases=("сумма", "бюджет")),
+    Field("currency", aliases=("валюта",)),
+    Field("expert", aliases=("эксперт",)),
+    Field("need_maturity", aliases=("зрелость потребности",)),
+    Field("answer_due", "day", aliases=("срок ответа",)),
+    Field("description", aliases=("описание", "комментарий")),
+    Field("contact", aliases=("контакт", "контактное лицо")),
+    Field("assessment_required", "flag", aliases=("нужна оценка",)),
+    Field(
+        "quality",
+        "flag",
+        aliases=("качественный",),
+        help="yes: qualified as quality (the funnel's assessment rule applies).",
+    ),
+    Field(
+        "reason",
+        aliases=("причина",),
+        help="Why it is lost, non-quality, won or paused (required where the rule asks).",
+    ),
+)
+KEY_FIELDS = tuple(f.name for f in FIELDS)
+
+
+class Leads:
+    name = NAME
+    fields = FIELDS
+
+    def key(self, number: int, values: dict[str, Any], checksum: str) -> str:
+        return natural_key(values, KEY_FIELDS)
+
+    def start(self, session: Session) -> LeadRun:
+        return LeadRun(session)
+
+
+def _company(values: dict[str, Any]) -> str | None:
+    raw = values.get("company_id")
+    return raw.strip() or None if isinstance(raw, str) else None
+
+
+class LeadRun:
+    scan_fields = frozenset({"company_id", "created_at"})
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.first: dict[str, tuple[datetime, int]] = {}
+        """company id → (created_at, row) of its first lead in the file"""
+        self.in_store: set[str] = set()
+        self.checked: set[str] = set()
+
+    def scan(self, number: int, values: dict[str, Any]) -> None:
+        company_id = _company(values)
+        created = values.get("created_at")
+        if company_id is None or not isinstance(created, datetime):
+            return
+        seen = self.first.get(company_id)
+        if seen is None or (created, number) < seen:
+            self.first[company_id] = (created, number)
+
+    def prefetch(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        wanted = {c for _, v in rows if (c := _company(v)) is not None} - self.checked
+        if not wanted:
+            return
+        streams = {company.company_stream_id(c): c for c in wanted}
+        known = existing_streams(self.session.store, list(streams))
+        self.in_store.update(streams[s] for s in known)
+        self.checked.update(wanted)
+
+    def decide(
+        self, number: int, record: UUID, values: dict[str, Any], meta: CommandMeta
+    ) -> list[NewEventSpec]:
+        company_id = _company(values)
+        first = company_id is not None and self.first.get(company_id, (None, number))[1] == number
+        known = company_id is not None and (company_id in self.in_store or not first)
+        command = lead.ImportLead(lead_id=record, **values)
+        event = lead.import_lead(command, self.session.funnels, meta, company_known=known)
+        specs: list[NewEventSpec] = [(record, 1, event)]
+        if company_id is not None and not known:
+            registration = company.register(company_id, event.company_name, record, meta)
+            specs.append((company.company_stream_id(company_id), 1, registration))
+        return specs
+
+    def refused(self, number: int) -> None:
+        pass
+
+    def consistent(self, refused: frozenset[int]) -> bool:
+        return not any(row in refused for _, row in self.first.values())
+
+
+KIND = Leads()
