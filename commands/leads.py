@@ -1,7 +1,8 @@
 """Lead command handlers.
 
 Each handler loads the lead's stream, lets the Lead decider decide, and appends exactly
-one event (plus the company registration on a lead's creation when the company is new).
+one event (plus, on a lead's creation, the company registration when the company is new
+and the contact's first-lead mark when no earlier lead named the contact).
 Optimistic concurrency rests on the store's unique (stream, version): a stale
 ``If-Match`` or a racing writer ends in :class:`VersionConflict`, never a lost update.
 A repeated Idempotency-Key finds its command's event in the stream and returns the
@@ -13,7 +14,8 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID, uuid5
 
-from aggregates import company, lead
+from aggregates import company, contact, lead
+from aggregates.errors import InvalidValue
 from aggregates.funnels import FunnelCatalog
 from commands.context import (
     CommandContext,
@@ -39,8 +41,16 @@ _replay = find_replay
 def create_lead(
     store: EventStore, funnels: FunnelCatalog, command: lead.CreateLead, ctx: CommandContext
 ) -> CommandResult:
-    """Create a lead in the first stage of its funnel; new or repeat by its company id."""
+    """Create a lead in the first stage of its funnel; new or repeat by its company id,
+    or by its contact when it has no company id (a private person).
+
+    A contact must exist (create it first with POST /contacts: a phone or e-mail another
+    contact has is refused there naming that contact, whose id the lead then names)."""
     company_id = (command.company_id or "").strip() or None
+    if command.contact_id is not None and not load_stream(
+        store, command.contact_id, contact.ContactRegistered
+    ):
+        raise InvalidValue("contact_id", f"contact {command.contact_id} does not exist")
     for attempt in range(MAX_CREATE_ATTEMPTS):
         # A fresh id has no stream: look only for a replayed key or after a lost race.
         looked = ctx.idempotency_key is not None or attempt > 0
@@ -55,8 +65,16 @@ def create_lead(
         if company_id is not None:
             company_stream = company.company_stream_id(company_id)
             company_known = bool(store.load(company_stream))
-        event = lead.create(command, funnels, ctx.meta, company_known=company_known)
+        contact_known = False
+        if command.contact_id is not None:
+            contact_known = bool(store.load(contact.first_lead_stream_id(command.contact_id)))
+        event = lead.create(
+            command, funnels, ctx.meta, company_known=company_known, contact_known=contact_known
+        )
         new_events = [NewEvent(command.lead_id, 1, event)]
+        if command.contact_id is not None and not contact_known:
+            named = contact.name_first_lead(command.contact_id, command.lead_id, ctx.meta)
+            new_events.append(NewEvent(contact.first_lead_stream_id(command.contact_id), 1, named))
         if company_stream is not None and not company_known:
             registration = company.register(
                 event.company_id or "", event.company_name, command.lead_id, ctx.meta
@@ -65,7 +83,8 @@ def create_lead(
         try:
             positions = store.append(new_events)
         except ConcurrencyError:
-            continue  # a racing lead registered the company, or a replay raced us: look again
+            continue  # a racing lead registered the company or named the contact first, or
+            # a replay raced us: look again
         return CommandResult(command.lead_id, 1, positions[0])
     raise VersionConflict("the lead could not be created under contention: try again", 0)
 

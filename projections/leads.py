@@ -63,6 +63,7 @@ LEADS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("assessment_required_on_card", "BOOLEAN"),
     ("project_id", "VARCHAR"),
     ("qualified_at", "TIMESTAMPTZ"),
+    ("contact_id", "VARCHAR"),
     ("version", "INTEGER"),
     ("last_position", "BIGINT"),
 )
@@ -139,6 +140,7 @@ DOCUMENT_FIELDS: tuple[tuple[str, str], ...] = (
     ("contact", "VARCHAR"),
     ("assessment_required", "BOOLEAN"),
     ("project_id", "VARCHAR"),
+    ("contact_id", "VARCHAR"),
 )
 DOCUMENT_SHAPE = (
     "{"
@@ -226,6 +228,8 @@ SETTERS: dict[str, list[tuple[str, str]]] = {
     "project_id": [(_topic("LeadProjectStarted"), "e_project_id")],
     # when the lead was found quality (the conversion cohorts' first step)
     "qualified_at": [(_topic("LeadQualified"), f"CASE WHEN {QUALITY} THEN event_at END")],
+    # the contact record a private person's lead names (LeadCreated v4; earlier: none)
+    "contact_id": [(CREATED, "e_contact_id")],
 }
 
 

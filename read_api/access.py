@@ -232,6 +232,20 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/reports/revenue-cap"): frozenset({T, H, AN}),
     ("GET", "/exports/{table}"): READERS,
     ("GET", "/reports/process-map"): READERS,
+    # contacts and the shared directories (issue 18 §1): contacts are created and edited by
+    # whoever creates leads; directory entries also by project managers (signatories)
+    ("POST", "/contacts"): ASSISTED,
+    ("PUT", "/contacts/{contact_id}"): ASSISTED,
+    ("GET", "/contacts"): READERS,
+    ("GET", "/contacts/{contact_id}"): READERS,
+    ("GET", "/directories"): READERS,
+    ("GET", "/directories/{kind}"): READERS,
+    ("GET", "/directories/{kind}/{entry_id}"): READERS,
+    ("POST", "/directories/{kind}"): ASSISTED | PROJECTS,
+    ("PUT", "/directories/{kind}/{entry_id}"): ASSISTED | PROJECTS,
+    ("POST", "/directories/{kind}/{entry_id}/links"): ASSISTED | PROJECTS,
+    ("POST", "/directories/{kind}/{entry_id}/unlink"): ASSISTED | PROJECTS,
+    ("GET", "/reports/signatories"): READERS,
     ("GET", "/exports/process-log.ocel.json"): frozenset({AN, T, AU}),
     ("GET", "/exports/process-log.xes"): frozenset({AN, T, AU}),
     # the event stream
@@ -615,6 +629,14 @@ class Scope:
             ("activity_clients", f"owner IN {people}"),
             ("activity_plans", f"manager IN {people}"),
             ("activity_plan_days", f"manager IN {people}"),
+            # a contact is seen with a lead naming it, as a client of a held direction, or
+            # by the people who added it
+            (
+                "contacts",
+                "contact_id IN (SELECT contact_id FROM leads)"
+                f" OR created_by IN {people}"
+                f" OR list_has_any(companies, (SELECT list(company_id) FROM ({held})))",
+            ),
         ]
         statements = [
             f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {base}.{table} WHERE {predicate}"

@@ -23,8 +23,10 @@ from read_api.routes import (
     activities,
     audit,
     cabinets,
+    contacts,
     deals,
     delivery,
+    directories,
     directory,
     events,
     exports,
@@ -112,6 +114,9 @@ def create_app(
     app.include_router(cabinets.router)
     app.include_router(activities.router)
     app.include_router(sales.router)  # the sales pack (issue 16 §1)
+    app.include_router(contacts.router)  # contacts and shared directories (issue 18 §1)
+    app.include_router(directories.router)
+    app.include_router(directories.reports)
     workspace.mount(app, platform)  # the browser workspace: / and /workspace/...
 
     @app.get("/health", tags=["operations"])

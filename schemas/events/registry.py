@@ -11,8 +11,10 @@ from schemas.events import (
     alerts,
     billing,
     company,
+    contacts,
     contractor,
     deal,
+    directories,
     handoff,
     lead,
     limits,
@@ -40,6 +42,8 @@ _MODULES: tuple[ModuleType, ...] = (
     alerts,
     sales_plans,
     activities,
+    contacts,
+    directories,
 )
 _MODEL_NAME = re.compile(r"^(?P<name>[A-Z][A-Za-z0-9]*)V(?P<version>[1-9][0-9]*)$")
 
