@@ -134,6 +134,10 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         LeadProjection(funnels),
         DirectoryProjection(),
         *deal_projections(rules),
+        # folded in Python as the deal models are: before any model that leaves a result
+        # unread on the cursor (DuckDB then refuses the Arrow registration)
+        ContactProjection(),
+        DirectoryEntryProjection(),
         *project_projections(rules),
         *status_time_projections(funnels, rules),
         RevenueLedgerProjection(),
@@ -141,8 +145,6 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         *sales_projections(),
         ActivityProjection(),
         ActivityPlanProjection(),
-        ContactProjection(),
-        DirectoryEntryProjection(),
     ]
 
 
