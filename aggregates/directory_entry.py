@@ -42,6 +42,8 @@ class FieldSpec:
     id: str
     type: str = "text"
     required: bool = False
+    name: str = ""
+    """Shown to people (translated as a configured name); the id when not configured."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class DirectoryKind:
     title_field: str
     roles: Mapping[str, tuple[str, ...]]
     """Target type (``lead``, ``project``) → the roles an entry is linked with."""
+    name: str = ""
+    """The directory's name shown to people (its id when not configured)."""
 
     def field(self, field_id: str) -> FieldSpec | None:
         return next((f for f in self.fields if f.id == field_id), None)
@@ -76,7 +80,8 @@ def _kind_from_config(kind_id: str, raw: Any) -> DirectoryKind:
         field_type = str(spec.get("type", "text"))
         if field_type not in FIELD_TYPES:
             raise _config_error(f"{kind_id}.{field_id}", f"type must be one of {FIELD_TYPES}")
-        fields.append(FieldSpec(field_id, field_type, bool(spec.get("required", False))))
+        name = str(spec.get("name", field_id))
+        fields.append(FieldSpec(field_id, field_type, bool(spec.get("required", False)), name))
     title = str(raw.get("title_field", fields[0].id))
     if title not in raw_fields:
         raise _config_error(kind_id, f"title_field '{title}' is not one of its fields")
@@ -90,7 +95,7 @@ def _kind_from_config(kind_id: str, raw: Any) -> DirectoryKind:
         if not isinstance(names, list) or not names:
             raise _config_error(f"{kind_id}.roles.{target}", "must list at least one role")
         roles[target] = tuple(str(n) for n in names)
-    return DirectoryKind(kind_id, tuple(fields), title, roles)
+    return DirectoryKind(kind_id, tuple(fields), title, roles, str(raw.get("name", kind_id)))
 
 
 class DirectoryCatalog:

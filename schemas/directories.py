@@ -45,12 +45,14 @@ class EntryAccepted(BaseModel):
 
 class FieldInfo(BaseModel):
     id: str
+    name: str
     type: str
     required: bool
 
 
 class KindInfo(BaseModel):
     id: str
+    name: str
     title_field: str
     fields: list[FieldInfo]
     roles: dict[str, list[str]] = Field(description="Target (lead, project) → its roles")

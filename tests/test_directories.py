@@ -345,19 +345,19 @@ def _random_history(seed: int) -> list[NewEvent]:
             events.append(NewEvent(eid, 1, reg))
         else:
             eid = rng.choice(sorted(entries_by_id))
-            state = entries_by_id[eid]
-            kind = CATALOG.kinds[state.kind]
+            entry = entries_by_id[eid]
+            kind = CATALOG.kinds[entry.kind]
             target = rng.choice(targets)
             role = kind.roles["lead"][0]
             key = ("lead", target, role)
             if roll < 0.65:
-                ev2: Any = entries.update(kind, state, entries.UpdateEntry({"name": f"F{n}"}), m)
-            elif key in state.links:
-                ev2 = entries.unlink(kind, state, entries.UnlinkEntry("lead", target, role), m)
+                ev2: Any = entries.update(kind, entry, entries.UpdateEntry({"name": f"F{n}"}), m)
+            elif key in entry.links:
+                ev2 = entries.unlink(kind, entry, entries.UnlinkEntry("lead", target, role), m)
             else:
-                ev2 = entries.link(kind, state, entries.LinkEntry("lead", target, role), m)
-            entries_by_id[eid] = entries.evolve(state, ev2)
-            events.append(NewEvent(eid, state.version + 1, ev2))
+                ev2 = entries.link(kind, entry, entries.LinkEntry("lead", target, role), m)
+            entries_by_id[eid] = entries.evolve(entry, ev2)
+            events.append(NewEvent(eid, entry.version + 1, ev2))
     return events
 
 

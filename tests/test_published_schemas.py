@@ -341,7 +341,7 @@ def test_every_domain_event_type_is_published_in_its_current_version() -> None:
             assert (cls.__name__, version) in ALL_VERSIONS, (cls.__name__, version)
     assert set(CURRENT) == {cls.__name__ for cls in EVENT_CLASSES}
     assert ("LeadCreated", 1) in ALL_VERSIONS
-    assert CURRENT["LeadCreated"].version == 3
+    assert CURRENT["LeadCreated"].version == 4
 
 
 def test_aggregate_types_and_topics() -> None:
@@ -426,6 +426,7 @@ def test_the_sensitive_field_check_would_catch_a_leak() -> None:
         "LeadCreated v1: description",
         "LeadCreated v2: description",
         "LeadCreated v3: description",
+        "LeadCreated v4: description",
     ]
 
 
@@ -460,6 +461,10 @@ FIELD_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "LeadSensitiveInfoViewed.outcome": st.sampled_from(["shown", "erased", "empty"]),
     "UserRegistered.role": st.sampled_from([r.value for r in ROLES]),
     "StatusLimitSet.kind": st.sampled_from(["lead", "deal", "project"]),
+    "ContactIdentifierClaimed.kind": st.sampled_from(["phone", "email"]),
+    "ContactIdentifierReleased.kind": st.sampled_from(["phone", "email"]),
+    "DirectoryEntryLinked.target": st.sampled_from(["lead", "project"]),
+    "DirectoryEntryUnlinked.target": st.sampled_from(["lead", "project"]),
     "UserChanged.changes": st.fixed_dictionaries(
         {},
         optional={
@@ -484,6 +489,9 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
         return st.lists(strategy_for(typing.get_args(tp)[0]), max_size=3).map(tuple)
     if origin is list:
         return st.lists(strategy_for(typing.get_args(tp)[0]), max_size=3)
+    if origin is dict:
+        key, value = typing.get_args(tp)
+        return st.dictionaries(strategy_for(key), strategy_for(value), max_size=3)
     if tp is Decimal:
         return st.decimals(
             min_value=Decimal("-1e12"),

@@ -99,6 +99,9 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
     items += cabinets.sections(principal)
     if may(principal, "GET", "/projects"):
         items.append((f"{PREFIX}/projects", "Projects"))
+    from workspace import contacts, directories
+
+    items += contacts.sections(principal) + directories.sections(principal)
     if may(principal, "POST", "/projects/{project_id}/hours"):
         items.append((f"{PREFIX}/timesheet", "Timesheet"))
     if may(principal, "POST", "/activities"):
@@ -482,7 +485,9 @@ def workspace_app(platform: Platform) -> FastAPI:
         activities,
         alerts,
         cabinets,
+        contacts,
         deals,
+        directories,
         leads,
         projects,
         reports,
@@ -510,6 +515,8 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.include_router(activities.router)  # «Мои Дела» and the personal weekly plans
     app.include_router(alerts.router)  # the viewer's alerts, marked read
     app.include_router(cabinets.router)  # the manager's and the head of sales' cabinets
+    app.include_router(contacts.router)  # contacts (issue 18 §1)
+    app.include_router(directories.router)  # the shared directories (issue 18 §1)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)

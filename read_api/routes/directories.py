@@ -58,8 +58,12 @@ def kinds_of(platform: Platform) -> dict[str, Any]:
         "kinds": [
             {
                 "id": k.id,
+                "name": k.name,
                 "title_field": k.title_field,
-                "fields": [{"id": f.id, "type": f.type, "required": f.required} for f in k.fields],
+                "fields": [
+                    {"id": f.id, "name": f.name, "type": f.type, "required": f.required}
+                    for f in k.fields
+                ],
                 "roles": {t: list(r) for t, r in k.roles.items()},
             }
             for k in platform.directories
