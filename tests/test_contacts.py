@@ -216,7 +216,8 @@ def test_a_private_persons_second_lead_is_repeat_and_the_funnel_counts_it(
     assert (row["new"]["count"], row["repeat"]["count"]) == (3, 1)
     card = ok(api.get(f"/contacts/{anna}"))
     assert card["leads"] == 2
-    assert [lead["repeat"] for lead in card["lead_list"]] == [True, False]
+    repeats = {lead["lead_id"]: lead["repeat"] for lead in card["lead_list"]}
+    assert repeats == {first["lead_id"]: False, second["lead_id"]: True}
 
 
 def test_a_lead_naming_an_unknown_contact_is_a_422(api: TestClient) -> None:
