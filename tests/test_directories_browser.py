@@ -74,6 +74,7 @@ def test_a_manager_keeps_a_private_persons_contact_and_links_a_court_to_the_lead
     row = page.locator("#entry-links tbody tr", has_text="Flat flooding appraisal")
     assert row.count() == 1
     shot(page, "court-card")
+    page.click("a[href='/workspace/directories/court']")  # back to the list, by its tabs
     page.click("#directory-kinds a[href='/workspace/directories/signatory']")
     assert page.locator("h1").inner_text().startswith("Signatories")
     page.click("#directory-kinds a[href='/workspace/directories/court']")
