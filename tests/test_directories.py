@@ -404,3 +404,27 @@ def test_contacts_and_directories_folded_in_any_pages_equal_a_rebuild(
             db.close()
             fresh.close()
             store.close()
+
+
+def test_the_demo_loads_contacts_entries_of_every_kind_and_links_once(
+    api: TestClient, platform: Platform
+) -> None:
+    from leadledger.demo import DEMO_PERSONS, load_demo_directories
+
+    project = new_project(api, "Demo project to sign")
+    loaded = load_demo_directories(platform.store, platform.funnels, CATALOG, platform.clock())
+    assert loaded == len(DEMO_PERSONS) + 9
+    assert load_demo_directories(platform.store, platform.funnels, CATALOG, platform.clock()) == 0
+    settle(platform)
+    assert ok(api.get("/contacts"))["total"] == len(DEMO_PERSONS)
+    for kind in CATALOG.kinds:
+        assert ok(api.get(f"/directories/{kind}"))["total"] >= 1, kind
+    olga = ok(api.get("/contacts", params={"q": "Olga"}))["items"][0]
+    card = ok(api.get(f"/contacts/{olga['contact_id']}"))
+    assert sorted(lead["repeat"] for lead in card["lead_list"]) == [False, True]
+    report = ok(api.get("/reports/signatories"))
+    assert [(r["signatory"], r["project_id"]) for r in report["items"]] == [
+        ("Viktor Sokolov", project)
+    ]
+    courts = ok(api.get("/directories/court"))["items"]
+    assert sum(c["links"] for c in courts) == 2
