@@ -6,7 +6,8 @@ event into the state. Both are pure.
 
 Rules in brief:
 - a lead is created in the first stage of its funnel; it is **repeat** when its
-  ``company_id`` was used by an earlier lead, else **new**;
+  ``company_id`` was used by an earlier lead, or, for a private person's lead (no
+  company id), when an earlier lead named its contact (``contact_id``), else **new**;
 - a lead moves to any stage of its funnel except the current one, never while paused
   and never once closed; a transfer goes to another funnel only;
 - a paused lead takes card and cost edits, a resume, or a close; nothing else;
@@ -126,6 +127,9 @@ class Lead:
     project_id: UUID | None = None
     qualified_at: datetime | None = None
     """When it was found quality (None: not found quality)."""
+    contact_id: UUID | None = None
+    """The contact (``aggregates/contact.py``) the lead names: a private person's lead's
+    client, whose earlier leads make it a repeat."""
 
 
 CARD_FIELDS: tuple[str, ...] = (
@@ -164,6 +168,7 @@ class CreateLead:
     currency: str = DEFAULT_CURRENCY
     contact: str | None = None
     assessment_required: bool | None = None
+    contact_id: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -257,9 +262,10 @@ class LeadCreated(DomainEvent):
     """Version 2 added ``currency``; version 1 events are read with the default currency
     (see ``upcast_lead_created_v1``). Version 3 added ``contact`` and
     ``assessment_required`` (None: the funnel's setting); earlier events are read with
-    neither (see ``upcast_lead_created_v2``)."""
+    neither (see ``upcast_lead_created_v2``). Version 4 added ``contact_id``; earlier
+    events name no contact (see ``upcast_lead_created_v3``)."""
 
-    schema_version: ClassVar[int] = 3
+    schema_version: ClassVar[int] = 4
 
     lead_id: UUID
     funnel: str
@@ -278,6 +284,7 @@ class LeadCreated(DomainEvent):
     currency: str
     contact: str | None = None
     assessment_required: bool | None = None
+    contact_id: UUID | None = None
 
 
 def upcast_lead_created_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -291,9 +298,15 @@ def upcast_lead_created_v2(data: dict[str, Any]) -> dict[str, Any]:
     return data | {"contact": None, "assessment_required": None}
 
 
+def upcast_lead_created_v3(data: dict[str, Any]) -> dict[str, Any]:
+    """Leads created before contacts were a directory named no contact record."""
+    return data | {"contact_id": None}
+
+
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     ("LeadCreated", 1): upcast_lead_created_v1,
     ("LeadCreated", 2): upcast_lead_created_v2,
+    ("LeadCreated", 3): upcast_lead_created_v3,
 }
 """Stored-event upcasters: (event type, stored version) → the next version's fields."""
 
@@ -458,11 +471,22 @@ def _from_json_value(field: str, value: Any) -> Any:
 
 
 def create(
-    command: CreateLead, funnels: FunnelCatalog, meta: CommandMeta, *, company_known: bool
+    command: CreateLead,
+    funnels: FunnelCatalog,
+    meta: CommandMeta,
+    *,
+    company_known: bool,
+    contact_known: bool = False,
 ) -> LeadCreated:
-    """Decide a new lead. ``company_known`` says whether an earlier lead used its company_id."""
+    """Decide a new lead. ``company_known`` says whether an earlier lead used its
+    company_id, ``contact_known`` whether an earlier lead named its contact_id: a lead with
+    a company id is repeat by its company, a private person's (none) by its contact."""
     funnel = funnels.require(command.funnel)
     company_id = _text("company_id", command.company_id, required=False)
+    if company_id is not None:
+        repeat = company_known
+    else:
+        repeat = command.contact_id is not None and contact_known
     return LeadCreated(
         **meta.event_fields(),
         lead_id=command.lead_id,
@@ -471,7 +495,7 @@ def create(
         title=_required_text("title", command.title),
         company_name=_required_text("company_name", command.company_name),
         company_id=company_id,
-        repeat=company_id is not None and company_known,
+        repeat=repeat,
         source=_required_text("source", command.source),
         manager=_required_text("manager", command.manager),
         expert=_text("expert", command.expert, required=False),
@@ -486,6 +510,7 @@ def create(
         currency=currency(command.currency),
         contact=_text("contact", command.contact, required=False),
         assessment_required=_card_value("assessment_required", command.assessment_required),
+        contact_id=command.contact_id,
     )
 
 
@@ -741,6 +766,7 @@ def evolve(lead: Lead | None, event: DomainEvent) -> Lead:
             currency=event.currency,
             contact=event.contact,
             assessment_required=event.assessment_required,
+            contact_id=event.contact_id,
             cost_components=(),
             quality=None,
             qualification_reason=None,

@@ -2,7 +2,8 @@
 
 Each handler loads the lead's stream, lets the Lead decider decide, and appends exactly
 one event (plus, on a lead's creation, the company's registration when the company is
-new, or its first lead when it was registered in the directory with none yet).
+new, or its first lead when it was registered in the directory with none yet, and the
+contact's first-lead mark when no earlier lead named the contact).
 Optimistic concurrency rests on the store's unique (stream, version): a stale
 ``If-Match`` or a racing writer ends in :class:`VersionConflict`, never a lost update.
 A repeated Idempotency-Key finds its command's event in the stream and returns the
@@ -14,7 +15,8 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID, uuid5
 
-from aggregates import lead
+from aggregates import contact, lead
+from aggregates.errors import InvalidValue
 from aggregates.funnels import FunnelCatalog
 from commands.companies import lead_named_company
 from commands.context import (
@@ -41,8 +43,16 @@ _replay = find_replay
 def create_lead(
     store: EventStore, funnels: FunnelCatalog, command: lead.CreateLead, ctx: CommandContext
 ) -> CommandResult:
-    """Create a lead in the first stage of its funnel; new or repeat by its company id."""
+    """Create a lead in the first stage of its funnel; new or repeat by its company id,
+    or by its contact when it has no company id (a private person).
+
+    A contact must exist (create it first with POST /contacts: a phone or e-mail another
+    contact has is refused there naming that contact, whose id the lead then names)."""
     company_id = (command.company_id or "").strip() or None
+    if command.contact_id is not None and not load_stream(
+        store, command.contact_id, contact.ContactRegistered
+    ):
+        raise InvalidValue("contact_id", f"contact {command.contact_id} does not exist")
     for attempt in range(MAX_CREATE_ATTEMPTS):
         # A fresh id has no stream: look only for a replayed key or after a lost race.
         looked = ctx.idempotency_key is not None or attempt > 0
@@ -58,12 +68,21 @@ def create_lead(
             company_known, company_events = lead_named_company(
                 store, company_id, command.lead_id, str(command.company_name).strip(), ctx.meta
             )
-        event = lead.create(command, funnels, ctx.meta, company_known=company_known)
+        contact_known = False
+        if command.contact_id is not None:
+            contact_known = bool(store.load(contact.first_lead_stream_id(command.contact_id)))
+        event = lead.create(
+            command, funnels, ctx.meta, company_known=company_known, contact_known=contact_known
+        )
         new_events = [NewEvent(command.lead_id, 1, event), *company_events]
+        if command.contact_id is not None and not contact_known:
+            named = contact.name_first_lead(command.contact_id, command.lead_id, ctx.meta)
+            new_events.append(NewEvent(contact.first_lead_stream_id(command.contact_id), 1, named))
         try:
             positions = store.append(new_events)
         except ConcurrencyError:
-            continue  # a racing lead registered the company, or a replay raced us: look again
+            continue  # a racing lead registered the company or named the contact first, or
+            # a replay raced us: look again
         return CommandResult(command.lead_id, 1, positions[0])
     raise VersionConflict("the lead could not be created under contention: try again", 0)
 

@@ -71,6 +71,12 @@ def _load_demo(platform: Platform | CommandSide, leads: int, deals: int, seed: i
 
     cards = load_demo_companies(platform.store, platform.clock())
     log.info("filled the directory cards of %d demo companies", cards)
+    from leadledger.demo import load_demo_directories
+    from leadledger.wiring import load_directories
+
+    directories = load_directories(platform.settings.directories_file)
+    entries = load_demo_directories(platform.store, platform.funnels, directories, platform.clock())
+    log.info("loaded %d demo contacts and directory entries", entries)
     return sent
 
 

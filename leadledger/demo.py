@@ -32,6 +32,7 @@ from aggregates import (
     users,
 )
 from aggregates.base import CommandMeta
+from aggregates.directory_entry import DirectoryCatalog
 from aggregates.errors import DomainError
 from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
@@ -1365,3 +1366,134 @@ def load_demo_companies(store: EventStore, now: datetime) -> int:
             filled += 1
             break
     return filled
+
+
+# --- contacts and the shared directories (issue 18 §1) ---------------------------------------
+
+DEMO_PERSONS = (
+    ("Olga Smirnova", "8 916 100-20-30", "olga.smirnova@example.ru"),
+    ("Pavel Egorov", "+7 903 555 12 12", "p.egorov@example.ru"),
+    ("Irina Volkova", "8 (925) 777-00-11", None),
+    ("Sergei Lebedev", None, "s.lebedev@example.ru"),
+)
+"""Private persons (no company): the first brings two leads, the second a repeat."""
+PERSON_LEADS = (
+    (0, "Flat flooding appraisal"),
+    (1, "Car damage appraisal"),
+    (2, "Cottage appraisal for the court"),
+    (3, "Inheritance appraisal"),
+    (0, "Second flat: appraisal after the repair"),
+)
+DEMO_ENTRIES: dict[str, tuple[dict[str, str], ...]] = {
+    "court": (
+        {"name": "Moscow Arbitration Court", "region": "Moscow", "phone": "+7 495 600 60 00"},
+        {"name": "Tver District Court", "region": "Tver"},
+    ),
+    "opponent": ({"name": "Stroymontazh LLC", "tax_id": "7701000001"}, {"name": "Nord Invest"}),
+    "consultant": ({"name": "Maria Kovaleva", "organisation": "Expert Consult"},),
+    "lawyer": ({"name": "Andrei Belov", "firm": "Belov & Partners"},),
+    "expert": ({"name": "Nikolai Frolov", "speciality": "construction appraisal"},),
+    "signatory": (
+        {"name": "Viktor Sokolov", "position": "General director", "authority": "charter"},
+        {"name": "Elena Gromova", "position": "Deputy director", "authority": "power of attorney"},
+    ),
+}
+
+
+def _demo_projects(store: EventStore, limit: int) -> list[UUID]:
+    """The first projects of the log (their ids), for signatories to sign."""
+    found: list[UUID] = []
+    after = 0
+    while len(found) < limit:
+        page = store.read(after, 5_000)
+        if not page:
+            break
+        found += [UUID(str(n.originator_id)) for n in page if n.topic == "ProjectCreated"]
+        after = page[-1].id
+    return found[:limit]
+
+
+def load_demo_directories(
+    store: EventStore,
+    funnels: FunnelCatalog,
+    catalog: DirectoryCatalog,
+    now: datetime,
+) -> int:
+    """Contacts of private persons with their leads (one of them a repeat), a few entries
+    of every directory kind, courts linked to the leads they sent and signatories to
+    projects. Deterministic, and done once (skipped when the first contact exists); the
+    number of entries and contacts registered."""
+    from aggregates import contact
+    from aggregates import directory_entry as entries
+    from commands.contacts import contact_id_for, load_contact_records, register_contact
+    from commands.directories import entry_id_for, link_entry, register_entry
+
+    def ctx(key: str, role: str = "manager", command: str = "register") -> CommandContext:
+        return CommandContext(
+            actor=MANAGERS[0],
+            at=now,
+            command_id=uuid5(DEMO_NAMESPACE, f"directories-{key}"),
+            idempotency_key=f"demo-directories-{key}",
+            actor_role=role,
+            command=command,
+        )
+
+    if load_contact_records(store, contact_id_for(ctx("person-0").command_id)):
+        return 0
+    persons: list[UUID] = []
+    for n, (name, phone, email) in enumerate(DEMO_PERSONS):
+        context = ctx(f"person-{n}")
+        person = contact.RegisterContact(
+            contact_id=contact_id_for(context.command_id),
+            name=name,
+            phones=(phone,) if phone else (),
+            emails=(email,) if email else (),
+        )
+        register_contact(store, person, context)
+        persons.append(person.contact_id)
+    funnel = "out_of_court" if "out_of_court" in funnels else next(iter(funnels))
+    leads: list[UUID] = []
+    for n, (person_no, title) in enumerate(PERSON_LEADS):
+        command = lead.CreateLead(
+            lead_id=uuid5(DEMO_NAMESPACE, f"directories-lead-{n}"),
+            funnel=funnel,
+            title=title,
+            company_name=DEMO_PERSONS[person_no][0],
+            source="court_request" if "court" in title else "website",
+            manager=MANAGERS[0],
+            amount=Decimal(15_000 + 5_000 * n),
+            contact_id=persons[person_no],
+        )
+        create_lead(store, funnels, command, ctx(f"lead-{n}", command="create"))
+        leads.append(command.lead_id)
+    registered: dict[str, list[UUID]] = {}
+    for kind_id, rows in DEMO_ENTRIES.items():
+        kind = catalog.get(kind_id)
+        if kind is None:
+            continue
+        for n, fields in enumerate(rows):
+            context = ctx(f"{kind_id}-{n}")
+            entry = entries.RegisterEntry(entry_id_for(context.command_id), dict(fields))
+            register_entry(store, kind, entry, context)
+            registered.setdefault(kind_id, []).append(entry.entry_id)
+    links: list[tuple[str, int, str, UUID, str]] = [
+        ("court", 0, "lead", leads[2], "sender"),
+        ("court", 1, "lead", leads[0], "sender"),
+        ("opponent", 0, "lead", leads[2], "opponent"),
+        ("lawyer", 0, "lead", leads[2], "lawyer"),
+    ]
+    for n, project_id in enumerate(_demo_projects(store, 4)):
+        links.append(("signatory", n % 2, "project", project_id, "signatory"))
+    for n, (kind_id, index, target, target_id, role) in enumerate(links):
+        kind = catalog.get(kind_id)
+        if kind is None or kind_id not in registered:
+            continue
+        with contextlib.suppress(DomainError):  # a kind configured without this role
+            link_entry(
+                store,
+                kind,
+                registered[kind_id][index],
+                entries.LinkEntry(target, target_id, role),
+                ctx(f"link-{n}", command="link"),
+            )
+    return len(persons) + sum(len(ids) for ids in registered.values())

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_FUNNELS_FILE = Path(__file__).parent / "config" / "funnels.toml"
 DEFAULT_RULES_FILE = Path(__file__).parent / "config" / "rules.toml"
+DEFAULT_DIRECTORIES_FILE = Path(__file__).parent / "config" / "directories.toml"
 
 
 class Settings(BaseSettings):
@@ -31,6 +32,10 @@ class Settings(BaseSettings):
     rules_file: Path = Field(
         default=DEFAULT_RULES_FILE,
         description="TOML file with escalation, client caps and organisations",
+    )
+    directories_file: Path = Field(
+        default=DEFAULT_DIRECTORIES_FILE,
+        description="TOML file declaring the shared directories' kinds and their fields",
     )
     process_managers: bool = Field(
         default=True,

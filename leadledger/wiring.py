@@ -15,9 +15,11 @@ from aggregates.activities import ACTIVITY_EVENT_TYPES
 from aggregates.activity_plans import ACTIVITY_PLAN_EVENT_TYPES
 from aggregates.billing import BILLING_EVENT_TYPES
 from aggregates.company import COMPANY_EVENT_TYPES
+from aggregates.contact import CONTACT_EVENT_TYPES
 from aggregates.contractor import CONTRACTOR_EVENT_TYPES
 from aggregates.deal import DEAL_EVENT_TYPES, DEAL_IMPORT_EVENT_TYPES
 from aggregates.deal import UPCASTERS as DEAL_UPCASTERS
+from aggregates.directory_entry import DIRECTORY_EVENT_TYPES, DirectoryCatalog
 from aggregates.funnels import FunnelCatalog
 from aggregates.handoff import HANDOFF_EVENT_TYPES
 from aggregates.import_mappings import IMPORT_MAPPING_EVENT_TYPES
@@ -49,8 +51,10 @@ from projections.activities import ActivityPlanProjection, ActivityProjection
 from projections.alert_reads import AlertReadProjection
 from projections.base import Projection
 from projections.companies import CompanyProjection
+from projections.contacts import ContactProjection
 from projections.database import ReadModelDatabase
 from projections.deals import deal_projections
+from projections.directories import DirectoryEntryProjection
 from projections.directory import DirectoryProjection
 from projections.leads import LeadProjection
 from projections.projector import Projector
@@ -97,6 +101,10 @@ def load_rules(funnels_file: Path, rules_file: Path) -> Rules:
     return Rules.from_config(_load_toml(funnels_file, "funnel configuration"), rules)
 
 
+def load_directories(path: Path) -> DirectoryCatalog:
+    return DirectoryCatalog.from_config(_load_toml(path, "directories configuration"))
+
+
 def event_codec() -> EventCodec:
     return EventCodec(
         (
@@ -119,6 +127,8 @@ def event_codec() -> EventCodec:
             *LEAD_IMPORT_EVENT_TYPES,
             *DEAL_IMPORT_EVENT_TYPES,
             *IMPORT_MAPPING_EVENT_TYPES,
+            *CONTACT_EVENT_TYPES,
+            *DIRECTORY_EVENT_TYPES,
         ),
         upcasters={**LEAD_UPCASTERS, **DEAL_UPCASTERS, **PROJECT_UPCASTERS, **USER_UPCASTERS},
     )
@@ -129,6 +139,10 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         LeadProjection(funnels),
         DirectoryProjection(),
         *deal_projections(rules),
+        # folded in Python as the deal models are: before any model that leaves a result
+        # unread on the cursor (DuckDB then refuses the Arrow registration)
+        ContactProjection(),
+        DirectoryEntryProjection(),
         *project_projections(rules),
         *status_time_projections(funnels, rules),
         RevenueLedgerProjection(),
@@ -206,7 +220,16 @@ class Platform:
     _signer: Signer | None = None
     _keys: KeyStore | None = None
     _credentials: Credentials | None = None
+    _directories: DirectoryCatalog | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def directories(self) -> DirectoryCatalog:
+        """The shared directories' kinds (read from the settings' file on first use)."""
+        with self._lock:
+            if self._directories is None:
+                self._directories = load_directories(self.settings.directories_file)
+            return self._directories
 
     @property
     def signer(self) -> Signer:

@@ -63,6 +63,7 @@ LEADS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("assessment_required_on_card", "BOOLEAN"),
     ("project_id", "VARCHAR"),
     ("qualified_at", "TIMESTAMPTZ"),
+    ("contact_id", "VARCHAR"),
     ("version", "INTEGER"),
     ("last_position", "BIGINT"),
 )
@@ -153,6 +154,7 @@ DOCUMENT_FIELDS: tuple[tuple[str, str], ...] = (
     ("qualification_reason", "VARCHAR"),
     ("close_reason", "VARCHAR"),
     ("pause_reason", "VARCHAR"),
+    ("contact_id", "VARCHAR"),
 )
 DOCUMENT_SHAPE = (
     "{"
@@ -250,6 +252,8 @@ SETTERS: dict[str, list[tuple[str, str]]] = {
         (_topic("LeadQualified"), f"CASE WHEN {QUALITY} THEN event_at END"),
         (IMPORTED, "(e_qualified_at)::TIMESTAMPTZ"),
     ],
+    # the contact record a private person's lead names (LeadCreated v4; earlier: none)
+    "contact_id": [(CREATED, "e_contact_id")],
 }
 
 

@@ -242,6 +242,20 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("GET", "/reports/deal-volume-by-industry"): READERS,
     ("GET", "/exports/{table}"): READERS,
     ("GET", "/reports/process-map"): READERS,
+    # contacts and the shared directories (issue 18 §1): contacts are created and edited by
+    # whoever creates leads; directory entries also by project managers (signatories)
+    ("POST", "/contacts"): ASSISTED,
+    ("PUT", "/contacts/{contact_id}"): ASSISTED,
+    ("GET", "/contacts"): READERS,
+    ("GET", "/contacts/{contact_id}"): READERS,
+    ("GET", "/directories"): READERS,
+    ("GET", "/directories/{kind}"): READERS,
+    ("GET", "/directories/{kind}/{entry_id}"): READERS,
+    ("POST", "/directories/{kind}"): ASSISTED | PROJECTS,
+    ("PUT", "/directories/{kind}/{entry_id}"): ASSISTED | PROJECTS,
+    ("POST", "/directories/{kind}/{entry_id}/links"): ASSISTED | PROJECTS,
+    ("POST", "/directories/{kind}/{entry_id}/unlink"): ASSISTED | PROJECTS,
+    ("GET", "/reports/signatories"): READERS,
     ("GET", "/exports/process-log.ocel.json"): frozenset({AN, T, AU}),
     ("GET", "/exports/process-log.xes"): frozenset({AN, T, AU}),
     # the event stream
@@ -629,6 +643,14 @@ class Scope:
             ("activity_clients", f"owner IN {people}"),
             ("activity_plans", f"manager IN {people}"),
             ("activity_plan_days", f"manager IN {people}"),
+            # a contact is seen with a lead naming it, as a client of a held direction, or
+            # by the people who added it
+            (
+                "contacts",
+                "contact_id IN (SELECT contact_id FROM leads)"
+                f" OR created_by IN {people}"
+                f" OR list_has_any(companies, (SELECT list(company_id) FROM ({held})))",
+            ),
         ]
         # a company is seen with the records naming it (in the views above), the client
         # directions the people hold, and when one of them registered it; a survivor
@@ -720,6 +742,7 @@ VISIBLE_IDS = (
     " UNION ALL SELECT assignment_id FROM client_assignments"
     " UNION ALL SELECT contractor_id FROM contractors"
     " UNION ALL SELECT activity_id FROM activities UNION ALL SELECT plan_id FROM activity_plans"
+    " UNION ALL SELECT contact_id FROM contacts UNION ALL SELECT entry_id FROM directory_entries"
 )
 """The streams a scoped viewer may follow in the event feed (in the scoped views)."""
 

@@ -24,8 +24,10 @@ from read_api.routes import (
     audit,
     cabinets,
     companies,
+    contacts,
     deals,
     delivery,
+    directories,
     directory,
     events,
     exports,
@@ -116,6 +118,9 @@ def create_app(
     app.include_router(sales.router)  # the sales pack (issue 16 §1)
     app.include_router(companies.router)  # the company directory, client card (issue 18 §1)
     app.include_router(imports.router)  # importing an existing base (issue 18 §2)
+    app.include_router(contacts.router)  # contacts and shared directories (issue 18 §1)
+    app.include_router(directories.router)
+    app.include_router(directories.reports)
     workspace.mount(app, platform)  # the browser workspace: / and /workspace/...
 
     @app.get("/health", tags=["operations"])

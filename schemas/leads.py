@@ -54,6 +54,11 @@ class CreateLeadRequest(Strict):
         description="Whether an expert's assessment is required before the lead is qualified "
         "as quality; null: as its funnel is configured (GET /funnels)",
     )
+    contact_id: UUID | None = Field(
+        default=None,
+        description="The contact (POST /contacts) the lead names. A lead with no company_id "
+        "(a private person) is a repeat when an earlier lead named the same contact",
+    )
 
 
 class UpdateCardRequest(Strict):

@@ -182,6 +182,8 @@ PARAMS = {
     "entry_id": str(uuid4()),
     "assignment_id": str(uuid4()),
     "contractor_id": str(uuid4()),
+    "contact_id": str(uuid4()),
+    "kind": "court",
     "number": "INV-1",
     "table": "leads",
     "username": "nobody.here",
@@ -503,6 +505,10 @@ UNSCOPED = {
     " figures, read through GET /reports/revenue-cap by top, heads and analysts only",
     "user_cost_rates": "people's hourly cost rates: no list or export of their own, read"
     " only by the projects' cost report to price the hours of the projects the viewer sees",
+    "directory_entries": "the shared directories (courts, opponents, signatories...): read"
+    " by everyone who reads leads",
+    "directory_links": "the shared directories' links: read only joined to the viewer's"
+    " scoped leads and projects (the rest only counted on a card)",
     "projection_positions": "the projector's bookkeeping",
     "read_model_fingerprints": "the projector's bookkeeping",
 }

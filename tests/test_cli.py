@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from aggregates.users import Role
-from leadledger.demo import ASSISTANT_LEADS
+from leadledger.demo import ASSISTANT_LEADS, PERSON_LEADS
 from tests.conftest import TEST_AUTH_SECRET
 
 BIN = Path(sys.executable).parent / "leadledger"
@@ -82,8 +82,8 @@ def test_demo_project_rebuild_and_history(tmp_path: Path) -> None:
             "SELECT lead_id, version FROM leads ORDER BY version DESC, lead_id LIMIT 1"
         ).fetchone() or ("", 0)
     # each demo deal comes from a lead of its own (the expert-services chain's one and the
-    # 2 expert sales too); five leads show seed 000's lead rules
-    assert len(projected) == 40 + 6 + 1 + 2 + 5
+    # 2 expert sales too); five leads show seed 000's lead rules, and the private persons'
+    assert len(projected) == 40 + 6 + 1 + 2 + 5 + len(PERSON_LEADS)
 
     rebuild = _run(tmp_path, "rebuild")
     assert rebuild.returncode == 0, rebuild.stderr
@@ -168,8 +168,11 @@ def test_serve_with_demo_answers_on_the_port(tmp_path: Path) -> None:
         as_top = {"Authorization": f"Bearer {tokens['top'][1]}"}
         leads = httpx.get(f"{base}/leads", params={"limit": 5}, headers=as_top, timeout=5)
         # the demo's leads, one per deal, the expert-services chain's own, the 2 expert
-        # sales, the assistant's and five that show seed 000's lead rules
-        assert leads.json()["total"] == 30 + 3 + 1 + 2 + len(ASSISTANT_LEADS) + 5
+        # sales, the assistant's, five that show seed 000's lead rules and the private
+        # persons' (issue 18)
+        assert leads.json()["total"] == (
+            30 + 3 + 1 + 2 + len(ASSISTANT_LEADS) + 5 + len(PERSON_LEADS)
+        )
         manager, manager_token = tokens["manager"]
         own = httpx.get(
             f"{base}/leads",
@@ -177,7 +180,7 @@ def test_serve_with_demo_answers_on_the_port(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {manager_token}"},
             timeout=5,
         ).json()
-        assert 0 < own["total"] < 38
+        assert 0 < own["total"] < 38 + len(PERSON_LEADS)
         assert {lead["manager"] for lead in own["items"]} == {manager}
         # the demo assistant works for that manager and sees what they see
         assisted = httpx.get(

@@ -66,13 +66,15 @@ def test_a_v1_event_is_read_as_v2_everywhere(platform: Platform, client: TestCli
     (record,) = platform.store.load(UUID(lead_id))
     assert isinstance(record.event, LeadCreated)
     assert record.event.currency == "RUB"
-    # read in the current version (3: no contact, the funnel's assessment setting)
-    assert type(record.event).schema_version == 3
+    # read in the current version (4: no contact, the funnel's assessment setting, no
+    # contact record)
+    assert type(record.event).schema_version == 4
     assert (record.event.contact, record.event.assessment_required) == (None, None)
+    assert record.event.contact_id is None
 
     page = client.get("/events", params={"after": 0}).json()
     (envelope,) = [e for e in page["items"] if e["aggregate_id"] == lead_id]
-    assert envelope["schema_version"] == 3
+    assert envelope["schema_version"] == 4
     assert envelope["data"]["currency"] == "RUB"
     assert envelope["data"]["assessment_required"] is None
     assert envelope["data"]["amount"] == "1500.00"

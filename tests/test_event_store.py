@@ -332,8 +332,10 @@ def test_events_are_stored_as_readable_json(store: EventStore, store_url: str) -
         assert created["actor"] == "anna.sales"
         assert datetime.fromisoformat(created["at"]) == T0
         assert UUID(created["command_id"])
-        # LeadCreated v2 records the currency, v3 the contact and the assessment asked
-        assert created["schema_version"] == 3
+        # LeadCreated v2 records the currency, v3 the contact and the assessment asked, v4
+        # the contact record a private person's lead names
+        assert created["schema_version"] == 4
+        assert created["contact_id"] is None
         assert created["currency"] == "RUB"
         assert created["assessment_required"] is None
         assert paused["schema_version"] == 1

@@ -182,6 +182,7 @@ def _replayed_fields(state: lead.Lead) -> dict[str, Any]:
         "assessment_required_on_card": state.assessment_required,
         "project_id": None if state.project_id is None else str(state.project_id),
         "qualified_at": state.qualified_at,
+        "contact_id": None if state.contact_id is None else str(state.contact_id),
     }
 
 

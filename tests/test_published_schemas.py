@@ -341,7 +341,7 @@ def test_every_domain_event_type_is_published_in_its_current_version() -> None:
             assert (cls.__name__, version) in ALL_VERSIONS, (cls.__name__, version)
     assert set(CURRENT) == {cls.__name__ for cls in EVENT_CLASSES}
     assert ("LeadCreated", 1) in ALL_VERSIONS
-    assert CURRENT["LeadCreated"].version == 3
+    assert CURRENT["LeadCreated"].version == 4
 
 
 def test_aggregate_types_and_topics() -> None:
@@ -426,6 +426,7 @@ def test_the_sensitive_field_check_would_catch_a_leak() -> None:
         "LeadCreated v1: description",
         "LeadCreated v2: description",
         "LeadCreated v3: description",
+        "LeadCreated v4: description",
     ]
 
 
@@ -465,6 +466,10 @@ FIELD_STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "ImportMappingSaved.columns": st.dictionaries(
         st.text(min_size=1, max_size=10), st.text(max_size=10), max_size=3
     ),
+    "ContactIdentifierClaimed.kind": st.sampled_from(["phone", "email"]),
+    "ContactIdentifierReleased.kind": st.sampled_from(["phone", "email"]),
+    "DirectoryEntryLinked.target": st.sampled_from(["lead", "project"]),
+    "DirectoryEntryUnlinked.target": st.sampled_from(["lead", "project"]),
     "UserChanged.changes": st.fixed_dictionaries(
         {},
         optional={
@@ -489,6 +494,9 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
         return st.lists(strategy_for(typing.get_args(tp)[0]), max_size=3).map(tuple)
     if origin is list:
         return st.lists(strategy_for(typing.get_args(tp)[0]), max_size=3)
+    if origin is dict:
+        key, value = typing.get_args(tp)
+        return st.dictionaries(strategy_for(key), strategy_for(value), max_size=3)
     if tp is Decimal:
         return st.decimals(
             min_value=Decimal("-1e12"),

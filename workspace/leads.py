@@ -427,6 +427,7 @@ NEW_LEAD_FIELDS = (
     "answer_due",
     "amount",
     "contact",
+    "contact_id",
     "description",
 )
 

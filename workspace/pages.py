@@ -101,6 +101,9 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
         items.append((f"{PREFIX}/companies", "Companies"))
     if may(principal, "GET", "/projects"):
         items.append((f"{PREFIX}/projects", "Projects"))
+    from workspace import contacts, directories
+
+    items += contacts.sections(principal) + directories.sections(principal)
     if may(principal, "POST", "/projects/{project_id}/hours"):
         items.append((f"{PREFIX}/timesheet", "Timesheet"))
     if may(principal, "POST", "/activities"):
@@ -487,7 +490,9 @@ def workspace_app(platform: Platform) -> FastAPI:
         alerts,
         cabinets,
         companies,
+        contacts,
         deals,
+        directories,
         leads,
         projects,
         reports,
@@ -516,6 +521,8 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.include_router(alerts.router)  # the viewer's alerts, marked read
     app.include_router(cabinets.router)  # the manager's and the head of sales' cabinets
     app.include_router(companies.router)  # the company directory and the client card
+    app.include_router(contacts.router)  # contacts (issue 18 §1)
+    app.include_router(directories.router)  # the shared directories (issue 18 §1)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)

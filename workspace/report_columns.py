@@ -10,6 +10,12 @@ def N_(message: str) -> str:
 
 
 TITLES = (
+    # the signatories report (issue 18 §1)
+    N_("entry id"),
+    N_("linked at"),
+    N_("signatories"),
+    N_("signatory"),
+    N_("statuses"),
     # the sales and activity indicators (issue 15 §3)
     N_("after days"),
     N_("by"),

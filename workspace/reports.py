@@ -51,12 +51,14 @@ from read_api.routes import (
     sales,
     status_time,
 )
+from read_api.routes import directories as directory_routes
 from read_api.routes import exports as export_routes
 from read_api.routes import leads as lead_routes
 from read_api.routes import sales_plans as sales_plan_routes
 from schemas.activities import CallsReport, ClientsReport, CoefficientReport
 from schemas.companies import DealVolumeReport
 from schemas.delivery import CheckGrowthReport, ProjectCostsReport
+from schemas.directories import SignatoriesReport
 from schemas.leads import FunnelReport, PausedLeadsReport
 from schemas.pipeline import (
     ContractorOverrunReport,
@@ -452,6 +454,16 @@ REPORTS: tuple[Report, ...] = (
         ),
         defaults=lambda p: {"kind": "lead", "funnel": next(iter(p.funnels), "")},
         graph=lambda result, gettext: process_graph(result, gettext),
+    ),
+    Report(
+        "signatories",
+        "/reports/signatories",
+        N_("Signatories"),
+        SignatoriesReport,
+        (Filter("status", N_("Project status")),),
+        lambda p, c, _, v: directory_routes.signatories_report(
+            c, [s] if (s := _text(v, "status")) else None, ROWS, _offset(v)
+        ),
     ),
 )
 REPORTS += (

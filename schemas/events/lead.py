@@ -65,6 +65,17 @@ class LeadCreatedV3(LeadCreatedV2):
     )
 
 
+class LeadCreatedV4(LeadCreatedV3):
+    """A new lead was registered in the first stage of its funnel, naming the contact
+    record of its client (version 4; earlier versions: no contact record)."""
+
+    contact_id: Id | None = Field(
+        default=None,
+        description="The contact (person) the lead names; a lead with no company_id is a "
+        "repeat when an earlier lead named the same contact.",
+    )
+
+
 class LeadCardUpdatedV1(PublicPayload):
     """Fields of the lead's card were edited (title, company, source, manager, expert, need
     maturity, answer date, description or amount)."""
@@ -171,6 +182,7 @@ PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
         LeadCreatedV1,
         LeadCreatedV2,
         LeadCreatedV3,
+        LeadCreatedV4,
         LeadCardUpdatedV1,
         LeadCostBreakdownSetV1,
         LeadStageChangedV1,

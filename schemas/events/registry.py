@@ -11,8 +11,10 @@ from schemas.events import (
     alerts,
     billing,
     company,
+    contacts,
     contractor,
     deal,
+    directories,
     handoff,
     imports,
     lead,
@@ -42,6 +44,8 @@ _MODULES: tuple[ModuleType, ...] = (
     sales_plans,
     activities,
     imports,
+    contacts,
+    directories,
 )
 _MODEL_NAME = re.compile(r"^(?P<name>[A-Z][A-Za-z0-9]*)V(?P<version>[1-9][0-9]*)$")
 
