@@ -55,6 +55,7 @@ from psycopg import sql
 
 from aggregates.users import Principal, Role
 from bench import benchlib
+from bench.profiler import summarise
 from leadledger.demo import MANAGERS, SOURCES, TITLES
 from leadledger.settings import Settings
 from leadledger.tokens import Signer
@@ -230,6 +231,8 @@ class Driver:
         self.results = Results()
         self.sent = 0
         self.deadline = 0.0
+        self.profile_pid: int | None = None
+        """The server to signal when the window starts and ends (it profiles itself)."""
 
     @property
     def running(self) -> bool:
@@ -288,9 +291,19 @@ class Driver:
             finally:
                 await conn.close()
 
+        async def mark_window() -> None:
+            # the server's profile covers the measured window only
+            await asyncio.sleep(max(0.0, results.window_start - time.perf_counter()))
+            if self.profile_pid is not None:
+                os.kill(self.profile_pid, signal.SIGUSR1)
+
+        marker = asyncio.create_task(mark_window())
         try:
             await asyncio.gather(*(client(i, c) for i, c in enumerate(conns)))
+            if self.profile_pid is not None:
+                os.kill(self.profile_pid, signal.SIGUSR2)
         finally:
+            marker.cancel()
             if httpx_client is not None:
                 await httpx_client.aclose()
         results.window_end = min(time.perf_counter(), self.deadline)
@@ -391,6 +404,79 @@ def leadledger_scenario(moves: int) -> Scenario:
             if status != 200:
                 return
             version = orjson.loads(data)["version"]
+
+    return scenario
+
+
+def busy_leads(
+    postgres_url: str, schema: str, count: int, events: int, seed: int
+) -> list[tuple[str, int]]:
+    """``count`` open leads of ``events`` events each (decided by the Lead decider, as in
+    bench_history), appended straight to the event store before the server starts: the
+    1,000-event streams a busy lead has: [(lead id, version)]; their managers go into
+    BUSY_MANAGERS."""
+    from aggregates import lead as lead_decider
+    from aggregates.lead import LeadCreated
+    from event_store import NewEvent, open_event_store
+    from leadledger.wiring import event_codec
+
+    store = open_event_store(benchlib.schema_url(postgres_url, schema), event_codec())
+    funnels = load_funnels(Settings().funnels_file)
+    out: list[tuple[str, int]] = []
+    try:
+        for n in range(count):
+            history = benchlib.LeadHistory(
+                funnels, leads=1, events=events, seed=seed * 7919 + n
+            ).single_lead(events)
+            for start in range(0, len(history), 200):
+                store.append([NewEvent(s, v, e) for s, v, e in history[start : start + 200]])
+            state = None
+            for _, _, event in history:
+                state = lead_decider.evolve(state, event)
+            assert isinstance(history[0][2], LeadCreated)
+            assert state is not None
+            out.append((str(history[0][0]), len(history)))
+            BUSY_MANAGERS[str(history[0][0])] = state.manager
+    finally:
+        store.close()
+    return out
+
+
+BUSY_MANAGERS: dict[str, str] = {}
+
+
+def busy_scenario(leads: list[tuple[str, int]]) -> Scenario:
+    """Each client edits the card of its own busy lead (a stream of ~1,000 events and
+    growing), so every command loads and folds the long stream."""
+    signer = Signer(BENCH_AUTH_SECRET.encode())
+    issued = datetime.now(UTC)
+    tokens = {
+        manager: {
+            "Authorization": "Bearer "
+            + signer.issue(Principal(manager, Role.MANAGER), now=issued, ttl=timedelta(days=1))
+        }
+        for manager in set(BUSY_MANAGERS.values())
+    }
+    queue = list(leads)
+    edits = Counter[str]()
+
+    async def scenario(conn: Connection, rng: random.Random, driver: Driver) -> None:
+        if not queue:
+            await asyncio.sleep(0.05)
+            return
+        lead_id, _ = queue.pop()
+        actor = tokens[BUSY_MANAGERS[lead_id]]
+        try:
+            while driver.running:
+                edits[lead_id] += 1
+                body = {"description": f"Busy note {edits[lead_id]} ({rng.random():.6f})"}
+                status, _ = await driver.call(
+                    conn, "card", "POST", f"/leads/{lead_id}/card", body, actor
+                )
+                if status != 200:
+                    return
+        finally:
+            queue.append((lead_id, 0))
 
     return scenario
 
@@ -562,8 +648,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--phases",
-        default="bare,leadledger,save",
-        help="comma-separated subset of: bare, leadledger, save",
+        default="bare,leadledger,busy,save",
+        help="comma-separated subset of: bare, leadledger, busy, save",
+    )
+    parser.add_argument(
+        "--busy-events",
+        type=int,
+        default=1000,
+        help="events in each busy lead's stream before the busy phase (one lead a client)",
+    )
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="sample the LeadLedger server's CPU by function (bench/profiler.py) and print it",
+    )
+    parser.add_argument("--profile-top", type=int, default=15, help="functions listed")
+    parser.add_argument(
+        "--profile-json", type=Path, default=None, help="also keep the raw profile in this file"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="experiment: cap the LeadLedger server's worker threads for sync endpoints",
     )
     parser.add_argument("--seed", type=int, default=3, help="random seed")
     parser.add_argument(
@@ -571,8 +679,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    if set(phases) - {"bare", "leadledger", "save"}:
-        parser.error("--phases takes bare, leadledger, save")
+    if set(phases) - {"bare", "leadledger", "busy", "save"}:
+        parser.error("--phases takes bare, leadledger, busy, save")
     print(
         f"bench_commands_http: clients={args.clients} warmup={args.warmup:g}s "
         f"duration={args.duration:g}s max_requests={args.max_requests:,} moves={args.moves} "
@@ -598,12 +706,42 @@ def main(argv: list[str] | None = None) -> int:
                 "LEADLEDGER_EVENT_STORE_URL": benchlib.schema_url(args.postgres_url, schema),
                 "LEADLEDGER_DUCKDB_PATH": str(workdir / "read_models.duckdb"),
             }
+            if args.threads:
+                env["LEADLEDGER_BENCH_THREADS"] = str(args.threads)
+            profile_file = workdir / "profile.json"
+            if args.profile:
+                env["LEADLEDGER_BENCH_PROFILE"] = str(profile_file)
             factory = "leadledger_app" if args.projector else "leadledger_app_no_projector"
             with uvicorn_server(factory, env, log) as (port, pid):
-                measured["leadledger"] = Driver(port, args).run(
-                    leadledger_scenario(args.moves), pid
-                )
+                driver = Driver(port, args)
+                driver.profile_pid = pid if args.profile else None
+                measured["leadledger"] = driver.run(leadledger_scenario(args.moves), pid)
+                if args.profile:
+                    deadline = time.monotonic() + 10
+                    while not profile_file.exists() and time.monotonic() < deadline:
+                        time.sleep(0.05)
             extra["events"] = count_events(args.postgres_url, schema)
+            if args.profile and profile_file.exists():
+                extra["profile"] = orjson.loads(profile_file.read_bytes())
+                if args.profile_json is not None:
+                    args.profile_json.write_bytes(profile_file.read_bytes())
+        if "busy" in phases:
+            print(
+                f"LeadLedger over HTTP, {args.busy_events:,}-event streams ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            schema = benchlib.create_schema(args.postgres_url, SCHEMA_PREFIX)
+            schemas.append(schema)
+            leads = busy_leads(args.postgres_url, schema, args.clients, args.busy_events, args.seed)
+            env = {
+                "LEADLEDGER_AUTH_SECRET": BENCH_AUTH_SECRET,
+                "LEADLEDGER_EVENT_STORE_URL": benchlib.schema_url(args.postgres_url, schema),
+                "LEADLEDGER_DUCKDB_PATH": str(workdir / "busy_read_models.duckdb"),
+            }
+            factory = "leadledger_app" if args.projector else "leadledger_app_no_projector"
+            with uvicorn_server(factory, env, log) as (port, pid):
+                measured["busy"] = Driver(port, args).run(busy_scenario(leads), pid)
         if "save" in phases:
             print("eventsourcing Application.save ...", file=sys.stderr, flush=True)
             schema = benchlib.create_schema(args.postgres_url, SCHEMA_PREFIX)
@@ -624,6 +762,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(ll.row("LeadLedger all commands"))
         rows.append(ll.row("  POST /leads (create)", "create"))
         rows.append(ll.row("  POST /leads/{id}/stage (move)", "move"))
+    if "busy" in measured:
+        rows.append(
+            measured["busy"].row(f"LeadLedger card edits, {args.busy_events:,}-event streams")
+        )
     if "save" in measured:
         rows.append(measured["save"].row("eventsourcing Application.save (threads)"))
     print(
@@ -672,6 +814,14 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"LeadLedger events appended (incl. company registrations, warm-up): "
             f"{extra['events']:,}"
+        )
+    if "profile" in extra:
+        ll = measured["leadledger"]
+        commands = len(ll.in_window()) or 1
+        print(
+            f"\nWhere the LeadLedger server's CPU went (the measured window, "
+            f"{commands:,} commands; bench/profiler.py):\n"
+            + summarise(extra["profile"], args.profile_top, commands)
         )
     if log_text.strip():
         print("\nuvicorn log (last lines):\n" + "\n".join(log_text.strip().splitlines()[-20:]))

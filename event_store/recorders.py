@@ -226,13 +226,14 @@ class LeadLedgerSQLiteRecorder(_ChainHead, SQLiteProcessRecorder):
 
     # --- streams with positions -------------------------------------------------------------
 
-    def select_stream(self, originator_id: UUID) -> list[StreamRow]:
+    def select_stream(self, originator_id: UUID, from_version: int = 0) -> list[StreamRow]:
+        """The stream's rows with versions at or after ``from_version`` (all by default)."""
         statement = (
             f"SELECT originator_version, rowid, topic, state FROM {self.events_table_name} "
-            "WHERE originator_id = ? ORDER BY originator_version"
+            "WHERE originator_id = ? AND originator_version >= ? ORDER BY originator_version"
         )
         with self.datastore.transaction(commit=False) as c:
-            c.execute(statement, (originator_id.hex,))
+            c.execute(statement, (originator_id.hex, from_version))
             return [(row[0], row[1], row[2], bytes(row[3])) for row in c.fetchall()]
 
     def select_notification_rows(
@@ -464,22 +465,16 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
             return
         PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
 
-    def select_stream(self, originator_id: UUID) -> list[StreamRow]:
+    def select_stream(self, originator_id: UUID, from_version: int = 0) -> list[StreamRow]:
+        """The stream's rows with versions at or after ``from_version`` (all by default)."""
         statement = self._sql(
             "SELECT originator_version, notification_id, topic, state FROM {schema}.{table} "
-            "WHERE originator_id = %s ORDER BY originator_version"
+            "WHERE originator_id = %s AND originator_version >= %s ORDER BY originator_version"
         )
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(statement, (originator_id,), prepare=True)
-            return [
-                (
-                    row["originator_version"],
-                    row["notification_id"],
-                    row["topic"],
-                    bytes(row["state"]),
-                )
-                for row in curs.fetchall()
-            ]
+        # one statement is one snapshot: no BEGIN/ROLLBACK round trips around it
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, (originator_id, from_version), prepare=True)
+            return [(row[0], row[1], row[2], bytes(row[3])) for row in curs.fetchall()]
 
     def select_notification_rows(
         self, after: int, limit: int, max_bytes: int | None = None

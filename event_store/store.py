@@ -10,6 +10,7 @@ concurrency rests on.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -93,8 +94,21 @@ def recorder_env(url: str) -> dict[str, str]:
     raise ValueError(f"event store URL '{url}' must start with sqlite:/// or postgresql://")
 
 
+STREAM_CACHE_SIZE = 2048
+"""Streams whose decoded events ``EventStore.load`` keeps (least recently used go first)."""
+
+
 class EventStore:
-    """Appends events atomically and reads streams and the notification log."""
+    """Appends events atomically and reads streams and the notification log.
+
+    Loading a stream reads from the database every time, but only what this store has not
+    decoded yet: the decoded events of recently loaded streams are kept (events are
+    immutable, a stream's versions contiguous), and a load asks the recorder for the rows
+    from the last kept version on. That row must still be there with the same position,
+    else (a log rewritten under us, e.g. a test's restored dump) the stream is read whole
+    again. Appends by other processes are therefore always seen: nothing is served that
+    the database was not just asked about.
+    """
 
     def __init__(self, recorder: ProcessRecorder, codec: EventCodec, factory: Any = None) -> None:
         self.recorder = recorder
@@ -102,6 +116,8 @@ class EventStore:
         self._factory = factory
         self._listeners: list[Callable[[int], None]] = []
         self._lock = threading.Lock()
+        self._streams: OrderedDict[UUID, tuple[RecordedEvent, ...]] = OrderedDict()
+        self._streams_lock = threading.Lock()
 
     @property
     def backend(self) -> str:
@@ -138,10 +154,31 @@ class EventStore:
 
     def load(self, stream_id: UUID, *, as_of: datetime | None = None) -> list[RecordedEvent]:
         """A stream's events in order; with ``as_of``, only those stamped at or before it."""
-        recorded = [
+        with self._streams_lock:
+            known = self._streams.get(stream_id, ())
+        rows = self.recorder.select_stream(stream_id, known[-1].version if known else 0)  # type: ignore[attr-defined]
+        if known and (
+            not rows or rows[0][0] != known[-1].version or rows[0][1] != known[-1].position
+        ):
+            # the last event we decoded is not there as it was: read the whole stream
+            known = ()
+            rows = self.recorder.select_stream(stream_id)  # type: ignore[attr-defined]
+        elif known:
+            rows = rows[1:]
+        fresh = tuple(
             RecordedEvent(stream_id, version, position, self.codec.decode(topic, state))
-            for version, position, topic, state in self.recorder.select_stream(stream_id)  # type: ignore[attr-defined]
-        ]
+            for version, position, topic, state in rows
+        )
+        stream = known + fresh if fresh else known
+        if stream:
+            with self._streams_lock:
+                kept = self._streams.get(stream_id, ())
+                if len(stream) >= len(kept):
+                    self._streams[stream_id] = stream
+                self._streams.move_to_end(stream_id)
+                while len(self._streams) > STREAM_CACHE_SIZE:
+                    self._streams.popitem(last=False)
+        recorded = list(stream)
         if as_of is not None:
             recorded = [r for r in recorded if r.event.at <= as_of]
         return recorded

@@ -41,6 +41,9 @@ def event_cause(recorded: RecordedEvent) -> str:
 
 VERSION_CONFLICT_RETRIES = 5
 
+BUSY_SETTLE_SECONDS = 0.03
+"""How long the loop lets appends land after a wake when its last round found events."""
+
 
 class ProcessManager(Protocol):
     name: str
@@ -109,21 +112,25 @@ class ProcessRunner:
         self.page_size = page_size
         self.state = process_store or ProcessStore(store)
         self._wake = threading.Event()
+        self._read_up_to: dict[str, int] = {}
+        """How far each manager has read when pages it ignored were not stored (below)."""
 
     def position(self, name: str) -> int:
-        return self.state.position(name)
+        return max(self.state.position(name), self._read_up_to.get(name, 0))
 
     def follow(self, manager: ProcessManager) -> int:
         """Deliver the manager's next page of events; how many were read."""
-        after = self.state.position(manager.name)
+        after = self.position(manager.name)
         rows = self.store.read_rows(after, self.page_size)
         if not rows:
             return 0
         codec = self.store.codec
         changes = DeadlineChanges()
+        handled = 0
         for position, stream_id, version, topic, state in rows:
             if topic not in manager.topics:
                 continue
+            handled += 1
             event = codec.decode(topic, state)
             recorded = RecordedEvent(UUID(stream_id), version, position, event)
             token = CAUSE.set(event_cause(recorded))
@@ -131,7 +138,14 @@ class ProcessRunner:
                 manager.handle(recorded, changes)
             finally:
                 CAUSE.reset(token)
-        self.state.advance(manager.name, rows[-1][0], changes)
+        if handled or changes.schedule or changes.cancel:
+            self.state.advance(manager.name, rows[-1][0], changes)
+            self._read_up_to.pop(manager.name, None)
+        else:
+            # a page of nothing for this manager changes nothing: no transaction; the
+            # stored position catches up with the next page it handles (after a restart
+            # the ignored events are read again and ignored again)
+            self._read_up_to[manager.name] = rows[-1][0]
         return len(rows)
 
     def fire_due(self, manager: ProcessManager) -> int:
@@ -169,6 +183,15 @@ class ProcessRunner:
         self._wake.set()
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
+        # while appends keep coming, a short settle lets them land so that each manager's
+        # fixed cost a page (log read, position, deadlines) is shared by more events; idle,
+        # the first append is handled at once
         follow_until_stopped(
-            self.run_once, self._wake, stop, poll_seconds, what="process managers", log=log
+            self.run_once,
+            self._wake,
+            stop,
+            poll_seconds,
+            what="process managers",
+            log=log,
+            busy_settle_seconds=BUSY_SETTLE_SECONDS,
         )

@@ -57,6 +57,7 @@ class Projector:
         page_size: int = 20_000,
         fault_hook: FaultHook | None = None,
         batch_window: float = 0.02,
+        busy_batch_window: float = 0.1,
     ) -> None:
         self.store = store
         self.db = db
@@ -64,6 +65,8 @@ class Projector:
         self.page_size = page_size
         self.fault_hook = fault_hook
         self.batch_window = batch_window
+        self.busy_batch_window = busy_batch_window
+        self._hurry = threading.Event()
         self._cursor = db.cursor()
         self._wake = threading.Event()
         self._caught_up = threading.Condition()
@@ -178,7 +181,10 @@ class Projector:
         self._wake.set()
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
-        # a burst of appends settles first, so it is folded as one page, not one per command
+        # a burst of appends settles first, so it is folded as one page, not one per command;
+        # while appends keep coming the window widens (busy_batch_window), so the fixed
+        # cost of a page (a DuckDB transaction, each projection's statements) is shared by
+        # more events; a read-your-writes waiter (wait_for, reached) cuts it short
         follow_until_stopped(
             self.catch_up,
             self._wake,
@@ -187,6 +193,8 @@ class Projector:
             what="projector",
             log=log,
             settle_seconds=self.batch_window,
+            busy_settle_seconds=self.busy_batch_window,
+            hurry=self._hurry,
         )
 
     def wait_for(self, position: int, timeout: float) -> bool:
@@ -198,6 +206,7 @@ class Projector:
                 if remaining <= 0:
                     return False
                 self._wake.set()
+                self._hurry.set()
                 self._caught_up.wait(min(remaining, 0.1))
             return True
 
@@ -213,6 +222,7 @@ class Projector:
                 return True
             self._waiters.add(waiter)
         self._wake.set()
+        self._hurry.set()
         try:
             async with asyncio.timeout(timeout):
                 await waiter[2]
