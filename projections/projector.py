@@ -7,20 +7,17 @@ exactly at the previous page, and the restart folds the page again from there.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from event_store import EventStore
-from event_store.follow import follow_until_stopped
+from event_store.follow import Progress, follow_until_stopped
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 
@@ -34,9 +31,6 @@ CREATE TABLE IF NOT EXISTS read_model_fingerprints (
     fingerprint VARCHAR NOT NULL
 )
 """
-
-_Waiter = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
-"""(position awaited, the waiter's event loop, the future resolved when it is reached)"""
 
 FaultHook = Callable[[int], None]
 """Called with the number of events folded so far in the page; tests raise from it."""
@@ -69,10 +63,13 @@ class Projector:
         self._hurry = threading.Event()
         self._cursor = db.cursor()
         self._wake = threading.Event()
-        self._caught_up = threading.Condition()
-        self._waiters: set[_Waiter] = set()
         self._prepare_tables()
-        self.position = db.position(POSITION_NAME, self._cursor)
+        self.progress = Progress(db.position(POSITION_NAME, self._cursor), self._hurry_up)
+
+    @property
+    def position(self) -> int:
+        """The last position the read models include."""
+        return self.progress.position
 
     def _prepare_tables(self) -> None:
         """Create the tables; drop them first when another version or configuration of
@@ -130,14 +127,7 @@ class Projector:
             raise
         finally:
             cursor.unregister("_page")
-        with self._caught_up:
-            self.position = last
-            self._caught_up.notify_all()
-            reached = {w for w in self._waiters if w[0] <= last}
-            self._waiters -= reached
-        for _, loop, future in reached:
-            with suppress(RuntimeError):  # the waiter's loop has closed: nobody waits
-                loop.call_soon_threadsafe(_resolve, future)
+        self.progress.advance(last)
 
     def run_once(self) -> int:
         """Fold the next page; the number of events read (0 when caught up)."""
@@ -199,44 +189,16 @@ class Projector:
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Block until the read models include ``position``; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._caught_up:
-            while self.position < position:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._wake.set()
-                self._hurry.set()
-                self._caught_up.wait(min(remaining, 0.1))
-            return True
+        return self.progress.wait_for(position, timeout)
 
     async def reached(self, position: int, timeout: float) -> bool:
         """Like ``wait_for``, but awaited: the waiting request holds no thread, only a
         future the projector resolves when it commits ``position``; False on timeout."""
-        if self.position >= position:
-            return True
-        loop = asyncio.get_running_loop()
-        waiter: _Waiter = (position, loop, loop.create_future())
-        with self._caught_up:
-            if self.position >= position:
-                return True
-            self._waiters.add(waiter)
+        return await self.progress.reached(position, timeout)
+
+    def _hurry_up(self) -> None:
         self._wake.set()
         self._hurry.set()
-        try:
-            async with asyncio.timeout(timeout):
-                await waiter[2]
-        except TimeoutError:
-            pass
-        finally:
-            with self._caught_up:
-                self._waiters.discard(waiter)
-        return self.position >= position
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def drop_read_models(db: ReadModelDatabase, projections: Sequence[Projection]) -> None:

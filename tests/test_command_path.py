@@ -6,26 +6,31 @@
 - The projector coalesces appends while busy, yet a read-your-writes waiter is served
   within milliseconds, and an idle projector reacts within milliseconds too.
 - Process managers do not store a position for a page they ignore, yet report it and
-  never read that page again in the same process.
+  never read that page again in the same process; a waiter learns when they have
+  handled a position and where their reactions are, at once even while they are busy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.sql import SQL, Identifier
 
 from event_store import EventStore, open_event_store
 from leadledger.wiring import Platform, event_codec
+from process_managers import runner as runner_module
 from process_managers.runner import ProcessRunner
 from process_managers.state import Deadline, DeadlineChanges
 from tests.conftest import PlatformFactory
@@ -228,3 +233,59 @@ def test_process_manager_skips_storing_ignored_pages(platform: Platform) -> None
     again = _Watcher()
     assert ProcessRunner(store, [again], lambda: T0).run_once() == 0
     assert again.seen == []
+
+
+class _Pauser:
+    """A process manager that pauses every lead it sees created (one reaction an event)."""
+
+    name = "test_pauser"
+    topics = frozenset({"LeadCreated"})
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def handle(self, recorded: Any, changes: DeadlineChanges) -> None:
+        at = T0 + timedelta(minutes=1)
+        self.store.append([_paused(recorded.stream_id, recorded.version + 1, at)])
+
+    def fire(self, deadline: Deadline) -> Deadline | None:
+        return None
+
+
+def test_a_busy_runner_tells_a_waiter_where_its_reactions_are(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's progress waits for every manager to have handled a position, and
+    ``appended`` then covers what they appended in reaction; a waiter cuts the busy
+    settling short. (The workspace's read-your-writes rests on this.)"""
+    monkeypatch.setattr(runner_module, "BUSY_SETTLE_SECONDS", 5.0)
+    store = platform.store
+    runner = ProcessRunner(store, [_Pauser(store), _Watcher()], lambda: T0)
+    store.on_append(runner.notify)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run_forever, args=(stop, 30.0), daemon=True)
+    thread.start()
+
+    async def wait(position: int) -> bool:
+        return await runner.reached(position, 3.0)
+
+    try:
+        [first] = store.append([_created()])
+        assert asyncio.run(wait(first))
+        assert runner.running
+        assert runner.appended == first + 1  # the pause it issued
+        time.sleep(0.05)  # the loop found work: it is busy and settles 5 s
+        created = _created()
+        [second] = store.append([created])
+        started = time.monotonic()
+        assert asyncio.run(wait(second))
+        assert time.monotonic() - started < 1.0
+        reaction = runner.appended
+        assert reaction > second
+        assert [r.position for r in store.load(created.stream_id)] == [second, reaction]
+        assert runner.progress.wait_for(reaction, 3.0)  # it handles its own reactions too
+    finally:
+        stop.set()
+        runner.notify()
+        thread.join(10)
+    assert not runner.running
