@@ -1,4 +1,5 @@
-"""Commands over HTTP on PostgreSQL with C concurrent clients (default 16): req/s, p50, p99.
+"""Commands over HTTP on PostgreSQL (or SQLite) with C concurrent clients (default 16):
+req/s, p50, p99.
 
 In the same run, at the same concurrency:
 
@@ -11,6 +12,9 @@ In the same run, at the same concurrency:
    /leads/{id}/stage`` with ``If-Match``), then starts again;
 3. bare eventsourcing ``Application.save`` of one new aggregate per commit on PostgreSQL
    (its own fresh schema), from C threads;
+
+``--store sqlite`` runs LeadLedger and ``Application.save`` on fresh files of the
+embedded SQLite store instead.
 
 and the ratios LeadLedger/bare-FastAPI and LeadLedger/Application.save.
 
@@ -408,9 +412,7 @@ def leadledger_scenario(moves: int) -> Scenario:
     return scenario
 
 
-def busy_leads(
-    postgres_url: str, schema: str, count: int, events: int, seed: int
-) -> list[tuple[str, int]]:
+def busy_leads(url: str, count: int, events: int, seed: int) -> list[tuple[str, int]]:
     """``count`` open leads of ``events`` events each (decided by the Lead decider, as in
     bench_history), appended straight to the event store before the server starts: the
     1,000-event streams a busy lead has: [(lead id, version)]; their managers go into
@@ -420,7 +422,7 @@ def busy_leads(
     from event_store import NewEvent, open_event_store
     from leadledger.wiring import event_codec
 
-    store = open_event_store(benchlib.schema_url(postgres_url, schema), event_codec())
+    store = open_event_store(url, event_codec())
     funnels = load_funnels(Settings().funnels_file)
     out: list[tuple[str, int]] = []
     try:
@@ -560,16 +562,16 @@ class Ticket(Aggregate):
         self.amount = amount
 
 
-def application_env(postgres_url: str, schema: str) -> dict[str, str]:
+def application_env(url: str) -> dict[str, str]:
     from event_store.store import recorder_env
 
-    env = recorder_env(benchlib.schema_url(postgres_url, schema))
+    env = recorder_env(url)
     env.pop("PROCESS_RECORDER_TOPIC", None)  # the library's own recorder
     return env
 
 
-def application_save(args: argparse.Namespace, schema: str) -> Results:
-    app: Application[Any] = Application(env=application_env(args.postgres_url, schema))
+def application_save(args: argparse.Namespace, url: str) -> Results:
+    app: Application[Any] = Application(env=application_env(url))
     results = Results()
     lock = threading.Lock()
     failures: Counter[str] = Counter()
@@ -617,7 +619,14 @@ def application_save(args: argparse.Namespace, schema: str) -> Results:
 # --- main ---------------------------------------------------------------------------------
 
 
-def count_events(postgres_url: str, schema: str) -> int:
+def count_events(url: str) -> int:
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            found = db.execute("SELECT count(*) FROM stored_events").fetchone()
+        return int(found[0]) if found else 0
+    postgres_url, schema = url.split("?schema=")
     with psycopg.connect(postgres_url) as conn:
         row = conn.execute(
             sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, "stored_events"))
@@ -677,6 +686,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--postgres-url", default=benchlib.DEFAULT_POSTGRES_URL, help="PostgreSQL to use"
     )
+    parser.add_argument(
+        "--store",
+        choices=("postgres", "sqlite"),
+        default="postgres",
+        help="the event store of LeadLedger and of Application.save: a fresh PostgreSQL "
+        "schema, or a fresh file of the embedded SQLite store",
+    )
     args = parser.parse_args(argv)
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     if set(phases) - {"bare", "leadledger", "busy", "save"}:
@@ -692,18 +708,34 @@ def main(argv: list[str] | None = None) -> int:
     schemas: list[str] = []
     measured: dict[str, Results] = {}
     extra: dict[str, Any] = {}
+
+    loads: dict[str, str] = {}
+    """The load average (1/5/15 min) as each phase starts: the machine is shared."""
+
+    def load_average() -> str:
+        return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+    def fresh_store(name: str) -> str:
+        """A fresh event store URL (schema or file) of the chosen back-end."""
+        if args.store == "sqlite":
+            return f"sqlite:///{workdir / name}.sqlite"
+        schema = benchlib.create_schema(args.postgres_url, SCHEMA_PREFIX)
+        schemas.append(schema)
+        return benchlib.schema_url(args.postgres_url, schema)
+
     try:
         if "bare" in phases:
+            loads["bare"] = load_average()
             print("bare FastAPI ...", file=sys.stderr, flush=True)
             with uvicorn_server("bare_app", {}, log) as (port, pid):
                 measured["bare"] = Driver(port, args).run(bare_scenario(), pid)
         if "leadledger" in phases:
+            loads["leadledger"] = load_average()
             print("LeadLedger over HTTP ...", file=sys.stderr, flush=True)
-            schema = benchlib.create_schema(args.postgres_url, SCHEMA_PREFIX)
-            schemas.append(schema)
+            url = fresh_store("events")
             env = {
                 "LEADLEDGER_AUTH_SECRET": BENCH_AUTH_SECRET,
-                "LEADLEDGER_EVENT_STORE_URL": benchlib.schema_url(args.postgres_url, schema),
+                "LEADLEDGER_EVENT_STORE_URL": url,
                 "LEADLEDGER_DUCKDB_PATH": str(workdir / "read_models.duckdb"),
             }
             if args.threads:
@@ -720,33 +752,32 @@ def main(argv: list[str] | None = None) -> int:
                     deadline = time.monotonic() + 10
                     while not profile_file.exists() and time.monotonic() < deadline:
                         time.sleep(0.05)
-            extra["events"] = count_events(args.postgres_url, schema)
+            extra["events"] = count_events(url)
             if args.profile and profile_file.exists():
                 extra["profile"] = orjson.loads(profile_file.read_bytes())
                 if args.profile_json is not None:
                     args.profile_json.write_bytes(profile_file.read_bytes())
         if "busy" in phases:
+            loads["busy"] = load_average()
             print(
                 f"LeadLedger over HTTP, {args.busy_events:,}-event streams ...",
                 file=sys.stderr,
                 flush=True,
             )
-            schema = benchlib.create_schema(args.postgres_url, SCHEMA_PREFIX)
-            schemas.append(schema)
-            leads = busy_leads(args.postgres_url, schema, args.clients, args.busy_events, args.seed)
+            url = fresh_store("busy_events")
+            leads = busy_leads(url, args.clients, args.busy_events, args.seed)
             env = {
                 "LEADLEDGER_AUTH_SECRET": BENCH_AUTH_SECRET,
-                "LEADLEDGER_EVENT_STORE_URL": benchlib.schema_url(args.postgres_url, schema),
+                "LEADLEDGER_EVENT_STORE_URL": url,
                 "LEADLEDGER_DUCKDB_PATH": str(workdir / "busy_read_models.duckdb"),
             }
             factory = "leadledger_app" if args.projector else "leadledger_app_no_projector"
             with uvicorn_server(factory, env, log) as (port, pid):
                 measured["busy"] = Driver(port, args).run(busy_scenario(leads), pid)
         if "save" in phases:
+            loads["save"] = load_average()
             print("eventsourcing Application.save ...", file=sys.stderr, flush=True)
-            schema = benchlib.create_schema(args.postgres_url, SCHEMA_PREFIX)
-            schemas.append(schema)
-            measured["save"] = application_save(args, schema)
+            measured["save"] = application_save(args, fresh_store("save_events"))
     finally:
         for schema in schemas:
             benchlib.drop_schema(args.postgres_url, schema)
@@ -770,7 +801,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measured["save"].row("eventsourcing Application.save (threads)"))
     print(
         benchlib.table(
-            f"Commands on PostgreSQL, {args.clients} concurrent clients, "
+            f"Commands on {'SQLite' if args.store == 'sqlite' else 'PostgreSQL'}, "
+            f"{args.clients} concurrent clients, "
             f"{args.duration:g} s measured after {args.warmup:g} s warm-up",
             RESULT_HEADERS,
             rows,
@@ -800,16 +832,25 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result.window:.1f}",
                 f"{result.client_cpu:.1f}",
                 "-" if result.server_cpu is None else f"{result.server_cpu:.1f}",
+                loads.get(key, "-"),
                 ", ".join(f"{k}: {v}" for k, v in result.failures.most_common()) or "none",
             ]
         )
     print(
         benchlib.table(
             "Run details",
-            ("phase", "window s", "client CPU s", "server CPU s (window)", "failures"),
+            (
+                "phase",
+                "window s",
+                "client CPU s",
+                "server CPU s (window)",
+                "load avg at start",
+                "failures",
+            ),
             info,
         )
     )
+    print(f"load average at the end (1/5/15 min): {load_average()}")
     if "events" in extra:
         print(
             f"LeadLedger events appended (incl. company registrations, warm-up): "

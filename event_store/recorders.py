@@ -10,6 +10,7 @@ recorder test cases run against them in tests/test_recorders.py).
 from __future__ import annotations
 
 import io
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -146,6 +147,40 @@ class LeadLedgerSQLiteRecorder(_ChainHead, SQLiteProcessRecorder):
             _insert_chain_rows(c, rows)
             self._report_head(kwargs, rows)
         return ids
+
+    def insert_event_groups(
+        self, groups: Sequence[Sequence[StoredEvent]]
+    ) -> list[list[int] | None]:
+        """Group commit (as the PostgreSQL recorder's): several appends in ONE write
+        transaction, each all or nothing on its own (a savepoint each: one whose
+        (stream, version) is taken rolls back alone, its rowids unused, and answers None);
+        then the chain rows of every event written, in order."""
+        answers: list[list[int] | None] = [None] * len(groups)
+        written: list[StoredEvent] = []
+        ids: list[int] = []
+        out: list[ChainRow] = []
+        with self.datastore.transaction(commit=True) as c:
+            for index, group in enumerate(groups):
+                c.execute("SAVEPOINT leadledger_append")
+                try:
+                    got = list(SQLiteProcessRecorder._insert_events(self, c, group) or [])
+                except sqlite3.IntegrityError:
+                    c.execute("ROLLBACK TO leadledger_append")
+                    c.execute("RELEASE leadledger_append")
+                    continue
+                c.execute("RELEASE leadledger_append")
+                answers[index] = got
+                written.extend(group)
+                ids.extend(got)
+            if ids and self.chain_enabled:
+                prev = self._cached_prev(ids[0])
+                if prev is None:
+                    prev = self._chain_prev(c, ids[0])
+                out = link_stored(prev, ids, written)
+                _insert_chain_rows(c, out)
+        if out:  # committed
+            self._chain_head = out[-1]
+        return answers
 
     def _chain_prev(self, c: SQLiteCursor, first: int) -> bytes:
         """The hash to chain the event at ``first`` onto, read inside the write transaction;

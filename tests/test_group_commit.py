@@ -1,5 +1,5 @@
-"""Group commit on the real PostgreSQL (issue 17): concurrent appends share transactions,
-yet each keeps its own answer.
+"""Group commit on the real PostgreSQL and on SQLite (issue 17): concurrent appends share
+transactions, yet each keeps its own answer.
 
 - ``insert_event_groups`` writes several appends in one transaction: a group with a
   taken (stream, version), or one an earlier group of the call claimed, is left out
@@ -23,17 +23,9 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from event_store import ConcurrencyError, EventStore, open_event_store
+from event_store import ConcurrencyError, EventStore
 from event_store.chain import verify
-from leadledger.wiring import event_codec
 from tests.test_event_store import T0, _created, _paused
-
-
-@pytest.fixture
-def pg_store(pg_schema_url: str) -> Any:
-    store = open_event_store(pg_schema_url, event_codec())
-    yield store
-    store.close()
 
 
 def _stored(store: EventStore, stream_id: UUID, version: int) -> StoredEvent:
@@ -46,9 +38,8 @@ def _positions(store: EventStore) -> list[int]:
 
 
 def test_insert_event_groups_leaves_out_only_the_groups_that_conflict(
-    pg_store: EventStore,
+    store: EventStore,
 ) -> None:
-    store = pg_store
     a, b, c = _created(), _created(), _created()
     store.append([a, b, c])  # positions 1..3
     recorder: Any = store.recorder
@@ -73,9 +64,8 @@ def test_insert_event_groups_leaves_out_only_the_groups_that_conflict(
 
 
 def test_concurrent_appends_share_transactions_and_keep_their_own_answers(
-    pg_store: EventStore, monkeypatch: pytest.MonkeyPatch
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = pg_store
     streams = [_created() for _ in range(4)]
     store.append(streams)
     sizes: list[int] = []
@@ -136,9 +126,8 @@ def test_concurrent_appends_share_transactions_and_keep_their_own_answers(
 
 
 def test_a_group_that_fails_otherwise_writes_each_append_alone(
-    pg_store: EventStore, monkeypatch: pytest.MonkeyPatch
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = pg_store
     assert store._groups is not None
     calls: list[int] = []
 
