@@ -51,7 +51,7 @@ class Projector:
         page_size: int = 20_000,
         fault_hook: FaultHook | None = None,
         batch_window: float = 0.02,
-        busy_batch_window: float = 0.1,
+        busy_batch_window: float = 0.3,
     ) -> None:
         self.store = store
         self.db = db
@@ -172,9 +172,11 @@ class Projector:
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
         # a burst of appends settles first, so it is folded as one page, not one per command;
-        # while appends keep coming the window widens (busy_batch_window), so the fixed
-        # cost of a page (a DuckDB transaction, each projection's statements) is shared by
-        # more events; a read-your-writes waiter (wait_for, reached) cuts it short
+        # while appends keep coming the window widens (busy_batch_window, 0.3 s), so the
+        # fixed cost of a page (a DuckDB transaction, each projection's statements: tens
+        # of milliseconds whatever the page's size) is shared by more events; a
+        # read-your-writes waiter (wait_for, reached) cuts it short, so only readers that
+        # do not wait for a position see the read models up to that much behind under load
         follow_until_stopped(
             self.catch_up,
             self._wake,
