@@ -155,6 +155,10 @@ class GroupCommit:
             del self._queue[: len(batch)]
         try:
             self._write(batch)
+        except BaseException as exc:  # none of them may go unanswered
+            for pending in batch:
+                if pending.error is None and not pending.positions:
+                    pending.error = exc
         finally:
             successor: _Pending | None = None
             with self._lock:
