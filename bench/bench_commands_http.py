@@ -1,4 +1,5 @@
-"""Commands over HTTP on PostgreSQL with C concurrent clients (default 16): req/s, p50, p99.
+"""Commands over HTTP on PostgreSQL (or SQLite) with C concurrent clients (default 16):
+req/s, p50, p99.
 
 In the same run, at the same concurrency:
 
@@ -11,6 +12,9 @@ In the same run, at the same concurrency:
    /leads/{id}/stage`` with ``If-Match``), then starts again;
 3. bare eventsourcing ``Application.save`` of one new aggregate per commit on PostgreSQL
    (its own fresh schema), from C threads;
+
+``--store sqlite`` runs LeadLedger and ``Application.save`` on fresh files of the
+embedded SQLite store instead.
 
 and the ratios LeadLedger/bare-FastAPI and LeadLedger/Application.save.
 
@@ -55,6 +59,7 @@ from psycopg import sql
 
 from aggregates.users import Principal, Role
 from bench import benchlib
+from bench.profiler import summarise
 from leadledger.demo import MANAGERS, SOURCES, TITLES
 from leadledger.settings import Settings
 from leadledger.tokens import Signer
@@ -230,6 +235,8 @@ class Driver:
         self.results = Results()
         self.sent = 0
         self.deadline = 0.0
+        self.profile_pid: int | None = None
+        """The server to signal when the window starts and ends (it profiles itself)."""
 
     @property
     def running(self) -> bool:
@@ -288,9 +295,19 @@ class Driver:
             finally:
                 await conn.close()
 
+        async def mark_window() -> None:
+            # the server's profile covers the measured window only
+            await asyncio.sleep(max(0.0, results.window_start - time.perf_counter()))
+            if self.profile_pid is not None:
+                os.kill(self.profile_pid, signal.SIGUSR1)
+
+        marker = asyncio.create_task(mark_window())
         try:
             await asyncio.gather(*(client(i, c) for i, c in enumerate(conns)))
+            if self.profile_pid is not None:
+                os.kill(self.profile_pid, signal.SIGUSR2)
         finally:
+            marker.cancel()
             if httpx_client is not None:
                 await httpx_client.aclose()
         results.window_end = min(time.perf_counter(), self.deadline)
@@ -395,6 +412,77 @@ def leadledger_scenario(moves: int) -> Scenario:
     return scenario
 
 
+def busy_leads(url: str, count: int, events: int, seed: int) -> list[tuple[str, int]]:
+    """``count`` open leads of ``events`` events each (decided by the Lead decider, as in
+    bench_history), appended straight to the event store before the server starts: the
+    1,000-event streams a busy lead has: [(lead id, version)]; their managers go into
+    BUSY_MANAGERS."""
+    from aggregates import lead as lead_decider
+    from aggregates.lead import LeadCreated
+    from event_store import NewEvent, open_event_store
+    from leadledger.wiring import event_codec
+
+    store = open_event_store(url, event_codec())
+    funnels = load_funnels(Settings().funnels_file)
+    out: list[tuple[str, int]] = []
+    try:
+        for n in range(count):
+            history = benchlib.LeadHistory(
+                funnels, leads=1, events=events, seed=seed * 7919 + n
+            ).single_lead(events)
+            for start in range(0, len(history), 200):
+                store.append([NewEvent(s, v, e) for s, v, e in history[start : start + 200]])
+            state = None
+            for _, _, event in history:
+                state = lead_decider.evolve(state, event)
+            assert isinstance(history[0][2], LeadCreated)
+            assert state is not None
+            out.append((str(history[0][0]), len(history)))
+            BUSY_MANAGERS[str(history[0][0])] = state.manager
+    finally:
+        store.close()
+    return out
+
+
+BUSY_MANAGERS: dict[str, str] = {}
+
+
+def busy_scenario(leads: list[tuple[str, int]]) -> Scenario:
+    """Each client edits the card of its own busy lead (a stream of ~1,000 events and
+    growing), so every command loads and folds the long stream."""
+    signer = Signer(BENCH_AUTH_SECRET.encode())
+    issued = datetime.now(UTC)
+    tokens = {
+        manager: {
+            "Authorization": "Bearer "
+            + signer.issue(Principal(manager, Role.MANAGER), now=issued, ttl=timedelta(days=1))
+        }
+        for manager in set(BUSY_MANAGERS.values())
+    }
+    queue = list(leads)
+    edits = Counter[str]()
+
+    async def scenario(conn: Connection, rng: random.Random, driver: Driver) -> None:
+        if not queue:
+            await asyncio.sleep(0.05)
+            return
+        lead_id, _ = queue.pop()
+        actor = tokens[BUSY_MANAGERS[lead_id]]
+        try:
+            while driver.running:
+                edits[lead_id] += 1
+                body = {"description": f"Busy note {edits[lead_id]} ({rng.random():.6f})"}
+                status, _ = await driver.call(
+                    conn, "card", "POST", f"/leads/{lead_id}/card", body, actor
+                )
+                if status != 200:
+                    return
+        finally:
+            queue.append((lead_id, 0))
+
+    return scenario
+
+
 # --- servers ------------------------------------------------------------------------------
 
 
@@ -474,16 +562,16 @@ class Ticket(Aggregate):
         self.amount = amount
 
 
-def application_env(postgres_url: str, schema: str) -> dict[str, str]:
+def application_env(url: str) -> dict[str, str]:
     from event_store.store import recorder_env
 
-    env = recorder_env(benchlib.schema_url(postgres_url, schema))
+    env = recorder_env(url)
     env.pop("PROCESS_RECORDER_TOPIC", None)  # the library's own recorder
     return env
 
 
-def application_save(args: argparse.Namespace, schema: str) -> Results:
-    app: Application[Any] = Application(env=application_env(args.postgres_url, schema))
+def application_save(args: argparse.Namespace, url: str) -> Results:
+    app: Application[Any] = Application(env=application_env(url))
     results = Results()
     lock = threading.Lock()
     failures: Counter[str] = Counter()
@@ -531,7 +619,14 @@ def application_save(args: argparse.Namespace, schema: str) -> Results:
 # --- main ---------------------------------------------------------------------------------
 
 
-def count_events(postgres_url: str, schema: str) -> int:
+def count_events(url: str) -> int:
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            found = db.execute("SELECT count(*) FROM stored_events").fetchone()
+        return int(found[0]) if found else 0
+    postgres_url, schema = url.split("?schema=")
     with psycopg.connect(postgres_url) as conn:
         row = conn.execute(
             sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, "stored_events"))
@@ -562,17 +657,46 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--phases",
-        default="bare,leadledger,save",
-        help="comma-separated subset of: bare, leadledger, save",
+        default="bare,leadledger,busy,save",
+        help="comma-separated subset of: bare, leadledger, busy, save",
+    )
+    parser.add_argument(
+        "--busy-events",
+        type=int,
+        default=1000,
+        help="events in each busy lead's stream before the busy phase (one lead a client)",
+    )
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="sample the LeadLedger server's CPU by function (bench/profiler.py) and print it",
+    )
+    parser.add_argument("--profile-top", type=int, default=15, help="functions listed")
+    parser.add_argument(
+        "--profile-json", type=Path, default=None, help="also keep the raw profile in this file"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="experiment: cap the LeadLedger server's worker threads for sync endpoints",
     )
     parser.add_argument("--seed", type=int, default=3, help="random seed")
     parser.add_argument(
         "--postgres-url", default=benchlib.DEFAULT_POSTGRES_URL, help="PostgreSQL to use"
     )
+    parser.add_argument(
+        "--store",
+        choices=("postgres", "sqlite"),
+        default="postgres",
+        help="the event store of LeadLedger and of Application.save: a fresh PostgreSQL "
+        "schema, or a fresh file of the embedded SQLite store",
+    )
     args = parser.parse_args(argv)
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
-    if set(phases) - {"bare", "leadledger", "save"}:
-        parser.error("--phases takes bare, leadledger, save")
+    if set(phases) - {"bare", "leadledger", "busy", "save"}:
+        parser.error("--phases takes bare, leadledger, busy, save")
     print(
         f"bench_commands_http: clients={args.clients} warmup={args.warmup:g}s "
         f"duration={args.duration:g}s max_requests={args.max_requests:,} moves={args.moves} "
@@ -584,31 +708,76 @@ def main(argv: list[str] | None = None) -> int:
     schemas: list[str] = []
     measured: dict[str, Results] = {}
     extra: dict[str, Any] = {}
+
+    loads: dict[str, str] = {}
+    """The load average (1/5/15 min) as each phase starts: the machine is shared."""
+
+    def load_average() -> str:
+        return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+    def fresh_store(name: str) -> str:
+        """A fresh event store URL (schema or file) of the chosen back-end."""
+        if args.store == "sqlite":
+            return f"sqlite:///{workdir / name}.sqlite"
+        schema = benchlib.create_schema(args.postgres_url, SCHEMA_PREFIX)
+        schemas.append(schema)
+        return benchlib.schema_url(args.postgres_url, schema)
+
     try:
         if "bare" in phases:
+            loads["bare"] = load_average()
             print("bare FastAPI ...", file=sys.stderr, flush=True)
             with uvicorn_server("bare_app", {}, log) as (port, pid):
                 measured["bare"] = Driver(port, args).run(bare_scenario(), pid)
         if "leadledger" in phases:
+            loads["leadledger"] = load_average()
             print("LeadLedger over HTTP ...", file=sys.stderr, flush=True)
-            schema = benchlib.create_schema(args.postgres_url, SCHEMA_PREFIX)
-            schemas.append(schema)
+            url = fresh_store("events")
             env = {
                 "LEADLEDGER_AUTH_SECRET": BENCH_AUTH_SECRET,
-                "LEADLEDGER_EVENT_STORE_URL": benchlib.schema_url(args.postgres_url, schema),
+                "LEADLEDGER_EVENT_STORE_URL": url,
                 "LEADLEDGER_DUCKDB_PATH": str(workdir / "read_models.duckdb"),
+            }
+            if args.threads:
+                env["LEADLEDGER_BENCH_THREADS"] = str(args.threads)
+            profile_file = workdir / "profile.json"
+            if args.profile:
+                env["LEADLEDGER_BENCH_PROFILE"] = str(profile_file)
+            factory = "leadledger_app" if args.projector else "leadledger_app_no_projector"
+            with uvicorn_server(factory, env, log) as (port, pid):
+                driver = Driver(port, args)
+                driver.profile_pid = pid if args.profile else None
+                measured["leadledger"] = driver.run(leadledger_scenario(args.moves), pid)
+                if args.profile:
+                    deadline = time.monotonic() + 10
+                    while not profile_file.exists() and time.monotonic() < deadline:
+                        time.sleep(0.05)
+            extra["events"] = count_events(url)
+            if args.profile and profile_file.exists():
+                extra["profile"] = orjson.loads(profile_file.read_bytes())
+                if args.profile_json is not None:
+                    args.profile_json.write_bytes(profile_file.read_bytes())
+        if "busy" in phases:
+            loads["busy"] = load_average()
+            print(
+                f"LeadLedger over HTTP, {args.busy_events:,}-event streams ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            url = fresh_store("busy_events")
+            leads = busy_leads(url, args.clients, args.busy_events, args.seed)
+            env = {
+                "LEADLEDGER_AUTH_SECRET": BENCH_AUTH_SECRET,
+                "LEADLEDGER_EVENT_STORE_URL": url,
+                "LEADLEDGER_DUCKDB_PATH": str(workdir / "busy_read_models.duckdb"),
             }
             factory = "leadledger_app" if args.projector else "leadledger_app_no_projector"
             with uvicorn_server(factory, env, log) as (port, pid):
-                measured["leadledger"] = Driver(port, args).run(
-                    leadledger_scenario(args.moves), pid
-                )
-            extra["events"] = count_events(args.postgres_url, schema)
+                measured["busy"] = Driver(port, args).run(busy_scenario(leads), pid)
         if "save" in phases:
+            loads["save"] = load_average()
             print("eventsourcing Application.save ...", file=sys.stderr, flush=True)
-            schema = benchlib.create_schema(args.postgres_url, SCHEMA_PREFIX)
-            schemas.append(schema)
-            measured["save"] = application_save(args, schema)
+            measured["save"] = application_save(args, fresh_store("save_events"))
     finally:
         for schema in schemas:
             benchlib.drop_schema(args.postgres_url, schema)
@@ -624,11 +793,16 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(ll.row("LeadLedger all commands"))
         rows.append(ll.row("  POST /leads (create)", "create"))
         rows.append(ll.row("  POST /leads/{id}/stage (move)", "move"))
+    if "busy" in measured:
+        rows.append(
+            measured["busy"].row(f"LeadLedger card edits, {args.busy_events:,}-event streams")
+        )
     if "save" in measured:
         rows.append(measured["save"].row("eventsourcing Application.save (threads)"))
     print(
         benchlib.table(
-            f"Commands on PostgreSQL, {args.clients} concurrent clients, "
+            f"Commands on {'SQLite' if args.store == 'sqlite' else 'PostgreSQL'}, "
+            f"{args.clients} concurrent clients, "
             f"{args.duration:g} s measured after {args.warmup:g} s warm-up",
             RESULT_HEADERS,
             rows,
@@ -658,20 +832,37 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result.window:.1f}",
                 f"{result.client_cpu:.1f}",
                 "-" if result.server_cpu is None else f"{result.server_cpu:.1f}",
+                loads.get(key, "-"),
                 ", ".join(f"{k}: {v}" for k, v in result.failures.most_common()) or "none",
             ]
         )
     print(
         benchlib.table(
             "Run details",
-            ("phase", "window s", "client CPU s", "server CPU s (window)", "failures"),
+            (
+                "phase",
+                "window s",
+                "client CPU s",
+                "server CPU s (window)",
+                "load avg at start",
+                "failures",
+            ),
             info,
         )
     )
+    print(f"load average at the end (1/5/15 min): {load_average()}")
     if "events" in extra:
         print(
             f"LeadLedger events appended (incl. company registrations, warm-up): "
             f"{extra['events']:,}"
+        )
+    if "profile" in extra:
+        ll = measured["leadledger"]
+        commands = len(ll.in_window()) or 1
+        print(
+            f"\nWhere the LeadLedger server's CPU went (the measured window, "
+            f"{commands:,} commands; bench/profiler.py):\n"
+            + summarise(extra["profile"], args.profile_top, commands)
         )
     if log_text.strip():
         print("\nuvicorn log (last lines):\n" + "\n".join(log_text.strip().splitlines()[-20:]))

@@ -12,24 +12,55 @@ creation request and a response shaped like a command's, and no I/O: the HTTP ce
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
+from typing import Any
 from uuid import UUID, uuid4
 
+import anyio.to_thread
 from fastapi import FastAPI, Header
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.profiler import start_from_env
 from leadledger.settings import Settings
 from leadledger.wiring import build
 from read_api.app import create_app
 
+PROFILE_ENV = "LEADLEDGER_BENCH_PROFILE"
+"""When set, the server process profiles itself (``bench.profiler``) into that file."""
 
-def leadledger_app() -> FastAPI:
+
+THREADS_ENV = "LEADLEDGER_BENCH_THREADS"
+"""When set, the number of worker threads sync endpoints may use at once (anyio's default
+limiter, 40 unless set): an experiment on GIL contention, not how LeadLedger is served."""
+
+
+class _ThreadLimit:
+    """Sets anyio's default thread limiter on the first call, inside the server's loop."""
+
+    def __init__(self, app: Any, tokens: int) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.done = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not self.done:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = self.tokens
+            self.done = True
+        await self.app(scope, receive, send)
+
+
+def leadledger_app() -> Any:
     """The LeadLedger API with its projector in the same process (as ``leadledger serve``)."""
-    return create_app(build(Settings()), background=True)
+    start_from_env(os.environ.get(PROFILE_ENV))
+    app = create_app(build(Settings()), background=True)
+    threads = os.environ.get(THREADS_ENV)
+    return _ThreadLimit(app, int(threads)) if threads else app
 
 
 def leadledger_app_no_projector() -> FastAPI:
     """The LeadLedger API alone: commands and queries, no background projector."""
+    start_from_env(os.environ.get(PROFILE_ENV))
     return create_app(build(Settings()), background=False)
 
 

@@ -10,6 +10,7 @@ recorder test cases run against them in tests/test_recorders.py).
 from __future__ import annotations
 
 import io
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -147,6 +148,40 @@ class LeadLedgerSQLiteRecorder(_ChainHead, SQLiteProcessRecorder):
             self._report_head(kwargs, rows)
         return ids
 
+    def insert_event_groups(
+        self, groups: Sequence[Sequence[StoredEvent]]
+    ) -> list[list[int] | None]:
+        """Group commit (as the PostgreSQL recorder's): several appends in ONE write
+        transaction, each all or nothing on its own (a savepoint each: one whose
+        (stream, version) is taken rolls back alone, its rowids unused, and answers None);
+        then the chain rows of every event written, in order."""
+        answers: list[list[int] | None] = [None] * len(groups)
+        written: list[StoredEvent] = []
+        ids: list[int] = []
+        out: list[ChainRow] = []
+        with self.datastore.transaction(commit=True) as c:
+            for index, group in enumerate(groups):
+                c.execute("SAVEPOINT leadledger_append")
+                try:
+                    got = list(SQLiteProcessRecorder._insert_events(self, c, group) or [])
+                except sqlite3.IntegrityError:
+                    c.execute("ROLLBACK TO leadledger_append")
+                    c.execute("RELEASE leadledger_append")
+                    continue
+                c.execute("RELEASE leadledger_append")
+                answers[index] = got
+                written.extend(group)
+                ids.extend(got)
+            if ids and self.chain_enabled:
+                prev = self._cached_prev(ids[0])
+                if prev is None:
+                    prev = self._chain_prev(c, ids[0])
+                out = link_stored(prev, ids, written)
+                _insert_chain_rows(c, out)
+        if out:  # committed
+            self._chain_head = out[-1]
+        return answers
+
     def _chain_prev(self, c: SQLiteCursor, first: int) -> bytes:
         """The hash to chain the event at ``first`` onto, read inside the write transaction;
         an empty chain first seals the events recorded before it existed."""
@@ -226,13 +261,14 @@ class LeadLedgerSQLiteRecorder(_ChainHead, SQLiteProcessRecorder):
 
     # --- streams with positions -------------------------------------------------------------
 
-    def select_stream(self, originator_id: UUID) -> list[StreamRow]:
+    def select_stream(self, originator_id: UUID, from_version: int = 0) -> list[StreamRow]:
+        """The stream's rows with versions at or after ``from_version`` (all by default)."""
         statement = (
             f"SELECT originator_version, rowid, topic, state FROM {self.events_table_name} "
-            "WHERE originator_id = ? ORDER BY originator_version"
+            "WHERE originator_id = ? AND originator_version >= ? ORDER BY originator_version"
         )
         with self.datastore.transaction(commit=False) as c:
-            c.execute(statement, (originator_id.hex,))
+            c.execute(statement, (originator_id.hex, from_version))
             return [(row[0], row[1], row[2], bytes(row[3])) for row in c.fetchall()]
 
     def select_notification_rows(
@@ -345,6 +381,9 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
     ) -> Sequence[int] | None:
         """The library's hook right after the INSERT, in its transaction and under the
         EXCLUSIVE table lock: write the events' chain rows."""
+        plan = kwargs.get("_plan")
+        if plan is not None:  # insert_event_groups: only the accepted groups' events
+            stored_events = plan["events"]
         ids: Sequence[int] | None = super()._fetch_ids_after_insert_events(
             curs, stored_events, **kwargs
         )
@@ -429,31 +468,78 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
             self._chain_head = head
         return sealed
 
+    def insert_event_groups(
+        self, groups: Sequence[Sequence[StoredEvent]]
+    ) -> list[list[int] | None]:
+        """Group commit: the events of several appends in ONE transaction, under one lock
+        of the events table, in the order of the groups. Each group stays all or nothing on
+        its own: one with a (stream, version) taken already, or claimed by an earlier group
+        of the same call, is left out (None: its append conflicts, as it would have alone),
+        the others get their positions, gap-free, and their chain rows."""
+        plan: dict[str, Any] = {}
+        ids = list(
+            self.insert_events([e for g in groups for e in g], _groups=groups, _plan=plan) or []
+        )
+        answers: list[list[int] | None] = [None] * len(groups)
+        at = 0
+        for index in plan["accepted"]:
+            size = len(groups[index])
+            answers[index] = ids[at : at + size]
+            at += size
+        return answers
+
+    def _taken_keys(
+        self, curs: Cursor[DictRow], keys: Sequence[tuple[UUID | str, int]], limit: int | None
+    ) -> list[tuple[Any, int]]:
+        """Which of the (stream, version) keys are in the table already (up to ``limit``)."""
+        curs.execute(
+            self._sql(
+                "SELECT t.originator_id, t.originator_version FROM {schema}.{table} t "
+                "JOIN unnest(%s::{id_type}[], %s::bigint[]) AS k(id, version) "
+                "ON t.originator_id = k.id AND t.originator_version = k.version"
+                + ("" if limit is None else f" LIMIT {int(limit)}"),
+                id_type=Identifier(self.datastore.originator_id_type),
+            ),
+            ([k[0] for k in keys], [k[1] for k in keys]),
+        )
+        return [(row["originator_id"], row["originator_version"]) for row in curs.fetchall()]
+
+    def _insert_groups(
+        self, curs: Cursor[DictRow], groups: Sequence[Sequence[StoredEvent]], plan: dict[str, Any]
+    ) -> None:
+        """``insert_event_groups``' insert, under the table lock: the groups that can go in."""
+        keys = [(e.originator_id, e.originator_version) for g in groups for e in g]
+        claimed = {(str(k[0]), k[1]) for k in self._taken_keys(curs, keys, None)}
+        accepted: list[int] = []
+        events: list[StoredEvent] = []
+        for index, group in enumerate(groups):
+            mine = [(str(e.originator_id), e.originator_version) for e in group]
+            if len(set(mine)) < len(mine) or not claimed.isdisjoint(mine):
+                continue
+            claimed.update(mine)
+            accepted.append(index)
+            events.extend(group)
+        plan["accepted"] = accepted  # set anew when the library retries the transaction
+        plan["events"] = events
+        PostgresAggregateRecorder._insert_stored_events(self, curs, events)
+
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         self._lock_table(curs)
         self._notify_channel(curs)
+        groups = kwargs.get("_groups")
+        if groups is not None:
+            self._insert_groups(curs, groups, kwargs["_plan"])
+            return
         keys = [(e.originator_id, e.originator_version) for e in stored_events]
-        curs.execute(
-            self._sql(
-                "SELECT t.originator_id, t.originator_version FROM {schema}.{table} t "
-                "JOIN unnest(%s::{id_type}[], %s::bigint[]) AS k(id, version) "
-                "ON t.originator_id = k.id AND t.originator_version = k.version LIMIT 1",
-                id_type=Identifier(self.datastore.originator_id_type),
-            ),
-            ([k[0] for k in keys], [k[1] for k in keys]),
-        )
-        taken = curs.fetchone()
+        found = self._taken_keys(curs, keys, 1)
+        taken = found[0] if found else None
         duplicated = next((k for k in keys if keys.count(k) > 1), None)
         if taken is not None or duplicated is not None:
             # Fail the transaction the way the library expects (a unique violation), with
             # an explicit position so that no sequence number is consumed.
-            key = (
-                (taken["originator_id"], taken["originator_version"])
-                if taken is not None
-                else duplicated
-            )
+            key = taken if taken is not None else duplicated
             statement = self._sql(
                 "INSERT INTO {schema}.{table} "
                 "(originator_id, originator_version, topic, state, notification_id) "
@@ -464,22 +550,16 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
             return
         PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
 
-    def select_stream(self, originator_id: UUID) -> list[StreamRow]:
+    def select_stream(self, originator_id: UUID, from_version: int = 0) -> list[StreamRow]:
+        """The stream's rows with versions at or after ``from_version`` (all by default)."""
         statement = self._sql(
             "SELECT originator_version, notification_id, topic, state FROM {schema}.{table} "
-            "WHERE originator_id = %s ORDER BY originator_version"
+            "WHERE originator_id = %s AND originator_version >= %s ORDER BY originator_version"
         )
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(statement, (originator_id,), prepare=True)
-            return [
-                (
-                    row["originator_version"],
-                    row["notification_id"],
-                    row["topic"],
-                    bytes(row["state"]),
-                )
-                for row in curs.fetchall()
-            ]
+        # one statement is one snapshot: no BEGIN/ROLLBACK round trips around it
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, (originator_id, from_version), prepare=True)
+            return [(row[0], row[1], row[2], bytes(row[3])) for row in curs.fetchall()]
 
     def select_notification_rows(
         self, after: int, limit: int, max_bytes: int | None = None

@@ -10,6 +10,7 @@ concurrency rests on.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -93,8 +94,125 @@ def recorder_env(url: str) -> dict[str, str]:
     raise ValueError(f"event store URL '{url}' must start with sqlite:/// or postgresql://")
 
 
+GROUP_COMMIT_MAX = 64
+"""Appends one group-commit transaction writes at most."""
+
+
+class _Pending:
+    """One append waiting in a group commit."""
+
+    __slots__ = ("done", "error", "events", "leads", "positions")
+
+    def __init__(self, events: list[StoredEvent]) -> None:
+        self.events = events
+        self.done = threading.Event()
+        self.leads = False
+        self.positions: list[int] = []
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Concurrent appends share transactions; each keeps its own answer.
+
+    The first append to arrive while none is being written leads: it writes every append
+    queued by then (itself first) in one call of ``insert_groups`` (one transaction,
+    one table lock), hands the lead to the first append queued meanwhile, and returns.
+    The others wait for their leader's answer. Alone, an append is written at once; under
+    load, a transaction's fixed cost (its round trips under the table lock, which
+    serialise every append) is shared by every append that queued during the previous
+    one. Should a group's transaction fail for another reason than a taken version, each
+    of its appends is written alone (``insert_one``), so one bad append fails only itself.
+    """
+
+    def __init__(
+        self,
+        insert_groups: Callable[[Sequence[Sequence[StoredEvent]]], list[list[int] | None]],
+        insert_one: Callable[[list[StoredEvent]], list[int]],
+    ) -> None:
+        self._insert_groups = insert_groups
+        self._insert_one = insert_one
+        self._lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._busy = False
+
+    def append(self, events: list[StoredEvent]) -> list[int]:
+        me = _Pending(events)
+        with self._lock:
+            self._queue.append(me)
+            if not self._busy:
+                self._busy = me.leads = True
+        if not me.leads:
+            me.done.wait()
+        if me.leads:  # at once, or handed the lead by the previous leader
+            self._lead()
+        if me.error is not None:
+            raise me.error
+        return me.positions
+
+    def _lead(self) -> None:
+        with self._lock:
+            batch = self._queue[:GROUP_COMMIT_MAX]
+            del self._queue[: len(batch)]
+        try:
+            self._write(batch)
+        except BaseException as exc:  # none of them may go unanswered
+            for pending in batch:
+                if pending.error is None and not pending.positions:
+                    pending.error = exc
+        finally:
+            successor: _Pending | None = None
+            with self._lock:
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.leads = True
+                else:
+                    self._busy = False
+            for pending in batch:
+                pending.leads = False
+                pending.done.set()
+            if successor is not None:
+                successor.done.set()
+
+    def _write(self, batch: list[_Pending]) -> None:
+        if len(batch) == 1:
+            self._write_alone(batch[0])
+            return
+        try:
+            answers = self._insert_groups([p.events for p in batch])
+        except Exception:
+            for pending in batch:
+                self._write_alone(pending)
+            return
+        for pending, positions in zip(batch, answers, strict=True):
+            if positions is None:
+                pending.error = ConcurrencyError(
+                    "a (stream, version) of the append is taken already"
+                )
+            else:
+                pending.positions = positions
+
+    def _write_alone(self, pending: _Pending) -> None:
+        try:
+            pending.positions = self._insert_one(pending.events)
+        except BaseException as exc:  # the waiting append raises it
+            pending.error = exc
+
+
+STREAM_CACHE_SIZE = 2048
+"""Streams whose decoded events ``EventStore.load`` keeps (least recently used go first)."""
+
+
 class EventStore:
-    """Appends events atomically and reads streams and the notification log."""
+    """Appends events atomically and reads streams and the notification log.
+
+    Loading a stream reads from the database every time, but only what this store has not
+    decoded yet: the decoded events of recently loaded streams are kept (events are
+    immutable, a stream's versions contiguous), and a load asks the recorder for the rows
+    from the last kept version on. That row must still be there with the same position,
+    else (a log rewritten under us, e.g. a test's restored dump) the stream is read whole
+    again. Appends by other processes are therefore always seen: nothing is served that
+    the database was not just asked about.
+    """
 
     def __init__(self, recorder: ProcessRecorder, codec: EventCodec, factory: Any = None) -> None:
         self.recorder = recorder
@@ -102,6 +220,10 @@ class EventStore:
         self._factory = factory
         self._listeners: list[Callable[[int], None]] = []
         self._lock = threading.Lock()
+        self._streams: OrderedDict[UUID, tuple[RecordedEvent, ...]] = OrderedDict()
+        self._streams_lock = threading.Lock()
+        grouped = getattr(recorder, "insert_event_groups", None)
+        self._groups = None if grouped is None else GroupCommit(grouped, self._insert)
 
     @property
     def backend(self) -> str:
@@ -116,6 +238,12 @@ class EventStore:
         """Write all events in one transaction; their positions, in order.
 
         Raises ConcurrencyError when a (stream, version) is taken already.
+
+        Concurrent appends share transactions (group commit, where the recorder can:
+        PostgreSQL): an append that finds another one being written queues, and the
+        next transaction writes every queued append under one table lock, each still all
+        or nothing and with its own answer (a taken version fails that append alone).
+        An append that finds none being written goes at once.
         """
         stored = [
             StoredEvent(
@@ -126,22 +254,49 @@ class EventStore:
             )
             for e in new_events
         ]
-        try:
-            ids = self.recorder.insert_events(stored)
-        except IntegrityError as exc:
-            raise ConcurrencyError(str(exc)) from exc
-        positions = list(ids or [])
+        if self._groups is not None and stored:
+            positions = self._groups.append(stored)
+        else:
+            positions = self._insert(stored)
         if positions:
             for listener in list(self._listeners):
                 listener(positions[-1])
         return positions
 
+    def _insert(self, stored: list[StoredEvent]) -> list[int]:
+        try:
+            ids = self.recorder.insert_events(stored)
+        except IntegrityError as exc:
+            raise ConcurrencyError(str(exc)) from exc
+        return list(ids or [])
+
     def load(self, stream_id: UUID, *, as_of: datetime | None = None) -> list[RecordedEvent]:
         """A stream's events in order; with ``as_of``, only those stamped at or before it."""
-        recorded = [
+        with self._streams_lock:
+            known = self._streams.get(stream_id, ())
+        rows = self.recorder.select_stream(stream_id, known[-1].version if known else 0)  # type: ignore[attr-defined]
+        if known and (
+            not rows or rows[0][0] != known[-1].version or rows[0][1] != known[-1].position
+        ):
+            # the last event we decoded is not there as it was: read the whole stream
+            known = ()
+            rows = self.recorder.select_stream(stream_id)  # type: ignore[attr-defined]
+        elif known:
+            rows = rows[1:]
+        fresh = tuple(
             RecordedEvent(stream_id, version, position, self.codec.decode(topic, state))
-            for version, position, topic, state in self.recorder.select_stream(stream_id)  # type: ignore[attr-defined]
-        ]
+            for version, position, topic, state in rows
+        )
+        stream = known + fresh if fresh else known
+        if stream:
+            with self._streams_lock:
+                kept = self._streams.get(stream_id, ())
+                if len(stream) >= len(kept):
+                    self._streams[stream_id] = stream
+                self._streams.move_to_end(stream_id)
+                while len(self._streams) > STREAM_CACHE_SIZE:
+                    self._streams.popitem(last=False)
+        recorded = list(stream)
         if as_of is not None:
             recorded = [r for r in recorded if r.event.at <= as_of]
         return recorded

@@ -21,7 +21,7 @@ from uuid import UUID, uuid5
 from aggregates.errors import DomainError
 from commands.context import CommandContext, CommandFailed, CommandResult, VersionConflict
 from event_store import EventStore, RecordedEvent
-from event_store.follow import follow_until_stopped
+from event_store.follow import Progress, follow_until_stopped
 from process_managers.state import Deadline, DeadlineChanges, ProcessStore
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,9 @@ def event_cause(recorded: RecordedEvent) -> str:
 
 
 VERSION_CONFLICT_RETRIES = 5
+
+BUSY_SETTLE_SECONDS = 0.03
+"""How long the loop lets appends land after a wake when its last round found events."""
 
 
 class ProcessManager(Protocol):
@@ -109,21 +112,50 @@ class ProcessRunner:
         self.page_size = page_size
         self.state = process_store or ProcessStore(store)
         self._wake = threading.Event()
+        self._hurry = threading.Event()
+        self._read_up_to: dict[str, int] = {}
+        """How far each manager has read when pages it ignored were not stored (below)."""
+        self._followed: dict[str, int] = {}
+        """How far each manager has handled the log (its last page's end) in this process."""
+        self.progress = Progress(0, self._hurry_up)
+        """How far every manager has handled the log in this process: their reactions to
+        the events up to there are in the log (see ``reached``)."""
+        self.appended = 0
+        """The last position appended by the managers in ``run_forever``'s thread."""
+        self._thread: int | None = None
+
+    @property
+    def running(self) -> bool:
+        """The managers follow the log in this process (``run_forever``)."""
+        return self._thread is not None
+
+    async def reached(self, position: int, timeout: float) -> bool:
+        """Wait until every manager has handled the log up to ``position`` in this process
+        (what they issued in reaction is appended: ``appended`` is at or after it); False
+        on timeout."""
+        return await self.progress.reached(position, timeout)
+
+    def _hurry_up(self) -> None:
+        self._wake.set()
+        self._hurry.set()
 
     def position(self, name: str) -> int:
-        return self.state.position(name)
+        return max(self.state.position(name), self._read_up_to.get(name, 0))
 
     def follow(self, manager: ProcessManager) -> int:
         """Deliver the manager's next page of events; how many were read."""
-        after = self.state.position(manager.name)
+        after = self.position(manager.name)
         rows = self.store.read_rows(after, self.page_size)
         if not rows:
+            self._followed[manager.name] = after
             return 0
         codec = self.store.codec
         changes = DeadlineChanges()
+        handled = 0
         for position, stream_id, version, topic, state in rows:
             if topic not in manager.topics:
                 continue
+            handled += 1
             event = codec.decode(topic, state)
             recorded = RecordedEvent(UUID(stream_id), version, position, event)
             token = CAUSE.set(event_cause(recorded))
@@ -131,7 +163,15 @@ class ProcessRunner:
                 manager.handle(recorded, changes)
             finally:
                 CAUSE.reset(token)
-        self.state.advance(manager.name, rows[-1][0], changes)
+        if handled or changes.schedule or changes.cancel:
+            self.state.advance(manager.name, rows[-1][0], changes)
+            self._read_up_to.pop(manager.name, None)
+        else:
+            # a page of nothing for this manager changes nothing: no transaction; the
+            # stored position catches up with the next page it handles (after a restart
+            # the ignored events are read again and ignored again)
+            self._read_up_to[manager.name] = rows[-1][0]
+        self._followed[manager.name] = rows[-1][0]
         return len(rows)
 
     def fire_due(self, manager: ProcessManager) -> int:
@@ -163,12 +203,32 @@ class ProcessRunner:
                 if read < self.page_size:
                     break
             self.fire_due(manager)
+        if self.managers:
+            self.progress.advance(min(self._followed[m.name] for m in self.managers))
         return total
 
-    def notify(self, _position: int = 0) -> None:
+    def notify(self, position: int = 0) -> None:
+        """Wake the loop (called after every append in this process); an append by the
+        loop's own thread is one of the managers' reactions: remembered in ``appended``."""
+        if threading.get_ident() == self._thread:
+            self.appended = max(self.appended, position)
         self._wake.set()
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
-        follow_until_stopped(
-            self.run_once, self._wake, stop, poll_seconds, what="process managers", log=log
-        )
+        # while appends keep coming, a short settle lets them land so that each manager's
+        # fixed cost a page (log read, position, deadlines) is shared by more events; idle,
+        # the first append is handled at once
+        self._thread = threading.get_ident()
+        try:
+            follow_until_stopped(
+                self.run_once,
+                self._wake,
+                stop,
+                poll_seconds,
+                what="process managers",
+                log=log,
+                busy_settle_seconds=BUSY_SETTLE_SECONDS,
+                hurry=self._hurry,
+            )
+        finally:
+            self._thread = None

@@ -7,20 +7,17 @@ exactly at the previous page, and the restart folds the page again from there.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from event_store import EventStore
-from event_store.follow import follow_until_stopped
+from event_store.follow import Progress, follow_until_stopped
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 
@@ -34,9 +31,6 @@ CREATE TABLE IF NOT EXISTS read_model_fingerprints (
     fingerprint VARCHAR NOT NULL
 )
 """
-
-_Waiter = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
-"""(position awaited, the waiter's event loop, the future resolved when it is reached)"""
 
 FaultHook = Callable[[int], None]
 """Called with the number of events folded so far in the page; tests raise from it."""
@@ -57,6 +51,7 @@ class Projector:
         page_size: int = 20_000,
         fault_hook: FaultHook | None = None,
         batch_window: float = 0.02,
+        busy_batch_window: float = 0.3,
     ) -> None:
         self.store = store
         self.db = db
@@ -64,12 +59,17 @@ class Projector:
         self.page_size = page_size
         self.fault_hook = fault_hook
         self.batch_window = batch_window
+        self.busy_batch_window = busy_batch_window
+        self._hurry = threading.Event()
         self._cursor = db.cursor()
         self._wake = threading.Event()
-        self._caught_up = threading.Condition()
-        self._waiters: set[_Waiter] = set()
         self._prepare_tables()
-        self.position = db.position(POSITION_NAME, self._cursor)
+        self.progress = Progress(db.position(POSITION_NAME, self._cursor), self._hurry_up)
+
+    @property
+    def position(self) -> int:
+        """The last position the read models include."""
+        return self.progress.position
 
     def _prepare_tables(self) -> None:
         """Create the tables; drop them first when another version or configuration of
@@ -127,14 +127,7 @@ class Projector:
             raise
         finally:
             cursor.unregister("_page")
-        with self._caught_up:
-            self.position = last
-            self._caught_up.notify_all()
-            reached = {w for w in self._waiters if w[0] <= last}
-            self._waiters -= reached
-        for _, loop, future in reached:
-            with suppress(RuntimeError):  # the waiter's loop has closed: nobody waits
-                loop.call_soon_threadsafe(_resolve, future)
+        self.progress.advance(last)
 
     def run_once(self) -> int:
         """Fold the next page; the number of events read (0 when caught up)."""
@@ -178,7 +171,12 @@ class Projector:
         self._wake.set()
 
     def run_forever(self, stop: threading.Event, poll_seconds: float) -> None:
-        # a burst of appends settles first, so it is folded as one page, not one per command
+        # a burst of appends settles first, so it is folded as one page, not one per command;
+        # while appends keep coming the window widens (busy_batch_window, 0.3 s), so the
+        # fixed cost of a page (a DuckDB transaction, each projection's statements: tens
+        # of milliseconds whatever the page's size) is shared by more events; a
+        # read-your-writes waiter (wait_for, reached) cuts it short, so only readers that
+        # do not wait for a position see the read models up to that much behind under load
         follow_until_stopped(
             self.catch_up,
             self._wake,
@@ -187,46 +185,22 @@ class Projector:
             what="projector",
             log=log,
             settle_seconds=self.batch_window,
+            busy_settle_seconds=self.busy_batch_window,
+            hurry=self._hurry,
         )
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Block until the read models include ``position``; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._caught_up:
-            while self.position < position:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._wake.set()
-                self._caught_up.wait(min(remaining, 0.1))
-            return True
+        return self.progress.wait_for(position, timeout)
 
     async def reached(self, position: int, timeout: float) -> bool:
         """Like ``wait_for``, but awaited: the waiting request holds no thread, only a
         future the projector resolves when it commits ``position``; False on timeout."""
-        if self.position >= position:
-            return True
-        loop = asyncio.get_running_loop()
-        waiter: _Waiter = (position, loop, loop.create_future())
-        with self._caught_up:
-            if self.position >= position:
-                return True
-            self._waiters.add(waiter)
+        return await self.progress.reached(position, timeout)
+
+    def _hurry_up(self) -> None:
         self._wake.set()
-        try:
-            async with asyncio.timeout(timeout):
-                await waiter[2]
-        except TimeoutError:
-            pass
-        finally:
-            with self._caught_up:
-                self._waiters.discard(waiter)
-        return self.position >= position
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+        self._hurry.set()
 
 
 def drop_read_models(db: ReadModelDatabase, projections: Sequence[Projection]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -300,19 +301,36 @@ async def post_form(
 ) -> Response:
     """Every form post of the workspace: ``apply`` parses the form and runs the command
     through its handler (in the thread pool: the handlers block); applied, the read models
-    are let include the write (the page after the redirect reads them), then 303 to
-    ``target``; refused, ``refused`` renders the page again with the reason (also in the
-    thread pool). A record that is not there is a 404 page."""
+    are let include the write and what it set off (``read_your_writes``: the page after
+    the redirect reads them), then 303 to ``target``; refused, ``refused`` renders the
+    page again with the reason (also in the thread pool). A record that is not there is a
+    404 page."""
     try:
         result = await run_in_threadpool(apply)
     except StreamNotFound:
         raise PageNotFound from None
     except refusals as error:
         return await run_in_threadpool(refused, error)
-    platform = _platform(request)
-    await platform.projector.reached(result.position, platform.settings.read_wait_seconds)
+    await read_your_writes(_platform(request), result.position)
     where = target(result) if callable(target) else target
     return RedirectResponse(where, status_code=303)
+
+
+async def read_your_writes(platform: Platform, position: int) -> None:
+    """Wait (at most ``read_wait_seconds``) until the read models include the command at
+    ``position`` and what the process managers of this server issued in reaction to it:
+    a page renders records' versions for their next forms, and a reaction that lands
+    after the page was read (a deal dropped into an estimate stage records the request
+    its process manager opens) would make that version stale at once. Process managers
+    run elsewhere (``leadledger process``) are not waited for."""
+    deadline = time.monotonic() + platform.settings.read_wait_seconds
+    await platform.projector.reached(position, platform.settings.read_wait_seconds)
+    processes = platform.processes
+    if not processes.running:
+        return
+    reacted = await processes.reached(position, max(0.0, deadline - time.monotonic()))
+    if reacted and processes.appended > position:
+        await platform.projector.reached(processes.appended, max(0.0, deadline - time.monotonic()))
 
 
 router = APIRouter()

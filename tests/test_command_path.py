@@ -1,0 +1,291 @@
+"""The command path's shortcuts keep every answer the long way gives (issue 17).
+
+- ``EventStore.load`` keeps the decoded events of recent streams and reads only the rows
+  after them: another process's append is seen at once, and a log rewritten under it
+  (its last known event gone) is read whole again; on both back-ends.
+- The projector coalesces appends while busy, yet a read-your-writes waiter is served
+  within milliseconds, and an idle projector reacts within milliseconds too.
+- Process managers do not store a position for a page they ignore, yet report it and
+  never read that page again in the same process; a waiter learns when they have
+  handled a position and where their reactions are, at once even while they are busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg.sql import SQL, Identifier
+
+from event_store import EventStore, open_event_store
+from leadledger.wiring import Platform, event_codec
+from process_managers import runner as runner_module
+from process_managers.runner import ProcessRunner
+from process_managers.state import Deadline, DeadlineChanges
+from tests.conftest import PlatformFactory
+from tests.test_event_store import T0, _created, _paused, _resumed
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pause_resume(store: EventStore, lead_id: UUID, version: int, n: int) -> int:
+    """Append n pause/resume events after ``version``; the new version."""
+    for _ in range(n):
+        at = T0 + timedelta(minutes=version)
+        event = (
+            _paused(lead_id, version + 1, at) if version % 2 else _resumed(lead_id, version + 1, at)
+        )
+        store.append([event])
+        version += 1
+    return version
+
+
+def test_load_sees_another_process_append(store_url: str, store: EventStore) -> None:
+    created = _created()
+    lead_id = created.stream_id
+    store.append([created])
+    assert [r.version for r in store.load(lead_id)] == [1]  # now kept by this store
+    script = (
+        "import sys; from datetime import timedelta; from uuid import UUID\n"
+        "from event_store import open_event_store\n"
+        "from leadledger.wiring import event_codec\n"
+        "from tests.test_event_store import T0, _paused\n"
+        "s = open_event_store(sys.argv[1], event_codec())\n"
+        "s.append([_paused(UUID(sys.argv[2]), 2, T0 + timedelta(minutes=1))])\n"
+        "s.close()\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, store_url, str(lead_id)],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        check=True,
+        timeout=120,
+    )
+    loaded = store.load(lead_id)
+    assert [(r.version, type(r.event).__name__) for r in loaded] == [
+        (1, "LeadCreated"),
+        (2, "LeadPaused"),
+    ]
+    fresh = open_event_store(store_url, event_codec())
+    try:
+        assert fresh.load(lead_id) == loaded
+    finally:
+        fresh.close()
+
+
+def test_load_reads_whole_stream_when_its_last_event_is_gone(
+    store_url: str, store: EventStore
+) -> None:
+    created = _created()
+    lead_id = created.stream_id
+    store.append([created])
+    _pause_resume(store, lead_id, 1, 2)
+    assert len(store.load(lead_id)) == 3
+    # the log is cut back under the store (a restored dump, a test's DELETE)
+    if store_url.startswith("sqlite"):
+        import sqlite3
+
+        path = store_url.removeprefix("sqlite:///")
+        with sqlite3.connect("/" + path if not path.startswith("/") else path) as db:
+            db.execute(
+                "DELETE FROM stored_events WHERE originator_id = ? AND originator_version = 3",
+                (lead_id.hex,),
+            )
+    else:
+        schema = store_url.split("schema=")[1]
+        with psycopg.connect(store_url.split("?")[0], autocommit=True) as conn:
+            conn.execute(
+                SQL("DELETE FROM {} WHERE originator_id = %s AND originator_version = 3").format(
+                    Identifier(schema, "stored_events")
+                ),
+                (lead_id,),
+            )
+    assert [r.version for r in store.load(lead_id)] == [1, 2]
+    other = open_event_store(store_url, event_codec())
+    try:
+        assert store.load(lead_id) == other.load(lead_id)
+    finally:
+        other.close()
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(steps=st.lists(st.tuples(st.booleans(), st.integers(0, 3)), min_size=1, max_size=6))
+def test_two_stores_always_load_what_the_log_holds(
+    tmp_path: Path, steps: list[tuple[bool, int]]
+) -> None:
+    """Property: whichever of two stores appends and in what order, each one's load of
+    the stream equals a load by a store that never kept anything."""
+    url = f"sqlite:///{tmp_path}/prop-{uuid4().hex}.sqlite"
+    a, b = open_event_store(url, event_codec()), open_event_store(url, event_codec())
+    try:
+        created = _created()
+        lead_id = created.stream_id
+        a.append([created])
+        version = 1
+        for use_a, n in steps:
+            writer = a if use_a else b
+            writer.load(lead_id)
+            version = _pause_resume(writer, lead_id, version, n)
+            reference = open_event_store(url, event_codec())
+            try:
+                expected = reference.load(lead_id)
+            finally:
+                reference.close()
+            assert a.load(lead_id) == expected
+            assert b.load(lead_id) == expected
+            assert len(expected) == version
+    finally:
+        a.close()
+        b.close()
+
+
+def _run_projector(platform: Platform) -> tuple[threading.Event, threading.Thread]:
+    stop = threading.Event()
+    platform.store.on_append(platform.projector.notify)
+    thread = threading.Thread(target=platform.projector.run_forever, args=(stop, 30.0), daemon=True)
+    thread.start()
+    return stop, thread
+
+
+def test_idle_projector_reacts_within_milliseconds(platform: Platform) -> None:
+    stop, thread = _run_projector(platform)
+    try:
+        time.sleep(0.1)
+        [position] = platform.store.append([_created()])
+        started = time.monotonic()
+        while platform.projector.position < position:
+            assert time.monotonic() - started < 2.0
+            time.sleep(0.002)
+        assert time.monotonic() - started < 0.5
+    finally:
+        stop.set()
+        platform.projector.notify()
+        thread.join(10)
+
+
+def test_busy_projector_serves_a_read_your_writes_waiter_at_once(
+    make_platform: PlatformFactory,
+) -> None:
+    platform = make_platform()
+    platform.projector.busy_batch_window = 5.0  # busy: a long coalescing window
+    stop, thread = _run_projector(platform)
+    try:
+        [first] = platform.store.append([_created()])
+        assert platform.projector.wait_for(first, 2.0)
+        time.sleep(0.05)  # the loop has folded a page: it is "busy" and settles 5 s
+        [second] = platform.store.append([_created()])
+        started = time.monotonic()
+        assert platform.projector.wait_for(second, 2.0)
+        assert time.monotonic() - started < 1.0
+    finally:
+        stop.set()
+        platform.projector.notify()
+        thread.join(10)
+
+
+class _Watcher:
+    """A process manager that handles one topic and counts what it saw."""
+
+    name = "test_watcher"
+    topics = frozenset({"LeadPaused"})
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def handle(self, recorded: object, changes: DeadlineChanges) -> None:
+        self.seen.append(recorded.position)  # type: ignore[attr-defined]
+
+    def fire(self, deadline: Deadline) -> Deadline | None:
+        return None
+
+
+def test_process_manager_skips_storing_ignored_pages(platform: Platform) -> None:
+    store = platform.store
+    watcher = _Watcher()
+    runner = ProcessRunner(store, [watcher], lambda: T0)
+    created = _created()
+    [p1] = store.append([created])
+    runner.run_once()
+    assert runner.position(watcher.name) == p1
+    assert runner.state.position(watcher.name) == 0  # nothing handled: nothing written
+    [p2] = store.append([_paused(created.stream_id, 2, T0 + timedelta(minutes=1))])
+    runner.run_once()
+    assert watcher.seen == [p2]
+    assert runner.state.position(watcher.name) == p2  # a handled page stores its end
+    runner.run_once()
+    assert watcher.seen == [p2]  # never delivered twice in a process
+    # a restart re-reads only ignored events; the handled one is not delivered again
+    again = _Watcher()
+    assert ProcessRunner(store, [again], lambda: T0).run_once() == 0
+    assert again.seen == []
+
+
+class _Pauser:
+    """A process manager that pauses every lead it sees created (one reaction an event)."""
+
+    name = "test_pauser"
+    topics = frozenset({"LeadCreated"})
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def handle(self, recorded: Any, changes: DeadlineChanges) -> None:
+        at = T0 + timedelta(minutes=1)
+        self.store.append([_paused(recorded.stream_id, recorded.version + 1, at)])
+
+    def fire(self, deadline: Deadline) -> Deadline | None:
+        return None
+
+
+def test_a_busy_runner_tells_a_waiter_where_its_reactions_are(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's progress waits for every manager to have handled a position, and
+    ``appended`` then covers what they appended in reaction; a waiter cuts the busy
+    settling short. (The workspace's read-your-writes rests on this.)"""
+    monkeypatch.setattr(runner_module, "BUSY_SETTLE_SECONDS", 5.0)
+    store = platform.store
+    runner = ProcessRunner(store, [_Pauser(store), _Watcher()], lambda: T0)
+    store.on_append(runner.notify)
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run_forever, args=(stop, 30.0), daemon=True)
+    thread.start()
+
+    async def wait(position: int) -> bool:
+        return await runner.reached(position, 3.0)
+
+    try:
+        [first] = store.append([_created()])
+        assert asyncio.run(wait(first))
+        assert runner.running
+        assert runner.appended == first + 1  # the pause it issued
+        time.sleep(0.05)  # the loop found work: it is busy and settles 5 s
+        created = _created()
+        [second] = store.append([created])
+        started = time.monotonic()
+        assert asyncio.run(wait(second))
+        assert time.monotonic() - started < 1.0
+        reaction = runner.appended
+        assert reaction > second
+        assert [r.position for r in store.load(created.stream_id)] == [second, reaction]
+        assert runner.progress.wait_for(reaction, 3.0)  # it handles its own reactions too
+    finally:
+        stop.set()
+        runner.notify()
+        thread.join(10)
+    assert not runner.running
