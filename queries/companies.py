@@ -92,11 +92,11 @@ def directory_export(
     card, and ``different_company`` on every company after the first with one name in
     one city (so the file imports back as the directory it came from)."""
     where, params = replace(filters, merged=False).filters().where()
-    columns = ", ".join(("company_id", *CARD_FIELDS))
+    names = ("company_id", *CARD_FIELDS)
     cursor.execute(
-        f"SELECT {columns} FROM companies{where} ORDER BY normalised_name, company_id", params
+        f"SELECT {', '.join(names)} FROM companies{where} ORDER BY normalised_name, company_id",
+        params,
     )
-    names = [d[0] for d in cursor.description or ()]
     seen: set[str] = set()
     while batch := cursor.fetchmany(EXPORT_BATCH):
         for values in batch:

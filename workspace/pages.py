@@ -107,6 +107,9 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
         items.append((f"{PREFIX}/activities", "Activities"))
     if any(path.startswith("/reports/") and may(principal, m, path) for m, path in ENDPOINTS):
         items.append((f"{PREFIX}/reports", "Reports"))
+    from workspace import imports
+
+    items += imports.sections(principal)
     return items
 
 
@@ -488,6 +491,7 @@ def workspace_app(platform: Platform) -> FastAPI:
         cabinets,
         companies,
         deals,
+        imports,
         leads,
         projects,
         reports,
@@ -516,6 +520,7 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.include_router(alerts.router)  # the viewer's alerts, marked read
     app.include_router(cabinets.router)  # the manager's and the head of sales' cabinets
     app.include_router(companies.router)  # the company directory and the client card
+    app.include_router(imports.router)  # the import page (administrators, top management)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)
