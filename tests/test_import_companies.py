@@ -431,3 +431,13 @@ def test_the_export_holds_what_the_viewer_sees_with_the_filters(
         path.write_bytes(export(boris))
     assert openpyxl.load_workbook(path).worksheets[0].max_row == 1
     assert api.get("/companies", params={"format": "pdf"}).status_code == 422
+
+
+def test_a_lead_external_id_that_is_a_lead_id_is_that_lead(
+    side: Platform, clock: FakeClock, tmp_path: Path
+) -> None:
+    lead_id = uuid4()
+    path = write_csv(tmp_path / "l.csv", [lead_row(1, external_id=str(lead_id))])
+    assert run(side, clock, path, kind="leads").imported == 1
+    assert [r.event.type for r in side.store.load(lead_id)] == ["LeadImported"]
+    assert run(side, clock, path, kind="leads").status == "already_imported"
