@@ -706,9 +706,9 @@ def parser() -> argparse.ArgumentParser:
 
     im = sub.add_parser(
         "import",
-        help="import a file (XLSX or CSV) of leads or deals: every row checked, all or nothing",
+        help="import a file (XLSX or CSV) of leads, deals or companies: every row checked",
     )
-    im.add_argument("kind", help="what the file holds: leads or deals")
+    im.add_argument("kind", help="what the file holds: leads, deals or companies")
     im.add_argument("file", help="the XLSX or CSV file (CSV: UTF-8, ';' or ',')")
     im.add_argument(
         "--mapping", help='a mapping JSON file ({"Column": "field"}) or a saved mapping\'s name'

@@ -8,14 +8,15 @@ A merged company's records belong to its survivor: a record's client is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 
-from aggregates.company import normalise_name
+from aggregates.company import CARD_FIELDS, name_key, normalise_name
 from queries.common import ZERO, Filters, page, rows
 
 COMPANY_COLUMNS = (
@@ -78,6 +79,32 @@ def list_companies(
         limit,
         offset,
     )
+
+
+EXPORT_BATCH = 2_000
+
+
+def directory_export(
+    cursor: duckdb.DuckDBPyConnection, filters: CompanyFilters
+) -> Iterator[dict[str, Any]]:
+    """Every company the filters match (merged records never: theirs are their
+    survivors'), by name then id, as the companies import reads them: the id and the
+    card, and ``different_company`` on every company after the first with one name in
+    one city (so the file imports back as the directory it came from)."""
+    where, params = replace(filters, merged=False).filters().where()
+    names = ("company_id", *CARD_FIELDS)
+    cursor.execute(
+        f"SELECT {', '.join(names)} FROM companies{where} ORDER BY normalised_name, company_id",
+        params,
+    )
+    seen: set[str] = set()
+    while batch := cursor.fetchmany(EXPORT_BATCH):
+        for values in batch:
+            row = dict(zip(names, values, strict=True))
+            key = name_key(row["name"], row["city"])
+            row["different_company"] = key in seen
+            seen.add(key)
+            yield row
 
 
 def company_record(cursor: duckdb.DuckDBPyConnection, company_id: str) -> dict[str, Any] | None:

@@ -8,7 +8,9 @@ from pydantic import Field
 
 from schemas.leads import Strict
 
-KindName = Annotated[str, Field(max_length=40, description="What the file holds: leads, deals")]
+KindName = Annotated[
+    str, Field(max_length=40, description="What the file holds: leads, deals, companies")
+]
 ColumnName = Annotated[str, Field(min_length=1, max_length=200)]
 FieldName = Annotated[str, Field(max_length=60, description="A field of the kind ('' skips)")]
 

@@ -147,7 +147,7 @@ def test_the_shipped_examples_go_in_over_http(api: TestClient) -> None:
 @pytest.mark.parametrize(
     ("form", "content", "field", "says"),
     [
-        ({"kind": "companies"}, None, "kind", "'kind' must be one of deals, leads"),
+        ({"kind": "invoices"}, None, "kind", "'kind' must be one of companies, deals, leads"),
         ({"mode": "some"}, None, "mode", None),
         ({"mapping": "{not json"}, None, "mapping", "not JSON"),
         ({"mapping": '{"Nope": "title"}'}, None, "mapping", "column 'Nope' is not in the file"),

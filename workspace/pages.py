@@ -111,6 +111,9 @@ def navigation(principal: Principal) -> list[tuple[str, str]]:
         items.append((f"{PREFIX}/activities", "Activities"))
     if any(path.startswith("/reports/") and may(principal, m, path) for m, path in ENDPOINTS):
         items.append((f"{PREFIX}/reports", "Reports"))
+    from workspace import imports
+
+    items += imports.sections(principal)
     return items
 
 
@@ -511,6 +514,7 @@ def workspace_app(platform: Platform) -> FastAPI:
         contacts,
         deals,
         directories,
+        imports,
         leads,
         projects,
         reports,
@@ -541,6 +545,7 @@ def workspace_app(platform: Platform) -> FastAPI:
     app.include_router(companies.router)  # the company directory and the client card
     app.include_router(contacts.router)  # contacts (issue 18 §1)
     app.include_router(directories.router)  # the shared directories (issue 18 §1)
+    app.include_router(imports.router)  # the import page (administrators, top management)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(auth.SignInRequired)

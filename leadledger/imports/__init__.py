@@ -1,5 +1,5 @@
-"""Importing an existing base (issue 18 §2): files of leads, deals (and, next, companies
-and contacts) checked row by row through the aggregates and written in one transaction.
+"""Importing an existing base (issue 18 §2): files of leads, deals and companies (and,
+next, contacts) checked row by row through the aggregates and written in one transaction.
 
 - :mod:`leadledger.imports.files`: reading XLSX and CSV;
 - :mod:`leadledger.imports.base`: fields, the column mapping, the kind protocol;

@@ -1,10 +1,11 @@
 """The import framework's parts every kind shares: fields and their cell parsing, the
 column mapping, refusals, and the protocol a kind implements.
 
-A **kind** (leads, deals; companies and contacts next) is one small module in
+A **kind** (leads, deals, companies; contacts next) is one small module in
 ``leadledger.imports.kinds``: its fields (name, type, whether required, the header names
-recognised without a mapping), how a record's id follows from a row, and a ``KindRun``
-that decides a row's events by calling its aggregate's decide functions. Everything
+recognised without a mapping), how a record's id (its stream) follows from a row, and a
+``KindRun`` that tells which rows' records are in already and decides a row's events by
+calling its aggregate's decide functions. Everything
 else (reading files, mapping columns, dry runs, modes, idempotency, the error report,
 the bulk write) is :mod:`leadledger.imports.runner`'s.
 """
@@ -305,15 +306,21 @@ class KindRun(Protocol):
     def scan(self, number: int, values: dict[str, Any]) -> None:
         """See a row before any is decided (e.g. to know each company's first lead)."""
 
+    def present(self, rows: Sequence[tuple[UUID, dict[str, Any]]]) -> set[UUID]:
+        """Which of these rows' records (record id, the row's values) are in already, so
+        the row is "already imported" (leads, deals: their stream exists; one query per
+        batch)."""
+
     def prefetch(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """Load in one go what deciding these rows needs from the store."""
 
     def decide(
         self, number: int, record: UUID, values: dict[str, Any], meta: CommandMeta
     ) -> list[NewEventSpec]:
-        """The events of the row's new record ``record`` (its stream's first at version 1,
-        and any other stream's next), or raise a DomainError or RowRefused. Called once
-        per row in file order, never for a row whose record exists already."""
+        """The events of the row's record ``record`` (its stream's next: the first, at
+        version 1, for a new record), and any other stream's next, or raise a DomainError
+        or RowRefused. Called once per row in file order, never for a row whose record
+        :meth:`present` found."""
 
     def refused(self, number: int) -> None:
         """The row was refused after ``scan`` saw it."""
@@ -328,7 +335,11 @@ class Kind(Protocol):
     fields: tuple[Field, ...]
 
     def key(self, number: int, values: dict[str, Any], checksum: str) -> str:
-        """The row's natural key: its record's id is ``record_id(kind, key)``."""
+        """The row's natural key."""
+
+    def record(self, key: str) -> UUID:
+        """The id of the record (the stream) a row of this key makes: mostly
+        ``record_id(kind, key)``."""
 
     def start(self, session: Session) -> KindRun: ...
 

@@ -4,7 +4,8 @@
    each company's first lead, by creation date).
 2. **Decide**: every row is parsed by the column mapping, given its record id (from its
    natural key: ``external_id``, else its content — so a row imported before is "already
-   imported" whatever the file it comes in), and decided by its kind through the
+   imported" whatever the file it comes in; a company's key is its id, else its tax id,
+   else its name in its city), and decided by its kind through the
    aggregate's own decide functions. Refusals are collected with the row number, the
    file's column and the reason; accepted rows' events are encoded and spooled to a
    temporary file (a million rows do not sit in memory).
@@ -26,14 +27,13 @@ from uuid import UUID, uuid5
 
 from aggregates.base import CommandMeta
 from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViolation
-from event_store.bulk import StoredRow, bulk_append, encode, existing_streams
+from event_store.bulk import StoredRow, bulk_append, encode
 from leadledger.imports.base import (
     IMPORT_NAMESPACE,
     ColumnMap,
     Kind,
     RowRefused,
     Session,
-    record_id,
 )
 from leadledger.imports.files import SourceFile
 
@@ -286,7 +286,7 @@ def _decide_all(
             report.rows += 1
             try:
                 values = columns.parse(cells)
-                rid = record_id(kind.name, kind.key(number, values, source.checksum))
+                rid = kind.record(kind.key(number, values, source.checksum))
             except RowRefused as refusal:
                 report.errors.append(_row_error(number, refusal, columns))
                 run.refused(number)
@@ -299,7 +299,7 @@ def _decide_all(
                 run.refused(number)
                 continue
             parsed.append((number, rid, values))
-        existing = existing_streams(store, [rid for _, rid, _ in parsed])
+        existing = run.present([(rid, values) for _, rid, values in parsed])
         fresh = [p for p in parsed if p[1] not in existing]
         report.already_imported += len(parsed) - len(fresh)
         run.prefetch([(number, values) for number, _, values in fresh])

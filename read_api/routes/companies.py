@@ -8,10 +8,15 @@ other company is not there for them (404), for reads and commands alike.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import asdict
-from typing import Annotated, Any
+from pathlib import Path as PathOnDisk
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from aggregates import company
 from aggregates.users import Principal
@@ -24,12 +29,15 @@ from commands.companies import (
 )
 from commands.context import CommandResult, StreamNotFound
 from event_store.codec import dumps_http
+from leadledger.imports.export import write_records
+from leadledger.imports.kinds import KINDS
 from leadledger.wiring import Platform
 from queries import clients, companies
 from queries.history import stream_history
 from read_api.access import authenticate, visible
 from read_api.deps import CommandHeaders, Period, PlatformDep, ReadCursor, mark_accepted
 from read_api.errors import BadRequestValue
+from read_api.excel import XLSX
 from schemas.companies import (
     ClientCard,
     CompanyAccepted,
@@ -191,7 +199,17 @@ def merge(
     return _accepted(company_id, result, response)
 
 
-@router.get("/companies", response_model=CompanyPage)
+@router.get(
+    "/companies",
+    response_model=CompanyPage,
+    responses={
+        200: {
+            "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The page (JSON), or with format=xlsx the whole directory as "
+            "the companies import reads it",
+        }
+    },
+)
 def list_companies(
     cursor: ReadCursor,
     search: Annotated[
@@ -204,12 +222,40 @@ def list_companies(
     merged: Annotated[bool, Query(description="Include merged records")] = False,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+    format: Annotated[
+        Literal["json", "xlsx"],
+        Query(
+            description="xlsx: every company the filters match (not paged, merged records "
+            "left out) in the import format of `leadledger import companies` / "
+            "`POST /imports`: it imports back as the same records"
+        ),
+    ] = "json",
+) -> Any:
     """The company directory by name: search by name or tax id, filter by industry,
     region and city (whole, case aside)."""
     filters = companies.CompanyFilters(search, industry, region, city, merged)
+    if format == "xlsx":
+        return _export(cursor, filters)
     items, total = companies.list_companies(cursor, filters, limit, offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def _export(cursor: ReadCursor, filters: companies.CompanyFilters) -> FileResponse:
+    """The directory as the companies import reads it, written to a file then served."""
+    handle, name = tempfile.mkstemp(prefix="leadledger-companies-", suffix=".xlsx")
+    os.close(handle)
+    path = PathOnDisk(name)
+    try:
+        write_records(KINDS["companies"], companies.directory_export(cursor, filters), path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return FileResponse(
+        path,
+        media_type=XLSX,
+        filename="companies.xlsx",
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )
 
 
 @router.get(

@@ -52,7 +52,7 @@ def run(
     headers: Headers,
     platform: PlatformDep,
     file: Annotated[UploadFile, File(description="The XLSX or CSV file")],
-    kind: Annotated[str, Form(max_length=40, description="leads or deals")],
+    kind: Annotated[str, Form(max_length=40, description="leads, deals or companies")],
     mapping: Annotated[
         str | None,
         Form(max_length=20_000, description='JSON: {"Column": "field", ...}'),

@@ -15,6 +15,7 @@ from uuid import UUID
 from aggregates import deal, lead
 from aggregates.base import CommandMeta
 from commands.leads import load_lead_records
+from event_store.bulk import existing_streams
 from leadledger.imports.base import Field, NewEventSpec, RowRefused, Session, natural_key, record_id
 
 NAME = "deals"
@@ -58,6 +59,9 @@ class Deals:
     def key(self, number: int, values: dict[str, Any], checksum: str) -> str:
         return natural_key(values, KEY_FIELDS)
 
+    def record(self, key: str) -> UUID:
+        return record_id(NAME, key)
+
     def start(self, session: Session) -> DealRun:
         return DealRun(session)
 
@@ -71,6 +75,9 @@ class DealRun:
 
     def scan(self, number: int, values: dict[str, Any]) -> None:
         pass
+
+    def present(self, rows: Sequence[tuple[UUID, dict[str, Any]]]) -> set[UUID]:
+        return existing_streams(self.session.store, [record for record, _ in rows])
 
     def prefetch(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
         for _, values in rows:

@@ -2,9 +2,16 @@
 
 Each row is decided by :func:`aggregates.lead.import_lead` (the card and every step to
 the row's stage and status through the Lead decider). A lead naming a company id is
-**repeat** when the company was seen before, as on creation: in the store already, or
-by an earlier lead of the file, "earlier" meaning created earlier (then the earlier row).
-The company's first lead registers it (``CompanyRegistered``) in the same write.
+**repeat** when the company had a lead before, as on creation: in the store already, or
+an earlier lead of the file, "earlier" meaning created earlier (then the earlier row).
+The company's first lead registers it (``CompanyRegistered``) in the same write; for a
+company in the directory with no lead yet (imported from a companies file, say), its
+first lead is recorded on it (``CompanyFirstLeadRecorded``, on the surviving record of a
+merged one) and that lead is new.
+
+A row's ``external_id`` that is a LeadLedger lead id (a UUID, as a lead exported from
+LeadLedger carries) is that lead's own id, as a deals file names leads: exported leads
+import back as themselves.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from uuid import UUID
 
 from aggregates import company, lead
 from aggregates.base import CommandMeta
+from commands.companies import load_company_records, survivor_of
 from event_store.bulk import existing_streams
-from leadledger.imports.base import Field, NewEventSpec, Session, natural_key
+from leadledger.imports.base import Field, NewEventSpec, Session, natural_key, record_id
 
 NAME = "leads"
 FIELDS: tuple[Field, ...] = (
@@ -90,8 +98,21 @@ class Leads:
     def key(self, number: int, values: dict[str, Any], checksum: str) -> str:
         return natural_key(values, KEY_FIELDS)
 
+    def record(self, key: str) -> UUID:
+        return lead_id_of(key)
+
     def start(self, session: Session) -> LeadRun:
         return LeadRun(session)
+
+
+def lead_id_of(key: str) -> UUID:
+    """A lead's id from its row's key: an external id that is a UUID is the id itself."""
+    if key.startswith("id:"):
+        try:
+            return UUID(key[3:])
+        except ValueError:
+            pass
+    return record_id(NAME, key)
 
 
 def _company(values: dict[str, Any]) -> str | None:
@@ -106,7 +127,9 @@ class LeadRun:
         self.session = session
         self.first: dict[str, tuple[datetime, int]] = {}
         """company id → (created_at, row) of its first lead in the file"""
-        self.in_store: set[str] = set()
+        self.in_store: dict[str, str] = {}
+        """company id → its surviving record's id, for the companies in the store"""
+        self.survivors: dict[str, company.Company] = {}
         self.checked: set[str] = set()
 
     def scan(self, number: int, values: dict[str, Any]) -> None:
@@ -118,13 +141,23 @@ class LeadRun:
         if seen is None or (created, number) < seen:
             self.first[company_id] = (created, number)
 
+    def present(self, rows: Sequence[tuple[UUID, dict[str, Any]]]) -> set[UUID]:
+        return existing_streams(self.session.store, [record for record, _ in rows])
+
     def prefetch(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
         wanted = {c for _, v in rows if (c := _company(v)) is not None} - self.checked
         if not wanted:
             return
         streams = {company.company_stream_id(c): c for c in wanted}
-        known = existing_streams(self.session.store, list(streams))
-        self.in_store.update(streams[s] for s in known)
+        store = self.session.store
+        for stream in existing_streams(store, list(streams)):
+            # few: the companies a file names that are in the store already
+            company_id = streams[stream]
+            state = company.fold([r.event for r in load_company_records(store, company_id)])
+            if state is not None:
+                survivor = survivor_of(store, state)
+                self.in_store[company_id] = survivor.company_id
+                self.survivors.setdefault(survivor.company_id, survivor)
         self.checked.update(wanted)
 
     def decide(
@@ -132,13 +165,26 @@ class LeadRun:
     ) -> list[NewEventSpec]:
         company_id = _company(values)
         first = company_id is not None and self.first.get(company_id, (None, number))[1] == number
-        known = company_id is not None and (company_id in self.in_store or not first)
+        survivor_id = None if company_id is None else self.in_store.get(company_id)
+        stored = None if survivor_id is None else self.survivors[survivor_id]
+        if stored is not None:
+            known = stored.had_leads or not first
+        else:
+            known = company_id is not None and not first
         command = lead.ImportLead(lead_id=record, **values)
         event = lead.import_lead(command, self.session.funnels, meta, company_known=known)
         specs: list[NewEventSpec] = [(record, 1, event)]
-        if company_id is not None and not known:
+        if company_id is None or known:
+            return specs
+        if stored is None:
             registration = company.register(company_id, event.company_name, record, meta)
             specs.append((company.company_stream_id(company_id), 1, registration))
+            return specs
+        recorded = company.lead_named(stored, record, meta)
+        if recorded is not None:
+            stream = company.company_stream_id(stored.company_id)
+            specs.append((stream, stored.version + 1, recorded))
+            self.survivors[stored.company_id] = company.evolve(stored, recorded)
         return specs
 
     def refused(self, number: int) -> None:
