@@ -51,6 +51,7 @@ from projections.database import ReadModelDatabase
 from projections.deals import deal_projections
 from projections.directory import DirectoryProjection
 from projections.leads import LeadProjection
+from projections.process import ProcessVisitProjection
 from projections.projector import Projector
 from projections.projects import project_projections
 from projections.revenue import RevenueLedgerProjection
@@ -126,6 +127,8 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         *deal_projections(rules),
         *project_projections(rules),
         *status_time_projections(funnels, rules),
+        # after the visits it is derived from (leads', deals' and projects')
+        ProcessVisitProjection(),
         RevenueLedgerProjection(),
         AlertReadProjection(),
         *sales_projections(),

@@ -562,6 +562,8 @@ class Scope:
             ("lead_pauses", "lead_id IN (SELECT lead_id FROM leads)"),
             ("lead_stage_visits", "lead_id IN (SELECT lead_id FROM leads)"),
             ("deal_stage_visits", "deal_id IN (SELECT deal_id FROM deals)"),
+            ("lead_process_visits", "lead_id IN (SELECT lead_id FROM leads)"),
+            ("deal_process_visits", "deal_id IN (SELECT deal_id FROM deals)"),
             (
                 "projects",
                 f"manager IN {people} OR pm = {me} OR {in_department}"
@@ -580,6 +582,7 @@ class Scope:
                     "project_acts",
                     "project_status_pms",
                     "project_status_visits",
+                    "project_process_visits",
                 )
             ),
             (
