@@ -47,6 +47,7 @@ from process_managers.runner import ProcessManager, ProcessRunner
 from projections.activities import ActivityPlanProjection, ActivityProjection
 from projections.alert_reads import AlertReadProjection
 from projections.base import Projection
+from projections.cohorts import CohortProjection
 from projections.database import ReadModelDatabase
 from projections.deals import deal_projections
 from projections.directory import DirectoryProjection
@@ -129,6 +130,8 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         *status_time_projections(funnels, rules),
         # after the visits it is derived from (leads', deals' and projects')
         ProcessVisitProjection(),
+        # after the leads', deals' and projects' read models it is derived from
+        CohortProjection(),
         RevenueLedgerProjection(),
         AlertReadProjection(),
         *sales_projections(),

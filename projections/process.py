@@ -240,6 +240,7 @@ class ProcessVisitProjection:
             if kind.kind not in kinds:
                 continue
             _, *rest = self._statements[kind.kind]
+            cursor.execute(f"DELETE FROM {kind.table}")
             cursor.execute(
                 "CREATE OR REPLACE TEMP TABLE _process_touched AS "
                 f"SELECT DISTINCT {kind.key} AS id FROM {kind.visits}"

@@ -35,6 +35,7 @@ from commands.policy import Guard, Policy
 from commands.users import StoreDirectory
 from leadledger.tokens import TokenRejected
 from leadledger.wiring import Platform
+from projections.cohorts import COHORT_ROWS_SQL, MONTHS_SQL
 from read_api.errors import Unauthenticated
 
 M, H, T, PM, E, D = Role.MANAGER, Role.HEAD, Role.TOP, Role.PM, Role.EXPERT, Role.DEPARTMENT
@@ -623,6 +624,15 @@ class Scope:
             f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {base}.{table} WHERE {predicate}"
             for table, predicate in views
         ]
+        # the conversion cohorts over the leads, deals and projects the viewer sees,
+        # computed when read (the stored ones count every record)
+        statements.append(
+            "CREATE OR REPLACE TEMP VIEW lead_cohorts AS " + COHORT_ROWS_SQL.format(where="")
+        )
+        statements.append(
+            "CREATE OR REPLACE TEMP VIEW cohort_months AS "
+            + MONTHS_SQL.format(rows="lead_cohorts", where="")
+        )
         # the directory is shared, but a contractor's figures are the viewer's: counted
         # over the quotes they see (list, card and export alike)
         statements.append(
