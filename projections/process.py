@@ -61,6 +61,8 @@ class ProcessKind:
     """The events that open or end a visit of the kind, or change its owner."""
     owner: str
     """The record's current-state table and its column kept as ``owner``."""
+    owner_changed: str = ""
+    """The card change that may change the owner (as its ``changes`` name it)."""
 
 
 KINDS: tuple[ProcessKind, ...] = (
@@ -82,6 +84,7 @@ KINDS: tuple[ProcessKind, ...] = (
             }
         ),
         "leads.manager",
+        "LeadCardUpdated",
     ),
     ProcessKind(
         "deal",
@@ -110,6 +113,7 @@ KINDS: tuple[ProcessKind, ...] = (
         None,
         frozenset({"ProjectCreated", "ProjectStatusChanged", "ProjectCardUpdated"}),
         "projects.department",
+        "ProjectCardUpdated",
     ),
 )
 
@@ -140,7 +144,7 @@ def _ddl(kind: ProcessKind) -> str:
 
 
 # The touched records' rows (their ids in ``_process_touched``), rebuilt from all their
-# visits, written in the order a period reads them.
+# visits.
 REBUILD_SQL = """
 INSERT INTO {table}
 WITH visits AS (
@@ -154,21 +158,17 @@ mine AS (
 numbered AS (
   SELECT id, funnel, stage, entered_at, left_at,
     CAST(row_number() OVER w AS INTEGER) AS seq,
-    lead(stage) OVER w AS next_stage
+    lead(stage) OVER w AS next_stage,
+    list(stage) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
   FROM mine WINDOW w AS (PARTITION BY id ORDER BY visit_no)
-),
-flagged AS (
-  SELECT *,
-    row_number() OVER (PARTITION BY id, stage ORDER BY seq) = 1 AS first_in_stage,
-    row_number() OVER (PARTITION BY id, stage, next_stage ORDER BY seq) = 1 AS first_on_edge
-  FROM numbered
 ),
 cases AS (
   SELECT id, min(entered_at) FILTER (WHERE seq = 1) AS first_at,
     min(entered_at) AS min_at, max(entered_at) AS last_at,
     string_agg(stage, '{separator}' ORDER BY seq) AS path,
-    CAST(count(*) AS INTEGER) AS steps
-  FROM flagged GROUP BY id
+    CAST(count(*) AS INTEGER) AS steps,
+    list(stage || chr(31) || coalesce(next_stage, '') ORDER BY seq) AS edges
+  FROM numbered GROUP BY id
 ),
 owners AS (
   SELECT {key} AS id, {owner_column} AS owner FROM {owner_table}
@@ -177,9 +177,10 @@ owners AS (
 SELECT n.id, w.owner, n.funnel, c.first_at, c.min_at, c.last_at, n.seq, n.stage, n.entered_at,
   n.left_at, n.next_stage,
   CASE WHEN n.seq = 1 THEN c.path END, CASE WHEN n.seq = 1 THEN c.steps END,
-  n.first_in_stage, n.first_on_edge
-FROM flagged n JOIN cases c USING (id) LEFT JOIN owners w USING (id)
-ORDER BY c.first_at, n.id, n.seq
+  -- the first visit of its stage in the case; the first move along its edge
+  NOT coalesce(list_contains(n.before, n.stage), FALSE),
+  list_position(c.edges, n.stage || chr(31) || coalesce(n.next_stage, '')) = n.seq
+FROM numbered n JOIN cases c USING (id) LEFT JOIN owners w USING (id)
 """
 
 
@@ -197,7 +198,10 @@ class ProcessVisitProjection:
             k.kind: (
                 "CREATE OR REPLACE TEMP TABLE _process_touched AS "
                 f"SELECT DISTINCT stream_id AS id FROM _page WHERE topic IN "
-                f"({', '.join(repr(t) for t in sorted(k.topics))})",
+                f"({', '.join(repr(t) for t in sorted(k.topics - {k.owner_changed}))})"
+                # a card change touches the record only when it changes the owner
+                f" OR (topic = '{k.owner_changed}'"
+                f" AND json_extract(state, '$.changes.{k.owner.split('.')[1]}') IS NOT NULL)",
                 f"DELETE FROM {k.table} WHERE {k.key} IN (SELECT id FROM _process_touched)",
                 REBUILD_SQL.format(
                     table=k.table,

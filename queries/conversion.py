@@ -11,6 +11,10 @@ the previous one's. Each step's time is measured where both of its ends are know
 - to project: the deal won (else the lead's creation) → the project created.
 
 Times are in days: the median and the 90th percentile (interpolated).
+
+The report reads the cohorts' read models (projections/cohorts.py): whole months as
+``cohort_months`` counted them, the months the period cuts and the period's step times
+from the per-lead rows of ``lead_cohorts``.
 """
 
 from __future__ import annotations

@@ -22,9 +22,17 @@ the cursor sees). Each record's path is its visits in order, as it stands now:
 - **waits**: the stages by median wait, the longest first.
 
 Times are elapsed time (a lead's pauses included: a record waits while paused), in
-seconds; medians and p90 are interpolated (``quantile_cont``). The visits picked are
-gathered once into a temporary table of the request's cursor, read by five small
-aggregations, and dropped.
+seconds; medians and p90 are interpolated (``quantile_cont``).
+
+The map is read from the process read models (``lead_process_visits``,
+``deal_process_visits``, ``project_process_visits``: projections/process.py), which keep
+per visit of a case its next stage, the case's first entry, path and span, and the first
+visit of each stage and edge per case: a period is a range on the first entry, the
+variants a GROUP BY on the stored path, the records per stage or edge a count. When the
+stored rows cannot answer as asked (a picked case has a visit entered after ``as_of``, or
+before the period's start), the visits are gathered from the status-time visits instead
+(``lead_stage_visits``, ...) into a temporary table of the request's cursor, read by four
+small aggregations, and dropped: the same figures, computed the old way.
 """
 
 from __future__ import annotations
