@@ -144,7 +144,8 @@ def _ddl(kind: ProcessKind) -> str:
 
 
 # The touched records' rows (their ids in ``_process_touched``), rebuilt from all their
-# visits.
+# visits, written in the order of their case's first entry: a period's range then skips
+# the row groups outside it (DuckDB's min/max per row group).
 REBUILD_SQL = """
 INSERT INTO {table}
 WITH visits AS (
@@ -181,6 +182,7 @@ SELECT n.id, w.owner, n.funnel, c.first_at, c.min_at, c.last_at, n.seq, n.stage,
   NOT coalesce(list_contains(n.before, n.stage), FALSE),
   list_position(c.edges, n.stage || chr(31) || coalesce(n.next_stage, '')) = n.seq
 FROM numbered n JOIN cases c USING (id) LEFT JOIN owners w USING (id)
+ORDER BY c.first_at
 """
 
 
