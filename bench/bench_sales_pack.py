@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from datetime import timedelta
@@ -31,6 +33,7 @@ from bench.bench_funnel_report import END, fill_read_model, verdict
 from leadledger.demo import MANAGERS
 from leadledger.settings import Settings
 from leadledger.wiring import build, load_funnels
+from projections.cohorts import CohortProjection
 from projections.database import ReadModelDatabase
 from queries import conversion, sales, sales_stats
 
@@ -81,10 +84,18 @@ def derive_records(path: Path, projects: int) -> dict[str, int]:
                 for n, m in enumerate(MANAGERS)
             ],
         )
+        # the cohorts' read models, derived from the records as the projector folds them
+        started = time.perf_counter()
+        CohortProjection().derive_all(cursor)
+        print(
+            f"lead_cohorts and cohort_months derived in {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
         cursor.execute("CHECKPOINT")
         counts = {
             table: int((cursor.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,))[0])
-            for table in ("leads", "deals", "projects", "users")
+            for table in ("leads", "deals", "projects", "users", "lead_cohorts", "cohort_months")
         }
         cursor.close()
     finally:
@@ -157,6 +168,16 @@ def query_benchmarks(path: Path, runs: int, warmup: int) -> list[list[Any]]:
     rows: list[list[Any]] = []
     try:
         cursor = db.cursor()
+        baseline = benchlib.timed(
+            lambda: cursor.execute(
+                "SELECT count(*) FROM leads WHERE funnel = 'out_of_court'"
+            ).fetchall(),
+            runs,
+            warmup,
+        )
+        rows.append(
+            benchlib.latency_row("baseline: count(*) of leads in a funnel", baseline, ("",))
+        )
         for label, call in reports(cursor):
             samples = benchlib.timed(call, runs, warmup)
             rows.append(benchlib.latency_row(label, samples, (verdict(samples),)))
@@ -226,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also time the endpoints through FastAPI's TestClient (default: yes)",
     )
     args = parser.parse_args(argv)
+    load_before = _load()
     print(
         f"bench_sales_pack: leads={args.leads:,} projects<={args.projects:,} runs={args.runs} "
         f"warmup={args.warmup} http={'yes' if args.http else 'no'}",
@@ -258,7 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if http_rows:
         print(benchlib.table("Through HTTP (FastAPI TestClient, in-process)", headers, http_rows))
+    print(f"load average (1/5/15 min) before: {load_before}, at the end: {_load()}")
     return 0
+
+
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from process_managers.runner import ProcessManager, ProcessRunner
 from projections.activities import ActivityPlanProjection, ActivityProjection
 from projections.alert_reads import AlertReadProjection
 from projections.base import Projection
+from projections.cohorts import CohortProjection
 from projections.companies import CompanyProjection
 from projections.contacts import ContactProjection
 from projections.database import ReadModelDatabase
@@ -57,6 +58,7 @@ from projections.deals import deal_projections
 from projections.directories import DirectoryEntryProjection
 from projections.directory import DirectoryProjection
 from projections.leads import LeadProjection
+from projections.process import ProcessVisitProjection
 from projections.projector import Projector
 from projections.projects import project_projections
 from projections.revenue import RevenueLedgerProjection
@@ -145,6 +147,10 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         DirectoryEntryProjection(),
         *project_projections(rules),
         *status_time_projections(funnels, rules),
+        # after the visits it is derived from (leads', deals' and projects')
+        ProcessVisitProjection(),
+        # after the leads', deals' and projects' read models it is derived from
+        CohortProjection(),
         RevenueLedgerProjection(),
         AlertReadProjection(),
         *sales_projections(),

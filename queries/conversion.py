@@ -11,71 +11,60 @@ the previous one's. Each step's time is measured where both of its ends are know
 - to project: the deal won (else the lead's creation) → the project created.
 
 Times are in days: the median and the 90th percentile (interpolated).
+
+The report reads the cohorts' read models (projections/cohorts.py): whole months as
+``cohort_months`` counted them, the months the period cuts and the period's step times
+from the per-lead rows of ``lead_cohorts``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
 
+from projections.cohorts import MONTHS_SQL, REACHED, STEPS
 from queries.common import rows
-from queries.sales import DAY, MONTH_OF_DAY, period_where
 
-DAYS = "(epoch({to}) - epoch({frm})) / 86400.0"
-STEPS = {
-    "to_quality": DAYS.format(to="l.qualified_at", frm="l.created_at"),
-    "to_deal": DAYS.format(to="d.created_at", frm="coalesce(l.qualified_at, l.created_at)"),
-    "to_won": (
-        f"CASE WHEN d.status = 'won' THEN {DAYS.format(to='d.closed_at', frm='d.created_at')} END"
-    ),
-    "to_project": DAYS.format(
-        to="p.created_at",
-        frm="CASE WHEN d.status = 'won' THEN d.closed_at ELSE l.created_at END",
-    ),
-}
-REACHED = {
-    "projects": "p.project_id IS NOT NULL",
-    "won": "(d.status = 'won' OR p.project_id IS NOT NULL)",
-    "deals": "(d.deal_id IS NOT NULL OR p.project_id IS NOT NULL)",
-    "quality": (
-        "(coalesce(l.quality, FALSE) OR d.deal_id IS NOT NULL OR p.project_id IS NOT NULL)"
-    ),
-}
-COHORTS = """
-WITH cohort AS (
-  SELECT {day} AS day, l.funnel AS funnel,
-    {reached},
-    {steps}
-  FROM leads AS l
-  LEFT JOIN deals AS d ON d.deal_id = l.deal_id
-  LEFT JOIN projects AS p ON p.project_id = coalesce(l.project_id, d.project_id){where}
-),
-months AS (SELECT day, {month} AS month FROM (SELECT DISTINCT day FROM cohort))
-SELECT month, funnel, grouping(month, funnel) AS level, count(*) AS leads,
-  {counts},
-  {quantiles}
-FROM cohort JOIN months USING (day) GROUP BY GROUPING SETS ((month, funnel), (month), ())
-ORDER BY level, month, funnel
-"""
-"""One scan for the three levels: per month and funnel (level 0), per month (1), all (3)."""
+MICROSECOND = timedelta(microseconds=1)
+# The totals' step times over the period's lead rows (``{where}``: the period and funnel).
+TOTAL_TIMES_SQL = "SELECT " + ", ".join(
+    f"(SELECT quantile_cont({s}, [0.5, 0.9]) FROM lead_cohorts WHERE {s} >= 0{{where}}) AS {s}"
+    for s in STEPS
+)
 
 
-def _query(where: str) -> str:
-    return COHORTS.format(
-        day=DAY.format(column="l.created_at"),
-        month=MONTH_OF_DAY.format(day="day"),
-        reached=",\n    ".join(f"{cond} AS r_{name}" for name, cond in REACHED.items()),
-        steps=",\n    ".join(f"{expr} AS {name}" for name, expr in STEPS.items()),
-        where=where,
-        counts=",\n  ".join(f"count(*) FILTER (WHERE r_{n}) AS {n}" for n in REACHED),
-        quantiles=",\n  ".join(
-            f"quantile_cont({s}, 0.5) FILTER (WHERE {s} >= 0) AS {s}_median, "
-            f"quantile_cont({s}, 0.9) FILTER (WHERE {s} >= 0) AS {s}_p90"
-            for s in STEPS
-        ),
-    )
+def _month_floor(at: datetime) -> datetime:
+    at = at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
+    return at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next_month(at: datetime) -> datetime:
+    return (at.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def _whole_months(
+    start: datetime | None, end: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """The period's whole months (UTC) as [first month's start, last month's next): None
+    is unbounded; the leads of the period outside them are in the partial edge months."""
+    first = None
+    if start is not None:
+        first = _month_floor(start)
+        if first != start:
+            first = _next_month(first)
+    last = None if end is None else _month_floor(end + MICROSECOND)
+    return first, last
+
+
+def _where(parts: list[tuple[str, Any]], params: dict[str, Any], prefix: str = " AND ") -> str:
+    clauses = []
+    for i, (clause, value) in enumerate(parts):
+        name = f"p{len(params)}_{i}"
+        clauses.append(clause.replace("?", f"${name}"))
+        params[name] = value
+    return (prefix + " AND ".join(clauses)) if clauses else ""
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -111,20 +100,69 @@ def conversion_cohorts(
     end: datetime | None,
 ) -> dict[str, Any]:
     """The cohorts of the leads created in the period (all funnels or one): per month
-    and funnel, per month over the funnels, and for the whole period."""
-    where, params = period_where("l.created_at", start, end, funnel, "l.funnel")
-    cursor.execute(_query(where), params)
+    and funnel, per month over the funnels, and for the whole period.
+
+    Whole months are read as ``cohort_months`` counted them; the leads of a month the
+    period cuts (its first or last) are counted from ``lead_cohorts``, and so are the
+    period's step times (projections/cohorts.py)."""
+    first, last = _whole_months(start, end)
+    funnel_part = [] if funnel is None else [("funnel = ?", funnel)]
+    # whole months: as counted (per funnel, and over the funnels when all are asked)
+    params: dict[str, Any] = {}
+    bounds = []
+    if first is not None:
+        bounds.append(("month_start >= ?", first))
+    if last is not None:
+        bounds.append(("month_next <= ?", last))
+    levels = "level = 0" + _where(funnel_part, params) if funnel else "TRUE"
+    cursor.execute(f"SELECT * FROM cohort_months WHERE {levels}{_where(bounds, params)}", params)
     found = rows(cursor)
-    cohorts = [
-        {"month": r["month"], "funnel": r["funnel"], **_figures(r)}
-        for r in found
-        if r["level"] == 0
-    ]
-    by_month = [
-        {"month": r["month"], "funnel": "*", **_figures(r)} for r in found if r["level"] == 1
-    ]
-    everything = [r for r in found if r["level"] == 3]
-    totals = _figures(everything[0] if everything else _empty())
+    if funnel is not None:  # one funnel: each month over the funnels is the funnel's month
+        found += [{**r, "level": 1, "funnel": None} for r in found]
+    # the cut months, from the lead rows
+    period: list[tuple[str, Any]] = []
+    if start is not None:
+        period.append(("created_at >= ?", start))
+    if end is not None:
+        period.append(("created_at <= ?", end))
+    inside = []
+    if first is not None:
+        inside.append("created_at >= ?")
+    if last is not None:
+        inside.append("created_at < ?")
+    params = {}
+    where = _where(period + funnel_part, params, " WHERE ")
+    if inside:
+        cut = " OR ".join(f"NOT ({c.replace('?', f'$cut{i}')})" for i, c in enumerate(inside))
+        for i, value in enumerate(v for v in (first, last) if v is not None):
+            params[f"cut{i}"] = value
+        where += (" AND " if where else " WHERE ") + f"({cut})"
+        cursor.execute(MONTHS_SQL.format(rows="lead_cohorts", where=where), params)
+        found += rows(cursor)
+    cohorts = sorted(
+        (
+            {"month": r["month"], "funnel": r["funnel"], **_figures(r)}
+            for r in found
+            if r["level"] == 0
+        ),
+        key=lambda r: (r["month"], r["funnel"]),
+    )
+    by_month = sorted(
+        ({"month": r["month"], "funnel": "*", **_figures(r)} for r in found if r["level"] == 1),
+        key=lambda r: r["month"],
+    )
+    # the period: the months' counts added up, the step times over its lead rows
+    params = {}
+    cursor.execute(TOTAL_TIMES_SQL.format(where=_where(period + funnel_part, params)), params)
+    times = rows(cursor)[0]
+    whole = {
+        "leads": sum(r["leads"] for r in cohorts),
+        **{n: sum(r[n] for r in cohorts) for n in REACHED},
+    }
+    for step in STEPS:
+        q = times[step]
+        whole[f"{step}_median"], whole[f"{step}_p90"] = (None, None) if q is None else q
+    totals = _figures(whole)
     return {
         "funnel": funnel,
         "created_from": start,

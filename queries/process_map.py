@@ -22,25 +22,33 @@ the cursor sees). Each record's path is its visits in order, as it stands now:
 - **waits**: the stages by median wait, the longest first.
 
 Times are elapsed time (a lead's pauses included: a record waits while paused), in
-seconds; medians and p90 are interpolated (``quantile_cont``). The visits picked are
-gathered once into a temporary table of the request's cursor, read by five small
-aggregations, and dropped.
+seconds; medians and p90 are interpolated (``quantile_cont``).
+
+The map is read from the process read models (``lead_process_visits``,
+``deal_process_visits``, ``project_process_visits``: projections/process.py), which keep
+per visit of a case its next stage, the case's first entry, path and span, and the first
+visit of each stage and edge per case: a period is a range on the first entry, the
+variants a GROUP BY on the stored path, the records per stage or edge a count. When the
+stored rows cannot answer as asked (a picked case has a visit entered after ``as_of``, or
+before the period's start), the visits are gathered from the status-time visits instead
+(``lead_stage_visits``, ...) into a temporary table of the request's cursor, read by four
+small aggregations, and dropped: the same figures, computed the old way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import duckdb
 
+from projections.process import PATH_SEPARATOR
 from queries import common
 
 Kind = Literal["lead", "deal", "project"]
 MICROSECONDS = 1_000_000
-PATH_SEPARATOR = " → "
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,57 @@ SELECT o.subject_id, o.visit_no, o.stage, o.entered_at, o.left_at, o.next_stage,
 FROM ordered o LEFT JOIN steps s ON s.stage = o.stage
   LEFT JOIN steps n ON n.stage = o.next_stage
 """
+
+# The same figures from the process read models (projections/process.py), straight from
+# the stored rows of the period's cases (a range on the case's first entry): the next
+# stage, the path, its duration and the first visit of a stage or edge per case are
+# stored; only what depends on ``as_of`` (a visit still open waits until then) is computed
+# here, and which moves go back (the funnel's steps) in Python. ``{where}`` picks the rows.
+FAST_TABLES: dict[Kind, str] = {
+    "lead": "lead_process_visits",
+    "deal": "deal_process_visits",
+    "project": "project_process_visits",
+}
+FAST_KEYS: dict[Kind, str] = {"lead": "lead_id", "deal": "deal_id", "project": "project_id"}
+FAST_WAIT = "epoch_us(least(coalesce(o.left_at, $as_of), $as_of)) - epoch_us(o.entered_at)"
+# The cases the stored rows cannot answer for as asked (a visit entered after ``as_of``,
+# or before the period's start): then the visits are gathered the old way.
+FAST_STALE_SQL = "SELECT count(*) FROM {table} o WHERE {where} AND o.seq = 1 AND ({stale})"
+FAST_NODES_SQL = f"""
+SELECT o.stage, count(*) AS visits, count(*) FILTER (WHERE o.first_in_stage) AS records,
+  count(*) FILTER (WHERE o.left_at <= $as_of) AS left_count,
+  count(*) FILTER (WHERE o.left_at IS NULL OR o.left_at > $as_of) AS waiting_now,
+  quantile_cont({FAST_WAIT}, [0.5, 0.9]) AS q,
+  count(*) FILTER (WHERE o.seq = 1) AS starts,
+  count(*) FILTER (WHERE o.left_at <= $as_of AND o.next_stage IS NULL) AS ends
+FROM {{table}} o WHERE {{where}} GROUP BY o.stage
+"""
+FAST_EDGES_SQL = f"""
+SELECT o.stage AS from_stage, o.next_stage AS to_stage, count(*) AS count,
+  count(*) FILTER (WHERE o.first_on_edge) AS records,
+  quantile_cont({FAST_WAIT}, [0.5, 0.9]) AS q
+FROM {{table}} o WHERE {{where}} AND o.next_stage IS NOT NULL
+GROUP BY o.stage, o.next_stage
+"""
+FAST_VARIANTS_SQL = """
+SELECT o.path, any_value(o.steps) AS steps, count(*) AS count,
+  quantile_cont(epoch_us(o.last_at) - epoch_us(o.min_at), [0.5, 0.9]) AS q,
+  count(*) OVER () AS variants
+FROM {table} o WHERE {where} AND o.seq = 1
+GROUP BY o.path ORDER BY count DESC, o.path LIMIT $limit
+"""
+# The records that moved back at least once (``{back}``: the moves back, as pairs).
+FAST_REWORK_SQL = """
+SELECT count(DISTINCT o.{key}) FROM {table} o
+WHERE {where} AND (o.stage, o.next_stage) IN ({back})
+"""
+# A record's department, for the stored rows (``o``: the process table; ``owner``: a
+# lead's or deal's responsible manager, a project's department).
+FAST_DEPARTMENT_SQL: dict[Kind, str] = {
+    "lead": " AND o.owner IN (SELECT username FROM users WHERE department = $department)",
+    "deal": " AND o.owner IN (SELECT username FROM users WHERE department = $department)",
+    "project": " AND o.owner = $department",
+}
 
 NODES_SQL = """
 SELECT stage, count(*) AS visits, count(DISTINCT subject_id) AS records,
@@ -196,18 +255,98 @@ def _gather_sql(
     return sql, params
 
 
-def _ordered(found: dict[str, dict[str, Any]], stages: Sequence[StageInfo]) -> list[str]:
-    """Configured stages in funnel order (those visited), then stages no longer configured."""
-    known = [s.id for s in stages if s.id in found]
-    return known + sorted(set(found) - set(known))
+def _fast_where(filters: ProcessMapFilters) -> tuple[str, str, dict[str, Any]]:
+    """The stored rows' WHERE (the funnel, the period, the department), the condition of
+    a case the stored rows cannot answer for, and their parameters."""
+    params: dict[str, Any] = {"funnel": filters.funnel, "as_of": filters.as_of}
+    where = "$funnel IS NULL" if filters.kind == "project" else "o.funnel = $funnel"
+    stale = "o.last_at > $as_of"
+    if filters.start is not None:
+        where += " AND o.first_at >= $start"
+        stale += " OR o.min_at < $start"
+        params["start"] = filters.start
+    if filters.end is not None:
+        where += " AND o.first_at <= $end"
+        params["end"] = filters.end
+    if filters.department is not None:
+        where += FAST_DEPARTMENT_SQL[filters.kind]
+        params["department"] = filters.department
+    return where, stale, params
 
 
-def process_map(
-    cursor: duckdb.DuckDBPyConnection,
-    filters: ProcessMapFilters,
-    stages: Sequence[StageInfo],
-) -> dict[str, Any]:
-    """The process map of the records the filters pick (see the module's docstring)."""
+def _used(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if f"${k}" in sql}
+
+
+def _quantiles(row: dict[str, Any]) -> dict[str, Any]:
+    q = row.pop("q")
+    row["median_us"], row["p90_us"] = (None, None) if q is None else q
+    return row
+
+
+def _back(stages: Sequence[StageInfo]) -> Callable[[str, str], bool]:
+    """Whether a move from one stage to another goes back (to a smaller step; a stage no
+    longer configured goes neither way)."""
+    step = {s.id: s.step for s in stages}
+
+    def back(frm: str, to: str) -> bool:
+        a, b = step.get(frm), step.get(to)
+        return a is not None and b is not None and b < a
+
+    return back
+
+
+Rows = tuple[dict[str, dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]
+
+
+def _stored_rows(
+    cursor: duckdb.DuckDBPyConnection, filters: ProcessMapFilters, stages: Sequence[StageInfo]
+) -> Rows | None:
+    """The map's rows from the process read models; None when they cannot answer."""
+    table = FAST_TABLES[filters.kind]
+    where, stale, params = _fast_where(filters)
+    sql = FAST_STALE_SQL.format(table=table, where=where, stale=stale)
+    cursor.execute(sql, _used(sql, params))
+    found = cursor.fetchall()
+    if found and found[0][0]:
+        return None
+    sql = FAST_NODES_SQL.format(table=table, where=where)
+    cursor.execute(sql, _used(sql, params))
+    node_rows = {r["stage"]: _quantiles(r) for r in common.rows(cursor)}
+    sql = FAST_EDGES_SQL.format(table=table, where=where)
+    cursor.execute(sql, _used(sql, params))
+    back = _back(stages)
+    edge_rows = [
+        {**_quantiles(r), "back": back(r["from_stage"], r["to_stage"])} for r in common.rows(cursor)
+    ]
+    sql = FAST_VARIANTS_SQL.format(table=table, where=where)
+    cursor.execute(sql, {**_used(sql, params), "limit": max(filters.variants, 0)})
+    variant_rows = [_quantiles(r) for r in common.rows(cursor)]
+    back_pairs = [(r["from_stage"], r["to_stage"]) for r in edge_rows if r["back"]]
+    records = 0
+    if back_pairs:
+        pairs = []
+        for i, (frm, to) in enumerate(back_pairs):
+            pairs.append(f"($bf{i}, $bt{i})")
+            params[f"bf{i}"] = frm
+            params[f"bt{i}"] = to
+        sql = FAST_REWORK_SQL.format(
+            key=FAST_KEYS[filters.kind], table=table, where=where, back=", ".join(pairs)
+        )
+        cursor.execute(sql, _used(sql, params))
+        records = int(cursor.fetchall()[0][0])
+    rework_row = {
+        "moves": sum(int(r["count"]) for r in edge_rows if r["back"]),
+        "records": records,
+        "cases": sum(int(r["starts"]) for r in node_rows.values()),
+    }
+    return node_rows, edge_rows, variant_rows, rework_row
+
+
+def _gathered_rows(
+    cursor: duckdb.DuckDBPyConnection, filters: ProcessMapFilters, stages: Sequence[StageInfo]
+) -> Rows:
+    """The map's rows gathered from the status-time visits (the old way)."""
     sql, params = _gather_sql(filters, stages)
     cursor.execute(sql, params)
     try:
@@ -223,6 +362,30 @@ def process_map(
         rework_row = common.rows(cursor)[0]
     finally:
         cursor.execute("DROP TABLE IF EXISTS _process_visits")
+    return node_rows, edge_rows, variant_rows, rework_row
+
+
+def _ordered(found: dict[str, dict[str, Any]], stages: Sequence[StageInfo]) -> list[str]:
+    """Configured stages in funnel order (those visited), then stages no longer configured."""
+    known = [s.id for s in stages if s.id in found]
+    return known + sorted(set(found) - set(known))
+
+
+def process_map(
+    cursor: duckdb.DuckDBPyConnection,
+    filters: ProcessMapFilters,
+    stages: Sequence[StageInfo],
+    *,
+    stored: bool = True,
+) -> dict[str, Any]:
+    """The process map of the records the filters pick (see the module's docstring).
+
+    ``stored``: read the process read models (``False``: gather every visit from the
+    status-time visits, the way the read models are checked against)."""
+    found = _stored_rows(cursor, filters, stages) if stored else None
+    if found is None:
+        found = _gathered_rows(cursor, filters, stages)
+    node_rows, edge_rows, variant_rows, rework_row = found
     info = {s.id: s for s in stages}
     order = _ordered(node_rows, stages)
     position = {stage: i for i, stage in enumerate(order)}

@@ -35,6 +35,7 @@ from commands.policy import Guard, Policy
 from commands.users import StoreDirectory
 from leadledger.tokens import TokenRejected
 from leadledger.wiring import Platform
+from projections.cohorts import COHORT_ROWS_SQL, MONTHS_SQL
 from read_api.errors import Unauthenticated
 
 M, H, T, PM, E, D = Role.MANAGER, Role.HEAD, Role.TOP, Role.PM, Role.EXPERT, Role.DEPARTMENT
@@ -590,6 +591,8 @@ class Scope:
             ("lead_pauses", "lead_id IN (SELECT lead_id FROM leads)"),
             ("lead_stage_visits", "lead_id IN (SELECT lead_id FROM leads)"),
             ("deal_stage_visits", "deal_id IN (SELECT deal_id FROM deals)"),
+            ("lead_process_visits", "lead_id IN (SELECT lead_id FROM leads)"),
+            ("deal_process_visits", "deal_id IN (SELECT deal_id FROM deals)"),
             (
                 "projects",
                 f"manager IN {people} OR pm = {me} OR {in_department}"
@@ -608,6 +611,7 @@ class Scope:
                     "project_acts",
                     "project_status_pms",
                     "project_status_visits",
+                    "project_process_visits",
                 )
             ),
             (
@@ -672,6 +676,15 @@ class Scope:
             f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {base}.{table} WHERE {predicate}"
             for table, predicate in views
         ]
+        # the conversion cohorts over the leads, deals and projects the viewer sees,
+        # computed when read (the stored ones count every record)
+        statements.append(
+            "CREATE OR REPLACE TEMP VIEW lead_cohorts AS " + COHORT_ROWS_SQL.format(where="")
+        )
+        statements.append(
+            "CREATE OR REPLACE TEMP VIEW cohort_months AS "
+            + MONTHS_SQL.format(rows="lead_cohorts", where="")
+        )
         # the directory is shared, but a contractor's figures are the viewer's: counted
         # over the quotes they see (list, card and export alike)
         statements.append(

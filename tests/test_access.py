@@ -461,7 +461,8 @@ def test_scope_quotes_every_value_it_writes_into_its_views() -> None:
     for statement in scope.view_statements("my'db"):
         assert "'o''neil'" in statement or "o'neil" not in statement
         assert "'x''); DROP'" in statement or "DROP'" not in statement
-        assert '"my\'db".main' in statement
+        # a view built only on other scoped views (the cohorts') names no catalog
+        assert '"my\'db".main' in statement or "my'db" not in statement
 
 
 def test_a_process_managers_events_name_what_caused_them(

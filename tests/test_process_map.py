@@ -34,6 +34,7 @@ from leadledger.wiring import Platform
 from projections.database import ReadModelDatabase
 from projections.directory import DirectoryProjection
 from projections.leads import LeadProjection
+from projections.process import ProcessVisitProjection
 from queries.process_map import ProcessMapFilters, StageInfo, process_map
 from tests.conftest import ACTOR, FakeClock, PlatformFactory, bearer, serving
 from tests.factories import FUNNELS, LeadDriver
@@ -454,6 +455,10 @@ def test_edges_balance_the_visits_and_variants_share_the_records(
             LeadProjection(FUNNELS).create_tables(cursor)
             DirectoryProjection().create_tables(cursor)
             _fill(cursor, leads)
+            # the process map's read model, derived from the visits as the projector does
+            process = ProcessVisitProjection()
+            process.create_tables(cursor)
+            process.derive_all(cursor, ("lead",))
             as_of = T0 + timedelta(days=400)  # after every visit
             filters = ProcessMapFilters(
                 "lead", "out_of_court", as_of, start=T0 + timedelta(days=days), variants=500

@@ -24,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadledger.wiring import Platform
+from projections.cohorts import CohortProjection
 from projections.leads import LEADS_COLUMNS, _ddl
 from queries import conversion
 from read_api.app import create_app
@@ -192,6 +193,7 @@ def scratch() -> Iterator[duckdb.DuckDBPyConnection]:
         "closed_at TIMESTAMPTZ, project_id VARCHAR)"
     )
     con.execute("CREATE TABLE projects (project_id VARCHAR, created_at TIMESTAMPTZ)")
+    CohortProjection().create_tables(con)
     yield con
     con.close()
 
@@ -222,6 +224,7 @@ def test_month_cohorts_add_up_and_steps_only_narrow(
             )
             if project is not None:
                 scratch.execute("INSERT INTO projects VALUES (?, ?)", [project, closed])
+    CohortProjection().derive_all(scratch)  # the cohorts' read models, as the projector does
     report = conversion.conversion_cohorts(scratch, funnel=None, start=None, end=None)
     steps = ("leads", "quality", "deals", "won", "projects")
     for key in steps:

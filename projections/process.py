@@ -1,0 +1,264 @@
+"""The process map's read models (issue 16 §3, §4): each record's visits of its own funnel,
+ready for a period's map.
+
+One table per kind of record: ``lead_process_visits``, ``deal_process_visits`` and
+``project_process_visits``. A record's **case** is its visits in the funnel of its first
+visit (a lead transferred away and back keeps only the visits of the funnel it was created
+in; a project's case is every status visit), numbered ``seq`` 1, 2, … in visit order. Each
+row carries what the map reads of its visit and of its case:
+
+- the record's ``owner``: a lead's or deal's responsible manager, a project's department,
+  as they stand now (the department filter reads it, with the directory);
+- the visit: ``stage``, ``entered_at``, ``left_at``, the case's next stage after it
+  (``next_stage``: the directly-follows edge);
+- the case: ``first_at`` (its first visit's entry: the period picks cases by it, so the
+  table is read by one range filter), ``min_at`` and ``last_at`` (the earliest and latest
+  entry among its visits), and on the first row (``seq = 1``) its ``path`` (the stages in
+  order, joined by ``PATH_SEPARATOR``: the variants are a GROUP BY on it) and ``steps``;
+- ``first_in_stage`` and ``first_on_edge``: the case's first visit of the stage, its
+  first move along the edge, so that the records per stage and per edge are counts, not
+  distinct counts.
+
+The rows are derived from the status-time visits (``lead_stage_visits``, kept by
+projections/leads.py; ``deal_stage_visits`` and ``project_status_visits``, kept by
+projections/status_time.py), so this projection runs after those, in the same
+transaction: for every record a page touches (an event that opens or ends a visit), its
+rows are deleted and rebuilt from all its visits, set-based in DuckDB. A record that moves
+later changes its path, next stages and ``last_at`` at once, and folding the log in any
+page sizes gives exactly the rows one rebuild gives.
+
+Times that depend on the instant asked (a visit still open waits until then) and the
+funnels' steps (a move back is to a smaller step) are not stored: the query computes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PATH_SEPARATOR = " → "
+
+_SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ProcessKind:
+    kind: str
+    table: str
+    """The read model this projection keeps."""
+    visits: str
+    """The status-time visits it is derived from."""
+    key: str
+    stage: str
+    funnel: str | None
+    """The visits' funnel column (None: one process, every visit belongs to the case)."""
+    topics: frozenset[str]
+    """The events that open or end a visit of the kind, or change its owner."""
+    owner: str
+    """The record's current-state table and its column kept as ``owner``."""
+    owner_changed: str = ""
+    """The card change that may change the owner (as its ``changes`` name it)."""
+
+
+KINDS: tuple[ProcessKind, ...] = (
+    ProcessKind(
+        "lead",
+        "lead_process_visits",
+        "lead_stage_visits",
+        "lead_id",
+        "stage",
+        "funnel",
+        frozenset(
+            {
+                "LeadCreated",
+                "LeadStageChanged",
+                "LeadTransferred",
+                "LeadQualified",
+                "LeadClosed",
+                "LeadCardUpdated",
+            }
+        ),
+        "leads.manager",
+        "LeadCardUpdated",
+    ),
+    ProcessKind(
+        "deal",
+        "deal_process_visits",
+        "deal_stage_visits",
+        "deal_id",
+        "stage",
+        "funnel",
+        frozenset(
+            {
+                "DealCreated",
+                "DealStageChanged",
+                "DealEstimateReady",
+                "DealEstimateRejected",
+                "DealClosed",
+            }
+        ),
+        "deals.manager",
+    ),
+    ProcessKind(
+        "project",
+        "project_process_visits",
+        "project_status_visits",
+        "project_id",
+        "status",
+        None,
+        frozenset({"ProjectCreated", "ProjectStatusChanged", "ProjectCardUpdated"}),
+        "projects.department",
+        "ProjectCardUpdated",
+    ),
+)
+
+
+def columns(kind: ProcessKind) -> tuple[tuple[str, str], ...]:
+    return (
+        (kind.key, "VARCHAR"),
+        ("owner", "VARCHAR"),
+        ("funnel", "VARCHAR"),
+        ("first_at", "TIMESTAMPTZ"),
+        ("min_at", "TIMESTAMPTZ"),
+        ("last_at", "TIMESTAMPTZ"),
+        ("seq", "INTEGER"),
+        ("stage", "VARCHAR"),
+        ("entered_at", "TIMESTAMPTZ"),
+        ("left_at", "TIMESTAMPTZ"),
+        ("next_stage", "VARCHAR"),
+        ("path", "VARCHAR"),
+        ("steps", "INTEGER"),
+        ("first_in_stage", "BOOLEAN"),
+        ("first_on_edge", "BOOLEAN"),
+    )
+
+
+def _ddl(kind: ProcessKind) -> str:
+    body = ", ".join(f"{name} {sql_type}" for name, sql_type in columns(kind))
+    return f"CREATE TABLE IF NOT EXISTS {kind.table} ({body})"
+
+
+# The touched records' rows (their ids in ``_process_touched``), rebuilt from all their
+# visits, written in the order of their case's first entry: a period's range then skips
+# the row groups outside it (DuckDB's min/max per row group).
+REBUILD_SQL = """
+INSERT INTO {table}
+WITH visits AS (
+  SELECT {key} AS id, visit_no, {funnel} AS funnel, {stage} AS stage, entered_at, left_at
+  FROM {visits} WHERE {key} IN (SELECT id FROM _process_touched)
+),
+firsts AS (SELECT id, funnel AS case_funnel FROM visits WHERE visit_no = 1),
+mine AS (
+  SELECT v.* FROM visits v JOIN firsts f ON f.id = v.id{same_funnel}
+),
+numbered AS (
+  SELECT id, funnel, stage, entered_at, left_at,
+    CAST(row_number() OVER w AS INTEGER) AS seq,
+    lead(stage) OVER w AS next_stage,
+    list(stage) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
+  FROM mine WINDOW w AS (PARTITION BY id ORDER BY visit_no)
+),
+cases AS (
+  SELECT id, min(entered_at) FILTER (WHERE seq = 1) AS first_at,
+    min(entered_at) AS min_at, max(entered_at) AS last_at,
+    string_agg(stage, '{separator}' ORDER BY seq) AS path,
+    CAST(count(*) AS INTEGER) AS steps,
+    list(stage || chr(31) || coalesce(next_stage, '') ORDER BY seq) AS edges
+  FROM numbered GROUP BY id
+),
+owners AS (
+  SELECT {key} AS id, {owner_column} AS owner FROM {owner_table}
+  WHERE {key} IN (SELECT id FROM _process_touched)
+)
+SELECT n.id, w.owner, n.funnel, c.first_at, c.min_at, c.last_at, n.seq, n.stage, n.entered_at,
+  n.left_at, n.next_stage,
+  CASE WHEN n.seq = 1 THEN c.path END, CASE WHEN n.seq = 1 THEN c.steps END,
+  -- the first visit of its stage in the case; the first move along its edge
+  NOT coalesce(list_contains(n.before, n.stage), FALSE),
+  list_position(c.edges, n.stage || chr(31) || coalesce(n.next_stage, '')) = n.seq
+FROM numbered n JOIN cases c USING (id) LEFT JOIN owners w USING (id)
+ORDER BY c.first_at
+"""
+
+
+class ProcessVisitProjection:
+    """The three process tables, rebuilt per touched record from the status-time visits
+    (register it after the projections that keep those)."""
+
+    name = "process_visits"
+    tables: tuple[str, ...] = tuple(k.table for k in KINDS)
+    topics: frozenset[str] = frozenset().union(*(k.topics for k in KINDS))
+
+    def __init__(self) -> None:
+        self._topic_values = {k.kind: pa.array(sorted(k.topics), pa.string()) for k in KINDS}
+        self._statements = {
+            k.kind: (
+                "CREATE OR REPLACE TEMP TABLE _process_touched AS "
+                f"SELECT DISTINCT stream_id AS id FROM _page WHERE topic IN "
+                f"({', '.join(repr(t) for t in sorted(k.topics - {k.owner_changed}))})"
+                # a card change touches the record only when it changes the owner
+                f" OR (topic = '{k.owner_changed}'"
+                f" AND json_extract(state, '$.changes.{k.owner.split('.')[1]}') IS NOT NULL)",
+                f"DELETE FROM {k.table} WHERE {k.key} IN (SELECT id FROM _process_touched)",
+                REBUILD_SQL.format(
+                    table=k.table,
+                    key=k.key,
+                    funnel=k.funnel or "CAST(NULL AS VARCHAR)",
+                    stage=k.stage,
+                    visits=k.visits,
+                    same_funnel=(
+                        " AND v.funnel IS NOT DISTINCT FROM f.case_funnel" if k.funnel else ""
+                    ),
+                    separator=PATH_SEPARATOR,
+                    owner_table=k.owner.split(".")[0],
+                    owner_column=k.owner.split(".")[1],
+                ),
+                "DROP TABLE _process_touched",
+            )
+            for k in KINDS
+        }
+
+    @property
+    def fingerprint(self) -> str:
+        parts = [self.name, *(_ddl(k) for k in KINDS)]
+        parts += [s for k in KINDS for s in self._statements[k.kind]]
+        parts.append(_SOURCE_DIGEST)
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+    def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        for kind in KINDS:
+            cursor.execute(_ddl(kind))
+
+    def derive_all(
+        self,
+        cursor: duckdb.DuckDBPyConnection,
+        kinds: tuple[str, ...] = ("lead", "deal", "project"),
+    ) -> None:
+        """Rebuild every row from the visits as they stand (for visits written without
+        the projector, as benches and tests fill them): the fold with every record
+        touched."""
+        for kind in KINDS:
+            if kind.kind not in kinds:
+                continue
+            _, *rest = self._statements[kind.kind]
+            cursor.execute(f"DELETE FROM {kind.table}")
+            cursor.execute(
+                "CREATE OR REPLACE TEMP TABLE _process_touched AS "
+                f"SELECT DISTINCT {kind.key} AS id FROM {kind.visits}"
+            )
+            for statement in rest:
+                cursor.execute(statement)
+
+    def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
+        topic = page["topic"]
+        for kind in KINDS:
+            if not pc.any(pc.is_in(topic, value_set=self._topic_values[kind.kind])).as_py():
+                continue
+            # on an error the caller rolls the transaction back, the temp table included
+            for statement in self._statements[kind.kind]:
+                cursor.execute(statement)
