@@ -78,7 +78,7 @@ def test_pooled_rows_give_exactly_the_serial_events_and_reports(
         for path in (half, whole):  # the second finds the first half imported already
             heard: dict[str, int] = {"checked": 0, "writing": 0, "written": 0}
 
-            def hear(name: str) -> Any:
+            def hear(name: str, heard: dict[str, int] = heard) -> Any:
                 return lambda n: heard.__setitem__(name, heard[name] + n)
 
             one = run(_Side(serial), clock, path, workers=1)
