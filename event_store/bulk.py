@@ -53,6 +53,9 @@ class BulkResult:
     last_position: int | None
 
 
+PRODUCER_WAIT_SECONDS = 120
+"""How long a bulk append's transaction may wait for its next chunk."""
+
 _CHECKED: set[type] = set()
 
 
@@ -223,6 +226,13 @@ def _postgres(
     try:
         with recorder.datastore.get_connection() as conn, conn.transaction():
             with conn.cursor(row_factory=dict_row) as curs:
+                # the chunks may come from a producer still deciding them (an import's
+                # pipeline): the transaction may wait between statements
+                curs.execute(
+                    SQL("SET LOCAL idle_in_transaction_session_timeout = '{}s'").format(
+                        SQL(str(PRODUCER_WAIT_SECONDS))
+                    )
+                )
                 recorder._lock_table(curs)
                 curs.execute(
                     "SELECT pg_get_serial_sequence(%s, 'notification_id') AS seq",

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from uuid import uuid5
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from event_store import EventStore, open_event_store, verify
 from leadledger.imports import runner
+from leadledger.imports.base import IMPORT_NAMESPACE, import_uuid
 from leadledger.imports.runner import ImportReport
 from leadledger.wiring import event_codec
 from tests.conftest import FakeClock
@@ -131,3 +135,21 @@ def test_pooled_refusals_are_the_serial_ones_and_mode_all_writes_nothing(
     finally:
         serial.close()
         pooled.close()
+
+
+@given(st.text())
+def test_import_ids_are_the_uuid5_of_the_import_namespace(name: str) -> None:
+    try:
+        expected = uuid5(IMPORT_NAMESPACE, name)
+    except UnicodeEncodeError:
+        with pytest.raises(UnicodeEncodeError):
+            import_uuid(name)
+        return
+    made = import_uuid(name)
+    assert made == expected
+    assert (made.version, made.variant, str(made), hash(made)) == (
+        expected.version,
+        expected.variant,
+        str(expected),
+        hash(expected),
+    )

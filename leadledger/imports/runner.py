@@ -20,8 +20,8 @@ processes (forked: they inherit it) parse, key, decide and encode batches of row
 this process takes their results in file order — duplicates in the file, records in the
 store already, refusals — exactly as the serial path does. In mode ``all`` the write is a
 pipeline: each batch's events go into the open transaction (``COPY``) while the workers
-decide the next ones; the first refused row stops the writing and the transaction is
-rolled back at the end (the file or nothing), after every row was checked for the report.
+decide the next ones; the first refused row rolls the transaction back (the file or
+nothing), and the remaining rows are checked for the report.
 """
 
 from __future__ import annotations
@@ -35,18 +35,18 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, Any, Literal
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from aggregates.base import CommandMeta
 from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViolation
 from event_store.bulk import StoredRow, bulk_append, encode
 from event_store.store import ConcurrencyError
 from leadledger.imports.base import (
-    IMPORT_NAMESPACE,
     ColumnMap,
     Kind,
     RowRefused,
     Session,
+    import_uuid,
 )
 from leadledger.imports.files import SourceFile
 
@@ -340,7 +340,7 @@ def _decide_all(
             meta = CommandMeta(
                 actor=session.actor,
                 at=session.at,
-                command_id=uuid5(IMPORT_NAMESPACE, f"{source.checksum}:{number}"),
+                command_id=import_uuid(f"{source.checksum}:{number}"),
                 actor_role=session.actor_role,
                 command=command,
                 cause=cause_of(source, number),
@@ -416,7 +416,7 @@ def _decide_batch(batch: list[tuple[int, list[Any]]]) -> list[Outcome]:
         meta = CommandMeta(
             actor=session.actor,
             at=session.at,
-            command_id=uuid5(IMPORT_NAMESPACE, f"{checksum}:{number}"),
+            command_id=import_uuid(f"{checksum}:{number}"),
             actor_role=session.actor_role,
             command=command,
             cause=cause_of(job.source, number),
@@ -452,7 +452,9 @@ class _Pooled:
         self.seen: dict[bytes, int] = {}
 
     def chunks(self, checked: Callable[[int], object] | None) -> Iterator[list[StoredRow]]:
-        """Every batch's accepted events, in file order; the report filled as they come."""
+        """Every batch's accepted events, in file order; the report filled as they come.
+        The scan, the prefetch and the workers' start happen here, before any is asked
+        for (so not inside a write transaction)."""
         global _JOB
         run, source, columns = self.run, self.source, self.columns
         if run.scan_fields:
@@ -467,24 +469,32 @@ class _Pooled:
         run.prefetch([])  # an independent run's shared state: for every scanned row
         _JOB = _Job(self.session, self.kind, run, columns, source)
         try:
-            with multiprocessing.get_context("fork").Pool(self.workers) as pool:
-                _JOB = None
-                pending: deque[Any] = deque()
-                batches = _batches(source)
-                for batch in batches:
-                    pending.append(pool.apply_async(_decide_batch, (batch,)))
-                    if len(pending) >= 2 * self.workers:
-                        break
-                while pending:
-                    outcomes: list[Outcome] = pending.popleft().get()
-                    following = next(batches, None)
-                    if following is not None:
-                        pending.append(pool.apply_async(_decide_batch, (following,)))
-                    yield self._take(outcomes)
-                    if checked is not None:
-                        checked(len(outcomes))
+            pool = multiprocessing.get_context("fork").Pool(self.workers)
         finally:
             _JOB = None
+        return self._results(pool, checked)
+
+    def _results(
+        self, pool: Any, checked: Callable[[int], object] | None
+    ) -> Iterator[list[StoredRow]]:
+        try:
+            pending: deque[Any] = deque()
+            batches = _batches(self.source)
+            for batch in batches:
+                pending.append(pool.apply_async(_decide_batch, (batch,)))
+                if len(pending) >= 2 * self.workers:
+                    break
+            while pending:
+                outcomes: list[Outcome] = pending.popleft().get()
+                following = next(batches, None)
+                if following is not None:
+                    pending.append(pool.apply_async(_decide_batch, (following,)))
+                yield self._take(outcomes)
+                if checked is not None:
+                    checked(len(outcomes))
+        finally:
+            pool.terminate()
+            pool.join()
         self.report.refused = len(self.report.errors)
         self.report.errors.sort(key=lambda e: e.row)
 
@@ -542,17 +552,18 @@ def _pipeline(
             began = time.perf_counter()
             chunk = next(decided, None)
             deciding += time.perf_counter() - began
+            if report.errors:
+                raise _Rejected  # rolled back now; the other rows are checked after
             if chunk is None:
-                break
-            if not report.errors:
-                yield chunk
-        if report.errors:
-            raise _Rejected
+                return
+            yield chunk
 
     began = time.perf_counter()
     try:
         result = bulk_append(session.store, until_refused())
     except _Rejected:
+        for _ in decided:
+            pass  # every row checked, for the report
         report.status = "rejected"
     except ConcurrencyError as exc:
         raise _conflict() from exc
