@@ -314,7 +314,15 @@ class Session:
 
 
 class KindRun(Protocol):
-    """One import of one file of a kind (its state lives as long as the run)."""
+    """One import of one file of a kind (its state lives as long as the run).
+
+    Optionally, ``independent = True`` (read with ``getattr``; leads set it): after every
+    row was scanned, one ``prefetch([])`` loads what deciding any row needs, and from then
+    on ``decide`` depends on the run's state only, changes none of it that another row's
+    decision reads, and the run can be copied into worker processes (forked). A large
+    file is then decided in a pool of workers (see :mod:`leadledger.imports.runner`);
+    ``present`` is then given the record ids with empty values, and ``decide`` may be
+    called for a row that ``present`` then finds (its decision is dropped)."""
 
     scan_fields: frozenset[str]
     """Fields the first, cheap pass reads from every row (empty: no such pass)."""

@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import pickle
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -210,7 +211,8 @@ def run_import(
     many rows each batch decided, ``writing`` the number of events about to be written,
     ``written`` how many each written chunk held (pipelined: both once, after the
     commit). ``workers``: the processes deciding rows (default: the cores, at most
-    ``MAX_WORKERS``, for a file of ``POOL_MIN_BYTES`` or more; 1: this process)."""
+    ``MAX_WORKERS``, for a file of ``POOL_MIN_BYTES`` or more read in the main thread
+    (the CLI; not a server's request thread); 1: this process)."""
     if workers is None:
         workers = _default_workers(source)
     started = time.perf_counter()
@@ -367,6 +369,8 @@ def _decide_all(
 def _default_workers(source: SourceFile) -> int:
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
+    if threading.current_thread() is not threading.main_thread():
+        return 1  # a server's request thread: forking a threaded process is not safe
     try:
         size = source.path.stat().st_size
     except OSError:
