@@ -5,8 +5,12 @@ per second, against the same run's baseline of the command handlers one by one.
    ``rows / 10`` companies, stages and statuses spread over the funnel, creation dates
    over three years.
 2. ``leadledger import leads`` (mode all) on a fresh schema: every row decided by the
-   Lead decider, the events written with the bulk path (COPY, one transaction). Printed:
-   rows/s of the whole import, events/s of the whole import and of its write phase.
+   Lead decider (in ``--workers`` processes: default, the cores), the events written with
+   the bulk path (COPY, one transaction; pooled, pipelined with the deciding). Printed:
+   rows/s of the whole import, events/s of the whole import and of its write phase (the
+   time the writing process spent writing, not waiting for decided rows).
+2b. The write phase alone: the imported log copied by ``bulk_append`` into another fresh
+   schema (the time reading it back not counted), with the chain.
 3. The baseline, on another fresh schema: the first ``--sample`` rows (default 2,000)
    sent through the command handlers one by one (create, then move, qualify, pause or
    close as the row says), events/s, and the time the whole file would take so.
@@ -20,6 +24,7 @@ project root:
 
     .venv/bin/python -m bench.bench_import               # 1M rows
     .venv/bin/python -m bench.bench_import --rows 20000  # a smoke run
+    .venv/bin/python -m bench.bench_import --workers 1   # decided in this process
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from bench import benchlib
 from commands.context import CommandContext
 from commands.imports import import_file
 from commands.leads import create_lead, handle_lead_command
-from event_store import open_event_store, verify
+from event_store import EventStore, open_event_store, verify
+from event_store.bulk import StoredRow, bulk_append
 from leadledger.settings import DEFAULT_FUNNELS_FILE, DEFAULT_RULES_FILE
 from leadledger.wiring import event_codec, load_funnels, load_rules, read_model_projections
 
@@ -157,11 +163,45 @@ def baseline(url: str, path: Path, sample: int, funnels: object) -> tuple[int, f
         store.close()
 
 
+def write_alone(url: str, source: EventStore) -> tuple[int, float]:
+    """The log of ``source`` appended in bulk to the store at ``url``: (events, seconds
+    spent writing, reading it back excluded)."""
+    target = open_event_store(url, event_codec())
+    reading = 0.0
+
+    def chunks() -> object:
+        nonlocal reading
+        after = 0
+        while True:
+            began = time.perf_counter()
+            rows = source.read_rows(after, 20_000)
+            chunk: list[StoredRow] = [(UUID(r[1]), r[2], r[3], bytes(r[4])) for r in rows]
+            reading += time.perf_counter() - began
+            if not chunk:
+                return
+            after = rows[-1][0]
+            yield chunk
+
+    try:
+        began = time.perf_counter()
+        result = bulk_append(target, chunks())  # type: ignore[arg-type]
+        seconds = time.perf_counter() - began - reading
+        chain = verify(target)
+        if not chain.ok or result.events != chain.events:
+            raise SystemExit(f"write alone: {chain.message()}")
+        return result.events, seconds
+    finally:
+        target.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=2_000)
     parser.add_argument("--url", default=benchlib.DEFAULT_POSTGRES_URL)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes deciding rows (default: the cores)"
+    )
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     funnels = load_funnels(DEFAULT_FUNNELS_FILE)
@@ -170,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     schemas = [
         benchlib.create_schema(args.url, SCHEMA_PREFIX),
         benchlib.create_schema(args.url, SCHEMA_PREFIX),
+        benchlib.create_schema(args.url, SCHEMA_PREFIX),
     ]
+    loads: dict[str, tuple[float, float, float]] = {}
     failures: list[str] = []
     try:
         path = folder / "leads.csv"
@@ -183,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         store = open_event_store(benchlib.schema_url(args.url, schemas[0]), event_codec())
         try:
-            report, _ = import_file(store, funnels, rules, _ctx(NOW), "leads", path)
+            loads["import"] = os.getloadavg()
+            report, _ = import_file(
+                store, funnels, rules, _ctx(NOW), "leads", path, workers=args.workers
+            )
             if report.status != "imported" or report.errors:
                 for error in report.errors[:10]:
                     print(f"  row {error.row}: {error.column}: {error.reason}", file=sys.stderr)
@@ -195,12 +240,17 @@ def main(argv: list[str] | None = None) -> int:
             if not chain.ok or chain.events != report.events:
                 failures.append(f"chain: {chain.message()}")
             check_seconds = report.seconds - report.write_seconds
+            loads["bulk write alone"] = os.getloadavg()
+            alone_events, alone_seconds = write_alone(
+                benchlib.schema_url(args.url, schemas[2]), store
+            )
             # the projections catching up on the imported log
             from projections.database import ReadModelDatabase
             from projections.projector import rebuild
 
             db = ReadModelDatabase(folder / "read_models.duckdb")
             try:
+                loads["projections"] = os.getloadavg()
                 began = time.perf_counter()
                 projector = rebuild(store, db, read_model_projections(funnels, rules))
                 projection_seconds = time.perf_counter() - began
@@ -211,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                 db.close()
         finally:
             store.close()
+        loads["baseline"] = os.getloadavg()
         base_events, base_seconds = baseline(
             benchlib.schema_url(args.url, schemas[1]), path, args.sample, funnels
         )
@@ -247,6 +298,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"{write_rate / base_rate:,.1f}x",
             ],
             [
+                "bulk write alone (COPY + chain)",
+                "",
+                f"{alone_events:,}",
+                f"{alone_seconds:,.1f}",
+                "",
+                f"{alone_events / alone_seconds:,.0f}",
+                f"{alone_events / alone_seconds / base_rate:,.1f}x",
+            ],
+            [
                 f"baseline: command handlers (sample {args.sample:,})",
                 f"{args.sample:,}",
                 f"{base_events:,}",
@@ -278,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             benchlib.table(
                 f"Import of {args.rows:,} leads on PostgreSQL ({per_row_events:.2f} events "
                 "per row: LeadImported, and CompanyRegistered for each company's first lead)",
-                ["what", "rows", "events", "s", "rows/s", "events/s", "vs handlers"],
-                rows,
+                ["what", "rows", "events", "s", "rows/s", "events/s", "vs handlers", "load"],
+                [[*r, _load(loads, r[0])] for r in rows],
             )
         )
         verdict = "meets" if import_rate >= TARGET else "below"
@@ -294,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             + " ".join(f"{x:.2f}" for x in load_before)
             + ", after: "
             + " ".join(f"{x:.2f}" for x in load_after)
-            + f" ({os.cpu_count()} cores, shared)"
+            + f" ({os.cpu_count()} cores, shared); workers: "
+            + (str(args.workers) if args.workers else "default (the cores)")
         )
     finally:
         for schema in schemas:
@@ -303,6 +364,13 @@ def main(argv: list[str] | None = None) -> int:
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _load(loads: dict[str, tuple[float, float, float]], what: str) -> str:
+    for key, value in loads.items():
+        if what.strip().startswith(key) or (key == "import" and "of which" in what):
+            return f"{value[0]:.1f}"
+    return ""
 
 
 if __name__ == "__main__":

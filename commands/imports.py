@@ -76,6 +76,7 @@ def import_file(
     checked: Callable[[int], object] | None = None,
     writing: Callable[[int], object] | None = None,
     written: Callable[[int], object] | None = None,
+    workers: int | None = None,
 ) -> tuple[ImportReport, SourceFile]:
     """Import a file of ``kind_name``. Raises InvalidValue (kind, mode), MappingError or
     UnreadableFile before anything is decided; ImportConflict when the store changed
@@ -105,6 +106,7 @@ def import_file(
         checked=checked,
         writing=writing,
         written=written,
+        workers=workers,
     )
     return report, source
 

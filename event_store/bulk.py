@@ -43,6 +43,7 @@ StoredRow = tuple[UUID, int, str, bytes]
 
 _pack = struct.Struct(">Iqi").pack
 _len = struct.Struct(">i").pack
+_event_pos = struct.Struct(">iq").pack
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class BulkResult:
     first_position: int | None
     last_position: int | None
 
+
+PRODUCER_WAIT_SECONDS = 120
+"""How long a bulk append's transaction may wait for its next chunk."""
 
 _CHECKED: set[type] = set()
 
@@ -133,6 +137,61 @@ def link_chunk(prev: bytes, first: int, rows: Sequence[StoredRow]) -> list[Chain
     return out
 
 
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+"""A binary COPY's header: the signature, no flags, no header extension."""
+_COPY_TRAILER = b"\xff\xff"
+_event_head = struct.Struct(">hi16sIqi").pack
+"""5 fields; the stream id (16 bytes), the version (8), the topic's length"""
+_chain_row = struct.Struct(">hIqi").pack
+"""2 fields: the position (8 bytes), the hash's length (32)"""
+
+
+def copy_rows(
+    prev: bytes, first: int, rows: Sequence[StoredRow], chained: bool
+) -> tuple[bytes, bytes, bytes]:
+    """The binary ``COPY`` data of ``rows`` at positions ``first``, ``first + 1``, … for the
+    events table (id, version, topic, state, position) and, when ``chained``, for the chain
+    table (position, hash; the hash of ``event_store.chain.link``, computed in the same
+    pass); and the last hash."""
+    events = [_COPY_SIGNATURE]
+    chain = [_COPY_SIGNATURE]
+    add_event = events.append
+    add_link = chain.append
+    sha256 = hashlib.sha256
+    join = b"".join
+    position = first
+    for stream_id, version, topic_text, state in rows:
+        topic = topic_text.encode()
+        size = len(state)
+        raw_id = stream_id.bytes
+        add_event(_event_head(5, 16, raw_id, 8, version, len(topic)))
+        add_event(topic)
+        add_event(_len(size))
+        add_event(state)
+        add_event(_event_pos(8, position))
+        if chained:
+            sid = raw_id.hex().encode()
+            prev = sha256(
+                join(
+                    (
+                        prev,
+                        _pack(8, position, 32),
+                        sid,
+                        _pack(8, version, len(topic)),
+                        topic,
+                        _len(size),
+                        state,
+                    )
+                )
+            ).digest()
+            add_link(_chain_row(2, 8, position, 32))
+            add_link(prev)
+        position += 1
+    events.append(_COPY_TRAILER)
+    chain.append(_COPY_TRAILER)
+    return join(events), join(chain) if chained else b"", prev
+
+
 def bulk_append(
     store: EventStore,
     chunks: Iterable[Sequence[StoredRow]],
@@ -167,6 +226,13 @@ def _postgres(
     try:
         with recorder.datastore.get_connection() as conn, conn.transaction():
             with conn.cursor(row_factory=dict_row) as curs:
+                # the chunks may come from a producer still deciding them (an import's
+                # pipeline): the transaction may wait between statements
+                curs.execute(
+                    SQL("SET LOCAL idle_in_transaction_session_timeout = '{}s'").format(
+                        SQL(str(PRODUCER_WAIT_SECONDS))
+                    )
+                )
                 recorder._lock_table(curs)
                 curs.execute(
                     "SELECT pg_get_serial_sequence(%s, 'notification_id') AS seq",
@@ -196,24 +262,36 @@ def _postgres(
                 "COPY {schema}.{chain} (position, hash) FROM STDIN (FORMAT BINARY)"
             )
             id_type = recorder.datastore.originator_id_type
+            raw = id_type == "uuid"
             with conn.cursor(row_factory=tuple_row) as curs:
                 for chunk in chunks:
                     if not chunk:
                         continue
-                    with curs.copy(copy_events) as copy:
-                        copy.set_types([id_type, "int8", "text", "bytea", "int8"])
-                        p = position
-                        for stream_id, version, topic, state in chunk:
-                            copy.write_row((stream_id, version, topic, state, p))
-                            p += 1
-                    if chained:
-                        links = link_chunk(prev, position, chunk)
-                        with curs.copy(copy_chain) as copy:
-                            copy.set_types(["int8", "bytea"])
-                            for link in links:
-                                copy.write_row(link)
-                        prev = links[-1][1]
-                        head = links[-1]
+                    if raw:
+                        # the COPY rows built here as bytes, the chain hashed in the same
+                        # pass: a few Python calls per event instead of psycopg's per field
+                        events_data, chain_data, prev = copy_rows(prev, position, chunk, chained)
+                        with curs.copy(copy_events) as copy:
+                            copy.write(events_data)
+                        if chained:
+                            with curs.copy(copy_chain) as copy:
+                                copy.write(chain_data)
+                            head = (position + len(chunk) - 1, prev)
+                    else:
+                        with curs.copy(copy_events) as copy:
+                            copy.set_types([id_type, "int8", "text", "bytea", "int8"])
+                            p = position
+                            for stream_id, version, topic, state in chunk:
+                                copy.write_row((stream_id, version, topic, state, p))
+                                p += 1
+                        if chained:
+                            links = link_chunk(prev, position, chunk)
+                            with curs.copy(copy_chain) as copy:
+                                copy.set_types(["int8", "bytea"])
+                                for link in links:
+                                    copy.write_row(link)
+                            prev = links[-1][1]
+                            head = links[-1]
                     position += len(chunk)
                     count += len(chunk)
                     if progress is not None:
@@ -263,6 +341,7 @@ __all__ = [
     "BulkResult",
     "StoredRow",
     "bulk_append",
+    "copy_rows",
     "encode",
     "existing_streams",
     "link_chunk",

@@ -12,13 +12,14 @@ the bulk write) is :mod:`leadledger.imports.runner`'s.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
-from uuid import UUID, uuid5
+from uuid import UUID, SafeUUID
 
 from aggregates.base import CommandMeta, DomainEvent
 from aggregates.funnels import FunnelCatalog
@@ -28,10 +29,25 @@ from event_store import EventStore
 IMPORT_NAMESPACE = UUID("5d0c8f3e-6b2a-4e71-9c54-0a7e13f9b2d6")
 
 
+_NAMESPACE_BYTES = IMPORT_NAMESPACE.bytes
+_V5_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_V5_SET = (5 << 76) | (0x8000 << 48)
+
+
+def import_uuid(name: str) -> UUID:
+    """``uuid5(IMPORT_NAMESPACE, name)``, made without ``UUID.__init__``'s checks (twice
+    per imported row: its record's id and its command id)."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
+    out = object.__new__(UUID)
+    object.__setattr__(out, "int", (int.from_bytes(digest[:16]) & _V5_CLEAR) | _V5_SET)
+    object.__setattr__(out, "is_safe", SafeUUID.unknown)
+    return out
+
+
 def record_id(kind: str, key: str) -> UUID:
     """A record's id from its kind and natural key: the same row imported again (from
     this file or a corrected one) is the same record."""
-    return uuid5(IMPORT_NAMESPACE, f"{kind}:{key}")
+    return import_uuid(f"{kind}:{key}")
 
 
 class RowRefused(Exception):
@@ -298,7 +314,15 @@ class Session:
 
 
 class KindRun(Protocol):
-    """One import of one file of a kind (its state lives as long as the run)."""
+    """One import of one file of a kind (its state lives as long as the run).
+
+    Optionally, ``independent = True`` (read with ``getattr``; leads set it): after every
+    row was scanned, one ``prefetch([])`` loads what deciding any row needs, and from then
+    on ``decide`` depends on the run's state only, changes none of it that another row's
+    decision reads, and the run can be copied into worker processes (forked). A large
+    file is then decided in a pool of workers (see :mod:`leadledger.imports.runner`);
+    ``present`` is then given the record ids with empty values, and ``decide`` may be
+    called for a row that ``present`` then finds (its decision is dropped)."""
 
     scan_fields: frozenset[str]
     """Fields the first, cheap pass reads from every row (empty: no such pass)."""

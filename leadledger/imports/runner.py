@@ -13,33 +13,50 @@
    mode ``rows`` writes the accepted rows. The spooled events go in with
    :func:`event_store.bulk.bulk_append`: one transaction, gap-free positions, the chain
    kept. Every event records its cause: the file's name, its SHA-256 and the row.
+
+**Pooled** (a large file of a kind whose run is ``independent``, with more than one core):
+the run's shared state is computed first (the scan, then one ``prefetch``), worker
+processes (forked: they inherit it) parse, key, decide and encode batches of rows, and
+this process takes their results in file order — duplicates in the file, records in the
+store already, refusals — exactly as the serial path does. In mode ``all`` the write is a
+pipeline: each batch's events go into the open transaction (``COPY``) while the workers
+decide the next ones; the first refused row rolls the transaction back (the file or
+nothing), and the remaining rows are checked for the report.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import pickle
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, Any, Literal
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from aggregates.base import CommandMeta
 from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViolation
 from event_store.bulk import StoredRow, bulk_append, encode
+from event_store.store import ConcurrencyError
 from leadledger.imports.base import (
-    IMPORT_NAMESPACE,
     ColumnMap,
     Kind,
     RowRefused,
     Session,
+    import_uuid,
 )
 from leadledger.imports.files import SourceFile
 
 Mode = Literal["all", "rows"]
 BATCH = 2_000
 MAX_ROUNDS = 3
+POOL_MIN_BYTES = 2 * 2**20
+"""A smaller file is decided in this process (starting workers costs more than it saves)."""
+MAX_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,13 @@ class ImportConflict(Exception):
     """The store changed under the import (a record it makes appeared meanwhile)."""
 
 
+def _conflict() -> ImportConflict:
+    return ImportConflict(
+        "a record this file makes was recorded meanwhile (another import of it, or a "
+        "command on a linked lead): nothing was written; run the import again"
+    )
+
+
 def cause_of(source: SourceFile, number: int) -> str:
     return f"import {source.name} sha256:{source.checksum} row {number}"
 
@@ -181,10 +205,16 @@ def run_import(
     checked: Callable[[int], object] | None = None,
     written: Callable[[int], object] | None = None,
     writing: Callable[[int], object] | None = None,
+    workers: int | None = None,
 ) -> ImportReport:
     """Import ``source`` as ``kind`` (see the module's docstring). ``checked`` hears how
     many rows each batch decided, ``writing`` the number of events about to be written,
-    ``written`` how many each written chunk held."""
+    ``written`` how many each written chunk held (pipelined: both once, after the
+    commit). ``workers``: the processes deciding rows (default: the cores, at most
+    ``MAX_WORKERS``, for a file of ``POOL_MIN_BYTES`` or more read in the main thread
+    (the CLI; not a server's request thread); 1: this process)."""
+    if workers is None:
+        workers = _default_workers(source)
     started = time.perf_counter()
     report = ImportReport(
         kind.name,
@@ -202,17 +232,29 @@ def run_import(
             spool.close()
         spool = None if dry_run else _Spool()
         run = kind.start(replace(session, excluded_rows=excluded))
-        report = _decide_all(
-            session,
-            kind,
-            run,
-            source,
-            columns,
-            report,
-            spool,
-            excluded,
-            checked if round_no == 0 else None,
-        )
+        if workers > 1 and getattr(run, "independent", False):
+            pooled = _Pooled(session, kind, run, source, columns, report, excluded, workers)
+            decided = pooled.chunks(checked if round_no == 0 else None)
+            if not dry_run and mode == "all":
+                if spool is not None:
+                    spool.close()
+                return _pipeline(session, pooled, decided, started, writing, written)
+            for chunk in decided:
+                if spool is not None:
+                    spool.add(chunk)
+            report = pooled.report
+        else:
+            report = _decide_all(
+                session,
+                kind,
+                run,
+                source,
+                columns,
+                report,
+                spool,
+                excluded,
+                checked if round_no == 0 else None,
+            )
         refused = frozenset(e.row for e in report.errors)
         if dry_run or mode == "all" or run.consistent(refused) or refused <= excluded:
             break
@@ -231,16 +273,8 @@ def run_import(
             began = time.perf_counter()
             try:
                 result = bulk_append(session.store, spool.chunks(), progress=written)
-            except Exception as exc:
-                from event_store import ConcurrencyError
-
-                if isinstance(exc, ConcurrencyError):
-                    raise ImportConflict(
-                        "a record this file makes was recorded meanwhile (another import of "
-                        "it, or a command on a linked lead): nothing was written; run the "
-                        "import again"
-                    ) from exc
-                raise
+            except ConcurrencyError as exc:
+                raise _conflict() from exc
             report.write_seconds = time.perf_counter() - began
             report.imported = report.accepted
             report.events = result.events
@@ -308,7 +342,7 @@ def _decide_all(
             meta = CommandMeta(
                 actor=session.actor,
                 at=session.at,
-                command_id=uuid5(IMPORT_NAMESPACE, f"{source.checksum}:{number}"),
+                command_id=import_uuid(f"{source.checksum}:{number}"),
                 actor_role=session.actor_role,
                 command=command,
                 cause=cause_of(source, number),
@@ -329,6 +363,229 @@ def _decide_all(
             checked(len(batch))
     report.refused = len(report.errors)
     report.errors.sort(key=lambda e: e.row)
+    return report
+
+
+def _default_workers(source: SourceFile) -> int:
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    if threading.current_thread() is not threading.main_thread():
+        return 1  # a server's request thread: forking a threaded process is not safe
+    try:
+        size = source.path.stat().st_size
+    except OSError:
+        return 1
+    if size < POOL_MIN_BYTES:
+        return 1
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+class _Rejected(Exception):
+    """A row was refused in mode ``all``: the open write is rolled back."""
+
+
+Outcome = tuple[int, UUID | None, RowError | None, list[StoredRow], int]
+"""A row decided by a worker: (row, record id or None when the row could not be read,
+its refusal or None, its encoded events, how many)."""
+
+_JOB: _Job | None = None
+"""What the workers decide with (set before they are forked, inherited by them)."""
+
+
+@dataclass(frozen=True)
+class _Job:
+    session: Session
+    kind: Kind
+    run: Any
+    columns: ColumnMap
+    source: SourceFile
+
+
+def _decide_batch(batch: list[tuple[int, list[Any]]]) -> list[Outcome]:
+    """In a worker: a batch of rows read, keyed, decided and encoded."""
+    job = _JOB
+    assert job is not None
+    session, kind, run, columns = job.session, job.kind, job.run, job.columns
+    command = f"import-{kind.name}"
+    store = session.store
+    checksum = job.source.checksum
+    out: list[Outcome] = []
+    for number, cells in batch:
+        try:
+            values = columns.parse(cells)
+            rid = kind.record(kind.key(number, values, checksum))
+        except RowRefused as refusal:
+            out.append((number, None, _row_error(number, refusal, columns), [], 0))
+            continue
+        meta = CommandMeta(
+            actor=session.actor,
+            at=session.at,
+            command_id=import_uuid(f"{checksum}:{number}"),
+            actor_role=session.actor_role,
+            command=command,
+            cause=cause_of(job.source, number),
+        )
+        try:
+            specs = run.decide(number, rid, values, meta)
+        except (DomainError, RowRefused) as refusal:
+            out.append((number, rid, _row_error(number, refusal, columns), [], 0))
+            continue
+        out.append((number, rid, None, [encode(store, s, v, e) for s, v, e in specs], len(specs)))
+    return out
+
+
+class _Pooled:
+    """One round of a pooled decision (see the module's docstring)."""
+
+    def __init__(
+        self,
+        session: Session,
+        kind: Kind,
+        run: Any,
+        source: SourceFile,
+        columns: ColumnMap,
+        previous: ImportReport,
+        excluded: frozenset[int],
+        workers: int,
+    ) -> None:
+        self.session, self.kind, self.run = session, kind, run
+        self.source, self.columns, self.excluded, self.workers = source, columns, excluded, workers
+        self.report = replace(
+            previous, rows=0, accepted=0, already_imported=0, refused=0, events=0, errors=[]
+        )
+        self.seen: dict[bytes, int] = {}
+
+    def chunks(self, checked: Callable[[int], object] | None) -> Iterator[list[StoredRow]]:
+        """Every batch's accepted events, in file order; the report filled as they come.
+        The scan, the prefetch and the workers' start happen here, before any is asked
+        for (so not inside a write transaction)."""
+        global _JOB
+        run, source, columns = self.run, self.source, self.columns
+        if run.scan_fields:
+            for number, cells in source.rows():
+                if number in self.excluded:
+                    continue
+                try:
+                    values = columns.parse(cells, only=run.scan_fields)
+                except RowRefused:
+                    continue
+                run.scan(number, values)
+        run.prefetch([])  # an independent run's shared state: for every scanned row
+        _JOB = _Job(self.session, self.kind, run, columns, source)
+        try:
+            pool = multiprocessing.get_context("fork").Pool(self.workers)
+        finally:
+            _JOB = None
+        return self._results(pool, checked)
+
+    def _results(
+        self, pool: Any, checked: Callable[[int], object] | None
+    ) -> Iterator[list[StoredRow]]:
+        try:
+            pending: deque[Any] = deque()
+            batches = _batches(self.source)
+            for batch in batches:
+                pending.append(pool.apply_async(_decide_batch, (batch,)))
+                if len(pending) >= 2 * self.workers:
+                    break
+            while pending:
+                outcomes: list[Outcome] = pending.popleft().get()
+                following = next(batches, None)
+                if following is not None:
+                    pending.append(pool.apply_async(_decide_batch, (following,)))
+                yield self._take(outcomes)
+                if checked is not None:
+                    checked(len(outcomes))
+        finally:
+            pool.terminate()
+            pool.join()
+        self.report.refused = len(self.report.errors)
+        self.report.errors.sort(key=lambda e: e.row)
+
+    def _take(self, outcomes: list[Outcome]) -> list[StoredRow]:
+        """A batch's outcomes judged as the serial path judges them."""
+        report, run = self.report, self.run
+        seen = self.seen
+        read: list[Outcome] = []
+        for outcome in outcomes:
+            number, rid, error = outcome[0], outcome[1], outcome[2]
+            report.rows += 1
+            if rid is None:
+                assert error is not None
+                report.errors.append(error)
+                run.refused(number)
+                continue
+            first = seen.setdefault(rid.bytes, number)
+            if first != number:
+                report.errors.append(
+                    RowError(number, None, None, f"the same record as row {first}", "duplicate_row")
+                )
+                run.refused(number)
+                continue
+            read.append(outcome)
+        existing = run.present([(o[1], {}) for o in read])
+        encoded: list[StoredRow] = []
+        for number, rid, error, rows, count in read:
+            if rid in existing:
+                report.already_imported += 1
+            elif error is not None:
+                report.errors.append(error)
+                run.refused(number)
+            else:
+                report.accepted += 1
+                report.events += count
+                encoded.extend(rows)
+        return encoded
+
+
+def _pipeline(
+    session: Session,
+    pooled: _Pooled,
+    decided: Iterator[list[StoredRow]],
+    started: float,
+    writing: Callable[[int], object] | None,
+    written: Callable[[int], object] | None,
+) -> ImportReport:
+    """Mode ``all``, pooled: each batch written as it is decided, in one transaction."""
+    report = pooled.report
+    deciding = 0.0
+
+    def until_refused() -> Iterable[list[StoredRow]]:
+        nonlocal deciding
+        while True:
+            began = time.perf_counter()
+            chunk = next(decided, None)
+            deciding += time.perf_counter() - began
+            if report.errors:
+                raise _Rejected  # rolled back now; the other rows are checked after
+            if chunk is None:
+                return
+            yield chunk
+
+    began = time.perf_counter()
+    try:
+        result = bulk_append(session.store, until_refused())
+    except _Rejected:
+        for _ in decided:
+            pass  # every row checked, for the report
+        report.status = "rejected"
+    except ConcurrencyError as exc:
+        raise _conflict() from exc
+    else:
+        report.write_seconds = time.perf_counter() - began - deciding
+        if report.accepted == 0:
+            report.status = "already_imported" if report.already_imported else "nothing"
+        else:
+            report.imported = report.accepted
+            report.events = result.events
+            report.first_position = result.first_position
+            report.last_position = result.last_position
+            report.status = "imported"
+            if writing is not None:
+                writing(result.events)
+            if written is not None:
+                written(result.events)
+    report.seconds = time.perf_counter() - started
     return report
 
 

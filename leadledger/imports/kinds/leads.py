@@ -7,7 +7,7 @@ an earlier lead of the file, "earlier" meaning created earlier (then the earlier
 The company's first lead registers it (``CompanyRegistered``) in the same write; for a
 company in the directory with no lead yet (imported from a companies file, say), its
 first lead is recorded on it (``CompanyFirstLeadRecorded``, on the surviving record of a
-merged one) and that lead is new.
+merged one: the earliest created lead of the ids merged into it) and that lead is new.
 
 A row's ``external_id`` that is a LeadLedger lead id (a UUID, as a lead exported from
 LeadLedger carries) is that lead's own id, as a deals file names leads: exported leads
@@ -122,6 +122,9 @@ def _company(values: dict[str, Any]) -> str | None:
 
 class LeadRun:
     scan_fields = frozenset({"company_id", "created_at"})
+    independent = True
+    """After ``scan`` and a first ``prefetch``, a row's decision depends on the run's
+    state only, never on another row's decision: batches may be decided apart."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -130,6 +133,9 @@ class LeadRun:
         self.in_store: dict[str, str] = {}
         """company id → its surviving record's id, for the companies in the store"""
         self.survivors: dict[str, company.Company] = {}
+        self.survivor_first: dict[str, int] = {}
+        """surviving record's id → the row of its first lead in the file (the earliest
+        created over the company ids merged into it)"""
         self.checked: set[str] = set()
 
     def scan(self, number: int, values: dict[str, Any]) -> None:
@@ -145,7 +151,10 @@ class LeadRun:
         return existing_streams(self.session.store, [record for record, _ in rows])
 
     def prefetch(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
-        wanted = {c for _, v in rows if (c := _company(v)) is not None} - self.checked
+        """The companies in the store of every row scanned (at the first call) and of
+        these rows."""
+        wanted = {c for _, v in rows if (c := _company(v)) is not None}
+        wanted = (wanted | self.first.keys()) - self.checked
         if not wanted:
             return
         streams = {company.company_stream_id(c): c for c in wanted}
@@ -159,6 +168,12 @@ class LeadRun:
                 self.in_store[company_id] = survivor.company_id
                 self.survivors.setdefault(survivor.company_id, survivor)
         self.checked.update(wanted)
+        firsts: dict[str, tuple[datetime, int]] = {}
+        for company_id, survivor_id in self.in_store.items():
+            seen = self.first.get(company_id)
+            if seen is not None and (survivor_id not in firsts or seen < firsts[survivor_id]):
+                firsts[survivor_id] = seen
+        self.survivor_first = {s: row for s, (_, row) in firsts.items()}
 
     def decide(
         self, number: int, record: UUID, values: dict[str, Any], meta: CommandMeta
@@ -168,7 +183,7 @@ class LeadRun:
         survivor_id = None if company_id is None else self.in_store.get(company_id)
         stored = None if survivor_id is None else self.survivors[survivor_id]
         if stored is not None:
-            known = stored.had_leads or not first
+            known = stored.had_leads or self.survivor_first.get(stored.company_id, number) != number
         else:
             known = company_id is not None and not first
         command = lead.ImportLead(lead_id=record, **values)
@@ -184,7 +199,6 @@ class LeadRun:
         if recorded is not None:
             stream = company.company_stream_id(stored.company_id)
             specs.append((stream, stored.version + 1, recorded))
-            self.survivors[stored.company_id] = company.evolve(stored, recorded)
         return specs
 
     def refused(self, number: int) -> None:
