@@ -31,9 +31,10 @@ from aggregates.errors import InvalidValue
 from aggregates.users import Principal
 from commands.context import StreamNotFound
 from commands.imports import get_mapping, import_file
-from leadledger.imports.base import MappingError
+from leadledger.imports.base import Kind, MappingError
 from leadledger.imports.files import SourceFile, UnreadableFile
 from leadledger.imports.kinds import KINDS
+from leadledger.imports.kinds.directories import directory_kind
 from leadledger.imports.report import write_errors
 from leadledger.imports.runner import ImportConflict, ImportReport
 from read_api.excel import XLSX
@@ -156,9 +157,12 @@ def _page(
     failure: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    directories = {k.id: directory_kind(k) for k in _platform(request).directories}
+    kinds: dict[str, Kind] = {**KINDS, **directories}
     context = {
-        "kinds": list(KINDS),
-        "fields": {name: [f.name for f in kind.fields] for name, kind in KINDS.items()},
+        "kinds": list(kinds),
+        "directory_names": {k.id: k.name for k in _platform(request).directories},
+        "fields": {name: [f.name for f in kind.fields] for name, kind in kinds.items()},
         "modes": MODES,
         "choice": choice or {"kind": "leads", "mode": "all", "mapping_name": None},
         "upload": upload,
@@ -203,6 +207,7 @@ def _run(
         mapping=mapping,
         mode=kept.mode,  # type: ignore[arg-type]  # checked by import_file
         dry_run=dry_run,
+        directories=platform.directories,
     )
 
 

@@ -194,7 +194,7 @@ class ContactRun:
                     f"{what} ({value})",
                     "likely_duplicate",
                 )
-        self._load(gained - set(self.owners))
+        self._load(set(gained) - set(self.owners))
         owners = {key: self.owners[key][0] for key in gained}
         try:
             claims = contact.claims(record, frozenset(), gained, owners, meta)
