@@ -300,6 +300,44 @@ def test_a_manager_sees_the_companies_of_their_records_and_those_they_registered
     assert api.get("/companies/vera-client", headers=BORIS).status_code == 200
 
 
+def test_the_event_feed_shows_a_scoped_viewer_the_events_of_the_companies_they_see(
+    api: TestClient, platform: Platform
+) -> None:
+    lead(api, "boris-client", manager="boris")
+    lead(api, "vera-client", manager="vera")
+    own = register(api, headers=BORIS, name="Boris Own", city="Тверь")
+    ok(api.patch("/companies/boris-client", json={"city": "Тверь", "industry": "Retail"}))
+    contact = {"name": "Ivan", "companies": ["boris-client"], "phones": ["+79123450001"]}
+    ok(api.post("/contacts", json=contact, headers=BORIS), 201)
+    ok(api.post("/contacts", json={"name": "Olga", "companies": ["vera-client"]}), 201)
+    head = platform.store.last_position()
+    assert platform.projector.wait_for(head, 10)
+
+    def company_events(headers: dict[str, str]) -> set[tuple[str, str]]:
+        feed = ok(api.get("/events", params={"limit": 1000}, headers=headers))
+        assert feed["next_after"] == head
+        return {
+            (e["type"], e["data"].get("company_id") or e["data"].get("name"))
+            for e in feed["items"]
+            if e["type"].startswith(("Company", "Contact"))
+            and not e["type"].endswith(("Claimed", "Released"))
+        }
+
+    assert company_events(BORIS) == {
+        ("CompanyRegistered", "boris-client"),
+        ("CompanyCardChanged", "boris-client"),
+        ("CompanyAddedToDirectory", own["company_id"]),
+        ("ContactRegistered", "Ivan"),
+    }
+    vera = company_events(VERA)
+    assert ("CompanyRegistered", "vera-client") in vera
+    assert not {e for e in vera if e[1] in ("boris-client", own["company_id"], "Ivan")}
+    everything = company_events(ACTOR)
+    assert ("CompanyRegistered", "vera-client") in everything
+    assert ("ContactRegistered", "Olga") in everything
+    assert len(everything) == 6
+
+
 # --- the client card --------------------------------------------------------------------
 
 
