@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,56 @@ def test_the_contacts_export_in_the_import_format_and_import_back_unchanged(
         len(source),
         0,
     )
+
+
+def test_the_workspace_lists_link_their_export_in_the_import_format(
+    make_platform: PlatformFactory, tmp_path: Path
+) -> None:
+    from tests.test_workspace_pages import ADMIN, PASSWORDS, sign_in
+
+    platform = make_platform(signin_delay_seconds=0, process_managers=False)
+    with TestClient(create_app(platform, close_on_exit=False)) as api:
+        body = {"username": "tess.top", "name": "Tess", "role": "top"}
+        assert api.post("/users", json=body, headers=ADMIN).status_code == 201
+        platform.credentials.set_password("tess.top", PASSWORDS["tess.top"], set_by="test")
+        for name in ("Иван", "Анна"):
+            assert api.post("/contacts", json={"name": name}, headers=ACTOR).status_code == 201
+        court = {"fields": {"name": "Арбитражный суд"}}
+        assert api.post("/directories/court", json=court, headers=ACTOR).status_code == 201
+        made = api.post("/companies", json={"name": "Альфа"}, headers=ACTOR).json()
+        assert platform.projector.wait_for(made["position"], 10)
+        assert sign_in(api, "tess.top") == 303
+        pages = {
+            "/workspace/contacts?q=Иван": ("contacts", ["Иван"]),
+            "/workspace/directories/court": ("court", ["Арбитражный суд"]),
+            "/workspace/companies": ("companies", ["Альфа"]),
+        }
+        for page, (kind, names) in pages.items():
+            html = api.get(page).text
+            found = re.search(r'id="export-records" href="([^"]+)"', html)
+            assert found, html
+            answer = api.get(found.group(1).replace("&amp;", "&"))
+            assert answer.status_code == 200, answer.text
+            path = tmp_path / f"{kind}.xlsx"
+            path.write_bytes(answer.content)
+            sheet = openpyxl.load_workbook(path).worksheets[0]
+            header = [c.value for c in next(sheet.iter_rows(max_row=1))]
+            assert header[1] == "name"
+            assert [r[1] for r in sheet.iter_rows(min_row=2, values_only=True)] == names
+
+
+def test_the_shipped_examples_import_with_their_headers(side: Platform, clock: FakeClock) -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples" / "import"
+    contacts = run(side, clock, examples / "contacts.csv")
+    assert (contacts.status, contacts.imported, contacts.refused) == ("imported", 3, 0)
+    ctx = CommandContext(actor="adam.admin", at=clock(), command_id=uuid4(), actor_role="admin")
+    courts, _ = import_file(
+        side.store,
+        side.funnels,
+        side.rules,
+        ctx,
+        "court",
+        examples / "courts.csv",
+        directories=side.directories,
+    )
+    assert (courts.status, courts.imported, courts.refused) == ("imported", 2, 0)

@@ -16,9 +16,11 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 from uuid import uuid4
 
 from fastapi import APIRouter, Request
@@ -53,6 +55,14 @@ from workspace.pages import (
 )
 
 router = APIRouter()
+
+
+def export_link(path: str, query: Mapping[str, str | None]) -> str:
+    """A list page's "export for import" link, with the list's filters."""
+    chosen = {k: v for k, v in query.items() if v}
+    return f"{path}?{urlencode(chosen)}" if chosen else path
+
+
 UPLOADS = Path(tempfile.gettempdir()) / "leadledger-workspace-imports"
 KEEP_SECONDS = 3_600
 MAX_ERRORS_SHOWN = 200
