@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregates import import_mappings
+from aggregates.directory_entry import DirectoryCatalog
 from aggregates.errors import InvalidValue
 from aggregates.funnels import FunnelCatalog
 from aggregates.rules import Rules
@@ -21,16 +22,23 @@ from event_store import EventStore, NewEvent, RecordedEvent
 from leadledger.imports.base import Kind, MappingError, Session, resolve_mapping
 from leadledger.imports.files import SourceFile, open_source
 from leadledger.imports.kinds import KINDS
+from leadledger.imports.kinds.directories import directory_kind
 from leadledger.imports.runner import ImportReport, Mode, run_import
 
 __all__ = ["MappingError"]
 
 
-def kind_named(name: str) -> Kind:
+def kind_named(name: str, directories: DirectoryCatalog | None = None) -> Kind:
+    """The import kind called ``name``: leads, deals, companies, contacts, or a configured
+    directory's id (``court``, ``signatory``...) for its entries."""
     kind = KINDS.get(name)
-    if kind is None:
-        raise InvalidValue("kind", f"'kind' must be one of {', '.join(sorted(KINDS))}")
-    return kind
+    if kind is not None:
+        return kind
+    directory = None if directories is None else directories.get(name)
+    if directory is None:
+        known = sorted(KINDS) + ([] if directories is None else list(directories.kinds))
+        raise InvalidValue("kind", f"'kind' must be one of {', '.join(known)}")
+    return directory_kind(directory)
 
 
 def kind_fields() -> dict[str, list[str]]:
@@ -77,11 +85,13 @@ def import_file(
     writing: Callable[[int], object] | None = None,
     written: Callable[[int], object] | None = None,
     workers: int | None = None,
+    directories: DirectoryCatalog | None = None,
 ) -> tuple[ImportReport, SourceFile]:
-    """Import a file of ``kind_name``. Raises InvalidValue (kind, mode), MappingError or
-    UnreadableFile before anything is decided; ImportConflict when the store changed
-    under the write (nothing written)."""
-    kind = kind_named(kind_name)
+    """Import a file of ``kind_name`` (a directory's id among ``directories``' for its
+    entries). Raises InvalidValue (kind, mode), MappingError or UnreadableFile before
+    anything is decided; ImportConflict when the store changed under the write (nothing
+    written)."""
+    kind = kind_named(kind_name, directories)
     if mode not in ("all", "rows"):
         raise InvalidValue("mode", "'mode' must be 'all' (the file or nothing) or 'rows'")
     source = open_source(path, file_name)

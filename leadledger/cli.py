@@ -706,9 +706,14 @@ def parser() -> argparse.ArgumentParser:
 
     im = sub.add_parser(
         "import",
-        help="import a file (XLSX or CSV) of leads, deals or companies: every row checked",
+        help="import a file (XLSX or CSV) of leads, deals, companies, contacts or directory "
+        "entries: every row checked",
     )
-    im.add_argument("kind", help="what the file holds: leads, deals or companies")
+    im.add_argument(
+        "kind",
+        help="what the file holds: leads, deals, companies, contacts, or a directory's "
+        "entries by its id (court, opponent, consultant, lawyer, expert, signatory)",
+    )
     im.add_argument("file", help="the XLSX or CSV file (CSV: UTF-8, ';' or ',')")
     im.add_argument(
         "--mapping", help='a mapping JSON file ({"Column": "field"}) or a saved mapping\'s name'
@@ -749,6 +754,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from leadledger.imports.files import UnreadableFile
     from leadledger.imports.report import write_errors
     from leadledger.imports.runner import ImportConflict
+    from leadledger.wiring import load_directories
 
     side = _command_side()
     bars: list[Any] = []
@@ -788,6 +794,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             checked=checking.update,
             writing=writing,
             written=lambda n: bars[-1].update(n),
+            directories=load_directories(side.settings.directories_file),
         )
         for bar in bars:
             bar.close()

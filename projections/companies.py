@@ -1,8 +1,10 @@
 """The company directory's read model: ``companies``, one row per client company.
 
-A row is a company's card (name and its normalised form, tax id, KPP, industry, region,
-city, addresses, notes), its first lead, whether it is in the directory (registered
-there, or its card filled since it was first seen on a lead) and ``merged_into``: the
+A row is a company's id and its stream's (the event feed shows a scoped viewer the
+events of the companies they see by it), its card (name and its normalised form, tax id,
+KPP, industry, region, city, addresses, notes), its first lead, whether it is in the
+directory (registered there, or its card filled since it was first seen on a lead) and
+``merged_into``: the
 **surviving** record a merged company's records are reported under (the end of its
 merge chain: when the survivor is merged in turn, the rows merged into it follow), NULL
 for a live company. Queries map a record's ``company_id`` to its client with
@@ -22,7 +24,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from aggregates.company import normalise_name
+from aggregates.company import company_stream_id, normalise_name
 from projections.deals import (
     Column,
     PageEvent,
@@ -53,6 +55,7 @@ CARD = (
 )
 COMPANY_COLUMNS: tuple[Column, ...] = (
     _text("company_id"),
+    _text("stream_id"),
     *(_text(c) for c in CARD[:1]),
     _text("normalised_name"),
     *(_text(c) for c in CARD[1:]),
@@ -98,6 +101,7 @@ class CompanyProjection:
             name = doc["company_name"]
             return _new_row(
                 company_id=doc["company_id"],
+                stream_id=str(company_stream_id(doc["company_id"])),
                 name=name,
                 normalised_name=normalise_name(name),
                 in_directory=False,
@@ -109,6 +113,7 @@ class CompanyProjection:
         if event.topic == "CompanyAddedToDirectory":
             return _new_row(
                 company_id=doc["company_id"],
+                stream_id=str(company_stream_id(doc["company_id"])),
                 **{c: doc.get(c) for c in CARD},
                 normalised_name=normalise_name(doc["name"]),
                 in_directory=True,

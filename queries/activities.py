@@ -38,6 +38,7 @@ import orjson
 
 from aggregates.rules import ActivityRules, ActivityType
 from queries.common import rows
+from queries.companies import as_clients
 
 ACTIVITY_COLUMNS = (
     'activity_id, type, activity_group AS "group", direction, owner, company_id, contact, '
@@ -471,23 +472,23 @@ def calls(
 
 CLIENTS_SQL = """
 WITH base AS (
-  SELECT company_id, company_name, manager FROM leads
+  SELECT company_id, company_name, manager FROM {leads}
   WHERE company_id IS NOT NULL AND status IN ('open', 'paused'){lead_people}
   UNION ALL
-  SELECT company_id, company_name, manager FROM deals
+  SELECT company_id, company_name, manager FROM {deals}
   WHERE company_id IS NOT NULL AND status = 'open'{deal_people}
 ),
 named AS (SELECT company_id, max(company_name) AS company_name FROM base GROUP BY company_id),
 touched AS (
   SELECT company_id, max(last_done_at) AS last_done_at
-  FROM activity_clients{client_people} GROUP BY company_id
+  FROM {activity_clients}{client_people} GROUP BY company_id
 ),
 clients AS (
   SELECT coalesce(n.company_id, t.company_id) AS company_id, n.company_name, t.last_done_at
   FROM named n {join} touched t ON t.company_id = n.company_id
 ),
 planned AS (
-  SELECT company_id, min(planned_at) AS next_planned_at FROM activities_open
+  SELECT company_id, min(planned_at) AS next_planned_at FROM {activities_open}
   WHERE planned_at >= ?{activity_people}
   GROUP BY company_id
 )
@@ -499,16 +500,24 @@ FROM clients c LEFT JOIN planned p USING (company_id)
 WHERE {condition}
 """
 
+CLIENT_SOURCES = {
+    "leads": as_clients("leads"),
+    "deals": as_clients("deals"),
+    "activity_clients": as_clients("activity_clients", named=False),
+    "activities_open": as_clients("activities_open", named=False),
+}
+"""The records the clients' lists read, a merged company's counted as its survivor's."""
+
 # The people of a page of clients only (lists are costly over every client).
 MANAGERS_SQL = """
 SELECT company_id, list_sort(list_distinct(list(manager))) AS managers FROM (
-  SELECT company_id, manager FROM leads
+  SELECT company_id, manager FROM {leads}
   WHERE company_id IN (SELECT unnest(?)) AND status IN ('open', 'paused'){lead_people}
   UNION ALL
-  SELECT company_id, manager FROM deals
+  SELECT company_id, manager FROM {deals}
   WHERE company_id IN (SELECT unnest(?)) AND status = 'open'{deal_people}
   UNION ALL
-  SELECT company_id, owner FROM activity_clients
+  SELECT company_id, owner FROM {activity_clients}
   WHERE company_id IN (SELECT unnest(?)){client_people}
 ) GROUP BY company_id
 """
@@ -533,6 +542,7 @@ def _clients(
     and_manager = "".join(f" AND {c}" for c in manager_clauses)
     and_owner = "".join(f" AND {c}" for c in owner_clauses)
     sql = CLIENTS_SQL.format(
+        **CLIENT_SOURCES,
         lead_people=and_manager,
         deal_people=and_manager,
         client_people=(" WHERE " + " AND ".join(owner_clauses)) if owner_clauses else "",
@@ -560,7 +570,7 @@ def _clients(
     total = int(clients[0]["_total"])
     ids = [r["company_id"] for r in clients]
     people_sql = MANAGERS_SQL.format(
-        lead_people=and_manager, deal_people=and_manager, client_people=and_owner
+        **CLIENT_SOURCES, lead_people=and_manager, deal_people=and_manager, client_people=and_owner
     )
     found = cursor.execute(
         people_sql,

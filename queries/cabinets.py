@@ -44,6 +44,7 @@ from aggregates.users import Principal, Role
 from queries import activities
 from queries.activities import ActivityFilters
 from queries.common import rows
+from queries.companies import as_clients
 from queries.sales_plans import plans_of
 
 ZERO = Decimal("0.00")
@@ -204,10 +205,8 @@ def new_clients(
     created in the period, counted for the manager that lead was created for
     (``client_first_leads``)."""
     who, params = _people("manager", managers)
-    base = (
-        f"FROM {_catalog(cursor)}.client_first_leads"
-        f" WHERE {who} AND created_at >= ? AND created_at <= ?"
-    )
+    firsts = as_clients("client_first_leads", _catalog(cursor), first="created_at, lead_id")
+    base = f"FROM {firsts} WHERE {who} AND created_at >= ? AND created_at <= ?"
     params = [*params, span.start, span.end]
     cursor.execute(f"SELECT manager, count(*) AS count {base} GROUP BY 1 ORDER BY 1", params)
     by_manager = rows(cursor)
@@ -245,7 +244,8 @@ def dormant_clients(
         f"SELECT company_id, arg_max(company_name, issued_on) AS company_name,"
         f" arg_max(manager, issued_on) AS manager, max(issued_on) AS last_invoice_on,"
         f" count(*) AS invoices, sum(amount)::DECIMAL(38, 2) AS invoiced"
-        f" FROM {_catalog(cursor)}.deal_invoices WHERE issued_on <= ? AND company_id IS NOT NULL"
+        f" FROM {as_clients('deal_invoices', _catalog(cursor))}"
+        " WHERE issued_on <= ? AND company_id IS NOT NULL"
         f" GROUP BY company_id"
     )
     who, people = _people("manager", managers)
@@ -286,9 +286,8 @@ def invoices(
     """Invoices issued on deals from ``first`` to ``last`` (their issue day): per manager,
     per client (paginated, the largest first) and in all."""
     who, params = _people("manager", managers)
-    base = (
-        f"FROM {_catalog(cursor)}.deal_invoices WHERE issued_on >= ? AND issued_on <= ? AND {who}"
-    )
+    invoiced = as_clients("deal_invoices", _catalog(cursor))
+    base = f"FROM {invoiced} WHERE issued_on >= ? AND issued_on <= ? AND {who}"
     params = [first, last, *params]
     money = "sum(amount)::DECIMAL(38, 2) AS amount"
     cursor.execute(

@@ -29,6 +29,38 @@ CLIENT_OF = "coalesce(c.merged_into, c.company_id)"
 DEAL_STATUSES = ("won", "open", "lost")
 
 
+def as_clients(
+    table: str, catalog: str | None = None, *, first: str | None = None, named: bool = True
+) -> str:
+    """SQL: the rows of ``table`` (a table's name or a parenthesised query, with
+    ``company_id`` and, ``named``, ``company_name``) with their company mapped to its
+    client: a merged company's rows carry its survivor's id and name, so grouping by
+    ``company_id`` counts them as the survivor's. ``catalog``: the schema the tables are
+    read from (default: the cursor's views). ``first``: keep one row per client, the
+    first by this ordering (e.g. a client's first lead of those of the companies merged
+    into it)."""
+    prefix = f"{catalog}." if catalog else ""
+    name = (
+        ", CASE WHEN m.merged_into IS NULL THEN t.company_name"
+        " ELSE coalesce(s.name, t.company_name) END AS company_name"
+        if named
+        else ""
+    )
+    source = table if table.startswith("(") else f"{prefix}{table}"
+    mapped = (
+        f"SELECT t.* REPLACE (coalesce(m.merged_into, t.company_id) AS company_id{name})"
+        f" FROM {source} t"
+        f" LEFT JOIN {prefix}companies m ON m.company_id = t.company_id"
+        f" LEFT JOIN {prefix}companies s ON s.company_id = m.merged_into"
+    )
+    if first is not None:
+        mapped = (
+            f"SELECT * FROM ({mapped}) QUALIFY row_number() OVER"
+            f" (PARTITION BY company_id ORDER BY {first}) = 1"
+        )
+    return f"({mapped})"
+
+
 def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 

@@ -4,10 +4,12 @@ leads naming it — over the viewer's scope (``read_api/access.py``)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import duckdb
 
+from leadledger.imports.kinds.contacts import joined
 from queries.common import Filters, page, rows
 
 CONTACT_COLUMNS = (
@@ -18,6 +20,8 @@ LEAD_COLUMNS = (
     "lead_id, title, company_name, funnel, stage, status, repeat, manager, amount, currency, "
     "created_at"
 )
+EXPORT_BATCH = 2_000
+EXPORT_COLUMNS = ("contact_id", "name", "phones", "emails", "position", "companies", "notes")
 _PHONE_LIKE = re.compile(r"^\+?[0-9 ()\-.]{3,}$")
 
 
@@ -93,3 +97,20 @@ def contact_choices(cursor: duckdb.DuckDBPyConnection, limit: int = 500) -> list
         [limit],
     )
     return rows(cursor)
+
+
+def contacts_export(cursor: duckdb.DuckDBPyConnection, q: str | None) -> Iterator[dict[str, Any]]:
+    """Every contact the viewer sees (those matching ``q``), by name then id, as the
+    contacts import reads them: the id and the card, lists joined into one cell each."""
+    term = search_term(q)
+    where, params = ("", []) if term is None else (" WHERE contains(search, ?)", [term])
+    cursor.execute(
+        f"SELECT {', '.join(EXPORT_COLUMNS)} FROM contacts{where} ORDER BY lower(name), contact_id",
+        params,
+    )
+    while batch := cursor.fetchmany(EXPORT_BATCH):
+        for values in batch:
+            row = dict(zip(EXPORT_COLUMNS, values, strict=True))
+            for name in ("phones", "emails", "companies"):
+                row[name] = joined(row[name])
+            yield row

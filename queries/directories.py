@@ -7,6 +7,7 @@ card are those the viewer sees (their scoped views), the rest only counted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import duckdb
@@ -14,6 +15,7 @@ import orjson
 
 from queries.common import Filters, page, rows
 
+EXPORT_BATCH = 2_000
 ENTRY_COLUMNS = "entry_id, kind, title, fields, links, created_at, created_by, updated_at, version"
 
 
@@ -39,6 +41,24 @@ def list_entries(
         offset,
     )
     return _decoded(items), total
+
+
+def entries_export(
+    cursor: duckdb.DuckDBPyConnection, kind: str, field_ids: Sequence[str], q: str | None
+) -> Iterator[dict[str, Any]]:
+    """The kind's entries (those with ``q`` in any field) by title then id, as the
+    directory's import reads them: the id and every field."""
+    term = (q or "").strip().lower()
+    where = " AND contains(search, ?)" if term else ""
+    cursor.execute(
+        f"SELECT entry_id, fields FROM directory_entries WHERE kind = ?{where} "
+        "ORDER BY lower(title), entry_id",
+        [kind, term] if term else [kind],
+    )
+    while batch := cursor.fetchmany(EXPORT_BATCH):
+        for entry_id, fields in batch:
+            values = orjson.loads(fields) if fields else {}
+            yield {"entry_id": entry_id, **{f: values.get(f) for f in field_ids}}
 
 
 def entry_card(

@@ -31,6 +31,7 @@ from queries.common import (
     rows,
     start_of,
 )
+from queries.companies import as_clients
 
 PROJECT_COLUMNS = (
     "project_id, title, company_name, company_id, amount, lead_id, deal_id, status, "
@@ -708,7 +709,8 @@ def payments(
     all_params = [*issued_params, *received_params, *params]
     cursor.execute(
         "SELECT company_id, company_name, count(*), sum(invoiced), sum(paid), "
-        f"sum(outstanding), sum(remaining) FROM ({rows_sql}) GROUP BY company_id, company_name",
+        f"sum(outstanding), sum(remaining) FROM {as_clients(f'({rows_sql})')}"
+        " GROUP BY company_id, company_name",
         all_params,
     )
     clients = sorted(

@@ -756,6 +756,7 @@ VISIBLE_IDS = (
     " UNION ALL SELECT contractor_id FROM contractors"
     " UNION ALL SELECT activity_id FROM activities UNION ALL SELECT plan_id FROM activity_plans"
     " UNION ALL SELECT contact_id FROM contacts UNION ALL SELECT entry_id FROM directory_entries"
+    " UNION ALL SELECT stream_id FROM companies"
 )
 """The streams a scoped viewer may follow in the event feed (in the scoped views)."""
 

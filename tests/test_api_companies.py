@@ -21,7 +21,10 @@ from aggregates.company import with_check_digits
 from leadledger.wiring import Platform
 from read_api.app import create_app
 from tests.conftest import ACTOR, FakeClock, PlatformFactory, bearer
-from tests.deal_helpers import contracted_deal, ok
+from tests.deal_helpers import SELLER, contracted_deal, new_deal, ok
+
+PROPOSAL = {"services": [{"name": "transport", "price": "100.00"}]}
+CONTRACT = {"number": "C-2", "signed_on": "2026-01-06"}
 
 INN_A = with_check_digits("770708389")
 INN_B = with_check_digits("500100732")
@@ -300,6 +303,44 @@ def test_a_manager_sees_the_companies_of_their_records_and_those_they_registered
     assert api.get("/companies/vera-client", headers=BORIS).status_code == 200
 
 
+def test_the_event_feed_shows_a_scoped_viewer_the_events_of_the_companies_they_see(
+    api: TestClient, platform: Platform
+) -> None:
+    lead(api, "boris-client", manager="boris")
+    lead(api, "vera-client", manager="vera")
+    own = register(api, headers=BORIS, name="Boris Own", city="Тверь")
+    ok(api.patch("/companies/boris-client", json={"city": "Тверь", "industry": "Retail"}))
+    contact = {"name": "Ivan", "companies": ["boris-client"], "phones": ["+79123450001"]}
+    ok(api.post("/contacts", json=contact, headers=BORIS), 201)
+    ok(api.post("/contacts", json={"name": "Olga", "companies": ["vera-client"]}), 201)
+    head = platform.store.last_position()
+    assert platform.projector.wait_for(head, 10)
+
+    def company_events(headers: dict[str, str]) -> set[tuple[str, str]]:
+        feed = ok(api.get("/events", params={"limit": 1000}, headers=headers))
+        assert feed["next_after"] == head
+        return {
+            (e["type"], e["data"].get("company_id") or e["data"].get("name"))
+            for e in feed["items"]
+            if e["type"].startswith(("Company", "Contact"))
+            and not e["type"].endswith(("Claimed", "Released"))
+        }
+
+    assert company_events(BORIS) == {
+        ("CompanyRegistered", "boris-client"),
+        ("CompanyCardChanged", "boris-client"),
+        ("CompanyAddedToDirectory", own["company_id"]),
+        ("ContactRegistered", "Ivan"),
+    }
+    vera = company_events(VERA)
+    assert ("CompanyRegistered", "vera-client") in vera
+    assert not {e for e in vera if e[1] in ("boris-client", own["company_id"], "Ivan")}
+    everything = company_events(ACTOR)
+    assert ("CompanyRegistered", "vera-client") in everything
+    assert ("ContactRegistered", "Olga") in everything
+    assert len(everything) == 6
+
+
 # --- the client card --------------------------------------------------------------------
 
 
@@ -360,6 +401,40 @@ def test_the_client_card_timeline_and_totals(
     assert later["last_invoice_on"] == dormant[0]["last_invoice_on"]
     assert later["dormant_since"] is not None
     assert later["dormant_since"] > later["last_invoice_on"]
+
+
+def test_the_sales_reports_count_a_merged_companys_records_as_the_survivors(
+    api: TestClient, clock: FakeClock
+) -> None:
+    invoiced_deal(api, "INV-1", "300.00")
+    clock.advance(days=1)
+    duplicate = new_deal(api, funnel="upsell", company_name="Agro Dup", company_id="agro-dup")
+    ok(api.post(f"/deals/{duplicate}/proposal", json=PROPOSAL, headers=SELLER))
+    ok(api.post(f"/deals/{duplicate}/contract", json=CONTRACT, headers=SELLER))
+    invoice = {"number": "INV-2", "amount": "200.00", "organisation": "main"}
+    ok(api.post(f"/deals/{duplicate}/invoice", json=invoice))
+    january = {"from": "2026-01-01", "to": "2026-01-31"}
+
+    def clients(position: int) -> tuple[Any, Any, Any]:
+        invoices = ok(read(api, "/reports/invoices", position, **january))
+        growth = ok(read(api, "/reports/new-clients", position, **january))
+        clock.advance(days=800)
+        dormant = ok(read(api, "/reports/dormant-clients", position))
+        clock.advance(days=-800)
+        return (
+            sorted((c["company_id"], c["company_name"], c["count"]) for c in invoices["clients"]),
+            (growth["totals"]["count"], sorted(c["company_id"] for c in growth["items"])),
+            sorted((c["company_id"], c["invoices"]) for c in dormant["items"]),
+        )
+
+    before = clients(api.app.state.platform.store.last_position())  # type: ignore[attr-defined]
+    assert before[0] == [("agro-dup", "Agro Dup", 1), ("agro-holding", "Agro Holding", 1)]
+    assert before[1] == (2, ["agro-dup", "agro-holding"])
+    merged = ok(api.post("/companies/agro-dup/merge", json={"into": "agro-holding"}))
+    invoices, growth, dormant = clients(merged["position"])
+    assert invoices == [("agro-holding", "Agro Holding", 2)]
+    assert growth == (1, ["agro-holding"])
+    assert dormant == [("agro-holding", 2)]
 
 
 def test_the_deal_volume_by_industry_report(api: TestClient) -> None:

@@ -147,7 +147,12 @@ def test_the_shipped_examples_go_in_over_http(api: TestClient) -> None:
 @pytest.mark.parametrize(
     ("form", "content", "field", "says"),
     [
-        ({"kind": "invoices"}, None, "kind", "'kind' must be one of companies, deals, leads"),
+        (
+            {"kind": "invoices"},
+            None,
+            "kind",
+            "'kind' must be one of companies, contacts, deals, leads, court, opponent",
+        ),
         ({"mode": "some"}, None, "mode", None),
         ({"mapping": "{not json"}, None, "mapping", "not JSON"),
         ({"mapping": '{"Nope": "title"}'}, None, "mapping", "column 'Nope' is not in the file"),

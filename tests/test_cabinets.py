@@ -288,6 +288,8 @@ def read_models(
         " company_name VARCHAR, number VARCHAR, amount DECIMAL(38, 2), issued_on DATE,"
         " prepayment BOOLEAN)"
     )
+    # the client directory the reports map merged companies through (none merged here)
+    db.execute("CREATE TABLE companies (company_id VARCHAR, name VARCHAR, merged_into VARCHAR)")
     for n, (who, day, amount) in enumerate(leads):
         db.execute(
             "INSERT INTO leads VALUES (?, ?, ?, ?, ?, ?)",

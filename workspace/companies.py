@@ -24,10 +24,13 @@ from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViola
 from aggregates.users import Principal
 from commands.companies import change_company_card, company_id_for, merge_company, register_company
 from commands.context import CommandFailed, CommandResult, StreamNotFound, VersionConflict
+from leadledger.imports.export import export_response
+from leadledger.imports.kinds import KINDS
 from queries import clients, companies
 from read_api.access import read_models
 from read_api.routes.companies import must_see
 from schemas.companies import CARD_FIELDS, CompanyCard, CompanyRequest, MergeRequest
+from workspace.imports import export_link
 from workspace.messages import N_
 from workspace.pages import (
     PAGE_SIZE,
@@ -141,6 +144,7 @@ def _list_page(
         "total": total,
         "chosen": chosen,
         "page": pager(f"{PREFIX}/companies", chosen, offset, PAGE_SIZE, total),
+        "export": export_link(f"{PREFIX}/companies/export.xlsx", chosen),
         "may_create": may(principal, "POST", "/companies"),
         "new_company": new_company or {"values": {}, "error": None, "key": uuid4().hex},
     }
@@ -230,6 +234,26 @@ def _card_page(
     return render(
         request, "companies/card.html", context, principal=principal, status_code=status_code
     )
+
+
+@router.get("/companies/export.xlsx")
+def company_export(
+    request: Request,
+    principal: Viewer,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+    industry: Annotated[str | None, Query(max_length=200)] = None,
+    region: Annotated[str | None, Query(max_length=200)] = None,
+    city: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """The companies the viewer sees (with the list's filters) in the companies import's
+    format."""
+    require(principal, "GET", "/companies")
+    text = [(v or "").strip() or None for v in (search, industry, region, city)]
+    filters = companies.CompanyFilters(text[0], text[1], text[2], text[3])
+    with read_models(_platform(request), principal) as cursor:
+        return export_response(
+            KINDS["companies"], companies.directory_export(cursor, filters), "companies.xlsx"
+        )
 
 
 @router.get("/companies/{company_id}")

@@ -4,10 +4,10 @@ handlers, guards and queries."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
@@ -15,9 +15,13 @@ from aggregates import contact
 from aggregates.users import Principal
 from commands.contacts import contact_id_for, register_contact, update_contact
 from commands.context import CommandResult
+from leadledger.imports.export import export_response
+from leadledger.imports.kinds import KINDS
 from queries.contacts import contact_card, list_contacts
+from queries.contacts import contacts_export as contacts_export_rows
 from read_api.access import read_models
 from schemas.contacts import ContactRequest, ContactUpdateRequest
+from workspace.imports import export_link
 from workspace.leads import _message
 from workspace.pages import (
     PREFIX,
@@ -76,6 +80,7 @@ def contacts_page(
         "total": total,
         "q": q,
         "page": pager(f"{PREFIX}/contacts", {"q": q}, offset, PAGE_SIZE, total),
+        "export": export_link(f"{PREFIX}/contacts/export.xlsx", {"q": q}),
         "may_create": may(principal, "POST", "/contacts"),
         "new_contact": new_contact or {"values": {}, "error": None, "key": uuid4().hex},
     }
@@ -127,6 +132,20 @@ def _contact_uuid(raw: str) -> UUID:
         return UUID(raw)
     except ValueError:
         raise PageNotFound from None
+
+
+@router.get("/contacts/export.xlsx")
+def contacts_export(
+    request: Request, principal: Viewer, q: Annotated[str | None, Query(max_length=100)] = None
+) -> Response:
+    """The contacts the viewer sees (matching ``q``) in the contacts import's format."""
+    require(principal, "GET", "/contacts")
+    with read_models(_platform(request), principal) as cursor:
+        return export_response(
+            KINDS["contacts"],
+            contacts_export_rows(cursor, (q or "").strip() or None),
+            "contacts.xlsx",
+        )
 
 
 @router.get("/contacts/{contact_id}")

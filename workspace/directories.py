@@ -22,9 +22,12 @@ from commands.directories import (
     unlink_entry,
     update_entry,
 )
-from queries.directories import entry_card, list_entries
+from leadledger.imports.export import export_response
+from leadledger.imports.kinds.directories import directory_kind
+from queries.directories import entries_export, entry_card, list_entries
 from read_api.access import read_models
 from schemas.directories import EntryRequest, EntryUpdateRequest, LinkRequest
+from workspace.imports import export_link
 from workspace.leads import _message
 from workspace.pages import (
     PREFIX,
@@ -109,6 +112,7 @@ def directory_list(
         "total": total,
         "q": q,
         "page": pager(f"{PREFIX}/directories/{kind}", {"q": q}, offset, PAGE_SIZE, total),
+        "export": export_link(f"{PREFIX}/directories/{kind}/export.xlsx", {"q": q}),
         "may_create": may(principal, "POST", "/directories/{kind}"),
         "new_entry": new_entry or {"values": {}, "error": None, "key": uuid4().hex},
     }
@@ -147,6 +151,20 @@ async def new_entry(request: Request, principal: Viewer, kind: str) -> Response:
     return await post_form(
         request, apply, refused, lambda r: f"{PREFIX}/directories/{kind}/{r.stream_id}"
     )
+
+
+@router.get("/directories/{kind}/export.xlsx")
+def directory_export(request: Request, principal: Viewer, kind: str) -> Response:
+    """The kind's entries (matching ``q``) in the directory import's format."""
+    require(principal, "GET", "/directories/{kind}")
+    configured = _kind(request, kind)
+    q = (request.query_params.get("q") or "").strip()[:100] or None
+    with read_models(_platform(request), principal) as cursor:
+        return export_response(
+            directory_kind(configured),
+            entries_export(cursor, kind, configured.field_ids, q),
+            f"{kind}.xlsx",
+        )
 
 
 @router.get("/directories/{kind}/{entry_id}")

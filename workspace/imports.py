@@ -16,9 +16,11 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 from uuid import uuid4
 
 from fastapi import APIRouter, Request
@@ -31,9 +33,10 @@ from aggregates.errors import InvalidValue
 from aggregates.users import Principal
 from commands.context import StreamNotFound
 from commands.imports import get_mapping, import_file
-from leadledger.imports.base import MappingError
+from leadledger.imports.base import Kind, MappingError
 from leadledger.imports.files import SourceFile, UnreadableFile
 from leadledger.imports.kinds import KINDS
+from leadledger.imports.kinds.directories import directory_kind
 from leadledger.imports.report import write_errors
 from leadledger.imports.runner import ImportConflict, ImportReport
 from read_api.excel import XLSX
@@ -52,6 +55,14 @@ from workspace.pages import (
 )
 
 router = APIRouter()
+
+
+def export_link(path: str, query: Mapping[str, str | None]) -> str:
+    """A list page's "export for import" link, with the list's filters."""
+    chosen = {k: v for k, v in query.items() if v}
+    return f"{path}?{urlencode(chosen)}" if chosen else path
+
+
 UPLOADS = Path(tempfile.gettempdir()) / "leadledger-workspace-imports"
 KEEP_SECONDS = 3_600
 MAX_ERRORS_SHOWN = 200
@@ -156,9 +167,12 @@ def _page(
     failure: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    directories = {k.id: directory_kind(k) for k in _platform(request).directories}
+    kinds: dict[str, Kind] = {**KINDS, **directories}
     context = {
-        "kinds": list(KINDS),
-        "fields": {name: [f.name for f in kind.fields] for name, kind in KINDS.items()},
+        "kinds": list(kinds),
+        "directory_names": {k.id: k.name for k in _platform(request).directories},
+        "fields": {name: [f.name for f in kind.fields] for name, kind in kinds.items()},
         "modes": MODES,
         "choice": choice or {"kind": "leads", "mode": "all", "mapping_name": None},
         "upload": upload,
@@ -203,6 +217,7 @@ def _run(
         mapping=mapping,
         mode=kept.mode,  # type: ignore[arg-type]  # checked by import_file
         dry_run=dry_run,
+        directories=platform.directories,
     )
 
 

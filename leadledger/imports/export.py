@@ -9,6 +9,8 @@ into the platform it came from adds nothing (every row is "already imported").
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -17,10 +19,13 @@ from typing import Any
 from uuid import UUID
 
 import xlsxwriter
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from leadledger.imports.base import Kind
 
 MAX_WIDTH = 60
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def export_columns(kind: Kind, leave_out: Iterable[str] = ()) -> list[str]:
@@ -75,3 +80,24 @@ def write_records(
         return out
     finally:
         workbook.close()
+
+
+def export_response(
+    kind: Kind, records: Iterable[Mapping[str, Any]], filename: str, sheet: str | None = None
+) -> FileResponse:
+    """``records`` as ``kind``'s import file, written to a temporary file then served
+    (and removed once sent)."""
+    handle, name = tempfile.mkstemp(prefix=f"leadledger-{kind.name}-", suffix=".xlsx")
+    os.close(handle)
+    path = Path(name)
+    try:
+        write_records(kind, records, path, sheet)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return FileResponse(
+        path,
+        media_type=XLSX,
+        filename=filename,
+        background=BackgroundTask(path.unlink, missing_ok=True),
+    )

@@ -8,15 +8,11 @@ other company is not there for them (404), for reads and commands alike.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict
-from pathlib import Path as PathOnDisk
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
 
 from aggregates import company
 from aggregates.users import Principal
@@ -29,7 +25,7 @@ from commands.companies import (
 )
 from commands.context import CommandResult, StreamNotFound
 from event_store.codec import dumps_http
-from leadledger.imports.export import write_records
+from leadledger.imports.export import export_response
 from leadledger.imports.kinds import KINDS
 from leadledger.wiring import Platform
 from queries import clients, companies
@@ -241,21 +237,9 @@ def list_companies(
 
 
 def _export(cursor: ReadCursor, filters: companies.CompanyFilters) -> FileResponse:
-    """The directory as the companies import reads it, written to a file then served."""
-    handle, name = tempfile.mkstemp(prefix="leadledger-companies-", suffix=".xlsx")
-    os.close(handle)
-    path = PathOnDisk(name)
-    try:
-        write_records(KINDS["companies"], companies.directory_export(cursor, filters), path)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return FileResponse(
-        path,
-        media_type=XLSX,
-        filename="companies.xlsx",
-        background=BackgroundTask(path.unlink, missing_ok=True),
-    )
+    """The directory as the companies import reads it."""
+    records = companies.directory_export(cursor, filters)
+    return export_response(KINDS["companies"], records, "companies.xlsx")
 
 
 @router.get(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, Query, Response
 from aggregates import contact
 from commands.contacts import contact_id_for, register_contact, update_contact
 from commands.context import CommandResult, StreamNotFound
+from leadledger.imports.export import XLSX, export_response
+from leadledger.imports.kinds import KINDS
 from queries import contacts as contact_queries
 from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted
 from schemas.contacts import (
@@ -81,7 +83,17 @@ def update(
     return _accepted(result, response)
 
 
-@router.get("", response_model=ContactPage)
+@router.get(
+    "",
+    response_model=ContactPage,
+    responses={
+        200: {
+            "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The page (JSON), or with format=xlsx every contact the viewer "
+            "sees as the contacts import reads it",
+        }
+    },
+)
 def list_contacts(
     cursor: ReadCursor,
     q: Annotated[
@@ -90,8 +102,19 @@ def list_contacts(
     ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+    format: Annotated[
+        Literal["json", "xlsx"],
+        Query(
+            description="xlsx: every contact matching q (not paged) in the import format of "
+            "`leadledger import contacts` / `POST /imports`: it imports back as the same "
+            "records"
+        ),
+    ] = "json",
+) -> Any:
     """The contacts the viewer sees, by name, each with the number of leads naming it."""
+    if format == "xlsx":
+        records = contact_queries.contacts_export(cursor, q)
+        return export_response(KINDS["contacts"], records, "contacts.xlsx")
     items, total = contact_queries.list_contacts(cursor, q, limit, offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 

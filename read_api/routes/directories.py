@@ -3,7 +3,7 @@ signatories): their kinds, entries, cards and links; and the signatories report.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -18,6 +18,8 @@ from commands.directories import (
     unlink_entry,
     update_entry,
 )
+from leadledger.imports.export import XLSX, export_response
+from leadledger.imports.kinds.directories import directory_kind
 from leadledger.wiring import Platform
 from queries import directories as directory_queries
 from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted
@@ -145,7 +147,18 @@ def unlink(
     return _accepted(unlink_entry(platform.store, configured, entry_id, command, ctx), response)
 
 
-@router.get("/{kind}", response_model=EntryPage, responses={404: ERRORS[404]})
+@router.get(
+    "/{kind}",
+    response_model=EntryPage,
+    responses={
+        200: {
+            "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The page (JSON), or with format=xlsx the kind's entries as its "
+            "import reads them",
+        },
+        404: ERRORS[404],
+    },
+)
 def list_entries(
     kind: str,
     platform: PlatformDep,
@@ -155,9 +168,20 @@ def list_entries(
     ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
-) -> dict[str, Any]:
+    format: Annotated[
+        Literal["json", "xlsx"],
+        Query(
+            description="xlsx: every entry matching q (not paged) in the import format of "
+            "`leadledger import {kind}` / `POST /imports` with kind={kind}: it imports back "
+            "as the same entries"
+        ),
+    ] = "json",
+) -> Any:
     """The kind's entries by title, each with its number of links."""
-    require_kind(platform.directories, kind)
+    configured = require_kind(platform.directories, kind)
+    if format == "xlsx":
+        records = directory_queries.entries_export(cursor, kind, configured.field_ids, q)
+        return export_response(directory_kind(configured), records, f"{kind}.xlsx")
     items, total = directory_queries.list_entries(cursor, kind, q, limit, offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 

@@ -52,7 +52,14 @@ def run(
     headers: Headers,
     platform: PlatformDep,
     file: Annotated[UploadFile, File(description="The XLSX or CSV file")],
-    kind: Annotated[str, Form(max_length=40, description="leads, deals or companies")],
+    kind: Annotated[
+        str,
+        Form(
+            max_length=40,
+            description="leads, deals, companies, contacts, or a directory's id (court, "
+            "signatory...) for its entries",
+        ),
+    ],
     mapping: Annotated[
         str | None,
         Form(max_length=20_000, description='JSON: {"Column": "field", ...}'),
@@ -89,6 +96,7 @@ def run(
                 mapping=columns,
                 mode=mode,
                 dry_run=dry_run,
+                directories=platform.directories,
             )
         except MappingError as exc:
             raise InvalidValue(exc.field, exc.message) from None

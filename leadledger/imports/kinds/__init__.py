@@ -8,6 +8,8 @@ which rows are in already and deciding a row through the aggregate) and name its
 from __future__ import annotations
 
 from leadledger.imports.base import Kind
-from leadledger.imports.kinds import companies, deals, leads
+from leadledger.imports.kinds import companies, contacts, deals, leads
 
-KINDS: dict[str, Kind] = {k.name: k for k in (leads.KIND, deals.KIND, companies.KIND)}
+KINDS: dict[str, Kind] = {
+    k.name: k for k in (leads.KIND, deals.KIND, companies.KIND, contacts.KIND)
+}
