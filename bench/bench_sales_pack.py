@@ -35,6 +35,7 @@ from leadledger.settings import Settings
 from leadledger.wiring import build, load_funnels
 from projections.cohorts import CohortProjection
 from projections.database import ReadModelDatabase
+from projections.lead_days import LeadDayProjection
 from queries import conversion, sales, sales_stats
 
 DEPARTMENTS = ("sales", "b2b", "retail")
@@ -92,10 +93,26 @@ def derive_records(path: Path, projects: int) -> dict[str, int]:
             file=sys.stderr,
             flush=True,
         )
+        # the leads of each day, counted by the projection's own statement
+        started = time.perf_counter()
+        LeadDayProjection().derive_all(cursor)
+        print(
+            f"lead_days derived in {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
         cursor.execute("CHECKPOINT")
         counts = {
             table: int((cursor.execute(f"SELECT count(*) FROM {table}").fetchone() or (0,))[0])
-            for table in ("leads", "deals", "projects", "users", "lead_cohorts", "cohort_months")
+            for table in (
+                "leads",
+                "deals",
+                "projects",
+                "users",
+                "lead_cohorts",
+                "cohort_months",
+                "lead_days",
+            )
         }
         cursor.close()
     finally:
@@ -106,23 +123,31 @@ def derive_records(path: Path, projects: int) -> dict[str, int]:
 def reports(cursor: Any) -> list[tuple[str, Callable[[], Any]]]:
     quarter = (END - timedelta(days=91), END)
     calls: list[tuple[str, Callable[[], Any]]] = []
-    for label, (start, stop) in (("all time", (None, None)), ("3 months", quarter)):
+    # a period whose bounds cut their days (read from the leads, not from lead_days)
+    cut = (END - timedelta(days=91, hours=5), END - timedelta(hours=3))
+    periods = (("all time", (None, None)), ("3 months", quarter), ("3 months, cut days", cut))
+    for label, (start, stop) in periods:
         for split in ("month", "department", "source"):
-            calls.append(
-                (
-                    f"leads_period split={split}, {label}",
-                    functools.partial(
-                        sales.leads_period,
-                        cursor,
-                        funnel=None,
-                        split=split,
-                        start=start,
-                        end=stop,
-                        limit=50,
-                        offset=0,
-                    ),
+            # the old query (every lead of the period) beside the days' read model
+            for stored, how in ((False, "old: every lead"), (True, "lead_days")):
+                calls.append(
+                    (
+                        f"leads_period split={split}, {label} ({how})",
+                        functools.partial(
+                            sales.leads_period,
+                            cursor,
+                            funnel=None,
+                            split=split,
+                            start=start,
+                            end=stop,
+                            limit=50,
+                            offset=0,
+                            stored=stored,
+                        ),
+                    )
                 )
-            )
+        if label == "3 months, cut days":
+            continue
         calls += [
             (
                 f"proposals, {label}",

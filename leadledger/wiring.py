@@ -57,6 +57,7 @@ from projections.database import ReadModelDatabase
 from projections.deals import deal_projections
 from projections.directories import DirectoryEntryProjection
 from projections.directory import DirectoryProjection
+from projections.lead_days import LeadDayProjection
 from projections.leads import LeadProjection
 from projections.process import ProcessVisitProjection
 from projections.projector import Projector
@@ -151,6 +152,7 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         ProcessVisitProjection(),
         # after the leads', deals' and projects' read models it is derived from
         CohortProjection(),
+        LeadDayProjection(),
         RevenueLedgerProjection(),
         AlertReadProjection(),
         *sales_projections(),

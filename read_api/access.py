@@ -36,6 +36,7 @@ from commands.users import StoreDirectory
 from leadledger.tokens import TokenRejected
 from leadledger.wiring import Platform
 from projections.cohorts import COHORT_ROWS_SQL, MONTHS_SQL
+from projections.lead_days import DAYS_SQL
 from read_api.errors import Unauthenticated
 
 M, H, T, PM, E, D = Role.MANAGER, Role.HEAD, Role.TOP, Role.PM, Role.EXPERT, Role.DEPARTMENT
@@ -685,6 +686,8 @@ class Scope:
             "CREATE OR REPLACE TEMP VIEW cohort_months AS "
             + MONTHS_SQL.format(rows="lead_cohorts", where="")
         )
+        # the leads of each day over the leads the viewer sees, computed when read
+        statements.append("CREATE OR REPLACE TEMP VIEW lead_days AS " + DAYS_SQL.format(where=""))
         # the directory is shared, but a contractor's figures are the viewer's: counted
         # over the quotes they see (list, card and export alike)
         statements.append(

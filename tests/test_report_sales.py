@@ -29,6 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadledger.wiring import Platform
+from projections.lead_days import LeadDayProjection
 from projections.leads import LEADS_COLUMNS, _ddl
 from queries import sales
 from read_api.app import create_app
@@ -344,6 +345,7 @@ def scratch() -> Iterator[duckdb.DuckDBPyConnection]:
     con.execute(_ddl("leads", LEADS_COLUMNS))
     con.execute("CREATE TABLE users (username VARCHAR, department VARCHAR)")
     con.execute("INSERT INTO users VALUES ('boris', 'sales'), ('clara', 'b2b')")
+    LeadDayProjection().create_tables(con)
     yield con
     con.close()
 
@@ -360,6 +362,7 @@ def test_every_split_adds_up_to_the_totals(
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [f"l{n}", f, status, repeat, source, manager, amount, month + timedelta(days=day)],
         )
+    LeadDayProjection().derive_all(scratch)
     start, end = MONTHS[2], MONTHS[9]
     totals = None
     for split in sales.LEAD_SPLITS:
