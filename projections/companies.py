@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from aggregates.company import normalise_name
 from projections.deals import (
@@ -135,7 +136,38 @@ class CompanyProjection:
         return row
 
     def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
-        events = page_events(page, self.topics)
+        topic = page["topic"]
+        if not pc.any(pc.is_in(topic, value_set=_TOPIC_VALUES)).as_py():
+            return
+        # A company registered from a lead (the bulk of a log's company events) whose
+        # stream has no other company event in the page: its row is the registration's
+        # fields, written set-based; only the other companies are folded event by event.
+        registered = cursor.sql(REGISTERED_SQL).to_arrow_table()
+        alone = registered.filter(pc.field("alone"))
+        if alone.num_rows:
+            self._insert_registered(cursor, alone)
+        rest = page.filter(
+            pc.and_(
+                pc.is_in(topic, value_set=_TOPIC_VALUES),
+                pc.invert(pc.is_in(page["position"], value_set=alone["position"])),
+            )
+        )
+        self._fold_events(cursor, page_events(rest, self.topics))
+
+    @staticmethod
+    def _insert_registered(cursor: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+        names = rows["name"].to_pylist()
+        normalised = pa.array([normalise_name(n) for n in names], pa.string())
+        cursor.register("_registered", rows.append_column("normalised_name", normalised))
+        try:
+            cursor.execute(
+                "DELETE FROM companies WHERE company_id IN (SELECT company_id FROM _registered)"
+            )
+            cursor.execute(INSERT_REGISTERED_SQL)
+        finally:
+            cursor.unregister("_registered")
+
+    def _fold_events(self, cursor: duckdb.DuckDBPyConnection, events: list[PageEvent]) -> None:
         if not events:
             return
         keys = sorted({e.doc["company_id"] for e in events})
@@ -162,6 +194,51 @@ class CompanyProjection:
             cursor.execute(
                 "UPDATE companies SET merged_into = ? WHERE merged_into = ?", [into, merged]
             )
+
+
+_TOPIC_VALUES = pa.array(sorted(TOPICS), pa.string())
+
+# The page's registrations, with whether the company has no other company event in it
+# (``alone``), its fields as CompanyRegistered carries them.
+REGISTERED_SQL = f"""
+WITH company_events AS (
+  SELECT position, version, topic, state,
+    json_extract_string(state, '$.company_id') AS company_id
+  FROM _page WHERE topic IN ({", ".join(f"'{t}'" for t in sorted(TOPICS))})
+)
+SELECT position, version, company_id,
+  json_extract_string(state, '$.company_name') AS name,
+  json_extract_string(state, '$.first_lead_id') AS first_lead_id,
+  CAST(json_extract_string(state, '$.at') AS TIMESTAMPTZ) AS created_at,
+  json_extract_string(state, '$.actor') AS created_by,
+  count(*) OVER (PARTITION BY company_id) = 1 AS alone
+FROM company_events
+QUALIFY topic = 'CompanyRegistered'
+"""
+
+# The row a registration alone makes: what CompanyProjection.fold makes of it.
+INSERT_REGISTERED_SQL = f"""
+INSERT INTO companies ({", ".join(c.name for c in COMPANY_COLUMNS)})
+SELECT {
+    ", ".join(
+        {
+            "company_id": "company_id",
+            "name": "name",
+            "normalised_name": "normalised_name",
+            "in_directory": "FALSE",
+            "absorbed": "0",
+            "first_lead_id": "first_lead_id",
+            "created_at": "created_at",
+            "created_by": "created_by",
+            "updated_at": "created_at",
+            "version": "version",
+            "last_position": "position",
+        }.get(c.name, "NULL")
+        for c in COMPANY_COLUMNS
+    )
+}
+FROM _registered
+"""
 
 
 def _new_row(**values: object) -> Row:
