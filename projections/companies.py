@@ -142,7 +142,9 @@ class CompanyProjection:
         # A company registered from a lead (the bulk of a log's company events) whose
         # stream has no other company event in the page: its row is the registration's
         # fields, written set-based; only the other companies are folded event by event.
-        registered = cursor.sql(REGISTERED_SQL).to_arrow_table()
+        registered = cursor.execute(REGISTERED_SQL).to_arrow_table()
+        if registered is None:  # a statement always has a result: never here
+            raise RuntimeError("the page's registrations were not read")
         alone = registered.filter(pc.field("alone"))
         if alone.num_rows:
             self._insert_registered(cursor, alone)
