@@ -142,32 +142,35 @@ class CompanyProjection:
         # A company registered from a lead (the bulk of a log's company events) whose
         # stream has no other company event in the page: its row is the registration's
         # fields, written set-based; only the other companies are folded event by event.
-        registered = cursor.execute(REGISTERED_SQL).to_arrow_table()
-        if registered is None:  # a statement always has a result: never here
-            raise RuntimeError("the page's registrations were not read")
-        alone = registered.filter(pc.field("alone"))
-        if alone.num_rows:
-            self._insert_registered(cursor, alone)
-        rest = page.filter(
-            pc.and_(
-                pc.is_in(topic, value_set=_TOPIC_VALUES),
-                pc.invert(pc.is_in(page["position"], value_set=alone["position"])),
-            )
+        cursor.execute(REGISTERED_SQL)
+        alone = pa.array(
+            [r[0] for r in cursor.execute("SELECT position FROM _registered").fetchall()],
+            pa.int64(),
         )
-        self._fold_events(cursor, page_events(rest, self.topics))
-
-    @staticmethod
-    def _insert_registered(cursor: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
-        names = rows["name"].to_pylist()
-        normalised = pa.array([normalise_name(n) for n in names], pa.string())
-        cursor.register("_registered", rows.append_column("normalised_name", normalised))
-        try:
+        if len(alone):
+            names = cursor.execute("SELECT DISTINCT name FROM _registered").fetchall()
+            normalised = pa.table(
+                {
+                    "name": pa.array([n for (n,) in names], pa.string()),
+                    "normalised_name": pa.array([normalise_name(n) for (n,) in names], pa.string()),
+                }
+            )
             cursor.execute(
                 "DELETE FROM companies WHERE company_id IN (SELECT company_id FROM _registered)"
             )
-            cursor.execute(INSERT_REGISTERED_SQL)
-        finally:
-            cursor.unregister("_registered")
+            cursor.register("_normalised", normalised)
+            try:
+                cursor.execute(INSERT_REGISTERED_SQL)
+            finally:
+                cursor.unregister("_normalised")
+        cursor.execute("DROP TABLE _registered")
+        rest = page.filter(
+            pc.and_(
+                pc.is_in(topic, value_set=_TOPIC_VALUES),
+                pc.invert(pc.is_in(page["position"], value_set=alone)),
+            )
+        )
+        self._fold_events(cursor, page_events(rest, self.topics))
 
     def _fold_events(self, cursor: duckdb.DuckDBPyConnection, events: list[PageEvent]) -> None:
         if not events:
@@ -200,9 +203,10 @@ class CompanyProjection:
 
 _TOPIC_VALUES = pa.array(sorted(TOPICS), pa.string())
 
-# The page's registrations, with whether the company has no other company event in it
-# (``alone``), its fields as CompanyRegistered carries them.
+# The page's registrations of companies with no other company event in the page, their
+# fields as CompanyRegistered carries them.
 REGISTERED_SQL = f"""
+CREATE OR REPLACE TEMP TABLE _registered AS
 WITH company_events AS (
   SELECT position, version, topic, state,
     json_extract_string(state, '$.company_id') AS company_id
@@ -213,9 +217,8 @@ SELECT position, version, company_id,
   json_extract_string(state, '$.first_lead_id') AS first_lead_id,
   CAST(json_extract_string(state, '$.at') AS TIMESTAMPTZ) AS created_at,
   json_extract_string(state, '$.actor') AS created_by,
-  count(*) OVER (PARTITION BY company_id) = 1 AS alone
 FROM company_events
-QUALIFY topic = 'CompanyRegistered'
+QUALIFY topic = 'CompanyRegistered' AND count(*) OVER (PARTITION BY company_id) = 1
 """
 
 # The row a registration alone makes: what CompanyProjection.fold makes of it.
@@ -239,7 +242,7 @@ SELECT {
         for c in COMPANY_COLUMNS
     )
 }
-FROM _registered
+FROM _registered LEFT JOIN _normalised USING (name)
 """
 
 
