@@ -28,6 +28,7 @@ import functools
 import io
 import math
 import multiprocessing
+import os
 import pstats
 import sys
 import tempfile
@@ -169,7 +170,9 @@ def measure_rebuild(
     timer.instrument(store, reader, "read")
     for projection in projections:
         timer.instrument(projection, "apply", "apply")
+        timer.instrument(projection, "apply", f"apply:{projection.name}")
     db = ReadModelDatabase(workdir / "rebuild.duckdb")
+    load_before = os.getloadavg()
     profiler = cProfile.Profile() if profile else None
     try:
         with benchlib.RssSampler() as rss:
@@ -180,6 +183,7 @@ def measure_rebuild(
             if profiler is not None:
                 profiler.disable()
             seconds = time.perf_counter() - started
+        load = (load_before, os.getloadavg())
         cursor = db.cursor()
         leads_row = cursor.execute("SELECT count(*) FROM leads").fetchone()
         visits_row = cursor.execute("SELECT count(*) FROM lead_stage_visits").fetchone()
@@ -203,6 +207,7 @@ def measure_rebuild(
         "duckdb_bytes": duckdb_bytes,
         "phases": dict(timer.seconds),
         "profile": profile_text,
+        "load": load,
     }
 
 
@@ -470,6 +475,11 @@ def report(
         ("  outside projection.apply: waiting for pages, commit, drops", total - apply),
         ("  projection.apply (set-based SQL in DuckDB: parse, fold, write)", apply),
     ]
+    per_model = sorted(
+        ((k.split(":", 1)[1], v) for k, v in phases.items() if k.startswith("apply:")),
+        key=lambda kv: -kv[1],
+    )
+    rows += [(f"    {name}.apply", s) for name, s in per_model]
     out.append(
         benchlib.table(
             "Where the rebuild's time went",
@@ -488,6 +498,11 @@ def report(
         )
         + "(*) the projector may read the next page in a second thread while it folds "
         "this one: then reading overlaps the other lines.\n"
+        + "load average (1/5/15 min) before the rebuild: "
+        + "/".join(f"{x:.2f}" for x in rebuilt["load"][0])
+        + ", after it: "
+        + "/".join(f"{x:.2f}" for x in rebuilt["load"][1])
+        + "\n"
     )
     naive_rate = naive["events"] / naive["seconds"]
     out.append(

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from aggregates.company import company_stream_id, normalise_name
 from projections.deals import (
@@ -140,7 +141,43 @@ class CompanyProjection:
         return row
 
     def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
-        events = page_events(page, self.topics)
+        topic = page["topic"]
+        if not pc.any(pc.is_in(topic, value_set=_TOPIC_VALUES)).as_py():
+            return
+        # A company registered from a lead (the bulk of a log's company events) whose
+        # stream has no other company event in the page: its row is the registration's
+        # fields, written set-based; only the other companies are folded event by event.
+        cursor.execute(REGISTERED_SQL)
+        alone = pa.array(
+            [r[0] for r in cursor.execute("SELECT position FROM _registered").fetchall()],
+            pa.int64(),
+        )
+        if len(alone):
+            names = cursor.execute("SELECT DISTINCT name FROM _registered").fetchall()
+            normalised = pa.table(
+                {
+                    "name": pa.array([n for (n,) in names], pa.string()),
+                    "normalised_name": pa.array([normalise_name(n) for (n,) in names], pa.string()),
+                }
+            )
+            cursor.execute(
+                "DELETE FROM companies WHERE company_id IN (SELECT company_id FROM _registered)"
+            )
+            cursor.register("_normalised", normalised)
+            try:
+                cursor.execute(INSERT_REGISTERED_SQL)
+            finally:
+                cursor.unregister("_normalised")
+        cursor.execute("DROP TABLE _registered")
+        rest = page.filter(
+            pc.and_(
+                pc.is_in(topic, value_set=_TOPIC_VALUES),
+                pc.invert(pc.is_in(page["position"], value_set=alone)),
+            )
+        )
+        self._fold_events(cursor, page_events(rest, self.topics))
+
+    def _fold_events(self, cursor: duckdb.DuckDBPyConnection, events: list[PageEvent]) -> None:
         if not events:
             return
         keys = sorted({e.doc["company_id"] for e in events})
@@ -167,6 +204,51 @@ class CompanyProjection:
             cursor.execute(
                 "UPDATE companies SET merged_into = ? WHERE merged_into = ?", [into, merged]
             )
+
+
+_TOPIC_VALUES = pa.array(sorted(TOPICS), pa.string())
+
+# The page's registrations of companies with no other company event in the page, their
+# fields as CompanyRegistered carries them.
+REGISTERED_SQL = f"""
+CREATE OR REPLACE TEMP TABLE _registered AS
+WITH company_events AS (
+  SELECT position, version, topic, state,
+    json_extract_string(state, '$.company_id') AS company_id
+  FROM _page WHERE topic IN ({", ".join(f"'{t}'" for t in sorted(TOPICS))})
+)
+SELECT position, version, company_id,
+  json_extract_string(state, '$.company_name') AS name,
+  json_extract_string(state, '$.first_lead_id') AS first_lead_id,
+  CAST(json_extract_string(state, '$.at') AS TIMESTAMPTZ) AS created_at,
+  json_extract_string(state, '$.actor') AS created_by,
+FROM company_events
+QUALIFY topic = 'CompanyRegistered' AND count(*) OVER (PARTITION BY company_id) = 1
+"""
+
+# The row a registration alone makes: what CompanyProjection.fold makes of it.
+INSERT_REGISTERED_SQL = f"""
+INSERT INTO companies ({", ".join(c.name for c in COMPANY_COLUMNS)})
+SELECT {
+    ", ".join(
+        {
+            "company_id": "company_id",
+            "name": "name",
+            "normalised_name": "normalised_name",
+            "in_directory": "FALSE",
+            "absorbed": "0",
+            "first_lead_id": "first_lead_id",
+            "created_at": "created_at",
+            "created_by": "created_by",
+            "updated_at": "created_at",
+            "version": "version",
+            "last_position": "position",
+        }.get(c.name, "NULL")
+        for c in COMPANY_COLUMNS
+    )
+}
+FROM _registered LEFT JOIN _normalised USING (name)
+"""
 
 
 def _new_row(**values: object) -> Row:

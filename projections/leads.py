@@ -267,16 +267,17 @@ def _setter_aggregates() -> str:
     for column, setters in SETTERS.items():
         condition = " OR ".join(f"({c})" for c, _ in setters)
         value = "CASE " + " ".join(f"WHEN {c} THEN {v}" for c, v in setters) + " END"
-        parts.append(f"bool_or({condition}) AS has_{column}")
-        parts.append(
-            f"arg_max({{'v': {value}}}, version) FILTER (WHERE {condition}) AS last_{column}"
-        )
+        # the version of the last event setting the column (NULL: none), and its value
+        # (which may be NULL); no FILTER and no struct: both cost more than the CASE
+        setter_version = f"CASE WHEN {condition} THEN version END"
+        parts.append(f"max({setter_version}) AS has_{column}")
+        parts.append(f"arg_max_null({value}, {setter_version}) AS last_{column}")
     return ",\n  ".join(parts)
 
 
 def _lead_value(column: str) -> str:
     if column in SETTERS:
-        return f"CASE WHEN a.has_{column} THEN a.last_{column}.v ELSE c.{column} END"
+        return f"CASE WHEN a.has_{column} IS NOT NULL THEN a.last_{column} ELSE c.{column} END"
     computed = {
         "lead_id": "a.lead_id",
         "stage_step": "NULL",  # filled from the funnels below

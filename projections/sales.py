@@ -18,11 +18,11 @@ one row per event, inserted from Arrow in the projector's transaction).
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from projections.base import Projection
 from projections.deals import (
@@ -31,7 +31,6 @@ from projections.deals import (
     KeyedFold,
     PageEvent,
     Row,
-    _arrow_rows,
     _bigint,
     _day,
     _flag,
@@ -227,32 +226,32 @@ class ClientFirstLeadProjection:
         cursor.execute(ddl(self.name, FIRST_LEAD_COLUMNS))
 
     def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
-        firsts: dict[str, Row] = {}
-        for e in page_events(page, self.topics):
-            company = e.doc.get("company_id")
-            if company and company not in firsts:
-                firsts[company] = {
-                    "company_id": company,
-                    "company_name": e.doc.get("company_name"),
-                    "lead_id": e.stream_id,
-                    "manager": e.doc.get("manager"),
-                    # an imported lead: when it was created in the old system
-                    "created_at": datetime.fromisoformat(e.doc["created_at"])
-                    if e.topic == "LeadImported"
-                    else e.moment,
-                    "position": e.position,
-                }
-        if not firsts:
+        if not pc.any(pc.is_in(page["topic"], value_set=_FIRST_LEAD_TOPICS)).as_py():
             return
-        view = "_new_client_first_leads"
-        cursor.register(view, _arrow_rows(FIRST_LEAD_COLUMNS, firsts.values()))
-        try:
-            cursor.execute(
-                f"INSERT INTO client_first_leads SELECT * FROM {view}"
-                " WHERE company_id NOT IN (SELECT company_id FROM client_first_leads)"
-            )
-        finally:
-            cursor.unregister(view)
+        cursor.execute(FIRST_LEADS_SQL)
+
+
+_FIRST_LEAD_TOPICS = pa.array(sorted(ClientFirstLeadProjection.topics), pa.string())
+# Each company's first lead in the page (in log order) unless it has one already; an
+# imported lead was created when the old system says.
+FIRST_LEADS_SQL = """
+INSERT INTO client_first_leads
+SELECT company_id, company_name, lead_id, manager, created_at, position FROM (
+  SELECT doc.company_id, doc.company_name, stream_id AS lead_id, doc.manager,
+    CAST(CASE WHEN topic = 'LeadImported' THEN doc.created_at ELSE doc.at END AS TIMESTAMPTZ)
+      AS created_at,
+    position
+  FROM (
+    SELECT topic, stream_id, position, json_transform(state,
+      '{"company_id": "VARCHAR", "company_name": "VARCHAR", "manager": "VARCHAR",
+        "created_at": "VARCHAR", "at": "VARCHAR"}') AS doc
+    FROM _page WHERE topic IN ('LeadCreated', 'LeadImported')
+  )
+  WHERE doc.company_id <> ''
+  QUALIFY row_number() OVER (PARTITION BY doc.company_id ORDER BY position) = 1
+)
+WHERE company_id NOT IN (SELECT company_id FROM client_first_leads)
+"""
 
 
 def sales_projections() -> list[Projection]:
