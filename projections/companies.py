@@ -213,11 +213,11 @@ _TOPIC_VALUES = pa.array(sorted(TOPICS), pa.string())
 REGISTERED_SQL = f"""
 CREATE OR REPLACE TEMP TABLE _registered AS
 WITH company_events AS (
-  SELECT position, version, topic, state,
+  SELECT position, stream_id, version, topic, state,
     json_extract_string(state, '$.company_id') AS company_id
   FROM _page WHERE topic IN ({", ".join(f"'{t}'" for t in sorted(TOPICS))})
 )
-SELECT position, version, company_id,
+SELECT position, stream_id, version, company_id,
   json_extract_string(state, '$.company_name') AS name,
   json_extract_string(state, '$.first_lead_id') AS first_lead_id,
   CAST(json_extract_string(state, '$.at') AS TIMESTAMPTZ) AS created_at,
@@ -233,6 +233,7 @@ SELECT {
     ", ".join(
         {
             "company_id": "company_id",
+            "stream_id": "stream_id",
             "name": "name",
             "normalised_name": "normalised_name",
             "in_directory": "FALSE",

@@ -126,7 +126,7 @@ def test_projecting_in_random_pages_equals_a_rebuild_and_the_streams(seed: int, 
             found = {
                 r[0]: r[1:]
                 for r in cursor.execute(
-                    "SELECT company_id, name, tax_id, city, merged_into FROM companies"
+                    "SELECT company_id, name, tax_id, city, merged_into, stream_id FROM companies"
                 ).fetchall()
             }
             cursor.close()
@@ -140,6 +140,7 @@ def test_projecting_in_random_pages_equals_a_rebuild_and_the_streams(seed: int, 
                     state.card.tax_id,
                     state.card.city,
                     expected_into,
+                    str(company.company_stream_id(company_id)),
                 )
         finally:
             incremental.close()
