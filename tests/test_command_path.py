@@ -8,6 +8,8 @@
 - Process managers do not store a position for a page they ignore, yet report it and
   never read that page again in the same process; a waiter learns when they have
   handled a position and where their reactions are, at once even while they are busy.
+- A command over HTTP costs the thread pool two hand-offs (the endpoint and its
+  response's validation): its dependencies run on the event loop.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from fastapi import routing as fastapi_routing
+from fastapi.dependencies import utils as fastapi_dependencies
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.sql import SQL, Identifier
@@ -33,7 +38,7 @@ from leadledger.wiring import Platform, event_codec
 from process_managers import runner as runner_module
 from process_managers.runner import ProcessRunner
 from process_managers.state import Deadline, DeadlineChanges
-from tests.conftest import PlatformFactory
+from tests.conftest import ACTOR, PlatformFactory, new_lead_body
 from tests.test_event_store import T0, _created, _paused, _resumed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -289,3 +294,36 @@ def test_a_busy_runner_tells_a_waiter_where_its_reactions_are(
         runner.notify()
         thread.join(10)
     assert not runner.running
+
+
+def test_a_command_costs_two_thread_pool_hand_offs(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The routes' dependencies (platform, principal, command headers, the query bound)
+    are coroutines: a command's only hand-offs are its endpoint and the validation of its
+    response (FastAPI runs both of a plain-function endpoint in the pool)."""
+    calls: list[str] = []
+
+    def counting(module: Any) -> None:
+        original = module.run_in_threadpool
+
+        async def run(func: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(getattr(func, "__qualname__", repr(func)))
+            return await original(func, *args, **kwargs)
+
+        monkeypatch.setattr(module, "run_in_threadpool", run)
+
+    counting(fastapi_dependencies)
+    counting(fastapi_routing)
+    created = client.post("/leads", json=new_lead_body(), headers=ACTOR)
+    assert created.status_code == 201, created.text
+    lead_id = created.json()["lead_id"]
+    assert len(calls) == 2, calls
+    calls.clear()
+    moved = client.post(
+        f"/leads/{lead_id}/stage",
+        json={"stage": "assessment"},
+        headers={**ACTOR, "If-Match": '"1"', "Idempotency-Key": "move-1"},
+    )
+    assert moved.status_code == 200, moved.text
+    assert len(calls) == 2, calls
