@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -317,6 +317,18 @@ class EventStore:
             after, limit, max_bytes
         )
         return rows
+
+    def read_topic_rows(
+        self, after: int, limit: int, topics: Collection[str]
+    ) -> tuple[list[NotificationRow], int]:
+        """Like ``read_rows`` for the events of ``topics`` only, filtered by the database;
+        with the position up to which the log was read (the end of the page when it is
+        full, else the end of the log): a follower that handles few types reads past the
+        rest without fetching them."""
+        found: tuple[list[NotificationRow], int] = self.recorder.select_topic_rows(  # type: ignore[attr-defined]
+            after, limit, sorted(topics)
+        )
+        return found
 
     def read_page(self, after: int, limit: int) -> pa.Table:
         """The next page of the log as an Arrow table (``projections.base.PAGE_SCHEMA``)."""

@@ -327,3 +327,62 @@ def test_a_command_costs_two_thread_pool_hand_offs(
     )
     assert moved.status_code == 200, moved.text
     assert len(calls) == 2, calls
+
+
+def test_topic_rows_are_the_log_filtered_with_its_end(store: EventStore) -> None:
+    """The database's filter: the rows of the asked topics only, in order, and how far
+    the log was read (the last row when the page is full, else the log's end); on both
+    back-ends."""
+    assert store.read_topic_rows(0, 10, {"LeadPaused"}) == ([], 0)
+    created = _created()
+    lead_id = created.stream_id
+    [p1] = store.append([created])
+    version = _pause_resume(store, lead_id, 1, 5)  # paused, resumed, paused, ...
+    head = store.last_position()
+    assert version == 6
+    assert head == p1 + 5
+    everything = store.read_rows(0, 100)
+    paused = [r for r in everything if r[3] == "LeadPaused"]
+    assert store.read_topic_rows(0, 100, {"LeadPaused"}) == (paused, head)
+    assert store.read_topic_rows(0, 2, {"LeadPaused"}) == (paused[:2], paused[1][0])
+    assert store.read_topic_rows(paused[-1][0], 100, {"LeadPaused"}) == ([], head)
+    assert store.read_topic_rows(head, 100, {"LeadPaused"}) == ([], head)
+    assert store.read_topic_rows(0, 100, set()) == ([], head)
+    both = store.read_topic_rows(0, 100, {"LeadPaused", "LeadCreated"})
+    assert both == ([r for r in everything if r[3] != "LeadResumed"], head)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    runs=st.lists(st.integers(0, 7), min_size=1, max_size=5),
+    page_size=st.integers(1, 4),
+)
+def test_a_manager_is_given_exactly_its_events_once(
+    tmp_path: Path, runs: list[int], page_size: int
+) -> None:
+    """Property: whatever the pages and the appends between rounds, a manager is given
+    every event of its topics once, in log order, and nothing else; it reports the log's
+    end as its position; after a restart nothing it handled comes again."""
+    url = f"sqlite:///{tmp_path}/pm-{uuid4().hex}.sqlite"
+    store = open_event_store(url, event_codec())
+    try:
+        watcher = _Watcher()
+        runner = ProcessRunner(store, [watcher], lambda: T0, page_size=page_size)
+        created = _created()
+        store.append([created])
+        version = 1
+        for n in runs:
+            version = _pause_resume(store, created.stream_id, version, n)
+            runner.run_once()
+            expected = [r[0] for r in store.read_rows(0, 1000) if r[3] == "LeadPaused"]
+            assert watcher.seen == expected
+            assert runner.position(watcher.name) == store.last_position()
+        again = _Watcher()
+        ProcessRunner(store, [again], lambda: T0, page_size=page_size).run_once()
+        assert again.seen == []
+    finally:
+        store.close()
