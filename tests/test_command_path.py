@@ -33,7 +33,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.sql import SQL, Identifier
 
-from event_store import EventStore, open_event_store
+from aggregates.base import CommandMeta
+from aggregates.lead import LeadPaused, LeadResumed
+from event_store import EventStore, NewEvent, open_event_store
 from leadledger.wiring import Platform, event_codec
 from process_managers import runner as runner_module
 from process_managers.runner import ProcessRunner
@@ -386,3 +388,57 @@ def test_a_manager_is_given_exactly_its_events_once(
         assert again.seen == []
     finally:
         store.close()
+
+
+def _scan(history: list[Any], command_id: UUID) -> tuple[Any, Any] | None:
+    mine = [r for r in history if r.event.command_id == command_id]
+    return (mine[0], mine[-1]) if mine else None
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    steps=st.lists(
+        st.tuples(st.booleans(), st.lists(st.integers(0, 3), min_size=1, max_size=4)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_the_command_index_answers_as_a_scan_of_the_stream(
+    tmp_path: Path, steps: list[tuple[bool, list[int]]]
+) -> None:
+    """Property: whichever of two stores appends what (a command may leave several
+    events), the index a store keeps of a stream's commands finds exactly the first and
+    last events a scan of the loaded stream finds, and it answers without a scan."""
+    url = f"sqlite:///{tmp_path}/idx-{uuid4().hex}.sqlite"
+    a, b = open_event_store(url, event_codec()), open_event_store(url, event_codec())
+    commands = [uuid4() for _ in range(4)]
+    try:
+        created = _created()
+        lead_id = created.stream_id
+        a.append([created])
+        version = 1
+        for use_a, chosen in steps:
+            writer = a if use_a else b
+            events = []
+            for n in chosen:
+                version += 1
+                meta = CommandMeta(actor="anna.sales", at=T0, command_id=commands[n])
+                kind = LeadPaused if version % 2 == 0 else LeadResumed
+                extra: dict[str, Any] = (
+                    {"reason": "holiday"} if kind is LeadPaused else {"paused_seconds": 1.0}
+                )
+                events.append(NewEvent(lead_id, version, kind(**meta.event_fields(), **extra)))
+            writer.append(events)
+            for reader in (a, b):
+                history = reader.load(lead_id)
+                for command_id in [*commands, created.event.command_id, uuid4()]:
+                    span = reader.command_span(lead_id, command_id, history)
+                    assert span is not False  # the index answers
+                    assert span == _scan(history, command_id)
+    finally:
+        a.close()
+        b.close()
