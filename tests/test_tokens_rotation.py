@@ -117,7 +117,7 @@ def test_a_verified_token_is_checked_once_and_its_expiry_every_time(
         decoded.append(token)
         return original(token, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(tokens_module.jwt, "decode", counting)
+    monkeypatch.setattr(jwt, "decode", counting)
     signer = Signer(NEW.encode())
     now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
     raw = signer.issue(MIA, now=now, ttl=timedelta(hours=1))
