@@ -85,11 +85,16 @@ class Results:
     server_cpu: float | None = None
     client_cpu: float = 0.0
     failures: Counter[str] = field(default_factory=Counter)
+    reads: list[tuple[float, float, str, int]] = field(default_factory=list)
+    """Read-your-writes reads (``--read-your-writes``): apart, so that command figures
+    stay commands only."""
 
-    def in_window(self, kind: str | None = None) -> list[tuple[float, float, str, int]]:
+    def in_window(
+        self, kind: str | None = None, *, reads: bool = False
+    ) -> list[tuple[float, float, str, int]]:
         return [
             r
-            for r in self.records
+            for r in (self.reads if reads else self.records)
             if self.window_start <= r[1] <= self.window_end and (kind is None or r[2] == kind)
         ]
 
@@ -97,14 +102,14 @@ class Results:
     def window(self) -> float:
         return max(1e-9, self.window_end - self.window_start)
 
-    def row(self, name: str, kind: str | None = None) -> list[Any]:
+    def row(self, name: str, kind: str | None = None, *, reads: bool = False) -> list[Any]:
         """Figures of the window; server CPU per request only over all kinds together."""
-        done = self.in_window(kind)
+        done = self.in_window(kind, reads=reads)
         good = [r for r in done if r[3] < 300]
         latencies = [r[1] - r[0] for r in good]
         per_request = (
             "-"
-            if self.server_cpu is None or not done or kind is not None
+            if self.server_cpu is None or not done or kind is not None or reads
             else f"{1000 * self.server_cpu / len(done):.2f}"
         )
         return [
@@ -250,8 +255,11 @@ class Driver:
         path: str,
         body: Any,
         headers: dict[str, str],
+        *,
+        read: bool = False,
     ) -> tuple[int, bytes]:
-        self.sent += 1
+        if not read:
+            self.sent += 1
         payload = None if body is None else orjson.dumps(body)
         started = time.perf_counter()
         try:
@@ -262,7 +270,9 @@ class Driver:
             self.results.failures[type(exc).__name__] += 1
             await conn.close()
             return 0, b""
-        self.results.records.append((started, time.perf_counter(), kind, status))
+        (self.results.reads if read else self.results.records).append(
+            (started, time.perf_counter(), kind, status)
+        )
         if status >= 300:
             self.results.failures[f"HTTP {status} {kind}"] += 1
         return status, data
@@ -364,7 +374,7 @@ def bare_scenario() -> Scenario:
     return scenario
 
 
-def leadledger_scenario(moves: int) -> Scenario:
+def leadledger_scenario(moves: int, read_your_writes: bool = False) -> Scenario:
     funnels = load_funnels(Settings().funnels_file)
     stages = {f: [s.id for s in funnels[f].stages] for f in funnels}
     funnel_ids = list(funnels)
@@ -394,6 +404,7 @@ def leadledger_scenario(moves: int) -> Scenario:
             return
         accepted = orjson.loads(data)
         lead_id, version = accepted["lead_id"], accepted["version"]
+        moved = accepted
         for stage in stages[funnel][1 : 1 + moves]:
             if not driver.running:
                 return
@@ -407,7 +418,19 @@ def leadledger_scenario(moves: int) -> Scenario:
             )
             if status != 200:
                 return
-            version = orjson.loads(data)["version"]
+            moved = orjson.loads(data)
+            version = moved["version"]
+        if read_your_writes and driver.running:
+            # the lead's card as of the last write: answered once the projector has it
+            await driver.call(
+                conn,
+                "read",
+                "GET",
+                f"/leads/{lead_id}?min_position={moved['position']}",
+                None,
+                actor,
+                read=True,
+            )
 
     return scenario
 
@@ -647,6 +670,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--moves", type=int, default=3, help="stage moves after each create")
     parser.add_argument(
+        "--read-your-writes",
+        action="store_true",
+        help="each client reads its lead with min_position of its last move (a row of its own)",
+    )
+    parser.add_argument(
         "--client", choices=("raw", "httpx"), default="raw", help="HTTP client of the drivers"
     )
     parser.add_argument(
@@ -747,7 +775,8 @@ def main(argv: list[str] | None = None) -> int:
             with uvicorn_server(factory, env, log) as (port, pid):
                 driver = Driver(port, args)
                 driver.profile_pid = pid if args.profile else None
-                measured["leadledger"] = driver.run(leadledger_scenario(args.moves), pid)
+                scenario = leadledger_scenario(args.moves, args.read_your_writes)
+                measured["leadledger"] = driver.run(scenario, pid)
                 if args.profile:
                     deadline = time.monotonic() + 10
                     while not profile_file.exists() and time.monotonic() < deadline:
@@ -793,6 +822,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(ll.row("LeadLedger all commands"))
         rows.append(ll.row("  POST /leads (create)", "create"))
         rows.append(ll.row("  POST /leads/{id}/stage (move)", "move"))
+        if args.read_your_writes:
+            rows.append(ll.row("  GET /leads/{id}?min_position= (read)", reads=True))
     if "busy" in measured:
         rows.append(
             measured["busy"].row(f"LeadLedger card edits, {args.busy_events:,}-event streams")

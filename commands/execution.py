@@ -50,21 +50,34 @@ def load_stream(
     return records
 
 
-def find_replay(history: list[RecordedEvent], ctx: CommandContext) -> CommandResult | None:
+def find_replay(
+    history: list[RecordedEvent], ctx: CommandContext, store: EventStore | None = None
+) -> CommandResult | None:
     """The first result of this command if it was recorded already (an Idempotency-Key
-    repeat, or a process manager's redelivered command)."""
-    if ctx.idempotency_key is None:
+    repeat, or a process manager's redelivered command). With the ``store`` that loaded
+    ``history``, found through its index of the stream's commands, else by a scan."""
+    if ctx.idempotency_key is None or not history:
         return None
-    # the last of them: a command may append more than one event to its stream (a deal's
-    # close and the notes of the requests it cancelled); its answer is where it left it
-    mine = [r for r in history if r.event.command_id == ctx.command_id]
-    if not mine:
+    span = (
+        store.command_span(history[0].stream_id, ctx.command_id, history)
+        if store is not None
+        else False
+    )
+    if span is None:
         return None
-    if mine[0].event.request_hash != ctx.request_hash:
+    if span is False:
+        mine = [r for r in history if r.event.command_id == ctx.command_id]
+        if not mine:
+            return None
+        span = (mine[0], mine[-1])
+    assert span is not True
+    first, last = span
+    if first.event.request_hash != ctx.request_hash:
         raise IdempotencyKeyReused(
             f"Idempotency-Key '{ctx.idempotency_key}' was already used for a different request"
         )
-    last = mine[-1]
+    # the last of them: a command may append more than one event to its stream (a deal's
+    # close and the notes of the requests it cancelled); its answer is where it left it
     return CommandResult(last.stream_id, last.version, last.position, True)
 
 
@@ -96,7 +109,7 @@ def execute(
         history = loader(stream_id)
         if state_of is not None and history and ctx.guard is not None:
             ctx.check(state_of(history))
-        replayed = find_replay(history, ctx)
+        replayed = find_replay(history, ctx, store)
         if replayed is not None:
             return replayed
         if must_exist is True and not history:
@@ -113,7 +126,7 @@ def execute(
             positions = store.append(new_events)
         except ConcurrencyError:
             current = loader(stream_id)
-            replayed = find_replay(current, ctx)
+            replayed = find_replay(current, ctx, store)
             if replayed is not None:
                 return replayed
             if len(current) != version:

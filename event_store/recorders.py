@@ -307,6 +307,30 @@ class LeadLedgerSQLiteRecorder(_ChainHead, SQLiteProcessRecorder):
         """The next page of the log as an Arrow table (see ``projections.base.PAGE_SCHEMA``)."""
         return _page_from_rows(self.select_notification_rows(after, limit))
 
+    def select_topic_rows(
+        self, after: int, limit: int, topics: Sequence[str]
+    ) -> tuple[list[NotificationRow], int]:
+        """Up to ``limit`` rows of the given topics after ``after``, and how far the log was
+        read: the last row's position when the page is full, else the log's end."""
+        table = self.events_table_name
+        marks = ", ".join("?" for _ in topics) or "NULL"
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}")
+            head = int(c.fetchone()[0])
+            if head <= after:
+                return [], after
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {table} WHERE rowid > ? AND rowid <= ? AND topic IN ({marks}) "
+                "ORDER BY rowid LIMIT ?",
+                (after, head, *topics, limit),
+            )
+            rows: list[NotificationRow] = [
+                (row[0], _dashed(row[1]) if len(row[1]) == 32 else row[1], row[2], row[3], row[4])
+                for row in c.fetchall()
+            ]
+        return rows, rows[-1][0] if len(rows) >= limit else head
+
 
 def _page_from_rows(rows: list[NotificationRow]) -> pa.Table:
     return pa.table(
@@ -599,6 +623,31 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
                 )
             rows: list[NotificationRow] = curs.fetchall()
             return rows
+
+    def select_topic_rows(
+        self, after: int, limit: int, topics: Sequence[str]
+    ) -> tuple[list[NotificationRow], int]:
+        """Up to ``limit`` rows of the given topics after ``after``, and how far the log was
+        read: the last row's position when the page is full, else the log's end (read in
+        the same statement: appends commit in position order under the table lock, so no
+        later commit takes a position at or before it)."""
+        statement = self._sql(
+            "SELECT h.head, r.notification_id, r.originator_id, r.originator_version, r.topic, "
+            "r.state FROM (SELECT coalesce(max(notification_id), 0) AS head "
+            "FROM {schema}.{table}) h LEFT JOIN LATERAL (SELECT notification_id, "
+            "originator_id::text AS originator_id, originator_version, topic, state "
+            "FROM {schema}.{table} WHERE notification_id > %s "
+            "AND notification_id <= h.head AND topic = ANY(%s) "
+            "ORDER BY notification_id LIMIT %s) r ON true"
+        )
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, (after, list(topics), limit), prepare=True)
+            found = curs.fetchall()
+        head = int(found[0][0]) if found else after
+        rows: list[NotificationRow] = [tuple(row[1:]) for row in found if row[1] is not None]
+        if head <= after:
+            return [], after
+        return rows, rows[-1][0] if len(rows) >= limit else head
 
     def select_notification_page(self, after: int, limit: int) -> pa.Table:
         """The next page of the log as an Arrow table, without a Python object per row.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -202,6 +202,24 @@ STREAM_CACHE_SIZE = 2048
 """Streams whose decoded events ``EventStore.load`` keeps (least recently used go first)."""
 
 
+class _CommandIndex:
+    """Where each command's events are in a kept stream: command id → (index of its
+    first event, index of its last). It only grows with its stream (one per stream and
+    chain of decoded events; a stream read whole again gets a new one)."""
+
+    def __init__(self) -> None:
+        self.spans: dict[UUID, tuple[int, int]] = {}
+        self.covered = 0
+
+    def extend(self, stream: tuple[RecordedEvent, ...]) -> None:
+        spans = self.spans
+        for i in range(self.covered, len(stream)):
+            command_id = stream[i].event.command_id
+            found = spans.get(command_id)
+            spans[command_id] = (i, i) if found is None else (found[0], i)
+        self.covered = max(self.covered, len(stream))
+
+
 class EventStore:
     """Appends events atomically and reads streams and the notification log.
 
@@ -221,6 +239,7 @@ class EventStore:
         self._listeners: list[Callable[[int], None]] = []
         self._lock = threading.Lock()
         self._streams: OrderedDict[UUID, tuple[RecordedEvent, ...]] = OrderedDict()
+        self._indexes: dict[UUID, _CommandIndex] = {}
         self._streams_lock = threading.Lock()
         grouped = getattr(recorder, "insert_event_groups", None)
         self._groups = None if grouped is None else GroupCommit(grouped, self._insert)
@@ -293,13 +312,41 @@ class EventStore:
                 kept = self._streams.get(stream_id, ())
                 if len(stream) >= len(kept):
                     self._streams[stream_id] = stream
+                    index = self._indexes.get(stream_id)
+                    if index is None or not known or (kept and kept[0] is not stream[0]):
+                        index = self._indexes[stream_id] = _CommandIndex()  # a new chain
+                    index.extend(stream)
                 self._streams.move_to_end(stream_id)
                 while len(self._streams) > STREAM_CACHE_SIZE:
-                    self._streams.popitem(last=False)
+                    gone, _ = self._streams.popitem(last=False)
+                    self._indexes.pop(gone, None)
         recorded = list(stream)
         if as_of is not None:
             recorded = [r for r in recorded if r.event.at <= as_of]
         return recorded
+
+    def command_span(
+        self, stream_id: UUID, command_id: UUID, history: Sequence[RecordedEvent]
+    ) -> tuple[RecordedEvent, RecordedEvent] | bool | None:
+        """The first and last events of ``command_id`` in ``history`` (a load of the
+        stream by this store), found through the index of the kept stream; None when the
+        command has none there; False when the index cannot tell (the stream is no longer
+        kept, or moved on since): then scan ``history``."""
+        if not history:
+            return None
+        with self._streams_lock:
+            kept = self._streams.get(stream_id, ())
+            index = self._indexes.get(stream_id)
+        last = len(history) - 1
+        if index is None or len(kept) <= last or kept[last] is not history[last]:
+            return False  # not the chain of events this load returned
+        span = index.spans.get(command_id)
+        if span is None:
+            return None if index.covered > last else False
+        first, final = span
+        if final > last:
+            return False  # the command appended again after this load
+        return history[first], history[final]
 
     def read(self, after: int, limit: int) -> Sequence[Notification]:
         """Up to ``limit`` notifications with positions greater than ``after``."""
@@ -317,6 +364,18 @@ class EventStore:
             after, limit, max_bytes
         )
         return rows
+
+    def read_topic_rows(
+        self, after: int, limit: int, topics: Collection[str]
+    ) -> tuple[list[NotificationRow], int]:
+        """Like ``read_rows`` for the events of ``topics`` only, filtered by the database;
+        with the position up to which the log was read (the end of the page when it is
+        full, else the end of the log): a follower that handles few types reads past the
+        rest without fetching them."""
+        found: tuple[list[NotificationRow], int] = self.recorder.select_topic_rows(  # type: ignore[attr-defined]
+            after, limit, sorted(topics)
+        )
+        return found
 
     def read_page(self, after: int, limit: int) -> pa.Table:
         """The next page of the log as an Arrow table (``projections.base.PAGE_SCHEMA``)."""

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,6 +34,9 @@ from leadledger.settings import Settings
 ISSUER = "leadledger"
 MIN_SECRET = 32
 ALGORITHM = "HS256"
+VERIFIED_CACHE_SIZE = 4096
+"""Tokens whose signature and claims were checked, kept by the signer (a client sends the
+same token with every request): a repeat costs a dictionary look-up and the expiry check."""
 SESSION_AUDIENCE = "leadledger-workspace"
 
 
@@ -57,6 +62,10 @@ class Signer:
     secret: bytes
     older: tuple[bytes, ...] = ()
     _keys: dict[str, bytes] = field(init=False, repr=False, compare=False)
+    _verified: OrderedDict[tuple[str, str | None], tuple[Principal, dict[str, Any]]] = field(
+        init=False, repr=False, compare=False
+    )
+    _verified_lock: threading.Lock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_length(self.secret)
@@ -65,6 +74,8 @@ class Signer:
         keys = {key_id(old): old for old in self.older}
         keys[key_id(self.secret)] = self.secret
         object.__setattr__(self, "_keys", keys)
+        object.__setattr__(self, "_verified", OrderedDict())
+        object.__setattr__(self, "_verified_lock", threading.Lock())
 
     @property
     def kid(self) -> str:
@@ -122,7 +133,27 @@ class Signer:
     def _verify(
         self, token: str, *, now: datetime, audience: str | None
     ) -> tuple[Principal, dict[str, Any]]:
+        """The token's principal and claims: its signature and claims are checked once
+        (the result kept, see ``VERIFIED_CACHE_SIZE``), its expiry at every call."""
         what = "session" if audience else "bearer token"
+        key = (token, audience)
+        with self._verified_lock:
+            found = self._verified.get(key)
+        if found is None:
+            found = self._check(token, audience, what)
+            with self._verified_lock:
+                self._verified[key] = found
+                while len(self._verified) > VERIFIED_CACHE_SIZE:
+                    self._verified.popitem(last=False)
+        exp = found[1].get("exp")
+        if not isinstance(exp, int) or exp <= now.timestamp():
+            raise TokenRejected(f"the {what} has expired")
+        return found
+
+    def _check(
+        self, token: str, audience: str | None, what: str
+    ) -> tuple[Principal, dict[str, Any]]:
+        """Signature, issuer, audience and claims (not the expiry), or TokenRejected."""
         if token.count(".") != 2:
             raise TokenRejected(f"the {what} is not a signed token")
         try:
@@ -161,9 +192,6 @@ class Signer:
             raise TokenRejected(f"the {what} is not meant for this use") from None
         except jwt.InvalidTokenError:
             raise TokenRejected(f"the {what} is malformed") from None
-        exp = claims.get("exp")
-        if not isinstance(exp, int) or exp <= now.timestamp():
-            raise TokenRejected(f"the {what} has expired")
         try:
             principal = Principal(
                 user=username(claims.get("sub"), "sub"),

@@ -143,19 +143,18 @@ class ProcessRunner:
         return max(self.state.position(name), self._read_up_to.get(name, 0))
 
     def follow(self, manager: ProcessManager) -> int:
-        """Deliver the manager's next page of events; how many were read."""
+        """Deliver the manager's next page of events; how many it was given.
+
+        The database filters the log to the manager's topics: the events it ignores are
+        never fetched nor decoded, and a page of none of them writes nothing."""
         after = self.position(manager.name)
-        rows = self.store.read_rows(after, self.page_size)
-        if not rows:
+        rows, upto = self.store.read_topic_rows(after, self.page_size, manager.topics)
+        if upto <= after:
             self._followed[manager.name] = after
             return 0
         codec = self.store.codec
         changes = DeadlineChanges()
-        handled = 0
         for position, stream_id, version, topic, state in rows:
-            if topic not in manager.topics:
-                continue
-            handled += 1
             event = codec.decode(topic, state)
             recorded = RecordedEvent(UUID(stream_id), version, position, event)
             token = CAUSE.set(event_cause(recorded))
@@ -163,15 +162,15 @@ class ProcessRunner:
                 manager.handle(recorded, changes)
             finally:
                 CAUSE.reset(token)
-        if handled or changes.schedule or changes.cancel:
-            self.state.advance(manager.name, rows[-1][0], changes)
+        if rows or changes.schedule or changes.cancel:
+            self.state.advance(manager.name, upto, changes)
             self._read_up_to.pop(manager.name, None)
         else:
-            # a page of nothing for this manager changes nothing: no transaction; the
-            # stored position catches up with the next page it handles (after a restart
-            # the ignored events are read again and ignored again)
-            self._read_up_to[manager.name] = rows[-1][0]
-        self._followed[manager.name] = rows[-1][0]
+            # a stretch of the log with nothing for this manager changes nothing: no
+            # transaction; the stored position catches up with the next page it handles
+            # (after a restart that stretch is read again, as nothing)
+            self._read_up_to[manager.name] = upto
+        self._followed[manager.name] = upto
         return len(rows)
 
     def fire_due(self, manager: ProcessManager) -> int:

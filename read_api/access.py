@@ -307,6 +307,12 @@ def authenticate(request: Request) -> Principal:
     return principal
 
 
+async def current_user(request: Request) -> Principal:
+    """``authenticate`` as a dependency run on the event loop (no thread-pool hand-off:
+    the app-wide ``authorize`` has parsed the token already)."""
+    return authenticate(request)
+
+
 def operation(request: Request) -> tuple[str, str]:
     route = request.scope.get("route")
     path: str = getattr(route, "path", request.url.path)
@@ -360,7 +366,7 @@ def _is_uuid(raw: str) -> bool:
     return True
 
 
-CurrentUser = Annotated[Principal, Depends(authenticate)]
+CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
 # --- guards for commands -----------------------------------------------------------------

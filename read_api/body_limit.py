@@ -65,7 +65,7 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def bounded_query(request: Request) -> None:
+async def bounded_query(request: Request) -> None:
     """The app-wide dependency bounding every query-string value (the OpenAPI document
     states the bound as each string parameter's maxLength)."""
     for name, value in request.query_params.multi_items():

@@ -16,12 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from aggregates.users import Principal
 from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext, CommandResult
 from leadledger.wiring import Platform
-from read_api.access import RECORD_PARAMS, authenticate, command_guard, read_models
+from read_api.access import RECORD_PARAMS, command_guard, current_user, read_models
 from read_api.errors import BadRequestValue, ReadModelsBehind
 from schemas.limits import MAX_CODE
 
 
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
 
@@ -55,33 +55,16 @@ def if_match_record(request: Request) -> str:
 
 
 class CommandHeaders:
-    """The authenticated actor and the headers every command accepts."""
+    """The authenticated actor and the headers every command accepts (a route takes them
+    as ``CommandHeadersDep``; the workspace builds them from a form)."""
 
     def __init__(
         self,
         request: Request,
-        principal: Annotated[Principal, Depends(authenticate)],
-        if_match: Annotated[
-            str | None,
-            Header(
-                alias="If-Match",
-                max_length=MAX_CODE,
-                description="Expected current version of the record (a positive integer, "
-                'or the ETag it came in: "3" or W/"3")',
-            ),
-        ] = None,
-        idempotency_key: Annotated[
-            str | None,
-            Header(
-                alias="Idempotency-Key",
-                min_length=1,
-                max_length=MAX_IDEMPOTENCY_KEY,
-                description="Repeating a key returns the first response and appends nothing",
-            ),
-        ] = None,
-        x_correlation_id: Annotated[
-            UUID | None, Header(alias="X-Correlation-ID", description="Correlation id to record")
-        ] = None,
+        principal: Principal,
+        if_match: str | None = None,
+        idempotency_key: str | None = None,
+        x_correlation_id: UUID | None = None,
     ) -> None:
         self.request = request
         self.principal = principal
@@ -107,6 +90,39 @@ class CommandHeaders:
             command=getattr(route, "name", None),
             guard=guard,
         )
+
+
+async def command_headers(
+    request: Request,
+    principal: Annotated[Principal, Depends(current_user)],
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            max_length=MAX_CODE,
+            description="Expected current version of the record (a positive integer, "
+            'or the ETag it came in: "3" or W/"3")',
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=MAX_IDEMPOTENCY_KEY,
+            description="Repeating a key returns the first response and appends nothing",
+        ),
+    ] = None,
+    x_correlation_id: Annotated[
+        UUID | None, Header(alias="X-Correlation-ID", description="Correlation id to record")
+    ] = None,
+) -> CommandHeaders:
+    """A command's headers, parsed on the event loop: a coroutine dependency costs no
+    thread-pool hand-off (a plain function or class would cost one each)."""
+    return CommandHeaders(request, principal, if_match, idempotency_key, x_correlation_id)
+
+
+CommandHeadersDep = Annotated[CommandHeaders, Depends(command_headers)]
 
 
 def mark_accepted(result: CommandResult, response: Response) -> None:
@@ -147,7 +163,7 @@ async def read_position(
 
 def read_cursor(
     platform: PlatformDep,
-    principal: Annotated[Principal, Depends(authenticate)],
+    principal: Annotated[Principal, Depends(current_user)],
     _caught_up: Annotated[None, Depends(read_position)],
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB cursor on read models that include ``min_position`` (see read_position)."""

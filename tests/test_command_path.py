@@ -8,6 +8,8 @@
 - Process managers do not store a position for a page they ignore, yet report it and
   never read that page again in the same process; a waiter learns when they have
   handled a position and where their reactions are, at once even while they are busy.
+- A command over HTTP costs the thread pool two hand-offs (the endpoint and its
+  response's validation): its dependencies run on the event loop.
 """
 
 from __future__ import annotations
@@ -24,16 +26,21 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from fastapi import routing as fastapi_routing
+from fastapi.dependencies import utils as fastapi_dependencies
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.sql import SQL, Identifier
 
-from event_store import EventStore, open_event_store
+from aggregates.base import CommandMeta
+from aggregates.lead import LeadPaused, LeadResumed
+from event_store import EventStore, NewEvent, open_event_store
 from leadledger.wiring import Platform, event_codec
 from process_managers import runner as runner_module
 from process_managers.runner import ProcessRunner
 from process_managers.state import Deadline, DeadlineChanges
-from tests.conftest import PlatformFactory
+from tests.conftest import ACTOR, PlatformFactory, new_lead_body
 from tests.test_event_store import T0, _created, _paused, _resumed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -289,3 +296,149 @@ def test_a_busy_runner_tells_a_waiter_where_its_reactions_are(
         runner.notify()
         thread.join(10)
     assert not runner.running
+
+
+def test_a_command_costs_two_thread_pool_hand_offs(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The routes' dependencies (platform, principal, command headers, the query bound)
+    are coroutines: a command's only hand-offs are its endpoint and the validation of its
+    response (FastAPI runs both of a plain-function endpoint in the pool)."""
+    calls: list[str] = []
+
+    def counting(module: Any) -> None:
+        original = module.run_in_threadpool
+
+        async def run(func: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(getattr(func, "__qualname__", repr(func)))
+            return await original(func, *args, **kwargs)
+
+        monkeypatch.setattr(module, "run_in_threadpool", run)
+
+    counting(fastapi_dependencies)
+    counting(fastapi_routing)
+    created = client.post("/leads", json=new_lead_body(), headers=ACTOR)
+    assert created.status_code == 201, created.text
+    lead_id = created.json()["lead_id"]
+    assert len(calls) == 2, calls
+    calls.clear()
+    moved = client.post(
+        f"/leads/{lead_id}/stage",
+        json={"stage": "assessment"},
+        headers={**ACTOR, "If-Match": '"1"', "Idempotency-Key": "move-1"},
+    )
+    assert moved.status_code == 200, moved.text
+    assert len(calls) == 2, calls
+
+
+def test_topic_rows_are_the_log_filtered_with_its_end(store: EventStore) -> None:
+    """The database's filter: the rows of the asked topics only, in order, and how far
+    the log was read (the last row when the page is full, else the log's end); on both
+    back-ends."""
+    assert store.read_topic_rows(0, 10, {"LeadPaused"}) == ([], 0)
+    created = _created()
+    lead_id = created.stream_id
+    [p1] = store.append([created])
+    version = _pause_resume(store, lead_id, 1, 5)  # paused, resumed, paused, ...
+    head = store.last_position()
+    assert version == 6
+    assert head == p1 + 5
+    everything = store.read_rows(0, 100)
+    paused = [r for r in everything if r[3] == "LeadPaused"]
+    assert store.read_topic_rows(0, 100, {"LeadPaused"}) == (paused, head)
+    assert store.read_topic_rows(0, 2, {"LeadPaused"}) == (paused[:2], paused[1][0])
+    assert store.read_topic_rows(paused[-1][0], 100, {"LeadPaused"}) == ([], head)
+    assert store.read_topic_rows(head, 100, {"LeadPaused"}) == ([], head)
+    assert store.read_topic_rows(0, 100, set()) == ([], head)
+    both = store.read_topic_rows(0, 100, {"LeadPaused", "LeadCreated"})
+    assert both == ([r for r in everything if r[3] != "LeadResumed"], head)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    runs=st.lists(st.integers(0, 7), min_size=1, max_size=5),
+    page_size=st.integers(1, 4),
+)
+def test_a_manager_is_given_exactly_its_events_once(
+    tmp_path: Path, runs: list[int], page_size: int
+) -> None:
+    """Property: whatever the pages and the appends between rounds, a manager is given
+    every event of its topics once, in log order, and nothing else; it reports the log's
+    end as its position; after a restart nothing it handled comes again."""
+    url = f"sqlite:///{tmp_path}/pm-{uuid4().hex}.sqlite"
+    store = open_event_store(url, event_codec())
+    try:
+        watcher = _Watcher()
+        runner = ProcessRunner(store, [watcher], lambda: T0, page_size=page_size)
+        created = _created()
+        store.append([created])
+        version = 1
+        for n in runs:
+            version = _pause_resume(store, created.stream_id, version, n)
+            runner.run_once()
+            expected = [r[0] for r in store.read_rows(0, 1000) if r[3] == "LeadPaused"]
+            assert watcher.seen == expected
+            assert runner.position(watcher.name) == store.last_position()
+        again = _Watcher()
+        ProcessRunner(store, [again], lambda: T0, page_size=page_size).run_once()
+        assert again.seen == []
+    finally:
+        store.close()
+
+
+def _scan(history: list[Any], command_id: UUID) -> tuple[Any, Any] | None:
+    mine = [r for r in history if r.event.command_id == command_id]
+    return (mine[0], mine[-1]) if mine else None
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    steps=st.lists(
+        st.tuples(st.booleans(), st.lists(st.integers(0, 3), min_size=1, max_size=4)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_the_command_index_answers_as_a_scan_of_the_stream(
+    tmp_path: Path, steps: list[tuple[bool, list[int]]]
+) -> None:
+    """Property: whichever of two stores appends what (a command may leave several
+    events), the index a store keeps of a stream's commands finds exactly the first and
+    last events a scan of the loaded stream finds, and it answers without a scan."""
+    url = f"sqlite:///{tmp_path}/idx-{uuid4().hex}.sqlite"
+    a, b = open_event_store(url, event_codec()), open_event_store(url, event_codec())
+    commands = [uuid4() for _ in range(4)]
+    try:
+        created = _created()
+        lead_id = created.stream_id
+        a.append([created])
+        version = 1
+        for use_a, chosen in steps:
+            writer = a if use_a else b
+            events = []
+            for n in chosen:
+                version += 1
+                meta = CommandMeta(actor="anna.sales", at=T0, command_id=commands[n])
+                kind = LeadPaused if version % 2 == 0 else LeadResumed
+                extra: dict[str, Any] = (
+                    {"reason": "holiday"} if kind is LeadPaused else {"paused_seconds": 1.0}
+                )
+                events.append(NewEvent(lead_id, version, kind(**meta.event_fields(), **extra)))
+            writer.append(events)
+            for reader in (a, b):
+                history = reader.load(lead_id)
+                for command_id in [*commands, created.event.command_id, uuid4()]:
+                    span = reader.command_span(lead_id, command_id, history)
+                    assert span is not False  # the index answers
+                    assert span == _scan(history, command_id)
+    finally:
+        a.close()
+        b.close()

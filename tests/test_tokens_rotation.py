@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 from fastapi.testclient import TestClient
 
 from aggregates.users import Principal, Role
+from leadledger import tokens as tokens_module
 from leadledger.settings import Settings
 from leadledger.tokens import (
     SESSION_AUDIENCE,
@@ -101,3 +102,40 @@ def test_old_secrets_are_read_from_settings_and_must_be_long_enough() -> None:
     assert signer_from(settings).older == (OLD.encode(),)
     with pytest.raises(ValueError, match="at least 32"):
         old_secrets_from(Settings(auth_old_secrets="short"))  # type: ignore[arg-type]
+
+
+def test_a_verified_token_is_checked_once_and_its_expiry_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signer keeps what it verified: a repeat of a token decodes nothing, yet the
+    token still expires on time, a session stays no bearer token, a token it never
+    verified (tampered, or by another key) is checked in full, and the kept set is bounded."""
+    decoded: list[str] = []
+    original = jwt.decode
+
+    def counting(token: str, *args: object, **kwargs: object) -> object:
+        decoded.append(token)
+        return original(token, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    signer = Signer(NEW.encode())
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    raw = signer.issue(MIA, now=now, ttl=timedelta(hours=1))
+    assert signer.verify(raw, now=now) == MIA
+    assert signer.verify(raw, now=now + timedelta(minutes=59)) == MIA
+    assert decoded == [raw]
+    with pytest.raises(TokenRejected, match="expired"):
+        signer.verify(raw, now=now + timedelta(hours=1))
+    with pytest.raises(TokenRejected, match="session"):
+        signer.verify_session(raw, now=now)
+    header, payload, signature = raw.split(".")
+    tampered = f"{header}.{payload}.{signature[:-4]}AAAA"
+    with pytest.raises(TokenRejected):
+        signer.verify(tampered, now=now)
+    with pytest.raises(TokenRejected, match="unknown key"):
+        Signer(OLD.encode()).verify(raw, now=now)  # another signer keeps nothing of ours
+    monkeypatch.setattr(tokens_module, "VERIFIED_CACHE_SIZE", 3)
+    for minutes in range(10):
+        other = signer.issue(MIA, now=now + timedelta(minutes=minutes), ttl=timedelta(hours=2))
+        signer.verify(other, now=now + timedelta(minutes=minutes))
+    assert len(signer._verified) == 3

@@ -30,8 +30,16 @@ from event_store.codec import dumps_http
 from queries import activities as queries
 from queries.activities import ActivityFilters
 from queries.history import stream_history
-from read_api.access import authenticate
-from read_api.deps import CommandHeaders, Period, PlatformDep, ReadCursor, as_utc, mark_accepted
+from read_api.access import current_user
+from read_api.deps import (
+    CommandHeaders,
+    CommandHeadersDep,
+    Period,
+    PlatformDep,
+    ReadCursor,
+    as_utc,
+    mark_accepted,
+)
 from read_api.errors import BadRequestValue
 from schemas.activities import (
     ActivityAccepted,
@@ -58,8 +66,8 @@ from schemas.deals import StreamHistory
 
 router = APIRouter(tags=["activities"])
 
-Headers = Annotated[CommandHeaders, Depends()]
-CurrentUser = Annotated[Principal, Depends(authenticate)]
+Headers = CommandHeadersDep
+CurrentUser = Annotated[Principal, Depends(current_user)]
 PeriodDep = Annotated[Period, Depends()]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip")]

@@ -30,8 +30,15 @@ from leadledger.imports.kinds import KINDS
 from leadledger.wiring import Platform
 from queries import clients, companies
 from queries.history import stream_history
-from read_api.access import authenticate, visible
-from read_api.deps import CommandHeaders, Period, PlatformDep, ReadCursor, mark_accepted
+from read_api.access import current_user, visible
+from read_api.deps import (
+    CommandHeaders,
+    CommandHeadersDep,
+    Period,
+    PlatformDep,
+    ReadCursor,
+    mark_accepted,
+)
 from read_api.errors import BadRequestValue
 from read_api.excel import XLSX
 from schemas.companies import (
@@ -50,8 +57,8 @@ from schemas.limits import MAX_CODE
 
 router = APIRouter(tags=["companies"])
 
-Headers = Annotated[CommandHeaders, Depends()]
-Viewer = Annotated[Principal, Depends(authenticate)]
+Headers = CommandHeadersDep
+Viewer = Annotated[Principal, Depends(current_user)]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip")]
 CompanyId = Annotated[str, Path(max_length=MAX_CODE, description="The company's id")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from aggregates import contact
 from commands.contacts import contact_id_for, register_contact, update_contact
@@ -13,7 +13,7 @@ from commands.context import CommandResult, StreamNotFound
 from leadledger.imports.export import XLSX, export_response
 from leadledger.imports.kinds import KINDS
 from queries import contacts as contact_queries
-from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted
+from read_api.deps import CommandHeadersDep, PlatformDep, ReadCursor, mark_accepted
 from schemas.contacts import (
     ContactAccepted,
     ContactCard,
@@ -25,7 +25,7 @@ from schemas.limits import MAX_QUERY_TEXT
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
-Headers = Annotated[CommandHeaders, Depends()]
+Headers = CommandHeadersDep
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip")]
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from aggregates import deal, handoff
 from commands.context import CommandResult, StreamNotFound
@@ -27,7 +27,7 @@ from commands.handoffs import (
 from event_store.codec import dumps_http
 from queries.deals import deal_as_of, deal_detail, deal_history
 from queries.handoffs import handoff_as_of, handoff_detail, handoff_history
-from read_api.deps import CommandHeaders, PlatformDep, as_utc, mark_accepted
+from read_api.deps import CommandHeaders, CommandHeadersDep, PlatformDep, as_utc, mark_accepted
 from schemas.deals import (
     CalculationRequest,
     ContractRequest,
@@ -56,7 +56,7 @@ from schemas.deals import (
 router = APIRouter(tags=["deals"])
 handoffs = APIRouter(prefix="/handoffs", tags=["hand-off requests"])
 
-Headers = Annotated[CommandHeaders, Depends()]
+Headers = CommandHeadersDep
 AsOf = Annotated[
     datetime | None,
     Query(description="ISO timestamp: as it was then (replayed from the event store)"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from aggregates import directory_entry as entries
 from commands.context import CommandResult, StreamNotFound
@@ -22,7 +22,7 @@ from leadledger.imports.export import XLSX, export_response
 from leadledger.imports.kinds.directories import directory_kind
 from leadledger.wiring import Platform
 from queries import directories as directory_queries
-from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted
+from read_api.deps import CommandHeadersDep, PlatformDep, ReadCursor, mark_accepted
 from schemas.directories import (
     EntryAccepted,
     EntryCard,
@@ -38,7 +38,7 @@ from schemas.limits import MAX_CODE, MAX_QUERY_TEXT
 router = APIRouter(prefix="/directories", tags=["directories"])
 reports = APIRouter(tags=["reports"])
 
-Headers = Annotated[CommandHeaders, Depends()]
+Headers = CommandHeadersDep
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip")]
 ERRORS: dict[int | str, dict[str, Any]] = {

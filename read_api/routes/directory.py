@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
 from aggregates import contractor, limits
 from commands.assignments import assign_client, decide_assignment, load_assignment_records
@@ -19,7 +19,7 @@ from commands.contractors import (
 from event_store.codec import dumps_http
 from queries.assignments import assignment_detail
 from queries.history import stream_history
-from read_api.deps import CommandHeaders, PlatformDep, mark_accepted
+from read_api.deps import CommandHeadersDep, PlatformDep, mark_accepted
 from schemas.deals import (
     AssignmentAccepted,
     AssignmentDecisionRequest,
@@ -34,7 +34,7 @@ from schemas.deals import (
 contractors = APIRouter(prefix="/contractors", tags=["contractors"])
 assignments = APIRouter(prefix="/client-assignments", tags=["client assignments"])
 
-Headers = Annotated[CommandHeaders, Depends()]
+Headers = CommandHeadersDep
 ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"description": "Only the manager's head (or an approver) may decide"},
     404: {"description": "Unknown contractor or assignment"},

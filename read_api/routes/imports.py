@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Response, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
@@ -25,12 +25,12 @@ from leadledger.imports.base import MappingError
 from leadledger.imports.files import UnreadableFile
 from leadledger.imports.report import write_errors
 from leadledger.imports.runner import ImportConflict
-from read_api.deps import CommandHeaders, PlatformDep, mark_accepted
+from read_api.deps import CommandHeadersDep, PlatformDep, mark_accepted
 from read_api.excel import XLSX
 from schemas.imports import ImportReportView, MappingAccepted, MappingRequest, MappingView
 
 router = APIRouter(prefix="/imports", tags=["imports"])
-Headers = Annotated[CommandHeaders, Depends()]
+Headers = CommandHeadersDep
 MAX_ERRORS_SHOWN = 1_000
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown saved mapping"},

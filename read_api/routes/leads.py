@@ -18,7 +18,15 @@ from leadledger.wiring import Platform
 from queries import leads as lead_queries
 from queries.history import history, sensitive_history
 from queries.leads import detail_from_row, detail_from_state
-from read_api.deps import CommandHeaders, Period, PlatformDep, ReadCursor, as_utc, mark_accepted
+from read_api.deps import (
+    CommandHeaders,
+    CommandHeadersDep,
+    Period,
+    PlatformDep,
+    ReadCursor,
+    as_utc,
+    mark_accepted,
+)
 from schemas.leads import (
     AssessmentRequest,
     CloseRequest,
@@ -38,7 +46,7 @@ from schemas.leads import (
 
 router = APIRouter(prefix="/leads", tags=["leads"])
 
-Headers = Annotated[CommandHeaders, Depends()]
+Headers = CommandHeadersDep
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown lead"},
     409: {"description": "The lead's state forbids the command, or a version conflict"},

@@ -20,9 +20,10 @@ from leadledger.wiring import Platform
 from queries import alerts, assignments, contractors, deals, handoffs, revenue
 from queries.common import Filters
 from queries.contractors import OverrunFilters
-from read_api.access import authenticate
+from read_api.access import current_user
 from read_api.deps import (
     CommandHeaders,
+    CommandHeadersDep,
     Period,
     PlatformDep,
     ReadCursor,
@@ -58,7 +59,7 @@ router = APIRouter(tags=["pipeline"])
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip")]
 PeriodDep = Annotated[Period, Depends()]
-Headers = Annotated[CommandHeaders, Depends()]
+Headers = CommandHeadersDep
 
 
 def _page(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
@@ -233,7 +234,7 @@ def list_alerts(
 @router.get("/alerts/unread-count", response_model=UnreadAlerts)
 def unread_alerts(
     platform: PlatformDep,
-    principal: Annotated[Principal, Depends(authenticate)],
+    principal: Annotated[Principal, Depends(current_user)],
     _caught_up: Annotated[None, Depends(read_position)],
 ) -> dict[str, Any]:
     """How many of the viewer's own alerts are unread (cheap: for a page's header)."""

@@ -13,7 +13,7 @@ from aggregates.users import Principal
 from leadledger.wiring import Platform
 from queries import process_log, process_map
 from queries.process_map import Kind, ProcessMapFilters, StageInfo
-from read_api.access import authenticate, read_models
+from read_api.access import current_user, read_models
 from read_api.deps import Period, PlatformDep, ReadCursor, read_position
 from read_api.errors import BadRequestValue
 from schemas.process_map import ProcessMap
@@ -95,7 +95,7 @@ def _streamed(
     dependencies=[Depends(read_position)],
 )
 def process_log_ocel(
-    platform: PlatformDep, principal: Annotated[Principal, Depends(authenticate)]
+    platform: PlatformDep, principal: Annotated[Principal, Depends(current_user)]
 ) -> StreamingResponse:
     """The process log as OCEL 2.0 JSON: leads, deals, hand-off requests and projects, and
     the events that touch one or several of them, without sensitive fields; streamed."""
@@ -113,7 +113,7 @@ def process_log_ocel(
 )
 def process_log_xes(
     platform: PlatformDep,
-    principal: Annotated[Principal, Depends(authenticate)],
+    principal: Annotated[Principal, Depends(current_user)],
     kind: KindQuery = "lead",
     funnel: Annotated[str | None, Query(description="Only this lead or deal funnel")] = None,
 ) -> StreamingResponse:

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from aggregates import billing, project
 from aggregates.rules import Rules
@@ -29,7 +29,7 @@ from commands.projects import (
 from event_store.codec import dumps_http
 from leadledger.wiring import Platform
 from queries.history import stream_history
-from read_api.deps import CommandHeaders, PlatformDep, as_utc, mark_accepted
+from read_api.deps import CommandHeaders, CommandHeadersDep, PlatformDep, as_utc, mark_accepted
 from schemas.projects import (
     ActRequest,
     BillingAccepted,
@@ -53,7 +53,7 @@ from schemas.projects import (
 
 router = APIRouter(tags=["projects"])
 
-Headers = Annotated[CommandHeaders, Depends()]
+Headers = CommandHeadersDep
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown project"},
     409: {"description": "The state forbids the command (names the rule), or a version conflict"},

@@ -16,7 +16,13 @@ from leadledger.wiring import Platform
 from queries import cabinets
 from queries import sales_plans as plan_queries
 from read_api.access import CurrentUser
-from read_api.deps import CommandHeaders, Period, PlatformDep, ReadCursor, mark_accepted
+from read_api.deps import (
+    CommandHeadersDep,
+    Period,
+    PlatformDep,
+    ReadCursor,
+    mark_accepted,
+)
 from read_api.errors import BadRequestValue
 from schemas.sales_plans import (
     DealsInWorkReport,
@@ -32,7 +38,7 @@ from schemas.sales_plans import (
 
 router = APIRouter(tags=["sales plans and indicators"])
 
-Headers = Annotated[CommandHeaders, Depends()]
+Headers = CommandHeadersDep
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Items to skip")]
 MonthQuery = Annotated[str | None, Query(description="YYYY-MM")]

@@ -11,12 +11,12 @@ import re
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from aggregates import sensitive
 from commands.sensitive import erase_subject, read_sensitive_info, set_sensitive_info
 from queries.sensitive import list_sensitive_reads
-from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted
+from read_api.deps import CommandHeadersDep, PlatformDep, ReadCursor, mark_accepted
 from read_api.errors import BadRequestValue
 from schemas.leads import CommandAccepted
 from schemas.users import (
@@ -28,7 +28,7 @@ from schemas.users import (
 )
 
 router = APIRouter(tags=["sensitive information"])
-Headers = Annotated[CommandHeaders, Depends()]
+Headers = CommandHeadersDep
 MAX_SUBJECT = 300
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from aggregates import status_limits
 from commands.context import StreamNotFound
@@ -16,7 +16,13 @@ from commands.status_limits import set_status_limit
 from leadledger.wiring import Platform
 from queries import status_time
 from queries.status_time import Kind, StatusTimeFilters
-from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted, parse_instant
+from read_api.deps import (
+    CommandHeadersDep,
+    PlatformDep,
+    ReadCursor,
+    mark_accepted,
+    parse_instant,
+)
 from read_api.errors import BadRequestValue
 from schemas.status_time import (
     SetStatusLimitRequest,
@@ -256,7 +262,7 @@ def project_status_time(
 
 # --- time limits set by hand ------------------------------------------------------------
 
-Headers = Annotated[CommandHeaders, Depends()]
+Headers = CommandHeadersDep
 KINDS: tuple[Kind, ...] = ("lead", "deal", "project")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from aggregates import users
@@ -21,7 +21,7 @@ from event_store.credentials import MAX_PASSWORD, MIN_PASSWORD, check_password_s
 from leadledger.wiring import Platform
 from queries import users as user_queries
 from read_api.access import CurrentUser
-from read_api.deps import CommandHeaders, PlatformDep, ReadCursor, mark_accepted
+from read_api.deps import CommandHeadersDep, PlatformDep, ReadCursor, mark_accepted
 from schemas.leads import Strict
 from schemas.users import (
     AssistantManagersRequest,
@@ -35,7 +35,7 @@ from schemas.users import (
 )
 
 router = APIRouter(tags=["users"])
-Headers = Annotated[CommandHeaders, Depends()]
+Headers = CommandHeadersDep
 
 
 @router.get("/me", response_model=Me)
