@@ -3,6 +3,8 @@ and deals made through the commands, exported by ``GET /imports/{kind}/export`` 
 viewer's scope, import into a fresh platform (PostgreSQL) as the same records on every
 field the format carries, and into their own platform add nothing."""
 
+# ruff: noqa: RUF001
+
 from __future__ import annotations
 
 from collections.abc import Iterator
