@@ -7,6 +7,7 @@ field the format carries, and into their own platform add nothing."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -300,3 +301,36 @@ def test_the_export_takes_the_lists_filters_and_the_viewers_scope(
     assert [r["external_id"] for r in sheet_rows(mine)] == [
         r["external_id"] for r in everyone if r["manager"] == "boris"
     ]
+
+
+def test_the_leads_and_deals_pages_link_their_export_in_the_import_format(
+    make_platform: PlatformFactory, clock: FakeClock, tmp_path: Path
+) -> None:
+    from tests.test_workspace_pages import ADMIN, PASSWORDS, sign_in
+
+    platform = make_platform(signin_delay_seconds=0, process_managers=False)
+    with TestClient(create_app(platform, close_on_exit=False)) as api:
+        body = {"username": "tess.top", "name": "Tess", "role": "top"}
+        assert api.post("/users", json=body, headers=ADMIN).status_code == 201
+        platform.credentials.set_password("tess.top", PASSWORDS["tess.top"], set_by="test")
+        api.headers.update(ACTOR)
+        position = make_records(api, clock)
+        clock.now = _at("2026-01-05T09:00:00")
+        assert platform.projector.wait_for(position, 10)
+        del api.headers["Authorization"]
+        assert sign_in(api, "tess.top") == 303
+        pages = {
+            "/workspace/leads?funnel=out_of_court&from=2025-03-01&to=2025-03-31": ("leads", 2),
+            "/workspace/deals?funnel=turnkey": ("deals", 2),
+        }
+        for page, (kind, count) in pages.items():
+            html = api.get(page).text
+            found = re.search(r'id="export-records" href="([^"]+)"', html)
+            assert found, html
+            answer = api.get(found.group(1).replace("&amp;", "&"))
+            assert answer.status_code == 200, answer.text
+            path = tmp_path / f"{kind}.xlsx"
+            path.write_bytes(answer.content)
+            rows = sheet_rows(path)
+            assert list(rows[0]) == [f.name for f in KINDS[kind].fields]
+            assert len(rows) == count
