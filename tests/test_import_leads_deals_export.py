@@ -206,7 +206,8 @@ def export(api: TestClient, kind: str, tmp_path: Path, **params: Any) -> Path:
 def sheet_rows(path: Path) -> list[dict[str, Any]]:
     sheet = openpyxl.load_workbook(path).worksheets[0]
     rows = list(sheet.iter_rows(values_only=True))
-    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    header = [str(name) for name in rows[0]]
+    return [dict(zip(header, row, strict=True)) for row in rows[1:]]
 
 
 @pytest.fixture
