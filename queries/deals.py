@@ -3,7 +3,7 @@ event store (now or as it was at an instant)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
@@ -98,3 +98,48 @@ def deal_detail(state: deal.Deal) -> dict[str, Any]:
 
 def deal_history(records: list[RecordedEvent]) -> list[dict[str, Any]]:
     return stream_history(records, deal.evolve, deal_detail)
+
+
+EXPORT_BATCH = 2_000
+DEAL_EXPORT_COLUMNS = (
+    "deal_id",
+    "title",
+    "company_name",
+    "company_id",
+    "source",
+    "manager",
+    "funnel",
+    "stage",
+    "status",
+    "created_at",
+    "stage_entered_at",
+    "closed_at",
+    "amount",
+    "description",
+    "lead_id",
+    "previous_deal_id",
+    "close_reason",
+)
+
+
+def deals_export(cursor: duckdb.DuckDBPyConnection, filters: Filters) -> Iterator[dict[str, Any]]:
+    """Every deal the viewer sees (those the filters match), oldest first, as the deals
+    import reads them: the id as ``external_id`` (so the file imports back as these very
+    deals), the card, the stage and status with their instants, the lead's id and the
+    reason it was closed. An upsell goes without its lead: the format does not carry the
+    link to the client's earlier deal, and a lead records one deal, its first."""
+    where, params = filters.where()
+    cursor.execute(
+        f"SELECT {', '.join(DEAL_EXPORT_COLUMNS)} FROM deals{where} ORDER BY created_at, deal_id",
+        params,
+    )
+    while batch := cursor.fetchmany(EXPORT_BATCH):
+        for values in batch:
+            row = dict(zip(DEAL_EXPORT_COLUMNS, values, strict=True))
+            row["external_id"] = row.pop("deal_id")
+            lead_id = row.pop("lead_id")
+            row["lead"] = lead_id if row.pop("previous_deal_id") is None else None
+            row["reason"] = row.pop("close_reason")
+            if row["status"] == "open":
+                row["closed_at"] = None
+            yield row

@@ -3,6 +3,7 @@ report, the paused leads and the leads per manager, in set-based SQL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -338,3 +339,87 @@ def leads_per_manager(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]
         " FROM leads GROUP BY manager ORDER BY manager"
     )
     return rows(cursor)
+
+
+EXPORT_BATCH = 2_000
+LEAD_EXPORT_COLUMNS = (
+    "lead_id",
+    "title",
+    "company_name",
+    "company_id",
+    "source",
+    "manager",
+    "funnel",
+    "stage",
+    "status",
+    "created_at",
+    "stage_entered_at",
+    "closed_at",
+    "paused_since",
+    "amount",
+    "currency",
+    "expert",
+    "need_maturity",
+    "answer_due",
+    "description",
+    "contact",
+    "assessment_required_on_card",
+    "quality",
+    "qualification_reason",
+    "close_reason",
+    "pause_reason",
+)
+
+
+def leads_export(
+    cursor: duckdb.DuckDBPyConnection, filters: LeadFilters
+) -> Iterator[dict[str, Any]]:
+    """Every lead the viewer sees (those the filters match), oldest first, as the leads
+    import reads them: the id as ``external_id`` (so the file imports back as these very
+    leads), the card, the stage and status with their instants, and the one ``reason``
+    the status has (why non-quality, won or lost, or paused)."""
+    where, params = filters.where()
+    cursor.execute(
+        f"SELECT {', '.join(LEAD_EXPORT_COLUMNS)} FROM leads{where} ORDER BY created_at, lead_id",
+        params,
+    )
+    while batch := cursor.fetchmany(EXPORT_BATCH):
+        for values in batch:
+            yield lead_import_row(dict(zip(LEAD_EXPORT_COLUMNS, values, strict=True)))
+
+
+def lead_import_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``leads`` read-model row as a row of the leads import."""
+    status = row["status"]
+    reasons = {
+        "non_quality": row["qualification_reason"],
+        "won": row["close_reason"],
+        "lost": row["close_reason"],
+        "paused": row["pause_reason"],
+    }
+    return {
+        "external_id": row["lead_id"],
+        "title": row["title"],
+        "company_name": row["company_name"],
+        "company_id": row["company_id"],
+        "source": row["source"],
+        "manager": row["manager"],
+        "funnel": row["funnel"],
+        "stage": row["stage"],
+        "status": status,
+        "created_at": row["created_at"],
+        "stage_entered_at": row["stage_entered_at"],
+        "closed_at": row["closed_at"] if status in ("won", "lost", "non_quality") else None,
+        "paused_since": row["paused_since"] if status == "paused" else None,
+        "amount": row["amount"],
+        "currency": row["currency"],
+        "expert": row["expert"],
+        "need_maturity": row["need_maturity"],
+        "answer_due": row["answer_due"],
+        "description": row["description"],
+        "contact": row["contact"],
+        "assessment_required": row["assessment_required_on_card"],
+        # a non-quality lead says so by its status; the import refuses both at once
+        "quality": row["quality"] is True,
+        "reason": reasons.get(status),
+    }

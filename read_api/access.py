@@ -278,6 +278,8 @@ ENDPOINTS: dict[tuple[str, str], frozenset[Role]] = {
     ("POST", "/imports"): frozenset({AD, T}),
     ("PUT", "/imports/mappings/{name}"): frozenset({AD, T}),
     ("GET", "/imports/mappings/{name}"): frozenset({AD, T}),
+    # the records in their import format: over the viewer's scope, as the lists
+    ("GET", "/imports/{kind}/export"): READERS,
     ("POST", "/subjects/{subject_id}/erasure"): frozenset({AD}),
 }
 

@@ -49,6 +49,7 @@ from commands.handoffs import (
 )
 from commands.policy import Policy
 from commands.users import StoreDirectory
+from leadledger.imports.export import ExportFilters, export_response, kind_records
 from leadledger.wiring import Platform
 from queries.common import Filters
 from queries.contractors import list_contractors
@@ -77,6 +78,7 @@ from schemas.deals import (
     ProposalRequest,
     RejectRequest,
 )
+from workspace.imports import export_link
 from workspace.messages import N_
 from workspace.pages import (
     PREFIX,
@@ -336,9 +338,30 @@ def deals_board(
         "chosen": {"funnel": chosen, "manager": who},
         "may_move": may(principal, "POST", DEAL_ACTIONS["stage"][0]),
         "board_url": f"{PREFIX}/deals?" + urlencode({"funnel": chosen, "manager": who or ""}),
+        "export": export_link(f"{PREFIX}/deals/export.xlsx", {"funnel": chosen, "manager": who}),
         "key": uuid4().hex,
     }
     return render(request, "deals/board.html", context, principal=principal)
+
+
+@router.get("/deals/export.xlsx")
+def deal_export(
+    request: Request,
+    principal: Viewer,
+    funnel: Annotated[str | None, Query(max_length=100)] = None,
+    manager: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    """The deals the viewer sees of the board's funnel (open, won and lost; the board's
+    manager) in the deals import's format."""
+    require(principal, "GET", "/deals")
+    platform = _platform(request)
+    chosen = funnel if funnel in platform.rules.deal_funnels else None
+    filters = ExportFilters(chosen, (manager or "").strip() or None)
+    with read_models(platform, principal) as cursor:
+        kind, records = kind_records(
+            cursor, "deals", platform.funnels, platform.rules, platform.directories, filters
+        )
+        return export_response(kind, records, "deals.xlsx")
 
 
 # --- deals: the card ---------------------------------------------------------------------

@@ -37,6 +37,7 @@ from commands.deals import convert_lead
 from commands.leads import create_lead, handle_lead_command, lead_id_for
 from commands.sensitive import read_sensitive_info, set_sensitive_info
 from commands.users import StoreDirectory
+from leadledger.imports.export import ExportFilters, export_response, kind_records
 from leadledger.wiring import Platform
 from queries.leads import LeadFilters, funnel_report, get_lead, list_leads
 from read_api.access import read_models
@@ -56,6 +57,7 @@ from schemas.leads import (
 )
 from schemas.users import SensitiveInfoRequest
 from workspace import i18n
+from workspace.imports import export_link
 from workspace.pages import (
     LEAD_STATUSES,
     PAGE_SIZE,
@@ -401,6 +403,10 @@ def _list_page(
             i18n.translations(i18n.language_of(request)).gettext,
         ),
         "may_create": may(principal, "POST", "/leads"),
+        "export": export_link(
+            f"{PREFIX}/leads/export.xlsx",
+            {k: chosen[k] for k in ("funnel", "manager", "from", "to")},
+        ),
         "managers": _nameable_managers(platform, principal),
         "new_lead": new_lead or {"values": {}, "error": None, "key": uuid4().hex},
     }
@@ -479,6 +485,33 @@ def _lead_uuid(raw: str) -> UUID:
         return UUID(raw)
     except ValueError:
         raise PageNotFound from None
+
+
+@router.get("/leads/export.xlsx")
+def lead_export(
+    request: Request,
+    principal: Viewer,
+    funnel: Annotated[str | None, Query(max_length=100)] = None,
+    manager: Annotated[str | None, Query(max_length=100)] = None,
+    created_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    created_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+) -> Response:
+    """The leads the viewer sees (with the list's funnel, manager and period) in the leads
+    import's format."""
+    require(principal, "GET", "/leads")
+    platform = _platform(request)
+    start, end = _day(created_from), _day(created_to)
+    filters = ExportFilters(
+        funnel if funnel in platform.funnels else None,
+        (manager or "").strip() or None,
+        datetime.combine(start, datetime.min.time(), UTC) if start else None,
+        datetime.combine(end, datetime.max.time(), UTC) if end else None,
+    )
+    with read_models(platform, principal) as cursor:
+        kind, records = kind_records(
+            cursor, "leads", platform.funnels, platform.rules, platform.directories, filters
+        )
+        return export_response(kind, records, "leads.xlsx")
 
 
 @router.get("/leads/{lead_id}")

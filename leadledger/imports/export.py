@@ -11,18 +11,29 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import duckdb
 import xlsxwriter
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
+from aggregates.directory_entry import DirectoryCatalog
+from aggregates.errors import InvalidValue
+from aggregates.funnels import FunnelCatalog
+from aggregates.rules import Rules
+from commands.imports import kind_named
 from leadledger.imports.base import Kind
+from queries import companies, contacts, deals, leads
+from queries import directories as directory_entries
+from queries.common import Filters
+from queries.leads import LeadFilters
 
 MAX_WIDTH = 60
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -101,3 +112,60 @@ def export_response(
         filename=filename,
         background=BackgroundTask(path.unlink, missing_ok=True),
     )
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """The filters an export in the import format takes (None: not filtered): the funnel,
+    the manager and the creation period, for leads and deals."""
+
+    funnel: str | None = None
+    manager: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+def kind_records(
+    cursor: duckdb.DuckDBPyConnection,
+    name: str,
+    funnels: FunnelCatalog,
+    rules: Rules,
+    directories: DirectoryCatalog | None,
+    filters: ExportFilters = ExportFilters(),
+) -> tuple[Kind, Iterator[dict[str, Any]]]:
+    """The kind called ``name`` and the records the cursor's viewer sees of it, as its
+    import reads them: leads and deals (the filters apply), companies (merged ones left
+    out), contacts, or a configured directory's entries."""
+    kind = kind_named(name, directories)
+    if name == "leads":
+        if filters.funnel is not None:
+            funnels.require(filters.funnel)
+        lead_filters = LeadFilters(
+            funnel=filters.funnel,
+            manager=filters.manager,
+            created_from=filters.start,
+            created_to=filters.end,
+        )
+        return kind, leads.leads_export(cursor, lead_filters)
+    if name == "deals":
+        if filters.funnel is not None and filters.funnel not in rules.deal_funnels:
+            known = ", ".join(sorted(rules.deal_funnels))
+            raise InvalidValue("funnel", f"unknown deal funnel '{filters.funnel}' (known: {known})")
+        deal_filters = Filters(
+            equal={"funnel": filters.funnel, "manager": filters.manager},
+            start=filters.start,
+            end=filters.end,
+        )
+        return kind, deals.deals_export(cursor, deal_filters)
+    for field in ("funnel", "manager"):
+        if getattr(filters, field) is not None:
+            raise InvalidValue(field, f"'{field}' filters the leads and deals exports only")
+    if filters.start is not None or filters.end is not None:
+        raise InvalidValue("from", "the period filters the leads and deals exports only")
+    if name == "companies":
+        return kind, companies.directory_export(cursor, companies.CompanyFilters())
+    if name == "contacts":
+        return kind, contacts.contacts_export(cursor, None)
+    configured = None if directories is None else directories.get(name)
+    assert configured is not None  # kind_named found it
+    return kind, directory_entries.entries_export(cursor, name, configured.field_ids, None)

@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi import Path as Path_
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
@@ -22,12 +23,14 @@ from commands.imports import (
     save_mapping,
 )
 from leadledger.imports.base import MappingError
+from leadledger.imports.export import ExportFilters, export_response, kind_records
 from leadledger.imports.files import UnreadableFile
 from leadledger.imports.report import write_errors
 from leadledger.imports.runner import ImportConflict
-from read_api.deps import CommandHeadersDep, PlatformDep, mark_accepted
+from read_api.deps import CommandHeadersDep, Period, PlatformDep, ReadCursor, mark_accepted
 from read_api.excel import XLSX
 from schemas.imports import ImportReportView, MappingAccepted, MappingRequest, MappingView
+from schemas.limits import MAX_CODE
 
 router = APIRouter(prefix="/imports", tags=["imports"])
 Headers = CommandHeadersDep
@@ -158,3 +161,43 @@ def read_mapping(name: str, platform: PlatformDep) -> dict[str, Any]:
         "version": state.version,
         "saved_by": state.saved_by,
     }
+
+
+@router.get(
+    "/{kind}/export",
+    responses={
+        200: {
+            "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The records in the kind's import format",
+        },
+        422: {"description": "Unknown kind or funnel, or a filter the kind does not take"},
+    },
+)
+def export(
+    kind: Annotated[
+        str,
+        Path_(
+            max_length=40,
+            description="leads, deals, companies, contacts, or a directory's id (court, "
+            "signatory...) for its entries",
+        ),
+    ],
+    platform: PlatformDep,
+    cursor: ReadCursor,
+    period: Annotated[Period, Depends()],
+    funnel: Annotated[
+        str | None, Query(max_length=MAX_CODE, description="Leads and deals: the funnel")
+    ] = None,
+    manager: Annotated[
+        str | None, Query(max_length=MAX_CODE, description="Leads and deals: the manager")
+    ] = None,
+) -> FileResponse:
+    """Every record of the kind the viewer sees (leads and deals: the funnel, manager and
+    creation period given) in the import format of `leadledger import {kind}` /
+    `POST /imports`: importing the file into an empty platform makes the same records,
+    into this one adds nothing."""
+    filters = ExportFilters(funnel, manager, period.start, period.end)
+    found, records = kind_records(
+        cursor, kind, platform.funnels, platform.rules, platform.directories, filters
+    )
+    return export_response(found, records, f"{kind}.xlsx")

@@ -4,6 +4,9 @@ Each row is decided by :func:`aggregates.deal.import_deal`. A row naming a lead 
 in LeadLedger, or the ``external_id`` it was imported with) links both ways: the deal
 carries the lead's id, and the lead records the deal (``LeadConvertedToDeal``, decided by
 :func:`aggregates.lead.link_imported_deal`: a lead has at most one deal).
+
+A row's ``external_id`` that is a LeadLedger deal id (a UUID, as a deal exported from
+LeadLedger carries) is that deal's own id: exported deals import back as themselves.
 """
 
 from __future__ import annotations
@@ -60,10 +63,20 @@ class Deals:
         return natural_key(values, KEY_FIELDS)
 
     def record(self, key: str) -> UUID:
-        return record_id(NAME, key)
+        return deal_id_of(key)
 
     def start(self, session: Session) -> DealRun:
         return DealRun(session)
+
+
+def deal_id_of(key: str) -> UUID:
+    """A deal's id from its row's key: an external id that is a UUID is the id itself."""
+    if key.startswith("id:"):
+        try:
+            return UUID(key[3:])
+        except ValueError:
+            pass
+    return record_id(NAME, key)
 
 
 class DealRun:
