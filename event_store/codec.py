@@ -89,7 +89,19 @@ def _converter_for(tp: Any) -> Converter:
     return _identity
 
 
+_DATACLASS_CONVERTERS: dict[type[Any], Converter] = {}
+"""Each dataclass's decoder, built once per process (reading the type hints is slow; every
+event store and platform of the process shares them)."""
+
+
 def _dataclass_converter(cls: type[Any]) -> Converter:
+    built = _DATACLASS_CONVERTERS.get(cls)
+    if built is None:
+        built = _DATACLASS_CONVERTERS[cls] = _build_dataclass_converter(cls)
+    return built
+
+
+def _build_dataclass_converter(cls: type[Any]) -> Converter:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     converting = [

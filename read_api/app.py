@@ -56,8 +56,12 @@ def create_app(
         # A long history or as_of replay allocates many short-lived objects; with the
         # start-up heap frozen out of the collector's sight and fewer young collections,
         # full collections stay cheap and stop adding tail latency to those requests.
-        gc.collect()
-        gc.freeze()
+        # A process that froze its heap already (one that serves many apps in turn) keeps
+        # its own freeze: collecting its whole heap again for every app is slow.
+        freezing = gc.get_freeze_count() == 0
+        if freezing:
+            gc.collect()
+            gc.freeze()
         gc.set_threshold(10_000, 50, 100)
         _ = platform.signer  # a missing or short secret stops the start, not a request
         if background:
@@ -70,7 +74,8 @@ def create_app(
             yield
         finally:
             await tail.close()
-            gc.unfreeze()
+            if freezing:
+                gc.unfreeze()
             if close_on_exit:
                 platform.close()
 

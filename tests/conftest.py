@@ -6,10 +6,14 @@ postgresql://postgres@127.0.0.1:5432/test); each test gets its own schema, dropp
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import os
 import threading
 import time
+import types
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -28,6 +32,68 @@ from leadledger.tokens import Signer
 from leadledger.wiring import Platform, build, event_codec
 from read_api.app import create_app
 from tests.kafka_broker import Broker, free_port
+
+
+def _share_route_analysis() -> None:
+    """Let every app of the session share FastAPI's analysis of an endpoint's parameters.
+
+    The tests build an app per test; FastAPI analyses each route's signature (its
+    parameters' pydantic adapters) again for every app, on the app's first request, which
+    took most of a short test's time. The analysis depends only on the endpoint function,
+    the path and the dependency's options, so it is kept per function (weakly: an app's
+    closures go with it) and each route gets a copy of its own (FastAPI inserts the route's
+    dependencies into it). Without those internals (another FastAPI), nothing changes."""
+    from fastapi import routing as fastapi_routing
+    from fastapi.dependencies import models as fastapi_models
+    from fastapi.dependencies import utils as fastapi_utils
+
+    analyse: Callable[..., Any] | None = getattr(fastapi_utils, "get_dependant", None)
+    dependant_class = getattr(fastapi_models, "Dependant", None)
+    if getattr(fastapi_routing, "get_dependant", None) is not analyse or analyse is None:
+        return
+    original: Callable[..., Any] = analyse
+    if dependant_class is None or not dataclasses.is_dataclass(dependant_class):
+        return
+    lists = [f.name for f in dataclasses.fields(dependant_class) if f.name.endswith("_params")]
+    analysed: weakref.WeakKeyDictionary[Callable[..., Any], dict[Any, Any]]
+    analysed = weakref.WeakKeyDictionary()
+
+    def copied(dependant: Any) -> Any:
+        return dataclasses.replace(
+            dependant,
+            dependencies=[copied(d) for d in dependant.dependencies],
+            **{name: list(getattr(dependant, name)) for name in lists},
+        )
+
+    def get_dependant(*, call: Callable[..., Any], **options: Any) -> Any:
+        if not isinstance(call, types.FunctionType):
+            return original(call=call, **options)
+        try:
+            key = tuple(
+                sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items())
+            )
+            hash(key)
+        except TypeError:
+            return original(call=call, **options)
+        per_call = analysed.setdefault(call, {})
+        if key not in per_call:
+            per_call[key] = original(call=call, **options)
+        return copied(per_call[key])
+
+    setattr(fastapi_utils, "get_dependant", get_dependant)  # noqa: B010 - FastAPI's own names
+    setattr(fastapi_routing, "get_dependant", get_dependant)  # noqa: B010
+
+
+_share_route_analysis()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze the heap once the tests are collected: the modules, the tests and their
+    strategies stay out of the collector's sight, and every app's start (which freezes
+    the heap unless it is frozen already) no longer collects the whole heap again."""
+    gc.collect()
+    gc.freeze()
+
 
 POSTGRES_URL = os.environ.get(
     "LEADLEDGER_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
