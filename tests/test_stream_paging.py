@@ -167,7 +167,7 @@ def test_requests_waiting_for_a_record_the_read_models_lack_hold_no_thread(
     read models, awaited: more such requests than the request pool has threads all wait
     their bounded time (then 404: the record is not theirs to see yet), and the other
     endpoints answer at once meanwhile."""
-    platform = make_platform(read_wait_seconds=4)
+    platform = make_platform(read_wait_seconds=6)
     (lead_id,) = _append_large(platform.store, 1, 10, manager="mia.manager")
     port = serve(platform, background=False)  # no projector: the lead stays unprojected
     waiters = 60  # more than the 40 threads of the request pool
@@ -193,6 +193,8 @@ def test_requests_waiting_for_a_record_the_read_models_lack_hold_no_thread(
         funnels_took = time.monotonic() - started
         answers = [f.result() for f in waiting]
     assert funnels.status_code == 200
-    assert funnels_took < 0.5, funnels_took
+    # held threads would keep it waiting until the waiters give up (≥ 4 s from here);
+    # the margin below that is for a busy machine (a parallel test run)
+    assert funnels_took < 2.0, funnels_took
     assert {status for status, _ in answers} == {404}, answers
-    assert min(elapsed for _, elapsed in answers) >= 3.9, answers
+    assert min(elapsed for _, elapsed in answers) >= 5.9, answers
