@@ -46,6 +46,7 @@ import os
 import platform as platform_info
 import pstats
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -913,6 +914,13 @@ def queries(rules: Rules, funnels: FunnelCatalog, chosen: Choices) -> list[Query
             page_total,
         ),
         Query(
+            f"plan/fact {month.start:%Y-%m}, all projects (old: every task spread when asked)",
+            lambda c: project_queries.plan_fact(
+                c, Filters(), month.days, 50, 0, calendar, stored=False
+            ),
+            page_total,
+        ),
+        Query(
             f"plan/fact {month.start:%Y-%m}, direction={chosen.direction}",
             lambda c: project_queries.plan_fact(
                 c, Filters(equal={"direction": chosen.direction}), month.days, 50, 0, calendar
@@ -929,6 +937,11 @@ def queries(rules: Rules, funnels: FunnelCatalog, chosen: Choices) -> list[Query
         Query(
             f"resource load {month.start:%Y-%m}",
             lambda c: project_queries.resource_load(c, calendar, month, None, 50, 0),
+            page_total,
+        ),
+        Query(
+            f"resource load {month.start:%Y-%m} (old: every task spread when asked)",
+            lambda c: project_queries.resource_load(c, calendar, month, None, 50, 0, stored=False),
             page_total,
         ),
         Query(
@@ -1399,6 +1412,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--postgres-url", default=benchlib.DEFAULT_POSTGRES_URL, help="PostgreSQL to use"
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="copy the built DuckDB file here (to profile the queries again without a rebuild)",
+    )
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     print(
@@ -1429,6 +1448,8 @@ def main(argv: list[str] | None = None) -> int:
         all_projections = projections_for(False)
         path = workdir / "read_models.duckdb"
         everything = measure_rebuild(store, path, all_projections, args.page_size, args.profile)
+        if args.keep is not None:
+            shutil.copyfile(path, args.keep)
         progress("timing the queries ...")
         chosen, query_rows, direct, profiles = query_benchmarks(
             path, rules, funnels, setup["last_at"], args.runs, args.warmup

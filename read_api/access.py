@@ -606,6 +606,7 @@ class Scope:
                 (table, "project_id IN (SELECT project_id FROM projects)")
                 for table in (
                     "project_tasks",
+                    "plan_days",
                     "time_entries",
                     "project_invoices",
                     "project_payments",
