@@ -78,6 +78,7 @@ from leadledger.settings import Settings
 from leadledger.wiring import build, event_codec, load_funnels, load_rules, read_model_projections
 from projections.base import Projection
 from projections.database import ReadModelDatabase
+from projections.project_labour import ProjectLabourProjection
 from projections.projector import rebuild
 from queries import check_growth, project_costs, status_time
 from queries import projects as project_queries
@@ -964,15 +965,24 @@ def delivery_queries(rules: Rules, chosen: Choices) -> list[Query]:
     done, now = rules.project.done_status, chosen.as_of
     page_total: Callable[[Any], int] = lambda answer: int(answer["total"])  # noqa: E731
 
-    def costs(group: str | None, **equal: Any) -> Callable[[duckdb.DuckDBPyConnection], Any]:
+    def costs(
+        group: str | None, stored: bool = True, **equal: Any
+    ) -> Callable[[duckdb.DuckDBPyConnection], Any]:
         chosen_projects = project_costs.CostFilters(Filters(equal=equal), Days())
-        return lambda c: project_costs.project_costs(c, chosen_projects, group, done, now, 50, 0)
+        return lambda c: project_costs.project_costs(
+            c, chosen_projects, group, done, now, 50, 0, stored=stored
+        )
 
     return [
         Query("project costs, whole company, page 1", costs(None), page_total),
         *(
             Query(f"project costs by {group}", costs(group), page_total)
             for group in project_costs.GROUPS
+        ),
+        Query(
+            "project costs by month (old: every hour priced when asked)",
+            costs("month", stored=False),
+            page_total,
         ),
         Query(f"project costs pm={chosen.pm}", costs(None, pm=chosen.pm), page_total),
         Query(
@@ -1065,6 +1075,8 @@ def query_benchmarks(
     try:
         cursor = db.cursor()
         add_cost_rates(cursor, as_of)
+        # the rates were written without events: the priced labour is derived again
+        ProjectLabourProjection().derive_all(cursor)
         chosen = choose(cursor, as_of)
         for query in queries(rules, funnels, chosen):
             answer = query.call(cursor)

@@ -61,6 +61,7 @@ from projections.lead_days import LeadDayProjection
 from projections.leads import LeadProjection
 from projections.plan_days import PlanDayProjection
 from projections.process import ProcessVisitProjection
+from projections.project_labour import ProjectLabourProjection
 from projections.projector import Projector
 from projections.projects import project_projections
 from projections.revenue import RevenueLedgerProjection
@@ -149,6 +150,7 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         DirectoryEntryProjection(),
         *project_projections(rules),
         PlanDayProjection(rules.project.calendar),
+        ProjectLabourProjection(),
         *status_time_projections(funnels, rules),
         # after the visits it is derived from (leads', deals' and projects')
         ProcessVisitProjection(),

@@ -607,6 +607,7 @@ class Scope:
                 for table in (
                     "project_tasks",
                     "plan_days",
+                    "project_labour",
                     "time_entries",
                     "project_invoices",
                     "project_payments",
