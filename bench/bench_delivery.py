@@ -46,6 +46,7 @@ import os
 import platform as platform_info
 import pstats
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -77,6 +78,7 @@ from leadledger.settings import Settings
 from leadledger.wiring import build, event_codec, load_funnels, load_rules, read_model_projections
 from projections.base import Projection
 from projections.database import ReadModelDatabase
+from projections.project_labour import ProjectLabourProjection
 from projections.projector import rebuild
 from queries import check_growth, project_costs, status_time
 from queries import projects as project_queries
@@ -913,6 +915,13 @@ def queries(rules: Rules, funnels: FunnelCatalog, chosen: Choices) -> list[Query
             page_total,
         ),
         Query(
+            f"plan/fact {month.start:%Y-%m}, all projects (old: every task spread when asked)",
+            lambda c: project_queries.plan_fact(
+                c, Filters(), month.days, 50, 0, calendar, stored=False
+            ),
+            page_total,
+        ),
+        Query(
             f"plan/fact {month.start:%Y-%m}, direction={chosen.direction}",
             lambda c: project_queries.plan_fact(
                 c, Filters(equal={"direction": chosen.direction}), month.days, 50, 0, calendar
@@ -929,6 +938,11 @@ def queries(rules: Rules, funnels: FunnelCatalog, chosen: Choices) -> list[Query
         Query(
             f"resource load {month.start:%Y-%m}",
             lambda c: project_queries.resource_load(c, calendar, month, None, 50, 0),
+            page_total,
+        ),
+        Query(
+            f"resource load {month.start:%Y-%m} (old: every task spread when asked)",
+            lambda c: project_queries.resource_load(c, calendar, month, None, 50, 0, stored=False),
             page_total,
         ),
         Query(
@@ -951,15 +965,24 @@ def delivery_queries(rules: Rules, chosen: Choices) -> list[Query]:
     done, now = rules.project.done_status, chosen.as_of
     page_total: Callable[[Any], int] = lambda answer: int(answer["total"])  # noqa: E731
 
-    def costs(group: str | None, **equal: Any) -> Callable[[duckdb.DuckDBPyConnection], Any]:
+    def costs(
+        group: str | None, stored: bool = True, **equal: Any
+    ) -> Callable[[duckdb.DuckDBPyConnection], Any]:
         chosen_projects = project_costs.CostFilters(Filters(equal=equal), Days())
-        return lambda c: project_costs.project_costs(c, chosen_projects, group, done, now, 50, 0)
+        return lambda c: project_costs.project_costs(
+            c, chosen_projects, group, done, now, 50, 0, stored=stored
+        )
 
     return [
         Query("project costs, whole company, page 1", costs(None), page_total),
         *(
             Query(f"project costs by {group}", costs(group), page_total)
             for group in project_costs.GROUPS
+        ),
+        Query(
+            "project costs by month (old: every hour priced when asked)",
+            costs("month", stored=False),
+            page_total,
         ),
         Query(f"project costs pm={chosen.pm}", costs(None, pm=chosen.pm), page_total),
         Query(
@@ -1052,6 +1075,8 @@ def query_benchmarks(
     try:
         cursor = db.cursor()
         add_cost_rates(cursor, as_of)
+        # the rates were written without events: the priced labour is derived again
+        ProjectLabourProjection().derive_all(cursor)
         chosen = choose(cursor, as_of)
         for query in queries(rules, funnels, chosen):
             answer = query.call(cursor)
@@ -1399,6 +1424,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--postgres-url", default=benchlib.DEFAULT_POSTGRES_URL, help="PostgreSQL to use"
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="copy the built DuckDB file here (to profile the queries again without a rebuild)",
+    )
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     print(
@@ -1429,6 +1460,8 @@ def main(argv: list[str] | None = None) -> int:
         all_projections = projections_for(False)
         path = workdir / "read_models.duckdb"
         everything = measure_rebuild(store, path, all_projections, args.page_size, args.profile)
+        if args.keep is not None:
+            shutil.copyfile(path, args.keep)
         progress("timing the queries ...")
         chosen, query_rows, direct, profiles = query_benchmarks(
             path, rules, funnels, setup["last_at"], args.runs, args.warmup

@@ -59,7 +59,9 @@ from projections.directories import DirectoryEntryProjection
 from projections.directory import DirectoryProjection
 from projections.lead_days import LeadDayProjection
 from projections.leads import LeadProjection
+from projections.plan_days import PlanDayProjection
 from projections.process import ProcessVisitProjection
+from projections.project_labour import ProjectLabourProjection
 from projections.projector import Projector
 from projections.projects import project_projections
 from projections.revenue import RevenueLedgerProjection
@@ -147,6 +149,8 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         ContactProjection(),
         DirectoryEntryProjection(),
         *project_projections(rules),
+        PlanDayProjection(rules.project.calendar),
+        ProjectLabourProjection(),
         *status_time_projections(funnels, rules),
         # after the visits it is derived from (leads', deals' and projects')
         ProcessVisitProjection(),

@@ -55,20 +55,14 @@ def stored_table(cursor: duckdb.DuckDBPyConnection, table: str) -> str:
     return '"' + str(row[0]).replace('"', '""') + f'".main.{table}'
 
 
-def _base(cursor: duckdb.DuckDBPyConnection, chosen: CostFilters) -> tuple[str, list[Any]]:
-    """SQL: one row per chosen project with its figures (see the module)."""
-    in_period, period_params = chosen.days.where(START_DAY)
-    where, params = chosen.filters.where("p")
-    where = (where + " AND " if where else " WHERE ") + in_period
-    handoffs = stored_table(cursor, "handoffs")
-    sql = f"""
-    WITH chosen AS (
-      SELECT p.project_id, p.title, p.company_name, p.pm, p.department, p.manager,
-        p.status, p.deal_id, p.planned_start, p.planned_end, p.planned_hours,
-        p.actual_hours, p.amount, p.status_entered_at, p.created_at,
-        strftime({START_DAY}, '%Y-%m') AS month
-      FROM projects p{where}
-    ),
+STORED_LABOUR = """
+    labour AS (
+      SELECT project_id, actual_start, round(labour, 2) AS labour, unpriced
+      FROM project_labour WHERE project_id IN (SELECT project_id FROM chosen)
+    ),"""
+"""The chosen projects' labour as already priced (``project_labour``)."""
+
+PRICED_LABOUR = """
     rates AS (
       SELECT username, valid_from, rate,
         lead(valid_from, 1, DATE '9999-12-31')
@@ -83,7 +77,26 @@ def _base(cursor: duckdb.DuckDBPyConnection, chosen: CostFilters) -> tuple[str, 
         ON e.person = r.username AND e.day >= r.valid_from AND e.day < r.until
       WHERE e.project_id IN (SELECT project_id FROM chosen)
       GROUP BY e.project_id
-    ),
+    ),"""
+"""The chosen projects' labour priced now, every time entry by its rate."""
+
+
+def _base(
+    cursor: duckdb.DuckDBPyConnection, chosen: CostFilters, stored: bool
+) -> tuple[str, list[Any]]:
+    """SQL: one row per chosen project with its figures (see the module)."""
+    in_period, period_params = chosen.days.where(START_DAY)
+    where, params = chosen.filters.where("p")
+    where = (where + " AND " if where else " WHERE ") + in_period
+    handoffs = stored_table(cursor, "handoffs")
+    sql = f"""
+    WITH chosen AS (
+      SELECT p.project_id, p.title, p.company_name, p.pm, p.department, p.manager,
+        p.status, p.deal_id, p.planned_start, p.planned_end, p.planned_hours,
+        p.actual_hours, p.amount, p.status_entered_at, p.created_at,
+        strftime({START_DAY}, '%Y-%m') AS month
+      FROM projects p{where}
+    ),{STORED_LABOUR if stored else PRICED_LABOUR}
     estimates AS (
       SELECT h.deal_id, h.price, h.round,
         max(h.round) OVER (PARTITION BY h.deal_id) AS last_round
@@ -146,11 +159,16 @@ def project_costs(
     now: datetime,
     limit: int,
     offset: int,
+    *,
+    stored: bool = True,
 ) -> dict[str, Any]:
     """The projects report (see the module): a page of projects (newest first) with
     their dates, hours per status, value, cost and margin; the roll-up by ``group``
-    (one of :data:`GROUPS`, None: none); the totals over every project chosen."""
-    base, params = _base(cursor, chosen)
+    (one of :data:`GROUPS`, None: none); the totals over every project chosen.
+
+    ``stored``: the labour as already priced per project (``project_labour``);
+    otherwise every time entry is priced now (the same figures)."""
+    base, params = _base(cursor, chosen, stored)
     # the chosen projects' figures are computed once, then summed, grouped and paged
     cursor.execute(f"CREATE OR REPLACE TEMP TABLE {FIGURES} AS {base}", [*params, done_status])
     try:

@@ -316,13 +316,19 @@ def plan_fact(
     limit: int,
     offset: int,
     calendar: Calendar | None = None,
+    *,
+    stored: bool = True,
 ) -> dict[str, Any]:
     """Per project (newest first): the plan (its tasks' planned hours), the part of the
     plan that falls in the period (each task's plan spread over its working days, see
     :func:`planned_in_period`: never counted whole in a period its task only touches),
     the hours logged on days of the period and overall, the period's deviation from its
     plan and the overall deviation from the whole plan; with the totals of every project
-    the filters match."""
+    the filters match.
+
+    ``stored``: the period's plan summed from the days already spread (``plan_days``,
+    spread with the configured calendar); otherwise every task meeting the period is
+    spread now with ``calendar`` (the same figures)."""
     where, params = filters.where("p")
     in_period, period_params = days.where("day")
     logged = (
@@ -331,7 +337,15 @@ def plan_fact(
     )
     # only the chosen projects' tasks are spread
     chosen = where.removeprefix(" WHERE ") or "TRUE"
-    spread, spread_params = planned_in_period(days, calendar or Calendar(), chosen, params)
+    if stored:
+        days_in, days_params = days.where("d.day")
+        spread = (
+            "SELECT d.project_id, d.planned AS period_planned FROM plan_days d "
+            f"WHERE {days_in} AND d.project_id IN (SELECT p.project_id FROM projects p{where})"
+        )
+        spread_params = [*days_params, *params]
+    else:
+        spread, spread_params = planned_in_period(days, calendar or Calendar(), chosen, params)
     # the period's plan per project is spread once, then read by the totals and the page
     cursor.execute(
         f"CREATE OR REPLACE TEMP TABLE {PLAN_SPREAD} AS SELECT project_id, "
@@ -401,6 +415,8 @@ def resource_load(
     person: str | None,
     limit: int,
     offset: int,
+    *,
+    stored: bool = True,
 ) -> dict[str, Any]:
     """Per person, most loaded first: their tasks' planned hours that fall in the period
     (each task's plan spread over its working days, :func:`planned_in_period`) and the
@@ -413,18 +429,31 @@ def resource_load(
     users of the delivering departments (``calendar.departments``) with a role that logs
     its own hours (``calendar.roles``) — their capacity (the calendar's hours of the
     period for each), their logged and planned hours, and its efficiency: logged hours
-    in % of the capacity."""
+    in % of the capacity.
+
+    ``stored``: the period's plans summed from the days already spread (``plan_days``,
+    spread with the configured calendar); otherwise every task meeting the period is
+    spread now with ``calendar`` (the same figures)."""
     required = calendar_hours(calendar, span.start, span.end)
     in_period, params = span.days.where("day")
     if person is not None:
         in_period += " AND person = ?"
         params.append(person)
-    spread, spread_params = planned_in_period(
-        span.days,
-        calendar,
-        "t.assignee IS NOT NULL" + (" AND t.assignee = ?" if person is not None else ""),
-        [person] if person is not None else [],
-    )
+    if stored:
+        # titles are looked up below for the page's people only
+        spread = (
+            "SELECT person AS assignee, project_id, task_id, sum(planned) AS period_planned, "
+            "NULL::VARCHAR AS project, NULL::VARCHAR AS title "
+            f"FROM plan_days WHERE person IS NOT NULL AND {in_period} GROUP BY ALL"
+        )
+        spread_params = list(params)
+    else:
+        spread, spread_params = planned_in_period(
+            span.days,
+            calendar,
+            "t.assignee IS NOT NULL" + (" AND t.assignee = ?" if person is not None else ""),
+            [person] if person is not None else [],
+        )
     # each person's hours logged and planned per project and task, computed once
     cursor.execute(
         f"CREATE OR REPLACE TEMP TABLE {RESOURCES} AS "

@@ -614,6 +614,8 @@ class Scope:
                 (table, "project_id IN (SELECT project_id FROM projects)")
                 for table in (
                     "project_tasks",
+                    "plan_days",
+                    "project_labour",
                     "time_entries",
                     "project_invoices",
                     "project_payments",

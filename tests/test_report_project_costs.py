@@ -25,6 +25,7 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -36,9 +37,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commands.projects import project_id_for_deal
-from leadledger.wiring import Platform
+from leadledger.wiring import Platform, read_model_projections
+from projections.database import ReadModelDatabase
 from projections.deals import HANDOFF_COLUMNS, ddl
 from projections.directory import RATES_DDL
+from projections.project_labour import ProjectLabourProjection
+from projections.projector import rebuild
 from projections.projects import TABLES
 from projections.status_time import PROJECT_VISIT_COLUMNS
 from queries.common import Filters
@@ -167,6 +171,31 @@ def test_cost_and_margin_per_project_and_rolled_up(
     # the period chooses the projects starting in it
     february = ok(api.get("/reports/project-costs", params={"from": "2026-02-01"}))
     assert [i["project_id"] for i in february["items"]] == [alpha]
+
+
+def test_a_rate_set_after_the_hours_prices_them_again_as_a_rebuild_does(
+    api: TestClient, platform: Platform, clock: FakeClock, tmp_path: Path
+) -> None:
+    alpha, _ = history(api, platform, clock)
+    # from 01-08 Ivan costs 2000.00, not 1500.00: his 4 h of 01-08 cost 2000.00 more
+    ok(rate(api, "ivan.fitter", "2000.00", "2026-01-08"))
+    settle(platform)
+    (item,) = [
+        i for i in ok(api.get("/reports/project-costs"))["items"] if i["project_id"] == alpha
+    ]
+    assert D(item["labour_cost"]) == D("20000")
+    again = ReadModelDatabase(tmp_path / "rebuilt.duckdb")
+    try:
+        rebuild(platform.store, again, read_model_projections(platform.funnels, platform.rules))
+        read = "SELECT * FROM project_labour ORDER BY ALL"
+        cursor = platform.db.cursor()
+        folded = cursor.execute(read).fetchall()
+        cursor.close()
+        rebuilt = again.cursor()
+        assert folded == rebuilt.execute(read).fetchall()
+        rebuilt.close()
+    finally:
+        again.close()
 
 
 def test_the_workbook_has_the_json_figures(
@@ -312,6 +341,9 @@ def _tables(con: duckdb.DuckDBPyConnection, ledger: dict[str, Any]) -> None:
             "VALUES (?, ?, 'cancelled', 'k', ?, ?)",
             [f"r{n}", f"deal{project}", created, Decimal(price) / 100],
         )
+    labour = ProjectLabourProjection()
+    labour.create_tables(con)
+    labour.derive_all(con)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -339,9 +371,15 @@ def test_labour_is_priced_by_the_rate_of_the_day_and_roll_ups_add_up(
             assert item["labour_cost"] == (labour / 100).quantize(CENT, rounding=ROUND_HALF_UP)
             assert item["cost"] == item["labour_cost"] + item["contractor_cost"]
             assert item["margin"] == item["value"] - item["cost"]
+        # the labour already priced per project answers as pricing every hour now does
+        assert whole == project_costs(con, chosen, None, "done", now, 500, 0, stored=False)
         totals = whole["totals"]
         for group in ("pm", "department", "month"):
             groups = project_costs(con, chosen, group, "done", now, 1, 0)["groups"]
+            assert (
+                groups
+                == (project_costs(con, chosen, group, "done", now, 1, 0, stored=False)["groups"])
+            )
             for figure in ("projects", "value", "labour_cost", "contractor_cost", "cost"):
                 assert sum(g[figure] for g in groups) == totals[figure], (group, figure)
             assert sum(g["margin"] for g in groups) == totals["margin"]
