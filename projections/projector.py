@@ -236,12 +236,14 @@ def rebuild(
     """
     drop_read_models(db, projections)
     cursor = db.cursor()
+    row = cursor.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+    threshold = str(row[0]) if row else "16MiB"
     cursor.execute(f"SET checkpoint_threshold = '{REBUILD_CHECKPOINT_THRESHOLD}'")
     try:
         projector = Projector(store, db, projections, page_size=page_size)
         projector.catch_up(progress)
     finally:
-        cursor.execute("RESET checkpoint_threshold")
+        cursor.execute(f"SET checkpoint_threshold = '{threshold}'")
         cursor.close()
     db.checkpoint()
     return projector
