@@ -231,7 +231,7 @@ def rebuild(
     The pages are committed to the write-ahead log only, and the database file is written
     once at the end (one CHECKPOINT): by default DuckDB checkpoints whenever the log
     passes 16 MiB, i.e. after every large page, rewriting each time the row groups of the
-    tables every page changes (``leads``, the visits) — about 4% of the rebuild's CPU on
+    tables every page changes (``leads``, the visits) — ~3% of the rebuild's CPU on
     the 1M-event bench. A crash in between loses nothing: the log is replayed on opening.
     """
     drop_read_models(db, projections)
