@@ -30,6 +30,7 @@ import math
 import multiprocessing
 import os
 import pstats
+import subprocess
 import sys
 import tempfile
 import time
@@ -177,12 +178,14 @@ def measure_rebuild(
     try:
         with benchlib.RssSampler() as rss:
             started = time.perf_counter()
+            cpu_started = time.process_time()
             if profiler is not None:
                 profiler.enable()
             projector = rebuild(store, db, projections, page_size=page_size)
             if profiler is not None:
                 profiler.disable()
             seconds = time.perf_counter() - started
+            cpu_seconds = time.process_time() - cpu_started
         load = (load_before, os.getloadavg())
         cursor = db.cursor()
         leads_row = cursor.execute("SELECT count(*) FROM leads").fetchone()
@@ -208,6 +211,7 @@ def measure_rebuild(
         "phases": dict(timer.seconds),
         "profile": profile_text,
         "load": load,
+        "cpu_seconds": cpu_seconds,
     }
 
 
@@ -553,6 +557,142 @@ def report(
     return "\n".join(out)
 
 
+# --- the same log rebuilt by another checkout's code, and the tables compared ----------
+
+# Run with the other checkout first on the path: only the rebuild, as the projector's API
+# has it on main (so a branch can be compared with main's code as it stands).
+OTHER_REBUILD = """
+import json, os, sys, time
+from event_store import open_event_store
+from leadledger.settings import Settings
+from leadledger.wiring import event_codec, load_funnels, load_rules, read_model_projections
+from projections.database import ReadModelDatabase
+from projections.projector import rebuild
+url, path, page_size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+settings = Settings()
+funnels = load_funnels(settings.funnels_file)
+rules = load_rules(settings.funnels_file, settings.rules_file)
+projections = read_model_projections(funnels, rules)
+store = open_event_store(url, event_codec())
+db = ReadModelDatabase(path)
+load_before = os.getloadavg()
+started, cpu_started = time.perf_counter(), time.process_time()
+projector = rebuild(store, db, projections, page_size=page_size)
+seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+print(json.dumps({"events": projector.position, "seconds": seconds, "cpu_seconds": cpu_seconds,
+                  "load": [load_before, os.getloadavg()]}))
+db.close()
+store.close()
+"""
+
+
+def rebuild_with(checkout: Path, store_url: str, path: Path, page_size: int) -> dict[str, Any]:
+    """Rebuild the log into ``path`` with the code of another checkout (a child process
+    with that checkout first on the path); its figures as measured there."""
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    done = subprocess.run(
+        [sys.executable, "-c", OTHER_REBUILD, store_url, str(path), str(page_size)],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the rebuild with {checkout} failed:\n{done.stderr[-4000:]}")
+    figures: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def compare_tables(mine: Path, other: Path) -> list[tuple[str, int, int, int]]:
+    """Every read-model table of both files: (table, rows here, rows only here, rows only
+    there), compared row for row (``EXCEPT ALL`` both ways); -1 for a missing table."""
+    con = duckdb.connect(str(mine), read_only=True)
+    try:
+        con.execute(f"ATTACH '{other}' AS other (READ_ONLY)")
+        names = {
+            db: {
+                r[0]
+                for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = ? "
+                    "AND NOT temporary",
+                    [db],
+                ).fetchall()
+            }
+            for db in (con.execute("SELECT current_database()").fetchall()[0][0], "other")
+        }
+        here, there = names.values()
+        rows = []
+        for table in sorted((here | there) - {"read_model_fingerprints"}):
+            if table not in here or table not in there:
+                rows.append((table, -1, -1, -1))
+                continue
+            count = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
+            only_here = con.execute(
+                f'SELECT count(*) FROM (FROM "{table}" EXCEPT ALL FROM other."{table}")'
+            ).fetchall()[0][0]
+            only_there = con.execute(
+                f'SELECT count(*) FROM (FROM other."{table}" EXCEPT ALL FROM "{table}")'
+            ).fetchall()[0][0]
+            rows.append((table, int(count), int(only_here), int(only_there)))
+        return rows
+    finally:
+        con.close()
+
+
+def run_comparison(
+    args: argparse.Namespace,
+    store: EventStore,
+    store_url: str,
+    workdir: Path,
+    first: dict[str, Any],
+) -> tuple[str, bool]:
+    """``--compare-with``: the same log rebuilt by the other checkout's code and by this
+    one's, alternating (this one's first run is the measured rebuild above); then every
+    table compared with the other code's. The report, and whether all tables are equal."""
+    checkout = Path(args.compare_with).resolve()
+    runs: list[tuple[str, dict[str, Any]]] = [("this checkout", first)]
+    for round_no in range(args.compare_rounds):
+        other_path = workdir / f"other{round_no}.duckdb"
+        print(f"rebuilding with {checkout} ...", file=sys.stderr, flush=True)
+        runs.append((str(checkout), rebuild_with(checkout, store_url, other_path, args.page_size)))
+        if round_no + 1 < args.compare_rounds:
+            for path in workdir.glob("rebuild.duckdb*"):
+                path.unlink()
+            print("rebuilding with this checkout ...", file=sys.stderr, flush=True)
+            again = measure_rebuild(store, workdir, args.page_size, profile=False)
+            runs.append(("this checkout", again))
+    rows = [
+        (
+            code,
+            f"{r['seconds']:.2f}",
+            benchlib.count(r["events"] / r["seconds"]),
+            f"{r['cpu_seconds']:.1f}",
+            f"{r['load'][0][0]:.1f} / {r['load'][1][0]:.1f}",
+        )
+        for code, r in runs
+    ]
+    out = [
+        benchlib.table(
+            "Same log, same window, alternating: this checkout vs " + str(checkout),
+            ("code", "seconds", "events/s", "CPU s (this process)", "load 1 min before / after"),
+            rows,
+        )
+    ]
+    compared = compare_tables(workdir / "rebuild.duckdb", workdir / "other0.duckdb")
+    differing = [r for r in compared if r[2] or r[3] or r[1] < 0]
+    out.append(
+        benchlib.table(
+            f"Tables compared row for row (EXCEPT ALL both ways): {len(compared)} tables, "
+            f"{len(differing)} differing",
+            ("table", "rows", "only here", "only there"),
+            [(t, benchlib.count(n), str(a), str(b)) for t, n, a, b in differing]
+            or [("(all equal)", "-", "-", "-")],
+        )
+    )
+    return "\n".join(out), not differing
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] if __doc__ else None,
@@ -569,6 +709,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the rebuild and print the top entries"
     )
+    parser.add_argument(
+        "--compare-with",
+        metavar="PATH",
+        help="another checkout (e.g. /work/main): rebuild the same log with its code too, "
+        "alternating, and compare every table row for row (exit 1 on a difference)",
+    )
+    parser.add_argument(
+        "--compare-rounds", type=int, default=1, help="rebuilds with each code (--compare-with)"
+    )
     args = parser.parse_args(argv)
 
     print(
@@ -579,23 +728,30 @@ def main(argv: list[str] | None = None) -> int:
     schema = benchlib.create_schema(args.postgres_url, SCHEMA_PREFIX)
     workdir = Path(tempfile.mkdtemp(prefix="bench_projection_"))
     store: EventStore | None = None
+    equal = True
     try:
-        store = open_event_store(benchlib.schema_url(args.postgres_url, schema), event_codec())
+        store_url = benchlib.schema_url(args.postgres_url, schema)
+        store = open_event_store(store_url, event_codec())
         print("setup: generating and loading the history ...", file=sys.stderr, flush=True)
         setup = run_setup(args, schema)
         vacuum = vacuum_analyze(args.postgres_url, schema)
         print("measuring the rebuild ...", file=sys.stderr, flush=True)
         rebuilt = measure_rebuild(store, workdir, args.page_size, args.profile)
+        compared = ""
+        if args.compare_with:
+            compared, equal = run_comparison(args, store, store_url, workdir, rebuilt)
         print("measuring the naive projection ...", file=sys.stderr, flush=True)
         naive = measure_naive(store, workdir, min(args.naive_events, setup["events"]))
         print()
         print(report(args, setup, vacuum, rebuilt, naive))
+        if compared:
+            print(compared)
     finally:
         if store is not None:
             store.close()
         benchlib.drop_schema(args.postgres_url, schema)
         benchlib.remove_tree(workdir)
-    return 0
+    return 0 if equal else 1
 
 
 if __name__ == "__main__":

@@ -102,6 +102,14 @@ class ReadModelDatabase:
             [name, position],
         )
 
+    def checkpoint(self) -> None:
+        """Write the committed transactions from the write-ahead log into the file."""
+        cursor = self.cursor()
+        try:
+            cursor.execute("CHECKPOINT")
+        finally:
+            cursor.close()
+
     def close(self) -> None:
         with self._lock:
             kept = [c for cursors in self._idle.values() for c in cursors]

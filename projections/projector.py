@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS read_model_fingerprints (
 )
 """
 
+REBUILD_CHECKPOINT_THRESHOLD = "16GB"
+"""How much write-ahead log a rebuild lets grow before DuckDB checkpoints (see rebuild)."""
+
 FaultHook = Callable[[int], None]
 """Called with the number of events folded so far in the page; tests raise from it."""
 
@@ -223,8 +226,24 @@ def rebuild(
     page_size: int = 200_000,
     progress: Callable[[int], object] | None = None,
 ) -> Projector:
-    """Drop the read models and fold the whole log again from the start."""
+    """Drop the read models and fold the whole log again from the start.
+
+    The pages are committed to the write-ahead log only, and the database file is written
+    once at the end (one CHECKPOINT): by default DuckDB checkpoints whenever the log
+    passes 16 MiB, i.e. after every large page, rewriting each time the row groups of the
+    tables every page changes (``leads``, the visits) — ~3% of the rebuild's CPU on
+    the 1M-event bench. A crash in between loses nothing: the log is replayed on opening.
+    """
     drop_read_models(db, projections)
-    projector = Projector(store, db, projections, page_size=page_size)
-    projector.catch_up(progress)
+    cursor = db.cursor()
+    row = cursor.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
+    threshold = str(row[0]) if row else "16MiB"
+    cursor.execute(f"SET checkpoint_threshold = '{REBUILD_CHECKPOINT_THRESHOLD}'")
+    try:
+        projector = Projector(store, db, projections, page_size=page_size)
+        projector.catch_up(progress)
+    finally:
+        cursor.execute(f"SET checkpoint_threshold = '{threshold}'")
+        cursor.close()
+    db.checkpoint()
     return projector

@@ -617,6 +617,38 @@ def test_rebuild_replaces_read_models_that_were_projected_before(
         db.close()
 
 
+def test_a_rebuild_writes_the_database_file_once_at_the_end(
+    sqlite_store: EventStore, tmp_path: Path
+) -> None:
+    """The pages go to the write-ahead log only (no checkpoint after each page, however
+    low the threshold), the file is written once when the rebuild ends, and the database's
+    own threshold is back afterwards."""
+    apply_history(sqlite_store, generate_history(43, leads=12, steps=120))
+    path = tmp_path / "rm.duckdb"
+    wal = Path(f"{path}.wal")
+    db = ReadModelDatabase(path)
+    try:
+        db.cursor().execute("SET checkpoint_threshold = '1KB'")
+        wal_sizes: list[int] = []
+        projector = rebuild(
+            sqlite_store,
+            db,
+            projections(),
+            page_size=17,
+            progress=lambda _n: wal_sizes.append(wal.stat().st_size if wal.exists() else 0),
+        )
+        assert projector.position == sqlite_store.last_position()
+        assert len(wal_sizes) > 3
+        # a checkpoint empties the log: it only grew during the rebuild
+        assert all(size > 0 for size in wal_sizes)
+        assert wal_sizes == sorted(wal_sizes)
+        assert not wal.exists() or wal.stat().st_size == 0
+        threshold = db.cursor().execute("SELECT current_setting('checkpoint_threshold')")
+        assert threshold.fetchall() == [("1000 bytes",)]
+    finally:
+        db.close()
+
+
 # --- (e) the same on a PostgreSQL event store -------------------------------------------
 
 
