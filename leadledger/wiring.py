@@ -60,6 +60,7 @@ from projections.directory import DirectoryProjection
 from projections.lead_days import LeadDayProjection
 from projections.leads import LeadProjection
 from projections.process import ProcessVisitProjection
+from projections.process_months import ProcessMonthProjection
 from projections.projector import Projector
 from projections.projects import project_projections
 from projections.revenue import RevenueLedgerProjection
@@ -150,6 +151,8 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         *status_time_projections(funnels, rules),
         # after the visits it is derived from (leads', deals' and projects')
         ProcessVisitProjection(),
+        # after the process visits it is derived from
+        ProcessMonthProjection(),
         # after the leads', deals' and projects' read models it is derived from
         CohortProjection(),
         LeadDayProjection(),
