@@ -225,7 +225,11 @@ def main(argv: list[str] | None = None) -> int:
                     stored: bool = stored,
                     by_month: bool = by_month,
                 ) -> None:
-                    out.update(process_map(cursor, f, stages, stored=stored, months=by_month))
+                    out.update(
+                        process_map(
+                            cursor, f, stages, stored=stored, months=None if by_month else False
+                        )
+                    )
 
                 samples = benchlib.timed(run, runs, min(args.warmup, runs))
                 p95 = benchlib.percentile(samples, 95)
