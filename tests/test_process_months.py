@@ -18,7 +18,7 @@ from leadledger.settings import Settings
 from leadledger.wiring import event_codec, load_rules, read_model_projections
 from projections.base import Projection
 from projections.database import ReadModelDatabase
-from projections.process_months import MONTH_KINDS, bucket_value
+from projections.process_months import MONTH_KINDS, bucket_value, view_sql
 from projections.projector import Projector, rebuild
 from queries.process_map import (
     LONG_PERIOD,
@@ -123,6 +123,11 @@ def test_process_months_fold_like_a_rebuild_and_answer_as_every_visit_does(
             assert _tables(db) == _tables(again)
             _directory(db)
             cursor = db.cursor()
+            # the scoped viewers' view, over every visit, computes the stored rows
+            for k in MONTH_KINDS:
+                viewed = f"SELECT * FROM ({view_sql(k.process.table)}) ORDER BY ALL"
+                stored_rows = f"SELECT * FROM {k.table} ORDER BY ALL"
+                assert cursor.execute(viewed).fetchall() == cursor.execute(stored_rows).fetchall()
             first, last = history[0].at, history[-1].at
             month_start = datetime(first.year, first.month, 1, tzinfo=UTC)
             for _ in range(4):
