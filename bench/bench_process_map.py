@@ -10,7 +10,10 @@ one in ten moves back once (rework), 40% are closed; times in a stage are expone
 cursor as the API uses it:
 
 - ``queries.process_map.process_map`` for the out-of-court funnel over 1 month, 3 months
-  and 12 months of creation, and over 1 month for one department;
+  and 12 months of creation (12 months also as 12 whole months, 6 months cut mid-month,
+  and for one department: read from the months read model, projections/
+  process_months.py), over 1 month for one department, and the year read from the
+  process visits (``months=False``, as before the months) in the same run;
 - the export: XES of the out-of-court leads (all of them) and OCEL 2.0 JSON of every
   record, written to /dev/null: events per second.
 
