@@ -603,6 +603,8 @@ class Scope:
             ("deal_process_visits", "deal_id IN (SELECT deal_id FROM deals)"),
             ("lead_process_open", "lead_id IN (SELECT lead_id FROM leads)"),
             ("deal_process_open", "deal_id IN (SELECT deal_id FROM deals)"),
+            ("lead_process_month_cases", "lead_id IN (SELECT lead_id FROM leads)"),
+            ("deal_process_month_cases", "deal_id IN (SELECT deal_id FROM deals)"),
             (
                 "projects",
                 f"manager IN {people} OR pm = {me} OR {in_department}"
@@ -623,6 +625,7 @@ class Scope:
                     "project_status_visits",
                     "project_process_visits",
                     "project_process_open",
+                    "project_process_month_cases",
                 )
             ),
             (
