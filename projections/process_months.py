@@ -103,9 +103,7 @@ _LATEST = "greatest(o.last_at, coalesce(o.left_at, o.last_at))"
 # ``{bucket}``: a visit's wait bucket (NULL while open) — the query passes its own for the
 # period's cut months, measured up to the instant asked.
 PARTS_SQL = (
-    "SELECT "
-    + MONTH.format(column="o.first_at")
-    + " AS month, o.funnel, o.owner, FALSE AS everyone, 'node' AS part, o.stage,"
+    "SELECT {month} AS month, o.funnel, o.owner, FALSE AS everyone, 'node' AS part, o.stage,"
     " CAST(NULL AS VARCHAR) AS next_stage, CAST(NULL AS VARCHAR) AS path,"
     " CAST(NULL AS INTEGER) AS steps,"
     " {node_bucket} AS bucket, count(*) AS n,"
@@ -114,15 +112,12 @@ PARTS_SQL = (
     " count(*) FILTER (WHERE {left} AND o.next_stage IS NULL) AS ends,"
     " min(o.min_at) AS min_at, max(" + _LATEST + ") AS max_at"
     " FROM {table} o{join} WHERE {where} GROUP BY ALL"
-    " UNION ALL SELECT "
-    + MONTH.format(column="o.first_at")
-    + ", o.funnel, o.owner, FALSE, 'edge', o.stage, o.next_stage, NULL, NULL,"
+    " UNION ALL SELECT {month}, o.funnel, o.owner, FALSE, 'edge', o.stage, o.next_stage,"
+    " NULL, NULL,"
     " {edge_bucket}, count(*), count(*) FILTER (WHERE o.first_on_edge), 0, 0,"
     " min(o.min_at), max(" + _LATEST + ")"
     " FROM {table} o{join} WHERE {where} AND o.next_stage IS NOT NULL GROUP BY ALL"
-    " UNION ALL SELECT "
-    + MONTH.format(column="o.first_at")
-    + ", o.funnel, o.owner, FALSE, 'path', NULL, NULL, o.path, o.steps,"
+    " UNION ALL SELECT {month}, o.funnel, o.owner, FALSE, 'path', NULL, NULL, o.path, o.steps,"
     + bucket_sql("epoch_us(o.last_at) - epoch_us(o.min_at)")
     + ", count(*), 0, 0, 0, min(o.min_at), max(o.last_at)"
     " FROM {table} o{join} WHERE {where} AND o.seq = 1 GROUP BY ALL"
@@ -136,9 +131,13 @@ STORED_NODE_BUCKET = (
 EDGE_BUCKET = bucket_sql("epoch_us(o.left_at) - epoch_us(o.entered_at)")
 
 
-def rows_sql(table: str, join: str = "", where: str = "TRUE") -> str:
-    """The stored months' rows of the process visits ``table`` (``join``/``where``: which)."""
+def rows_sql(
+    table: str, join: str = "", where: str = "TRUE", month: str = MONTH.format(column="o.first_at")
+) -> str:
+    """The stored months' rows of the process visits ``table`` (``join``/``where``: which;
+    ``month``: the row's month, when the table has it already)."""
     return PARTS_SQL.format(
+        month=month,
         table=table,
         join=join,
         where=where,
@@ -221,6 +220,8 @@ def _open_sql(kind: MonthKind) -> str:
     )
 
 
+_MONTH_START = "make_timestamptz(1970 + ({month}) // 12, ({month}) % 12 + 1, 1, 0, 0, 0, 'UTC')"
+
 _SAME_KEY = (
     " SEMI JOIN _pm_keys k ON k.month = {month} AND k.funnel IS NOT DISTINCT FROM {t}.funnel"
     " AND k.owner IS NOT DISTINCT FROM {t}.owner"
@@ -253,8 +254,18 @@ def _statements(kind: MonthKind) -> tuple[str, ...]:
         f" WHERE k.month = {kind.table}.month"
         f" AND k.funnel IS NOT DISTINCT FROM {kind.table}.funnel"
         f" AND k.owner IS NOT DISTINCT FROM {kind.table}.owner) AND NOT everyone",
-        f"INSERT INTO {kind.table} "
-        + rows_sql(process, join=_SAME_KEY.format(month=MONTH.format(column="o.first_at"), t="o")),
+        # the process rows of the touched months, funnels and owners (a range on the first
+        # entry first: the month is computed only for the rows in it)
+        "CREATE OR REPLACE TEMP TABLE _pm_rows AS SELECT o.* FROM (SELECT o.*, "
+        + MONTH.format(column="o.first_at")
+        + f" AS month FROM {process} o WHERE o.first_at >= (SELECT "
+        + _MONTH_START.format(month="min(month)")
+        + " FROM _pm_keys) AND o.first_at < (SELECT "
+        + _MONTH_START.format(month="max(month) + 1")
+        + " FROM _pm_keys)) o"
+        + _SAME_KEY.format(month="o.month", t="o"),
+        f"INSERT INTO {kind.table} " + rows_sql("_pm_rows", month="o.month"),
+        "DROP TABLE _pm_rows",
         # everyone's rows of the touched months and funnels, summed again
         f"DELETE FROM {kind.table} WHERE everyone AND EXISTS (SELECT 1 FROM _pm_keys k"
         f" WHERE k.month = {kind.table}.month"
