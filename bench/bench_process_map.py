@@ -10,7 +10,10 @@ one in ten moves back once (rework), 40% are closed; times in a stage are expone
 cursor as the API uses it:
 
 - ``queries.process_map.process_map`` for the out-of-court funnel over 1 month, 3 months
-  and 12 months of creation, and over 1 month for one department;
+  and 12 months of creation (12 months also as 12 whole months, 6 months cut mid-month,
+  and for one department: read from the months read model, projections/
+  process_months.py), over 1 month for one department, and the year read from the
+  process visits (``months=False``, as before the months) in the same run;
 - the export: XES of the out-of-court leads (all of them) and OCEL 2.0 JSON of every
   record, written to /dev/null: events per second.
 
@@ -36,6 +39,7 @@ from leadledger.settings import Settings
 from leadledger.wiring import load_funnels, load_rules, read_model_projections
 from projections.database import ReadModelDatabase
 from projections.process import ProcessVisitProjection
+from projections.process_months import ProcessMonthProjection
 from queries import process_log
 from queries.process_map import ProcessMapFilters, StageInfo, process_map
 
@@ -122,6 +126,9 @@ def fill_read_models(path: Path, leads: int) -> dict[str, Any]:
         # the process map's read model, derived from the visits as the projector does
         ProcessVisitProjection().derive_all(cursor)
         derived = time.perf_counter()
+        # and the months of a long period's map, derived from those
+        ProcessMonthProjection().derive_all(cursor)
+        months = time.perf_counter()
         cursor.execute("CHECKPOINT")
         visits = cursor.execute("SELECT count(*) FROM lead_stage_visits").fetchall()[0]
         return {
@@ -129,6 +136,7 @@ def fill_read_models(path: Path, leads: int) -> dict[str, Any]:
             "visits": visits[0] if visits else 0,
             "fill_seconds": visits_filled - started,
             "derive_seconds": derived - visits_filled,
+            "months_seconds": months - derived,
             "funnels": funnels,
         }
     finally:
@@ -153,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{benchlib.count(filled['leads'])} leads, {benchlib.count(filled['visits'])} "
             f"visits filled in {filled['fill_seconds']:.1f} s, the process read model "
-            f"derived from them in {filled['derive_seconds']:.1f} s",
+            f"derived from them in {filled['derive_seconds']:.1f} s, its months in "
+            f"{filled['months_seconds']:.1f} s",
             flush=True,
         )
         funnel = filled["funnels"]["out_of_court"]
@@ -169,13 +178,26 @@ def main(argv: list[str] | None = None) -> int:
             ).fetchall()[0][0]
             as_of = max(last, END) + timedelta(seconds=1)
             month = END - timedelta(days=30)
-            cases: list[tuple[str, datetime | None, str | None, bool, int]] = [
-                ("out_of_court, 1 month", month, None, True, args.runs),
-                ("out_of_court, 3 months", END - timedelta(days=91), None, True, args.runs),
-                ("out_of_court, 12 months", None, None, True, args.runs),
-                ("out_of_court, 1 month, one department", month, "sales", True, args.runs),
+            year = datetime(2025, 11, 1, tzinfo=UTC)
+            cases: list[tuple[str, datetime | None, str | None, bool, bool, int]] = [
+                ("out_of_court, 1 month", month, None, True, True, args.runs),
+                ("out_of_court, 3 months", END - timedelta(days=91), None, True, True, args.runs),
+                ("out_of_court, 12 months", None, None, True, True, args.runs),
+                ("out_of_court, 12 whole months", year, None, True, True, args.runs),
+                (
+                    "out_of_court, 6 months (cut)",
+                    END - timedelta(days=182),
+                    None,
+                    True,
+                    True,
+                    args.runs,
+                ),
+                ("out_of_court, 12 months, one department", None, "sales", True, True, args.runs),
+                ("out_of_court, 1 month, one department", month, "sales", True, True, args.runs),
+                # the year from the process visits, as before the months read model
+                ("12 months from the process visits (before)", None, None, True, False, 20),
                 # the same map gathered from the visits, as before the read model
-                ("1 month, gathered from the visits (old)", month, None, False, 5),
+                ("1 month, gathered from the visits (old)", month, None, False, True, 5),
             ]
             rows = []
             baseline = benchlib.timed(
@@ -194,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                     "1.0",
                 ]
             )
-            for name, start, department, stored, runs in cases:
+            for name, start, department, stored, by_month, runs in cases:
                 filters = ProcessMapFilters(
                     "lead", "out_of_court", as_of, start=start, end=END, department=department
                 )
@@ -204,8 +226,13 @@ def main(argv: list[str] | None = None) -> int:
                     f: ProcessMapFilters = filters,
                     out: dict[str, Any] = result,
                     stored: bool = stored,
+                    by_month: bool = by_month,
                 ) -> None:
-                    out.update(process_map(cursor, f, stages, stored=stored))
+                    out.update(
+                        process_map(
+                            cursor, f, stages, stored=stored, months=None if by_month else False
+                        )
+                    )
 
                 samples = benchlib.timed(run, runs, min(args.warmup, runs))
                 p95 = benchlib.percentile(samples, 95)

@@ -61,6 +61,7 @@ from projections.lead_days import LeadDayProjection
 from projections.leads import LeadProjection
 from projections.plan_days import PlanDayProjection
 from projections.process import ProcessVisitProjection
+from projections.process_months import ProcessMonthProjection
 from projections.project_labour import ProjectLabourProjection
 from projections.projector import Projector
 from projections.projects import project_projections
@@ -154,6 +155,8 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         *status_time_projections(funnels, rules),
         # after the visits it is derived from (leads', deals' and projects')
         ProcessVisitProjection(),
+        # after the process visits it is derived from
+        ProcessMonthProjection(),
         # after the leads', deals' and projects' read models it is derived from
         CohortProjection(),
         LeadDayProjection(),

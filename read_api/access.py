@@ -37,6 +37,7 @@ from leadledger.tokens import TokenRejected
 from leadledger.wiring import Platform
 from projections.cohorts import COHORT_ROWS_SQL, MONTHS_SQL
 from projections.lead_days import DAYS_SQL
+from projections.process_months import MONTH_KINDS, view_sql
 from read_api.errors import Unauthenticated
 
 M, H, T, PM, E, D = Role.MANAGER, Role.HEAD, Role.TOP, Role.PM, Role.EXPERT, Role.DEPARTMENT
@@ -602,6 +603,10 @@ class Scope:
             ("deal_stage_visits", "deal_id IN (SELECT deal_id FROM deals)"),
             ("lead_process_visits", "lead_id IN (SELECT lead_id FROM leads)"),
             ("deal_process_visits", "deal_id IN (SELECT deal_id FROM deals)"),
+            ("lead_process_open", "lead_id IN (SELECT lead_id FROM leads)"),
+            ("deal_process_open", "deal_id IN (SELECT deal_id FROM deals)"),
+            ("lead_process_month_cases", "lead_id IN (SELECT lead_id FROM leads)"),
+            ("deal_process_month_cases", "deal_id IN (SELECT deal_id FROM deals)"),
             (
                 "projects",
                 f"manager IN {people} OR pm = {me} OR {in_department}"
@@ -623,6 +628,8 @@ class Scope:
                     "project_status_pms",
                     "project_status_visits",
                     "project_process_visits",
+                    "project_process_open",
+                    "project_process_month_cases",
                 )
             ),
             (
@@ -696,6 +703,12 @@ class Scope:
             "CREATE OR REPLACE TEMP VIEW cohort_months AS "
             + MONTHS_SQL.format(rows="lead_cohorts", where="")
         )
+        # the process map's months over the process visits the viewer sees, computed when
+        # read (the stored ones count every record)
+        statements += [
+            f"CREATE OR REPLACE TEMP VIEW {k.table} AS " + view_sql(k.process.table)
+            for k in MONTH_KINDS
+        ]
         # the leads of each day over the leads the viewer sees, computed when read
         statements.append("CREATE OR REPLACE TEMP VIEW lead_days AS " + DAYS_SQL.format(where=""))
         # the directory is shared, but a contractor's figures are the viewer's: counted

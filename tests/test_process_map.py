@@ -35,6 +35,7 @@ from projections.database import ReadModelDatabase
 from projections.directory import DirectoryProjection
 from projections.leads import LeadProjection
 from projections.process import ProcessVisitProjection
+from projections.process_months import ProcessMonthProjection
 from queries.process_map import ProcessMapFilters, StageInfo, process_map
 from tests.conftest import ACTOR, FakeClock, PlatformFactory, bearer, serving
 from tests.factories import FUNNELS, LeadDriver
@@ -459,6 +460,9 @@ def test_edges_balance_the_visits_and_variants_share_the_records(
             process = ProcessVisitProjection()
             process.create_tables(cursor)
             process.derive_all(cursor, ("lead",))
+            months = ProcessMonthProjection()
+            months.create_tables(cursor)
+            months.derive_all(cursor, ("lead",))
             as_of = T0 + timedelta(days=400)  # after every visit
             filters = ProcessMapFilters(
                 "lead", "out_of_court", as_of, start=T0 + timedelta(days=days), variants=500

@@ -719,6 +719,11 @@ def process_graph(result: dict[str, Any], gettext: Callable[[str], str] = str) -
         "note": gettext(
             "Stages left to right in funnel order; an arrow per transition: how many "
             "records took it and its median time."
+        )
+        + " "
+        + gettext(
+            "Over a period longer than three months the medians and p90 are read from "
+            "monthly histograms: within 2 percent of the exact times (the counts are exact)."
         ),
         "nodes": [
             {
