@@ -7,7 +7,7 @@ with the total count of what the filters match.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
@@ -55,6 +55,18 @@ def rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """The rows of the cursor's last query, each a dict by column name."""
     names = [d[0] for d in cursor.description or ()]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+EXPORT_BATCH = 2_000
+
+
+def streamed_rows(cursor: duckdb.DuckDBPyConnection) -> Iterator[dict[str, Any]]:
+    """The rows of the cursor's last query, each a dict by column name, fetched a batch
+    at a time (an export of a whole directory never holds it all in memory)."""
+    names = [d[0] for d in cursor.description or ()]
+    while batch := cursor.fetchmany(EXPORT_BATCH):
+        for values in batch:
+            yield dict(zip(names, values, strict=True))
 
 
 def count(cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> int:

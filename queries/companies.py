@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from aggregates.company import CARD_FIELDS, name_key, normalise_name
-from queries.common import ZERO, Filters, page, rows
+from queries.common import ZERO, Filters, page, rows, streamed_rows
 
 COMPANY_COLUMNS = (
     "company_id, name, normalised_name, tax_id, kpp, industry, region, city, legal_address, "
@@ -113,9 +113,6 @@ def list_companies(
     )
 
 
-EXPORT_BATCH = 2_000
-
-
 def directory_export(
     cursor: duckdb.DuckDBPyConnection, filters: CompanyFilters
 ) -> Iterator[dict[str, Any]]:
@@ -130,13 +127,11 @@ def directory_export(
         params,
     )
     seen: set[str] = set()
-    while batch := cursor.fetchmany(EXPORT_BATCH):
-        for values in batch:
-            row = dict(zip(names, values, strict=True))
-            key = name_key(row["name"], row["city"])
-            row["different_company"] = key in seen
-            seen.add(key)
-            yield row
+    for row in streamed_rows(cursor):
+        key = name_key(row["name"], row["city"])
+        row["different_company"] = key in seen
+        seen.add(key)
+        yield row
 
 
 def company_record(cursor: duckdb.DuckDBPyConnection, company_id: str) -> dict[str, Any] | None:

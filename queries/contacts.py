@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 
 from leadledger.imports.kinds.contacts import joined
-from queries.common import Filters, page, rows
+from queries.common import Filters, page, rows, streamed_rows
 
 CONTACT_COLUMNS = (
     "contact_id, name, phones, emails, position, companies, notes, created_at, created_by, "
@@ -20,7 +20,6 @@ LEAD_COLUMNS = (
     "lead_id, title, company_name, funnel, stage, status, repeat, manager, amount, currency, "
     "created_at"
 )
-EXPORT_BATCH = 2_000
 EXPORT_COLUMNS = ("contact_id", "name", "phones", "emails", "position", "companies", "notes")
 _PHONE_LIKE = re.compile(r"^\+?[0-9 ()\-.]{3,}$")
 
@@ -108,9 +107,7 @@ def contacts_export(cursor: duckdb.DuckDBPyConnection, q: str | None) -> Iterato
         f"SELECT {', '.join(EXPORT_COLUMNS)} FROM contacts{where} ORDER BY lower(name), contact_id",
         params,
     )
-    while batch := cursor.fetchmany(EXPORT_BATCH):
-        for values in batch:
-            row = dict(zip(EXPORT_COLUMNS, values, strict=True))
-            for name in ("phones", "emails", "companies"):
-                row[name] = joined(row[name])
-            yield row
+    for row in streamed_rows(cursor):
+        for name in ("phones", "emails", "companies"):
+            row[name] = joined(row[name])
+        yield row

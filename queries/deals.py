@@ -17,7 +17,7 @@ from aggregates.funnels import Funnel
 from commands.context import StreamNotFound
 from commands.deals import load_deal_records
 from event_store import EventStore, RecordedEvent
-from queries.common import ZERO, Filters, page
+from queries.common import ZERO, Filters, page, streamed_rows
 from queries.history import stream_history
 
 DEAL_COLUMNS = (
@@ -100,7 +100,6 @@ def deal_history(records: list[RecordedEvent]) -> list[dict[str, Any]]:
     return stream_history(records, deal.evolve, deal_detail)
 
 
-EXPORT_BATCH = 2_000
 DEAL_EXPORT_COLUMNS = (
     "deal_id",
     "title",
@@ -133,13 +132,11 @@ def deals_export(cursor: duckdb.DuckDBPyConnection, filters: Filters) -> Iterato
         f"SELECT {', '.join(DEAL_EXPORT_COLUMNS)} FROM deals{where} ORDER BY created_at, deal_id",
         params,
     )
-    while batch := cursor.fetchmany(EXPORT_BATCH):
-        for values in batch:
-            row = dict(zip(DEAL_EXPORT_COLUMNS, values, strict=True))
-            row["external_id"] = row.pop("deal_id")
-            lead_id = row.pop("lead_id")
-            row["lead"] = lead_id if row.pop("previous_deal_id") is None else None
-            row["reason"] = row.pop("close_reason")
-            if row["status"] == "open":
-                row["closed_at"] = None
-            yield row
+    for row in streamed_rows(cursor):
+        row["external_id"] = row.pop("deal_id")
+        lead_id = row.pop("lead_id")
+        row["lead"] = lead_id if row.pop("previous_deal_id") is None else None
+        row["reason"] = row.pop("close_reason")
+        if row["status"] == "open":
+            row["closed_at"] = None
+        yield row

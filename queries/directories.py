@@ -13,9 +13,8 @@ from typing import Any
 import duckdb
 import orjson
 
-from queries.common import Filters, page, rows
+from queries.common import EXPORT_BATCH, Filters, page, rows
 
-EXPORT_BATCH = 2_000
 ENTRY_COLUMNS = "entry_id, kind, title, fields, links, created_at, created_by, updated_at, version"
 
 

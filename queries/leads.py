@@ -14,7 +14,7 @@ import orjson
 
 from aggregates import lead as lead_model
 from aggregates.funnels import Funnel, FunnelCatalog
-from queries.common import rows
+from queries.common import rows, streamed_rows
 
 SUMMARY_COLUMNS = (
     "lead_id, funnel, stage, status, title, company_name, repeat, manager, amount, "
@@ -341,7 +341,6 @@ def leads_per_manager(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]
     return rows(cursor)
 
 
-EXPORT_BATCH = 2_000
 LEAD_EXPORT_COLUMNS = (
     "lead_id",
     "title",
@@ -383,9 +382,8 @@ def leads_export(
         f"SELECT {', '.join(LEAD_EXPORT_COLUMNS)} FROM leads{where} ORDER BY created_at, lead_id",
         params,
     )
-    while batch := cursor.fetchmany(EXPORT_BATCH):
-        for values in batch:
-            yield lead_import_row(dict(zip(LEAD_EXPORT_COLUMNS, values, strict=True)))
+    for row in streamed_rows(cursor):
+        yield lead_import_row(row)
 
 
 def lead_import_row(row: dict[str, Any]) -> dict[str, Any]:

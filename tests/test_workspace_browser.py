@@ -98,10 +98,12 @@ def test_a_manager_signs_in_to_their_cabinet_and_opens_their_lead(
     assert page.get_by_text("boris lead 0").count() == 0
     page.wait_for_selector("#pipeline-chart[data-ready=true] svg")  # ECharts drew it
     shot(page, "manager-home")
-    page.click("header nav a[href='/workspace/leads']")
+    with page.expect_navigation():  # the link loads a page: read it, not the last
+        page.click("header nav a[href='/workspace/leads']")
     assert page.locator("table.list tbody tr").count() == 3
     shot(page, "manager-leads")
-    page.click("text=mia.manager lead 2")
+    with page.expect_navigation():  # the link loads a page: read it, not the last
+        page.click("text=mia.manager lead 2")
     assert page.locator("h1").inner_text() == "mia.manager lead 2"
     assert "RUB350,000.00" in page.locator("dl.fields").inner_text()
     shot(page, "manager-lead-card")

@@ -47,7 +47,8 @@ def test_a_manager_creates_moves_and_pauses_a_lead_and_sees_it_in_the_funnel_cha
     assert page.locator("#form-resume").count() == 1
     shot(page, "lead-card")
     for tab in ("cost", "sensitive", "history", "status-time"):
-        page.click(f"nav.tabs a[data-tab='{tab}']")
+        with page.expect_navigation():  # the link loads a page: read it, not the last
+            page.click(f"nav.tabs a[data-tab='{tab}']")
         assert page.locator(f"#tab-{tab}").count() == 1
         shot(page, f"lead-card-{tab}")
     history = page.locator("#tab-status-time").inner_text()
