@@ -413,3 +413,31 @@ def chunks(history: Sequence[Step], sizes: Iterable[int]) -> list[Sequence[Step]
     if index < len(history):
         out.append(history[index:])
     return out
+
+
+def fold_in_random_pages(
+    store: EventStore,
+    db: Any,
+    history: Sequence[Step],
+    data: st.DataObject,
+    projections: Callable[[], Sequence[Any]],
+) -> None:
+    """Append the history in random pieces and fold after each in random page sizes, then
+    catch up (what a live projector does): the read models a rebuild must equal."""
+    from projections.projector import Projector
+
+    sizes = data.draw(st.lists(st.integers(1, 60), min_size=1, max_size=5), label="appends")
+    for piece in chunks(history, sizes):
+        apply_history(store, piece)
+        for k in data.draw(st.lists(st.integers(1, 50), max_size=3), label="pages"):
+            Projector(store, db, projections(), page_size=k).run_once()
+    Projector(store, db, projections(), page_size=data.draw(st.integers(1, 300))).catch_up()
+
+
+def put_managers_in_departments(cursor: Any, managers: Sequence[str]) -> None:
+    """The directory's users: the managers alternately in sales and retail."""
+    for i, manager in enumerate(managers):
+        cursor.execute(
+            "INSERT INTO users (username, department, active) VALUES (?, ?, TRUE)",
+            [manager, "sales" if i % 2 == 0 else "retail"],
+        )

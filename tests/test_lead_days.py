@@ -16,15 +16,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from event_store import EventStore, open_event_store
+from event_store import open_event_store
 from leadledger.settings import Settings
 from leadledger.wiring import event_codec, load_rules, read_model_projections
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 from projections.lead_days import LeadDayProjection
-from projections.projector import Projector, rebuild
+from projections.projector import rebuild
 from queries import sales
-from tests.factories import EPOCH, FUNNELS, MANAGERS, Step, apply_history, chunks, histories
+from tests.factories import (
+    EPOCH,
+    FUNNELS,
+    MANAGERS,
+    Step,
+    fold_in_random_pages,
+    histories,
+    put_managers_in_departments,
+)
 
 RULES = load_rules(Settings().funnels_file, Settings().rules_file)
 SPLITS = ("month", "funnel", "department", "source", "manager")
@@ -40,24 +48,6 @@ def _days(db: ReadModelDatabase) -> list[tuple[Any, ...]]:
         return cursor.execute("SELECT * FROM lead_days ORDER BY ALL").fetchall()
     finally:
         cursor.close()
-
-
-def _directory(cursor: duckdb.DuckDBPyConnection) -> None:
-    """Every manager but the last in one of two departments (the last in none)."""
-    for i, manager in enumerate(MANAGERS[:-1]):
-        cursor.execute(
-            "INSERT INTO users (username, department, active) VALUES (?, ?, TRUE)",
-            [manager, "sales" if i % 2 == 0 else "retail"],
-        )
-
-
-def _incremental(store: EventStore, db: ReadModelDatabase, history: list[Step], data: Any) -> None:
-    sizes = data.draw(st.lists(st.integers(1, 60), min_size=1, max_size=5), label="appends")
-    for piece in chunks(history, sizes):
-        apply_history(store, piece)
-        for k in data.draw(st.lists(st.integers(1, 50), max_size=3), label="pages"):
-            Projector(store, db, projections(), page_size=k).run_once()
-    Projector(store, db, projections(), page_size=data.draw(st.integers(1, 300))).catch_up()
 
 
 def _bound(first: datetime, span: float) -> st.SearchStrategy[datetime | None]:
@@ -97,7 +87,7 @@ def test_lead_days_fold_like_a_rebuild_and_the_report_reads_them_as_the_leads_an
         db = ReadModelDatabase(f"{tmp}/incremental.duckdb")
         again = ReadModelDatabase(f"{tmp}/rebuilt.duckdb")
         try:
-            _incremental(store, db, history, data)
+            fold_in_random_pages(store, db, history, data, projections)
             rebuild(store, again, projections())
             assert _days(db) == _days(again)
             cursor = db.cursor()
@@ -105,7 +95,7 @@ def test_lead_days_fold_like_a_rebuild_and_the_report_reads_them_as_the_leads_an
             cursor.execute("CREATE TEMP TABLE counted AS SELECT * FROM lead_days")
             LeadDayProjection().derive_all(cursor)
             assert _days(db) == sorted(cursor.execute("SELECT * FROM counted").fetchall())
-            _directory(cursor)
+            put_managers_in_departments(cursor, MANAGERS[:-1])  # the last in none
             first, last = history[0].at, history[-1].at
             span = max((last - first).total_seconds(), 1.0)
             for _ in range(6):
@@ -166,7 +156,7 @@ def test_the_report_from_the_days_equals_the_report_from_the_leads(
                     ],
                 )
             LeadDayProjection().derive_all(cursor)
-            _directory(cursor)
+            put_managers_in_departments(cursor, MANAGERS[:-1])  # the last in none
             for _ in range(4):
                 _assert_same(cursor, data, _bound(EPOCH, 20 * 86400))
             cursor.close()

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from event_store import EventStore, open_event_store
+from event_store import open_event_store
 from leadledger.settings import Settings
 from leadledger.wiring import event_codec, load_rules, read_model_projections
 from projections.base import Projection
 from projections.database import ReadModelDatabase
 from projections.process_months import MONTH_KINDS, bucket_value, view_sql
-from projections.projector import Projector, rebuild
+from projections.projector import rebuild
 from queries.process_map import (
     LONG_PERIOD,
     RELATIVE_ERROR,
@@ -27,7 +27,14 @@ from queries.process_map import (
     StageInfo,
     process_map,
 )
-from tests.factories import FUNNELS, MANAGERS, Step, apply_history, chunks, generate_history
+from tests.factories import (
+    FUNNELS,
+    MANAGERS,
+    Step,
+    fold_in_random_pages,
+    generate_history,
+    put_managers_in_departments,
+)
 
 RULES = load_rules(Settings().funnels_file, Settings().rules_file)
 STAGES = {f.id: [StageInfo(s.id, s.name, s.step) for s in f.stages] for f in FUNNELS.values()}
@@ -57,27 +64,6 @@ def _tables(db: ReadModelDatabase) -> dict[str, list[tuple[Any, ...]]]:
         }
     finally:
         cursor.close()
-
-
-def _directory(db: ReadModelDatabase) -> None:
-    cursor = db.cursor()
-    try:
-        for i, manager in enumerate(MANAGERS):
-            cursor.execute(
-                "INSERT INTO users (username, department, active) VALUES (?, ?, TRUE)",
-                [manager, "sales" if i % 2 == 0 else "retail"],
-            )
-    finally:
-        cursor.close()
-
-
-def _incremental(store: EventStore, db: ReadModelDatabase, history: list[Step], data: Any) -> None:
-    sizes = data.draw(st.lists(st.integers(1, 60), min_size=1, max_size=5), label="appends")
-    for piece in chunks(history, sizes):
-        apply_history(store, piece)
-        for k in data.draw(st.lists(st.integers(1, 50), max_size=3), label="pages"):
-            Projector(store, db, projections(), page_size=k).run_once()
-    Projector(store, db, projections(), page_size=data.draw(st.integers(1, 300))).catch_up()
 
 
 def _close(stored: float | None, exact: float | None) -> bool:
@@ -118,10 +104,11 @@ def test_process_months_fold_like_a_rebuild_and_answer_as_every_visit_does(
         db = ReadModelDatabase(f"{tmp}/incremental.duckdb")
         again = ReadModelDatabase(f"{tmp}/rebuilt.duckdb")
         try:
-            _incremental(store, db, history, data)
+            fold_in_random_pages(store, db, history, data, projections)
             rebuild(store, again, projections())
             assert _tables(db) == _tables(again)
-            _directory(db)
+            with db.cursor() as directory:
+                put_managers_in_departments(directory, MANAGERS)
             cursor = db.cursor()
             # the scoped viewers' view, over every visit, computes the stored rows
             for k in MONTH_KINDS:

@@ -12,19 +12,26 @@ import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from event_store import EventStore, open_event_store
+from event_store import open_event_store
 from leadledger.settings import Settings
 from leadledger.wiring import event_codec, load_rules, read_model_projections
 from projections.base import Projection
 from projections.cohorts import REACHED, STEPS, CohortProjection
 from projections.database import ReadModelDatabase
 from projections.process import KINDS
-from projections.projector import Projector, rebuild
+from projections.projector import rebuild
 from queries import conversion
 from queries.common import rows
 from queries.process_map import ProcessMapFilters, StageInfo, process_map
 from queries.sales import period_where
-from tests.factories import FUNNELS, MANAGERS, Step, apply_history, chunks, histories
+from tests.factories import (
+    FUNNELS,
+    MANAGERS,
+    Step,
+    fold_in_random_pages,
+    histories,
+    put_managers_in_departments,
+)
 
 RULES = load_rules(Settings().funnels_file, Settings().rules_file)
 STAGES = {f.id: [StageInfo(s.id, s.name, s.step) for s in f.stages] for f in FUNNELS.values()}
@@ -45,28 +52,6 @@ def _tables(db: ReadModelDatabase) -> dict[str, list[tuple[Any, ...]]]:
         cursor.close()
 
 
-def _directory(db: ReadModelDatabase) -> None:
-    """Every manager of the histories in one of two departments."""
-    cursor = db.cursor()
-    try:
-        for i, manager in enumerate(MANAGERS):
-            cursor.execute(
-                "INSERT INTO users (username, department, active) VALUES (?, ?, TRUE)",
-                [manager, "sales" if i % 2 == 0 else "retail"],
-            )
-    finally:
-        cursor.close()
-
-
-def _incremental(store: EventStore, db: ReadModelDatabase, history: list[Step], data: Any) -> None:
-    sizes = data.draw(st.lists(st.integers(1, 60), min_size=1, max_size=5), label="appends")
-    for piece in chunks(history, sizes):
-        apply_history(store, piece)
-        for k in data.draw(st.lists(st.integers(1, 50), max_size=3), label="pages"):
-            Projector(store, db, projections(), page_size=k).run_once()
-    Projector(store, db, projections(), page_size=data.draw(st.integers(1, 300))).catch_up()
-
-
 @settings(
     max_examples=10,
     deadline=None,
@@ -81,10 +66,11 @@ def test_process_read_models_fold_like_a_rebuild_and_answer_as_the_visits_do(
         db = ReadModelDatabase(f"{tmp}/incremental.duckdb")
         again = ReadModelDatabase(f"{tmp}/rebuilt.duckdb")
         try:
-            _incremental(store, db, history, data)
+            fold_in_random_pages(store, db, history, data, projections)
             rebuild(store, again, projections())
             assert _tables(db) == _tables(again)
-            _directory(db)
+            with db.cursor() as directory:
+                put_managers_in_departments(directory, MANAGERS)
             cursor = db.cursor()
             first, last = history[0].at, history[-1].at
             span = max((last - first).total_seconds(), 1.0)
@@ -211,7 +197,7 @@ def test_cohort_read_models_fold_like_a_rebuild(history: list[Step], data: st.Da
         db = ReadModelDatabase(f"{tmp}/incremental.duckdb")
         again = ReadModelDatabase(f"{tmp}/rebuilt.duckdb")
         try:
-            _incremental(store, db, history, data)
+            fold_in_random_pages(store, db, history, data, projections)
             rebuild(store, again, projections())
             assert _cohort_tables(db) == _cohort_tables(again)
             cursor = db.cursor()
