@@ -738,6 +738,30 @@ def _set_cost(
 
 # --- evolve -----------------------------------------------------------------------------
 
+OPENING_CARD = (
+    "funnel",
+    "stage",
+    "title",
+    "company_name",
+    "company_id",
+    "repeat",
+    "source",
+    "manager",
+    "expert",
+    "need_maturity",
+    "answer_due",
+    "description",
+    "amount",
+    "currency",
+    "contact",
+    "assessment_required",
+)
+"""The fields a lead's first event (created or imported) gives its state as they are."""
+
+
+def _opening_card(event: LeadCreated | LeadImported) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in OPENING_CARD}
+
 
 def evolve(lead: Lead | None, event: DomainEvent) -> Lead:
     """Fold one event into the lead's state."""
@@ -749,23 +773,8 @@ def evolve(lead: Lead | None, event: DomainEvent) -> Lead:
         return Lead(
             lead_id=event.lead_id,
             version=1,
-            funnel=event.funnel,
-            stage=event.stage,
             status=LeadStatus.OPEN,
-            title=event.title,
-            company_name=event.company_name,
-            company_id=event.company_id,
-            repeat=event.repeat,
-            source=event.source,
-            manager=event.manager,
-            expert=event.expert,
-            need_maturity=event.need_maturity,
-            answer_due=event.answer_due,
-            description=event.description,
-            amount=event.amount,
-            currency=event.currency,
-            contact=event.contact,
-            assessment_required=event.assessment_required,
+            **_opening_card(event),
             contact_id=event.contact_id,
             cost_components=(),
             quality=None,
@@ -1073,23 +1082,8 @@ def imported(event: LeadImported) -> Lead:
     return Lead(
         lead_id=event.lead_id,
         version=1,
-        funnel=event.funnel,
-        stage=event.stage,
         status=status,
-        title=event.title,
-        company_name=event.company_name,
-        company_id=event.company_id,
-        repeat=event.repeat,
-        source=event.source,
-        manager=event.manager,
-        expert=event.expert,
-        need_maturity=event.need_maturity,
-        answer_due=event.answer_due,
-        description=event.description,
-        amount=event.amount,
-        currency=event.currency,
-        contact=event.contact,
-        assessment_required=event.assessment_required,
+        **_opening_card(event),
         cost_components=(),
         quality=event.quality,
         qualification_reason=event.qualification_reason,
