@@ -521,7 +521,8 @@ def _totals_of(
                     break
                 value = value[key]
             else:
-                found[column.path] = value
+                if not isinstance(value, dict):  # a group of figures is no cell's total
+                    found[column.path] = value
         if found:
             return found
     return None

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import openpyxl
+import orjson
 import pytest
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
@@ -409,3 +410,28 @@ def test_openapi_declares_format_and_the_workbook(client: TestClient) -> None:
         assert XLSX in content, path
         assert "422" in operation["responses"], path
     assert "format" not in [p["name"] for p in paths["/funnels"]["get"].get("parameters", [])]
+
+
+def test_a_list_of_records_takes_no_total_from_a_group_of_figures(demo: TestClient) -> None:
+    """The leads-period report's totals hold ``repeat`` as a count and an amount; its list
+    of leads in work has a ``repeat`` flag column: the flag takes no total (it showed "yes"),
+    the table of splits still takes its own; and a split without a department is charted
+    as "—", as the table shows it, not as "None"."""
+    from read_api.excel import report_layout
+    from schemas.sales import LeadsPeriodReport
+    from workspace import reports as pages
+
+    result = demo.get("/reports/leads-period", params={"split": "department"}).json()
+    laid, _ = report_layout(LeadsPeriodReport, result)
+    tables = {".".join(t.table.path): t for t in laid}
+    in_work = next(t for name, t in tables.items() if "work" in name)
+    assert in_work.rows
+    assert not any(path[-1] == "repeat" for path in (in_work.totals or {}))
+    assert any(t.totals for t in laid if t is not in_work)
+    report = next(r for r in pages.REPORTS if r.model is LeadsPeriodReport)
+    # the demo's managers all have a department: one more row as a manager without one
+    result["rows"].append({**result["rows"][0], "key": None})
+    charts = orjson.loads(pages.layout(report, result)["charts"])
+    categories = [c for chart in charts for c in chart.get("categories", [])]
+    assert "None" not in categories
+    assert "—" in categories

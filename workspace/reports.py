@@ -672,7 +672,10 @@ def layout(
             {
                 "title": gettext(chart.title),
                 "kind": chart.kind,
-                "categories": [i18n.named(str(row[at]), gettext) for row in found.rows],
+                "categories": [
+                    "—" if row[at] is None else i18n.named(str(row[at]), gettext)
+                    for row in found.rows
+                ],
                 "series": series,
             }
         )
