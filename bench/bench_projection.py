@@ -172,6 +172,9 @@ def measure_rebuild(
     for projection in projections:
         timer.instrument(projection, "apply", "apply")
         timer.instrument(projection, "apply", f"apply:{projection.name}")
+        # a derived model is derived once at the end of the rebuild instead
+        timer.instrument(projection, "derive_all", "apply")
+        timer.instrument(projection, "derive_all", f"derive_all:{projection.name}")
     db = ReadModelDatabase(workdir / "rebuild.duckdb")
     load_before = os.getloadavg()
     profiler = cProfile.Profile() if profile else None
@@ -476,14 +479,18 @@ def report(
     rows: list[tuple[str, float | None]] = [
         ("whole rebuild (wall clock)", total),
         ("  reading pages from PostgreSQL (inside the read calls; *)", phases.get("read")),
-        ("  outside projection.apply: waiting for pages, commit, drops", total - apply),
-        ("  projection.apply (set-based SQL in DuckDB: parse, fold, write)", apply),
+        ("  outside apply and derive_all: waiting for pages, commit, drops", total - apply),
+        ("  projection.apply and derive_all (set-based SQL in DuckDB)", apply),
     ]
     per_model = sorted(
-        ((k.split(":", 1)[1], v) for k, v in phases.items() if k.startswith("apply:")),
+        (
+            (f"{k.split(':', 1)[1]}.{k.split(':', 1)[0]}", v)
+            for k, v in phases.items()
+            if k.startswith(("apply:", "derive_all:"))
+        ),
         key=lambda kv: -kv[1],
     )
-    rows += [(f"    {name}.apply", s) for name, s in per_model]
+    rows += [(f"    {name}", s) for name, s in per_model]
     out.append(
         benchlib.table(
             "Where the rebuild's time went",
