@@ -82,12 +82,14 @@ class Projector:
         batch_window: float = 0.02,
         busy_batch_window: float = 0.3,
         derive_at_end: bool = False,
+        first_page_size: int | None = None,
     ) -> None:
         self.store = store
         self.db = db
         self.projections = list(projections)
         self.derived = derived_projections(self.projections)
         self.page_size = page_size
+        self.first_page_size = min(first_page_size or page_size, page_size)
         self.fault_hook = fault_hook
         self.batch_window = batch_window
         self.busy_batch_window = busy_batch_window
@@ -160,8 +162,8 @@ class Projector:
 
     # --- one page -----------------------------------------------------------------------
 
-    def _fetch(self, after: int) -> pa.Table:
-        return self.store.read_page(after, self.page_size)
+    def _fetch(self, after: int, limit: int | None = None) -> pa.Table:
+        return self.store.read_page(after, limit or self.page_size)
 
     def _apply(self, page: pa.Table) -> None:
         """Fold one page into every projection and commit it with the new position."""
@@ -200,11 +202,15 @@ class Projector:
         """Fold pages until no event is left; the number of events read.
 
         While a full page is being folded in DuckDB, the next one is read from the event
-        store in a second thread, so reading and folding overlap.
+        store in a second thread, so reading and folding overlap. The first read is of
+        ``first_page_size`` events, and each next page twice the last up to
+        ``page_size``: nothing is folded while the first page is read, so a small one
+        starts the fold sooner, and each read stays shorter than the fold it overlaps.
         """
         total = 0
-        page = self._fetch(self.position)
-        if page.num_rows < self.page_size:
+        size = self.first_page_size
+        page = self._fetch(self.position, size)
+        if page.num_rows < size:
             if page.num_rows:
                 self._apply(page)
                 if progress is not None:
@@ -212,7 +218,8 @@ class Projector:
             return int(page.num_rows)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector-read") as pool:
             while page.num_rows:
-                ahead = pool.submit(self._fetch, page["position"][-1].as_py())
+                size = min(2 * size, self.page_size)
+                ahead = pool.submit(self._fetch, page["position"][-1].as_py(), size)
                 try:
                     self._apply(page)
                 except BaseException:
@@ -289,8 +296,12 @@ def rebuild(
     page_size: int = 200_000,
     progress: Callable[[int], object] | None = None,
     fault_hook: FaultHook | None = None,
+    first_page_size: int | None = None,
 ) -> Projector:
     """Drop the read models and fold the whole log again from the start.
+
+    The first page is of ``first_page_size`` events (default: an eighth of
+    ``page_size``), the next ones double up to ``page_size`` (see ``catch_up``).
 
     The derived models are not folded page by page: they are derived once at the end
     (see the module's docstring for the marker that makes this crash-safe).
@@ -308,7 +319,13 @@ def rebuild(
     cursor.execute(f"SET checkpoint_threshold = '{REBUILD_CHECKPOINT_THRESHOLD}'")
     try:
         projector = Projector(
-            store, db, projections, page_size=page_size, fault_hook=fault_hook, derive_at_end=True
+            store,
+            db,
+            projections,
+            page_size=page_size,
+            fault_hook=fault_hook,
+            derive_at_end=True,
+            first_page_size=first_page_size or max(1, page_size // 8),
         )
         projector.catch_up(progress)
         projector.derive()

@@ -147,7 +147,14 @@ def test_a_rebuild_interrupted_while_folding_then_reopened_equals_an_uninterrupt
 
         db = ReadModelDatabase(path)
         with pytest.raises(InjectedFault):
-            rebuild(store, db, projections(), page_size=page_size, fault_hook=hook)
+            rebuild(
+                store,
+                db,
+                projections(),
+                page_size=page_size,
+                fault_hook=hook,
+                first_page_size=page_size,
+            )
         committed = (fault_page - 1) * page_size
         assert db.position(POSITION_NAME) == committed
         assert pending(db)
