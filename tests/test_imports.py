@@ -330,10 +330,10 @@ def test_a_deal_links_to_its_lead_once_and_a_won_deal_needs_its_invoice(
         encoding="utf-8",
     )
     report = run(side, clock, deals, kind="deals", dry_run=True)
-    got = {e.row: (e.column, e.code) for e in report.errors}
+    got = {e.row: (e.field, e.code) for e in report.errors}
     assert got == {
         3: (None, "lead_already_converted"),
-        4: (None, "invoice_required"),
+        4: ("invoiced", "invalid_value"),  # a won deal comes with its money
         5: ("lead", "lead_not_found"),
     }
 
