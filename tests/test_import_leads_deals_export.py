@@ -256,10 +256,9 @@ def test_leads_and_deals_export_in_their_import_format_and_import_back_unchanged
     # the upsell carries its client's lead and earlier deal; the lead keeps its first deal
     upsell = next(d for d in deals if d["previous_deal_id"] is not None)
     assert upsell["lead_id"] is not None
-    first = next(d for d in deals if d["deal_id"] == upsell["previous_deal_id"])
-    assert (
-        next(d for d in leads if d["lead_id"] == upsell["lead_id"])["deal_id"] == (first["deal_id"])
-    )
+    earlier = next(d for d in deals if d["deal_id"] == upsell["previous_deal_id"])
+    its_lead = next(d for d in leads if d["lead_id"] == upsell["lead_id"])
+    assert its_lead["deal_id"] == earlier["deal_id"]
 
     for path, kind, count in ((leads_file, "leads", len(leads)), (deals_file, "deals", 3)):
         again = run(source, clock, path, kind)
