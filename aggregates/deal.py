@@ -182,6 +182,10 @@ class Deal:
     stage_entered_at: datetime
     project_id: UUID | None = None
     """The project the won deal became, once it exists."""
+    paid: Decimal | None = None
+    """What was paid of an imported deal's invoice, as its file said (a deal won here is
+    paid on its project)."""
+    paid_on: date | None = None
 
     def handoff(self, request_id: UUID) -> HandoffView | None:
         for view in self.handoffs:
@@ -1383,4 +1387,6 @@ def imported(event: DealImported) -> Deal:
         created_by=event.actor,
         updated_at=event.at,
         stage_entered_at=event.stage_entered_at,
+        paid=event.paid,
+        paid_on=event.paid_on,
     )
