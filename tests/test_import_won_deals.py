@@ -7,17 +7,23 @@ revenue ledger; bad money rows get their row, column and reason in the dry run."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aggregates import deal
+from aggregates.base import CommandMeta
 from leadledger.imports.base import record_id
-from leadledger.wiring import Platform
+from leadledger.settings import DEFAULT_FUNNELS_FILE, DEFAULT_RULES_FILE
+from leadledger.wiring import Platform, event_codec, load_rules
 from tests.conftest import FakeClock, PlatformFactory
 from tests.test_import_leads_deals_export import _at, _lead, _step, client, export, ok, run
 from tests.test_imports import run as run_with
@@ -249,3 +255,125 @@ MONEY = (
     "paid",
     "paid_on",
 )
+
+
+# --- the decider: an imported won deal is the state the commands leave ------------------
+
+RULES = load_rules(DEFAULT_FUNNELS_FILE, DEFAULT_RULES_FILE)
+START = datetime(2024, 1, 10, 9, 30, tzinfo=UTC)
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+COMPARED = (
+    "deal_id",
+    "funnel",
+    "stage",
+    "status",
+    "title",
+    "amount",
+    "lead_id",
+    "proposal",
+    "contract",
+    "invoices",
+    "closed_at",
+    "created_at",
+    "stage_entered_at",
+)
+
+
+def _meta(at: datetime) -> CommandMeta:
+    return CommandMeta(actor="adam.admin", at=at, command_id=uuid4())
+
+
+cents = st.integers(min_value=1, max_value=10**11).map(lambda n: Decimal(n) / 100)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    proposal=cents,
+    invoiced=cents,
+    hours=st.lists(st.integers(min_value=0, max_value=24 * 90), min_size=4, max_size=4),
+    organisation=st.sampled_from(["main", "simplified"]),
+    stage=st.sampled_from(["new", "proposal", "contract", "invoice"]),
+)
+def test_an_imported_won_deal_is_the_deal_the_commands_win(
+    proposal: Decimal, invoiced: Decimal, hours: list[int], organisation: str, stage: str
+) -> None:
+    """Whatever the amounts, the instants in order and the organisation: importing a won
+    deal decides the state winning it through the commands at those instants leaves."""
+    proposal_at = START + timedelta(hours=hours[0])
+    signed_on = (proposal_at + timedelta(hours=hours[1])).date()
+    invoiced_on = signed_on + timedelta(days=hours[2] // 24)
+    invoice_day = datetime.combine(invoiced_on, datetime.min.time(), UTC)
+    closed_at = max(proposal_at, invoice_day) + timedelta(hours=hours[3])
+    deal_id = uuid4()
+    card = {
+        "funnel": "turnkey",
+        "title": "Survey",
+        "company_name": "Monolit LLC",
+        "source": "referral",
+        "manager": "vera",
+    }
+    state = deal.evolve(None, deal.create(deal.CreateDeal(deal_id, **card), RULES, _meta(START)))
+    commands: list[tuple[datetime, deal.DealCommand]] = [
+        (proposal_at, deal.RecordProposal((deal.ServiceLine("survey", proposal),))),
+        (proposal_at, deal.RecordContract("K-1", signed_on)),
+        (proposal_at, deal.IssueInvoice("S-1", invoiced, organisation, False, invoiced_on)),
+    ]
+    if stage != "new":
+        commands.insert(0, (START, deal.MoveDealToStage(stage)))
+    commands.append((closed_at, deal.CloseDeal("won")))
+    for at, command in commands:
+        state = deal.evolve(state, deal.decide(state, command, RULES, _meta(at)))
+    event = deal.import_deal(
+        deal.ImportDeal(
+            deal_id=deal_id,
+            created_at=START,
+            stage=stage,
+            stage_entered_at=START,
+            status="won",
+            closed_at=closed_at,
+            service="survey",
+            proposal_amount=proposal,
+            proposal_at=proposal_at,
+            contract_number="K-1",
+            contract_signed_on=signed_on,
+            invoice_number="S-1",
+            invoiced=invoiced,
+            invoiced_on=invoiced_on,
+            organisation=organisation,
+            **card,
+        ),
+        RULES,
+        _meta(NOW),
+    )
+    imported = deal.fold([event])
+    assert imported is not None
+    assert {f: getattr(imported, f) for f in COMPARED} == {f: getattr(state, f) for f in COMPARED}
+
+
+def test_deals_imported_before_won_deals_could_be_read_with_no_money() -> None:
+    codec = event_codec()
+    row = won_row("OLD").split(",")
+    values = dict(zip(HEADER.strip().split(","), row, strict=True))
+    event = deal.import_deal(
+        deal.ImportDeal(
+            deal_id=uuid4(),
+            funnel="turnkey",
+            title=values["title"],
+            company_name=values["company_name"],
+            source="website",
+            manager="boris",
+            created_at=START,
+        ),
+        RULES,
+        _meta(NOW),
+    )
+    stored = orjson.loads(codec.encode(event))
+    for name in deal.upcast_deal_imported_v1({}):
+        stored.pop(name)
+    stored["schema_version"] = 1
+    old = codec.decode("DealImported", orjson.dumps(stored))
+    assert isinstance(old, deal.DealImported)
+    assert old == event
+    state = deal.fold([old])
+    assert state is not None
+    assert (state.proposal, state.contract, state.invoices, state.paid) == (None, None, (), None)
