@@ -305,14 +305,8 @@ def test_an_imported_won_deal_is_the_deal_the_commands_win(
     invoice_day = datetime.combine(invoiced_on, datetime.min.time(), UTC)
     closed_at = max(proposal_at, invoice_day) + timedelta(hours=hours[3])
     deal_id = uuid4()
-    card = {
-        "funnel": "turnkey",
-        "title": "Survey",
-        "company_name": "Monolit LLC",
-        "source": "referral",
-        "manager": "vera",
-    }
-    state = deal.evolve(None, deal.create(deal.CreateDeal(deal_id, **card), RULES, _meta(START)))
+    card = deal.CreateDeal(deal_id, "turnkey", "Survey", "Monolit LLC", "referral", "vera")
+    state = deal.evolve(None, deal.create(card, RULES, _meta(START)))
     commands: list[tuple[datetime, deal.DealCommand]] = [
         (proposal_at, deal.RecordProposal((deal.ServiceLine("survey", proposal),))),
         (proposal_at, deal.RecordContract("K-1", signed_on)),
@@ -340,7 +334,11 @@ def test_an_imported_won_deal_is_the_deal_the_commands_win(
             invoiced=invoiced,
             invoiced_on=invoiced_on,
             organisation=organisation,
-            **card,
+            funnel=card.funnel,
+            title=card.title,
+            company_name=card.company_name,
+            source=card.source,
+            manager=card.manager,
         ),
         RULES,
         _meta(NOW),
