@@ -77,7 +77,7 @@ from leadledger.demo import MANAGERS, TITLES
 from leadledger.settings import Settings
 from leadledger.wiring import CommandSide, build_command_side, event_codec
 from process_managers.state import ProcessStore
-from relay.kafka import KAFKA_CLIENTS, ConfluentSink, KafkaSink, connect, ensure_topics
+from relay.kafka import KAFKA_CLIENTS, ConfluentSink, KafkaSink, connect
 from relay.publishing import Message, Publication
 from relay.relay import RELAY_POSITION, Relay, tune_gc
 from tests.kafka_broker import Broker
@@ -121,11 +121,8 @@ def connected_sink(
 ) -> KafkaSink | ConfluentSink:
     """A producer of ``client`` with its topics created and their partition metadata
     fetched, so that neither happens inside the timing."""
-    ensure_topics(bootstrap, publication.topics, PARTITIONS, 1)
     sink = connect(client, bootstrap, partitions=PARTITIONS, replication_factor=1)
-    sink._topics._known.update(publication.topics)  # created above: no admin call in send
-    for topic in publication.topics:
-        sink._partition(topic, b"warm")
+    sink.prepare(publication.topics)
     return sink
 
 

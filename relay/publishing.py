@@ -66,7 +66,7 @@ class _Route:
     version_header: tuple[str, bytes]
     aggregate_header: tuple[str, bytes]
     head: bytes
-    """The envelope's bytes between the event id and the aggregate id: the same for every
+    """The envelope's bytes between the event id and ``"aggregate_id"``: the same for every
     event of the type."""
 
 
@@ -102,7 +102,7 @@ class Publication:
                 type_header=("event_type", name.encode()),
                 version_header=("schema_version", str(public.version).encode()),
                 aggregate_header=("aggregate_type", public.aggregate_type.encode()),
-                head=b'","type":%b,"schema_version":%d,"aggregate_type":%b,"aggregate_id":'
+                head=b'","type":%b,"schema_version":%d,"aggregate_type":%b,'
                 % (orjson.dumps(name), public.version, orjson.dumps(public.aggregate_type)),
             )
 
@@ -140,11 +140,14 @@ class Publication:
     def messages(self, rows: Sequence[NotificationRow]) -> list[Message]:
         """Kafka messages of the rows, in order: the relay's hot path. The value holds
         exactly the bytes of ``orjson.dumps(self.envelope(row))`` (a property test says
-        so), written without the envelope's dict: the parts every event of a type shares
-        are written once per type (``_Route.head``), the rest is formatted into them."""
+        so): the parts every event of a type shares are written once per type
+        (``_Route.head``), the rest of the envelope from ``aggregate_id`` on is one dumped
+        dict whose opening brace is cut off, and the headers every event of a type shares
+        are the same tuples."""
         out: list[Message] = []
         append, routes, loads, dumps = out.append, self._routes, orjson.loads, orjson.dumps
         upcast, namespace, variant = self.codec.upcast, _NAMESPACE_BYTES, _VARIANT
+        new = tuple.__new__  # Message(...) without the named tuple's Python-level __new__
         for position, stream_id, version, topic, state in rows:
             route = routes[topic]
             stored = loads(state)
@@ -154,39 +157,28 @@ class Publication:
             the_id = f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{variant[h[16]]}{h[17:20]}-{h[20:32]}"
             id_bytes = the_id.encode()
             correlation = stored.get("correlation_id")
-            value = (
-                b'{"event_id":"%b%b%b,"aggregate_version":%d,"position":%d,"occurred_at":%b,'
-                b'"actor":%b,"command_id":%b,"correlation_id":%b,"data":%b}'
-                % (
-                    id_bytes,
-                    route.head,
-                    dumps(stream_id),
-                    version,
-                    position,
-                    dumps(stored["at"]),
-                    dumps(stored["actor"]),
-                    dumps(stored["command_id"]),
-                    dumps(correlation),
-                    dumps({name: stored[name] for name in route.fields if name in stored}),
-                )
+            tail = dumps(
+                {
+                    "aggregate_id": stream_id,
+                    "aggregate_version": version,
+                    "position": position,
+                    "occurred_at": stored["at"],
+                    "actor": stored["actor"],
+                    "command_id": stored["command_id"],
+                    "correlation_id": correlation,
+                    "data": {name: stored[name] for name in route.fields if name in stored},
+                }
             )
+            headers = [
+                route.type_header,
+                route.version_header,
+                ("event_id", id_bytes),
+                ("position", b"%d" % position),
+                ("correlation_id", correlation.encode()) if correlation else _NO_CORRELATION,
+                route.aggregate_header,
+            ]
+            value = b'{"event_id":"%b%b%b' % (id_bytes, route.head, tail[1:])
             append(
-                Message(
-                    route.topic,
-                    stream_id.encode(),
-                    value,
-                    [
-                        route.type_header,
-                        route.version_header,
-                        ("event_id", id_bytes),
-                        ("position", b"%d" % position),
-                        ("correlation_id", correlation.encode())
-                        if correlation
-                        else _NO_CORRELATION,
-                        route.aggregate_header,
-                    ],
-                    position,
-                    the_id,
-                )
+                new(Message, (route.topic, stream_id.encode(), value, headers, position, the_id))
             )
         return out
