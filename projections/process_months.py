@@ -59,10 +59,12 @@ RELATIVE_ERROR = math.sqrt(GROWTH) - 1
 """The bound on a quantile's relative error (1.98 %)."""
 
 MONTH = (
-    "CAST((year(timezone('UTC', {column})) - 1970) * 12"
-    " + month(timezone('UTC', {column})) - 1 AS INTEGER)"
+    "CAST((year(make_timestamp(epoch_us({column}))) - 1970) * 12"
+    " + month(make_timestamp(epoch_us({column}))) - 1 AS INTEGER)"
 )
-"""A moment's month (UTC) as months since January 1970."""
+"""A moment's month (UTC) as months since January 1970 (read from the moment's UTC wall
+clock as a plain timestamp: ``timezone('UTC', …)`` goes through ICU and costs 50 times
+more, 0.4 µs a row)."""
 
 
 def bucket_sql(us: str) -> str:
@@ -103,7 +105,7 @@ _LATEST = "greatest(o.last_at, coalesce(o.left_at, o.last_at))"
 # ``{bucket}``: a visit's wait bucket (NULL while open) — the query passes its own for the
 # period's cut months, measured up to the instant asked.
 PARTS_SQL = (
-    "SELECT {month} AS month, o.funnel, o.owner, FALSE AS everyone, 'node' AS part, o.stage,"
+    "SELECT {month} AS month, o.funnel, {owner} AS owner, FALSE AS everyone, 'node' AS part, o.stage,"
     " CAST(NULL AS VARCHAR) AS next_stage, CAST(NULL AS VARCHAR) AS path,"
     " CAST(NULL AS INTEGER) AS steps,"
     " {node_bucket} AS bucket, count(*) AS n,"
@@ -112,12 +114,12 @@ PARTS_SQL = (
     " count(*) FILTER (WHERE {left} AND o.next_stage IS NULL) AS ends,"
     " min(o.min_at) AS min_at, max(" + _LATEST + ") AS max_at"
     " FROM {table} o{join} WHERE {where} GROUP BY ALL"
-    " UNION ALL SELECT {month}, o.funnel, o.owner, FALSE, 'edge', o.stage, o.next_stage,"
+    " UNION ALL SELECT {month}, o.funnel, {owner}, FALSE, 'edge', o.stage, o.next_stage,"
     " NULL, NULL,"
     " {edge_bucket}, count(*), count(*) FILTER (WHERE o.first_on_edge), 0, 0,"
     " min(o.min_at), max(" + _LATEST + ")"
     " FROM {table} o{join} WHERE {where} AND o.next_stage IS NOT NULL GROUP BY ALL"
-    " UNION ALL SELECT {month}, o.funnel, o.owner, FALSE, 'path', NULL, NULL, o.path, o.steps,"
+    " UNION ALL SELECT {month}, o.funnel, {owner}, FALSE, 'path', NULL, NULL, o.path, o.steps,"
     + bucket_sql("epoch_us(o.last_at) - epoch_us(o.min_at)")
     + ", count(*), 0, 0, 0, min(o.min_at), max(o.last_at)"
     " FROM {table} o{join} WHERE {where} AND o.seq = 1 GROUP BY ALL"
@@ -132,12 +134,18 @@ EDGE_BUCKET = bucket_sql("epoch_us(o.left_at) - epoch_us(o.entered_at)")
 
 
 def rows_sql(
-    table: str, join: str = "", where: str = "TRUE", month: str = MONTH.format(column="o.first_at")
+    table: str,
+    join: str = "",
+    where: str = "TRUE",
+    month: str = MONTH.format(column="o.first_at"),
+    owner: str = "o.owner",
 ) -> str:
     """The stored months' rows of the process visits ``table`` (``join``/``where``: which;
-    ``month``: the row's month, when the table has it already)."""
+    ``month``: the row's month, when the table has it already; ``month`` and ``owner``
+    constants: every picked row counted together, as a period's cut months are)."""
     return PARTS_SQL.format(
         month=month,
+        owner=owner,
         table=table,
         join=join,
         where=where,
