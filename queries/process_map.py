@@ -512,8 +512,12 @@ def _month_rows(
         params["last_month"], params["after_at"] = last, _month_start(last + 1)
     if filters.department is None:
         month_where += " AND o.everyone"
-    else:
+    elif filters.kind == "project":
         month_where += " AND NOT o.everyone" + department
+    else:
+        # the department's own rows (its people's summed when the months were counted)
+        month_where += " AND o.department = $department"
+        params["department"] = filters.department
     month_table = MONTH_KINDS[filters.kind].table
     sql = MONTHS_STALE_SQL.format(table=month_table, where=month_where)
     cursor.execute(sql, _used(sql, params))
