@@ -158,31 +158,30 @@ mine AS (
   SELECT v.* FROM visits v JOIN firsts f ON f.id = v.id{same_funnel}
 ),
 numbered AS (
+  -- one window over each case's visits in order (a GROUP BY with ordered aggregates
+  -- joined back cost 15 % more)
   SELECT id, funnel, stage, entered_at, left_at,
     CAST(row_number() OVER w AS INTEGER) AS seq,
     lead(stage) OVER w AS next_stage,
-    list(stage) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS before
-  FROM mine WINDOW w AS (PARTITION BY id ORDER BY visit_no)
-),
-cases AS (
-  SELECT id, min(entered_at) FILTER (WHERE seq = 1) AS first_at,
-    min(entered_at) AS min_at, max(entered_at) AS last_at,
-    string_agg(stage, '{separator}' ORDER BY seq) AS path,
-    CAST(count(*) AS INTEGER) AS steps,
-    list(stage || chr(31) || coalesce(next_stage, '') ORDER BY seq) AS edges
-  FROM numbered GROUP BY id
+    list(stage) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS stages,
+    first_value(entered_at) OVER w AS first_at,
+    min(entered_at) OVER c AS min_at, max(entered_at) OVER c AS last_at
+  FROM mine WINDOW w AS (PARTITION BY id ORDER BY visit_no), c AS (PARTITION BY id)
 ),
 owners AS (
   SELECT {key} AS id, {owner_column} AS owner FROM {owner_table}{touched}
 )
-SELECT n.id, w.owner, n.funnel, c.first_at, c.min_at, c.last_at, n.seq, n.stage, n.entered_at,
+SELECT n.id, w.owner, n.funnel, n.first_at, n.min_at, n.last_at, n.seq, n.stage, n.entered_at,
   n.left_at, n.next_stage,
-  CASE WHEN n.seq = 1 THEN c.path END, CASE WHEN n.seq = 1 THEN c.steps END,
-  -- the first visit of its stage in the case; the first move along its edge
-  NOT coalesce(list_contains(n.before, n.stage), FALSE),
-  list_position(c.edges, n.stage || chr(31) || coalesce(n.next_stage, '')) = n.seq
-FROM numbered n JOIN cases c USING (id) LEFT JOIN owners w USING (id)
-ORDER BY c.first_at
+  CASE WHEN n.seq = 1 THEN array_to_string(n.stages, '{separator}') END,
+  CASE WHEN n.seq = 1 THEN CAST(len(n.stages) AS INTEGER) END,
+  -- the first visit of its stage in the case; the first move along its edge (a last
+  -- visit's edge to no stage is its case's only one)
+  n.seq = 1 OR NOT list_contains(n.stages[1:n.seq - 1], n.stage),
+  n.seq = 1 OR n.next_stage IS NULL OR NOT list_bool_or(list_transform(range(1, n.seq),
+    lambda j: n.stages[j] = n.stage AND n.stages[j + 1] = n.next_stage))
+FROM numbered n LEFT JOIN owners w USING (id)
+ORDER BY n.first_at
 """
 
 

@@ -17,6 +17,11 @@ one ``part`` of the map in one such month, funnel and owner:
 - ``path`` rows, per path (variant), its ``steps`` and the bucket of its duration (first
   entry to last entry): ``n`` cases.
 
+Each owner's rows are also summed per month and funnel over every owner (``everyone``)
+and, for leads and deals, over each ``department``'s people in the directory (``users``,
+as it stands: a page with a directory event sums them again), so that a long period's
+map of everyone or of a department reads its own rows, not every owner's.
+
 ``min_at`` and ``max_at`` are the earliest entry and the latest entry or exit among the
 row's cases: the query reads the months only when they all lie inside the period and
 before the instant asked.
