@@ -182,6 +182,10 @@ class Deal:
     stage_entered_at: datetime
     project_id: UUID | None = None
     """The project the won deal became, once it exists."""
+    paid: Decimal | None = None
+    """What was paid of an imported deal's invoice, as its file said (a deal won here is
+    paid on its project)."""
+    paid_on: date | None = None
 
     def handoff(self, request_id: UUID) -> HandoffView | None:
         for view in self.handoffs:
@@ -426,9 +430,28 @@ def upcast_deal_proposal_recorded_v1(data: dict[str, Any]) -> dict[str, Any]:
     return data | {"calculation_id": None, "organisation": None}
 
 
+def upcast_deal_imported_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Deals imported before won deals could be: no money, no earlier deal."""
+    return data | {
+        "previous_deal_id": None,
+        "proposal_services": [],
+        "proposal_total": None,
+        "proposal_at": None,
+        "contract_number": None,
+        "contract_signed_on": None,
+        "invoice_number": None,
+        "invoice_amount": None,
+        "invoice_organisation": None,
+        "invoice_issued_on": None,
+        "paid": None,
+        "paid_on": None,
+    }
+
+
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     ("DealInvoiceIssued", 1): upcast_deal_invoice_issued_v1,
     ("DealProposalRecorded", 1): upcast_deal_proposal_recorded_v1,
+    ("DealImported", 1): upcast_deal_imported_v1,
 }
 """Stored-event upcasters: (event type, stored version) → the next version's fields."""
 
@@ -967,11 +990,16 @@ def fold(events: list[DomainEvent]) -> Deal | None:
 # --- import of an existing base (issue 18 §2) -------------------------------------------
 #
 # As for leads (see aggregates.lead, "import"): the row is checked by this module's
-# deciders at its original instants (``create``, ``MoveDealToStage``, ``CloseDeal``), and
-# one ``DealImported`` records the state they lead to. The same rules hold: a deal is won
-# once it has an invoice, so a won deal cannot come in without its invoice history (a
-# file of open and lost deals can); entering a stage that asks for estimates opens no
-# estimate round (no department is asked about a sale that is already there).
+# deciders at its original instants (``create``, ``MoveDealToStage``, ``RecordProposal``,
+# ``RecordContract``, ``IssueInvoice``, ``CloseDeal``), and one ``DealImported`` records
+# the state they lead to. The same rules hold: a deal is won once it has an invoice, and an
+# invoice needs a contract, which needs a proposal, so a won deal comes in with its money:
+# the proposal (its amount and when), the contract (number and day), one invoice (number,
+# amount, day, organisation; booked on a simplified-tax organisation's revenue ledger as an
+# issued invoice is) and what of it was paid. The dates go in the order the commands take
+# them (proposal, contract, invoice, then the close and the payment). Entering a stage that
+# asks for estimates opens no estimate round (no department is asked about a sale that is
+# already there). An upsell names the client's earlier deal (``previous_deal_id``).
 
 
 @dataclass(frozen=True)
@@ -993,12 +1021,31 @@ class ImportDeal:
     stage_entered_at: datetime | None = None
     closed_at: datetime | None = None
     external_id: str | None = None
+    previous_deal_id: UUID | None = None
+    service: str | None = None
+    """The proposal's one service (default: the deal's title)."""
+    proposal_amount: Decimal | None = None
+    proposal_at: datetime | None = None
+    contract_number: str | None = None
+    contract_signed_on: date | None = None
+    invoice_number: str | None = None
+    invoiced: Decimal | None = None
+    invoiced_on: date | None = None
+    organisation: str | None = None
+    paid: Decimal | None = None
+    paid_on: date | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class DealImported(DomainEvent):
     """A deal brought in from an existing base, at its stage and status, with its original
-    instants (``at`` is when it was imported; ``cause`` names the file and row)."""
+    instants (``at`` is when it was imported; ``cause`` names the file and row).
+
+    Version 2 added the money a deal is won with (its proposal, contract and one invoice,
+    and what was paid of it) and the earlier deal of an upsell; version 1 deals had none
+    (``upcast_deal_imported_v1``)."""
+
+    schema_version: ClassVar[int] = 2
 
     deal_id: UUID
     funnel: str
@@ -1017,6 +1064,19 @@ class DealImported(DomainEvent):
     stage_entered_at: datetime
     closed_at: datetime | None
     external_id: str | None
+    previous_deal_id: UUID | None = None
+    proposal_services: tuple[ServiceLine, ...] = ()
+    proposal_total: Decimal | None = None
+    proposal_at: datetime | None = None
+    contract_number: str | None = None
+    contract_signed_on: date | None = None
+    invoice_number: str | None = None
+    invoice_amount: Decimal | None = None
+    invoice_organisation: str | None = None
+    invoice_issued_on: date | None = None
+    paid: Decimal | None = None
+    """What the client paid of the invoice (its record; payments are the project's)."""
+    paid_on: date | None = None
 
 
 DEAL_IMPORT_EVENT_TYPES: tuple[type[DomainEvent], ...] = (DealImported,)
@@ -1030,6 +1090,33 @@ def _instant(field: str, value: Any, *, after: datetime, before: datetime, what:
     if value > before:
         raise InvalidValue(field, f"'{field}' must not be after the import ({before:%Y-%m-%d})")
     return value
+
+
+class _AsColumns:
+    """Re-raise a decider's InvalidValue naming the import's column instead of the
+    command's field (``number`` → ``contract_number``)."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        if isinstance(error, InvalidValue):
+            field = error.field.split(".")[0].split("[")[0]
+            column = self.names.get(field)
+            if column is not None:
+                message = str(error).replace(f"'{error.field}'", f"'{column}'")
+                raise InvalidValue(column, message) from None
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), UTC)
+
+
+def _given(*cells: Any) -> bool:
+    return any(cell is not None for cell in cells)
 
 
 def import_deal(command: ImportDeal, rules: Rules, meta: CommandMeta) -> DealImported:
@@ -1061,6 +1148,7 @@ def import_deal(command: ImportDeal, rules: Rules, meta: CommandMeta) -> DealImp
             description=command.description,
             amount=command.amount,
             lead_id=command.lead_id,
+            previous_deal_id=command.previous_deal_id,
         ),
         rules,
         at(created_at),
@@ -1072,16 +1160,31 @@ def import_deal(command: ImportDeal, rules: Rules, meta: CommandMeta) -> DealImp
         state = evolve(state, replace(moved, needs=(), ready_stage=None))
     if command.status not in ("open", "won", "lost"):
         raise InvalidValue("status", "'status' must be one of open, won, lost")
+    state, paid, paid_on = _imported_money(state, command, rules, meta)
+    if command.status == "won" and not state.invoices:
+        raise InvalidValue(
+            "invoiced",
+            "a deal is won once it has an invoice: a won deal comes in with its money "
+            "(proposal_amount, contract_number and contract_signed_on, invoice_number, "
+            "invoiced, invoiced_on and organisation)",
+        )
     if command.status != "open":
+        after, what = stage_at, "the stage was entered"
+        if state.invoices and command.status == "won":
+            invoice_day = _midnight(state.invoices[0].issued_on)
+            if invoice_day > after:
+                after, what = invoice_day, "the invoice (invoiced_on)"
         closed_at = _instant(
             "closed_at",
-            command.closed_at or stage_at,
-            after=stage_at,
+            command.closed_at or min(after, meta.at),
+            after=after,
             before=meta.at,
-            what="the stage was entered",
+            what=what,
         )
         close = CloseDeal(command.status, command.reason)
         state = evolve(state, decide(state, close, rules, at(closed_at)))
+    proposal, contract = state.proposal, state.contract
+    invoice = state.invoices[0] if state.invoices else None
     return DealImported(
         **meta.event_fields(),
         deal_id=state.deal_id,
@@ -1101,11 +1204,161 @@ def import_deal(command: ImportDeal, rules: Rules, meta: CommandMeta) -> DealImp
         stage_entered_at=state.stage_entered_at,
         closed_at=state.closed_at,
         external_id=values.text("external_id", command.external_id, required=False),
+        previous_deal_id=state.previous_deal_id,
+        proposal_services=() if proposal is None else proposal.services,
+        proposal_total=None if proposal is None else proposal.total,
+        proposal_at=None if proposal is None else proposal.recorded_at,
+        contract_number=None if contract is None else contract.number,
+        contract_signed_on=None if contract is None else contract.signed_on,
+        invoice_number=None if invoice is None else invoice.number,
+        invoice_amount=None if invoice is None else invoice.amount,
+        invoice_organisation=None if invoice is None else invoice.organisation,
+        invoice_issued_on=None if invoice is None else invoice.issued_on,
+        paid=paid,
+        paid_on=paid_on,
     )
+
+
+def _imported_money(
+    state: Deal, command: ImportDeal, rules: Rules, meta: CommandMeta
+) -> tuple[Deal, Decimal | None, date | None]:
+    """The imported deal's proposal, contract and invoice, decided by this module's
+    deciders in the order the commands take them, and what was paid of the invoice."""
+    c = command
+    has_proposal = _given(c.proposal_amount, c.proposal_at, c.service)
+    has_contract = _given(c.contract_number, c.contract_signed_on)
+    has_invoice = _given(c.invoice_number, c.invoiced, c.invoiced_on, c.organisation)
+    has_paid = _given(c.paid, c.paid_on)
+    if not has_proposal:
+        if has_contract:
+            raise InvalidValue(
+                "proposal_amount", "a contract needs its proposal first: give proposal_amount"
+            )
+        if has_invoice or has_paid:
+            raise InvalidValue(
+                "proposal_amount",
+                "an invoice needs its proposal and contract first: give proposal_amount, "
+                "contract_number and contract_signed_on",
+            )
+        return state, None, None
+    if c.proposal_amount is None:
+        raise InvalidValue("proposal_amount", "'proposal_amount' is required with a proposal")
+    proposal_at = _instant(
+        "proposal_at",
+        c.proposal_at or state.created_at,
+        after=state.created_at,
+        before=meta.at,
+        what="the creation",
+    )
+    line = ServiceLine(c.service or state.title, c.proposal_amount)
+    with _AsColumns({"services": "proposal_amount"}):
+        recorded = decide(
+            state,
+            RecordProposal((line,)),
+            rules,
+            CommandMeta(actor=meta.actor, at=proposal_at, command_id=meta.command_id),
+        )
+    state = evolve(state, recorded)
+    if not has_contract:
+        if has_invoice or has_paid:
+            raise InvalidValue(
+                "contract_number",
+                "an invoice needs its contract first: give contract_number and contract_signed_on",
+            )
+        return state, None, None
+    for name, cell in (
+        ("contract_number", c.contract_number),
+        ("contract_signed_on", c.contract_signed_on),
+    ):
+        if cell is None:
+            raise InvalidValue(name, f"'{name}' is required with a contract")
+    assert c.contract_signed_on is not None
+    if c.contract_signed_on < proposal_at.astimezone(UTC).date():
+        raise InvalidValue(
+            "contract_signed_on",
+            "'contract_signed_on' must not be before the proposal (proposal_at)",
+        )
+    contract = RecordContract(c.contract_number or "", c.contract_signed_on)
+    with _AsColumns({"number": "contract_number", "signed_on": "contract_signed_on"}):
+        state = evolve(state, decide(state, contract, rules, meta))
+    if not has_invoice:
+        if has_paid:
+            raise InvalidValue(
+                "invoice_number",
+                "a payment needs its invoice: give invoice_number, invoiced, invoiced_on "
+                "and organisation",
+            )
+        return state, None, None
+    cells: tuple[tuple[str, object], ...] = (
+        ("invoice_number", c.invoice_number),
+        ("invoiced", c.invoiced),
+        ("invoiced_on", c.invoiced_on),
+        ("organisation", c.organisation),
+    )
+    for column, value in cells:
+        if value is None:
+            raise InvalidValue(
+                column,
+                f"'{column}' is required with an invoice (invoice_number, invoiced, invoiced_on "
+                "and organisation)",
+            )
+    assert c.invoiced_on is not None
+    assert c.invoiced is not None
+    if c.invoiced_on < c.contract_signed_on:
+        raise InvalidValue(
+            "invoiced_on", "'invoiced_on' must not be before the contract (contract_signed_on)"
+        )
+    issue = IssueInvoice(
+        c.invoice_number or "", c.invoiced, c.organisation or "", False, c.invoiced_on
+    )
+    names = {"number": "invoice_number", "amount": "invoiced", "issued_on": "invoiced_on"}
+    with _AsColumns(names):
+        state = evolve(state, issue_invoice(state, issue, rules, meta))
+    if not has_paid:
+        return state, None, None
+    if c.paid is None or c.paid_on is None:
+        name = "paid" if c.paid is None else "paid_on"
+        raise InvalidValue(name, f"'{name}' is required with a payment (paid and paid_on)")
+    paid = values.amount("paid", c.paid, positive=True)
+    if paid > state.invoices[0].amount:
+        raise InvalidValue(
+            "paid", f"'paid' ({paid}) must not be more than 'invoiced' ({state.invoices[0].amount})"
+        )
+    if c.paid_on < c.invoiced_on:
+        raise InvalidValue("paid_on", "'paid_on' must not be before the invoice (invoiced_on)")
+    if c.paid_on > meta.at.astimezone(UTC).date():
+        raise InvalidValue(
+            "paid_on", f"'paid_on' must not be after the import ({meta.at:%Y-%m-%d})"
+        )
+    return state, paid, c.paid_on
 
 
 def imported(event: DealImported) -> Deal:
     """The state an imported deal starts from (version 1)."""
+    proposal = None
+    if event.proposal_total is not None:
+        proposal = Proposal(
+            tuple(event.proposal_services), event.proposal_total, recorded_at=event.proposal_at
+        )
+    contract = None
+    if event.contract_number is not None and event.contract_signed_on is not None:
+        contract = Contract(event.contract_number, event.contract_signed_on)
+    invoices: tuple[Invoice, ...] = ()
+    if (
+        event.invoice_number is not None
+        and event.invoice_amount is not None
+        and event.invoice_organisation is not None
+        and event.invoice_issued_on is not None
+    ):
+        invoices = (
+            Invoice(
+                event.invoice_number,
+                event.invoice_amount,
+                False,
+                event.invoice_organisation,
+                event.invoice_issued_on,
+            ),
+        )
     return Deal(
         deal_id=event.deal_id,
         version=1,
@@ -1120,10 +1373,10 @@ def imported(event: DealImported) -> Deal:
         description=event.description,
         amount=event.amount,
         lead_id=event.lead_id,
-        previous_deal_id=None,
-        proposal=None,
-        contract=None,
-        invoices=(),
+        previous_deal_id=event.previous_deal_id,
+        proposal=proposal,
+        contract=contract,
+        invoices=invoices,
         estimate=None,
         estimate_result=None,
         estimate_rejection=None,
@@ -1134,4 +1387,6 @@ def imported(event: DealImported) -> Deal:
         created_by=event.actor,
         updated_at=event.at,
         stage_entered_at=event.stage_entered_at,
+        paid=event.paid,
+        paid_on=event.paid_on,
     )

@@ -282,6 +282,9 @@ DEAL_COLUMNS: tuple[Column, ...] = (
     _money("invoiced_total"),
     _int("invoices"),
     _int("invoices_pending"),
+    _text("proposal_service"),
+    _money("paid"),
+    _day("paid_on"),
     _int("estimate_round"),
     _money("estimate_price"),
     _texts("estimated_by"),
@@ -371,6 +374,8 @@ class DealProjection(KeyedFold):
                 deal["proposal_total"] = event.money("total")
                 deal["proposal_services"] = len(doc["services"])
                 deal["proposal_calculation_id"] = doc.get("calculation_id")
+                services = doc["services"]
+                deal["proposal_service"] = services[0]["name"] if len(services) == 1 else None
                 deal["proposal_at"] = at
                 deal["amount"] = event.money("total")
             case "DealContractRecorded":
@@ -414,8 +419,9 @@ class DealProjection(KeyedFold):
 
     def _imported(self, event: PageEvent) -> Row:
         """A deal brought in by an import: at its stage and status, with its original
-        instants (issue 18 §2)."""
+        instants, and the proposal, contract and invoice it was won with (issue 18 §2)."""
         doc = event.doc
+        services = doc.get("proposal_services") or []
         return self.new_row(
             deal_id=event.stream_id,
             funnel=doc["funnel"],
@@ -429,9 +435,18 @@ class DealProjection(KeyedFold):
             description=doc.get("description"),
             amount=event.money("amount"),
             lead_id=doc.get("lead_id"),
-            invoiced_total=Decimal("0.00"),
-            invoices=0,
+            previous_deal_id=doc.get("previous_deal_id"),
+            proposal_total=event.money("proposal_total"),
+            proposal_services=len(services) if services else None,
+            proposal_service=services[0]["name"] if len(services) == 1 else None,
+            proposal_at=_instant(doc.get("proposal_at")),
+            contract_number=doc.get("contract_number"),
+            contract_signed_on=event.day("contract_signed_on"),
+            invoiced_total=event.money("invoice_amount") or Decimal("0.00"),
+            invoices=0 if doc.get("invoice_number") is None else 1,
             invoices_pending=0,
+            paid=event.money("paid"),
+            paid_on=event.day("paid_on"),
             request_ids=[],
             open_request_ids=[],
             requests=0,
@@ -441,10 +456,12 @@ class DealProjection(KeyedFold):
             created_by=doc["actor"],
             updated_at=event.moment,
             stage_entered_at=datetime.fromisoformat(doc["stage_entered_at"]),
-            closed_at=None
-            if doc.get("closed_at") is None
-            else datetime.fromisoformat(doc["closed_at"]),
+            closed_at=_instant(doc.get("closed_at")),
         )
+
+
+def _instant(raw: str | None) -> datetime | None:
+    return None if raw is None else datetime.fromisoformat(raw)
 
 
 def _fold_invoice(deal: Row, event: PageEvent) -> None:

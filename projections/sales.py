@@ -3,7 +3,8 @@
 - ``sales_plans``: one row per manager and month, the plan in force (amount, currency,
   deals) and who set it last, when and why;
 - ``sales_plan_changes``: every setting or change of a plan, in log order (its history);
-- ``deal_invoices``: every invoice issued on a deal (number, amount, day, prepayment) with
+- ``deal_invoices``: every invoice issued on a deal (number, amount, day, prepayment; an
+  imported won deal's invoice too) with
   the deal's manager and client when it was issued: invoices issued per period, manager
   and client, and dormant clients (none for years), read without a join;
 - ``client_first_leads``: each company's first lead ever (its id, the manager it was
@@ -18,6 +19,7 @@ one row per event, inserted from Arrow in the projector's transaction).
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import duckdb
@@ -156,7 +158,7 @@ class DealInvoiceProjection:
     each page first."""
 
     name = "deal_invoices"
-    topics: frozenset[str] = frozenset({"DealInvoiceIssued"})
+    topics: frozenset[str] = frozenset({"DealInvoiceIssued", "DealImported"})
     tables: tuple[str, ...] = ("deal_invoices",)
 
     @property
@@ -168,7 +170,11 @@ class DealInvoiceProjection:
         cursor.execute(ddl("deal_invoices", INVOICE_COLUMNS))
 
     def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
-        events = page_events(page, self.topics)
+        events = [
+            e
+            for e in page_events(page, self.topics)
+            if e.topic == "DealInvoiceIssued" or e.doc.get("invoice_number") is not None
+        ]
         if not events:
             return
         # the deals' rows as this page left them (the deal models fold the page first)
@@ -185,19 +191,40 @@ class DealInvoiceProjection:
                 "manager": deals.get(e.stream_id, (None, None, None))[0],
                 "company_id": deals.get(e.stream_id, (None, None, None))[1],
                 "company_name": deals.get(e.stream_id, (None, None, None))[2],
-                "number": e.doc["number"],
-                "amount": e.money("amount"),
-                "issued_on": e.day("issued_on"),
-                "prepayment": bool(e.doc.get("prepayment", False)),
-                "organisation": e.doc.get("organisation"),
-                "approval": e.doc.get("approval", "not_required"),
-                "issued_at": e.moment,
                 "issued_by": e.doc["actor"],
                 "position": e.position,
+                **(_imported_invoice(e) if e.topic == "DealImported" else _issued_invoice(e)),
             }
             for e in events
         ]
         _insert(cursor, "deal_invoices", INVOICE_COLUMNS, rows)
+
+
+def _issued_invoice(e: PageEvent) -> Row:
+    return {
+        "number": e.doc["number"],
+        "amount": e.money("amount"),
+        "issued_on": e.day("issued_on"),
+        "prepayment": bool(e.doc.get("prepayment", False)),
+        "organisation": e.doc.get("organisation"),
+        "approval": e.doc.get("approval", "not_required"),
+        "issued_at": e.moment,
+    }
+
+
+def _imported_invoice(e: PageEvent) -> Row:
+    """An imported deal's invoice (DealImported v2): issued when its file says."""
+    issued_on = e.day("invoice_issued_on")
+    assert issued_on is not None
+    return {
+        "number": e.doc["invoice_number"],
+        "amount": e.money("invoice_amount"),
+        "issued_on": issued_on,
+        "prepayment": False,
+        "organisation": e.doc.get("invoice_organisation"),
+        "approval": "not_required",
+        "issued_at": datetime.combine(issued_on, time.min, UTC),
+    }
 
 
 FIRST_LEAD_COLUMNS: tuple[Column, ...] = (

@@ -118,25 +118,50 @@ DEAL_EXPORT_COLUMNS = (
     "lead_id",
     "previous_deal_id",
     "close_reason",
+    "proposal_service",
+    "proposal_total",
+    "proposal_at",
+    "contract_number",
+    "contract_signed_on",
+    "invoiced_total",
+    "invoices",
+    "paid",
+    "paid_on",
 )
+INVOICE_EXPORT = (
+    "(SELECT string_agg(i.number, ', ' ORDER BY i.position) FROM deal_invoices i"
+    " WHERE i.deal_id = deals.deal_id) AS invoice_number",
+    "(SELECT min(i.issued_on) FROM deal_invoices i WHERE i.deal_id = deals.deal_id) AS invoiced_on",
+    "(SELECT first(i.organisation ORDER BY i.position) FROM deal_invoices i"
+    " WHERE i.deal_id = deals.deal_id) AS organisation",
+)
+"""A deal's invoices as the import's one invoice: the numbers, the first day and
+organisation (the invoiced total is the deal's counted one)."""
 
 
 def deals_export(cursor: duckdb.DuckDBPyConnection, filters: Filters) -> Iterator[dict[str, Any]]:
     """Every deal the viewer sees (those the filters match), oldest first, as the deals
     import reads them: the id as ``external_id`` (so the file imports back as these very
-    deals), the card, the stage and status with their instants, the lead's id and the
-    reason it was closed. An upsell goes without its lead: the format does not carry the
-    link to the client's earlier deal, and a lead records one deal, its first."""
+    deals), the card, the stage and status with their instants, the lead's id, the reason
+    it was closed, the proposal, contract and invoice it was won with (several invoices go
+    as one: their numbers, the first day, the counted total) and what was paid of an
+    imported one. An upsell names the client's earlier deal (``previous_deal``) beside its
+    lead: it imports back linked to both, the lead recording its first deal only."""
     where, params = filters.where()
+    columns = ", ".join((*DEAL_EXPORT_COLUMNS, *INVOICE_EXPORT))
     cursor.execute(
-        f"SELECT {', '.join(DEAL_EXPORT_COLUMNS)} FROM deals{where} ORDER BY created_at, deal_id",
+        f"SELECT {columns} FROM deals{where} ORDER BY created_at, deal_id",
         params,
     )
     for row in streamed_rows(cursor):
         row["external_id"] = row.pop("deal_id")
-        lead_id = row.pop("lead_id")
-        row["lead"] = lead_id if row.pop("previous_deal_id") is None else None
+        row["lead"] = row.pop("lead_id")
+        row["previous_deal"] = row.pop("previous_deal_id")
         row["reason"] = row.pop("close_reason")
+        row["service"] = row.pop("proposal_service")
+        row["proposal_amount"] = row.pop("proposal_total")
+        invoiced, counted = row.pop("invoiced_total"), row.pop("invoices")
+        row["invoiced"] = invoiced if counted else None
         if row["status"] == "open":
             row["closed_at"] = None
         yield row

@@ -1,10 +1,11 @@
 """Publishing to Kafka: ``acks=all``, keyed by aggregate, ordered, acknowledged.
 
 A sink sends a batch (``send``) and later waits until the broker acknowledged every
-message of it (``wait``, which raises otherwise); only then does the relay move its
-position. Per-key order holds because a key always maps to one partition (the murmur2
-partitioner of Kafka's Java client, computed here so that both clients place a key
-alike) and the producer never lets a retried batch overtake the next one.
+message of it (``wait``, which raises otherwise; it may wait for later batches too);
+only then does the relay move its position. Per-key order holds because a key always
+maps to one partition (the murmur2 partitioner of Kafka's Java client: computed here for
+kafka-python, librdkafka's ``murmur2_random`` for confluent, so that both clients place a
+key alike) and the producer never lets a retried batch overtake the next one.
 
 Two clients are supported (``LEADLEDGER_KAFKA_CLIENT``):
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from kafka import KafkaAdminClient, KafkaProducer  # type: ignore[import-untyped]
@@ -182,6 +183,21 @@ class _SinkBase:
     def wait(self, pending: Pending) -> None:
         raise NotImplementedError
 
+    def prepare(self, topics: Sequence[str]) -> None:
+        """Create the topics and fetch their partitions now rather than at the first send."""
+        ensure_topics(
+            self.bootstrap_servers,
+            topics,
+            self._topics.partitions,
+            self._topics.replication_factor,
+        )
+        self._topics._known.update(topics)
+        for topic in topics:
+            self._metadata(topic)
+
+    def _metadata(self, topic: str) -> None:
+        raise NotImplementedError
+
     def publish(self, messages: Sequence[Message]) -> None:
         """Send and wait until the broker acknowledged every message."""
         if messages:
@@ -211,6 +227,9 @@ class KafkaSink(_SinkBase):
         # the closure holds the producer, not the sink: no reference cycle keeps a closed
         # sink's connections alive until the garbage collector runs
         self._partition = Partitioner(lambda topic: len(producer.partitions_for(topic)))
+
+    def _metadata(self, topic: str) -> None:
+        self._partition(topic, b"")
 
     def send(self, messages: Sequence[Message]) -> _Futures:
         self._topics.ensure(messages)
@@ -251,29 +270,34 @@ class KafkaSink(_SinkBase):
 
 
 @dataclass
-class _Deliveries:
+class _Queued:
     first: int
     last: int
     count: int
-    outstanding: int
-    errors: list[str] = field(default_factory=list)
-
-    def delivered(self, error: Any, _message: Any) -> None:
-        self.outstanding -= 1
-        if error is not None:
-            self.errors.append(str(error))
 
 
 class ConfluentSink(_SinkBase):
     """confluent-kafka's producer: idempotent (acks=all, no reordering or duplicates from
-    its own retries), batching and sending on librdkafka's threads."""
+    its own retries), batching and sending on librdkafka's threads.
+
+    The cheap path per message: librdkafka places each key itself (``murmur2_random``,
+    the Java client's partitioner: the same partition as ``Partitioner``) and reports
+    only failed deliveries (``delivery.report.only.error``), so a delivered message costs
+    no Python call. ``wait`` therefore waits until the producer holds nothing more
+    (``flush``, which also sends at once instead of lingering): every batch sent so far
+    acknowledged, the one waited for included, and any failure among them fails it."""
 
     def __init__(self, bootstrap_servers: str, **options: Any) -> None:
         from confluent_kafka import Producer
 
         super().__init__(bootstrap_servers, **options)
-        request_timeout_ms = self.request_timeout_ms
-        producer = self._producer = Producer(
+        self._errors: list[str] = []
+        errors = self._errors
+
+        def failed(error: Any, _message: Any) -> None:
+            errors.append(str(error))
+
+        self._producer = Producer(
             {
                 "bootstrap.servers": bootstrap_servers,
                 "client.id": self.client_id,
@@ -284,54 +308,46 @@ class ConfluentSink(_SinkBase):
                 "batch.size": 1 << 20,
                 "queue.buffering.max.messages": 1_000_000,
                 "queue.buffering.max.kbytes": 1 << 20,
-                "request.timeout.ms": request_timeout_ms,
+                "request.timeout.ms": self.request_timeout_ms,
                 "message.timeout.ms": self.delivery_timeout_ms,
+                "partitioner": "murmur2_random",
+                "delivery.report.only.error": True,
+                "on_delivery": failed,
             }
         )
 
-        def partitions_of(topic: str) -> int:
-            metadata = producer.list_topics(topic, timeout=request_timeout_ms / 1000)
-            return len(metadata.topics[topic].partitions)
+    def _metadata(self, topic: str) -> None:
+        self._producer.list_topics(topic, timeout=self.request_timeout_ms / 1000)
 
-        self._partition = Partitioner(partitions_of)
-
-    def send(self, messages: Sequence[Message]) -> _Deliveries:
+    def send(self, messages: Sequence[Message]) -> _Queued:
         self._topics.ensure(messages)
-        pending = _Deliveries(messages[0].position, messages[-1].position, len(messages), 0)
-        produce, partition, delivered = self._producer.produce, self._partition, pending.delivered
+        producer = self._producer
+        produce = producer.produce
         for m in messages:
-            while True:
-                try:
-                    produce(
-                        m.topic,
-                        value=m.value,
-                        key=m.key,
-                        headers=cast(Any, m.headers),
-                        partition=partition(m.topic, m.key),
-                        on_delivery=delivered,
-                    )
-                    break
-                except BufferError:  # the local queue is full: let librdkafka drain it
-                    self._producer.poll(0.05)
-            pending.outstanding += 1
-        self._producer.poll(0)
-        return pending
+            try:
+                produce(m.topic, m.value, m.key, headers=cast(Any, m.headers))
+            except BufferError:  # the local queue is full: let librdkafka drain it
+                while True:
+                    producer.poll(0.05)
+                    try:
+                        produce(m.topic, m.value, m.key, headers=cast(Any, m.headers))
+                        break
+                    except BufferError:
+                        continue
+        producer.poll(0)
+        return _Queued(messages[0].position, messages[-1].position, len(messages))
 
     def wait(self, pending: Pending) -> None:
-        assert isinstance(pending, _Deliveries)
+        assert isinstance(pending, _Queued)
         started = time.monotonic()
-        next_note = started + self.stall_seconds
         deadline = started + self.delivery_timeout_ms / 1000 + 5
-        while pending.outstanding > 0:
-            self._producer.poll(0.05)
+        while self._producer.flush(min(self.stall_seconds, max(0.0, deadline - time.monotonic()))):
             now = time.monotonic()
             if now >= deadline:
                 raise PublishFailed(f"no acknowledgement after {now - started:.0f}s")
-            if now >= next_note and pending.outstanding:
-                _stalled(self.bootstrap_servers, pending, started)
-                next_note = now + self.stall_seconds
-        if pending.errors:
-            raise PublishFailed(f"{len(pending.errors)} not delivered: {pending.errors[0]}")
+            _stalled(self.bootstrap_servers, pending, started)
+        if self._errors:
+            raise PublishFailed(f"{len(self._errors)} not delivered: {self._errors[0]}")
 
     def close(self, timeout: float = 5.0) -> None:
         if timeout > 0:

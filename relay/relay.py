@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from event_store import EventStore
 from process_managers.state import DeadlineChanges, ProcessStore
 from relay.kafka import Pending, Sink
-from relay.publishing import Publication
+from relay.publishing import Message, Publication
 
 log = logging.getLogger("leadledger.relay")
 
@@ -88,6 +88,8 @@ class Relay:
         self._inflight: deque[Pending] = deque()
         self._sent: int | None = None
         """The last position handed to the sink (None: start from the stored position)."""
+        self._prepared: list[Message] | None = None
+        """The page after ``_sent``, read and mapped while the broker worked on the last."""
         self._wake = threading.Event()
 
     @property
@@ -102,33 +104,46 @@ class Relay:
         self._wake.set()
 
     def run_once(self) -> int:
-        """Hand up to ``depth`` pages to the sink ahead, then wait until the broker
-        acknowledged the oldest and store its last position; how many events that
-        acknowledged (0: nothing to publish). While one page is on its way the next is
-        read and mapped, and the position never passes an unacknowledged event. On any
-        failure the sink and what it held are dropped (sent again on the next call)."""
+        """Hand up to ``depth`` pages to the sink ahead, read and map the page after them
+        while the broker works, then wait until the broker acknowledged the oldest and
+        store its last position; how many events that acknowledged (0: nothing to
+        publish). The position never passes an unacknowledged event. On any failure the
+        sink and what it held are dropped (sent again on the next call)."""
         try:
             return self._publish_next()
         except BaseException:
             self._drop_sink()
             raise
 
+    def _page(self, after: int) -> list[Message]:
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            return prepared
+        return self.publication.messages(self.store.read_rows(after, self.page_size))
+
     def _publish_next(self) -> int:
         if self._sent is None:
             self._sent = self.state.position(RELAY_POSITION)
             self.stats.position = self._sent
+        full = False
         while len(self._inflight) < self.depth:
-            rows = self.store.read_rows(self._sent, self.page_size)
-            if not rows:
+            messages = self._page(self._sent)
+            if not messages:
                 break
             if self._sink is None:
                 self._sink = self._connect()
-            self._inflight.append(self._sink.send(self.publication.messages(rows)))
-            self._sent = rows[-1][0]
-            if len(rows) < self.page_size:
+            self._inflight.append(self._sink.send(messages))
+            self._sent = messages[-1].position
+            full = len(messages) >= self.page_size
+            if not full:
                 break  # at the head of the log
         if not self._inflight:
             return 0
+        if full and self._prepared is None:
+            # more is waiting: map it now, while the broker acknowledges what was sent
+            self._prepared = self.publication.messages(
+                self.store.read_rows(self._sent, self.page_size)
+            )
         pending = self._inflight[0]
         assert self._sink is not None
         self._sink.wait(pending)
@@ -148,6 +163,7 @@ class Relay:
         """Forget the producer and everything not acknowledged: it is sent again from the
         stored position."""
         self._inflight.clear()
+        self._prepared = None
         self._sent = None
         sink, self._sink = self._sink, None
         if sink is not None:

@@ -200,6 +200,12 @@ class DealDetail(BaseModel):
     updated_at: datetime
     stage_entered_at: datetime
     version: int
+    paid: Decimal | None = Field(
+        default=None,
+        description="What was paid of an imported deal's invoice, as its file said (a deal "
+        "won here is paid on its project)",
+    )
+    paid_on: date | None = None
 
 
 class StreamHistory(BaseModel):

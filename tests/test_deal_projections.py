@@ -539,6 +539,13 @@ def _deal_fields(state: deal.Deal) -> dict[str, Any]:
         "project_id": None if state.project_id is None else str(state.project_id),
         "proposal_total": None if state.proposal is None else state.proposal.total,
         "proposal_services": None if state.proposal is None else len(state.proposal.services),
+        "proposal_service": (
+            state.proposal.services[0].name
+            if state.proposal is not None and len(state.proposal.services) == 1
+            else None
+        ),
+        "paid": state.paid,
+        "paid_on": state.paid_on,
         "proposal_calculation_id": (
             None
             if state.proposal is None or state.proposal.calculation_id is None

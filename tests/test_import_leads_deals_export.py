@@ -67,6 +67,7 @@ DEAL_FIELDS = (
     "manager",
     "amount",
     "lead_id",
+    "previous_deal_id",
     "close_reason",
     "created_at",
     "stage_entered_at",
@@ -177,9 +178,7 @@ def leads_of(api: TestClient) -> list[dict[str, Any]]:
 
 
 def deals_of(api: TestClient) -> list[dict[str, Any]]:
-    """The deals on the format's fields; an upsell's lead left out (the format does not
-    carry the link to the client's earlier deal, so an upsell imports as a deal of its
-    own)."""
+    """The deals on the format's fields (an upsell's lead and earlier deal included)."""
     position = api.app.state.platform.store.last_position()  # type: ignore[attr-defined]
     page = ok(api.get("/deals", params={"min_position": position, "limit": 500}))
     out = []
@@ -187,8 +186,6 @@ def deals_of(api: TestClient) -> list[dict[str, Any]]:
         deal = {f: item[f] for f in DEAL_FIELDS}
         detail = ok(api.get(f"/deals/{item['deal_id']}"))
         deal["description"] = detail["description"]
-        if detail["previous_deal_id"] is not None:
-            deal["lead_id"] = None
         out.append(deal)
     return sorted(out, key=str)
 
@@ -256,6 +253,12 @@ def test_leads_and_deals_export_in_their_import_format_and_import_back_unchanged
     with client(fresh) as there:
         assert leads_of(there) == leads
         assert deals_of(there) == deals
+    # the upsell carries its client's lead and earlier deal; the lead keeps its first deal
+    upsell = next(d for d in deals if d["previous_deal_id"] is not None)
+    assert upsell["lead_id"] is not None
+    earlier = next(d for d in deals if d["deal_id"] == upsell["previous_deal_id"])
+    its_lead = next(d for d in leads if d["lead_id"] == upsell["lead_id"])
+    assert its_lead["deal_id"] == earlier["deal_id"]
 
     for path, kind, count in ((leads_file, "leads", len(leads)), (deals_file, "deals", 3)):
         again = run(source, clock, path, kind)

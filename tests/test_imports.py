@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -21,7 +22,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregates import company, lead
+from aggregates import company, deal, lead, limits
 from commands.context import CommandContext
 from commands.imports import import_file
 from event_store import EventStore, open_event_store, verify
@@ -309,10 +310,23 @@ def test_the_shipped_examples_import(side: Platform, clock: FakeClock) -> None:
     leads = run(side, clock, EXAMPLES / "leads.csv", mapping=mapping["columns"])
     assert (leads.status, leads.imported, leads.refused) == ("imported", 6, 0)
     deals = run(side, clock, EXAMPLES / "deals.csv", kind="deals")
-    assert (deals.status, deals.imported, deals.refused) == ("imported", 2, 0), deals.errors
+    assert (deals.status, deals.imported, deals.refused) == ("imported", 4, 0), deals.errors
     lead_id = record_id("leads", "id:L-1002")
     lead_events = [r.event.type for r in side.store.load(lead_id)]
     assert lead_events == ["LeadImported", "LeadConvertedToDeal"]
+    # the won deal with its money, its invoice booked on the simplified-tax ledger; an upsell
+    won = deal.fold([r.event for r in side.store.load(record_id("deals", "id:D-503"))])
+    assert won is not None
+    assert (won.status.value, won.amount, [i.number for i in won.invoices]) == (
+        "won",
+        Decimal("150000"),
+        ["118/24"],
+    )
+    ledger = side.store.load(limits.revenue_stream_id("simplified", 2024))
+    assert [r.event.type for r in ledger] == ["RevenueBooked"]
+    upsell = deal.fold([r.event for r in side.store.load(record_id("deals", "id:D-504"))])
+    assert upsell is not None
+    assert upsell.previous_deal_id == won.deal_id
     assert verify(side.store).ok
 
 
@@ -330,10 +344,10 @@ def test_a_deal_links_to_its_lead_once_and_a_won_deal_needs_its_invoice(
         encoding="utf-8",
     )
     report = run(side, clock, deals, kind="deals", dry_run=True)
-    got = {e.row: (e.column, e.code) for e in report.errors}
+    got = {e.row: (e.field, e.code) for e in report.errors}
     assert got == {
         3: (None, "lead_already_converted"),
-        4: (None, "invoice_required"),
+        4: ("invoiced", "invalid_value"),  # a won deal comes with its money
         5: ("lead", "lead_not_found"),
     }
 

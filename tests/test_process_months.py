@@ -18,8 +18,14 @@ from leadledger.settings import Settings
 from leadledger.wiring import event_codec, load_rules, read_model_projections
 from projections.base import Projection
 from projections.database import ReadModelDatabase
-from projections.process_months import MONTH_KINDS, bucket_value, view_sql
-from projections.projector import rebuild
+from projections.process import ProcessVisitProjection
+from projections.process_months import (
+    MONTH_KINDS,
+    ProcessMonthProjection,
+    bucket_value,
+    view_sql,
+)
+from projections.projector import Projector, rebuild
 from queries.process_map import (
     LONG_PERIOD,
     RELATIVE_ERROR,
@@ -109,6 +115,9 @@ def test_process_months_fold_like_a_rebuild_and_answer_as_every_visit_does(
             assert _tables(db) == _tables(again)
             with db.cursor() as directory:
                 put_managers_in_departments(directory, MANAGERS)
+                # the directory written without its events: its departments' rows again,
+                # as a page of the directory's events has them counted
+                ProcessMonthProjection().derive_departments(directory)
             cursor = db.cursor()
             # the scoped viewers' view, over every visit, computes the stored rows
             for k in MONTH_KINDS:
@@ -157,6 +166,50 @@ def test_process_months_fold_like_a_rebuild_and_answer_as_every_visit_does(
         finally:
             db.close()
             again.close()
+            store.close()
+
+
+def _process_tables(db: ReadModelDatabase) -> dict[str, list[tuple[Any, ...]]]:
+    cursor = db.cursor()
+    try:
+        return {
+            t: cursor.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+            for t in (*ProcessVisitProjection.tables, *ProcessMonthProjection.tables)
+        }
+    finally:
+        cursor.close()
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(history=long_histories(), data=st.data(), directory_first=st.booleans())
+def test_deriving_the_process_models_at_once_equals_folding_them_in_random_pages(
+    history: list[Step], data: st.DataObject, directory_first: bool
+) -> None:
+    """``derive_all`` (what a rebuild calls once at its end instead of every page's
+    ``apply``) over the other read models' tables gives the rows the pages' folds give."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_event_store(f"sqlite:///{tmp}/events.sqlite", event_codec())
+        db = ReadModelDatabase(f"{tmp}/incremental.duckdb")
+        try:
+            if directory_first:
+                Projector(store, db, projections()).run_once()  # the tables
+                with db.cursor() as directory:
+                    put_managers_in_departments(directory, MANAGERS)
+            fold_in_random_pages(store, db, history, data, projections)
+            folded = _process_tables(db)
+            with db.cursor() as cursor:
+                cursor.execute("BEGIN")
+                ProcessVisitProjection().derive_all(cursor)
+                ProcessMonthProjection().derive_all(cursor)
+                cursor.execute("COMMIT")
+            assert _process_tables(db) == folded
+        finally:
+            db.close()
             store.close()
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from functools import cache
@@ -19,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from event_store import EventStore
@@ -30,11 +34,13 @@ from leadledger.wiring import Platform, build_command_side, kafka_relay, publica
 from process_managers.state import ProcessStore
 from read_api.app import create_app
 from relay.kafka import KAFKA_CLIENTS, connect
+from relay.publishing import EVENT_ID_NAMESPACE, Publication, event_id
 from relay.relay import RELAY_POSITION, Relay
-from schemas.events.registry import CURRENT, topic_for
+from schemas.events.registry import ALL_VERSIONS, CURRENT, topic_for
 from tests.conftest import ACTOR, PlatformFactory
 from tests.kafka_broker import Broker
 from tests.kafka_reading import Received, read_with_confluent, read_with_kafka_python
+from tests.test_published_schemas import CODEC, EVENT_CLASSES, EVENT_STRATEGIES, META_KEYS
 
 PUBLISHED = Path(__file__).parent.parent / "schemas" / "published"
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -96,6 +102,81 @@ def stored_position_of(value: bytes) -> int:
     """The global position an envelope's JSON carries."""
     position: int = json.loads(value)["position"]
     return position
+
+
+Wire = tuple[str, bytes, bytes, list[tuple[str, bytes]], int, str]
+
+
+def reference_messages(publication: Publication, rows: list[Any]) -> list[Wire]:
+    """The relay's mapping as it was before its fast path: the envelope dict, dumped; the
+    downstream contract is these bytes, keys and headers."""
+    out: list[Wire] = []
+    for row in rows:
+        envelope = publication.envelope(row)
+        correlation = envelope["correlation_id"]
+        out.append(
+            (
+                topic_for(CURRENT[row[3]].aggregate_type, publication.prefix),
+                row[1].encode(),
+                orjson.dumps(envelope),
+                [
+                    ("event_type", row[3].encode()),
+                    ("schema_version", str(envelope["schema_version"]).encode()),
+                    (
+                        "event_id",
+                        str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{row[1]}:{row[2]}")).encode(),
+                    ),
+                    ("position", str(row[0]).encode()),
+                    ("correlation_id", correlation.encode() if correlation else b""),
+                    ("aggregate_type", CURRENT[row[3]].aggregate_type.encode()),
+                ],
+                row[0],
+                envelope["event_id"],
+            )
+        )
+    return out
+
+
+def older_state(state: bytes, name: str, version: int) -> bytes:
+    """The stored JSON of an event as an older version of its type stored it."""
+    stored = orjson.loads(state)
+    kept = ALL_VERSIONS[(name, version)].fields | META_KEYS
+    older = {k: v for k, v in stored.items() if k in kept}
+    return orjson.dumps(older | {"schema_version": version})
+
+
+@pytest.mark.parametrize("cls", EVENT_CLASSES, ids=lambda c: c.__name__)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    stream_id=st.uuids().map(str) | st.text(min_size=1, max_size=40),
+    version=st.integers(1, 2**40),
+    position=st.integers(1, 2**62),
+)
+def test_the_fast_mapping_publishes_the_bytes_of_the_envelope(
+    cls: type[Any], data: st.DataObject, stream_id: str, version: int, position: int
+) -> None:
+    """``Publication.messages`` writes the envelope without its dict: for random events
+    of every kind (current and older stored versions, upcast on the way) its topics,
+    keys, values, headers and event ids are exactly those of the dict mapping."""
+    publication = Publication(CODEC, "prop")
+    event = data.draw(EVENT_STRATEGIES[cls.__name__])
+    state = CODEC.encode(event)
+    name = cls.__name__
+    rows: list[Any] = [(position, stream_id, version, name, state)]
+    for older in range(1, CURRENT[name].version):
+        rows.append(
+            (position + older, stream_id, version + older, name, older_state(state, name, older))
+        )
+    fast = [tuple(m) for m in publication.messages(rows)]
+    assert fast == reference_messages(publication, rows)
+
+
+@given(stream_id=st.text(max_size=50), version=st.integers(0, 2**63))
+def test_event_ids_are_uuid5_of_stream_and_version(stream_id: str, version: int) -> None:
+    assert event_id(stream_id, version) == str(
+        uuid.uuid5(EVENT_ID_NAMESPACE, f"{stream_id}:{version}")
+    )
 
 
 @pytest.mark.parametrize("client", KAFKA_CLIENTS)

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field
 
 from schemas.events.base import CurrencyCode, Day, Id, Instant, Money, PublicPayload
+from schemas.events.deal import ServiceLine
 
 
 class LeadImportedV1(PublicPayload):
@@ -76,6 +77,55 @@ class DealImportedV1(PublicPayload):
     external_id: str | None
 
 
+class DealImportedV2(PublicPayload):
+    """A deal was brought in from an existing base, at its stage and status, with its
+    original instants, and with the money it was won with: its proposal, contract, one
+    invoice and what was paid of it (version 1 deals had none: read as null), and the
+    client's earlier deal when it is an upsell."""
+
+    deal_id: Id
+    funnel: str
+    stage: str
+    status: Literal["open", "won", "lost"]
+    title: str
+    company_name: str
+    company_id: str | None
+    source: str
+    manager: str
+    description: str | None
+    amount: Money
+    lead_id: Id | None = Field(
+        description="The lead it came from (which records the deal unless it is an upsell)."
+    )
+    close_reason: str | None
+    created_at: Instant
+    stage_entered_at: Instant
+    closed_at: Instant | None
+    external_id: str | None
+    previous_deal_id: Id | None = Field(
+        default=None, description="An upsell's earlier deal of the same client."
+    )
+    proposal_services: tuple[ServiceLine, ...] = Field(
+        default=(), description="The proposal's services (empty: no proposal)."
+    )
+    proposal_total: Money | None = Field(default=None, description="The proposal's total.")
+    proposal_at: Instant | None = Field(default=None, description="When it was proposed.")
+    contract_number: str | None = None
+    contract_signed_on: Day | None = None
+    invoice_number: str | None = Field(
+        default=None, description="The invoice it was won with (counted, not a prepayment)."
+    )
+    invoice_amount: Money | None = None
+    invoice_organisation: str | None = Field(
+        default=None, description="The id of our legal entity that issued the invoice."
+    )
+    invoice_issued_on: Day | None = None
+    paid: Money | None = Field(
+        default=None, description="What the client paid of the invoice, as the file said."
+    )
+    paid_on: Day | None = None
+
+
 class ImportMappingSavedV1(PublicPayload):
     """A column mapping for imports was saved under a name (replacing the one before)."""
 
@@ -88,7 +138,7 @@ class ImportMappingSavedV1(PublicPayload):
 
 PUBLISHED: dict[str, tuple[type[PublicPayload], ...]] = {
     "lead": (LeadImportedV1,),
-    "deal": (DealImportedV1,),
+    "deal": (DealImportedV1, DealImportedV2),
     "import_mapping": (ImportMappingSavedV1,),
 }
 """The models of this module by aggregate type, every version of every event type."""
