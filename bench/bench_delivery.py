@@ -1043,8 +1043,14 @@ def profile(cursor: duckdb.DuckDBPyConnection, query: Query) -> str:
     lines = [f"Profile of '{query.name}': {len(log.statements)} statement(s)"]
     for seconds, sql, _ in log.statements:
         lines.append(f"  {benchlib.ms(seconds):>8} ms  {' '.join(sql.split())[:100]}")
-    _, sql, parameters = max(log.statements, key=lambda s: s[0])
-    found = cursor.execute("EXPLAIN (ANALYZE, FORMAT json) " + sql, parameters).fetchall()
+    found: list[Any] = []
+    # the slowest statement that stands alone (not one reading a temp table the call dropped)
+    for _, sql, parameters in sorted(log.statements, key=lambda s: -s[0]):
+        try:
+            found = cursor.execute("EXPLAIN (ANALYZE, FORMAT json) " + sql, parameters).fetchall()
+        except duckdb.CatalogException:
+            continue
+        break
     plan = orjson.loads(found[0][-1]) if found else {}
     operators = [
         (depth, node) for root in plan.get("operator", []) for depth, node in _operators(root)

@@ -9,6 +9,7 @@ percentages are rounded half up to two places.
 
 from __future__ import annotations
 
+from calendar import monthrange
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -435,36 +436,57 @@ def resource_load(
     spread with the configured calendar); otherwise every task meeting the period is
     spread now with ``calendar`` (the same figures)."""
     required = calendar_hours(calendar, span.start, span.end)
-    in_period, params = span.days.where("day")
-    if person is not None:
-        in_period += " AND person = ?"
-        params.append(person)
+    mine = "" if person is None else " AND person = ?"
+    me = [] if person is None else [person]
     if stored:
+        # whole months from their sums, the days cut off a month from the day rows; the
         # titles are looked up below for the page's people only
-        spread = (
-            "SELECT person AS assignee, project_id, task_id, sum(planned) AS period_planned, "
-            "NULL::VARCHAR AS project, NULL::VARCHAR AS title "
-            f"FROM plan_days WHERE person IS NOT NULL AND {in_period} GROUP BY ALL"
+        months, cut = month_parts(span)
+        parts: list[str] = []
+        params: list[Any] = []
+        if months is not None:
+            parts.append(
+                "SELECT person, project_id, task_id, logged, planned FROM resource_months "
+                f"WHERE month BETWEEN ? AND ?{mine}"
+            )
+            params += [*months, *me]
+        if cut:
+            days = " OR ".join("day BETWEEN ? AND ?" for _ in cut)
+            bounds = [bound for part in cut for bound in part]
+            parts.append(
+                "SELECT person, project_id, task_id, hours AS logged, 0 AS planned "
+                "FROM time_entries "
+                f"WHERE ({days}){mine} UNION ALL "
+                "SELECT person, project_id, task_id, 0, planned FROM plan_days "
+                f"WHERE person IS NOT NULL AND ({days}){mine}"
+            )
+            params += [*bounds, *me, *bounds, *me]
+        source = (
+            "SELECT person, project_id, task_id, logged, planned, NULL::VARCHAR AS project, "
+            "NULL::VARCHAR AS title FROM (" + " UNION ALL ".join(parts) + ")"
         )
-        spread_params = list(params)
     else:
+        in_period, params = span.days.where("day")
         spread, spread_params = planned_in_period(
             span.days,
             calendar,
             "t.assignee IS NOT NULL" + (" AND t.assignee = ?" if person is not None else ""),
-            [person] if person is not None else [],
+            me,
         )
+        source = (
+            "SELECT person, project_id, task_id, hours AS logged, 0 AS planned, "
+            f"NULL AS project, NULL AS title FROM time_entries WHERE {in_period}{mine} "
+            "UNION ALL SELECT assignee, project_id, task_id, 0, period_planned, project, title "
+            f"FROM ({spread})"
+        )
+        params += [*me, *spread_params]
     # each person's hours logged and planned per project and task, computed once
     cursor.execute(
         f"CREATE OR REPLACE TEMP TABLE {RESOURCES} AS "
         "SELECT person, project_id, task_id, sum(logged) AS logged, sum(planned) AS planned, "
-        "max(project) AS project, max(title) AS title "
-        "FROM (SELECT person, project_id, task_id, hours AS logged, 0 AS planned, "
-        f"NULL AS project, NULL AS title FROM time_entries WHERE {in_period} UNION ALL "
-        "SELECT assignee, project_id, task_id, 0, period_planned, project, title "
-        f"FROM ({spread})) GROUP BY person, project_id, task_id "
-        "HAVING sum(logged) <> 0 OR sum(planned) <> 0",
-        [*params, *spread_params],
+        f"max(project) AS project, max(title) AS title FROM ({source}) "
+        "GROUP BY person, project_id, task_id HAVING sum(logged) <> 0 OR sum(planned) <> 0",
+        params,
     )
     try:
         cursor.execute(f"SELECT person, sum(logged), sum(planned) FROM {RESOURCES} GROUP BY person")
@@ -544,6 +566,39 @@ def resource_load(
 
 RESOURCES = "_resources"
 """The temporary table a resources request gathers each person's hours into."""
+
+
+def month_parts(span: Span) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
+    """The whole months of a period (the first days of its first and last, or none) and
+    the days it cuts off a month (the part before its first whole month and the part
+    after its last; all of it when it holds no whole month)."""
+    start, end = span.start, span.end
+    first = start if start.day == 1 else _month_after(start)
+    last_day = monthrange(end.year, end.month)[1]
+    last = end.replace(day=1) if end.day == last_day else _month_before(end)
+    if first is None or last is None or first > last:
+        return None, [(start, end)]
+    cut: list[tuple[date, date]] = []
+    if start < first:
+        cut.append((start, first - timedelta(days=1)))
+    after = _month_after(last)
+    if after is not None and after <= end:
+        cut.append((after, end))
+    return (first, last), cut
+
+
+def _month_after(day: date) -> date | None:
+    """The first day of the month after ``day``'s (none past the last there is)."""
+    if day.month < 12:
+        return date(day.year, day.month + 1, 1)
+    return date(day.year + 1, 1, 1) if day.year < date.max.year else None
+
+
+def _month_before(day: date) -> date | None:
+    """The first day of the month before ``day``'s (none before the first there is)."""
+    if day.month > 1:
+        return date(day.year, day.month - 1, 1)
+    return date(day.year - 1, 12, 1) if day.year > date.min.year else None
 
 
 def _department_efficiency(

@@ -30,6 +30,7 @@ from projections.database import ReadModelDatabase
 from projections.directory import USERS_DDL
 from projections.plan_days import PlanDayProjection
 from projections.projector import Projector, rebuild
+from projections.resource_months import ResourceMonthProjection
 from queries.common import Filters
 from queries.projects import Days, Span, plan_fact, resource_load
 from tests.factories import ManualClock
@@ -132,10 +133,10 @@ def _apply(store: EventStore, steps: list[Step], ids: dict[int, UUID], clock: Ma
             continue
 
 
-def _rows(db: ReadModelDatabase) -> list[tuple[Any, ...]]:
+def _rows(db: ReadModelDatabase, table: str = "plan_days") -> list[tuple[Any, ...]]:
     cursor = db.cursor()
     try:
-        return cursor.execute("SELECT * FROM plan_days ORDER BY ALL").fetchall()
+        return cursor.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
     finally:
         cursor.close()
 
@@ -186,11 +187,18 @@ def test_plan_days_fold_like_a_rebuild_and_the_reports_read_them_as_the_tasks_an
             Projector(store, db, projections(), page_size=data.draw(st.integers(1, 50))).catch_up()
             rebuild(store, again, projections())
             assert _rows(db) == _rows(again)
+            assert _rows(db, "resource_months") == _rows(again, "resource_months")
             cursor = db.cursor()
-            # the rows are the tasks' own plans, spread as they stand
+            # the rows are the tasks' own plans, spread as they stand, and the months sum
+            # the days and time entries as they stand
             cursor.execute("CREATE TEMP TABLE spread AS SELECT * FROM plan_days")
+            cursor.execute("CREATE TEMP TABLE months AS SELECT * FROM resource_months")
             PlanDayProjection(CONFIGURED).derive_all(cursor)
+            ResourceMonthProjection().derive_all(cursor)
             assert _rows(db) == sorted(cursor.execute("SELECT * FROM spread").fetchall())
+            assert _rows(db, "resource_months") == sorted(
+                cursor.execute("SELECT * FROM months").fetchall()
+            )
             for _ in range(5):
                 _assert_reports_same(cursor, CONFIGURED, data)
             cursor.close()
@@ -232,9 +240,9 @@ def test_the_reports_from_the_spread_days_equal_the_reports_that_spread_the_task
             "UPDATE projects SET actual_hours = 0, planned_hours = "
             "(SELECT sum(planned_hours) FROM project_tasks)"
         )
-        spread = PlanDayProjection(CALENDAR)
-        spread.create_tables(con)
-        spread.derive_all(con)
+        for derived in (PlanDayProjection(CALENDAR), ResourceMonthProjection()):
+            derived.create_tables(con)
+            derived.derive_all(con)
         # every day's share adds up to the task's whole plan
         planned = dict(
             con.execute("SELECT task_id, sum(planned) FROM plan_days GROUP BY ALL").fetchall()
