@@ -34,6 +34,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("month", "DATE"),
     ("planned", "DECIMAL(18,2)"),
     ("logged", "DECIMAL(18,2)"),
+    ("project", "VARCHAR"),
+    ("title", "VARCHAR"),
 )
 
 # a task's plan days change with these; a project's time entries with the hours' topics
@@ -41,15 +43,20 @@ TOPICS = frozenset({*plan_days.TOPICS, *project_labour.HOURS_TOPICS})
 
 # The rows of the projects ``{where}`` (over ``project_id``) chooses.
 MONTHS_SQL = """
-SELECT person, project_id, task_id, date_trunc('month', day)::DATE AS month,
-  sum(planned)::DECIMAL(18,2) AS planned, sum(logged)::DECIMAL(18,2) AS logged
-FROM (
-  SELECT person, project_id, task_id, day, planned, 0 AS logged FROM plan_days
-  WHERE person IS NOT NULL AND {where}
-  UNION ALL
-  SELECT person, project_id, task_id, day, 0, hours FROM time_entries WHERE {where}
+WITH months AS (
+  SELECT person, project_id, task_id, date_trunc('month', day)::DATE AS month,
+    sum(planned)::DECIMAL(18,2) AS planned, sum(logged)::DECIMAL(18,2) AS logged
+  FROM (
+    SELECT person, project_id, task_id, day, planned, 0 AS logged FROM plan_days
+    WHERE person IS NOT NULL AND {where}
+    UNION ALL
+    SELECT person, project_id, task_id, day, 0, hours FROM time_entries WHERE {where}
+  )
+  GROUP BY ALL HAVING sum(planned) <> 0 OR sum(logged) <> 0
 )
-GROUP BY ALL HAVING sum(planned) <> 0 OR sum(logged) <> 0
+SELECT m.*, p.title AS project, t.title
+FROM months m LEFT JOIN projects p ON p.project_id = m.project_id
+LEFT JOIN project_tasks t ON t.project_id = m.project_id AND t.task_id = m.task_id
 """
 
 

@@ -436,93 +436,36 @@ def resource_load(
     spread with the configured calendar); otherwise every task meeting the period is
     spread now with ``calendar`` (the same figures)."""
     required = calendar_hours(calendar, span.start, span.end)
-    mine = "" if person is None else " AND person = ?"
-    me = [] if person is None else [person]
-    if stored:
-        # whole months from their sums, the days cut off a month from the day rows; the
-        # titles are looked up below for the page's people only
-        months, cut = month_parts(span)
-        parts: list[str] = []
-        params: list[Any] = []
-        if months is not None:
-            parts.append(
-                "SELECT person, project_id, task_id, logged, planned FROM resource_months "
-                f"WHERE month BETWEEN ? AND ?{mine}"
-            )
-            params += [*months, *me]
-        if cut:
-            days = " OR ".join("day BETWEEN ? AND ?" for _ in cut)
-            bounds = [bound for part in cut for bound in part]
-            parts.append(
-                "SELECT person, project_id, task_id, hours AS logged, 0 AS planned "
-                "FROM time_entries "
-                f"WHERE ({days}){mine} UNION ALL "
-                "SELECT person, project_id, task_id, 0, planned FROM plan_days "
-                f"WHERE person IS NOT NULL AND ({days}){mine}"
-            )
-            params += [*bounds, *me, *bounds, *me]
-        source = (
-            "SELECT person, project_id, task_id, logged, planned, NULL::VARCHAR AS project, "
-            "NULL::VARCHAR AS title FROM (" + " UNION ALL ".join(parts) + ")"
-        )
-    else:
-        in_period, params = span.days.where("day")
-        spread, spread_params = planned_in_period(
-            span.days,
-            calendar,
-            "t.assignee IS NOT NULL" + (" AND t.assignee = ?" if person is not None else ""),
-            me,
-        )
-        source = (
-            "SELECT person, project_id, task_id, hours AS logged, 0 AS planned, "
-            f"NULL AS project, NULL AS title FROM time_entries WHERE {in_period}{mine} "
-            "UNION ALL SELECT assignee, project_id, task_id, 0, period_planned, project, title "
-            f"FROM ({spread})"
-        )
-        params += [*me, *spread_params]
-    # each person's hours logged and planned per project and task, computed once
+    source, params = _hours_and_plans(calendar, span, person, stored=stored)
+    # each person's figures (every value is >= 0: a person with a figure has a task with one)
     cursor.execute(
-        f"CREATE OR REPLACE TEMP TABLE {RESOURCES} AS "
-        "SELECT person, project_id, task_id, sum(logged) AS logged, sum(planned) AS planned, "
-        f"max(project) AS project, max(title) AS title FROM ({source}) "
-        "GROUP BY person, project_id, task_id HAVING sum(logged) <> 0 OR sum(planned) <> 0",
+        "SELECT person, sum(logged)::VARCHAR, sum(planned)::VARCHAR "
+        f"FROM ({source}) GROUP BY person HAVING sum(logged) <> 0 OR sum(planned) <> 0",
         params,
     )
-    try:
-        cursor.execute(f"SELECT person, sum(logged), sum(planned) FROM {RESOURCES} GROUP BY person")
-        totals: dict[str, Decimal] = {}
-        plans: dict[str, Decimal] = {}
-        for who, hours, plan in cursor.fetchall():
-            totals[who], plans[who] = decimal(hours), decimal(plan)
-        if person is not None:
-            totals.setdefault(person, ZERO)
-            plans.setdefault(person, ZERO)
-        people = sorted(totals, key=lambda who: (-totals[who], -plans[who], who))
-        chosen = people[offset : offset + limit]
-        cursor.execute(
-            # titles come with the plan; rows of hours alone look theirs up
-            "WITH mine AS (SELECT * FROM "
-            f"{RESOURCES} WHERE list_contains(?, person)), "
-            "missing AS (SELECT DISTINCT project_id FROM mine WHERE project IS NULL "
-            "OR (title IS NULL AND task_id IS NOT NULL)) "
-            "SELECT r.person, r.project_id, coalesce(r.project, p.title) AS project, r.task_id, "
-            "coalesce(r.title, t.title) AS title, r.logged, r.planned FROM mine r "
-            "LEFT JOIN (SELECT project_id, title FROM projects "
-            "WHERE project_id IN (SELECT project_id FROM missing)) p "
-            "ON p.project_id = r.project_id "
-            "LEFT JOIN (SELECT project_id, task_id, title FROM project_tasks "
-            "WHERE project_id IN (SELECT project_id FROM missing)) t "
-            "ON t.project_id = r.project_id AND t.task_id = r.task_id "
-            "ORDER BY r.person, 3 NULLS LAST, r.project_id, r.task_id NULLS FIRST",
-            [chosen],
-        )
-        detail = cursor.fetchall()
-    finally:
-        cursor.execute(f"DROP TABLE IF EXISTS {RESOURCES}")
+    totals: dict[str, Decimal] = {}
+    plans: dict[str, Decimal] = {}
+    for who, hours, plan in cursor.fetchall():
+        totals[who], plans[who] = Decimal(hours), Decimal(plan)
+    if person is not None:
+        totals.setdefault(person, ZERO)
+        plans.setdefault(person, ZERO)
+    people = sorted(totals, key=lambda who: (-totals[who], -plans[who], who))
+    chosen = people[offset : offset + limit]
+    # the page's people's tasks (sums as text: DuckDB's decimals are slow to fetch)
+    cursor.execute(
+        "SELECT person, project_id, max(project), task_id, max(title), "
+        f"sum(logged)::VARCHAR, sum(planned)::VARCHAR FROM ({source}) "
+        "WHERE list_contains(?, person) GROUP BY person, project_id, task_id "
+        "HAVING sum(logged) <> 0 OR sum(planned) <> 0 "
+        "ORDER BY person, 3 NULLS LAST, project_id, task_id NULLS FIRST",
+        [*params, chosen],
+    )
+    detail = _titled(cursor, cursor.fetchall())
     tasks: dict[str, list[dict[str, Any]]] = {}
     projects: dict[str, dict[str, dict[str, Any]]] = {}
-    for who, project_id, project, task_id, title, hours, plan in detail:
-        hours, plan = decimal(hours), decimal(plan)
+    for who, project_id, project, task_id, title, logged, planned in detail:
+        hours, plan = Decimal(logged), Decimal(planned)
         tasks.setdefault(who, []).append(
             {
                 "project_id": project_id,
@@ -564,41 +507,128 @@ def resource_load(
     }
 
 
-RESOURCES = "_resources"
-"""The temporary table a resources request gathers each person's hours into."""
+def _hours_and_plans(
+    calendar: Calendar, span: Span, person: str | None, *, stored: bool
+) -> tuple[str, list[Any]]:
+    """SQL: rows of (person, project_id, task_id, logged, planned, project, title) whose
+    sums per person, project and task are the resource load's figures of the period (the
+    titles when known; none elsewhere).
+
+    ``stored``: the months of the period from ``resource_months`` and the days it cuts
+    off them from ``plan_days`` and ``time_entries`` (:func:`month_parts`); otherwise
+    the hours from the time entries and every task meeting the period spread now."""
+    mine = "" if person is None else " AND person = ?"
+    me = [] if person is None else [person]
+    if not stored:
+        in_period, params = span.days.where("day")
+        spread, spread_params = planned_in_period(
+            span.days,
+            calendar,
+            "t.assignee IS NOT NULL" + (" AND t.assignee = ?" if person is not None else ""),
+            me,
+        )
+        return (
+            "SELECT person, project_id, task_id, hours AS logged, 0 AS planned, "
+            f"NULL AS project, NULL AS title FROM time_entries WHERE {in_period}{mine} "
+            "UNION ALL SELECT assignee, project_id, task_id, 0, period_planned, project, title "
+            f"FROM ({spread})"
+        ), [*params, *me, *spread_params]
+    split = month_parts(span)
+    parts: list[str] = []
+    params = []
+    if split.months:
+        parts.append(
+            "SELECT person, project_id, task_id, logged, planned, project, title "
+            f"FROM resource_months WHERE list_contains(?, month){mine}"
+        )
+        params += [list(split.months), *me]
+    if split.days or split.less:
+        added = " OR ".join(["day BETWEEN ? AND ?"] * len(split.days)) or "FALSE"
+        taken = " OR ".join(["day BETWEEN ? AND ?"] * len(split.less)) or "FALSE"
+        sign = f"CASE WHEN {taken} THEN -1 ELSE 1 END"
+        added_days = [day for part in split.days for day in part]
+        taken_days = [day for part in split.less for day in part]
+        parts.append(
+            f"SELECT person, project_id, task_id, {sign} * hours AS logged, 0 AS planned, "
+            "NULL::VARCHAR AS project, NULL::VARCHAR AS title FROM time_entries "
+            f"WHERE ({added} OR {taken}){mine} UNION ALL "
+            f"SELECT person, project_id, task_id, 0, {sign} * planned, NULL, NULL FROM plan_days "
+            f"WHERE person IS NOT NULL AND ({added} OR {taken}){mine}"
+        )
+        params += [*taken_days, *added_days, *taken_days, *me] * 2
+    return " UNION ALL ".join(parts), params
 
 
-def month_parts(span: Span) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
-    """The whole months of a period (the first days of its first and last, or none) and
-    the days it cuts off a month (the part before its first whole month and the part
-    after its last; all of it when it holds no whole month)."""
-    start, end = span.start, span.end
-    first = start if start.day == 1 else _month_after(start)
-    last_day = monthrange(end.year, end.month)[1]
-    last = end.replace(day=1) if end.day == last_day else _month_before(end)
-    if first is None or last is None or first > last:
-        return None, [(start, end)]
-    cut: list[tuple[date, date]] = []
-    if start < first:
-        cut.append((start, first - timedelta(days=1)))
-    after = _month_after(last)
-    if after is not None and after <= end:
-        cut.append((after, end))
-    return (first, last), cut
+def _titled(cursor: duckdb.DuckDBPyConnection, detail: list[Any]) -> list[Any]:
+    """The page's task rows with the project and task titles they lack looked up by key
+    (rows of days cut off a month, or of hours alone), in the same order as the query's."""
+    projects = {r[1] for r in detail if r[2] is None}
+    tasks = {(r[1], r[3]) for r in detail if r[4] is None and r[3] is not None}
+    if not projects and not tasks:
+        return detail
+    cursor.execute(
+        "SELECT project_id, title FROM projects WHERE list_contains(?, project_id)",
+        [sorted(projects)],
+    )
+    project_titles = dict(cursor.fetchall())
+    cursor.execute(
+        "SELECT project_id, task_id, title FROM project_tasks "
+        "WHERE list_contains(?, project_id) AND list_contains(?, task_id)",
+        [sorted({p for p, _ in tasks}), sorted({t for _, t in tasks})],
+    )
+    task_titles = {(p, t): title for p, t, title in cursor.fetchall()}
+    titled = [
+        (
+            who,
+            project_id,
+            project if project is not None else project_titles.get(project_id),
+            task_id,
+            title if title is not None else task_titles.get((project_id, task_id)),
+            logged,
+            planned,
+        )
+        for who, project_id, project, task_id, title, logged, planned in detail
+    ]
+    # as the query orders them: person, project title (none last), project, task (none first)
+    titled.sort(key=lambda r: (r[0], r[2] is None, r[2] or "", r[1], r[3] is not None, r[3] or ""))
+    return titled
 
 
-def _month_after(day: date) -> date | None:
-    """The first day of the month after ``day``'s (none past the last there is)."""
-    if day.month < 12:
-        return date(day.year, day.month + 1, 1)
-    return date(day.year + 1, 1, 1) if day.year < date.max.year else None
+@dataclass(frozen=True)
+class MonthParts:
+    """A period as months' sums and days: the months (their first days) whose rows it
+    adds, the days whose rows it adds and the days whose rows it takes away (days of
+    an added month outside the period)."""
+
+    months: tuple[date, ...]
+    days: tuple[tuple[date, date], ...]
+    less: tuple[tuple[date, date], ...]
 
 
-def _month_before(day: date) -> date | None:
-    """The first day of the month before ``day``'s (none before the first there is)."""
-    if day.month > 1:
-        return date(day.year, day.month - 1, 1)
-    return date(day.year - 1, 12, 1) if day.year > date.min.year else None
+def month_parts(span: Span) -> MonthParts:
+    """The period as months' sums and day rows, reading as few days as it can: a month
+    it holds whole is added; of a month it cuts, the days it holds are added when they
+    are at most half the month's, else the whole month less the days it leaves out."""
+    months: list[date] = []
+    days: list[tuple[date, date]] = []
+    less: list[tuple[date, date]] = []
+    first = span.start.replace(day=1)
+    while first <= span.end:
+        last = first.replace(day=monthrange(first.year, first.month)[1])
+        a, b = max(first, span.start), min(last, span.end)
+        held = (b - a).days + 1
+        if held * 2 <= last.day and (a, b) != (first, last):
+            days.append((a, b))
+        else:
+            months.append(first)
+            if a > first:
+                less.append((first, a - timedelta(days=1)))
+            if b < last:
+                less.append((b + timedelta(days=1), last))
+        if last == date.max:
+            break
+        first = last + timedelta(days=1)
+    return MonthParts(tuple(months), tuple(days), tuple(less))
 
 
 def _department_efficiency(

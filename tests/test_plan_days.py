@@ -32,7 +32,7 @@ from projections.plan_days import PlanDayProjection
 from projections.projector import Projector, rebuild
 from projections.resource_months import ResourceMonthProjection
 from queries.common import Filters
-from queries.projects import Days, Span, plan_fact, resource_load
+from queries.projects import Days, Span, month_parts, plan_fact, resource_load
 from tests.factories import ManualClock
 from tests.test_plan_spread import CALENDAR, tasks_db
 
@@ -290,3 +290,30 @@ def test_a_task_is_spread_over_its_working_days_and_again_when_it_changes() -> N
         finally:
             db.close()
             store.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dates(date(1, 1, 1), date(9999, 12, 31)), st.integers(0, 800))
+def test_a_period_is_its_months_and_days_less_the_days_it_leaves_out(
+    first: date, length: int
+) -> None:
+    last = min(first + timedelta(days=min(length, (date.max - first).days)), date.max)
+    parts = month_parts(Span(first, last))
+    held: list[date] = []
+    for month in parts.months:
+        day = month
+        while day.month == month.month:
+            held.append(day)
+            if day == date.max:
+                break
+            day += timedelta(days=1)
+    for a, b in parts.days:
+        held += [a + timedelta(days=i) for i in range((b - a).days + 1)]
+    taken = [a + timedelta(days=i) for a, b in parts.less for i in range((b - a).days + 1)]
+    assert sorted(set(held) - set(taken)) == [
+        first + timedelta(days=i) for i in range((last - first).days + 1)
+    ]
+    assert len(set(held)) == len(held)
+    assert set(taken) <= set(held)
+    # a cut month reads at most half its days
+    assert all(2 * ((b - a).days + 1) <= 31 for a, b in (*parts.days, *parts.less))
