@@ -843,6 +843,8 @@ def queries(rules: Rules, funnels: FunnelCatalog, chosen: Choices) -> list[Query
         return status_time.subject_status_time(cursor, filters, limits["project"])
 
     month = chosen.month
+    # a period of the resource load that cuts a month at each end
+    cut = Span(month.start + timedelta(days=9), month.end + timedelta(days=20))
     company = Filters(equal={"pm": None, "department": None})
     calendar = rules.project.calendar
     total: Callable[[Any], int] = lambda answer: int(answer[1])  # noqa: E731
@@ -938,6 +940,11 @@ def queries(rules: Rules, funnels: FunnelCatalog, chosen: Choices) -> list[Query
         Query(
             f"resource load {month.start:%Y-%m}",
             lambda c: project_queries.resource_load(c, calendar, month, None, 50, 0),
+            page_total,
+        ),
+        Query(
+            f"resource load {cut.start:%m-%d}..{cut.end:%m-%d} (cuts two months)",
+            lambda c: project_queries.resource_load(c, calendar, cut, None, 50, 0),
             page_total,
         ),
         Query(

@@ -150,9 +150,22 @@ def _assert_reports_same(
     offset = data.draw(st.integers(0, 3), label="offset")
     person = data.draw(st.sampled_from([None, *PEOPLE[:2], "nobody"]), label="person")
     span = Span(first, last)
-    assert resource_load(cursor, calendar, span, person, limit, offset) == resource_load(
-        cursor, calendar, span, person, limit, offset, stored=False
-    )
+    load = resource_load(cursor, calendar, span, person, limit, offset)
+    assert load == resource_load(cursor, calendar, span, person, limit, offset, stored=False)
+    # every row has the titles the tasks have now, from the months or looked up for days
+    projects = dict(cursor.execute("SELECT project_id, title FROM projects").fetchall())
+    tasks = {
+        (p, t): title
+        for p, t, title in cursor.execute(
+            "SELECT project_id, task_id, title FROM project_tasks"
+        ).fetchall()
+    }
+    for item in load["items"]:
+        for task in item["tasks"]:
+            assert task["project"] == projects[task["project_id"]]
+            assert task["title"] == tasks.get((task["project_id"], task["task_id"]))
+        for row in item["projects"]:
+            assert row["title"] == projects[row["project_id"]]
     days = data.draw(st.sampled_from([Days(first, last), Days(first), Days(None, last), Days()]))
     filters = data.draw(st.sampled_from([Filters(), Filters(equal={"department": "production"})]))
     assert plan_fact(cursor, filters, days, limit, offset, calendar) == plan_fact(
