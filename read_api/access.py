@@ -621,6 +621,7 @@ class Scope:
                     "project_tasks",
                     "plan_days",
                     "project_labour",
+                    "resource_months",
                     "time_entries",
                     "project_invoices",
                     "project_payments",
