@@ -555,6 +555,13 @@ class Scope:
             people.update(row[0] if row and row[0] else ())
         return cls(principal, frozenset(people), lead_directions)
 
+    def owns_lead(self, manager: str | None, expert: str | None, assessor: str | None) -> bool:
+        """The ``leads`` view's rule (below) on a lead's own fields: its manager is one of
+        the people, or the viewer is its expert or the expert of its assessment. (The
+        view's other way in, a held client direction, needs the read models.)"""
+        me = self.principal.user
+        return manager in self.people or me in (expert, assessor)
+
     def lead_direction(self) -> str:
         """SQL: a lead's sales direction, the deal funnel its funnel maps to (a lead funnel
         mapped to none is a direction of its own, named by its id)."""
