@@ -27,10 +27,12 @@ import duckdb
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from aggregates import lead
 from aggregates.errors import InvalidValue, NotPermitted
 from aggregates.funnels import FunnelCatalog
 from aggregates.users import Principal, Role
 from commands.context import StreamNotFound
+from commands.leads import load_lead_records
 from commands.policy import Guard, Policy
 from commands.users import StoreDirectory
 from leadledger.tokens import TokenRejected
@@ -763,6 +765,24 @@ def lead_directions(funnels: FunnelCatalog) -> tuple[tuple[str, str], ...]:
     )
 
 
+def own_lead(platform: Platform, principal: Principal, lead_id: UUID | str) -> lead.Lead | None:
+    """The lead folded from its stream in the event store when the viewer sees it by its
+    own fields there (``Scope.owns_lead``: what the ``leads`` view says of it once the
+    read models include its stream's last event); None for no lead or one they do not
+    see so (a client direction they hold is judged by the read models)."""
+    stream = UUID(lead_id) if isinstance(lead_id, str) else lead_id
+    state = lead.fold([r.event for r in load_lead_records(platform.store, stream)])
+    if state is None or principal.sees_everything:
+        return state
+    assessor = state.assessment.expert if state.assessment is not None else None
+    owns = scope_of(platform, principal).owns_lead(state.manager, state.expert, assessor)
+    return state if owns else None
+
+
+def own_lead_seen(platform: Platform, principal: Principal, lead_id: str) -> bool:
+    return own_lead(platform, principal, lead_id) is not None
+
+
 @contextmanager
 def read_models(platform: Platform, principal: Principal) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB cursor on the read models as the principal may see them.
@@ -834,6 +854,8 @@ async def sees(
     lookup = (platform, principal, table, column, record_id)
     if await run_in_threadpool(visible, *lookup):
         return True
+    if table == "leads" and await run_in_threadpool(own_lead_seen, platform, principal, record_id):
+        return True  # theirs by its stream, which the read models will say once they catch up
     head = await run_in_threadpool(platform.store.last_position)
     if projected >= head:
         return False

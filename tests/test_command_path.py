@@ -515,6 +515,18 @@ def test_a_lead_no_longer_theirs_is_not_read_from_its_stream(
         created = client.post("/leads", json=new_lead_body(manager="boris"))
         assert created.status_code == 201, created.text
         lead_id = created.json()["lead_id"]
+        # not in the read models at all yet: theirs by its stream, so seen and read there
+        new = client.get(
+            f"/leads/{lead_id}", params={"min_position": created.json()["position"]}, headers=mine
+        )
+        assert new.status_code == 200, new.text
+        assert platform.projector.position == 0
+        other = client.get(
+            f"/leads/{lead_id}",
+            params={"min_position": created.json()["position"]},
+            headers=bearer("vera", "manager"),
+        )
+        assert other.status_code == 404, other.text
         platform.projector.catch_up()
         edited = client.post(f"/leads/{lead_id}/card", json={"description": "called back"})
         assert edited.status_code == 200, edited.text

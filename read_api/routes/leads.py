@@ -20,7 +20,7 @@ from leadledger.wiring import Platform
 from queries import leads as lead_queries
 from queries.history import history, sensitive_history
 from queries.leads import detail_from_row, detail_from_state
-from read_api.access import CurrentUser, read_models, scope_of
+from read_api.access import CurrentUser, own_lead, read_models
 from read_api.deps import (
     CommandHeaders,
     CommandHeadersDep,
@@ -289,18 +289,11 @@ def get_lead(
 def lead_now_from_stream(
     platform: Platform, principal: Principal, lead_id: UUID
 ) -> dict[str, Any] | None:
-    """The lead's detail now, folded from its stream with the as-of read's detail (exactly
+    """The lead's detail now, folded from its stream into the as-of read's detail (exactly
     the read model's row once it includes the stream's last event), when the viewer sees
-    the lead by its own fields; None for no lead, or one seen only through a client
-    direction (the read models judge those)."""
-    state = lead.fold([r.event for r in load_lead_records(platform.store, lead_id)])
-    if state is None:
-        return None
-    if not principal.sees_everything:
-        assessor = state.assessment.expert if state.assessment is not None else None
-        if not scope_of(platform, principal).owns_lead(state.manager, state.expert, assessor):
-            return None
-    return detail_from_state(state, platform.funnels)
+    it by its own fields (``own_lead``); else None (the read models judge)."""
+    state = own_lead(platform, principal, lead_id)
+    return None if state is None else detail_from_state(state, platform.funnels)
 
 
 def lead_detail(
