@@ -247,6 +247,63 @@ def test_process_manager_skips_storing_ignored_pages(platform: Platform) -> None
     assert again.seen == []
 
 
+class _Reminder:
+    """A process manager that schedules a reminder an hour after each pause, and a
+    follow-up an hour after each reminder fires (twice)."""
+
+    name = "test_reminder"
+    topics = frozenset({"LeadPaused"})
+
+    def __init__(self) -> None:
+        self.fired: list[str] = []
+
+    def handle(self, recorded: Any, changes: DeadlineChanges) -> None:
+        at = recorded.event.at + timedelta(hours=1)
+        changes.schedule.append(
+            Deadline(f"r:{recorded.stream_id}", "remind", recorded.stream_id, at)
+        )
+
+    def fire(self, deadline: Deadline) -> Deadline | None:
+        self.fired.append(deadline.key)
+        if deadline.key.count("+") >= 2:
+            return None
+        later = deadline.due_at + timedelta(hours=1)
+        return Deadline(deadline.key + "+", deadline.kind, deadline.subject_id, later)
+
+
+def test_a_round_asks_for_due_deadlines_only_when_one_is_due(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Positions and soonest deadlines are read once a round for every manager; a
+    manager's due deadlines are asked for only when its soonest is due (kept as the
+    runner schedules), and fire as before: on time, with their follow-ups."""
+    events = store
+    now = [T0]
+    reminder = _Reminder()
+    runner = ProcessRunner(events, [reminder, _Watcher()], lambda: now[0])
+    asked: list[str] = []
+    original = runner.state.due
+    monkeypatch.setattr(
+        runner.state, "due", lambda name, at, limit=500: asked.append(name) or original(name, at)
+    )
+    created = _created()
+    events.append([created, _paused(created.stream_id, 2, T0)])
+    runner.run_once()
+    runner.run_once()
+    assert asked == []  # scheduled, not due: no query
+    assert reminder.fired == []
+    now[0] = T0 + timedelta(minutes=61)
+    runner.run_once()
+    assert reminder.fired == [f"r:{created.stream_id}"]
+    now[0] = T0 + timedelta(minutes=121)
+    runner.run_once()  # the follow-up, kept by the runner as it scheduled it
+    assert reminder.fired == [f"r:{created.stream_id}", f"r:{created.stream_id}+"]
+    asked.clear()
+    runner.run_once()
+    assert asked == []
+    assert [d.key for d in runner.state.pending(reminder.name)] == [f"r:{created.stream_id}++"]
+
+
 class _Pauser:
     """A process manager that pauses every lead it sees created (one reaction an event)."""
 
