@@ -283,9 +283,12 @@ def test_a_round_asks_for_due_deadlines_only_when_one_is_due(
     runner = ProcessRunner(events, [reminder, _Watcher()], lambda: now[0])
     asked: list[str] = []
     original = runner.state.due
-    monkeypatch.setattr(
-        runner.state, "due", lambda name, at, limit=500: asked.append(name) or original(name, at)
-    )
+
+    def counted(name: str, at: Any, limit: int = 500) -> list[Deadline]:
+        asked.append(name)
+        return original(name, at, limit)
+
+    monkeypatch.setattr(runner.state, "due", counted)
     created = _created()
     events.append([created, _paused(created.stream_id, 2, T0)])
     runner.run_once()
