@@ -346,9 +346,17 @@ async def authorize(request: Request) -> None:
             if (
                 raw is not None
                 and _is_uuid(raw)
-                and not await sees(_platform(request), principal, table, name, raw)
+                and not await sees(
+                    _platform(request), principal, table, name, raw, behind=_behind(request)
+                )
             ):
                 raise StreamNotFound(f"{what} {raw} not found")
+
+
+def _behind(request: Request) -> bool:
+    """Whether the read asks for a ``min_position`` the read models have not reached."""
+    raw = request.query_params.get("min_position", "")
+    return raw.isdigit() and int(raw) > _platform(request).projector.position
 
 
 RECORD_PARAMS = {
@@ -841,8 +849,14 @@ async def sees(
     table: str,
     column: str,
     record_id: str,
+    *,
+    behind: bool = False,
 ) -> bool:
     """Whether a scoped viewer sees one record (for reads that come from the event store).
+
+    A lead is theirs by its own stream's fields (``own_lead``) when the read models do not
+    show it yet: asked first when the read is ``behind`` (a ``min_position`` the read
+    models have not reached, answered from the stream: no read model needed), else after.
 
     A record the read models have not caught up with yet is looked up again once they
     have (bounded by the read wait), so a manager sees their new lead's history at once.
@@ -852,9 +866,15 @@ async def sees(
     # the position first: a commit between it and the lookup then reads as "behind"
     projected = platform.projector.position
     lookup = (platform, principal, table, column, record_id)
+
+    async def by_stream() -> bool:
+        return await run_in_threadpool(own_lead_seen, platform, principal, record_id)
+
+    if table == "leads" and behind and await by_stream():
+        return True
     if await run_in_threadpool(visible, *lookup):
         return True
-    if table == "leads" and await run_in_threadpool(own_lead_seen, platform, principal, record_id):
+    if table == "leads" and not behind and await by_stream():
         return True  # theirs by its stream, which the read models will say once they catch up
     head = await run_in_threadpool(platform.store.last_position)
     if projected >= head:
