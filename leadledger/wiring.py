@@ -65,6 +65,7 @@ from projections.process_months import ProcessMonthProjection
 from projections.project_labour import ProjectLabourProjection
 from projections.projector import Projector
 from projections.projects import project_projections
+from projections.resource_months import ResourceMonthProjection
 from projections.revenue import RevenueLedgerProjection
 from projections.sales import sales_projections
 from projections.status_time import status_time_projections
@@ -152,6 +153,8 @@ def read_model_projections(funnels: FunnelCatalog, rules: Rules) -> list[Project
         *project_projections(rules),
         PlanDayProjection(rules.project.calendar),
         ProjectLabourProjection(),
+        # after plan_days and the projects' time entries it sums
+        ResourceMonthProjection(),
         *status_time_projections(funnels, rules),
         # after the visits it is derived from (leads', deals' and projects')
         ProcessVisitProjection(),

@@ -123,6 +123,12 @@ class ProcessRunner:
         self.appended = 0
         """The last position appended by the managers in ``run_forever``'s thread."""
         self._thread: int | None = None
+        self._stored: dict[str, int] = {}
+        """The managers' stored positions, read once a round (``run_once``) and kept as
+        this runner stores them."""
+        self._next_due: dict[str, datetime | None] = {}
+        """When each manager's soonest deadline is due (None: none), read once a round and
+        kept as this runner schedules: a manager with none due costs no query a round."""
 
     @property
     def running(self) -> bool:
@@ -140,7 +146,17 @@ class ProcessRunner:
         self._hurry.set()
 
     def position(self, name: str) -> int:
-        return max(self.state.position(name), self._read_up_to.get(name, 0))
+        stored = self._stored.get(name)
+        if stored is None:
+            stored = self.state.position(name)
+        return max(stored, self._read_up_to.get(name, 0))
+
+    def _scheduled(self, name: str, deadlines: Sequence[Deadline]) -> None:
+        """Deadlines this runner stored for ``name``: its soonest may now be sooner."""
+        if name in self._next_due:
+            moments = [d.due_at for d in deadlines]
+            known = self._next_due[name]
+            self._next_due[name] = min(moments + ([known] if known is not None else []))
 
     def follow(self, manager: ProcessManager) -> int:
         """Deliver the manager's next page of events; how many it was given.
@@ -165,6 +181,10 @@ class ProcessRunner:
         if rows or changes.schedule or changes.cancel:
             self.state.advance(manager.name, upto, changes)
             self._read_up_to.pop(manager.name, None)
+            if manager.name in self._stored:
+                self._stored[manager.name] = upto
+            if changes.schedule:
+                self._scheduled(manager.name, changes.schedule)
         else:
             # a stretch of the log with nothing for this manager changes nothing: no
             # transaction; the stored position catches up with the next page it handles
@@ -177,8 +197,14 @@ class ProcessRunner:
         """Fire the manager's deadlines due by the clock; how many fired."""
         fired = 0
         while True:
-            due = self.state.due(manager.name, self.clock())
+            now = self.clock()
+            if manager.name in self._next_due:
+                soonest = self._next_due[manager.name]
+                if soonest is None or soonest > now:
+                    return fired
+            due = self.state.due(manager.name, now)
             if not due:
+                self._next_due.pop(manager.name, None)  # asked again next round
                 return fired
             for deadline in due:
                 token = CAUSE.set(
@@ -190,11 +216,17 @@ class ProcessRunner:
                 finally:
                     CAUSE.reset(token)
                 self.state.complete(manager.name, deadline.key, follow_up)
+                if follow_up is not None:
+                    self._scheduled(manager.name, [follow_up])
                 fired += 1
 
     def run_once(self) -> int:
         """Catch every manager up with the log and fire what is due; events read."""
         total = 0
+        names = [m.name for m in self.managers]
+        # one statement each a round for every manager's position and soonest deadline
+        self._stored = self.state.positions(names)
+        self._next_due = self.state.next_due(names)
         for manager in self.managers:
             while True:
                 read = self.follow(manager)

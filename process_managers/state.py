@@ -106,6 +106,35 @@ class ProcessStore:
             return 0
         return int(row["position"] if isinstance(row, dict) else row[0])
 
+    def positions(self, names: Sequence[str]) -> dict[str, int]:
+        """The stored positions of ``names`` (0 for none), in one statement."""
+        found = dict.fromkeys(names, 0)
+        with self._transaction(commit=False) as c:
+            c.execute(self._sql("SELECT name, position FROM {positions}"))
+            for row in c.fetchall():
+                name, position = (row["name"], row["position"]) if isinstance(row, dict) else row
+                if name in found:
+                    found[name] = int(position)
+        return found
+
+    def next_due(self, names: Sequence[str]) -> dict[str, datetime | None]:
+        """When each of ``names`` has its soonest deadline (None: none), in one statement
+        (a min a process over its ``(process, due_at)`` index)."""
+        if not names:
+            return {}
+        columns = ", ".join(
+            self._sql("(SELECT min(due_at) FROM {deadlines} WHERE process = {p})") + f" AS d{i}"
+            for i in range(len(names))
+        )
+        with self._transaction(commit=False) as c:
+            c.execute(f"SELECT {columns}", tuple(names))
+            row = c.fetchone()
+        values = [row[f"d{i}"] for i in range(len(names))] if isinstance(row, dict) else list(row)
+        return {
+            name: None if value is None else _moment(int(value))
+            for name, value in zip(names, values, strict=True)
+        }
+
     def _upsert(self, c: Any, name: str, deadlines: Sequence[Deadline]) -> None:
         for d in deadlines:
             c.execute(

@@ -53,7 +53,9 @@ TOPICS = frozenset(
 def days_sql(calendar: Calendar, where: str) -> str:
     """SQL: the rows of ``plan_days`` of the tasks (``project_tasks`` t of ``projects``
     p) that ``where`` chooses. A task's span and shares are those of
-    :func:`queries.projects.planned_in_period`, expression for expression."""
+    :func:`queries.projects.planned_in_period`, the working days before a day counted by
+    the same expression, but once per day of the tasks' spans (a calendar joined by
+    day) instead of on every row of the spread."""
 
     def before(day: str) -> str:
         return workdays_before(calendar, day)
@@ -68,11 +70,18 @@ def days_sql(calendar: Calendar, where: str) -> str:
       FROM project_tasks t JOIN projects p ON p.project_id = t.project_id
       WHERE t.planned_hours > 0 AND ({where})
     ),
+    calendar AS (
+      SELECT day, {before("day")} AS before, {before("day + 1")} AS upto
+      FROM (
+        SELECT CAST(unnest(generate_series(min(first), max(last), INTERVAL 1 DAY)) AS DATE)
+          AS day
+        FROM spans
+      )
+    ),
     counted AS (
-      SELECT s.*, {before("s.first")} AS first_before,
-        {before("s.last + 1")} - {before("s.first")} AS weight,
+      SELECT s.*, f.before AS first_before, l.upto - f.before AS weight,
         date_diff('day', s.first, s.last) + 1 AS length
-      FROM spans s
+      FROM spans s JOIN calendar f ON f.day = s.first JOIN calendar l ON l.day = s.last
     ),
     spread AS (
       SELECT c.*, CAST(unnest(generate_series(c.first, c.last, INTERVAL 1 DAY)) AS DATE) AS day
@@ -81,14 +90,14 @@ def days_sql(calendar: Calendar, where: str) -> str:
     shares AS (
       SELECT s.project_id, s.task_id, s.assignee, s.day,
         CASE WHEN s.weight > 0 THEN (
-          round(s.planned_hours * ({before("s.day + 1")} - s.first_before) / s.weight, 2)
-          - round(s.planned_hours * ({before("s.day")} - s.first_before) / s.weight, 2)
+          round(s.planned_hours * (k.upto - s.first_before) / s.weight, 2)
+          - round(s.planned_hours * (k.before - s.first_before) / s.weight, 2)
         )::DECIMAL(18,2)
         ELSE (
           round(s.planned_hours * (date_diff('day', s.first, s.day) + 1) / s.length, 2)
           - round(s.planned_hours * date_diff('day', s.first, s.day) / s.length, 2)
         )::DECIMAL(18,2) END AS planned
-      FROM spread s
+      FROM spread s JOIN calendar k ON k.day = s.day
     )
     SELECT project_id, task_id, assignee AS person, day, planned FROM shares
     WHERE planned <> 0

@@ -9,6 +9,7 @@ percentages are rounded half up to two places.
 
 from __future__ import annotations
 
+from calendar import monthrange
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -435,72 +436,36 @@ def resource_load(
     spread with the configured calendar); otherwise every task meeting the period is
     spread now with ``calendar`` (the same figures)."""
     required = calendar_hours(calendar, span.start, span.end)
-    in_period, params = span.days.where("day")
-    if person is not None:
-        in_period += " AND person = ?"
-        params.append(person)
-    if stored:
-        # titles are looked up below for the page's people only
-        spread = (
-            "SELECT person AS assignee, project_id, task_id, sum(planned) AS period_planned, "
-            "NULL::VARCHAR AS project, NULL::VARCHAR AS title "
-            f"FROM plan_days WHERE person IS NOT NULL AND {in_period} GROUP BY ALL"
-        )
-        spread_params = list(params)
-    else:
-        spread, spread_params = planned_in_period(
-            span.days,
-            calendar,
-            "t.assignee IS NOT NULL" + (" AND t.assignee = ?" if person is not None else ""),
-            [person] if person is not None else [],
-        )
-    # each person's hours logged and planned per project and task, computed once
+    source, params = _hours_and_plans(calendar, span, person, stored=stored)
+    # each person's figures (every value is >= 0: a person with a figure has a task with one)
     cursor.execute(
-        f"CREATE OR REPLACE TEMP TABLE {RESOURCES} AS "
-        "SELECT person, project_id, task_id, sum(logged) AS logged, sum(planned) AS planned, "
-        "max(project) AS project, max(title) AS title "
-        "FROM (SELECT person, project_id, task_id, hours AS logged, 0 AS planned, "
-        f"NULL AS project, NULL AS title FROM time_entries WHERE {in_period} UNION ALL "
-        "SELECT assignee, project_id, task_id, 0, period_planned, project, title "
-        f"FROM ({spread})) GROUP BY person, project_id, task_id "
-        "HAVING sum(logged) <> 0 OR sum(planned) <> 0",
-        [*params, *spread_params],
+        "SELECT person, sum(logged)::VARCHAR, sum(planned)::VARCHAR "
+        f"FROM ({source}) GROUP BY person HAVING sum(logged) <> 0 OR sum(planned) <> 0",
+        params,
     )
-    try:
-        cursor.execute(f"SELECT person, sum(logged), sum(planned) FROM {RESOURCES} GROUP BY person")
-        totals: dict[str, Decimal] = {}
-        plans: dict[str, Decimal] = {}
-        for who, hours, plan in cursor.fetchall():
-            totals[who], plans[who] = decimal(hours), decimal(plan)
-        if person is not None:
-            totals.setdefault(person, ZERO)
-            plans.setdefault(person, ZERO)
-        people = sorted(totals, key=lambda who: (-totals[who], -plans[who], who))
-        chosen = people[offset : offset + limit]
-        cursor.execute(
-            # titles come with the plan; rows of hours alone look theirs up
-            "WITH mine AS (SELECT * FROM "
-            f"{RESOURCES} WHERE list_contains(?, person)), "
-            "missing AS (SELECT DISTINCT project_id FROM mine WHERE project IS NULL "
-            "OR (title IS NULL AND task_id IS NOT NULL)) "
-            "SELECT r.person, r.project_id, coalesce(r.project, p.title) AS project, r.task_id, "
-            "coalesce(r.title, t.title) AS title, r.logged, r.planned FROM mine r "
-            "LEFT JOIN (SELECT project_id, title FROM projects "
-            "WHERE project_id IN (SELECT project_id FROM missing)) p "
-            "ON p.project_id = r.project_id "
-            "LEFT JOIN (SELECT project_id, task_id, title FROM project_tasks "
-            "WHERE project_id IN (SELECT project_id FROM missing)) t "
-            "ON t.project_id = r.project_id AND t.task_id = r.task_id "
-            "ORDER BY r.person, 3 NULLS LAST, r.project_id, r.task_id NULLS FIRST",
-            [chosen],
-        )
-        detail = cursor.fetchall()
-    finally:
-        cursor.execute(f"DROP TABLE IF EXISTS {RESOURCES}")
+    totals: dict[str, Decimal] = {}
+    plans: dict[str, Decimal] = {}
+    for who, hours, plan in cursor.fetchall():
+        totals[who], plans[who] = Decimal(hours), Decimal(plan)
+    if person is not None:
+        totals.setdefault(person, ZERO)
+        plans.setdefault(person, ZERO)
+    people = sorted(totals, key=lambda who: (-totals[who], -plans[who], who))
+    chosen = people[offset : offset + limit]
+    # the page's people's tasks (sums as text: DuckDB's decimals are slow to fetch)
+    cursor.execute(
+        "SELECT person, project_id, max(project), task_id, max(title), "
+        f"sum(logged)::VARCHAR, sum(planned)::VARCHAR FROM ({source}) "
+        "WHERE list_contains(?, person) GROUP BY person, project_id, task_id "
+        "HAVING sum(logged) <> 0 OR sum(planned) <> 0 "
+        "ORDER BY person, 3 NULLS LAST, project_id, task_id NULLS FIRST",
+        [*params, chosen],
+    )
+    detail = _titled(cursor, cursor.fetchall())
     tasks: dict[str, list[dict[str, Any]]] = {}
     projects: dict[str, dict[str, dict[str, Any]]] = {}
-    for who, project_id, project, task_id, title, hours, plan in detail:
-        hours, plan = decimal(hours), decimal(plan)
+    for who, project_id, project, task_id, title, logged, planned in detail:
+        hours, plan = Decimal(logged), Decimal(planned)
         tasks.setdefault(who, []).append(
             {
                 "project_id": project_id,
@@ -542,8 +507,128 @@ def resource_load(
     }
 
 
-RESOURCES = "_resources"
-"""The temporary table a resources request gathers each person's hours into."""
+def _hours_and_plans(
+    calendar: Calendar, span: Span, person: str | None, *, stored: bool
+) -> tuple[str, list[Any]]:
+    """SQL: rows of (person, project_id, task_id, logged, planned, project, title) whose
+    sums per person, project and task are the resource load's figures of the period (the
+    titles when known; none elsewhere).
+
+    ``stored``: the months of the period from ``resource_months`` and the days it cuts
+    off them from ``plan_days`` and ``time_entries`` (:func:`month_parts`); otherwise
+    the hours from the time entries and every task meeting the period spread now."""
+    mine = "" if person is None else " AND person = ?"
+    me = [] if person is None else [person]
+    if not stored:
+        in_period, params = span.days.where("day")
+        spread, spread_params = planned_in_period(
+            span.days,
+            calendar,
+            "t.assignee IS NOT NULL" + (" AND t.assignee = ?" if person is not None else ""),
+            me,
+        )
+        return (
+            "SELECT person, project_id, task_id, hours AS logged, 0 AS planned, "
+            f"NULL AS project, NULL AS title FROM time_entries WHERE {in_period}{mine} "
+            "UNION ALL SELECT assignee, project_id, task_id, 0, period_planned, project, title "
+            f"FROM ({spread})"
+        ), [*params, *me, *spread_params]
+    split = month_parts(span)
+    parts: list[str] = []
+    params = []
+    if split.months:
+        parts.append(
+            "SELECT person, project_id, task_id, logged, planned, project, title "
+            f"FROM resource_months WHERE list_contains(?, month){mine}"
+        )
+        params += [list(split.months), *me]
+    if split.days or split.less:
+        added = " OR ".join(["day BETWEEN ? AND ?"] * len(split.days)) or "FALSE"
+        taken = " OR ".join(["day BETWEEN ? AND ?"] * len(split.less)) or "FALSE"
+        sign = f"CASE WHEN {taken} THEN -1 ELSE 1 END"
+        added_days = [day for part in split.days for day in part]
+        taken_days = [day for part in split.less for day in part]
+        parts.append(
+            f"SELECT person, project_id, task_id, {sign} * hours AS logged, 0 AS planned, "
+            "NULL::VARCHAR AS project, NULL::VARCHAR AS title FROM time_entries "
+            f"WHERE ({added} OR {taken}){mine} UNION ALL "
+            f"SELECT person, project_id, task_id, 0, {sign} * planned, NULL, NULL FROM plan_days "
+            f"WHERE person IS NOT NULL AND ({added} OR {taken}){mine}"
+        )
+        params += [*taken_days, *added_days, *taken_days, *me] * 2
+    return " UNION ALL ".join(parts), params
+
+
+def _titled(cursor: duckdb.DuckDBPyConnection, detail: list[Any]) -> list[Any]:
+    """The page's task rows with the project and task titles they lack looked up by key
+    (rows of days cut off a month, or of hours alone), in the same order as the query's."""
+    projects = {r[1] for r in detail if r[2] is None}
+    tasks = {(r[1], r[3]) for r in detail if r[4] is None and r[3] is not None}
+    if not projects and not tasks:
+        return detail
+    cursor.execute(
+        "SELECT project_id, title FROM projects WHERE list_contains(?, project_id)",
+        [sorted(projects)],
+    )
+    project_titles = dict(cursor.fetchall())
+    cursor.execute(
+        "SELECT project_id, task_id, title FROM project_tasks "
+        "WHERE list_contains(?, project_id) AND list_contains(?, task_id)",
+        [sorted({p for p, _ in tasks}), sorted({t for _, t in tasks})],
+    )
+    task_titles = {(p, t): title for p, t, title in cursor.fetchall()}
+    titled = [
+        (
+            who,
+            project_id,
+            project if project is not None else project_titles.get(project_id),
+            task_id,
+            title if title is not None else task_titles.get((project_id, task_id)),
+            logged,
+            planned,
+        )
+        for who, project_id, project, task_id, title, logged, planned in detail
+    ]
+    # as the query orders them: person, project title (none last), project, task (none first)
+    titled.sort(key=lambda r: (r[0], r[2] is None, r[2] or "", r[1], r[3] is not None, r[3] or ""))
+    return titled
+
+
+@dataclass(frozen=True)
+class MonthParts:
+    """A period as months' sums and days: the months (their first days) whose rows it
+    adds, the days whose rows it adds and the days whose rows it takes away (days of
+    an added month outside the period)."""
+
+    months: tuple[date, ...]
+    days: tuple[tuple[date, date], ...]
+    less: tuple[tuple[date, date], ...]
+
+
+def month_parts(span: Span) -> MonthParts:
+    """The period as months' sums and day rows, reading as few days as it can: a month
+    it holds whole is added; of a month it cuts, the days it holds are added when they
+    are at most half the month's, else the whole month less the days it leaves out."""
+    months: list[date] = []
+    days: list[tuple[date, date]] = []
+    less: list[tuple[date, date]] = []
+    first = span.start.replace(day=1)
+    while first <= span.end:
+        last = first.replace(day=monthrange(first.year, first.month)[1])
+        a, b = max(first, span.start), min(last, span.end)
+        held = (b - a).days + 1
+        if held * 2 <= last.day and (a, b) != (first, last):
+            days.append((a, b))
+        else:
+            months.append(first)
+            if a > first:
+                less.append((first, a - timedelta(days=1)))
+            if b < last:
+                less.append((b + timedelta(days=1), last))
+        if last == date.max:
+            break
+        first = last + timedelta(days=1)
+    return MonthParts(tuple(months), tuple(days), tuple(less))
 
 
 def _department_efficiency(

@@ -27,10 +27,12 @@ import duckdb
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from aggregates import lead
 from aggregates.errors import InvalidValue, NotPermitted
 from aggregates.funnels import FunnelCatalog
 from aggregates.users import Principal, Role
 from commands.context import StreamNotFound
+from commands.leads import load_lead_records
 from commands.policy import Guard, Policy
 from commands.users import StoreDirectory
 from leadledger.tokens import TokenRejected
@@ -344,9 +346,17 @@ async def authorize(request: Request) -> None:
             if (
                 raw is not None
                 and _is_uuid(raw)
-                and not await sees(_platform(request), principal, table, name, raw)
+                and not await sees(
+                    _platform(request), principal, table, name, raw, behind=_behind(request)
+                )
             ):
                 raise StreamNotFound(f"{what} {raw} not found")
+
+
+def _behind(request: Request) -> bool:
+    """Whether the read asks for a ``min_position`` the read models have not reached."""
+    raw = request.query_params.get("min_position", "")
+    return raw.isdigit() and int(raw) > _platform(request).projector.position
 
 
 RECORD_PARAMS = {
@@ -555,6 +565,13 @@ class Scope:
             people.update(row[0] if row and row[0] else ())
         return cls(principal, frozenset(people), lead_directions)
 
+    def owns_lead(self, manager: str | None, expert: str | None, assessor: str | None) -> bool:
+        """The ``leads`` view's rule (below) on a lead's own fields: its manager is one of
+        the people, or the viewer is its expert or the expert of its assessment. (The
+        view's other way in, a held client direction, needs the read models.)"""
+        me = self.principal.user
+        return manager in self.people or me in (expert, assessor)
+
     def lead_direction(self) -> str:
         """SQL: a lead's sales direction, the deal funnel its funnel maps to (a lead funnel
         mapped to none is a direction of its own, named by its id)."""
@@ -621,6 +638,7 @@ class Scope:
                     "project_tasks",
                     "plan_days",
                     "project_labour",
+                    "resource_months",
                     "time_entries",
                     "project_invoices",
                     "project_payments",
@@ -756,6 +774,24 @@ def lead_directions(funnels: FunnelCatalog) -> tuple[tuple[str, str], ...]:
     )
 
 
+def own_lead(platform: Platform, principal: Principal, lead_id: UUID | str) -> lead.Lead | None:
+    """The lead folded from its stream in the event store when the viewer sees it by its
+    own fields there (``Scope.owns_lead``: what the ``leads`` view says of it once the
+    read models include its stream's last event); None for no lead or one they do not
+    see so (a client direction they hold is judged by the read models)."""
+    stream = UUID(lead_id) if isinstance(lead_id, str) else lead_id
+    state = lead.fold([r.event for r in load_lead_records(platform.store, stream)])
+    if state is None or principal.sees_everything:
+        return state
+    assessor = state.assessment.expert if state.assessment is not None else None
+    owns = scope_of(platform, principal).owns_lead(state.manager, state.expert, assessor)
+    return state if owns else None
+
+
+def own_lead_seen(platform: Platform, principal: Principal, lead_id: str) -> bool:
+    return own_lead(platform, principal, lead_id) is not None
+
+
 @contextmanager
 def read_models(platform: Platform, principal: Principal) -> Iterator[duckdb.DuckDBPyConnection]:
     """A DuckDB cursor on the read models as the principal may see them.
@@ -814,8 +850,14 @@ async def sees(
     table: str,
     column: str,
     record_id: str,
+    *,
+    behind: bool = False,
 ) -> bool:
     """Whether a scoped viewer sees one record (for reads that come from the event store).
+
+    A lead is theirs by its own stream's fields (``own_lead``) when the read models do not
+    show it yet: asked first when the read is ``behind`` (a ``min_position`` the read
+    models have not reached, answered from the stream: no read model needed), else after.
 
     A record the read models have not caught up with yet is looked up again once they
     have (bounded by the read wait), so a manager sees their new lead's history at once.
@@ -825,8 +867,16 @@ async def sees(
     # the position first: a commit between it and the lookup then reads as "behind"
     projected = platform.projector.position
     lookup = (platform, principal, table, column, record_id)
+
+    async def by_stream() -> bool:
+        return await run_in_threadpool(own_lead_seen, platform, principal, record_id)
+
+    if table == "leads" and behind and await by_stream():
+        return True
     if await run_in_threadpool(visible, *lookup):
         return True
+    if table == "leads" and not behind and await by_stream():
+        return True  # theirs by its stream, which the read models will say once they catch up
     head = await run_in_threadpool(platform.store.last_position)
     if projected >= head:
         return False

@@ -133,32 +133,42 @@ def mark_accepted(result: CommandResult, response: Response) -> None:
         response.headers["Idempotent-Replayed"] = "true"
 
 
-async def read_position(
-    platform: PlatformDep,
-    min_position: Annotated[
-        int | None,
-        Query(ge=0, description="Wait until the read models include this event position"),
-    ] = None,
-) -> None:
-    """Read-your-writes: wait until the read models include ``min_position``.
+MinPosition = Annotated[
+    int | None,
+    Query(ge=0, description="Wait until the read models include this event position"),
+]
 
-    A position the log has not reached is refused at once (422): no event can be
-    awaited there. The wait for one that exists is awaited, holding no thread (the
-    projector resolves it when it commits that position), and bounded: 503 after
-    ``read_wait_seconds``."""
+
+async def read_models_behind(platform: Platform, min_position: int | None) -> bool:
+    """Whether the read models have not reached ``min_position`` yet. A position the log
+    has not reached is refused at once (422): no event can be awaited there."""
     if min_position is None or platform.projector.position >= min_position:
-        return
+        return False
     head = await run_in_threadpool(platform.store.last_position)
     if min_position > head:
         raise BadRequestValue(
             "min_position",
             f"no event has position {min_position}: the event log ends at {head}",
         )
+    return True
+
+
+async def await_read_models(platform: Platform, min_position: int) -> None:
+    """Wait until the read models include ``min_position``: awaited, holding no thread
+    (the projector resolves it when it commits that position), and bounded: 503 after
+    ``read_wait_seconds``."""
     started = time.monotonic()
     if not await platform.projector.reached(min_position, platform.settings.read_wait_seconds):
         raise ReadModelsBehind(
             min_position, platform.projector.position, round(time.monotonic() - started, 2)
         )
+
+
+async def read_position(platform: PlatformDep, min_position: MinPosition = None) -> None:
+    """Read-your-writes: wait until the read models include ``min_position`` (422 past
+    the log's end, 503 after ``read_wait_seconds``)."""
+    if min_position is not None and await read_models_behind(platform, min_position):
+        await await_read_models(platform, min_position)
 
 
 def read_cursor(

@@ -10,6 +10,9 @@
   handled a position and where their reactions are, at once even while they are busy.
 - A command over HTTP costs the thread pool two hand-offs (the endpoint and its
   response's validation): its dependencies run on the event loop.
+- A lead read with ``min_position`` before the read models reach it is answered from
+  its stream, exactly as the read model answers later (random histories), and only when
+  the lead, as its stream has it, is the scoped viewer's.
 """
 
 from __future__ import annotations
@@ -34,13 +37,15 @@ from hypothesis import strategies as st
 from psycopg.sql import SQL, Identifier
 
 from aggregates.base import CommandMeta
-from aggregates.lead import LeadPaused, LeadResumed
+from aggregates.lead import LeadCreated, LeadImported, LeadPaused, LeadResumed
+from bench.benchlib import LeadHistory
 from event_store import EventStore, NewEvent, open_event_store
 from leadledger.wiring import Platform, event_codec
 from process_managers import runner as runner_module
 from process_managers.runner import ProcessRunner
 from process_managers.state import Deadline, DeadlineChanges
-from tests.conftest import ACTOR, PlatformFactory, new_lead_body
+from read_api.app import create_app
+from tests.conftest import ACTOR, PlatformFactory, bearer, new_lead_body
 from tests.test_event_store import T0, _created, _paused, _resumed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,6 +245,66 @@ def test_process_manager_skips_storing_ignored_pages(platform: Platform) -> None
     again = _Watcher()
     assert ProcessRunner(store, [again], lambda: T0).run_once() == 0
     assert again.seen == []
+
+
+class _Reminder:
+    """A process manager that schedules a reminder an hour after each pause, and a
+    follow-up an hour after each reminder fires (twice)."""
+
+    name = "test_reminder"
+    topics = frozenset({"LeadPaused"})
+
+    def __init__(self) -> None:
+        self.fired: list[str] = []
+
+    def handle(self, recorded: Any, changes: DeadlineChanges) -> None:
+        at = recorded.event.at + timedelta(hours=1)
+        changes.schedule.append(
+            Deadline(f"r:{recorded.stream_id}", "remind", recorded.stream_id, at)
+        )
+
+    def fire(self, deadline: Deadline) -> Deadline | None:
+        self.fired.append(deadline.key)
+        if deadline.key.count("+") >= 2:
+            return None
+        later = deadline.due_at + timedelta(hours=1)
+        return Deadline(deadline.key + "+", deadline.kind, deadline.subject_id, later)
+
+
+def test_a_round_asks_for_due_deadlines_only_when_one_is_due(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Positions and soonest deadlines are read once a round for every manager; a
+    manager's due deadlines are asked for only when its soonest is due (kept as the
+    runner schedules), and fire as before: on time, with their follow-ups."""
+    events = store
+    now = [T0]
+    reminder = _Reminder()
+    runner = ProcessRunner(events, [reminder, _Watcher()], lambda: now[0])
+    asked: list[str] = []
+    original = runner.state.due
+
+    def counted(name: str, at: Any, limit: int = 500) -> list[Deadline]:
+        asked.append(name)
+        return original(name, at, limit)
+
+    monkeypatch.setattr(runner.state, "due", counted)
+    created = _created()
+    events.append([created, _paused(created.stream_id, 2, T0)])
+    runner.run_once()
+    runner.run_once()
+    assert asked == []  # scheduled, not due: no query
+    assert reminder.fired == []
+    now[0] = T0 + timedelta(minutes=61)
+    runner.run_once()
+    assert reminder.fired == [f"r:{created.stream_id}"]
+    now[0] = T0 + timedelta(minutes=121)
+    runner.run_once()  # the follow-up, kept by the runner as it scheduled it
+    assert reminder.fired == [f"r:{created.stream_id}", f"r:{created.stream_id}+"]
+    asked.clear()
+    runner.run_once()
+    assert asked == []
+    assert [d.key for d in runner.state.pending(reminder.name)] == [f"r:{created.stream_id}++"]
 
 
 class _Pauser:
@@ -442,3 +507,97 @@ def test_the_command_index_answers_as_a_scan_of_the_stream(
     finally:
         a.close()
         b.close()
+
+
+# --- read-your-writes on one lead, from its stream -------------------------------------
+
+
+def _append_history(store: EventStore, history: list[Any], sizes: list[int]) -> dict[UUID, int]:
+    """Append a generated history in pages of the given sizes; each lead's last position."""
+    last: dict[UUID, int] = {}
+    at = 0
+    for size in [*sizes, len(history)]:
+        page = history[at : at + max(1, size)]
+        if not page:
+            break
+        positions = store.append([NewEvent(s, v, e) for s, v, e in page])
+        for (stream, _, event), position in zip(page, positions, strict=True):
+            if isinstance(event, LeadCreated | LeadImported) or stream in last:
+                last[stream] = position
+        at += len(page)
+    return last
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    leads=st.integers(1, 4),
+    events=st.integers(1, 60),
+    sizes=st.lists(st.integers(1, 20), max_size=5),
+)
+def test_a_lead_read_from_its_stream_is_the_read_models_answer(
+    make_platform: PlatformFactory, seed: int, leads: int, events: int, sizes: list[int]
+) -> None:
+    """``GET /leads/{id}?min_position=`` before the read models reach it answers from the
+    lead's stream: the same JSON and ETag, for random histories, as the read model's
+    answer once the projector has folded the log."""
+    platform = make_platform()
+    history = list(LeadHistory(platform.funnels, leads=leads, events=events, seed=seed))
+    last = _append_history(platform.store, history, sizes)
+    assert platform.projector.position == 0  # no projector runs: the read models are behind
+    app = create_app(platform, background=False, close_on_exit=False)
+    with TestClient(app, headers=ACTOR) as client:
+        early = {}
+        for lead_id, position in last.items():
+            response = client.get(f"/leads/{lead_id}", params={"min_position": position})
+            assert response.status_code == 200, response.text
+            early[lead_id] = (response.json(), response.headers["ETag"])
+        platform.projector.catch_up()
+        for lead_id, position in last.items():
+            for params in ({}, {"min_position": position}):
+                response = client.get(f"/leads/{lead_id}", params=params)
+                assert response.status_code == 200, response.text
+                assert (response.json(), response.headers["ETag"]) == early[lead_id]
+
+
+def test_a_lead_no_longer_theirs_is_not_read_from_its_stream(
+    make_platform: PlatformFactory,
+) -> None:
+    """A scoped viewer is answered from the stream only when the lead, as its stream has
+    it, is theirs; a lead handed to another manager since the read models' position
+    waits for the read models as before (here: 503), never shows its newer state."""
+    platform = make_platform(read_wait_seconds=0.2)
+    app = create_app(platform, background=False, close_on_exit=False)
+    mine = bearer("boris", "manager")
+    with TestClient(app, headers=ACTOR) as client:
+        created = client.post("/leads", json=new_lead_body(manager="boris"))
+        assert created.status_code == 201, created.text
+        lead_id = created.json()["lead_id"]
+        # not in the read models at all yet: theirs by its stream, so seen and read there
+        new = client.get(
+            f"/leads/{lead_id}", params={"min_position": created.json()["position"]}, headers=mine
+        )
+        assert new.status_code == 200, new.text
+        assert platform.projector.position == 0
+        other = client.get(
+            f"/leads/{lead_id}",
+            params={"min_position": created.json()["position"]},
+            headers=bearer("vera", "manager"),
+        )
+        assert other.status_code == 404, other.text
+        platform.projector.catch_up()
+        edited = client.post(f"/leads/{lead_id}/card", json={"description": "called back"})
+        assert edited.status_code == 200, edited.text
+        own = client.get(
+            f"/leads/{lead_id}", params={"min_position": edited.json()["position"]}, headers=mine
+        )
+        assert own.status_code == 200, own.text
+        assert own.json()["description"] == "called back"
+        handed = client.post(f"/leads/{lead_id}/card", json={"manager": "vera"})
+        assert handed.status_code == 200, handed.text
+        position = handed.json()["position"]
+        theirs = client.get(f"/leads/{lead_id}", params={"min_position": position}, headers=mine)
+        assert theirs.status_code == 503, theirs.text
+        assert platform.projector.position < position

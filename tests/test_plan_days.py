@@ -30,8 +30,9 @@ from projections.database import ReadModelDatabase
 from projections.directory import USERS_DDL
 from projections.plan_days import PlanDayProjection
 from projections.projector import Projector, rebuild
+from projections.resource_months import ResourceMonthProjection
 from queries.common import Filters
-from queries.projects import Days, Span, plan_fact, resource_load
+from queries.projects import Days, Span, month_parts, plan_fact, resource_load
 from tests.factories import ManualClock
 from tests.test_plan_spread import CALENDAR, tasks_db
 
@@ -132,10 +133,10 @@ def _apply(store: EventStore, steps: list[Step], ids: dict[int, UUID], clock: Ma
             continue
 
 
-def _rows(db: ReadModelDatabase) -> list[tuple[Any, ...]]:
+def _rows(db: ReadModelDatabase, table: str = "plan_days") -> list[tuple[Any, ...]]:
     cursor = db.cursor()
     try:
-        return cursor.execute("SELECT * FROM plan_days ORDER BY ALL").fetchall()
+        return cursor.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
     finally:
         cursor.close()
 
@@ -149,9 +150,22 @@ def _assert_reports_same(
     offset = data.draw(st.integers(0, 3), label="offset")
     person = data.draw(st.sampled_from([None, *PEOPLE[:2], "nobody"]), label="person")
     span = Span(first, last)
-    assert resource_load(cursor, calendar, span, person, limit, offset) == resource_load(
-        cursor, calendar, span, person, limit, offset, stored=False
-    )
+    load = resource_load(cursor, calendar, span, person, limit, offset)
+    assert load == resource_load(cursor, calendar, span, person, limit, offset, stored=False)
+    # every row has the titles the tasks have now, from the months or looked up for days
+    projects = dict(cursor.execute("SELECT project_id, title FROM projects").fetchall())
+    tasks = {
+        (p, t): title
+        for p, t, title in cursor.execute(
+            "SELECT project_id, task_id, title FROM project_tasks"
+        ).fetchall()
+    }
+    for item in load["items"]:
+        for task in item["tasks"]:
+            assert task["project"] == projects[task["project_id"]]
+            assert task["title"] == tasks.get((task["project_id"], task["task_id"]))
+        for row in item["projects"]:
+            assert row["title"] == projects[row["project_id"]]
     days = data.draw(st.sampled_from([Days(first, last), Days(first), Days(None, last), Days()]))
     filters = data.draw(st.sampled_from([Filters(), Filters(equal={"department": "production"})]))
     assert plan_fact(cursor, filters, days, limit, offset, calendar) == plan_fact(
@@ -186,11 +200,18 @@ def test_plan_days_fold_like_a_rebuild_and_the_reports_read_them_as_the_tasks_an
             Projector(store, db, projections(), page_size=data.draw(st.integers(1, 50))).catch_up()
             rebuild(store, again, projections())
             assert _rows(db) == _rows(again)
+            assert _rows(db, "resource_months") == _rows(again, "resource_months")
             cursor = db.cursor()
-            # the rows are the tasks' own plans, spread as they stand
+            # the rows are the tasks' own plans, spread as they stand, and the months sum
+            # the days and time entries as they stand
             cursor.execute("CREATE TEMP TABLE spread AS SELECT * FROM plan_days")
+            cursor.execute("CREATE TEMP TABLE months AS SELECT * FROM resource_months")
             PlanDayProjection(CONFIGURED).derive_all(cursor)
+            ResourceMonthProjection().derive_all(cursor)
             assert _rows(db) == sorted(cursor.execute("SELECT * FROM spread").fetchall())
+            assert _rows(db, "resource_months") == sorted(
+                cursor.execute("SELECT * FROM months").fetchall()
+            )
             for _ in range(5):
                 _assert_reports_same(cursor, CONFIGURED, data)
             cursor.close()
@@ -232,9 +253,9 @@ def test_the_reports_from_the_spread_days_equal_the_reports_that_spread_the_task
             "UPDATE projects SET actual_hours = 0, planned_hours = "
             "(SELECT sum(planned_hours) FROM project_tasks)"
         )
-        spread = PlanDayProjection(CALENDAR)
-        spread.create_tables(con)
-        spread.derive_all(con)
+        for derived in (PlanDayProjection(CALENDAR), ResourceMonthProjection()):
+            derived.create_tables(con)
+            derived.derive_all(con)
         # every day's share adds up to the task's whole plan
         planned = dict(
             con.execute("SELECT task_id, sum(planned) FROM plan_days GROUP BY ALL").fetchall()
@@ -282,3 +303,30 @@ def test_a_task_is_spread_over_its_working_days_and_again_when_it_changes() -> N
         finally:
             db.close()
             store.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dates(date(1, 1, 1), date(9999, 12, 31)), st.integers(0, 800))
+def test_a_period_is_its_months_and_days_less_the_days_it_leaves_out(
+    first: date, length: int
+) -> None:
+    last = min(first + timedelta(days=min(length, (date.max - first).days)), date.max)
+    parts = month_parts(Span(first, last))
+    held: list[date] = []
+    for month in parts.months:
+        day = month
+        while day.month == month.month:
+            held.append(day)
+            if day == date.max:
+                break
+            day += timedelta(days=1)
+    for a, b in parts.days:
+        held += [a + timedelta(days=i) for i in range((b - a).days + 1)]
+    taken = [a + timedelta(days=i) for a, b in parts.less for i in range((b - a).days + 1)]
+    assert sorted(set(held) - set(taken)) == [
+        first + timedelta(days=i) for i in range((last - first).days + 1)
+    ]
+    assert len(set(held)) == len(held)
+    assert set(taken) <= set(held)
+    # a cut month reads at most half its days
+    assert all(2 * ((b - a).days + 1) <= 31 for a, b in (*parts.days, *parts.less))

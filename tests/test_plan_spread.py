@@ -38,6 +38,7 @@ from projections.deals import ddl
 from projections.directory import USERS_DDL
 from projections.plan_days import PlanDayProjection
 from projections.projects import TABLES
+from projections.resource_months import ResourceMonthProjection
 from queries.projects import Days, Span, planned_in_period, resource_load
 from read_api.app import create_app
 from tests.conftest import ACTOR
@@ -239,9 +240,9 @@ def test_the_resources_split_add_up_per_person_project_task_and_department(
                 [f"e{n}", who, f"t{task}" if task < len(tasks) else None,
                  base + timedelta(days=day)],
             )  # fmt: skip
-        spread = PlanDayProjection(CALENDAR)
-        spread.create_tables(con)
-        spread.derive_all(con)
+        for derived in (PlanDayProjection(CALENDAR), ResourceMonthProjection()):
+            derived.create_tables(con)
+            derived.derive_all(con)
         report = resource_load(con, CALENDAR, Span(base, base + timedelta(days=30)), None, 500, 0)
         people = report["items"]
         for person in people:

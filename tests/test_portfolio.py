@@ -48,6 +48,7 @@ from projections.projector import POSITION_NAME, Projector, rebuild
 from projections.projects import TABLES, ProjectProjection, project_projections
 from queries.projects import calendar_hours
 from read_api.app import create_app
+from schemas.portfolio import ResourceLoadReport
 from tests.conftest import ACTOR, FakeClock, PlatformFactory
 from tests.factories import FUNNELS, LeadDriver
 
@@ -639,6 +640,10 @@ def test_resource_load_per_person_against_the_calendar(
         api, platform, "/reports/resource-load", **{"from": "2026-01-03", "to": "2026-01-04"}
     )
     assert (dec(weekend["calendar_hours"]), weekend["items"]) == (ZERO, [])
+
+    # the body is written without the response model: it is what the model would write
+    for body in (january, february, rest, start, anna, page, weekend):
+        assert ResourceLoadReport.model_validate(body).model_dump(mode="json") == body
 
     assert refused(api, "/reports/resource-load", **{"from": "2026-1-5"}) == "from"
     assert refused(api, "/reports/resource-load", to="2026-02-30") == "to"

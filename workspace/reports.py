@@ -340,7 +340,7 @@ REPORTS: tuple[Report, ...] = (
         N_("Resource load"),
         ResourceLoadReport,
         (*PERIOD, Filter("person", N_("Person"))),
-        lambda p, c, _, v: portfolio.resource_load_report(
+        lambda p, c, _, v: portfolio.resource_load_figures(
             p, c, _days(v), _text(v, "person"), ROWS, _offset(v)
         ),
     ),

@@ -8,8 +8,10 @@ from uuid import UUID
 
 import duckdb
 from fastapi import APIRouter, Depends, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from aggregates import lead, sensitive
+from aggregates.users import Principal
 from commands.context import CommandResult, StreamNotFound
 from commands.leads import create_lead, handle_lead_command, lead_id_for, load_lead_records
 from event_store.codec import dumps_http
@@ -18,14 +20,18 @@ from leadledger.wiring import Platform
 from queries import leads as lead_queries
 from queries.history import history, sensitive_history
 from queries.leads import detail_from_row, detail_from_state
+from read_api.access import CurrentUser, own_lead, read_models
 from read_api.deps import (
     CommandHeaders,
     CommandHeadersDep,
+    MinPosition,
     Period,
     PlatformDep,
     ReadCursor,
     as_utc,
+    await_read_models,
     mark_accepted,
+    read_models_behind,
 )
 from schemas.leads import (
     AssessmentRequest,
@@ -227,23 +233,67 @@ def list_leads(
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
+async def lead_from_stream(
+    lead_id: UUID,
+    platform: PlatformDep,
+    principal: CurrentUser,
+    min_position: MinPosition = None,
+    as_of: Annotated[
+        datetime | None,
+        Query(description="ISO timestamp: the lead as it was then (from the event store)"),
+    ] = None,
+) -> dict[str, Any] | None:
+    """Read-your-writes for one lead: when the read models have not reached
+    ``min_position`` yet, the lead from its own stream (``lead_now_from_stream``), else
+    None after waiting for the read models as every read does."""
+    if min_position is None or not await read_models_behind(platform, min_position):
+        return None
+    if as_of is None:
+        detail = await run_in_threadpool(lead_now_from_stream, platform, principal, lead_id)
+        if detail is not None:
+            return detail
+    await await_read_models(platform, min_position)
+    return None
+
+
 @router.get(
     "/{lead_id}", response_model=LeadDetail, responses={404: {"description": "Unknown lead"}}
 )
 def get_lead(
     lead_id: UUID,
     platform: PlatformDep,
-    cursor: ReadCursor,
+    principal: CurrentUser,
     response: Response,
+    from_stream: Annotated[dict[str, Any] | None, Depends(lead_from_stream)],
     as_of: Annotated[
         datetime | None,
         Query(description="ISO timestamp: the lead as it was then (from the event store)"),
     ] = None,
 ) -> dict[str, Any]:
-    """The lead now (read model) or as it was at ``as_of`` (replayed from its events)."""
-    detail = lead_detail(platform, cursor, lead_id, as_of)
+    """The lead now (read model) or as it was at ``as_of`` (replayed from its events).
+
+    With ``min_position`` and no ``as_of``, when the read models have not reached that
+    position yet, the lead is read from its own stream instead of waiting: the same
+    detail, field for field, that the read models give once they include the stream's
+    last event (a position at or after ``min_position``), so read-your-writes on one lead
+    costs no wait for the projector. Lists and reports still wait for the read models."""
+    if from_stream is not None:
+        detail = from_stream
+    else:
+        with read_models(platform, principal) as cursor:
+            detail = lead_detail(platform, cursor, lead_id, as_of)
     response.headers["ETag"] = f'"{detail["version"]}"'
     return detail
+
+
+def lead_now_from_stream(
+    platform: Platform, principal: Principal, lead_id: UUID
+) -> dict[str, Any] | None:
+    """The lead's detail now, folded from its stream into the as-of read's detail (exactly
+    the read model's row once it includes the stream's last event), when the viewer sees
+    it by its own fields (``own_lead``); else None (the read models judge)."""
+    state = own_lead(platform, principal, lead_id)
+    return None if state is None else detail_from_state(state, platform.funnels)
 
 
 def lead_detail(
