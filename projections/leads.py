@@ -156,21 +156,38 @@ DOCUMENT_FIELDS: tuple[tuple[str, str], ...] = (
     ("pause_reason", "VARCHAR"),
     ("contact_id", "VARCHAR"),
 )
-DOCUMENT_SHAPE = (
-    "{"
-    + ", ".join(f'"{name}": "{sql_type}"' for name, sql_type in DOCUMENT_FIELDS)
-    + ', "changes": {'
-    + ", ".join(f'"{f}": {{"new": "VARCHAR"}}' for f in CARD_FIELDS)
-    + "}}"
+IMPORT_ONLY_FIELDS = frozenset(
+    name for name, _ in DOCUMENT_FIELDS[DOCUMENT_FIELDS.index(("status", "VARCHAR")) : -1]
 )
+"""The fields only ``LeadImported`` rows are read for (every use is under its topic): a
+page without imports parses and carries none of them."""
+
+
+def _document_shape(imports: bool) -> str:
+    fields = [(n, t) for n, t in DOCUMENT_FIELDS if imports or n not in IMPORT_ONLY_FIELDS]
+    return (
+        "{"
+        + ", ".join(f'"{name}": "{sql_type}"' for name, sql_type in fields)
+        + ', "changes": {'
+        + ", ".join(f'"{f}": {{"new": "VARCHAR"}}' for f in CARD_FIELDS)
+        + "}}"
+    )
+
+
 # Flat columns read from the parsed document: e_<field>, and for a card change of field f
 # c_<f>_set (the change names f) and c_<f> (its new value). Wide structs are costly to
 # carry through the page's statements; flat columns are not.
-FLAT_COLUMNS = ",\n    ".join(
-    [f"doc.{name} AS e_{name}" for name, _ in DOCUMENT_FIELDS]
-    + [f"doc.changes.{f} IS NOT NULL AS c_{f}_set" for f in CARD_FIELDS]
-    + [f"doc.changes.{f}.new AS c_{f}" for f in CARD_FIELDS]
-)
+def _flat_columns(imports: bool) -> str:
+    return ",\n    ".join(
+        [
+            f"doc.{name} AS e_{name}"
+            for name, _ in DOCUMENT_FIELDS
+            if imports or name not in IMPORT_ONLY_FIELDS
+        ]
+        + [f"doc.changes.{f} IS NOT NULL AS c_{f}_set" for f in CARD_FIELDS]
+        + [f"doc.changes.{f}.new AS c_{f}" for f in CARD_FIELDS]
+    )
+
 
 # For each column of ``leads`` that events set: (condition, value) pairs. The column takes
 # the value of the page's last event (by version) meeting a condition, else keeps its own.
@@ -262,9 +279,19 @@ def _ddl(table: str, columns: tuple[tuple[str, str], ...]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table} ({body})"
 
 
-def _setter_aggregates() -> str:
+def _setters(imports: bool) -> dict[str, list[tuple[str, str]]]:
+    """SETTERS, or for a page without imports the same without their conditions."""
+    if imports:
+        return SETTERS
+    return {
+        column: [(CREATED if c == BORN else c, v) for c, v in setters if c != IMPORTED]
+        for column, setters in SETTERS.items()
+    }
+
+
+def _setter_aggregates(imports: bool) -> str:
     parts = []
-    for column, setters in SETTERS.items():
+    for column, setters in _setters(imports).items():
         condition = " OR ".join(f"({c})" for c, _ in setters)
         value = "CASE " + " ".join(f"WHEN {c} THEN {v}" for c, v in setters) + " END"
         # the version of the last event setting the column (NULL: none), and its value
@@ -328,20 +355,31 @@ flat AS (
 )
 SELECT *,
   e_at::TIMESTAMPTZ AS event_at,
-  -- an imported lead entered its stage, closed and paused at its original instants
-  CASE topic WHEN 'LeadImported' THEN e_stage_entered_at::TIMESTAMPTZ
-    ELSE e_at::TIMESTAMPTZ END AS opened_at,
-  CASE topic WHEN 'LeadImported' THEN e_closed_at::TIMESTAMPTZ
-    ELSE e_at::TIMESTAMPTZ END AS closed_moment,
-  CASE topic WHEN 'LeadImported' THEN e_paused_since::TIMESTAMPTZ
-    WHEN 'LeadPaused' THEN e_at::TIMESTAMPTZ END AS paused_moment,
+  {moments},
   topic IN ('LeadCreated', 'LeadImported', 'LeadStageChanged', 'LeadTransferred') AS opens,
-  (topic = 'LeadClosed' OR (topic = 'LeadQualified' AND NOT e_quality)
-   OR (topic = 'LeadImported' AND e_status IN ('won', 'lost', 'non_quality'))) AS closes,
+  (topic = 'LeadClosed' OR (topic = 'LeadQualified' AND NOT e_quality){closes}) AS closes,
   CASE topic WHEN 'LeadTransferred' THEN e_to_funnel ELSE e_funnel END AS funnel_at,
   CASE WHEN topic IN ('LeadCreated', 'LeadImported') THEN e_stage ELSE e_to_stage END AS stage_at
 FROM flat
 """
+
+# An event's moments (the stage's entry, the close, the pause); with imports: an imported
+# lead entered its stage, closed and paused at its original instants.
+MOMENTS = {
+    True: """CASE topic WHEN 'LeadImported' THEN e_stage_entered_at::TIMESTAMPTZ
+    ELSE e_at::TIMESTAMPTZ END AS opened_at,
+  CASE topic WHEN 'LeadImported' THEN e_closed_at::TIMESTAMPTZ
+    ELSE e_at::TIMESTAMPTZ END AS closed_moment,
+  CASE topic WHEN 'LeadImported' THEN e_paused_since::TIMESTAMPTZ
+    WHEN 'LeadPaused' THEN e_at::TIMESTAMPTZ END AS paused_moment""",
+    False: """e_at::TIMESTAMPTZ AS opened_at,
+  e_at::TIMESTAMPTZ AS closed_moment,
+  CASE topic WHEN 'LeadPaused' THEN e_at::TIMESTAMPTZ END AS paused_moment""",
+}
+IMPORT_CLOSES = {
+    True: "\n   OR (topic = 'LeadImported' AND e_status IN ('won', 'lost', 'non_quality'))",
+    False: "",
+}
 
 # Per event, narrow: the visit it belongs to, the lead's last funnel reset in the page
 # (creation or transfer), and the step of the stage an opening event enters. Kept apart
@@ -508,13 +546,25 @@ class LeadProjection:
         topics = ", ".join(f"'{t}'" for t in sorted(self.topics))
         values = ",\n    ".join(f"{_lead_value(n)} AS {n}" for n, _ in LEADS_COLUMNS)
         final = ", ".join(_final_value(n) for n, _ in LEADS_COLUMNS)
-        self._statements = (
-            CURRENT_SQL.format(topics=topics),
-            EVENTS_SQL.format(topics=topics, shape=DOCUMENT_SHAPE, flat=FLAT_COLUMNS),
-            SEQUENCE_SQL,
-            AGGREGATE_SQL.format(setters=_setter_aggregates()),
-            STEPS_SQL,
-        )
+        # two versions of the page's statements: a page without LeadImported (a rebuild's
+        # usual page) neither parses nor carries the imported fields, nor tests for them
+        self._variants = {
+            imports: (
+                CURRENT_SQL.format(topics=topics),
+                EVENTS_SQL.format(
+                    topics=topics,
+                    shape=_document_shape(imports),
+                    flat=_flat_columns(imports),
+                    moments=MOMENTS[imports],
+                    closes=IMPORT_CLOSES[imports],
+                ),
+                SEQUENCE_SQL,
+                AGGREGATE_SQL.format(setters=_setter_aggregates(imports)),
+                STEPS_SQL,
+            )
+            for imports in (True, False)
+        }
+        self._imported = pa.array(["LeadImported"], pa.string())
         self._new_leads = NEW_LEADS_SQL.format(values=values, final=final)
 
     @property
@@ -522,7 +572,8 @@ class LeadProjection:
         parts = [
             _ddl("leads", LEADS_COLUMNS),
             _ddl("lead_stage_visits", VISITS_COLUMNS),
-            *self._statements,
+            *self._variants[True],
+            *self._variants[False],
             self._new_leads,
             NEW_VISITS_SQL,
             repr(sorted(self._step_rows)),
@@ -540,7 +591,8 @@ class LeadProjection:
             return
         # On an error the caller rolls the transaction back, temporary tables included.
         cursor.register("_funnel_steps", self._steps)
-        for statement in self._statements:
+        imports = bool(pc.any(pc.is_in(page["topic"], value_set=self._imported)).as_py())
+        for statement in self._variants[imports]:
             cursor.execute(statement)
         missing = cursor.execute(MISSING_SQL).fetchall()
         if missing:
