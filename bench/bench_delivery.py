@@ -1417,6 +1417,14 @@ def rebuild_tables(
     return "\n".join(out)
 
 
+REFERENCE = "reference"
+
+
+def _reference(row: list[Any]) -> list[Any]:
+    """A query row whose name says it is the old way: its verdict is "reference"."""
+    return [*row[:-1], REFERENCE] if "(old" in str(row[0]) else row
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] if __doc__ else None,
@@ -1491,6 +1499,9 @@ def main(argv: list[str] | None = None) -> int:
         benchlib.drop_schema(args.postgres_url, schema)
         benchlib.remove_tree(workdir)
 
+    # the "(old: ...)" rows time the way a report was computed before its read model, for
+    # comparison only: they are not a path anyone calls, so they are not judged
+    query_rows = [_reference(r) for r in query_rows]
     print()
     print(machine_note(args.postgres_url, load_before))
     print(setup_tables(setup, vacuum))
@@ -1515,7 +1526,8 @@ def main(argv: list[str] | None = None) -> int:
                 http_rows,
             )
         )
-    failed = [r[0] for r in query_rows + http_rows if r[-1] == "FAIL"]
+    judged = [r for r in query_rows + http_rows if r[-1] != REFERENCE]
+    failed = [r[0] for r in judged if r[-1] == "FAIL"]
     rate = everything["events"] / everything["seconds"]
     print(
         benchlib.table(
@@ -1530,9 +1542,8 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 (
                     "queries and requests with p95 < 50 ms",
-                    f"all {len(query_rows) + len(http_rows)}",
-                    f"{len(query_rows) + len(http_rows) - len(failed)} of "
-                    f"{len(query_rows) + len(http_rows)}",
+                    f"all {len(judged)}",
+                    f"{len(judged) - len(failed)} of {len(judged)}",
                     "PASS" if not failed else "FAIL",
                 ),
             ],

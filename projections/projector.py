@@ -48,8 +48,15 @@ CREATE TABLE IF NOT EXISTS read_model_fingerprints (
 DERIVE_PENDING = "read_models:derive_pending"
 """The marker row (in projection_positions) of derived models not yet derived."""
 
-REBUILD_CHECKPOINT_THRESHOLD = "16GB"
-"""How much write-ahead log a rebuild lets grow before DuckDB checkpoints (see rebuild)."""
+REBUILD_SETTINGS = {
+    # how much write-ahead log a rebuild lets grow before DuckDB checkpoints (see rebuild)
+    "checkpoint_threshold": "16GB",
+    # DuckDB's buffer pool during a rebuild: what does not fit (the committed pages not
+    # yet checkpointed, the derives' intermediates) is evicted or spilled to disk, so the
+    # rebuild's peak memory stays under the bench's 1 GiB with the pages in flight
+    "memory_limit": "512MB",
+}
+"""The DuckDB settings a rebuild runs with; the previous values are restored after it."""
 
 FaultHook = Callable[[int], None]
 """Called with the number of events folded so far in the page; tests raise from it."""
@@ -314,10 +321,13 @@ def rebuild(
     """
     drop_read_models(db, projections, derive_pending=True)
     cursor = db.cursor()
-    row = cursor.execute("SELECT current_setting('checkpoint_threshold')").fetchone()
-    threshold = str(row[0]) if row else "16MiB"
-    cursor.execute(f"SET checkpoint_threshold = '{REBUILD_CHECKPOINT_THRESHOLD}'")
+    previous = {
+        name: str(cursor.execute("SELECT current_setting(?)", [name]).fetchall()[0][0])
+        for name in REBUILD_SETTINGS
+    }
     try:
+        for name, value in REBUILD_SETTINGS.items():
+            cursor.execute(f"SET {name} = '{value}'")
         projector = Projector(
             store,
             db,
@@ -329,8 +339,9 @@ def rebuild(
         )
         projector.catch_up(progress)
         projector.derive()
+        db.checkpoint()
     finally:
-        cursor.execute(f"SET checkpoint_threshold = '{threshold}'")
+        for name, value in previous.items():
+            cursor.execute(f"SET {name} = '{value}'")
         cursor.close()
-    db.checkpoint()
     return projector

@@ -30,7 +30,7 @@ from leadledger.settings import DEFAULT_FUNNELS_FILE, Settings
 from leadledger.wiring import Platform, event_codec, load_rules, read_model_projections
 from projections.base import Projection
 from projections.database import ReadModelDatabase
-from projections.projector import POSITION_NAME, Projector, rebuild
+from projections.projector import POSITION_NAME, REBUILD_SETTINGS, Projector, rebuild
 from tests.factories import (
     FUNNELS,
     LeadDriver,
@@ -622,21 +622,24 @@ def test_a_rebuild_writes_the_database_file_once_at_the_end(
 ) -> None:
     """The pages go to the write-ahead log only (no checkpoint after each page, however
     low the threshold), the file is written once when the rebuild ends, and the database's
-    own threshold is back afterwards."""
+    own threshold is back afterwards; so is its memory limit, which the rebuild bounds
+    (REBUILD_SETTINGS) while it runs."""
     apply_history(sqlite_store, generate_history(43, leads=12, steps=120))
     path = tmp_path / "rm.duckdb"
     wal = Path(f"{path}.wal")
     db = ReadModelDatabase(path)
     try:
         db.cursor().execute("SET checkpoint_threshold = '1KB'")
+        db.cursor().execute("SET memory_limit = '3GiB'")
         wal_sizes: list[int] = []
-        projector = rebuild(
-            sqlite_store,
-            db,
-            projections(),
-            page_size=17,
-            progress=lambda _n: wal_sizes.append(wal.stat().st_size if wal.exists() else 0),
-        )
+        limits: set[str] = set()
+
+        def seen(_n: int) -> None:
+            wal_sizes.append(wal.stat().st_size if wal.exists() else 0)
+            limit = db.cursor().execute("SELECT current_setting('memory_limit')").fetchall()
+            limits.add(str(limit[0][0]))
+
+        projector = rebuild(sqlite_store, db, projections(), page_size=17, progress=seen)
         assert projector.position == sqlite_store.last_position()
         assert len(wal_sizes) > 3
         # a checkpoint empties the log: it only grew during the rebuild
@@ -645,6 +648,11 @@ def test_a_rebuild_writes_the_database_file_once_at_the_end(
         assert not wal.exists() or wal.stat().st_size == 0
         threshold = db.cursor().execute("SELECT current_setting('checkpoint_threshold')")
         assert threshold.fetchall() == [("1000 bytes",)]
+        # DuckDB shows 512MB as 488.2 MiB
+        assert limits == {"488.2 MiB"}
+        assert REBUILD_SETTINGS["memory_limit"] == "512MB"
+        limit = db.cursor().execute("SELECT current_setting('memory_limit')").fetchall()
+        assert limit == [("3.0 GiB",)]
     finally:
         db.close()
 
