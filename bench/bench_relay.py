@@ -321,11 +321,15 @@ def relay_log(workdir: Path, lines: int = 20) -> str:
 
 
 def watch_positions(
-    url: str, interval: float, stop: Any, current: Any, out: Any
+    url: str, interval: float, stop: Any, ready: Any, current: Any, out: Any
 ) -> None:  # pragma: no cover - runs in the monitor's own process
     """The monitor's process: reads the relay's position every ``interval``, notes when it
     first reached each value, and sends (times, values, polls) back when ``stop`` is set."""
+    # opened before the relay's process starts (``ready``): opening a store runs its
+    # CREATE ... IF NOT EXISTS statements, which PostgreSQL refuses ("tuple concurrently
+    # updated") when two processes run them at once
     store = open_event_store(url, event_codec())
+    ready.set()
     try:
         positions = ProcessStore(store)
         times: list[float] = []
@@ -357,11 +361,12 @@ class Monitor:
         self.values: list[int] = []
         self.polls = 0
         self._stop = context.Event()
+        self._ready = context.Event()
         self._current = context.Value("q", 0)
         self._receive, send = context.Pipe(duplex=False)
         self._process = context.Process(
             target=watch_positions,
-            args=(url, interval, self._stop, self._current, send),
+            args=(url, interval, self._stop, self._ready, self._current, send),
             name="relay-monitor",
             daemon=True,
         )
@@ -372,7 +377,10 @@ class Monitor:
         return value
 
     def start(self) -> None:
+        """Start the monitor's process; return once it has opened its store."""
         self._process.start()
+        if not self._ready.wait(60):
+            raise RuntimeError("the relay's position monitor did not start in 60 s")
 
     def stop(self) -> None:
         self._stop.set()

@@ -725,8 +725,9 @@ def process_graph(result: dict[str, Any], gettext: Callable[[str], str] = str) -
         )
         + " "
         + gettext(
-            "Over a period longer than three months the medians and p90 are read from "
-            "monthly histograms: within 2 percent of the exact times (the counts are exact)."
+            "Over a period longer than 45 days (a quarter, a year) the medians and p90 are "
+            "read from monthly histograms: within 2 percent of the exact times (the counts "
+            "are exact)."
         ),
         "nodes": [
             {

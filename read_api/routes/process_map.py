@@ -61,9 +61,10 @@ def process_map_report(
     and p90 time, the most frequent paths, the moves back and where records wait, for the
     records created in the period (of the department), over the viewer's scope.
 
-    A period longer than three months (or without a start) reads its whole months from
-    monthly histograms of the times (log-spaced buckets): its medians and p90 are then
-    within 2 % of the exact times; the counts, paths and moves back are exact."""
+    A period longer than 45 days (a quarter, a year, or without a start) reads its whole
+    months from monthly histograms of the times (log-spaced buckets): its medians and p90
+    are then within 2 % of the exact times; the counts, paths and moves back are exact.
+    A period of up to 45 days (a month) is exact."""
     stages = stages_of(platform, kind, funnel)
     if kind != "project" and funnel is None:
         catalog = platform.funnels if kind == "lead" else platform.rules.deal_funnels
