@@ -855,9 +855,10 @@ async def sees(
 ) -> bool:
     """Whether a scoped viewer sees one record (for reads that come from the event store).
 
-    A lead is theirs by its own stream's fields (``own_lead``) when the read models do not
-    show it yet: asked first when the read is ``behind`` (a ``min_position`` the read
-    models have not reached, answered from the stream: no read model needed), else after.
+    A lead read ``behind`` (a ``min_position`` the read models have not reached, which
+    the lead's route answers from its stream) is theirs by its own stream's fields
+    (``own_lead``): no read model needed. Any other read waits for the read models below,
+    as the read that follows comes from them.
 
     A record the read models have not caught up with yet is looked up again once they
     have (bounded by the read wait), so a manager sees their new lead's history at once.
@@ -867,16 +868,14 @@ async def sees(
     # the position first: a commit between it and the lookup then reads as "behind"
     projected = platform.projector.position
     lookup = (platform, principal, table, column, record_id)
-
-    async def by_stream() -> bool:
-        return await run_in_threadpool(own_lead_seen, platform, principal, record_id)
-
-    if table == "leads" and behind and await by_stream():
+    if (
+        table == "leads"
+        and behind
+        and await run_in_threadpool(own_lead_seen, platform, principal, record_id)
+    ):
         return True
     if await run_in_threadpool(visible, *lookup):
         return True
-    if table == "leads" and not behind and await by_stream():
-        return True  # theirs by its stream, which the read models will say once they catch up
     head = await run_in_threadpool(platform.store.last_position)
     if projected >= head:
         return False
