@@ -218,3 +218,32 @@ def test_every_column_title_of_every_report_is_in_the_catalogues() -> None:
             assert {part.replace("_", " ") for part in table.path} <= titles, table.name
             assert {c.title for c in (*table.parents, *table.columns)} <= titles, table.name
         assert {c.title for c in excel.scalar_columns(report.model)} <= titles, report.slug
+
+
+def test_a_department_column_is_headed_department_and_the_role_department_worker(ws) -> None:
+    """The role "department" and the report column "department" are two words: the column
+    of a department reads "department", a department worker's header "department worker"."""
+    api, platform, _leads = ws
+    sign_in(api, "tess.top")
+    page = api.get("/workspace/reports/resource-load")
+    assert page.status_code == 200, page.text
+    assert ">department</th>" in page.text
+    assert "department worker" not in page.text
+    assert (
+        api.post(
+            "/users",
+            json={
+                "username": "dora.dept",
+                "name": "Dora",
+                "role": "department",
+                "department": "logistics",
+            },
+            headers=ADMIN,
+        ).status_code
+        == 201
+    )
+    platform.credentials.set_password("dora.dept", PASSWORD, set_by="test")
+    sign_in(api, "dora.dept")
+    home = api.get("/workspace/")
+    assert home.status_code == 200, home.text
+    assert 'data-role="department">dora.dept · department worker</span>' in home.text

@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from aggregates.funnels import Funnel
 from aggregates.rules import Department
+from workspace.messages import ROLE_MSGIDS
 
 LANGUAGES = ("ru", "en")
 DEFAULT_LANGUAGE = "en"
@@ -190,6 +191,7 @@ def environment(language: str) -> Environment:
     gettext = translations(language).gettext
     env.filters["named"] = lambda value: named(value, gettext)
     env.filters["named_id"] = lambda value, column: named_id(value, column, gettext)
+    env.filters["role"] = lambda value: gettext(ROLE_MSGIDS.get(value) or str(value))
     env.globals["refusal_words"] = lambda code, message: refusal(code, message, gettext)
     env.globals["language"] = language
     env.globals["languages"] = [(code, language_name(code)) for code in LANGUAGES]
