@@ -222,6 +222,10 @@ class _CommandIndex:
         self.covered = max(self.covered, len(stream))
 
 
+def _in_chain(record: RecordedEvent, chain: Sequence[RecordedEvent]) -> bool:
+    return record.version <= len(chain) and chain[record.version - 1] is record
+
+
 class EventStore:
     """Appends events atomically and reads streams and the notification log.
 
@@ -381,8 +385,15 @@ class EventStore:
             state = evolve(state, record.event)
         if whole and start < len(history):
             with self._streams_lock:
-                if stream_id in self._streams:  # kept while its stream is
-                    self._states.setdefault(stream_id, {})[evolve] = (history[-1], state)
+                # kept while its stream is, and only for this store's chain of events
+                # (an earlier state of it, e.g. of a read as of a moment, replaces none)
+                chain = self._streams.get(stream_id, ())
+                states = self._states.setdefault(stream_id, {})
+                kept = states.get(evolve)
+                if _in_chain(history[-1], chain) and (
+                    kept is None or not _in_chain(kept[0], chain) or kept[0].version < len(history)
+                ):
+                    states[evolve] = (history[-1], state)
         return state
 
     def read(self, after: int, limit: int) -> Sequence[Notification]:

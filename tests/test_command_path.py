@@ -37,7 +37,9 @@ from hypothesis import strategies as st
 from psycopg.sql import SQL, Identifier
 
 from aggregates.base import CommandMeta
-from aggregates.lead import LeadCreated, LeadImported, LeadPaused, LeadResumed
+from aggregates.lead import Lead, LeadCreated, LeadImported, LeadPaused, LeadResumed
+from aggregates.lead import evolve as lead_evolve
+from aggregates.lead import fold as lead_fold
 from bench.benchlib import LeadHistory
 from event_store import EventStore, NewEvent, open_event_store
 from leadledger.wiring import Platform, event_codec
@@ -606,3 +608,43 @@ def test_a_lead_no_longer_theirs_is_not_read_from_its_stream(
         theirs = client.get(f"/leads/{lead_id}", params={"min_position": position}, headers=mine)
         assert theirs.status_code == 503, theirs.text
         assert platform.projector.position < position
+
+
+def test_a_fold_goes_on_from_the_stores_last_fold_of_the_stream(
+    store_url: str, store: EventStore
+) -> None:
+    """``EventStore.fold`` folds only the events it has not folded yet for a stream, and
+    answers exactly as a fold from the first event: after this store's appends, after
+    another process's, and from the start for a history that is not this store's chain
+    (another store's load) or not the whole stream (read as of a moment)."""
+    folded: list[Any] = []
+
+    def evolve(state: Lead | None, event: Any) -> Lead:
+        folded.append(event)
+        return lead_evolve(state, event)
+
+    def check(history: list[Any], expected_folds: int) -> None:
+        folded.clear()
+        assert store.fold(history, evolve) == lead_fold([r.event for r in history])
+        assert len(folded) == expected_folds
+
+    created = _created()
+    lead_id = created.stream_id
+    store.append([created])
+    version = _pause_resume(store, lead_id, 1, 5)
+    check(store.load(lead_id), 6)
+    check(store.load(lead_id), 0)
+    version = _pause_resume(store, lead_id, version, 3)
+    check(store.load(lead_id), 3)
+    other = open_event_store(store_url, event_codec())
+    try:
+        version = _pause_resume(other, lead_id, version, 2)
+        check(store.load(lead_id), 2)
+        check(other.load(lead_id), version)  # not the chain this store folded
+    finally:
+        other.close()
+    early = store.load(lead_id, as_of=T0 + timedelta(minutes=3))
+    assert 0 < len(early) < version
+    check(early, len(early))
+    check(store.load(lead_id), 0)
+    assert store.fold([], evolve) is None
