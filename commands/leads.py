@@ -96,7 +96,7 @@ def load_lead_records(
 
 def load_lead(store: EventStore, lead_id: UUID) -> tuple[lead.Lead, list[RecordedEvent]]:
     history = load_lead_records(store, lead_id)
-    state = lead.fold([r.event for r in history])
+    state = store.fold(history, lead.evolve)
     if state is None:
         raise StreamNotFound(f"lead {lead_id} not found")
     return state, history
@@ -112,7 +112,7 @@ def handle_lead_command(
     """Run one command against an existing lead."""
     state, history = load_lead(store, lead_id)
     ctx.check(state)  # ownership first: a lead the actor may not act on tells them nothing
-    replayed = _replay(history, ctx)
+    replayed = _replay(history, ctx, store)
     if replayed is not None:
         return replayed
     if ctx.expected_version is not None and ctx.expected_version != state.version:
@@ -125,7 +125,7 @@ def handle_lead_command(
         positions = store.append([NewEvent(lead_id, state.version + 1, event)])
     except ConcurrencyError:
         state, history = load_lead(store, lead_id)
-        replayed = _replay(history, ctx)
+        replayed = _replay(history, ctx, store)
         if replayed is not None:
             return replayed
         raise VersionConflict(

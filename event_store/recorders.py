@@ -22,7 +22,7 @@ from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRec
 from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow, tuple_row
-from psycopg.sql import SQL, Composed, Identifier, Literal
+from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 from pyarrow import csv as pa_csv
 
 from event_store.chain import (
@@ -354,7 +354,11 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._queries: dict[str, bytes] = {}
         super().__init__(*args, **kwargs)
+        self._lock_queries = [
+            q.as_bytes(None) if isinstance(q, Composable) else q for q in self.lock_table_statements
+        ]
         self.sql_create_statements.append(
             self._sql(
                 "CREATE TABLE IF NOT EXISTS {schema}.{chain} "
@@ -370,14 +374,14 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
             "SELECT notification_id, convert_to(" + stream_id + ", 'UTF8') AS stream_id, "
             "originator_version, convert_to(topic, 'UTF8') AS topic, state FROM {schema}.{table} "
             "WHERE notification_id > %s AND notification_id < %s ORDER BY notification_id"
-        )
+        ).as_bytes(None)
         self._chain_last_sql = self._sql(
             "SELECT position, hash FROM {schema}.{chain} ORDER BY position DESC LIMIT 1"
-        )
+        ).as_bytes(None)
         self._chain_insert_sql = self._sql(
             "INSERT INTO {schema}.{chain} (position, hash) "
             "SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
-        )
+        ).as_bytes(None)
 
     def _sql(self, text: str, **parts: Any) -> Composed:
         """A statement on this recorder's events table ({schema}.{table} in ``text``;
@@ -388,6 +392,23 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
             chain=Identifier(CHAIN_TABLE),
             **parts,
         )
+
+    def _query(self, text: str, **parts: Any) -> bytes:
+        """``_sql(text, **parts)`` as the bytes psycopg sends, composed once per recorder
+        (a statement's ``parts`` for one ``text`` never change in a recorder): composing
+        a statement costs more Python than the rest of a short round trip's."""
+        found = self._queries.get(text)
+        if found is None:
+            found = self._queries[text] = self._sql(text, **parts).as_bytes(None)
+        return found
+
+    def _lock_table(self, curs: Cursor[DictRow]) -> None:
+        """The library's EXCLUSIVE lock of the events table, its statements composed once."""
+        for statement in self._lock_queries:
+            curs.execute(statement, prepare=True)
+
+    def _notify_channel(self, curs: Cursor[DictRow]) -> None:
+        curs.execute(self._query("NOTIFY {channel}", channel=Identifier(self.channel_name)))
 
     # --- hash chain (event_store.chain) ---------------------------------------------------
 
@@ -517,7 +538,7 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
     ) -> list[tuple[Any, int]]:
         """Which of the (stream, version) keys are in the table already (up to ``limit``)."""
         curs.execute(
-            self._sql(
+            self._query(
                 "SELECT t.originator_id, t.originator_version FROM {schema}.{table} t "
                 "JOIN unnest(%s::{id_type}[], %s::bigint[]) AS k(id, version) "
                 "ON t.originator_id = k.id AND t.originator_version = k.version"
@@ -576,7 +597,7 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
 
     def select_stream(self, originator_id: UUID, from_version: int = 0) -> list[StreamRow]:
         """The stream's rows with versions at or after ``from_version`` (all by default)."""
-        statement = self._sql(
+        statement = self._query(
             "SELECT originator_version, notification_id, topic, state FROM {schema}.{table} "
             "WHERE originator_id = %s AND originator_version >= %s ORDER BY originator_version"
         )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
@@ -198,6 +198,8 @@ class GroupCommit:
             pending.error = exc
 
 
+S = TypeVar("S")
+
 STREAM_CACHE_SIZE = 2048
 """Streams whose decoded events ``EventStore.load`` keeps (least recently used go first)."""
 
@@ -220,6 +222,10 @@ class _CommandIndex:
         self.covered = max(self.covered, len(stream))
 
 
+def _in_chain(record: RecordedEvent, chain: Sequence[RecordedEvent]) -> bool:
+    return record.version <= len(chain) and chain[record.version - 1] is record
+
+
 class EventStore:
     """Appends events atomically and reads streams and the notification log.
 
@@ -240,6 +246,7 @@ class EventStore:
         self._lock = threading.Lock()
         self._streams: OrderedDict[UUID, tuple[RecordedEvent, ...]] = OrderedDict()
         self._indexes: dict[UUID, _CommandIndex] = {}
+        self._states: dict[UUID, dict[object, tuple[RecordedEvent, Any]]] = {}
         self._streams_lock = threading.Lock()
         grouped = getattr(recorder, "insert_event_groups", None)
         self._groups = None if grouped is None else GroupCommit(grouped, self._insert)
@@ -320,6 +327,7 @@ class EventStore:
                 while len(self._streams) > STREAM_CACHE_SIZE:
                     gone, _ = self._streams.popitem(last=False)
                     self._indexes.pop(gone, None)
+                    self._states.pop(gone, None)
         recorded = list(stream)
         if as_of is not None:
             recorded = [r for r in recorded if r.event.at <= as_of]
@@ -347,6 +355,46 @@ class EventStore:
         if final > last:
             return False  # the command appended again after this load
         return history[first], history[final]
+
+    def fold(
+        self,
+        history: Sequence[RecordedEvent],
+        evolve: Callable[[S | None, DomainEvent], S],
+    ) -> S | None:
+        """``history`` (a load of one stream by this store) folded with ``evolve``, from
+        the state this store folded last time for that stream with that ``evolve`` when
+        that state's last event is one of this very load's (the same decoded object: the
+        load checked its row against the database), else from the start. States must be
+        immutable. A busy stream's command then folds only the events it has not seen,
+        not the whole stream; the store's unique (stream, version) still judges its
+        append."""
+        if not history:
+            return None
+        stream_id = history[0].stream_id
+        whole = history[0].version == 1 and history[-1].version == len(history)
+        state: S | None = None
+        start = 0
+        if whole:  # a whole stream (not one read as of a moment)
+            with self._streams_lock:
+                kept = self._states.get(stream_id, {}).get(evolve)
+            if kept is not None:
+                last, folded = kept
+                if last.version <= len(history) and history[last.version - 1] is last:
+                    state, start = folded, last.version
+        for record in history[start:] if start else history:
+            state = evolve(state, record.event)
+        if whole and start < len(history):
+            with self._streams_lock:
+                # kept while its stream is, and only for this store's chain of events
+                # (an earlier state of it, e.g. of a read as of a moment, replaces none)
+                chain = self._streams.get(stream_id, ())
+                states = self._states.setdefault(stream_id, {})
+                kept = states.get(evolve)
+                if _in_chain(history[-1], chain) and (
+                    kept is None or not _in_chain(kept[0], chain) or kept[0].version < len(history)
+                ):
+                    states[evolve] = (history[-1], state)
+        return state
 
     def read(self, after: int, limit: int) -> Sequence[Notification]:
         """Up to ``limit`` notifications with positions greater than ``after``."""

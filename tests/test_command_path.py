@@ -8,8 +8,8 @@
 - Process managers do not store a position for a page they ignore, yet report it and
   never read that page again in the same process; a waiter learns when they have
   handled a position and where their reactions are, at once even while they are busy.
-- A command over HTTP costs the thread pool two hand-offs (the endpoint and its
-  response's validation): its dependencies run on the event loop.
+- A lead command over HTTP costs the thread pool one hand-off (its work, from context to
+  append): its dependencies, its endpoint and its response run on the event loop.
 - A lead read with ``min_position`` before the read models reach it is answered from
   its stream, exactly as the read model answers later (random histories), and only when
   the lead, as its stream has it, is the scoped viewer's.
@@ -37,7 +37,9 @@ from hypothesis import strategies as st
 from psycopg.sql import SQL, Identifier
 
 from aggregates.base import CommandMeta
-from aggregates.lead import LeadCreated, LeadImported, LeadPaused, LeadResumed
+from aggregates.lead import Lead, LeadCreated, LeadImported, LeadPaused, LeadResumed
+from aggregates.lead import evolve as lead_evolve
+from aggregates.lead import fold as lead_fold
 from bench.benchlib import LeadHistory
 from event_store import EventStore, NewEvent, open_event_store
 from leadledger.wiring import Platform, event_codec
@@ -45,6 +47,7 @@ from process_managers import runner as runner_module
 from process_managers.runner import ProcessRunner
 from process_managers.state import Deadline, DeadlineChanges
 from read_api.app import create_app
+from read_api.routes import leads as lead_routes
 from tests.conftest import ACTOR, PlatformFactory, bearer, new_lead_body
 from tests.test_event_store import T0, _created, _paused, _resumed
 
@@ -363,12 +366,13 @@ def test_a_busy_runner_tells_a_waiter_where_its_reactions_are(
     assert not runner.running
 
 
-def test_a_command_costs_two_thread_pool_hand_offs(
+def test_a_lead_command_costs_one_thread_pool_hand_off(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The routes' dependencies (platform, principal, command headers, the query bound)
-    are coroutines: a command's only hand-offs are its endpoint and the validation of its
-    response (FastAPI runs both of a plain-function endpoint in the pool)."""
+    are coroutines, and so are the lead commands' endpoints: a command's only hand-off is
+    its work (context, load, decide, append); its response is validated on the event loop
+    (FastAPI validates a plain-function endpoint's response in the pool: a second one)."""
     calls: list[str] = []
 
     def counting(module: Any) -> None:
@@ -382,10 +386,12 @@ def test_a_command_costs_two_thread_pool_hand_offs(
 
     counting(fastapi_dependencies)
     counting(fastapi_routing)
+    counting(lead_routes)
     created = client.post("/leads", json=new_lead_body(), headers=ACTOR)
     assert created.status_code == 201, created.text
+    assert created.headers["Location"] == f"/leads/{created.json()['lead_id']}"
     lead_id = created.json()["lead_id"]
-    assert len(calls) == 2, calls
+    assert calls == ["_create"], calls
     calls.clear()
     moved = client.post(
         f"/leads/{lead_id}/stage",
@@ -393,7 +399,8 @@ def test_a_command_costs_two_thread_pool_hand_offs(
         headers={**ACTOR, "If-Match": '"1"', "Idempotency-Key": "move-1"},
     )
     assert moved.status_code == 200, moved.text
-    assert len(calls) == 2, calls
+    assert moved.headers["ETag"] == '"2"'
+    assert calls == ["_handle"], calls
 
 
 def test_topic_rows_are_the_log_filtered_with_its_end(store: EventStore) -> None:
@@ -601,3 +608,43 @@ def test_a_lead_no_longer_theirs_is_not_read_from_its_stream(
         theirs = client.get(f"/leads/{lead_id}", params={"min_position": position}, headers=mine)
         assert theirs.status_code == 503, theirs.text
         assert platform.projector.position < position
+
+
+def test_a_fold_goes_on_from_the_stores_last_fold_of_the_stream(
+    store_url: str, store: EventStore
+) -> None:
+    """``EventStore.fold`` folds only the events it has not folded yet for a stream, and
+    answers exactly as a fold from the first event: after this store's appends, after
+    another process's, and from the start for a history that is not this store's chain
+    (another store's load) or not the whole stream (read as of a moment)."""
+    folded: list[Any] = []
+
+    def evolve(state: Lead | None, event: Any) -> Lead:
+        folded.append(event)
+        return lead_evolve(state, event)
+
+    def check(history: list[Any], expected_folds: int) -> None:
+        folded.clear()
+        assert store.fold(history, evolve) == lead_fold([r.event for r in history])
+        assert len(folded) == expected_folds
+
+    created = _created()
+    lead_id = created.stream_id
+    store.append([created])
+    version = _pause_resume(store, lead_id, 1, 5)
+    check(store.load(lead_id), 6)
+    check(store.load(lead_id), 0)
+    version = _pause_resume(store, lead_id, version, 3)
+    check(store.load(lead_id), 3)
+    other = open_event_store(store_url, event_codec())
+    try:
+        version = _pause_resume(other, lead_id, version, 2)
+        check(store.load(lead_id), 2)
+        check(other.load(lead_id), version)  # not the chain this store folded
+    finally:
+        other.close()
+    early = store.load(lead_id, as_of=T0 + timedelta(minutes=3))
+    assert 0 < len(early) < version
+    check(early, len(early))
+    check(store.load(lead_id), 0)
+    assert store.fold([], evolve) is None

@@ -68,20 +68,24 @@ def _accepted(result: CommandResult, response: Response) -> CommandAccepted:
 
 
 @router.post("", status_code=201, response_model=CommandAccepted, responses=ERRORS)
-def create(
+async def create(
     body: CreateLeadRequest, headers: Headers, platform: PlatformDep, response: Response
 ) -> CommandAccepted:
     """Create a lead; it lands in the first stage of its funnel."""
-    ctx = headers.context(
-        platform, "create-lead", {"command": "create", **body.model_dump(mode="json")}
-    )
-    command = lead.CreateLead(lead_id=lead_id_for(ctx.command_id), **body.model_dump())
-    result = create_lead(platform.store, platform.funnels, command, ctx)
+    result = await run_in_threadpool(_create, platform, headers, body)
     response.headers["Location"] = f"/leads/{result.stream_id}"
     return _accepted(result, response)
 
 
-def _run(
+def _create(platform: Platform, headers: CommandHeaders, body: CreateLeadRequest) -> CommandResult:
+    ctx = headers.context(
+        platform, "create-lead", {"command": "create", **body.model_dump(mode="json")}
+    )
+    command = lead.CreateLead(lead_id=lead_id_for(ctx.command_id), **body.model_dump())
+    return create_lead(platform.store, platform.funnels, command, ctx)
+
+
+async def _run(
     platform: PlatformDep,
     headers: CommandHeaders,
     lead_id: UUID,
@@ -90,14 +94,29 @@ def _run(
     command: lead.LeadCommand,
     response: Response,
 ) -> CommandAccepted:
-    request = {"command": name, "lead_id": str(lead_id), **body.model_dump(mode="json")}
-    ctx = headers.context(platform, f"lead:{lead_id}", request)
-    result = handle_lead_command(platform.store, platform.funnels, lead_id, command, ctx)
+    """A command on one lead, in one worker thread from its context to its append (the
+    guard and the store do I/O); the endpoint and its response stay on the event loop,
+    so a command costs one thread-pool hand-off, not two (a plain endpoint's response is
+    validated in the pool again)."""
+    result = await run_in_threadpool(_handle, platform, headers, lead_id, name, body, command)
     return _accepted(result, response)
 
 
+def _handle(
+    platform: Platform,
+    headers: CommandHeaders,
+    lead_id: UUID,
+    name: str,
+    body: Any,
+    command: lead.LeadCommand,
+) -> CommandResult:
+    request = {"command": name, "lead_id": str(lead_id), **body.model_dump(mode="json")}
+    ctx = headers.context(platform, f"lead:{lead_id}", request)
+    return handle_lead_command(platform.store, platform.funnels, lead_id, command, ctx)
+
+
 @router.post("/{lead_id}/card", response_model=CommandAccepted, responses=ERRORS)
-def update_card(
+async def update_card(
     lead_id: UUID,
     body: UpdateCardRequest,
     headers: Headers,
@@ -106,11 +125,13 @@ def update_card(
 ) -> CommandAccepted:
     """Change card fields; only the fields sent are changed and the event keeps old → new."""
     changes = {f: getattr(body, f) for f in body.model_fields_set}
-    return _run(platform, headers, lead_id, "card", body, lead.UpdateLeadCard(changes), response)
+    return await _run(
+        platform, headers, lead_id, "card", body, lead.UpdateLeadCard(changes), response
+    )
 
 
 @router.post("/{lead_id}/cost", response_model=CommandAccepted, responses=ERRORS)
-def set_cost(
+async def set_cost(
     lead_id: UUID,
     body: CostBreakdownRequest,
     headers: Headers,
@@ -119,13 +140,13 @@ def set_cost(
 ) -> CommandAccepted:
     """Set the cost breakdown; its total becomes the lead's amount."""
     components = tuple(lead.CostComponent(c.name, c.amount) for c in body.components)
-    return _run(
+    return await _run(
         platform, headers, lead_id, "cost", body, lead.SetLeadCostBreakdown(components), response
     )
 
 
 @router.post("/{lead_id}/stage", response_model=CommandAccepted, responses=ERRORS)
-def move_to_stage(
+async def move_to_stage(
     lead_id: UUID,
     body: StageRequest,
     headers: Headers,
@@ -133,13 +154,13 @@ def move_to_stage(
     response: Response,
 ) -> CommandAccepted:
     """Move the lead to another stage of its funnel, forward or back."""
-    return _run(
+    return await _run(
         platform, headers, lead_id, "stage", body, lead.MoveLeadToStage(body.stage), response
     )
 
 
 @router.post("/{lead_id}/transfer", response_model=CommandAccepted, responses=ERRORS)
-def transfer(
+async def transfer(
     lead_id: UUID,
     body: TransferRequest,
     headers: Headers,
@@ -148,11 +169,11 @@ def transfer(
 ) -> CommandAccepted:
     """Transfer the lead to another funnel (its first stage, or the stage named)."""
     command = lead.TransferLead(body.funnel, body.stage)
-    return _run(platform, headers, lead_id, "transfer", body, command, response)
+    return await _run(platform, headers, lead_id, "transfer", body, command, response)
 
 
 @router.post("/{lead_id}/pause", response_model=CommandAccepted, responses=ERRORS)
-def pause(
+async def pause(
     lead_id: UUID,
     body: PauseRequest,
     headers: Headers,
@@ -160,11 +181,13 @@ def pause(
     response: Response,
 ) -> CommandAccepted:
     """Pause work on the lead, with a reason; its stage clock stops."""
-    return _run(platform, headers, lead_id, "pause", body, lead.PauseLead(body.reason), response)
+    return await _run(
+        platform, headers, lead_id, "pause", body, lead.PauseLead(body.reason), response
+    )
 
 
 @router.post("/{lead_id}/resume", response_model=CommandAccepted, responses=ERRORS)
-def resume(
+async def resume(
     lead_id: UUID,
     headers: Headers,
     platform: PlatformDep,
@@ -172,13 +195,13 @@ def resume(
     body: ResumeRequest | None = None,
 ) -> CommandAccepted:
     """Resume a paused lead."""
-    return _run(
+    return await _run(
         platform, headers, lead_id, "resume", body or ResumeRequest(), lead.ResumeLead(), response
     )
 
 
 @router.post("/{lead_id}/assessment", response_model=CommandAccepted, responses=ERRORS)
-def record_assessment(
+async def record_assessment(
     lead_id: UUID,
     body: AssessmentRequest,
     headers: Headers,
@@ -187,11 +210,11 @@ def record_assessment(
 ) -> CommandAccepted:
     """Record an expert's assessment: result and hours spent (> 0)."""
     command = lead.RecordLeadAssessment(body.expert, body.result, body.hours)
-    return _run(platform, headers, lead_id, "assessment", body, command, response)
+    return await _run(platform, headers, lead_id, "assessment", body, command, response)
 
 
 @router.post("/{lead_id}/qualification", response_model=CommandAccepted, responses=ERRORS)
-def qualify(
+async def qualify(
     lead_id: UUID,
     body: QualificationRequest,
     headers: Headers,
@@ -200,11 +223,11 @@ def qualify(
 ) -> CommandAccepted:
     """Qualify the lead as quality or non-quality (needs a reason; closes the lead)."""
     command = lead.QualifyLead(body.quality, body.reason)
-    return _run(platform, headers, lead_id, "qualification", body, command, response)
+    return await _run(platform, headers, lead_id, "qualification", body, command, response)
 
 
 @router.post("/{lead_id}/close", response_model=CommandAccepted, responses=ERRORS)
-def close(
+async def close(
     lead_id: UUID,
     body: CloseRequest,
     headers: Headers,
@@ -213,7 +236,7 @@ def close(
 ) -> CommandAccepted:
     """Close the lead as won or lost (lost needs a reason)."""
     command = lead.CloseLead(body.outcome, body.reason)
-    return _run(platform, headers, lead_id, "close", body, command, response)
+    return await _run(platform, headers, lead_id, "close", body, command, response)
 
 
 @router.get("", response_model=LeadPage)
