@@ -1111,7 +1111,7 @@ class AsColumns:
                 raise InvalidValue(column, message) from None
 
 
-def _midnight(day: date) -> datetime:
+def midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), UTC)
 
 

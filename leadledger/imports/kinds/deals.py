@@ -47,6 +47,7 @@ from uuid import UUID
 
 from aggregates import billing, deal, lead, limits, project
 from aggregates.base import CommandMeta
+from aggregates.errors import RuleViolation
 from commands.leads import load_lead_records
 from commands.projects import deal_project, project_id_for_deal
 from event_store.bulk import existing_streams
@@ -394,6 +395,9 @@ class DealRun:
         paid_on: date | None,
         meta: CommandMeta,
     ) -> NewEventSpec:
+        """A payment on the project's billing, decided as of the import and recorded at
+        its day (as a further invoice is: the client card's timeline shows them when they
+        happened; the instant of a day's event is its start, UTC)."""
         if decided.bills is None or decided.project_id is None or decided.opened is None:
             raise RowRefused(
                 "paid",
@@ -402,6 +406,7 @@ class DealRun:
                 "deal_not_won",
             )
         payment = deal.record_payment(decided.bills, number, paid, paid_on, decided.opened, meta)
+        payment = replace(payment, at=deal.midnight(payment.paid_on))
         decided.bills = billing.evolve(decided.bills, payment)
         return (billing.billing_stream_id(decided.project_id), decided.bills.version, payment)
 
@@ -434,15 +439,21 @@ class DealRun:
         specs: list[NewEventSpec] = []
         if adds_invoice(values):
             rules = self.session.rules
-            issued = deal.import_invoice(
-                decided.open,
-                number,
-                values.get("invoiced"),
-                values.get("invoiced_on"),
-                values.get("organisation"),
-                rules,
-                meta,
-            )
+            try:
+                issued = deal.import_invoice(
+                    decided.open,
+                    number,
+                    values.get("invoiced"),
+                    values.get("invoiced_on"),
+                    values.get("organisation"),
+                    rules,
+                    meta,
+                )
+            except RuleViolation as refusal:
+                if refusal.rule != "invoice_number_taken":
+                    raise
+                raise RowRefused("invoice_number", refusal.message, refusal.rule) from None
+            issued = replace(issued, at=deal.midnight(issued.issued_on))
             decided.open = deal.evolve(decided.open, issued)
             decided.version += 1
             specs.append((deal_id, decided.version, issued))
