@@ -27,7 +27,8 @@ from fastapi.testclient import TestClient
 
 from aggregates import billing, project
 from commands.projects import project_id_for_deal
-from leadledger.imports.base import record_id
+from leadledger.imports.base import MappingError, record_id, resolve_mapping
+from leadledger.imports.kinds.deals import KIND, continues
 from leadledger.wiring import Platform
 from tests.conftest import FakeClock, PlatformFactory
 from tests.test_import_leads_deals_export import (
@@ -312,3 +313,23 @@ def test_bad_continuation_and_project_cells_get_their_row_and_column(
     }, report.errors
     reasons = {e.row: e.reason for e in report.errors}
     assert "row 3" in reasons[12]
+    blank = DEAL.format(status="open", paid="", project=",,,,").replace("referral", "")
+    path.write_text(HEADER + blank.replace(",2025-03-25,", ",,"), encoding="utf-8")
+    report = run_with(source, clock, path, "deals", dry_run=True)
+    assert [(e.row, e.column, e.reason) for e in report.errors] == [
+        (2, "source", "'source' is required")
+    ]
+
+
+def test_a_deals_file_needs_the_cards_columns_though_a_continuation_row_leaves_them_empty() -> None:
+    header = HEADER.strip().split(",")
+    without = [h for h in header if h != "title"]
+    with pytest.raises(MappingError, match=r"required field\(s\) title"):
+        resolve_mapping(KIND, without)
+    columns = resolve_mapping(KIND, header)
+    row = more("D-1", invoice_number="S-2", paid="5", paid_on="2025-03-21").strip().split(",")
+    values = columns.parse(row)
+    assert continues(values)
+    half = DEAL.format(status="open", paid="", project=",,,,").strip().split(",")
+    half[header.index("source")] = ""
+    assert not continues(columns.parse(half))  # a deal's row with a blank: refused as before
