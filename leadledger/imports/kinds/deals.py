@@ -120,7 +120,9 @@ FIELDS: tuple[Field, ...] = (
         help="The project's value (default: the deal's amount).",
     ),
 )
-KEY_FIELDS = tuple(f.name for f in FIELDS)
+KEY_FIELDS = tuple(f.name for f in FIELDS if not f.name.startswith("project_"))
+"""A row without ``external_id`` is keyed by these (the project's columns left out, so a
+file keyed before they existed keys the same)."""
 CARD = ("title", "company_name", "source", "manager", "funnel", "created_at")
 """A deal row's required fields; a continuation row leaves them all empty."""
 PROJECT_COLUMNS = {
@@ -161,11 +163,11 @@ class Deals:
     def key(self, number: int, values: dict[str, Any], checksum: str) -> str:
         if continues(values):
             # an invoice of the deal, or a further payment of one: its own row's record
-            number_ = values.get("invoice_number", "")
+            invoice = values.get("invoice_number", "")
             if adds_invoice(values):
-                what = f"invoice:{number_}"
+                what = f"invoice:{invoice}"
             else:
-                what = f"payment:{number_}:{values.get('paid_on', '')}:{values.get('paid', '')}"
+                what = f"payment:{invoice}:{values.get('paid_on', '')}:{values.get('paid', '')}"
             return f"{CONTINUED}{values['external_id']}\x1f{what}"
         return natural_key(values, KEY_FIELDS)
 
