@@ -27,8 +27,8 @@ from fastapi.testclient import TestClient
 
 from aggregates import billing, project
 from commands.projects import project_id_for_deal
-from leadledger.imports.base import MappingError, record_id, resolve_mapping
-from leadledger.imports.kinds.deals import KIND, continues
+from leadledger.imports.base import MappingError, natural_key, record_id, resolve_mapping
+from leadledger.imports.kinds.deals import KIND, PROJECT_COLUMNS, continues
 from leadledger.wiring import Platform
 from tests.conftest import FakeClock, PlatformFactory
 from tests.test_import_leads_deals_export import (
@@ -333,3 +333,11 @@ def test_a_deals_file_needs_the_cards_columns_though_a_continuation_row_leaves_t
     half = DEAL.format(status="open", paid="", project=",,,,").strip().split(",")
     half[header.index("source")] = ""
     assert not continues(columns.parse(half))  # a deal's row with a blank: refused as before
+
+
+def test_a_row_without_external_id_keys_as_before_the_project_columns() -> None:
+    """A file imported before the project's columns existed is 'already imported' now."""
+    values = {"title": "Roof", "company_name": "Monolit LLC", "source": "referral"}
+    before = tuple(f.name for f in KIND.fields if not f.name.startswith("project_"))
+    assert len(before) + len(PROJECT_COLUMNS) == len(KIND.fields)
+    assert KIND.key(2, values, "sha") == natural_key(values, before)
