@@ -996,8 +996,12 @@ def fold(events: list[DomainEvent]) -> Deal | None:
 # invoice needs a contract, which needs a proposal, so a won deal comes in with its money:
 # the proposal (its amount and when), the contract (number and day), one invoice (number,
 # amount, day, organisation; booked on a simplified-tax organisation's revenue ledger as an
-# issued invoice is) and what of it was paid. The dates go in the order the commands take
-# them (proposal, contract, invoice, then the close and the payment). Entering a stage that
+# issued invoice is) and what of it was paid (decided by the billing's ``RecordPayment``, as
+# a won deal is paid on its project). Only the commands' rules apply: the instants the
+# commands are given follow each other (created, stage entered, proposal, close), and the
+# contract's, invoice's and payment's days are as free as the commands leave them (backdated
+# or ahead, in any order: ``values.sensible_day``). Further invoices are decided by
+# ``import_invoice`` on the deal as it stood before its close. Entering a stage that
 # asks for estimates opens no estimate round (no department is asked about a sale that is
 # already there). An upsell names the client's earlier deal (``previous_deal_id``).
 
