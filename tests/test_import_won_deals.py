@@ -19,8 +19,9 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregates import deal
+from aggregates import billing, deal
 from aggregates.base import CommandMeta
+from aggregates.errors import InvalidValue, RuleViolation
 from leadledger.imports.base import record_id
 from leadledger.settings import DEFAULT_FUNNELS_FILE, DEFAULT_RULES_FILE
 from leadledger.wiring import Platform, event_codec, load_rules
@@ -391,3 +392,65 @@ def test_deals_imported_before_won_deals_could_be_read_with_no_money() -> None:
     state = deal.fold([old])
     assert state is not None
     assert (state.proposal, state.contract, state.invoices, state.paid) == (None, None, (), None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    invoiced=cents,
+    share=st.integers(min_value=1, max_value=120),
+    days=st.integers(min_value=-120, max_value=700),
+)
+def test_an_imported_payment_takes_the_billings_rules_no_more(
+    invoiced: Decimal, share: int, days: int
+) -> None:
+    """What was paid of a won deal's invoice is refused exactly when recording it on the
+    project (opened when the deal was won) would be: an overpayment, or a day more than 90
+    days before the project; any other day, before the invoice's too, goes in."""
+    closed_at = START + timedelta(days=20)
+    paid = (invoiced * share / 100).quantize(Decimal("0.01"))
+    paid_on = closed_at.date() + timedelta(days=days)
+    bills = billing.empty_billing(uuid4(), closed_at)
+    carry = billing.CarryDealInvoice(uuid4(), "S-1", invoiced, "main", False, START.date())
+    bills = billing.evolve(bills, billing.decide(bills, carry, _meta(NOW)))
+    expected = _billing_refuses(bills, billing.RecordPayment("S-1", paid, paid_on), closed_at)
+    row = deal.ImportDeal(
+        deal_id=uuid4(),
+        funnel="turnkey",
+        title="Survey",
+        company_name="Monolit LLC",
+        source="referral",
+        manager="vera",
+        created_at=START,
+        status="won",
+        closed_at=closed_at,
+        service="survey",
+        proposal_amount=invoiced,
+        contract_number="K-1",
+        contract_signed_on=START.date(),
+        invoice_number="S-1",
+        invoiced=invoiced,
+        invoiced_on=START.date(),
+        organisation="main",
+        paid=paid,
+        paid_on=paid_on,
+    )
+    if expected is not None:
+        with pytest.raises(InvalidValue) as refused:
+            deal.import_deal(row, RULES, _meta(NOW))
+        assert refused.value.field == expected
+        return
+    event = deal.import_deal(row, RULES, _meta(NOW))
+    assert (event.paid, event.paid_on) == (paid, paid_on)
+
+
+def _billing_refuses(
+    bills: billing.Billing, command: billing.RecordPayment, opened: datetime
+) -> str | None:
+    """The import's column the billing refuses the payment for (None: it records it)."""
+    try:
+        billing.decide(bills, command, _meta(NOW), opened=opened)
+    except InvalidValue as refusal:
+        return {"amount": "paid"}.get(refusal.field, refusal.field)
+    except RuleViolation:
+        return "paid"  # an overpayment
+    return None
