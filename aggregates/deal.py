@@ -41,7 +41,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from uuid import UUID
 
-from aggregates import values
+from aggregates import billing, values
 from aggregates.base import CommandMeta, DomainEvent
 from aggregates.errors import InvalidValue, NotPermitted, RuleViolation
 from aggregates.rules import Rules
@@ -996,8 +996,12 @@ def fold(events: list[DomainEvent]) -> Deal | None:
 # invoice needs a contract, which needs a proposal, so a won deal comes in with its money:
 # the proposal (its amount and when), the contract (number and day), one invoice (number,
 # amount, day, organisation; booked on a simplified-tax organisation's revenue ledger as an
-# issued invoice is) and what of it was paid. The dates go in the order the commands take
-# them (proposal, contract, invoice, then the close and the payment). Entering a stage that
+# issued invoice is) and what of it was paid (decided by the billing's ``RecordPayment``, as
+# a won deal is paid on its project). Only the commands' rules apply: the instants the
+# commands are given follow each other (created, stage entered, proposal, close), and the
+# contract's, invoice's and payment's days are as free as the commands leave them (backdated
+# or ahead, in any order: ``values.sensible_day``). Further invoices are decided by
+# ``import_invoice`` on the deal as it stood before its close. Entering a stage that
 # asks for estimates opens no estimate round (no department is asked about a sale that is
 # already there). An upsell names the client's earlier deal (``previous_deal_id``).
 
@@ -1092,7 +1096,7 @@ def _instant(field: str, value: Any, *, after: datetime, before: datetime, what:
     return value
 
 
-class _AsColumns:
+class AsColumns:
     """Re-raise a decider's InvalidValue naming the import's column instead of the
     command's field (``number`` → ``contract_number``)."""
 
@@ -1111,7 +1115,7 @@ class _AsColumns:
                 raise InvalidValue(column, message) from None
 
 
-def _midnight(day: date) -> datetime:
+def midnight(day: date) -> datetime:
     return datetime.combine(day, datetime.min.time(), UTC)
 
 
@@ -1160,7 +1164,7 @@ def import_deal(command: ImportDeal, rules: Rules, meta: CommandMeta) -> DealImp
         state = evolve(state, replace(moved, needs=(), ready_stage=None))
     if command.status not in ("open", "won", "lost"):
         raise InvalidValue("status", "'status' must be one of open, won, lost")
-    state, paid, paid_on = _imported_money(state, command, rules, meta)
+    state = _imported_money(state, command, rules, meta)
     if command.status == "won" and not state.invoices:
         raise InvalidValue(
             "invoiced",
@@ -1169,11 +1173,12 @@ def import_deal(command: ImportDeal, rules: Rules, meta: CommandMeta) -> DealImp
             "invoiced, invoiced_on and organisation)",
         )
     if command.status != "open":
+        # the close is the last command: after the stage was entered and the proposal made
+        # (the contract's and invoice's days are theirs to backdate, as the commands allow)
         after, what = stage_at, "the stage was entered"
-        if state.invoices and command.status == "won":
-            invoice_day = _midnight(state.invoices[0].issued_on)
-            if invoice_day > after:
-                after, what = invoice_day, "the invoice (invoiced_on)"
+        proposed = None if state.proposal is None else state.proposal.recorded_at
+        if proposed is not None and proposed > after:
+            after, what = proposed, "the proposal (proposal_at)"
         closed_at = _instant(
             "closed_at",
             command.closed_at or min(after, meta.at),
@@ -1185,6 +1190,11 @@ def import_deal(command: ImportDeal, rules: Rules, meta: CommandMeta) -> DealImp
         state = evolve(state, decide(state, close, rules, at(closed_at)))
     proposal, contract = state.proposal, state.contract
     invoice = state.invoices[0] if state.invoices else None
+    paid, paid_on = None, None
+    if invoice is not None and _given(command.paid, command.paid_on):
+        opened = state.closed_at or state.created_at
+        payment = import_payment(invoice, command.paid, command.paid_on, opened, meta)
+        paid, paid_on = payment.amount, payment.paid_on
     return DealImported(
         **meta.event_fields(),
         deal_id=state.deal_id,
@@ -1219,11 +1229,10 @@ def import_deal(command: ImportDeal, rules: Rules, meta: CommandMeta) -> DealImp
     )
 
 
-def _imported_money(
-    state: Deal, command: ImportDeal, rules: Rules, meta: CommandMeta
-) -> tuple[Deal, Decimal | None, date | None]:
+def _imported_money(state: Deal, command: ImportDeal, rules: Rules, meta: CommandMeta) -> Deal:
     """The imported deal's proposal, contract and invoice, decided by this module's
-    deciders in the order the commands take them, and what was paid of the invoice."""
+    deciders in the order the commands take them (each day as free as the command
+    leaves it: a contract or invoice may be backdated)."""
     c = command
     has_proposal = _given(c.proposal_amount, c.proposal_at, c.service)
     has_contract = _given(c.contract_number, c.contract_signed_on)
@@ -1240,7 +1249,7 @@ def _imported_money(
                 "an invoice needs its proposal and contract first: give proposal_amount, "
                 "contract_number and contract_signed_on",
             )
-        return state, None, None
+        return state
     if c.proposal_amount is None:
         raise InvalidValue("proposal_amount", "'proposal_amount' is required with a proposal")
     proposal_at = _instant(
@@ -1251,7 +1260,7 @@ def _imported_money(
         what="the creation",
     )
     line = ServiceLine(c.service or state.title, c.proposal_amount)
-    with _AsColumns({"services": "proposal_amount"}):
+    with AsColumns({"services": "proposal_amount"}):
         recorded = decide(
             state,
             RecordProposal((line,)),
@@ -1265,7 +1274,7 @@ def _imported_money(
                 "contract_number",
                 "an invoice needs its contract first: give contract_number and contract_signed_on",
             )
-        return state, None, None
+        return state
     for name, cell in (
         ("contract_number", c.contract_number),
         ("contract_signed_on", c.contract_signed_on),
@@ -1273,13 +1282,8 @@ def _imported_money(
         if cell is None:
             raise InvalidValue(name, f"'{name}' is required with a contract")
     assert c.contract_signed_on is not None
-    if c.contract_signed_on < proposal_at.astimezone(UTC).date():
-        raise InvalidValue(
-            "contract_signed_on",
-            "'contract_signed_on' must not be before the proposal (proposal_at)",
-        )
     contract = RecordContract(c.contract_number or "", c.contract_signed_on)
-    with _AsColumns({"number": "contract_number", "signed_on": "contract_signed_on"}):
+    with AsColumns({"number": "contract_number", "signed_on": "contract_signed_on"}):
         state = evolve(state, decide(state, contract, rules, meta))
     if not has_invoice:
         if has_paid:
@@ -1288,13 +1292,28 @@ def _imported_money(
                 "a payment needs its invoice: give invoice_number, invoiced, invoiced_on "
                 "and organisation",
             )
-        return state, None, None
-    cells: tuple[tuple[str, object], ...] = (
-        ("invoice_number", c.invoice_number),
-        ("invoiced", c.invoiced),
-        ("invoiced_on", c.invoiced_on),
-        ("organisation", c.organisation),
+        return state
+    issued = import_invoice(
+        state, c.invoice_number, c.invoiced, c.invoiced_on, c.organisation, rules, meta
     )
+    return evolve(state, issued)
+
+
+INVOICE_COLUMNS = ("invoice_number", "invoiced", "invoiced_on", "organisation")
+
+
+def import_invoice(
+    state: Deal,
+    number: str | None,
+    amount: Decimal | None,
+    issued_on: date | None,
+    organisation: str | None,
+    rules: Rules,
+    meta: CommandMeta,
+) -> DealInvoiceIssued:
+    """An imported invoice of the deal (before its close), decided by :func:`issue_invoice`
+    as the command issues one, its refusals naming the import's columns."""
+    cells = zip(INVOICE_COLUMNS, (number, amount, issued_on, organisation), strict=True)
     for column, value in cells:
         if value is None:
             raise InvalidValue(
@@ -1302,35 +1321,60 @@ def _imported_money(
                 f"'{column}' is required with an invoice (invoice_number, invoiced, invoiced_on "
                 "and organisation)",
             )
-    assert c.invoiced_on is not None
-    assert c.invoiced is not None
-    if c.invoiced_on < c.contract_signed_on:
-        raise InvalidValue(
-            "invoiced_on", "'invoiced_on' must not be before the contract (contract_signed_on)"
-        )
-    issue = IssueInvoice(
-        c.invoice_number or "", c.invoiced, c.organisation or "", False, c.invoiced_on
-    )
+    assert amount is not None
+    issue = IssueInvoice(number or "", amount, organisation or "", False, issued_on)
     names = {"number": "invoice_number", "amount": "invoiced", "issued_on": "invoiced_on"}
-    with _AsColumns(names):
-        state = evolve(state, issue_invoice(state, issue, rules, meta))
-    if not has_paid:
-        return state, None, None
-    if c.paid is None or c.paid_on is None:
-        name = "paid" if c.paid is None else "paid_on"
+    with AsColumns(names):
+        return issue_invoice(state, issue, rules, meta)
+
+
+def import_payment(
+    invoice: Invoice,
+    paid: Decimal | None,
+    paid_on: date | None,
+    opened: datetime,
+    meta: CommandMeta,
+) -> billing.ProjectPaymentRecorded:
+    """What was paid of an imported invoice, decided by the billing's own
+    :class:`~aggregates.billing.RecordPayment` (a won deal is paid on its project, opened
+    when it was won: ``opened``), its refusals naming the import's columns."""
+    bills = billing.empty_billing(UUID(int=0), opened)  # a scratch billing, never stored
+    carry = billing.CarryDealInvoice(
+        UUID(int=0), invoice.number, invoice.amount, invoice.organisation, False, invoice.issued_on
+    )
+    bills = billing.evolve(bills, billing.decide(bills, carry, meta))
+    return record_payment(bills, invoice.number, paid, paid_on, opened, meta)
+
+
+def record_payment(
+    bills: billing.Billing,
+    number: str | None,
+    paid: Decimal | None,
+    paid_on: date | None,
+    opened: datetime,
+    meta: CommandMeta,
+) -> billing.ProjectPaymentRecorded:
+    """An imported payment of invoice ``number`` on the project's billing ``bills``, decided
+    by :class:`~aggregates.billing.RecordPayment` (its refusals naming the import's columns:
+    an overpayment names ``paid``)."""
+    if paid is None or paid_on is None:
+        name = "paid" if paid is None else "paid_on"
         raise InvalidValue(name, f"'{name}' is required with a payment (paid and paid_on)")
-    paid = values.amount("paid", c.paid, positive=True)
-    if paid > state.invoices[0].amount:
-        raise InvalidValue(
-            "paid", f"'paid' ({paid}) must not be more than 'invoiced' ({state.invoices[0].amount})"
-        )
-    if c.paid_on < c.invoiced_on:
-        raise InvalidValue("paid_on", "'paid_on' must not be before the invoice (invoiced_on)")
-    if c.paid_on > meta.at.astimezone(UTC).date():
-        raise InvalidValue(
-            "paid_on", f"'paid_on' must not be after the import ({meta.at:%Y-%m-%d})"
-        )
-    return state, paid, c.paid_on
+    try:
+        with AsColumns({"amount": "paid"}):
+            payment = billing.decide(
+                bills, billing.RecordPayment(number or "", paid, paid_on), meta, opened=opened
+            )
+    except RuleViolation as refusal:
+        raise InvalidValue("paid", refusal.message) from None
+    assert isinstance(payment, billing.ProjectPaymentRecorded)
+    return payment
+
+
+def before_close(state: Deal) -> Deal:
+    """The imported deal as it stood before its close: further imported invoices are
+    decided on it, as the commands issue every invoice before the deal is won."""
+    return replace(state, status=DealStatus.OPEN, close_reason=None, closed_at=None)
 
 
 def imported(event: DealImported) -> Deal:

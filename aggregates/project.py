@@ -1120,3 +1120,52 @@ def fold(events: list[DomainEvent]) -> Project | None:
     for event in events:
         project = evolve(project, event)
     return project
+
+
+# --- a won deal's project, imported with it (issue 18 §2) -------------------------------
+
+
+@dataclass(frozen=True)
+class ImportedCard:
+    """An imported won deal's project as its file says: its status, PM, planned start and
+    end and value (None: as the project is created)."""
+
+    status: str | None = None
+    pm: str | None = None
+    planned_start: date | None = None
+    planned_end: date | None = None
+    amount: Decimal | None = None
+
+
+def import_project(
+    command: CreateProject,
+    card: ImportedCard,
+    rules: ProjectRules,
+    opened: CommandMeta,
+    meta: CommandMeta,
+) -> list[DomainEvent]:
+    """The project of an imported won deal: created when the deal was won (``opened``),
+    as the project process creates one, then its card and status set as the file says
+    through this module's deciders (``meta``: the import), as a PM would set them. Only
+    what differs from the new project is changed."""
+    created = create(command, rules, opened)
+    state = evolve(None, created)
+    events: list[DomainEvent] = [created]
+    changes = {
+        name: value
+        for name, value in (
+            ("pm", card.pm),
+            ("planned_start", card.planned_start),
+            ("planned_end", card.planned_end),
+            ("amount", card.amount),
+        )
+        if value is not None and value != getattr(state, name)
+    }
+    if changes:
+        updated = decide(state, UpdateProjectCard(changes), rules, meta)
+        state = evolve(state, updated)
+        events.append(updated)
+    if card.status is not None and card.status != state.status:
+        moved = decide(state, MoveProjectToStatus(card.status), rules, meta)
+        events.append(moved)
+    return events

@@ -76,6 +76,24 @@ def create_project(
     return execute(store, ctx, command.project_id, decide, what="project", must_exist=False)
 
 
+def deal_project(state: deal.Deal, project_id: UUID, rules: Rules) -> project.CreateProject:
+    """The project a won deal becomes: its client, amount, lead, funnel and manager (won
+    through the commands, or imported won)."""
+    return project.CreateProject(
+        project_id=project_id,
+        title=state.title,
+        company_name=state.company_name,
+        company_id=state.company_id,
+        amount=state.amount,
+        lead_id=state.lead_id,
+        deal_id=state.deal_id,
+        funnel=state.funnel,
+        manager=state.manager,
+        department=rules.project.department_for(state.funnel),
+        direction=state.funnel,
+    )
+
+
 def create_project_for_deal(
     store: EventStore, rules: Rules, deal_id: UUID, ctx: CommandContext
 ) -> CommandResult:
@@ -92,19 +110,7 @@ def create_project_for_deal(
         state = deal.fold([r.event for r in load_deal_records(store, deal_id)])
         if state is None:
             raise StreamNotFound(f"deal {deal_id} not found")
-        command = project.CreateProject(
-            project_id=project_id,
-            title=state.title,
-            company_name=state.company_name,
-            company_id=state.company_id,
-            amount=state.amount,
-            lead_id=state.lead_id,
-            deal_id=deal_id,
-            funnel=state.funnel,
-            manager=state.manager,
-            department=rules.project.department_for(state.funnel),
-            direction=state.funnel,
-        )
+        command = deal_project(state, project_id, rules)
         linked = deal.decide(state, deal.NoteProject(project_id), rules, ctx.meta)
         new_events = [
             NewEvent(project_id, 1, project.create(command, rules.project, ctx.meta)),

@@ -19,8 +19,9 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregates import deal
+from aggregates import billing, deal
 from aggregates.base import CommandMeta
+from aggregates.errors import InvalidValue, RuleViolation
 from leadledger.imports.base import record_id
 from leadledger.settings import DEFAULT_FUNNELS_FILE, DEFAULT_RULES_FILE
 from leadledger.wiring import Platform, event_codec, load_rules
@@ -187,11 +188,12 @@ def test_bad_won_rows_get_their_row_column_and_reason_and_good_ones_count_as_won
     rows = [
         won_row("W1", status="won", **dict.fromkeys(MONEY, "")),  # row 2: won, no money
         won_row("W2", paid="100000.01"),  # row 3: paid more than invoiced
-        won_row("W3", invoiced_on="2025-03-09"),  # row 4: invoice before the contract
-        won_row("W4", contract_signed_on="2025-03-04"),  # row 5: contract before proposal
-        won_row("W5", paid_on="2025-03-14"),  # row 6: paid before the invoice
+        # the commands' day rules: at most 90 days before the deal (or project) was made
+        won_row("W3", invoiced_on="2024-11-30"),  # row 4: invoice 91 days before the deal
+        won_row("W4", contract_signed_on="2024-11-30"),  # row 5: the same for the contract
+        won_row("W5", paid_on="2024-12-19"),  # row 6: 91 days before the project (the win)
         won_row("W6", contract_number="", contract_signed_on=""),  # row 7: no contract
-        won_row("W7", closed_at="2025-03-14"),  # row 8: won before its invoice
+        won_row("W7", closed_at="2025-03-04"),  # row 8: won before its proposal was made
         won_row("W8", organisation="simplified", service="roofing"),  # row 9: not sold
         won_row("W9", organisation="simplified", service="design"),  # row 10: good
         won_row("W10", previous_deal="W404", title="More"),  # row 11: no such deal
@@ -217,12 +219,20 @@ def test_bad_won_rows_get_their_row_column_and_reason_and_good_ones_count_as_won
     }, report.errors
     reasons = {e.row: e.reason for e in report.errors}
     assert "invoice" in reasons[2]
-    assert "invoiced" in reasons[3]
+    assert "overpay" in reasons[3]  # the billing's own rule, as a payment on the project
 
+    # backdated as the commands allow: a contract before the proposal, an invoice before the
+    # contract, a payment before the invoice, won before the invoice's day
+    backdated = [
+        won_row("B1", contract_signed_on="2025-03-04", invoiced_on="2025-03-03"),
+        won_row("B2", paid_on="2025-03-14"),
+        won_row("B3", closed_at="2025-03-14", invoiced_on="2025-03-16"),
+        won_row("B4", contract_signed_on="2024-12-02", invoiced_on="2024-12-02"),
+    ]
     good = tmp_path / "good.csv"
-    good.write_text(HEADER + rows[8] + rows[10], encoding="utf-8")
+    good.write_text(HEADER + rows[8] + rows[10] + "".join(backdated), encoding="utf-8")
     done = run(source, clock, good, "deals")
-    assert (done.status, done.imported, done.refused) == ("imported", 2, 0), done.errors
+    assert (done.status, done.imported, done.refused) == ("imported", 6, 0), done.errors
     won_id = record_id("deals", "id:W9")
     upsell_id = record_id("deals", "id:W11")
     state = deal.fold([r.event for r in source.store.load(won_id)])
@@ -290,20 +300,27 @@ cents = st.integers(min_value=1, max_value=10**11).map(lambda n: Decimal(n) / 10
 @given(
     proposal=cents,
     invoiced=cents,
-    hours=st.lists(st.integers(min_value=0, max_value=24 * 90), min_size=4, max_size=4),
+    hours=st.lists(st.integers(min_value=0, max_value=24 * 90), min_size=2, max_size=2),
+    days=st.lists(st.integers(min_value=-90, max_value=700), min_size=2, max_size=2),
     organisation=st.sampled_from(["main", "simplified"]),
     stage=st.sampled_from(["new", "proposal", "contract", "invoice"]),
 )
 def test_an_imported_won_deal_is_the_deal_the_commands_win(
-    proposal: Decimal, invoiced: Decimal, hours: list[int], organisation: str, stage: str
+    proposal: Decimal,
+    invoiced: Decimal,
+    hours: list[int],
+    days: list[int],
+    organisation: str,
+    stage: str,
 ) -> None:
-    """Whatever the amounts, the instants in order and the organisation: importing a won
-    deal decides the state winning it through the commands at those instants leaves."""
+    """Whatever the amounts, the commands' instants in order, the organisation and the
+    contract's and invoice's days as the commands take them (backdated up to 90 days
+    before the deal, or after the win, in any order): importing a won deal decides the
+    state winning it through the commands leaves, no rule more."""
     proposal_at = START + timedelta(hours=hours[0])
-    signed_on = (proposal_at + timedelta(hours=hours[1])).date()
-    invoiced_on = signed_on + timedelta(days=hours[2] // 24)
-    invoice_day = datetime.combine(invoiced_on, datetime.min.time(), UTC)
-    closed_at = max(proposal_at, invoice_day) + timedelta(hours=hours[3])
+    signed_on = START.date() + timedelta(days=days[0])
+    invoiced_on = START.date() + timedelta(days=days[1])
+    closed_at = proposal_at + timedelta(hours=hours[1])
     deal_id = uuid4()
     card = deal.CreateDeal(deal_id, "turnkey", "Survey", "Monolit LLC", "referral", "vera")
     state = deal.evolve(None, deal.create(card, RULES, _meta(START)))
@@ -375,3 +392,65 @@ def test_deals_imported_before_won_deals_could_be_read_with_no_money() -> None:
     state = deal.fold([old])
     assert state is not None
     assert (state.proposal, state.contract, state.invoices, state.paid) == (None, None, (), None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    invoiced=cents,
+    share=st.integers(min_value=1, max_value=120),
+    days=st.integers(min_value=-120, max_value=700),
+)
+def test_an_imported_payment_takes_the_billings_rules_no_more(
+    invoiced: Decimal, share: int, days: int
+) -> None:
+    """What was paid of a won deal's invoice is refused exactly when recording it on the
+    project (opened when the deal was won) would be: an overpayment, or a day more than 90
+    days before the project; any other day, before the invoice's too, goes in."""
+    closed_at = START + timedelta(days=20)
+    paid = (invoiced * share / 100).quantize(Decimal("0.01"))
+    paid_on = closed_at.date() + timedelta(days=days)
+    bills = billing.empty_billing(uuid4(), closed_at)
+    carry = billing.CarryDealInvoice(uuid4(), "S-1", invoiced, "main", False, START.date())
+    bills = billing.evolve(bills, billing.decide(bills, carry, _meta(NOW)))
+    expected = _billing_refuses(bills, billing.RecordPayment("S-1", paid, paid_on), closed_at)
+    row = deal.ImportDeal(
+        deal_id=uuid4(),
+        funnel="turnkey",
+        title="Survey",
+        company_name="Monolit LLC",
+        source="referral",
+        manager="vera",
+        created_at=START,
+        status="won",
+        closed_at=closed_at,
+        service="survey",
+        proposal_amount=invoiced,
+        contract_number="K-1",
+        contract_signed_on=START.date(),
+        invoice_number="S-1",
+        invoiced=invoiced,
+        invoiced_on=START.date(),
+        organisation="main",
+        paid=paid,
+        paid_on=paid_on,
+    )
+    if expected is not None:
+        with pytest.raises(InvalidValue) as refused:
+            deal.import_deal(row, RULES, _meta(NOW))
+        assert refused.value.field == expected
+        return
+    event = deal.import_deal(row, RULES, _meta(NOW))
+    assert (event.paid, event.paid_on) == (paid, paid_on)
+
+
+def _billing_refuses(
+    bills: billing.Billing, command: billing.RecordPayment, opened: datetime
+) -> str | None:
+    """The import's column the billing refuses the payment for (None: it records it)."""
+    try:
+        billing.decide(bills, command, _meta(NOW), opened=opened)
+    except InvalidValue as refusal:
+        return {"amount": "paid"}.get(refusal.field, refusal.field)
+    except RuleViolation:
+        return "paid"  # an overpayment
+    return None

@@ -80,6 +80,9 @@ class Field:
     name: str
     type: FieldType = "text"
     required: bool = False
+    needs_column: bool = False
+    """The file must have its column, though a row may leave it empty (the kind decides:
+    a deals file's continuation row leaves the deal's card empty)."""
     aliases: tuple[str, ...] = ()
     """Header names (any case) taken for this field when no mapping names the column."""
     help: str = ""
@@ -280,7 +283,9 @@ def resolve_mapping(
                 if index not in chosen.values():
                     chosen[spec.name] = index
                 break
-    missing = [f.name for f in kind.fields if f.required and f.name not in chosen]
+    missing = [
+        f.name for f in kind.fields if (f.required or f.needs_column) and f.name not in chosen
+    ]
     if missing:
         raise MappingError(
             "mapping",

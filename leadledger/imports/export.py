@@ -32,7 +32,7 @@ from commands.imports import kind_named
 from leadledger.imports.base import Kind
 from queries import companies, contacts, deals, leads
 from queries import directories as directory_entries
-from queries.common import Filters
+from queries.common import Filters, streamed_rows
 from queries.leads import LeadFilters
 
 MAX_WIDTH = 60
@@ -114,6 +114,66 @@ def export_response(
     )
 
 
+COUNTED = "('not_required', 'approved')"
+"""A deal's invoices that count (a pending or declined prepayment stays behind)."""
+
+
+def deal_rows(cursor: duckdb.DuckDBPyConnection, filters: Filters) -> Iterator[dict[str, Any]]:
+    """The deals export (:func:`queries.deals.deals_export`) with each deal's invoices and
+    payments as the import reads them: its row carries its first invoice (and the first
+    payment of it), and a *continuation row* (its ``external_id``, the card left empty)
+    follows for each further invoice (with its first payment) and each further payment;
+    a won deal's row carries its project's status, PM, planned start and end and value,
+    and its payments are the project's (a deal won here is paid on its project)."""
+    invoices: dict[str, list[dict[str, Any]]] = {}
+    cursor.execute(
+        "SELECT deal_id, number AS invoice_number, amount AS invoiced, issued_on AS invoiced_on,"
+        f" organisation FROM deal_invoices WHERE approval IN {COUNTED} ORDER BY position"
+    )
+    for row in streamed_rows(cursor):
+        invoices.setdefault(row.pop("deal_id"), []).append(row)
+    projects: dict[str, dict[str, Any]] = {}
+    cursor.execute(
+        "SELECT deal_id, project_id, status AS project_status, pm AS project_pm,"
+        " planned_start AS project_start, planned_end AS project_end, amount AS project_value"
+        " FROM projects WHERE deal_id IS NOT NULL"
+    )
+    for row in streamed_rows(cursor):
+        projects[row.pop("deal_id")] = row
+    payments: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    cursor.execute(
+        "SELECT project_id, invoice_number, amount AS paid, paid_on FROM project_payments"
+        " ORDER BY recorded_at, paid_on"
+    )
+    for row in streamed_rows(cursor):
+        key = (row.pop("project_id"), row.pop("invoice_number"))
+        payments.setdefault(key, []).append(row)
+    for row in deals.deals_export(cursor, filters):
+        deal_id = str(row["external_id"])
+        made = projects.get(deal_id)
+        found = invoices.get(deal_id, [])
+        paid: list[list[dict[str, Any]]] = [[] for _ in found]
+        if made is not None:
+            project_id = made.pop("project_id")
+            row.update(made)
+            paid = [payments.get((project_id, i["invoice_number"]), []) for i in found]
+            row["paid"] = row["paid_on"] = None
+        if found:
+            row.update(found[0])
+        if paid and paid[0]:
+            row.update(paid[0][0])
+        yield row
+        for index, invoice in enumerate(found):
+            if index:
+                yield {"external_id": deal_id, **invoice, **(paid[index][:1] or [{}])[0]}
+            for payment in paid[index][1:]:
+                yield {
+                    "external_id": deal_id,
+                    "invoice_number": invoice["invoice_number"],
+                    **payment,
+                }
+
+
 @dataclass(frozen=True)
 class ExportFilters:
     """The filters an export in the import format takes (None: not filtered): the funnel,
@@ -156,7 +216,7 @@ def kind_records(
             start=filters.start,
             end=filters.end,
         )
-        return kind, deals.deals_export(cursor, deal_filters)
+        return kind, deal_rows(cursor, deal_filters)
     for field in ("funnel", "manager"):
         if getattr(filters, field) is not None:
             raise InvalidValue(field, f"'{field}' filters the leads and deals exports only")
