@@ -22,6 +22,7 @@ Rules in brief:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -915,6 +916,24 @@ class ImportLead:
     closed_at: datetime | None = None
     paused_since: datetime | None = None
     external_id: str | None = None
+
+
+_IMPORT_FIELDS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ImportLead)}
+_IMPORT_REQUIRED = tuple(n for n, d in _IMPORT_FIELDS.items() if d is dataclasses.MISSING)
+
+
+def import_command(lead_id: UUID, row: dict[str, Any]) -> ImportLead:
+    """``ImportLead(lead_id=lead_id, **row)`` (the same object, or the same TypeError)
+    without the frozen ``__init__``'s ``object.__setattr__`` per field: one per imported
+    row."""
+    fields = _IMPORT_FIELDS.copy()
+    fields["lead_id"] = lead_id
+    fields.update(row)
+    if len(fields) != len(_IMPORT_FIELDS) or any(
+        fields[name] is dataclasses.MISSING for name in _IMPORT_REQUIRED
+    ):
+        return ImportLead(lead_id=lead_id, **row)  # its own TypeError, naming the field
+    return _frozen(ImportLead, fields)
 
 
 @dataclass(frozen=True, kw_only=True)

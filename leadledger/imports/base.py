@@ -138,7 +138,8 @@ def parse_instant(value: Any) -> datetime | None:
         text = str(value).strip()
         if not text:
             return None
-        match = _DMY.match(text)
+        # only a text with a dot second or third can be day.month.year
+        match = _DMY.match(text) if "." in text[1:3] else None
         try:
             if match:
                 d, m, y, hh, mm, ss = match.groups()
@@ -225,10 +226,13 @@ class ColumnMap:
         pairs = self.fields if only is None else self._subset(only)
         for index, spec in pairs:
             raw = cells[index] if index < width else None
-            try:
-                value = PARSERS[spec.type](raw)
-            except ValueError as exc:
-                raise RowRefused(spec.name, f"'{spec.name}' {exc}") from None
+            if raw.__class__ is str and spec.type == "text":
+                value = raw.strip() or None  # a CSV's cell: parse_text's answer, inlined
+            else:
+                try:
+                    value = PARSERS[spec.type](raw)
+                except ValueError as exc:
+                    raise RowRefused(spec.name, f"'{spec.name}' {exc}") from None
             if value is not None:
                 out[spec.name] = value
             elif spec.required:

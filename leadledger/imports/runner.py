@@ -43,6 +43,7 @@ from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViola
 from event_store.bulk import StoredRow, bulk_append, encode
 from event_store.store import ConcurrencyError
 from leadledger.imports.base import (
+    IMPORT_NAMESPACE,
     ColumnMap,
     Kind,
     RowRefused,
@@ -139,6 +140,33 @@ def _conflict() -> ImportConflict:
 
 def cause_of(source: SourceFile, number: int) -> str:
     return f"import {source.name} sha256:{source.checksum} row {number}"
+
+
+def _row_meta(session: Session, kind: Kind, source: SourceFile) -> Callable[[int], CommandMeta]:
+    """Row number → the row's CommandMeta (its command id and cause are the row's), each a
+    copy of one made for the file, without the frozen ``__init__`` per row."""
+    template = CommandMeta(
+        actor=session.actor,
+        at=session.at,
+        command_id=IMPORT_NAMESPACE,
+        actor_role=session.actor_role,
+        command=f"import-{kind.name}",
+        cause=cause_of(source, 0),
+    ).__dict__
+    ids = f"{source.checksum}:"
+    cause = f"import {source.name} sha256:{source.checksum} row "
+    new = object.__new__
+    set_attribute = object.__setattr__
+
+    def meta(number: int) -> CommandMeta:
+        made = new(CommandMeta)
+        fields = template.copy()
+        fields["command_id"] = import_uuid(f"{ids}{number}")
+        fields["cause"] = f"{cause}{number}"
+        set_attribute(made, "__dict__", fields)
+        return made
+
+    return meta
 
 
 def _row_error(number: int, error: Exception, columns: ColumnMap) -> RowError:
@@ -313,7 +341,7 @@ def _decide_all(
                 continue
             run.scan(number, values)
     seen: dict[bytes, int] = {}
-    command = f"import-{kind.name}"
+    meta_of = _row_meta(session, kind, source)
     for batch in _batches(source):
         parsed: list[tuple[int, UUID, dict[str, Any]]] = []
         for number, cells in batch:
@@ -339,16 +367,8 @@ def _decide_all(
         run.prefetch([(number, values) for number, _, values in fresh])
         encoded: list[StoredRow] = []
         for number, rid, values in fresh:
-            meta = CommandMeta(
-                actor=session.actor,
-                at=session.at,
-                command_id=import_uuid(f"{source.checksum}:{number}"),
-                actor_role=session.actor_role,
-                command=command,
-                cause=cause_of(source, number),
-            )
             try:
-                specs = run.decide(number, rid, values, meta)
+                specs = run.decide(number, rid, values, meta_of(number))
             except (DomainError, RowRefused) as refusal:
                 report.errors.append(_row_error(number, refusal, columns))
                 run.refused(number)
@@ -406,7 +426,7 @@ def _decide_batch(batch: list[tuple[int, list[Any]]]) -> list[Outcome]:
     job = _JOB
     assert job is not None
     session, kind, run, columns = job.session, job.kind, job.run, job.columns
-    command = f"import-{kind.name}"
+    meta_of = _row_meta(session, kind, job.source)
     store = session.store
     checksum = job.source.checksum
     out: list[Outcome] = []
@@ -417,16 +437,8 @@ def _decide_batch(batch: list[tuple[int, list[Any]]]) -> list[Outcome]:
         except RowRefused as refusal:
             out.append((number, None, _row_error(number, refusal, columns), [], 0))
             continue
-        meta = CommandMeta(
-            actor=session.actor,
-            at=session.at,
-            command_id=import_uuid(f"{checksum}:{number}"),
-            actor_role=session.actor_role,
-            command=command,
-            cause=cause_of(job.source, number),
-        )
         try:
-            specs = run.decide(number, rid, values, meta)
+            specs = run.decide(number, rid, values, meta_of(number))
         except (DomainError, RowRefused) as refusal:
             out.append((number, rid, _row_error(number, refusal, columns), [], 0))
             continue

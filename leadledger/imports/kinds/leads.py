@@ -107,7 +107,7 @@ class Leads:
 
 def lead_id_of(key: str) -> UUID:
     """A lead's id from its row's key: an external id that is a UUID is the id itself."""
-    if key.startswith("id:"):
+    if key.startswith("id:") and len(key) >= 35:  # a UUID's text has its 32 digits at least
         try:
             return UUID(key[3:])
         except ValueError:
@@ -186,7 +186,7 @@ class LeadRun:
             known = stored.had_leads or self.survivor_first.get(stored.company_id, number) != number
         else:
             known = company_id is not None and not first
-        command = lead.ImportLead(lead_id=record, **values)
+        command = lead.import_command(record, values)
         event = lead.import_lead(command, self.session.funnels, meta, company_known=known)
         specs: list[NewEventSpec] = [(record, 1, event)]
         if company_id is None or known:
