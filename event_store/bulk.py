@@ -89,10 +89,13 @@ def existing_streams(store: EventStore, stream_ids: Sequence[UUID]) -> set[UUID]
         if store.backend == "postgresql":
             statement = recorder._sql(
                 "SELECT DISTINCT originator_id FROM {schema}.{table} "
-                "WHERE originator_id = ANY(%s) AND originator_version = 1"
+                "WHERE originator_id = ANY(%s::uuid[]) AND originator_version = 1"
             )
+            # one text literal of the ids, not an array of UUIDs adapted one by one (an
+            # import asks this for every batch of rows)
+            ids = "{" + ",".join([s.hex for s in chunk]) + "}"
             with recorder.datastore.transaction(commit=False) as curs:
-                curs.execute(statement, (chunk,))
+                curs.execute(statement, (ids,))
                 for row in curs.fetchall():
                     value = row["originator_id"]
                     found.add(value if isinstance(value, UUID) else UUID(str(value)))

@@ -215,9 +215,15 @@ class ColumnMap:
     fields: tuple[tuple[int, Field], ...]
     columns: dict[str, str]
     """field name → the file's column name (for error reports)."""
+    subsets: dict[frozenset[str], tuple[tuple[int, Field], ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def _subset(self, only: frozenset[str]) -> tuple[tuple[int, Field], ...]:
-        return tuple(p for p in self.fields if p[1].name in only)
+        subset = self.subsets.get(only)  # asked once per row of a scan: made once
+        if subset is None:
+            subset = self.subsets[only] = tuple(p for p in self.fields if p[1].name in only)
+        return subset
 
     def parse(self, cells: Sequence[Any], only: frozenset[str] | None = None) -> dict[str, Any]:
         """The row's field values; raises RowRefused naming the first bad cell."""

@@ -106,7 +106,7 @@ def _csv_rows(
                         yield 1, cells
                         return
                     continue
-                if not any(c.strip() for c in cells):
+                if not "".join(cells).strip():  # every cell blank
                     continue
                 yield number, cells
     except UnicodeDecodeError as exc:
