@@ -38,8 +38,17 @@ def import_uuid(name: str) -> UUID:
     """``uuid5(IMPORT_NAMESPACE, name)``, made without ``UUID.__init__``'s checks (twice
     per imported row: its record's id and its command id)."""
     digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
+    return _uuid((int.from_bytes(digest[:16]) & _V5_CLEAR) | _V5_SET)
+
+
+def uuid_of(raw: bytes) -> UUID:
+    """``UUID(bytes=raw)`` for 16 bytes, without ``UUID.__init__``'s checks."""
+    return _uuid(int.from_bytes(raw))
+
+
+def _uuid(value: int) -> UUID:
     out = object.__new__(UUID)
-    object.__setattr__(out, "int", (int.from_bytes(digest[:16]) & _V5_CLEAR) | _V5_SET)
+    object.__setattr__(out, "int", value)
     object.__setattr__(out, "is_safe", SafeUUID.unknown)
     return out
 
