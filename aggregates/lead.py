@@ -919,7 +919,9 @@ class ImportLead:
 
 
 _IMPORT_FIELDS: dict[str, Any] = {f.name: f.default for f in dataclasses.fields(ImportLead)}
-_IMPORT_REQUIRED = tuple(n for n, d in _IMPORT_FIELDS.items() if d is dataclasses.MISSING)
+_IMPORT_REQUIRED = frozenset(
+    n for n, d in _IMPORT_FIELDS.items() if d is dataclasses.MISSING and n != "lead_id"
+)
 
 
 def import_command(lead_id: UUID, row: dict[str, Any]) -> ImportLead:
@@ -929,9 +931,7 @@ def import_command(lead_id: UUID, row: dict[str, Any]) -> ImportLead:
     fields = _IMPORT_FIELDS.copy()
     fields["lead_id"] = lead_id
     fields.update(row)
-    if len(fields) != len(_IMPORT_FIELDS) or any(
-        fields[name] is dataclasses.MISSING for name in _IMPORT_REQUIRED
-    ):
+    if len(fields) != len(_IMPORT_FIELDS) or "lead_id" in row or not row.keys() >= _IMPORT_REQUIRED:
         return ImportLead(lead_id=lead_id, **row)  # its own TypeError, naming the field
     return _frozen(ImportLead, fields)
 
