@@ -213,6 +213,9 @@ PARSERS: dict[FieldType, Callable[[Any], Any]] = {
 
 # --- the column mapping -----------------------------------------------------------------
 
+_Step = tuple[int, str, Callable[[Any], Any] | None, bool]
+"""(column index, field name, its parser or None for text, required)"""
+
 IGNORED = ("", "-")
 """A mapping value that leaves the column out."""
 
@@ -224,34 +227,40 @@ class ColumnMap:
     fields: tuple[tuple[int, Field], ...]
     columns: dict[str, str]
     """field name → the file's column name (for error reports)."""
-    subsets: dict[frozenset[str], tuple[tuple[int, Field], ...]] = field(
+    plans: dict[frozenset[str] | None, tuple[_Step, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
 
-    def _subset(self, only: frozenset[str]) -> tuple[tuple[int, Field], ...]:
-        subset = self.subsets.get(only)  # asked once per row of a scan: made once
-        if subset is None:
-            subset = self.subsets[only] = tuple(p for p in self.fields if p[1].name in only)
-        return subset
+    def _plan(self, only: frozenset[str] | None) -> tuple[_Step, ...]:
+        """The fields to parse (``only`` these, or all), as (column, name, parser — None
+        for text —, required): made once, asked once per row."""
+        plan = self.plans.get(only)
+        if plan is None:
+            plan = tuple(
+                (i, f.name, None if f.type == "text" else PARSERS[f.type], f.required)
+                for i, f in self.fields
+                if only is None or f.name in only
+            )
+            self.plans[only] = plan
+        return plan
 
     def parse(self, cells: Sequence[Any], only: frozenset[str] | None = None) -> dict[str, Any]:
         """The row's field values; raises RowRefused naming the first bad cell."""
         out: dict[str, Any] = {}
         width = len(cells)
-        pairs = self.fields if only is None else self._subset(only)
-        for index, spec in pairs:
+        for index, name, parser, required in self._plan(only):
             raw = cells[index] if index < width else None
-            if raw.__class__ is str and spec.type == "text":
-                value = raw.strip() or None  # a CSV's cell: parse_text's answer, inlined
+            if parser is None and raw.__class__ is str:
+                value = raw.strip() or None  # a CSV's text cell: parse_text's answer, inlined
             else:
                 try:
-                    value = PARSERS[spec.type](raw)
+                    value = (parser or parse_text)(raw)
                 except ValueError as exc:
-                    raise RowRefused(spec.name, f"'{spec.name}' {exc}") from None
+                    raise RowRefused(name, f"'{name}' {exc}") from None
             if value is not None:
-                out[spec.name] = value
-            elif spec.required:
-                raise RowRefused(spec.name, f"'{spec.name}' is required")
+                out[name] = value
+            elif required:
+                raise RowRefused(name, f"'{name}' is required")
         return out
 
 
