@@ -167,11 +167,11 @@ def copy_rows(
     position = first
     for stream_id, version, topic_text, state in rows:
         topic = topic_text.encode()
-        size = len(state)
+        size = _len(len(state))
         raw_id = stream_id.bytes
         add_event(_event_head(5, 16, raw_id, 8, version, len(topic)))
         add_event(topic)
-        add_event(_len(size))
+        add_event(size)
         add_event(state)
         add_event(_event_pos(8, position))
         if chained:
@@ -184,7 +184,7 @@ def copy_rows(
                         sid,
                         _pack(8, version, len(topic)),
                         topic,
-                        _len(size),
+                        size,
                         state,
                     )
                 )

@@ -46,10 +46,14 @@ def uuid_of(raw: bytes) -> UUID:
     return _uuid(int.from_bytes(raw))
 
 
+_UNKNOWN = SafeUUID.unknown
+"""Looked up once: an enum member's lookup costs as much as the rest of ``_uuid``."""
+
+
 def _uuid(value: int) -> UUID:
     out = object.__new__(UUID)
     object.__setattr__(out, "int", value)
-    object.__setattr__(out, "is_safe", SafeUUID.unknown)
+    object.__setattr__(out, "is_safe", _UNKNOWN)
     return out
 
 
