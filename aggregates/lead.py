@@ -883,7 +883,9 @@ def fold(events: list[DomainEvent]) -> Lead | None:
 # are not recorded: one ``LeadImported`` carries the state they lead to, so that no
 # process manager reacts to history (no answer reminders for last year's leads, no deal
 # or project made for a lead won long ago) and an auditor sees one fact, "imported from
-# this file's row", not commands nobody issued.
+# this file's row", not commands nobody issued. ``import_lead_by_steps`` is that
+# definition; ``import_lead`` reaches its answers without the steps' events and states
+# (an import decides hundreds of thousands of rows), held to them by a property test.
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Importing leads: one row, one lead, at its stage and status with its original dates.
 
 Each row is decided by :func:`aggregates.lead.import_lead` (the card and every step to
-the row's stage and status through the Lead decider). A lead naming a company id is
+the row's stage and status by the Lead decider's rules; the answer of its step-by-step
+definition, ``import_lead_by_steps``). A lead naming a company id is
 **repeat** when the company had a lead before, as on creation: in the store already, or
 an earlier lead of the file, "earlier" meaning created earlier (then the earlier row).
 The company's first lead registers it (``CompanyRegistered``) in the same write; for a
