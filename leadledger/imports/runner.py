@@ -425,8 +425,10 @@ class _Job:
     source: SourceFile
 
 
-def _decide_batch(batch: list[tuple[int, list[Any]]]) -> list[Outcome]:
-    """In a worker: a batch of rows read, keyed, decided and encoded."""
+def _decide_batch(batch: bytes | list[tuple[int, list[Any]]]) -> list[Outcome]:
+    """In a worker: a batch of rows (or the batch pickled) read, keyed, decided and
+    encoded."""
+    rows: list[tuple[int, list[Any]]] = pickle.loads(batch) if isinstance(batch, bytes) else batch
     job = _JOB
     assert job is not None
     session, kind, run, columns = job.session, job.kind, job.run, job.columns
@@ -434,7 +436,7 @@ def _decide_batch(batch: list[tuple[int, list[Any]]]) -> list[Outcome]:
     store = session.store
     checksum = job.source.checksum
     out: list[Outcome] = []
-    for number, cells in batch:
+    for number, cells in rows:
         try:
             values = columns.parse(cells)
             rid = kind.record(kind.key(number, values, checksum))
@@ -446,8 +448,8 @@ def _decide_batch(batch: list[tuple[int, list[Any]]]) -> list[Outcome]:
         except (DomainError, RowRefused) as refusal:
             out.append((number, rid.bytes, _row_error(number, refusal, columns), [], 0))
             continue
-        rows = [encode(store, s, v, e) for s, v, e in specs]
-        wire = [(s.bytes, v, t, state) for s, v, t, state in rows]
+        encoded = [encode(store, s, v, e) for s, v, e in specs]
+        wire = [(s.bytes, v, t, state) for s, v, t, state in encoded]
         out.append((number, rid.bytes, None, wire, len(specs)))
     return out
 
@@ -472,6 +474,7 @@ class _Pooled:
             previous, rows=0, accepted=0, already_imported=0, refused=0, events=0, errors=[]
         )
         self.seen: dict[bytes, int] = {}
+        self.spooled: IO[bytes] | None = None
 
     def chunks(self, checked: Callable[[int], object] | None) -> Iterator[list[StoredRow]]:
         """Every batch's accepted events, in file order; the report filled as they come.
@@ -480,14 +483,21 @@ class _Pooled:
         global _JOB
         run, source, columns = self.run, self.source, self.columns
         if run.scan_fields:
-            for number, cells in source.rows():
-                if number in self.excluded:
-                    continue
-                try:
-                    values = columns.parse(cells, only=run.scan_fields)
-                except RowRefused:
-                    continue
-                run.scan(number, values)
+            # the file is read once: the scan's pass also spools the batches, pickled as
+            # the workers take them (not read and pickled again in this process)
+            self.spooled = tempfile.TemporaryFile(prefix="leadledger-import-")  # noqa: SIM115
+            for batch in _batches(source):
+                data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+                self.spooled.write(len(data).to_bytes(8))
+                self.spooled.write(data)
+                for number, cells in batch:
+                    if number in self.excluded:
+                        continue
+                    try:
+                        values = columns.parse(cells, only=run.scan_fields)
+                    except RowRefused:
+                        continue
+                    run.scan(number, values)
         run.prefetch([])  # an independent run's shared state: for every scanned row
         _JOB = _Job(self.session, self.kind, run, columns, source)
         try:
@@ -501,7 +511,7 @@ class _Pooled:
     ) -> Iterator[list[StoredRow]]:
         try:
             pending: deque[Any] = deque()
-            batches = _batches(self.source)
+            batches = self._spooled() if self.spooled is not None else _batches(self.source)
             for batch in batches:
                 pending.append(pool.apply_async(_decide_batch, (batch,)))
                 if len(pending) >= 2 * self.workers:
@@ -517,8 +527,17 @@ class _Pooled:
         finally:
             pool.terminate()
             pool.join()
+            if self.spooled is not None:
+                self.spooled.close()
         self.report.refused = len(self.report.errors)
         self.report.errors.sort(key=lambda e: e.row)
+
+    def _spooled(self) -> Iterator[bytes]:
+        """The batches the scan spooled, pickled, in file order."""
+        assert self.spooled is not None
+        self.spooled.seek(0)
+        while size := self.spooled.read(8):
+            yield self.spooled.read(int.from_bytes(size))
 
     def _take(self, outcomes: list[Outcome]) -> list[StoredRow]:
         """A batch's outcomes judged as the serial path judges them."""
