@@ -18,6 +18,8 @@ per second, against the same run's baseline of the command handlers one by one.
    events/s.
 5. The log's positions are gap-free and its hash chain verifies; the bench fails on any
    refused row or error.
+6. The import's CPU per row: this process's and its workers' (ended children's), which
+   a loaded machine does not blur as it blurs the rates.
 
 The load average is printed before and after (the machine is shared). Run from the
 project root:
@@ -33,6 +35,7 @@ import argparse
 import csv
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -226,9 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         store = open_event_store(benchlib.schema_url(args.url, schemas[0]), event_codec())
         try:
             loads["import"] = os.getloadavg()
+            cpu_before = time.process_time(), _children_cpu()
             report, _ = import_file(
                 store, funnels, rules, _ctx(NOW), "leads", path, workers=args.workers
             )
+            own_cpu = time.process_time() - cpu_before[0]
+            workers_cpu = _children_cpu() - cpu_before[1]
             if report.status != "imported" or report.errors:
                 for error in report.errors[:10]:
                     print(f"  row {error.row}: {error.column}: {error.reason}", file=sys.stderr)
@@ -348,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
             f"write phase {write_rate:,.0f} events/s; positions gap-free and chain intact: "
             f"{'yes' if not failures else 'NO'}"
         )
+        own, workers = (own_cpu / args.rows * 1e6, workers_cpu / args.rows * 1e6)
+        print(
+            f"CPU per row of the import (what a loaded machine does not blur): importing "
+            f"process {own:,.1f} µs, workers {workers:,.1f} µs, total {own + workers:,.1f} µs "
+            "(PostgreSQL's own not counted)"
+        )
         load_after = os.getloadavg()
         print(
             "load average before: "
@@ -364,6 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that ended (the import's workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _load(loads: dict[str, tuple[float, float, float]], what: str) -> str:

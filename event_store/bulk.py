@@ -31,6 +31,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from psycopg import errors as pg_errors
+from psycopg.copy import QueuedLibpqWriter
 from psycopg.rows import dict_row, tuple_row
 from psycopg.sql import SQL
 
@@ -89,10 +90,13 @@ def existing_streams(store: EventStore, stream_ids: Sequence[UUID]) -> set[UUID]
         if store.backend == "postgresql":
             statement = recorder._sql(
                 "SELECT DISTINCT originator_id FROM {schema}.{table} "
-                "WHERE originator_id = ANY(%s) AND originator_version = 1"
+                "WHERE originator_id = ANY(%s::uuid[]) AND originator_version = 1"
             )
+            # one text literal of the ids, not an array of UUIDs adapted one by one (an
+            # import asks this for every batch of rows)
+            ids = "{" + ",".join([s.hex for s in chunk]) + "}"
             with recorder.datastore.transaction(commit=False) as curs:
-                curs.execute(statement, (chunk,))
+                curs.execute(statement, (ids,))
                 for row in curs.fetchall():
                     value = row["originator_id"]
                     found.add(value if isinstance(value, UUID) else UUID(str(value)))
@@ -149,12 +153,13 @@ _chain_row = struct.Struct(">hIqi").pack
 def copy_rows(
     prev: bytes, first: int, rows: Sequence[StoredRow], chained: bool
 ) -> tuple[bytes, bytes, bytes]:
-    """The binary ``COPY`` data of ``rows`` at positions ``first``, ``first + 1``, … for the
+    """The binary ``COPY`` rows of ``rows`` at positions ``first``, ``first + 1``, … for the
     events table (id, version, topic, state, position) and, when ``chained``, for the chain
     table (position, hash; the hash of ``event_store.chain.link``, computed in the same
-    pass); and the last hash."""
-    events = [_COPY_SIGNATURE]
-    chain = [_COPY_SIGNATURE]
+    pass); and the last hash. Rows only: a COPY's data is ``_COPY_SIGNATURE``, the rows of
+    any number of chunks, ``_COPY_TRAILER``."""
+    events: list[bytes] = []
+    chain: list[bytes] = []
     add_event = events.append
     add_link = chain.append
     sha256 = hashlib.sha256
@@ -162,11 +167,11 @@ def copy_rows(
     position = first
     for stream_id, version, topic_text, state in rows:
         topic = topic_text.encode()
-        size = len(state)
+        size = _len(len(state))
         raw_id = stream_id.bytes
         add_event(_event_head(5, 16, raw_id, 8, version, len(topic)))
         add_event(topic)
-        add_event(_len(size))
+        add_event(size)
         add_event(state)
         add_event(_event_pos(8, position))
         if chained:
@@ -179,7 +184,7 @@ def copy_rows(
                         sid,
                         _pack(8, version, len(topic)),
                         topic,
-                        _len(size),
+                        size,
                         state,
                     )
                 )
@@ -187,8 +192,6 @@ def copy_rows(
             add_link(_chain_row(2, 8, position, 32))
             add_link(prev)
         position += 1
-    events.append(_COPY_TRAILER)
-    chain.append(_COPY_TRAILER)
     return join(events), join(chain) if chained else b"", prev
 
 
@@ -264,34 +267,50 @@ def _postgres(
             id_type = recorder.datastore.originator_id_type
             raw = id_type == "uuid"
             with conn.cursor(row_factory=tuple_row) as curs:
-                for chunk in chunks:
+                if raw:
+                    # ONE COPY of the events for every chunk, its rows built here as bytes
+                    # and the chain hashed in the same pass (a few Python calls per event
+                    # instead of psycopg's per field), written by a thread while the next
+                    # chunk is made: no round trip per chunk, PostgreSQL takes the rows as
+                    # they come. The chain's rows (46 bytes an event) go in after them.
+                    links: list[bytes] = [_COPY_SIGNATURE]
+                    with curs.copy(copy_events, writer=QueuedLibpqWriter(curs)) as copy:
+                        copy.write(_COPY_SIGNATURE)
+                        for chunk in chunks:
+                            if not chunk:
+                                continue
+                            events_data, chain_data, prev = copy_rows(
+                                prev, position, chunk, chained
+                            )
+                            copy.write(events_data)
+                            links.append(chain_data)
+                            position += len(chunk)
+                            count += len(chunk)
+                            if progress is not None:
+                                progress(len(chunk))
+                        copy.write(_COPY_TRAILER)
+                    if chained and count:
+                        links.append(_COPY_TRAILER)
+                        with curs.copy(copy_chain) as copy:
+                            copy.write(b"".join(links))
+                        head = (position - 1, prev)
+                for chunk in () if raw else chunks:
                     if not chunk:
                         continue
-                    if raw:
-                        # the COPY rows built here as bytes, the chain hashed in the same
-                        # pass: a few Python calls per event instead of psycopg's per field
-                        events_data, chain_data, prev = copy_rows(prev, position, chunk, chained)
-                        with curs.copy(copy_events) as copy:
-                            copy.write(events_data)
-                        if chained:
-                            with curs.copy(copy_chain) as copy:
-                                copy.write(chain_data)
-                            head = (position + len(chunk) - 1, prev)
-                    else:
-                        with curs.copy(copy_events) as copy:
-                            copy.set_types([id_type, "int8", "text", "bytea", "int8"])
-                            p = position
-                            for stream_id, version, topic, state in chunk:
-                                copy.write_row((stream_id, version, topic, state, p))
-                                p += 1
-                        if chained:
-                            links = link_chunk(prev, position, chunk)
-                            with curs.copy(copy_chain) as copy:
-                                copy.set_types(["int8", "bytea"])
-                                for link in links:
-                                    copy.write_row(link)
-                            prev = links[-1][1]
-                            head = links[-1]
+                    with curs.copy(copy_events) as copy:
+                        copy.set_types([id_type, "int8", "text", "bytea", "int8"])
+                        p = position
+                        for stream_id, version, topic, state in chunk:
+                            copy.write_row((stream_id, version, topic, state, p))
+                            p += 1
+                    if chained:
+                        chain_rows = link_chunk(prev, position, chunk)
+                        with curs.copy(copy_chain) as copy:
+                            copy.set_types(["int8", "bytea"])
+                            for link in chain_rows:
+                                copy.write_row(link)
+                        prev = chain_rows[-1][1]
+                        head = chain_rows[-1]
                     position += len(chunk)
                     count += len(chunk)
                     if progress is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from uuid import uuid5
+from uuid import UUID, uuid5
 
 import pytest
 from hypothesis import given
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from event_store import EventStore, open_event_store, verify
 from leadledger.imports import runner
-from leadledger.imports.base import IMPORT_NAMESPACE, import_uuid
+from leadledger.imports.base import IMPORT_NAMESPACE, import_uuid, uuid_of
 from leadledger.imports.runner import ImportReport
 from leadledger.wiring import event_codec
 from tests.conftest import FakeClock
@@ -152,4 +152,17 @@ def test_import_ids_are_the_uuid5_of_the_import_namespace(name: str) -> None:
         expected.variant,
         str(expected),
         hash(expected),
+    )
+
+
+@given(st.binary(min_size=16, max_size=16))
+def test_a_record_id_sent_as_its_bytes_is_the_same_uuid_again(raw: bytes) -> None:
+    expected = UUID(bytes=raw)
+    made = uuid_of(raw)
+    assert made == expected
+    assert (str(made), hash(made), made.bytes, made.is_safe) == (
+        str(expected),
+        hash(expected),
+        raw,
+        expected.is_safe,
     )

@@ -38,9 +38,22 @@ def import_uuid(name: str) -> UUID:
     """``uuid5(IMPORT_NAMESPACE, name)``, made without ``UUID.__init__``'s checks (twice
     per imported row: its record's id and its command id)."""
     digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
+    return _uuid((int.from_bytes(digest[:16]) & _V5_CLEAR) | _V5_SET)
+
+
+def uuid_of(raw: bytes) -> UUID:
+    """``UUID(bytes=raw)`` for 16 bytes, without ``UUID.__init__``'s checks."""
+    return _uuid(int.from_bytes(raw))
+
+
+_UNKNOWN = SafeUUID.unknown
+"""Looked up once: an enum member's lookup costs as much as the rest of ``_uuid``."""
+
+
+def _uuid(value: int) -> UUID:
     out = object.__new__(UUID)
-    object.__setattr__(out, "int", (int.from_bytes(digest[:16]) & _V5_CLEAR) | _V5_SET)
-    object.__setattr__(out, "is_safe", SafeUUID.unknown)
+    object.__setattr__(out, "int", value)
+    object.__setattr__(out, "is_safe", _UNKNOWN)
     return out
 
 
@@ -141,7 +154,8 @@ def parse_instant(value: Any) -> datetime | None:
         text = str(value).strip()
         if not text:
             return None
-        match = _DMY.match(text)
+        # only a text with a dot second or third can be day.month.year
+        match = _DMY.match(text) if "." in text[1:3] else None
         try:
             if match:
                 d, m, y, hh, mm, ss = match.groups()
@@ -206,6 +220,9 @@ PARSERS: dict[FieldType, Callable[[Any], Any]] = {
 
 # --- the column mapping -----------------------------------------------------------------
 
+_Step = tuple[int, str, Callable[[Any], Any] | None, bool]
+"""(column index, field name, its parser or None for text, required)"""
+
 IGNORED = ("", "-")
 """A mapping value that leaves the column out."""
 
@@ -217,25 +234,40 @@ class ColumnMap:
     fields: tuple[tuple[int, Field], ...]
     columns: dict[str, str]
     """field name → the file's column name (for error reports)."""
+    plans: dict[frozenset[str] | None, tuple[_Step, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
-    def _subset(self, only: frozenset[str]) -> tuple[tuple[int, Field], ...]:
-        return tuple(p for p in self.fields if p[1].name in only)
+    def _plan(self, only: frozenset[str] | None) -> tuple[_Step, ...]:
+        """The fields to parse (``only`` these, or all), as (column, name, parser — None
+        for text —, required): made once, asked once per row."""
+        plan = self.plans.get(only)
+        if plan is None:
+            plan = tuple(
+                (i, f.name, None if f.type == "text" else PARSERS[f.type], f.required)
+                for i, f in self.fields
+                if only is None or f.name in only
+            )
+            self.plans[only] = plan
+        return plan
 
     def parse(self, cells: Sequence[Any], only: frozenset[str] | None = None) -> dict[str, Any]:
         """The row's field values; raises RowRefused naming the first bad cell."""
         out: dict[str, Any] = {}
         width = len(cells)
-        pairs = self.fields if only is None else self._subset(only)
-        for index, spec in pairs:
+        for index, name, parser, required in self._plan(only):
             raw = cells[index] if index < width else None
-            try:
-                value = PARSERS[spec.type](raw)
-            except ValueError as exc:
-                raise RowRefused(spec.name, f"'{spec.name}' {exc}") from None
+            if parser is None and raw.__class__ is str:
+                value = raw.strip() or None  # a CSV's text cell: parse_text's answer, inlined
+            else:
+                try:
+                    value = (parser or parse_text)(raw)
+                except ValueError as exc:
+                    raise RowRefused(name, f"'{name}' {exc}") from None
             if value is not None:
-                out[spec.name] = value
-            elif spec.required:
-                raise RowRefused(spec.name, f"'{spec.name}' is required")
+                out[name] = value
+            elif required:
+                raise RowRefused(name, f"'{name}' is required")
         return out
 
 

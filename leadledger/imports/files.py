@@ -100,15 +100,17 @@ def _csv_rows(
     number = 0
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
-            for number, cells in enumerate(csv.reader(f, delimiter=delimiter), start=1):
-                if number == 1:
-                    if header:
-                        yield 1, cells
-                        return
-                    continue
-                if not any(c.strip() for c in cells):
-                    continue
-                yield number, cells
+            records = csv.reader(f, delimiter=delimiter)
+            first = next(records, None)
+            if first is None:
+                return
+            number = 1
+            if header:
+                yield 1, first
+                return
+            for number, cells in enumerate(records, start=2):
+                if "".join(cells).strip():  # not every cell blank
+                    yield number, cells
     except UnicodeDecodeError as exc:
         raise UnreadableFile(
             f"the file is not UTF-8 text (after row {number}): save the CSV as UTF-8, "

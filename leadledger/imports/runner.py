@@ -43,11 +43,13 @@ from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViola
 from event_store.bulk import StoredRow, bulk_append, encode
 from event_store.store import ConcurrencyError
 from leadledger.imports.base import (
+    IMPORT_NAMESPACE,
     ColumnMap,
     Kind,
     RowRefused,
     Session,
     import_uuid,
+    uuid_of,
 )
 from leadledger.imports.files import SourceFile
 
@@ -139,6 +141,33 @@ def _conflict() -> ImportConflict:
 
 def cause_of(source: SourceFile, number: int) -> str:
     return f"import {source.name} sha256:{source.checksum} row {number}"
+
+
+def _row_meta(session: Session, kind: Kind, source: SourceFile) -> Callable[[int], CommandMeta]:
+    """Row number → the row's CommandMeta (its command id and cause are the row's), each a
+    copy of one made for the file, without the frozen ``__init__`` per row."""
+    template = CommandMeta(
+        actor=session.actor,
+        at=session.at,
+        command_id=IMPORT_NAMESPACE,
+        actor_role=session.actor_role,
+        command=f"import-{kind.name}",
+        cause=cause_of(source, 0),
+    ).__dict__
+    ids = f"{source.checksum}:"
+    cause = f"import {source.name} sha256:{source.checksum} row "
+    new = object.__new__
+    set_attribute = object.__setattr__
+
+    def meta(number: int) -> CommandMeta:
+        made = new(CommandMeta)
+        fields = template.copy()
+        fields["command_id"] = import_uuid(f"{ids}{number}")
+        fields["cause"] = f"{cause}{number}"
+        set_attribute(made, "__dict__", fields)
+        return made
+
+    return meta
 
 
 def _row_error(number: int, error: Exception, columns: ColumnMap) -> RowError:
@@ -313,7 +342,7 @@ def _decide_all(
                 continue
             run.scan(number, values)
     seen: dict[bytes, int] = {}
-    command = f"import-{kind.name}"
+    meta_of = _row_meta(session, kind, source)
     for batch in _batches(source):
         parsed: list[tuple[int, UUID, dict[str, Any]]] = []
         for number, cells in batch:
@@ -339,16 +368,8 @@ def _decide_all(
         run.prefetch([(number, values) for number, _, values in fresh])
         encoded: list[StoredRow] = []
         for number, rid, values in fresh:
-            meta = CommandMeta(
-                actor=session.actor,
-                at=session.at,
-                command_id=import_uuid(f"{source.checksum}:{number}"),
-                actor_role=session.actor_role,
-                command=command,
-                cause=cause_of(source, number),
-            )
             try:
-                specs = run.decide(number, rid, values, meta)
+                specs = run.decide(number, rid, values, meta_of(number))
             except (DomainError, RowRefused) as refusal:
                 report.errors.append(_row_error(number, refusal, columns))
                 run.refused(number)
@@ -384,9 +405,12 @@ class _Rejected(Exception):
     """A row was refused in mode ``all``: the open write is rolled back."""
 
 
-Outcome = tuple[int, UUID | None, RowError | None, list[StoredRow], int]
-"""A row decided by a worker: (row, record id or None when the row could not be read,
-its refusal or None, its encoded events, how many)."""
+WireRow = tuple[bytes, int, str, bytes]
+"""A StoredRow with its stream id as its 16 bytes: pickled to this process and back to a
+``UUID`` at a fraction of a ``UUID``'s pickling cost."""
+Outcome = tuple[int, bytes | None, RowError | None, list[WireRow], int]
+"""A row decided by a worker: (row, record id's bytes or None when the row could not be
+read, its refusal or None, its encoded events, how many)."""
 
 _JOB: _Job | None = None
 """What the workers decide with (set before they are forked, inherited by them)."""
@@ -401,36 +425,32 @@ class _Job:
     source: SourceFile
 
 
-def _decide_batch(batch: list[tuple[int, list[Any]]]) -> list[Outcome]:
-    """In a worker: a batch of rows read, keyed, decided and encoded."""
+def _decide_batch(batch: bytes | list[tuple[int, list[Any]]]) -> list[Outcome]:
+    """In a worker: a batch of rows (or the batch pickled) read, keyed, decided and
+    encoded."""
+    rows: list[tuple[int, list[Any]]] = pickle.loads(batch) if isinstance(batch, bytes) else batch
     job = _JOB
     assert job is not None
     session, kind, run, columns = job.session, job.kind, job.run, job.columns
-    command = f"import-{kind.name}"
+    meta_of = _row_meta(session, kind, job.source)
     store = session.store
     checksum = job.source.checksum
     out: list[Outcome] = []
-    for number, cells in batch:
+    for number, cells in rows:
         try:
             values = columns.parse(cells)
             rid = kind.record(kind.key(number, values, checksum))
         except RowRefused as refusal:
             out.append((number, None, _row_error(number, refusal, columns), [], 0))
             continue
-        meta = CommandMeta(
-            actor=session.actor,
-            at=session.at,
-            command_id=import_uuid(f"{checksum}:{number}"),
-            actor_role=session.actor_role,
-            command=command,
-            cause=cause_of(job.source, number),
-        )
         try:
-            specs = run.decide(number, rid, values, meta)
+            specs = run.decide(number, rid, values, meta_of(number))
         except (DomainError, RowRefused) as refusal:
-            out.append((number, rid, _row_error(number, refusal, columns), [], 0))
+            out.append((number, rid.bytes, _row_error(number, refusal, columns), [], 0))
             continue
-        out.append((number, rid, None, [encode(store, s, v, e) for s, v, e in specs], len(specs)))
+        encoded = [encode(store, s, v, e) for s, v, e in specs]
+        wire = [(s.bytes, v, t, state) for s, v, t, state in encoded]
+        out.append((number, rid.bytes, None, wire, len(specs)))
     return out
 
 
@@ -454,6 +474,7 @@ class _Pooled:
             previous, rows=0, accepted=0, already_imported=0, refused=0, events=0, errors=[]
         )
         self.seen: dict[bytes, int] = {}
+        self.spooled: IO[bytes] | None = None
 
     def chunks(self, checked: Callable[[int], object] | None) -> Iterator[list[StoredRow]]:
         """Every batch's accepted events, in file order; the report filled as they come.
@@ -462,14 +483,21 @@ class _Pooled:
         global _JOB
         run, source, columns = self.run, self.source, self.columns
         if run.scan_fields:
-            for number, cells in source.rows():
-                if number in self.excluded:
-                    continue
-                try:
-                    values = columns.parse(cells, only=run.scan_fields)
-                except RowRefused:
-                    continue
-                run.scan(number, values)
+            # the file is read once: the scan's pass also spools the batches, pickled as
+            # the workers take them (not read and pickled again in this process)
+            self.spooled = tempfile.TemporaryFile(prefix="leadledger-import-")  # noqa: SIM115
+            for batch in _batches(source):
+                data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+                self.spooled.write(len(data).to_bytes(8))
+                self.spooled.write(data)
+                for number, cells in batch:
+                    if number in self.excluded:
+                        continue
+                    try:
+                        values = columns.parse(cells, only=run.scan_fields)
+                    except RowRefused:
+                        continue
+                    run.scan(number, values)
         run.prefetch([])  # an independent run's shared state: for every scanned row
         _JOB = _Job(self.session, self.kind, run, columns, source)
         try:
@@ -483,7 +511,7 @@ class _Pooled:
     ) -> Iterator[list[StoredRow]]:
         try:
             pending: deque[Any] = deque()
-            batches = _batches(self.source)
+            batches = self._spooled() if self.spooled is not None else _batches(self.source)
             for batch in batches:
                 pending.append(pool.apply_async(_decide_batch, (batch,)))
                 if len(pending) >= 2 * self.workers:
@@ -499,8 +527,17 @@ class _Pooled:
         finally:
             pool.terminate()
             pool.join()
+            if self.spooled is not None:
+                self.spooled.close()
         self.report.refused = len(self.report.errors)
         self.report.errors.sort(key=lambda e: e.row)
+
+    def _spooled(self) -> Iterator[bytes]:
+        """The batches the scan spooled, pickled, in file order."""
+        assert self.spooled is not None
+        self.spooled.seek(0)
+        while size := self.spooled.read(8):
+            yield self.spooled.read(int.from_bytes(size))
 
     def _take(self, outcomes: list[Outcome]) -> list[StoredRow]:
         """A batch's outcomes judged as the serial path judges them."""
@@ -515,7 +552,7 @@ class _Pooled:
                 report.errors.append(error)
                 run.refused(number)
                 continue
-            first = seen.setdefault(rid.bytes, number)
+            first = seen.setdefault(rid, number)
             if first != number:
                 report.errors.append(
                     RowError(number, None, None, f"the same record as row {first}", "duplicate_row")
@@ -523,10 +560,12 @@ class _Pooled:
                 run.refused(number)
                 continue
             read.append(outcome)
-        existing = run.present([(o[1], {}) for o in read])
+        records = [uuid_of(o[1]) for o in read if o[1] is not None]
+        existing = run.present([(record, {}) for record in records])
         encoded: list[StoredRow] = []
-        for number, rid, error, rows, count in read:
-            if rid in existing:
+        add = encoded.append
+        for (number, _, error, rows, count), record in zip(read, records, strict=True):
+            if record in existing:
                 report.already_imported += 1
             elif error is not None:
                 report.errors.append(error)
@@ -534,7 +573,9 @@ class _Pooled:
             else:
                 report.accepted += 1
                 report.events += count
-                encoded.extend(rows)
+                raw = record.bytes
+                for stream, version, topic, state in rows:
+                    add((record if stream == raw else uuid_of(stream), version, topic, state))
         return encoded
 
 

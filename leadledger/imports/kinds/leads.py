@@ -1,7 +1,8 @@
 """Importing leads: one row, one lead, at its stage and status with its original dates.
 
 Each row is decided by :func:`aggregates.lead.import_lead` (the card and every step to
-the row's stage and status through the Lead decider). A lead naming a company id is
+the row's stage and status by the Lead decider's rules; the answer of its step-by-step
+definition, ``import_lead_by_steps``). A lead naming a company id is
 **repeat** when the company had a lead before, as on creation: in the store already, or
 an earlier lead of the file, "earlier" meaning created earlier (then the earlier row).
 The company's first lead registers it (``CompanyRegistered``) in the same write; for a
@@ -107,7 +108,7 @@ class Leads:
 
 def lead_id_of(key: str) -> UUID:
     """A lead's id from its row's key: an external id that is a UUID is the id itself."""
-    if key.startswith("id:"):
+    if key.startswith("id:") and len(key) >= 35:  # a UUID's text has its 32 digits at least
         try:
             return UUID(key[3:])
         except ValueError:
@@ -186,7 +187,7 @@ class LeadRun:
             known = stored.had_leads or self.survivor_first.get(stored.company_id, number) != number
         else:
             known = company_id is not None and not first
-        command = lead.ImportLead(lead_id=record, **values)
+        command = lead.import_command(record, values)
         event = lead.import_lead(command, self.session.funnels, meta, company_known=known)
         specs: list[NewEventSpec] = [(record, 1, event)]
         if company_id is None or known:
