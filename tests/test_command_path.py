@@ -601,3 +601,45 @@ def test_a_lead_no_longer_theirs_is_not_read_from_its_stream(
         theirs = client.get(f"/leads/{lead_id}", params={"min_position": position}, headers=mine)
         assert theirs.status_code == 503, theirs.text
         assert platform.projector.position < position
+
+
+def test_a_read_your_writes_lead_read_costs_one_thread_pool_hand_off(
+    make_platform: PlatformFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scoped viewer's read of their lead behind ``min_position`` reads its stream once,
+    in the one hand-off of ``authorize`` (which keeps the folded lead for the route):
+    no second read of the stream, no question for the log's end (the stream reaches
+    ``min_position``), and the endpoint and its validation run on the event loop."""
+    from read_api import access, deps
+    from read_api.routes import leads as lead_routes
+
+    platform = make_platform()
+    app = create_app(platform, background=False, close_on_exit=False)
+    mine = bearer("boris", "manager")
+    calls: list[str] = []
+
+    def counting(module: Any) -> None:
+        original = module.run_in_threadpool
+
+        async def run(func: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(getattr(func, "__qualname__", repr(func)))
+            return await original(func, *args, **kwargs)
+
+        monkeypatch.setattr(module, "run_in_threadpool", run)
+
+    with TestClient(app, headers=ACTOR) as client:
+        created = client.post("/leads", json=new_lead_body(manager="boris"))
+        assert created.status_code == 201, created.text
+        lead_id, position = created.json()["lead_id"], created.json()["position"]
+        for module in (fastapi_dependencies, fastapi_routing, access, deps, lead_routes):
+            counting(module)
+        read = client.get(f"/leads/{lead_id}", params={"min_position": position}, headers=mine)
+        assert read.status_code == 200, read.text
+        assert read.json()["manager"] == "boris"
+        assert calls == ["own_lead_at"], calls
+        assert platform.projector.position < position  # answered from the stream
+        calls.clear()
+        beyond = client.get(
+            f"/leads/{lead_id}", params={"min_position": position + 5}, headers=mine
+        )
+        assert beyond.status_code == 422, beyond.text  # past the log's end: still refused
