@@ -173,15 +173,24 @@ class Projector:
         return self.store.read_page(after, limit or self.page_size)
 
     def _apply(self, page: pa.Table) -> None:
-        """Fold one page into every projection and commit it with the new position."""
+        """Fold one page into every projection and commit it with the new position.
+
+        Only the projections with an event of their topics on the page are called (one
+        Arrow pass finds the page's topics): a live page of a few commands touches a
+        handful of the read models, and each other one would cost its own check, some a
+        DuckDB scan of the page. A page none of them folds registers nothing with DuckDB
+        and only moves the position."""
         last = page["position"][-1].as_py()
+        present = set(pc.unique(page["topic"]).to_pylist())
+        folding = [p for p in self._folding if not p.topics.isdisjoint(present)]
         cursor = self._cursor
-        cursor.register("_page", page)
+        if folding:
+            cursor.register("_page", page)
         cursor.execute("BEGIN TRANSACTION")
         try:
             hook = self.fault_hook
             folded = 0
-            for projection in self._folding:
+            for projection in folding:
                 if hook is not None:
                     hook(folded)
                 projection.apply(cursor, page)
@@ -195,7 +204,8 @@ class Projector:
             cursor.execute("ROLLBACK")
             raise
         finally:
-            cursor.unregister("_page")
+            if folding:
+                cursor.unregister("_page")
         self.progress.advance(last)
 
     def run_once(self) -> int:

@@ -643,3 +643,29 @@ def test_a_read_your_writes_lead_read_costs_one_thread_pool_hand_off(
             f"/leads/{lead_id}", params={"min_position": position + 5}, headers=mine
         )
         assert beyond.status_code == 422, beyond.text  # past the log's end: still refused
+
+
+def test_a_page_is_folded_only_by_the_projections_of_its_topics(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The projector calls a projection only when the page holds an event of its topics:
+    a page of one lead creation reaches the lead models, not the deals' or projects'."""
+    projector = platform.projector
+    called: list[str] = []
+
+    for projection in projector.projections:
+        original = projection.apply
+
+        def spy(cursor: Any, page: Any, _name: str = projection.name, _o: Any = original) -> None:
+            called.append(_name)
+            _o(cursor, page)
+
+        monkeypatch.setattr(projection, "apply", spy)
+    [position] = platform.store.append([_created()])
+    projector.catch_up()
+    assert projector.position == position
+    expected = [p.name for p in projector.projections if "LeadCreated" in p.topics]
+    assert called == expected
+    assert len(called) < len(projector.projections)
+    rows = platform.db.cursor().execute("SELECT count(*) FROM leads").fetchone()
+    assert rows == (1,)
