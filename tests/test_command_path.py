@@ -669,3 +669,16 @@ def test_a_page_is_folded_only_by_the_projections_of_its_topics(
     assert len(called) < len(projector.projections)
     rows = platform.db.cursor().execute("SELECT count(*) FROM leads").fetchone()
     assert rows == (1,)
+
+
+def test_a_busy_follower_settles_longer_when_its_steps_grow_slow() -> None:
+    """Idle, a follower settles its short window; busy, its busy window, and at least
+    long enough that its steps take no more than ``busy_share`` of the time, up to the
+    cap: slow folds make bigger pages instead of a follower that folds all the time."""
+    from event_store.follow import busy_settle
+
+    assert busy_settle(False, 0.5, 0.02, 0.3, 0.25, 1.0) == 0.02
+    assert busy_settle(True, 0.05, 0.02, 0.3, 0.25, 1.0) == 0.3  # a quick fold: the window
+    assert busy_settle(True, 0.2, 0.02, 0.3, 0.25, 1.0) == pytest.approx(0.6)
+    assert busy_settle(True, 2.0, 0.02, 0.3, 0.25, 1.0) == 1.0  # capped
+    assert busy_settle(True, 2.0, 0.02, 0.3, None, 1.0) == 0.3  # not paced
