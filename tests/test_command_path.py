@@ -682,3 +682,60 @@ def test_a_busy_follower_settles_longer_when_its_steps_grow_slow() -> None:
     assert busy_settle(True, 0.2, 0.02, 0.3, 0.25, 1.0) == pytest.approx(0.6)
     assert busy_settle(True, 2.0, 0.02, 0.3, 0.25, 1.0) == 1.0  # capped
     assert busy_settle(True, 2.0, 0.02, 0.3, None, 1.0) == 0.3  # not paced
+
+
+class _ResumeWatcher(_Watcher):
+    name = "test_resume_watcher"
+    topics = frozenset({"LeadResumed"})
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    before=st.lists(st.integers(0, 7), min_size=1, max_size=4),
+    after=st.lists(st.integers(0, 7), min_size=1, max_size=4),
+    page_size=st.integers(1, 6),
+)
+def test_one_read_a_page_serves_managers_at_different_positions(
+    tmp_path: Path, before: list[int], after: list[int], page_size: int
+) -> None:
+    """Property: managers of different topics, one joining late (it starts from the
+    log's start while the other is far ahead), share one read of the log a page, and
+    each is given every event of its topics once, in order, and nothing else."""
+    url = f"sqlite:///{tmp_path}/pm-{uuid4().hex}.sqlite"
+    store = open_event_store(url, event_codec())
+    try:
+        paused = _Watcher()
+        created = _created()
+        store.append([created])
+        version = 1
+        first = ProcessRunner(store, [paused], lambda: T0, page_size=page_size)
+        for n in before:
+            version = _pause_resume(store, created.stream_id, version, n)
+            first.run_once()
+        resumed, paused_again = _ResumeWatcher(), _Watcher()
+        runner = ProcessRunner(store, [paused_again, resumed], lambda: T0, page_size=page_size)
+        reads: list[int] = []
+        original = store.read_topic_rows
+
+        def counting(*args: Any) -> Any:
+            found = original(*args)
+            reads.append(len(found[0]))
+            return found
+
+        store.read_topic_rows = counting  # type: ignore[method-assign]
+        for n in after:
+            version = _pause_resume(store, created.stream_id, version, n)
+            reads.clear()
+            runner.run_once()
+            # one read a page: a full page is followed by the next, the last is not full
+            assert all(r == page_size for r in reads[:-1])
+            assert reads[-1] < page_size
+            rows = store.read_rows(0, 1000)
+            assert resumed.seen == [r[0] for r in rows if r[3] == "LeadResumed"]
+            assert paused.seen + paused_again.seen == [r[0] for r in rows if r[3] == "LeadPaused"]
+            for manager in (paused_again, resumed):
+                assert runner.position(manager.name) == store.last_position()
+    finally:
+        store.close()
