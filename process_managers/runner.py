@@ -248,9 +248,8 @@ class ProcessRunner:
         """Catch every manager up with the log and fire what is due; events read."""
         total = 0
         names = [m.name for m in self.managers]
-        # one statement each a round for every manager's position and soonest deadline
-        self._stored = self.state.positions(names)
-        self._next_due = self.state.next_due(names)
+        # one statement a round for every manager's position and soonest deadline
+        self._stored, self._next_due = self.state.round_state(names)
         if self.managers:
             while True:
                 read = self.follow()
