@@ -724,7 +724,7 @@ def test_one_read_a_page_serves_managers_at_different_positions(
             reads.append(len(found[0]))
             return found
 
-        store.read_topic_rows = counting  # type: ignore[method-assign]
+        store.read_topic_rows = counting  # type: ignore[method-assign,assignment]
         for n in after:
             version = _pause_resume(store, created.stream_id, version, n)
             reads.clear()
