@@ -39,7 +39,9 @@ def follow_until_stopped(
     when steps grow slow (a loaded machine, a fixed cost per step of tens of
     milliseconds) the pages grow with them instead of the follower taking ever more of
     the CPU. Setting ``hurry`` (someone is waiting for the follower, e.g. a
-    read-your-writes query) cuts the settling short."""
+    read-your-writes query) cuts the settling short. A follower that polls (not woken:
+    the appends are another process's) steps again once its poll interval has passed:
+    that wait let them land already, a settle on top would only add latency."""
     backoff = poll_seconds
     busy = False
     took = 0.0
@@ -54,10 +56,15 @@ def follow_until_stopped(
             backoff = min(backoff * 2, 30.0)
             busy = False
         took = time.monotonic() - started
-        wake.wait(backoff)
+        woken = wake.wait(backoff)
         wake.clear()
-        settle = busy_settle(
-            busy, took, settle_seconds, busy_settle_seconds, busy_share, max_settle_seconds
+        # polled (not woken: appends by other processes) the wait was the settling already
+        settle = (
+            busy_settle(
+                busy, took, settle_seconds, busy_settle_seconds, busy_share, max_settle_seconds
+            )
+            if woken
+            else 0.0
         )
         if settle and not stop.is_set():
             if hurry is None:

@@ -739,3 +739,34 @@ def test_one_read_a_page_serves_managers_at_different_positions(
                 assert runner.position(manager.name) == store.last_position()
     finally:
         store.close()
+
+
+def test_a_polling_follower_does_not_settle_on_top_of_its_poll() -> None:
+    """A follower of another process's appends (never woken) steps again once its poll
+    interval has passed, busy or not: the settle is for a wake, not added to each poll."""
+    from event_store.follow import follow_until_stopped
+
+    stop, wake = threading.Event(), threading.Event()
+    steps: list[float] = []
+
+    def step() -> int:
+        steps.append(time.monotonic())
+        if len(steps) >= 6:
+            stop.set()
+        return 1  # busy: a woken follower would settle 1 s
+
+    thread = threading.Thread(
+        target=follow_until_stopped,
+        args=(step, wake, stop, 0.02),
+        kwargs={
+            "what": "test",
+            "log": runner_module.log,
+            "settle_seconds": 1.0,
+            "busy_settle_seconds": 1.0,
+        },
+        daemon=True,
+    )
+    thread.start()
+    thread.join(10)
+    assert len(steps) == 6
+    assert steps[-1] - steps[0] < 2.0  # five polls of 20 ms, not five settles of 1 s
