@@ -123,6 +123,8 @@ class ProcessRunner:
         self.appended = 0
         """The last position appended by the managers in ``run_forever``'s thread."""
         self._thread: int | None = None
+        self._moved = False
+        """Whether this round's reads found the log longer than the managers' positions."""
         self._stored: dict[str, int] = {}
         """The managers' stored positions, read once a round (``run_once``) and kept as
         this runner stores them."""
@@ -174,6 +176,7 @@ class ProcessRunner:
         if upto <= after:
             self._followed.update(positions)
             return 0
+        self._moved = True
         codec = self.store.codec
         decoded: dict[int, RecordedEvent] = {}
         for manager in self.managers:
@@ -250,17 +253,30 @@ class ProcessRunner:
         names = [m.name for m in self.managers]
         # one statement a round for every manager's position and soonest deadline
         self._stored, self._next_due = self.state.round_state(names)
+        self._moved = False
         if self.managers:
             while True:
                 read = self.follow()
                 total += read
                 if read < self.page_size:
                     break
+        if not self._moved and self._read_up_to:
+            self._store_quiet()
         for manager in self.managers:
             self.fire_due(manager)
         if self.managers:
             self.progress.advance(min(self._followed[m.name] for m in self.managers))
         return total
+
+    def _store_quiet(self) -> None:
+        """The log is quiet (the round found nothing new): store the positions that ignored
+        stretches left only in memory, in one transaction, so that a restart or another
+        process reading them sees where the managers are. Under load, none is written."""
+        self.state.store_positions(self._read_up_to)
+        for name, position in self._read_up_to.items():
+            if name in self._stored:
+                self._stored[name] = position
+        self._read_up_to.clear()
 
     def notify(self, position: int = 0) -> None:
         """Wake the loop (called after every append in this process); an append by the

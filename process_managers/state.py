@@ -167,13 +167,22 @@ class ProcessStore:
         with self._transaction(commit=True) as c:
             self._delete(c, name, changes.cancel)
             self._upsert(c, name, changes.schedule)
-            c.execute(
-                self._sql(
-                    "INSERT INTO {positions} (name, position) VALUES ({p}, {p}) "
-                    "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
-                ),
-                (name, position),
-            )
+            self._store_position(c, name, position)
+
+    def store_positions(self, positions: dict[str, int]) -> None:
+        """Store several managers' positions (no deadline change) in one transaction."""
+        with self._transaction(commit=True) as c:
+            for name, position in positions.items():
+                self._store_position(c, name, position)
+
+    def _store_position(self, c: Any, name: str, position: int) -> None:
+        c.execute(
+            self._sql(
+                "INSERT INTO {positions} (name, position) VALUES ({p}, {p}) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+            ),
+            (name, position),
+        )
 
     def complete(self, name: str, key: str, follow_up: Deadline | None) -> None:
         """A fired deadline is done; its follow-up (if any) is scheduled in the same write."""

@@ -770,3 +770,18 @@ def test_a_polling_follower_does_not_settle_on_top_of_its_poll() -> None:
     thread.join(10)
     assert len(steps) == 6
     assert steps[-1] - steps[0] < 2.0  # five polls of 20 ms, not five settles of 1 s
+
+
+def test_a_quiet_round_stores_the_positions_of_ignored_stretches(platform: Platform) -> None:
+    """An ignored stretch is not stored while the log moves; once a round finds nothing
+    new, the positions kept in memory are stored (one transaction), so that another
+    process reading them, or a restart, sees the managers at the log's end."""
+    store = platform.store
+    watcher = _Watcher()
+    runner = ProcessRunner(store, [watcher], lambda: T0)
+    [p1] = store.append([_created()])
+    runner.run_once()
+    assert runner.state.position(watcher.name) == 0  # the log moved: nothing written
+    runner.run_once()  # quiet: stored now
+    assert runner.state.position(watcher.name) == p1
+    assert watcher.seen == []
