@@ -21,6 +21,8 @@ def follow_until_stopped(
     log: logging.Logger,
     settle_seconds: float = 0.0,
     busy_settle_seconds: float | None = None,
+    busy_share: float | None = None,
+    max_settle_seconds: float = 1.0,
     hurry: threading.Event | None = None,
 ) -> None:
     """Run ``step`` until ``stop`` is set: again when ``wake`` is set (an append in this
@@ -31,11 +33,20 @@ def follow_until_stopped(
     before the next step, so that it is handled in one go; when the last step found work
     (``step`` returned a positive number: the follower is busy) it waits
     ``busy_settle_seconds`` instead (default: the same), so that under load pages grow
-    and the fixed cost of a step is shared by more events. Setting ``hurry`` (someone is
-    waiting for the follower, e.g. a read-your-writes query) cuts the settling short."""
+    and the fixed cost of a step is shared by more events. With ``busy_share`` a busy
+    follower settles at least long enough that its steps take no more than that share of
+    the time (a step of 0.2 s at a share of 0.25: 0.6 s), up to ``max_settle_seconds``:
+    when steps grow slow (a loaded machine, a fixed cost per step of tens of
+    milliseconds) the pages grow with them instead of the follower taking ever more of
+    the CPU. Setting ``hurry`` (someone is waiting for the follower, e.g. a
+    read-your-writes query) cuts the settling short. A follower that polls (not woken:
+    the appends are another process's) steps again once its poll interval has passed:
+    that wait let them land already, a settle on top would only add latency."""
     backoff = poll_seconds
     busy = False
+    took = 0.0
     while not stop.is_set():
+        started = time.monotonic()
         try:
             done = step()
             busy = isinstance(done, int) and done > 0
@@ -44,15 +55,42 @@ def follow_until_stopped(
             log.exception("%s failed; retrying in %.1fs", what, backoff)
             backoff = min(backoff * 2, 30.0)
             busy = False
-        wake.wait(backoff)
+        took = time.monotonic() - started
+        woken = wake.wait(backoff)
         wake.clear()
-        settle = busy_settle_seconds if busy and busy_settle_seconds is not None else settle_seconds
+        # polled (not woken: appends by other processes) the wait was the settling already
+        settle = (
+            busy_settle(
+                busy, took, settle_seconds, busy_settle_seconds, busy_share, max_settle_seconds
+            )
+            if woken
+            else 0.0
+        )
         if settle and not stop.is_set():
             if hurry is None:
                 stop.wait(settle)
             else:
                 hurry.wait(settle)
                 hurry.clear()
+
+
+def busy_settle(
+    busy: bool,
+    took: float,
+    settle_seconds: float,
+    busy_settle_seconds: float | None,
+    busy_share: float | None,
+    max_settle_seconds: float,
+) -> float:
+    """How long the loop of ``follow_until_stopped`` lets appends land before its next
+    step, after a step of ``took`` seconds that found work (``busy``) or not."""
+    if not busy:
+        return settle_seconds
+    settle = settle_seconds if busy_settle_seconds is None else busy_settle_seconds
+    if busy_share is not None and 0 < busy_share < 1:
+        paced = took * (1 - busy_share) / busy_share
+        settle = max(settle, min(paced, max_settle_seconds))
+    return settle
 
 
 _Waiter = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]

@@ -123,6 +123,8 @@ class ProcessRunner:
         self.appended = 0
         """The last position appended by the managers in ``run_forever``'s thread."""
         self._thread: int | None = None
+        self._moved = False
+        """Whether this round's reads found the log longer than the managers' positions."""
         self._stored: dict[str, int] = {}
         """The managers' stored positions, read once a round (``run_once``) and kept as
         this runner stores them."""
@@ -158,40 +160,65 @@ class ProcessRunner:
             known = self._next_due[name]
             self._next_due[name] = min(moments + ([known] if known is not None else []))
 
-    def follow(self, manager: ProcessManager) -> int:
-        """Deliver the manager's next page of events; how many it was given.
+    def follow(self) -> int:
+        """Deliver every manager its events of the next page of the log; how many rows the
+        page held.
 
-        The database filters the log to the manager's topics: the events it ignores are
-        never fetched nor decoded, and a page of none of them writes nothing."""
-        after = self.position(manager.name)
-        rows, upto = self.store.read_topic_rows(after, self.page_size, manager.topics)
+        One read serves every manager: the database filters the log to the union of
+        their topics (the events none of them handles are never fetched nor decoded),
+        from the position of the one furthest behind; each manager is given the rows of
+        its own topics after its own position, in order. A manager given nothing and
+        asking no deadline change writes nothing."""
+        positions = {m.name: self.position(m.name) for m in self.managers}
+        after = min(positions.values())
+        topics = frozenset().union(*(m.topics for m in self.managers))
+        rows, upto = self.store.read_topic_rows(after, self.page_size, topics)
         if upto <= after:
-            self._followed[manager.name] = after
+            self._followed.update(positions)
             return 0
+        self._moved = True
         codec = self.store.codec
-        changes = DeadlineChanges()
-        for position, stream_id, version, topic, state in rows:
-            event = codec.decode(topic, state)
-            recorded = RecordedEvent(UUID(stream_id), version, position, event)
-            token = CAUSE.set(event_cause(recorded))
-            try:
-                manager.handle(recorded, changes)
-            finally:
-                CAUSE.reset(token)
-        if rows or changes.schedule or changes.cancel:
-            self.state.advance(manager.name, upto, changes)
-            self._read_up_to.pop(manager.name, None)
-            if manager.name in self._stored:
-                self._stored[manager.name] = upto
+        decoded: dict[int, RecordedEvent] = {}
+        for manager in self.managers:
+            name = manager.name
+            mine = positions[name]
+            end = max(upto, mine)
+            changes = DeadlineChanges()
+            handled = 0
+            for position, stream_id, version, topic, state in rows:
+                if position <= mine or topic not in manager.topics:
+                    continue
+                recorded = decoded.get(position)
+                if recorded is None:
+                    event = codec.decode(topic, state)
+                    recorded = RecordedEvent(UUID(stream_id), version, position, event)
+                    decoded[position] = recorded
+                token = CAUSE.set(event_cause(recorded))
+                try:
+                    manager.handle(recorded, changes)
+                finally:
+                    CAUSE.reset(token)
+                handled += 1
+            if end > mine:
+                self._advanced(name, end, changes, handled)
+            self._followed[name] = end
+        return len(rows)
+
+    def _advanced(self, name: str, end: int, changes: DeadlineChanges, handled: int) -> None:
+        """A manager has handled the log up to ``end``: store it with its deadline changes,
+        or, when it was given nothing and changes nothing, only remember it here."""
+        if handled or changes.schedule or changes.cancel:
+            self.state.advance(name, end, changes)
+            self._read_up_to.pop(name, None)
+            if name in self._stored:
+                self._stored[name] = end
             if changes.schedule:
-                self._scheduled(manager.name, changes.schedule)
+                self._scheduled(name, changes.schedule)
         else:
             # a stretch of the log with nothing for this manager changes nothing: no
             # transaction; the stored position catches up with the next page it handles
             # (after a restart that stretch is read again, as nothing)
-            self._read_up_to[manager.name] = upto
-        self._followed[manager.name] = upto
-        return len(rows)
+            self._read_up_to[name] = end
 
     def fire_due(self, manager: ProcessManager) -> int:
         """Fire the manager's deadlines due by the clock; how many fired."""
@@ -224,19 +251,32 @@ class ProcessRunner:
         """Catch every manager up with the log and fire what is due; events read."""
         total = 0
         names = [m.name for m in self.managers]
-        # one statement each a round for every manager's position and soonest deadline
-        self._stored = self.state.positions(names)
-        self._next_due = self.state.next_due(names)
-        for manager in self.managers:
+        # one statement a round for every manager's position and soonest deadline
+        self._stored, self._next_due = self.state.round_state(names)
+        self._moved = False
+        if self.managers:
             while True:
-                read = self.follow(manager)
+                read = self.follow()
                 total += read
                 if read < self.page_size:
                     break
+        if not self._moved and self._read_up_to:
+            self._store_quiet()
+        for manager in self.managers:
             self.fire_due(manager)
         if self.managers:
             self.progress.advance(min(self._followed[m.name] for m in self.managers))
         return total
+
+    def _store_quiet(self) -> None:
+        """The log is quiet (the round found nothing new): store the positions that ignored
+        stretches left only in memory, in one transaction, so that a restart or another
+        process reading them sees where the managers are. Under load, none is written."""
+        self.state.store_positions(self._read_up_to)
+        for name, position in self._read_up_to.items():
+            if name in self._stored:
+                self._stored[name] = position
+        self._read_up_to.clear()
 
     def notify(self, position: int = 0) -> None:
         """Wake the loop (called after every append in this process); an append by the

@@ -106,34 +106,35 @@ class ProcessStore:
             return 0
         return int(row["position"] if isinstance(row, dict) else row[0])
 
-    def positions(self, names: Sequence[str]) -> dict[str, int]:
-        """The stored positions of ``names`` (0 for none), in one statement."""
-        found = dict.fromkeys(names, 0)
-        with self._transaction(commit=False) as c:
-            c.execute(self._sql("SELECT name, position FROM {positions}"))
-            for row in c.fetchall():
-                name, position = (row["name"], row["position"]) if isinstance(row, dict) else row
-                if name in found:
-                    found[name] = int(position)
-        return found
-
-    def next_due(self, names: Sequence[str]) -> dict[str, datetime | None]:
-        """When each of ``names`` has its soonest deadline (None: none), in one statement
-        (a min a process over its ``(process, due_at)`` index)."""
+    def round_state(
+        self, names: Sequence[str]
+    ) -> tuple[dict[str, int], dict[str, datetime | None]]:
+        """The stored positions of ``names`` (0 for none) and when each has its soonest
+        deadline (None: none), in one statement: what a round of the runner starts from
+        (a lookup by key and a min a process over its ``(process, due_at)`` index each)."""
         if not names:
-            return {}
-        columns = ", ".join(
-            self._sql("(SELECT min(due_at) FROM {deadlines} WHERE process = {p})") + f" AS d{i}"
-            for i in range(len(names))
+            return {}, {}
+        column = self._sql(
+            "(SELECT position FROM {positions} WHERE name = {p}) AS p%d, "
+            "(SELECT min(due_at) FROM {deadlines} WHERE process = {p}) AS d%d"
         )
+        columns = ", ".join(column.replace("%d", str(i)) for i in range(len(names)))
         with self._transaction(commit=False) as c:
-            c.execute(f"SELECT {columns}", tuple(names))
+            c.execute(f"SELECT {columns}", tuple(n for name in names for n in (name, name)))
             row = c.fetchone()
-        values = [row[f"d{i}"] for i in range(len(names))] if isinstance(row, dict) else list(row)
-        return {
-            name: None if value is None else _moment(int(value))
-            for name, value in zip(names, values, strict=True)
+        values = (
+            [row[f"{k}{i}"] for i in range(len(names)) for k in ("p", "d")]
+            if isinstance(row, dict)
+            else list(row)
+        )
+        positions = {
+            name: 0 if values[2 * i] is None else int(values[2 * i]) for i, name in enumerate(names)
         }
+        due = {
+            name: None if values[2 * i + 1] is None else _moment(int(values[2 * i + 1]))
+            for i, name in enumerate(names)
+        }
+        return positions, due
 
     def _upsert(self, c: Any, name: str, deadlines: Sequence[Deadline]) -> None:
         for d in deadlines:
@@ -166,13 +167,22 @@ class ProcessStore:
         with self._transaction(commit=True) as c:
             self._delete(c, name, changes.cancel)
             self._upsert(c, name, changes.schedule)
-            c.execute(
-                self._sql(
-                    "INSERT INTO {positions} (name, position) VALUES ({p}, {p}) "
-                    "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
-                ),
-                (name, position),
-            )
+            self._store_position(c, name, position)
+
+    def store_positions(self, positions: dict[str, int]) -> None:
+        """Store several managers' positions (no deadline change) in one transaction."""
+        with self._transaction(commit=True) as c:
+            for name, position in positions.items():
+                self._store_position(c, name, position)
+
+    def _store_position(self, c: Any, name: str, position: int) -> None:
+        c.execute(
+            self._sql(
+                "INSERT INTO {positions} (name, position) VALUES ({p}, {p}) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position"
+            ),
+            (name, position),
+        )
 
     def complete(self, name: str, key: str, follow_up: Deadline | None) -> None:
         """A fired deadline is done; its follow-up (if any) is scheduled in the same write."""

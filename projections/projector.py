@@ -88,6 +88,8 @@ class Projector:
         fault_hook: FaultHook | None = None,
         batch_window: float = 0.02,
         busy_batch_window: float = 0.3,
+        busy_share: float | None = 0.25,
+        max_batch_window: float = 1.0,
         derive_at_end: bool = False,
         first_page_size: int | None = None,
     ) -> None:
@@ -100,6 +102,8 @@ class Projector:
         self.fault_hook = fault_hook
         self.batch_window = batch_window
         self.busy_batch_window = busy_batch_window
+        self.busy_share = busy_share
+        self.max_batch_window = max_batch_window
         self._hurry = threading.Event()
         self._cursor = db.cursor()
         self._wake = threading.Event()
@@ -173,17 +177,29 @@ class Projector:
         return self.store.read_page(after, limit or self.page_size)
 
     def _apply(self, page: pa.Table) -> None:
-        """Fold one page into every projection and commit it with the new position."""
+        """Fold one page into every projection and commit it with the new position.
+
+        Only the projections with an event of their topics on the page are called (one
+        Arrow pass finds the page's topics): a live page of a few commands touches a
+        handful of the read models, and each other one would cost its own check, some a
+        DuckDB scan of the page. A page none of them folds registers nothing with DuckDB
+        and only moves the position."""
         last = page["position"][-1].as_py()
+        present = set(pc.unique(page["topic"]).to_pylist())
+        folding = [p for p in self._folding if not p.topics.isdisjoint(present)]
         cursor = self._cursor
-        cursor.register("_page", page)
+        if folding:
+            cursor.register("_page", page)
         cursor.execute("BEGIN TRANSACTION")
         try:
             hook = self.fault_hook
             folded = 0
-            for projection in self._folding:
+            # the hook is called before every projection, skipped or not (tests count on it)
+            for projection in folding if hook is None else self._folding:
                 if hook is not None:
                     hook(folded)
+                    if projection not in folding:
+                        continue
                 projection.apply(cursor, page)
                 if hook is not None:  # the count only serves the hook: not on the hot path
                     folded += _count_topics(page, projection.topics)
@@ -195,7 +211,8 @@ class Projector:
             cursor.execute("ROLLBACK")
             raise
         finally:
-            cursor.unregister("_page")
+            if folding:
+                cursor.unregister("_page")
         self.progress.advance(last)
 
     def run_once(self) -> int:
@@ -248,9 +265,11 @@ class Projector:
         # a burst of appends settles first, so it is folded as one page, not one per command;
         # while appends keep coming the window widens (busy_batch_window, 0.3 s), so the
         # fixed cost of a page (a DuckDB transaction, each projection's statements: tens
-        # of milliseconds whatever the page's size) is shared by more events; a
-        # read-your-writes waiter (wait_for, reached) cuts it short, so only readers that
-        # do not wait for a position see the read models up to that much behind under load
+        # of milliseconds whatever the page's size) is shared by more events, and widens
+        # further with the time a page takes to fold (busy_share: folding takes at most a
+        # quarter of the time, the window up to max_batch_window, 1 s); a read-your-writes
+        # waiter (wait_for, reached) cuts it short, so only readers that do not wait for a
+        # position see the read models up to that much behind under load
         follow_until_stopped(
             self.catch_up,
             self._wake,
@@ -260,6 +279,8 @@ class Projector:
             log=log,
             settle_seconds=self.batch_window,
             busy_settle_seconds=self.busy_batch_window,
+            busy_share=self.busy_share,
+            max_settle_seconds=self.max_batch_window,
             hurry=self._hurry,
         )
 

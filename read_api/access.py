@@ -347,7 +347,13 @@ async def authorize(request: Request) -> None:
                 raw is not None
                 and _is_uuid(raw)
                 and not await sees(
-                    _platform(request), principal, table, name, raw, behind=_behind(request)
+                    _platform(request),
+                    principal,
+                    table,
+                    name,
+                    raw,
+                    behind=_behind(request),
+                    keep=request.state,
                 )
             ):
                 raise StreamNotFound(f"{what} {raw} not found")
@@ -774,22 +780,41 @@ def lead_directions(funnels: FunnelCatalog) -> tuple[tuple[str, str], ...]:
     )
 
 
-def own_lead(platform: Platform, principal: Principal, lead_id: UUID | str) -> lead.Lead | None:
+@dataclass(frozen=True)
+class StreamLead:
+    """A lead folded from its stream, and the position of the stream's last event."""
+
+    state: lead.Lead
+    position: int
+
+
+STREAM_LEAD = "stream_lead"
+"""The request's state attribute holding the ``StreamLead`` that ``authorize`` folded for
+a lead read behind ``min_position``: the route answers from it, with no second read."""
+
+
+def own_lead_at(platform: Platform, principal: Principal, lead_id: UUID | str) -> StreamLead | None:
     """The lead folded from its stream in the event store when the viewer sees it by its
     own fields there (``Scope.owns_lead``: what the ``leads`` view says of it once the
-    read models include its stream's last event); None for no lead or one they do not
-    see so (a client direction they hold is judged by the read models)."""
+    read models include its stream's last event), with its last event's position; None
+    for no lead or one they do not see so (a client direction they hold is judged by the
+    read models)."""
     stream = UUID(lead_id) if isinstance(lead_id, str) else lead_id
-    state = lead.fold([r.event for r in load_lead_records(platform.store, stream)])
-    if state is None or principal.sees_everything:
-        return state
-    assessor = state.assessment.expert if state.assessment is not None else None
-    owns = scope_of(platform, principal).owns_lead(state.manager, state.expert, assessor)
-    return state if owns else None
+    records = load_lead_records(platform.store, stream)
+    state = lead.fold([r.event for r in records])
+    if state is None:
+        return None
+    if not principal.sees_everything:
+        assessor = state.assessment.expert if state.assessment is not None else None
+        if not scope_of(platform, principal).owns_lead(state.manager, state.expert, assessor):
+            return None
+    return StreamLead(state, records[-1].position)
 
 
-def own_lead_seen(platform: Platform, principal: Principal, lead_id: str) -> bool:
-    return own_lead(platform, principal, lead_id) is not None
+def own_lead(platform: Platform, principal: Principal, lead_id: UUID | str) -> lead.Lead | None:
+    """``own_lead_at``'s lead alone."""
+    found = own_lead_at(platform, principal, lead_id)
+    return None if found is None else found.state
 
 
 @contextmanager
@@ -852,13 +877,16 @@ async def sees(
     record_id: str,
     *,
     behind: bool = False,
+    keep: Any = None,
 ) -> bool:
     """Whether a scoped viewer sees one record (for reads that come from the event store).
 
     A lead read ``behind`` (a ``min_position`` the read models have not reached, which
     the lead's route answers from its stream) is theirs by its own stream's fields
-    (``own_lead``): no read model needed. Any other read waits for the read models below,
-    as the read that follows comes from them.
+    (``own_lead_at``): no read model needed; the lead found is kept on ``keep`` (the
+    request's state, as ``STREAM_LEAD``) for the route to answer from without reading the
+    stream again. Any other read waits for the read models below, as the read that
+    follows comes from them.
 
     A record the read models have not caught up with yet is looked up again once they
     have (bounded by the read wait), so a manager sees their new lead's history at once.
@@ -868,12 +896,12 @@ async def sees(
     # the position first: a commit between it and the lookup then reads as "behind"
     projected = platform.projector.position
     lookup = (platform, principal, table, column, record_id)
-    if (
-        table == "leads"
-        and behind
-        and await run_in_threadpool(own_lead_seen, platform, principal, record_id)
-    ):
-        return True
+    if table == "leads" and behind:
+        found = await run_in_threadpool(own_lead_at, platform, principal, record_id)
+        if found is not None:
+            if keep is not None:
+                setattr(keep, STREAM_LEAD, found)
+            return True
     if await run_in_threadpool(visible, *lookup):
         return True
     head = await run_in_threadpool(platform.store.last_position)

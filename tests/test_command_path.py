@@ -648,3 +648,187 @@ def test_a_fold_goes_on_from_the_stores_last_fold_of_the_stream(
     check(early, len(early))
     check(store.load(lead_id), 0)
     assert store.fold([], evolve) is None
+
+
+def test_a_read_your_writes_lead_read_costs_one_thread_pool_hand_off(
+    make_platform: PlatformFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scoped viewer's read of their lead behind ``min_position`` reads its stream once,
+    in the one hand-off of ``authorize`` (which keeps the folded lead for the route):
+    no second read of the stream, no question for the log's end (the stream reaches
+    ``min_position``), and the endpoint and its validation run on the event loop."""
+    from read_api import access, deps
+    from read_api.routes import leads as lead_routes
+
+    platform = make_platform()
+    app = create_app(platform, background=False, close_on_exit=False)
+    mine = bearer("boris", "manager")
+    calls: list[str] = []
+
+    def counting(module: Any) -> None:
+        original = module.run_in_threadpool
+
+        async def run(func: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(getattr(func, "__qualname__", repr(func)))
+            return await original(func, *args, **kwargs)
+
+        monkeypatch.setattr(module, "run_in_threadpool", run)
+
+    with TestClient(app, headers=ACTOR) as client:
+        created = client.post("/leads", json=new_lead_body(manager="boris"))
+        assert created.status_code == 201, created.text
+        lead_id, position = created.json()["lead_id"], created.json()["position"]
+        for module in (fastapi_dependencies, fastapi_routing, access, deps, lead_routes):
+            counting(module)
+        read = client.get(f"/leads/{lead_id}", params={"min_position": position}, headers=mine)
+        assert read.status_code == 200, read.text
+        assert read.json()["manager"] == "boris"
+        assert calls == ["own_lead_at"], calls
+        assert platform.projector.position < position  # answered from the stream
+        calls.clear()
+        beyond = client.get(
+            f"/leads/{lead_id}", params={"min_position": position + 5}, headers=mine
+        )
+        assert beyond.status_code == 422, beyond.text  # past the log's end: still refused
+
+
+def test_a_page_is_folded_only_by_the_projections_of_its_topics(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The projector calls a projection only when the page holds an event of its topics:
+    a page of one lead creation reaches the lead models, not the deals' or projects'."""
+    projector = platform.projector
+    called: list[str] = []
+
+    for projection in projector.projections:
+        original = projection.apply
+
+        def spy(cursor: Any, page: Any, _name: str = projection.name, _o: Any = original) -> None:
+            called.append(_name)
+            _o(cursor, page)
+
+        monkeypatch.setattr(projection, "apply", spy)
+    [position] = platform.store.append([_created()])
+    projector.catch_up()
+    assert projector.position == position
+    expected = [p.name for p in projector.projections if "LeadCreated" in p.topics]
+    assert called == expected
+    assert len(called) < len(projector.projections)
+    rows = platform.db.cursor().execute("SELECT count(*) FROM leads").fetchone()
+    assert rows == (1,)
+
+
+def test_a_busy_follower_settles_longer_when_its_steps_grow_slow() -> None:
+    """Idle, a follower settles its short window; busy, its busy window, and at least
+    long enough that its steps take no more than ``busy_share`` of the time, up to the
+    cap: slow folds make bigger pages instead of a follower that folds all the time."""
+    from event_store.follow import busy_settle
+
+    assert busy_settle(False, 0.5, 0.02, 0.3, 0.25, 1.0) == 0.02
+    assert busy_settle(True, 0.05, 0.02, 0.3, 0.25, 1.0) == 0.3  # a quick fold: the window
+    assert busy_settle(True, 0.2, 0.02, 0.3, 0.25, 1.0) == pytest.approx(0.6)
+    assert busy_settle(True, 2.0, 0.02, 0.3, 0.25, 1.0) == 1.0  # capped
+    assert busy_settle(True, 2.0, 0.02, 0.3, None, 1.0) == 0.3  # not paced
+
+
+class _ResumeWatcher(_Watcher):
+    name = "test_resume_watcher"
+    topics = frozenset({"LeadResumed"})
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    before=st.lists(st.integers(0, 7), min_size=1, max_size=4),
+    after=st.lists(st.integers(0, 7), min_size=1, max_size=4),
+    page_size=st.integers(1, 6),
+)
+def test_one_read_a_page_serves_managers_at_different_positions(
+    tmp_path: Path, before: list[int], after: list[int], page_size: int
+) -> None:
+    """Property: managers of different topics, one joining late (it starts from the
+    log's start while the other is far ahead), share one read of the log a page, and
+    each is given every event of its topics once, in order, and nothing else."""
+    url = f"sqlite:///{tmp_path}/pm-{uuid4().hex}.sqlite"
+    store = open_event_store(url, event_codec())
+    try:
+        paused = _Watcher()
+        created = _created()
+        store.append([created])
+        version = 1
+        first = ProcessRunner(store, [paused], lambda: T0, page_size=page_size)
+        for n in before:
+            version = _pause_resume(store, created.stream_id, version, n)
+            first.run_once()
+        resumed, paused_again = _ResumeWatcher(), _Watcher()
+        runner = ProcessRunner(store, [paused_again, resumed], lambda: T0, page_size=page_size)
+        reads: list[int] = []
+        original = store.read_topic_rows
+
+        def counting(*args: Any) -> Any:
+            found = original(*args)
+            reads.append(len(found[0]))
+            return found
+
+        store.read_topic_rows = counting  # type: ignore[method-assign,assignment]
+        for n in after:
+            version = _pause_resume(store, created.stream_id, version, n)
+            reads.clear()
+            runner.run_once()
+            # one read a page: a full page is followed by the next, the last is not full
+            assert all(r == page_size for r in reads[:-1])
+            assert reads[-1] < page_size
+            rows = store.read_rows(0, 1000)
+            assert resumed.seen == [r[0] for r in rows if r[3] == "LeadResumed"]
+            assert paused.seen + paused_again.seen == [r[0] for r in rows if r[3] == "LeadPaused"]
+            for manager in (paused_again, resumed):
+                assert runner.position(manager.name) == store.last_position()
+    finally:
+        store.close()
+
+
+def test_a_polling_follower_does_not_settle_on_top_of_its_poll() -> None:
+    """A follower of another process's appends (never woken) steps again once its poll
+    interval has passed, busy or not: the settle is for a wake, not added to each poll."""
+    from event_store.follow import follow_until_stopped
+
+    stop, wake = threading.Event(), threading.Event()
+    steps: list[float] = []
+
+    def step() -> int:
+        steps.append(time.monotonic())
+        if len(steps) >= 6:
+            stop.set()
+        return 1  # busy: a woken follower would settle 1 s
+
+    thread = threading.Thread(
+        target=follow_until_stopped,
+        args=(step, wake, stop, 0.02),
+        kwargs={
+            "what": "test",
+            "log": runner_module.log,
+            "settle_seconds": 1.0,
+            "busy_settle_seconds": 1.0,
+        },
+        daemon=True,
+    )
+    thread.start()
+    thread.join(10)
+    assert len(steps) == 6
+    assert steps[-1] - steps[0] < 2.0  # five polls of 20 ms, not five settles of 1 s
+
+
+def test_a_quiet_round_stores_the_positions_of_ignored_stretches(platform: Platform) -> None:
+    """An ignored stretch is not stored while the log moves; once a round finds nothing
+    new, the positions kept in memory are stored (one transaction), so that another
+    process reading them, or a restart, sees the managers at the log's end."""
+    store = platform.store
+    watcher = _Watcher()
+    runner = ProcessRunner(store, [watcher], lambda: T0)
+    [p1] = store.append([_created()])
+    runner.run_once()
+    assert runner.state.position(watcher.name) == 0  # the log moved: nothing written
+    runner.run_once()  # quiet: stored now
+    assert runner.state.position(watcher.name) == p1
+    assert watcher.seen == []

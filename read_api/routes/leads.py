@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import duckdb
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from aggregates import lead, sensitive
@@ -20,7 +20,7 @@ from leadledger.wiring import Platform
 from queries import leads as lead_queries
 from queries.history import history, sensitive_history
 from queries.leads import detail_from_row, detail_from_state
-from read_api.access import CurrentUser, own_lead, read_models
+from read_api.access import STREAM_LEAD, CurrentUser, StreamLead, own_lead_at, read_models
 from read_api.deps import (
     CommandHeaders,
     CommandHeadersDep,
@@ -257,6 +257,7 @@ def list_leads(
 
 
 async def lead_from_stream(
+    request: Request,
     lead_id: UUID,
     platform: PlatformDep,
     principal: CurrentUser,
@@ -267,14 +268,23 @@ async def lead_from_stream(
     ] = None,
 ) -> dict[str, Any] | None:
     """Read-your-writes for one lead: when the read models have not reached
-    ``min_position`` yet, the lead from its own stream (``lead_now_from_stream``), else
-    None after waiting for the read models as every read does."""
-    if min_position is None or not await read_models_behind(platform, min_position):
+    ``min_position`` yet, the lead from its own stream (``own_lead_at``: the one
+    ``authorize`` folded already for a scoped viewer, kept on the request), else None
+    after waiting for the read models as every read does. A stream whose last event is
+    at or after ``min_position`` answers at once (the log reaches that far)."""
+    if min_position is None or platform.projector.position >= min_position:
         return None
+    found: StreamLead | None = None
     if as_of is None:
-        detail = await run_in_threadpool(lead_now_from_stream, platform, principal, lead_id)
-        if detail is not None:
-            return detail
+        found = getattr(request.state, STREAM_LEAD, None)
+        if found is None and principal.sees_everything:
+            found = await run_in_threadpool(own_lead_at, platform, principal, lead_id)
+        if found is not None and found.position >= min_position:
+            return detail_from_state(found.state, platform.funnels)
+    if not await read_models_behind(platform, min_position):
+        return None
+    if found is not None:
+        return detail_from_state(found.state, platform.funnels)
     await await_read_models(platform, min_position)
     return None
 
@@ -282,7 +292,7 @@ async def lead_from_stream(
 @router.get(
     "/{lead_id}", response_model=LeadDetail, responses={404: {"description": "Unknown lead"}}
 )
-def get_lead(
+async def get_lead(
     lead_id: UUID,
     platform: PlatformDep,
     principal: CurrentUser,
@@ -299,24 +309,22 @@ def get_lead(
     position yet, the lead is read from its own stream instead of waiting: the same
     detail, field for field, that the read models give once they include the stream's
     last event (a position at or after ``min_position``), so read-your-writes on one lead
-    costs no wait for the projector. Lists and reports still wait for the read models."""
+    costs no wait for the projector. Lists and reports still wait for the read models.
+    Awaited: a read from the stream takes no worker thread here, another one only."""
     if from_stream is not None:
         detail = from_stream
     else:
-        with read_models(platform, principal) as cursor:
-            detail = lead_detail(platform, cursor, lead_id, as_of)
+        detail = await run_in_threadpool(lead_read, platform, principal, lead_id, as_of)
     response.headers["ETag"] = f'"{detail["version"]}"'
     return detail
 
 
-def lead_now_from_stream(
-    platform: Platform, principal: Principal, lead_id: UUID
-) -> dict[str, Any] | None:
-    """The lead's detail now, folded from its stream into the as-of read's detail (exactly
-    the read model's row once it includes the stream's last event), when the viewer sees
-    it by its own fields (``own_lead``); else None (the read models judge)."""
-    state = own_lead(platform, principal, lead_id)
-    return None if state is None else detail_from_state(state, platform.funnels)
+def lead_read(
+    platform: Platform, principal: Principal, lead_id: UUID, as_of: datetime | None
+) -> dict[str, Any]:
+    """``lead_detail`` on the read models as the principal may see them."""
+    with read_models(platform, principal) as cursor:
+        return lead_detail(platform, cursor, lead_id, as_of)
 
 
 def lead_detail(
