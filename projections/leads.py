@@ -13,6 +13,7 @@ their new versions.
 from __future__ import annotations
 
 import hashlib
+import re
 
 import duckdb
 import pyarrow as pa
@@ -163,30 +164,174 @@ IMPORT_ONLY_FIELDS = frozenset(
 page without imports parses and carries none of them."""
 
 
-def _document_shape(imports: bool) -> str:
-    fields = [(n, t) for n, t in DOCUMENT_FIELDS if imports or n not in IMPORT_ONLY_FIELDS]
-    return (
-        "{"
-        + ", ".join(f'"{name}": "{sql_type}"' for name, sql_type in fields)
-        + ', "changes": {'
-        + ", ".join(f'"{f}": {{"new": "VARCHAR"}}' for f in CARD_FIELDS)
-        + "}}"
-    )
+BORN_FIELDS = (
+    "at",
+    "actor",
+    "funnel",
+    "stage",
+    "title",
+    "company_name",
+    "company_id",
+    "source",
+    "manager",
+    "expert",
+    "need_maturity",
+    "answer_due",
+    "description",
+    "amount",
+    "currency",
+    "repeat",
+    "contact",
+    "assessment_required",
+    "contact_id",
+)
+OPENING = ("LeadCreated", "LeadImported", "LeadStageChanged", "LeadTransferred")
+KINDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("LeadCreated",), BORN_FIELDS),
+    (("LeadImported",), tuple(name for name, _ in DOCUMENT_FIELDS)),
+    (("LeadCardUpdated",), ("at", "changes")),
+    (("LeadStageChanged", "LeadTransferred"), ("at", "funnel", "to_funnel", "to_stage")),
+    (
+        (
+            "LeadCostBreakdownSet",
+            "LeadPaused",
+            "LeadResumed",
+            "LeadAssessed",
+            "LeadQualified",
+            "LeadClosed",
+            "LeadConvertedToDeal",
+            "LeadProjectStarted",
+            "LeadAnswerReminderSent",
+            "LeadAnswerEscalated",
+        ),
+        (
+            "at",
+            "expert",
+            "result",
+            "hours",
+            "reason",
+            "outcome",
+            "quality",
+            "paused_seconds",
+            "total",
+            "components",
+            "deal_id",
+            "project_id",
+        ),
+    ),
+)
+"""The kinds of lead events, each with the document fields its events are read for (every
+other use of a field is under a condition on another topic). A creation carries the card,
+a card change its changes, a move its stages, every other event one to four fields: each
+kind is parsed into its own narrow structure and table, and folded by the setters of its
+topics only. One structure of every field for every event, and one aggregate of every
+setter over every event, cost most of the fold."""
+
+DOCUMENT_TYPES = dict(DOCUMENT_FIELDS)
+
+
+def _document_shape(fields: tuple[str, ...]) -> str:
+    parts = [f'"{name}": "{DOCUMENT_TYPES[name]}"' for name in fields if name != "changes"]
+    if "changes" in fields:
+        changes = ", ".join(f'"{f}": {{"new": "VARCHAR"}}' for f in CARD_FIELDS)
+        parts.append(f'"changes": {{{changes}}}')
+    return "{" + ", ".join(parts) + "}"
 
 
 # Flat columns read from the parsed document: e_<field>, and for a card change of field f
 # c_<f>_set (the change names f) and c_<f> (its new value). Wide structs are costly to
 # carry through the page's statements; flat columns are not.
-def _flat_columns(imports: bool) -> str:
-    return ",\n    ".join(
-        [
-            f"doc.{name} AS e_{name}"
-            for name, _ in DOCUMENT_FIELDS
-            if imports or name not in IMPORT_ONLY_FIELDS
-        ]
-        + [f"doc.changes.{f} IS NOT NULL AS c_{f}_set" for f in CARD_FIELDS]
-        + [f"doc.changes.{f}.new AS c_{f}" for f in CARD_FIELDS]
+def _flat_columns(fields: tuple[str, ...]) -> str:
+    columns = [f"doc.{name} AS e_{name}" for name in fields if name != "changes"]
+    if "changes" in fields:
+        columns += [f"doc.changes.{f} IS NOT NULL AS c_{f}_set" for f in CARD_FIELDS]
+        columns += [f"doc.changes.{f}.new AS c_{f}" for f in CARD_FIELDS]
+    return ", ".join(columns)
+
+
+def _kinds(imports: bool) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    return [k for k in KINDS if imports or k[0] != ("LeadImported",)]
+
+
+def _kind_columns(fields: tuple[str, ...]) -> str:
+    """The columns a kind's table keeps: those every kind has (read by the sequence, the
+    visits and the lead's counters), and the kind's own fields for its setters."""
+    own = [f"e_{name}" for name in fields if name != "changes"]
+    if "changes" in fields:
+        own += [f"c_{f}_set" for f in CARD_FIELDS] + [f"c_{f}" for f in CARD_FIELDS]
+    return ", ".join([*COMMON_COLUMNS, *(c for c in own if c not in COMMON_COLUMNS)])
+
+
+def _kind_statement(i: int, topics: tuple[str, ...], fields: tuple[str, ...], imports: bool) -> str:
+    missing = ", ".join(
+        f"NULL::{sql_type} AS e_{name}"
+        for name, sql_type in DOCUMENT_FIELDS
+        if name not in fields and (imports or name not in IMPORT_ONLY_FIELDS)
     )
+    return KIND_SQL.format(
+        i=i,
+        columns=_kind_columns(fields),
+        flat=_flat_columns(fields) + (f", {missing}" if missing else ""),
+        shape=_document_shape(fields),
+        topics=", ".join(f"'{t}'" for t in topics),
+        moments=MOMENTS[imports],
+        closes=IMPORT_CLOSES[imports],
+    )
+
+
+def _condition_topics(condition: str) -> set[str]:
+    if condition == "opens":
+        return set(OPENING)
+    return set(re.findall(r"'(Lead\w+)'", condition))
+
+
+def _kind_setters(imports: bool) -> list[dict[str, list[tuple[str, str]]]]:
+    """Per kind, the setters of its topics (a column some of whose setters are of
+    another kind has the others folded there)."""
+    kinds = []
+    for topics, _ in _kinds(imports):
+        mine: dict[str, list[tuple[str, str]]] = {}
+        for column, setters in _setters(imports).items():
+            own = [(c, v) for c, v in setters if _condition_topics(c) & set(topics)]
+            if own:
+                mine[column] = own
+        kinds.append(mine)
+    return kinds
+
+
+def _setter_aggregates(setters: dict[str, list[tuple[str, str]]]) -> str:
+    parts = []
+    for column, pairs in setters.items():
+        condition = " OR ".join(f"({c})" for c, _ in pairs)
+        value = "CASE " + " ".join(f"WHEN {c} THEN {v}" for c, v in pairs) + " END"
+        # the version of the last event setting the column (NULL: none), and its value
+        # (which may be NULL); no FILTER and no struct: both cost more than the CASE
+        setter_version = f"CASE WHEN {condition} THEN version END"
+        parts.append(f"max({setter_version}) AS has_{column}")
+        parts.append(f"arg_max_null({value}, {setter_version}) AS last_{column}")
+    return ",\n  ".join(parts)
+
+
+def _setter_columns(imports: bool) -> str:
+    """For each column events set: the version of the page's last event setting it (NULL:
+    none) and its value (which may be NULL), the latest of its kinds'."""
+    sources: dict[str, list[int]] = {}
+    for i, setters in enumerate(_kind_setters(imports)):
+        for column in setters:
+            sources.setdefault(column, []).append(i)
+    parts = []
+    for column in SETTERS:
+        indices = sources[column]
+        if len(indices) == 1:
+            (i,) = indices
+            parts.append(f"s{i}.has_{column}, s{i}.last_{column}")
+            continue
+        latest = "greatest(" + ", ".join(f"s{i}.has_{column}" for i in indices) + ")"
+        value = " ".join(
+            f"WHEN s{i}.has_{column} = {latest} THEN s{i}.last_{column}" for i in indices
+        )
+        parts.append(f"{latest} AS has_{column}, CASE {value} END AS last_{column}")
+    return ",\n  ".join(parts)
 
 
 # For each column of ``leads`` that events set: (condition, value) pairs. The column takes
@@ -289,19 +434,6 @@ def _setters(imports: bool) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def _setter_aggregates(imports: bool) -> str:
-    parts = []
-    for column, setters in _setters(imports).items():
-        condition = " OR ".join(f"({c})" for c, _ in setters)
-        value = "CASE " + " ".join(f"WHEN {c} THEN {v}" for c, v in setters) + " END"
-        # the version of the last event setting the column (NULL: none), and its value
-        # (which may be NULL); no FILTER and no struct: both cost more than the CASE
-        setter_version = f"CASE WHEN {condition} THEN version END"
-        parts.append(f"max({setter_version}) AS has_{column}")
-        parts.append(f"arg_max_null({value}, {setter_version}) AS last_{column}")
-    return ",\n  ".join(parts)
-
-
 def _lead_value(column: str) -> str:
     if column in SETTERS:
         return f"CASE WHEN a.has_{column} IS NOT NULL THEN a.last_{column} ELSE c.{column} END"
@@ -340,27 +472,51 @@ CREATE OR REPLACE TEMP TABLE _lead_current AS
 SELECT l.* FROM leads l WHERE l.lead_id IN (SELECT stream_id FROM _page WHERE topic IN ({topics}))
 """
 
-# The page's lead events, each parsed once, numbered with the visit it belongs to.
-EVENTS_SQL = """
-CREATE OR REPLACE TEMP TABLE _lead_events AS
-WITH parsed AS (
-  SELECT position, stream_id AS lead_id, version, topic,
-    json_transform(state, '{shape}') AS doc
-  FROM _page WHERE topic IN ({topics})
+# A kind's events, each parsed once (a field the kind does not read is NULL).
+KIND_SQL = """
+CREATE OR REPLACE TEMP TABLE _lead_kind{i} AS
+WITH flat AS (
+  SELECT position, lead_id, version, topic, {flat}
+  FROM (
+    SELECT position, stream_id AS lead_id, version, topic,
+      json_transform(state, '{shape}') AS doc
+    FROM _page WHERE topic IN ({topics})
+  )
 ),
-flat AS (
-  SELECT position, lead_id, version, topic,
-    {flat}
-  FROM parsed
+moments AS (
+  SELECT *,
+    e_at::TIMESTAMPTZ AS event_at,
+    {moments},
+    topic IN ('LeadCreated', 'LeadImported', 'LeadStageChanged', 'LeadTransferred') AS opens,
+    (topic = 'LeadClosed' OR (topic = 'LeadQualified' AND NOT e_quality){closes}) AS closes,
+    CASE topic WHEN 'LeadTransferred' THEN e_to_funnel ELSE e_funnel END AS funnel_at,
+    CASE WHEN topic IN ('LeadCreated', 'LeadImported') THEN e_stage ELSE e_to_stage END AS stage_at
+  FROM flat
 )
-SELECT *,
-  e_at::TIMESTAMPTZ AS event_at,
-  {moments},
-  topic IN ('LeadCreated', 'LeadImported', 'LeadStageChanged', 'LeadTransferred') AS opens,
-  (topic = 'LeadClosed' OR (topic = 'LeadQualified' AND NOT e_quality){closes}) AS closes,
-  CASE topic WHEN 'LeadTransferred' THEN e_to_funnel ELSE e_funnel END AS funnel_at,
-  CASE WHEN topic IN ('LeadCreated', 'LeadImported') THEN e_stage ELSE e_to_stage END AS stage_at
-FROM flat
+SELECT {columns} FROM moments
+"""
+
+COMMON_COLUMNS = (
+    "position",
+    "lead_id",
+    "version",
+    "topic",
+    "event_at",
+    "opened_at",
+    "closed_moment",
+    "paused_moment",
+    "opens",
+    "closes",
+    "funnel_at",
+    "stage_at",
+    "e_hours",
+    "e_paused_seconds",
+)
+
+# The page's lead events, every kind's, with the columns they all have.
+EVENTS_SQL = """
+CREATE OR REPLACE TEMP VIEW _lead_events AS
+{kinds}
 """
 
 # An event's moments (the stage's entry, the close, the pause); with imports: an imported
@@ -398,18 +554,31 @@ LEFT JOIN _lead_current c ON c.lead_id = e.lead_id
 LEFT JOIN _funnel_steps s ON e.opens AND s.funnel = e.funnel_at AND s.stage = e.stage_at
 """
 
+# Per kind, each lead's setters over the kind's events.
+KIND_SET_SQL = """
+CREATE OR REPLACE TEMP TABLE _lead_set{i} AS
+SELECT lead_id,
+  {setters}
+FROM _lead_kind{i} GROUP BY lead_id
+"""
+
 AGGREGATE_SQL = """
 CREATE OR REPLACE TEMP TABLE _lead_changes AS
-SELECT lead_id,
-  max(version) AS version,
-  max(position) AS last_position,
-  arg_max(event_at, version) AS updated_at,
-  sum(opens::INTEGER) AS opened,
-  bool_or(topic IN ('LeadCreated', 'LeadImported')) AS created,
-  sum((e_hours)::DECIMAL(18,2)) FILTER (WHERE topic = 'LeadAssessed') AS hours_sum,
-  count(*) FILTER (WHERE topic = 'LeadAssessed') AS assessed,
+WITH base AS (
+  SELECT lead_id,
+    max(version) AS version,
+    max(position) AS last_position,
+    arg_max(event_at, version) AS updated_at,
+    sum(opens::INTEGER) AS opened,
+    bool_or(topic IN ('LeadCreated', 'LeadImported')) AS created,
+    sum((e_hours)::DECIMAL(18,2)) FILTER (WHERE topic = 'LeadAssessed') AS hours_sum,
+    count(*) FILTER (WHERE topic = 'LeadAssessed') AS assessed
+  FROM _lead_events GROUP BY lead_id
+)
+SELECT b.*,
   {setters}
-FROM _lead_events GROUP BY lead_id
+FROM base b
+{joins}
 """
 
 STEPS_SQL = """
@@ -495,7 +664,6 @@ WRITE_SQL = (
 )
 
 TEMP_TABLES = (
-    "_lead_events",
     "_lead_current",
     "_lead_changes",
     "_lead_sequence",
@@ -551,16 +719,35 @@ class LeadProjection:
         self._variants = {
             imports: (
                 CURRENT_SQL.format(topics=topics),
+                *(
+                    _kind_statement(i, topics, fields, imports)
+                    for i, (topics, fields) in enumerate(_kinds(imports))
+                ),
                 EVENTS_SQL.format(
-                    topics=topics,
-                    shape=_document_shape(imports),
-                    flat=_flat_columns(imports),
-                    moments=MOMENTS[imports],
-                    closes=IMPORT_CLOSES[imports],
+                    kinds="\nUNION ALL\n".join(
+                        f"SELECT {', '.join(COMMON_COLUMNS)} FROM _lead_kind{i}"
+                        for i in range(len(_kinds(imports)))
+                    )
                 ),
                 SEQUENCE_SQL,
-                AGGREGATE_SQL.format(setters=_setter_aggregates(imports)),
+                *(
+                    KIND_SET_SQL.format(i=i, setters=_setter_aggregates(setters))
+                    for i, setters in enumerate(_kind_setters(imports))
+                ),
+                AGGREGATE_SQL.format(
+                    setters=_setter_columns(imports),
+                    joins="\n".join(
+                        f"LEFT JOIN _lead_set{i} s{i} ON s{i}.lead_id = b.lead_id"
+                        for i in range(len(_kinds(imports)))
+                    ),
+                ),
                 STEPS_SQL,
+            )
+            for imports in (True, False)
+        }
+        self._kind_tables = {
+            imports: tuple(
+                f"{t}{i}" for i in range(len(_kinds(imports))) for t in ("_lead_kind", "_lead_set")
             )
             for imports in (True, False)
         }
@@ -604,6 +791,7 @@ class LeadProjection:
         cursor.execute(NEW_VISITS_SQL)
         for statement in WRITE_SQL:
             cursor.execute(statement)
-        for table in TEMP_TABLES:
+        cursor.execute("DROP VIEW _lead_events")
+        for table in (*TEMP_TABLES, *self._kind_tables[imports]):
             cursor.execute(f"DROP TABLE {table}")
         cursor.unregister("_funnel_steps")
