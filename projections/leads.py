@@ -85,6 +85,8 @@ IMPORTED = "topic = 'LeadImported'"
 """A lead brought in by an import (issue 18 §2): created at its stage and status, with
 its original instants (``created_at``, ``stage_entered_at``, ``closed_at``, ...)."""
 BORN = "topic IN ('LeadCreated', 'LeadImported')"
+BORN_TOPICS = frozenset({"LeadCreated", "LeadImported"})
+"""The topics of a lead's creation: one event per lead, its first."""
 CARD_TEXT_FIELDS = (
     "title",
     "company_name",
@@ -299,7 +301,9 @@ def _kind_setters(imports: bool) -> list[dict[str, list[tuple[str, str]]]]:
     return kinds
 
 
-def _setter_aggregates(setters: dict[str, list[tuple[str, str]]]) -> str:
+def _setter_aggregates(setters: dict[str, list[tuple[str, str]]], once: bool) -> str:
+    """The kind's setters per lead; ``once``: a kind a lead has one event of at most (its
+    creation), whose setters need no aggregate."""
     parts = []
     for column, pairs in setters.items():
         condition = " OR ".join(f"({c})" for c, _ in pairs)
@@ -307,6 +311,9 @@ def _setter_aggregates(setters: dict[str, list[tuple[str, str]]]) -> str:
         # the version of the last event setting the column (NULL: none), and its value
         # (which may be NULL); no FILTER and no struct: both cost more than the CASE
         setter_version = f"CASE WHEN {condition} THEN version END"
+        if once:
+            parts.append(f"{setter_version} AS has_{column}, {value} AS last_{column}")
+            continue
         parts.append(f"max({setter_version}) AS has_{column}")
         parts.append(f"arg_max_null({value}, {setter_version}) AS last_{column}")
     return ",\n  ".join(parts)
@@ -559,7 +566,7 @@ KIND_SET_SQL = """
 CREATE OR REPLACE TEMP TABLE _lead_set{i} AS
 SELECT lead_id,
   {setters}
-FROM _lead_kind{i} GROUP BY lead_id
+FROM _lead_kind{i} {group}
 """
 
 AGGREGATE_SQL = """
@@ -731,8 +738,18 @@ class LeadProjection:
                 ),
                 SEQUENCE_SQL,
                 *(
-                    KIND_SET_SQL.format(i=i, setters=_setter_aggregates(setters))
-                    for i, setters in enumerate(_kind_setters(imports))
+                    KIND_SET_SQL.format(
+                        i=i,
+                        setters=_setter_aggregates(setters, once),
+                        group="" if once else "GROUP BY lead_id",
+                    )
+                    for i, (setters, once) in enumerate(
+                        zip(
+                            _kind_setters(imports),
+                            (set(topics) <= BORN_TOPICS for topics, _ in _kinds(imports)),
+                            strict=True,
+                        )
+                    )
                 ),
                 AGGREGATE_SQL.format(
                     setters=_setter_columns(imports),
