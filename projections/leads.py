@@ -255,6 +255,11 @@ def _kinds(imports: bool) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
     return [k for k in KINDS if imports or k[0] != ("LeadImported",)]
 
 
+def _once(imports: bool) -> list[bool]:
+    """Per kind: whether a lead has one event of it at most (its creation)."""
+    return [set(topics) <= BORN_TOPICS for topics, _ in _kinds(imports)]
+
+
 def _kind_columns(fields: tuple[str, ...]) -> str:
     """The columns a kind's table keeps: those every kind has (read by the sequence, the
     visits and the lead's counters), and the kind's own fields for its setters."""
@@ -550,9 +555,9 @@ IMPORT_CLOSES = {
 SEQUENCE_SQL = """
 CREATE OR REPLACE TEMP TABLE _lead_sequence AS
 SELECT e.lead_id, e.version,
-  coalesce(c.visits, 0)
+  (coalesce(c.visits, 0)
     + sum(e.opens::INTEGER) OVER (PARTITION BY e.lead_id ORDER BY e.version
-                                  ROWS UNBOUNDED PRECEDING) AS visit_no,
+                                  ROWS UNBOUNDED PRECEDING))::INTEGER AS visit_no,
   max(CASE WHEN e.topic IN ('LeadCreated', 'LeadImported', 'LeadTransferred') THEN e.version END)
     OVER (PARTITION BY e.lead_id) AS reset_v,
   s.step AS step_at
@@ -561,9 +566,10 @@ LEFT JOIN _lead_current c ON c.lead_id = e.lead_id
 LEFT JOIN _funnel_steps s ON e.opens AND s.funnel = e.funnel_at AND s.stage = e.stage_at
 """
 
-# Per kind, each lead's setters over the kind's events.
+# Per kind, each lead's setters over the kind's events (a view for a creation kind: one
+# row per lead already).
 KIND_SET_SQL = """
-CREATE OR REPLACE TEMP TABLE _lead_set{i} AS
+CREATE OR REPLACE TEMP {what} _lead_set{i} AS
 SELECT lead_id,
   {setters}
 FROM _lead_kind{i} {group}
@@ -613,7 +619,8 @@ LEFT JOIN _funnel_steps s ON s.funnel = f.funnel AND s.stage = f.stage
 
 # Every visit a page touches: those its events belong to, and the open visit its first
 # opening event closes. Paused time is summed in whole microseconds, so that sums are
-# exact whatever the page boundaries.
+# exact whatever the page boundaries. A visit has one opening event at most (each opens
+# the next visit): its values need no arg_max.
 NEW_VISITS_SQL = """
 CREATE OR REPLACE TEMP TABLE _visit_rows AS
 WITH keys AS (
@@ -624,15 +631,16 @@ WITH keys AS (
 ),
 per_visit AS (
   SELECT lead_id, visit_no,
-    arg_max(opened_at, version) FILTER (WHERE opens) AS entered_at,
-    arg_max(funnel_at, version) FILTER (WHERE opens) AS funnel,
-    arg_max(stage_at, version) FILTER (WHERE opens) AS stage,
-    min(closed_moment) FILTER (WHERE closes) AS closed_at,
-    sum(round((e_paused_seconds)::DOUBLE * 1000000)::BIGINT)
-      FILTER (WHERE topic = 'LeadResumed') AS resumed_us,
+    max(CASE WHEN opens THEN opened_at END) AS entered_at,
+    max(CASE WHEN opens THEN funnel_at END) AS funnel,
+    max(CASE WHEN opens THEN stage_at END) AS stage,
+    min(CASE WHEN closes THEN closed_moment END) AS closed_at,
+    sum(CASE WHEN topic = 'LeadResumed'
+      THEN round((e_paused_seconds)::DOUBLE * 1000000)::BIGINT END) AS resumed_us,
     bool_or(topic IN ('LeadPaused', 'LeadResumed', 'LeadImported')) AS pause_events,
-    arg_max({'v': paused_moment}, version)
-      FILTER (WHERE topic IN ('LeadPaused', 'LeadResumed', 'LeadImported')) AS last_pause
+    arg_max_null(paused_moment,
+      CASE WHEN topic IN ('LeadPaused', 'LeadResumed', 'LeadImported') THEN version END
+    ) AS last_pause
   FROM _lead_events JOIN _lead_sequence USING (lead_id, version) GROUP BY lead_id, visit_no
 ),
 next_visit AS (
@@ -648,7 +656,7 @@ merged AS (
     p.closed_at,
     coalesce(round(v.paused_seconds::DECIMAL(38, 6) * 1000000)::BIGINT, 0)
       + coalesce(p.resumed_us, 0) AS paused_us,
-    CASE WHEN p.pause_events THEN p.last_pause.v ELSE v.paused_since END AS pause_open
+    CASE WHEN p.pause_events THEN p.last_pause ELSE v.paused_since END AS pause_open
   FROM keys k
   LEFT JOIN per_visit p ON p.lead_id = k.lead_id AND p.visit_no = k.visit_no
   LEFT JOIN lead_stage_visits v ON v.lead_id = k.lead_id AND v.visit_no = k.visit_no
@@ -740,15 +748,12 @@ class LeadProjection:
                 *(
                     KIND_SET_SQL.format(
                         i=i,
+                        what="VIEW" if once else "TABLE",
                         setters=_setter_aggregates(setters, once),
                         group="" if once else "GROUP BY lead_id",
                     )
                     for i, (setters, once) in enumerate(
-                        zip(
-                            _kind_setters(imports),
-                            (set(topics) <= BORN_TOPICS for topics, _ in _kinds(imports)),
-                            strict=True,
-                        )
+                        zip(_kind_setters(imports), _once(imports), strict=True)
                     )
                 ),
                 AGGREGATE_SQL.format(
@@ -762,9 +767,15 @@ class LeadProjection:
             )
             for imports in (True, False)
         }
-        self._kind_tables = {
-            imports: tuple(
-                f"{t}{i}" for i in range(len(_kinds(imports))) for t in ("_lead_kind", "_lead_set")
+        self._drops = {
+            imports: (
+                "DROP VIEW _lead_events",
+                *(
+                    f"DROP {'VIEW' if once else 'TABLE'} _lead_set{i}"
+                    for i, once in enumerate(_once(imports))
+                ),
+                *(f"DROP TABLE _lead_kind{i}" for i in range(len(_kinds(imports)))),
+                *(f"DROP TABLE {table}" for table in TEMP_TABLES),
             )
             for imports in (True, False)
         }
@@ -808,7 +819,6 @@ class LeadProjection:
         cursor.execute(NEW_VISITS_SQL)
         for statement in WRITE_SQL:
             cursor.execute(statement)
-        cursor.execute("DROP VIEW _lead_events")
-        for table in (*TEMP_TABLES, *self._kind_tables[imports]):
-            cursor.execute(f"DROP TABLE {table}")
+        for statement in self._drops[imports]:
+            cursor.execute(statement)
         cursor.unregister("_funnel_steps")
