@@ -549,9 +549,18 @@ IMPORT_CLOSES = {
     False: "",
 }
 
-# Per event, narrow: the visit it belongs to, the lead's last funnel reset in the page
-# (creation or transfer), and the step of the stage an opening event enters. Kept apart
-# from the wide event rows, which are costly to sort.
+# Per event that opens, closes or pauses a visit (VISIT_TOPICS), narrow: the visit it
+# belongs to, the lead's last funnel reset in the page (creation or transfer), and the
+# step of the stage an opening event enters. Kept apart from the event rows, which are
+# costly to sort. The other events (a card change, an assessment, ...) leave every visit
+# as it is: a visit only they touch is not rewritten.
+VISIT_TOPICS = (
+    *OPENING,
+    "LeadPaused",
+    "LeadResumed",
+    "LeadQualified",
+    "LeadClosed",
+)
 SEQUENCE_SQL = """
 CREATE OR REPLACE TEMP TABLE _lead_sequence AS
 SELECT e.lead_id, e.version,
@@ -561,7 +570,10 @@ SELECT e.lead_id, e.version,
   max(CASE WHEN e.topic IN ('LeadCreated', 'LeadImported', 'LeadTransferred') THEN e.version END)
     OVER (PARTITION BY e.lead_id) AS reset_v,
   s.step AS step_at
-FROM (SELECT lead_id, version, topic, opens, funnel_at, stage_at FROM _lead_events) e
+FROM (
+  SELECT lead_id, version, topic, opens, funnel_at, stage_at FROM _lead_events
+  WHERE topic IN ({visit_topics})
+) e
 LEFT JOIN _lead_current c ON c.lead_id = e.lead_id
 LEFT JOIN _funnel_steps s ON e.opens AND s.funnel = e.funnel_at AND s.stage = e.stage_at
 """
@@ -610,7 +622,7 @@ NEW_LEADS_SQL = """
 CREATE OR REPLACE TEMP TABLE _lead_rows AS
 WITH folded AS (
   SELECT {values}
-  FROM (SELECT * FROM _lead_changes JOIN _lead_steps USING (lead_id)) a
+  FROM (SELECT * FROM _lead_changes LEFT JOIN _lead_steps USING (lead_id)) a
   LEFT JOIN _lead_current c ON c.lead_id = a.lead_id
 )
 SELECT {final} FROM folded f
@@ -744,7 +756,7 @@ class LeadProjection:
                         for i in range(len(_kinds(imports)))
                     )
                 ),
-                SEQUENCE_SQL,
+                SEQUENCE_SQL.format(visit_topics=", ".join(f"'{t}'" for t in VISIT_TOPICS)),
                 *(
                     KIND_SET_SQL.format(
                         i=i,
