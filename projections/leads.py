@@ -587,22 +587,27 @@ SELECT lead_id,
 FROM _lead_kind{i} {group}
 """
 
+# Per lead: its counters, and whether the page creates it.
+BASE_SQL = """
+CREATE OR REPLACE TEMP TABLE _lead_base AS
+SELECT lead_id,
+  max(version) AS version,
+  max(position) AS last_position,
+  arg_max(event_at, version) AS updated_at,
+  sum(opens::INTEGER) AS opened,
+  bool_or(topic IN ('LeadCreated', 'LeadImported')) AS created,
+  sum((e_hours)::DECIMAL(18,2)) FILTER (WHERE topic = 'LeadAssessed') AS hours_sum,
+  count(*) FILTER (WHERE topic = 'LeadAssessed') AS assessed
+FROM _lead_events GROUP BY lead_id
+"""
+
+# Per lead: its counters and every column's last setter (a view: read once, by the new
+# rows).
 AGGREGATE_SQL = """
-CREATE OR REPLACE TEMP TABLE _lead_changes AS
-WITH base AS (
-  SELECT lead_id,
-    max(version) AS version,
-    max(position) AS last_position,
-    arg_max(event_at, version) AS updated_at,
-    sum(opens::INTEGER) AS opened,
-    bool_or(topic IN ('LeadCreated', 'LeadImported')) AS created,
-    sum((e_hours)::DECIMAL(18,2)) FILTER (WHERE topic = 'LeadAssessed') AS hours_sum,
-    count(*) FILTER (WHERE topic = 'LeadAssessed') AS assessed
-  FROM _lead_events GROUP BY lead_id
-)
+CREATE OR REPLACE TEMP VIEW _lead_changes AS
 SELECT b.*,
   {setters}
-FROM base b
+FROM _lead_base b
 {joins}
 """
 
@@ -614,7 +619,7 @@ FROM _lead_sequence GROUP BY lead_id
 """
 
 MISSING_SQL = """
-SELECT a.lead_id FROM _lead_changes a
+SELECT a.lead_id FROM _lead_base a
 WHERE NOT a.created AND a.lead_id NOT IN (SELECT lead_id FROM _lead_current) LIMIT 1
 """
 
@@ -692,7 +697,7 @@ WRITE_SQL = (
 
 TEMP_TABLES = (
     "_lead_current",
-    "_lead_changes",
+    "_lead_base",
     "_lead_sequence",
     "_lead_steps",
     "_lead_rows",
@@ -768,6 +773,7 @@ class LeadProjection:
                         zip(_kind_setters(imports), _once(imports), strict=True)
                     )
                 ),
+                BASE_SQL,
                 AGGREGATE_SQL.format(
                     setters=_setter_columns(imports),
                     joins="\n".join(
@@ -781,6 +787,7 @@ class LeadProjection:
         }
         self._drops = {
             imports: (
+                "DROP VIEW _lead_changes",
                 "DROP VIEW _lead_events",
                 *(
                     f"DROP {'VIEW' if once else 'TABLE'} _lead_set{i}"
