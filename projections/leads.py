@@ -194,37 +194,25 @@ KINDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("LeadCardUpdated",), ("at", "changes")),
     (("LeadStageChanged", "LeadTransferred"), ("at", "funnel", "to_funnel", "to_stage")),
     (
+        ("LeadPaused", "LeadResumed", "LeadQualified", "LeadClosed"),
+        ("at", "reason", "outcome", "quality", "paused_seconds"),
+    ),
+    (
         (
-            "LeadCostBreakdownSet",
-            "LeadPaused",
-            "LeadResumed",
             "LeadAssessed",
-            "LeadQualified",
-            "LeadClosed",
+            "LeadCostBreakdownSet",
             "LeadConvertedToDeal",
             "LeadProjectStarted",
             "LeadAnswerReminderSent",
             "LeadAnswerEscalated",
         ),
-        (
-            "at",
-            "expert",
-            "result",
-            "hours",
-            "reason",
-            "outcome",
-            "quality",
-            "paused_seconds",
-            "total",
-            "components",
-            "deal_id",
-            "project_id",
-        ),
+        ("at", "expert", "result", "hours", "total", "components", "deal_id", "project_id"),
     ),
 )
 """The kinds of lead events, each with the document fields its events are read for (every
 other use of a field is under a condition on another topic). A creation carries the card,
-a card change its changes, a move its stages, every other event one to four fields: each
+a card change its changes, a move its stages, a pause, resumption, qualification or
+close (the lead's status) or an assessment, cost or link one to four fields: each
 kind is parsed into its own narrow structure and table, and folded by the setters of its
 topics only. One structure of every field for every event, and one aggregate of every
 setter over every event, cost most of the fold."""
