@@ -538,10 +538,11 @@ IMPORT_CLOSES = {
 }
 
 # Per event that opens, closes or pauses a visit (VISIT_TOPICS), narrow: the visit it
-# belongs to, the lead's last funnel reset in the page (creation or transfer), and the
-# step of the stage an opening event enters. Kept apart from the event rows, which are
-# costly to sort. The other events (a card change, an assessment, ...) leave every visit
-# as it is: a visit only they touch is not rewritten.
+# belongs to, whether it resets the lead's funnel (creation or transfer; the last reset
+# is found by an aggregate in STEPS_SQL, not a second window), and the step of the stage
+# an opening event enters. Kept apart from the event rows, which are costly to sort. The
+# other events (a card change, an assessment, ...) leave every visit as it is: a visit
+# only they touch is not rewritten.
 VISIT_TOPICS = (
     *OPENING,
     "LeadPaused",
@@ -555,8 +556,7 @@ SELECT e.lead_id, e.version,
   (coalesce(c.visits, 0)
     + sum(e.opens::INTEGER) OVER (PARTITION BY e.lead_id ORDER BY e.version
                                   ROWS UNBOUNDED PRECEDING))::INTEGER AS visit_no,
-  max(CASE WHEN e.topic IN ('LeadCreated', 'LeadImported', 'LeadTransferred') THEN e.version END)
-    OVER (PARTITION BY e.lead_id) AS reset_v,
+  e.topic IN ('LeadCreated', 'LeadImported', 'LeadTransferred') AS resets,
   s.step AS step_at
 FROM (
   SELECT lead_id, version, topic, opens, funnel_at, stage_at FROM _lead_events
@@ -601,9 +601,13 @@ FROM _lead_base b
 
 STEPS_SQL = """
 CREATE OR REPLACE TEMP TABLE _lead_steps AS
-SELECT lead_id, max(reset_v) AS reset_v,
-  max(step_at) FILTER (WHERE reset_v IS NULL OR version >= reset_v) AS max_step
-FROM _lead_sequence GROUP BY lead_id
+WITH resets AS (
+  SELECT lead_id, max(CASE WHEN resets THEN version END) AS reset_v
+  FROM _lead_sequence GROUP BY lead_id
+)
+SELECT lead_id, r.reset_v,
+  max(q.step_at) FILTER (WHERE r.reset_v IS NULL OR q.version >= r.reset_v) AS max_step
+FROM _lead_sequence q JOIN resets r USING (lead_id) GROUP BY lead_id, r.reset_v
 """
 
 MISSING_SQL = """
