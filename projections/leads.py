@@ -550,6 +550,11 @@ VISIT_TOPICS = (
     "LeadQualified",
     "LeadClosed",
 )
+VISIT_EVENTS_SQL = f"""
+CREATE OR REPLACE TEMP VIEW _lead_visit_events AS
+SELECT * FROM _lead_events WHERE topic IN ({", ".join(f"'{t}'" for t in VISIT_TOPICS)})
+"""
+
 SEQUENCE_SQL = """
 CREATE OR REPLACE TEMP TABLE _lead_sequence AS
 SELECT e.lead_id, e.version,
@@ -558,10 +563,7 @@ SELECT e.lead_id, e.version,
                                   ROWS UNBOUNDED PRECEDING))::INTEGER AS visit_no,
   e.topic IN ('LeadCreated', 'LeadImported', 'LeadTransferred') AS resets,
   s.step AS step_at
-FROM (
-  SELECT lead_id, version, topic, opens, funnel_at, stage_at FROM _lead_events
-  WHERE topic IN ({visit_topics})
-) e
+FROM (SELECT lead_id, version, topic, opens, funnel_at, stage_at FROM _lead_visit_events) e
 LEFT JOIN _lead_current c ON c.lead_id = e.lead_id
 LEFT JOIN _funnel_steps s ON e.opens AND s.funnel = e.funnel_at AND s.stage = e.stage_at
 """
@@ -650,11 +652,11 @@ per_visit AS (
     arg_max_null(paused_moment,
       CASE WHEN topic IN ('LeadPaused', 'LeadResumed', 'LeadImported') THEN version END
     ) AS last_pause
-  FROM _lead_events JOIN _lead_sequence USING (lead_id, version) GROUP BY lead_id, visit_no
+  FROM _lead_visit_events JOIN _lead_sequence USING (lead_id, version) GROUP BY lead_id, visit_no
 ),
 next_visit AS (
   SELECT lead_id, visit_no - 1 AS visit_no, opened_at AS next_entered_at
-  FROM _lead_events JOIN _lead_sequence USING (lead_id, version) WHERE opens
+  FROM _lead_visit_events JOIN _lead_sequence USING (lead_id, version) WHERE opens
 ),
 merged AS (
   SELECT k.lead_id, k.visit_no,
@@ -753,7 +755,8 @@ class LeadProjection:
                         for i in range(len(_kinds(imports)))
                     )
                 ),
-                SEQUENCE_SQL.format(visit_topics=", ".join(f"'{t}'" for t in VISIT_TOPICS)),
+                VISIT_EVENTS_SQL,
+                SEQUENCE_SQL,
                 *(
                     KIND_SET_SQL.format(
                         i=i,
@@ -780,6 +783,7 @@ class LeadProjection:
         self._drops = {
             imports: (
                 "DROP VIEW _lead_changes",
+                "DROP VIEW _lead_visit_events",
                 "DROP VIEW _lead_events",
                 *(
                     f"DROP {'VIEW' if once else 'TABLE'} _lead_set{i}"
