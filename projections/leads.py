@@ -6,6 +6,12 @@ of the page that sets it (or keeps its stored value), counters add up, and every
 to a stage is rebuilt from the events that open, pause, resume and close it. Python
 touches no event one by one, so the rate is bounded by DuckDB, not by the interpreter.
 
+Each kind of event (``KINDS``: creations, card changes, moves, status changes, work) is
+parsed into its own narrow table and folded by the setters of its own topics; a lead's
+columns then take the latest of its kinds' setters. Most events set one to five fields:
+one table of every field for every event, and every setter over every event, cost most
+of a rebuild.
+
 A page is written back with two statements per table: delete the touched rows, insert
 their new versions.
 """
