@@ -6,6 +6,12 @@ of the page that sets it (or keeps its stored value), counters add up, and every
 to a stage is rebuilt from the events that open, pause, resume and close it. Python
 touches no event one by one, so the rate is bounded by DuckDB, not by the interpreter.
 
+Each kind of event (``KINDS``: creations, card changes, moves, status changes, work) is
+parsed into its own narrow table and folded by the setters of its own topics; a lead's
+columns then take the latest of its kinds' setters. Most events set one to five fields:
+one table of every field for every event, and every setter over every event, cost most
+of a rebuild.
+
 A page is written back with two statements per table: delete the touched rows, insert
 their new versions.
 """
@@ -13,6 +19,7 @@ their new versions.
 from __future__ import annotations
 
 import hashlib
+import re
 
 import duckdb
 import pyarrow as pa
@@ -84,6 +91,8 @@ IMPORTED = "topic = 'LeadImported'"
 """A lead brought in by an import (issue 18 §2): created at its stage and status, with
 its original instants (``created_at``, ``stage_entered_at``, ``closed_at``, ...)."""
 BORN = "topic IN ('LeadCreated', 'LeadImported')"
+BORN_TOPICS = frozenset({"LeadCreated", "LeadImported"})
+"""The topics of a lead's creation: one event per lead, its first."""
 CARD_TEXT_FIELDS = (
     "title",
     "company_name",
@@ -163,30 +172,172 @@ IMPORT_ONLY_FIELDS = frozenset(
 page without imports parses and carries none of them."""
 
 
-def _document_shape(imports: bool) -> str:
-    fields = [(n, t) for n, t in DOCUMENT_FIELDS if imports or n not in IMPORT_ONLY_FIELDS]
-    return (
-        "{"
-        + ", ".join(f'"{name}": "{sql_type}"' for name, sql_type in fields)
-        + ', "changes": {'
-        + ", ".join(f'"{f}": {{"new": "VARCHAR"}}' for f in CARD_FIELDS)
-        + "}}"
-    )
+BORN_FIELDS = (
+    "at",
+    "actor",
+    "funnel",
+    "stage",
+    "title",
+    "company_name",
+    "company_id",
+    "source",
+    "manager",
+    "expert",
+    "need_maturity",
+    "answer_due",
+    "description",
+    "amount",
+    "currency",
+    "repeat",
+    "contact",
+    "assessment_required",
+    "contact_id",
+)
+OPENING = ("LeadCreated", "LeadImported", "LeadStageChanged", "LeadTransferred")
+KINDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("LeadCreated",), BORN_FIELDS),
+    (("LeadImported",), tuple(name for name, _ in DOCUMENT_FIELDS)),
+    (("LeadCardUpdated",), ("at", "changes")),
+    (("LeadStageChanged", "LeadTransferred"), ("at", "funnel", "to_funnel", "to_stage")),
+    (
+        ("LeadPaused", "LeadResumed", "LeadQualified", "LeadClosed"),
+        ("at", "reason", "outcome", "quality", "paused_seconds"),
+    ),
+    (
+        (
+            "LeadAssessed",
+            "LeadCostBreakdownSet",
+            "LeadConvertedToDeal",
+            "LeadProjectStarted",
+            "LeadAnswerReminderSent",
+            "LeadAnswerEscalated",
+        ),
+        ("at", "expert", "result", "hours", "total", "components", "deal_id", "project_id"),
+    ),
+)
+"""The kinds of lead events, each with the document fields its events are read for (every
+other use of a field is under a condition on another topic). A creation carries the card,
+a card change its changes, a move its stages, a pause, resumption, qualification or
+close (the lead's status) or an assessment, cost or link one to four fields: each
+kind is parsed into its own narrow structure and table, and folded by the setters of its
+topics only. One structure of every field for every event, and one aggregate of every
+setter over every event, cost most of the fold."""
+
+DOCUMENT_TYPES = dict(DOCUMENT_FIELDS)
+
+
+def _document_shape(fields: tuple[str, ...]) -> str:
+    parts = [f'"{name}": "{DOCUMENT_TYPES[name]}"' for name in fields if name != "changes"]
+    if "changes" in fields:
+        changes = ", ".join(f'"{f}": {{"new": "VARCHAR"}}' for f in CARD_FIELDS)
+        parts.append(f'"changes": {{{changes}}}')
+    return "{" + ", ".join(parts) + "}"
 
 
 # Flat columns read from the parsed document: e_<field>, and for a card change of field f
 # c_<f>_set (the change names f) and c_<f> (its new value). Wide structs are costly to
 # carry through the page's statements; flat columns are not.
-def _flat_columns(imports: bool) -> str:
-    return ",\n    ".join(
-        [
-            f"doc.{name} AS e_{name}"
-            for name, _ in DOCUMENT_FIELDS
-            if imports or name not in IMPORT_ONLY_FIELDS
-        ]
-        + [f"doc.changes.{f} IS NOT NULL AS c_{f}_set" for f in CARD_FIELDS]
-        + [f"doc.changes.{f}.new AS c_{f}" for f in CARD_FIELDS]
+def _flat_columns(fields: tuple[str, ...]) -> str:
+    columns = [f"doc.{name} AS e_{name}" for name in fields if name != "changes"]
+    if "changes" in fields:
+        columns += [f"doc.changes.{f} IS NOT NULL AS c_{f}_set" for f in CARD_FIELDS]
+        columns += [f"doc.changes.{f}.new AS c_{f}" for f in CARD_FIELDS]
+    return ", ".join(columns)
+
+
+def _kinds(imports: bool) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    return [k for k in KINDS if imports or k[0] != ("LeadImported",)]
+
+
+def _once(imports: bool) -> list[bool]:
+    """Per kind: whether a lead has one event of it at most (its creation)."""
+    return [set(topics) <= BORN_TOPICS for topics, _ in _kinds(imports)]
+
+
+def _kind_columns(fields: tuple[str, ...]) -> str:
+    """The columns a kind's table keeps: those every kind has (read by the sequence, the
+    visits and the lead's counters), and the kind's own fields for its setters."""
+    own = [f"e_{name}" for name in fields if name != "changes"]
+    if "changes" in fields:
+        own += [f"c_{f}_set" for f in CARD_FIELDS] + [f"c_{f}" for f in CARD_FIELDS]
+    return ", ".join([*COMMON_COLUMNS, *(c for c in own if c not in COMMON_COLUMNS)])
+
+
+def _kind_statement(i: int, topics: tuple[str, ...], fields: tuple[str, ...], imports: bool) -> str:
+    missing = ", ".join(
+        f"NULL::{sql_type} AS e_{name}"
+        for name, sql_type in DOCUMENT_FIELDS
+        if name not in fields and (imports or name not in IMPORT_ONLY_FIELDS)
     )
+    return KIND_SQL.format(
+        i=i,
+        columns=_kind_columns(fields),
+        flat=_flat_columns(fields) + (f", {missing}" if missing else ""),
+        shape=_document_shape(fields),
+        topics=", ".join(f"'{t}'" for t in topics),
+        moments=MOMENTS[imports],
+        closes=IMPORT_CLOSES[imports],
+    )
+
+
+def _condition_topics(condition: str) -> set[str]:
+    if condition == "opens":
+        return set(OPENING)
+    return set(re.findall(r"'(Lead\w+)'", condition))
+
+
+def _kind_setters(imports: bool) -> list[dict[str, list[tuple[str, str]]]]:
+    """Per kind, the setters of its topics (a column some of whose setters are of
+    another kind has the others folded there)."""
+    kinds = []
+    for topics, _ in _kinds(imports):
+        mine: dict[str, list[tuple[str, str]]] = {}
+        for column, setters in _setters(imports).items():
+            own = [(c, v) for c, v in setters if _condition_topics(c) & set(topics)]
+            if own:
+                mine[column] = own
+        kinds.append(mine)
+    return kinds
+
+
+def _setter_aggregates(setters: dict[str, list[tuple[str, str]]], once: bool) -> str:
+    """The kind's setters per lead; ``once``: a kind a lead has one event of at most (its
+    creation), whose setters need no aggregate."""
+    parts = []
+    for column, pairs in setters.items():
+        condition = " OR ".join(f"({c})" for c, _ in pairs)
+        value = "CASE " + " ".join(f"WHEN {c} THEN {v}" for c, v in pairs) + " END"
+        # the version of the last event setting the column (NULL: none), and its value
+        # (which may be NULL); no FILTER and no struct: both cost more than the CASE
+        setter_version = f"CASE WHEN {condition} THEN version END"
+        if once:
+            parts.append(f"{setter_version} AS has_{column}, {value} AS last_{column}")
+            continue
+        parts.append(f"max({setter_version}) AS has_{column}")
+        parts.append(f"arg_max_null({value}, {setter_version}) AS last_{column}")
+    return ",\n  ".join(parts)
+
+
+def _setter_columns(imports: bool) -> str:
+    """For each column events set: the version of the page's last event setting it (NULL:
+    none) and its value (which may be NULL), the latest of its kinds'."""
+    sources: dict[str, list[int]] = {}
+    for i, setters in enumerate(_kind_setters(imports)):
+        for column in setters:
+            sources.setdefault(column, []).append(i)
+    parts = []
+    for column in SETTERS:
+        indices = sources[column]
+        if len(indices) == 1:
+            (i,) = indices
+            parts.append(f"s{i}.has_{column}, s{i}.last_{column}")
+            continue
+        latest = "greatest(" + ", ".join(f"s{i}.has_{column}" for i in indices) + ")"
+        value = " ".join(
+            f"WHEN s{i}.has_{column} = {latest} THEN s{i}.last_{column}" for i in indices
+        )
+        parts.append(f"{latest} AS has_{column}, CASE {value} END AS last_{column}")
+    return ",\n  ".join(parts)
 
 
 # For each column of ``leads`` that events set: (condition, value) pairs. The column takes
@@ -289,19 +440,6 @@ def _setters(imports: bool) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def _setter_aggregates(imports: bool) -> str:
-    parts = []
-    for column, setters in _setters(imports).items():
-        condition = " OR ".join(f"({c})" for c, _ in setters)
-        value = "CASE " + " ".join(f"WHEN {c} THEN {v}" for c, v in setters) + " END"
-        # the version of the last event setting the column (NULL: none), and its value
-        # (which may be NULL); no FILTER and no struct: both cost more than the CASE
-        setter_version = f"CASE WHEN {condition} THEN version END"
-        parts.append(f"max({setter_version}) AS has_{column}")
-        parts.append(f"arg_max_null({value}, {setter_version}) AS last_{column}")
-    return ",\n  ".join(parts)
-
-
 def _lead_value(column: str) -> str:
     if column in SETTERS:
         return f"CASE WHEN a.has_{column} IS NOT NULL THEN a.last_{column} ELSE c.{column} END"
@@ -340,27 +478,51 @@ CREATE OR REPLACE TEMP TABLE _lead_current AS
 SELECT l.* FROM leads l WHERE l.lead_id IN (SELECT stream_id FROM _page WHERE topic IN ({topics}))
 """
 
-# The page's lead events, each parsed once, numbered with the visit it belongs to.
-EVENTS_SQL = """
-CREATE OR REPLACE TEMP TABLE _lead_events AS
-WITH parsed AS (
-  SELECT position, stream_id AS lead_id, version, topic,
-    json_transform(state, '{shape}') AS doc
-  FROM _page WHERE topic IN ({topics})
+# A kind's events, each parsed once (a field the kind does not read is NULL).
+KIND_SQL = """
+CREATE OR REPLACE TEMP TABLE _lead_kind{i} AS
+WITH flat AS (
+  SELECT position, lead_id, version, topic, {flat}
+  FROM (
+    SELECT position, stream_id AS lead_id, version, topic,
+      json_transform(state, '{shape}') AS doc
+    FROM _page WHERE topic IN ({topics})
+  )
 ),
-flat AS (
-  SELECT position, lead_id, version, topic,
-    {flat}
-  FROM parsed
+moments AS (
+  SELECT *,
+    e_at::TIMESTAMPTZ AS event_at,
+    {moments},
+    topic IN ('LeadCreated', 'LeadImported', 'LeadStageChanged', 'LeadTransferred') AS opens,
+    (topic = 'LeadClosed' OR (topic = 'LeadQualified' AND NOT e_quality){closes}) AS closes,
+    CASE topic WHEN 'LeadTransferred' THEN e_to_funnel ELSE e_funnel END AS funnel_at,
+    CASE WHEN topic IN ('LeadCreated', 'LeadImported') THEN e_stage ELSE e_to_stage END AS stage_at
+  FROM flat
 )
-SELECT *,
-  e_at::TIMESTAMPTZ AS event_at,
-  {moments},
-  topic IN ('LeadCreated', 'LeadImported', 'LeadStageChanged', 'LeadTransferred') AS opens,
-  (topic = 'LeadClosed' OR (topic = 'LeadQualified' AND NOT e_quality){closes}) AS closes,
-  CASE topic WHEN 'LeadTransferred' THEN e_to_funnel ELSE e_funnel END AS funnel_at,
-  CASE WHEN topic IN ('LeadCreated', 'LeadImported') THEN e_stage ELSE e_to_stage END AS stage_at
-FROM flat
+SELECT {columns} FROM moments
+"""
+
+COMMON_COLUMNS = (
+    "position",
+    "lead_id",
+    "version",
+    "topic",
+    "event_at",
+    "opened_at",
+    "closed_moment",
+    "paused_moment",
+    "opens",
+    "closes",
+    "funnel_at",
+    "stage_at",
+    "e_hours",
+    "e_paused_seconds",
+)
+
+# The page's lead events, every kind's, with the columns they all have.
+EVENTS_SQL = """
+CREATE OR REPLACE TEMP VIEW _lead_events AS
+{kinds}
 """
 
 # An event's moments (the stage's entry, the close, the pause); with imports: an imported
@@ -381,25 +543,49 @@ IMPORT_CLOSES = {
     False: "",
 }
 
-# Per event, narrow: the visit it belongs to, the lead's last funnel reset in the page
-# (creation or transfer), and the step of the stage an opening event enters. Kept apart
-# from the wide event rows, which are costly to sort.
+# Per event that opens, closes or pauses a visit (VISIT_TOPICS), narrow: the visit it
+# belongs to, whether it resets the lead's funnel (creation or transfer; the last reset
+# is found by an aggregate in STEPS_SQL, not a second window), and the step of the stage
+# an opening event enters. Kept apart from the event rows, which are costly to sort. The
+# other events (a card change, an assessment, ...) leave every visit as it is: a visit
+# only they touch is not rewritten.
+VISIT_TOPICS = (
+    *OPENING,
+    "LeadPaused",
+    "LeadResumed",
+    "LeadQualified",
+    "LeadClosed",
+)
+VISIT_EVENTS_SQL = f"""
+CREATE OR REPLACE TEMP VIEW _lead_visit_events AS
+SELECT * FROM _lead_events WHERE topic IN ({", ".join(f"'{t}'" for t in VISIT_TOPICS)})
+"""
+
 SEQUENCE_SQL = """
 CREATE OR REPLACE TEMP TABLE _lead_sequence AS
 SELECT e.lead_id, e.version,
-  coalesce(c.visits, 0)
+  (coalesce(c.visits, 0)
     + sum(e.opens::INTEGER) OVER (PARTITION BY e.lead_id ORDER BY e.version
-                                  ROWS UNBOUNDED PRECEDING) AS visit_no,
-  max(CASE WHEN e.topic IN ('LeadCreated', 'LeadImported', 'LeadTransferred') THEN e.version END)
-    OVER (PARTITION BY e.lead_id) AS reset_v,
+                                  ROWS UNBOUNDED PRECEDING))::INTEGER AS visit_no,
+  e.topic IN ('LeadCreated', 'LeadImported', 'LeadTransferred') AS resets,
   s.step AS step_at
-FROM (SELECT lead_id, version, topic, opens, funnel_at, stage_at FROM _lead_events) e
+FROM (SELECT lead_id, version, topic, opens, funnel_at, stage_at FROM _lead_visit_events) e
 LEFT JOIN _lead_current c ON c.lead_id = e.lead_id
 LEFT JOIN _funnel_steps s ON e.opens AND s.funnel = e.funnel_at AND s.stage = e.stage_at
 """
 
-AGGREGATE_SQL = """
-CREATE OR REPLACE TEMP TABLE _lead_changes AS
+# Per kind, each lead's setters over the kind's events (a view for a creation kind: one
+# row per lead already).
+KIND_SET_SQL = """
+CREATE OR REPLACE TEMP {what} _lead_set{i} AS
+SELECT lead_id,
+  {setters}
+FROM _lead_kind{i} {group}
+"""
+
+# Per lead: its counters, and whether the page creates it.
+BASE_SQL = """
+CREATE OR REPLACE TEMP TABLE _lead_base AS
 SELECT lead_id,
   max(version) AS version,
   max(position) AS last_position,
@@ -407,20 +593,33 @@ SELECT lead_id,
   sum(opens::INTEGER) AS opened,
   bool_or(topic IN ('LeadCreated', 'LeadImported')) AS created,
   sum((e_hours)::DECIMAL(18,2)) FILTER (WHERE topic = 'LeadAssessed') AS hours_sum,
-  count(*) FILTER (WHERE topic = 'LeadAssessed') AS assessed,
-  {setters}
+  count(*) FILTER (WHERE topic = 'LeadAssessed') AS assessed
 FROM _lead_events GROUP BY lead_id
+"""
+
+# Per lead: its counters and every column's last setter (a view: read once, by the new
+# rows).
+AGGREGATE_SQL = """
+CREATE OR REPLACE TEMP VIEW _lead_changes AS
+SELECT b.*,
+  {setters}
+FROM _lead_base b
+{joins}
 """
 
 STEPS_SQL = """
 CREATE OR REPLACE TEMP TABLE _lead_steps AS
-SELECT lead_id, max(reset_v) AS reset_v,
-  max(step_at) FILTER (WHERE reset_v IS NULL OR version >= reset_v) AS max_step
-FROM _lead_sequence GROUP BY lead_id
+WITH resets AS (
+  SELECT lead_id, max(CASE WHEN resets THEN version END) AS reset_v
+  FROM _lead_sequence GROUP BY lead_id
+)
+SELECT lead_id, r.reset_v,
+  max(q.step_at) FILTER (WHERE r.reset_v IS NULL OR q.version >= r.reset_v) AS max_step
+FROM _lead_sequence q JOIN resets r USING (lead_id) GROUP BY lead_id, r.reset_v
 """
 
 MISSING_SQL = """
-SELECT a.lead_id FROM _lead_changes a
+SELECT a.lead_id FROM _lead_base a
 WHERE NOT a.created AND a.lead_id NOT IN (SELECT lead_id FROM _lead_current) LIMIT 1
 """
 
@@ -428,7 +627,7 @@ NEW_LEADS_SQL = """
 CREATE OR REPLACE TEMP TABLE _lead_rows AS
 WITH folded AS (
   SELECT {values}
-  FROM (SELECT * FROM _lead_changes JOIN _lead_steps USING (lead_id)) a
+  FROM (SELECT * FROM _lead_changes LEFT JOIN _lead_steps USING (lead_id)) a
   LEFT JOIN _lead_current c ON c.lead_id = a.lead_id
 )
 SELECT {final} FROM folded f
@@ -437,7 +636,8 @@ LEFT JOIN _funnel_steps s ON s.funnel = f.funnel AND s.stage = f.stage
 
 # Every visit a page touches: those its events belong to, and the open visit its first
 # opening event closes. Paused time is summed in whole microseconds, so that sums are
-# exact whatever the page boundaries.
+# exact whatever the page boundaries. A visit has one opening event at most (each opens
+# the next visit): its values need no arg_max.
 NEW_VISITS_SQL = """
 CREATE OR REPLACE TEMP TABLE _visit_rows AS
 WITH keys AS (
@@ -448,20 +648,21 @@ WITH keys AS (
 ),
 per_visit AS (
   SELECT lead_id, visit_no,
-    arg_max(opened_at, version) FILTER (WHERE opens) AS entered_at,
-    arg_max(funnel_at, version) FILTER (WHERE opens) AS funnel,
-    arg_max(stage_at, version) FILTER (WHERE opens) AS stage,
-    min(closed_moment) FILTER (WHERE closes) AS closed_at,
-    sum(round((e_paused_seconds)::DOUBLE * 1000000)::BIGINT)
-      FILTER (WHERE topic = 'LeadResumed') AS resumed_us,
+    max(CASE WHEN opens THEN opened_at END) AS entered_at,
+    max(CASE WHEN opens THEN funnel_at END) AS funnel,
+    max(CASE WHEN opens THEN stage_at END) AS stage,
+    min(CASE WHEN closes THEN closed_moment END) AS closed_at,
+    sum(CASE WHEN topic = 'LeadResumed'
+      THEN round((e_paused_seconds)::DOUBLE * 1000000)::BIGINT END) AS resumed_us,
     bool_or(topic IN ('LeadPaused', 'LeadResumed', 'LeadImported')) AS pause_events,
-    arg_max({'v': paused_moment}, version)
-      FILTER (WHERE topic IN ('LeadPaused', 'LeadResumed', 'LeadImported')) AS last_pause
-  FROM _lead_events JOIN _lead_sequence USING (lead_id, version) GROUP BY lead_id, visit_no
+    arg_max_null(paused_moment,
+      CASE WHEN topic IN ('LeadPaused', 'LeadResumed', 'LeadImported') THEN version END
+    ) AS last_pause
+  FROM _lead_visit_events JOIN _lead_sequence USING (lead_id, version) GROUP BY lead_id, visit_no
 ),
 next_visit AS (
   SELECT lead_id, visit_no - 1 AS visit_no, opened_at AS next_entered_at
-  FROM _lead_events JOIN _lead_sequence USING (lead_id, version) WHERE opens
+  FROM _lead_visit_events JOIN _lead_sequence USING (lead_id, version) WHERE opens
 ),
 merged AS (
   SELECT k.lead_id, k.visit_no,
@@ -472,7 +673,7 @@ merged AS (
     p.closed_at,
     coalesce(round(v.paused_seconds::DECIMAL(38, 6) * 1000000)::BIGINT, 0)
       + coalesce(p.resumed_us, 0) AS paused_us,
-    CASE WHEN p.pause_events THEN p.last_pause.v ELSE v.paused_since END AS pause_open
+    CASE WHEN p.pause_events THEN p.last_pause ELSE v.paused_since END AS pause_open
   FROM keys k
   LEFT JOIN per_visit p ON p.lead_id = k.lead_id AND p.visit_no = k.visit_no
   LEFT JOIN lead_stage_visits v ON v.lead_id = k.lead_id AND v.visit_no = k.visit_no
@@ -495,9 +696,8 @@ WRITE_SQL = (
 )
 
 TEMP_TABLES = (
-    "_lead_events",
     "_lead_current",
-    "_lead_changes",
+    "_lead_base",
     "_lead_sequence",
     "_lead_steps",
     "_lead_rows",
@@ -551,16 +751,52 @@ class LeadProjection:
         self._variants = {
             imports: (
                 CURRENT_SQL.format(topics=topics),
-                EVENTS_SQL.format(
-                    topics=topics,
-                    shape=_document_shape(imports),
-                    flat=_flat_columns(imports),
-                    moments=MOMENTS[imports],
-                    closes=IMPORT_CLOSES[imports],
+                *(
+                    _kind_statement(i, topics, fields, imports)
+                    for i, (topics, fields) in enumerate(_kinds(imports))
                 ),
+                EVENTS_SQL.format(
+                    kinds="\nUNION ALL\n".join(
+                        f"SELECT {', '.join(COMMON_COLUMNS)} FROM _lead_kind{i}"
+                        for i in range(len(_kinds(imports)))
+                    )
+                ),
+                VISIT_EVENTS_SQL,
                 SEQUENCE_SQL,
-                AGGREGATE_SQL.format(setters=_setter_aggregates(imports)),
+                *(
+                    KIND_SET_SQL.format(
+                        i=i,
+                        what="VIEW" if once else "TABLE",
+                        setters=_setter_aggregates(setters, once),
+                        group="" if once else "GROUP BY lead_id",
+                    )
+                    for i, (setters, once) in enumerate(
+                        zip(_kind_setters(imports), _once(imports), strict=True)
+                    )
+                ),
+                BASE_SQL,
+                AGGREGATE_SQL.format(
+                    setters=_setter_columns(imports),
+                    joins="\n".join(
+                        f"LEFT JOIN _lead_set{i} s{i} ON s{i}.lead_id = b.lead_id"
+                        for i in range(len(_kinds(imports)))
+                    ),
+                ),
                 STEPS_SQL,
+            )
+            for imports in (True, False)
+        }
+        self._drops = {
+            imports: (
+                "DROP VIEW _lead_changes",
+                "DROP VIEW _lead_visit_events",
+                "DROP VIEW _lead_events",
+                *(
+                    f"DROP {'VIEW' if once else 'TABLE'} _lead_set{i}"
+                    for i, once in enumerate(_once(imports))
+                ),
+                *(f"DROP TABLE _lead_kind{i}" for i in range(len(_kinds(imports)))),
+                *(f"DROP TABLE {table}" for table in TEMP_TABLES),
             )
             for imports in (True, False)
         }
@@ -604,6 +840,6 @@ class LeadProjection:
         cursor.execute(NEW_VISITS_SQL)
         for statement in WRITE_SQL:
             cursor.execute(statement)
-        for table in TEMP_TABLES:
-            cursor.execute(f"DROP TABLE {table}")
+        for statement in self._drops[imports]:
+            cursor.execute(statement)
         cursor.unregister("_funnel_steps")
