@@ -1443,6 +1443,11 @@ def main(argv: list[str] | None = None) -> int:
         help="cProfile the rebuild of every read model (slows it) and print the top entries",
     )
     parser.add_argument(
+        "--rebuild-only",
+        action="store_true",
+        help="measure the rebuilds only: skip the queries and the requests over HTTP",
+    )
+    parser.add_argument(
         "--postgres-url", default=benchlib.DEFAULT_POSTGRES_URL, help="PostgreSQL to use"
     )
     parser.add_argument(
@@ -1483,16 +1488,20 @@ def main(argv: list[str] | None = None) -> int:
         everything = measure_rebuild(store, path, all_projections, args.page_size, args.profile)
         if args.keep is not None:
             shutil.copyfile(path, args.keep)
-        progress("timing the queries ...")
-        chosen, query_rows, direct, profiles = query_benchmarks(
-            path, rules, funnels, setup["last_at"], args.runs, args.warmup
-        )
-        progress("timing the requests over HTTP ...")
-        http_rows = (
-            http_benchmarks(path, workdir, chosen, direct, args.http_runs, args.warmup)
-            if args.http_runs
-            else []
-        )
+        chosen: Choices | None = None
+        query_rows: list[list[Any]] = []
+        http_rows: list[list[Any]] = []
+        profiles: list[str] = []
+        if not args.rebuild_only:
+            progress("timing the queries ...")
+            chosen, query_rows, direct, profiles = query_benchmarks(
+                path, rules, funnels, setup["last_at"], args.runs, args.warmup
+            )
+            if args.http_runs:
+                progress("timing the requests over HTTP ...")
+                http_rows = http_benchmarks(
+                    path, workdir, chosen, direct, args.http_runs, args.warmup
+                )
     finally:
         if store is not None:
             store.close()
@@ -1507,16 +1516,17 @@ def main(argv: list[str] | None = None) -> int:
     print(setup_tables(setup, vacuum))
     print(rebuild_tables(args, setup["topics"], leads_only, everything, all_projections))
     headers = (*benchlib.LATENCY_HEADERS, "rows", "p95 < 50 ms")
-    print(
-        benchlib.table(
-            f"Queries on the read models (as of {chosen.as_of:%Y-%m-%d %H:%M} UTC, the last "
-            f"event; pm={chosen.pm} has "
-            f"{chosen.pm_projects} projects; a month = {chosen.month.start} .. "
-            f"{chosen.month.end})",
-            headers,
-            query_rows,
+    if chosen is not None:
+        print(
+            benchlib.table(
+                f"Queries on the read models (as of {chosen.as_of:%Y-%m-%d %H:%M} UTC, the "
+                f"last event; pm={chosen.pm} has "
+                f"{chosen.pm_projects} projects; a month = {chosen.month.start} .. "
+                f"{chosen.month.end})",
+                headers,
+                query_rows,
+            )
         )
-    )
     if http_rows:
         print(
             benchlib.table(
