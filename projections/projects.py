@@ -21,16 +21,20 @@ stored tasks, in log order), hours logged are inserted, and task updates and com
 update each task once (every field takes its last change of the page; % done the last of
 its changes and completions). Only ordering within a project matters, and these touch no
 row the rare events touch but the task and entry rows they themselves insert first. The
-rare events (card, status, health, corrections, billing) are then folded in Python, as
-the deal models are (:mod:`projections.deals`): decoded once (but a project's computed
-health and status changes before its last one of the page, which nothing reads), the
-rows they touch read in one query per table, applied in log order and written back with
-two set-based statements per table (delete the touched keys, insert from an Arrow
-table). Last, DuckDB sums each touched task's hours and each touched project's task
-figures and hours over the stored rows (the % done divided by Python, as
-``Project.percent_done``), and sets each project's time, version and position of its last
-event, all in the projector's transaction. A row keeps everything the next page needs,
-so folding the log in any page sizes gives exactly the rows one rebuild gives.
+rare events (creation, card, manual health, corrections, billing) are then folded in
+Python, as the deal models are (:mod:`projections.deals`): decoded once, the rows they
+touch read in one query per table, applied in log order and written back with two
+set-based statements per table (delete the touched keys, insert from an Arrow table).
+A project's computed health and status (the most frequent project events: the health
+process manager records the health after every change) set only their own fields, so
+only the last of each in the page counts: DuckDB sets them after the Python fold, with
+the health in force, in one UPDATE each, and a page whose projects see only these, tasks
+and hours reads and rewrites no project row in Python. Last, DuckDB sums each touched
+task's hours and each touched project's task figures and hours over the stored rows
+(the % done divided by Python, as ``Project.percent_done``), and sets each project's
+time, version and position of its last event, all in the projector's transaction. A row
+keeps everything the next page needs, so folding the log in any page sizes gives exactly
+the rows one rebuild gives.
 """
 
 from __future__ import annotations
@@ -249,7 +253,9 @@ TASK_TOPICS = frozenset({"TaskAdded", "TaskUpdated", "TaskCompleted"})
 HOURS_TOPICS = frozenset({"HoursLogged", "HoursCorrected"})
 LAST_WINS_TOPICS = frozenset({"ProjectHealthComputed", "ProjectStatusChanged"})
 """Topics whose last event of a project in a page sets everything they set."""
-BULK_TOPICS = frozenset({"TaskAdded", "TaskUpdated", "TaskCompleted", "HoursLogged"})
+BULK_TOPICS = frozenset(
+    {"TaskAdded", "TaskUpdated", "TaskCompleted", "HoursLogged", *LAST_WINS_TOPICS}
+)
 """Topics folded set-based by DuckDB; the others are folded in Python."""
 BILLING_TOPICS = frozenset(
     {"ProjectInvoiceIssued", "ProjectPaymentRecorded", "ProjectInvoiceActed"}
@@ -285,6 +291,9 @@ _SHAPE = orjson.dumps(
         "start": "VARCHAR",
         "due": "VARCHAR",
         "depends_on": ["VARCHAR"],
+        "to_status": "VARCHAR",
+        "level": "VARCHAR",
+        "reasons": ["VARCHAR"],
     }
 ).decode()
 _LAST_WINS_LIST = ", ".join(f"'{t}'" for t in sorted(LAST_WINS_TOPICS))
@@ -317,6 +326,9 @@ flat AS (
     doc.start::DATE AS start,
     doc.due::DATE AS due,
     doc.depends_on AS depends_on,
+    doc.to_status AS to_status,
+    doc.level AS level,
+    doc.reasons AS reasons,
     CASE WHEN topic = 'TaskUpdated' THEN json_extract(state, '$.changes') END AS changes
   FROM parsed
 )
@@ -496,6 +508,25 @@ LEFT JOIN h ON h.project_id = k.project_id
 ORDER BY k.project_id
 """
 
+# each project's last computed health and last status change of the page (the rows the
+# Python fold wrote first: a project created in the page has its row): all they set, and
+# the health in force (the manual one, else the computed one, as ``Project.health``)
+LAST_WINS_SQL = (
+    """
+UPDATE projects SET computed_health = h.level, computed_reasons = h.reasons,
+  health = coalesce(nullif(projects.manual_health, ''), h.level)
+FROM _delivery_events h
+WHERE h.topic = 'ProjectHealthComputed' AND NOT h.superseded
+  AND projects.project_id = h.stream_id
+""",
+    """
+UPDATE projects SET status = c.to_status, status_entered_at = c.event_at
+FROM _delivery_events c
+WHERE c.topic = 'ProjectStatusChanged' AND NOT c.superseded
+  AND projects.project_id = c.stream_id
+""",
+)
+
 # each project's last event of the page (but billing ones): its time and version
 LAST_EVENT_SQL = """
 UPDATE projects SET updated_at = l.at, version = l.version,
@@ -617,6 +648,8 @@ class ProjectProjection:
             for event in events:
                 self._fold(state, event)
             self._write(cursor, state)
+        for statement in LAST_WINS_SQL:
+            cursor.execute(statement)
         cursor.execute(TASK_HOURS_SQL)
         self._summarise(cursor)
         cursor.execute(LAST_EVENT_SQL)
@@ -853,9 +886,6 @@ class ProjectProjection:
                         _owed(project)
                     else:
                         project[name] = new
-            case "ProjectStatusChanged":
-                project["status"] = doc["to_status"]
-                project["status_entered_at"] = event.moment
             case "ProjectHealthSet":
                 project["manual_health"] = doc["level"]
                 project["manual_comment"] = doc["comment"]
@@ -866,9 +896,6 @@ class ProjectProjection:
                 project["manual_comment"] = None
                 project["manual_health_set_by"] = None
                 project["manual_health_set_at"] = None
-            case "ProjectHealthComputed":
-                project["computed_health"] = doc["level"]
-                project["computed_reasons"] = list(doc["reasons"])
             case "HoursCorrected":
                 self._fold_hours(state, event)
             case "ProjectActRecorded":
