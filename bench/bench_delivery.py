@@ -76,7 +76,7 @@ from event_store import EventStore, open_event_store
 from leadledger.demo import COMPANY_KINDS, COMPANY_WORDS
 from leadledger.settings import Settings
 from leadledger.wiring import build, event_codec, load_funnels, load_rules, read_model_projections
-from projections.base import Projection
+from projections.base import DerivedProjection, Projection
 from projections.database import ReadModelDatabase
 from projections.project_labour import ProjectLabourProjection
 from projections.projector import rebuild
@@ -713,11 +713,13 @@ def measure_rebuild(
     profile_it: bool = False,
 ) -> dict[str, Any]:
     """Rebuild into a fresh DuckDB file; the time in the store's reads and in each
-    projection's fold (their instances wrapped, no code changed)."""
+    projection's fold or derivation (their instances wrapped, no code changed)."""
     timer = bench_projection.PhaseTimer()
     timer.instrument(store, "read_page", "read")
     for projection in projections:
         timer.instrument(projection, "apply", projection.name)
+        # a rebuild skips a derived model's apply and derives it once at the end
+        timer.instrument(projection, "derive_all", projection.name)
     db = ReadModelDatabase(path)
     profiler = cProfile.Profile() if profile_it else None
     try:
@@ -1347,9 +1349,10 @@ def rebuild_tables(
     for projection in sorted(projections, key=lambda p: -phases.get(p.name, 0.0)):
         seconds = phases.get(projection.name, 0.0)
         events = sum(topics.get(t, 0) for t in projection.topics)
+        derived = " (derived at the end)" if isinstance(projection, DerivedProjection) else ""
         rows.append(
             [
-                projection.name,
+                projection.name + derived,
                 benchlib.count(events),
                 f"{seconds:.2f}",
                 f"{100 * seconds / total:.1f}",
@@ -1378,7 +1381,8 @@ def rebuild_tables(
     leads_fold = leads_only["phases"].get("leads", 0.0)
     out.append(
         benchlib.table(
-            "Where the rebuild of every read model went (projection.apply wrapped per instance)",
+            "Where the rebuild of every read model went (projection.apply and derive_all "
+            "wrapped per instance)",
             ("projection", "events of its topics", "seconds", "share %", "us/event"),
             rows,
         )
@@ -1443,6 +1447,11 @@ def main(argv: list[str] | None = None) -> int:
         help="cProfile the rebuild of every read model (slows it) and print the top entries",
     )
     parser.add_argument(
+        "--rebuild-only",
+        action="store_true",
+        help="measure the rebuilds only: skip the queries and the requests over HTTP",
+    )
+    parser.add_argument(
         "--postgres-url", default=benchlib.DEFAULT_POSTGRES_URL, help="PostgreSQL to use"
     )
     parser.add_argument(
@@ -1483,16 +1492,20 @@ def main(argv: list[str] | None = None) -> int:
         everything = measure_rebuild(store, path, all_projections, args.page_size, args.profile)
         if args.keep is not None:
             shutil.copyfile(path, args.keep)
-        progress("timing the queries ...")
-        chosen, query_rows, direct, profiles = query_benchmarks(
-            path, rules, funnels, setup["last_at"], args.runs, args.warmup
-        )
-        progress("timing the requests over HTTP ...")
-        http_rows = (
-            http_benchmarks(path, workdir, chosen, direct, args.http_runs, args.warmup)
-            if args.http_runs
-            else []
-        )
+        chosen: Choices | None = None
+        query_rows: list[list[Any]] = []
+        http_rows: list[list[Any]] = []
+        profiles: list[str] = []
+        if not args.rebuild_only:
+            progress("timing the queries ...")
+            chosen, query_rows, direct, profiles = query_benchmarks(
+                path, rules, funnels, setup["last_at"], args.runs, args.warmup
+            )
+            if args.http_runs:
+                progress("timing the requests over HTTP ...")
+                http_rows = http_benchmarks(
+                    path, workdir, chosen, direct, args.http_runs, args.warmup
+                )
     finally:
         if store is not None:
             store.close()
@@ -1507,16 +1520,17 @@ def main(argv: list[str] | None = None) -> int:
     print(setup_tables(setup, vacuum))
     print(rebuild_tables(args, setup["topics"], leads_only, everything, all_projections))
     headers = (*benchlib.LATENCY_HEADERS, "rows", "p95 < 50 ms")
-    print(
-        benchlib.table(
-            f"Queries on the read models (as of {chosen.as_of:%Y-%m-%d %H:%M} UTC, the last "
-            f"event; pm={chosen.pm} has "
-            f"{chosen.pm_projects} projects; a month = {chosen.month.start} .. "
-            f"{chosen.month.end})",
-            headers,
-            query_rows,
+    if chosen is not None:
+        print(
+            benchlib.table(
+                f"Queries on the read models (as of {chosen.as_of:%Y-%m-%d %H:%M} UTC, the "
+                f"last event; pm={chosen.pm} has "
+                f"{chosen.pm_projects} projects; a month = {chosen.month.start} .. "
+                f"{chosen.month.end})",
+                headers,
+                query_rows,
+            )
         )
-    )
     if http_rows:
         print(
             benchlib.table(

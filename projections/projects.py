@@ -21,16 +21,20 @@ stored tasks, in log order), hours logged are inserted, and task updates and com
 update each task once (every field takes its last change of the page; % done the last of
 its changes and completions). Only ordering within a project matters, and these touch no
 row the rare events touch but the task and entry rows they themselves insert first. The
-rare events (card, status, health, corrections, billing) are then folded in Python, as
-the deal models are (:mod:`projections.deals`): decoded once (but a project's computed
-health and status changes before its last one of the page, which nothing reads), the
-rows they touch read in one query per table, applied in log order and written back with
-two set-based statements per table (delete the touched keys, insert from an Arrow
-table). Last, DuckDB sums each touched task's hours and each touched project's task
-figures and hours over the stored rows (the % done divided by Python, as
-``Project.percent_done``), and sets each project's time, version and position of its last
-event, all in the projector's transaction. A row keeps everything the next page needs,
-so folding the log in any page sizes gives exactly the rows one rebuild gives.
+rare events (creation, card, manual health, corrections, billing) are then folded in
+Python, as the deal models are (:mod:`projections.deals`): decoded once, the rows they
+touch read in one query per table, applied in log order and written back with two
+set-based statements per table (delete the touched keys, insert from an Arrow table).
+A project's computed health and status (the most frequent project events: the health
+process manager records the health after every change) set only their own fields, so
+only the last of each in the page counts, and they are not folded in Python: a page whose
+projects see only these, tasks and hours reads and rewrites no project row in Python.
+Last, DuckDB sums each touched task's hours and each touched project's task figures and
+hours over the stored rows (the % done divided by Python, as ``Project.percent_done``),
+and sets each project's time, version and position of its last event, with its last
+computed health (and the health in force) and its last status, all in the projector's
+transaction. A row keeps everything the next page needs, so folding the log in any page
+sizes gives exactly the rows one rebuild gives.
 """
 
 from __future__ import annotations
@@ -248,8 +252,11 @@ CARD_DATES = frozenset({"planned_start", "planned_end"})
 TASK_TOPICS = frozenset({"TaskAdded", "TaskUpdated", "TaskCompleted"})
 HOURS_TOPICS = frozenset({"HoursLogged", "HoursCorrected"})
 LAST_WINS_TOPICS = frozenset({"ProjectHealthComputed", "ProjectStatusChanged"})
-"""Topics whose last event of a project in a page sets everything they set."""
-BULK_TOPICS = frozenset({"TaskAdded", "TaskUpdated", "TaskCompleted", "HoursLogged"})
+"""Topics whose last event of a project in a page sets everything they set (DuckDB sets
+it with the project's last event, ``LAST_EVENT_SQL``)."""
+BULK_TOPICS = frozenset(
+    {"TaskAdded", "TaskUpdated", "TaskCompleted", "HoursLogged", *LAST_WINS_TOPICS}
+)
 """Topics folded set-based by DuckDB; the others are folded in Python."""
 BILLING_TOPICS = frozenset(
     {"ProjectInvoiceIssued", "ProjectPaymentRecorded", "ProjectInvoiceActed"}
@@ -285,16 +292,16 @@ _SHAPE = orjson.dumps(
         "start": "VARCHAR",
         "due": "VARCHAR",
         "depends_on": ["VARCHAR"],
+        "to_status": "VARCHAR",
+        "level": "VARCHAR",
+        "reasons": ["VARCHAR"],
     }
 ).decode()
-_LAST_WINS_LIST = ", ".join(f"'{t}'" for t in sorted(LAST_WINS_TOPICS))
 _BULK_LIST = ", ".join(f"'{t}'" for t in sorted(BULK_TOPICS))
 _PROJECT_TOPIC_LIST = ", ".join(f"'{t}'" for t in sorted(PROJECT_TOPICS))
 
 # The page's project events (not billing), each parsed once into flat columns; ``bulk``
-# marks those folded set-based: task additions, hours logged and a task's completions
-# unless the task also has an update in the page (then its events keep their order in
-# Python).
+# marks those folded set-based (tasks, hours logged, computed health, status changes).
 EVENTS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE _delivery_events AS
 WITH parsed AS (
@@ -317,14 +324,13 @@ flat AS (
     doc.start::DATE AS start,
     doc.due::DATE AS due,
     doc.depends_on AS depends_on,
+    doc.to_status AS to_status,
+    doc.level AS level,
+    doc.reasons AS reasons,
     CASE WHEN topic = 'TaskUpdated' THEN json_extract(state, '$.changes') END AS changes
   FROM parsed
 )
-SELECT *,
-  topic IN ({_BULK_LIST}) AS bulk,
-  topic IN ({_LAST_WINS_LIST})
-    AND position < max(position) OVER (PARTITION BY stream_id, topic) AS superseded
-FROM flat
+SELECT *, topic IN ({_BULK_LIST}) AS bulk FROM flat
 """
 
 MISSING_PROJECT_SQL = """
@@ -496,13 +502,32 @@ LEFT JOIN h ON h.project_id = k.project_id
 ORDER BY k.project_id
 """
 
-# each project's last event of the page (but billing ones): its time and version
+# each project's last event of the page (but billing ones): its time and version; and its
+# last computed health and last status change (after the Python fold: a project created
+# in the page has its row), all they set, with the health in force (the manual one, else
+# the computed one, as ``Project.health``)
 LAST_EVENT_SQL = """
 UPDATE projects SET updated_at = l.at, version = l.version,
-  last_position = greatest(coalesce(projects.last_position, l.position), l.position)
+  last_position = greatest(coalesce(projects.last_position, l.position), l.position),
+  computed_health = CASE WHEN l.health_at IS NULL THEN projects.computed_health
+    ELSE l.level END,
+  computed_reasons = CASE WHEN l.health_at IS NULL THEN projects.computed_reasons
+    ELSE l.reasons END,
+  health = CASE WHEN l.health_at IS NULL THEN projects.health
+    ELSE coalesce(nullif(projects.manual_health, ''), l.level) END,
+  status = CASE WHEN l.status_at IS NULL THEN projects.status ELSE l.status END,
+  status_entered_at = CASE WHEN l.status_at IS NULL THEN projects.status_entered_at
+    ELSE l.status_entered_at END
 FROM (
   SELECT stream_id, arg_max(event_at, position) AS at, arg_max(version, position) AS version,
-    max(position) AS position
+    max(position) AS position,
+    max(position) FILTER (WHERE topic = 'ProjectHealthComputed') AS health_at,
+    arg_max(level, position) FILTER (WHERE topic = 'ProjectHealthComputed') AS level,
+    arg_max(reasons, position) FILTER (WHERE topic = 'ProjectHealthComputed') AS reasons,
+    max(position) FILTER (WHERE topic = 'ProjectStatusChanged') AS status_at,
+    arg_max(to_status, position) FILTER (WHERE topic = 'ProjectStatusChanged') AS status,
+    arg_max(event_at, position) FILTER (WHERE topic = 'ProjectStatusChanged')
+      AS status_entered_at
   FROM _delivery_events GROUP BY stream_id
 ) l
 WHERE projects.project_id = l.stream_id
@@ -604,9 +629,9 @@ class ProjectProjection:
         cursor.execute(INSERT_ENTRIES_SQL)
         self._check_tasks(cursor)
         cursor.execute(UPDATE_TASKS_SQL)
-        kept = cursor.sql(
-            "SELECT position FROM _delivery_events WHERE NOT bulk AND NOT superseded"
-        ).to_arrow_table()["position"]
+        kept = cursor.sql("SELECT position FROM _delivery_events WHERE NOT bulk").to_arrow_table()[
+            "position"
+        ]
         rest = pc.or_(
             pc.is_in(picked["position"], value_set=kept),
             pc.is_in(picked["topic"], value_set=self._billing_values),
@@ -853,9 +878,6 @@ class ProjectProjection:
                         _owed(project)
                     else:
                         project[name] = new
-            case "ProjectStatusChanged":
-                project["status"] = doc["to_status"]
-                project["status_entered_at"] = event.moment
             case "ProjectHealthSet":
                 project["manual_health"] = doc["level"]
                 project["manual_comment"] = doc["comment"]
@@ -866,9 +888,6 @@ class ProjectProjection:
                 project["manual_comment"] = None
                 project["manual_health_set_by"] = None
                 project["manual_health_set_at"] = None
-            case "ProjectHealthComputed":
-                project["computed_health"] = doc["level"]
-                project["computed_reasons"] = list(doc["reasons"])
             case "HoursCorrected":
                 self._fold_hours(state, event)
             case "ProjectActRecorded":

@@ -22,11 +22,12 @@ asked and the limits set by hand since from ``status_limit_changes``, so a new l
 applies at once. Only what the folds read (a status's ``stops_clock``) is part of the
 fingerprint.
 
-Deals and projects see few events, so their pages are folded in Python, as the deal read
-models are: Arrow picks the page's events of a model's topics, the rows those events can
-change (a stream's last visit) are read in one query, the events are applied in log
-order, and the rows go back with one DELETE and one INSERT per table. Leads make most of
-the log, so their pauses are folded set-based in DuckDB, as ``leads`` is. A row holds all
+Deals see few events, so their pages are folded in Python, as the deal read models are:
+Arrow picks the page's events of a model's topics, the rows those events can change (a
+stream's last visit) are read in one query, the events are applied in log order, and the
+rows go back with one DELETE and one INSERT per table. Leads make most of the log and the
+projects' status changes much of a delivery-heavy one, so the leads' pauses and the
+projects' visits are folded set-based in DuckDB, as ``leads`` is. A row holds all
 the next page needs, so folding the log in any page sizes gives exactly the rows one
 rebuild gives.
 """
@@ -279,69 +280,140 @@ class DealStageVisitProjection(VisitFold):
         )
 
 
-class ProjectStatusVisitProjection(VisitFold):
+# A page's project status visits, set-based (the health process manager makes projects'
+# pages long): the events that open a visit (a creation only when the project has no
+# visit yet; every status change), each project's stored last visit, ended by its first
+# such event of the page, and the new visits, numbered after it, each ended by the next.
+PROJECT_VISITS_SQL = """
+CREATE OR REPLACE TEMP TABLE _status_events AS
+WITH events AS (
+  SELECT stream_id AS project_id, position, topic,
+    CAST(json_extract_string(state, '$.at') AS TIMESTAMPTZ) AS event_at,
+    CASE WHEN topic = 'ProjectCreated' THEN json_extract_string(state, '$.status')
+      ELSE json_extract_string(state, '$.to_status') END AS status
+  FROM _page WHERE topic IN ('ProjectCreated', 'ProjectStatusChanged')
+),
+stored AS (
+  SELECT project_id, max(visit_no) AS last_no FROM project_status_visits
+  WHERE project_id IN (SELECT project_id FROM events) GROUP BY project_id
+),
+created AS (
+  SELECT project_id, min(position) AS position FROM events
+  WHERE topic = 'ProjectCreated' GROUP BY project_id
+)
+SELECT e.project_id, e.position, e.topic, e.event_at, e.status, s.last_no,
+  -- a change before the project has a visit: its creation is missing
+  e.topic = 'ProjectStatusChanged' AND s.last_no IS NULL
+    AND coalesce(c.position > e.position, TRUE) AS orphan,
+  e.topic = 'ProjectStatusChanged' OR (s.last_no IS NULL AND e.position = c.position) AS opens
+FROM events e LEFT JOIN stored s USING (project_id) LEFT JOIN created c USING (project_id)
+"""
+
+PROJECT_ORPHAN_SQL = "SELECT project_id FROM _status_events WHERE orphan ORDER BY position LIMIT 1"
+
+PROJECT_VISIT_ROWS_SQL = """
+CREATE OR REPLACE TEMP TABLE _status_rows AS
+WITH opening AS (SELECT * FROM _status_events WHERE opens),
+new AS (
+  SELECT project_id, CAST(coalesce(last_no, 0) + row_number() OVER w AS INTEGER) AS visit_no,
+    status, event_at AS entered_at, lead(event_at) OVER w AS left_at
+  FROM opening WINDOW w AS (PARTITION BY project_id ORDER BY position)
+),
+firsts AS (
+  SELECT project_id, last_no, arg_min(event_at, position) AS event_at FROM opening
+  WHERE last_no IS NOT NULL GROUP BY project_id, last_no
+)
+SELECT v.project_id, v.visit_no, v.status, v.entered_at, coalesce(v.left_at, f.event_at) AS left_at,
+  v.stops_clock
+FROM project_status_visits v JOIN firsts f
+  ON v.project_id = f.project_id AND v.visit_no = f.last_no
+UNION ALL
+SELECT project_id, visit_no, status, entered_at, left_at, {stops_clock} FROM new
+"""
+
+PROJECT_PMS_SQL = """
+CREATE OR REPLACE TEMP TABLE _project_pms AS
+SELECT stream_id AS project_id,
+  arg_max_null(CASE WHEN topic = 'ProjectCreated' THEN json_extract_string(state, '$.pm')
+    ELSE json_extract_string(state, '$.changes.pm.new') END, position) AS pm
+FROM _page
+WHERE topic = 'ProjectCreated'
+  OR (topic = 'ProjectCardUpdated' AND json_exists(state, '$.changes.pm'))
+GROUP BY stream_id
+"""
+
+PROJECT_WRITE_SQL = (
+    "DELETE FROM project_status_visits t USING _status_rows r "
+    "WHERE t.project_id = r.project_id AND t.visit_no = r.visit_no",
+    "INSERT INTO project_status_visits (project_id, visit_no, status, entered_at, left_at, "
+    "stops_clock) SELECT * FROM _status_rows ORDER BY project_id, visit_no",
+    PROJECT_PMS_SQL,
+    "DELETE FROM project_status_pms WHERE project_id IN (SELECT project_id FROM _project_pms)",
+    "INSERT INTO project_status_pms SELECT project_id, pm FROM _project_pms ORDER BY project_id",
+    "DROP TABLE _status_events",
+    "DROP TABLE _status_rows",
+    "DROP TABLE _project_pms",
+)
+
+
+class ProjectStatusVisitProjection:
+    """Each project's visits to its statuses and its PM, folded set-based: a creation
+    opens the first visit, each status change ends the open one and opens the next."""
+
     name = "project_status_visits"
     table = "project_status_visits"
     tables: tuple[str, ...] = ("project_status_visits", "project_status_pms")
-    key = "project_id"
-    what = "project"
-    columns = PROJECT_VISIT_COLUMNS
-    current = LAST_VISIT.format(key="project_id")
-    created = "ProjectCreated"
-    moves = frozenset({"ProjectStatusChanged"})
-    topics = frozenset({created, *moves, "ProjectCardUpdated"})
+    topics: frozenset[str] = frozenset(
+        {"ProjectCreated", "ProjectStatusChanged", "ProjectCardUpdated"}
+    )
 
     def __init__(self, rules: Rules) -> None:
         statuses = rules.project.statuses
         self._stops_clock = {s.id: s.stops_clock for s in statuses}
+        self._topic_values = pa.array(sorted(self.topics), pa.string())
+        stopping = ", ".join(
+            "'" + status.replace("'", "''") + "'"
+            for status, stops in sorted(self._stops_clock.items())
+            if stops
+        )
+        # a status no longer configured keeps the clock running
+        self._rows_sql = PROJECT_VISIT_ROWS_SQL.format(
+            stops_clock=f"coalesce(list_contains([{stopping}]::VARCHAR[], status), FALSE)"
+        )
 
     def config(self) -> str:
         """Which statuses stop the clock: stored in each visit."""
         return repr(sorted(self._stops_clock.items()))
 
-    def ddl_parts(self) -> list[tuple[str, tuple[Column, ...]]]:
-        return [(self.table, self.columns), ("project_status_pms", PROJECT_PM_COLUMNS)]
+    @property
+    def fingerprint(self) -> str:
+        parts = [
+            self.name,
+            ddl(self.table, PROJECT_VISIT_COLUMNS),
+            ddl("project_status_pms", PROJECT_PM_COLUMNS),
+            PROJECT_VISITS_SQL,
+            self._rows_sql,
+            *PROJECT_WRITE_SQL,
+            self.config(),
+            _SOURCE_DIGEST,
+        ]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
-    def opened(self, event: PageEvent, last: Row | None) -> Row:
-        status = event.doc["status"] if last is None else event.doc["to_status"]
-        return self.new_row(
-            project_id=event.stream_id,
-            visit_no=1 if last is None else last["visit_no"] + 1,
-            status=status,
-            entered_at=event.moment,
-            left_at=None,
-            # a status no longer configured keeps the clock running
-            stops_clock=self._stops_clock.get(status, False),
-        )
+    def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        cursor.execute(ddl(self.table, PROJECT_VISIT_COLUMNS))
+        cursor.execute(ddl("project_status_pms", PROJECT_PM_COLUMNS))
 
-    def fold(self, rows: list[Row], event: PageEvent) -> None:
-        if event.topic != "ProjectCardUpdated":
-            super().fold(rows, event)
-
-    def after_fold(self, cursor: duckdb.DuckDBPyConnection, events: list[PageEvent]) -> None:
-        """Each project's PM as the page's last event that sets it leaves it."""
-        pms: dict[str, str | None] = {}
-        for event in events:
-            if event.topic == "ProjectCreated":
-                pms[event.stream_id] = event.doc.get("pm")
-            elif event.topic == "ProjectCardUpdated" and "pm" in event.doc["changes"]:
-                pms[event.stream_id] = event.doc["changes"]["pm"]["new"]
-        if not pms:
+    def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
+        if not pc.any(pc.is_in(page["topic"], value_set=self._topic_values)).as_py():
             return
-        rows = [{"project_id": k, "pm": v} for k, v in sorted(pms.items())]
-        _with_view(
-            cursor,
-            "_project_pms",
-            _arrow(PROJECT_PM_COLUMNS, rows),
-            "DELETE FROM project_status_pms WHERE project_id IN "
-            "(SELECT project_id FROM _project_pms)",
-        )
-        _with_view(
-            cursor,
-            "_project_pms",
-            _arrow(PROJECT_PM_COLUMNS, rows),
-            "INSERT INTO project_status_pms SELECT project_id, pm FROM _project_pms",
-        )
+        # on an error the caller rolls the transaction back, the temp tables included
+        cursor.execute(PROJECT_VISITS_SQL)
+        orphan = cursor.execute(PROJECT_ORPHAN_SQL).fetchone()
+        if orphan is not None:
+            raise MissingCreation("project", str(orphan[0]))
+        cursor.execute(self._rows_sql)
+        for statement in PROJECT_WRITE_SQL:
+            cursor.execute(statement)
 
 
 PAUSE_TOPICS = ("LeadPaused", "LeadResumed", "LeadClosed", "LeadImported")
