@@ -358,8 +358,10 @@ class KindRun(Protocol):
     on ``decide`` depends on the run's state only, changes none of it that another row's
     decision reads, and the run can be copied into worker processes (forked). A large
     file is then decided in a pool of workers (see :mod:`leadledger.imports.runner`);
-    ``present`` is then given the record ids with empty values, and ``decide`` may be
-    called for a row that ``present`` then finds (its decision is dropped)."""
+    such a run also offers ``present_ids(records: Sequence[bytes]) -> set[bytes]``,
+    ``present`` for record ids as their 16 bytes (the pool makes no ``UUID`` of them),
+    and ``decide`` may be called for a row that ``present_ids`` then finds (its decision
+    is dropped)."""
 
     scan_fields: frozenset[str]
     """Fields the first, cheap pass reads from every row (empty: no such pass)."""
