@@ -36,7 +36,7 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg.sql import SQL
 
 from event_store.chain import ZERO_HASH, ChainRow
-from event_store.codec import PROVENANCE_FIELDS, dumps
+from event_store.codec import PROVENANCE_FIELDS, dumps_fields
 from event_store.store import ConcurrencyError, EventStore
 
 StoredRow = tuple[UUID, int, str, bytes]
@@ -71,7 +71,7 @@ def encode(store: EventStore, stream_id: UUID, version: int, event: Any) -> Stor
         if fields.get(name) is None:
             fields.pop(name, None)
     fields["schema_version"] = kind.schema_version
-    state = dumps(fields)
+    state = dumps_fields(fields)
     if kind not in _CHECKED:
         if state != store.codec.encode(event):  # pragma: no cover - a codec change
             raise AssertionError(f"bulk encoding of {kind.__name__} differs from the codec's")
