@@ -43,7 +43,7 @@ from uuid import UUID
 
 from aggregates.base import CommandMeta
 from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViolation
-from event_store.bulk import Chunk, Prepared, StoredRow, bulk_append, encode
+from event_store.bulk import Chunk, Prepared, bulk_append, encode
 from event_store.store import ConcurrencyError
 from leadledger.imports.base import (
     IMPORT_NAMESPACE,
@@ -413,7 +413,7 @@ def _decide_all(
         fresh = [p for p in parsed if p[1] not in existing]
         report.already_imported += len(parsed) - len(fresh)
         run.prefetch([(number, values) for number, _, values in fresh])
-        encoded: list[StoredRow] = []
+        encoded = Prepared()  # spooled as three lists of bytes, not a UUID per event
         for number, rid, values in fresh:
             try:
                 specs = run.decide(number, rid, values, meta_of(number))
@@ -424,7 +424,8 @@ def _decide_all(
             report.accepted += 1
             report.events += len(specs)
             if spool is not None:
-                encoded.extend(encode(store, s, v, e) for s, v, e in specs)
+                for s, v, e in specs:
+                    encoded.add(encode(store, s, v, e))
         if spool is not None:
             spool.add(encoded)
         if checked is not None:
