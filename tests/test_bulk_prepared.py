@@ -6,7 +6,7 @@ SQLite (its chunks prepared) writes exactly the serial import's events."""
 from __future__ import annotations
 
 import struct
-from datetime import UTC
+from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from event_store import open_event_store, verify
 from event_store.bulk import StoredRow, copy_rows, existing_stream_ids, existing_streams, prepare
 from event_store.chain import link
 from event_store.codec import dumps, dumps_fields
+from leadledger.imports.base import _DMY, parse_instant
 from leadledger.wiring import event_codec
 from tests.conftest import FakeClock
 from tests.test_import_pool import events, rows, small_batches, summary
@@ -142,3 +143,60 @@ def test_pooled_import_into_sqlite_writes_the_serial_events(
     finally:
         serial.close()
         pooled.close()
+
+
+def _former_parse_instant(value: Any) -> datetime | None:
+    """``parse_instant`` before its fast path for text (the reference)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time.min)
+    else:
+        text = str(value).strip()
+        if not text:
+            return None
+        match = _DMY.match(text) if "." in text[1:3] else None
+        try:
+            if match:
+                d, m, y, hh, mm, ss = match.groups()
+                moment = datetime(int(y), int(m), int(d), int(hh or 0), int(mm or 0), int(ss or 0))
+            else:
+                moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("refused") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+instants = (
+    (
+        st.datetimes(timezones=st.none() | st.just(UTC) | st.timezones()).map(
+            lambda d: st.sampled_from(
+                [
+                    d.isoformat(),
+                    d.isoformat(" "),
+                    d.strftime("%Y-%m-%d %H:%M"),
+                    d.strftime("%d.%m.%Y"),
+                ]
+            )
+        )
+    ).flatmap(lambda s: s)
+    | st.text(alphabet="0123456789-:.TZ +", max_size=25)
+    | st.text(max_size=8)
+)
+
+
+@given(instants.map(lambda t: f" {t} ") | instants)
+def test_parse_instant_answers_as_its_former_definition(text: str) -> None:
+    try:
+        expected: Any = _former_parse_instant(text)
+    except ValueError:
+        expected = "refused"
+    try:
+        got: Any = parse_instant(text)
+    except ValueError:
+        got = "refused"
+    assert got == expected
+    if isinstance(got, datetime):
+        assert got.utcoffset() == expected.utcoffset()
