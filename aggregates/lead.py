@@ -1116,7 +1116,14 @@ _ASSESSMENT_MESSAGE = (
 )
 
 
+_STATUS_OF: dict[str, LeadStatus] = {s.value: s for s in LeadStatus}
+"""The statuses by their text: a dict's lookup, not the enum's call (once per imported
+row)."""
+
+
 def _import_status(value: str) -> LeadStatus:
+    if value.__class__ is str and (known := _STATUS_OF.get(value)) is not None:
+        return known
     try:
         return LeadStatus(value)
     except ValueError as exc:

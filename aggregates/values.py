@@ -50,9 +50,10 @@ def _decimal(field: str, value: Any) -> Decimal:
 
 
 def _two_places(field: str, number: Decimal) -> Decimal:
-    if number != number.quantize(CENT):
+    rounded = number.quantize(CENT)
+    if number != rounded:
         raise InvalidValue(field, f"'{field}' must have at most 2 decimal places")
-    return number.quantize(CENT)
+    return rounded
 
 
 def amount(field: str, value: Any, *, positive: bool = False) -> Decimal:

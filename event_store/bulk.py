@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -36,7 +36,7 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg.sql import SQL
 
 from event_store.chain import ZERO_HASH, ChainRow
-from event_store.codec import PROVENANCE_FIELDS, dumps
+from event_store.codec import PROVENANCE_FIELDS, dumps_fields
 from event_store.store import ConcurrencyError, EventStore
 
 StoredRow = tuple[UUID, int, str, bytes]
@@ -71,7 +71,7 @@ def encode(store: EventStore, stream_id: UUID, version: int, event: Any) -> Stor
         if fields.get(name) is None:
             fields.pop(name, None)
     fields["schema_version"] = kind.schema_version
-    state = dumps(fields)
+    state = dumps_fields(fields)
     if kind not in _CHECKED:
         if state != store.codec.encode(event):  # pragma: no cover - a codec change
             raise AssertionError(f"bulk encoding of {kind.__name__} differs from the codec's")
@@ -81,7 +81,14 @@ def encode(store: EventStore, stream_id: UUID, version: int, event: Any) -> Stor
 
 def existing_streams(store: EventStore, stream_ids: Sequence[UUID]) -> set[UUID]:
     """Which of these streams have at least one event (one query per 5,000 ids)."""
-    found: set[UUID] = set()
+    found = existing_stream_ids(store, [s.bytes for s in stream_ids])
+    return {UUID(bytes=raw) for raw in found}
+
+
+def existing_stream_ids(store: EventStore, stream_ids: Sequence[bytes]) -> set[bytes]:
+    """``existing_streams`` for ids as their 16 bytes (an import's pooled path asks this for
+    every batch, and makes no ``UUID`` of its rows' ids)."""
+    found: set[bytes] = set()
     recorder: Any = store.recorder
     for start in range(0, len(stream_ids), 5_000):
         chunk = list(stream_ids[start : start + 5_000])
@@ -94,21 +101,21 @@ def existing_streams(store: EventStore, stream_ids: Sequence[UUID]) -> set[UUID]
             )
             # one text literal of the ids, not an array of UUIDs adapted one by one (an
             # import asks this for every batch of rows)
-            ids = "{" + ",".join([s.hex for s in chunk]) + "}"
+            ids = "{" + ",".join([s.hex() for s in chunk]) + "}"
             with recorder.datastore.transaction(commit=False) as curs:
                 curs.execute(statement, (ids,))
                 for row in curs.fetchall():
                     value = row["originator_id"]
-                    found.add(value if isinstance(value, UUID) else UUID(str(value)))
+                    found.add(value.bytes if isinstance(value, UUID) else UUID(str(value)).bytes)
         else:
             marks = ",".join("?" * len(chunk))
             with recorder.datastore.transaction(commit=False) as c:
                 c.execute(
                     f"SELECT originator_id FROM {recorder.events_table_name} "
                     f"WHERE originator_version = 1 AND originator_id IN ({marks})",
-                    [s.hex for s in chunk],
+                    [s.hex() for s in chunk],
                 )
-                found.update(UUID(row[0]) for row in c.fetchall())
+                found.update(UUID(row[0]).bytes for row in c.fetchall())
     return found
 
 
@@ -144,20 +151,76 @@ def link_chunk(prev: bytes, first: int, rows: Sequence[StoredRow]) -> list[Chain
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 """A binary COPY's header: the signature, no flags, no header extension."""
 _COPY_TRAILER = b"\xff\xff"
-_event_head = struct.Struct(">hi16sIqi").pack
-"""5 fields; the stream id (16 bytes), the version (8), the topic's length"""
+_copy_head = struct.Struct(">hi16s").pack
+"""5 fields; the stream id (16 bytes)"""
 _chain_row = struct.Struct(">hIqi").pack
 """2 fields: the position (8 bytes), the hash's length (32)"""
+_body_head = struct.Struct(">Iqi")
+"""the version (8 bytes), the topic's length: the same bytes in the COPY and the chain"""
 
 
-def copy_rows(
-    prev: bytes, first: int, rows: Sequence[StoredRow], chained: bool
-) -> tuple[bytes, bytes, bytes]:
+@dataclass
+class Prepared:
+    """Events made ready for the PostgreSQL ``COPY`` and the chain where they were encoded
+    (an import's worker processes), in three columns, so the writing process only numbers
+    them, hashes them and sends them. A ``bodies`` item (the version, the topic and the
+    state, each a field as the chain hashes it) is also the binary COPY's row from the
+    version on: one ``bytes`` serves both."""
+
+    heads: list[bytes] = field(default_factory=list)
+    """the binary COPY row's start: its field count, the stream id's 16 bytes"""
+    ids: list[bytes] = field(default_factory=list)
+    """the stream id as the chain hashes it: 32 hex characters"""
+    bodies: list[bytes] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.bodies)
+
+    def add(self, row: StoredRow) -> None:
+        stream_id, version, topic_text, state = row
+        topic = topic_text.encode()
+        self.heads.append(_copy_head(5, 16, stream_id.bytes))
+        self.ids.append(stream_id.hex.encode())
+        self.bodies.append(
+            b"".join((_body_head.pack(8, version, len(topic)), topic, _len(len(state)), state))
+        )
+
+    def extend(self, other: Prepared, start: int = 0, stop: int | None = None) -> None:
+        """``other``'s events ``start`` to ``stop`` added."""
+        self.heads += other.heads[start:stop]
+        self.ids += other.ids[start:stop]
+        self.bodies += other.bodies[start:stop]
+
+    def rows(self) -> list[StoredRow]:
+        """The events as (stream id, version, topic, state) again."""
+        out: list[StoredRow] = []
+        unpack = _body_head.unpack_from
+        for sid, body in zip(self.ids, self.bodies, strict=True):
+            _, version, size = unpack(body)
+            out.append(
+                (UUID(sid.decode()), version, body[16 : 16 + size].decode(), body[20 + size :])
+            )
+        return out
+
+
+def prepare(rows: Iterable[StoredRow]) -> Prepared:
+    out = Prepared()
+    for row in rows:
+        out.add(row)
+    return out
+
+
+Chunk = Sequence[StoredRow] | Prepared
+"""What ``bulk_append`` takes: events as rows, or prepared."""
+
+
+def copy_rows(prev: bytes, first: int, rows: Chunk, chained: bool) -> tuple[bytes, bytes, bytes]:
     """The binary ``COPY`` rows of ``rows`` at positions ``first``, ``first + 1``, … for the
     events table (id, version, topic, state, position) and, when ``chained``, for the chain
     table (position, hash; the hash of ``event_store.chain.link``, computed in the same
     pass); and the last hash. Rows only: a COPY's data is ``_COPY_SIGNATURE``, the rows of
     any number of chunks, ``_COPY_TRAILER``."""
+    ready = rows if isinstance(rows, Prepared) else prepare(rows)
     events: list[bytes] = []
     chain: list[bytes] = []
     add_event = events.append
@@ -165,30 +228,12 @@ def copy_rows(
     sha256 = hashlib.sha256
     join = b"".join
     position = first
-    for stream_id, version, topic_text, state in rows:
-        topic = topic_text.encode()
-        size = _len(len(state))
-        raw_id = stream_id.bytes
-        add_event(_event_head(5, 16, raw_id, 8, version, len(topic)))
-        add_event(topic)
-        add_event(size)
-        add_event(state)
+    for head, sid, body in zip(ready.heads, ready.ids, ready.bodies, strict=True):
+        add_event(head)
+        add_event(body)
         add_event(_event_pos(8, position))
         if chained:
-            sid = raw_id.hex().encode()
-            prev = sha256(
-                join(
-                    (
-                        prev,
-                        _pack(8, position, 32),
-                        sid,
-                        _pack(8, version, len(topic)),
-                        topic,
-                        size,
-                        state,
-                    )
-                )
-            ).digest()
+            prev = sha256(join((prev, _pack(8, position, 32), sid, body))).digest()
             add_link(_chain_row(2, 8, position, 32))
             add_link(prev)
         position += 1
@@ -197,7 +242,7 @@ def copy_rows(
 
 def bulk_append(
     store: EventStore,
-    chunks: Iterable[Sequence[StoredRow]],
+    chunks: Iterable[Chunk],
     *,
     progress: Callable[[int], object] | None = None,
 ) -> BulkResult:
@@ -217,7 +262,7 @@ def bulk_append(
 
 def _postgres(
     store: EventStore,
-    chunks: Iterable[Sequence[StoredRow]],
+    chunks: Iterable[Chunk],
     progress: Callable[[int], object] | None,
 ) -> BulkResult:
     recorder: Any = store.recorder
@@ -297,6 +342,8 @@ def _postgres(
                 for chunk in () if raw else chunks:
                     if not chunk:
                         continue
+                    if isinstance(chunk, Prepared):
+                        chunk = chunk.rows()
                     with curs.copy(copy_events) as copy:
                         copy.set_types([id_type, "int8", "text", "bytea", "int8"])
                         p = position
@@ -330,7 +377,7 @@ def _postgres(
 
 def _sqlite(
     store: EventStore,
-    chunks: Iterable[Sequence[StoredRow]],
+    chunks: Iterable[Chunk],
     progress: Callable[[int], object] | None,
 ) -> BulkResult:
     recorder: Any = store.recorder
@@ -342,7 +389,8 @@ def _sqlite(
             for chunk in chunks:
                 if not chunk:
                     continue
-                stored = [StoredEvent(s, v, t, b) for s, v, t, b in chunk]
+                rows = chunk.rows() if isinstance(chunk, Prepared) else chunk
+                stored = [StoredEvent(s, v, t, b) for s, v, t, b in rows]
                 ids = recorder._insert_events(c, stored)
                 if ids:
                     first = ids[0] if first is None else first
@@ -358,10 +406,14 @@ def _sqlite(
 
 __all__ = [
     "BulkResult",
+    "Chunk",
+    "Prepared",
     "StoredRow",
     "bulk_append",
     "copy_rows",
     "encode",
+    "existing_stream_ids",
     "existing_streams",
     "link_chunk",
+    "prepare",
 ]

@@ -38,6 +38,16 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
+def dumps_fields(fields: dict[str, Any]) -> bytes:
+    """``dumps`` of a dict whose keys are text (an event's fields): the same bytes, made
+    without ``OPT_NON_STR_KEYS`` (which costs a third of an imported event's encoding);
+    a dict with another key inside is written by ``dumps``."""
+    try:
+        return orjson.dumps(fields, default=_default)
+    except TypeError:
+        return dumps(fields)
+
+
 def dumps_http(obj: Any) -> bytes:
     """JSON for HTTP responses: as ``dumps``, with UTC times written with a ``Z``."""
     return orjson.dumps(obj, default=_default, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z)

@@ -24,6 +24,7 @@ from aggregates.errors import DomainError, InvalidValue, RuleViolation
 from aggregates.lead import (
     ImportLead,
     LeadStatus,
+    _import_status,
     import_command,
     import_lead,
     import_lead_by_steps,
@@ -201,3 +202,20 @@ def test_import_command_is_the_constructor(values: dict[str, Any], required: boo
     made = import_command(LEAD_ID, row)
     assert made == expected
     assert list(made.__dict__.items()) == list(expected.__dict__.items())
+
+
+@given(st.sampled_from([s.value for s in LeadStatus]) | st.text(max_size=12))
+def test_an_imported_status_is_the_enums_answer(value: str) -> None:
+    """``_import_status`` looks the text up in a dict: the enum's own answer, or the same
+    refusal."""
+    try:
+        expected: LeadStatus | str = LeadStatus(value)
+    except ValueError:
+        expected = "refused"
+    try:
+        got: LeadStatus | str = _import_status(value)
+    except InvalidValue as exc:
+        got = f"refused {exc.field}"
+        expected = f"{expected} status"
+    assert got == expected
+    assert type(got) is type(expected)

@@ -144,6 +144,17 @@ _DMY = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\
 
 def parse_instant(value: Any) -> datetime | None:
     """A date and time; a bare date is midnight; without a zone it is UTC."""
+    if value.__class__ is str:
+        # a CSV's cell, the usual case (up to three a row): ISO text without a "Z" parsed
+        # at once; anything else goes the whole way below
+        text = value.strip()
+        if text and "Z" not in text and "." not in text[1:3]:
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                pass
+            else:
+                return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -358,8 +369,10 @@ class KindRun(Protocol):
     on ``decide`` depends on the run's state only, changes none of it that another row's
     decision reads, and the run can be copied into worker processes (forked). A large
     file is then decided in a pool of workers (see :mod:`leadledger.imports.runner`);
-    ``present`` is then given the record ids with empty values, and ``decide`` may be
-    called for a row that ``present`` then finds (its decision is dropped)."""
+    such a run also offers ``present_ids(records: Sequence[bytes]) -> set[bytes]``,
+    ``present`` for record ids as their 16 bytes (the pool makes no ``UUID`` of them),
+    and ``decide`` may be called for a row that ``present_ids`` then finds (its decision
+    is dropped)."""
 
     scan_fields: frozenset[str]
     """Fields the first, cheap pass reads from every row (empty: no such pass)."""

@@ -26,6 +26,7 @@ nothing), and the remaining rows are checked for the report.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import pickle
@@ -34,13 +35,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from itertools import accumulate
 from typing import IO, Any, Literal
 from uuid import UUID
 
 from aggregates.base import CommandMeta
 from aggregates.errors import DomainError, InvalidValue, NotPermitted, RuleViolation
-from event_store.bulk import StoredRow, bulk_append, encode
+from event_store.bulk import Chunk, Prepared, bulk_append, encode
 from event_store.store import ConcurrencyError
 from leadledger.imports.base import (
     IMPORT_NAMESPACE,
@@ -49,7 +52,6 @@ from leadledger.imports.base import (
     RowRefused,
     Session,
     import_uuid,
-    uuid_of,
 )
 from leadledger.imports.files import SourceFile
 
@@ -195,12 +197,12 @@ class _Spool:
         self.file: IO[bytes] = tempfile.TemporaryFile(prefix="leadledger-import-")  # noqa: SIM115
         self.count = 0
 
-    def add(self, rows: list[StoredRow]) -> None:
+    def add(self, rows: Chunk) -> None:
         if rows:
             pickle.dump(rows, self.file, protocol=pickle.HIGHEST_PROTOCOL)
             self.count += len(rows)
 
-    def chunks(self) -> Iterator[list[StoredRow]]:
+    def chunks(self) -> Iterator[Chunk]:
         self.file.seek(0)
         while True:
             try:
@@ -242,6 +244,51 @@ def run_import(
     commit). ``workers``: the processes deciding rows (default: the cores, at most
     ``MAX_WORKERS``, for a file of ``POOL_MIN_BYTES`` or more read in the main thread
     (the CLI; not a server's request thread); 1: this process)."""
+    with _collector_paused():
+        return _run_import(
+            session,
+            kind,
+            source,
+            columns,
+            mode,
+            dry_run,
+            checked=checked,
+            written=written,
+            writing=writing,
+            workers=workers,
+        )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused for the import (in the main thread: a CLI's
+    run; a server's request thread leaves it alone). An import allocates millions of
+    short-lived, acyclic objects (its rows, their values, their events; freed by their
+    reference counts), and each of the collector's passes would walk them all again
+    (≈ 10 % of the importing process's time and its workers', forked with it paused)."""
+    if threading.current_thread() is not threading.main_thread() or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _run_import(
+    session: Session,
+    kind: Kind,
+    source: SourceFile,
+    columns: ColumnMap,
+    mode: Mode,
+    dry_run: bool,
+    *,
+    checked: Callable[[int], object] | None,
+    written: Callable[[int], object] | None,
+    writing: Callable[[int], object] | None,
+    workers: int | None,
+) -> ImportReport:
     if workers is None:
         workers = _default_workers(source)
     started = time.perf_counter()
@@ -366,7 +413,7 @@ def _decide_all(
         fresh = [p for p in parsed if p[1] not in existing]
         report.already_imported += len(parsed) - len(fresh)
         run.prefetch([(number, values) for number, _, values in fresh])
-        encoded: list[StoredRow] = []
+        encoded = Prepared()  # spooled as three lists of bytes, not a UUID per event
         for number, rid, values in fresh:
             try:
                 specs = run.decide(number, rid, values, meta_of(number))
@@ -377,7 +424,8 @@ def _decide_all(
             report.accepted += 1
             report.events += len(specs)
             if spool is not None:
-                encoded.extend(encode(store, s, v, e) for s, v, e in specs)
+                for s, v, e in specs:
+                    encoded.add(encode(store, s, v, e))
         if spool is not None:
             spool.add(encoded)
         if checked is not None:
@@ -405,12 +453,11 @@ class _Rejected(Exception):
     """A row was refused in mode ``all``: the open write is rolled back."""
 
 
-WireRow = tuple[bytes, int, str, bytes]
-"""A StoredRow with its stream id as its 16 bytes: pickled to this process and back to a
-``UUID`` at a fraction of a ``UUID``'s pickling cost."""
-Outcome = tuple[int, bytes | None, RowError | None, list[WireRow], int]
-"""A row decided by a worker: (row, record id's bytes or None when the row could not be
-read, its refusal or None, its encoded events, how many)."""
+Decided = tuple[list[int], list[bytes | None], dict[int, RowError], list[int], Prepared]
+"""A batch decided by a worker, in columns (a few objects to pickle, not a few per row):
+its rows' numbers; their record ids as 16 bytes (None: the row could not be read); the
+refusals by the row's index in the batch; how many events each row made; the events,
+prepared for the ``COPY`` (the writing process only numbers and chains them)."""
 
 _JOB: _Job | None = None
 """What the workers decide with (set before they are forked, inherited by them)."""
@@ -425,7 +472,7 @@ class _Job:
     source: SourceFile
 
 
-def _decide_batch(batch: bytes | list[tuple[int, list[Any]]]) -> list[Outcome]:
+def _decide_batch(batch: bytes | list[tuple[int, list[Any]]]) -> Decided:
     """In a worker: a batch of rows (or the batch pickled) read, keyed, decided and
     encoded."""
     rows: list[tuple[int, list[Any]]] = pickle.loads(batch) if isinstance(batch, bytes) else batch
@@ -435,23 +482,34 @@ def _decide_batch(batch: bytes | list[tuple[int, list[Any]]]) -> list[Outcome]:
     meta_of = _row_meta(session, kind, job.source)
     store = session.store
     checksum = job.source.checksum
-    out: list[Outcome] = []
+    numbers: list[int] = []
+    records: list[bytes | None] = []
+    errors: dict[int, RowError] = {}
+    counts: list[int] = []
+    events = Prepared()
+    add = events.add
     for number, cells in rows:
+        numbers.append(number)
         try:
             values = columns.parse(cells)
             rid = kind.record(kind.key(number, values, checksum))
         except RowRefused as refusal:
-            out.append((number, None, _row_error(number, refusal, columns), [], 0))
+            errors[len(records)] = _row_error(number, refusal, columns)
+            records.append(None)
+            counts.append(0)
             continue
         try:
             specs = run.decide(number, rid, values, meta_of(number))
         except (DomainError, RowRefused) as refusal:
-            out.append((number, rid.bytes, _row_error(number, refusal, columns), [], 0))
+            errors[len(records)] = _row_error(number, refusal, columns)
+            records.append(rid.bytes)
+            counts.append(0)
             continue
-        encoded = [encode(store, s, v, e) for s, v, e in specs]
-        wire = [(s.bytes, v, t, state) for s, v, t, state in encoded]
-        out.append((number, rid.bytes, None, wire, len(specs)))
-    return out
+        for s, v, e in specs:
+            add(encode(store, s, v, e))
+        records.append(rid.bytes)
+        counts.append(len(specs))
+    return numbers, records, errors, counts, events
 
 
 class _Pooled:
@@ -476,7 +534,7 @@ class _Pooled:
         self.seen: dict[bytes, int] = {}
         self.spooled: IO[bytes] | None = None
 
-    def chunks(self, checked: Callable[[int], object] | None) -> Iterator[list[StoredRow]]:
+    def chunks(self, checked: Callable[[int], object] | None) -> Iterator[Prepared]:
         """Every batch's accepted events, in file order; the report filled as they come.
         The scan, the prefetch and the workers' start happen here, before any is asked
         for (so not inside a write transaction)."""
@@ -506,9 +564,7 @@ class _Pooled:
             _JOB = None
         return self._results(pool, checked)
 
-    def _results(
-        self, pool: Any, checked: Callable[[int], object] | None
-    ) -> Iterator[list[StoredRow]]:
+    def _results(self, pool: Any, checked: Callable[[int], object] | None) -> Iterator[Prepared]:
         try:
             pending: deque[Any] = deque()
             batches = self._spooled() if self.spooled is not None else _batches(self.source)
@@ -517,13 +573,13 @@ class _Pooled:
                 if len(pending) >= 2 * self.workers:
                     break
             while pending:
-                outcomes: list[Outcome] = pending.popleft().get()
+                decided: Decided = pending.popleft().get()
                 following = next(batches, None)
                 if following is not None:
                     pending.append(pool.apply_async(_decide_batch, (following,)))
-                yield self._take(outcomes)
+                yield self._take(decided)
                 if checked is not None:
-                    checked(len(outcomes))
+                    checked(len(decided[0]))
         finally:
             pool.terminate()
             pool.join()
@@ -539,17 +595,16 @@ class _Pooled:
         while size := self.spooled.read(8):
             yield self.spooled.read(int.from_bytes(size))
 
-    def _take(self, outcomes: list[Outcome]) -> list[StoredRow]:
+    def _take(self, decided: Decided) -> Prepared:
         """A batch's outcomes judged as the serial path judges them."""
+        numbers, records, errors, counts, events = decided
         report, run = self.report, self.run
         seen = self.seen
-        read: list[Outcome] = []
-        for outcome in outcomes:
-            number, rid, error = outcome[0], outcome[1], outcome[2]
-            report.rows += 1
+        read: list[int] = []
+        ids: list[bytes] = []
+        for index, (number, rid) in enumerate(zip(numbers, records, strict=True)):
             if rid is None:
-                assert error is not None
-                report.errors.append(error)
+                report.errors.append(errors[index])
                 run.refused(number)
                 continue
             first = seen.setdefault(rid, number)
@@ -559,30 +614,34 @@ class _Pooled:
                 )
                 run.refused(number)
                 continue
-            read.append(outcome)
-        records = [uuid_of(o[1]) for o in read if o[1] is not None]
-        existing = run.present([(record, {}) for record in records])
-        encoded: list[StoredRow] = []
-        add = encoded.append
-        for (number, _, error, rows, count), record in zip(read, records, strict=True):
-            if record in existing:
+            read.append(index)
+            ids.append(rid)
+        report.rows += len(numbers)
+        existing = run.present_ids(ids)
+        if len(read) == len(numbers) and not existing and not errors:
+            # every row of the batch accepted: its events as the worker sent them
+            report.accepted += len(numbers)
+            report.events += len(events)
+            return events
+        starts = list(accumulate(counts, initial=0))
+        accepted = Prepared()
+        for index, rid in zip(read, ids, strict=True):
+            if rid in existing:
                 report.already_imported += 1
-            elif error is not None:
-                report.errors.append(error)
-                run.refused(number)
+            elif index in errors:
+                report.errors.append(errors[index])
+                run.refused(numbers[index])
             else:
                 report.accepted += 1
-                report.events += count
-                raw = record.bytes
-                for stream, version, topic, state in rows:
-                    add((record if stream == raw else uuid_of(stream), version, topic, state))
-        return encoded
+                report.events += counts[index]
+                accepted.extend(events, starts[index], starts[index + 1])
+        return accepted
 
 
 def _pipeline(
     session: Session,
     pooled: _Pooled,
-    decided: Iterator[list[StoredRow]],
+    decided: Iterator[Prepared],
     started: float,
     writing: Callable[[int], object] | None,
     written: Callable[[int], object] | None,
@@ -591,7 +650,7 @@ def _pipeline(
     report = pooled.report
     deciding = 0.0
 
-    def until_refused() -> Iterable[list[StoredRow]]:
+    def until_refused() -> Iterable[Prepared]:
         nonlocal deciding
         while True:
             began = time.perf_counter()

@@ -25,7 +25,7 @@ from uuid import UUID
 from aggregates import company, lead
 from aggregates.base import CommandMeta
 from commands.companies import load_company_records, survivor_of
-from event_store.bulk import existing_streams
+from event_store.bulk import existing_stream_ids, existing_streams
 from leadledger.imports.base import Field, NewEventSpec, Session, natural_key, record_id
 
 NAME = "leads"
@@ -150,6 +150,10 @@ class LeadRun:
 
     def present(self, rows: Sequence[tuple[UUID, dict[str, Any]]]) -> set[UUID]:
         return existing_streams(self.session.store, [record for record, _ in rows])
+
+    def present_ids(self, records: Sequence[bytes]) -> set[bytes]:
+        """``present`` for record ids as their 16 bytes (the pooled path's)."""
+        return existing_stream_ids(self.session.store, records)
 
     def prefetch(self, rows: Sequence[tuple[int, dict[str, Any]]]) -> None:
         """The companies in the store of every row scanned (at the first call) and of
