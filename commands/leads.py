@@ -109,11 +109,45 @@ def handle_lead_command(
     command: lead.LeadCommand,
     ctx: CommandContext,
 ) -> CommandResult:
-    """Run one command against an existing lead."""
-    state, history = load_lead(store, lead_id)
+    """Run one command against an existing lead.
+
+    First on the lead as this store keeps it, without reading the stream: the append
+    goes in only while the kept last event is still the stream's last in the database
+    (checked in the append's transaction, see ``EventStore.append``). When it is not
+    (another process appended, the log was rewritten), or when that decision refuses,
+    replays or cannot tell, the command is decided again on the stream read afresh,
+    which alone answers."""
+    kept = store.kept(lead_id)
+    if kept and isinstance(kept[0].event, (lead.LeadCreated, lead.LeadImported)):
+        try:
+            return _decide_and_append(store, funnels, lead_id, command, ctx, kept, fresh=False)
+        except Exception:  # decided on what may be behind: judge it on a fresh read
+            pass
+    return _decide_and_append(store, funnels, lead_id, command, ctx, None, fresh=True)
+
+
+def _decide_and_append(
+    store: EventStore,
+    funnels: FunnelCatalog,
+    lead_id: UUID,
+    command: lead.LeadCommand,
+    ctx: CommandContext,
+    kept: list[RecordedEvent] | None,
+    *,
+    fresh: bool,
+) -> CommandResult:
+    if kept is None:
+        state, history = load_lead(store, lead_id)
+    else:
+        history = kept
+        folded = store.fold(history, lead.evolve)
+        assert folded is not None
+        state = folded
     ctx.check(state)  # ownership first: a lead the actor may not act on tells them nothing
     replayed = _replay(history, ctx, store)
     if replayed is not None:
+        if not fresh:
+            raise LookAgain("a replay is answered from the stream as read now")
         return replayed
     if ctx.expected_version is not None and ctx.expected_version != state.version:
         raise VersionConflict(
@@ -122,8 +156,10 @@ def handle_lead_command(
         )
     event = lead.decide(state, command, funnels, ctx.meta)
     try:
-        positions = store.append([NewEvent(lead_id, state.version + 1, event)])
+        positions = store.append([NewEvent(lead_id, state.version + 1, event)], after=history[-1:])
     except ConcurrencyError:
+        if not fresh:
+            raise
         state, history = load_lead(store, lead_id)
         replayed = _replay(history, ctx, store)
         if replayed is not None:
@@ -133,3 +169,7 @@ def handle_lead_command(
             state.version,
         ) from None
     return CommandResult(lead_id, state.version + 1, positions[0])
+
+
+class LookAgain(Exception):
+    """A decision on the kept stream that only a fresh read may answer."""
