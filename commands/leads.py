@@ -79,7 +79,8 @@ def create_lead(
             named = contact.name_first_lead(command.contact_id, command.lead_id, ctx.meta)
             new_events.append(NewEvent(contact.first_lead_stream_id(command.contact_id), 1, named))
         try:
-            positions = store.append(new_events)
+            # the lead's stream kept from here: its next command reads nothing first
+            positions = store.append(new_events, empty=[command.lead_id])
         except ConcurrencyError:
             continue  # a racing lead registered the company or named the contact first, or
             # a replay raced us: look again

@@ -36,8 +36,9 @@ from event_store.chain import (
 )
 
 Expect = tuple[UUID, int, int]
-"""(stream, version, position): an append's decision saw that event last in that stream;
-the append goes in only while it still is the stream's last event in the database."""
+"""(stream, version, position): an append's decision saw that event last in that stream
+(version 0, position 0: saw the stream empty); the append goes in only while it still is
+the stream's last event in the database."""
 
 StreamRow = tuple[int, int, str, bytes]
 """(originator_version, notification_id, topic, state)"""
@@ -165,7 +166,7 @@ class LeadLedgerSQLiteRecorder(_ChainHead, SQLiteProcessRecorder):
             mine = sum(1 for e in written if e.originator_id == stream_id)
             c.execute(self._stale_sql, (stream_id.hex, version, stream_id.hex, version))
             row = c.fetchone()
-            if row[0] != position or row[1] != mine:
+            if (row[0] or 0) != position or row[1] != mine:
                 return True
         return False
 
@@ -600,8 +601,9 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
             taken += (
                 " UNION ALL SELECT e.id, e.version, e.position FROM "
                 "unnest(%s::{id_type}[], %s::bigint[], %s::bigint[]) AS e(id, version, position) "
-                "WHERE NOT EXISTS (SELECT FROM {schema}.{table} t WHERE t.originator_id = e.id "
-                "AND t.originator_version = e.version AND t.notification_id = e.position) "
+                "WHERE (e.version > 0 AND NOT EXISTS (SELECT FROM {schema}.{table} t "
+                "WHERE t.originator_id = e.id AND t.originator_version = e.version "
+                "AND t.notification_id = e.position)) "
                 "OR EXISTS (SELECT FROM {schema}.{table} t WHERE t.originator_id = e.id "
                 "AND t.originator_version > e.version)"
             )

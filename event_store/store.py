@@ -265,13 +265,18 @@ class EventStore:
             self._listeners.append(listener)
 
     def append(
-        self, new_events: Sequence[NewEvent], *, after: Sequence[RecordedEvent] = ()
+        self,
+        new_events: Sequence[NewEvent],
+        *,
+        after: Sequence[RecordedEvent] = (),
+        empty: Sequence[UUID] = (),
     ) -> list[int]:
         """Write all events in one transaction; their positions, in order.
 
         Raises ConcurrencyError when a (stream, version) is taken already, or when one of
         ``after`` (the events the decision saw last in their streams) is not its stream's
-        last event in the database any more: checked in the append's own transaction,
+        last event in the database any more, or one of the ``empty`` streams (those the
+        decision saw with no event) has one: checked in the append's own transaction,
         under its write lock, in the statement that looks for taken versions (no round
         trip of its own). Such an append then also extends this store's kept chain of
         each of those streams with the events it wrote, so that the next command on the
@@ -293,12 +298,13 @@ class EventStore:
             for e in new_events
         ]
         expects: list[Expect] = [(r.stream_id, r.version, r.position) for r in after]
+        expects.extend((stream_id, 0, 0) for stream_id in empty)
         if self._groups is not None and stored:
             positions = self._groups.append(stored, expects)
         else:
             positions = self._insert(stored, expects)
-        if after and positions:
-            self._extend_kept(after, new_events, stored, positions)
+        if expects and positions:
+            self._extend_kept(after, empty, new_events, stored, positions)
         if positions:
             for listener in list(self._listeners):
                 listener(positions[-1])
@@ -317,28 +323,41 @@ class EventStore:
     def _extend_kept(
         self,
         after: Sequence[RecordedEvent],
+        empty: Sequence[UUID],
         new_events: Sequence[NewEvent],
         stored: Sequence[StoredEvent],
         positions: Sequence[int],
     ) -> None:
         """The kept chains that ended with an event of ``after``, extended with what the
-        append just wrote after it (decoded from what was stored, as a load would)."""
-        for last in after:
+        append just wrote after it (decoded from what was stored, as a load would); and
+        the ``empty`` streams kept from what it wrote to them."""
+        targets: list[tuple[UUID, RecordedEvent | None]] = [(r.stream_id, r) for r in after]
+        targets.extend((stream_id, None) for stream_id in empty)
+        for stream_id, last in targets:
             fresh = tuple(
                 RecordedEvent(e.stream_id, e.version, p, self.codec.decode(s.topic, s.state))
                 for e, s, p in zip(new_events, stored, positions, strict=True)
-                if e.stream_id == last.stream_id
+                if e.stream_id == stream_id
             )
-            if not fresh or fresh[0].version != last.version + 1:
+            if not fresh or fresh[0].version != (0 if last is None else last.version) + 1:
                 continue
             with self._streams_lock:
-                kept = self._streams.get(last.stream_id, ())
-                index = self._indexes.get(last.stream_id)
-                if not kept or kept[-1] is not last or index is None:
+                kept = self._streams.get(stream_id, ())
+                index = self._indexes.get(stream_id)
+                if last is None:
+                    if kept:
+                        continue
+                    index = self._indexes[stream_id] = _CommandIndex()
+                elif not kept or kept[-1] is not last or index is None:
                     continue  # another chain by now: the next load will say
                 stream = kept + fresh
-                self._streams[last.stream_id] = stream
+                self._streams[stream_id] = stream
+                self._streams.move_to_end(stream_id)
                 index.extend(stream)
+                while len(self._streams) > STREAM_CACHE_SIZE:
+                    gone, _ = self._streams.popitem(last=False)
+                    self._indexes.pop(gone, None)
+                    self._states.pop(gone, None)
 
     def kept(self, stream_id: UUID) -> list[RecordedEvent]:
         """The stream as this store last loaded or appended it, without reading the

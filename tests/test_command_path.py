@@ -679,13 +679,17 @@ def test_an_append_after_a_kept_event_goes_in_only_while_it_is_the_streams_last(
     store_url: str, store: EventStore
 ) -> None:
     """``append(after=...)``: written, and the kept chain extended, only while the named
-    event is still its stream's last in the database; refused, writing nothing, when
+    event is still its stream's last in the database (``empty=``: while the stream has
+    none); refused, writing nothing, when
     another store appended since, when it was deleted, or when its version now holds
     another event: never a version past a missing one."""
     created = _created()
     lead_id = created.stream_id
-    store.append([created])
-    kept = store.load(lead_id)
+    store.append([created], empty=[lead_id])  # a new stream: kept from what went in
+    kept = store.kept(lead_id)
+    assert [(r.version, r.position) for r in kept] == [(1, 1)]
+    with pytest.raises(ConcurrencyError):  # seen empty, yet it has an event: refused
+        store.append([_paused(lead_id, 2, T0)], empty=[lead_id])
     event = _paused(lead_id, 2, T0 + timedelta(minutes=1))
     store.append([event], after=kept[-1:])
     assert [(r.version, r.position) for r in store.kept(lead_id)] == [(1, 1), (2, 2)]
