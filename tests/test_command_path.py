@@ -779,3 +779,27 @@ def test_two_stores_running_lead_commands_in_turn_keep_the_log_whole(
         assert verify(store).ok
     finally:
         other.close()
+
+
+def test_a_lead_command_on_the_kept_stream_is_never_decided_again_once_appended(
+    store: EventStore,
+) -> None:
+    """Only a refused append sends a decision on the kept stream to a fresh read: an
+    append that went in is not decided again, whatever fails after it."""
+    from aggregates.lead import PauseLead
+    from commands.context import CommandContext
+    from commands.leads import handle_lead_command
+    from tests.factories import FUNNELS
+
+    created = _created()
+    lead_id = created.stream_id
+    store.append([created], empty=[lead_id])
+
+    def failing(position: int) -> None:
+        raise RuntimeError("a listener failed after the append")
+
+    store.on_append(failing)
+    ctx = CommandContext.new(actor="boris", clock=itertools.repeat(T0).__next__)
+    with pytest.raises(RuntimeError):
+        handle_lead_command(store, FUNNELS, lead_id, PauseLead(reason="holiday"), ctx)
+    assert [r.version for r in store.load(lead_id)] == [1, 2]
