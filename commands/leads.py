@@ -79,7 +79,8 @@ def create_lead(
             named = contact.name_first_lead(command.contact_id, command.lead_id, ctx.meta)
             new_events.append(NewEvent(contact.first_lead_stream_id(command.contact_id), 1, named))
         try:
-            positions = store.append(new_events)
+            # the lead's stream kept from here: its next command reads nothing first
+            positions = store.append(new_events, empty=[command.lead_id])
         except ConcurrencyError:
             continue  # a racing lead registered the company or named the contact first, or
             # a replay raced us: look again
@@ -109,21 +110,59 @@ def handle_lead_command(
     command: lead.LeadCommand,
     ctx: CommandContext,
 ) -> CommandResult:
-    """Run one command against an existing lead."""
-    state, history = load_lead(store, lead_id)
-    ctx.check(state)  # ownership first: a lead the actor may not act on tells them nothing
-    replayed = _replay(history, ctx, store)
-    if replayed is not None:
-        return replayed
-    if ctx.expected_version is not None and ctx.expected_version != state.version:
-        raise VersionConflict(
-            f"the lead is at version {state.version}, not {ctx.expected_version}",
-            state.version,
-        )
-    event = lead.decide(state, command, funnels, ctx.meta)
+    """Run one command against an existing lead.
+
+    First on the lead as this store keeps it, without reading the stream: the append
+    goes in only while the kept last event is still the stream's last in the database
+    (checked in the append's transaction, see ``EventStore.append``). When it is not
+    (another process appended, the log was rewritten), or when that decision refuses,
+    replays or cannot tell, the command is decided again on the stream read afresh,
+    which alone answers. Nothing but a refused append is retried after the append: an
+    append that went in is never decided again."""
+    kept = store.kept(lead_id)
+    if kept and isinstance(kept[0].event, (lead.LeadCreated, lead.LeadImported)):
+        try:
+            return _decide_and_append(store, funnels, lead_id, command, ctx, kept)
+        except LookAgain:
+            pass
+    return _decide_and_append(store, funnels, lead_id, command, ctx, None)
+
+
+class LookAgain(Exception):
+    """A decision on the kept stream that only a fresh read may answer."""
+
+
+def _decide_and_append(
+    store: EventStore,
+    funnels: FunnelCatalog,
+    lead_id: UUID,
+    command: lead.LeadCommand,
+    ctx: CommandContext,
+    kept: list[RecordedEvent] | None,
+) -> CommandResult:
+    """The command decided on ``kept`` (raising LookAgain for anything but an accepted
+    append), or, without it, on the stream read now."""
+    if kept is None:
+        state, history = load_lead(store, lead_id)
+        event = _decide(store, funnels, command, ctx, state, history)
+        if isinstance(event, CommandResult):
+            return event
+    else:
+        history = kept
+        try:
+            folded = store.fold(history, lead.evolve)
+            assert folded is not None
+            state = folded
+            event = _decide(store, funnels, command, ctx, state, history)
+        except Exception as exc:  # decided on what may be behind: judge it on a fresh read
+            raise LookAgain(str(exc)) from exc
+        if isinstance(event, CommandResult):  # a replay: answered from the stream as read now
+            raise LookAgain("replay")
     try:
-        positions = store.append([NewEvent(lead_id, state.version + 1, event)])
+        positions = store.append([NewEvent(lead_id, state.version + 1, event)], after=history[-1:])
     except ConcurrencyError:
+        if kept is not None:
+            raise LookAgain("the stream moved since it was kept") from None
         state, history = load_lead(store, lead_id)
         replayed = _replay(history, ctx, store)
         if replayed is not None:
@@ -133,3 +172,24 @@ def handle_lead_command(
             state.version,
         ) from None
     return CommandResult(lead_id, state.version + 1, positions[0])
+
+
+def _decide(
+    store: EventStore,
+    funnels: FunnelCatalog,
+    command: lead.LeadCommand,
+    ctx: CommandContext,
+    state: lead.Lead,
+    history: list[RecordedEvent],
+) -> lead.LeadEvent | CommandResult:
+    """The event the command appends, or its first result when it was recorded already."""
+    ctx.check(state)  # ownership first: a lead the actor may not act on tells them nothing
+    replayed = _replay(history, ctx, store)
+    if replayed is not None:
+        return replayed
+    if ctx.expected_version is not None and ctx.expected_version != state.version:
+        raise VersionConflict(
+            f"the lead is at version {state.version}, not {ctx.expected_version}",
+            state.version,
+        )
+    return lead.decide(state, command, funnels, ctx.meta)

@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 import pyarrow as pa
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteCursor, SQLiteProcessRecorder
 from psycopg import Cursor
@@ -34,6 +34,11 @@ from event_store.chain import (
     link_rows,
     link_stored,
 )
+
+Expect = tuple[UUID, int, int]
+"""(stream, version, position): an append's decision saw that event last in that stream
+(version 0, position 0: saw the stream empty); the append goes in only while it still is
+the stream's last event in the database."""
 
 StreamRow = tuple[int, int, str, bytes]
 """(originator_version, notification_id, topic, state)"""
@@ -139,6 +144,9 @@ class LeadLedgerSQLiteRecorder(_ChainHead, SQLiteProcessRecorder):
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         ids: Sequence[int] | None = super()._insert_events(c, stored_events, **kwargs)
+        expects: Sequence[Expect] = kwargs.get("_expects") or ()
+        if expects and self._stale(c, expects, stored_events):
+            raise IntegrityError("a stream moved since the append's decision saw it")
         if ids and self.chain_enabled:
             prev = self._cached_prev(ids[0])
             if prev is None:
@@ -148,13 +156,39 @@ class LeadLedgerSQLiteRecorder(_ChainHead, SQLiteProcessRecorder):
             self._report_head(kwargs, rows)
         return ids
 
+    def _stale(
+        self, c: SQLiteCursor, expects: Sequence[Expect], written: Sequence[StoredEvent]
+    ) -> bool:
+        """Whether, right after ``written`` went in (under the write lock the INSERT took),
+        some expected event is no longer its stream's last before ``written``: its row is
+        not there at its position, or its stream has other rows after it."""
+        for stream_id, version, position in expects:
+            mine = sum(1 for e in written if e.originator_id == stream_id)
+            c.execute(self._stale_sql, (stream_id.hex, version, stream_id.hex, version))
+            row = c.fetchone()
+            if (row[0] or 0) != position or row[1] != mine:
+                return True
+        return False
+
+    @property
+    def _stale_sql(self) -> str:
+        table = self.events_table_name
+        return (
+            f"SELECT (SELECT rowid FROM {table} WHERE originator_id = ? AND "
+            f"originator_version = ?), (SELECT count(*) FROM {table} "
+            "WHERE originator_id = ? AND originator_version > ?)"
+        )
+
     def insert_event_groups(
-        self, groups: Sequence[Sequence[StoredEvent]]
+        self,
+        groups: Sequence[Sequence[StoredEvent]],
+        expects: Sequence[Sequence[Expect]] | None = None,
     ) -> list[list[int] | None]:
         """Group commit (as the PostgreSQL recorder's): several appends in ONE write
         transaction, each all or nothing on its own (a savepoint each: one whose
-        (stream, version) is taken rolls back alone, its rowids unused, and answers None);
-        then the chain rows of every event written, in order."""
+        (stream, version) is taken, or whose expected last events (``expects``, one list
+        per group) are not their streams' last any more, rolls back alone, its rowids
+        unused, and answers None); then the chain rows of every event written, in order."""
         answers: list[list[int] | None] = [None] * len(groups)
         written: list[StoredEvent] = []
         ids: list[int] = []
@@ -164,6 +198,8 @@ class LeadLedgerSQLiteRecorder(_ChainHead, SQLiteProcessRecorder):
                 c.execute("SAVEPOINT leadledger_append")
                 try:
                     got = list(SQLiteProcessRecorder._insert_events(self, c, group) or [])
+                    if expects and expects[index] and self._stale(c, expects[index], group):
+                        raise sqlite3.IntegrityError("stale")
                 except sqlite3.IntegrityError:
                     c.execute("ROLLBACK TO leadledger_append")
                     c.execute("RELEASE leadledger_append")
@@ -514,16 +550,26 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
         return sealed
 
     def insert_event_groups(
-        self, groups: Sequence[Sequence[StoredEvent]]
+        self,
+        groups: Sequence[Sequence[StoredEvent]],
+        expects: Sequence[Sequence[Expect]] | None = None,
     ) -> list[list[int] | None]:
         """Group commit: the events of several appends in ONE transaction, under one lock
         of the events table, in the order of the groups. Each group stays all or nothing on
         its own: one with a (stream, version) taken already, or claimed by an earlier group
-        of the same call, is left out (None: its append conflicts, as it would have alone),
-        the others get their positions, gap-free, and their chain rows."""
+        of the same call, or whose expected last events (``expects``, one list per group)
+        are not their streams' last any more, is left out (None: its append conflicts, as
+        it would have alone), the others get their positions, gap-free, and their chain
+        rows."""
         plan: dict[str, Any] = {}
         ids = list(
-            self.insert_events([e for g in groups for e in g], _groups=groups, _plan=plan) or []
+            self.insert_events(
+                [e for g in groups for e in g],
+                _groups=groups,
+                _plan=plan,
+                _group_expects=expects or [()] * len(groups),
+            )
+            or []
         )
         answers: list[list[int] | None] = [None] * len(groups)
         at = 0
@@ -534,34 +580,69 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
         return answers
 
     def _taken_keys(
-        self, curs: Cursor[DictRow], keys: Sequence[tuple[UUID | str, int]], limit: int | None
-    ) -> list[tuple[Any, int]]:
-        """Which of the (stream, version) keys are in the table already (up to ``limit``)."""
+        self,
+        curs: Cursor[DictRow],
+        keys: Sequence[tuple[UUID | str, int]],
+        limit: int | None,
+        expects: Sequence[Expect] = (),
+    ) -> list[tuple[Any, int, int | None]]:
+        """Which of the (stream, version) keys are in the table already (up to ``limit``),
+        each with None; in the same statement, each of ``expects`` that is not its
+        stream's last event any more (its row gone or at another position, or a later
+        version there), with its expected position."""
+        taken = (
+            "SELECT t.originator_id, t.originator_version, NULL::bigint AS stale "
+            "FROM {schema}.{table} t "
+            "JOIN unnest(%s::{id_type}[], %s::bigint[]) AS k(id, version) "
+            "ON t.originator_id = k.id AND t.originator_version = k.version"
+        )
+        params: tuple[Any, ...] = ([k[0] for k in keys], [k[1] for k in keys])
+        if expects:
+            taken += (
+                " UNION ALL SELECT e.id, e.version, e.position FROM "
+                "unnest(%s::{id_type}[], %s::bigint[], %s::bigint[]) AS e(id, version, position) "
+                "WHERE (e.version > 0 AND NOT EXISTS (SELECT FROM {schema}.{table} t "
+                "WHERE t.originator_id = e.id AND t.originator_version = e.version "
+                "AND t.notification_id = e.position)) "
+                "OR EXISTS (SELECT FROM {schema}.{table} t WHERE t.originator_id = e.id "
+                "AND t.originator_version > e.version)"
+            )
+            params += tuple([x[i] for x in expects] for i in range(3))
         curs.execute(
             self._query(
-                "SELECT t.originator_id, t.originator_version FROM {schema}.{table} t "
-                "JOIN unnest(%s::{id_type}[], %s::bigint[]) AS k(id, version) "
-                "ON t.originator_id = k.id AND t.originator_version = k.version"
-                + ("" if limit is None else f" LIMIT {int(limit)}"),
+                taken + ("" if limit is None else f" LIMIT {int(limit)}"),
                 id_type=Identifier(self.datastore.originator_id_type),
             ),
-            ([k[0] for k in keys], [k[1] for k in keys]),
+            params,
+            prepare=True,
         )
-        return [(row["originator_id"], row["originator_version"]) for row in curs.fetchall()]
+        return [
+            (row["originator_id"], row["originator_version"], row["stale"])
+            for row in curs.fetchall()
+        ]
 
     def _insert_groups(
         self, curs: Cursor[DictRow], groups: Sequence[Sequence[StoredEvent]], plan: dict[str, Any]
     ) -> None:
         """``insert_event_groups``' insert, under the table lock: the groups that can go in."""
         keys = [(e.originator_id, e.originator_version) for g in groups for e in g]
-        claimed = {(str(k[0]), k[1]) for k in self._taken_keys(curs, keys, None)}
+        expects: Sequence[Sequence[Expect]] = plan.get("expects") or ()
+        found = self._taken_keys(curs, keys, None, [x for g in expects for x in g])
+        claimed = {(str(k[0]), k[1]) for k in found if k[2] is None}
+        stale = {(str(k[0]), k[1], k[2]) for k in found if k[2] is not None}
+        moved: set[str] = set()  # streams an accepted group of this call writes to
         accepted: list[int] = []
         events: list[StoredEvent] = []
         for index, group in enumerate(groups):
             mine = [(str(e.originator_id), e.originator_version) for e in group]
             if len(set(mine)) < len(mine) or not claimed.isdisjoint(mine):
                 continue
+            if expects and any(
+                (str(x[0]), x[1], x[2]) in stale or str(x[0]) in moved for x in expects[index]
+            ):
+                continue
             claimed.update(mine)
+            moved.update(k[0] for k in mine)
             accepted.append(index)
             events.extend(group)
         plan["accepted"] = accepted  # set anew when the library retries the transaction
@@ -575,12 +656,15 @@ class LeadLedgerPostgresRecorder(_ChainHead, PostgresProcessRecorder):
         self._notify_channel(curs)
         groups = kwargs.get("_groups")
         if groups is not None:
+            kwargs["_plan"]["expects"] = kwargs.get("_group_expects")
             self._insert_groups(curs, groups, kwargs["_plan"])
             return
         keys = [(e.originator_id, e.originator_version) for e in stored_events]
-        found = self._taken_keys(curs, keys, 1)
-        taken = found[0] if found else None
+        found = self._taken_keys(curs, keys, 1, kwargs.get("_expects") or ())
+        taken = found[0][:2] if found and found[0][2] is None else None
         duplicated = next((k for k in keys if keys.count(k) > 1), None)
+        if found and found[0][2] is not None:
+            duplicated = found[0][:2]  # a stream moved since the decision saw it
         if taken is not None or duplicated is not None:
             # Fail the transaction the way the library expects (a unique violation), with
             # an explicit position so that no sequence number is consumed.

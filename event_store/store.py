@@ -30,7 +30,7 @@ from eventsourcing.persistence import (
 
 from aggregates.base import DomainEvent
 from event_store.codec import EventCodec
-from event_store.recorders import NotificationRow
+from event_store.recorders import Expect, NotificationRow
 
 
 class ConcurrencyError(Exception):
@@ -101,10 +101,11 @@ GROUP_COMMIT_MAX = 64
 class _Pending:
     """One append waiting in a group commit."""
 
-    __slots__ = ("done", "error", "events", "leads", "positions")
+    __slots__ = ("done", "error", "events", "expects", "leads", "positions")
 
-    def __init__(self, events: list[StoredEvent]) -> None:
+    def __init__(self, events: list[StoredEvent], expects: list[Expect]) -> None:
         self.events = events
+        self.expects = expects
         self.done = threading.Event()
         self.leads = False
         self.positions: list[int] = []
@@ -126,8 +127,10 @@ class GroupCommit:
 
     def __init__(
         self,
-        insert_groups: Callable[[Sequence[Sequence[StoredEvent]]], list[list[int] | None]],
-        insert_one: Callable[[list[StoredEvent]], list[int]],
+        insert_groups: Callable[
+            [Sequence[Sequence[StoredEvent]], Sequence[Sequence[Expect]]], list[list[int] | None]
+        ],
+        insert_one: Callable[[list[StoredEvent], list[Expect]], list[int]],
     ) -> None:
         self._insert_groups = insert_groups
         self._insert_one = insert_one
@@ -135,8 +138,8 @@ class GroupCommit:
         self._queue: list[_Pending] = []
         self._busy = False
 
-    def append(self, events: list[StoredEvent]) -> list[int]:
-        me = _Pending(events)
+    def append(self, events: list[StoredEvent], expects: list[Expect]) -> list[int]:
+        me = _Pending(events, expects)
         with self._lock:
             self._queue.append(me)
             if not self._busy:
@@ -178,7 +181,7 @@ class GroupCommit:
             self._write_alone(batch[0])
             return
         try:
-            answers = self._insert_groups([p.events for p in batch])
+            answers = self._insert_groups([p.events for p in batch], [p.expects for p in batch])
         except Exception:
             for pending in batch:
                 self._write_alone(pending)
@@ -186,14 +189,15 @@ class GroupCommit:
         for pending, positions in zip(batch, answers, strict=True):
             if positions is None:
                 pending.error = ConcurrencyError(
-                    "a (stream, version) of the append is taken already"
+                    "a (stream, version) of the append is taken already, or a stream moved "
+                    "since its decision"
                 )
             else:
                 pending.positions = positions
 
     def _write_alone(self, pending: _Pending) -> None:
         try:
-            pending.positions = self._insert_one(pending.events)
+            pending.positions = self._insert_one(pending.events, pending.expects)
         except BaseException as exc:  # the waiting append raises it
             pending.error = exc
 
@@ -260,10 +264,23 @@ class EventStore:
         with self._lock:
             self._listeners.append(listener)
 
-    def append(self, new_events: Sequence[NewEvent]) -> list[int]:
+    def append(
+        self,
+        new_events: Sequence[NewEvent],
+        *,
+        after: Sequence[RecordedEvent] = (),
+        empty: Sequence[UUID] = (),
+    ) -> list[int]:
         """Write all events in one transaction; their positions, in order.
 
-        Raises ConcurrencyError when a (stream, version) is taken already.
+        Raises ConcurrencyError when a (stream, version) is taken already, or when one of
+        ``after`` (the events the decision saw last in their streams) is not its stream's
+        last event in the database any more, or one of the ``empty`` streams (those the
+        decision saw with no event) has one: checked in the append's own transaction,
+        under its write lock, in the statement that looks for taken versions (no round
+        trip of its own). Such an append then also extends this store's kept chain of
+        each of those streams with the events it wrote, so that the next command on the
+        stream can decide on the kept chain without reading it first (``kept``).
 
         Concurrent appends share transactions (group commit, where the recorder can:
         PostgreSQL): an append that finds another one being written queues, and the
@@ -280,21 +297,74 @@ class EventStore:
             )
             for e in new_events
         ]
+        expects: list[Expect] = [(r.stream_id, r.version, r.position) for r in after]
+        expects.extend((stream_id, 0, 0) for stream_id in empty)
         if self._groups is not None and stored:
-            positions = self._groups.append(stored)
+            positions = self._groups.append(stored, expects)
         else:
-            positions = self._insert(stored)
+            positions = self._insert(stored, expects)
+        if expects and positions:
+            self._extend_kept(after, empty, new_events, stored, positions)
         if positions:
             for listener in list(self._listeners):
                 listener(positions[-1])
         return positions
 
-    def _insert(self, stored: list[StoredEvent]) -> list[int]:
+    def _insert(self, stored: list[StoredEvent], expects: list[Expect] | None = None) -> list[int]:
         try:
-            ids = self.recorder.insert_events(stored)
+            if expects:
+                ids = self.recorder.insert_events(stored, _expects=expects)
+            else:
+                ids = self.recorder.insert_events(stored)
         except IntegrityError as exc:
             raise ConcurrencyError(str(exc)) from exc
         return list(ids or [])
+
+    def _extend_kept(
+        self,
+        after: Sequence[RecordedEvent],
+        empty: Sequence[UUID],
+        new_events: Sequence[NewEvent],
+        stored: Sequence[StoredEvent],
+        positions: Sequence[int],
+    ) -> None:
+        """The kept chains that ended with an event of ``after``, extended with what the
+        append just wrote after it (decoded from what was stored, as a load would); and
+        the ``empty`` streams kept from what it wrote to them."""
+        targets: list[tuple[UUID, RecordedEvent | None]] = [(r.stream_id, r) for r in after]
+        targets.extend((stream_id, None) for stream_id in empty)
+        for stream_id, last in targets:
+            fresh = tuple(
+                RecordedEvent(e.stream_id, e.version, p, self.codec.decode(s.topic, s.state))
+                for e, s, p in zip(new_events, stored, positions, strict=True)
+                if e.stream_id == stream_id
+            )
+            if not fresh or fresh[0].version != (0 if last is None else last.version) + 1:
+                continue
+            with self._streams_lock:
+                kept = self._streams.get(stream_id, ())
+                index = self._indexes.get(stream_id)
+                if last is None:
+                    if kept:
+                        continue
+                    index = self._indexes[stream_id] = _CommandIndex()
+                elif not kept or kept[-1] is not last or index is None:
+                    continue  # another chain by now: the next load will say
+                stream = kept + fresh
+                self._streams[stream_id] = stream
+                self._streams.move_to_end(stream_id)
+                index.extend(stream)
+                while len(self._streams) > STREAM_CACHE_SIZE:
+                    gone, _ = self._streams.popitem(last=False)
+                    self._indexes.pop(gone, None)
+                    self._states.pop(gone, None)
+
+    def kept(self, stream_id: UUID) -> list[RecordedEvent]:
+        """The stream as this store last loaded or appended it, without reading the
+        database: possibly behind (another process appended) or a log since rewritten. A
+        decision on it is safe only when its append names the last event in ``after``."""
+        with self._streams_lock:
+            return list(self._streams.get(stream_id, ()))
 
     def load(self, stream_id: UUID, *, as_of: datetime | None = None) -> list[RecordedEvent]:
         """A stream's events in order; with ``as_of``, only those stamped at or before it."""

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import sys
 import threading
@@ -41,7 +42,7 @@ from aggregates.lead import Lead, LeadCreated, LeadImported, LeadPaused, LeadRes
 from aggregates.lead import evolve as lead_evolve
 from aggregates.lead import fold as lead_fold
 from bench.benchlib import LeadHistory
-from event_store import EventStore, NewEvent, open_event_store
+from event_store import ConcurrencyError, EventStore, NewEvent, open_event_store
 from leadledger.wiring import Platform, event_codec
 from process_managers import runner as runner_module
 from process_managers.runner import ProcessRunner
@@ -832,3 +833,157 @@ def test_a_quiet_round_stores_the_positions_of_ignored_stretches(platform: Platf
     runner.run_once()  # quiet: stored now
     assert runner.state.position(watcher.name) == p1
     assert watcher.seen == []
+
+
+def _delete_versions(store_url: str, stream_id: UUID, versions: list[int]) -> None:
+    """Cut the log back under the stores (a restored dump, a test's DELETE)."""
+    if store_url.startswith("sqlite"):
+        import sqlite3
+
+        path = store_url.removeprefix("sqlite:///")
+        with sqlite3.connect("/" + path if not path.startswith("/") else path) as db:
+            for v in versions:
+                db.execute(
+                    "DELETE FROM stored_events WHERE originator_id = ? AND originator_version = ?",
+                    (stream_id.hex, v),
+                )
+        return
+    schema = store_url.split("schema=")[1]
+    with psycopg.connect(store_url.split("?")[0], autocommit=True) as conn:
+        for v in versions:
+            conn.execute(
+                SQL("DELETE FROM {} WHERE originator_id = %s AND originator_version = %s").format(
+                    Identifier(schema, "stored_events")
+                ),
+                (stream_id, v),
+            )
+
+
+def test_an_append_after_a_kept_event_goes_in_only_while_it_is_the_streams_last(
+    store_url: str, store: EventStore
+) -> None:
+    """``append(after=...)``: written, and the kept chain extended, only while the named
+    event is still its stream's last in the database (``empty=``: while the stream has
+    none); refused, writing nothing, when
+    another store appended since, when it was deleted, or when its version now holds
+    another event: never a version past a missing one."""
+    created = _created()
+    lead_id = created.stream_id
+    store.append([created], empty=[lead_id])  # a new stream: kept from what went in
+    kept = store.kept(lead_id)
+    assert [(r.version, r.position) for r in kept] == [(1, 1)]
+    with pytest.raises(ConcurrencyError):  # seen empty, yet it has an event: refused
+        store.append([_paused(lead_id, 2, T0)], empty=[lead_id])
+    event = _paused(lead_id, 2, T0 + timedelta(minutes=1))
+    store.append([event], after=kept[-1:])
+    assert [(r.version, r.position) for r in store.kept(lead_id)] == [(1, 1), (2, 2)]
+    other = open_event_store(store_url, event_codec())
+    try:
+        assert store.kept(lead_id) == other.load(lead_id)  # as a load would have it
+        other.append([_resumed(lead_id, 3, T0 + timedelta(minutes=2))])  # behind `store`
+        other.append([_created()])  # another lead's, at 4: the log goes on past 3
+        with pytest.raises(ConcurrencyError):
+            store.append([_resumed(lead_id, 3, T0)], after=store.kept(lead_id)[-1:])
+        with pytest.raises(ConcurrencyError):  # a later version there: refused as well
+            store.append([_resumed(lead_id, 4, T0)], after=store.kept(lead_id)[-1:])
+        assert [r.version for r in store.load(lead_id)] == [1, 2, 3]
+        # the last event deleted under both stores: an append after it is refused
+        _delete_versions(store_url, lead_id, [3])
+        with pytest.raises(ConcurrencyError):
+            store.append([_paused(lead_id, 4, T0)], after=store.kept(lead_id)[-1:])
+        # its version taken again by another event (at another position): refused too
+        assert [r.version for r in other.load(lead_id)] == [1, 2]
+        other.append([_resumed(lead_id, 3, T0 + timedelta(minutes=3))])
+        with pytest.raises(ConcurrencyError):
+            store.append([_paused(lead_id, 4, T0)], after=store.kept(lead_id)[-1:])
+        fresh = store.load(lead_id)
+        assert [(r.version, r.position) for r in fresh] == [(1, 1), (2, 2), (3, 5)]
+        store.append([_paused(lead_id, 4, T0 + timedelta(minutes=4))], after=fresh[-1:])
+        assert store.kept(lead_id) == other.load(lead_id)
+        assert [(r.version, r.position) for r in store.kept(lead_id)] == [
+            (1, 1),
+            (2, 2),
+            (3, 5),
+            (4, 6),
+        ]
+        assert [n.id for n in store.read(0, 100)] == [1, 2, 4, 5, 6]  # only the deleted 3
+    finally:
+        other.close()
+
+
+def test_two_stores_running_lead_commands_in_turn_keep_the_log_whole(
+    store_url: str, store: EventStore
+) -> None:
+    """Two stores on one database run commands on one lead in turn, each deciding first
+    on its kept chain: each command is applied once on the lead as the log has it (the
+    one behind decides again on a fresh read), versions and positions are gap-free, the
+    hash chain verifies, and a store's second command in a row reads nothing first."""
+    from aggregates.lead import PauseLead, ResumeLead
+    from commands.context import CommandContext
+    from commands.leads import handle_lead_command
+    from event_store import verify
+    from tests.factories import FUNNELS
+
+    created = _created()
+    lead_id = created.stream_id
+    store.append([created])
+    other = open_event_store(store_url, event_codec())
+    reads: list[UUID] = []
+    for s in (store, other):
+        read = s.recorder.select_stream  # type: ignore[attr-defined]
+
+        def counted(stream_id: UUID, *rest: Any, _read: Any = read) -> Any:
+            reads.append(stream_id)
+            return _read(stream_id, *rest)
+
+        s.recorder.select_stream = counted  # type: ignore[attr-defined]
+    try:
+        turns = [store, other, other, store, store, other, store, other, other, other]
+        for n, s in enumerate(turns):
+            ctx = CommandContext.new(
+                actor="boris", clock=itertools.repeat(T0 + timedelta(minutes=n)).__next__
+            )
+            command = PauseLead(reason="holiday") if n % 2 == 0 else ResumeLead()
+            reads.clear()
+            result = handle_lead_command(s, FUNNELS, lead_id, command, ctx)
+            assert result.version == n + 2
+            if n > 0 and turns[n - 1] is s:
+                assert reads == []  # decided on its kept chain, nothing read first
+        expected = open_event_store(store_url, event_codec())
+        try:
+            log = expected.load(lead_id)
+        finally:
+            expected.close()
+        assert [r.version for r in log] == list(range(1, len(turns) + 2))
+        assert [type(r.event).__name__ for r in log[1:]] == [
+            "LeadPaused" if n % 2 == 0 else "LeadResumed" for n in range(len(turns))
+        ]
+        assert [n.id for n in store.read(0, 100)] == list(range(1, len(turns) + 2))
+        assert store.load(lead_id) == log == other.load(lead_id)
+        assert verify(store).ok
+    finally:
+        other.close()
+
+
+def test_a_lead_command_on_the_kept_stream_is_never_decided_again_once_appended(
+    store: EventStore,
+) -> None:
+    """Only a refused append sends a decision on the kept stream to a fresh read: an
+    append that went in is not decided again, whatever fails after it."""
+    from aggregates.lead import PauseLead
+    from commands.context import CommandContext
+    from commands.leads import handle_lead_command
+    from tests.factories import FUNNELS
+
+    created = _created()
+    lead_id = created.stream_id
+    store.append([created], empty=[lead_id])
+
+    def failing(position: int) -> None:
+        raise RuntimeError("a listener failed after the append")
+
+    store.on_append(failing)
+    ctx = CommandContext.new(actor="boris", clock=itertools.repeat(T0).__next__)
+    with pytest.raises(RuntimeError):
+        handle_lead_command(store, FUNNELS, lead_id, PauseLead(reason="holiday"), ctx)
+    assert [r.version for r in store.load(lead_id)] == [1, 2]

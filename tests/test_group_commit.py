@@ -72,9 +72,9 @@ def test_concurrent_appends_share_transactions_and_keep_their_own_answers(
     assert store._groups is not None
     inner = store._groups._insert_groups
 
-    def counted(groups: Any) -> list[list[int] | None]:
+    def counted(groups: Any, *expects: Any) -> list[list[int] | None]:
         sizes.append(len(groups))
-        return inner(groups)
+        return inner(groups, *expects)
 
     monkeypatch.setattr(store._groups, "_insert_groups", counted)
     threads, rounds = 16, 12
@@ -131,7 +131,7 @@ def test_a_group_that_fails_otherwise_writes_each_append_alone(
     assert store._groups is not None
     calls: list[int] = []
 
-    def broken(groups: Any) -> list[list[int] | None]:
+    def broken(groups: Any, *expects: Any) -> list[list[int] | None]:
         calls.append(len(groups))
         raise RuntimeError("the group's transaction failed")
 
@@ -140,9 +140,9 @@ def test_a_group_that_fails_otherwise_writes_each_append_alone(
     gate = threading.Event()
     inner_one = store._groups._insert_one
 
-    def slow_one(events: list[StoredEvent]) -> list[int]:
+    def slow_one(events: list[StoredEvent], *expects: Any) -> list[int]:
         gate.wait(5)
-        return inner_one(events)
+        return inner_one(events, *expects)
 
     monkeypatch.setattr(store._groups, "_insert_one", slow_one)
     results: dict[int, Any] = {}
@@ -175,4 +175,24 @@ def test_a_group_that_fails_otherwise_writes_each_append_alone(
     assert isinstance(results[2], ConcurrencyError)
     assert sorted([results[1][0], results[3][0]]) == [2, 3]
     assert _positions(store) == [1, 2, 3]
+    assert verify(store).ok
+
+
+def test_a_group_whose_expected_last_event_moved_is_left_out_alone(store: EventStore) -> None:
+    """``insert_event_groups(groups, expects)``: a group goes in only while each event it
+    expects is still its stream's last (in the database, and not moved by an earlier
+    group of the same call); the others are written, gap-free."""
+    a, b = _created(), _created()
+    store.append([a, b])  # positions 1, 2
+    recorder: Any = store.recorder
+    a1, b1 = (a.stream_id, 1, 1), (b.stream_id, 1, 2)
+    groups = [
+        [_stored(store, a.stream_id, 2)],  # after a's 1: fine
+        [_stored(store, b.stream_id, 2)],  # expects b's 1 at position 1: it is at 2, out
+        [_stored(store, b.stream_id, 2)],  # after b's 1 at 2: fine
+        [_stored(store, a.stream_id, 3)],  # a's 1 is not a's last any more (group 0): out
+    ]
+    answers = recorder.insert_event_groups(groups, [[a1], [(b.stream_id, 1, 1)], [b1], [a1]])
+    assert answers == [[3], None, [4], None]
+    assert _positions(store) == [1, 2, 3, 4]
     assert verify(store).ok

@@ -90,8 +90,8 @@ class RecordingStore(EventStore):
         super().__init__(inner.recorder, inner.codec, inner._factory)
         self.appended: list[NewEvent] = []
 
-    def append(self, new_events: Sequence[NewEvent]) -> list[int]:
-        positions = super().append(new_events)
+    def append(self, new_events: Sequence[NewEvent], **kwargs: Any) -> list[int]:
+        positions = super().append(new_events, **kwargs)
         self.appended.extend(new_events)
         return positions
 
