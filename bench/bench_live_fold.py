@@ -100,7 +100,9 @@ def measure(log_path: Path, workdir: Path, pages: int) -> dict[str, Any]:
     for size in SIZES:
         spent: dict[str, float] = collections.defaultdict(float)
         for projection in projections:
-            projection.apply = timed(projection.name, type(projection).apply.__get__(projection), spent)  # type: ignore[method-assign]
+            projection.apply = timed(
+                projection.name, type(projection).apply.__get__(projection), spent
+            )  # type: ignore[method-assign]
         cpu = time.process_time()
         wall = time.perf_counter()
         for _ in range(pages):
@@ -157,9 +159,7 @@ def report(runs: list[tuple[str, dict[str, Any]]]) -> str:
             )
             if max(r[str(size)]["projections"].get(name, 0.0) for _, r in runs) >= 0.05
         ]
-        rows.insert(
-            0, ("(whole page, wall)", *(f"{r[str(size)]['page_ms']:.2f}" for _, r in runs))
-        )
+        rows.insert(0, ("(whole page, wall)", *(f"{r[str(size)]['page_ms']:.2f}" for _, r in runs)))
         rows.insert(
             1, ("(whole page, CPU)", *(f"{r[str(size)]['page_cpu_ms']:.2f}" for _, r in runs))
         )
