@@ -100,9 +100,8 @@ def measure(log_path: Path, workdir: Path, pages: int) -> dict[str, Any]:
     for size in SIZES:
         spent: dict[str, float] = collections.defaultdict(float)
         for projection in projections:
-            projection.apply = timed(
-                projection.name, type(projection).apply.__get__(projection), spent
-            )  # type: ignore[method-assign]
+            apply = type(projection).apply.__get__(projection)
+            projection.apply = timed(projection.name, apply, spent)  # type: ignore[method-assign]
         cpu = time.process_time()
         wall = time.perf_counter()
         for _ in range(pages):
