@@ -132,36 +132,29 @@ def _ddl(table: str, columns: tuple[tuple[str, str], ...]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table} ({body})"
 
 
-TOUCHED_SQL = f"""
-CREATE OR REPLACE TEMP TABLE _cohort_touched AS
-WITH deals_in AS (SELECT DISTINCT stream_id AS id FROM _page WHERE topic IN ({_in(DEAL_TOPICS)})),
-projects_in AS (
-  SELECT DISTINCT stream_id AS id FROM _page WHERE topic IN ({_in(PROJECT_TOPICS)})
-)
-SELECT stream_id AS lead_id FROM _page WHERE topic IN ({_in(LEAD_TOPICS)})
-UNION
+# The leads a page's deal and project events touch (their ids: ``$deals``, ``$projects``).
+TOUCHED_SQL = """
 SELECT lead_id FROM leads
-WHERE $others AND (deal_id IN (SELECT id FROM deals_in)
-  OR project_id IN (SELECT id FROM projects_in)
-  OR deal_id IN (SELECT deal_id FROM deals WHERE project_id IN (SELECT id FROM projects_in)))
+WHERE deal_id IN (SELECT unnest($deals))
+  OR project_id IN (SELECT unnest($projects))
+  OR deal_id IN (SELECT deal_id FROM deals WHERE project_id IN (SELECT unnest($projects)))
 """
 
+# The touched leads' months (``$touched``: their ids), read before and after their rows
+# are written.
+MONTHS_OF_SQL = "SELECT DISTINCT month FROM lead_cohorts WHERE lead_id IN (SELECT unnest($touched))"
+
+# The touched leads' rows again, then the touched months (``$months``) counted again.
 WRITE_SQL = (
-    "CREATE OR REPLACE TEMP TABLE _cohort_months AS SELECT DISTINCT month FROM lead_cohorts "
-    "WHERE lead_id IN (SELECT lead_id FROM _cohort_touched)",
-    "DELETE FROM lead_cohorts WHERE lead_id IN (SELECT lead_id FROM _cohort_touched)",
+    "DELETE FROM lead_cohorts WHERE lead_id IN (SELECT unnest($touched))",
     "INSERT INTO lead_cohorts "
-    + COHORT_ROWS_SQL.format(where=" WHERE l.lead_id IN (SELECT lead_id FROM _cohort_touched)")
+    + COHORT_ROWS_SQL.format(where=" WHERE l.lead_id IN (SELECT unnest($touched))")
     + " ORDER BY l.created_at",
-    "INSERT INTO _cohort_months SELECT DISTINCT month FROM lead_cohorts "
-    "WHERE lead_id IN (SELECT lead_id FROM _cohort_touched)",
-    "DELETE FROM cohort_months WHERE month IN (SELECT month FROM _cohort_months)",
+)
+MONTHS_WRITE_SQL = (
+    "DELETE FROM cohort_months WHERE month IN (SELECT unnest($months))",
     "INSERT INTO cohort_months "
-    + MONTHS_SQL.format(
-        rows="lead_cohorts", where=" WHERE month IN (SELECT month FROM _cohort_months)"
-    ),
-    "DROP TABLE _cohort_months",
-    "DROP TABLE _cohort_touched",
+    + MONTHS_SQL.format(rows="lead_cohorts", where=" WHERE month IN (SELECT unnest($months))"),
 )
 
 
@@ -176,6 +169,9 @@ class CohortProjection:
     def __init__(self) -> None:
         self._topic_values = pa.array(sorted(self.topics), pa.string())
         self._other_values = pa.array(sorted(DEAL_TOPICS | PROJECT_TOPICS), pa.string())
+        self._lead_values = pa.array(sorted(LEAD_TOPICS), pa.string())
+        self._deal_values = pa.array(sorted(DEAL_TOPICS), pa.string())
+        self._project_values = pa.array(sorted(PROJECT_TOPICS), pa.string())
 
     @property
     def fingerprint(self) -> str:
@@ -184,7 +180,9 @@ class CohortProjection:
             _ddl("lead_cohorts", COLUMNS),
             _ddl("cohort_months", MONTH_COLUMNS),
             TOUCHED_SQL,
+            MONTHS_OF_SQL,
             *WRITE_SQL,
+            *MONTHS_WRITE_SQL,
             _SOURCE_DIGEST,
         ]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
@@ -198,17 +196,35 @@ class CohortProjection:
         models written without the projector, as benches fill them)."""
         cursor.execute("DELETE FROM lead_cohorts")
         cursor.execute("DELETE FROM cohort_months")
-        cursor.execute("CREATE OR REPLACE TEMP TABLE _cohort_touched AS SELECT lead_id FROM leads")
-        for statement in WRITE_SQL:
-            cursor.execute(statement)
+        cursor.execute(
+            "INSERT INTO lead_cohorts "
+            + COHORT_ROWS_SQL.format(where="")
+            + " ORDER BY l.created_at"
+        )
+        cursor.execute(
+            "INSERT INTO cohort_months " + MONTHS_SQL.format(rows="lead_cohorts", where="")
+        )
 
     def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
         topic = page["topic"]
         if not pc.any(pc.is_in(topic, value_set=self._topic_values)).as_py():
             return
-        # the leads table is read only when a deal or project event may touch its leads
-        others = bool(pc.any(pc.is_in(topic, value_set=self._other_values)).as_py())
-        # on an error the caller rolls the transaction back, the temp tables included
-        cursor.execute(TOUCHED_SQL, {"others": others})
+        # the touched leads found in the page's Arrow columns (the leads table is read
+        # only when a deal or project event may touch its leads), then passed to the
+        # statements as parameters: no temporary tables, no read of the page in DuckDB
+        streams = page["stream_id"]
+        touched = set(streams.filter(pc.is_in(topic, value_set=self._lead_values)).to_pylist())
+        if pc.any(pc.is_in(topic, value_set=self._other_values)).as_py():
+            deals = streams.filter(pc.is_in(topic, value_set=self._deal_values)).to_pylist()
+            projects = streams.filter(pc.is_in(topic, value_set=self._project_values)).to_pylist()
+            found = cursor.execute(TOUCHED_SQL, {"deals": deals, "projects": projects})
+            touched.update(lead_id for (lead_id,) in found.fetchall())
+        if not touched:
+            return
+        ids = {"touched": sorted(touched)}
+        months = {m for (m,) in cursor.execute(MONTHS_OF_SQL, ids).fetchall()}
         for statement in WRITE_SQL:
-            cursor.execute(statement)
+            cursor.execute(statement, ids)
+        months.update(m for (m,) in cursor.execute(MONTHS_OF_SQL, ids).fetchall())
+        for statement in MONTHS_WRITE_SQL:
+            cursor.execute(statement, {"months": sorted(months)})

@@ -73,23 +73,23 @@ def _ddl(table: str, columns: tuple[tuple[str, str], ...]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table} ({body})"
 
 
+# The days of creation of the page's leads (``$leads``: their ids).
 TOUCHED_SQL = (
-    "CREATE OR REPLACE TEMP TABLE _lead_days_touched AS SELECT DISTINCT "
+    "SELECT DISTINCT "
     + DAY.format(column="created_at")
-    + " AS day FROM leads WHERE lead_id IN (SELECT stream_id FROM _page WHERE topic IN ("
-    + ", ".join(f"'{t}'" for t in sorted(TOPICS))
-    + "))"
+    + " FROM leads WHERE lead_id IN (SELECT unnest($leads))"
 )
 
-WRITE_SQL = (
-    "DELETE FROM lead_days WHERE day IN (SELECT day FROM _lead_days_touched)",
-    "INSERT INTO lead_days "
-    + DAYS_SQL.format(
-        where=" WHERE "
-        + DAY.format(column="created_at")
-        + " IN (SELECT day FROM _lead_days_touched)"
-    ),
-    "DROP TABLE _lead_days_touched",
+DELETE_SQL = "DELETE FROM lead_days WHERE day IN (SELECT unnest($days))"
+
+# The rows of the touched days (``{first}``..``{last}``: the first and the last, literal
+# numbers, so that DuckDB skips the row groups of ``leads`` created outside them, by their
+# min/max, instead of computing every lead's day).
+INSERT_SQL = "INSERT INTO lead_days " + DAYS_SQL.format(
+    where=" WHERE created_at >= to_timestamp({first} * 86400)"
+    " AND created_at < to_timestamp(({last} + 1) * 86400) AND "
+    + DAY.format(column="created_at")
+    + " IN (SELECT unnest($days))"
 )
 
 
@@ -105,7 +105,14 @@ class LeadDayProjection:
 
     @property
     def fingerprint(self) -> str:
-        parts = [self.name, _ddl("lead_days", COLUMNS), TOUCHED_SQL, *WRITE_SQL, _SOURCE_DIGEST]
+        parts = [
+            self.name,
+            _ddl("lead_days", COLUMNS),
+            TOUCHED_SQL,
+            DELETE_SQL,
+            INSERT_SQL,
+            _SOURCE_DIGEST,
+        ]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def create_tables(self, cursor: duckdb.DuckDBPyConnection) -> None:
@@ -120,7 +127,14 @@ class LeadDayProjection:
     def apply(self, cursor: duckdb.DuckDBPyConnection, page: pa.Table) -> None:
         if not pc.any(pc.is_in(page["topic"], value_set=self._topic_values)).as_py():
             return
-        # on an error the caller rolls the transaction back, the temp table included
-        cursor.execute(TOUCHED_SQL)
-        for statement in WRITE_SQL:
-            cursor.execute(statement)
+        # the page's leads from its Arrow columns, their days read once, the days passed
+        # to the statements that count them again: no temporary table, no read of the
+        # page in DuckDB, and only the touched days' leads read
+        topic = page["topic"]
+        leads = pc.unique(page["stream_id"].filter(pc.is_in(topic, value_set=self._topic_values)))
+        found = cursor.execute(TOUCHED_SQL, {"leads": leads.to_pylist()}).fetchall()
+        days = [d for (d,) in found if d is not None]  # a day NULL is never counted
+        if not days:
+            return
+        cursor.execute(DELETE_SQL, {"days": days})
+        cursor.execute(INSERT_SQL.format(first=min(days), last=max(days)), {"days": days})

@@ -245,13 +245,21 @@ def _flat_columns(fields: tuple[str, ...]) -> str:
     return ", ".join(columns)
 
 
-def _kinds(imports: bool) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
-    return [k for k in KINDS if imports or k[0] != ("LeadImported",)]
+Kind = tuple[tuple[str, ...], tuple[str, ...]]
+IMPORT_KIND = 1
+"""The index in KINDS of the imports' kind."""
 
 
-def _once(imports: bool) -> list[bool]:
+def page_kinds(present: frozenset[str] | set[str]) -> tuple[int, ...]:
+    """The indices in KINDS of the kinds with an event among the page's topics: a page
+    folds only those (a live page of a few commands has two or three of them, and each
+    kind costs its own statements whatever its number of events)."""
+    return tuple(i for i, (topics, _) in enumerate(KINDS) if not present.isdisjoint(topics))
+
+
+def _once(kinds: list[Kind]) -> list[bool]:
     """Per kind: whether a lead has one event of it at most (its creation)."""
-    return [set(topics) <= BORN_TOPICS for topics, _ in _kinds(imports)]
+    return [set(topics) <= BORN_TOPICS for topics, _ in kinds]
 
 
 def _kind_columns(fields: tuple[str, ...]) -> str:
@@ -286,18 +294,18 @@ def _condition_topics(condition: str) -> set[str]:
     return set(re.findall(r"'(Lead\w+)'", condition))
 
 
-def _kind_setters(imports: bool) -> list[dict[str, list[tuple[str, str]]]]:
+def _kind_setters(kinds: list[Kind], imports: bool) -> list[dict[str, list[tuple[str, str]]]]:
     """Per kind, the setters of its topics (a column some of whose setters are of
     another kind has the others folded there)."""
-    kinds = []
-    for topics, _ in _kinds(imports):
+    folded = []
+    for topics, _ in kinds:
         mine: dict[str, list[tuple[str, str]]] = {}
         for column, setters in _setters(imports).items():
             own = [(c, v) for c, v in setters if _condition_topics(c) & set(topics)]
             if own:
                 mine[column] = own
-        kinds.append(mine)
-    return kinds
+        folded.append(mine)
+    return folded
 
 
 def _setter_aggregates(setters: dict[str, list[tuple[str, str]]], once: bool) -> str:
@@ -318,15 +326,24 @@ def _setter_aggregates(setters: dict[str, list[tuple[str, str]]], once: bool) ->
     return ",\n  ".join(parts)
 
 
-def _setter_columns(imports: bool) -> str:
-    """For each column events set: the version of the page's last event setting it (NULL:
-    none) and its value (which may be NULL), the latest of its kinds'."""
+def _set_sources(kinds: list[Kind], imports: bool) -> dict[str, list[int]]:
+    """Per column the page's kinds set: the indices (in ``kinds``) of those that do."""
     sources: dict[str, list[int]] = {}
-    for i, setters in enumerate(_kind_setters(imports)):
+    for i, setters in enumerate(_kind_setters(kinds, imports)):
         for column in setters:
             sources.setdefault(column, []).append(i)
+    return sources
+
+
+def _setter_columns(kinds: list[Kind], imports: bool) -> str:
+    """For each column the page's events set: the version of the page's last event
+    setting it (NULL: none) and its value (which may be NULL), the latest of its kinds'.
+    A column no kind of the page sets keeps its stored value (``_lead_value``)."""
+    sources = _set_sources(kinds, imports)
     parts = []
     for column in SETTERS:
+        if column not in sources:
+            continue
         indices = sources[column]
         if len(indices) == 1:
             (i,) = indices
@@ -440,7 +457,9 @@ def _setters(imports: bool) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def _lead_value(column: str) -> str:
+def _lead_value(column: str, set_columns: set[str] | dict[str, list[int]]) -> str:
+    if column in SETTERS and column not in set_columns:
+        return f"c.{column}"
     if column in SETTERS:
         return f"CASE WHEN a.has_{column} IS NOT NULL THEN a.last_{column} ELSE c.{column} END"
     computed = {
@@ -556,10 +575,31 @@ VISIT_TOPICS = (
     "LeadQualified",
     "LeadClosed",
 )
-VISIT_EVENTS_SQL = f"""
+VISIT_EVENTS_SQL = """
 CREATE OR REPLACE TEMP VIEW _lead_visit_events AS
-SELECT * FROM _lead_events WHERE topic IN ({", ".join(f"'{t}'" for t in VISIT_TOPICS)})
+{kinds}
 """
+
+
+def _visit_events(kinds: list[Kind]) -> str:
+    """The page's visit events: the union of its kinds that have any (every kind's topics
+    are all visit topics or none: no filter on the topic, which DuckDB would plan as a
+    join in each of the three statements that read the view)."""
+    selects = []
+    for i, (topics, _) in enumerate(kinds):
+        visit = [t for t in topics if t in VISIT_TOPICS]
+        if not visit:
+            continue
+        where = "" if len(visit) == len(topics) else f" WHERE topic IN ({_quoted(visit)})"
+        selects.append(f"SELECT {', '.join(COMMON_COLUMNS)} FROM _lead_kind{i}{where}")
+    if not selects:  # no visit event: an empty view of the same columns
+        return VISIT_EVENTS_SQL.format(kinds="SELECT * FROM _lead_events WHERE FALSE")
+    return VISIT_EVENTS_SQL.format(kinds="\nUNION ALL\n".join(selects))
+
+
+def _quoted(names: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
+
 
 SEQUENCE_SQL = """
 CREATE OR REPLACE TEMP TABLE _lead_sequence AS
@@ -644,7 +684,7 @@ WITH keys AS (
   SELECT DISTINCT lead_id, visit_no FROM _lead_sequence
   UNION
   SELECT c.lead_id, c.visits FROM _lead_current c
-  WHERE c.lead_id IN (SELECT lead_id FROM _lead_events WHERE opens)
+  WHERE c.lead_id IN (SELECT lead_id FROM _lead_visit_events WHERE opens)
 ),
 per_visit AS (
   SELECT lead_id, visit_no,
@@ -743,74 +783,79 @@ class LeadProjection:
             }
         )
         self._topic_values = pa.array(sorted(self.topics), pa.string())
+        self._variants: dict[tuple[int, ...], tuple[tuple[str, ...], str, tuple[str, ...]]] = {}
+
+    def _variant(self, key: tuple[int, ...]) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+        """The statements of a page with the kinds ``key`` (indices in KINDS): those that
+        fold it, the new leads' statement, the drops; built once per set of kinds. A page
+        without LeadImported (a rebuild's usual page) neither parses nor carries the
+        imported fields, nor tests for them."""
+        variant = self._variants.get(key)
+        if variant is not None:
+            return variant
+        imports = IMPORT_KIND in key
+        kinds = [KINDS[i] for i in key]
+        once = _once(kinds)
         topics = ", ".join(f"'{t}'" for t in sorted(self.topics))
-        values = ",\n    ".join(f"{_lead_value(n)} AS {n}" for n, _ in LEADS_COLUMNS)
+        sources = _set_sources(kinds, imports)
+        values = ",\n    ".join(f"{_lead_value(n, sources)} AS {n}" for n, _ in LEADS_COLUMNS)
         final = ", ".join(_final_value(n) for n, _ in LEADS_COLUMNS)
-        # two versions of the page's statements: a page without LeadImported (a rebuild's
-        # usual page) neither parses nor carries the imported fields, nor tests for them
-        self._variants = {
-            imports: (
-                CURRENT_SQL.format(topics=topics),
-                *(
-                    _kind_statement(i, topics, fields, imports)
-                    for i, (topics, fields) in enumerate(_kinds(imports))
+        statements = (
+            CURRENT_SQL.format(topics=topics),
+            *(
+                _kind_statement(i, kind_topics, fields, imports)
+                for i, (kind_topics, fields) in enumerate(kinds)
+            ),
+            EVENTS_SQL.format(
+                kinds="\nUNION ALL\n".join(
+                    f"SELECT {', '.join(COMMON_COLUMNS)} FROM _lead_kind{i}"
+                    for i in range(len(kinds))
+                )
+            ),
+            _visit_events(kinds),
+            SEQUENCE_SQL,
+            *(
+                KIND_SET_SQL.format(
+                    i=i,
+                    what="VIEW" if one else "TABLE",
+                    setters=_setter_aggregates(setters, one),
+                    group="" if one else "GROUP BY lead_id",
+                )
+                for i, (setters, one) in enumerate(
+                    zip(_kind_setters(kinds, imports), once, strict=True)
+                )
+            ),
+            BASE_SQL,
+            AGGREGATE_SQL.format(
+                setters=_setter_columns(kinds, imports),
+                joins="\n".join(
+                    f"LEFT JOIN _lead_set{i} s{i} ON s{i}.lead_id = b.lead_id"
+                    for i in range(len(kinds))
                 ),
-                EVENTS_SQL.format(
-                    kinds="\nUNION ALL\n".join(
-                        f"SELECT {', '.join(COMMON_COLUMNS)} FROM _lead_kind{i}"
-                        for i in range(len(_kinds(imports)))
-                    )
-                ),
-                VISIT_EVENTS_SQL,
-                SEQUENCE_SQL,
-                *(
-                    KIND_SET_SQL.format(
-                        i=i,
-                        what="VIEW" if once else "TABLE",
-                        setters=_setter_aggregates(setters, once),
-                        group="" if once else "GROUP BY lead_id",
-                    )
-                    for i, (setters, once) in enumerate(
-                        zip(_kind_setters(imports), _once(imports), strict=True)
-                    )
-                ),
-                BASE_SQL,
-                AGGREGATE_SQL.format(
-                    setters=_setter_columns(imports),
-                    joins="\n".join(
-                        f"LEFT JOIN _lead_set{i} s{i} ON s{i}.lead_id = b.lead_id"
-                        for i in range(len(_kinds(imports)))
-                    ),
-                ),
-                STEPS_SQL,
-            )
-            for imports in (True, False)
-        }
-        self._drops = {
-            imports: (
-                "DROP VIEW _lead_changes",
-                "DROP VIEW _lead_visit_events",
-                "DROP VIEW _lead_events",
-                *(
-                    f"DROP {'VIEW' if once else 'TABLE'} _lead_set{i}"
-                    for i, once in enumerate(_once(imports))
-                ),
-                *(f"DROP TABLE _lead_kind{i}" for i in range(len(_kinds(imports)))),
-                *(f"DROP TABLE {table}" for table in TEMP_TABLES),
-            )
-            for imports in (True, False)
-        }
-        self._imported = pa.array(["LeadImported"], pa.string())
-        self._new_leads = NEW_LEADS_SQL.format(values=values, final=final)
+            ),
+            STEPS_SQL,
+        )
+        drops = (
+            "DROP VIEW _lead_changes",
+            "DROP VIEW _lead_visit_events",
+            "DROP VIEW _lead_events",
+            *(f"DROP {'VIEW' if one else 'TABLE'} _lead_set{i}" for i, one in enumerate(once)),
+            *(f"DROP TABLE _lead_kind{i}" for i in range(len(kinds))),
+            *(f"DROP TABLE {table}" for table in TEMP_TABLES),
+        )
+        variant = (statements, NEW_LEADS_SQL.format(values=values, final=final), drops)
+        self._variants[key] = variant
+        return variant
 
     @property
     def fingerprint(self) -> str:
         parts = [
             _ddl("leads", LEADS_COLUMNS),
             _ddl("lead_stage_visits", VISITS_COLUMNS),
-            *self._variants[True],
-            *self._variants[False],
-            self._new_leads,
+            # every kind's statements, with and without imports
+            *self._variant(tuple(range(len(KINDS))))[0],
+            *self._variant(tuple(i for i in range(len(KINDS)) if i != IMPORT_KIND))[0],
+            self._variant(tuple(range(len(KINDS))))[1],
             NEW_VISITS_SQL,
             repr(sorted(self._step_rows)),
         ]
@@ -827,8 +872,10 @@ class LeadProjection:
             return
         # On an error the caller rolls the transaction back, temporary tables included.
         cursor.register("_funnel_steps", self._steps)
-        imports = bool(pc.any(pc.is_in(page["topic"], value_set=self._imported)).as_py())
-        for statement in self._variants[imports]:
+        statements, new_leads, drops = self._variant(
+            page_kinds(set(pc.unique(page["topic"]).to_pylist()))
+        )
+        for statement in statements:
             cursor.execute(statement)
         missing = cursor.execute(MISSING_SQL).fetchall()
         if missing:
@@ -836,10 +883,10 @@ class LeadProjection:
                 f"events for lead {missing[0][0]} whose creation was never projected: "
                 "rebuild the read models"
             )
-        cursor.execute(self._new_leads)
+        cursor.execute(new_leads)
         cursor.execute(NEW_VISITS_SQL)
         for statement in WRITE_SQL:
             cursor.execute(statement)
-        for statement in self._drops[imports]:
+        for statement in drops:
             cursor.execute(statement)
         cursor.unregister("_funnel_steps")

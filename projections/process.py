@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -210,17 +211,14 @@ class ProcessVisitProjection:
 
     def __init__(self) -> None:
         self._topic_values = {k.kind: pa.array(sorted(k.topics), pa.string()) for k in KINDS}
+        self._visit_topics = {
+            k.kind: pa.array(sorted(k.topics - {k.owner_changed}), pa.string()) for k in KINDS
+        }
+        touched = " WHERE {key} IN (SELECT unnest($touched))"
         self._statements = {
             k.kind: (
-                "CREATE OR REPLACE TEMP TABLE _process_touched AS "
-                f"SELECT DISTINCT stream_id AS id FROM _page WHERE topic IN "
-                f"({', '.join(repr(t) for t in sorted(k.topics - {k.owner_changed}))})"
-                # a card change touches the record only when it changes the owner
-                f" OR (topic = '{k.owner_changed}'"
-                f" AND json_extract(state, '$.changes.{k.owner.split('.')[1]}') IS NOT NULL)",
-                f"DELETE FROM {k.table} WHERE {k.key} IN (SELECT id FROM _process_touched)",
-                _rebuild_sql(k, " WHERE {key} IN (SELECT id FROM _process_touched)"),
-                "DROP TABLE _process_touched",
+                f"DELETE FROM {k.table}" + touched.format(key=k.key),
+                _rebuild_sql(k, touched),
             )
             for k in KINDS
         }
@@ -257,6 +255,29 @@ class ProcessVisitProjection:
         for kind in KINDS:
             if not pc.any(pc.is_in(topic, value_set=self._topic_values[kind.kind])).as_py():
                 continue
-            # on an error the caller rolls the transaction back, the temp table included
+            touched = self._touched(kind, page)
+            if not touched:
+                continue
             for statement in self._statements[kind.kind]:
-                cursor.execute(statement)
+                cursor.execute(statement, {"touched": touched})
+
+    def _touched(self, kind: ProcessKind, page: pa.Table) -> list[str]:
+        """The records the page touches, found in its Arrow columns (a temporary table
+        of them costs two statements): those with an event that opens or ends a visit,
+        and those whose card change names the owner's column (its JSON parsed here: a
+        page has few of them)."""
+        topic = page["topic"]
+        streams = page["stream_id"]
+        ids = set(
+            streams.filter(pc.is_in(topic, value_set=self._visit_topics[kind.kind])).to_pylist()
+        )
+        if kind.owner_changed:
+            changed = page.filter(pc.equal(topic, kind.owner_changed))
+            column = kind.owner.split(".")[1]
+            for stream_id, state in zip(
+                changed["stream_id"].to_pylist(), changed["state"].to_pylist(), strict=True
+            ):
+                changes = orjson.loads(state).get("changes")
+                if isinstance(changes, dict) and column in changes:
+                    ids.add(stream_id)
+        return sorted(ids)

@@ -272,26 +272,23 @@ _SAME_KEY = (
 
 def _statements(kind: MonthKind) -> tuple[str, ...]:
     key, process = kind.process.key, kind.process.table
-    topics = ", ".join(repr(t) for t in sorted(kind.process.topics))
     case_sql = (
         f"SELECT o.{key}, " + MONTH.format(column="o.first_at") + ", o.funnel, o.owner"
         f" FROM {process} o WHERE o.seq = 1"
     )
     return (
-        "CREATE OR REPLACE TEMP TABLE _pm_touched AS "
-        f"SELECT DISTINCT stream_id AS id FROM _page WHERE topic IN ({topics})",
         # the months, funnels and owners the touched cases were and are counted in
         "CREATE OR REPLACE TEMP TABLE _pm_keys AS "
         f"SELECT month, funnel, owner FROM {kind.cases}"
-        f" WHERE {key} IN (SELECT id FROM _pm_touched) UNION"
+        f" WHERE {key} IN (SELECT unnest($touched)) UNION"
         f" SELECT * EXCLUDE ({key}) FROM ({case_sql}) c"
-        f" WHERE c.{key} IN (SELECT id FROM _pm_touched)",
-        f"DELETE FROM {kind.cases} WHERE {key} IN (SELECT id FROM _pm_touched)",
+        f" WHERE c.{key} IN (SELECT unnest($touched))",
+        f"DELETE FROM {kind.cases} WHERE {key} IN (SELECT unnest($touched))",
         f"INSERT INTO {kind.cases} SELECT * FROM ({case_sql}) c"
-        f" WHERE c.{key} IN (SELECT id FROM _pm_touched)",
-        f"DELETE FROM {kind.open} WHERE {key} IN (SELECT id FROM _pm_touched)",
+        f" WHERE c.{key} IN (SELECT unnest($touched))",
+        f"DELETE FROM {kind.open} WHERE {key} IN (SELECT unnest($touched))",
         f"INSERT INTO {kind.open} "
-        + _open_sql(kind).format(where=f" AND o.{key} IN (SELECT id FROM _pm_touched)"),
+        + _open_sql(kind).format(where=f" AND o.{key} IN (SELECT unnest($touched))"),
         f"DELETE FROM {kind.table} WHERE EXISTS (SELECT 1 FROM _pm_keys k"
         f" WHERE k.month = {kind.table}.month"
         f" AND k.funnel IS NOT DISTINCT FROM {kind.table}.funnel"
@@ -336,7 +333,6 @@ def _statements(kind: MonthKind) -> tuple[str, ...]:
             else ()
         ),
         "DROP TABLE _pm_keys",
-        "DROP TABLE _pm_touched",
     )
 
 
@@ -425,10 +421,17 @@ class ProcessMonthProjection:
         topic = page["topic"]
         for k in MONTH_KINDS:
             values = self._topic_values[k.process.kind]
-            if not pc.any(pc.is_in(topic, value_set=values)).as_py():
+            mine = pc.is_in(topic, value_set=values)
+            if not pc.any(mine).as_py():
                 continue
+            # the touched cases, found in the page's Arrow columns: a parameter of the
+            # statements that read them (a temporary table of them costs two statements)
+            touched = pc.unique(page["stream_id"].filter(mine)).to_pylist()
             # on an error the caller rolls the transaction back, the temp tables included
             for statement in self._statements[k.process.kind]:
-                cursor.execute(statement)
+                if "$touched" in statement:
+                    cursor.execute(statement, {"touched": touched})
+                else:
+                    cursor.execute(statement)
         if pc.any(pc.is_in(topic, value_set=self._directory_topics)).as_py():
             self.derive_departments(cursor)
