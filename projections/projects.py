@@ -21,10 +21,13 @@ stored tasks, in log order), hours logged are inserted, and task updates and com
 update each task once (every field takes its last change of the page; % done the last of
 its changes and completions). Only ordering within a project matters, and these touch no
 row the rare events touch but the task and entry rows they themselves insert first. The
-rare events (creation, card, manual health, corrections, billing) are then folded in
+rare events (creation, card, manual health, corrections, acts) are then folded in
 Python, as the deal models are (:mod:`projections.deals`): decoded once, the rows they
-touch read in one query per table, applied in log order and written back with two
-set-based statements per table (delete the touched keys, insert from an Arrow table).
+touch read in one query per table (a project's row only for the events that change it),
+applied in log order and written back with two set-based statements per table (delete
+the touched keys, insert from an Arrow table). Billing (invoices, payments, acts on
+invoices) is folded set-based after them: its figures depend on the project's amount as
+it stands, not on the order of a card's change and an invoice.
 A project's computed health and status (the most frequent project events: the health
 process manager records the health after every change) set only their own fields, so
 only the last of each in the page counts, and they are not folded in Python: a page whose
