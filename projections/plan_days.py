@@ -54,7 +54,7 @@ def days_sql(calendar: Calendar, where: str) -> str:
     """SQL: the rows of ``plan_days`` of the tasks (``project_tasks`` t of ``projects``
     p) that ``where`` chooses. A task's span and shares are those of
     :func:`queries.projects.planned_in_period`, the working days before a day counted by
-    the same expression, but once per day of the tasks' spans (a calendar joined by
+    the same expression, but once per day of the tasks' spans (a calendar looked up by
     day) instead of on every row of the spread."""
 
     def before(day: str) -> str:
@@ -87,17 +87,30 @@ def days_sql(calendar: Calendar, where: str) -> str:
       SELECT c.*, CAST(unnest(generate_series(c.first, c.last, INTERVAL 1 DAY)) AS DATE) AS day
       FROM counted c
     ),
+    -- the calendar as two lists indexed by day: a lookup per task day instead of a join
+    listed AS (
+      SELECT min(day) AS start, list(before ORDER BY day) AS befores,
+        list(upto ORDER BY day) AS uptos
+      FROM calendar
+    ),
+    looked AS (
+      SELECT s.*, l.befores[date_diff('day', l.start, s.day) + 1] AS before,
+        l.uptos[date_diff('day', l.start, s.day) + 1] AS upto
+      FROM spread s, listed l
+    ),
     shares AS (
       SELECT s.project_id, s.task_id, s.assignee, s.day,
         CASE WHEN s.weight > 0 THEN (
-          round(s.planned_hours * (k.upto - s.first_before) / s.weight, 2)
-          - round(s.planned_hours * (k.before - s.first_before) / s.weight, 2)
+          round(s.planned_hours * (s.upto - s.first_before) / s.weight, 2)
+          - round(s.planned_hours * (s.before - s.first_before) / s.weight, 2)
         )::DECIMAL(18,2)
         ELSE (
           round(s.planned_hours * (date_diff('day', s.first, s.day) + 1) / s.length, 2)
           - round(s.planned_hours * date_diff('day', s.first, s.day) / s.length, 2)
         )::DECIMAL(18,2) END AS planned
-      FROM spread s JOIN calendar k ON k.day = s.day
+      FROM looked s
+      -- a day off of a task with working days has no share (the two roundings are equal)
+      WHERE s.weight = 0 OR s.upto > s.before
     )
     SELECT project_id, task_id, assignee AS person, day, planned FROM shares
     WHERE planned <> 0

@@ -21,10 +21,13 @@ stored tasks, in log order), hours logged are inserted, and task updates and com
 update each task once (every field takes its last change of the page; % done the last of
 its changes and completions). Only ordering within a project matters, and these touch no
 row the rare events touch but the task and entry rows they themselves insert first. The
-rare events (creation, card, manual health, corrections, billing) are then folded in
+rare events (creation, card, manual health, corrections, acts) are then folded in
 Python, as the deal models are (:mod:`projections.deals`): decoded once, the rows they
-touch read in one query per table, applied in log order and written back with two
-set-based statements per table (delete the touched keys, insert from an Arrow table).
+touch read in one query per table (a project's row only for the events that change it),
+applied in log order and written back with two set-based statements per table (delete
+the touched keys, insert from an Arrow table). Billing (invoices, payments, acts on
+invoices) is folded set-based after them: its figures depend on the project's amount as
+it stands, not on the order of a card's change and an invoice.
 A project's computed health and status (the most frequent project events: the health
 process manager records the health after every change) set only their own fields, so
 only the last of each in the page counts, and they are not folded in Python: a page whose
@@ -52,7 +55,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aggregates.billing import payment_status, project_payment
+from aggregates.billing import project_payment
 from aggregates.rules import ProjectRules, Rules
 from aggregates.values import DEFAULT_CURRENCY
 from projections.base import Projection
@@ -261,6 +264,12 @@ BULK_TOPICS = frozenset(
 BILLING_TOPICS = frozenset(
     {"ProjectInvoiceIssued", "ProjectPaymentRecorded", "ProjectInvoiceActed"}
 )
+"""Folded set-based by DuckDB after the Python fold (``BILLING_SQL``)."""
+ROW_TOPICS = frozenset(
+    {"ProjectCreated", "ProjectCardUpdated", "ProjectHealthSet", "ProjectHealthCleared"}
+)
+"""The topics folded in Python that change a project's row: only their projects' rows are
+read and rewritten by Python."""
 PROJECT_TOPICS = frozenset(
     {
         "ProjectCreated",
@@ -335,7 +344,7 @@ SELECT *, topic IN ({_BULK_LIST}) AS bulk FROM flat
 
 MISSING_PROJECT_SQL = """
 SELECT e.stream_id FROM _delivery_events e
-WHERE e.bulk
+WHERE e.topic <> 'ProjectCreated'
   AND NOT EXISTS (SELECT 1 FROM projects p WHERE p.project_id = e.stream_id)
   AND NOT EXISTS (
     SELECT 1 FROM _delivery_events c
@@ -534,6 +543,161 @@ WHERE projects.project_id = l.stream_id
 """
 
 
+_BILLING_SHAPE = orjson.dumps(
+    {
+        "at": "VARCHAR",
+        "actor": "VARCHAR",
+        "project_id": "VARCHAR",
+        "number": "VARCHAR",
+        "invoice_number": "VARCHAR",
+        "act_number": "VARCHAR",
+        "amount": "VARCHAR",
+        "due_date": "VARCHAR",
+        "issued_on": "VARCHAR",
+        "deal_id": "VARCHAR",
+        "organisation": "VARCHAR",
+        "prepayment": "BOOLEAN",
+        "paid_on": "VARCHAR",
+        "invoice_remaining": "VARCHAR",
+    }
+).decode()
+_BILLING_LIST = ", ".join(f"'{t}'" for t in sorted(BILLING_TOPICS))
+
+# The page's billing events, parsed once into flat columns: ``invoice`` is the number of
+# the invoice each names (issued, paid or acted on).
+BILLING_EVENTS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE _billing_events AS
+WITH parsed AS (
+  SELECT position, version, topic, json_transform(state, '{_BILLING_SHAPE}') AS doc
+  FROM _page WHERE topic IN ({_BILLING_LIST})
+)
+SELECT position, version, topic,
+  doc.at::TIMESTAMPTZ AS event_at,
+  doc.actor AS actor,
+  doc.project_id AS project_id,
+  CASE WHEN topic = 'ProjectInvoiceIssued' THEN doc.number ELSE doc.invoice_number END
+    AS invoice,
+  doc.act_number AS act_number,
+  coalesce(doc.amount::DECIMAL(38,2), 0) AS amount,
+  doc.due_date::DATE AS due_date,
+  doc.issued_on::DATE AS issued_on,
+  doc.deal_id AS deal_id,
+  doc.organisation AS organisation,
+  coalesce(doc.prepayment, false) AS prepayment,
+  doc.paid_on::DATE AS paid_on,
+  doc.invoice_remaining::DECIMAL(38,2) AS invoice_remaining
+FROM parsed
+"""
+
+# a billing event needs its project's row (after the Python fold of the page's creations)
+# and no creation of it later in the page; a payment or act its invoice, issued earlier
+MISSING_BILLING_SQL = """
+SELECT 'project', b.project_id, NULL FROM _billing_events b
+WHERE NOT EXISTS (SELECT 1 FROM projects p WHERE p.project_id = b.project_id)
+  OR EXISTS (
+    SELECT 1 FROM _delivery_events c
+    WHERE c.topic = 'ProjectCreated' AND c.stream_id = b.project_id
+      AND c.position > b.position
+  )
+UNION ALL
+SELECT 'invoice', b.project_id, b.invoice FROM _billing_events b
+WHERE b.topic <> 'ProjectInvoiceIssued'
+  AND NOT EXISTS (
+    SELECT 1 FROM project_invoices i
+    WHERE i.project_id = b.project_id AND i.number = b.invoice
+  )
+  AND NOT EXISTS (
+    SELECT 1 FROM _billing_events a
+    WHERE a.topic = 'ProjectInvoiceIssued' AND a.project_id = b.project_id
+      AND a.invoice = b.invoice AND a.position < b.position
+  )
+LIMIT 1
+"""
+
+INSERT_INVOICES_SQL = """
+INSERT INTO project_invoices (project_id, number, amount, due_date, issued_on, issued_at,
+  issued_by, deal_id, organisation, prepayment, paid, remaining, status, payments,
+  last_paid_on, position, acted, acts)
+SELECT project_id, invoice, amount, due_date, issued_on, event_at, actor, deal_id,
+  organisation, prepayment, 0, amount, 'not_paid', 0, NULL, position, 0, []::VARCHAR[]
+FROM _billing_events WHERE topic = 'ProjectInvoiceIssued'
+ORDER BY project_id, invoice
+"""
+
+INSERT_PAYMENTS_SQL = """
+INSERT INTO project_payments (project_id, invoice_number, amount, paid_on,
+  invoice_remaining, recorded_at, recorded_by, position)
+SELECT project_id, invoice, amount, paid_on, invoice_remaining, event_at, actor, position
+FROM _billing_events WHERE topic = 'ProjectPaymentRecorded'
+ORDER BY position
+"""
+
+# each invoice paid or acted on in the page: its payments and acts added, its status
+# (as ``aggregates.billing.payment_status``) of what it has been paid
+UPDATE_INVOICES_SQL = """
+UPDATE project_invoices SET
+  paid = s.paid, remaining = project_invoices.amount - s.paid,
+  status = CASE WHEN s.paid <= 0 THEN 'not_paid'
+    WHEN s.paid >= project_invoices.amount THEN 'paid' ELSE 'partially_paid' END,
+  payments = project_invoices.payments + s.payments,
+  last_paid_on = CASE WHEN s.last_paid_on IS NULL THEN project_invoices.last_paid_on
+    ELSE greatest(coalesce(project_invoices.last_paid_on, s.last_paid_on), s.last_paid_on)
+    END,
+  acted = coalesce(project_invoices.acted, 0) + s.acted,
+  acts = CASE WHEN s.acts IS NULL THEN project_invoices.acts
+    ELSE list_concat(coalesce(project_invoices.acts, []::VARCHAR[]), s.acts) END
+FROM (
+  SELECT b.project_id, b.invoice,
+    any_value(i.paid) + coalesce(sum(b.amount) FILTER (WHERE b.topic = 'ProjectPaymentRecorded'), 0)
+      AS paid,
+    count(*) FILTER (WHERE b.topic = 'ProjectPaymentRecorded') AS payments,
+    max(b.paid_on) FILTER (WHERE b.topic = 'ProjectPaymentRecorded') AS last_paid_on,
+    coalesce(sum(b.amount) FILTER (WHERE b.topic = 'ProjectInvoiceActed'), 0) AS acted,
+    list(b.act_number ORDER BY b.position) FILTER (WHERE b.topic = 'ProjectInvoiceActed')
+      AS acts
+  FROM _billing_events b
+  JOIN project_invoices i ON i.project_id = b.project_id AND i.number = b.invoice
+  WHERE b.topic <> 'ProjectInvoiceIssued'
+  GROUP BY b.project_id, b.invoice
+) s
+WHERE project_invoices.project_id = s.project_id AND project_invoices.number = s.invoice
+"""
+
+# each project billed in the page: its invoices and payments added, its payment figures
+# measured against its amount (as ``aggregates.billing.project_payment``), the version of
+# its billing and the position of its last billing event
+UPDATE_BILLED_SQL = """
+UPDATE projects SET
+  invoiced = s.invoiced, paid = s.paid,
+  invoices = s.invoices, payments = s.payments,
+  remaining = greatest(s.base - s.paid, 0),
+  payment_status = CASE WHEN s.paid <= 0 THEN 'not_paid'
+    WHEN s.paid >= s.base THEN 'paid' ELSE 'partially_paid' END,
+  invoiced_unpaid = greatest(s.invoiced - s.paid, 0),
+  payment_measured_against = s.against,
+  billing_version = s.version,
+  last_position = greatest(coalesce(projects.last_position, s.position), s.position)
+FROM (
+  SELECT p.project_id, p.invoiced + b.invoiced AS invoiced, p.paid + b.paid AS paid,
+    p.invoices + b.invoices AS invoices, p.payments + b.payments AS payments,
+    CASE WHEN coalesce(p.amount, 0) > 0 THEN p.amount ELSE p.invoiced + b.invoiced END
+      AS base,
+    CASE WHEN coalesce(p.amount, 0) > 0 THEN 'amount' ELSE 'invoiced' END AS against,
+    b.version, b.position
+  FROM projects p JOIN (
+    SELECT project_id,
+      coalesce(sum(amount) FILTER (WHERE topic = 'ProjectInvoiceIssued'), 0) AS invoiced,
+      count(*) FILTER (WHERE topic = 'ProjectInvoiceIssued') AS invoices,
+      coalesce(sum(amount) FILTER (WHERE topic = 'ProjectPaymentRecorded'), 0) AS paid,
+      count(*) FILTER (WHERE topic = 'ProjectPaymentRecorded') AS payments,
+      arg_max(version, position) AS version, max(position) AS position
+    FROM _billing_events GROUP BY project_id
+  ) b ON b.project_id = p.project_id
+) s
+WHERE projects.project_id = s.project_id
+"""
+
+
 class _Event(NamedTuple):
     """One event of the page, its JSON decoded (a tuple: cheaper to make than
     ``projections.deals.PageEvent``, read the same way)."""
@@ -580,11 +744,8 @@ class _Page:
 
     projects: dict[str, Row] = field(default_factory=dict)
     entries: dict[tuple[str, str], Row] = field(default_factory=dict)
-    invoices: dict[tuple[str, str], Row] = field(default_factory=dict)
-    payments: list[Row] = field(default_factory=list)
     acts: list[Row] = field(default_factory=list)
     changed_entries: set[tuple[str, str]] = field(default_factory=set)
-    changed_invoices: set[tuple[str, str]] = field(default_factory=set)
 
 
 class ProjectProjection:
@@ -632,16 +793,14 @@ class ProjectProjection:
         kept = cursor.sql("SELECT position FROM _delivery_events WHERE NOT bulk").to_arrow_table()[
             "position"
         ]
-        rest = pc.or_(
-            pc.is_in(picked["position"], value_set=kept),
-            pc.is_in(picked["topic"], value_set=self._billing_values),
-        )
-        events = self._events(picked.filter(rest))
+        events = self._events(picked.filter(pc.is_in(picked["position"], value_set=kept)))
         if events:
             state = self._read(cursor, events)
             for event in events:
                 self._fold(state, event)
             self._write(cursor, state)
+        if pc.any(pc.is_in(picked["topic"], value_set=self._billing_values)).as_py():
+            self._bill(cursor)
         cursor.execute(TASK_HOURS_SQL)
         self._summarise(cursor)
         cursor.execute(LAST_EVENT_SQL)
@@ -672,6 +831,25 @@ class ProjectProjection:
         missing = cursor.fetchone()
         if missing is not None:
             raise MissingCreation("project", str(missing[0]))
+
+    @staticmethod
+    def _bill(cursor: duckdb.DuckDBPyConnection) -> None:
+        """The page's invoices, payments and acts, folded set-based after the Python fold
+        (a project's payment figures depend on its amount, which a card update changes,
+        but only on its amount as it stands: not on the order of the two)."""
+        cursor.execute(BILLING_EVENTS_SQL)
+        cursor.execute(MISSING_BILLING_SQL)
+        missing = cursor.fetchone()
+        if missing is not None:
+            kind, project_id, invoice = missing
+            raise MissingCreation(
+                kind, project_id if invoice is None else f"{invoice} of project {project_id}"
+            )
+        cursor.execute(INSERT_INVOICES_SQL)
+        cursor.execute(UPDATE_INVOICES_SQL)
+        cursor.execute(INSERT_PAYMENTS_SQL)
+        cursor.execute(UPDATE_BILLED_SQL)
+        cursor.execute("DROP TABLE _billing_events")
 
     @staticmethod
     def _check_tasks(cursor: duckdb.DuckDBPyConnection) -> None:
@@ -733,31 +911,13 @@ class ProjectProjection:
         finally:
             cursor.unregister(view)
 
-    @staticmethod
-    def _project_of(event: _Event) -> str:
-        return str(event.doc["project_id"]) if event.topic in BILLING_TOPICS else event.stream_id
-
-    @staticmethod
-    def _invoice_of(event: _Event) -> str:
-        number: str = event.doc[
-            "number" if event.topic == "ProjectInvoiceIssued" else "invoice_number"
-        ]
-        return number
-
     def _read(self, cursor: duckdb.DuckDBPyConnection, events: list[_Event]) -> _Page:
-        """The stored rows the page's events touch, one query per table: a project's tasks
-        only as far as the page's events name them (its task count is on its row)."""
+        """The stored rows the page's events touch, one query per table: the projects
+        only of the events that change a project's row."""
         state = _Page()
-        project_ids = sorted({self._project_of(e) for e in events})
+        project_ids = sorted({e.stream_id for e in events if e.topic in ROW_TOPICS})
         corrected = sorted(
             {(e.stream_id, e.doc["entry_id"]) for e in events if e.topic == "HoursCorrected"}
-        )
-        billed = sorted(
-            {
-                (self._project_of(e), self._invoice_of(e))
-                for e in events
-                if e.topic in BILLING_TOPICS
-            }
         )
         for row in _select(cursor, "projects", PROJECT_COLUMNS, ["project_id"], project_ids):
             state.projects[row["project_id"]] = row
@@ -765,10 +925,6 @@ class ProjectProjection:
             cursor, "time_entries", ENTRY_COLUMNS, ["project_id", "entry_id"], corrected
         ):
             state.entries[(row["project_id"], row["entry_id"])] = row
-        for row in _select(
-            cursor, "project_invoices", INVOICE_COLUMNS, ["project_id", "number"], billed
-        ):
-            state.invoices[(row["project_id"], row["number"])] = row
         return state
 
     def _write(self, cursor: duckdb.DuckDBPyConnection, state: _Page) -> None:
@@ -786,33 +942,25 @@ class ProjectProjection:
             ["project_id", "entry_id"],
             {key: state.entries[key] for key in state.changed_entries},
         )
-        _replace(
-            cursor,
-            "project_invoices",
-            INVOICE_COLUMNS,
-            ["project_id", "number"],
-            {key: state.invoices[key] for key in state.changed_invoices},
-        )
-        if state.payments:
-            _insert(cursor, "project_payments", PAYMENT_COLUMNS, state.payments)
         if state.acts:
             _insert(cursor, "project_acts", ACT_COLUMNS, state.acts)
 
     # --- the fold ---------------------------------------------------------------------
 
     def _fold(self, state: _Page, event: _Event) -> None:
-        if event.topic in BILLING_TOPICS:
-            self._fold_billing(state, event)
-            return
+        """One event folded in Python (the set-based check found the project of each
+        event that does not change the project's row)."""
         if event.topic == "ProjectCreated":
-            project = self._created(event)
-            state.projects[event.stream_id] = project
+            state.projects[event.stream_id] = self._created(event)
+        elif event.topic == "HoursCorrected":
+            self._fold_hours(state, event)
+        elif event.topic == "ProjectActRecorded":
+            self._fold_act(state, event)
         else:
             found = state.projects.get(event.stream_id)
             if found is None:
                 raise MissingCreation("project", event.stream_id)
-            project = found
-            self._fold_project(state, project, event)
+            self._fold_project(found, event)
 
     def _created(self, event: _Event) -> Row:
         doc = event.doc
@@ -865,7 +1013,7 @@ class ProjectProjection:
         _owed(project)
         return project
 
-    def _fold_project(self, state: _Page, project: Row, event: _Event) -> None:
+    def _fold_project(self, project: Row, event: _Event) -> None:
         doc = event.doc
         match event.topic:
             case "ProjectCardUpdated":
@@ -888,23 +1036,24 @@ class ProjectProjection:
                 project["manual_comment"] = None
                 project["manual_health_set_by"] = None
                 project["manual_health_set_at"] = None
-            case "HoursCorrected":
-                self._fold_hours(state, event)
-            case "ProjectActRecorded":
-                state.acts.append(
-                    {
-                        "project_id": event.stream_id,
-                        "number": doc["number"],
-                        "act_date": event.day("act_date"),
-                        "amount": event.money("amount"),
-                        "task_ids": list(doc["task_ids"]),
-                        "services": list(doc["services"]),
-                        "invoice_number": doc.get("invoice_number"),
-                        "recorded_at": event.moment,
-                        "recorded_by": doc["actor"],
-                        "position": event.position,
-                    }
-                )
+
+    @staticmethod
+    def _fold_act(state: _Page, event: _Event) -> None:
+        doc = event.doc
+        state.acts.append(
+            {
+                "project_id": event.stream_id,
+                "number": doc["number"],
+                "act_date": event.day("act_date"),
+                "amount": event.money("amount"),
+                "task_ids": list(doc["task_ids"]),
+                "services": list(doc["services"]),
+                "invoice_number": doc.get("invoice_number"),
+                "recorded_at": event.moment,
+                "recorded_by": doc["actor"],
+                "position": event.position,
+            }
+        )
 
     def _fold_hours(self, state: _Page, event: _Event) -> None:
         """A correction: the entry's hours; its task's and project's sums are DuckDB's."""
@@ -917,75 +1066,6 @@ class ProjectProjection:
         found["corrected"] += 1
         found["corrected_at"] = event.moment
         state.changed_entries.add(key)
-
-    def _fold_billing(self, state: _Page, event: _Event) -> None:
-        doc = event.doc
-        project_id = self._project_of(event)
-        project = state.projects.get(project_id)
-        if project is None:
-            raise MissingCreation("project", project_id)
-        amount = event.money("amount") or ZERO
-        if event.topic == "ProjectInvoiceIssued":
-            key = (project_id, doc["number"])
-            state.invoices[key] = {
-                "project_id": project_id,
-                "number": doc["number"],
-                "amount": amount,
-                "due_date": event.day("due_date"),
-                "issued_on": event.day("issued_on"),
-                "issued_at": event.moment,
-                "issued_by": doc["actor"],
-                "deal_id": doc.get("deal_id"),
-                "organisation": doc.get("organisation"),
-                "prepayment": bool(doc.get("prepayment", False)),
-                "paid": ZERO,
-                "remaining": amount,
-                "status": payment_status(amount, ZERO),
-                "payments": 0,
-                "last_paid_on": None,
-                "position": event.position,
-                "acted": ZERO,
-                "acts": [],
-            }
-            project["invoiced"] += amount
-            project["invoices"] += 1
-        elif event.topic == "ProjectInvoiceActed":
-            key = (project_id, doc["invoice_number"])
-            invoice = state.invoices.get(key)
-            if invoice is None:
-                raise MissingCreation("invoice", f"{key[1]} of project {project_id}")
-            invoice["acted"] = (invoice["acted"] or ZERO) + amount
-            invoice["acts"] = [*(invoice["acts"] or []), doc["act_number"]]
-        else:
-            key = (project_id, doc["invoice_number"])
-            invoice = state.invoices.get(key)
-            if invoice is None:
-                raise MissingCreation("invoice", f"{key[1]} of project {project_id}")
-            paid_on = event.day("paid_on")
-            invoice["paid"] += amount
-            invoice["remaining"] = invoice["amount"] - invoice["paid"]
-            invoice["status"] = payment_status(invoice["amount"], invoice["paid"])
-            invoice["payments"] += 1
-            last = invoice["last_paid_on"]
-            invoice["last_paid_on"] = paid_on if last is None or paid_on > last else last
-            state.payments.append(
-                {
-                    "project_id": project_id,
-                    "invoice_number": key[1],
-                    "amount": amount,
-                    "paid_on": paid_on,
-                    "invoice_remaining": event.money("invoice_remaining"),
-                    "recorded_at": event.moment,
-                    "recorded_by": doc["actor"],
-                    "position": event.position,
-                }
-            )
-            project["paid"] += amount
-            project["payments"] += 1
-        state.changed_invoices.add(key)
-        _owed(project)
-        project["billing_version"] = event.version
-        project["last_position"] = event.position
 
 
 def _owed(project: Row) -> None:
