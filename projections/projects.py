@@ -956,7 +956,7 @@ class ProjectProjection:
             self._fold_hours(state, event)
         elif event.topic == "ProjectActRecorded":
             self._fold_act(state, event)
-        else:
+        elif event.topic in ROW_TOPICS:
             found = state.projects.get(event.stream_id)
             if found is None:
                 raise MissingCreation("project", event.stream_id)
