@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.types import Message, Receive, Scope, Send
 
 from read_api.body_limit import BodyLimit
+from read_api.deps import command_headers
+from read_api.routes import leads
 from schemas.limits import MAX_QUERY_TEXT
 
 LIMIT = 100
@@ -91,3 +94,19 @@ def test_a_query_value_is_bounded_by_its_decoded_length(client: TestClient, text
         assert response.json()["field"] == "manager"
     else:
         assert response.status_code == 200, response.text
+
+
+def test_a_lead_command_solves_no_dependency_but_its_headers() -> None:
+    """Every dependency is solved on the event loop for every command: a lead command
+    takes the platform and the principal through its headers, not through dependencies
+    of its own (the app-wide checks aside)."""
+    commands = [
+        route
+        for route in leads.router.routes
+        if isinstance(route, APIRoute) and "POST" in (route.methods or set())
+    ]
+    assert len(commands) >= 9
+    for route in commands:
+        calls = [dependency.call for dependency in route.dependant.dependencies]
+        assert calls == [command_headers], route.path
+        assert route.dependant.dependencies[0].dependencies == [], route.path
