@@ -320,7 +320,9 @@ async def current_user(request: Request) -> Principal:
 
 def operation(request: Request) -> tuple[str, str]:
     route = request.scope.get("route")
-    path: str = getattr(route, "path", request.url.path)
+    # the request's URL is built only when no route matched (building it costs more
+    # than the rest of the check)
+    path: str = route.path if route is not None else request.url.path
     return request.method, path
 
 

@@ -26,9 +26,14 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared, chunked = _framing(scope)
         if declared is not None and declared > self.max_bytes:
             await payload_too_large(self.max_bytes)(scope, receive, send)
+            return
+        if declared is not None and not chunked:
+            # the server delivers exactly the declared length, within the limit: nothing
+            # to count, and no wrapping of receive and send on every command
+            await self.app(scope, receive, send)
             return
         received = 0
         started = False
@@ -57,17 +62,25 @@ class BodyLimit:
             await payload_too_large(self.max_bytes)(scope, receive, send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The body's declared length (None when undeclared or malformed) and whether it
+    comes with a Transfer-Encoding (which overrides any declared length)."""
+    declared: int | None = None
+    chunked = False
     for name, value in scope["headers"]:
         if name == b"content-length":
             # the server already refused a malformed length; be safe on other servers
-            return int(value) if value.isdigit() else None
-    return None
+            declared = int(value) if value.isdigit() else None
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked
 
 
 async def bounded_query(request: Request) -> None:
     """The app-wide dependency bounding every query-string value (the OpenAPI document
     states the bound as each string parameter's maxLength)."""
+    if len(request.scope["query_string"]) <= MAX_QUERY_TEXT:
+        return  # decoding never lengthens a value: none of them can be over the bound
     for name, value in request.query_params.multi_items():
         if len(value) > MAX_QUERY_TEXT:
             raise BadRequestValue(name, f"must be at most {MAX_QUERY_TEXT} characters")

@@ -16,7 +16,13 @@ from starlette.concurrency import run_in_threadpool
 from aggregates.users import Principal
 from commands.context import MAX_IDEMPOTENCY_KEY, CommandContext, CommandResult
 from leadledger.wiring import Platform
-from read_api.access import RECORD_PARAMS, command_guard, current_user, read_models
+from read_api.access import (
+    RECORD_PARAMS,
+    authenticate,
+    command_guard,
+    current_user,
+    read_models,
+)
 from read_api.errors import BadRequestValue, ReadModelsBehind
 from schemas.limits import MAX_CODE
 
@@ -73,6 +79,13 @@ class CommandHeaders:
         self.idempotency_key = idempotency_key
         self.correlation_id = x_correlation_id
 
+    @property
+    def platform(self) -> Platform:
+        """The platform serving the command (a route that takes the headers needs no
+        platform dependency of its own)."""
+        platform: Platform = self.request.app.state.platform
+        return platform
+
     def context(self, platform: Platform, scope: str, request: Any) -> CommandContext:
         """The command's context; raises NotPermitted when the body names an owner the
         actor may not name. The guard it carries checks the record the handler loads."""
@@ -94,7 +107,6 @@ class CommandHeaders:
 
 async def command_headers(
     request: Request,
-    principal: Annotated[Principal, Depends(current_user)],
     if_match: Annotated[
         str | None,
         Header(
@@ -118,7 +130,10 @@ async def command_headers(
     ] = None,
 ) -> CommandHeaders:
     """A command's headers, parsed on the event loop: a coroutine dependency costs no
-    thread-pool hand-off (a plain function or class would cost one each)."""
+    thread-pool hand-off (a plain function or class would cost one each). The principal
+    is the one the app-wide ``authorize`` parsed, taken without a dependency of its own
+    (each dependency costs the event loop its solving on every command)."""
+    principal = authenticate(request)
     return CommandHeaders(request, principal, if_match, idempotency_key, x_correlation_id)
 
 
