@@ -1094,22 +1094,8 @@ def import_lead(
     return _frozen(LeadImported, fields)
 
 
-_IMPORTED_CARD = (
-    "title",
-    "company_name",
-    "company_id",
-    "repeat",
-    "source",
-    "manager",
-    "expert",
-    "need_maturity",
-    "answer_due",
-    "description",
-    "amount",
-    "currency",
-    "contact",
-    "assessment_required",
-)
+_IMPORTED_CARD = OPENING_CARD[2:]
+"""The opening card after its funnel and stage, which the import decides itself."""
 _ASSESSMENT_MESSAGE = (
     "the lead must be assessed before it is qualified as quality (an "
     "assessment is required by its card or its funnel)"
